@@ -1,0 +1,207 @@
+/**
+ * Guest vCPU: runs a program of loads, stores and HLT, and (in a TD) owns the Linux #VE handler.
+ *
+ * The guest never sees a VM exit: after a fault-like exit it simply gets a VM entry and re-executes the
+ * same instruction at the same RIP (§5c.2 step 7). In a TD, MMIO reaches the guest as a #VE (§6.i phase
+ * B); the handler first calls TDG.VP.VEINFO.GET (interrupts stay blocked until then, §6.i step 7), panics
+ * on an EPT-violation #VE for a private GPA (step 8), and otherwise asks the VMM to emulate the access
+ * with TDG.VP.VMCALL<#VE.RequestMMIO> (steps 9–13). A VMX guest has no #VE: KVM emulates for it.
+ */
+import { setup, assign, emit, and } from 'xstate';
+import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs } from '../../src/protocol/messages.ts';
+import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
+import { TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS } from '../../src/arch/tdcall.ts';
+import { EXIT_REASON_EPT_VIOLATION, DF_VECTOR } from '../../src/arch/vmx.ts';
+import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
+import { sharedBit } from '../../src/arch/gpa.ts';
+import { hex } from '../../src/arch/hex.ts';
+import { movToReg, sizeMask, type GuestOp, type GuestReg, type PlacedInsn } from './program.ts';
+
+export interface GuestVcpuInput {
+  vcpu: number;
+  vmType: 'tdx' | 'vmx';
+  gpaw: 48 | 52;
+  program: readonly PlacedInsn[];
+}
+
+/** What TDG.VP.VEINFO.GET returned (§4.2): exit reason, qualification, GLA, GPA. */
+export interface VeInfoSeen {
+  exitReason: number;
+  exitQualification: bigint;
+  gla: bigint;
+  gpa: bigint;
+}
+
+export interface GuestVcpuContext {
+  vcpu: number;
+  vmType: 'tdx' | 'vmx';
+  /** Linux cc_mask: BIT(gpa_width - 1) (§2); 0 for a VMX guest. */
+  sharedMask: bigint;
+  program: readonly PlacedInsn[];
+  /** Index of the instruction at RIP. */
+  pc: number;
+  regs: Record<GuestReg, bigint>;
+  /** The #VE being handled, as returned by TDG.VP.VEINFO.GET. */
+  ve: VeInfoSeen | null;
+  /** Why the guest died, when it did. */
+  panic: string | null;
+}
+
+type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
+
+const cur = (c: GuestVcpuContext): PlacedInsn | undefined => c.program[c.pc];
+const hw = (c: GuestVcpuContext) => `hw.cpu${c.vcpu}`;
+const tdx = 'tdx';
+
+/** The TDVMCALL register block Linux builds in __tdx_hypercall: R10 = standard, R11 = sub-function (§4.3). */
+function tdvmcall(c: GuestVcpuContext, subfn: number, args: Gprs): Gprs & { vcpu: number } {
+  return { vcpu: c.vcpu, RAX: BigInt(TDG_VP_VMCALL), RCX: TDVMCALL_EXPOSE_REGS_MASK, R10: TDX_HYPERCALL_STANDARD, R11: BigInt(subfn), ...args };
+}
+
+export const guestVcpuMachine = setup({
+  types: {
+    context: {} as GuestVcpuContext,
+    events: {} as MachineEvent,
+    input: {} as GuestVcpuInput,
+    emitted: {} as Emitted,
+  },
+  guards: {
+    programEnded: ({ context }) => cur(context) === undefined,
+    atHlt: ({ context }) => cur(context)?.op === 'hlt',
+    isTd: ({ context }) => context.vmType === 'tdx',
+    /** VMX: KVM emulated the instruction while the guest was out; the entry carries the result. */
+    entryCompletesInsn: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').emulated !== null,
+    veinfoFailed: ({ event }) => payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RAX !== TDX_SUCCESS,
+    veIsPrivateEptViolation: ({ context, event }) => {
+      const r = payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET');
+      return Number(r.RCX) === EXIT_REASON_EPT_VIOLATION && (r.R9! & context.sharedMask) === 0n;
+    },
+    veIsMmio: ({ event }) => Number(payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RCX) === EXIT_REASON_EPT_VIOLATION,
+    tdvmcallFailed: ({ event }) => {
+      const ret = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn;
+      return ret === null || ret.R10 !== TDVMCALL_STATUS_SUCCESS;
+    },
+  },
+  actions: {
+    /** The CPU performs the instruction at RIP; the hardware decides whether it completes, exits or #VEs. */
+    executeInsn: emit(({ context }): Emitted => {
+      const i = cur(context)!;
+      if (i.op === 'load') return out(hw(context), 'insn', 'LOAD', { vcpu: context.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, reg: i.reg });
+      if (i.op === 'store') return out(hw(context), 'insn', 'STORE', { vcpu: context.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, value: i.value });
+      return out(hw(context), 'insn', 'HLT', { vcpu: context.vcpu, rip: i.rip });
+    }),
+    /** Linux TD guests halt with TDG.VP.VMCALL<Instruction.HLT>, R12 = interrupts-blocked flag (§4.3). */
+    tdvmcallHlt: emit(({ context }) =>
+      out(tdx, 'tdcall', 'TDG.VP.VMCALL<Instruction.HLT>', tdvmcall(context, TDVMCALL_INSTRUCTION_HLT, { R12: 0n })),
+    ),
+    veinfoGet: emit(({ context }) => out(tdx, 'tdcall', 'TDG.VP.VEINFO.GET', { vcpu: context.vcpu, RAX: BigInt(TDG_VP_VEINFO_GET) })),
+    recordVe: assign({
+      ve: ({ event }) => {
+        const r = payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET');
+        return { exitReason: Number(r.RCX), exitQualification: r.RDX!, gla: r.R8!, gpa: r.R9! };
+      },
+    }),
+    /** handle_mmio: the instruction at RIP is decoded by the guest itself; R14 = GPA from VE info (§6.i 9). */
+    requestMmio: emit(({ context }) => {
+      const i = cur(context)! as Extract<GuestOp, { op: 'load' | 'store' }>;
+      const write = i.op === 'store';
+      return out(tdx, 'tdcall', 'TDG.VP.VMCALL<#VE.RequestMMIO>', tdvmcall(context, TDVMCALL_VE_REQUEST_MMIO, {
+        R12: BigInt(i.size),
+        R13: write ? 1n : 0n,
+        R14: context.ve!.gpa,
+        R15: write ? i.value & sizeMask(i.size) : 0n,
+      }));
+    }),
+    /** The VMM's answer is in R11 (§6.i 13): write the destination register, advance RIP. */
+    completeMmio: assign(({ context, event }) => {
+      const i = cur(context)!;
+      const ret = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!;
+      const regs = i.op === 'load' ? { ...context.regs, [i.reg]: movToReg(context.regs[i.reg], i.size, ret.R11 ?? 0n) } : context.regs;
+      return { regs, pc: context.pc + 1, ve: null };
+    }),
+    /** VMX: KVM already wrote the register and advanced RIP while emulating. */
+    applyEmulation: assign(({ context, event }) => {
+      const em = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').emulated!;
+      const regs = em.reg !== null && em.value !== null ? { ...context.regs, [em.reg]: em.value } : context.regs;
+      return { regs, pc: context.pc + 1 };
+    }),
+    advance: assign({ pc: ({ context }) => context.pc + 1 }),
+    panicPrivateEptViolation: assign({ panic: () => 'Unexpected EPT-violation on private memory.' }),
+    panicVeinfo: assign({ panic: ({ event }) => `TDG.VP.VEINFO.GET failed: ${hex(payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RAX!)}` }),
+    panicUnhandledVe: assign({ panic: ({ context }) => `Unexpected #VE: exit reason ${context.ve?.exitReason}` }),
+    panicMmio: assign({ panic: () => 'MMIO emulation failed: TDG.VP.VMCALL<#VE.RequestMMIO> returned an error' }),
+    panicDoubleFault: assign({ panic: () => `double fault (#DF, vector ${DF_VECTOR}): a #VE arrived while VE_INFO was still valid` }),
+    reportPanic: emit(({ context }): Emitted => ({ type: 'tdxsim.failure', reason: 'guest panic', detail: `guest.vcpu${context.vcpu}: ${context.panic}` })),
+    unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
+  },
+}).createMachine({
+  id: 'guestVcpu',
+  context: ({ input }) => ({
+    vcpu: input.vcpu,
+    vmType: input.vmType,
+    sharedMask: input.vmType === 'tdx' ? sharedBit(input.gpaw) : 0n,
+    program: input.program,
+    pc: 0,
+    regs: { rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rdi: 0n },
+    ve: null,
+    panic: null,
+  }),
+  initial: 'notEntered',
+  on: {
+    '#DF': { target: '.panicked', actions: 'panicDoubleFault' },
+    '*': { actions: 'unexpected' },
+  },
+  states: {
+    /** Before the first VM entry. */
+    notEntered: {
+      on: { VMLAUNCH: 'dispatching', VMRESUME: 'dispatching' },
+    },
+    dispatching: {
+      always: [
+        { guard: 'programEnded', target: 'programEnded' },
+        { guard: and(['atHlt', 'isTd']), target: 'haltingTd' },
+        { guard: 'atHlt', target: 'haltingVmx' },
+        { target: 'executing' },
+      ],
+    },
+    /** An instruction is in the CPU; a fault-like exit brings us back here at the same RIP. */
+    executing: {
+      entry: 'executeInsn',
+      on: {
+        '#VE': 'inVeHandler',
+        VMRESUME: [{ guard: 'entryCompletesInsn', target: 'dispatching', actions: 'applyEmulation' }, { target: 'executing', reenter: true }],
+      },
+    },
+    /** Linux TD guests never execute HLT: they ask for it with a TDVMCALL, a TD exit (§4.3). */
+    haltingTd: {
+      entry: 'tdvmcallHlt',
+      on: { VMRESUME: { target: 'dispatching', actions: 'advance' } },
+    },
+    /** A VMX guest's HLT is a VM exit to KVM, which blocks the vCPU until a wake-up. */
+    haltingVmx: {
+      entry: 'executeInsn',
+      on: { VMRESUME: { target: 'dispatching', actions: 'advance' } },
+    },
+    /** exc_virtualization_exception: VEINFO.GET first, with interrupts blocked until it returns (§6.i 7). */
+    inVeHandler: {
+      entry: 'veinfoGet',
+      on: {
+        'TDG.VP.VEINFO.GET': [
+          { guard: 'veinfoFailed', target: 'panicked', actions: 'panicVeinfo' },
+          { guard: 'veIsPrivateEptViolation', target: 'panicked', actions: ['recordVe', 'panicPrivateEptViolation'] },
+          { guard: 'veIsMmio', target: 'requestingMmio', actions: 'recordVe' },
+          { target: 'panicked', actions: ['recordVe', 'panicUnhandledVe'] },
+        ],
+      },
+    },
+    /** TDG.VP.VMCALL<#VE.RequestMMIO> is a TD exit; the next VM entry returns from the TDCALL. */
+    requestingMmio: {
+      entry: 'requestMmio',
+      on: {
+        VMRESUME: [{ guard: 'tdvmcallFailed', target: 'panicked', actions: 'panicMmio' }, { target: 'dispatching', actions: 'completeMmio' }],
+      },
+    },
+    programEnded: {},
+    panicked: { entry: 'reportPanic', type: 'final' },
+  },
+});

@@ -1,0 +1,52 @@
+/**
+ * Guest instructions as data. Each instruction gets a RIP and an encoded length as x86 would lay it out,
+ * because exits report RIP and VMX emulation advances RIP by the decoded length (§6.i contrast).
+ */
+
+export type GuestReg = 'rax' | 'rbx' | 'rcx' | 'rdx' | 'rsi' | 'rdi';
+export const GUEST_REGS: readonly GuestReg[] = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi'];
+export type AccessSize = 1 | 2 | 4 | 8;
+
+export type GuestOp =
+  | { op: 'load'; gpa: bigint; gla: bigint; size: AccessSize; reg: GuestReg }
+  | { op: 'store'; gpa: bigint; gla: bigint; size: AccessSize; value: bigint }
+  | { op: 'hlt' };
+
+export type PlacedInsn = GuestOp & { rip: bigint; length: number };
+
+/** Kernel text base of an x86-64 Linux guest without KASLR; only used to give RIPs realistic values. */
+export const GUEST_TEXT_BASE = 0xffffffff81000000n;
+
+/**
+ * Encoded length of `mov reg, [rdi]` / `mov [rdi], reg` at each width: 8A/8B/89 + ModRM = 2 bytes,
+ * plus a 0x66 operand-size prefix for 16-bit or a REX.W prefix for 64-bit; HLT is F4.
+ */
+export function insnLength(op: GuestOp): number {
+  if (op.op === 'hlt') return 1;
+  return op.size === 2 || op.size === 8 ? 3 : 2;
+}
+
+export function placeProgram(ops: readonly GuestOp[]): PlacedInsn[] {
+  let rip = GUEST_TEXT_BASE;
+  return ops.map((op) => {
+    const length = insnLength(op);
+    const placed = { ...op, rip, length } as PlacedInsn;
+    rip += BigInt(length);
+    return placed;
+  });
+}
+
+export function sizeMask(size: number): bigint {
+  return (1n << BigInt(size * 8)) - 1n;
+}
+
+/**
+ * Write a loaded value into a register the way MOV does: a 32-bit destination zero-extends into the full
+ * register, 8- and 16-bit destinations merge into the low bytes, 64-bit replaces (Linux handle_mmio does
+ * the same for the MMIO read it emulates).
+ */
+export function movToReg(old: bigint, size: number, value: bigint): bigint {
+  const v = value & sizeMask(size);
+  if (size === 4 || size === 8) return v;
+  return (old & ~sizeMask(size)) | v;
+}

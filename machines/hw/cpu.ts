@@ -1,0 +1,177 @@
+/**
+ * CPU/EPT hardware of the logical processor running one vCPU.
+ *
+ * It performs the guest's memory accesses: picks the EPT by the GPA shared bit (§1.2: shared EPT if set,
+ * S-EPT if clear; a VMX guest has one EPT), asks the table's owner for the walk (KVM's TDP MMU owns the
+ * shared EPT, the TDX module owns the S-EPT), and then either raises an EPT misconfiguration, an EPT
+ * violation VM exit, or — for a TD, where the TDX module always enables EPT-violation #VE (§6.vii) — a #VE
+ * when the deciding entry has suppress-#VE clear and VE_INFO.valid is 0. Delivering a #VE writes the
+ * VE information area and sets its valid word to 0xFFFFFFFF; while it stays set, further convertible
+ * violations become VM exits (SDM §25.5.6.1). The VE information area lives in the TDVPS, but it is the
+ * CPU that checks and writes it during delivery, so this actor owns it and the TDX module reaches it by
+ * message (VE_INFO_GET) when the guest calls TDG.VP.VEINFO.GET.
+ */
+import { setup, assign, emit } from 'xstate';
+import { out, payloadOf, type MachineEvent, type Outgoing, type MemAccess, type EptKind, type DecodedInsn } from '../../src/protocol/messages.ts';
+import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, VE_VECTOR } from '../../src/arch/vmx.ts';
+import { VE_INFO_VALID } from '../../src/arch/tdxStatus.ts';
+import { sharedBit } from '../../src/arch/gpa.ts';
+import { decideWalk, type WalkOutcome } from './eptWalk.ts';
+
+export interface CpuInput {
+  vcpu: number;
+  vmType: 'tdx' | 'vmx';
+  gpaw: 48 | 52;
+}
+
+/** The #VE information area (§1.2, §1.3 TDVPS VE_INFO). */
+export interface VeInfoArea {
+  exitReason: number;
+  /** Offset 4: 0 = free, 0xFFFFFFFF = holds an undelivered-to-software #VE. */
+  valid: number;
+  exitQualification: bigint;
+  gla: bigint;
+  gpa: bigint;
+  eptpIndex: number;
+}
+
+export interface CpuContext {
+  vcpu: number;
+  vmType: 'tdx' | 'vmx';
+  sharedMask: bigint;
+  /** The access being performed while its walk is outstanding. */
+  access: (MemAccess & { op: 'LOAD' | 'STORE'; ept: EptKind }) | null;
+  /** The last walk's conclusion, kept so a replay shows why the CPU did what it did. */
+  lastWalk: WalkOutcome | null;
+  veInfo: VeInfoArea;
+}
+
+type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
+
+const guest = (c: CpuContext) => `guest.vcpu${c.vcpu}`;
+/** A VM exit lands in the TDX module (SEAM) for a TD, in KVM for a VMX guest. */
+const exitTarget = (c: CpuContext) => (c.vmType === 'tdx' ? 'tdx' : `kvm.vcpu${c.vcpu}`);
+const walkOwner = (ept: EptKind) => (ept === 'secure' ? 'tdx' : 'kvm.mmu');
+const outcome = (c: CpuContext): WalkOutcome => c.lastWalk!;
+
+function decodedInsn(c: CpuContext): DecodedInsn | null {
+  const a = c.access!;
+  if (c.vmType === 'tdx') return null;
+  return a.op === 'LOAD' ? { op: 'load', size: a.size, length: a.length, reg: a.reg ?? 'rax' } : { op: 'store', size: a.size, length: a.length, reg: 'rax', value: a.value };
+}
+
+export const cpuMachine = setup({
+  types: {
+    context: {} as CpuContext,
+    events: {} as MachineEvent,
+    input: {} as CpuInput,
+    emitted: {} as Emitted,
+  },
+  guards: {
+    misconfig: ({ context }) => outcome(context).kind === 'misconfig',
+    /** EPT-violation #VE is on for TDs only; the CPU converts iff SVE = 0 and VE_INFO is free (§1.2). */
+    becomesVe: ({ context }) => {
+      const o = outcome(context);
+      return context.vmType === 'tdx' && o.kind === 'violation' && o.convertible && context.veInfo.valid === 0;
+    },
+    violation: ({ context }) => outcome(context).kind === 'violation',
+  },
+  actions: {
+    beginAccess: assign({
+      access: ({ context, event }) => {
+        const op = event.type as 'LOAD' | 'STORE';
+        const a = payloadOf(event, 'insn', op);
+        const ept: EptKind = context.vmType === 'vmx' ? 'ept' : (a.gpa & context.sharedMask) !== 0n ? 'shared' : 'secure';
+        return { ...a, op, ept };
+      },
+    }),
+    requestWalk: emit(({ context }) => {
+      const a = context.access!;
+      return out(walkOwner(a.ept), 'ept-walk', 'EPT_WALK', { vcpu: context.vcpu, ept: a.ept, gpa: a.gpa });
+    }),
+    decide: assign({
+      lastWalk: ({ context, event }) => {
+        const r = payloadOf(event, 'ept-walk', 'EPT_WALK_RESULT');
+        return decideWalk(r.path, context.access!.op === 'LOAD' ? 'read' : 'write');
+      },
+    }),
+    deliverVe: assign({
+      veInfo: ({ context }) => {
+        const o = outcome(context) as Extract<WalkOutcome, { kind: 'violation' }>;
+        const a = context.access!;
+        return { exitReason: EXIT_REASON_EPT_VIOLATION, valid: VE_INFO_VALID, exitQualification: o.exitQualification, gla: a.gla, gpa: a.gpa, eptpIndex: 0 };
+      },
+    }),
+    injectVe: emit(({ context }) => out(guest(context), 'exception', '#VE', { vcpu: context.vcpu, vector: VE_VECTOR })),
+    exitEptViolation: emit(({ context }) => {
+      const o = outcome(context) as Extract<WalkOutcome, { kind: 'violation' }>;
+      const a = context.access!;
+      return out(exitTarget(context), 'vm-exit', 'EPT_VIOLATION', {
+        vcpu: context.vcpu,
+        exitReason: EXIT_REASON_EPT_VIOLATION,
+        exitQualification: o.exitQualification,
+        gpa: a.gpa,
+        gla: a.gla,
+        rip: a.rip,
+        insn: decodedInsn(context),
+      });
+    }),
+    exitEptMisconfig: emit(({ context }) => {
+      const a = context.access!;
+      return out(exitTarget(context), 'vm-exit', 'EPT_MISCONFIG', { vcpu: context.vcpu, exitReason: EXIT_REASON_EPT_MISCONFIG, gpa: a.gpa, rip: a.rip, insn: decodedInsn(context) });
+    }),
+    /** HLT is an unconditional VM exit for a VMX guest. */
+    exitHlt: emit(({ context, event }) =>
+      out(exitTarget(context), 'vm-exit', 'HLT', { vcpu: context.vcpu, exitReason: EXIT_REASON_HLT, rip: payloadOf(event, 'insn', 'HLT').rip, insnLength: 1 }),
+    ),
+    endAccess: assign({ access: () => null }),
+    /** TDG.VP.VEINFO.GET reads the area and clears the valid word (§4.2). */
+    answerVeInfo: emit(({ context }) => out('tdx', 've-info', 'VE_INFO', { vcpu: context.vcpu, ...context.veInfo })),
+    clearVeInfoValid: assign({ veInfo: ({ context }) => ({ ...context.veInfo, valid: 0 }) }),
+    translatedUnmodelled: emit((): Emitted => ({
+      type: 'tdxsim.failure',
+      reason: 'model limit',
+      detail: 'the access translated to mapped memory; guest RAM contents are not modelled yet',
+    })),
+    unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
+  },
+}).createMachine({
+  id: 'cpu',
+  context: ({ input }) => ({
+    vcpu: input.vcpu,
+    vmType: input.vmType,
+    sharedMask: input.vmType === 'tdx' ? sharedBit(input.gpaw) : 0n,
+    access: null,
+    lastWalk: null,
+    veInfo: { exitReason: 0, valid: 0, exitQualification: 0n, gla: 0n, gpa: 0n, eptpIndex: 0 },
+  }),
+  initial: 'idle',
+  on: {
+    VE_INFO_GET: { actions: ['answerVeInfo', 'clearVeInfoValid'] },
+    '*': { actions: 'unexpected' },
+  },
+  states: {
+    idle: {
+      on: {
+        LOAD: { target: 'walking', actions: 'beginAccess' },
+        STORE: { target: 'walking', actions: 'beginAccess' },
+        HLT: { actions: 'exitHlt' },
+      },
+    },
+    walking: {
+      entry: 'requestWalk',
+      on: {
+        EPT_WALK_RESULT: { target: 'deciding', actions: 'decide' },
+      },
+    },
+    deciding: {
+      always: [
+        { guard: 'misconfig', target: 'idle', actions: ['exitEptMisconfig', 'endAccess'] },
+        { guard: 'becomesVe', target: 'idle', actions: ['deliverVe', 'injectVe', 'endAccess'] },
+        { guard: 'violation', target: 'idle', actions: ['exitEptViolation', 'endAccess'] },
+        { target: 'idle', actions: ['translatedUnmodelled', 'endAccess'] },
+      ],
+    },
+  },
+});

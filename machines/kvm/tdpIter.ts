@@ -1,0 +1,45 @@
+/**
+ * Page-table pages of the TDP MMU and the pre-order walk over them (the kernel's tdp_iter).
+ *
+ * A page is a sparse map index → SPTE. An absent index holds SHADOW_NONPRESENT_VALUE: KVM pre-fills every
+ * new page-table page with it (§3.4), so absent and "non-present with suppress-#VE" are the same thing.
+ * Pages are keyed by host PFN (a number; integer keys keep a canonical order for hashing).
+ */
+import type { WalkStep } from '../../src/protocol/messages.ts';
+import { SHADOW_NONPRESENT_VALUE, isShadowPresentPte, isLargePte, spteToPfn } from '../../src/arch/spte.ts';
+import { pgLevelIndex } from '../../src/arch/gpa.ts';
+
+export type SptPage = Readonly<Record<number, bigint>>;
+export type SptPages = Readonly<Record<number, SptPage>>;
+
+export function readSpte(pages: SptPages, tablePfn: number, index: number): bigint {
+  const page = pages[tablePfn];
+  if (page === undefined) throw new Error(`TDP MMU: page-table page 0x${tablePfn.toString(16)} does not exist (use after free?)`);
+  return page[index] ?? SHADOW_NONPRESENT_VALUE;
+}
+
+export function writeSpte(pages: SptPages, tablePfn: number, index: number, spte: bigint): SptPages {
+  const page = { ...pages[tablePfn] };
+  if (spte === SHADOW_NONPRESENT_VALUE) delete page[index];
+  else page[index] = spte;
+  return { ...pages, [tablePfn]: page };
+}
+
+/**
+ * Walk from the root towards `gpa`: one step per level, stopping at the 4K level, at a non-present SPTE
+ * (KVM's notion: bit 11 clear, which includes MMIO and frozen SPTEs) or at a huge leaf.
+ * `gpa` includes the shared bit for the direct root of a TD: that root's iterator works on the
+ * GFN with gfn_direct_bits set (§2).
+ */
+export function walkTdp(pages: SptPages, rootPfn: number, topLevel: number, gpa: bigint): WalkStep[] {
+  const path: WalkStep[] = [];
+  let tablePfn = rootPfn;
+  for (let level = topLevel; level >= 1; level--) {
+    const index = pgLevelIndex(gpa, level);
+    const spte = readSpte(pages, tablePfn, index);
+    path.push({ pgLevel: level, tablePfn, index, spte });
+    if (level === 1 || !isShadowPresentPte(spte) || isLargePte(spte)) break;
+    tablePfn = Number(spteToPfn(spte));
+  }
+  return path;
+}

@@ -1,0 +1,83 @@
+// VMX architectural numbers the TDX flows carry: exit reasons, exception vectors and the
+// EPT-violation exit qualification.
+
+// Exit reasons (§4.5) [L616:arch/x86/include/uapi/asm/vmx.h] [TM:src/common/x86_defs/vmcs_defs.h].
+// The TDX module reports the same numbers in RAX[31:0] after TDH.VP.ENTER, so one table serves
+// both plain VMX and TD exits.
+export const EXIT_REASON_EXCEPTION_NMI = 0;
+export const EXIT_REASON_EXTERNAL_INTERRUPT = 1;
+export const EXIT_REASON_TRIPLE_FAULT = 2;
+export const EXIT_REASON_INIT_SIGNAL = 3;
+export const EXIT_REASON_SIPI_SIGNAL = 4;
+export const EXIT_REASON_OTHER_SMI = 6;
+export const EXIT_REASON_INTERRUPT_WINDOW = 7;
+export const EXIT_REASON_NMI_WINDOW = 8;
+export const EXIT_REASON_CPUID = 10;
+export const EXIT_REASON_HLT = 12;
+export const EXIT_REASON_VMCALL = 18;
+export const EXIT_REASON_IO_INSTRUCTION = 30;
+export const EXIT_REASON_MSR_READ = 31;
+export const EXIT_REASON_MSR_WRITE = 32;
+export const EXIT_REASON_MONITOR_TRAP_FLAG = 37;
+export const EXIT_REASON_MCE_DURING_VMENTRY = 41;
+export const EXIT_REASON_EPT_VIOLATION = 48;
+export const EXIT_REASON_EPT_MISCONFIG = 49;
+export const EXIT_REASON_WBINVD = 54;
+export const EXIT_REASON_BUS_LOCK = 74;
+export const EXIT_REASON_NOTIFY = 75;
+export const EXIT_REASON_TDCALL = 77;
+
+/** Bit 31 of the exit reason flags a failed VM entry rather than an exit (§4.5). */
+export const VMX_EXIT_REASONS_FAILED_VMENTRY = 0x8000_0000;
+
+/** Exit reason → name as Linux's VMX_EXIT_REASONS spells it, so traces match kvm_exit output. */
+export const EXIT_REASON_NAMES: Readonly<Record<number, string>> = Object.freeze({
+  [EXIT_REASON_EXCEPTION_NMI]: 'EXCEPTION_NMI',
+  [EXIT_REASON_EXTERNAL_INTERRUPT]: 'EXTERNAL_INTERRUPT',
+  [EXIT_REASON_TRIPLE_FAULT]: 'TRIPLE_FAULT',
+  [EXIT_REASON_INIT_SIGNAL]: 'INIT_SIGNAL',
+  [EXIT_REASON_SIPI_SIGNAL]: 'SIPI_SIGNAL',
+  [EXIT_REASON_OTHER_SMI]: 'OTHER_SMI',
+  [EXIT_REASON_INTERRUPT_WINDOW]: 'INTERRUPT_WINDOW',
+  [EXIT_REASON_NMI_WINDOW]: 'NMI_WINDOW',
+  [EXIT_REASON_CPUID]: 'CPUID',
+  [EXIT_REASON_HLT]: 'HLT',
+  [EXIT_REASON_VMCALL]: 'VMCALL',
+  [EXIT_REASON_IO_INSTRUCTION]: 'IO_INSTRUCTION',
+  [EXIT_REASON_MSR_READ]: 'MSR_READ',
+  [EXIT_REASON_MSR_WRITE]: 'MSR_WRITE',
+  [EXIT_REASON_MONITOR_TRAP_FLAG]: 'MONITOR_TRAP_FLAG',
+  [EXIT_REASON_MCE_DURING_VMENTRY]: 'MCE_DURING_VMENTRY',
+  [EXIT_REASON_EPT_VIOLATION]: 'EPT_VIOLATION',
+  [EXIT_REASON_EPT_MISCONFIG]: 'EPT_MISCONFIG',
+  [EXIT_REASON_WBINVD]: 'WBINVD',
+  [EXIT_REASON_BUS_LOCK]: 'BUS_LOCK',
+  [EXIT_REASON_NOTIFY]: 'NOTIFY',
+  [EXIT_REASON_TDCALL]: 'TDCALL',
+});
+
+// Exception vectors (§4.6) [L616:arch/x86/include/asm/trapnr.h]. #DF matters because the module
+// injects it instead of a second #VE while VE_INFO is still valid (§5a.6).
+export const DF_VECTOR = 8;
+export const GP_VECTOR = 13;
+export const PF_VECTOR = 14;
+export const VE_VECTOR = 20;
+
+// EPT-violation exit qualification (§4.10) [L616:arch/x86/include/asm/vmx.h]. KVM turns the
+// access bits into a page-fault error code, and the PROT bits tell it whether the entry was present.
+export const EPT_VIOLATION_ACC_READ = 1 << 0;
+export const EPT_VIOLATION_ACC_WRITE = 1 << 1;
+export const EPT_VIOLATION_ACC_INSTR = 1 << 2;
+// Bits 3–5 are the AND of R/W/X along the walk; for ACCEPT-caused exits the module fills them with
+// the R/W/X of the S-EPT entry it found (§4.10).
+export const EPT_VIOLATION_PROT_READ = 1 << 3;
+export const EPT_VIOLATION_PROT_WRITE = 1 << 4;
+export const EPT_VIOLATION_PROT_EXEC = 1 << 5;
+export const EPT_VIOLATION_PROT_MASK = EPT_VIOLATION_PROT_READ | EPT_VIOLATION_PROT_WRITE | EPT_VIOLATION_PROT_EXEC;
+export const EPT_VIOLATION_EXEC_FOR_USER = 1 << 6;
+export const EPT_VIOLATION_GVA_IS_VALID = 1 << 7;
+export const EPT_VIOLATION_GVA_TRANSLATED = 1 << 8;
+export const INTR_INFO_UNBLOCK_NMI = 1 << 12;
+
+/** Bits 12:7, which the TDX module zeroes before handing an EPT-violation qualification to the VMM (§4.10). */
+export const TDX_EXIT_QUAL_CLEARED_BITS = 0b11_1111 << 7;

@@ -1,0 +1,73 @@
+/**
+ * Human-readable lines for messages and actor states: one line per delivered message with the key
+ * register-level fields, every SPTE in full hex with its decoded meaning.
+ */
+import { decodeSpte } from '../arch/spte.ts';
+import { hex, hex16 } from '../arch/hex.ts';
+import { EXIT_REASON_NAMES } from '../arch/vmx.ts';
+import { tdxStatusName } from '../arch/tdxStatus.ts';
+import type { WalkStep } from '../protocol/messages.ts';
+
+const SPTE_KEYS = new Set(['spte', 'oldSpte', 'newSpte', 'currentSpte']);
+/** Fields implied by the actor names, or noise on a one-line summary. */
+const SKIP_KEYS = new Set(['vcpu']);
+const KIND_SUFFIX: Record<string, string> = { 'td-exit': ' (TD exit)', 'vm-exit': ' (VM exit)', 'tdcall-return': ' (return)' };
+
+export interface FormatOptions {
+  /** kvm->arch.shadow_mmio_value of the VM, to recognise MMIO SPTEs (§3.3). */
+  mmioValue: bigint;
+}
+
+/** `0x8000fe000008 mmio gen=1 gpa=0x8000fe000000 SVE=0` and the like. */
+export function describeSpte(spte: bigint, o: FormatOptions, pgLevel?: number): string {
+  const f = decodeSpte(spte, { mmioValue: o.mmioValue, ...(pgLevel !== undefined ? { pgLevel } : {}) });
+  const rwx = `${f.r ? 'R' : '-'}${f.w ? 'W' : '-'}${f.x ? 'X' : '-'}`;
+  const sve = `SVE=${f.suppressVe ? 1 : 0}`;
+  switch (f.kind) {
+    case 'mmio':
+      return `${hex16(spte)} mmio gen=${f.mmioGen} gpa=${f.mmioGpa} ${rwx} ${sve}`;
+    case 'nonpresent':
+      return `${hex16(spte)} non-present ${sve}`;
+    case 'frozen':
+      return `${hex16(spte)} FROZEN_SPTE`;
+    case 'nonleaf':
+      return `${hex16(spte)} non-leaf ${rwx} → pfn ${f.pfn} ${sve}`;
+    case 'leaf':
+      return `${hex16(spte)} leaf ${rwx} pfn ${f.pfn} mt=${f.memtype}${f.large ? ' large' : ''} ${sve}`;
+    default:
+      return `${hex16(spte)} ${rwx} ${sve}`;
+  }
+}
+
+function value(key: string, v: unknown, o: FormatOptions, pgLevel?: number): string {
+  if (typeof v === 'bigint') {
+    if (SPTE_KEYS.has(key)) return describeSpte(v, o, pgLevel);
+    if (key === 'RAX' && v > 0xffffn) return `${hex(v)} (${tdxStatusName(v)})`;
+    return hex(v);
+  }
+  if ((key.endsWith('Pfn') || key === 'index') && typeof v === 'number') return hex(v);
+  if (key === 'exitReason' && typeof v === 'number') return `${v} (${EXIT_REASON_NAMES[v] ?? '?'})`;
+  if (key === 'valid' && typeof v === 'number') return hex(v);
+  if (key === 'path' && Array.isArray(v)) return (v as WalkStep[]).map((s) => `L${s.pgLevel}[${hex(s.index)}]=${describeSpte(s.spte, o, s.pgLevel)}`).join(' | ');
+  if (v !== null && typeof v === 'object') {
+    return '{' + Object.entries(v).filter(([, x]) => x !== null && x !== undefined).map(([k, x]) => `${k}=${value(k, x, o)}`).join(' ') + '}';
+  }
+  return String(v);
+}
+
+export function formatFields(payload: object, o: FormatOptions): string {
+  const pgLevel = (payload as { pgLevel?: unknown }).pgLevel;
+  return Object.entries(payload)
+    .filter(([k, v]) => !SKIP_KEYS.has(k) && v !== null && v !== undefined)
+    .map(([k, v]) => `${k}=${value(k, v, o, typeof pgLevel === 'number' ? pgLevel : undefined)}`)
+    .join(' ');
+}
+
+export function formatDelivery(
+  d: { seq: number; from: string; to: string; kind: string; name: string; payload: object },
+  o: FormatOptions,
+): string {
+  const head = `${String(d.seq).padStart(5)}  ${d.from.padEnd(11)} → ${d.to.padEnd(11)}  ${d.name}${KIND_SUFFIX[d.kind] ?? ''}`;
+  const fields = formatFields(d.payload, o);
+  return fields ? `${head}  ${fields}` : head;
+}

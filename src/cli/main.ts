@@ -1,0 +1,79 @@
+/**
+ * The `tdxsim` command. Exit codes: 0 ok, 1 the model reached a failure, 2 bad input (src/cli/exitCodes.ts).
+ */
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { LogError } from '../log/errors.ts';
+import { ModelBug } from '../runtime/errors.ts';
+import { ScenarioError } from '../scenario/load.ts';
+import { MODEL_VERSION } from '../version.ts';
+import { EXIT_BAD_INPUT, EXIT_FAILURE } from './exitCodes.ts';
+import { examplesCommand } from './examples.ts';
+import { replayCommand } from './replay.ts';
+import { runCommand } from './run.ts';
+
+function nonNegativeInt(flag: string) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${flag} needs a non-negative integer, got "${v}"`);
+    return Number(v);
+  };
+}
+
+export function main(argv: string[], print: (line: string) => void = (l) => process.stdout.write(l + '\n')): number {
+  let code = 0;
+  const program = new Command('tdxsim')
+    .description('Executable, event-sourced model of Intel TDX memory virtualization under Linux KVM')
+    .version(MODEL_VERSION)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(`tdxsim: ${s}`),
+    });
+
+  program
+    .command('run')
+    .description('run a scenario to the end, print one line per message and write the log')
+    .argument('<scenario>', 'scenario file, directory with scenario.yaml, or bundled example name')
+    .option('--log <file>', 'log file to write (default: <scenario name>.log.jsonl)')
+    .option('--seed <n>', 'deliver messages in a seeded random order (default: FIFO)', nonNegativeInt('--seed'))
+    .option('--max-steps <n>', 'stop after this many messages (a failure)', nonNegativeInt('--max-steps'))
+    .option('--json', 'print the log records instead of the readable lines')
+    .action((scenario: string, o: { log?: string; seed?: number; maxSteps?: number; json?: boolean }) => {
+      code = runCommand(scenario, o, print);
+    });
+
+  program
+    .command('replay')
+    .description('rebuild every actor state at a step from a log')
+    .argument('<log>', 'a tdxsim log (JSONL)')
+    .option('--to <step>', 'step to show (default: the last)', nonNegativeInt('--to'))
+    .option('--verify', 're-execute the whole log and check every event, state hash and the outcome')
+    .option('--actor <id>', 'show only this actor')
+    .option('--json', 'print the state as JSON')
+    .action((log: string, o: { to?: number; verify?: boolean; json?: boolean; actor?: string }) => {
+      code = replayCommand(log, o, print);
+    });
+
+  program
+    .command('examples')
+    .description('list the bundled scenarios')
+    .action(() => {
+      code = examplesCommand(print);
+    });
+
+  try {
+    program.parse(argv, { from: 'user' });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT_BAD_INPUT;
+    if (e instanceof ScenarioError || e instanceof LogError || e instanceof RangeError) {
+      process.stderr.write(`tdxsim: ${e.message}\n`);
+      return EXIT_BAD_INPUT;
+    }
+    if (e instanceof ModelBug) {
+      process.stderr.write(`tdxsim: model bug: ${e.message}\n`);
+      return EXIT_FAILURE;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,97 @@
+/**
+ * The three record types of a tdxsim log, one JSON object per line:
+ *
+ *   line 1     header  what ran and how to reproduce it
+ *   lines 2…   event   one delivered message each; seq 1, 2, 3, …
+ *   last line  end     optional; how the run finished
+ *
+ * Schemas are strict: an unknown key is an error rather than something a later version silently
+ * ignores. Key order on disk is the order of the shapes below (the writer builds records in this order).
+ * Nothing here carries a timestamp, so the same run always yields a byte-identical log.
+ */
+import { z } from 'zod';
+
+export const LOG_FORMAT = 'tdxsim-log';
+export const LOG_VERSION = 1;
+
+/** 16 lowercase hex digits: line hashes and world-state hashes. */
+const Hex16 = z.string().regex(/^[0-9a-f]{16}$/, 'expected 16 lowercase hex digits');
+/** Any JSON object (scenario, payload). Bigints are allowed on input; they are written as '0x…' strings. */
+const JsonObject = z.record(z.string(), z.unknown());
+const Name = z.string().min(1);
+const Count = z.number().int().nonnegative();
+
+export const SchedulerSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('fifo') }),
+  z.strictObject({ kind: z.literal('random'), seed: z.number().int() }),
+]);
+
+export const HeaderRecordSchema = z.strictObject({
+  type: z.literal('header'),
+  format: z.literal(LOG_FORMAT),
+  version: z.literal(LOG_VERSION),
+  /** Model version (src/version.ts); a log replays only against the model that wrote it. */
+  model: z.string(),
+  /** The scenario itself, not just its file name, so the log is self-contained. */
+  scenario: JsonObject,
+  scenarioFile: z.string().nullable(),
+  scheduler: SchedulerSchema,
+  hash: Hex16,
+});
+
+export const EventRecordSchema = z.strictObject({
+  type: z.literal('event'),
+  seq: z.number().int().positive(),
+  from: Name,
+  to: Name,
+  /** Message family (e.g. seamcall, exit, hw). */
+  kind: Name,
+  /** Architectural name, e.g. `TDH.MEM.PAGE.AUG`, `EPT_VIOLATION`, `#VE`. */
+  name: Name,
+  payload: JsonObject,
+  /** seq of the event whose delivery sent this message; null for scenario-initial messages. */
+  cause: z.number().int().positive().nullable(),
+  /** Index the scheduler picked among the enabled deliveries; replay feeds these back. */
+  choice: Count,
+  /** World-state hash after this delivery, so replay can check it reaches the same states. */
+  state: Hex16,
+  hash: Hex16,
+});
+
+export const OutcomeSchema = z.looseObject({
+  status: z.enum(['ok', 'failure']),
+  reason: z.string().nullable(),
+});
+
+export const EndRecordSchema = z.strictObject({
+  type: z.literal('end'),
+  /** Number of events in the log; the writer fills it in. */
+  steps: Count,
+  outcome: OutcomeSchema,
+  hash: Hex16,
+});
+
+export type Scheduler = z.infer<typeof SchedulerSchema>;
+export type HeaderRecord = z.infer<typeof HeaderRecordSchema>;
+export type EventRecord = z.infer<typeof EventRecordSchema>;
+export type Outcome = z.infer<typeof OutcomeSchema>;
+export type EndRecord = z.infer<typeof EndRecordSchema>;
+export type LogRecord = HeaderRecord | EventRecord | EndRecord;
+
+/** What the writer takes for each record: everything except the fields it supplies itself. */
+export const HeaderInputSchema = HeaderRecordSchema.omit({ type: true, format: true, version: true, hash: true });
+export const EventInputSchema = EventRecordSchema.omit({ type: true, hash: true });
+export type HeaderInput = z.input<typeof HeaderInputSchema>;
+export type EventInput = z.input<typeof EventInputSchema>;
+/** `end()` takes only the outcome; `steps` is the writer's own count. */
+export type EndInput = z.input<typeof OutcomeSchema>;
+
+/** The first issue of a failed parse as a dotted field path (null for the record as a whole) and a message. */
+export function firstIssue(error: z.ZodError): { field: string | null; message: string } {
+  const issue = error.issues[0];
+  if (issue === undefined) return { field: null, message: 'invalid record' };
+  const path = issue.path.map(String);
+  // An unknown key is reported at its parent; name the key itself, since that is what to delete.
+  if (issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined) path.push(issue.keys[0]);
+  return { field: path.length > 0 ? path.join('.') : null, message: issue.message };
+}

@@ -1,0 +1,197 @@
+/**
+ * Every message the actors exchange, as one catalogue keyed by kind and architectural name.
+ *
+ * A message is what crosses a boundary in the real system: an ioctl, a SEAMCALL and its return (the TD
+ * exit), a TDCALL, a VM entry or exit, an exception, a memory access the CPU performs, or an operation on
+ * memory another actor owns (an SPTE cmpxchg, a walk of a page table, the #VE information area).
+ * Names are the architectural ones, character for character, so logs are greppable across versions:
+ * SEAMCALL/TDCALL leaves by leaf name, TDVMCALLs as `TDG.VP.VMCALL<sub-function>`, exits by exit reason.
+ * 64-bit register values are bigint here and hex strings in the log.
+ */
+
+/** Stable actor names from the scenario, never XState session ids (ecosystem-notes §1.9). */
+export type ActorId = string;
+
+/** General-purpose registers exchanged on TD exit / TDH.VP.ENTER and TDCALL (§4.1, §4.3). */
+export interface Gprs {
+  RAX?: bigint;
+  RCX?: bigint;
+  RDX?: bigint;
+  R8?: bigint;
+  R9?: bigint;
+  R10?: bigint;
+  R11?: bigint;
+  R12?: bigint;
+  R13?: bigint;
+  R14?: bigint;
+  R15?: bigint;
+}
+
+/** A guest instruction as the CPU sees it when it performs the access. */
+export interface MemAccess {
+  /** Guest RIP of the instruction (fault-like exits leave it unchanged). */
+  rip: bigint;
+  gla: bigint;
+  gpa: bigint;
+  size: number;
+  /** Encoded instruction length (part of the instruction, like its destination register). */
+  length: number;
+  /** LOAD only: destination register. */
+  reg?: string;
+  /** STORE only. */
+  value?: bigint;
+}
+
+/** Which EPT hierarchy a hardware walk uses (§1.2): shared EPT or S-EPT in a TD; the only EPT in VMX. */
+export type EptKind = 'shared' | 'secure' | 'ept';
+
+/** The TDP MMU root a KVM walk/cmpxchg targets (§1.4): the direct (shared) root or the mirror root. */
+export type TdpRoot = 'direct' | 'mirror';
+
+/** One step of a TDP walk: the SPTE the iterator read at that level (tdp_iter's old_spte). */
+export interface WalkStep {
+  pgLevel: number;
+  /** Page-table page (host PFN) that holds this SPTE. */
+  tablePfn: number;
+  index: number;
+  spte: bigint;
+}
+
+/**
+ * For VMX exits only: what KVM would fetch and decode at RIP from guest memory. A VMX guest's memory and
+ * registers are readable by KVM (x86_emulate_instruction); a TD's are not, so TD exits never carry this.
+ */
+export interface DecodedInsn {
+  op: 'load' | 'store';
+  size: number;
+  length: number;
+  reg: string;
+  value?: bigint;
+}
+
+export interface MessageCatalog {
+  /** Userspace VMM → KVM vCPU thread. */
+  ioctl: {
+    /** KVM_RUN; `mmioData` is run->mmio.data written by the VMM when completing a KVM_EXIT_MMIO read. */
+    KVM_RUN: { vcpu: number; mmioData: bigint | null };
+  };
+  /** KVM vCPU thread → userspace VMM (return from KVM_RUN with run->exit_reason, §4.12). */
+  'kvm-exit': {
+    KVM_EXIT_MMIO: { vcpu: number; exit_reason: number; phys_addr: bigint; len: number; is_write: number; data: bigint };
+  };
+  /** KVM → TDX module (§4.1). */
+  seamcall: {
+    'TDH.VP.ENTER': Gprs & { vcpu: number };
+  };
+  /** TDX module → KVM: the return of TDH.VP.ENTER, RAX = status | exit reason (§5c.2 step 7). */
+  'td-exit': {
+    EPT_VIOLATION: Gprs & { vcpu: number };
+    EPT_MISCONFIG: Gprs & { vcpu: number };
+    TDCALL: Gprs & { vcpu: number };
+  };
+  /** Hardware VM exit: to the TDX module for a TD, to KVM for a VMX guest. */
+  'vm-exit': {
+    EPT_VIOLATION: { vcpu: number; exitReason: number; exitQualification: bigint; gpa: bigint; gla: bigint; rip: bigint; insn: DecodedInsn | null };
+    EPT_MISCONFIG: { vcpu: number; exitReason: number; gpa: bigint; rip: bigint; insn: DecodedInsn | null };
+    HLT: { vcpu: number; exitReason: number; rip: bigint; insnLength: number };
+  };
+  /** VM entry into the guest: by the TDX module for a TD, by KVM for a VMX guest. */
+  'vm-entry': {
+    VMLAUNCH: VmEntryPayload;
+    VMRESUME: VmEntryPayload;
+  };
+  /** The guest's instruction stream as performed by the CPU. */
+  insn: {
+    LOAD: MemAccess & { vcpu: number };
+    STORE: MemAccess & { vcpu: number };
+    HLT: { vcpu: number; rip: bigint };
+  };
+  /** Hardware walking a page table owned by another actor (KVM's TDP MMU, or the TDX module's S-EPT). */
+  'ept-walk': {
+    EPT_WALK: { vcpu: number; ept: EptKind; gpa: bigint };
+    EPT_WALK_RESULT: { vcpu: number; ept: EptKind; gpa: bigint; path: WalkStep[] };
+  };
+  /** Exceptions delivered to the guest (§4.6). */
+  exception: {
+    '#VE': { vcpu: number; vector: number };
+    '#DF': { vcpu: number; vector: number };
+  };
+  /** Guest → TDX module (§4.2, §4.3). */
+  tdcall: {
+    'TDG.VP.VEINFO.GET': Gprs & { vcpu: number };
+    'TDG.VP.VMCALL<#VE.RequestMMIO>': Gprs & { vcpu: number };
+    'TDG.VP.VMCALL<Instruction.HLT>': Gprs & { vcpu: number };
+  };
+  /** TDX module → guest: a TDCALL that completes inside the module (no TD exit). */
+  'tdcall-return': {
+    'TDG.VP.VEINFO.GET': Gprs & { vcpu: number };
+  };
+  /** TDX module ↔ CPU: the #VE information area of a TDVPS, which the CPU writes on #VE delivery (§1.2). */
+  've-info': {
+    VE_INFO_GET: { vcpu: number };
+    VE_INFO: { vcpu: number; valid: number; exitReason: number; exitQualification: bigint; gla: bigint; gpa: bigint; eptpIndex: number };
+  };
+  /** KVM vCPU thread ↔ TDP MMU (kvm->mmu_lock and the SPTEs it protects, §7.1, §7.6). */
+  mmu: {
+    MMU_LOCK_READ: { vcpu: number };
+    MMU_LOCK_WRITE: { vcpu: number };
+    MMU_LOCK_ACQUIRED: { vcpu: number; mode: 'read' | 'write' };
+    MMU_UNLOCK: { vcpu: number; mode: 'read' | 'write' };
+    /** A lockless or locked walk: returns the SPTE at each level down to `pgLevel` or the first non-present. */
+    TDP_WALK: { vcpu: number; root: TdpRoot; gfn: bigint };
+    TDP_WALK_RESULT: { vcpu: number; root: TdpRoot; gfn: bigint; path: WalkStep[] };
+    /**
+     * try_cmpxchg64 on one SPTE, addressed like the kernel's sptep (page-table page + index; root/gfn/level
+     * are for the reader). A `newSpte` that links a new page-table page names it in `childPfn`.
+     */
+    SPTE_CMPXCHG: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number | null };
+    /** ret 0 on success; -EBUSY (-16) with the current value otherwise, nothing else changed (§7.6). */
+    SPTE_CMPXCHG_RESULT: { vcpu: number; ret: number; currentSpte: bigint };
+  };
+}
+
+export interface VmEntryPayload {
+  vcpu: number;
+  /** TD: GPRs the module copies into the guest on return from a TDVMCALL (§5c.2 step 6); null otherwise. */
+  tdcallReturn: Gprs | null;
+  /** VMX: the result of KVM's instruction emulation (destination register, RIP advanced); null otherwise. */
+  emulated: { reg: string | null; value: bigint | null; ripAdvance: number } | null;
+}
+
+export type MessageKind = keyof MessageCatalog;
+export type NameOf<K extends MessageKind> = keyof MessageCatalog[K] & string;
+export type MessageName = { [K in MessageKind]: NameOf<K> }[MessageKind];
+export type PayloadOf<K extends MessageKind, N extends NameOf<K>> = MessageCatalog[K][N];
+
+/** What an actor emits: the runtime adds id and cause when it queues it. */
+export type Outgoing = {
+  [K in MessageKind]: { [N in NameOf<K>]: { type: 'tdxsim.send'; to: ActorId; kind: K; name: N; payload: PayloadOf<K, N> } }[NameOf<K>];
+}[MessageKind];
+
+/** A queued or delivered message. */
+export type Message = Omit<Outgoing, 'type'> & {
+  /** Send order; FIFO within a channel and the default scheduler's order. */
+  id: number;
+  from: ActorId;
+  /** seq of the delivery during which this message was sent, or null for the initial messages. */
+  cause: number | null;
+};
+
+export type MessageOf<K extends MessageKind, N extends NameOf<K>> = Extract<Message, { kind: K; name: N }>;
+
+/** The event an XState machine receives: `type` is the architectural name, so statecharts read naturally. */
+export type MachineEvent = { type: MessageName; msg: Message };
+
+/** Build an outgoing message with its payload type checked against the catalogue. */
+export function out<K extends MessageKind, N extends NameOf<K>>(to: ActorId, kind: K, name: N, payload: PayloadOf<K, N>): Outgoing {
+  return { type: 'tdxsim.send', to, kind, name, payload } as Outgoing;
+}
+
+/** Narrow a delivered message to the kind/name a transition expects (throws ModelBug on mismatch). */
+export function payloadOf<K extends MessageKind, N extends NameOf<K>>(ev: { msg: Message }, kind: K, name: N): PayloadOf<K, N> {
+  const m = ev.msg;
+  if (m.kind !== kind || m.name !== name) {
+    throw new Error(`model bug: expected ${kind} ${name}, got ${m.kind} ${m.name} (from ${m.from})`);
+  }
+  return m.payload as PayloadOf<K, N>;
+}

@@ -1,0 +1,13 @@
+/**
+ * A scheduler picks which enabled message is delivered next: the model's only source of nondeterminism.
+ * Its descriptor goes into the log header, so a run can be reproduced from the header alone.
+ */
+import type { Message } from '../../protocol/messages.ts';
+
+export type SchedulerDescriptor = { kind: 'fifo' } | { kind: 'random'; seed: number };
+
+export interface Scheduler {
+  readonly descriptor: SchedulerDescriptor;
+  /** Index into `enabled` (never empty). */
+  choose(enabled: readonly Message[]): number;
+}

@@ -1,0 +1,69 @@
+/**
+ * The scenario format: what a user writes (YAML or JSON) to describe a VM, its memory layout, its devices
+ * and each vCPU's guest program. Numbers may be written as integers or as hex strings; 64-bit values
+ * become bigint. The same schema validates the scenario copy stored in every log header.
+ */
+import { z } from 'zod';
+import { GUEST_REGS } from '../../machines/guest/program.ts';
+
+const HEX_OR_DEC = /^(0[xX][0-9a-fA-F]+|[0-9]+)$/;
+
+/** A 64-bit unsigned value: integer (YAML parses ints as bigint here) or a "0x…" string. */
+export const u64 = z
+  .union([z.bigint(), z.number().int(), z.string().regex(HEX_OR_DEC, 'expected a number or a hex string such as "0xfe000000"')])
+  .transform((v) => BigInt(v))
+  .refine((v) => v >= 0n && v < 1n << 64n, 'must fit in 64 bits, unsigned');
+
+const smallInt = z.union([z.bigint(), z.number().int()]).transform((v) => Number(v));
+
+const accessSize = smallInt.refine((n) => n === 1 || n === 2 || n === 4 || n === 8, 'access size must be 1, 2, 4 or 8 bytes');
+
+const guestOp = z.discriminatedUnion('op', [
+  z.strictObject({
+    op: z.literal('load'),
+    gpa: u64,
+    /** Linear address the guest's page tables map to `gpa`; defaults to the direct map (see load.ts). */
+    gla: u64.optional(),
+    size: accessSize,
+    reg: z.enum(GUEST_REGS as [string, ...string[]]).default('rax'),
+  }),
+  z.strictObject({ op: z.literal('store'), gpa: u64, gla: u64.optional(), size: accessSize, value: u64 }),
+  z.strictObject({ op: z.literal('hlt') }),
+]);
+
+export const TD_ATTRIBUTE_NAMES = ['SEPT_VE_DISABLE'] as const;
+
+export const scenarioSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
+  description: z.string().default(''),
+  vm: z.strictObject({
+    /** KVM_X86_TDX_VM (a TD) or a normal VMX guest. */
+    type: z.enum(['tdx', 'vmx']),
+    /** Guest physical-address width; picks the shared bit (47 or 51) and 4- or 5-level EPT (§2). */
+    gpaw: smallInt.refine((n) => n === 48 || n === 52, 'gpaw must be 48 or 52 (§2)').default(48),
+    /** TD attributes KVM lets userspace set (§4.11). */
+    attributes: z.array(z.enum(TD_ATTRIBUTE_NAMES)).default([]),
+  }),
+  /** Userspace memory regions registered with KVM (KVM_SET_USER_MEMORY_REGION2), never device ranges. */
+  memslots: z
+    .array(z.strictObject({ gpa: u64, size: u64, guestMemfd: z.boolean().default(false) }))
+    .default([]),
+  devices: z
+    .array(
+      z.strictObject({
+        name: z.string().min(1),
+        kind: z.literal('mmio-regs'),
+        /** Base GPA without the shared bit, as the VMM registers it. */
+        gpa: u64,
+        size: u64,
+        registers: z.record(z.string().regex(HEX_OR_DEC, 'register offsets are numbers or hex strings'), u64).default({}),
+      }),
+    )
+    .default([]),
+  vcpus: z.array(z.strictObject({ program: z.array(guestOp).min(1, 'a vCPU needs at least one instruction') })).min(1, 'at least one vCPU'),
+});
+
+/** A scenario as written (before defaults and bigint conversion). */
+export type ScenarioInput = z.input<typeof scenarioSchema>;
+/** A validated scenario. */
+export type Scenario = z.output<typeof scenarioSchema>;

@@ -1,0 +1,43 @@
+/** Shared by tests: run a bundled example in memory and keep every delivery and the log text. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MemoryLogWriter } from '../src/log/writer.ts';
+import { headerFor, modelFor, recordRun } from '../src/cli/session.ts';
+import { fifoScheduler } from '../src/runtime/scheduler/fifo.ts';
+import { randomScheduler } from '../src/runtime/scheduler/random.ts';
+import type { Delivery, Outcome } from '../src/runtime/runner.ts';
+import { loadScenarioFile } from '../src/scenario/load.ts';
+import type { Scenario } from '../src/scenario/schema.ts';
+import type { Model } from '../src/runtime/world.ts';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const exampleFile = (name: string) => path.join(REPO_ROOT, 'examples', name, 'scenario.yaml');
+
+export interface RecordedRun {
+  scenario: Scenario;
+  model: Model;
+  deliveries: Delivery[];
+  outcome: Outcome;
+  text: string;
+}
+
+export function runExample(name: string, seed?: number): RecordedRun {
+  const { scenario } = loadScenarioFile(exampleFile(name));
+  return runScenario(scenario, seed);
+}
+
+export function runScenario(scenario: Scenario, seed?: number): RecordedRun {
+  const model = modelFor(scenario);
+  const scheduler = seed === undefined ? fifoScheduler() : randomScheduler(seed);
+  const writer = MemoryLogWriter.open(headerFor(scenario, `examples/${scenario.name}/scenario.yaml`, scheduler.descriptor));
+  const deliveries: Delivery[] = [];
+  const outcome = recordRun(model, writer, { scheduler, onDelivery: (d) => deliveries.push(d) });
+  return { scenario, model, deliveries, outcome, text: writer.text() };
+}
+
+/** `from → to NAME` per delivery: the shape of a sequence diagram. */
+export const arrows = (r: RecordedRun) => r.deliveries.map((d) => `${d.message.from} → ${d.message.to} ${d.message.name}`);
+
+export function payload<T = Record<string, unknown>>(r: RecordedRun, seq: number): T {
+  return r.deliveries[seq - 1]!.message.payload as T;
+}
