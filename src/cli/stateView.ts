@@ -15,10 +15,14 @@ export function statePath(value: unknown): string {
   return String(value);
 }
 
-function compact(v: unknown): string {
+/** Numbers that are addresses, page frames, indexes or register words read best in hex. */
+const HEX_NUMBER_KEYS = /(Pfn|Pa|^index|^valid)$/;
+
+function compact(v: unknown, key = ''): string {
   if (typeof v === 'bigint') return hex(v);
-  if (Array.isArray(v)) return '[' + v.map(compact).join(', ') + ']';
-  if (v !== null && typeof v === 'object') return '{' + Object.entries(v).map(([k, x]) => `${k}: ${compact(x)}`).join(', ') + '}';
+  if (typeof v === 'number' && HEX_NUMBER_KEYS.test(key)) return hex(v);
+  if (Array.isArray(v)) return '[' + v.map((x) => compact(x, key)).join(', ') + ']';
+  if (v !== null && typeof v === 'object') return '{' + Object.entries(v).map(([k, x]) => `${k}: ${compact(x, k)}`).join(', ') + '}';
   return JSON.stringify(v) ?? 'undefined';
 }
 
@@ -62,7 +66,7 @@ export function formatActorState(id: string, view: ActorView, fmt: FormatOptions
       lines.push('  pages:');
       lines.push(...pagesLines(ctx, fmt));
     } else {
-      lines.push(`  ${k}: ${compact(v)}`);
+      lines.push(`  ${k}: ${compact(v, k)}`);
     }
   }
   return lines;
