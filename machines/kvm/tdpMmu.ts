@@ -8,7 +8,7 @@
  * the SPTEs along the path in one step; each read is atomic in the real system and the cmpxchg that
  * follows re-checks the value it depends on.
  */
-import { setup, assign, emit, enqueueActions } from 'xstate';
+import { setup, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type ActorId } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { isShadowPresentPte, isLargePte } from '../../src/arch/spte.ts';
@@ -34,17 +34,20 @@ export interface TdpMmuContext {
   roots: { direct: number; mirror: number | null };
   pages: SptPages;
   lock: MmuLockState;
-  /** Grants decided by the last lock operation, emitted right after. */
-  grants: readonly Grant[];
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 
 const lockTransitions = {
-  MMU_LOCK_READ: { target: 'lockChanged', actions: ['lockAcquire', 'sendGrants'] },
-  MMU_LOCK_WRITE: { target: 'lockChanged', actions: ['lockAcquire', 'sendGrants'] },
-  MMU_UNLOCK: { target: 'lockChanged', actions: ['lockRelease', 'sendGrants'] },
+  MMU_LOCK_READ: { target: 'lockChanged', actions: 'lockAcquire' },
+  MMU_LOCK_WRITE: { target: 'lockChanged', actions: 'lockAcquire' },
+  MMU_UNLOCK: { target: 'lockChanged', actions: 'lockRelease' },
 } as const;
+
+/** Every thread the lock operation let in learns it at once: MMU_LOCK_ACQUIRED to each grantee. */
+function grantMessages(granted: readonly Grant[]): Outgoing[] {
+  return granted.map((g) => out(g.actor, 'mmu', 'MMU_LOCK_ACQUIRED', { vcpu: vcpuNumber(g.actor), mode: g.mode }));
+}
 
 export const tdpMmuMachine = setup({
   types: {
@@ -58,20 +61,16 @@ export const tdpMmuMachine = setup({
     isReadLocked: ({ context }) => lockStateName(context.lock) === 'readLocked',
   },
   actions: {
-    lockAcquire: assign(({ context, event }) => {
+    lockAcquire: enqueueActions(({ context, event, enqueue }) => {
       const mode: LockMode = event.type === 'MMU_LOCK_WRITE' ? 'write' : 'read';
       const r = acquire(context.lock, event.msg.from, mode);
-      return { lock: r.lock, grants: r.granted };
+      enqueue.assign({ lock: r.lock });
+      for (const m of grantMessages(r.granted)) enqueue.emit(m);
     }),
-    lockRelease: assign(({ context, event }) => {
-      const p = payloadOf(event, 'mmu', 'MMU_UNLOCK');
-      const r = release(context.lock, event.msg.from, p.mode);
-      return { lock: r.lock, grants: r.granted };
-    }),
-    sendGrants: enqueueActions(({ context, enqueue }) => {
-      for (const g of context.grants) {
-        enqueue.emit(out(g.actor, 'mmu', 'MMU_LOCK_ACQUIRED', { vcpu: vcpuNumber(g.actor), mode: g.mode }));
-      }
+    lockRelease: enqueueActions(({ context, event, enqueue }) => {
+      const r = release(context.lock, event.msg.from, payloadOf(event, 'mmu', 'MMU_UNLOCK').mode);
+      enqueue.assign({ lock: r.lock });
+      for (const m of grantMessages(r.granted)) enqueue.emit(m);
     }),
     answerTdpWalk: emit(({ context, event }) => {
       const w = payloadOf(event, 'mmu', 'TDP_WALK');
@@ -117,7 +116,6 @@ export const tdpMmuMachine = setup({
       roots: { direct: input.directRootPfn, mirror: input.mirrorRootPfn },
       pages,
       lock: UNLOCKED,
-      grants: [],
     };
   },
   initial: 'unlocked',

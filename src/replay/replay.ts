@@ -56,7 +56,7 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
     if (ev.choice >= enabled.length) {
       throw new LogError('REPLAY_DIVERGED', file, lineOf(ev.seq), `replay diverged: choice ${ev.choice} but only ${enabled.length} message(s) are deliverable here`, 'choice');
     }
-    const r = step(model, world, ev.choice);
+    const r = step(model, world, ev.choice, enabled);
     world = r.world;
     const m = r.delivered;
     const got = { from: m.from, to: m.to, kind: m.kind, name: m.name, payload: stringifyCanonical(m.payload), cause: m.cause };

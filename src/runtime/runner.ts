@@ -37,7 +37,7 @@ export function runModel(model: Model, opts: RunOptions): { world: World; outcom
     if (world.seq >= max) return { world, outcome: outcomeOf(world) };
     const enabled = enabledChoices(model, world);
     const choice = opts.scheduler.choose(enabled);
-    const r = step(model, world, choice);
+    const r = step(model, world, choice, enabled);
     world = r.world;
     opts.onDelivery?.({ seq: world.seq, choice, message: r.delivered, world });
   }

@@ -58,9 +58,11 @@ export function enabledChoices(model: Model, world: World): Message[] {
   return heads;
 }
 
-/** Deliver enabled message number `choice` to its receiver. */
-export function step(model: Model, world: World, choice: number): StepResult {
-  const enabled = enabledChoices(model, world);
+/**
+ * Deliver enabled message number `choice` to its receiver. Callers that already computed
+ * `enabledChoices` for this world (to let a scheduler choose) pass it in instead of paying for it twice.
+ */
+export function step(model: Model, world: World, choice: number, enabled: readonly Message[] = enabledChoices(model, world)): StepResult {
   const msg = enabled[choice];
   if (!msg) throw new RangeError(`choice ${choice} out of range: ${enabled.length} message(s) enabled at seq ${world.seq + 1}`);
   const to = model.indexOf.get(msg.to)!;
