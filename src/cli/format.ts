@@ -11,6 +11,10 @@ import type { WalkStep } from '../protocol/messages.ts';
 const SPTE_KEYS = new Set(['spte', 'oldSpte', 'newSpte', 'currentSpte']);
 /** Fields implied by the actor names, or noise on a one-line summary. */
 const SKIP_KEYS = new Set(['vcpu']);
+/** Numbers that are addresses, page frames, indexes or register words read best in hex. */
+export function isHexNumberKey(key: string): boolean {
+  return /(Pfn|Pa|^index|^valid)$/.test(key);
+}
 const KIND_SUFFIX: Record<string, string> = { 'td-exit': ' (TD exit)', 'vm-exit': ' (VM exit)', 'tdcall-return': ' (return)' };
 
 export interface FormatOptions {
@@ -45,9 +49,8 @@ function value(key: string, v: unknown, o: FormatOptions, pgLevel?: number): str
     if (key === 'RAX' && v > 0xffffn) return `${hex(v)} (${tdxStatusName(v)})`;
     return hex(v);
   }
-  if ((key.endsWith('Pfn') || key === 'index') && typeof v === 'number') return hex(v);
+  if (typeof v === 'number' && isHexNumberKey(key)) return hex(v);
   if (key === 'exitReason' && typeof v === 'number') return `${v} (${EXIT_REASON_NAMES[v] ?? '?'})`;
-  if (key === 'valid' && typeof v === 'number') return hex(v);
   if (key === 'path' && Array.isArray(v)) return (v as WalkStep[]).map((s) => `L${s.pgLevel}[${hex(s.index)}]=${describeSpte(s.spte, o, s.pgLevel)}`).join(' | ');
   if (v !== null && typeof v === 'object') {
     return '{' + Object.entries(v).filter(([, x]) => x !== null && x !== undefined).map(([k, x]) => `${k}=${value(k, x, o)}`).join(' ') + '}';

@@ -5,7 +5,7 @@
 import { hex } from '../arch/hex.ts';
 import { isLargePte, isShadowPresentPte, spteToPfn } from '../arch/spte.ts';
 import type { ActorView } from '../runtime/worldHash.ts';
-import { describeSpte, type FormatOptions } from './format.ts';
+import { describeSpte, isHexNumberKey, type FormatOptions } from './format.ts';
 
 export function statePath(value: unknown): string {
   if (typeof value === 'string') return value;
@@ -15,12 +15,9 @@ export function statePath(value: unknown): string {
   return String(value);
 }
 
-/** Numbers that are addresses, page frames, indexes or register words read best in hex. */
-const HEX_NUMBER_KEYS = /(Pfn|Pa|^index|^valid)$/;
-
 function compact(v: unknown, key = ''): string {
   if (typeof v === 'bigint') return hex(v);
-  if (typeof v === 'number' && HEX_NUMBER_KEYS.test(key)) return hex(v);
+  if (typeof v === 'number' && isHexNumberKey(key)) return hex(v);
   if (Array.isArray(v)) return '[' + v.map((x) => compact(x, key)).join(', ') + ']';
   if (v !== null && typeof v === 'object') return '{' + Object.entries(v).map(([k, x]) => `${k}: ${compact(x, k)}`).join(', ') + '}';
   return JSON.stringify(v) ?? 'undefined';
