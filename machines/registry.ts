@@ -1,12 +1,18 @@
 /**
- * Scenario → actors. Actor ids are stable scenario names (`guest.vcpu0`, `hw.cpu0`, `tdx`, `kvm.vcpu0`,
- * `kvm.mmu`, `vmm`), listed top-down as the layers sit: guest, CPU, TDX module, KVM, userspace. That order
- * is also the order of `enabledChoices`, so it is part of the log format.
+ * Scenario → actors. Actor ids are stable scenario names (`guest.vcpu0`, `hw.cpu0`, `hw.mem`, `tdx`,
+ * `kvm.vcpu0`, `kvm.vm`, `kvm.mmu`, `vmm`), listed top-down as the layers sit: guest, hardware, TDX module,
+ * KVM, userspace. That order is also the order of `enabledChoices`, so it is part of the log format.
  */
 import type { ActorSpec } from '../src/runtime/world.ts';
 import type { Scenario } from '../src/scenario/schema.ts';
 import { sharedBit, eptLevels, gpaToGfn, PAGE_SIZE } from '../src/arch/gpa.ts';
-import { TD_ATTR_SEPT_VE_DISABLE } from '../src/arch/tdxStatus.ts';
+import { TD_ATTR_SEPT_VE_DISABLE, TDX_CONFIG_FLAGS_MAX_GPAW, TDX_CONFIG_FLAGS_NO_RBP_MOD } from '../src/arch/tdxStatus.ts';
+import { KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_TDX_MEASURE_MEMORY_REGION } from '../src/arch/kvmApi.ts';
+import { MTRR_TYPE_WRBACK } from '../src/arch/spte.ts';
+import { memoryMachine, type PhysPage } from './hw/memory.ts';
+import { kvmVmMachine } from './kvm/kvmVm.ts';
+import { TDCS_PAGES, TDVPS_PAGES } from './tdxModule/tdxModule.ts';
+import type { BuildStep } from './vmm/vmm.ts';
 import { guestVcpuMachine } from './guest/guestVcpu.ts';
 import { placeProgram, type GuestOp } from './guest/program.ts';
 import { cpuMachine } from './hw/cpu.ts';
@@ -21,14 +27,29 @@ import { vmmMachine } from './vmm/vmm.ts';
  */
 export const HOST_LAYOUT = {
   tdrPa: 0x100000000n,
-  tdvprPa: (vcpu: number) => 0x100000000n + BigInt((vcpu + 1) * 0x1000),
+  /** TDCS page i (§1.3): right after the TDR. */
+  tdcsPa: (i: number) => 0x100000000n + BigInt((i + 1) * 0x1000),
+  /** The TD_PARAMS page TDH.MNG.INIT reads. */
+  tdParamsPa: 0x10000f000n,
+  tdvprPa: (vcpu: number) => 0x100010000n + BigInt(vcpu * 0x10000),
+  tdcxPa: (vcpu: number, i: number) => 0x100010000n + BigInt(vcpu * 0x10000 + (i + 1) * 0x1000),
+  /** The VMM's staging pages for the initial image (source of TDH.MEM.PAGE.ADD). */
+  stagingPa: (page: number) => 0x140000000n + BigInt(page * 0x1000),
   mirrorRootPfn: 0x180000,
   directRootPfn: 0x180001,
   cachePfnBase: (vcpu: number) => 0x181000 + vcpu * 0x100,
+  externalCachePfnBase: (vcpu: number) => 0x190000 + vcpu * 0x100,
 } as const;
+
+/** The TD's private KeyID: the first of the TDX KeyID range in the kernel's example dmesg ("[16, 64)"). */
+export const TD_HKID = 16;
 
 /** ioremap() hands out vmalloc addresses; VMALLOC_START with 4-level paging. */
 const VMALLOC_START = 0xffffc90000000000n;
+/** The kernel's direct map of physical memory, PAGE_OFFSET with 4-level paging and no KASLR. */
+const PAGE_OFFSET = 0xffff888000000000n;
+/** Where the model places the #VE handler's own instructions (after the program's text). */
+const VE_HANDLER_TEXT = 0xffffffff81100000n;
 
 const ATTRIBUTE_BITS: Record<string, bigint> = { SEPT_VE_DISABLE: TD_ATTR_SEPT_VE_DISABLE };
 
@@ -44,16 +65,20 @@ export function actorsFor(s: Scenario): ActorSpec[] {
   const memslotsGeneration = memslots.length * (td ? 1 : 2);
 
   const actors: ActorSpec[] = [];
+  const isDevice = (gpa: bigint) => s.devices.some((d) => (gpa & ~shared) >= d.gpa && (gpa & ~shared) < d.gpa + d.size);
+  // MMIO goes through ioremap()'s vmalloc addresses, memory through the kernel's direct map.
+  const glaOf = (gpa: bigint) => (isDevice(gpa) ? VMALLOC_START + ((gpa & ~shared) & 0xfffffffn) : PAGE_OFFSET + (gpa & ~shared));
+  const place = (ops: readonly Scenario['vcpus'][number]['program'][number][]): GuestOp[] =>
+    ops.map((op) => (op.op === 'hlt' || op.op === 'accept' ? op : ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp)));
   for (const v of vcpus) {
-    const ops: GuestOp[] = s.vcpus[v]!.program.map((op) =>
-      op.op === 'hlt' ? op : { ...op, gla: op.gla ?? VMALLOC_START + ((op.gpa & ~shared) & 0xfffffffn) } as GuestOp,
-    );
-    actors.push({ id: `guest.vcpu${v}`, machine: guestVcpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(ops) } });
+    const prologue = placeProgram(place(s.vcpus[v]!.veHandlerPrologue), VE_HANDLER_TEXT);
+    actors.push({ id: `guest.vcpu${v}`, machine: guestVcpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue } });
   }
   for (const v of vcpus) actors.push({ id: `hw.cpu${v}`, machine: cpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw } });
+  const staging: Record<number, PhysPage> = {};
+  actors.push({ id: 'hw.mem', machine: memoryMachine, input: { pages: staging } });
   if (td) {
-    const attributes = s.vm.attributes.reduce((a, n) => a | ATTRIBUTE_BITS[n]!, 0n);
-    actors.push({ id: 'tdx', machine: tdxModuleMachine, input: { gpaw, attributes, tdrPa: HOST_LAYOUT.tdrPa, tdvpr: vcpus.map(HOST_LAYOUT.tdvprPa) } });
+    actors.push({ id: 'tdx', machine: tdxModuleMachine, input: { gpaw, tdvpr: vcpus.map(HOST_LAYOUT.tdvprPa) } });
   }
   for (const v of vcpus) {
     actors.push({
@@ -67,14 +92,36 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         memslots,
         memslotsGeneration,
         cachePfnBase: HOST_LAYOUT.cachePfnBase(v),
+        externalCachePfnBase: HOST_LAYOUT.externalCachePfnBase(v),
         topLevel: eptLevels(gpaw),
+        tdr: td ? HOST_LAYOUT.tdrPa : 0n,
+        tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
+      },
+    });
+  }
+  const attributes = s.vm.attributes.reduce((a, n) => a | ATTRIBUTE_BITS[n]!, 0n);
+  if (td) {
+    actors.push({
+      id: 'kvm.vm',
+      machine: kvmVmMachine,
+      input: {
+        tdr: HOST_LAYOUT.tdrPa,
+        hkid: TD_HKID,
+        tdcs: [...Array(TDCS_PAGES).keys()].map(HOST_LAYOUT.tdcsPa),
+        tdParamsPa: HOST_LAYOUT.tdParamsPa,
+        // §2: GPAW 52 → MAX_GPAW and 5-level EPT; KVM always sets NO_RBP_MOD (§4.11). EPTP: WB | (levels − 1) << 3.
+        tdParams: {
+          attributes,
+          configFlags: (gpaw === 52 ? TDX_CONFIG_FLAGS_MAX_GPAW : 0n) | TDX_CONFIG_FLAGS_NO_RBP_MOD,
+          eptpControls: MTRR_TYPE_WRBACK | (BigInt(eptLevels(gpaw) - 1) << 3n),
+        },
       },
     });
   }
   actors.push({
     id: 'kvm.mmu',
     machine: tdpMmuMachine,
-    input: { vmType: s.vm.type, gpaw, directRootPfn: HOST_LAYOUT.directRootPfn, mirrorRootPfn: td ? HOST_LAYOUT.mirrorRootPfn : null },
+    input: { vmType: s.vm.type, gpaw, directRootPfn: HOST_LAYOUT.directRootPfn, mirrorRootPfn: td ? HOST_LAYOUT.mirrorRootPfn : null, memslots },
   });
   actors.push({
     id: 'vmm',
@@ -82,7 +129,28 @@ export function actorsFor(s: Scenario): ActorSpec[] {
     input: {
       vcpus: nv,
       devices: s.devices.map((d) => ({ name: d.name, base: d.gpa, size: d.size, regs: Object.fromEntries(Object.entries(d.registers).map(([k, v]) => ['0x' + BigInt(k).toString(16), v])) })),
+      build: td ? tdBuild(s, attributes) : [],
     },
   });
   return actors;
+}
+
+/** The VMM's TD build script (§5b.3), QEMU's order: attributes, INIT_VM, INIT_VCPU, image, FINALIZE. */
+function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
+  const steps: BuildStep[] = [];
+  for (const m of s.memslots) {
+    // QEMU makes guest_memfd RAM private when it registers it.
+    if (m.guestMemfd) steps.push({ kind: 'setAttributes', address: m.gpa, size: m.size, attributes: BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) });
+  }
+  steps.push({ kind: 'initVm', attributes });
+  s.vcpus.forEach((_, v) => steps.push({ kind: 'initVcpu', vcpu: v }));
+  s.image.forEach((img, page) => {
+    const src = HOST_LAYOUT.stagingPa(page);
+    for (const [off, value] of Object.entries(img.words).sort(([a], [b]) => Number(BigInt(a) - BigInt(b)))) {
+      if (value !== 0n) steps.push({ kind: 'stageWord', pa: src + BigInt(off), value });
+    }
+    steps.push({ kind: 'initMemRegion', vcpu: 0, source: src, gpa: img.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
+  });
+  steps.push({ kind: 'finalize' });
+  return steps;
 }

@@ -1,5 +1,6 @@
 /** Shared by tests: run a bundled example in memory and keep every delivery and the log text. */
 import path from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MemoryLogWriter } from '../src/log/writer.ts';
 import { headerFor, modelFor, recordRun } from '../src/cli/session.ts';
@@ -12,6 +13,10 @@ import type { Model } from '../src/runtime/world.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const exampleFile = (name: string) => path.join(REPO_ROOT, 'examples', name, 'scenario.yaml');
+/** Every bundled example, so whole-suite properties (determinism, replay, the XState differential) cover new ones. */
+export const ALL_EXAMPLES: readonly string[] = readdirSync(path.join(REPO_ROOT, 'examples'))
+  .filter((n) => existsSync(path.join(REPO_ROOT, 'examples', n, 'scenario.yaml')))
+  .sort();
 
 export interface RecordedRun {
   scenario: Scenario;

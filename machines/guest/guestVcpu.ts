@@ -6,11 +6,19 @@
  * B); the handler first calls TDG.VP.VEINFO.GET (interrupts stay blocked until then, §6.i step 7), panics
  * on an EPT-violation #VE for a private GPA (step 8), and otherwise asks the VMM to emulate the access
  * with TDG.VP.VMCALL<#VE.RequestMMIO> (steps 9–13). A VMX guest has no #VE: KVM emulates for it.
+ *
+ * Private memory is accepted the way Linux's tdx_accept_memory does it: for each position the largest of
+ * 1G, 2M, 4K that is aligned and fits is tried with TDG.MEM.PAGE.ACCEPT, and any non-zero status makes it
+ * try the next smaller size; failing at 4K panics (§6.ii A.1, §7.3 "Guest side"). An ACCEPT that ends in
+ * an EPT-violation TD exit is fault-like: the next VM entry re-executes the same TDCALL (§5a.5).
+ *
+ * `veHandlerPrologue` lets a scenario give the #VE handler instructions it runs before TDG.VP.VEINFO.GET —
+ * the window in which a second #VE becomes #DF (§5a.6): e.g. a handler whose stack is in unaccepted memory.
  */
 import { setup, assign, emit, and } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS } from '../../src/arch/tdcall.ts';
+import { TDG_MEM_PAGE_ACCEPT, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS } from '../../src/arch/tdcall.ts';
 import { EXIT_REASON_EPT_VIOLATION, DF_VECTOR } from '../../src/arch/vmx.ts';
 import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
 import { sharedBit } from '../../src/arch/gpa.ts';
@@ -22,6 +30,26 @@ export interface GuestVcpuInput {
   vmType: 'tdx' | 'vmx';
   gpaw: 48 | 52;
   program: readonly PlacedInsn[];
+  veHandlerPrologue: readonly PlacedInsn[];
+}
+
+/** tdx_accept_memory's progress: [start, end) and the TDX page level being tried at `start`. */
+export interface AcceptProgress {
+  start: bigint;
+  end: bigint;
+  level: number;
+}
+
+const ACCEPT_LEVELS = [2, 1, 0] as const;
+const levelBytes = (l: number) => 0x1000n << BigInt(9 * l);
+
+/** try_accept_one: the largest size ≤ `maxLevel` that is aligned at `start` and fits; -1 if none. */
+export function acceptLevelFor(start: bigint, end: bigint, maxLevel = 2): number {
+  for (const l of ACCEPT_LEVELS) {
+    if (l > maxLevel) continue;
+    if ((start & (levelBytes(l) - 1n)) === 0n && end - start >= levelBytes(l)) return l;
+  }
+  return -1;
 }
 
 /** What TDG.VP.VEINFO.GET returned (§4.2): exit reason, qualification, GLA, GPA. */
@@ -43,6 +71,10 @@ export interface GuestVcpuContext {
   regs: Record<GuestReg, bigint>;
   /** The #VE being handled, as returned by TDG.VP.VEINFO.GET. */
   ve: VeInfoSeen | null;
+  accept: AcceptProgress | null;
+  veHandlerPrologue: readonly PlacedInsn[];
+  /** Index into `veHandlerPrologue` while the #VE handler runs it. */
+  prologuePc: number;
   /** Why the guest died, when it did. */
   panic: string | null;
 }
@@ -50,6 +82,18 @@ export interface GuestVcpuContext {
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 
 const cur = (c: GuestVcpuContext): PlacedInsn | undefined => c.program[c.pc];
+const curPrologue = (c: GuestVcpuContext): PlacedInsn => c.veHandlerPrologue[c.prologuePc]!;
+
+function accessMessage(c: GuestVcpuContext, i: PlacedInsn): Outgoing {
+  if (i.op === 'load') return out(`hw.cpu${c.vcpu}`, 'insn', 'LOAD', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, reg: i.reg });
+  if (i.op === 'store') return out(`hw.cpu${c.vcpu}`, 'insn', 'STORE', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, value: i.value });
+  if (i.op === 'hlt') return out(`hw.cpu${c.vcpu}`, 'insn', 'HLT', { vcpu: c.vcpu, rip: i.rip });
+  throw new Error(`model bug: ${i.op} is not a memory instruction`);
+}
+
+function retireInto(regs: Record<GuestReg, bigint>, i: PlacedInsn, value: bigint | null): Record<GuestReg, bigint> {
+  return i.op === 'load' && value !== null ? { ...regs, [i.reg]: movToReg(regs[i.reg], i.size, value) } : regs;
+}
 const hw = (c: GuestVcpuContext) => `hw.cpu${c.vcpu}`;
 const tdx = 'tdx';
 
@@ -68,6 +112,12 @@ export const guestVcpuMachine = setup({
   guards: {
     programEnded: ({ context }) => cur(context) === undefined,
     atHlt: ({ context }) => cur(context)?.op === 'hlt',
+    atAccept: ({ context }) => cur(context)?.op === 'accept',
+    acceptOk: ({ event }) => payloadOf(event, 'tdcall-return', 'TDG.MEM.PAGE.ACCEPT').RAX === TDX_SUCCESS,
+    acceptRangeDone: ({ context }) => context.accept!.start + levelBytes(context.accept!.level) >= context.accept!.end,
+    canTrySmaller: ({ context }) => acceptLevelFor(context.accept!.start, context.accept!.end, context.accept!.level - 1) >= 0,
+    hasPrologue: ({ context }) => context.veHandlerPrologue.length > 0,
+    prologueDone: ({ context }) => context.prologuePc + 1 >= context.veHandlerPrologue.length,
     isTd: ({ context }) => context.vmType === 'tdx',
     /** VMX: KVM emulated the instruction while the guest was out; the entry carries the result. */
     entryCompletesInsn: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').emulated !== null,
@@ -84,12 +134,32 @@ export const guestVcpuMachine = setup({
   },
   actions: {
     /** The CPU performs the instruction at RIP; the hardware decides whether it completes, exits or #VEs. */
-    executeInsn: emit(({ context }): Emitted => {
-      const i = cur(context)!;
-      if (i.op === 'load') return out(hw(context), 'insn', 'LOAD', { vcpu: context.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, reg: i.reg });
-      if (i.op === 'store') return out(hw(context), 'insn', 'STORE', { vcpu: context.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, value: i.value });
-      return out(hw(context), 'insn', 'HLT', { vcpu: context.vcpu, rip: i.rip });
+    executeInsn: emit(({ context }): Emitted => accessMessage(context, cur(context)!)),
+    /** The access completed in memory: a load writes its register the way MOV does; RIP moves on. */
+    retireInsn: assign(({ context, event }) => ({ regs: retireInto(context.regs, cur(context)!, payloadOf(event, 'insn', 'RETIRE').value), pc: context.pc + 1 })),
+    beginAccept: assign({
+      accept: ({ context }) => {
+        const i = cur(context)! as Extract<PlacedInsn, { op: 'accept' }>;
+        return { start: i.gpa, end: i.gpa + i.size, level: acceptLevelFor(i.gpa, i.gpa + i.size) };
+      },
     }),
+    /** TDCALL TDG.MEM.PAGE.ACCEPT: RCX = GPA | page-size code (§0.2). */
+    acceptTdcall: emit(({ context }) =>
+      out(tdx, 'tdcall', 'TDG.MEM.PAGE.ACCEPT', { vcpu: context.vcpu, RAX: BigInt(TDG_MEM_PAGE_ACCEPT), RCX: context.accept!.start | BigInt(context.accept!.level) }),
+    ),
+    acceptNext: assign({
+      accept: ({ context }) => {
+        const a = context.accept!;
+        const start = a.start + levelBytes(a.level);
+        return { ...a, start, level: acceptLevelFor(start, a.end) };
+      },
+    }),
+    acceptSmaller: assign({ accept: ({ context }) => ({ ...context.accept!, level: acceptLevelFor(context.accept!.start, context.accept!.end, context.accept!.level - 1) }) }),
+    acceptFinished: assign({ accept: () => null, pc: ({ context }) => context.pc + 1 }),
+    panicAccept: assign({ panic: ({ context }) => `TDX: Failed to accept memory (at ${hex(context.accept!.start)})` }),
+    executePrologue: emit(({ context }): Emitted => accessMessage(context, curPrologue(context))),
+    retirePrologue: assign(({ context, event }) => ({ regs: retireInto(context.regs, curPrologue(context), payloadOf(event, 'insn', 'RETIRE').value), prologuePc: context.prologuePc + 1 })),
+    resetPrologue: assign({ prologuePc: () => 0 }),
     /** Linux TD guests halt with TDG.VP.VMCALL<Instruction.HLT>, R12 = interrupts-blocked flag (§4.3). */
     tdvmcallHlt: emit(({ context }) =>
       out(tdx, 'tdcall', 'TDG.VP.VMCALL<Instruction.HLT>', tdvmcall(context, TDVMCALL_INSTRUCTION_HLT, { R12: 0n })),
@@ -144,6 +214,9 @@ export const guestVcpuMachine = setup({
     pc: 0,
     regs: { rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rdi: 0n },
     ve: null,
+    accept: null,
+    veHandlerPrologue: input.veHandlerPrologue,
+    prologuePc: 0,
     panic: null,
   }),
   initial: 'notEntered',
@@ -160,6 +233,7 @@ export const guestVcpuMachine = setup({
       always: [
         { guard: 'programEnded', target: 'programEnded' },
         { guard: and(['atHlt', 'isTd']), target: 'haltingTd' },
+        { guard: 'atAccept', target: 'accepting', actions: 'beginAccept' },
         { guard: 'atHlt', target: 'haltingVmx' },
         { target: 'executing' },
       ],
@@ -169,7 +243,22 @@ export const guestVcpuMachine = setup({
       entry: 'executeInsn',
       on: {
         '#VE': 'inVeHandler',
+        RETIRE: { target: 'dispatching', actions: 'retireInsn' },
         VMRESUME: [{ guard: 'entryCompletesInsn', target: 'dispatching', actions: 'applyEmulation' }, { target: 'executing', reenter: true }],
+      },
+    },
+    /** tdx_accept_memory: one TDCALL per page size tried (§6.ii A.1). */
+    accepting: {
+      entry: 'acceptTdcall',
+      on: {
+        'TDG.MEM.PAGE.ACCEPT': [
+          { guard: and(['acceptOk', 'acceptRangeDone']), target: 'dispatching', actions: 'acceptFinished' },
+          { guard: 'acceptOk', target: 'accepting', reenter: true, actions: 'acceptNext' },
+          { guard: 'canTrySmaller', target: 'accepting', reenter: true, actions: 'acceptSmaller' },
+          { target: 'panicked', actions: 'panicAccept' },
+        ],
+        // Fault-like EPT-violation exit: RIP is still on the TDCALL, which runs again (§5a.5).
+        VMRESUME: { target: 'accepting', reenter: true },
       },
     },
     /** Linux TD guests never execute HLT: they ask for it with a TDVMCALL, a TD exit (§4.3). */
@@ -184,6 +273,20 @@ export const guestVcpuMachine = setup({
     },
     /** exc_virtualization_exception: VEINFO.GET first, with interrupts blocked until it returns (§6.i 7). */
     inVeHandler: {
+      always: [{ guard: 'hasPrologue', target: 'inVeHandlerPrologue', actions: 'resetPrologue' }, { target: 'gettingVeInfo' }],
+    },
+    /** A scenario's handler code before TDG.VP.VEINFO.GET: while VE_INFO is valid, another #VE is a #DF. */
+    inVeHandlerPrologue: {
+      entry: 'executePrologue',
+      on: {
+        RETIRE: [
+          { guard: 'prologueDone', target: 'gettingVeInfo', actions: 'retirePrologue' },
+          { target: 'inVeHandlerPrologue', reenter: true, actions: 'retirePrologue' },
+        ],
+        VMRESUME: { target: 'inVeHandlerPrologue', reenter: true },
+      },
+    },
+    gettingVeInfo: {
       entry: 'veinfoGet',
       on: {
         'TDG.VP.VEINFO.GET': [

@@ -10,6 +10,8 @@ export type AccessSize = 1 | 2 | 4 | 8;
 export type GuestOp =
   | { op: 'load'; gpa: bigint; gla: bigint; size: AccessSize; reg: GuestReg }
   | { op: 'store'; gpa: bigint; gla: bigint; size: AccessSize; value: bigint }
+  /** tdx_accept_memory(gpa, gpa + size): TDG.MEM.PAGE.ACCEPT in the largest sizes that fit (§6.ii A.1). */
+  | { op: 'accept'; gpa: bigint; size: bigint }
   | { op: 'hlt' };
 
 export type PlacedInsn = GuestOp & { rip: bigint; length: number };
@@ -23,11 +25,13 @@ export const GUEST_TEXT_BASE = 0xffffffff81000000n;
  */
 export function insnLength(op: GuestOp): number {
   if (op.op === 'hlt') return 1;
+  // TDCALL is 66 0F 01 CC.
+  if (op.op === 'accept') return 4;
   return op.size === 2 || op.size === 8 ? 3 : 2;
 }
 
-export function placeProgram(ops: readonly GuestOp[]): PlacedInsn[] {
-  let rip = GUEST_TEXT_BASE;
+export function placeProgram(ops: readonly GuestOp[], base = GUEST_TEXT_BASE): PlacedInsn[] {
+  let rip = base;
   return ops.map((op) => {
     const length = insnLength(op);
     const placed = { ...op, rip, length } as PlacedInsn;

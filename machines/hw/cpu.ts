@@ -9,14 +9,19 @@
  * VE information area and sets its valid word to 0xFFFFFFFF; while it stays set, further convertible
  * violations become VM exits (SDM §25.5.6.1). The VE information area lives in the TDVPS, but it is the
  * CPU that checks and writes it during delivery, so this actor owns it and the TDX module reaches it by
- * message (VE_INFO_GET) when the guest calls TDG.VP.VEINFO.GET.
+ * message (VE_INFO_GET) when the guest calls TDG.VP.VEINFO.GET, and asks it to inject a #VE in software
+ * (VE_INJECT, §5a.6), which becomes #DF when the area still holds an unread #VE.
+ *
+ * A translated access goes to physical memory (hw.mem) with the KeyID the walk gave — the TD's HKID
+ * through the S-EPT, 0 through the shared EPT — and retires when memory answers.
  */
-import { setup, assign, emit } from 'xstate';
+import { setup, assign, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type MemAccess, type EptKind, type DecodedInsn } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, VE_VECTOR } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, VE_VECTOR, DF_VECTOR } from '../../src/arch/vmx.ts';
 import { VE_INFO_VALID } from '../../src/arch/tdxStatus.ts';
-import { sharedBit } from '../../src/arch/gpa.ts';
+import { sharedBit, PAGE_SIZE } from '../../src/arch/gpa.ts';
+import { spteToPfn } from '../../src/arch/spte.ts';
 import { decideWalk, type WalkOutcome } from './eptWalk.ts';
 
 export interface CpuInput {
@@ -44,6 +49,8 @@ export interface CpuContext {
   access: (MemAccess & { op: 'LOAD' | 'STORE'; ept: EptKind }) | null;
   /** The last walk's conclusion, kept so a replay shows why the CPU did what it did. */
   lastWalk: WalkOutcome | null;
+  /** KeyID of the last walk's translation. */
+  keyid: number;
   veInfo: VeInfoArea;
 }
 
@@ -95,6 +102,31 @@ export const cpuMachine = setup({
         const r = payloadOf(event, 'ept-walk', 'EPT_WALK_RESULT');
         return decideWalk(r.path, context.access!.op === 'LOAD' ? 'read' : 'write');
       },
+      keyid: ({ event }) => payloadOf(event, 'ept-walk', 'EPT_WALK_RESULT').keyid,
+    }),
+    /** The physical address: the leaf's frame plus the offset inside the page (or huge page) it maps. */
+    accessMemory: emit(({ context }) => {
+      const o = outcome(context) as Extract<WalkOutcome, { kind: 'translated' }>;
+      const a = context.access!;
+      const pageBytes = PAGE_SIZE << BigInt(9 * (o.leaf.pgLevel - 1));
+      const pa = (spteToPfn(o.leaf.spte) << 12n) + (a.gpa & (pageBytes - 1n));
+      const tag = `hw.cpu${context.vcpu}`;
+      return a.op === 'LOAD'
+        ? out('hw.mem', 'mem', 'MEM_READ', { pa, size: a.size, keyid: context.keyid, tag })
+        : out('hw.mem', 'mem', 'MEM_WRITE', { pa, size: a.size, keyid: context.keyid, value: a.value ?? 0n, tag });
+    }),
+    retire: emit(({ context, event }) =>
+      out(guest(context), 'insn', 'RETIRE', { vcpu: context.vcpu, rip: context.access!.rip, value: event.type === 'MEM_DATA' ? payloadOf(event, 'mem', 'MEM_DATA').value : null }),
+    ),
+    /** §5a.6 tdx_inject_ve: a free VE_INFO gets the #VE written and delivered; a valid one means #DF. */
+    softwareVe: enqueueActions(({ context, event, enqueue }) => {
+      const v = payloadOf(event, 've-info', 'VE_INJECT');
+      if (context.veInfo.valid !== 0) {
+        enqueue.emit(out(guest(context), 'exception', '#DF', { vcpu: context.vcpu, vector: DF_VECTOR }));
+        return;
+      }
+      enqueue.assign({ veInfo: { exitReason: v.exitReason, valid: VE_INFO_VALID, exitQualification: v.exitQualification, gla: v.gla, gpa: v.gpa, eptpIndex: 0 } });
+      enqueue.emit(out(guest(context), 'exception', '#VE', { vcpu: context.vcpu, vector: VE_VECTOR }));
     }),
     deliverVe: assign({
       veInfo: ({ context }) => {
@@ -129,11 +161,6 @@ export const cpuMachine = setup({
     /** TDG.VP.VEINFO.GET reads the area and clears the valid word (§4.2). */
     answerVeInfo: emit(({ context }) => out('tdx', 've-info', 'VE_INFO', { vcpu: context.vcpu, ...context.veInfo })),
     clearVeInfoValid: assign({ veInfo: ({ context }) => ({ ...context.veInfo, valid: 0 }) }),
-    translatedUnmodelled: emit((): Emitted => ({
-      type: 'tdxsim.failure',
-      reason: 'model limit',
-      detail: 'the access translated to mapped memory; guest RAM contents are not modelled yet',
-    })),
     unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
   },
 }).createMachine({
@@ -144,11 +171,13 @@ export const cpuMachine = setup({
     sharedMask: input.vmType === 'tdx' ? sharedBit(input.gpaw) : 0n,
     access: null,
     lastWalk: null,
+    keyid: 0,
     veInfo: { exitReason: 0, valid: 0, exitQualification: 0n, gla: 0n, gpa: 0n, eptpIndex: 0 },
   }),
   initial: 'idle',
   on: {
     VE_INFO_GET: { actions: ['answerVeInfo', 'clearVeInfoValid'] },
+    VE_INJECT: { actions: 'softwareVe' },
     '*': { actions: 'unexpected' },
   },
   states: {
@@ -170,8 +199,16 @@ export const cpuMachine = setup({
         { guard: 'misconfig', target: 'idle', actions: ['exitEptMisconfig', 'endAccess'] },
         { guard: 'becomesVe', target: 'idle', actions: ['deliverVe', 'injectVe', 'endAccess'] },
         { guard: 'violation', target: 'idle', actions: ['exitEptViolation', 'endAccess'] },
-        { target: 'idle', actions: ['translatedUnmodelled', 'endAccess'] },
+        { target: 'accessing' },
       ],
+    },
+    /** Translated: the load or store is performed by the memory controller. */
+    accessing: {
+      entry: 'accessMemory',
+      on: {
+        MEM_DATA: { target: 'idle', actions: ['retire', 'endAccess'] },
+        MEM_DONE: { target: 'idle', actions: ['retire', 'endAccess'] },
+      },
     },
   },
 });

@@ -1,6 +1,13 @@
 /**
- * A KVM vCPU thread: the KVM_RUN loop for a TD (TDH.VP.ENTER, §5c.1) or a VMX guest (VMLAUNCH/VMRESUME),
- * exit dispatch, the TDP MMU fault path run by this thread against the kvm.mmu actor, and MMIO emulation.
+ * A KVM vCPU thread: the vCPU ioctls of the TD build (KVM_TDX_INIT_VCPU, KVM_TDX_INIT_MEM_REGION, §5b.3),
+ * the KVM_RUN loop for a TD (TDH.VP.ENTER, §5c.1) or a VMX guest (VMLAUNCH/VMRESUME), exit dispatch, the
+ * TDP MMU fault path run by this thread against the kvm.mmu actor, and MMIO emulation.
+ *
+ * Private faults (§6.ii A.3–A.6, §7.6) go to the mirror root: each missing level is frozen with a
+ * cmpxchg to FROZEN_SPTE, linked in the S-EPT with TDH.MEM.SEPT.ADD, then written with its final value;
+ * the leaf likewise with TDH.MEM.PAGE.AUG (or TDH.MEM.PAGE.ADD while INIT_MEM_REGION populates the image).
+ * TDX_OPERAND_BUSY restores the old SPTE and ends the attempt with RET_PF_RETRY, which a private fault
+ * retries locally instead of re-entering the guest (§7.3, §7.5); any other error is a KVM_BUG_ON.
  *
  * The fault path follows kvm_tdp_mmu_map (§6.i step 4, §7.6): take mmu_lock for read, walk, link every
  * missing page-table level with a cmpxchg of a fresh page from this vCPU's cache, install the leaf with a
@@ -17,6 +24,11 @@ import { TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_STATUS_INV
 import { EPT_VIOLATION_ACC_READ, EPT_VIOLATION_ACC_WRITE, EPT_VIOLATION_ACC_INSTR, EPT_VIOLATION_PROT_MASK, EPT_VIOLATION_GVA_TRANSLATED } from '../../src/arch/vmx.ts';
 import {
   KVM_EXIT_MMIO,
+  KVM_EXIT_MEMORY_FAULT,
+  KVM_MEMORY_EXIT_FLAG_PRIVATE,
+  KVM_TDX_MEASURE_MEMORY_REGION,
+  RET_PF_FIXED,
+  RET_PF_SPURIOUS,
   PFERR_USER_MASK,
   PFERR_WRITE_MASK,
   PFERR_FETCH_MASK,
@@ -31,17 +43,29 @@ import {
   X86EMUL_RETRY_INSTR,
   PG_LEVEL_4K,
 } from '../../src/arch/kvmApi.ts';
-import { SHADOW_NONPRESENT_VALUE, MMIO_SPTE_GEN_MASK, makeMmioSpte, makeNonLeafSpte, isFrozenSpte, isShadowPresentPte, isMmioSpte, getMmioSpteGeneration, VMX_EPT_MISCONFIG_WX_VALUE, TDX_SHADOW_MMIO_VALUE } from '../../src/arch/spte.ts';
-import { sharedBit, gfnDirectBits, gpaToGfn, gfnToGpa, pgLevelIndex } from '../../src/arch/gpa.ts';
+import {
+  SHADOW_NONPRESENT_VALUE,
+  FROZEN_SPTE,
+  MMIO_SPTE_GEN_MASK,
+  MTRR_TYPE_WRBACK,
+  VMX_EPT_MT_EPTE_SHIFT,
+  makeMmioSpte,
+  makeNonLeafSpte,
+  makeSpte,
+  isFrozenSpte,
+  isShadowPresentPte,
+  isMmioSpte,
+  getMmioSpteGeneration,
+  VMX_EPT_MISCONFIG_WX_VALUE,
+  TDX_SHADOW_MMIO_VALUE,
+} from '../../src/arch/spte.ts';
+import { sharedBit, gfnDirectBits, gpaToGfn, gfnToGpa, pgLevelIndex, pgLevelToTdxLevel, makePageInfo, PAGE_SIZE } from '../../src/arch/gpa.ts';
+import { TDX_SUCCESS, TDX_OPERAND_BUSY, TDX_SEAMCALL_STATUS_MASK, TDX_EXT_EXIT_QUAL_TYPE_MASK, TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION, TDX_EXTENDMR_CHUNKSIZE, tdxStatusName } from '../../src/arch/tdxStatus.ts';
+import { hex } from '../../src/arch/hex.ts';
 import { sizeMask } from '../guest/program.ts';
+import { findMemslot, type Memslot } from './memslots.ts';
 
-export interface Memslot {
-  /** First GFN and number of 4K pages; GFNs never carry the shared bit (§2). */
-  baseGfn: bigint;
-  npages: bigint;
-  /** guest_memfd-backed slots can hold private memory (§1.4). */
-  guestMemfd: boolean;
-}
+export type { Memslot };
 
 export interface KvmVcpuInput {
   vcpu: number;
@@ -54,7 +78,12 @@ export interface KvmVcpuInput {
   memslotsGeneration: number;
   /** First host PFN of this vCPU's page-table page cache (mmu_shadow_page_cache). */
   cachePfnBase: number;
+  /** First host PFN of this vCPU's external (S-EPT) page cache: the pages handed to TDH.MEM.SEPT.ADD. */
+  externalCachePfnBase: number;
   topLevel: number;
+  /** TD only: the TDR page (RDX of memory SEAMCALLs) and this vCPU's TDCX pages. */
+  tdr: bigint;
+  tdcx: readonly bigint[];
 }
 
 /** The exit being handled, as KVM recorded it (§5c.1 step 4). */
@@ -81,6 +110,10 @@ export interface FaultState {
   isPrivate: boolean;
   root: TdpRoot;
   noSlot: boolean;
+  /** The backing page kvm_mmu_faultin_pfn found (guest_memfd or userspace), null for MMIO. */
+  pfn: bigint | null;
+  /** KVM_TDX_INIT_MEM_REGION: the source page TDH.MEM.PAGE.ADD copies from, instead of AUG. */
+  populateSource: bigint | null;
   path: readonly WalkStep[];
   /** Index into `path` of the SPTE being handled. */
   at: number;
@@ -109,6 +142,14 @@ export interface KvmVcpuContext {
   topLevel: number;
   /** Next free page in this vCPU's page-table page cache. */
   nextCachePfn: number;
+  /** Next free page in the external page cache (S-EPT pages for TDH.MEM.SEPT.ADD). */
+  nextExternalPfn: number;
+  tdr: bigint;
+  tdcx: readonly bigint[];
+  /** Progress of a KVM_TDX_INIT_VCPU (TDCX pages added) or KVM_TDX_INIT_MEM_REGION (page, 256-byte chunk). */
+  build: { tdcxAdded: number; region: { source: bigint; gpa: bigint; nrPages: number; flags: number; page: number; chunk: number } | null };
+  /** The SPTE value an in-flight SEAMCALL will make final (or restore on failure). */
+  frozen: { step: WalkStep; finalSpte: bigint; childPfn: number | null } | null;
   exit: ExitInfo | null;
   fault: FaultState | null;
   mmio: PendingMmio | null;
@@ -143,27 +184,41 @@ function eptViolationErrorCode(q: bigint, isPrivate: boolean): bigint {
 }
 
 function findSlot(c: KvmVcpuContext, gfn: bigint): Memslot | undefined {
-  return c.memslots.find((s) => gfn >= s.baseGfn && gfn < s.baseGfn + s.npages);
+  return findMemslot(c.memslots, gfn);
 }
 
-function beginFault(c: KvmVcpuContext, gpa: bigint, q: bigint, extraEc: bigint): FaultState {
+function beginFault(c: KvmVcpuContext, gpa: bigint, q: bigint, extraEc: bigint, populateSource: bigint | null = null): FaultState {
   const shared = c.vmType === 'vmx' || (gpa & sharedBit(c.gpaw)) !== 0n;
   const isPrivate = !shared;
   const iterGfn = gpaToGfn(gpa);
   const gfn = iterGfn & ~c.gfnDirectBits;
+  // tdx_handle_ept_violation: private faults are always handled as writes — private pages are mapped
+  // RWX, and a read fault could otherwise map a COW alias that AUG cannot use (§6.ii A.3).
+  const qual = isPrivate && c.vmType === 'tdx' ? BigInt(EPT_VIOLATION_ACC_WRITE) | (q & BigInt(EPT_VIOLATION_GVA_TRANSLATED)) : q;
   return {
     gpa,
     iterGfn,
     gfn,
-    errorCode: eptViolationErrorCode(q, isPrivate) | extraEc,
+    errorCode: eptViolationErrorCode(qual, isPrivate) | extraEc,
     isPrivate,
     root: isPrivate ? 'mirror' : 'direct',
     noSlot: findSlot(c, gfn) === undefined,
+    pfn: null,
+    populateSource,
     path: [],
     at: 0,
     ret: null,
   };
 }
+
+/** The leaf a fault installs: a normal SPTE (bit 63 set, §3.7) for RAM, the MMIO SPTE without a memslot. */
+function leafSpte(c: KvmVcpuContext): bigint {
+  const f = fault(c);
+  if (f.pfn === null) return mmioSpte(c);
+  return makeSpte({ pfn: f.pfn, pgLevel: PG_LEVEL_4K, writable: (f.errorCode & PFERR_WRITE_MASK) !== 0n || f.isPrivate, memtypeBits: MTRR_TYPE_WRBACK << VMX_EPT_MT_EPTE_SHIFT, accessed: true, adEnabled: true });
+}
+
+const statusCode = (rax: bigint) => rax & TDX_SEAMCALL_STATUS_MASK;
 
 function mmioSpte(c: KvmVcpuContext): bigint {
   return makeMmioSpte({ gfn: fault(c).iterGfn, generation: c.memslotsGeneration, mmioValue: c.mmioValue });
@@ -180,13 +235,46 @@ export const kvmVcpuMachine = setup({
     isTd: ({ context }) => context.vmType === 'tdx',
     mmioPending: ({ context }) => context.mmio !== null,
     faultIsPrivate: ({ context }) => fault(context).isPrivate,
-    faultHasSlot: ({ context }) => !fault(context).noSlot,
+    isMirror: ({ context }) => fault(context).root === 'mirror',
+    isPopulate: ({ context }) => fault(context).populateSource !== null,
+    /**
+     * tdx_is_sept_violation_unexpected_pending: EEQ type PENDING_EPT_VIOLATION and no PROT bits — the
+     * guest touched a page it never accepted while SEPT_VE_DISABLE is set (§6.ii B.3, [KX]).
+     */
+    unexpectedPending: ({ context }) => {
+      const x = context.exit!;
+      return (
+        context.vmType === 'tdx' &&
+        (x.gpa & sharedBit(context.gpaw)) === 0n &&
+        (x.eeq & TDX_EXT_EXIT_QUAL_TYPE_MASK) === BigInt(TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION) &&
+        (x.exitQualification & BigInt(EPT_VIOLATION_PROT_MASK)) === 0n
+      );
+    },
+    /**
+     * kvm_mmu_faultin_pfn: a private fault on a shared GFN or the other way round, or a private fault
+     * without guest_memfd, goes to userspace as KVM_EXIT_MEMORY_FAULT (§6.ii A.4).
+     */
+    faultinMismatch: ({ context, event }) => {
+      const r = payloadOf(event, 'mmu', 'FAULTIN_RESULT');
+      const f = fault(context);
+      if (context.vmType !== 'tdx' || r.slot === 'none') return false;
+      return f.isPrivate !== r.attrPrivate || (f.isPrivate && r.slot !== 'gmem');
+    },
+    seamcallOk: ({ event }) => (event.msg.payload as Gprs).RAX === TDX_SUCCESS,
+    seamcallBusy: ({ event }) => statusCode((event.msg.payload as Gprs).RAX!) === TDX_OPERAND_BUSY,
+    retFixed: ({ context }) => fault(context).ret === RET_PF_FIXED,
+    retRetry: ({ context }) => fault(context).ret === RET_PF_RETRY,
+    moreTdcx: ({ context }) => context.build.tdcxAdded < context.tdcx.length,
+    measuring: ({ context }) => (context.build.region!.flags & KVM_TDX_MEASURE_MEMORY_REGION) !== 0,
+    moreChunks: ({ context }) => context.build.region!.chunk < Number(PAGE_SIZE) / TDX_EXTENDMR_CHUNKSIZE,
+    morePages: ({ context }) => context.build.region!.page + 1 < context.build.region!.nrPages,
     stepFrozen: ({ context }) => isFrozenSpte(stepAt(context).spte),
     atTargetLevel: ({ context }) => stepAt(context).pgLevel === PG_LEVEL_4K,
     stepPresent: ({ context }) => isShadowPresentPte(stepAt(context).spte),
-    leafAlreadyMmio: ({ context }) => stepAt(context).spte === mmioSpte(context),
+    leafAlreadyMmio: ({ context }) => fault(context).pfn === null && stepAt(context).spte === mmioSpte(context),
     cmpxchgOk: ({ event }) => payloadOf(event, 'mmu', 'SPTE_CMPXCHG_RESULT').ret === 0,
     retEmulate: ({ context }) => fault(context).ret === RET_PF_EMULATE,
+    faultIsMmio: ({ context }) => fault(context).pfn === null,
     /** handle_mmio_page_fault: an MMIO SPTE whose generation matches the memslots (§6.i contrast). */
     mmioSpteCurrent: ({ context, event }) => {
       const leaf = payloadOf(event, 'mmu', 'TDP_WALK_RESULT').path.at(-1)!.spte;
@@ -241,6 +329,97 @@ export const kvmVcpuMachine = setup({
       },
     }),
     beginEptViolation: assign({ fault: ({ context }) => beginFault(context, context.exit!.gpa, context.exit!.exitQualification, 0n) }),
+    /** KVM_TDX_INIT_MEM_REGION maps each page through the same fault path, with PAGE.ADD as the leaf hook. */
+    beginPopulateFault: assign({
+      fault: ({ context }) => {
+        const r = context.build.region!;
+        const off = BigInt(r.page) * PAGE_SIZE;
+        return beginFault(context, r.gpa + off, BigInt(EPT_VIOLATION_ACC_WRITE), 0n, r.source + off);
+      },
+    }),
+    /** Local retry (§7.3): the same fault again from kvm_mmu_faultin_pfn, without re-entering the guest. */
+    resetFault: assign({ fault: ({ context }) => ({ ...fault(context), path: [], at: 0, ret: null }) }),
+    faultinRequest: emit(({ context }) => out(MMU, 'mmu', 'FAULTIN', { vcpu: context.vcpu, gfn: fault(context).gfn, isPrivate: fault(context).isPrivate })),
+    recordFaultin: assign({ fault: ({ context, event }) => ({ ...fault(context), pfn: payloadOf(event, 'mmu', 'FAULTIN_RESULT').pfn }) }),
+    exitMemoryFault: emit(({ context }) =>
+      out('vmm', 'kvm-exit', 'KVM_EXIT_MEMORY_FAULT', {
+        vcpu: context.vcpu,
+        exit_reason: KVM_EXIT_MEMORY_FAULT,
+        gpa: gfnToGpa(fault(context).gfn),
+        size: PAGE_SIZE,
+        flags: fault(context).isPrivate ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0,
+      }),
+    ),
+    /** Mirror SPTEs become present only as freeze → SEAMCALL → final value (§7.6). */
+    prepareFreezeNonLeaf: assign({
+      frozen: ({ context }) => ({ step: stepAt(context), finalSpte: makeNonLeafSpte({ childPfn: BigInt(context.nextCachePfn), adEnabled: true }), childPfn: context.nextCachePfn }),
+    }),
+    prepareFreezeLeaf: assign({ frozen: ({ context }) => ({ step: stepAt(context), finalSpte: leafSpte(context), childPfn: null }) }),
+    freezeSpte: emit(({ context }) => {
+      const s = context.frozen!.step;
+      return out(MMU, 'mmu', 'SPTE_CMPXCHG', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: s.pgLevel, tablePfn: s.tablePfn, index: s.index, oldSpte: s.spte, newSpte: FROZEN_SPTE, childPfn: null });
+    }),
+    /** tdx_sept_link_private_spt: TDH.MEM.SEPT.ADD(GPA | level, TDR, external page) for the frozen parent. */
+    seamcallSeptAdd: emit(({ context }) => {
+      const s = context.frozen!.step;
+      const gpa = gfnToGpa(fault(context).gfn) & ~(pageSizeOf(s.pgLevel) - 1n);
+      return out('tdx', 'seamcall', 'TDH.MEM.SEPT.ADD', { RCX: makePageInfo(gpa, pgLevelToTdxLevel(s.pgLevel)), RDX: context.tdr, R8: BigInt(context.nextExternalPfn) << 12n });
+    }),
+    /** The leaf hook: TDH.MEM.PAGE.AUG in a running TD, TDH.MEM.PAGE.ADD while the image is populated ([KX] §5b.3 4). */
+    seamcallSetLeaf: emit(({ context }) => {
+      const f = fault(context);
+      const gpa = gfnToGpa(f.gfn);
+      if (f.populateSource !== null) return out('tdx', 'seamcall', 'TDH.MEM.PAGE.ADD', { RCX: gpa, RDX: context.tdr, R8: f.pfn! << 12n, R9: f.populateSource });
+      return out('tdx', 'seamcall', 'TDH.MEM.PAGE.AUG', { RCX: makePageInfo(gpa, 0), RDX: context.tdr, R8: f.pfn! << 12n });
+    }),
+    writeFinal: emit(({ context }) => {
+      const fr = context.frozen!;
+      return out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: fr.step.pgLevel, tablePfn: fr.step.tablePfn, index: fr.step.index, oldSpte: FROZEN_SPTE, newSpte: fr.finalSpte, childPfn: fr.childPfn });
+    }),
+    restoreFrozen: emit(({ context }) => {
+      const fr = context.frozen!;
+      return out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: fr.step.pgLevel, tablePfn: fr.step.tablePfn, index: fr.step.index, oldSpte: FROZEN_SPTE, newSpte: fr.step.spte, childPfn: null });
+    }),
+    clearFrozen: assign({ frozen: () => null }),
+    /** The linked mirror page and its external page are used; the walk continues in the new, empty page. */
+    linkedExternal: assign(({ context }) => {
+      const f = fault(context);
+      const s = stepAt(context);
+      const childLevel = s.pgLevel - 1;
+      const child: WalkStep = { pgLevel: childLevel, tablePfn: context.nextCachePfn, index: pgLevelIndex(gfnToGpa(f.iterGfn), childLevel), spte: SHADOW_NONPRESENT_VALUE };
+      return { nextCachePfn: context.nextCachePfn + 1, nextExternalPfn: context.nextExternalPfn + 1, frozen: null, fault: { ...f, path: [...f.path.slice(0, f.at + 1), child], at: f.at + 1 } };
+    }),
+    retFixed: assign({ fault: ({ context }) => ({ ...fault(context), ret: RET_PF_FIXED }) }),
+    retSpurious: assign({ fault: ({ context }) => ({ ...fault(context), ret: RET_PF_SPURIOUS }) }),
+    kvmBugSeamcall: assign({ deathReason: ({ event }) => `KVM_BUG_ON: ${event.type} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}` }),
+    deathUnexpectedPending: assign({
+      deathReason: ({ context }) => `Guest access before accepting ${hex(context.exit!.gpa)} on vCPU ${context.vcpu}: VM marked dead, KVM_RUN returns -EIO (§6.ii B.3)`,
+    }),
+    // ---- KVM_TDX_INIT_VCPU (§5b.3 step 3) ----
+    vpCreate: emit(({ context }) => out('tdx', 'seamcall', 'TDH.VP.CREATE', { RCX: context.tdvpr, RDX: context.tdr })),
+    vpAddcx: emit(({ context }) => out('tdx', 'seamcall', 'TDH.VP.ADDCX', { RCX: context.tdcx[context.build.tdcxAdded]!, RDX: context.tdvpr })),
+    countTdcx: assign({ build: ({ context }) => ({ ...context.build, tdcxAdded: context.build.tdcxAdded + 1 }) }),
+    /** TDH.VP.INIT(TDVPR, initial RCX, x2APIC id): the model uses the vCPU number as the APIC id. */
+    vpInit: emit(({ context }) => out('tdx', 'seamcall', 'TDH.VP.INIT', { RCX: context.tdvpr, RDX: 0n, R8: BigInt(context.vcpu) })),
+    initVcpuDone: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: 0 })),
+    initVcpuFailed: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: EIO })),
+    // ---- KVM_TDX_INIT_MEM_REGION (§5b.3 step 4) ----
+    beginRegion: assign({
+      build: ({ context, event }) => {
+        const r = payloadOf(event, 'ioctl', 'KVM_TDX_INIT_MEM_REGION');
+        return { ...context.build, region: { source: r.source_addr, gpa: r.gpa, nrPages: r.nr_pages, flags: r.flags, page: 0, chunk: 0 } };
+      },
+    }),
+    /** TDH.MR.EXTEND for each 256-byte chunk of the page just added. */
+    mrExtend: emit(({ context }) => {
+      const r = context.build.region!;
+      return out('tdx', 'seamcall', 'TDH.MR.EXTEND', { RCX: r.gpa + BigInt(r.page) * PAGE_SIZE + BigInt(r.chunk * TDX_EXTENDMR_CHUNKSIZE), RDX: context.tdr });
+    }),
+    nextChunk: assign({ build: ({ context }) => ({ ...context.build, region: { ...context.build.region!, chunk: context.build.region!.chunk + 1 } }) }),
+    nextPage: assign({ build: ({ context }) => ({ ...context.build, region: { ...context.build.region!, page: context.build.region!.page + 1, chunk: 0 } }) }),
+    regionDone: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: 0 })),
+    regionFailed: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: EIO })),
+    endRegion: assign({ build: ({ context }) => ({ ...context.build, region: null }), fault: () => null, frozen: () => null }),
     /** handle_ept_misconfig's slow path: kvm_mmu_page_fault(gpa, PFERR_RSVD_MASK). */
     beginMisconfigFault: assign({ fault: ({ context }) => beginFault(context, context.exit!.gpa, 0n, PFERR_RSVD_MASK) }),
     lockRead: emit(({ context }) => out(MMU, 'mmu', 'MMU_LOCK_READ', { vcpu: context.vcpu })),
@@ -273,7 +452,7 @@ export const kvmVcpuMachine = setup({
       const child: WalkStep = { pgLevel: childLevel, tablePfn: context.nextCachePfn, index: pgLevelIndex(gfnToGpa(f.iterGfn), childLevel), spte: SHADOW_NONPRESENT_VALUE };
       return { nextCachePfn: context.nextCachePfn + 1, fault: { ...f, path: [...f.path.slice(0, f.at + 1), child], at: f.at + 1 } };
     }),
-    installMmioSpte: emit(({ context }) => {
+    installLeafSpte: emit(({ context }) => {
       const s = stepAt(context);
       return out(MMU, 'mmu', 'SPTE_CMPXCHG', {
         vcpu: context.vcpu,
@@ -283,7 +462,7 @@ export const kvmVcpuMachine = setup({
         tablePfn: s.tablePfn,
         index: s.index,
         oldSpte: s.spte,
-        newSpte: mmioSpte(context),
+        newSpte: leafSpte(context),
         childPfn: null,
       });
     }),
@@ -324,12 +503,12 @@ export const kvmVcpuMachine = setup({
     invalidMmioArgs: assign({ enterGprs: () => ({ R10: TDVMCALL_STATUS_INVALID_OPERAND }) }),
     unsupportedSubfunction: assign({ enterGprs: () => ({ R10: TDVMCALL_STATUS_SUBFUNC_UNSUPPORTED }) }),
     kvmBugEptMisconfig: assign({ deathReason: () => 'KVM_BUG_ON: the TDX module returned raw exit reason EPT_MISCONFIG (49) (§5c.1 step 4)' }),
-    unmodelledFault: assign({
-      deathReason: ({ context }) =>
-        `model limit: ${fault(context).isPrivate ? 'private' : 'shared RAM'} fault at GPA 0x${fault(context).gpa.toString(16)}; guest RAM is not modelled yet`,
-    }),
     unsupportedHypercall: assign({ deathReason: () => 'model limit: KVM hypercalls (TDVMCALL with R10 != 0) are not modelled' }),
-    reportDeath: emit(({ context }): Emitted => ({ type: 'tdxsim.failure', reason: context.deathReason!.startsWith('model limit') ? 'model limit' : 'KVM bug', detail: `kvm.vcpu${context.vcpu}: ${context.deathReason}` })),
+    reportDeath: emit(({ context }): Emitted => ({
+      type: 'tdxsim.failure',
+      reason: context.deathReason!.startsWith('model limit') ? 'model limit' : context.deathReason!.startsWith('KVM_BUG_ON') ? 'KVM bug' : 'VM dead',
+      detail: `kvm.vcpu${context.vcpu}: ${context.deathReason}`,
+    })),
     unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
   },
 }).createMachine({
@@ -345,6 +524,11 @@ export const kvmVcpuMachine = setup({
     mmioValue: input.vmType === 'tdx' ? TDX_SHADOW_MMIO_VALUE : VMX_EPT_MISCONFIG_WX_VALUE,
     topLevel: input.topLevel,
     nextCachePfn: input.cachePfnBase,
+    nextExternalPfn: input.externalCachePfnBase,
+    tdr: input.tdr,
+    tdcx: input.tdcx,
+    build: { tdcxAdded: 0, region: null },
+    frozen: null,
     exit: null,
     fault: null,
     mmio: null,
@@ -361,6 +545,50 @@ export const kvmVcpuMachine = setup({
     inUserspace: {
       on: {
         KVM_RUN: [{ guard: 'mmioPending', target: 'entering', actions: 'completeMmio' }, { target: 'entering' }],
+        KVM_TDX_INIT_VCPU: 'initVcpu',
+        KVM_TDX_INIT_MEM_REGION: { target: 'initMemRegion', actions: 'beginRegion' },
+      },
+    },
+    /** tdx_td_vcpu_init: TDH.VP.CREATE, TDH.VP.ADDCX for each TDCX page, TDH.VP.INIT (§5b.3 step 3). */
+    initVcpu: {
+      initial: 'creating',
+      states: {
+        creating: {
+          entry: 'vpCreate',
+          on: { 'TDH.VP.CREATE': [{ guard: 'seamcallOk', target: 'addingCx' }, { target: '#kvmVcpu.inUserspace', actions: 'initVcpuFailed' }] },
+        },
+        addingCx: {
+          entry: 'vpAddcx',
+          on: {
+            'TDH.VP.ADDCX': [
+              { guard: 'seamcallOk', target: 'nextCx', actions: 'countTdcx' },
+              { target: '#kvmVcpu.inUserspace', actions: 'initVcpuFailed' },
+            ],
+          },
+        },
+        nextCx: { always: [{ guard: 'moreTdcx', target: 'addingCx' }, { target: 'initializing' }] },
+        initializing: {
+          entry: 'vpInit',
+          on: { 'TDH.VP.INIT': [{ guard: 'seamcallOk', target: '#kvmVcpu.inUserspace', actions: 'initVcpuDone' }, { target: '#kvmVcpu.inUserspace', actions: 'initVcpuFailed' }] },
+        },
+      },
+    },
+    /**
+     * tdx_gmem_post_populate per page: map the GPA in the mirror root (SEPT.ADD for missing levels, PAGE.ADD
+     * for the leaf), then TDH.MR.EXTEND the 16 chunks of 256 bytes if the VMM asked for a measurement.
+     */
+    initMemRegion: {
+      initial: 'mappingPage',
+      states: {
+        mappingPage: { always: { target: '#kvmVcpu.handlingEptViolation.faultin', actions: 'beginPopulateFault' } },
+        extending: { always: [{ guard: 'measuring', target: 'extendingChunk' }, { target: 'pageDone' }] },
+        extendingChunk: {
+          entry: 'mrExtend',
+          on: { 'TDH.MR.EXTEND': [{ guard: 'seamcallOk', target: 'chunkDone', actions: 'nextChunk' }, { target: 'failed' }] },
+        },
+        chunkDone: { always: [{ guard: 'moreChunks', target: 'extendingChunk' }, { target: 'pageDone' }] },
+        pageDone: { always: [{ guard: 'morePages', target: 'mappingPage', actions: 'nextPage' }, { target: '#kvmVcpu.inUserspace', actions: ['regionDone', 'endRegion'] }] },
+        failed: { always: { target: '#kvmVcpu.inUserspace', actions: ['regionFailed', 'endRegion'] } },
       },
     },
     entering: {
@@ -370,7 +598,7 @@ export const kvmVcpuMachine = setup({
     inTdhVpEnter: {
       entry: ['tdhVpEnter', 'clearEnterGprs'],
       on: {
-        EPT_VIOLATION: { target: 'handlingEptViolation', actions: 'recordTdExit' },
+        EPT_VIOLATION: { target: 'handlingEptViolation', actions: ['recordTdExit', 'beginEptViolation'] },
         TDCALL: { target: 'handlingTdvmcall', actions: 'recordTdExit' },
         EPT_MISCONFIG: { target: 'vmDead', actions: 'kvmBugEptMisconfig' },
       },
@@ -379,19 +607,28 @@ export const kvmVcpuMachine = setup({
     inGuestMode: {
       entry: ['vmxEnter', 'markLaunched'],
       on: {
-        EPT_VIOLATION: { target: 'handlingEptViolation', actions: 'recordVmExit' },
+        EPT_VIOLATION: { target: 'handlingEptViolation', actions: ['recordVmExit', 'beginEptViolation'] },
         EPT_MISCONFIG: { target: 'handlingEptMisconfig', actions: 'recordVmExit' },
         HLT: 'halted',
       },
     },
     /** tdx_handle_ept_violation / handle_ept_violation → kvm_mmu_page_fault → kvm_tdp_page_fault. */
     handlingEptViolation: {
-      entry: 'beginEptViolation',
-      initial: 'faultin',
+      initial: 'checking',
       states: {
-        /** kvm_mmu_faultin_pfn: no memslot → kvm_handle_noslot_fault, which continues to map an MMIO SPTE. */
+        checking: {
+          always: [{ guard: 'unexpectedPending', target: '#kvmVcpu.vmDead', actions: 'deathUnexpectedPending' }, { target: 'faultin' }],
+        },
+        /** kvm_mmu_faultin_pfn: attribute and backing; no memslot → kvm_handle_noslot_fault maps an MMIO SPTE. */
         faultin: {
-          always: [{ guard: 'faultIsPrivate', target: '#kvmVcpu.vmDead', actions: 'unmodelledFault' }, { guard: 'faultHasSlot', target: '#kvmVcpu.vmDead', actions: 'unmodelledFault' }, { target: 'acquiringMmuLock' }],
+          entry: 'faultinRequest',
+          on: {
+            FAULTIN_RESULT: [
+              { guard: and(['faultinMismatch', 'isPopulate']), target: '#kvmVcpu.initMemRegion.failed' },
+              { guard: 'faultinMismatch', target: '#kvmVcpu.inUserspace', actions: ['exitMemoryFault', 'noteFaultDone'] },
+              { target: 'acquiringMmuLock', actions: 'recordFaultin' },
+            ],
+          },
         },
         acquiringMmuLock: { entry: 'lockRead', on: { MMU_LOCK_ACQUIRED: 'walking' } },
         walking: { entry: 'tdpWalk', on: { TDP_WALK_RESULT: { target: 'mapping', actions: 'recordPath' } } },
@@ -401,6 +638,7 @@ export const kvmVcpuMachine = setup({
             { guard: 'stepFrozen', target: 'unlocking', actions: 'retRetry' },
             { guard: 'atTargetLevel', target: 'checkingLeaf' },
             { guard: 'stepPresent', target: 'mapping', reenter: true, actions: 'descend' },
+            { guard: 'isMirror', target: 'freezingNonLeaf' },
             { target: 'linking' },
           ],
         },
@@ -410,22 +648,74 @@ export const kvmVcpuMachine = setup({
             SPTE_CMPXCHG_RESULT: [{ guard: 'cmpxchgOk', target: 'mapping', actions: 'linkedSp' }, { target: 'unlocking', actions: 'retRetry' }],
           },
         },
-        /** tdp_mmu_map_handle_target_level: an identical SPTE is spurious, but an MMIO SPTE still emulates. */
+        /** set_external_spte_present for a page table: freeze the parent SPTE first (§7.6). */
+        freezingNonLeaf: {
+          entry: ['prepareFreezeNonLeaf', 'freezeSpte'],
+          on: {
+            SPTE_CMPXCHG_RESULT: [{ guard: 'cmpxchgOk', target: 'linkingExternal' }, { target: 'unlocking', actions: ['clearFrozen', 'retRetry'] }],
+          },
+        },
+        linkingExternal: {
+          entry: 'seamcallSeptAdd',
+          on: {
+            'TDH.MEM.SEPT.ADD': [
+              { guard: 'seamcallOk', target: 'mapping', actions: ['writeFinal', 'linkedExternal'] },
+              { guard: 'seamcallBusy', target: 'unlocking', actions: ['restoreFrozen', 'clearFrozen', 'retRetry'] },
+              { target: '#kvmVcpu.vmDead', actions: 'kvmBugSeamcall' },
+            ],
+          },
+        },
+        /** tdp_mmu_map_handle_target_level: an MMIO SPTE still emulates; a present leaf is spurious. */
         checkingLeaf: {
-          always: [{ guard: 'leafAlreadyMmio', target: 'unlocking', actions: 'retEmulate' }, { target: 'installingLeaf' }],
+          always: [
+            { guard: 'leafAlreadyMmio', target: 'unlocking', actions: 'retEmulate' },
+            { guard: 'stepPresent', target: 'unlocking', actions: 'retSpurious' },
+            { guard: 'isMirror', target: 'freezingLeaf' },
+            { target: 'installingLeaf' },
+          ],
+        },
+        freezingLeaf: {
+          entry: ['prepareFreezeLeaf', 'freezeSpte'],
+          on: {
+            SPTE_CMPXCHG_RESULT: [{ guard: 'cmpxchgOk', target: 'settingExternal' }, { target: 'unlocking', actions: ['clearFrozen', 'retRetry'] }],
+          },
+        },
+        settingExternal: {
+          entry: 'seamcallSetLeaf',
+          on: {
+            'TDH.MEM.PAGE.AUG': [
+              { guard: 'seamcallOk', target: 'unlocking', actions: ['writeFinal', 'clearFrozen', 'retFixed'] },
+              { guard: 'seamcallBusy', target: 'unlocking', actions: ['restoreFrozen', 'clearFrozen', 'retRetry'] },
+              { target: '#kvmVcpu.vmDead', actions: 'kvmBugSeamcall' },
+            ],
+            'TDH.MEM.PAGE.ADD': [
+              { guard: 'seamcallOk', target: 'unlocking', actions: ['writeFinal', 'clearFrozen', 'retFixed'] },
+              { guard: 'seamcallBusy', target: 'unlocking', actions: ['restoreFrozen', 'clearFrozen', 'retRetry'] },
+              { target: '#kvmVcpu.vmDead', actions: 'kvmBugSeamcall' },
+            ],
+          },
         },
         installingLeaf: {
-          entry: 'installMmioSpte',
+          entry: 'installLeafSpte',
           on: {
-            SPTE_CMPXCHG_RESULT: [{ guard: 'cmpxchgOk', target: 'unlocking', actions: 'retEmulate' }, { target: 'unlocking', actions: 'retRetry' }],
+            SPTE_CMPXCHG_RESULT: [
+              { guard: and(['cmpxchgOk', 'faultIsMmio']), target: 'unlocking', actions: 'retEmulate' },
+              { guard: 'cmpxchgOk', target: 'unlocking', actions: 'retFixed' },
+              { target: 'unlocking', actions: 'retRetry' },
+            ],
           },
         },
         unlocking: {
           entry: 'unlockRead',
           always: [
+            { guard: and(['isPopulate', 'retFixed']), target: '#kvmVcpu.initMemRegion.extending' },
+            { guard: and(['isPopulate', 'retRetry']), target: 'faultin', actions: 'resetFault' },
+            { guard: 'isPopulate', target: '#kvmVcpu.initMemRegion.failed' },
             { guard: and(['retEmulate', 'isTd']), target: '#kvmVcpu.entering', actions: 'noteRetryInstr' },
             { guard: 'retEmulate', target: '#kvmVcpu.emulating', actions: 'noteEmulate' },
-            // RET_PF_RETRY on a shared GPA: re-enter and let the guest fault again (no local retry, §7.5).
+            // RET_PF_RETRY on a private GPA is retried here, without TDH.VP.ENTER: every fruitless entry
+            // would count towards the module's zero-step threshold (§7.3, §7.5). Shared faults re-enter.
+            { guard: and(['retRetry', 'faultIsPrivate', 'isTd']), target: 'faultin', actions: 'resetFault' },
             { target: '#kvmVcpu.entering', actions: 'noteFaultDone' },
           ],
         },
@@ -440,7 +730,7 @@ export const kvmVcpuMachine = setup({
     },
     /** A stale MMIO generation: the regular fault path rebuilds the SPTE. */
     handlingMisconfigSlowPath: {
-      always: { target: 'handlingEptViolation.acquiringMmuLock' },
+      always: { target: 'handlingEptViolation.faultin' },
     },
     /** x86_emulate_instruction (VMX only): the MMIO access goes to userspace. */
     emulating: {
@@ -466,3 +756,9 @@ export const kvmVcpuMachine = setup({
   },
 });
 
+/** -EIO as an ioctl returns it. */
+const EIO = -5;
+
+function pageSizeOf(pgLevel: number): bigint {
+  return PAGE_SIZE << BigInt(9 * (pgLevel - 1));
+}

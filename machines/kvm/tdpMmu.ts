@@ -1,6 +1,8 @@
 /**
- * KVM's TDP MMU as one actor: the page-table pages of the direct (shared) root and, for a TD, the mirror
- * root (§1.4), and kvm->mmu_lock, whose states are this machine's statechart (§7.1).
+ * KVM's VM-wide memory state as one actor: the TDP MMU's page-table pages of the direct (shared) root
+ * and, for a TD, the mirror root (§1.4); kvm->mmu_lock, whose states are this machine's statechart
+ * (§7.1); the per-GFN memory attributes (PRIVATE) and the memslots' backing — guest_memfd pages for
+ * private memory, the VMM's userspace pages for shared memory — that kvm_mmu_faultin_pfn reads (§6.ii A.4).
  *
  * Every SPTE change is one SPTE_CMPXCHG delivery, answered with 0 or -EBUSY plus the current value and no
  * other effect (tdp_mmu_set_spte_atomic, §7.6), so a vCPU's read of an SPTE and its cmpxchg are separate
@@ -8,11 +10,14 @@
  * the SPTEs along the path in one step; each read is atomic in the real system and the cmpxchg that
  * follows re-checks the value it depends on.
  */
-import { setup, emit, enqueueActions } from 'xstate';
+import { setup, assign, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type ActorId } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { isShadowPresentPte, isLargePte } from '../../src/arch/spte.ts';
 import { eptLevels, gfnToGpa } from '../../src/arch/gpa.ts';
+import { PG_LEVEL_4K } from '../../src/arch/kvmApi.ts';
+import { attributeIsPrivate, setAttribute, type PrivateRanges } from './memAttributes.ts';
+import { backingPfn, findMemslot, type Memslot } from './memslots.ts';
 import { acquire, release, lockStateName, UNLOCKED, type Grant, type LockMode, type MmuLockState } from './mmuLock.ts';
 import { readSpte, writeSpte, walkTdp, type SptPages } from './tdpIter.ts';
 
@@ -25,6 +30,7 @@ export interface TdpMmuInput {
   /** Root page-table pages: allocated when the first vCPU loads its MMU; the model starts with them. */
   directRootPfn: number;
   mirrorRootPfn: number | null;
+  memslots: readonly Memslot[];
 }
 
 export interface TdpMmuContext {
@@ -34,6 +40,9 @@ export interface TdpMmuContext {
   roots: { direct: number; mirror: number | null };
   pages: SptPages;
   lock: MmuLockState;
+  memslots: readonly Memslot[];
+  /** GFN ranges whose memory attribute is KVM_MEMORY_ATTRIBUTE_PRIVATE (the attributes xarray, §1.4). */
+  privateRanges: PrivateRanges;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -82,7 +91,41 @@ export const tdpMmuMachine = setup({
     answerEptWalk: emit(({ context, event }) => {
       const w = payloadOf(event, 'ept-walk', 'EPT_WALK');
       const path = walkTdp(context.pages, context.roots.direct, context.topLevel, w.gpa);
-      return out(event.msg.from, 'ept-walk', 'EPT_WALK_RESULT', { vcpu: w.vcpu, ept: w.ept, gpa: w.gpa, path });
+      return out(event.msg.from, 'ept-walk', 'EPT_WALK_RESULT', { vcpu: w.vcpu, ept: w.ept, gpa: w.gpa, path, keyid: 0 });
+    }),
+    /**
+     * kvm_mmu_faultin_pfn's reads: the attribute (a lockless xarray lookup) and the pfn — from
+     * guest_memfd for a private fault, the userspace mapping for a shared one. Upstream TDX maps private
+     * memory at 4K only (tdx_gmem_max_mapping_level, §6.iii).
+     */
+    faultin: emit(({ context, event }) => {
+      const f = payloadOf(event, 'mmu', 'FAULTIN');
+      const slot = findMemslot(context.memslots, f.gfn);
+      const attrPrivate = attributeIsPrivate(context.privateRanges, f.gfn);
+      const kind = slot === undefined ? 'none' : slot.guestMemfd ? 'gmem' : 'normal';
+      const pfn = slot === undefined ? null : backingPfn(slot, f.gfn, f.isPrivate);
+      return out(event.msg.from, 'mmu', 'FAULTIN_RESULT', { vcpu: f.vcpu, gfn: f.gfn, attrPrivate, slot: kind, pfn, maxLevel: PG_LEVEL_4K });
+    }),
+    /** The thread that froze an SPTE (or holds mmu_lock for write) stores its value without a cmpxchg (§7.6). */
+    spteWrite: assign({
+      pages: ({ context, event }) => {
+        const w = payloadOf(event, 'mmu', 'SPTE_WRITE');
+        const current = readSpte(context.pages, w.tablePfn, w.index);
+        if (current !== w.oldSpte) {
+          throw new Error(`TDP MMU: ${event.msg.from} writes SPTE ${w.tablePfn.toString(16)}[${w.index}] expecting 0x${w.oldSpte.toString(16)} but it is 0x${current.toString(16)}: it does not own it`);
+        }
+        let pages = writeSpte(context.pages, w.tablePfn, w.index, w.newSpte);
+        if (w.childPfn !== null) {
+          if (pages[w.childPfn] !== undefined) throw new Error(`TDP MMU: page 0x${w.childPfn.toString(16)} is already in use`);
+          pages = { ...pages, [w.childPfn]: {} };
+        }
+        return pages;
+      },
+    }),
+    setAttributes: enqueueActions(({ context, event, enqueue }) => {
+      const a = payloadOf(event, 'mmu', 'SET_ATTRIBUTES');
+      enqueue.assign({ privateRanges: setAttribute(context.privateRanges, a.gfnStart, a.gfnEnd, a.private) });
+      enqueue.emit(out(event.msg.from, 'mmu', 'SET_ATTRIBUTES_DONE', { vcpu: a.vcpu }));
     }),
     cmpxchg: enqueueActions(({ context, event, enqueue }) => {
       const c = payloadOf(event, 'mmu', 'SPTE_CMPXCHG');
@@ -116,6 +159,8 @@ export const tdpMmuMachine = setup({
       roots: { direct: input.directRootPfn, mirror: input.mirrorRootPfn },
       pages,
       lock: UNLOCKED,
+      memslots: input.memslots,
+      privateRanges: [],
     };
   },
   initial: 'unlocked',
@@ -123,6 +168,9 @@ export const tdpMmuMachine = setup({
     TDP_WALK: { actions: 'answerTdpWalk' },
     EPT_WALK: { actions: 'answerEptWalk' },
     SPTE_CMPXCHG: { actions: 'cmpxchg' },
+    SPTE_WRITE: { actions: 'spteWrite' },
+    FAULTIN: { actions: 'faultin' },
+    SET_ATTRIBUTES: { actions: 'setAttributes' },
     '*': { actions: 'unexpected' },
   },
   states: {

@@ -1,51 +1,90 @@
 /**
  * The TDX module (SEAM): SEAMCALLs from KVM, TDCALLs from the guest, and the VM exits the CPU delivers
- * while a TD runs. Its statechart is the TD's op_state (§5b.1); the per-vCPU TDVPS bits it needs between
- * messages (vCPU state, last exit type, the exposed-GPR bitmap of a pending TDVMCALL) live in context.
+ * while a TD runs. The statechart is the TD's life (§5b.1): no TD → HKID assigned (TDH.MNG.CREATE) →
+ * keys configured (TDH.MNG.KEY.CONFIG) → op_state INITIALIZED (TDH.MNG.INIT) → RUNNABLE
+ * (TDH.MR.FINALIZE). The TD's private memory — S-EPT, PAMT, epochs, measurement — is `mem`, changed only
+ * by the pure handlers of tdMemory.ts and accept.ts, which check and report exactly as §5a.4–§5a.6 say.
  *
- * This slice carries the MMIO flows: TDH.VP.ENTER → VMLAUNCH/VMRESUME (§5c.2), a shared-GPA EPT violation
- * → TD exit with the exit qualification's bits 12:7 and the GPA's bits 11:0 cleared and EEQ NONE (§6.i 3),
- * TDG.VP.VEINFO.GET (§4.2), and TDG.VP.VMCALL → trap-like TD exit TDCALL with the exposed GPRs (§4.3,
- * §6.i 10). The S-EPT itself is the module's; until private memory is modelled it is an empty tree whose
- * root entries are FREE, which the module reports as just the suppress-#VE bit (§5a.4).
+ * A SEAMCALL or TDCALL that must touch page contents (PAGE.ADD's copy, MR.EXTEND's read, ACCEPT's
+ * clearing) sends the request to hw.mem and answers its caller only when memory has done it; until then
+ * the call is `inflight` for that caller, and ACCEPT keeps its entry lock, so a host SEAMCALL on that
+ * entry meanwhile sees TDX_OPERAND_BUSY (§7.2).
  */
-import { setup, assign, emit } from 'xstate';
-import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs } from '../../src/protocol/messages.ts';
+import { createHash } from 'node:crypto';
+import { setup, emit, enqueueActions } from 'xstate';
+import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, TDX_EXIT_QUAL_CLEARED_BITS } from '../../src/arch/vmx.ts';
-import { TDX_SUCCESS, TDX_NO_VALID_VE_INFO, TDX_EXT_EXIT_QUAL_TYPE_NONE, makeEeq, TD_ATTR_SEPT_VE_DISABLE, TD_CTLS_PENDING_VE_DISABLE } from '../../src/arch/tdxStatus.ts';
-import { VMX_EPT_SUPPRESS_VE_BIT } from '../../src/arch/spte.ts';
-import { sharedBit, eptLevels, pgLevelIndex, PAGE_SIZE } from '../../src/arch/gpa.ts';
+import {
+  TDX_SUCCESS,
+  TDX_NO_VALID_VE_INFO,
+  TDX_OPERAND_INVALID,
+  TDX_PAGE_METADATA_INCORRECT,
+  TDX_OP_STATE_INCORRECT,
+  TDX_EXT_EXIT_QUAL_TYPE_NONE,
+  TDX_OPERAND_ID_RCX,
+  PT_TDR,
+  PT_TDCX,
+  PT_TDVPR,
+  makeEeq,
+  tdxStatusWithOperand,
+  TD_ATTR_SEPT_VE_DISABLE,
+  TD_CTLS_PENDING_VE_DISABLE,
+} from '../../src/arch/tdxStatus.ts';
+import { sharedBit, eptLevels, PAGE_SIZE, PAGE_SHIFT } from '../../src/arch/gpa.ts';
+import { MEM_SEAMCALLS, type TdMemory, type MemRequest } from './tdMemory.ts';
+import { acceptDecision, acceptComplete, eptViolationDecision } from './accept.ts';
+import { hardwareWalk } from './septTree.ts';
+import { pamtRangeFree, pamtSet } from './pamt.ts';
+import { enterEpoch, exitEpoch, INITIAL_EPOCH } from './tlbTracking.ts';
+
+/** TDCS pages a TDX 1.5 TD has without L2 VMs; page index 3 is the S-EPT root (tdx-module 1.5 `MIN_NUM_TDCS_PAGES`, §1.3). */
+export const TDCS_PAGES = 6;
+export const TDCS_SEPT_ROOT_INDEX = 3;
+/** TDVPS pages without L2 VMs: the TDVPR plus 5 TDCX (tdx-module 1.5 `MIN_TDVPS_PAGES`). */
+export const TDVPS_PAGES = 6;
 
 export interface TdxModuleInput {
   gpaw: 48 | 52;
-  attributes: bigint;
-  tdrPa: bigint;
-  /** TDVPR page of each vCPU, indexed by vCPU number. */
+  /** TDVPR page of each vCPU, indexed by vCPU number; KVM hands them over with TDH.VP.CREATE. */
   tdvpr: readonly bigint[];
 }
 
 /** TDVPS state the model needs between messages (§1.3, §5b.1). */
 export interface TdVcpu {
   tdvpr: bigint;
-  /** TDVPS vCPU state: READY between TD exits, ACTIVE while in TD non-root. */
-  state: 'READY' | 'ACTIVE';
+  /** TDVPS vCPU state: UNINITIALIZED after VP.CREATE, READY between TD exits, ACTIVE in TD non-root. */
+  state: 'NONE' | 'UNINITIALIZED' | 'READY' | 'ACTIVE';
+  tdcx: number;
   /** VMLAUNCH the first time, VMRESUME after. */
   launched: boolean;
   /** TDVPS last TD exit type (§5b.1): decides whether TDH.VP.ENTER copies TDVMCALL outputs back. */
   lastExit: 'ASYNC_FAULT' | 'ASYNC_TRAP' | 'TDVMCALL' | null;
   /** RCX of the pending TDVMCALL: which GPRs the guest exposed (§4.3). */
   exposeMask: bigint;
+  /** The TD epoch this vCPU entered in (§7.4). */
+  vcpuEpoch: number;
+}
+
+/** A call waiting for hw.mem, keyed by the caller's actor id. */
+export interface Inflight {
+  name: HostSeamcall | 'TDG.MEM.PAGE.ACCEPT';
+  regs: Gprs;
+  /** What to return if the memory operation completes (PAGE.ADD); ACCEPT and MR.EXTEND finish on completion. */
+  result: Gprs;
 }
 
 export interface TdxModuleContext {
   gpaw: 48 | 52;
   sharedMask: bigint;
+  /** TD ATTRIBUTES from TD_PARAMS (TDH.MNG.INIT). */
   attributes: bigint;
   /** TD_CTLS; TDH.MNG.INIT sets PENDING_VE_DISABLE from ATTRIBUTES.SEPT_VE_DISABLE (§4.11). */
   tdCtls: bigint;
-  tdrPa: bigint;
+  tdcsPages: readonly bigint[];
+  mem: TdMemory;
   vcpus: TdVcpu[];
+  inflight: Readonly<Record<string, Inflight>>;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -54,7 +93,9 @@ const kvm = (v: number) => `kvm.vcpu${v}`;
 const guest = (v: number) => `guest.vcpu${v}`;
 const vcpuOf = (ev: MachineEvent): number => (ev.msg.payload as { vcpu: number }).vcpu;
 const PAGE_MASK = ~(PAGE_SIZE - 1n);
+const pfnOf = (pa: bigint) => Number(pa >> BigInt(PAGE_SHIFT));
 const GPR_BITS = { R10: 10n, R11: 11n, R12: 12n, R13: 13n, R14: 14n, R15: 15n } as const;
+const regsOf = (ev: MachineEvent) => ev.msg.payload as Gprs;
 
 /** Keep only the GPRs whose bit is set in a TDVMCALL's RCX bitmap (§4.3, §5c.2 step 6). */
 function exposed(mask: bigint, regs: Gprs): Gprs {
@@ -71,6 +112,35 @@ function withVcpu(c: TdxModuleContext, v: number, patch: Partial<TdVcpu>): TdVcp
   return vcpus;
 }
 
+function vcpuByTdvpr(c: TdxModuleContext, tdvpr: bigint): number {
+  return c.vcpus.findIndex((v) => v.tdvpr === tdvpr);
+}
+
+function memMessage(req: MemRequest, tag: string): Outgoing {
+  switch (req.op) {
+    case 'COPY':
+      return out('hw.mem', 'mem', 'MEM_COPY', { src: req.src, srcKeyid: req.srcKeyid, dst: req.dst, dstKeyid: req.dstKeyid, bytes: req.bytes, tag });
+    case 'ZERO':
+      return out('hw.mem', 'mem', 'MEM_ZERO', { pa: req.pa, bytes: req.bytes, keyid: req.keyid, tag });
+    case 'HASH':
+      return out('hw.mem', 'mem', 'MEM_HASH', { pa: req.pa, bytes: req.bytes, keyid: req.keyid, tag });
+  }
+}
+
+const seamcallReturn = (to: string, name: HostSeamcall, regs: Gprs): Outgoing => out(to, 'seamcall-return', name, regs);
+
+/** A TD exit: the vCPU leaves TD non-root and is counted out of its epoch (§5c.2 step 7). */
+function tdExited(c: TdxModuleContext, v: number, lastExit: TdVcpu['lastExit'], exposeMask = 0n): Partial<TdxModuleContext> {
+  return { vcpus: withVcpu(c, v, { state: 'READY', lastExit, exposeMask }), mem: { ...c.mem, epoch: exitEpoch(c.mem.epoch, c.vcpus[v]!.vcpuEpoch) } };
+}
+
+/** MRTD: a running SHA-384 over the measured operations (the real 128-byte block layout is not reproduced). */
+function extendMrtd(mrtd: TdMemory['mrtd'], what: string): TdMemory['mrtd'] {
+  return { updates: mrtd.updates + 1, digest: createHashHex(mrtd.digest + what) };
+}
+
+const createHashHex = (s: string) => createHash('sha384').update(s).digest('hex');
+
 export const tdxModuleMachine = setup({
   types: {
     context: {} as TdxModuleContext,
@@ -81,32 +151,153 @@ export const tdxModuleMachine = setup({
   guards: {
     vcpuReady: ({ context, event }) => context.vcpus[vcpuOf(event)]?.state === 'READY',
     sharedGpa: ({ context, event }) => ((event.msg.payload as { gpa: bigint }).gpa & context.sharedMask) !== 0n,
+    tdrPageFree: ({ context, event }) => pamtRangeFree(context.mem.pamt, pfnOf(regsOf(event).RCX!), 0),
+    allTdcsAdded: ({ context }) => context.tdcsPages.length === TDCS_PAGES,
+    /** §5a.6: a private GPA whose S-EPT leaf is PENDING and #VE is wanted. */
+    privateViolationIsVe: ({ context, event }) => {
+      const x = payloadOf(event, 'vm-exit', 'EPT_VIOLATION');
+      return eptViolationDecision(context.mem, x.gpa, (context.tdCtls & TD_CTLS_PENDING_VE_DISABLE) !== 0n).kind === 'inject-ve';
+    },
   },
   actions: {
-    /** §5c.2: associate, enter; after a TDVMCALL exit the VMM's outputs go back into the guest's GPRs. */
-    vmEntry: emit(({ context, event }) => {
+    // ---- TD build (§5b.3) ----
+    mngCreate: enqueueActions(({ context, event, enqueue }) => {
+      const r = regsOf(event);
+      enqueue.assign({ mem: { ...context.mem, tdr: r.RCX!, hkid: Number(r.RDX!), pamt: pamtSet(context.mem.pamt, pfnOf(r.RCX!), { type: PT_TDR, owner: r.RCX!, bepoch: 0, tdxLevel: 0 }) } });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.CREATE', { RAX: TDX_SUCCESS }));
+    }),
+    pageNotFree: emit(({ event }) => seamcallReturn(event.msg.from, event.type as HostSeamcall, { RAX: tdxStatusWithOperand(TDX_PAGE_METADATA_INCORRECT, TDX_OPERAND_ID_RCX) })),
+    opStateIncorrect: emit(({ event }) => seamcallReturn(event.msg.from, event.type as HostSeamcall, { RAX: TDX_OP_STATE_INCORRECT })),
+    succeed: emit(({ event }) => seamcallReturn(event.msg.from, event.type as HostSeamcall, { RAX: TDX_SUCCESS })),
+    /** TDH.MNG.ADDCX: TDCS page n; page 3 becomes the S-EPT root, all of its entries FREE (§1.3). */
+    mngAddcx: enqueueActions(({ context, event, enqueue }) => {
+      const pa = regsOf(event).RCX!;
+      const index = context.tdcsPages.length;
+      const pfn = pfnOf(pa);
+      let mem: TdMemory = { ...context.mem, pamt: pamtSet(context.mem.pamt, pfn, { type: PT_TDCX, owner: context.mem.tdr, bepoch: 0, tdxLevel: 0 }) };
+      if (index === TDCS_SEPT_ROOT_INDEX) mem = { ...mem, septRoot: pfn, sept: { ...mem.sept, [pfn]: {} } };
+      enqueue.assign({ tdcsPages: [...context.tdcsPages, pa], mem });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.ADDCX', { RAX: TDX_SUCCESS }));
+    }),
+    /** TDH.MNG.INIT: TD_PARAMS read; PENDING_VE_DISABLE := ATTRIBUTES.SEPT_VE_DISABLE (§4.11); op_state INITIALIZED. */
+    mngInit: enqueueActions(({ context, event, enqueue }) => {
+      const attributes = payloadOf(event, 'seamcall', 'TDH.MNG.INIT').tdParams?.attributes ?? 0n;
+      enqueue.assign({
+        attributes,
+        tdCtls: (attributes & TD_ATTR_SEPT_VE_DISABLE) !== 0n ? TD_CTLS_PENDING_VE_DISABLE : 0n,
+        mem: { ...context.mem, opState: 'INITIALIZED' },
+      });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.INIT', { RAX: TDX_SUCCESS }));
+    }),
+    vpCreate: enqueueActions(({ context, event, enqueue }) => {
+      const tdvpr = regsOf(event).RCX!;
+      const v = vcpuByTdvpr(context, tdvpr);
+      if (v < 0 || !pamtRangeFree(context.mem.pamt, pfnOf(tdvpr), 0)) {
+        enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.CREATE', { RAX: tdxStatusWithOperand(TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX) }));
+        return;
+      }
+      enqueue.assign({
+        vcpus: withVcpu(context, v, { state: 'UNINITIALIZED' }),
+        mem: { ...context.mem, pamt: pamtSet(context.mem.pamt, pfnOf(tdvpr), { type: PT_TDVPR, owner: context.mem.tdr, bepoch: 0, tdxLevel: 0 }) },
+      });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.CREATE', { RAX: TDX_SUCCESS }));
+    }),
+    vpAddcx: enqueueActions(({ context, event, enqueue }) => {
+      const r = regsOf(event);
+      const v = vcpuByTdvpr(context, r.RDX!);
+      enqueue.assign({
+        vcpus: withVcpu(context, v, { tdcx: context.vcpus[v]!.tdcx + 1 }),
+        mem: { ...context.mem, pamt: pamtSet(context.mem.pamt, pfnOf(r.RCX!), { type: PT_TDCX, owner: context.mem.tdr, bepoch: 0, tdxLevel: 0 }) },
+      });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.ADDCX', { RAX: TDX_SUCCESS }));
+    }),
+    vpInit: enqueueActions(({ context, event, enqueue }) => {
+      const v = vcpuByTdvpr(context, regsOf(event).RCX!);
+      const ready = v >= 0 && context.vcpus[v]!.state === 'UNINITIALIZED' && context.vcpus[v]!.tdcx === TDVPS_PAGES - 1;
+      if (ready) enqueue.assign({ vcpus: withVcpu(context, v, { state: 'READY' }) });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.INIT', { RAX: ready ? TDX_SUCCESS : tdxStatusWithOperand(TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX) }));
+    }),
+    mrFinalize: enqueueActions(({ context, event, enqueue }) => {
+      enqueue.assign({ mem: { ...context.mem, opState: 'RUNNABLE', mrtd: extendMrtd(context.mem.mrtd, 'MR.FINALIZE') } });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MR.FINALIZE', { RAX: TDX_SUCCESS }));
+    }),
+
+    // ---- Memory SEAMCALLs (tdMemory.ts) ----
+    memSeamcall: enqueueActions(({ context, event, enqueue }) => {
+      const name = event.type as HostSeamcall;
+      const regs = regsOf(event);
+      const r = MEM_SEAMCALLS[name]!(context.mem, regs);
+      let mem = r.td;
+      if (name === 'TDH.MEM.PAGE.ADD' && r.regs.RAX === TDX_SUCCESS) mem = { ...mem, mrtd: extendMrtd(context.mem.mrtd, `MEM.PAGE.ADD ${regs.RCX!.toString(16)}`) };
+      enqueue.assign({ mem });
+      if (r.mem !== null) {
+        enqueue.assign({ inflight: { ...context.inflight, [event.msg.from]: { name, regs, result: r.regs } } });
+        enqueue.emit(memMessage(r.mem, event.msg.from));
+      } else {
+        enqueue.emit(seamcallReturn(event.msg.from, name, r.regs));
+      }
+    }),
+    /** TDH.PHYMEM.PAGE.WBINVD: write back and invalidate the page's cache lines tagged with the HKID. */
+    wbinvd: emit(({ event }) => seamcallReturn(event.msg.from, 'TDH.PHYMEM.PAGE.WBINVD', { RAX: TDX_SUCCESS })),
+    /** hw.mem finished the copy, hash or clearing a call was waiting for. */
+    memCompleted: enqueueActions(({ context, event, enqueue }) => {
+      const tag = (event.msg.payload as { tag: string }).tag;
+      const f = context.inflight[tag];
+      if (f === undefined) throw new Error(`model bug: hw.mem answered ${event.type} for ${tag}, which has no call in flight`);
+      const inflight = { ...context.inflight };
+      delete inflight[tag];
+      enqueue.assign({ inflight });
+      if (f.name === 'TDG.MEM.PAGE.ACCEPT') {
+        const done = acceptComplete(context.mem, f.regs.RCX!);
+        enqueue.assign({ mem: done.td });
+        enqueue.emit(out(tag, 'tdcall-return', 'TDG.MEM.PAGE.ACCEPT', { vcpu: (f.regs as { vcpu?: number }).vcpu ?? 0, RAX: done.status }));
+        return;
+      }
+      if (f.name === 'TDH.MR.EXTEND') {
+        const digest = payloadOf(event, 'mem', 'MEM_DIGEST').digest;
+        enqueue.assign({ mem: { ...context.mem, mrtd: extendMrtd(context.mem.mrtd, `MR.EXTEND ${f.regs.RCX!.toString(16)} ${digest}`) } });
+      }
+      enqueue.emit(seamcallReturn(tag, f.name, f.result));
+    }),
+
+    // ---- Running the TD ----
+    /** §5c.2: count into the epoch, enter; after a TDVMCALL exit the VMM's outputs go back into the guest's GPRs. */
+    vmEntry: enqueueActions(({ context, event, enqueue }) => {
       const p = payloadOf(event, 'seamcall', 'TDH.VP.ENTER');
       const vc = context.vcpus[p.vcpu]!;
       const tdcallReturn = vc.lastExit === 'TDVMCALL' ? { RAX: TDX_SUCCESS, ...exposed(vc.exposeMask, p) } : null;
-      return out(guest(p.vcpu), 'vm-entry', vc.launched ? 'VMRESUME' : 'VMLAUNCH', { vcpu: p.vcpu, tdcallReturn, emulated: null });
+      const e = enterEpoch(context.mem.epoch);
+      enqueue.assign({ mem: { ...context.mem, epoch: e.epoch }, vcpus: withVcpu(context, p.vcpu, { state: 'ACTIVE', launched: true, vcpuEpoch: e.vcpuEpoch }) });
+      enqueue.emit(out(guest(p.vcpu), 'vm-entry', vc.launched ? 'VMRESUME' : 'VMLAUNCH', { vcpu: p.vcpu, tdcallReturn, emulated: null }));
     }),
-    markActive: assign({ vcpus: ({ context, event }) => withVcpu(context, vcpuOf(event), { state: 'ACTIVE', launched: true }) }),
-    /** §6.i step 3: shared GPA → TD exit EPT_VIOLATION, RCX = qualification & ~bits 12:7, RDX = EEQ NONE, R8 = GPA & ~0xFFF. */
-    tdExitEptViolation: emit(({ event }) => {
+    /** §6.i 3 / §5a.6: TD exit EPT_VIOLATION, RCX = qualification & ~bits 12:7, R8 = GPA & ~0xFFF, RDX = EEQ. */
+    tdExitEptViolation: enqueueActions(({ context, event, enqueue }) => {
       const x = payloadOf(event, 'vm-exit', 'EPT_VIOLATION');
-      return out(kvm(x.vcpu), 'td-exit', 'EPT_VIOLATION', {
-        vcpu: x.vcpu,
-        RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_VIOLATION),
-        RCX: x.exitQualification & ~BigInt(TDX_EXIT_QUAL_CLEARED_BITS),
-        RDX: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE),
-        R8: x.gpa & PAGE_MASK,
-        R9: 0n,
-      });
+      const shared = (x.gpa & context.sharedMask) !== 0n;
+      const d = shared ? null : eptViolationDecision(context.mem, x.gpa, (context.tdCtls & TD_CTLS_PENDING_VE_DISABLE) !== 0n);
+      const eeq = d?.kind === 'td-exit' ? d.eeq : makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE);
+      enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_FAULT'));
+      enqueue.emit(
+        out(kvm(x.vcpu), 'td-exit', 'EPT_VIOLATION', {
+          vcpu: x.vcpu,
+          RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_VIOLATION),
+          RCX: x.exitQualification & ~BigInt(TDX_EXIT_QUAL_CLEARED_BITS),
+          RDX: eeq,
+          R8: x.gpa & PAGE_MASK,
+          R9: 0n,
+        }),
+      );
+    }),
+    /** §5a.6: a PENDING private page and #VE wanted: the module injects it; the CPU owns VE_INFO. */
+    injectVe: emit(({ event }) => {
+      const x = payloadOf(event, 'vm-exit', 'EPT_VIOLATION');
+      return out(`hw.cpu${x.vcpu}`, 've-info', 'VE_INJECT', { vcpu: x.vcpu, exitReason: EXIT_REASON_EPT_VIOLATION, exitQualification: x.exitQualification, gla: x.gla, gpa: x.gpa });
     }),
     /** §2: EPT misconfiguration on a shared GPA is a TD exit (reason 49, GPA bits 11:0 cleared). */
-    tdExitEptMisconfig: emit(({ event }) => {
+    tdExitEptMisconfig: enqueueActions(({ context, event, enqueue }) => {
       const x = payloadOf(event, 'vm-exit', 'EPT_MISCONFIG');
-      return out(kvm(x.vcpu), 'td-exit', 'EPT_MISCONFIG', { vcpu: x.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_MISCONFIG), RCX: 0n, RDX: 0n, R8: x.gpa & PAGE_MASK, R9: 0n });
+      enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_FAULT'));
+      enqueue.emit(out(kvm(x.vcpu), 'td-exit', 'EPT_MISCONFIG', { vcpu: x.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_MISCONFIG), RCX: 0n, RDX: 0n, R8: x.gpa & PAGE_MASK, R9: 0n }));
     }),
     /** §2: on a private GPA an EPT misconfiguration is a fatal TDX-module error. */
     fatalPrivateMisconfig: emit(({ event }): Emitted => ({
@@ -114,7 +305,6 @@ export const tdxModuleMachine = setup({
       reason: 'TDX module fatal error',
       detail: `EPT misconfiguration on private GPA 0x${payloadOf(event, 'vm-exit', 'EPT_MISCONFIG').gpa.toString(16)}`,
     })),
-    markExitedFault: assign({ vcpus: ({ context, event }) => withVcpu(context, vcpuOf(event), { state: 'READY', lastExit: 'ASYNC_FAULT' }) }),
     /** The VE information area is read through the CPU that owns it (see machines/hw/cpu.ts). */
     readVeInfo: emit(({ event }) => out(`hw.cpu${vcpuOf(event)}`, 've-info', 'VE_INFO_GET', { vcpu: vcpuOf(event) })),
     /** §4.2: RCX exit reason, RDX qualification, R8 GLA, R9 GPA, R10 instruction length/info (not saved for EPT violations). */
@@ -124,29 +314,44 @@ export const tdxModuleMachine = setup({
         v.valid === 0 ? { RAX: TDX_NO_VALID_VE_INFO } : { RAX: TDX_SUCCESS, RCX: BigInt(v.exitReason), RDX: v.exitQualification, R8: v.gla, R9: v.gpa, R10: 0n };
       return out(guest(v.vcpu), 'tdcall-return', 'TDG.VP.VEINFO.GET', { vcpu: v.vcpu, ...regs });
     }),
-    /** §6.i step 10: validate nothing more than Linux can violate, copy exposed GPRs, trap-like TD exit 77. */
-    tdExitTdvmcall: emit(({ event }) => {
+    /** §6.i step 10: copy exposed GPRs, trap-like TD exit 77. */
+    tdExitTdvmcall: enqueueActions(({ context, event, enqueue }) => {
       const p = event.msg.payload as Gprs & { vcpu: number };
-      return out(kvm(p.vcpu), 'td-exit', 'TDCALL', { vcpu: p.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_TDCALL), RCX: p.RCX!, ...exposed(p.RCX!, p) });
+      enqueue.assign(tdExited(context, p.vcpu, 'TDVMCALL', p.RCX!));
+      enqueue.emit(out(kvm(p.vcpu), 'td-exit', 'TDCALL', { vcpu: p.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_TDCALL), RCX: p.RCX!, ...exposed(p.RCX!, p) }));
     }),
-    markExitedTdvmcall: assign({
-      vcpus: ({ context, event }) => withVcpu(context, vcpuOf(event), { state: 'READY', lastExit: 'TDVMCALL', exposeMask: (event.msg.payload as Gprs).RCX! }),
+    /** TDG.MEM.PAGE.ACCEPT (§5a.5): a status back to the guest, a fault-like TD exit, or clearing the page. */
+    accept: enqueueActions(({ context, event, enqueue }) => {
+      const p = payloadOf(event, 'tdcall', 'TDG.MEM.PAGE.ACCEPT');
+      const d = acceptDecision(context.mem, p.RCX!);
+      if (d.kind === 'status') {
+        enqueue.assign({ mem: d.td });
+        enqueue.emit(out(guest(p.vcpu), 'tdcall-return', 'TDG.MEM.PAGE.ACCEPT', { vcpu: p.vcpu, RAX: d.status }));
+      } else if (d.kind === 'exit') {
+        enqueue.assign(tdExited(context, p.vcpu, 'ASYNC_FAULT'));
+        enqueue.emit(
+          out(kvm(p.vcpu), 'td-exit', 'EPT_VIOLATION', { vcpu: p.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_VIOLATION), RCX: d.exitQualification, RDX: d.eeq, R8: d.gpa, R9: 0n }),
+        );
+      } else {
+        enqueue.assign({ mem: d.td, inflight: { ...context.inflight, [event.msg.from]: { name: 'TDG.MEM.PAGE.ACCEPT', regs: p, result: {} } } });
+        enqueue.emit(memMessage({ op: 'ZERO', pa: d.pa, keyid: context.mem.hkid, bytes: d.bytes }, event.msg.from));
+      }
     }),
-    /** Walks of the S-EPT: the tree is empty, so the walk stops at a FREE root entry (SVE only). */
+    /** Hardware walks of the S-EPT: as far as present non-leaf entries go; accesses use the TD's HKID. */
     answerSeptWalk: emit(({ context, event }) => {
       const w = payloadOf(event, 'ept-walk', 'EPT_WALK');
-      const level = eptLevels(context.gpaw);
       return out(`hw.cpu${w.vcpu}`, 'ept-walk', 'EPT_WALK_RESULT', {
         vcpu: w.vcpu,
         ept: w.ept,
         gpa: w.gpa,
-        path: [{ pgLevel: level, tablePfn: 0, index: pgLevelIndex(w.gpa, level), spte: VMX_EPT_SUPPRESS_VE_BIT }],
+        path: hardwareWalk(context.mem.sept, context.mem.septRoot!, context.mem.topLevel, w.gpa),
+        keyid: context.mem.hkid,
       });
     }),
     notReady: emit(({ event }): Emitted => ({
       type: 'tdxsim.failure',
       reason: 'KVM bug',
-      detail: `TDH.VP.ENTER for vCPU ${vcpuOf(event)} which is not READY (already in TD non-root)`,
+      detail: `TDH.VP.ENTER for vCPU ${vcpuOf(event)} which is not READY`,
     })),
     unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
   },
@@ -155,27 +360,89 @@ export const tdxModuleMachine = setup({
   context: ({ input }) => ({
     gpaw: input.gpaw,
     sharedMask: sharedBit(input.gpaw),
-    attributes: input.attributes,
-    tdCtls: (input.attributes & TD_ATTR_SEPT_VE_DISABLE) !== 0n ? TD_CTLS_PENDING_VE_DISABLE : 0n,
-    tdrPa: input.tdrPa,
-    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'READY' as const, launched: false, lastExit: null, exposeMask: 0n })),
+    attributes: 0n,
+    tdCtls: 0n,
+    tdcsPages: [],
+    mem: {
+      tdr: 0n,
+      hkid: 0,
+      sharedMask: sharedBit(input.gpaw),
+      topLevel: eptLevels(input.gpaw) - 1,
+      septRoot: null,
+      sept: {},
+      pamt: {},
+      epoch: INITIAL_EPOCH,
+      opState: 'UNINITIALIZED',
+      childCount: 0,
+      mrtd: { updates: 0, digest: createHashHex('') },
+    },
+    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0 })),
+    inflight: {},
   }),
-  initial: 'runnable',
-  on: { '*': { actions: 'unexpected' } },
+  initial: 'noTd',
+  on: {
+    // The memory SEAMCALLs check op_state themselves (§5a.4 step 1), so they are taken in every state.
+    'TDH.MEM.SEPT.ADD': { actions: 'memSeamcall' },
+    'TDH.MEM.PAGE.ADD': { actions: 'memSeamcall' },
+    'TDH.MR.EXTEND': { actions: 'memSeamcall' },
+    'TDH.MEM.PAGE.AUG': { actions: 'memSeamcall' },
+    'TDH.MEM.RANGE.BLOCK': { actions: 'memSeamcall' },
+    'TDH.MEM.RANGE.UNBLOCK': { actions: 'memSeamcall' },
+    'TDH.MEM.TRACK': { actions: 'memSeamcall' },
+    'TDH.MEM.PAGE.REMOVE': { actions: 'memSeamcall' },
+    'TDH.MEM.SEPT.REMOVE': { actions: 'memSeamcall' },
+    'TDH.MEM.PAGE.DEMOTE': { actions: 'memSeamcall' },
+    'TDH.MEM.PAGE.PROMOTE': { actions: 'memSeamcall' },
+    'TDH.MEM.SEPT.RD': { actions: 'memSeamcall' },
+    'TDH.PHYMEM.PAGE.WBINVD': { actions: 'wbinvd' },
+    MEM_DONE: { actions: 'memCompleted' },
+    MEM_DIGEST: { actions: 'memCompleted' },
+    '*': { actions: 'unexpected' },
+  },
   states: {
-    /** op_state RUNNABLE: after TDH.MR.FINALIZE; TDH.VP.ENTER is allowed (§5b.1). */
+    /** No TDR yet. */
+    noTd: {
+      on: { 'TDH.MNG.CREATE': [{ guard: 'tdrPageFree', target: 'hkidAssigned', actions: 'mngCreate' }, { actions: 'pageNotFree' }] },
+    },
+    /** TDR lifecycle HKID_ASSIGNED: the key must be programmed on every package. */
+    hkidAssigned: {
+      on: { 'TDH.MNG.KEY.CONFIG': { target: 'keysConfigured', actions: 'succeed' } },
+    },
+    /** KEYS_CONFIGURED, op_state UNINITIALIZED: TDCS pages, then TDH.MNG.INIT. */
+    keysConfigured: {
+      on: {
+        'TDH.MNG.ADDCX': [{ guard: 'tdrPageFree', actions: 'mngAddcx' }, { actions: 'pageNotFree' }],
+        'TDH.MNG.INIT': [{ guard: 'allTdcsAdded', target: 'initialized', actions: 'mngInit' }, { actions: 'opStateIncorrect' }],
+      },
+    },
+    /** op_state INITIALIZED: vCPUs and the initial image; TDH.MR.FINALIZE makes the TD runnable. */
+    initialized: {
+      on: {
+        'TDH.VP.CREATE': { actions: 'vpCreate' },
+        'TDH.VP.ADDCX': { actions: 'vpAddcx' },
+        'TDH.VP.INIT': { actions: 'vpInit' },
+        'TDH.MR.FINALIZE': { target: 'runnable', actions: 'mrFinalize' },
+        'TDH.VP.ENTER': { actions: 'opStateIncorrect' },
+      },
+    },
+    /** op_state RUNNABLE: TDH.VP.ENTER is allowed (§5b.1). */
     runnable: {
       on: {
-        'TDH.VP.ENTER': [{ guard: 'vcpuReady', actions: ['vmEntry', 'markActive'] }, { actions: 'notReady' }],
-        // A private EPT violation on a FREE/absent S-EPT entry is a TD exit with EEQ NONE too (§5a.6).
-        EPT_VIOLATION: { actions: ['tdExitEptViolation', 'markExitedFault'] },
-        EPT_MISCONFIG: [{ guard: 'sharedGpa', actions: ['tdExitEptMisconfig', 'markExitedFault'] }, { actions: 'fatalPrivateMisconfig' }],
+        'TDH.VP.ENTER': [{ guard: 'vcpuReady', actions: 'vmEntry' }, { actions: 'notReady' }],
+        EPT_VIOLATION: [
+          { guard: 'sharedGpa', actions: 'tdExitEptViolation' },
+          { guard: 'privateViolationIsVe', actions: 'injectVe' },
+          { actions: 'tdExitEptViolation' },
+        ],
+        EPT_MISCONFIG: [{ guard: 'sharedGpa', actions: 'tdExitEptMisconfig' }, { actions: 'fatalPrivateMisconfig' }],
         'TDG.VP.VEINFO.GET': { actions: 'readVeInfo' },
         VE_INFO: { actions: 'returnVeInfo' },
-        'TDG.VP.VMCALL<#VE.RequestMMIO>': { actions: ['tdExitTdvmcall', 'markExitedTdvmcall'] },
-        'TDG.VP.VMCALL<Instruction.HLT>': { actions: ['tdExitTdvmcall', 'markExitedTdvmcall'] },
+        'TDG.MEM.PAGE.ACCEPT': { actions: 'accept' },
+        'TDG.VP.VMCALL<#VE.RequestMMIO>': { actions: 'tdExitTdvmcall' },
+        'TDG.VP.VMCALL<Instruction.HLT>': { actions: 'tdExitTdvmcall' },
         EPT_WALK: { actions: 'answerSeptWalk' },
       },
     },
   },
 });
+

@@ -3,6 +3,7 @@
  * register-level fields, every SPTE in full hex with its decoded meaning.
  */
 import { decodeSpte } from '../arch/spte.ts';
+import { septStateOf, septHpa } from '../arch/septEntry.ts';
 import { hex, hex16 } from '../arch/hex.ts';
 import { EXIT_REASON_NAMES } from '../arch/vmx.ts';
 import { tdxStatusName } from '../arch/tdxStatus.ts';
@@ -13,9 +14,9 @@ const SPTE_KEYS = new Set(['spte', 'oldSpte', 'newSpte', 'currentSpte']);
 const SKIP_KEYS = new Set(['vcpu']);
 /** Numbers that are addresses, page frames, indexes or register words read best in hex. */
 export function isHexNumberKey(key: string): boolean {
-  return /(Pfn|Pa|^index|^valid)$/.test(key);
+  return /(Pfn|Pa|^index|^valid|^septRoot)$/.test(key);
 }
-const KIND_SUFFIX: Record<string, string> = { 'td-exit': ' (TD exit)', 'vm-exit': ' (VM exit)', 'tdcall-return': ' (return)' };
+const KIND_SUFFIX: Record<string, string> = { 'td-exit': ' (TD exit)', 'vm-exit': ' (VM exit)', 'tdcall-return': ' (return)', 'seamcall-return': ' (return)', 'ioctl-return': ' (return)' };
 
 export interface FormatOptions {
   /** kvm->arch.shadow_mmio_value of the VM, to recognise MMIO SPTEs (§3.3). */
@@ -43,7 +44,14 @@ export function describeSpte(spte: bigint, o: FormatOptions, pgLevel?: number): 
   }
 }
 
-function value(key: string, v: unknown, o: FormatOptions, pgLevel?: number): string {
+/** An S-EPT entry the TDX module reported: `0x80000002002000f7 MAPPED hpa=0x200200000` (§3.6, §5a.1). */
+export function describeSeptEntry(entry: bigint): string {
+  const state = septStateOf(entry);
+  const hpa = septHpa(entry);
+  return `${hex16(entry)} ${state}${hpa !== 0n ? ` hpa=${hex(hpa)}` : ''}`;
+}
+
+function value(key: string, v: unknown, o: FormatOptions, pgLevel?: number, secure = false): string {
   if (typeof v === 'bigint') {
     if (SPTE_KEYS.has(key)) return describeSpte(v, o, pgLevel);
     if (key === 'RAX' && v > 0xffffn) return `${hex(v)} (${tdxStatusName(v)})`;
@@ -51,7 +59,9 @@ function value(key: string, v: unknown, o: FormatOptions, pgLevel?: number): str
   }
   if (typeof v === 'number' && isHexNumberKey(key)) return hex(v);
   if (key === 'exitReason' && typeof v === 'number') return `${v} (${EXIT_REASON_NAMES[v] ?? '?'})`;
-  if (key === 'path' && Array.isArray(v)) return (v as WalkStep[]).map((s) => `L${s.pgLevel}[${hex(s.index)}]=${describeSpte(s.spte, o, s.pgLevel)}`).join(' | ');
+  if (key === 'path' && Array.isArray(v)) {
+    return (v as WalkStep[]).map((s) => `L${s.pgLevel}[${hex(s.index)}]=${secure ? describeSeptEntry(s.spte) : describeSpte(s.spte, o, s.pgLevel)}`).join(' | ');
+  }
   if (v !== null && typeof v === 'object') {
     return '{' + Object.entries(v).filter(([, x]) => x !== null && x !== undefined).map(([k, x]) => `${k}=${value(k, x, o)}`).join(' ') + '}';
   }
@@ -60,9 +70,11 @@ function value(key: string, v: unknown, o: FormatOptions, pgLevel?: number): str
 
 export function formatFields(payload: object, o: FormatOptions): string {
   const pgLevel = (payload as { pgLevel?: unknown }).pgLevel;
+  // A walk of the Secure EPT returns the module's entries, whose meaning is their S-EPT state.
+  const secure = (payload as { ept?: unknown }).ept === 'secure';
   return Object.entries(payload)
     .filter(([k, v]) => !SKIP_KEYS.has(k) && v !== null && v !== undefined)
-    .map(([k, v]) => `${k}=${value(k, v, o, typeof pgLevel === 'number' ? pgLevel : undefined)}`)
+    .map(([k, v]) => `${k}=${value(k, v, o, typeof pgLevel === 'number' ? pgLevel : undefined, secure)}`)
     .join(' ');
 }
 

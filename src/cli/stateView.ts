@@ -5,7 +5,8 @@
 import { hex } from '../arch/hex.ts';
 import { isLargePte, isShadowPresentPte, spteToPfn } from '../arch/spte.ts';
 import type { ActorView } from '../runtime/worldHash.ts';
-import { describeSpte, isHexNumberKey, type FormatOptions } from './format.ts';
+import { describeSpte, describeSeptEntry, isHexNumberKey, type FormatOptions } from './format.ts';
+import { PAMT_TYPE_NAMES } from '../../machines/tdxModule/pamt.ts';
 
 export function statePath(value: unknown): string {
   if (typeof value === 'string') return value;
@@ -53,15 +54,53 @@ function pagesLines(ctx: Record<string, unknown>, fmt: FormatOptions): string[] 
   return lines;
 }
 
+/** hw.mem: each physical page with the KeyID it was written with and its non-zero words. */
+function physPagesLines(pages: Record<string, { keyid: number; words: Record<string, bigint> }>): string[] {
+  return Object.entries(pages).map(([pfn, p]) => {
+    const words = Object.entries(p.words).map(([w, v]) => `+${hex(Number(w) * 8)}=${hex(v)}`);
+    return `    page pfn ${hex(Number(pfn))} keyid ${p.keyid}: ${words.length === 0 ? 'all zero' : words.join(' ')}`;
+  });
+}
+
+/** The TDX module's `mem`: op_state, epoch, then every S-EPT page with its entries decoded, and the PAMT. */
+function tdMemoryLines(mem: Record<string, unknown>): string[] {
+  const lines: string[] = [];
+  for (const [k, v] of Object.entries(mem)) {
+    if (k === 'sept') {
+      lines.push('    sept:');
+      for (const [pfn, page] of Object.entries(v as Record<string, Record<string, bigint>>)) {
+        const entries = Object.entries(page);
+        const root = Number(pfn) === mem['septRoot'] ? ' (root)' : '';
+        lines.push(`      page pfn ${hex(Number(pfn))}${root}: ${entries.length === 0 ? 'every entry FREE' : `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} set, the rest FREE`}`);
+        for (const [idx, e] of entries) lines.push(`        [${hex(Number(idx))}] ${describeSeptEntry(e)}`);
+      }
+    } else if (k === 'pamt') {
+      lines.push('    pamt:');
+      for (const [pfn, e] of Object.entries(v as Record<string, { type: number; owner: bigint; bepoch: number; tdxLevel: number }>)) {
+        lines.push(`      pfn ${hex(Number(pfn))}: ${PAMT_TYPE_NAMES[e.type] ?? e.type} owner=${hex(e.owner)} bepoch=${e.bepoch} level=${e.tdxLevel}`);
+      }
+    } else {
+      lines.push(`    ${k}: ${compact(v, k)}`);
+    }
+  }
+  return lines;
+}
+
 export function formatActorState(id: string, view: ActorView, fmt: FormatOptions): string[] {
   const lines = [`${id}  [${statePath(view.value)}]${view.status === 'active' ? '' : ` (${view.status})`}`];
   const ctx = view.context as Record<string, unknown>;
   for (const [k, v] of Object.entries(ctx)) {
     if (k === 'program' && Array.isArray(v)) {
       lines.push(`  program: ${v.length} instruction(s)`);
-    } else if (k === 'pages') {
+    } else if (k === 'pages' && 'roots' in ctx) {
       lines.push('  pages:');
       lines.push(...pagesLines(ctx, fmt));
+    } else if (k === 'pages') {
+      lines.push('  pages:');
+      lines.push(...physPagesLines(v as Record<string, { keyid: number; words: Record<string, bigint> }>));
+    } else if (k === 'mem' && id === 'tdx') {
+      lines.push('  mem:');
+      lines.push(...tdMemoryLines(v as Record<string, unknown>));
     } else {
       lines.push(`  ${k}: ${compact(v, k)}`);
     }

@@ -74,15 +74,37 @@ export interface MessageCatalog {
   ioctl: {
     /** KVM_RUN; `mmioData` is run->mmio.data written by the VMM when completing a KVM_EXIT_MMIO read. */
     KVM_RUN: { vcpu: number; mmioData: bigint | null };
+    /** KVM_MEMORY_ENCRYPT_OP(KVM_TDX_INIT_VM) on the VM fd (§5b.3 step 2). */
+    KVM_TDX_INIT_VM: { attributes: bigint };
+    /** KVM_MEMORY_ENCRYPT_OP(KVM_TDX_INIT_VCPU) on a vCPU fd (§5b.3 step 3). */
+    KVM_TDX_INIT_VCPU: { vcpu: number };
+    /** KVM_MEMORY_ENCRYPT_OP(KVM_TDX_INIT_MEM_REGION) on a vCPU fd: copy `nr_pages` from `source_addr` (§5b.3 step 4). */
+    KVM_TDX_INIT_MEM_REGION: { vcpu: number; source_addr: bigint; gpa: bigint; nr_pages: number; flags: number };
+    /** KVM_MEMORY_ENCRYPT_OP(KVM_TDX_FINALIZE_VM) (§5b.3 step 5). */
+    KVM_TDX_FINALIZE_VM: Record<string, never>;
+    /** KVM_SET_MEMORY_ATTRIBUTES: [address, address + size) gets `attributes` (PRIVATE = 1 << 3, §1.4). */
+    KVM_SET_MEMORY_ATTRIBUTES: { address: bigint; size: bigint; attributes: bigint };
+  };
+  /** KVM → userspace VMM: an ioctl that returns to userspace with a value (0 or -errno). */
+  'ioctl-return': {
+    KVM_TDX_INIT_VM: { ret: number };
+    KVM_TDX_INIT_VCPU: { vcpu: number; ret: number };
+    KVM_TDX_INIT_MEM_REGION: { vcpu: number; ret: number };
+    KVM_TDX_FINALIZE_VM: { ret: number };
+    KVM_SET_MEMORY_ATTRIBUTES: { ret: number };
   };
   /** KVM vCPU thread → userspace VMM (return from KVM_RUN with run->exit_reason, §4.12). */
   'kvm-exit': {
     KVM_EXIT_MMIO: { vcpu: number; exit_reason: number; phys_addr: bigint; len: number; is_write: number; data: bigint };
+    /** The fault's private/shared-ness disagrees with the attribute, or there is no guest_memfd page (§6.ii A.4). */
+    KVM_EXIT_MEMORY_FAULT: { vcpu: number; exit_reason: number; gpa: bigint; size: bigint; flags: number };
   };
   /** KVM → TDX module (§4.1). */
   seamcall: {
     'TDH.VP.ENTER': Gprs & { vcpu: number };
-  };
+  } & { [N in HostSeamcall]: Gprs & { tdParams?: TdParams } };
+  /** TDX module → KVM: the return of a SEAMCALL other than TDH.VP.ENTER; RAX = status (§4.7). */
+  'seamcall-return': { [N in HostSeamcall]: Gprs };
   /** TDX module → KVM: the return of TDH.VP.ENTER, RAX = status | exit reason (§5c.2 step 7). */
   'td-exit': {
     EPT_VIOLATION: Gprs & { vcpu: number };
@@ -102,6 +124,8 @@ export interface MessageCatalog {
   };
   /** The guest's instruction stream as performed by the CPU. */
   insn: {
+    /** The access completed (CPU → guest): a load's value, zero-extended to 64 bits. */
+    RETIRE: { vcpu: number; rip: bigint; value: bigint | null };
     LOAD: MemAccess & { vcpu: number };
     STORE: MemAccess & { vcpu: number };
     HLT: { vcpu: number; rip: bigint };
@@ -109,7 +133,8 @@ export interface MessageCatalog {
   /** Hardware walking a page table owned by another actor (KVM's TDP MMU, or the TDX module's S-EPT). */
   'ept-walk': {
     EPT_WALK: { vcpu: number; ept: EptKind; gpa: bigint };
-    EPT_WALK_RESULT: { vcpu: number; ept: EptKind; gpa: bigint; path: WalkStep[] };
+    /** `keyid`: the KeyID the CPU uses for a translated access (the TD's HKID for the S-EPT, 0 otherwise). */
+    EPT_WALK_RESULT: { vcpu: number; ept: EptKind; gpa: bigint; path: WalkStep[]; keyid: number };
   };
   /** Exceptions delivered to the guest (§4.6). */
   exception: {
@@ -119,20 +144,56 @@ export interface MessageCatalog {
   /** Guest → TDX module (§4.2, §4.3). */
   tdcall: {
     'TDG.VP.VEINFO.GET': Gprs & { vcpu: number };
+    'TDG.MEM.PAGE.ACCEPT': Gprs & { vcpu: number };
     'TDG.VP.VMCALL<#VE.RequestMMIO>': Gprs & { vcpu: number };
     'TDG.VP.VMCALL<Instruction.HLT>': Gprs & { vcpu: number };
   };
   /** TDX module → guest: a TDCALL that completes inside the module (no TD exit). */
   'tdcall-return': {
     'TDG.VP.VEINFO.GET': Gprs & { vcpu: number };
+    'TDG.MEM.PAGE.ACCEPT': Gprs & { vcpu: number };
   };
   /** TDX module ↔ CPU: the #VE information area of a TDVPS, which the CPU writes on #VE delivery (§1.2). */
   've-info': {
     VE_INFO_GET: { vcpu: number };
+    /**
+     * The module injects a #VE in software (§5a.6): VE_INFO is written and #VE delivered if its valid
+     * word is 0, otherwise #DF. Sent to the CPU because that actor owns the VE information area.
+     */
+    VE_INJECT: { vcpu: number; exitReason: number; exitQualification: bigint; gla: bigint; gpa: bigint };
     VE_INFO: { vcpu: number; valid: number; exitReason: number; exitQualification: bigint; gla: bigint; gpa: bigint; eptpIndex: number };
+  };
+  /**
+   * Physical memory with MKTME/TDX KeyIDs (hw.mem). `tag` is echoed in the reply so a caller with several
+   * requests in flight (the TDX module serving several LPs) can match them.
+   */
+  mem: {
+    MEM_READ: { pa: bigint; size: number; keyid: number; tag: string };
+    MEM_WRITE: { pa: bigint; size: number; keyid: number; value: bigint; tag: string };
+    /** Fill `bytes` from `pa` with zeroes (ACCEPT's clearing with the TD key, KVM's MOVDIR64B clear). */
+    MEM_ZERO: { pa: bigint; bytes: bigint; keyid: number; tag: string };
+    /** Copy a page, re-encrypting from `srcKeyid` to `dstKeyid` (TDH.MEM.PAGE.ADD). */
+    MEM_COPY: { src: bigint; srcKeyid: number; dst: bigint; dstKeyid: number; bytes: bigint; tag: string };
+    /** Read `bytes` from `pa` for a measurement: the reply is their SHA-384 (TDH.MR.EXTEND). */
+    MEM_HASH: { pa: bigint; bytes: bigint; keyid: number; tag: string };
+    /** `integrity`: false when the KeyID does not match the one the line was written with (§ model note in hw/memory.ts). */
+    MEM_DATA: { pa: bigint; value: bigint; integrity: boolean; tag: string };
+    MEM_DONE: { tag: string };
+    MEM_DIGEST: { digest: string; tag: string };
   };
   /** KVM vCPU thread ↔ TDP MMU (kvm->mmu_lock and the SPTEs it protects, §7.1, §7.6). */
   mmu: {
+    /**
+     * kvm_mmu_faultin_pfn: the GFN's memory attribute (lockless xarray read), and its backing: a
+     * guest_memfd page for a private fault, the userspace page for a shared one (§6.ii A.4).
+     */
+    FAULTIN: { vcpu: number; gfn: bigint; isPrivate: boolean };
+    FAULTIN_RESULT: { vcpu: number; gfn: bigint; attrPrivate: boolean; slot: 'none' | 'normal' | 'gmem'; pfn: bigint | null; maxLevel: number };
+    /** A plain write of an SPTE the writer owns: the frozen SPTE's final value, or any SPTE under write mmu_lock (§7.6). */
+    SPTE_WRITE: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number | null };
+    /** The attribute xarray update of KVM_SET_MEMORY_ATTRIBUTES (done under write mmu_lock here). */
+    SET_ATTRIBUTES: { vcpu: number; gfnStart: bigint; gfnEnd: bigint; private: boolean };
+    SET_ATTRIBUTES_DONE: { vcpu: number };
     MMU_LOCK_READ: { vcpu: number };
     MMU_LOCK_WRITE: { vcpu: number };
     MMU_LOCK_ACQUIRED: { vcpu: number; mode: 'read' | 'write' };
@@ -149,6 +210,41 @@ export interface MessageCatalog {
     SPTE_CMPXCHG_RESULT: { vcpu: number; ret: number; currentSpte: bigint };
   };
 }
+
+/**
+ * The TD_PARAMS page TDH.MNG.INIT reads through RDX, shown inline (§4.11): only the fields the model uses.
+ */
+export interface TdParams {
+  attributes: bigint;
+  /** TD_PARAMS.config_flags: MAX_GPAW for GPAW 52, NO_RBP_MOD always (§4.11). */
+  configFlags: bigint;
+  /** EPTP controls: WB | page-walk length − 1 in bits 5:3 (§2). */
+  eptpControls: bigint;
+}
+
+/** SEAMCALLs KVM issues besides TDH.VP.ENTER (§4.1), by architectural name. */
+export type HostSeamcall =
+  | 'TDH.MNG.CREATE'
+  | 'TDH.MNG.KEY.CONFIG'
+  | 'TDH.MNG.ADDCX'
+  | 'TDH.MNG.INIT'
+  | 'TDH.VP.CREATE'
+  | 'TDH.VP.ADDCX'
+  | 'TDH.VP.INIT'
+  | 'TDH.MEM.SEPT.ADD'
+  | 'TDH.MEM.PAGE.ADD'
+  | 'TDH.MR.EXTEND'
+  | 'TDH.MR.FINALIZE'
+  | 'TDH.MEM.PAGE.AUG'
+  | 'TDH.MEM.RANGE.BLOCK'
+  | 'TDH.MEM.RANGE.UNBLOCK'
+  | 'TDH.MEM.TRACK'
+  | 'TDH.MEM.PAGE.REMOVE'
+  | 'TDH.MEM.SEPT.REMOVE'
+  | 'TDH.MEM.PAGE.DEMOTE'
+  | 'TDH.MEM.PAGE.PROMOTE'
+  | 'TDH.MEM.SEPT.RD'
+  | 'TDH.PHYMEM.PAGE.WBINVD';
 
 export interface VmEntryPayload {
   vcpu: number;

@@ -111,32 +111,67 @@ function locateInDoc(doc: Document, lc: LineCounter, p: ScenarioPath): { line: n
 }
 
 /**
- * What the schema cannot say. The model carries MMIO flows so far: every guest access must reach a device
- * (through the shared alias in a TD, §2), stay inside one page (Linux's handle_mmio rejects page-crossing
- * accesses, §6.i step 8), and devices must not overlap memslots.
+ * What the schema cannot say: devices and memslots do not overlap and are given without the shared bit;
+ * a TD's private GPAs and the image lie in guest_memfd memslots; every access reaches a device or a
+ * memslot through the right alias, stays inside one page (Linux's handle_mmio rejects page-crossing MMIO,
+ * §6.i step 8) and inside one naturally aligned 8-byte word (the model's memory granule); accepts are
+ * 4K-aligned ranges.
  */
 function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } | null {
   const td = s.vm.type === 'tdx';
   const shared = td ? sharedBit(s.vm.gpaw as 48 | 52) : 0n;
   if (!td && s.vm.attributes.length > 0) return { path: ['vm', 'attributes'], message: 'TD attributes apply to vm.type "tdx" only' };
+  if (!td && s.image.length > 0) return { path: ['image'], message: 'an initial image is added with TDH.MEM.PAGE.ADD, which only a TD has (vm.type "tdx")' };
+  for (const [j, m] of s.memslots.entries()) {
+    if (m.gpa & shared) return { path: ['memslots', j, 'gpa'], message: `give memslots without the shared bit (${hex(shared)}): memslots never see it (§2)` };
+    if (m.gpa % PAGE_SIZE !== 0n || m.size % PAGE_SIZE !== 0n || m.size === 0n) return { path: ['memslots', j, 'size'], message: 'memslots are whole 4K pages' };
+    if (m.guestMemfd && !td) return { path: ['memslots', j, 'guestMemfd'], message: 'guest_memfd private memory is for a TD (vm.type "tdx")' };
+  }
   for (const [i, d] of s.devices.entries()) {
     if (d.gpa & shared) return { path: ['devices', i, 'gpa'], message: `give the device base without the shared bit (${hex(shared)}); the VMM registers it that way` };
     for (const [j, m] of s.memslots.entries()) {
       if (d.gpa < m.gpa + m.size && m.gpa < d.gpa + d.size) return { path: ['devices', i, 'gpa'], message: `device ${d.name} overlaps memslots[${j}]` };
     }
   }
+  const gmemSlot = (gpa: bigint) => s.memslots.find((m) => m.guestMemfd && gpa >= m.gpa && gpa < m.gpa + m.size);
+  for (const [k, img] of s.image.entries()) {
+    if (img.gpa % PAGE_SIZE !== 0n || !gmemSlot(img.gpa)) return { path: ['image', k, 'gpa'], message: `${hex(img.gpa)} must be a 4K-aligned private GPA inside a guestMemfd memslot` };
+    for (const off of Object.keys(img.words)) {
+      const o = BigInt(off);
+      if (o % 8n !== 0n || o >= PAGE_SIZE) return { path: ['image', k, 'words', off], message: 'word offsets are multiples of 8 inside the page' };
+    }
+  }
+  const checkAccess = (op: { gpa: bigint; size: number }, at: ScenarioPath): string | null => {
+    const addr = op.gpa & ~shared;
+    const isShared = !td || (op.gpa & shared) !== 0n;
+    const device = s.devices.some((d) => addr >= d.gpa && addr + BigInt(op.size) <= d.gpa + d.size);
+    const slot = s.memslots.find((m) => addr >= m.gpa && addr + BigInt(op.size) <= m.gpa + m.size);
+    if (td && !isShared && device) return `${hex(op.gpa)} is a private GPA; MMIO in a TD goes through the shared alias (set bit ${s.vm.gpaw - 1}: ${hex(op.gpa | shared)})`;
+    if (!device && slot === undefined) return `${hex(op.gpa)} is neither inside a device nor inside a memslot`;
+    if (td && !isShared && !slot?.guestMemfd) return `${hex(op.gpa)} is private but its memslot has no guest_memfd`;
+    if (td && isShared && slot?.guestMemfd) return `${hex(op.gpa)} is the shared alias of guest_memfd memory, which starts private; convert it with MapGPA first (not modelled yet)`;
+    if (addr / PAGE_SIZE !== (addr + BigInt(op.size) - 1n) / PAGE_SIZE) return 'the access crosses a page boundary, which MMIO emulation rejects';
+    if (!device && addr % BigInt(op.size) !== 0n) return 'memory accesses must be naturally aligned (the model keeps memory as 8-byte words)';
+    void at;
+    return null;
+  };
   for (const [v, cpu] of s.vcpus.entries()) {
     for (const [k, op] of cpu.program.entries()) {
       if (op.op === 'hlt') continue;
       const at: ScenarioPath = ['vcpus', v, 'program', k, 'gpa'];
-      if (td && (op.gpa & shared) === 0n) {
-        return { path: at, message: `${hex(op.gpa)} is a private GPA; MMIO in a TD goes through the shared alias (set bit ${s.vm.gpaw - 1}: ${hex(op.gpa | shared)}). Private memory is not modelled yet.` };
+      if (op.op === 'accept') {
+        if (!td) return { path: at, message: 'TDG.MEM.PAGE.ACCEPT is a TD guest operation (vm.type "tdx")' };
+        if (op.gpa % PAGE_SIZE !== 0n || op.size % PAGE_SIZE !== 0n || op.size === 0n) return { path: at, message: 'accept ranges are 4K-aligned and a multiple of 4K' };
+        if (!gmemSlot(op.gpa) || !gmemSlot(op.gpa + op.size - 1n)) return { path: at, message: `${hex(op.gpa)}+${hex(op.size)} is not private memory inside a guestMemfd memslot` };
+        continue;
       }
-      const addr = op.gpa & ~shared;
-      if (!s.devices.some((d) => addr >= d.gpa && addr + BigInt(op.size) <= d.gpa + d.size)) {
-        return { path: at, message: `${hex(op.gpa)} is not inside a device; only MMIO accesses are modelled so far` };
-      }
-      if (addr / PAGE_SIZE !== (addr + BigInt(op.size) - 1n) / PAGE_SIZE) return { path: at, message: 'the access crosses a page boundary, which MMIO emulation rejects' };
+      const problem = checkAccess(op, at);
+      if (problem) return { path: at, message: problem };
+    }
+    for (const [k, op] of cpu.veHandlerPrologue.entries()) {
+      const at: ScenarioPath = ['vcpus', v, 'veHandlerPrologue', k, 'gpa'];
+      const problem = checkAccess(op, at);
+      if (problem) return { path: at, message: problem };
     }
   }
   return null;

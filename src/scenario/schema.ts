@@ -28,7 +28,15 @@ const guestOp = z.discriminatedUnion('op', [
     reg: z.enum(GUEST_REGS as [string, ...string[]]).default('rax'),
   }),
   z.strictObject({ op: z.literal('store'), gpa: u64, gla: u64.optional(), size: accessSize, value: u64 }),
+  /** Linux tdx_accept_memory(gpa, gpa + size): TDG.MEM.PAGE.ACCEPT in the largest sizes that fit. */
+  z.strictObject({ op: z.literal('accept'), gpa: u64, size: u64 }),
   z.strictObject({ op: z.literal('hlt') }),
+]);
+
+/** Instructions the #VE handler runs before TDG.VP.VEINFO.GET (loads and stores only). */
+const prologueOp = z.discriminatedUnion('op', [
+  z.strictObject({ op: z.literal('load'), gpa: u64, gla: u64.optional(), size: accessSize, reg: z.enum(GUEST_REGS as [string, ...string[]]).default('rax') }),
+  z.strictObject({ op: z.literal('store'), gpa: u64, gla: u64.optional(), size: accessSize, value: u64 }),
 ]);
 
 export const TD_ATTRIBUTE_NAMES = ['SEPT_VE_DISABLE'] as const;
@@ -60,7 +68,21 @@ export const scenarioSchema = z.strictObject({
       }),
     )
     .default([]),
-  vcpus: z.array(z.strictObject({ program: z.array(guestOp).min(1, 'a vCPU needs at least one instruction') })).min(1, 'at least one vCPU'),
+  /**
+   * TD only: the initial image, added at build time with TDH.MEM.PAGE.ADD and measured with TDH.MR.EXTEND
+   * (§5b.3 step 4). Each page is given by its private GPA and the 8-byte words that are not zero.
+   */
+  image: z
+    .array(z.strictObject({ gpa: u64, words: z.record(z.string().regex(HEX_OR_DEC, 'word offsets are numbers or hex strings'), u64).default({}) }))
+    .default([]),
+  vcpus: z
+    .array(
+      z.strictObject({
+        program: z.array(guestOp).min(1, 'a vCPU needs at least one instruction'),
+        veHandlerPrologue: z.array(prologueOp).default([]),
+      }),
+    )
+    .min(1, 'at least one vCPU'),
 });
 
 /** A scenario as written (before defaults and bigint conversion). */

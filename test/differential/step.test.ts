@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { transition } from 'xstate';
-import { runExample, runScenario, type RecordedRun } from '../helpers.ts';
+import { ALL_EXAMPLES, runExample, runScenario, type RecordedRun } from '../helpers.ts';
 import { twoVcpuMmio } from '../twoVcpu.ts';
 import { enabledChoices, initialWorld, step } from '../../src/runtime/step.ts';
 import { stringifyCanonical } from '../../src/log/canonical.ts';
@@ -32,6 +32,6 @@ function compareWithExportedTransition(run: RecordedRun) {
 }
 
 describe('fast step path agrees with XState transition()', () => {
-  it.each(['mmio-ve', 'vmx-mmio'])('%s', (name) => compareWithExportedTransition(runExample(name)));
+  it.each(ALL_EXAMPLES)('%s', (name) => compareWithExportedTransition(runExample(name)));
   it('two racing vCPUs', () => compareWithExportedTransition(runScenario(twoVcpuMmio('tdx'), 5)));
 });

@@ -199,33 +199,35 @@ describe('tdxsim replay: state at any step, re-derived from a log', () => {
     ]);
   });
 
-  it('--to 27 --actor guest.vcpu0 shows only the guest, inside its #VE handler', () => {
-    const r = tdxsim(dir, 'replay', LOG, '--to', '27', '--actor', 'guest.vcpu0');
+  // mmio-ve: the TD build takes steps 1–47; the first #VE is step 76, the MMIO SPTE is installed at 68.
+  it('--to 76 --actor guest.vcpu0 shows only the guest, inside its #VE handler', () => {
+    const r = tdxsim(dir, 'replay', LOG, '--to', '76', '--actor', 'guest.vcpu0');
     expect(r.status).toBe(0);
-    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step 27:.*→ guest\.vcpu0 +#VE\b/));
-    expect([...actorHeadings(r)]).toEqual([['guest.vcpu0', 'inVeHandler']]);
+    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step 76:.*→ guest\.vcpu0 +#VE\b/));
+    expect([...actorHeadings(r)]).toEqual([['guest.vcpu0', 'gettingVeInfo']]);
   });
 
   it('--to 0 shows every actor before the first message, with the first KVM_RUN in flight', () => {
     const r = tdxsim(dir, 'replay', LOG, '--to', '0');
     expect(r.status).toBe(0);
     expect(r.lines).toContain('# state before the first step');
-    expect([...actorHeadings(r).keys()].sort()).toEqual(['guest.vcpu0', 'hw.cpu0', 'kvm.mmu', 'kvm.vcpu0', 'tdx', 'vmm']);
+    expect([...actorHeadings(r).keys()].sort()).toEqual(['guest.vcpu0', 'hw.cpu0', 'hw.mem', 'kvm.mmu', 'kvm.vcpu0', 'kvm.vm', 'tdx', 'vmm']);
     expect(actorHeadings(r).get('guest.vcpu0')).toBe('notEntered');
-    expect(r.lines).toContain('# in flight: KVM_RUN → kvm.vcpu0');
+    expect(actorHeadings(r).get('tdx')).toBe('noTd');
+    expect(r.lines).toContain('# in flight: KVM_SET_MEMORY_ATTRIBUTES → kvm.vm');
   });
 
-  it('--json --to 20 prints one JSON object whose MMU page tables hold the MMIO SPTE', () => {
-    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '20');
+  it('--json --to 69 prints one JSON object whose MMU page tables hold the MMIO SPTE', () => {
+    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '69');
     expect(r.status).toBe(0);
     expect(r.lines).toHaveLength(1);
     const state = JSON.parse(r.lines[0]!) as { step: number };
-    expect(state.step).toBe(20);
+    expect(state.step).toBe(69);
     expect(mmuSptes(state)).toContain('0x8000fe000008');
   });
 
-  it('--json --to 18, before KVM installs it, has no MMIO SPTE yet', () => {
-    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '18');
+  it('--json --to 67, before KVM installs it, has no MMIO SPTE yet', () => {
+    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '67');
     expect(r.status).toBe(0);
     expect(mmuSptes(JSON.parse(r.lines[0]!))).not.toContain('0x8000fe000008');
   });
@@ -484,7 +486,7 @@ describe('a run stopped by --max-steps', () => {
 
   it('is a model failure: exit 1, and the outcome line gives the reason', () => {
     expect(out.status).toBe(1);
-    expect(outcomeLine(out)).toBe('# 5 messages; outcome: failure (step bound 5 reached with 1 message(s) still in flight)');
+    expect(outcomeLine(out)).toBe('# 5 messages; outcome: failure (step bound 5 reached with 2 message(s) still in flight)');
     expect(JSON.parse(logLines(path.join(dir, 'bounded.jsonl')).at(-1)!)).toMatchObject({
       type: 'end',
       steps: 5,

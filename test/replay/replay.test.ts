@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { runExample, runScenario, type RecordedRun } from '../helpers.ts';
+import { ALL_EXAMPLES, runExample, runScenario, type RecordedRun } from '../helpers.ts';
 import { twoVcpuMmio } from '../twoVcpu.ts';
 import { parseLogText } from '../../src/log/reader.ts';
 import { sealRecord, unsealLine, GENESIS } from '../../src/log/hashChain.ts';
@@ -36,7 +36,7 @@ function resealWith(text: string, lineNo: number, edit: (rec: Record<string, unk
 }
 
 describe('replay rebuilds every actor state at every step', () => {
-  it.each(['mmio-ve', 'vmx-mmio'])('%s: every step equals the live run, and --verify passes', (name) => {
+  it.each(ALL_EXAMPLES)('%s: every step equals the live run, and --verify passes', (name) => {
     expectReplayMatchesLiveRun(runExample(name));
   });
 

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { arrows, runExample, runScenario } from '../helpers.ts';
+import { ALL_EXAMPLES, arrows, runExample, runScenario } from '../helpers.ts';
 import { twoVcpuMmio } from '../twoVcpu.ts';
 import { actorView } from '../../src/runtime/worldHash.ts';
 
 describe('determinism: same scenario and scheduler give a byte-identical log', () => {
-  it.each(['mmio-ve', 'vmx-mmio'])('%s under FIFO', (name) => {
+  it.each(ALL_EXAMPLES)('%s under FIFO', (name) => {
     expect(runExample(name).text).toBe(runExample(name).text);
   });
 
