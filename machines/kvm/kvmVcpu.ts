@@ -224,6 +224,13 @@ function mmioSpte(c: KvmVcpuContext): bigint {
   return makeMmioSpte({ gfn: fault(c).iterGfn, generation: c.memslotsGeneration, mmioValue: c.mmioValue });
 }
 
+/** The leaf hook's SEAMCALL (AUG or PAGE.ADD) returns: final SPTE, or restore and retry on BUSY, else KVM_BUG_ON (§7.3). */
+const LEAF_HOOK_RESULT = [
+  { guard: 'seamcallOk', target: 'unlocking', actions: ['writeFinal', 'clearFrozen', 'retFixed'] },
+  { guard: 'seamcallBusy', target: 'unlocking', actions: ['restoreFrozen', 'clearFrozen', 'retRetry'] },
+  { target: '#kvmVcpu.vmDead', actions: 'kvmBugSeamcall' },
+] as const;
+
 export const kvmVcpuMachine = setup({
   types: {
     context: {} as KvmVcpuContext,
@@ -683,16 +690,8 @@ export const kvmVcpuMachine = setup({
         settingExternal: {
           entry: 'seamcallSetLeaf',
           on: {
-            'TDH.MEM.PAGE.AUG': [
-              { guard: 'seamcallOk', target: 'unlocking', actions: ['writeFinal', 'clearFrozen', 'retFixed'] },
-              { guard: 'seamcallBusy', target: 'unlocking', actions: ['restoreFrozen', 'clearFrozen', 'retRetry'] },
-              { target: '#kvmVcpu.vmDead', actions: 'kvmBugSeamcall' },
-            ],
-            'TDH.MEM.PAGE.ADD': [
-              { guard: 'seamcallOk', target: 'unlocking', actions: ['writeFinal', 'clearFrozen', 'retFixed'] },
-              { guard: 'seamcallBusy', target: 'unlocking', actions: ['restoreFrozen', 'clearFrozen', 'retRetry'] },
-              { target: '#kvmVcpu.vmDead', actions: 'kvmBugSeamcall' },
-            ],
+            'TDH.MEM.PAGE.AUG': LEAF_HOOK_RESULT,
+            'TDH.MEM.PAGE.ADD': LEAF_HOOK_RESULT,
           },
         },
         installingLeaf: {
