@@ -78,11 +78,16 @@ export function formatFields(payload: object, o: FormatOptions): string {
     .join(' ');
 }
 
+/** A message's architectural label as every view prints it: the name plus its kind's suffix (`EPT_VIOLATION (TD exit)`). */
+export function messageLabel(m: { kind: string; name: string }): string {
+  return `${m.name}${KIND_SUFFIX[m.kind] ?? ''}`;
+}
+
 export function formatDelivery(
   d: { seq: number; from: string; to: string; kind: string; name: string; payload: object },
   o: FormatOptions,
 ): string {
-  const head = `${String(d.seq).padStart(5)}  ${d.from.padEnd(11)} → ${d.to.padEnd(11)}  ${d.name}${KIND_SUFFIX[d.kind] ?? ''}`;
+  const head = `${String(d.seq).padStart(5)}  ${d.from.padEnd(11)} → ${d.to.padEnd(11)}  ${messageLabel(d)}`;
   const fields = formatFields(d.payload, o);
   return fields ? `${head}  ${fields}` : head;
 }

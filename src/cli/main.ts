@@ -1,13 +1,17 @@
 /**
  * The `tdxsim` command. Exit codes: 0 ok, 1 the model reached a failure, 2 bad input (src/cli/exitCodes.ts).
  */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { LogError } from '../log/errors.ts';
 import { ModelBug } from '../runtime/errors.ts';
 import { ScenarioError } from '../scenario/load.ts';
 import { MODEL_VERSION } from '../version.ts';
 import { EXIT_BAD_INPUT, EXIT_FAILURE } from './exitCodes.ts';
 import { examplesCommand } from './examples.ts';
+import { EXPORT_FORMATS, exportCommand, type ExportCliOptions } from './export.ts';
+import { inspectCommand, type InspectCliOptions } from './inspect.ts';
+import { settleLater } from './later.ts';
+import { liveRun, type LiveRunOptions } from '../inspect/liveRun.ts';
 import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
 
@@ -38,8 +42,13 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--seed <n>', 'deliver messages in a seeded random order (default: FIFO)', nonNegativeInt('--seed'))
     .option('--max-steps <n>', 'stop after this many messages (a failure)', nonNegativeInt('--max-steps'))
     .option('--json', 'print the log records instead of the readable lines')
-    .action((scenario: string, o: { log?: string; seed?: number; maxSteps?: number; json?: boolean }) => {
-      code = runCommand(scenario, o, print);
+    .option('--inspect', 'stream the run to the local web inspector (waits for the page to connect)')
+    .option('--port <n>', 'with --inspect: port to serve on', nonNegativeInt('--port'))
+    .option('--open', 'with --inspect: open the page in the desktop browser')
+    .option('--pace <ms>', 'with --inspect: wait this long between deliveries, to watch the run unfold', nonNegativeInt('--pace'))
+    .option('--stately', 'also stream to the Stately inspector (optional package @statelyai/inspect; needs network)')
+    .action((scenario: string, o: LiveRunOptions) => {
+      code = o.inspect || o.stately ? settleLater(liveRun(scenario, o, print)) : runCommand(scenario, o, print);
     });
 
   program
@@ -52,6 +61,30 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--json', 'print the state as JSON')
     .action((log: string, o: { to?: number; verify?: boolean; json?: boolean; actor?: string }) => {
       code = replayCommand(log, o, print);
+    });
+
+  program
+    .command('inspect')
+    .description('open a log (or a scenario, run in memory first) in the local web inspector')
+    .argument('<log|scenario>', 'a tdxsim log, or a scenario file, directory or bundled example name')
+    .option('--port <n>', 'port to serve on (default 4780, or a free one if that is taken)', nonNegativeInt('--port'))
+    .option('--host <addr>', 'address to bind (default 127.0.0.1: this machine only)')
+    .option('--open', 'open the page in the desktop browser')
+    .option('--seed <n>', 'for a scenario: run it with a seeded random order', nonNegativeInt('--seed'))
+    .option('--max-steps <n>', 'for a scenario: stop after this many messages', nonNegativeInt('--max-steps'))
+    .action((target: string, o: InspectCliOptions) => {
+      code = settleLater(inspectCommand(target, o, print));
+    });
+
+  program
+    .command('export')
+    .description('export a log as a Mermaid sequence diagram or Perfetto trace, or the statecharts as Mermaid or SVG')
+    .argument('<log>', 'a tdxsim log (or a scenario, run in memory first)')
+    .addOption(new Option('--format <format>', 'what to write').choices(EXPORT_FORMATS).makeOptionMandatory())
+    .option('--out <file>', 'write here instead of stdout (a directory for statechart-svg without --actor)')
+    .option('--actor <id>', 'only this actor: its messages, or its machine')
+    .action((log: string, o: ExportCliOptions) => {
+      code = settleLater(exportCommand(log, o, print));
     });
 
   program

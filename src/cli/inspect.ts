@@ -1,0 +1,55 @@
+/**
+ * `tdxsim inspect <log | scenario>`: open a log (or a scenario's fresh in-memory run) in the local web
+ * inspector. A log that cannot be opened still gets a page: the error, naming file and line, is shown
+ * there and printed here.
+ */
+import { LogError } from '../log/errors.ts';
+import { openInBrowser } from '../inspect/browser.ts';
+import { listen } from '../inspect/listen.ts';
+import { openLogOrScenario } from '../inspect/open.ts';
+import type { Inspector, InspectTarget } from '../inspect/server.ts';
+import { InspectSession } from '../inspect/session.ts';
+import { failureOf } from '../inspect/summary.ts';
+import { EXIT_OK } from './exitCodes.ts';
+
+export interface InspectCliOptions {
+  port?: number;
+  host?: string;
+  open?: boolean;
+  seed?: number;
+  maxSteps?: number;
+  /** Called with the server once it listens (tests and embedders close it with this). */
+  onInspector?: (inspector: Inspector) => void;
+}
+
+/** The session to serve, or the error page's content when the log cannot be opened (also printed). */
+export function inspectTarget(arg: string, o: InspectCliOptions = {}, warn: (line: string) => void = (l) => process.stderr.write(l + '\n')): InspectTarget {
+  try {
+    const { log, file } = openLogOrScenario(arg, { ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}) });
+    return { session: InspectSession.open(log, file) };
+  } catch (e) {
+    // A file that cannot be read at all is plain bad input; a log whose content is wrong gets the page.
+    if (!(e instanceof LogError) || e.code === 'IO') throw e;
+    warn(`tdxsim: ${e.message}`);
+    return { error: { title: e.code === 'TORN_LINE' ? 'The log is torn' : 'The log cannot be opened', message: e.message } };
+  }
+}
+
+export function inspectCommand(arg: string, o: InspectCliOptions, print: (line: string) => void): Promise<number> {
+  // Scenario errors throw here, before any server starts: that is plain bad input (exit 2).
+  const target = inspectTarget(arg, o);
+  const warn = (line: string) => process.stderr.write(line + '\n');
+  return listen(target, o, warn).then((inspector) => {
+    o.onInspector?.(inspector);
+    if ('session' in target) {
+      const s = target.session;
+      const outcome = s.end ? `${s.end.outcome.status}${s.end.outcome.reason ? ` (${s.end.outcome.reason})` : ''}` : 'unknown (no end record)';
+      print(`# ${s.file}: scenario ${s.scenario.name}, ${s.steps} steps, outcome ${outcome}`);
+      const f = failureOf(s);
+      if (f) print(`# counterexample: opens on step ${f.step}: ${inspector.url}#step=${f.step}`);
+    }
+    print(`# inspector: ${inspector.url}   (Ctrl-C to stop)`);
+    if (o.open) openInBrowser(inspector.url, warn);
+    return EXIT_OK;
+  });
+}

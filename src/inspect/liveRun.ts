@@ -1,0 +1,109 @@
+/**
+ * `tdxsim run <scenario> --inspect`: the same run as `tdxsim run` (same scheduler, same log file, same
+ * lines printed), streamed into the local inspector while it happens. The server starts first and the run
+ * waits for a page to connect, then delivers in slices of a few dozen steps, yielding to the event loop
+ * between slices so the page receives each batch (server-sent events, /api/live) as it happens; `--pace`
+ * slows it down to watch. When the run ends the server keeps serving the finished log until Ctrl-C.
+ */
+import { readFileSync } from 'node:fs';
+import { LogWriter } from '../log/writer.ts';
+import type { EndRecord, EventRecord, HeaderRecord } from '../log/schema.ts';
+import { fifoScheduler } from '../runtime/scheduler/fifo.ts';
+import { randomScheduler } from '../runtime/scheduler/random.ts';
+import { DEFAULT_MAX_STEPS, outcomeOf } from '../runtime/runner.ts';
+import { enabledChoices, step } from '../runtime/step.ts';
+import { worldHash } from '../runtime/worldHash.ts';
+import { loadScenarioFile } from '../scenario/load.ts';
+import { formatDelivery } from '../cli/format.ts';
+import { formatOptionsFor, headerFor } from '../cli/session.ts';
+import { EXIT_FAILURE, EXIT_OK } from '../cli/exitCodes.ts';
+import { openInBrowser } from './browser.ts';
+import { listen } from './listen.ts';
+import type { Inspector } from './server.ts';
+import { InspectSession } from './session.ts';
+import { statelyBridge, type StatelyBridge } from './stately.ts';
+
+export interface LiveRunOptions {
+  /** Serve the run in the local inspector. */
+  inspect?: boolean;
+  log?: string;
+  seed?: number;
+  maxSteps?: number;
+  json?: boolean;
+  port?: number;
+  host?: string;
+  open?: boolean;
+  /** Milliseconds to wait between deliveries. @default 0 */
+  pace?: number;
+  /** Also stream to the Stately inspector through the optional @statelyai/inspect package. */
+  stately?: boolean;
+  /** Start without waiting for a page. @default false */
+  noWait?: boolean;
+  /** Called with the server once it listens (tests and embedders close it with this). */
+  onInspector?: (inspector: Inspector) => void;
+}
+
+/** Deliveries per slice between two yields to the event loop. */
+const SLICE = 64;
+
+const tick = (ms: number) => new Promise<void>((r) => (ms > 0 ? setTimeout(r, ms) : setImmediate(r)));
+
+export async function liveRun(scenarioArg: string, o: LiveRunOptions, print: (line: string) => void): Promise<number> {
+  // As `tdxsim run`: validate everything before the log file is opened.
+  const { scenario, file } = loadScenarioFile(scenarioArg);
+  const scheduler = o.seed === undefined ? fifoScheduler() : randomScheduler(o.seed);
+  const logPath = o.log ?? `${scenario.name}.log.jsonl`;
+  const stately: StatelyBridge | null = o.stately ? await statelyBridge() : null;
+  const writer = LogWriter.open(logPath, headerFor(scenario, file, scheduler.descriptor));
+  // The header as the file holds it (hash included), so the session shows exactly what was written.
+  const header = JSON.parse(readFileSync(logPath, 'utf8').split('\n', 1)[0]!) as HeaderRecord;
+  const session = InspectSession.live(header, scenario, logPath);
+  const model = session.model;
+  const fmt = formatOptionsFor(scenario);
+  const warn = (line: string) => process.stderr.write(line + '\n');
+
+  const inspector = o.inspect ? await listen({ session }, { ...(o.port !== undefined ? { port: o.port } : {}), ...(o.host !== undefined ? { host: o.host } : {}) }, warn) : null;
+  if (inspector) {
+    o.onInspector?.(inspector);
+    warn(`# inspector: ${inspector.url}   (Ctrl-C to stop)`);
+    if (o.open) openInBrowser(inspector.url, warn);
+    if (!o.noWait) {
+      warn('# waiting for the inspector page to connect before running…');
+      await inspector.firstViewer;
+    }
+  }
+
+  if (!o.json) print(`# ${scenario.name}: ${scenario.description}`);
+  let world = session.worldAt(0);
+  stately?.start(model, world);
+  const max = o.maxSteps ?? DEFAULT_MAX_STEPS;
+  while (world.pending.length > 0 && world.seq < max) {
+    const enabled = enabledChoices(model, world);
+    const choice = scheduler.choose(enabled);
+    const r = step(model, world, choice, enabled);
+    world = r.world;
+    const m = r.delivered;
+    writer.append({ seq: world.seq, from: m.from, to: m.to, kind: m.kind, name: m.name, payload: m.payload as unknown as Record<string, unknown>, cause: m.cause, choice, state: worldHash(model, world) });
+    session.append(JSON.parse(writer.lastLine) as EventRecord, m, world);
+    stately?.delivered(model, m, world);
+    print(o.json ? writer.lastLine : formatDelivery({ seq: world.seq, ...m }, fmt));
+    if (o.pace || world.seq % SLICE === 0) {
+      session.notify();
+      await tick(o.pace ?? 0);
+    }
+  }
+  const outcome = outcomeOf(world);
+  writer.end({ status: outcome.status, reason: outcome.reason, failures: outcome.failures });
+  const end = JSON.parse(writer.lastLine) as EndRecord;
+  if (o.json) print(writer.lastLine);
+  writer.close();
+  session.finish(end);
+  if (!o.json) {
+    print(`# ${outcome.steps} messages; outcome: ${outcome.status}${outcome.reason ? ` (${outcome.reason})` : ''}`);
+    print(`# log: ${logPath}  (replay: tdxsim replay ${logPath} --to N)`);
+  }
+  if (inspector) warn(`# the run is over; the inspector still serves it at ${inspector.url} (Ctrl-C to stop)`);
+  // The Stately session stays open for viewing; its connection keeps the process alive until Ctrl-C.
+  if (stately) warn('# the run is over; it stays in the Stately inspector session (Ctrl-C to stop)');
+  return outcome.status === 'ok' ? EXIT_OK : EXIT_FAILURE;
+}

@@ -1,0 +1,180 @@
+/**
+ * One opened log, ready for time travel: the records, the model that replays them, and the world at any
+ * step on demand. A log of 100k steps holds 100k worlds' worth of history, so only every
+ * CHECKPOINT_EVERY-th world is kept; the world at step N is the nearest checkpoint at or before N,
+ * stepped forward with the logged choices (at most CHECKPOINT_EVERY - 1 steps), plus a small cache for
+ * the step-by-step walking the inspector is used for.
+ *
+ * Opening a log replays it once, checking every delivery against its record (and the world hash at each
+ * checkpoint and at the end); any mismatch is reported by `replayLog`, which names the exact line. A live
+ * session starts empty and grows as `tdxsim run --inspect` delivers messages.
+ */
+import type { Message } from '../protocol/messages.ts';
+import { stringifyCanonical } from '../log/canonical.ts';
+import { LogError } from '../log/errors.ts';
+import type { ParsedLog } from '../log/reader.ts';
+import type { EndRecord, EventRecord, HeaderRecord } from '../log/schema.ts';
+import { replayLog, scenarioFromLog } from '../replay/replay.ts';
+import { enabledChoices, initialWorld, step } from '../runtime/step.ts';
+import { createModel, type Model, type World } from '../runtime/world.ts';
+import { worldHash } from '../runtime/worldHash.ts';
+import type { Scenario } from '../scenario/schema.ts';
+import { actorsFor } from '../../machines/registry.ts';
+import { MODEL_VERSION } from '../version.ts';
+import { formatFields, type FormatOptions } from '../cli/format.ts';
+import { formatOptionsFor } from '../cli/session.ts';
+import { messageLabel } from '../export/messageLabel.ts';
+
+export const CHECKPOINT_EVERY = 256;
+const CACHE_SIZE = 8;
+
+/** What the sequence view and the filter read for each step, computed once from the delivered message. */
+export interface StepText {
+  /** `EPT_VIOLATION (TD exit)`. */
+  label: string;
+  /** The CLI's field list: `RAX=0x30 RCX=0x1 … R8=0x8000fe000000`, SPTEs decoded. */
+  fields: string;
+}
+
+export class InspectSession {
+  readonly events: EventRecord[] = [];
+  end: EndRecord | null = null;
+  readonly model: Model;
+  readonly fmt: FormatOptions;
+  readonly modelVersionMatches: boolean;
+  readonly #text: StepText[] = [];
+  readonly #checkpoints: World[] = [];
+  readonly #effects = new Map<number, number[]>();
+  #cache: { n: number; world: World }[] = [];
+  #listeners = new Set<() => void>();
+
+  private constructor(
+    /** Shown to the user; the log's path, or a description of an in-memory run. */
+    readonly file: string,
+    readonly header: HeaderRecord,
+    readonly scenario: Scenario,
+    /** True while a `run --inspect` is still delivering messages into this session. */
+    public live: boolean,
+  ) {
+    this.model = createModel(actorsFor(scenario));
+    this.fmt = formatOptionsFor(scenario);
+    this.modelVersionMatches = header.model === MODEL_VERSION;
+    this.#checkpoints.push(initialWorld(this.model));
+  }
+
+  /** Replays the whole log once; throws LogError (file and line) if the model does not reproduce it. */
+  static open(log: ParsedLog, file: string): InspectSession {
+    const s = new InspectSession(file, log.header, scenarioFromLog(log, file), false);
+    let world = s.#checkpoints[0]!;
+    const diverged = (seq: number): never => {
+      // replayLog re-checks from the start and throws the precise error for the first bad line.
+      replayLog(log, file, { to: seq });
+      throw new LogError('REPLAY_DIVERGED', file, seq + 1, 'replay diverged: the world hash after this step differs from the log');
+    };
+    for (const ev of log.events) {
+      const enabled = enabledChoices(s.model, world);
+      if (ev.choice >= enabled.length) diverged(ev.seq);
+      const r = step(s.model, world, ev.choice, enabled);
+      const m = r.delivered;
+      if (m.from !== ev.from || m.to !== ev.to || m.name !== ev.name || m.kind !== ev.kind || m.cause !== ev.cause || stringifyCanonical(m.payload) !== stringifyCanonical(ev.payload)) {
+        diverged(ev.seq);
+      }
+      world = r.world;
+      const checkpoint = ev.seq % CHECKPOINT_EVERY === 0 || ev.seq === log.events.length;
+      if (checkpoint && worldHash(s.model, world) !== ev.state) diverged(ev.seq);
+      s.append(ev, m, world);
+    }
+    s.end = log.end;
+    return s;
+  }
+
+  /** An empty session for a run that is about to start; `append` feeds it. */
+  static live(header: HeaderRecord, scenario: Scenario, file: string): InspectSession {
+    return new InspectSession(file, header, scenario, true);
+  }
+
+  /** Record delivery `ev` (the next step), the message as the model delivered it and the world after it. */
+  append(ev: EventRecord, delivered: Message, world: World): void {
+    if (ev.seq !== this.events.length + 1) throw new RangeError(`append: expected step ${this.events.length + 1}, got ${ev.seq}`);
+    this.events.push(ev);
+    this.#text.push({ label: messageLabel(ev), fields: formatFields(delivered.payload, this.fmt) });
+    if (ev.cause !== null) {
+      const list = this.#effects.get(ev.cause) ?? [];
+      list.push(ev.seq);
+      this.#effects.set(ev.cause, list);
+    }
+    if (ev.seq % CHECKPOINT_EVERY === 0) this.#checkpoints.push(world);
+    this.#remember(ev.seq, world);
+  }
+
+  finish(end: EndRecord | null): void {
+    this.end = end;
+    this.live = false;
+    this.notify();
+  }
+
+  get steps(): number {
+    return this.events.length;
+  }
+
+  textOf(seq: number): StepText {
+    const t = this.#text[seq - 1];
+    if (!t) throw new RangeError(`step ${seq}: the log has steps 1..${this.events.length}`);
+    return t;
+  }
+
+  /** Steps whose message was sent while handling step `seq`. */
+  effectsOf(seq: number): number[] {
+    return this.#effects.get(seq) ?? [];
+  }
+
+  /** The world after step `n` (0 = before the first delivery). */
+  worldAt(n: number): World {
+    if (!Number.isInteger(n) || n < 0 || n > this.events.length) throw new RangeError(`step ${n}: the log has steps 0..${this.events.length}`);
+    const hit = this.#cache.find((c) => c.n === n);
+    if (hit) return hit.world;
+    // Start from the closest known world at or before n: a cached one or a checkpoint.
+    let from = Math.floor(n / CHECKPOINT_EVERY) * CHECKPOINT_EVERY;
+    let world = this.#checkpoints[from / CHECKPOINT_EVERY]!;
+    for (const c of this.#cache) {
+      if (c.n <= n && c.n > from) {
+        from = c.n;
+        world = c.world;
+      }
+    }
+    for (let seq = from + 1; seq <= n; seq++) world = step(this.model, world, this.events[seq - 1]!.choice).world;
+    this.#remember(n, world);
+    return world;
+  }
+
+  /**
+   * The worlds before and after step `n` (n ≥ 1), the second stepped from the first, so an actor the step
+   * did not touch has the very same snapshot object in both (which is how the page finds what changed).
+   */
+  around(n: number): { before: World; after: World } {
+    const before = this.worldAt(n - 1);
+    const after = step(this.model, before, this.events[n - 1]!.choice).world;
+    this.#remember(n, after);
+    return { before, after };
+  }
+
+  /** The message delivered at step `seq`, as the model holds it (bigints, not the log's hex strings). */
+  messageAt(seq: number): Message {
+    const before = this.worldAt(seq - 1);
+    return enabledChoices(this.model, before)[this.events[seq - 1]!.choice]!;
+  }
+
+  /** Called after each batch of appends and at the end of a live run. */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  notify(): void {
+    for (const l of this.#listeners) l();
+  }
+
+  #remember(n: number, world: World): void {
+    this.#cache = [{ n, world }, ...this.#cache.filter((c) => c.n !== n)].slice(0, CACHE_SIZE);
+  }
+}

@@ -1,0 +1,63 @@
+/** `tdxsim inspect` and `tdxsim run --inspect/--stately` as commands: what they print, and bad input. */
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { inspectCommand } from '../../src/cli/inspect.ts';
+import { main } from '../../src/cli/main.ts';
+import type { Summary } from '../../src/inspect/api.ts';
+import { liveRun } from '../../src/inspect/liveRun.ts';
+import type { Inspector } from '../../src/inspect/server.ts';
+import { OptionalPackageMissing } from '../../src/inspect/stately.ts';
+import { exampleLog } from '../export/fixtures.ts';
+import { logText } from './logText.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'tdxsim-inspect-cli-'));
+const servers: Inspector[] = [];
+afterAll(() => Promise.all(servers.map((s) => s.close())));
+
+async function inspect(arg: string): Promise<{ printed: string[]; url: string }> {
+  const printed: string[] = [];
+  let url = '';
+  const code = await inspectCommand(arg, { port: 0, onInspector: (i) => (servers.push(i), (url = i.url)) }, (l) => printed.push(l));
+  expect(code).toBe(0);
+  return { printed, url };
+}
+
+describe('tdxsim inspect', () => {
+  it('runs a bundled example in memory, serves it on loopback and prints the URL', async () => {
+    const { printed, url } = await inspect('mmio-ve');
+    expect(printed[0]).toMatch(/^# mmio-ve \(run in memory\): scenario mmio-ve, \d+ steps, outcome ok$/);
+    expect(printed.at(-1)).toBe(`# inspector: ${url}   (Ctrl-C to stop)`);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const s = (await (await fetch(url + 'api/summary')).json()) as Summary;
+    expect(s.scenario).toBe('mmio-ve');
+  });
+
+  it('a counterexample log prints the link that opens on its failing step', async () => {
+    const failed = exampleLog('mmio-ve', { maxSteps: 9 });
+    const file = path.join(dir, 'cex.log.jsonl');
+    writeFileSync(file, logText(failed.log));
+    const { printed, url } = await inspect(file);
+    expect(printed).toContain(`# counterexample: opens on step 9: ${url}#step=9`);
+  });
+
+  it('a scenario that does not exist is bad input (exit 2), and no server starts', () => {
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect(main(['inspect', path.join(dir, 'nope.yaml')], () => {})).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
+describe('tdxsim run --stately', () => {
+  it('without the optional @statelyai/inspect package: a clear error, and the log is not touched', async () => {
+    const log = path.join(dir, 'stately.log.jsonl');
+    const run = liveRun('mmio-ve', { stately: true, log }, () => {});
+    await expect(run).rejects.toThrow(OptionalPackageMissing);
+    await expect(run).rejects.toThrow(/npm install --no-save @statelyai\/inspect.*needs network access/);
+    expect(existsSync(log)).toBe(false);
+  });
+});

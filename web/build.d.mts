@@ -1,0 +1,2 @@
+/** Bundles web/ into `outdir` (default dist/web/); resolves to the directory written. */
+export function buildWeb(outdir?: string): Promise<string>;
