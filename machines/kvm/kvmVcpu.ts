@@ -27,6 +27,7 @@ import {
   KVM_EXIT_MEMORY_FAULT,
   KVM_MEMORY_EXIT_FLAG_PRIVATE,
   KVM_TDX_MEASURE_MEMORY_REGION,
+  EIO,
   RET_PF_FIXED,
   RET_PF_SPURIOUS,
   PFERR_USER_MASK,
@@ -754,9 +755,6 @@ export const kvmVcpuMachine = setup({
     vmDead: { entry: 'reportDeath', type: 'final' },
   },
 });
-
-/** -EIO as an ioctl returns it. */
-const EIO = -5;
 
 function pageSizeOf(pgLevel: number): bigint {
   return PAGE_SIZE << BigInt(9 * (pgLevel - 1));

@@ -11,7 +11,7 @@ import { setup, assign, emit } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDX_SUCCESS, tdxStatusName } from '../../src/arch/tdxStatus.ts';
-import { KVM_MEMORY_ATTRIBUTE_PRIVATE } from '../../src/arch/kvmApi.ts';
+import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO } from '../../src/arch/kvmApi.ts';
 import { gpaToGfn } from '../../src/arch/gpa.ts';
 
 export interface KvmVmInput {
@@ -34,8 +34,6 @@ export interface KvmVmContext extends KvmVmInput {
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 const TDX = 'tdx';
 const MMU = 'kvm.mmu';
-/** -EIO / -EBUSY as the ioctls return them. */
-const EIO = -5;
 
 export const kvmVmMachine = setup({
   types: {

@@ -15,14 +15,12 @@ import { out, payloadOf, type MachineEvent, type Outgoing, type ActorId } from '
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { isShadowPresentPte, isLargePte } from '../../src/arch/spte.ts';
 import { eptLevels, gfnToGpa } from '../../src/arch/gpa.ts';
-import { PG_LEVEL_4K } from '../../src/arch/kvmApi.ts';
+import { PG_LEVEL_4K, EBUSY } from '../../src/arch/kvmApi.ts';
 import { attributeIsPrivate, setAttribute, type PrivateRanges } from './memAttributes.ts';
 import { backingPfn, findMemslot, type Memslot } from './memslots.ts';
 import { acquire, release, lockStateName, UNLOCKED, type Grant, type LockMode, type MmuLockState } from './mmuLock.ts';
 import { readSpte, writeSpte, walkTdp, type SptPages } from './tdpIter.ts';
 
-/** -EBUSY as the kernel returns it. */
-export const EBUSY = -16;
 
 export interface TdpMmuInput {
   vmType: 'tdx' | 'vmx';

@@ -9,6 +9,7 @@
  * step, so the locks it takes are never seen held by another caller except the entry lock (TDEL) that a
  * guest's TDG.MEM.PAGE.ACCEPT keeps while it zeroes the page (accept.ts).
  */
+import { createHash } from 'node:crypto';
 import type { Gprs } from '../../src/protocol/messages.ts';
 import {
   TDX_SUCCESS,
@@ -89,6 +90,14 @@ function fail(td: TdMemory, status: bigint, operand?: number, slot?: SeptSlot): 
   }
   return { td, regs, mem: null };
 }
+
+/** MRTD: a running SHA-384 over the measured operations (the module's 128-byte block layout is not reproduced). */
+export function extendMrtd(mrtd: TdMemory['mrtd'], what: string): TdMemory['mrtd'] {
+  return { updates: mrtd.updates + 1, digest: createHash('sha384').update(mrtd.digest + what).digest('hex') };
+}
+
+/** MRTD before anything is measured. */
+export const MRTD_INITIAL: TdMemory['mrtd'] = { updates: 0, digest: createHash('sha384').update('').digest('hex') };
 
 const ok = (td: TdMemory, regs: Gprs = {}, mem: MemRequest | null = null): SeamcallResult => ({ td, regs: { RAX: TDX_SUCCESS, ...regs }, mem });
 
@@ -232,7 +241,7 @@ export function pageAdd(td: TdMemory, r: Gprs): SeamcallResult {
     ...next,
     pamt: pamtSet(next.pamt, pfnOf(r.R8!), { type: PT_REG, owner: td.tdr, bepoch: 0, tdxLevel: 0 }),
     childCount: next.childCount + 1,
-    mrtd: { updates: td.mrtd.updates + 1, digest: td.mrtd.digest },
+    mrtd: extendMrtd(td.mrtd, `MEM.PAGE.ADD ${r.RCX!.toString(16)}`),
   };
   return ok(next, {}, { op: 'COPY', src: r.R9!, srcKeyid: 0, dst: r.R8!, dstKeyid: td.hkid, bytes: PAGE_SIZE });
 }

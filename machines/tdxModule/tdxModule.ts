@@ -10,7 +10,6 @@
  * the call is `inflight` for that caller, and ACCEPT keeps its entry lock, so a host SEAMCALL on that
  * entry meanwhile sees TDX_OPERAND_BUSY (§7.2).
  */
-import { createHash } from 'node:crypto';
 import { setup, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
@@ -32,7 +31,7 @@ import {
   TD_CTLS_PENDING_VE_DISABLE,
 } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, eptLevels, PAGE_SIZE, PAGE_SHIFT } from '../../src/arch/gpa.ts';
-import { MEM_SEAMCALLS, type TdMemory, type MemRequest } from './tdMemory.ts';
+import { MEM_SEAMCALLS, extendMrtd, MRTD_INITIAL, type TdMemory, type MemRequest } from './tdMemory.ts';
 import { acceptDecision, acceptComplete, eptViolationDecision } from './accept.ts';
 import { hardwareWalk } from './septTree.ts';
 import { pamtRangeFree, pamtSet } from './pamt.ts';
@@ -134,12 +133,6 @@ function tdExited(c: TdxModuleContext, v: number, lastExit: TdVcpu['lastExit'], 
   return { vcpus: withVcpu(c, v, { state: 'READY', lastExit, exposeMask }), mem: { ...c.mem, epoch: exitEpoch(c.mem.epoch, c.vcpus[v]!.vcpuEpoch) } };
 }
 
-/** MRTD: a running SHA-384 over the measured operations (the real 128-byte block layout is not reproduced). */
-function extendMrtd(mrtd: TdMemory['mrtd'], what: string): TdMemory['mrtd'] {
-  return { updates: mrtd.updates + 1, digest: createHashHex(mrtd.digest + what) };
-}
-
-const createHashHex = (s: string) => createHash('sha384').update(s).digest('hex');
 
 export const tdxModuleMachine = setup({
   types: {
@@ -227,9 +220,7 @@ export const tdxModuleMachine = setup({
       const name = event.type as HostSeamcall;
       const regs = regsOf(event);
       const r = MEM_SEAMCALLS[name]!(context.mem, regs);
-      let mem = r.td;
-      if (name === 'TDH.MEM.PAGE.ADD' && r.regs.RAX === TDX_SUCCESS) mem = { ...mem, mrtd: extendMrtd(context.mem.mrtd, `MEM.PAGE.ADD ${regs.RCX!.toString(16)}`) };
-      enqueue.assign({ mem });
+      enqueue.assign({ mem: r.td });
       if (r.mem !== null) {
         enqueue.assign({ inflight: { ...context.inflight, [event.msg.from]: { name, regs, result: r.regs } } });
         enqueue.emit(memMessage(r.mem, event.msg.from));
@@ -374,7 +365,7 @@ export const tdxModuleMachine = setup({
       epoch: INITIAL_EPOCH,
       opState: 'UNINITIALIZED',
       childCount: 0,
-      mrtd: { updates: 0, digest: createHashHex('') },
+      mrtd: MRTD_INITIAL,
     },
     vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0 })),
     inflight: {},

@@ -110,3 +110,7 @@ export const X86EMUL_CONTINUE = 0;
 export const X86EMUL_UNHANDLEABLE = 1;
 export const X86EMUL_PROPAGATE_FAULT = 2;
 export const X86EMUL_RETRY_INSTR = 3;
+
+// Kernel errno values as KVM returns them (negative): an ioctl's failure to userspace, a lost SPTE cmpxchg.
+export const EIO = -5;
+export const EBUSY = -16;

@@ -2,15 +2,12 @@
  * The `tdxsim` command. Exit codes: 0 ok, 1 the model reached a failure, 2 bad input (src/cli/exitCodes.ts).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { LogError } from '../log/errors.ts';
-import { ModelBug } from '../runtime/errors.ts';
-import { ScenarioError } from '../scenario/load.ts';
 import { MODEL_VERSION } from '../version.ts';
-import { EXIT_BAD_INPUT, EXIT_FAILURE } from './exitCodes.ts';
+import { EXIT_BAD_INPUT } from './exitCodes.ts';
 import { examplesCommand } from './examples.ts';
 import { EXPORT_FORMATS, exportCommand, type ExportCliOptions } from './export.ts';
 import { inspectCommand, type InspectCliOptions } from './inspect.ts';
-import { settleLater } from './later.ts';
+import { exitCodeForError, settleLater } from './later.ts';
 import { liveRun, type LiveRunOptions } from '../inspect/liveRun.ts';
 import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
@@ -99,14 +96,6 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     return code;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : EXIT_BAD_INPUT;
-    if (e instanceof ScenarioError || e instanceof LogError || e instanceof RangeError) {
-      process.stderr.write(`tdxsim: ${e.message}\n`);
-      return EXIT_BAD_INPUT;
-    }
-    if (e instanceof ModelBug) {
-      process.stderr.write(`tdxsim: model bug: ${e.message}\n`);
-      return EXIT_FAILURE;
-    }
-    throw e;
+    return exitCodeForError(e);
   }
 }

@@ -13,15 +13,10 @@
  * match `TDG.VP.VMCALL<#VE.RequestMMIO>` (whose words are `TDG.VP.VMCALL` and `#VE.RequestMMIO`).
  */
 
-export interface Searchable {
-  seq: number;
-  from: string;
-  to: string;
-  kind: string;
-  name: string;
-  label: string;
-  fields: string;
-}
+/** A sequence-view row without its causal link: what the filter can match. */
+import type { EventRow } from './api.ts';
+
+export type Searchable = Omit<EventRow, 'cause'>;
 
 type Term = { field: 'from' | 'to' | 'name' | 'kind' | 'actor' | 'any' | 'substring'; value: string; number: bigint | null };
 
