@@ -39,6 +39,11 @@ export const HOST_LAYOUT = {
   directRootPfn: 0x180001,
   cachePfnBase: (vcpu: number) => 0x181000 + vcpu * 0x100,
   externalCachePfnBase: (vcpu: number) => 0x190000 + vcpu * 0x100,
+  /**
+   * boot_cpu_data.x86_phys_bits with MKTME/TDX KeyID bits carved out of a 52-bit MAXPHYADDR: 6 KeyID bits
+   * (KeyIDs up to 63, the kernel's "[16, 64)" TDX range) leave 46; a KeyID-tagged PA is pa | keyid << 46.
+   */
+  hkidShift: 46,
 } as const;
 
 /** The TD's private KeyID: the first of the TDX KeyID range in the kernel's example dmesg ("[16, 64)"). */
@@ -69,7 +74,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
   // MMIO goes through ioremap()'s vmalloc addresses, memory through the kernel's direct map.
   const glaOf = (gpa: bigint) => (isDevice(gpa) ? VMALLOC_START + ((gpa & ~shared) & 0xfffffffn) : PAGE_OFFSET + (gpa & ~shared));
   const place = (ops: readonly Scenario['vcpus'][number]['program'][number][]): GuestOp[] =>
-    ops.map((op) => (op.op === 'hlt' || op.op === 'accept' ? op : ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp)));
+    ops.map((op) => (op.op === 'hlt' || op.op === 'accept' || op.op === 'mapGpa' ? op : ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp)));
   for (const v of vcpus) {
     const prologue = placeProgram(place(s.vcpus[v]!.veHandlerPrologue), VE_HANDLER_TEXT);
     actors.push({ id: `guest.vcpu${v}`, machine: guestVcpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue } });
@@ -96,6 +101,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         topLevel: eptLevels(gpaw),
         tdr: td ? HOST_LAYOUT.tdrPa : 0n,
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
+        mapGpaExit: s.vmm.mapGpaExit,
       },
     });
   }
@@ -109,6 +115,8 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         hkid: TD_HKID,
         tdcs: [...Array(TDCS_PAGES).keys()].map(HOST_LAYOUT.tdcsPa),
         tdParamsPa: HOST_LAYOUT.tdParamsPa,
+        vcpus: nv,
+        hkidShift: HOST_LAYOUT.hkidShift,
         // §2: GPAW 52 → MAX_GPAW and 5-level EPT; KVM always sets NO_RBP_MOD (§4.11). EPTP: WB | (levels − 1) << 3.
         tdParams: {
           attributes,
@@ -130,6 +138,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       vcpus: nv,
       devices: s.devices.map((d) => ({ name: d.name, base: d.gpa, size: d.size, regs: Object.fromEntries(Object.entries(d.registers).map(([k, v]) => ['0x' + BigInt(k).toString(16), v])) })),
       build: td ? tdBuild(s, attributes) : [],
+      mapGpaEagain: s.vmm.mapGpaEagain,
     },
   });
   return actors;

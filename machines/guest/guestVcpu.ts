@@ -12,13 +12,22 @@
  * try the next smaller size; failing at 4K panics (§6.ii A.1, §7.3 "Guest side"). An ACCEPT that ends in
  * an EPT-violation TD exit is fault-like: the next VM entry re-executes the same TDCALL (§5a.5).
  *
+ * MapGPA is Linux's tdx_map_gpa (§6.iv steps 1 and 6): TDG.VP.VMCALL<MapGPA> with R12 = start (with the
+ * shared bit when converting to shared) and R13 = size; on RETRY it resumes from the GPA in R11, and gives
+ * up after 3 RETRYs without progress or when R11 lies outside the range. Converting to private in Linux is
+ * MapGPA followed by accepting the range, which a program writes as a `mapGpa` op then an `accept` op.
+ *
+ * Every TDCALL is executed on the vCPU's CPU (hw.cpu), which may take a host interrupt at that boundary
+ * instead; the entry after such an exit carries no TDCALL outputs, and the guest issues the TDCALL again.
+ * An ended program spins on `jmp .` so that a host IPI can still force the vCPU out of guest mode.
+ *
  * `veHandlerPrologue` lets a scenario give the #VE handler instructions it runs before TDG.VP.VEINFO.GET —
  * the window in which a second #VE becomes #DF (§5a.6): e.g. a handler whose stack is in unaccepted memory.
  */
 import { setup, assign, emit, and } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { TDG_MEM_PAGE_ACCEPT, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS } from '../../src/arch/tdcall.ts';
+import { TDG_MEM_PAGE_ACCEPT, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
 import { EXIT_REASON_EPT_VIOLATION, DF_VECTOR } from '../../src/arch/vmx.ts';
 import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
 import { sharedBit } from '../../src/arch/gpa.ts';
@@ -52,6 +61,17 @@ export function acceptLevelFor(start: bigint, end: bigint, maxLevel = 2): number
   return -1;
 }
 
+/** tdx_map_gpa's progress: [start, end) with the shared bit when converting to shared. */
+export interface MapGpaProgress {
+  start: bigint;
+  end: bigint;
+  /** RETRYs in a row that made no progress; the third ends the conversion (max_retries_per_page). */
+  retries: number;
+}
+
+/** tdx_map_gpa gives up after this many RETRYs without progress (§6.iv step 6). */
+export const MAP_GPA_MAX_RETRIES_PER_PAGE = 3;
+
 /** What TDG.VP.VEINFO.GET returned (§4.2): exit reason, qualification, GLA, GPA. */
 export interface VeInfoSeen {
   exitReason: number;
@@ -72,6 +92,7 @@ export interface GuestVcpuContext {
   /** The #VE being handled, as returned by TDG.VP.VEINFO.GET. */
   ve: VeInfoSeen | null;
   accept: AcceptProgress | null;
+  mapGpa: MapGpaProgress | null;
   veHandlerPrologue: readonly PlacedInsn[];
   /** Index into `veHandlerPrologue` while the #VE handler runs it. */
   prologuePc: number;
@@ -95,7 +116,6 @@ function retireInto(regs: Record<GuestReg, bigint>, i: PlacedInsn, value: bigint
   return i.op === 'load' && value !== null ? { ...regs, [i.reg]: movToReg(regs[i.reg], i.size, value) } : regs;
 }
 const hw = (c: GuestVcpuContext) => `hw.cpu${c.vcpu}`;
-const tdx = 'tdx';
 
 /** The TDVMCALL register block Linux builds in __tdx_hypercall: R10 = standard, R11 = sub-function (§4.3). */
 function tdvmcall(c: GuestVcpuContext, subfn: number, args: Gprs): Gprs & { vcpu: number } {
@@ -113,6 +133,17 @@ export const guestVcpuMachine = setup({
     programEnded: ({ context }) => cur(context) === undefined,
     atHlt: ({ context }) => cur(context)?.op === 'hlt',
     atAccept: ({ context }) => cur(context)?.op === 'accept',
+    atMapGpa: ({ context }) => cur(context)?.op === 'mapGpa',
+    /** The entry follows a host interrupt taken before the TDCALL ran, not the TDCALL's own exit. */
+    interruptedBeforeTdcall: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn === null,
+    mapGpaDone: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!.R10 === TDVMCALL_STATUS_SUCCESS,
+    /** RETRY with R11 inside the range and retries left: go on from R11 (§6.iv step 6). */
+    mapGpaRetry: ({ context, event }) => {
+      const r = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!;
+      const m = context.mapGpa!;
+      if (r.R10 !== TDVMCALL_STATUS_RETRY || r.R11 === undefined || r.R11 < m.start || r.R11 >= m.end) return false;
+      return r.R11 !== m.start || m.retries + 1 < MAP_GPA_MAX_RETRIES_PER_PAGE;
+    },
     acceptOk: ({ event }) => payloadOf(event, 'tdcall-return', 'TDG.MEM.PAGE.ACCEPT').RAX === TDX_SUCCESS,
     acceptRangeDone: ({ context }) => context.accept!.start + levelBytes(context.accept!.level) >= context.accept!.end,
     canTrySmaller: ({ context }) => acceptLevelFor(context.accept!.start, context.accept!.end, context.accept!.level - 1) >= 0,
@@ -145,7 +176,7 @@ export const guestVcpuMachine = setup({
     }),
     /** TDCALL TDG.MEM.PAGE.ACCEPT: RCX = GPA | page-size code (§0.2). */
     acceptTdcall: emit(({ context }) =>
-      out(tdx, 'tdcall', 'TDG.MEM.PAGE.ACCEPT', { vcpu: context.vcpu, RAX: BigInt(TDG_MEM_PAGE_ACCEPT), RCX: context.accept!.start | BigInt(context.accept!.level) }),
+      out(hw(context), 'tdcall', 'TDG.MEM.PAGE.ACCEPT', { vcpu: context.vcpu, RAX: BigInt(TDG_MEM_PAGE_ACCEPT), RCX: context.accept!.start | BigInt(context.accept!.level) }),
     ),
     acceptNext: assign({
       accept: ({ context }) => {
@@ -156,15 +187,41 @@ export const guestVcpuMachine = setup({
     }),
     acceptSmaller: assign({ accept: ({ context }) => ({ ...context.accept!, level: acceptLevelFor(context.accept!.start, context.accept!.end, context.accept!.level - 1) }) }),
     acceptFinished: assign({ accept: () => null, pc: ({ context }) => context.pc + 1 }),
+    beginMapGpa: assign({
+      mapGpa: ({ context }) => {
+        const i = cur(context)! as Extract<PlacedInsn, { op: 'mapGpa' }>;
+        const bit = i.to === 'shared' ? context.sharedMask : 0n;
+        return { start: i.gpa | bit, end: (i.gpa + i.size) | bit, retries: 0 };
+      },
+    }),
+    mapGpaTdcall: emit(({ context }) => {
+      const m = context.mapGpa!;
+      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<MapGPA>', tdvmcall(context, TDVMCALL_MAP_GPA, { R12: m.start, R13: m.end - m.start }));
+    }),
+    mapGpaResume: assign({
+      mapGpa: ({ context, event }) => {
+        const next = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!.R11!;
+        const m = context.mapGpa!;
+        return next === m.start ? { ...m, retries: m.retries + 1 } : { ...m, start: next, retries: 0 };
+      },
+    }),
+    mapGpaFinished: assign({ mapGpa: () => null, pc: ({ context }) => context.pc + 1 }),
+    panicMapGpa: assign({
+      panic: ({ context, event }) => {
+        const r = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!;
+        return `MapGPA of ${hex(context.mapGpa!.start)}..${hex(context.mapGpa!.end)} failed (R10=${hex(r.R10 ?? 0n)} R11=${hex(r.R11 ?? 0n)}): set_memory_${context.mapGpa!.start & context.sharedMask ? 'decrypted' : 'encrypted'}() fails`;
+      },
+    }),
+    spin: emit(({ context }) => out(hw(context), 'insn', 'SPIN', { vcpu: context.vcpu, rip: context.program.at(-1) ? context.program.at(-1)!.rip + BigInt(context.program.at(-1)!.length) : 0n })),
     panicAccept: assign({ panic: ({ context }) => `TDX: Failed to accept memory (at ${hex(context.accept!.start)})` }),
     executePrologue: emit(({ context }): Emitted => accessMessage(context, curPrologue(context))),
     retirePrologue: assign(({ context, event }) => ({ regs: retireInto(context.regs, curPrologue(context), payloadOf(event, 'insn', 'RETIRE').value), prologuePc: context.prologuePc + 1 })),
     resetPrologue: assign({ prologuePc: () => 0 }),
     /** Linux TD guests halt with TDG.VP.VMCALL<Instruction.HLT>, R12 = interrupts-blocked flag (§4.3). */
     tdvmcallHlt: emit(({ context }) =>
-      out(tdx, 'tdcall', 'TDG.VP.VMCALL<Instruction.HLT>', tdvmcall(context, TDVMCALL_INSTRUCTION_HLT, { R12: 0n })),
+      out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.HLT>', tdvmcall(context, TDVMCALL_INSTRUCTION_HLT, { R12: 0n })),
     ),
-    veinfoGet: emit(({ context }) => out(tdx, 'tdcall', 'TDG.VP.VEINFO.GET', { vcpu: context.vcpu, RAX: BigInt(TDG_VP_VEINFO_GET) })),
+    veinfoGet: emit(({ context }) => out(hw(context), 'tdcall', 'TDG.VP.VEINFO.GET', { vcpu: context.vcpu, RAX: BigInt(TDG_VP_VEINFO_GET) })),
     recordVe: assign({
       ve: ({ event }) => {
         const r = payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET');
@@ -175,7 +232,7 @@ export const guestVcpuMachine = setup({
     requestMmio: emit(({ context }) => {
       const i = cur(context)! as Extract<GuestOp, { op: 'load' | 'store' }>;
       const write = i.op === 'store';
-      return out(tdx, 'tdcall', 'TDG.VP.VMCALL<#VE.RequestMMIO>', tdvmcall(context, TDVMCALL_VE_REQUEST_MMIO, {
+      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<#VE.RequestMMIO>', tdvmcall(context, TDVMCALL_VE_REQUEST_MMIO, {
         R12: BigInt(i.size),
         R13: write ? 1n : 0n,
         R14: context.ve!.gpa,
@@ -215,6 +272,7 @@ export const guestVcpuMachine = setup({
     regs: { rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rdi: 0n },
     ve: null,
     accept: null,
+    mapGpa: null,
     veHandlerPrologue: input.veHandlerPrologue,
     prologuePc: 0,
     panic: null,
@@ -234,6 +292,7 @@ export const guestVcpuMachine = setup({
         { guard: 'programEnded', target: 'programEnded' },
         { guard: and(['atHlt', 'isTd']), target: 'haltingTd' },
         { guard: 'atAccept', target: 'accepting', actions: 'beginAccept' },
+        { guard: 'atMapGpa', target: 'mappingGpa', actions: 'beginMapGpa' },
         { guard: 'atHlt', target: 'haltingVmx' },
         { target: 'executing' },
       ],
@@ -261,10 +320,27 @@ export const guestVcpuMachine = setup({
         VMRESUME: { target: 'accepting', reenter: true },
       },
     },
+    /** tdx_map_gpa: one TDVMCALL per attempt; KVM walks the range in 2 MiB chunks meanwhile (§6.iv). */
+    mappingGpa: {
+      entry: 'mapGpaTdcall',
+      on: {
+        VMRESUME: [
+          { guard: 'interruptedBeforeTdcall', target: 'mappingGpa', reenter: true },
+          { guard: 'mapGpaDone', target: 'dispatching', actions: 'mapGpaFinished' },
+          { guard: 'mapGpaRetry', target: 'mappingGpa', reenter: true, actions: 'mapGpaResume' },
+          { target: 'panicked', actions: 'panicMapGpa' },
+        ],
+      },
+    },
     /** Linux TD guests never execute HLT: they ask for it with a TDVMCALL, a TD exit (§4.3). */
     haltingTd: {
       entry: 'tdvmcallHlt',
-      on: { VMRESUME: { target: 'dispatching', actions: 'advance' } },
+      on: {
+        VMRESUME: [
+          { guard: 'interruptedBeforeTdcall', target: 'haltingTd', reenter: true },
+          { target: 'dispatching', actions: 'advance' },
+        ],
+      },
     },
     /** A VMX guest's HLT is a VM exit to KVM, which blocks the vCPU until a wake-up. */
     haltingVmx: {
@@ -289,6 +365,7 @@ export const guestVcpuMachine = setup({
     gettingVeInfo: {
       entry: 'veinfoGet',
       on: {
+        VMRESUME: { target: 'gettingVeInfo', reenter: true },
         'TDG.VP.VEINFO.GET': [
           { guard: 'veinfoFailed', target: 'panicked', actions: 'panicVeinfo' },
           { guard: 'veIsPrivateEptViolation', target: 'panicked', actions: ['recordVe', 'panicPrivateEptViolation'] },
@@ -301,10 +378,21 @@ export const guestVcpuMachine = setup({
     requestingMmio: {
       entry: 'requestMmio',
       on: {
-        VMRESUME: [{ guard: 'tdvmcallFailed', target: 'panicked', actions: 'panicMmio' }, { target: 'dispatching', actions: 'completeMmio' }],
+        VMRESUME: [
+          { guard: 'interruptedBeforeTdcall', target: 'requestingMmio', reenter: true },
+          { guard: 'tdvmcallFailed', target: 'panicked', actions: 'panicMmio' },
+          { target: 'dispatching', actions: 'completeMmio' },
+        ],
       },
     },
-    programEnded: {},
+    /** A TD's ended program spins (`jmp .`) in guest mode; an interrupt exit and the next entry resume the spin. */
+    programEnded: {
+      always: { guard: 'isTd', target: 'spinning' },
+    },
+    spinning: {
+      entry: 'spin',
+      on: { VMRESUME: { target: 'spinning', reenter: true } },
+    },
     panicked: { entry: 'reportPanic', type: 'final' },
   },
 });

@@ -12,6 +12,8 @@ export type GuestOp =
   | { op: 'store'; gpa: bigint; gla: bigint; size: AccessSize; value: bigint }
   /** tdx_accept_memory(gpa, gpa + size): TDG.MEM.PAGE.ACCEPT in the largest sizes that fit (§6.ii A.1). */
   | { op: 'accept'; gpa: bigint; size: bigint }
+  /** tdx_map_gpa(gpa, gpa + size, to === 'private'): TDG.VP.VMCALL<MapGPA> with Linux's retry rule (§6.iv). */
+  | { op: 'mapGpa'; gpa: bigint; size: bigint; to: 'shared' | 'private' }
   | { op: 'hlt' };
 
 export type PlacedInsn = GuestOp & { rip: bigint; length: number };
@@ -26,7 +28,7 @@ export const GUEST_TEXT_BASE = 0xffffffff81000000n;
 export function insnLength(op: GuestOp): number {
   if (op.op === 'hlt') return 1;
   // TDCALL is 66 0F 01 CC.
-  if (op.op === 'accept') return 4;
+  if (op.op === 'accept' || op.op === 'mapGpa') return 4;
   return op.size === 2 || op.size === 8 ? 3 : 2;
 }
 

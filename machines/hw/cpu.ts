@@ -14,11 +14,18 @@
  *
  * A translated access goes to physical memory (hw.mem) with the KeyID the walk gave — the TD's HKID
  * through the S-EPT, 0 through the shared EPT — and retires when memory answers.
+ *
+ * TDCALL is an instruction too: the CPU takes it from the guest and exits to the TDX module with it.
+ * Host interrupts: an IPI for a vCPU in guest mode (kvm_make_all_cpus_request, §7.4) stays pending until
+ * the guest's next instruction boundary — a load, store, HLT, TDCALL or the `jmp .` of an ended program —
+ * where the CPU takes an EXTERNAL_INTERRUPT VM exit instead of executing the instruction (which runs again
+ * after the next entry). The IPI's handler runs when the vCPU thread enables interrupts after the exit
+ * (LOCAL_IRQ_ENABLE), and only then does the requester stop waiting for this CPU (KVM_REQ_ACK).
  */
 import { setup, assign, emit, enqueueActions } from 'xstate';
-import { out, payloadOf, type MachineEvent, type Outgoing, type MemAccess, type EptKind, type DecodedInsn } from '../../src/protocol/messages.ts';
+import { out, payloadOf, type NameOf, type MachineEvent, type Outgoing, type MemAccess, type EptKind, type DecodedInsn } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, VE_VECTOR, DF_VECTOR } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, VE_VECTOR, DF_VECTOR } from '../../src/arch/vmx.ts';
 import { VE_INFO_VALID } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { spteToPfn } from '../../src/arch/spte.ts';
@@ -52,11 +59,17 @@ export interface CpuContext {
   /** KeyID of the last walk's translation. */
   keyid: number;
   veInfo: VeInfoArea;
+  /** An IPI arrived while the vCPU was in guest mode and its handler has not run yet; `from` waits for it. */
+  ipi: { from: string; exitTaken: boolean } | null;
+  /** The guest's program has ended and it spins at this RIP (an interrupt is the only way out). */
+  spinRip: bigint | null;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 
 const guest = (c: CpuContext) => `guest.vcpu${c.vcpu}`;
+/** Every TDCALL leaf and TDVMCALL the guest can issue (the `tdcall` kind of the catalogue). */
+const TDCALLS = ['TDG.VP.VEINFO.GET', 'TDG.MEM.PAGE.ACCEPT', 'TDG.VP.VMCALL<#VE.RequestMMIO>', 'TDG.VP.VMCALL<Instruction.HLT>', 'TDG.VP.VMCALL<MapGPA>'] as const satisfies readonly NameOf<'tdcall'>[];
 /** A VM exit lands in the TDX module (SEAM) for a TD, in KVM for a VMX guest. */
 const exitTarget = (c: CpuContext) => (c.vmType === 'tdx' ? 'tdx' : `kvm.vcpu${c.vcpu}`);
 const walkOwner = (ept: EptKind) => (ept === 'secure' ? 'tdx' : 'kvm.mmu');
@@ -83,6 +96,9 @@ export const cpuMachine = setup({
       return context.vmType === 'tdx' && o.kind === 'violation' && o.convertible && context.veInfo.valid === 0;
     },
     violation: ({ context }) => outcome(context).kind === 'violation',
+    /** An IPI is pending and no exit has been taken for it yet: the instruction at this boundary does not run. */
+    interruptPending: ({ context }) => context.ipi !== null && !context.ipi.exitTaken,
+    spinning: ({ context }) => context.spinRip !== null,
   },
   actions: {
     beginAccess: assign({
@@ -158,6 +174,22 @@ export const cpuMachine = setup({
       out(exitTarget(context), 'vm-exit', 'HLT', { vcpu: context.vcpu, exitReason: EXIT_REASON_HLT, rip: payloadOf(event, 'insn', 'HLT').rip, insnLength: 1 }),
     ),
     endAccess: assign({ access: () => null }),
+    /** The TDCALL leaves the guest for the TDX module as it was issued (§4.2). */
+    forwardTdcall: emit(({ event }) => ({ type: 'tdxsim.send', to: 'tdx', kind: event.msg.kind, name: event.msg.name, payload: event.msg.payload }) as Outgoing),
+    noteIpi: assign({ ipi: ({ event }) => ({ from: payloadOf(event, 'interrupt', 'IPI').requester, exitTaken: false }) }),
+    /** The interrupt is recognised at the boundary before the instruction at `rip` (§5c.3 EXTERNAL_INTERRUPT). */
+    exitInterrupt: enqueueActions(({ context, event, enqueue }) => {
+      const rip = (event.msg.payload as { rip?: bigint }).rip ?? context.spinRip ?? 0n;
+      enqueue.assign({ ipi: { ...context.ipi!, exitTaken: true }, spinRip: null });
+      enqueue.emit(out(exitTarget(context), 'vm-exit', 'EXTERNAL_INTERRUPT', { vcpu: context.vcpu, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip }));
+    }),
+    startSpin: assign({ spinRip: ({ event }) => payloadOf(event, 'insn', 'SPIN').rip }),
+    /** The vCPU thread enabled interrupts: the IPI's handler runs here and the requester's wait for this CPU ends. */
+    handleIrq: enqueueActions(({ context, enqueue }) => {
+      if (context.ipi !== null) enqueue.emit(out(context.ipi.from, 'kvm-request', 'KVM_REQ_ACK', { vcpu: context.vcpu }));
+      enqueue.assign({ ipi: null });
+      enqueue.emit(out(`kvm.vcpu${context.vcpu}`, 'interrupt', 'IRQ_HANDLED', { vcpu: context.vcpu }));
+    }),
     /** TDG.VP.VEINFO.GET reads the area and clears the valid word (§4.2). */
     answerVeInfo: emit(({ context }) => out('tdx', 've-info', 'VE_INFO', { vcpu: context.vcpu, ...context.veInfo })),
     clearVeInfoValid: assign({ veInfo: ({ context }) => ({ ...context.veInfo, valid: 0 }) }),
@@ -173,19 +205,29 @@ export const cpuMachine = setup({
     lastWalk: null,
     keyid: 0,
     veInfo: { exitReason: 0, valid: 0, exitQualification: 0n, gla: 0n, gpa: 0n, eptpIndex: 0 },
+    ipi: null,
+    spinRip: null,
   }),
   initial: 'idle',
   on: {
     VE_INFO_GET: { actions: ['answerVeInfo', 'clearVeInfoValid'] },
     VE_INJECT: { actions: 'softwareVe' },
+    // A walk or memory access in progress finishes first; the interrupt waits for the next boundary.
+    IPI: { actions: 'noteIpi' },
+    LOCAL_IRQ_ENABLE: { actions: 'handleIrq' },
     '*': { actions: 'unexpected' },
   },
   states: {
     idle: {
       on: {
-        LOAD: { target: 'walking', actions: 'beginAccess' },
-        STORE: { target: 'walking', actions: 'beginAccess' },
-        HLT: { actions: 'exitHlt' },
+        IPI: [{ guard: 'spinning', actions: ['noteIpi', 'exitInterrupt'] }, { actions: 'noteIpi' }],
+        LOAD: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { target: 'walking', actions: 'beginAccess' }],
+        STORE: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { target: 'walking', actions: 'beginAccess' }],
+        HLT: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'exitHlt' }],
+        SPIN: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'startSpin' }],
+        ...Object.fromEntries(
+          TDCALLS.map((name) => [name, [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'forwardTdcall' }]]),
+        ),
       },
     },
     walking: {

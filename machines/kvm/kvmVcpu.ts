@@ -16,15 +16,36 @@
  * emulator answers X86EMUL_RETRY_INSTR and KVM re-enters so the guest takes the #VE (§6.i step 5), for VMX
  * KVM emulates the instruction itself. A TD's MMIO then arrives as TDG.VP.VMCALL<#VE.RequestMMIO>, which
  * KVM turns into KVM_EXIT_MMIO and completes into R11 (§6.i steps 11–12).
+ *
+ * TDG.VP.VMCALL<MapGPA> (§6.iv steps 2–5, tdx_map_gpa): checked, then handed to the VMM as one
+ * KVM_EXIT_HYPERCALL (KVM_HC_MAP_GPA_RANGE) per 2 MiB chunk; the VMM's run->hypercall.ret completes it.
+ * While this thread runs the guest (inside TDH.VP.ENTER, vcpu->mode = IN_GUEST_MODE), a
+ * kvm_make_all_cpus_request from another thread becomes an IPI to this vCPU's CPU; after the TD exit the
+ * thread enables interrupts, the IPI's handler runs (which ends the requester's wait), and only then is the
+ * exit handled (§7.4). Outside guest mode the request is acknowledged at once.
  */
-import { setup, assign, emit, and } from 'xstate';
+import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type WalkStep, type DecodedInsn, type TdpRoot } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_STATUS_INVALID_OPERAND, TDVMCALL_STATUS_SUBFUNC_UNSUPPORTED } from '../../src/arch/tdcall.ts';
+import {
+  TDVMCALL_VE_REQUEST_MMIO,
+  TDVMCALL_INSTRUCTION_HLT,
+  TDVMCALL_MAP_GPA,
+  TDVMCALL_STATUS_INVALID_OPERAND,
+  TDVMCALL_STATUS_SUBFUNC_UNSUPPORTED,
+  TDVMCALL_STATUS_ALIGN_ERROR,
+  TDVMCALL_STATUS_RETRY,
+} from '../../src/arch/tdcall.ts';
 import { EPT_VIOLATION_ACC_READ, EPT_VIOLATION_ACC_WRITE, EPT_VIOLATION_ACC_INSTR, EPT_VIOLATION_PROT_MASK, EPT_VIOLATION_GVA_TRANSLATED } from '../../src/arch/vmx.ts';
 import {
   KVM_EXIT_MMIO,
   KVM_EXIT_MEMORY_FAULT,
+  KVM_EXIT_HYPERCALL,
+  KVM_EXIT_HYPERCALL_LONG_MODE,
+  KVM_HC_MAP_GPA_RANGE,
+  KVM_MAP_GPA_RANGE_ENCRYPTED,
+  KVM_MAP_GPA_RANGE_DECRYPTED,
+  HYPERCALL_RET_EAGAIN,
   KVM_MEMORY_EXIT_FLAG_PRIVATE,
   KVM_TDX_MEASURE_MEMORY_REGION,
   EIO,
@@ -85,11 +106,16 @@ export interface KvmVcpuInput {
   /** TD only: the TDR page (RDX of memory SEAMCALLs) and this vCPU's TDCX pages. */
   tdr: bigint;
   tdcx: readonly bigint[];
+  /** The VMM enabled KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE (QEMU does). */
+  mapGpaExit: boolean;
 }
+
+/** tdx_map_gpa splits a conversion into chunks of this size, checking for events between them. */
+export const TDX_MAP_GPA_MAX_LEN = 0x200000n;
 
 /** The exit being handled, as KVM recorded it (§5c.1 step 4). */
 export interface ExitInfo {
-  reason: 'EPT_VIOLATION' | 'EPT_MISCONFIG' | 'TDCALL' | 'HLT';
+  reason: 'EPT_VIOLATION' | 'EPT_MISCONFIG' | 'TDCALL' | 'HLT' | 'EXTERNAL_INTERRUPT';
   exitQualification: bigint;
   gpa: bigint;
   /** TD only: extended exit qualification from RDX. */
@@ -147,6 +173,11 @@ export interface KvmVcpuContext {
   nextExternalPfn: number;
   tdr: bigint;
   tdcx: readonly bigint[];
+  mapGpaExit: boolean;
+  /** tdx->map_gpa_next / map_gpa_end while a MapGPA is with the VMM (GPAs as the guest gave them). */
+  mapGpa: { next: bigint; end: bigint } | null;
+  /** Requesters whose IPI was sent to this vCPU's CPU while it ran the guest and whose handler has not run. */
+  ipiRequesters: readonly string[];
   /** Progress of a KVM_TDX_INIT_VCPU (TDCX pages added) or KVM_TDX_INIT_MEM_REGION (page, 256-byte chunk). */
   build: { tdcxAdded: number; region: { source: bigint; gpa: bigint; nrPages: number; flags: number; page: number; chunk: number } | null };
   /** The SPTE value an in-flight SEAMCALL will make final (or restore on failure). */
@@ -212,11 +243,15 @@ function beginFault(c: KvmVcpuContext, gpa: bigint, q: bigint, extraEc: bigint, 
   };
 }
 
-/** The leaf a fault installs: a normal SPTE (bit 63 set, §3.7) for RAM, the MMIO SPTE without a memslot. */
+/**
+ * The leaf a fault installs: a normal SPTE (bit 63 set, §3.7) for RAM, the MMIO SPTE without a memslot.
+ * RAM leaves are writable whatever the access: TDP faults map with ACC_ALL, and the model's memslots are
+ * writable host memory (fault->map_writable), so a read fault does not leave a write to fault again.
+ */
 function leafSpte(c: KvmVcpuContext): bigint {
   const f = fault(c);
   if (f.pfn === null) return mmioSpte(c);
-  return makeSpte({ pfn: f.pfn, pgLevel: PG_LEVEL_4K, writable: (f.errorCode & PFERR_WRITE_MASK) !== 0n || f.isPrivate, memtypeBits: MTRR_TYPE_WRBACK << VMX_EPT_MT_EPTE_SHIFT, accessed: true, adEnabled: true });
+  return makeSpte({ pfn: f.pfn, pgLevel: PG_LEVEL_4K, writable: true, memtypeBits: MTRR_TYPE_WRBACK << VMX_EPT_MT_EPTE_SHIFT, accessed: true, adEnabled: true });
 }
 
 const statusCode = (rax: bigint) => rax & TDX_SEAMCALL_STATUS_MASK;
@@ -280,6 +315,7 @@ export const kvmVcpuMachine = setup({
     atTargetLevel: ({ context }) => stepAt(context).pgLevel === PG_LEVEL_4K,
     stepPresent: ({ context }) => isShadowPresentPte(stepAt(context).spte),
     leafAlreadyMmio: ({ context }) => fault(context).pfn === null && stepAt(context).spte === mmioSpte(context),
+    leafUnchanged: ({ context }) => stepAt(context).spte === leafSpte(context),
     cmpxchgOk: ({ event }) => payloadOf(event, 'mmu', 'SPTE_CMPXCHG_RESULT').ret === 0,
     retEmulate: ({ context }) => fault(context).ret === RET_PF_EMULATE,
     faultIsMmio: ({ context }) => fault(context).pfn === null,
@@ -291,6 +327,25 @@ export const kvmVcpuMachine = setup({
     tdvmcallIsKvmHypercall: ({ context }) => (context.exit!.gprs!.R10 ?? 0n) !== 0n,
     tdvmcallIsMmio: ({ context }) => Number(context.exit!.gprs!.R11) === TDVMCALL_VE_REQUEST_MMIO,
     tdvmcallIsHlt: ({ context }) => Number(context.exit!.gprs!.R11) === TDVMCALL_INSTRUCTION_HLT,
+    tdvmcallIsMapGpa: ({ context }) => Number(context.exit!.gprs!.R11) === TDVMCALL_MAP_GPA,
+    mapGpaExitDisabled: ({ context }) => !context.mapGpaExit,
+    /** tdx_map_gpa: no wrap, both ends legal GPAs and on the same side of the shared bit (§6.iv step 2). */
+    mapGpaInvalid: ({ context }) => {
+      const g = context.exit!.gprs!;
+      const gpa = g.R12 ?? 0n;
+      const size = g.R13 ?? 0n;
+      const last = gpa + size - 1n;
+      const limit = 1n << BigInt(context.gpaw);
+      const sb = sharedBit(context.gpaw);
+      return gpa + size <= gpa || gpa >= limit || last >= limit || (gpa & sb) !== (last & sb);
+    },
+    mapGpaMisaligned: ({ context }) => ((context.exit!.gprs!.R12 ?? 0n) | (context.exit!.gprs!.R13 ?? 0n)) % PAGE_SIZE !== 0n,
+    mapGpaPending: ({ context }) => context.mapGpa !== null,
+    /** tdx_complete_vmcall_map_gpa: run->hypercall.ret 0 and the range not yet done → the next chunk. */
+    mapGpaMoreChunks: ({ context, event }) =>
+      (payloadOf(event, 'ioctl', 'KVM_RUN').hypercallRet ?? 0) === 0 && context.mapGpa!.next + TDX_MAP_GPA_MAX_LEN < context.mapGpa!.end,
+    exitIs: ({ context }, reason: ExitInfo['reason']) => context.exit!.reason === reason,
+    ipiSent: ({ context }) => context.ipiRequesters.length > 0,
     /** tdx_emulate_mmio's checks: size 1/2/4/8, direction 0/1, the GPA range shared (§6.i step 11). */
     mmioArgsInvalid: ({ context }) => {
       const g = context.exit!.gprs!;
@@ -509,6 +564,47 @@ export const kvmVcpuMachine = setup({
       return out('vmm', 'kvm-exit', 'KVM_EXIT_MMIO', { vcpu: context.vcpu, exit_reason: KVM_EXIT_MMIO, phys_addr: m.physAddr, len: m.len, is_write: m.isWrite ? 1 : 0, data: m.data });
     }),
     invalidMmioArgs: assign({ enterGprs: () => ({ R10: TDVMCALL_STATUS_INVALID_OPERAND }) }),
+    // ---- TDG.VP.VMCALL<MapGPA> (§6.iv) ----
+    mapGpaUnsupported: assign({ enterGprs: ({ context }) => ({ R10: TDVMCALL_STATUS_SUBFUNC_UNSUPPORTED, R11: context.exit!.gprs!.R12 ?? 0n }) }),
+    mapGpaInvalidOperand: assign({ enterGprs: ({ context }) => ({ R10: TDVMCALL_STATUS_INVALID_OPERAND, R11: context.exit!.gprs!.R12 ?? 0n }) }),
+    mapGpaAlignError: assign({ enterGprs: ({ context }) => ({ R10: TDVMCALL_STATUS_ALIGN_ERROR, R11: context.exit!.gprs!.R12 ?? 0n }) }),
+    beginMapGpa: assign({ mapGpa: ({ context }) => ({ next: context.exit!.gprs!.R12!, end: context.exit!.gprs!.R12! + context.exit!.gprs!.R13! }) }),
+    nextMapGpaChunk: assign({ mapGpa: ({ context }) => ({ ...context.mapGpa!, next: context.mapGpa!.next + TDX_MAP_GPA_MAX_LEN }) }),
+    /** __tdx_map_gpa: one chunk of at most 2 MiB; args[0] without the shared bit, args[2] the direction. */
+    exitHypercall: emit(({ context }) => {
+      const m = context.mapGpa!;
+      const remaining = m.end - m.next;
+      const size = remaining > TDX_MAP_GPA_MAX_LEN ? TDX_MAP_GPA_MAX_LEN : remaining;
+      const sb = sharedBit(context.gpaw);
+      return out('vmm', 'kvm-exit', 'KVM_EXIT_HYPERCALL', {
+        vcpu: context.vcpu,
+        exit_reason: KVM_EXIT_HYPERCALL,
+        nr: KVM_HC_MAP_GPA_RANGE,
+        args: [m.next & ~sb, size / PAGE_SIZE, BigInt((m.next & sb) !== 0n ? KVM_MAP_GPA_RANGE_DECRYPTED : KVM_MAP_GPA_RANGE_ENCRYPTED)],
+        flags: KVM_EXIT_HYPERCALL_LONG_MODE,
+        ret: 0,
+      });
+    }),
+    /**
+     * tdx_complete_vmcall_map_gpa, final chunk or error: R10 stays the guest's 0 (SUCCESS) when done; EAGAIN
+     * → RETRY and EINVAL → INVALID_OPERAND with R11 = the next GPA ([KX]; v6.16 made every error INVALID_OPERAND).
+     */
+    completeMapGpa: assign(({ context, event }) => {
+      const ret = payloadOf(event, 'ioctl', 'KVM_RUN').hypercallRet ?? 0;
+      const m = context.mapGpa!;
+      if (ret === 0) return { mapGpa: null, enterGprs: { R10: context.exit!.gprs!.R10! } };
+      // The VMM model answers only 0, EAGAIN or EINVAL ([KX] fails KVM_RUN for anything else).
+      const status = ret === HYPERCALL_RET_EAGAIN ? TDVMCALL_STATUS_RETRY : TDVMCALL_STATUS_INVALID_OPERAND;
+      return { mapGpa: null, enterGprs: { R10: status, R11: m.next } };
+    }),
+    // ---- kvm_make_all_cpus_request (§7.4) ----
+    ackRequest: emit(({ context, event }) => out(event.msg.from, 'kvm-request', 'KVM_REQ_ACK', { vcpu: context.vcpu })),
+    sendIpi: enqueueActions(({ context, event, enqueue }) => {
+      enqueue.assign({ ipiRequesters: [...context.ipiRequesters, event.msg.from] });
+      enqueue.emit(out(`hw.cpu${context.vcpu}`, 'interrupt', 'IPI', { vcpu: context.vcpu, requester: event.msg.from }));
+    }),
+    localIrqEnable: emit(({ context }) => out(`hw.cpu${context.vcpu}`, 'interrupt', 'LOCAL_IRQ_ENABLE', { vcpu: context.vcpu })),
+    clearIpi: assign({ ipiRequesters: () => [] }),
     unsupportedSubfunction: assign({ enterGprs: () => ({ R10: TDVMCALL_STATUS_SUBFUNC_UNSUPPORTED }) }),
     kvmBugEptMisconfig: assign({ deathReason: () => 'KVM_BUG_ON: the TDX module returned raw exit reason EPT_MISCONFIG (49) (§5c.1 step 4)' }),
     unsupportedHypercall: assign({ deathReason: () => 'model limit: KVM hypercalls (TDVMCALL with R10 != 0) are not modelled' }),
@@ -535,6 +631,9 @@ export const kvmVcpuMachine = setup({
     nextExternalPfn: input.externalCachePfnBase,
     tdr: input.tdr,
     tdcx: input.tdcx,
+    mapGpaExit: input.mapGpaExit,
+    mapGpa: null,
+    ipiRequesters: [],
     build: { tdcxAdded: 0, region: null },
     frozen: null,
     exit: null,
@@ -547,12 +646,22 @@ export const kvmVcpuMachine = setup({
     deathReason: null,
   }),
   initial: 'inUserspace',
-  on: { '*': { actions: 'unexpected' } },
+  on: {
+    // Outside guest mode a request needs no IPI: the requester sees vcpu->mode and does not wait (§7.4).
+    KVM_REQ_OUTSIDE_GUEST_MODE: { actions: 'ackRequest' },
+    KVM_REQ_TLB_FLUSH: { actions: 'ackRequest' },
+    '*': { actions: 'unexpected' },
+  },
   states: {
     /** Outside KVM_RUN: the VMM owns the thread. */
     inUserspace: {
       on: {
-        KVM_RUN: [{ guard: 'mmioPending', target: 'entering', actions: 'completeMmio' }, { target: 'entering' }],
+        KVM_RUN: [
+          { guard: 'mmioPending', target: 'entering', actions: 'completeMmio' },
+          { guard: and(['mapGpaPending', 'mapGpaMoreChunks']), target: 'inUserspace', actions: ['nextMapGpaChunk', 'exitHypercall'] },
+          { guard: 'mapGpaPending', target: 'entering', actions: 'completeMapGpa' },
+          { target: 'entering' },
+        ],
         KVM_TDX_INIT_VCPU: 'initVcpu',
         KVM_TDX_INIT_MEM_REGION: { target: 'initMemRegion', actions: 'beginRegion' },
       },
@@ -606,10 +715,30 @@ export const kvmVcpuMachine = setup({
     inTdhVpEnter: {
       entry: ['tdhVpEnter', 'clearEnterGprs'],
       on: {
-        EPT_VIOLATION: { target: 'handlingEptViolation', actions: ['recordTdExit', 'beginEptViolation'] },
-        TDCALL: { target: 'handlingTdvmcall', actions: 'recordTdExit' },
-        EPT_MISCONFIG: { target: 'vmDead', actions: 'kvmBugEptMisconfig' },
+        EPT_VIOLATION: { target: 'tdExited', actions: 'recordTdExit' },
+        TDCALL: { target: 'tdExited', actions: 'recordTdExit' },
+        EPT_MISCONFIG: { target: 'tdExited', actions: 'recordTdExit' },
+        EXTERNAL_INTERRUPT: { target: 'tdExited', actions: 'recordTdExit' },
+        KVM_REQ_OUTSIDE_GUEST_MODE: { actions: 'sendIpi' },
+        KVM_REQ_TLB_FLUSH: { actions: 'sendIpi' },
       },
+    },
+    /** Back from TDH.VP.ENTER with interrupts off: a pending IPI's handler runs once they are enabled. */
+    tdExited: {
+      always: [{ guard: 'ipiSent', target: 'takingIpi' }, { target: 'dispatchingExit' }],
+    },
+    takingIpi: {
+      entry: 'localIrqEnable',
+      on: { IRQ_HANDLED: { target: 'dispatchingExit', actions: 'clearIpi' } },
+    },
+    /** tdx_handle_exit (§5c.1 step 4); an external interrupt was the host's and needs nothing more. */
+    dispatchingExit: {
+      always: [
+        { guard: { type: 'exitIs', params: 'EPT_VIOLATION' }, target: 'handlingEptViolation', actions: 'beginEptViolation' },
+        { guard: { type: 'exitIs', params: 'TDCALL' }, target: 'handlingTdvmcall' },
+        { guard: { type: 'exitIs', params: 'EPT_MISCONFIG' }, target: 'vmDead', actions: 'kvmBugEptMisconfig' },
+        { target: 'entering' },
+      ],
     },
     /** vmx_vcpu_run: the guest runs until the CPU delivers a VM exit. */
     inGuestMode: {
@@ -677,7 +806,8 @@ export const kvmVcpuMachine = setup({
         checkingLeaf: {
           always: [
             { guard: 'leafAlreadyMmio', target: 'unlocking', actions: 'retEmulate' },
-            { guard: 'stepPresent', target: 'unlocking', actions: 'retSpurious' },
+            // tdp_mmu_map_handle_target_level: spurious only if the SPTE it would build is already there.
+            { guard: 'leafUnchanged', target: 'unlocking', actions: 'retSpurious' },
             { guard: 'isMirror', target: 'freezingLeaf' },
             { target: 'installingLeaf' },
           ],
@@ -743,9 +873,20 @@ export const kvmVcpuMachine = setup({
         { guard: 'tdvmcallIsKvmHypercall', target: 'vmDead', actions: 'unsupportedHypercall' },
         { guard: 'tdvmcallIsMmio', target: 'emulatingTdMmio' },
         { guard: 'tdvmcallIsHlt', target: 'halted' },
+        { guard: 'tdvmcallIsMapGpa', target: 'mappingGpa' },
         { target: 'entering', actions: 'unsupportedSubfunction' },
       ],
     },
+    /** tdx_map_gpa's checks in order, then the first chunk to userspace (§6.iv steps 2–3). */
+    mappingGpa: {
+      always: [
+        { guard: 'mapGpaExitDisabled', target: 'entering', actions: 'mapGpaUnsupported' },
+        { guard: 'mapGpaInvalid', target: 'entering', actions: 'mapGpaInvalidOperand' },
+        { guard: 'mapGpaMisaligned', target: 'entering', actions: 'mapGpaAlignError' },
+        { target: 'inUserspace', actions: ['beginMapGpa', 'exitHypercall'] },
+      ],
+    },
+
     emulatingTdMmio: {
       always: [{ guard: 'mmioArgsInvalid', target: 'entering', actions: 'invalidMmioArgs' }, { target: 'inUserspace', actions: ['tdMmioExit', 'exitMmio'] }],
     },

@@ -43,3 +43,28 @@ export function walkTdp(pages: SptPages, rootPfn: number, topLevel: number, gpa:
   }
   return path;
 }
+
+/** A present leaf SPTE found by a range scan, with the first GFN it maps (as the iterator sees it). */
+export type LeafAt = WalkStep & { gfn: bigint };
+
+/**
+ * The present leaf SPTEs that map any GFN in [gfnStart, gfnEnd), in address order: what
+ * tdp_mmu_zap_leafs visits (non-present SPTEs, MMIO SPTEs included, are skipped).
+ */
+export function presentLeaves(pages: SptPages, rootPfn: number, topLevel: number, gfnStart: bigint, gfnEnd: bigint): LeafAt[] {
+  const found: LeafAt[] = [];
+  const visit = (tablePfn: number, level: number, baseGfn: bigint) => {
+    const span = 1n << BigInt(9 * (level - 1));
+    const page = pages[tablePfn] ?? {};
+    for (const key of Object.keys(page).map(Number).sort((a, b) => a - b)) {
+      const gfn = baseGfn + BigInt(key) * span;
+      if (gfn + span <= gfnStart || gfn >= gfnEnd) continue;
+      const spte = page[key]!;
+      if (!isShadowPresentPte(spte)) continue;
+      if (level === 1 || isLargePte(spte)) found.push({ pgLevel: level, tablePfn, index: key, spte, gfn });
+      else visit(Number(spteToPfn(spte)), level - 1, gfn);
+    }
+  };
+  visit(rootPfn, topLevel, 0n);
+  return found;
+}

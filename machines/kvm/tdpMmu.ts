@@ -14,12 +14,12 @@ import { setup, assign, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type ActorId } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { isShadowPresentPte, isLargePte } from '../../src/arch/spte.ts';
-import { eptLevels, gfnToGpa } from '../../src/arch/gpa.ts';
+import { eptLevels, gfnToGpa, gfnDirectBits } from '../../src/arch/gpa.ts';
 import { PG_LEVEL_4K, EBUSY } from '../../src/arch/kvmApi.ts';
 import { attributeIsPrivate, setAttribute, type PrivateRanges } from './memAttributes.ts';
 import { backingPfn, findMemslot, type Memslot } from './memslots.ts';
 import { acquire, release, lockStateName, UNLOCKED, type Grant, type LockMode, type MmuLockState } from './mmuLock.ts';
-import { readSpte, writeSpte, walkTdp, type SptPages } from './tdpIter.ts';
+import { readSpte, writeSpte, walkTdp, presentLeaves, type SptPages } from './tdpIter.ts';
 
 
 export interface TdpMmuInput {
@@ -35,6 +35,8 @@ export interface TdpMmuContext {
   vmType: 'tdx' | 'vmx';
   /** 4-level EPT for GPAW 48, 5-level for 52 (§2). */
   topLevel: number;
+  /** kvm->arch.gfn_direct_bits: the direct root of a TD maps GFNs with the shared bit (§2); 0 for VMX. */
+  gfnDirectBits: bigint;
   roots: { direct: number; mirror: number | null };
   pages: SptPages;
   lock: MmuLockState;
@@ -120,6 +122,14 @@ export const tdpMmuMachine = setup({
         return pages;
       },
     }),
+    /** The zap's iteration under write mmu_lock; GFNs in the reply are as the root's iterator sees them. */
+    answerLeafScan: emit(({ context, event }) => {
+      const q = payloadOf(event, 'mmu', 'TDP_LEAF_SCAN');
+      const direct = q.root === 'direct' ? context.gfnDirectBits : 0n;
+      const root = q.root === 'mirror' ? context.roots.mirror! : context.roots.direct;
+      const leaves = presentLeaves(context.pages, root, context.topLevel, q.gfnStart | direct, q.gfnEnd | direct);
+      return out(event.msg.from, 'mmu', 'TDP_LEAF_SCAN_RESULT', { vcpu: q.vcpu, root: q.root, leaves });
+    }),
     setAttributes: enqueueActions(({ context, event, enqueue }) => {
       const a = payloadOf(event, 'mmu', 'SET_ATTRIBUTES');
       enqueue.assign({ privateRanges: setAttribute(context.privateRanges, a.gfnStart, a.gfnEnd, a.private) });
@@ -154,6 +164,7 @@ export const tdpMmuMachine = setup({
     return {
       vmType: input.vmType,
       topLevel: eptLevels(input.gpaw),
+      gfnDirectBits: input.vmType === 'tdx' ? gfnDirectBits(input.gpaw) : 0n,
       roots: { direct: input.directRootPfn, mirror: input.mirrorRootPfn },
       pages,
       lock: UNLOCKED,
@@ -169,6 +180,7 @@ export const tdpMmuMachine = setup({
     SPTE_WRITE: { actions: 'spteWrite' },
     FAULTIN: { actions: 'faultin' },
     SET_ATTRIBUTES: { actions: 'setAttributes' },
+    TDP_LEAF_SCAN: { actions: 'answerLeafScan' },
     '*': { actions: 'unexpected' },
   },
   states: {

@@ -13,7 +13,7 @@
 import { setup, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, TDX_EXIT_QUAL_CLEARED_BITS } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, TDX_EXIT_QUAL_CLEARED_BITS } from '../../src/arch/vmx.ts';
 import {
   TDX_SUCCESS,
   TDX_NO_VALID_VE_INFO,
@@ -241,7 +241,8 @@ export const tdxModuleMachine = setup({
       if (f.name === 'TDG.MEM.PAGE.ACCEPT') {
         const done = acceptComplete(context.mem, f.regs.RCX!);
         enqueue.assign({ mem: done.td });
-        enqueue.emit(out(tag, 'tdcall-return', 'TDG.MEM.PAGE.ACCEPT', { vcpu: (f.regs as { vcpu?: number }).vcpu ?? 0, RAX: done.status }));
+        const v = (f.regs as { vcpu: number }).vcpu;
+        enqueue.emit(out(guest(v), 'tdcall-return', 'TDG.MEM.PAGE.ACCEPT', { vcpu: v, RAX: done.status }));
         return;
       }
       if (f.name === 'TDH.MR.EXTEND') {
@@ -289,6 +290,12 @@ export const tdxModuleMachine = setup({
       const x = payloadOf(event, 'vm-exit', 'EPT_MISCONFIG');
       enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_FAULT'));
       enqueue.emit(out(kvm(x.vcpu), 'td-exit', 'EPT_MISCONFIG', { vcpu: x.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_MISCONFIG), RCX: 0n, RDX: 0n, R8: x.gpa & PAGE_MASK, R9: 0n }));
+    }),
+    /** A host interrupt while the TD ran: an asynchronous TD exit to KVM with exit reason 1 (§5c.3). */
+    tdExitExternalInterrupt: enqueueActions(({ context, event, enqueue }) => {
+      const x = payloadOf(event, 'vm-exit', 'EXTERNAL_INTERRUPT');
+      enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_TRAP'));
+      enqueue.emit(out(kvm(x.vcpu), 'td-exit', 'EXTERNAL_INTERRUPT', { vcpu: x.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EXTERNAL_INTERRUPT), RCX: 0n, RDX: 0n, R8: 0n, R9: 0n }));
     }),
     /** §2: on a private GPA an EPT misconfiguration is a fatal TDX-module error. */
     fatalPrivateMisconfig: emit(({ event }): Emitted => ({
@@ -431,6 +438,8 @@ export const tdxModuleMachine = setup({
         'TDG.MEM.PAGE.ACCEPT': { actions: 'accept' },
         'TDG.VP.VMCALL<#VE.RequestMMIO>': { actions: 'tdExitTdvmcall' },
         'TDG.VP.VMCALL<Instruction.HLT>': { actions: 'tdExitTdvmcall' },
+        'TDG.VP.VMCALL<MapGPA>': { actions: 'tdExitTdvmcall' },
+        EXTERNAL_INTERRUPT: { actions: 'tdExitExternalInterrupt' },
         EPT_WALK: { actions: 'answerSeptWalk' },
       },
     },

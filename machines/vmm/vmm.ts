@@ -6,12 +6,31 @@
  * and handles the exits that leave the kernel. For KVM_EXIT_MMIO it performs the access on its device model and re-enters with
  * run->mmio.data filled for reads (§6.i step 12). An access no device claims reads as 0, as QEMU's
  * unassigned-memory handler does, and is counted.
+ *
+ * Conversions (§6.iv): a KVM_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE becomes KVM_SET_MEMORY_ATTRIBUTES on
+ * its chunk (PRIVATE for ENCRYPTED, 0 for DECRYPTED) and the vCPU re-enters with run->hypercall.ret = 0,
+ * or EINVAL if the ioctl failed. A KVM_EXIT_MEMORY_FAULT is converted implicitly to what the access wanted
+ * (QEMU's kvm_convert_memory) and the vCPU re-enters. The VMM does one conversion at a time, in the order
+ * the exits arrived. QEMU also discards the backing of the side the range leaves (guest_memfd punch-hole
+ * or madvise); the model keeps both backings.
  */
 import { setup, assign, emit, enqueueActions } from 'xstate';
 import { hex } from '../../src/arch/hex.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { deviceRead, deviceWrite, findDevice, type MmioDevice } from './mmioDevice.ts';
+import { KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MEMORY_EXIT_FLAG_PRIVATE, HYPERCALL_RET_EAGAIN, HYPERCALL_RET_EINVAL } from '../../src/arch/kvmApi.ts';
+import { PAGE_SIZE } from '../../src/arch/gpa.ts';
+
+/** A conversion the VMM performs for a vCPU's exit. */
+export interface Conversion {
+  vcpu: number;
+  address: bigint;
+  size: bigint;
+  attributes: bigint;
+  /** MapGPA completes with run->hypercall.ret; an implicit conversion just re-runs. */
+  exit: 'hypercall' | 'memoryFault';
+}
 
 /** One step of the TD build, issued in order; each waits for its return. */
 export type BuildStep =
@@ -27,6 +46,8 @@ export interface VmmInput {
   vcpus: number;
   devices: readonly MmioDevice[];
   build: readonly BuildStep[];
+  /** Answer this many MapGPA exits with EAGAIN first (scenario `vmm.mapGpaEagain`). */
+  mapGpaEagain: number;
 }
 
 export interface VmmContext {
@@ -38,6 +59,9 @@ export interface VmmContext {
   unassignedAccesses: number;
   /** Data for the KVM_RUN that completes the current KVM_EXIT_MMIO. */
   reply: bigint | null;
+  mapGpaEagain: number;
+  /** Conversions waiting, the first one in progress. */
+  conversions: readonly Conversion[];
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -53,6 +77,9 @@ export const vmmMachine = setup({
     hasBuild: ({ context }) => context.build.length > 0,
     stepFailed: ({ event }) => event.msg.kind === 'ioctl-return' && (event.msg.payload as { ret: number }).ret !== 0,
     buildDone: ({ context }) => context.buildAt + 1 >= context.build.length,
+    eagainLeft: ({ context }) => context.mapGpaEagain > 0,
+    idleConverting: ({ context }) => context.conversions.length === 0,
+    moreConversions: ({ context }) => context.conversions.length > 1,
   },
   actions: {
     issueBuildStep: emit(({ context }) => {
@@ -78,13 +105,43 @@ export const vmmMachine = setup({
       reason: 'VMM error',
       detail: `${event.type} failed with ${(event.msg.payload as { ret: number }).ret}: the TD was not built`,
     })),
-    memoryFault: emit(({ event }): Emitted => {
-      const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_MEMORY_FAULT');
-      return {
-        type: 'tdxsim.failure',
-        reason: 'model limit',
-        detail: `vmm: KVM_EXIT_MEMORY_FAULT at ${hex(e.gpa)} flags=${hex(e.flags)}; implicit conversion by the VMM is not modelled yet`,
-      };
+    /** KVM_HC_MAP_GPA_RANGE: args[0] GPA, args[1] 4K pages, args[2] ENCRYPTED or DECRYPTED (§6.iv step 3). */
+    queueMapGpa: assign({
+      conversions: ({ context, event }) => {
+        const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_HYPERCALL');
+        const [address, pages, attrs] = e.args;
+        const attributes = (attrs & BigInt(KVM_MAP_GPA_RANGE_ENCRYPTED)) !== 0n ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n;
+        return [...context.conversions, { vcpu: e.vcpu, address, size: pages * PAGE_SIZE, attributes, exit: 'hypercall' as const }];
+      },
+    }),
+    /** kvm_convert_memory on a memory fault: make the page what the access wanted. */
+    queueImplicit: assign({
+      conversions: ({ context, event }) => {
+        const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_MEMORY_FAULT');
+        const attributes = (e.flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) !== 0 ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n;
+        return [...context.conversions, { vcpu: e.vcpu, address: e.gpa, size: e.size, attributes, exit: 'memoryFault' as const }];
+      },
+    }),
+    convert: emit(({ context }) => {
+      const c = context.conversions[0]!;
+      return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: c.address, size: c.size, attributes: c.attributes });
+    }),
+    /** The converted vCPU re-enters; a MapGPA learns whether the ioctl worked. */
+    converted: enqueueActions(({ context, event, enqueue }) => {
+      const c = context.conversions[0]!;
+      const ok = payloadOf(event, 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES').ret === 0;
+      const run = c.exit === 'hypercall' ? { vcpu: c.vcpu, mmioData: null, hypercallRet: ok ? 0 : HYPERCALL_RET_EINVAL } : { vcpu: c.vcpu, mmioData: null };
+      if (c.exit === 'memoryFault' && !ok) {
+        enqueue.emit({ type: 'tdxsim.failure', reason: 'VMM error', detail: `vmm: converting ${hex(c.address)} for a KVM_EXIT_MEMORY_FAULT failed; QEMU stops the vCPU` });
+      } else {
+        enqueue.emit(out(`kvm.vcpu${c.vcpu}`, 'ioctl', 'KVM_RUN', run));
+      }
+      enqueue.assign({ conversions: context.conversions.slice(1) });
+    }),
+    /** The scenario asked the VMM to refuse this MapGPA chunk for now. */
+    answerEagain: enqueueActions(({ context, event, enqueue }) => {
+      enqueue.assign({ mapGpaEagain: context.mapGpaEagain - 1 });
+      enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: payloadOf(event, 'kvm-exit', 'KVM_EXIT_HYPERCALL').vcpu, mmioData: null, hypercallRet: HYPERCALL_RET_EAGAIN }));
     }),
     startVcpus: enqueueActions(({ context, enqueue }) => {
       for (let v = 0; v < context.vcpus; v++) enqueue.emit(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
@@ -106,7 +163,16 @@ export const vmmMachine = setup({
   },
 }).createMachine({
   id: 'vmm',
-  context: ({ input }) => ({ vcpus: input.vcpus, devices: input.devices, build: input.build, buildAt: 0, unassignedAccesses: 0, reply: null }),
+  context: ({ input }) => ({
+    vcpus: input.vcpus,
+    devices: input.devices,
+    build: input.build,
+    buildAt: 0,
+    unassignedAccesses: 0,
+    reply: null,
+    mapGpaEagain: input.mapGpaEagain,
+    conversions: [],
+  }),
   initial: 'starting',
   on: { '*': { actions: 'unexpected' } },
   states: {
@@ -130,7 +196,13 @@ export const vmmMachine = setup({
       entry: 'startVcpus',
       on: {
         KVM_EXIT_MMIO: { actions: ['handleMmio', 'resume'] },
-        KVM_EXIT_MEMORY_FAULT: { actions: 'memoryFault' },
+        KVM_EXIT_HYPERCALL: [
+          { guard: 'eagainLeft', actions: 'answerEagain' },
+          { guard: 'idleConverting', actions: ['queueMapGpa', 'convert'] },
+          { actions: 'queueMapGpa' },
+        ],
+        KVM_EXIT_MEMORY_FAULT: [{ guard: 'idleConverting', actions: ['queueImplicit', 'convert'] }, { actions: 'queueImplicit' }],
+        KVM_SET_MEMORY_ATTRIBUTES: [{ guard: 'moreConversions', actions: ['converted', 'convert'] }, { actions: 'converted' }],
       },
     },
   },

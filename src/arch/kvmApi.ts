@@ -114,3 +114,9 @@ export const X86EMUL_RETRY_INSTR = 3;
 // Kernel errno values as KVM returns them (negative): an ioctl's failure to userspace, a lost SPTE cmpxchg.
 export const EIO = -5;
 export const EBUSY = -16;
+/**
+ * run->hypercall.ret values the VMM may give a KVM_HC_MAP_GPA_RANGE exit besides 0 (positive errno, as
+ * tdx_complete_vmcall_map_gpa compares them in [KX]): EAGAIN → TDVMCALL RETRY, EINVAL → INVALID_OPERAND.
+ */
+export const HYPERCALL_RET_EAGAIN = 11;
+export const HYPERCALL_RET_EINVAL = 22;

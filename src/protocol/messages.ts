@@ -72,8 +72,11 @@ export interface DecodedInsn {
 export interface MessageCatalog {
   /** Userspace VMM → KVM vCPU thread. */
   ioctl: {
-    /** KVM_RUN; `mmioData` is run->mmio.data written by the VMM when completing a KVM_EXIT_MMIO read. */
-    KVM_RUN: { vcpu: number; mmioData: bigint | null };
+    /**
+     * KVM_RUN; `mmioData` is run->mmio.data written by the VMM when completing a KVM_EXIT_MMIO read;
+     * `hypercallRet` is run->hypercall.ret when completing a KVM_EXIT_HYPERCALL (0 or -errno, §6.iv step 5).
+     */
+    KVM_RUN: { vcpu: number; mmioData: bigint | null; hypercallRet?: number };
     /** KVM_MEMORY_ENCRYPT_OP(KVM_TDX_INIT_VM) on the VM fd (§5b.3 step 2). */
     KVM_TDX_INIT_VM: { attributes: bigint };
     /** KVM_MEMORY_ENCRYPT_OP(KVM_TDX_INIT_VCPU) on a vCPU fd (§5b.3 step 3). */
@@ -98,6 +101,28 @@ export interface MessageCatalog {
     KVM_EXIT_MMIO: { vcpu: number; exit_reason: number; phys_addr: bigint; len: number; is_write: number; data: bigint };
     /** The fault's private/shared-ness disagrees with the attribute, or there is no guest_memfd page (§6.ii A.4). */
     KVM_EXIT_MEMORY_FAULT: { vcpu: number; exit_reason: number; gpa: bigint; size: bigint; flags: number };
+    /** run->hypercall for KVM_HC_MAP_GPA_RANGE: args = [GPA without shared bit, 4K pages, attributes] (§6.iv step 3). */
+    KVM_EXIT_HYPERCALL: { vcpu: number; exit_reason: number; nr: number; args: [bigint, bigint, bigint]; flags: number; ret: number };
+  };
+  /**
+   * kvm_make_all_cpus_request (§7.4): the requester sets the request on each vCPU and reads its mode; a
+   * vCPU in guest mode gets an IPI and the requester waits until the IPI's handler has run on that CPU.
+   */
+  'kvm-request': {
+    /** NO_ACTION | WAIT | NO_WAKEUP: only forces the vCPU out of guest mode. */
+    KVM_REQ_OUTSIDE_GUEST_MODE: { vcpu: number };
+    /** kvm_flush_remote_tlbs after zapping shared SPTEs: the vCPU flushes before its next entry. */
+    KVM_REQ_TLB_FLUSH: { vcpu: number };
+    /** The vCPU was outside guest mode, or the IPI's handler ran on its CPU: the requester stops waiting for it. */
+    KVM_REQ_ACK: { vcpu: number };
+  };
+  /** Host interrupts at the logical processor that runs a vCPU (hw.cpu). */
+  interrupt: {
+    /** The requester's IPI to the CPU of a vCPU in guest mode: a VM exit at the guest's next instruction boundary. */
+    IPI: { vcpu: number; requester: ActorId };
+    /** After the TD exit the vCPU thread enables interrupts and the pending IPI's handler runs on this CPU. */
+    LOCAL_IRQ_ENABLE: { vcpu: number };
+    IRQ_HANDLED: { vcpu: number };
   };
   /** KVM → TDX module (§4.1). */
   seamcall: {
@@ -110,12 +135,15 @@ export interface MessageCatalog {
     EPT_VIOLATION: Gprs & { vcpu: number };
     EPT_MISCONFIG: Gprs & { vcpu: number };
     TDCALL: Gprs & { vcpu: number };
+    /** An interrupt for the host arrived while the TD ran (§5c.3): asynchronous, the guest's RIP is unchanged. */
+    EXTERNAL_INTERRUPT: Gprs & { vcpu: number };
   };
   /** Hardware VM exit: to the TDX module for a TD, to KVM for a VMX guest. */
   'vm-exit': {
     EPT_VIOLATION: { vcpu: number; exitReason: number; exitQualification: bigint; gpa: bigint; gla: bigint; rip: bigint; insn: DecodedInsn | null };
     EPT_MISCONFIG: { vcpu: number; exitReason: number; gpa: bigint; rip: bigint; insn: DecodedInsn | null };
     HLT: { vcpu: number; exitReason: number; rip: bigint; insnLength: number };
+    EXTERNAL_INTERRUPT: { vcpu: number; exitReason: number; rip: bigint };
   };
   /** VM entry into the guest: by the TDX module for a TD, by KVM for a VMX guest. */
   'vm-entry': {
@@ -129,6 +157,8 @@ export interface MessageCatalog {
     LOAD: MemAccess & { vcpu: number };
     STORE: MemAccess & { vcpu: number };
     HLT: { vcpu: number; rip: bigint };
+    /** The guest's program has ended: it spins on `jmp .` at `rip`, where only an interrupt stops it. */
+    SPIN: { vcpu: number; rip: bigint };
   };
   /** Hardware walking a page table owned by another actor (KVM's TDP MMU, or the TDX module's S-EPT). */
   'ept-walk': {
@@ -141,12 +171,17 @@ export interface MessageCatalog {
     '#VE': { vcpu: number; vector: number };
     '#DF': { vcpu: number; vector: number };
   };
-  /** Guest → TDX module (§4.2, §4.3). */
+  /**
+   * TDCALL (§4.2, §4.3): the guest executes it on its CPU (guest → hw.cpu), which exits to the TDX module
+   * with it (hw.cpu → tdx) unless an interrupt is pending at that instruction boundary.
+   */
   tdcall: {
     'TDG.VP.VEINFO.GET': Gprs & { vcpu: number };
     'TDG.MEM.PAGE.ACCEPT': Gprs & { vcpu: number };
     'TDG.VP.VMCALL<#VE.RequestMMIO>': Gprs & { vcpu: number };
     'TDG.VP.VMCALL<Instruction.HLT>': Gprs & { vcpu: number };
+    /** R12 = start GPA (with the shared bit for private → shared), R13 = size (§6.iv step 1). */
+    'TDG.VP.VMCALL<MapGPA>': Gprs & { vcpu: number };
   };
   /** TDX module → guest: a TDCALL that completes inside the module (no TD exit). */
   'tdcall-return': {
@@ -194,6 +229,12 @@ export interface MessageCatalog {
     /** The attribute xarray update of KVM_SET_MEMORY_ATTRIBUTES (done under write mmu_lock here). */
     SET_ATTRIBUTES: { vcpu: number; gfnStart: bigint; gfnEnd: bigint; private: boolean };
     SET_ATTRIBUTES_DONE: { vcpu: number };
+    /**
+     * tdp_mmu_zap_leafs' iteration under write mmu_lock: the present leaf SPTEs of `root` in [gfnStart,
+     * gfnEnd). Nothing else can change them while the lock is held for write, so one read lists them all.
+     */
+    TDP_LEAF_SCAN: { vcpu: number; root: TdpRoot; gfnStart: bigint; gfnEnd: bigint };
+    TDP_LEAF_SCAN_RESULT: { vcpu: number; root: TdpRoot; leaves: (WalkStep & { gfn: bigint })[] };
     MMU_LOCK_READ: { vcpu: number };
     MMU_LOCK_WRITE: { vcpu: number };
     MMU_LOCK_ACQUIRED: { vcpu: number; mode: 'read' | 'write' };

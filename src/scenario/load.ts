@@ -113,7 +113,8 @@ function locateInDoc(doc: Document, lc: LineCounter, p: ScenarioPath): { line: n
 /**
  * What the schema cannot say: devices and memslots do not overlap and are given without the shared bit;
  * a TD's private GPAs and the image lie in guest_memfd memslots; every access reaches a device or a
- * memslot through the right alias, stays inside one page (Linux's handle_mmio rejects page-crossing MMIO,
+ * memslot (the shared alias of guest_memfd memory starts unmapped: the guest converts it with MapGPA, or
+ * the VMM converts it when the access faults), stays inside one page (Linux's handle_mmio rejects page-crossing MMIO,
  * §6.i step 8) and inside one naturally aligned 8-byte word (the model's memory granule); accepts are
  * 4K-aligned ranges.
  */
@@ -149,7 +150,6 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
     if (td && !isShared && device) return `${hex(op.gpa)} is a private GPA; MMIO in a TD goes through the shared alias (set bit ${s.vm.gpaw - 1}: ${hex(op.gpa | shared)})`;
     if (!device && slot === undefined) return `${hex(op.gpa)} is neither inside a device nor inside a memslot`;
     if (td && !isShared && !slot?.guestMemfd) return `${hex(op.gpa)} is private but its memslot has no guest_memfd`;
-    if (td && isShared && slot?.guestMemfd) return `${hex(op.gpa)} is the shared alias of guest_memfd memory, which starts private; convert it with MapGPA first (not modelled yet)`;
     if (addr / PAGE_SIZE !== (addr + BigInt(op.size) - 1n) / PAGE_SIZE) return 'the access crosses a page boundary, which MMIO emulation rejects';
     if (!device && addr % BigInt(op.size) !== 0n) return 'memory accesses must be naturally aligned (the model keeps memory as 8-byte words)';
     void at;
@@ -163,6 +163,12 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
         if (!td) return { path: at, message: 'TDG.MEM.PAGE.ACCEPT is a TD guest operation (vm.type "tdx")' };
         if (op.gpa % PAGE_SIZE !== 0n || op.size % PAGE_SIZE !== 0n || op.size === 0n) return { path: at, message: 'accept ranges are 4K-aligned and a multiple of 4K' };
         if (!gmemSlot(op.gpa) || !gmemSlot(op.gpa + op.size - 1n)) return { path: at, message: `${hex(op.gpa)}+${hex(op.size)} is not private memory inside a guestMemfd memslot` };
+        continue;
+      }
+      if (op.op === 'mapGpa') {
+        // Alignment and range are KVM's to check (TDVMCALL ALIGN_ERROR / INVALID_OPERAND), so they stay reachable.
+        if (!td) return { path: at, message: 'TDG.VP.VMCALL<MapGPA> is a TD guest operation (vm.type "tdx")' };
+        if (op.gpa & shared) return { path: at, message: `give the GPA without the shared bit (${hex(shared)}); "to" says which alias the range becomes` };
         continue;
       }
       const problem = checkAccess(op, at);

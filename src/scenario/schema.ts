@@ -30,6 +30,8 @@ const guestOp = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('store'), gpa: u64, gla: u64.optional(), size: accessSize, value: u64 }),
   /** Linux tdx_accept_memory(gpa, gpa + size): TDG.MEM.PAGE.ACCEPT in the largest sizes that fit. */
   z.strictObject({ op: z.literal('accept'), gpa: u64, size: u64 }),
+  /** Linux tdx_map_gpa: TDG.VP.VMCALL<MapGPA> converting [gpa, gpa + size) to shared or back to private. */
+  z.strictObject({ op: z.literal('mapGpa'), gpa: u64, size: u64, to: z.enum(['shared', 'private']) }),
   z.strictObject({ op: z.literal('hlt') }),
 ]);
 
@@ -52,6 +54,15 @@ export const scenarioSchema = z.strictObject({
     /** TD attributes KVM lets userspace set (§4.11). */
     attributes: z.array(z.enum(TD_ATTRIBUTE_NAMES)).default([]),
   }),
+  /** How the userspace VMM behaves where QEMU has choices (defaults: QEMU's). */
+  vmm: z
+    .strictObject({
+      /** KVM_CAP_EXIT_HYPERCALL enabled for KVM_HC_MAP_GPA_RANGE; without it MapGPA fails with SUBFUNC_UNSUPPORTED. */
+      mapGpaExit: z.boolean().default(true),
+      /** Answer the first N MapGPA exits with EAGAIN (the guest sees RETRY) before doing any of them. */
+      mapGpaEagain: smallInt.refine((n) => n >= 0, 'a count').default(0),
+    })
+    .default({ mapGpaExit: true, mapGpaEagain: 0 }),
   /** Userspace memory regions registered with KVM (KVM_SET_USER_MEMORY_REGION2), never device ranges. */
   memslots: z
     .array(z.strictObject({ gpa: u64, size: u64, guestMemfd: z.boolean().default(false) }))

@@ -199,11 +199,11 @@ describe('tdxsim replay: state at any step, re-derived from a log', () => {
     ]);
   });
 
-  // mmio-ve: the TD build takes steps 1–47; the first #VE is step 76, the MMIO SPTE is installed at 68.
-  it('--to 76 --actor guest.vcpu0 shows only the guest, inside its #VE handler', () => {
-    const r = tdxsim(dir, 'replay', LOG, '--to', '76', '--actor', 'guest.vcpu0');
+  // mmio-ve: the TD build takes steps 1–49; the first #VE is step 78, the MMIO SPTE is installed at 70.
+  it('--to 78 --actor guest.vcpu0 shows only the guest, inside its #VE handler', () => {
+    const r = tdxsim(dir, 'replay', LOG, '--to', '78', '--actor', 'guest.vcpu0');
     expect(r.status).toBe(0);
-    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step 76:.*→ guest\.vcpu0 +#VE\b/));
+    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step 78:.*→ guest\.vcpu0 +#VE\b/));
     expect([...actorHeadings(r)]).toEqual([['guest.vcpu0', 'gettingVeInfo']]);
   });
 
@@ -217,17 +217,17 @@ describe('tdxsim replay: state at any step, re-derived from a log', () => {
     expect(r.lines).toContain('# in flight: KVM_SET_MEMORY_ATTRIBUTES → kvm.vm');
   });
 
-  it('--json --to 69 prints one JSON object whose MMU page tables hold the MMIO SPTE', () => {
-    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '69');
+  it('--json --to 71 prints one JSON object whose MMU page tables hold the MMIO SPTE', () => {
+    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '71');
     expect(r.status).toBe(0);
     expect(r.lines).toHaveLength(1);
     const state = JSON.parse(r.lines[0]!) as { step: number };
-    expect(state.step).toBe(69);
+    expect(state.step).toBe(71);
     expect(mmuSptes(state)).toContain('0x8000fe000008');
   });
 
-  it('--json --to 67, before KVM installs it, has no MMIO SPTE yet', () => {
-    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '67');
+  it('--json --to 69, before KVM installs it, has no MMIO SPTE yet', () => {
+    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '69');
     expect(r.status).toBe(0);
     expect(mmuSptes(JSON.parse(r.lines[0]!))).not.toContain('0x8000fe000008');
   });
@@ -486,7 +486,7 @@ describe('a run stopped by --max-steps', () => {
 
   it('is a model failure: exit 1, and the outcome line gives the reason', () => {
     expect(out.status).toBe(1);
-    expect(outcomeLine(out)).toBe('# 5 messages; outcome: failure (step bound 5 reached with 2 message(s) still in flight)');
+    expect(outcomeLine(out)).toBe('# 5 messages; outcome: failure (step bound 5 reached with 1 message(s) still in flight)');
     expect(JSON.parse(logLines(path.join(dir, 'bounded.jsonl')).at(-1)!)).toMatchObject({
       type: 'end',
       steps: 5,

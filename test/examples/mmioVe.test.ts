@@ -63,17 +63,20 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
   });
 
   it('the retry becomes a #VE with no exit, and the handler asks for emulation with TDG.VP.VMCALL<#VE.RequestMMIO>', () => {
-    expect(seq.slice(at(24), at(39))).toEqual([
+    expect(seq.slice(at(24), at(41))).toEqual([
       'tdx → guest.vcpu0 VMRESUME',
       'guest.vcpu0 → hw.cpu0 LOAD',
       'hw.cpu0 → kvm.mmu EPT_WALK',
       'kvm.mmu → hw.cpu0 EPT_WALK_RESULT',
       'hw.cpu0 → guest.vcpu0 #VE',
-      'guest.vcpu0 → tdx TDG.VP.VEINFO.GET',
+      // A TDCALL is an instruction: the CPU takes it from the guest and exits to the module with it.
+      'guest.vcpu0 → hw.cpu0 TDG.VP.VEINFO.GET',
+      'hw.cpu0 → tdx TDG.VP.VEINFO.GET',
       'tdx → hw.cpu0 VE_INFO_GET',
       'hw.cpu0 → tdx VE_INFO',
       'tdx → guest.vcpu0 TDG.VP.VEINFO.GET',
-      'guest.vcpu0 → tdx TDG.VP.VMCALL<#VE.RequestMMIO>',
+      'guest.vcpu0 → hw.cpu0 TDG.VP.VMCALL<#VE.RequestMMIO>',
+      'hw.cpu0 → tdx TDG.VP.VMCALL<#VE.RequestMMIO>',
       'tdx → kvm.vcpu0 TDCALL',
       'kvm.vcpu0 → vmm KVM_EXIT_MMIO',
       'vmm → kvm.vcpu0 KVM_RUN',
@@ -81,28 +84,28 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
       'tdx → guest.vcpu0 VMRESUME',
     ]);
     expect(payload(run, at(29))).toMatchObject({ vector: 20 });
-    expect(payload(run, at(33))).toMatchObject({ RAX: 0n, RCX: 48n, RDX: 0x181n, R9: 0x8000fe000000n });
-    expect(payload(run, at(34))).toMatchObject({ RCX: TDVMCALL_EXPOSE_REGS_MASK, R10: 0n, R11: BigInt(TDVMCALL_VE_REQUEST_MMIO), R12: 4n, R13: 0n, R14: 0x8000fe000000n });
-    expect(payload(run, at(35))).toMatchObject({ RAX: BigInt(EXIT_REASON_TDCALL), R11: 48n });
-    expect(payload(run, at(36))).toMatchObject({ exit_reason: KVM_EXIT_MMIO, phys_addr: 0xfe000000n, len: 4, is_write: 0 });
-    expect(payload(run, at(38))).toMatchObject({ R10: 0n, R11: 0x1af41000n });
+    expect(payload(run, at(34))).toMatchObject({ RAX: 0n, RCX: 48n, RDX: 0x181n, R9: 0x8000fe000000n });
+    expect(payload(run, at(36))).toMatchObject({ RCX: TDVMCALL_EXPOSE_REGS_MASK, R10: 0n, R11: BigInt(TDVMCALL_VE_REQUEST_MMIO), R12: 4n, R13: 0n, R14: 0x8000fe000000n });
+    expect(payload(run, at(37))).toMatchObject({ RAX: BigInt(EXIT_REASON_TDCALL), R11: 48n });
+    expect(payload(run, at(38))).toMatchObject({ exit_reason: KVM_EXIT_MMIO, phys_addr: 0xfe000000n, len: 4, is_write: 0 });
+    expect(payload(run, at(40))).toMatchObject({ R10: 0n, R11: 0x1af41000n });
   });
 
   it('VEINFO.GET clears the valid word the CPU set when it delivered the #VE', () => {
     const hw = run.model.indexOf.get('hw.cpu0')!;
     const valid = (s: number) => (actorView(run.deliveries[s - 1]!.world, hw).context as { veInfo: { valid: number } }).veInfo.valid;
-    expect(valid(at(29))).toBe(0xffffffff);
-    expect(valid(at(31))).toBe(0);
+    expect(valid(at(30))).toBe(0xffffffff);
+    expect(valid(at(32))).toBe(0);
   });
 
   it('later accesses to the same page take the #VE at once; the guest ends with the values the device returned', () => {
     expect(seq.filter((s) => s.endsWith('#VE'))).toHaveLength(3);
     expect(seq.filter((s) => s === 'hw.cpu0 → tdx EPT_VIOLATION')).toHaveLength(1);
-    expect(seq.at(-2)).toBe('guest.vcpu0 → tdx TDG.VP.VMCALL<Instruction.HLT>');
+    expect(seq.at(-2)).toBe('hw.cpu0 → tdx TDG.VP.VMCALL<Instruction.HLT>');
     const guest = actorView(run.deliveries.at(-1)!.world, run.model.indexOf.get('guest.vcpu0')!).context as { regs: { rax: bigint; rbx: bigint } };
     expect(guest.regs.rax).toBe(0x1af41000n);
     expect(guest.regs.rbx).toBe(1n);
-    expect(B).toBe(47);
-    expect(run.outcome).toMatchObject({ status: 'ok', steps: 116 });
+    expect(B).toBe(49);
+    expect(run.outcome).toMatchObject({ status: 'ok', steps: 125 });
   });
 });

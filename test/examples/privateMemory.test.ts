@@ -105,14 +105,16 @@ describe('touch before accept (§6.ii B, §5a.6)', () => {
   it('#VE enabled: the module injects #VE for the PENDING page and the Linux handler panics', () => {
     const run = runExample('private-touch-ve');
     const seq = arrows(run);
-    expect(seq.slice(-6)).toEqual([
+    expect(seq.slice(-8)).toEqual([
       'hw.cpu0 → tdx EPT_VIOLATION',
       'tdx → hw.cpu0 VE_INJECT',
       'hw.cpu0 → guest.vcpu0 #VE',
-      'guest.vcpu0 → tdx TDG.VP.VEINFO.GET',
+      'guest.vcpu0 → hw.cpu0 TDG.VP.VEINFO.GET',
+      'hw.cpu0 → tdx TDG.VP.VEINFO.GET',
       'tdx → hw.cpu0 VE_INFO_GET',
       'hw.cpu0 → tdx VE_INFO',
-    ].concat(['tdx → guest.vcpu0 TDG.VP.VEINFO.GET']).slice(-6));
+      'tdx → guest.vcpu0 TDG.VP.VEINFO.GET',
+    ]);
     expect(seq.filter((s) => s === 'tdx → kvm.vcpu0 EPT_VIOLATION')).toHaveLength(1);
     expect(run.outcome.status).toBe('failure');
     expect(run.outcome.failures[0]).toMatchObject({ actor: 'guest.vcpu0', reason: 'guest panic' });
