@@ -77,7 +77,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
     ops.map((op) => (op.op === 'hlt' || op.op === 'accept' || op.op === 'mapGpa' ? op : ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp)));
   for (const v of vcpus) {
     const prologue = placeProgram(place(s.vcpus[v]!.veHandlerPrologue), VE_HANDLER_TEXT);
-    actors.push({ id: `guest.vcpu${v}`, machine: guestVcpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue } });
+    actors.push({ id: `guest.vcpu${v}`, machine: guestVcpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue, privateVe: s.vcpus[v]!.privateVe } });
   }
   for (const v of vcpus) actors.push({ id: `hw.cpu${v}`, machine: cpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw } });
   const staging: Record<number, PhysPage> = {};
@@ -102,6 +102,8 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         tdr: td ? HOST_LAYOUT.tdrPa : 0n,
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
         mapGpaExit: s.vmm.mapGpaExit,
+        splitOnAcceptLevel: s.policies.splitOnAcceptLevel,
+        vcpus: nv,
       },
     });
   }
@@ -129,7 +131,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
   actors.push({
     id: 'kvm.mmu',
     machine: tdpMmuMachine,
-    input: { vmType: s.vm.type, gpaw, directRootPfn: HOST_LAYOUT.directRootPfn, mirrorRootPfn: td ? HOST_LAYOUT.mirrorRootPfn : null, memslots },
+    input: { vmType: s.vm.type, gpaw, directRootPfn: HOST_LAYOUT.directRootPfn, mirrorRootPfn: td ? HOST_LAYOUT.mirrorRootPfn : null, memslots, privateHugePages: s.policies.privateHugePages },
   });
   actors.push({
     id: 'vmm',

@@ -40,6 +40,8 @@ export interface GuestVcpuInput {
   gpaw: 48 | 52;
   program: readonly PlacedInsn[];
   veHandlerPrologue: readonly PlacedInsn[];
+  /** What the #VE handler does with an EPT-violation #VE on private memory (scenario `privateVe`). */
+  privateVe: 'panic' | 'accept';
 }
 
 /** tdx_accept_memory's progress: [start, end) and the TDX page level being tried at `start`. */
@@ -98,6 +100,7 @@ export interface GuestVcpuContext {
   prologuePc: number;
   /** Why the guest died, when it did. */
   panic: string | null;
+  privateVe: 'panic' | 'accept';
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -157,6 +160,7 @@ export const guestVcpuMachine = setup({
       const r = payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET');
       return Number(r.RCX) === EXIT_REASON_EPT_VIOLATION && (r.R9! & context.sharedMask) === 0n;
     },
+    acceptsOnVe: ({ context }) => context.privateVe === 'accept',
     veIsMmio: ({ event }) => Number(payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RCX) === EXIT_REASON_EPT_VIOLATION,
     tdvmcallFailed: ({ event }) => {
       const ret = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn;
@@ -186,6 +190,14 @@ export const guestVcpuMachine = setup({
       },
     }),
     acceptSmaller: assign({ accept: ({ context }) => ({ ...context.accept!, level: acceptLevelFor(context.accept!.start, context.accept!.end, context.accept!.level - 1) }) }),
+    /** The handler accepts the 4K page of the GPA VE_INFO gave, then returns to the faulting instruction. */
+    beginVeAccept: assign({
+      accept: ({ event }) => {
+        const gpa = payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').R9! & ~0xfffn;
+        return { start: gpa, end: gpa + 0x1000n, level: 0 };
+      },
+    }),
+    veAcceptDone: assign({ accept: () => null, ve: () => null }),
     acceptFinished: assign({ accept: () => null, pc: ({ context }) => context.pc + 1 }),
     beginMapGpa: assign({
       mapGpa: ({ context }) => {
@@ -276,6 +288,7 @@ export const guestVcpuMachine = setup({
     veHandlerPrologue: input.veHandlerPrologue,
     prologuePc: 0,
     panic: null,
+    privateVe: input.privateVe,
   }),
   initial: 'notEntered',
   on: {
@@ -368,10 +381,22 @@ export const guestVcpuMachine = setup({
         VMRESUME: { target: 'gettingVeInfo', reenter: true },
         'TDG.VP.VEINFO.GET': [
           { guard: 'veinfoFailed', target: 'panicked', actions: 'panicVeinfo' },
+          { guard: and(['veIsPrivateEptViolation', 'acceptsOnVe']), target: 'acceptingOnVe', actions: ['recordVe', 'beginVeAccept'] },
           { guard: 'veIsPrivateEptViolation', target: 'panicked', actions: ['recordVe', 'panicPrivateEptViolation'] },
           { guard: 'veIsMmio', target: 'requestingMmio', actions: 'recordVe' },
           { target: 'panicked', actions: ['recordVe', 'panicUnhandledVe'] },
         ],
+      },
+    },
+    /**
+     * A guest built to accept on demand (§6.ii B.3, the 2022 design's "step 3a"): TDG.MEM.PAGE.ACCEPT of
+     * the faulting 4K page from the #VE handler; the instruction then runs again. Linux panics instead.
+     */
+    acceptingOnVe: {
+      entry: 'acceptTdcall',
+      on: {
+        'TDG.MEM.PAGE.ACCEPT': [{ guard: 'acceptOk', target: 'dispatching', actions: 'veAcceptDone' }, { target: 'panicked', actions: 'panicAccept' }],
+        VMRESUME: { target: 'acceptingOnVe', reenter: true },
       },
     },
     /** TDG.VP.VMCALL<#VE.RequestMMIO> is a TD exit; the next VM entry returns from the TDCALL. */

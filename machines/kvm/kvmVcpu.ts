@@ -17,6 +17,14 @@
  * KVM emulates the instruction itself. A TD's MMIO then arrives as TDG.VP.VMCALL<#VE.RequestMMIO>, which
  * KVM turns into KVM_EXIT_MMIO and completes into R11 (§6.i steps 11–12).
  *
+ * With the privateHugePages policy a private fault maps at the level kvm.mmu allows (2M: AUG at TDX level
+ * 1). With splitOnAcceptLevel too, an ACCEPT-type EPT violation whose level is below the mapping runs
+ * tdx_check_accept_level first (§6.iii): unless the range is already guest-inhibited, take mmu_lock for
+ * write, split a huge mirror leaf covering the GFN (BLOCK → TRACK + kick → DEMOTE, each through
+ * tdh_do_no_vcpus, then the mirror page of 512 leaves), set the one-way guest-inhibit flag, and go on with
+ * the normal fault path. A mirror huge leaf met by the fault path above its goal level is a KVM_BUG_ON, as
+ * upstream, where mirror roots have no huge pages.
+ *
  * TDG.VP.VMCALL<MapGPA> (§6.iv steps 2–5, tdx_map_gpa): checked, then handed to the VMM as one
  * KVM_EXIT_HYPERCALL (KVM_HC_MAP_GPA_RANGE) per 2 MiB chunk; the VMM's run->hypercall.ret completes it.
  * While this thread runs the guest (inside TDH.VP.ENTER, vcpu->mode = IN_GUEST_MODE), a
@@ -64,6 +72,7 @@ import {
   RET_PF_NAMES,
   X86EMUL_RETRY_INSTR,
   PG_LEVEL_4K,
+  PG_LEVEL_2M,
 } from '../../src/arch/kvmApi.ts';
 import {
   SHADOW_NONPRESENT_VALUE,
@@ -77,15 +86,29 @@ import {
   isFrozenSpte,
   isShadowPresentPte,
   isMmioSpte,
+  isLargePte,
+  spteToPfn,
   getMmioSpteGeneration,
   VMX_EPT_MISCONFIG_WX_VALUE,
   TDX_SHADOW_MMIO_VALUE,
 } from '../../src/arch/spte.ts';
 import { sharedBit, gfnDirectBits, gpaToGfn, gfnToGpa, pgLevelIndex, pgLevelToTdxLevel, makePageInfo, PAGE_SIZE } from '../../src/arch/gpa.ts';
-import { TDX_SUCCESS, TDX_OPERAND_BUSY, TDX_SEAMCALL_STATUS_MASK, TDX_EXT_EXIT_QUAL_TYPE_MASK, TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION, TDX_EXTENDMR_CHUNKSIZE, tdxStatusName } from '../../src/arch/tdxStatus.ts';
+import {
+  TDX_SUCCESS,
+  TDX_OPERAND_BUSY,
+  TDX_SEAMCALL_STATUS_MASK,
+  TDX_EXT_EXIT_QUAL_TYPE_MASK,
+  TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION,
+  TDX_EXT_EXIT_QUAL_TYPE_ACCEPT,
+  TDX_EXTENDMR_CHUNKSIZE,
+  decodeEeq,
+  decodeAcceptEeqInfo,
+  tdxStatusName,
+} from '../../src/arch/tdxStatus.ts';
 import { hex } from '../../src/arch/hex.ts';
 import { sizeMask } from '../guest/program.ts';
 import { findMemslot, type Memslot } from './memslots.ts';
+import { noVcpus, kicking } from './noVcpus.ts';
 
 export type { Memslot };
 
@@ -108,6 +131,10 @@ export interface KvmVcpuInput {
   tdcx: readonly bigint[];
   /** The VMM enabled KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE (QEMU does). */
   mapGpaExit: boolean;
+  /** Policy splitOnAcceptLevel (src/policies.ts), in force only with privateHugePages. */
+  splitOnAcceptLevel: boolean;
+  /** Number of vCPUs: the ones a kvm_make_all_cpus_request from this thread must wait for. */
+  vcpus: number;
 }
 
 /** tdx_map_gpa splits a conversion into chunks of this size, checking for events between them. */
@@ -141,6 +168,8 @@ export interface FaultState {
   pfn: bigint | null;
   /** KVM_TDX_INIT_MEM_REGION: the source page TDH.MEM.PAGE.ADD copies from, instead of AUG. */
   populateSource: bigint | null;
+  /** fault->goal_level: the level the leaf is installed at (PG_LEVEL_4K unless kvm.mmu allows 2M). */
+  goalLevel: number;
   path: readonly WalkStep[];
   /** Index into `path` of the SPTE being handled. */
   at: number;
@@ -174,6 +203,12 @@ export interface KvmVcpuContext {
   tdr: bigint;
   tdcx: readonly bigint[];
   mapGpaExit: boolean;
+  splitOnAcceptLevel: boolean;
+  vcpus: number;
+  /** tdx_check_accept_level in progress: the huge mirror leaf being split and the tdh_do_no_vcpus retry flag. */
+  split: { reqPgLevel: number; huge: WalkStep | null; retried: boolean } | null;
+  /** vCPUs that have not yet acknowledged this thread's kvm_make_all_cpus_request. */
+  kickWaiting: number;
   /** tdx->map_gpa_next / map_gpa_end while a MapGPA is with the VMM (GPAs as the guest gave them). */
   mapGpa: { next: bigint; end: bigint } | null;
   /** Requesters whose IPI was sent to this vCPU's CPU while it ran the guest and whose handler has not run. */
@@ -237,11 +272,15 @@ function beginFault(c: KvmVcpuContext, gpa: bigint, q: bigint, extraEc: bigint, 
     noSlot: findSlot(c, gfn) === undefined,
     pfn: null,
     populateSource,
+    goalLevel: PG_LEVEL_4K,
     path: [],
     at: 0,
     ret: null,
   };
 }
+
+/** 4K pages a leaf at `pgLevel` maps. */
+const pagesAt = (pgLevel: number) => 1n << BigInt(9 * (pgLevel - 1));
 
 /**
  * The leaf a fault installs: a normal SPTE (bit 63 set, §3.7) for RAM, the MMIO SPTE without a memslot.
@@ -251,10 +290,27 @@ function beginFault(c: KvmVcpuContext, gpa: bigint, q: bigint, extraEc: bigint, 
 function leafSpte(c: KvmVcpuContext): bigint {
   const f = fault(c);
   if (f.pfn === null) return mmioSpte(c);
-  return makeSpte({ pfn: f.pfn, pgLevel: PG_LEVEL_4K, writable: true, memtypeBits: MTRR_TYPE_WRBACK << VMX_EPT_MT_EPTE_SHIFT, accessed: true, adEnabled: true });
+  return ramLeaf(f.pfn & ~(pagesAt(f.goalLevel) - 1n), f.goalLevel);
+}
+
+function ramLeaf(pfn: bigint, pgLevel: number): bigint {
+  return makeSpte({ pfn, pgLevel, writable: true, memtypeBits: MTRR_TYPE_WRBACK << VMX_EPT_MT_EPTE_SHIFT, accessed: true, adEnabled: true });
+}
+
+/** The EEQ of an ACCEPT-type exit: the level the guest asked for, as a KVM page level (info & 7) + 1 (§6.iii step 3). */
+function acceptPgLevel(eeq: bigint): number | null {
+  const d = decodeEeq(eeq);
+  return d.type === TDX_EXT_EXIT_QUAL_TYPE_ACCEPT ? decodeAcceptEeqInfo(d.info).reqLevel + 1 : null;
 }
 
 const statusCode = (rax: bigint) => rax & TDX_SEAMCALL_STATUS_MASK;
+
+/** The huge leaf being split, as BLOCK and DEMOTE name it: its aligned private GPA | TDX level (§0.2). */
+function hugePageInfo(c: KvmVcpuContext): bigint {
+  const h = c.split!.huge!;
+  const gpa = gfnToGpa(fault(c).gfn) & ~(pagesAt(h.pgLevel) * PAGE_SIZE - 1n);
+  return makePageInfo(gpa, pgLevelToTdxLevel(h.pgLevel));
+}
 
 function mmioSpte(c: KvmVcpuContext): bigint {
   return makeMmioSpte({ gfn: fault(c).iterGfn, generation: c.memslotsGeneration, mmioValue: c.mmioValue });
@@ -312,7 +368,22 @@ export const kvmVcpuMachine = setup({
     moreChunks: ({ context }) => context.build.region!.chunk < Number(PAGE_SIZE) / TDX_EXTENDMR_CHUNKSIZE,
     morePages: ({ context }) => context.build.region!.page + 1 < context.build.region!.nrPages,
     stepFrozen: ({ context }) => isFrozenSpte(stepAt(context).spte),
-    atTargetLevel: ({ context }) => stepAt(context).pgLevel === PG_LEVEL_4K,
+    atTargetLevel: ({ context }) => stepAt(context).pgLevel === fault(context).goalLevel,
+    /** A huge leaf above the goal level: kvm_tdp_mmu_map would split it, which mirror roots do not support. */
+    stepHugeLeaf: ({ context }) => isShadowPresentPte(stepAt(context).spte) && isLargePte(stepAt(context).spte),
+    /** The huge-page series' tdx_check_accept_level runs for ACCEPT-type exits on private GPAs (§6.iii step 3). */
+    acceptLevelExit: ({ context }) =>
+      context.splitOnAcceptLevel && context.vmType === 'tdx' && fault(context).isPrivate && acceptPgLevel(context.exit!.eeq) !== null,
+    guestInhibited: ({ event }) => payloadOf(event, 'mmu', 'LPAGE_INFO').guestInhibit,
+    /** kvm_split_cross_boundary_leafs: a huge mirror leaf covers the GFN above the level the guest accepts. */
+    hugeLeafCrossing: ({ context, event }) => {
+      const leaf = payloadOf(event, 'mmu', 'TDP_WALK_RESULT').path.at(-1)!;
+      return isShadowPresentPte(leaf.spte) && isLargePte(leaf.spte) && leaf.pgLevel > context.split!.reqPgLevel;
+    },
+    ok: ({ event }) => (event.msg.payload as Gprs).RAX === TDX_SUCCESS,
+    busy: ({ event }) => statusCode((event.msg.payload as Gprs).RAX!) === TDX_OPERAND_BUSY,
+    retried: ({ context }) => context.split!.retried,
+    acksDone: ({ context }) => context.kickWaiting === 0,
     stepPresent: ({ context }) => isShadowPresentPte(stepAt(context).spte),
     leafAlreadyMmio: ({ context }) => fault(context).pfn === null && stepAt(context).spte === mmioSpte(context),
     leafUnchanged: ({ context }) => stepAt(context).spte === leafSpte(context),
@@ -403,7 +474,61 @@ export const kvmVcpuMachine = setup({
     /** Local retry (§7.3): the same fault again from kvm_mmu_faultin_pfn, without re-entering the guest. */
     resetFault: assign({ fault: ({ context }) => ({ ...fault(context), path: [], at: 0, ret: null }) }),
     faultinRequest: emit(({ context }) => out(MMU, 'mmu', 'FAULTIN', { vcpu: context.vcpu, gfn: fault(context).gfn, isPrivate: fault(context).isPrivate })),
-    recordFaultin: assign({ fault: ({ context, event }) => ({ ...fault(context), pfn: payloadOf(event, 'mmu', 'FAULTIN_RESULT').pfn }) }),
+    recordFaultin: assign({
+      fault: ({ context, event }) => {
+        const r = payloadOf(event, 'mmu', 'FAULTIN_RESULT');
+        return { ...fault(context), pfn: r.pfn, goalLevel: r.maxLevel };
+      },
+    }),
+    kvmBugHugeMirror: assign({
+      deathReason: ({ context }) => `KVM_BUG_ON: the fault at ${hex(fault(context).gpa)} (goal ${fault(context).goalLevel}) met a huge mirror leaf at level ${stepAt(context).pgLevel}; mirror roots cannot split it in the fault path`,
+    }),
+    // ---- tdx_check_accept_level (§6.iii steps 3–4) ----
+    beginSplit: assign({ split: ({ context }) => ({ reqPgLevel: acceptPgLevel(context.exit!.eeq)!, huge: null, retried: false }) }),
+    readGuestInhibit: emit(({ context }) => out(MMU, 'mmu', 'LPAGE_INFO_READ', { vcpu: context.vcpu, gfn: fault(context).gfn, pgLevel: context.split!.reqPgLevel + 1 })),
+    lockWrite: emit(({ context }) => out(MMU, 'mmu', 'MMU_LOCK_WRITE', { vcpu: context.vcpu })),
+    unlockWrite: emit(({ context }) => out(MMU, 'mmu', 'MMU_UNLOCK', { vcpu: context.vcpu, mode: 'write' })),
+    splitWalk: emit(({ context }) => out(MMU, 'mmu', 'TDP_WALK', { vcpu: context.vcpu, root: 'mirror', gfn: fault(context).gfn })),
+    recordHuge: assign({ split: ({ context, event }) => ({ ...context.split!, huge: payloadOf(event, 'mmu', 'TDP_WALK_RESULT').path.at(-1)! }) }),
+    splitBlock: emit(({ context }) => out('tdx', 'seamcall', 'TDH.MEM.RANGE.BLOCK', { RCX: hugePageInfo(context), RDX: context.tdr })),
+    splitTrack: emit(({ context }) => out('tdx', 'seamcall', 'TDH.MEM.TRACK', { RCX: context.tdr })),
+    /** TDH.MEM.PAGE.DEMOTE with a fresh S-EPT page from this vCPU's external cache. */
+    splitDemote: emit(({ context }) => out('tdx', 'seamcall', 'TDH.MEM.PAGE.DEMOTE', { RCX: hugePageInfo(context), RDX: context.tdr, R8: BigInt(context.nextExternalPfn) << 12n })),
+    /** The mirror follows: a page of 512 leaves from this vCPU's cache replaces the huge leaf. */
+    splitMirror: enqueueActions(({ context, enqueue }) => {
+      const h = context.split!.huge!;
+      const gfn = fault(context).gfn & ~(pagesAt(h.pgLevel) - 1n);
+      enqueue.emit(
+        out(MMU, 'mmu', 'SPLIT_HUGE_PAGE', {
+          vcpu: context.vcpu,
+          root: 'mirror',
+          gfn,
+          pgLevel: h.pgLevel,
+          tablePfn: h.tablePfn,
+          index: h.index,
+          oldSpte: h.spte,
+          newSpte: makeNonLeafSpte({ childPfn: BigInt(context.nextCachePfn), adEnabled: true }),
+          childPfn: context.nextCachePfn,
+          childSpte: ramLeaf(spteToPfn(h.spte), h.pgLevel - 1),
+        }),
+      );
+      enqueue.assign({ nextCachePfn: context.nextCachePfn + 1, nextExternalPfn: context.nextExternalPfn + 1 });
+    }),
+    /** hugepage_set_guest_inhibit at level + 1, and level + 2 when the guest accepted 4K. */
+    setGuestInhibit: enqueueActions(({ context, enqueue }) => {
+      const req = context.split!.reqPgLevel;
+      enqueue.emit(out(MMU, 'mmu', 'LPAGE_GUEST_INHIBIT', { vcpu: context.vcpu, gfn: fault(context).gfn, pgLevel: req + 1 }));
+      if (req === PG_LEVEL_4K) enqueue.emit(out(MMU, 'mmu', 'LPAGE_GUEST_INHIBIT', { vcpu: context.vcpu, gfn: fault(context).gfn, pgLevel: req + 2 }));
+    }),
+    endSplit: assign({ split: () => null }),
+    markRetried: assign({ split: ({ context }) => ({ ...context.split!, retried: true }) }),
+    clearRetried: assign({ split: ({ context }) => ({ ...context.split!, retried: false }) }),
+    /** kvm_make_all_cpus_request(KVM_REQ_OUTSIDE_GUEST_MODE): this thread is outside guest mode itself. */
+    kickAll: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ kickWaiting: context.vcpus - 1 });
+      for (let v = 0; v < context.vcpus; v++) if (v !== context.vcpu) enqueue.emit(out(`kvm.vcpu${v}`, 'kvm-request', 'KVM_REQ_OUTSIDE_GUEST_MODE', { vcpu: v }));
+    }),
+    countAck: assign({ kickWaiting: ({ context }) => context.kickWaiting - 1 }),
     exitMemoryFault: emit(({ context }) =>
       out('vmm', 'kvm-exit', 'KVM_EXIT_MEMORY_FAULT', {
         vcpu: context.vcpu,
@@ -433,7 +558,8 @@ export const kvmVcpuMachine = setup({
       const f = fault(context);
       const gpa = gfnToGpa(f.gfn);
       if (f.populateSource !== null) return out('tdx', 'seamcall', 'TDH.MEM.PAGE.ADD', { RCX: gpa, RDX: context.tdr, R8: f.pfn! << 12n, R9: f.populateSource });
-      return out('tdx', 'seamcall', 'TDH.MEM.PAGE.AUG', { RCX: makePageInfo(gpa, 0), RDX: context.tdr, R8: f.pfn! << 12n });
+      const pages = pagesAt(f.goalLevel);
+      return out('tdx', 'seamcall', 'TDH.MEM.PAGE.AUG', { RCX: makePageInfo(gpa & ~(pages * PAGE_SIZE - 1n), pgLevelToTdxLevel(f.goalLevel)), RDX: context.tdr, R8: (f.pfn! & ~(pages - 1n)) << 12n });
     }),
     writeFinal: emit(({ context }) => {
       const fr = context.frozen!;
@@ -632,6 +758,10 @@ export const kvmVcpuMachine = setup({
     tdr: input.tdr,
     tdcx: input.tdcx,
     mapGpaExit: input.mapGpaExit,
+    splitOnAcceptLevel: input.splitOnAcceptLevel,
+    vcpus: input.vcpus,
+    split: null,
+    kickWaiting: 0,
     mapGpa: null,
     ipiRequesters: [],
     build: { tdcxAdded: 0, region: null },
@@ -754,7 +884,36 @@ export const kvmVcpuMachine = setup({
       initial: 'checking',
       states: {
         checking: {
-          always: [{ guard: 'unexpectedPending', target: '#kvmVcpu.vmDead', actions: 'deathUnexpectedPending' }, { target: 'faultin' }],
+          always: [
+            { guard: 'unexpectedPending', target: '#kvmVcpu.vmDead', actions: 'deathUnexpectedPending' },
+            { guard: 'acceptLevelExit', target: 'checkingAcceptLevel', actions: 'beginSplit' },
+            { target: 'faultin' },
+          ],
+        },
+        /** tdx_check_accept_level: the unlocked pre-check is safe because the flag is only ever set (§6.iii step 3). */
+        checkingAcceptLevel: {
+          entry: 'readGuestInhibit',
+          on: { LPAGE_INFO: [{ guard: 'guestInhibited', target: 'faultin', actions: 'endSplit' }, { target: 'splitting' }] },
+        },
+        splitting: {
+          initial: 'locking',
+          states: {
+            locking: { entry: 'lockWrite', on: { MMU_LOCK_ACQUIRED: 'walking' } },
+            walking: {
+              entry: 'splitWalk',
+              on: { TDP_WALK_RESULT: [{ guard: 'hugeLeafCrossing', target: 'blocking', actions: 'recordHuge' }, { target: 'inhibiting' }] },
+            },
+            // tdx_sept_split_private_spte (§6.iii step 4): the children come back unblocked, no UNBLOCK.
+            ...noVcpus('kvmVcpu', 'blocking', 'TDH.MEM.RANGE.BLOCK', 'splitBlock', 'tracking'),
+            ...noVcpus('kvmVcpu', 'tracking', 'TDH.MEM.TRACK', 'splitTrack', 'kicking'),
+            kicking: kicking('demoting'),
+            ...noVcpus('kvmVcpu', 'demoting', 'TDH.MEM.PAGE.DEMOTE', 'splitDemote', 'linking'),
+            linking: { entry: 'splitMirror', always: 'inhibiting' },
+            inhibiting: {
+              entry: ['setGuestInhibit', 'unlockWrite'],
+              always: { target: '#kvmVcpu.handlingEptViolation.faultin', actions: 'endSplit' },
+            },
+          },
         },
         /** kvm_mmu_faultin_pfn: attribute and backing; no memslot → kvm_handle_noslot_fault maps an MMIO SPTE. */
         faultin: {
@@ -774,6 +933,7 @@ export const kvmVcpuMachine = setup({
           always: [
             { guard: 'stepFrozen', target: 'unlocking', actions: 'retRetry' },
             { guard: 'atTargetLevel', target: 'checkingLeaf' },
+            { guard: 'stepHugeLeaf', target: '#kvmVcpu.vmDead', actions: 'kvmBugHugeMirror' },
             { guard: 'stepPresent', target: 'mapping', reenter: true, actions: 'descend' },
             { guard: 'isMirror', target: 'freezingNonLeaf' },
             { target: 'linking' },

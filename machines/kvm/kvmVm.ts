@@ -11,7 +11,8 @@
  * failure, or any other error, is a KVM_BUG_ON (§7.3). Becoming private zaps the direct root's shared
  * leaves and flushes remote TLBs. Then the attributes are stored and the lock dropped.
  */
-import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
+import { setup, assign, emit, enqueueActions, and } from 'xstate';
+import { noVcpus, kicking } from './noVcpus.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDX_SUCCESS, tdxStatusName } from '../../src/arch/tdxStatus.ts';
@@ -63,30 +64,6 @@ const leafPageInfo = (c: KvmVmContext) => makePageInfo(gfnToGpa(leaf(c).gfn), pg
 const leafPa = (c: KvmVmContext) => spteToPfn(leaf(c).spte) << 12n;
 const isBusy = (rax: bigint) => (rax & TDX_SEAMCALL_STATUS_MASK) === TDX_OPERAND_BUSY;
 
-/**
- * One SEAMCALL of the remove hook wrapped in tdh_do_no_vcpus (§7.3): `<state>` issues it; BUSY the first
- * time goes to `<state>Kick` (every vCPU out of guest mode) and back; anything else that is not success
- * is a KVM_BUG_ON.
- */
-function noVcpus(state: string, call: HostSeamcall, issue: string, next: string) {
-  return {
-    [state]: {
-      entry: issue,
-      on: {
-        [call]: [
-          { guard: 'ok', target: next, actions: 'clearRetried' },
-          { guard: and(['busy', not('retried')]), target: `${state}Kick`, actions: 'markRetried' },
-          { target: '#kvmVm.vmDead', actions: 'kvmBugZap' },
-        ],
-      },
-    },
-    [`${state}Kick`]: {
-      entry: 'kickAll',
-      on: { KVM_REQ_ACK: [{ guard: 'lastAck', target: state, actions: 'countAck' }, { actions: 'countAck' }] },
-    },
-  };
-}
-
 export const kvmVmMachine = setup({
   types: {
     context: {} as KvmVmContext,
@@ -99,7 +76,7 @@ export const kvmVmMachine = setup({
     moreTdcs: ({ context }) => context.tdcsAdded < context.tdcs.length,
     busy: ({ event }) => isBusy((event.msg.payload as Gprs).RAX!),
     retried: ({ context }) => context.zap!.retried,
-    lastAck: ({ context }) => context.kickWaiting === 1,
+    acksDone: ({ context }) => context.kickWaiting === 0,
     moreLeaves: ({ context }) => context.zap!.at < context.zap!.leaves.length,
     zappingMirror: ({ context }) => context.zap!.root === 'mirror',
     zappedShared: ({ context }) => context.zap!.root === 'direct' && context.zap!.leaves.length > 0,
@@ -157,7 +134,7 @@ export const kvmVmMachine = setup({
       for (let v = 0; v < context.vcpus; v++) enqueue.emit(out(`kvm.vcpu${v}`, 'kvm-request', 'KVM_REQ_TLB_FLUSH', { vcpu: v }));
     }),
     countAck: assign({ kickWaiting: ({ context }) => context.kickWaiting - 1 }),
-    kvmBugZap: assign({
+    kvmBugSeamcall: assign({
       error: ({ context, event }) =>
         `KVM_BUG_ON: ${event.type} for GPA ${hex(gfnToGpa(leaf(context).gfn))} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}${context.zap!.retried ? ' after all vCPUs were kicked' : ''} (§7.3)`,
     }),
@@ -222,24 +199,22 @@ export const kvmVmMachine = setup({
         },
         flushing: {
           entry: 'flushRemoteTlbs',
-          on: { KVM_REQ_ACK: [{ guard: 'lastAck', target: 'updating', actions: 'countAck' }, { actions: 'countAck' }] },
+          always: { guard: 'acksDone', target: 'updating' },
+          on: { KVM_REQ_ACK: { actions: 'countAck' } },
         },
         /** The remove hook for one private leaf (tdx_sept_remove_private_spte, §6.iv step 4, §7.4). */
         zappingPrivate: {
           initial: 'writingSpte',
           states: {
             writingSpte: { entry: 'zapSpte', always: 'blocking' },
-            ...noVcpus('blocking', 'TDH.MEM.RANGE.BLOCK', 'block', 'tracking'),
-            ...noVcpus('tracking', 'TDH.MEM.TRACK', 'track', 'kicking'),
+            ...noVcpus('kvmVm', 'blocking', 'TDH.MEM.RANGE.BLOCK', 'block', 'tracking'),
+            ...noVcpus('kvmVm', 'tracking', 'TDH.MEM.TRACK', 'track', 'kicking'),
             /** tdx_track: after TRACK, wait until every vCPU has left the epoch it entered in. */
-            kicking: {
-              entry: 'kickAll',
-              on: { KVM_REQ_ACK: [{ guard: 'lastAck', target: 'removing', actions: 'countAck' }, { actions: 'countAck' }] },
-            },
-            ...noVcpus('removing', 'TDH.MEM.PAGE.REMOVE', 'remove', 'writingBack'),
+            kicking: kicking('removing'),
+            ...noVcpus('kvmVm', 'removing', 'TDH.MEM.PAGE.REMOVE', 'remove', 'writingBack'),
             writingBack: {
               entry: 'wbinvd',
-              on: { 'TDH.PHYMEM.PAGE.WBINVD': [{ guard: 'ok', target: 'clearing' }, { target: '#kvmVm.vmDead', actions: 'kvmBugZap' }] },
+              on: { 'TDH.PHYMEM.PAGE.WBINVD': [{ guard: 'ok', target: 'clearing' }, { target: '#kvmVm.vmDead', actions: 'kvmBugSeamcall' }] },
             },
             clearing: {
               entry: 'clearPage',

@@ -28,3 +28,8 @@ export function setAttribute(r: PrivateRanges, start: bigint, end: bigint, priv:
   }
   return merged;
 }
+
+/** Every GFN of [start, end) private: the ranges are merged, so one range must cover it all. */
+export function rangeIsPrivate(r: PrivateRanges, start: bigint, end: bigint): boolean {
+  return r.some((x) => x.start <= start && x.end >= end);
+}

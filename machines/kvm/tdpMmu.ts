@@ -15,8 +15,8 @@ import { out, payloadOf, type MachineEvent, type Outgoing, type ActorId } from '
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { isShadowPresentPte, isLargePte } from '../../src/arch/spte.ts';
 import { eptLevels, gfnToGpa, gfnDirectBits } from '../../src/arch/gpa.ts';
-import { PG_LEVEL_4K, EBUSY } from '../../src/arch/kvmApi.ts';
-import { attributeIsPrivate, setAttribute, type PrivateRanges } from './memAttributes.ts';
+import { PG_LEVEL_4K, PG_LEVEL_2M, EBUSY } from '../../src/arch/kvmApi.ts';
+import { attributeIsPrivate, rangeIsPrivate, setAttribute, type PrivateRanges } from './memAttributes.ts';
 import { backingPfn, findMemslot, type Memslot } from './memslots.ts';
 import { acquire, release, lockStateName, UNLOCKED, type Grant, type LockMode, type MmuLockState } from './mmuLock.ts';
 import { readSpte, writeSpte, walkTdp, presentLeaves, type SptPages } from './tdpIter.ts';
@@ -29,6 +29,8 @@ export interface TdpMmuInput {
   directRootPfn: number;
   mirrorRootPfn: number | null;
   memslots: readonly Memslot[];
+  /** Policy privateHugePages (src/policies.ts): private faults may map 2M. */
+  privateHugePages: boolean;
 }
 
 export interface TdpMmuContext {
@@ -43,6 +45,25 @@ export interface TdpMmuContext {
   memslots: readonly Memslot[];
   /** GFN ranges whose memory attribute is KVM_MEMORY_ATTRIBUTE_PRIVATE (the attributes xarray, §1.4). */
   privateRanges: PrivateRanges;
+  privateHugePages: boolean;
+  /** lpage_info's KVM_LPAGE_GUEST_INHIBIT_FLAG, set one way: keys "level:index" of the inhibited ranges. */
+  guestInhibit: Readonly<Record<string, true>>;
+}
+
+const lpageKey = (gfn: bigint, pgLevel: number) => `${pgLevel}:${(gfn >> BigInt(9 * (pgLevel - 1))).toString(16)}`;
+const PAGES_2M = 512n;
+
+/**
+ * kvm_mmu_max_mapping_level for a fault: 2M for a private fault when the policy allows huge private
+ * mappings, the aligned 2M range lies inside the memslot, all of it is private (no KVM_LPAGE_MIXED_FLAG)
+ * and the guest has not inhibited it; 4K otherwise (and always upstream, §6.ii A.4).
+ */
+function maxMappingLevel(c: TdpMmuContext, slot: Memslot | undefined, gfn: bigint, isPrivate: boolean): number {
+  if (!c.privateHugePages || !isPrivate || slot === undefined || !slot.guestMemfd) return PG_LEVEL_4K;
+  const base = gfn & ~(PAGES_2M - 1n);
+  const inSlot = base >= slot.baseGfn && base + PAGES_2M <= slot.baseGfn + BigInt(slot.npages);
+  if (!inSlot || !rangeIsPrivate(c.privateRanges, base, base + PAGES_2M) || c.guestInhibit[lpageKey(gfn, PG_LEVEL_2M)]) return PG_LEVEL_4K;
+  return PG_LEVEL_2M;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -104,7 +125,7 @@ export const tdpMmuMachine = setup({
       const attrPrivate = attributeIsPrivate(context.privateRanges, f.gfn);
       const kind = slot === undefined ? 'none' : slot.guestMemfd ? 'gmem' : 'normal';
       const pfn = slot === undefined ? null : backingPfn(slot, f.gfn, f.isPrivate);
-      return out(event.msg.from, 'mmu', 'FAULTIN_RESULT', { vcpu: f.vcpu, gfn: f.gfn, attrPrivate, slot: kind, pfn, maxLevel: PG_LEVEL_4K });
+      return out(event.msg.from, 'mmu', 'FAULTIN_RESULT', { vcpu: f.vcpu, gfn: f.gfn, attrPrivate, slot: kind, pfn, maxLevel: maxMappingLevel(context, slot, f.gfn, f.isPrivate) });
     }),
     /** The thread that froze an SPTE (or holds mmu_lock for write) stores its value without a cmpxchg (§7.6). */
     spteWrite: assign({
@@ -129,6 +150,30 @@ export const tdpMmuMachine = setup({
       const root = q.root === 'mirror' ? context.roots.mirror! : context.roots.direct;
       const leaves = presentLeaves(context.pages, root, context.topLevel, q.gfnStart | direct, q.gfnEnd | direct);
       return out(event.msg.from, 'mmu', 'TDP_LEAF_SCAN_RESULT', { vcpu: q.vcpu, root: q.root, leaves });
+    }),
+    answerLpageInfo: emit(({ context, event }) => {
+      const q = payloadOf(event, 'mmu', 'LPAGE_INFO_READ');
+      return out(event.msg.from, 'mmu', 'LPAGE_INFO', { ...q, guestInhibit: context.guestInhibit[lpageKey(q.gfn, q.pgLevel)] === true });
+    }),
+    setGuestInhibit: assign({
+      guestInhibit: ({ context, event }) => {
+        const q = payloadOf(event, 'mmu', 'LPAGE_GUEST_INHIBIT');
+        return { ...context.guestInhibit, [lpageKey(q.gfn, q.pgLevel)]: true as const };
+      },
+    }),
+    /** The splitter holds mmu_lock for write: the child page is filled and linked in one step (§6.iii step 4). */
+    splitHugePage: assign({
+      pages: ({ context, event }) => {
+        const w = payloadOf(event, 'mmu', 'SPLIT_HUGE_PAGE');
+        const current = readSpte(context.pages, w.tablePfn, w.index);
+        if (current !== w.oldSpte || !isLargePte(current)) {
+          throw new Error(`TDP MMU: ${event.msg.from} splits ${w.tablePfn.toString(16)}[${w.index}] = 0x${current.toString(16)}, which is not the huge leaf 0x${w.oldSpte.toString(16)}`);
+        }
+        if (context.pages[w.childPfn] !== undefined) throw new Error(`TDP MMU: page 0x${w.childPfn.toString(16)} is already in use`);
+        const child: Record<number, bigint> = {};
+        for (let i = 0; i < 512; i++) child[i] = w.childSpte + (BigInt(i) << 12n);
+        return writeSpte({ ...context.pages, [w.childPfn]: child }, w.tablePfn, w.index, w.newSpte);
+      },
     }),
     setAttributes: enqueueActions(({ context, event, enqueue }) => {
       const a = payloadOf(event, 'mmu', 'SET_ATTRIBUTES');
@@ -170,6 +215,8 @@ export const tdpMmuMachine = setup({
       lock: UNLOCKED,
       memslots: input.memslots,
       privateRanges: [],
+      privateHugePages: input.privateHugePages,
+      guestInhibit: {},
     };
   },
   initial: 'unlocked',
@@ -181,6 +228,9 @@ export const tdpMmuMachine = setup({
     FAULTIN: { actions: 'faultin' },
     SET_ATTRIBUTES: { actions: 'setAttributes' },
     TDP_LEAF_SCAN: { actions: 'answerLeafScan' },
+    LPAGE_INFO_READ: { actions: 'answerLpageInfo' },
+    LPAGE_GUEST_INHIBIT: { actions: 'setGuestInhibit' },
+    SPLIT_HUGE_PAGE: { actions: 'splitHugePage' },
     '*': { actions: 'unexpected' },
   },
   states: {

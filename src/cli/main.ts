@@ -11,6 +11,7 @@ import { exitCodeForError, settleLater } from './later.ts';
 import { liveRun, type LiveRunOptions } from '../inspect/liveRun.ts';
 import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
+import { parsePolicyOption, policiesCommand } from './policies.ts';
 
 function nonNegativeInt(flag: string) {
   return (v: string): number => {
@@ -39,6 +40,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--seed <n>', 'deliver messages in a seeded random order (default: FIFO)', nonNegativeInt('--seed'))
     .option('--max-steps <n>', 'stop after this many messages (a failure)', nonNegativeInt('--max-steps'))
     .option('--json', 'print the log records instead of the readable lines')
+    .option('--policy <name=on|off>', 'override a policy switch of the scenario (repeatable; see tdxsim policies)', parsePolicyOption)
     .option('--inspect', 'stream the run to the local web inspector (waits for the page to connect)')
     .option('--port <n>', 'with --inspect: port to serve on', nonNegativeInt('--port'))
     .option('--open', 'with --inspect: open the page in the desktop browser')
@@ -82,6 +84,14 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--actor <id>', 'only this actor: its messages, or its machine')
     .action((log: string, o: ExportCliOptions) => {
       code = settleLater(exportCommand(log, o, print));
+    });
+
+  program
+    .command('policies')
+    .description('list the policy switches (kernel and module variants) with their defaults')
+    .option('--json', 'print them as JSON')
+    .action((o: { json?: boolean }) => {
+      code = policiesCommand(o, print);
     });
 
   program

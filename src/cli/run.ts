@@ -6,17 +6,22 @@ import { loadScenarioFile } from '../scenario/load.ts';
 import { EXIT_FAILURE, EXIT_OK } from './exitCodes.ts';
 import { formatDelivery } from './format.ts';
 import { formatOptionsFor, headerFor, modelFor, recordRun } from './session.ts';
+import { withPolicies } from './policies.ts';
+import type { PolicyName } from '../policies.ts';
 
 export interface RunCliOptions {
   log?: string;
   seed?: number;
   json?: boolean;
   maxSteps?: number;
+  policy?: Partial<Record<PolicyName, boolean>>;
 }
 
 export function runCommand(scenarioArg: string, opts: RunCliOptions, print: (line: string) => void): number {
   // Validate everything before the log file is opened, so bad input never truncates an existing log.
-  const { scenario, file } = loadScenarioFile(scenarioArg);
+  const loaded = loadScenarioFile(scenarioArg);
+  const scenario = withPolicies(loaded.scenario, opts.policy);
+  const file = loaded.file;
   const model = modelFor(scenario);
   const scheduler = opts.seed === undefined ? fifoScheduler() : randomScheduler(opts.seed);
   const logPath = opts.log ?? `${scenario.name}.log.jsonl`;

@@ -5,6 +5,8 @@
  * between slices so the page receives each batch (server-sent events, /api/live) as it happens; `--pace`
  * slows it down to watch. When the run ends the server keeps serving the finished log until Ctrl-C.
  */
+import { withPolicies } from '../cli/policies.ts';
+import type { PolicyName } from '../policies.ts';
 import { readFileSync } from 'node:fs';
 import { LogWriter } from '../log/writer.ts';
 import type { EndRecord, EventRecord, HeaderRecord } from '../log/schema.ts';
@@ -29,6 +31,7 @@ export interface LiveRunOptions {
   log?: string;
   seed?: number;
   maxSteps?: number;
+  policy?: Partial<Record<PolicyName, boolean>>;
   json?: boolean;
   port?: number;
   host?: string;
@@ -50,7 +53,9 @@ const tick = (ms: number) => new Promise<void>((r) => (ms > 0 ? setTimeout(r, ms
 
 export async function liveRun(scenarioArg: string, o: LiveRunOptions, print: (line: string) => void): Promise<number> {
   // As `tdxsim run`: validate everything before the log file is opened.
-  const { scenario, file } = loadScenarioFile(scenarioArg);
+  const loaded = loadScenarioFile(scenarioArg);
+  const scenario = withPolicies(loaded.scenario, o.policy);
+  const file = loaded.file;
   const scheduler = o.seed === undefined ? fifoScheduler() : randomScheduler(o.seed);
   const logPath = o.log ?? `${scenario.name}.log.jsonl`;
   const stately: StatelyBridge | null = o.stately ? await statelyBridge() : null;

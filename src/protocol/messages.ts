@@ -235,6 +235,16 @@ export interface MessageCatalog {
      */
     TDP_LEAF_SCAN: { vcpu: number; root: TdpRoot; gfnStart: bigint; gfnEnd: bigint };
     TDP_LEAF_SCAN_RESULT: { vcpu: number; root: TdpRoot; leaves: (WalkStep & { gfn: bigint })[] };
+    /** hugepage_test_guest_inhibit: a lockless read of lpage_info for the range of `gfn` at `pgLevel`. */
+    LPAGE_INFO_READ: { vcpu: number; gfn: bigint; pgLevel: number };
+    LPAGE_INFO: { vcpu: number; gfn: bigint; pgLevel: number; guestInhibit: boolean };
+    /** hugepage_set_guest_inhibit under write mmu_lock: one-way, there is no clear (§6.iii step 7). */
+    LPAGE_GUEST_INHIBIT: { vcpu: number; gfn: bigint; pgLevel: number };
+    /**
+     * tdp_mmu_split_huge_page under write mmu_lock: a page of 512 leaves one level down (the first is
+     * `childSpte`, each next maps the next page) is linked in place of the huge leaf.
+     */
+    SPLIT_HUGE_PAGE: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number; childSpte: bigint };
     MMU_LOCK_READ: { vcpu: number };
     MMU_LOCK_WRITE: { vcpu: number };
     MMU_LOCK_ACQUIRED: { vcpu: number; mode: 'read' | 'write' };

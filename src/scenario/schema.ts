@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { GUEST_REGS } from '../../machines/guest/program.ts';
+import { policiesSchema } from '../policies.ts';
 
 const HEX_OR_DEC = /^(0[xX][0-9a-fA-F]+|[0-9]+)$/;
 
@@ -54,6 +55,8 @@ export const scenarioSchema = z.strictObject({
     /** TD attributes KVM lets userspace set (§4.11). */
     attributes: z.array(z.enum(TD_ATTRIBUTE_NAMES)).default([]),
   }),
+  /** Kernel/module variants (src/policies.ts; `tdxsim policies` lists them). Defaults are upstream's. */
+  policies: policiesSchema,
   /** How the userspace VMM behaves where QEMU has choices (defaults: QEMU's). */
   vmm: z
     .strictObject({
@@ -91,6 +94,11 @@ export const scenarioSchema = z.strictObject({
       z.strictObject({
         program: z.array(guestOp).min(1, 'a vCPU needs at least one instruction'),
         veHandlerPrologue: z.array(prologueOp).default([]),
+        /**
+         * The #VE handler's answer to an EPT-violation #VE on private memory: Linux panics; `accept` is a
+         * guest that accepts the faulting 4K page and retries (§6.ii B.3), which needs SEPT_VE_DISABLE off.
+         */
+        privateVe: z.enum(['panic', 'accept']).default('panic'),
       }),
     )
     .min(1, 'at least one vCPU'),
