@@ -46,8 +46,12 @@ export const HOST_LAYOUT = {
   hkidShift: 46,
 } as const;
 
-/** The TD's private KeyID: the first of the TDX KeyID range in the kernel's example dmesg ("[16, 64)"). */
-export const TD_HKID = 16;
+/**
+ * TDX KeyIDs in the kernel's example dmesg are "[16, 64)". The kernel keeps the first as the TDX global
+ * KeyID (the module's own metadata, e.g. the TDR) and hands the rest to TDs, so the first TD gets 17.
+ */
+export const TDX_GLOBAL_KEYID = 16;
+export const TD_HKID = TDX_GLOBAL_KEYID + 1;
 
 /** ioremap() hands out vmalloc addresses; VMALLOC_START with 4-level paging. */
 const VMALLOC_START = 0xffffc90000000000n;
