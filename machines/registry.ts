@@ -106,7 +106,8 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         tdr: td ? HOST_LAYOUT.tdrPa : 0n,
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
         mapGpaExit: s.vmm.mapGpaExit,
-        splitOnAcceptLevel: s.policies.splitOnAcceptLevel,
+        // tdx_check_accept_level exists only in the huge-page series: without private huge pages it is not there.
+        splitOnAcceptLevel: s.policies.privateHugePages && s.policies.splitOnAcceptLevel,
         vcpus: nv,
       },
     });

@@ -131,7 +131,7 @@ export interface KvmVcpuInput {
   tdcx: readonly bigint[];
   /** The VMM enabled KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE (QEMU does). */
   mapGpaExit: boolean;
-  /** Policy splitOnAcceptLevel (src/policies.ts), in force only with privateHugePages. */
+  /** tdx_check_accept_level runs: policies privateHugePages and splitOnAcceptLevel both on (src/policies.ts). */
   splitOnAcceptLevel: boolean;
   /** Number of vCPUs: the ones a kvm_make_all_cpus_request from this thread must wait for. */
   vcpus: number;

@@ -5,7 +5,7 @@
  * splitOnAcceptLevel off the same exit repeats. Also: the policy switches themselves.
  */
 import { describe, expect, it } from 'vitest';
-import { arrows, exampleFile, payload, runScenario, type RecordedRun } from '../helpers.ts';
+import { arrows, exampleFile, payload, runExample, runScenario, type RecordedRun } from '../helpers.ts';
 import { actorView } from '../../src/runtime/worldHash.ts';
 import { loadScenarioFile } from '../../src/scenario/load.ts';
 import { decodeEeq, decodeAcceptEeqInfo, TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
@@ -148,6 +148,14 @@ describe('policy switches', () => {
     expect(payload<{ RCX: bigint }>(run, aug).RCX).toBe(0x200000n);
     expect(arrows(run)).not.toContain('kvm.vcpu0 → kvm.mmu LPAGE_INFO_READ');
     expect(run.outcome.status).toBe('ok');
+  });
+
+  it('without private huge pages there is no tdx_check_accept_level: an ACCEPT exit goes straight to the fault path', () => {
+    const run = runExample('mapgpa-round-trip');
+    const seq = arrows(run);
+    const exit = seq.indexOf('tdx → kvm.vcpu0 EPT_VIOLATION');
+    expect(seq[exit + 1]).toBe('kvm.vcpu0 → kvm.mmu FAULTIN');
+    expect(seq).not.toContain('kvm.vcpu0 → kvm.mmu LPAGE_INFO_READ');
   });
 
   it('--policy parses name=on|off and names the known switches when it cannot', () => {
