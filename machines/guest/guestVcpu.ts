@@ -208,7 +208,8 @@ export const guestVcpuMachine = setup({
     }),
     mapGpaTdcall: emit(({ context }) => {
       const m = context.mapGpa!;
-      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<MapGPA>', tdvmcall(context, TDVMCALL_MAP_GPA, { R12: m.start, R13: m.end - m.start }));
+      // u64 arithmetic, as in C: a range that crosses the shared bit wraps, and KVM refuses it.
+      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<MapGPA>', tdvmcall(context, TDVMCALL_MAP_GPA, { R12: m.start, R13: BigInt.asUintN(64, m.end - m.start) }));
     }),
     mapGpaResume: assign({
       mapGpa: ({ context, event }) => {

@@ -170,6 +170,8 @@ export interface FaultState {
   populateSource: bigint | null;
   /** fault->goal_level: the level the leaf is installed at (PG_LEVEL_4K unless kvm.mmu allows 2M). */
   goalLevel: number;
+  /** fault->mmu_seq: the invalidation sequence kvm_mmu_faultin_pfn saw; null before it ran. */
+  mmuSeq: number | null;
   path: readonly WalkStep[];
   /** Index into `path` of the SPTE being handled. */
   at: number;
@@ -273,6 +275,7 @@ function beginFault(c: KvmVcpuContext, gpa: bigint, q: bigint, extraEc: bigint, 
     pfn: null,
     populateSource,
     goalLevel: PG_LEVEL_4K,
+    mmuSeq: null,
     path: [],
     at: 0,
     ret: null,
@@ -383,6 +386,7 @@ export const kvmVcpuMachine = setup({
     ok: ({ event }) => (event.msg.payload as Gprs).RAX === TDX_SUCCESS,
     busy: ({ event }) => statusCode((event.msg.payload as Gprs).RAX!) === TDX_OPERAND_BUSY,
     retried: ({ context }) => context.split!.retried,
+    faultStale: ({ event }) => payloadOf(event, 'mmu', 'TDP_WALK_RESULT').stale === true,
     acksDone: ({ context }) => context.kickWaiting === 0,
     stepPresent: ({ context }) => isShadowPresentPte(stepAt(context).spte),
     leafAlreadyMmio: ({ context }) => fault(context).pfn === null && stepAt(context).spte === mmioSpte(context),
@@ -472,12 +476,12 @@ export const kvmVcpuMachine = setup({
       },
     }),
     /** Local retry (§7.3): the same fault again from kvm_mmu_faultin_pfn, without re-entering the guest. */
-    resetFault: assign({ fault: ({ context }) => ({ ...fault(context), path: [], at: 0, ret: null }) }),
+    resetFault: assign({ fault: ({ context }) => ({ ...fault(context), path: [], at: 0, ret: null, mmuSeq: null }) }),
     faultinRequest: emit(({ context }) => out(MMU, 'mmu', 'FAULTIN', { vcpu: context.vcpu, gfn: fault(context).gfn, isPrivate: fault(context).isPrivate })),
     recordFaultin: assign({
       fault: ({ context, event }) => {
         const r = payloadOf(event, 'mmu', 'FAULTIN_RESULT');
-        return { ...fault(context), pfn: r.pfn, goalLevel: r.maxLevel };
+        return { ...fault(context), pfn: r.pfn, goalLevel: r.maxLevel, mmuSeq: r.mmuSeq };
       },
     }),
     kvmBugHugeMirror: assign({
@@ -613,7 +617,7 @@ export const kvmVcpuMachine = setup({
     beginMisconfigFault: assign({ fault: ({ context }) => beginFault(context, context.exit!.gpa, 0n, PFERR_RSVD_MASK) }),
     lockRead: emit(({ context }) => out(MMU, 'mmu', 'MMU_LOCK_READ', { vcpu: context.vcpu })),
     unlockRead: emit(({ context }) => out(MMU, 'mmu', 'MMU_UNLOCK', { vcpu: context.vcpu, mode: 'read' })),
-    tdpWalk: emit(({ context }) => out(MMU, 'mmu', 'TDP_WALK', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn })),
+    tdpWalk: emit(({ context }) => out(MMU, 'mmu', 'TDP_WALK', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, mmuSeq: fault(context).mmuSeq! })),
     /** walk_shadow_page_lockless: no mmu_lock, RCU only. */
     locklessWalk: emit(({ context }) => out(MMU, 'mmu', 'TDP_WALK', { vcpu: context.vcpu, root: 'direct', gfn: gpaToGfn(context.exit!.gpa) })),
     recordPath: assign({ fault: ({ context, event }) => ({ ...fault(context), path: payloadOf(event, 'mmu', 'TDP_WALK_RESULT').path, at: 0 }) }),
@@ -927,7 +931,11 @@ export const kvmVcpuMachine = setup({
           },
         },
         acquiringMmuLock: { entry: 'lockRead', on: { MMU_LOCK_ACQUIRED: 'walking' } },
-        walking: { entry: 'tdpWalk', on: { TDP_WALK_RESULT: { target: 'mapping', actions: 'recordPath' } } },
+        // is_page_fault_stale: an attribute change (or other invalidation) since kvm_mmu_faultin_pfn → retry.
+        walking: {
+          entry: 'tdpWalk',
+          on: { TDP_WALK_RESULT: [{ guard: 'faultStale', target: 'unlocking', actions: 'retRetry' }, { target: 'mapping', actions: 'recordPath' }] },
+        },
         /** kvm_tdp_mmu_map's loop over the iterator, one level per pass. */
         mapping: {
           always: [

@@ -46,6 +46,13 @@ export interface TdpMmuContext {
   /** GFN ranges whose memory attribute is KVM_MEMORY_ATTRIBUTE_PRIVATE (the attributes xarray, §1.4). */
   privateRanges: PrivateRanges;
   privateHugePages: boolean;
+  /**
+   * kvm->mmu_invalidate_seq: bumped when an invalidation ends (here: each attribute change). A fault that
+   * read the attribute and pfn under an older value is stale and retries (§6.ii A.4–A.5). The invalidation
+   * runs wholly under write mmu_lock in the model, so a fault holding the read lock never sees one in
+   * progress and mmu_invalidate_in_progress is not kept.
+   */
+  mmuInvalidateSeq: number;
   /** lpage_info's KVM_LPAGE_GUEST_INHIBIT_FLAG, set one way: keys "level:index" of the inhibited ranges. */
   guestInhibit: Readonly<Record<string, true>>;
 }
@@ -106,7 +113,8 @@ export const tdpMmuMachine = setup({
       const w = payloadOf(event, 'mmu', 'TDP_WALK');
       const root = w.root === 'mirror' ? context.roots.mirror! : context.roots.direct;
       const path = walkTdp(context.pages, root, context.topLevel, gfnToGpa(w.gfn));
-      return out(event.msg.from, 'mmu', 'TDP_WALK_RESULT', { vcpu: w.vcpu, root: w.root, gfn: w.gfn, path });
+      const stale = w.mmuSeq === undefined ? {} : { stale: w.mmuSeq !== context.mmuInvalidateSeq };
+      return out(event.msg.from, 'mmu', 'TDP_WALK_RESULT', { vcpu: w.vcpu, root: w.root, gfn: w.gfn, path, ...stale });
     }),
     /** The CPU walks the shared EPT (the direct root) or a VMX guest's EPT: the same pages. */
     answerEptWalk: emit(({ context, event }) => {
@@ -125,7 +133,15 @@ export const tdpMmuMachine = setup({
       const attrPrivate = attributeIsPrivate(context.privateRanges, f.gfn);
       const kind = slot === undefined ? 'none' : slot.guestMemfd ? 'gmem' : 'normal';
       const pfn = slot === undefined ? null : backingPfn(slot, f.gfn, f.isPrivate);
-      return out(event.msg.from, 'mmu', 'FAULTIN_RESULT', { vcpu: f.vcpu, gfn: f.gfn, attrPrivate, slot: kind, pfn, maxLevel: maxMappingLevel(context, slot, f.gfn, f.isPrivate) });
+      return out(event.msg.from, 'mmu', 'FAULTIN_RESULT', {
+        vcpu: f.vcpu,
+        gfn: f.gfn,
+        attrPrivate,
+        slot: kind,
+        pfn,
+        maxLevel: maxMappingLevel(context, slot, f.gfn, f.isPrivate),
+        mmuSeq: context.mmuInvalidateSeq,
+      });
     }),
     /** The thread that froze an SPTE (or holds mmu_lock for write) stores its value without a cmpxchg (§7.6). */
     spteWrite: assign({
@@ -177,7 +193,7 @@ export const tdpMmuMachine = setup({
     }),
     setAttributes: enqueueActions(({ context, event, enqueue }) => {
       const a = payloadOf(event, 'mmu', 'SET_ATTRIBUTES');
-      enqueue.assign({ privateRanges: setAttribute(context.privateRanges, a.gfnStart, a.gfnEnd, a.private) });
+      enqueue.assign({ privateRanges: setAttribute(context.privateRanges, a.gfnStart, a.gfnEnd, a.private), mmuInvalidateSeq: context.mmuInvalidateSeq + 1 });
       enqueue.emit(out(event.msg.from, 'mmu', 'SET_ATTRIBUTES_DONE', { vcpu: a.vcpu }));
     }),
     cmpxchg: enqueueActions(({ context, event, enqueue }) => {
@@ -216,6 +232,7 @@ export const tdpMmuMachine = setup({
       memslots: input.memslots,
       privateRanges: [],
       privateHugePages: input.privateHugePages,
+      mmuInvalidateSeq: 0,
       guestInhibit: {},
     };
   },

@@ -223,10 +223,14 @@ export interface MessageCatalog {
      * guest_memfd page for a private fault, the userspace page for a shared one (§6.ii A.4).
      */
     FAULTIN: { vcpu: number; gfn: bigint; isPrivate: boolean };
-    FAULTIN_RESULT: { vcpu: number; gfn: bigint; attrPrivate: boolean; slot: 'none' | 'normal' | 'gmem'; pfn: bigint | null; maxLevel: number };
+    /** `mmuSeq`: kvm->mmu_invalidate_seq, snapshotted before the attribute and pfn were read. */
+    FAULTIN_RESULT: { vcpu: number; gfn: bigint; attrPrivate: boolean; slot: 'none' | 'normal' | 'gmem'; pfn: bigint | null; maxLevel: number; mmuSeq: number };
     /** A plain write of an SPTE the writer owns: the frozen SPTE's final value, or any SPTE under write mmu_lock (§7.6). */
     SPTE_WRITE: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number | null };
-    /** The attribute xarray update of KVM_SET_MEMORY_ATTRIBUTES (done under write mmu_lock here). */
+    /**
+     * The attribute xarray update of KVM_SET_MEMORY_ATTRIBUTES and the kvm_mmu_invalidate_end that follows
+     * it (mmu_invalidate_seq++), both under write mmu_lock here (§6.iv step 4).
+     */
     SET_ATTRIBUTES: { vcpu: number; gfnStart: bigint; gfnEnd: bigint; private: boolean };
     SET_ATTRIBUTES_DONE: { vcpu: number };
     /**
@@ -250,8 +254,12 @@ export interface MessageCatalog {
     MMU_LOCK_ACQUIRED: { vcpu: number; mode: 'read' | 'write' };
     MMU_UNLOCK: { vcpu: number; mode: 'read' | 'write' };
     /** A lockless or locked walk: returns the SPTE at each level down to `pgLevel` or the first non-present. */
-    TDP_WALK: { vcpu: number; root: TdpRoot; gfn: bigint };
-    TDP_WALK_RESULT: { vcpu: number; root: TdpRoot; gfn: bigint; path: WalkStep[] };
+    /**
+     * A fault's walk under mmu_lock carries the `mmuSeq` it snapshotted; the reply says whether the fault
+     * is stale (is_page_fault_stale: the sequence moved since), read under the same lock (§6.ii A.5).
+     */
+    TDP_WALK: { vcpu: number; root: TdpRoot; gfn: bigint; mmuSeq?: number };
+    TDP_WALK_RESULT: { vcpu: number; root: TdpRoot; gfn: bigint; path: WalkStep[]; stale?: boolean };
     /**
      * try_cmpxchg64 on one SPTE, addressed like the kernel's sptep (page-table page + index; root/gfn/level
      * are for the reader). A `newSpte` that links a new page-table page names it in `childPfn`.
