@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { arrows, exampleFile, payload, runExample, runScenario, type RecordedRun } from '../helpers.ts';
 import { actorView } from '../../src/runtime/worldHash.ts';
-import { loadScenarioFile } from '../../src/scenario/load.ts';
+import { loadScenarioFile, parseScenarioObject } from '../../src/scenario/load.ts';
 import { decodeEeq, decodeAcceptEeqInfo, TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
 import { septLeaves } from '../../machines/tdxModule/septTree.ts';
 import type { TdxModuleContext } from '../../machines/tdxModule/tdxModule.ts';
@@ -133,6 +133,36 @@ describe('accept-level-split with splitOnAcceptLevel off (§6.iii step 6)', () =
     expect(ctx<TdpMmuContext>(run, 'kvm.mmu').guestInhibit).toEqual({});
     expect(run.outcome.status).toBe('failure');
     expect(run.outcome.reason).toMatch(/step bound 400/);
+  });
+});
+
+describe('2M accept with private huge pages, then a partial conversion', () => {
+  const run = runScenario(
+    parseScenarioObject({
+      name: 'huge-accept',
+      vm: { type: 'tdx', gpaw: 48 },
+      policies: { privateHugePages: true },
+      memslots: [{ gpa: '0x0', size: '0x80000000', guestMemfd: true }],
+      vcpus: [{ program: [{ op: 'accept', gpa: '0x400000', size: '0x200000' }, { op: 'mapGpa', gpa: '0x400000', size: '0x1000', to: 'shared' }, { op: 'hlt' }] }],
+    }),
+  );
+  const seq = arrows(run);
+
+  it('ACCEPT(2M) on a FREE range: exit with req level 1, only 1G inhibited, AUG at 2M, the re-executed ACCEPT clears 2 MiB', () => {
+    const inhibit = run.deliveries.filter((d) => d.message.name === 'LPAGE_GUEST_INHIBIT').map((d) => (d.message.payload as { pgLevel: number }).pgLevel);
+    expect(inhibit).toEqual([3]);
+    const aug = seq.indexOf('kvm.vcpu0 → tdx TDH.MEM.PAGE.AUG') + 1;
+    expect(payload<{ RCX: bigint; R8: bigint }>(run, aug)).toMatchObject({ RCX: 0x400001n, R8: 0x200400000n });
+    const zero = seq.indexOf('tdx → hw.mem MEM_ZERO') + 1;
+    expect(payload(run, zero)).toMatchObject({ pa: 0x200400000n, bytes: 0x200000n });
+    expect(septAt(run, zero + 2, 0x400000n)).toEqual([{ gpa: 0x400000n, tdxLevel: 1, state: 'MAPPED', hpa: 0x200400000n }]);
+  });
+
+  it('converting 4K of it stops at a stated model limit instead of zapping the whole 2M leaf', () => {
+    expect(run.outcome.status).toBe('failure');
+    expect(run.outcome.failures[0]).toMatchObject({ actor: 'kvm.vm', reason: 'model limit' });
+    expect(run.outcome.failures[0]!.detail).toContain('2M private mapping at 0x400000');
+    expect(seq).not.toContain('kvm.vm → tdx TDH.MEM.RANGE.BLOCK');
   });
 });
 
