@@ -107,7 +107,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
         mapGpaExit: s.vmm.mapGpaExit,
         // tdx_check_accept_level exists only in the huge-page series: without private huge pages it is not there.
-        splitOnAcceptLevel: s.policies.privateHugePages && s.policies.splitOnAcceptLevel,
+        checkAcceptLevel: s.policies.privateHugePages && s.policies.splitOnAcceptLevel,
         vcpus: nv,
       },
     });

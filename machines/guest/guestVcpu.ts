@@ -30,7 +30,7 @@ import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts'
 import { TDG_MEM_PAGE_ACCEPT, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
 import { EXIT_REASON_EPT_VIOLATION, DF_VECTOR } from '../../src/arch/vmx.ts';
 import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
-import { sharedBit } from '../../src/arch/gpa.ts';
+import { sharedBit, PAGE_SIZE, TDX_PS_4K } from '../../src/arch/gpa.ts';
 import { hex } from '../../src/arch/hex.ts';
 import { movToReg, sizeMask, type GuestOp, type GuestReg, type PlacedInsn } from './program.ts';
 
@@ -193,8 +193,8 @@ export const guestVcpuMachine = setup({
     /** The handler accepts the 4K page of the GPA VE_INFO gave, then returns to the faulting instruction. */
     beginVeAccept: assign({
       accept: ({ event }) => {
-        const gpa = payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').R9! & ~0xfffn;
-        return { start: gpa, end: gpa + 0x1000n, level: 0 };
+        const gpa = payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').R9! & ~(PAGE_SIZE - 1n);
+        return { start: gpa, end: gpa + PAGE_SIZE, level: TDX_PS_4K };
       },
     }),
     veAcceptDone: assign({ accept: () => null, ve: () => null }),
@@ -225,7 +225,11 @@ export const guestVcpuMachine = setup({
         return `MapGPA of ${hex(context.mapGpa!.start)}..${hex(context.mapGpa!.end)} failed (R10=${hex(r.R10 ?? 0n)} R11=${hex(r.R11 ?? 0n)}): set_memory_${context.mapGpa!.start & context.sharedMask ? 'decrypted' : 'encrypted'}() fails`;
       },
     }),
-    spin: emit(({ context }) => out(hw(context), 'insn', 'SPIN', { vcpu: context.vcpu, rip: context.program.at(-1) ? context.program.at(-1)!.rip + BigInt(context.program.at(-1)!.length) : 0n })),
+    /** `jmp .` right after the program's last instruction (a program has at least one). */
+    spin: emit(({ context }) => {
+      const last = context.program.at(-1)!;
+      return out(hw(context), 'insn', 'SPIN', { vcpu: context.vcpu, rip: last.rip + BigInt(last.length) });
+    }),
     panicAccept: assign({ panic: ({ context }) => `TDX: Failed to accept memory (at ${hex(context.accept!.start)})` }),
     executePrologue: emit(({ context }): Emitted => accessMessage(context, curPrologue(context))),
     retirePrologue: assign(({ context, event }) => ({ regs: retireInto(context.regs, curPrologue(context), payloadOf(event, 'insn', 'RETIRE').value), prologuePc: context.prologuePc + 1 })),

@@ -27,7 +27,7 @@ import { out, payloadOf, type NameOf, type MachineEvent, type Outgoing, type Mem
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, VE_VECTOR, DF_VECTOR } from '../../src/arch/vmx.ts';
 import { VE_INFO_VALID } from '../../src/arch/tdxStatus.ts';
-import { sharedBit, PAGE_SIZE } from '../../src/arch/gpa.ts';
+import { sharedBit, pageSizeOfPgLevel } from '../../src/arch/gpa.ts';
 import { spteToPfn } from '../../src/arch/spte.ts';
 import { decideWalk, type WalkOutcome } from './eptWalk.ts';
 
@@ -59,8 +59,8 @@ export interface CpuContext {
   /** KeyID of the last walk's translation. */
   keyid: number;
   veInfo: VeInfoArea;
-  /** An IPI arrived while the vCPU was in guest mode and its handler has not run yet; `from` waits for it. */
-  ipi: { from: string; exitTaken: boolean } | null;
+  /** IPIs that arrived while the vCPU was in guest mode and whose handler has not run; each requester waits. */
+  ipi: { requesters: readonly string[]; exitTaken: boolean } | null;
   /** The guest's program has ended and it spins at this RIP (an interrupt is the only way out). */
   spinRip: bigint | null;
 }
@@ -70,6 +70,9 @@ type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 const guest = (c: CpuContext) => `guest.vcpu${c.vcpu}`;
 /** Every TDCALL leaf and TDVMCALL the guest can issue (the `tdcall` kind of the catalogue). */
 const TDCALLS = ['TDG.VP.VEINFO.GET', 'TDG.MEM.PAGE.ACCEPT', 'TDG.VP.VMCALL<#VE.RequestMMIO>', 'TDG.VP.VMCALL<Instruction.HLT>', 'TDG.VP.VMCALL<MapGPA>'] as const satisfies readonly NameOf<'tdcall'>[];
+/** Compile-time check that the list names every TDCALL of the catalogue. */
+const TDCALLS_COMPLETE: [Exclude<NameOf<'tdcall'>, (typeof TDCALLS)[number]>] extends [never] ? true : never = true;
+void TDCALLS_COMPLETE;
 /** A VM exit lands in the TDX module (SEAM) for a TD, in KVM for a VMX guest. */
 const exitTarget = (c: CpuContext) => (c.vmType === 'tdx' ? 'tdx' : `kvm.vcpu${c.vcpu}`);
 const walkOwner = (ept: EptKind) => (ept === 'secure' ? 'tdx' : 'kvm.mmu');
@@ -124,7 +127,7 @@ export const cpuMachine = setup({
     accessMemory: emit(({ context }) => {
       const o = outcome(context) as Extract<WalkOutcome, { kind: 'translated' }>;
       const a = context.access!;
-      const pageBytes = PAGE_SIZE << BigInt(9 * (o.leaf.pgLevel - 1));
+      const pageBytes = pageSizeOfPgLevel(o.leaf.pgLevel);
       const pa = (spteToPfn(o.leaf.spte) << 12n) + (a.gpa & (pageBytes - 1n));
       const tag = `hw.cpu${context.vcpu}`;
       return a.op === 'LOAD'
@@ -176,7 +179,12 @@ export const cpuMachine = setup({
     endAccess: assign({ access: () => null }),
     /** The TDCALL leaves the guest for the TDX module as it was issued (§4.2). */
     forwardTdcall: emit(({ event }) => ({ type: 'tdxsim.send', to: 'tdx', kind: event.msg.kind, name: event.msg.name, payload: event.msg.payload }) as Outgoing),
-    noteIpi: assign({ ipi: ({ event }) => ({ from: payloadOf(event, 'interrupt', 'IPI').requester, exitTaken: false }) }),
+    noteIpi: assign({
+      ipi: ({ context, event }) => {
+        const requester = payloadOf(event, 'interrupt', 'IPI').requester;
+        return { requesters: [...(context.ipi?.requesters ?? []), requester], exitTaken: context.ipi?.exitTaken ?? false };
+      },
+    }),
     /** The interrupt is recognised at the boundary before the instruction at `rip` (§5c.3 EXTERNAL_INTERRUPT). */
     exitInterrupt: enqueueActions(({ context, event, enqueue }) => {
       const rip = (event.msg.payload as { rip?: bigint }).rip ?? context.spinRip ?? 0n;
@@ -186,7 +194,7 @@ export const cpuMachine = setup({
     startSpin: assign({ spinRip: ({ event }) => payloadOf(event, 'insn', 'SPIN').rip }),
     /** The vCPU thread enabled interrupts: the IPI's handler runs here and the requester's wait for this CPU ends. */
     handleIrq: enqueueActions(({ context, enqueue }) => {
-      if (context.ipi !== null) enqueue.emit(out(context.ipi.from, 'kvm-request', 'KVM_REQ_ACK', { vcpu: context.vcpu }));
+      for (const r of context.ipi?.requesters ?? []) enqueue.emit(out(r, 'kvm-request', 'KVM_REQ_ACK', { vcpu: context.vcpu }));
       enqueue.assign({ ipi: null });
       enqueue.emit(out(`kvm.vcpu${context.vcpu}`, 'interrupt', 'IRQ_HANDLED', { vcpu: context.vcpu }));
     }),

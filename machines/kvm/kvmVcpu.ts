@@ -92,11 +92,10 @@ import {
   VMX_EPT_MISCONFIG_WX_VALUE,
   TDX_SHADOW_MMIO_VALUE,
 } from '../../src/arch/spte.ts';
-import { sharedBit, gfnDirectBits, gpaToGfn, gfnToGpa, pgLevelIndex, pgLevelToTdxLevel, makePageInfo, PAGE_SIZE } from '../../src/arch/gpa.ts';
+import { sharedBit, gfnDirectBits, gpaToGfn, gfnToGpa, pgLevelIndex, pgLevelToTdxLevel, makePageInfo, pageSizeOfPgLevel, pagesOfPgLevel, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import {
   TDX_SUCCESS,
-  TDX_OPERAND_BUSY,
-  TDX_SEAMCALL_STATUS_MASK,
+  isOperandBusy,
   TDX_EXT_EXIT_QUAL_TYPE_MASK,
   TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION,
   TDX_EXT_EXIT_QUAL_TYPE_ACCEPT,
@@ -108,7 +107,7 @@ import {
 import { hex } from '../../src/arch/hex.ts';
 import { sizeMask } from '../guest/program.ts';
 import { findMemslot, type Memslot } from './memslots.ts';
-import { noVcpus, kicking } from './noVcpus.ts';
+import { noVcpus, kicking, allCpusRequest } from './noVcpus.ts';
 
 export type { Memslot };
 
@@ -132,7 +131,7 @@ export interface KvmVcpuInput {
   /** The VMM enabled KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE (QEMU does). */
   mapGpaExit: boolean;
   /** tdx_check_accept_level runs: policies privateHugePages and splitOnAcceptLevel both on (src/policies.ts). */
-  splitOnAcceptLevel: boolean;
+  checkAcceptLevel: boolean;
   /** Number of vCPUs: the ones a kvm_make_all_cpus_request from this thread must wait for. */
   vcpus: number;
 }
@@ -205,7 +204,7 @@ export interface KvmVcpuContext {
   tdr: bigint;
   tdcx: readonly bigint[];
   mapGpaExit: boolean;
-  splitOnAcceptLevel: boolean;
+  checkAcceptLevel: boolean;
   vcpus: number;
   /** tdx_check_accept_level in progress: the huge mirror leaf being split and the tdh_do_no_vcpus retry flag. */
   split: { reqPgLevel: number; huge: WalkStep | null; retried: boolean } | null;
@@ -282,9 +281,6 @@ function beginFault(c: KvmVcpuContext, gpa: bigint, q: bigint, extraEc: bigint, 
   };
 }
 
-/** 4K pages a leaf at `pgLevel` maps. */
-const pagesAt = (pgLevel: number) => 1n << BigInt(9 * (pgLevel - 1));
-
 /**
  * The leaf a fault installs: a normal SPTE (bit 63 set, §3.7) for RAM, the MMIO SPTE without a memslot.
  * RAM leaves are writable whatever the access: TDP faults map with ACC_ALL, and the model's memslots are
@@ -293,7 +289,7 @@ const pagesAt = (pgLevel: number) => 1n << BigInt(9 * (pgLevel - 1));
 function leafSpte(c: KvmVcpuContext): bigint {
   const f = fault(c);
   if (f.pfn === null) return mmioSpte(c);
-  return ramLeaf(f.pfn & ~(pagesAt(f.goalLevel) - 1n), f.goalLevel);
+  return ramLeaf(f.pfn & ~(pagesOfPgLevel(f.goalLevel) - 1n), f.goalLevel);
 }
 
 function ramLeaf(pfn: bigint, pgLevel: number): bigint {
@@ -306,12 +302,11 @@ function acceptPgLevel(eeq: bigint): number | null {
   return d.type === TDX_EXT_EXIT_QUAL_TYPE_ACCEPT ? decodeAcceptEeqInfo(d.info).reqLevel + 1 : null;
 }
 
-const statusCode = (rax: bigint) => rax & TDX_SEAMCALL_STATUS_MASK;
 
 /** The huge leaf being split, as BLOCK and DEMOTE name it: its aligned private GPA | TDX level (§0.2). */
 function hugePageInfo(c: KvmVcpuContext): bigint {
   const h = c.split!.huge!;
-  const gpa = gfnToGpa(fault(c).gfn) & ~(pagesAt(h.pgLevel) * PAGE_SIZE - 1n);
+  const gpa = gfnToGpa(fault(c).gfn) & ~(pagesOfPgLevel(h.pgLevel) * PAGE_SIZE - 1n);
   return makePageInfo(gpa, pgLevelToTdxLevel(h.pgLevel));
 }
 
@@ -363,7 +358,7 @@ export const kvmVcpuMachine = setup({
       return f.isPrivate !== r.attrPrivate || (f.isPrivate && r.slot !== 'gmem');
     },
     seamcallOk: ({ event }) => (event.msg.payload as Gprs).RAX === TDX_SUCCESS,
-    seamcallBusy: ({ event }) => statusCode((event.msg.payload as Gprs).RAX!) === TDX_OPERAND_BUSY,
+    seamcallBusy: ({ event }) => isOperandBusy((event.msg.payload as Gprs).RAX!),
     retFixed: ({ context }) => fault(context).ret === RET_PF_FIXED,
     retRetry: ({ context }) => fault(context).ret === RET_PF_RETRY,
     moreTdcx: ({ context }) => context.build.tdcxAdded < context.tdcx.length,
@@ -376,15 +371,13 @@ export const kvmVcpuMachine = setup({
     stepHugeLeaf: ({ context }) => isShadowPresentPte(stepAt(context).spte) && isLargePte(stepAt(context).spte),
     /** The huge-page series' tdx_check_accept_level runs for ACCEPT-type exits on private GPAs (§6.iii step 3). */
     acceptLevelExit: ({ context }) =>
-      context.splitOnAcceptLevel && context.vmType === 'tdx' && fault(context).isPrivate && acceptPgLevel(context.exit!.eeq) !== null,
+      context.checkAcceptLevel && context.vmType === 'tdx' && fault(context).isPrivate && acceptPgLevel(context.exit!.eeq) !== null,
     guestInhibited: ({ event }) => payloadOf(event, 'mmu', 'LPAGE_INFO').guestInhibit,
     /** kvm_split_cross_boundary_leafs: a huge mirror leaf covers the GFN above the level the guest accepts. */
     hugeLeafCrossing: ({ context, event }) => {
       const leaf = payloadOf(event, 'mmu', 'TDP_WALK_RESULT').path.at(-1)!;
       return isShadowPresentPte(leaf.spte) && isLargePte(leaf.spte) && leaf.pgLevel > context.split!.reqPgLevel;
     },
-    ok: ({ event }) => (event.msg.payload as Gprs).RAX === TDX_SUCCESS,
-    busy: ({ event }) => statusCode((event.msg.payload as Gprs).RAX!) === TDX_OPERAND_BUSY,
     retried: ({ context }) => context.split!.retried,
     faultStale: ({ event }) => payloadOf(event, 'mmu', 'TDP_WALK_RESULT').stale === true,
     acksDone: ({ context }) => context.kickWaiting === 0,
@@ -501,7 +494,7 @@ export const kvmVcpuMachine = setup({
     /** The mirror follows: a page of 512 leaves from this vCPU's cache replaces the huge leaf. */
     splitMirror: enqueueActions(({ context, enqueue }) => {
       const h = context.split!.huge!;
-      const gfn = fault(context).gfn & ~(pagesAt(h.pgLevel) - 1n);
+      const gfn = fault(context).gfn & ~(pagesOfPgLevel(h.pgLevel) - 1n);
       enqueue.emit(
         out(MMU, 'mmu', 'SPLIT_HUGE_PAGE', {
           vcpu: context.vcpu,
@@ -529,8 +522,9 @@ export const kvmVcpuMachine = setup({
     clearRetried: assign({ split: ({ context }) => ({ ...context.split!, retried: false }) }),
     /** kvm_make_all_cpus_request(KVM_REQ_OUTSIDE_GUEST_MODE): this thread is outside guest mode itself. */
     kickAll: enqueueActions(({ context, enqueue }) => {
-      enqueue.assign({ kickWaiting: context.vcpus - 1 });
-      for (let v = 0; v < context.vcpus; v++) if (v !== context.vcpu) enqueue.emit(out(`kvm.vcpu${v}`, 'kvm-request', 'KVM_REQ_OUTSIDE_GUEST_MODE', { vcpu: v }));
+      const msgs = allCpusRequest('KVM_REQ_OUTSIDE_GUEST_MODE', context.vcpus, context.vcpu);
+      enqueue.assign({ kickWaiting: msgs.length });
+      for (const m of msgs) enqueue.emit(m);
     }),
     countAck: assign({ kickWaiting: ({ context }) => context.kickWaiting - 1 }),
     exitMemoryFault: emit(({ context }) =>
@@ -554,7 +548,7 @@ export const kvmVcpuMachine = setup({
     /** tdx_sept_link_private_spt: TDH.MEM.SEPT.ADD(GPA | level, TDR, external page) for the frozen parent. */
     seamcallSeptAdd: emit(({ context }) => {
       const s = context.frozen!.step;
-      const gpa = gfnToGpa(fault(context).gfn) & ~(pageSizeOf(s.pgLevel) - 1n);
+      const gpa = gfnToGpa(fault(context).gfn) & ~(pageSizeOfPgLevel(s.pgLevel) - 1n);
       return out('tdx', 'seamcall', 'TDH.MEM.SEPT.ADD', { RCX: makePageInfo(gpa, pgLevelToTdxLevel(s.pgLevel)), RDX: context.tdr, R8: BigInt(context.nextExternalPfn) << 12n });
     }),
     /** The leaf hook: TDH.MEM.PAGE.AUG in a running TD, TDH.MEM.PAGE.ADD while the image is populated ([KX] §5b.3 4). */
@@ -562,7 +556,7 @@ export const kvmVcpuMachine = setup({
       const f = fault(context);
       const gpa = gfnToGpa(f.gfn);
       if (f.populateSource !== null) return out('tdx', 'seamcall', 'TDH.MEM.PAGE.ADD', { RCX: gpa, RDX: context.tdr, R8: f.pfn! << 12n, R9: f.populateSource });
-      const pages = pagesAt(f.goalLevel);
+      const pages = pagesOfPgLevel(f.goalLevel);
       return out('tdx', 'seamcall', 'TDH.MEM.PAGE.AUG', { RCX: makePageInfo(gpa & ~(pages * PAGE_SIZE - 1n), pgLevelToTdxLevel(f.goalLevel)), RDX: context.tdr, R8: (f.pfn! & ~(pages - 1n)) << 12n });
     }),
     writeFinal: emit(({ context }) => {
@@ -762,7 +756,7 @@ export const kvmVcpuMachine = setup({
     tdr: input.tdr,
     tdcx: input.tdcx,
     mapGpaExit: input.mapGpaExit,
-    splitOnAcceptLevel: input.splitOnAcceptLevel,
+    checkAcceptLevel: input.checkAcceptLevel,
     vcpus: input.vcpus,
     split: null,
     kickWaiting: 0,
@@ -1064,7 +1058,3 @@ export const kvmVcpuMachine = setup({
     vmDead: { entry: 'reportDeath', type: 'final' },
   },
 });
-
-function pageSizeOf(pgLevel: number): bigint {
-  return PAGE_SIZE << BigInt(9 * (pgLevel - 1));
-}

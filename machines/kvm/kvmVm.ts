@@ -12,13 +12,13 @@
  * leaves and flushes remote TLBs. Then the attributes are stored and the lock dropped.
  */
 import { setup, assign, emit, enqueueActions, and } from 'xstate';
-import { noVcpus, kicking } from './noVcpus.ts';
+import { noVcpus, kicking, allCpusRequest } from './noVcpus.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDX_SUCCESS, tdxStatusName } from '../../src/arch/tdxStatus.ts';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO } from '../../src/arch/kvmApi.ts';
 import { gpaToGfn, gfnToGpa, pgLevelToTdxLevel, makePageInfo, PAGE_SIZE } from '../../src/arch/gpa.ts';
-import { TDX_OPERAND_BUSY, TDX_SEAMCALL_STATUS_MASK } from '../../src/arch/tdxStatus.ts';
+import { isOperandBusy } from '../../src/arch/tdxStatus.ts';
 import { SHADOW_NONPRESENT_VALUE, spteToPfn } from '../../src/arch/spte.ts';
 import { hex } from '../../src/arch/hex.ts';
 import type { LeafAt } from './tdpIter.ts';
@@ -62,7 +62,6 @@ const leaf = (c: KvmVmContext) => c.zap!.leaves[c.zap!.at]!;
 /** The zapped leaf's private GPA | TDX level, as the remove hook passes it (RCX, §0.2). */
 const leafPageInfo = (c: KvmVmContext) => makePageInfo(gfnToGpa(leaf(c).gfn), pgLevelToTdxLevel(leaf(c).pgLevel));
 const leafPa = (c: KvmVmContext) => spteToPfn(leaf(c).spte) << 12n;
-const isBusy = (rax: bigint) => (rax & TDX_SEAMCALL_STATUS_MASK) === TDX_OPERAND_BUSY;
 
 export const kvmVmMachine = setup({
   types: {
@@ -72,9 +71,9 @@ export const kvmVmMachine = setup({
     emitted: {} as Emitted,
   },
   guards: {
-    ok: ({ event }) => (event.msg.payload as Gprs).RAX === TDX_SUCCESS,
+    seamcallOk: ({ event }) => (event.msg.payload as Gprs).RAX === TDX_SUCCESS,
     moreTdcs: ({ context }) => context.tdcsAdded < context.tdcs.length,
-    busy: ({ event }) => isBusy((event.msg.payload as Gprs).RAX!),
+    seamcallBusy: ({ event }) => isOperandBusy((event.msg.payload as Gprs).RAX!),
     retried: ({ context }) => context.zap!.retried,
     acksDone: ({ context }) => context.kickWaiting === 0,
     moreLeaves: ({ context }) => context.zap!.at < context.zap!.leaves.length,
@@ -126,13 +125,15 @@ export const kvmVmMachine = setup({
     clearRetried: assign({ zap: ({ context }) => ({ ...context.zap!, retried: false }) }),
     /** kvm_make_all_cpus_request: every vCPU, each acknowledging when it is (or has been forced) out of guest mode. */
     kickAll: enqueueActions(({ context, enqueue }) => {
-      enqueue.assign({ kickWaiting: context.vcpus });
-      for (let v = 0; v < context.vcpus; v++) enqueue.emit(out(`kvm.vcpu${v}`, 'kvm-request', 'KVM_REQ_OUTSIDE_GUEST_MODE', { vcpu: v }));
+      const msgs = allCpusRequest('KVM_REQ_OUTSIDE_GUEST_MODE', context.vcpus);
+      enqueue.assign({ kickWaiting: msgs.length });
+      for (const m of msgs) enqueue.emit(m);
     }),
     /** kvm_flush_remote_tlbs after shared SPTEs were zapped (TDX: each vCPU flushes on its next entry). */
     flushRemoteTlbs: enqueueActions(({ context, enqueue }) => {
-      enqueue.assign({ kickWaiting: context.vcpus });
-      for (let v = 0; v < context.vcpus; v++) enqueue.emit(out(`kvm.vcpu${v}`, 'kvm-request', 'KVM_REQ_TLB_FLUSH', { vcpu: v }));
+      const msgs = allCpusRequest('KVM_REQ_TLB_FLUSH', context.vcpus);
+      enqueue.assign({ kickWaiting: msgs.length });
+      for (const m of msgs) enqueue.emit(m);
     }),
     countAck: assign({ kickWaiting: ({ context }) => context.kickWaiting - 1 }),
     kvmBugSeamcall: assign({
@@ -173,13 +174,13 @@ export const kvmVmMachine = setup({
     initVm: {
       initial: 'creating',
       states: {
-        creating: { entry: 'mngCreate', on: { 'TDH.MNG.CREATE': [{ guard: 'ok', target: 'configuringKey' }, { target: '#kvmVm.initVmFailed', actions: 'recordError' }] } },
-        configuringKey: { entry: 'keyConfig', on: { 'TDH.MNG.KEY.CONFIG': [{ guard: 'ok', target: 'nextTdcs' }, { target: '#kvmVm.initVmFailed', actions: 'recordError' }] } },
+        creating: { entry: 'mngCreate', on: { 'TDH.MNG.CREATE': [{ guard: 'seamcallOk', target: 'configuringKey' }, { target: '#kvmVm.initVmFailed', actions: 'recordError' }] } },
+        configuringKey: { entry: 'keyConfig', on: { 'TDH.MNG.KEY.CONFIG': [{ guard: 'seamcallOk', target: 'nextTdcs' }, { target: '#kvmVm.initVmFailed', actions: 'recordError' }] } },
         nextTdcs: { always: [{ guard: 'moreTdcs', target: 'addingTdcs' }, { target: 'initializing' }] },
-        addingTdcs: { entry: 'mngAddcx', on: { 'TDH.MNG.ADDCX': [{ guard: 'ok', target: 'nextTdcs', actions: 'countTdcs' }, { target: '#kvmVm.initVmFailed', actions: 'recordError' }] } },
+        addingTdcs: { entry: 'mngAddcx', on: { 'TDH.MNG.ADDCX': [{ guard: 'seamcallOk', target: 'nextTdcs', actions: 'countTdcs' }, { target: '#kvmVm.initVmFailed', actions: 'recordError' }] } },
         initializing: {
           entry: 'mngInit',
-          on: { 'TDH.MNG.INIT': [{ guard: 'ok', target: '#kvmVm.idle', actions: ['initialized', 'initVmDone'] }, { target: '#kvmVm.initVmFailed', actions: 'recordError' }] },
+          on: { 'TDH.MNG.INIT': [{ guard: 'seamcallOk', target: '#kvmVm.idle', actions: ['initialized', 'initVmDone'] }, { target: '#kvmVm.initVmFailed', actions: 'recordError' }] },
         },
       },
     },
@@ -187,7 +188,7 @@ export const kvmVmMachine = setup({
     /** tdx_td_finalize: TDH.MR.FINALIZE → TD_STATE_RUNNABLE (§5b.3 step 5). */
     finalizing: {
       entry: 'mrFinalize',
-      on: { 'TDH.MR.FINALIZE': [{ guard: 'ok', target: 'idle', actions: ['runnable', 'finalizeDone'] }, { target: 'idle', actions: ['recordError', 'finalizeFailed'] }] },
+      on: { 'TDH.MR.FINALIZE': [{ guard: 'seamcallOk', target: 'idle', actions: ['runnable', 'finalizeDone'] }, { target: 'idle', actions: ['recordError', 'finalizeFailed'] }] },
     },
     /** kvm_vm_set_mem_attributes: pre-set zap, store, post-set, all under write mmu_lock (§6.iv step 4). */
     settingAttributes: {
@@ -222,7 +223,7 @@ export const kvmVmMachine = setup({
             ...noVcpus('kvmVm', 'removing', 'TDH.MEM.PAGE.REMOVE', 'remove', 'writingBack'),
             writingBack: {
               entry: 'wbinvd',
-              on: { 'TDH.PHYMEM.PAGE.WBINVD': [{ guard: 'ok', target: 'clearing' }, { target: '#kvmVm.vmDead', actions: 'kvmBugSeamcall' }] },
+              on: { 'TDH.PHYMEM.PAGE.WBINVD': [{ guard: 'seamcallOk', target: 'clearing' }, { target: '#kvmVm.vmDead', actions: 'kvmBugSeamcall' }] },
             },
             clearing: {
               entry: 'clearPage',

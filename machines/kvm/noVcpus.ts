@@ -4,12 +4,22 @@
  *
  * `<state>` issues the SEAMCALL; TDX_OPERAND_BUSY the first time goes to `<state>Kick`, which forces every
  * vCPU out of guest mode (kvm_make_all_cpus_request(KVM_REQ_OUTSIDE_GUEST_MODE)) and comes back for the one
- * retry; a second BUSY or any other error is a KVM_BUG_ON. The machine using it provides the guards `ok`,
- * `busy`, `retried`, `acksDone` and the actions `markRetried`, `clearRetried`, `kickAll`, `countAck`,
+ * retry; a second BUSY or any other error is a KVM_BUG_ON. The machine using it provides the guards
+ * `seamcallOk`, `seamcallBusy`, `retried`, `acksDone` and the actions `markRetried`, `clearRetried`, `kickAll`, `countAck`,
  * `kvmBugSeamcall`, and a `#<id>.vmDead` state.
  */
 import { and, not } from 'xstate';
-import type { HostSeamcall } from '../../src/protocol/messages.ts';
+import { out, type HostSeamcall, type Outgoing } from '../../src/protocol/messages.ts';
+
+/**
+ * kvm_make_all_cpus_request's messages: the request to every vCPU thread but the caller's own (a thread
+ * making the request is outside guest mode itself). Each answers with KVM_REQ_ACK once it is out of guest mode.
+ */
+export function allCpusRequest(name: 'KVM_REQ_OUTSIDE_GUEST_MODE' | 'KVM_REQ_TLB_FLUSH', vcpus: number, self: number | null = null): Outgoing[] {
+  const msgs: Outgoing[] = [];
+  for (let v = 0; v < vcpus; v++) if (v !== self) msgs.push(out(`kvm.vcpu${v}`, 'kvm-request', name, { vcpu: v }));
+  return msgs;
+}
 
 export function noVcpus(machineId: string, state: string, call: HostSeamcall, issue: string, next: string) {
   return {
@@ -17,8 +27,8 @@ export function noVcpus(machineId: string, state: string, call: HostSeamcall, is
       entry: issue,
       on: {
         [call]: [
-          { guard: 'ok', target: next, actions: 'clearRetried' },
-          { guard: and(['busy', not('retried')]), target: `${state}Kick`, actions: 'markRetried' },
+          { guard: 'seamcallOk', target: next, actions: 'clearRetried' },
+          { guard: and(['seamcallBusy', not('retried')]), target: `${state}Kick`, actions: 'markRetried' },
           { target: `#${machineId}.vmDead`, actions: 'kvmBugSeamcall' },
         ],
       },

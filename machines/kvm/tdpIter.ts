@@ -7,7 +7,7 @@
  */
 import type { WalkStep } from '../../src/protocol/messages.ts';
 import { SHADOW_NONPRESENT_VALUE, isShadowPresentPte, isLargePte, spteToPfn } from '../../src/arch/spte.ts';
-import { pgLevelIndex } from '../../src/arch/gpa.ts';
+import { pgLevelIndex, pagesOfPgLevel } from '../../src/arch/gpa.ts';
 
 export type SptPage = Readonly<Record<number, bigint>>;
 export type SptPages = Readonly<Record<number, SptPage>>;
@@ -54,7 +54,7 @@ export type LeafAt = WalkStep & { gfn: bigint };
 export function presentLeaves(pages: SptPages, rootPfn: number, topLevel: number, gfnStart: bigint, gfnEnd: bigint): LeafAt[] {
   const found: LeafAt[] = [];
   const visit = (tablePfn: number, level: number, baseGfn: bigint) => {
-    const span = 1n << BigInt(9 * (level - 1));
+    const span = pagesOfPgLevel(level);
     const page = pages[tablePfn] ?? {};
     for (const key of Object.keys(page).map(Number).sort((a, b) => a - b)) {
       const gfn = baseGfn + BigInt(key) * span;

@@ -14,7 +14,7 @@ import { setup, assign, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type ActorId } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { isShadowPresentPte, isLargePte } from '../../src/arch/spte.ts';
-import { eptLevels, gfnToGpa, gfnDirectBits } from '../../src/arch/gpa.ts';
+import { eptLevels, gfnToGpa, gfnDirectBits, pagesOfPgLevel, pageSizeOfPgLevel } from '../../src/arch/gpa.ts';
 import { PG_LEVEL_4K, PG_LEVEL_2M, EBUSY } from '../../src/arch/kvmApi.ts';
 import { attributeIsPrivate, rangeIsPrivate, setAttribute, type PrivateRanges } from './memAttributes.ts';
 import { backingPfn, findMemslot, type Memslot } from './memslots.ts';
@@ -57,8 +57,8 @@ export interface TdpMmuContext {
   guestInhibit: Readonly<Record<string, true>>;
 }
 
-const lpageKey = (gfn: bigint, pgLevel: number) => `${pgLevel}:${(gfn >> BigInt(9 * (pgLevel - 1))).toString(16)}`;
-const PAGES_2M = 512n;
+const lpageKey = (gfn: bigint, pgLevel: number) => `${pgLevel}:${(gfn / pagesOfPgLevel(pgLevel)).toString(16)}`;
+const PAGES_2M = pagesOfPgLevel(PG_LEVEL_2M);
 
 /**
  * kvm_mmu_max_mapping_level for a fault: 2M for a private fault when the policy allows huge private
@@ -187,7 +187,7 @@ export const tdpMmuMachine = setup({
         }
         if (context.pages[w.childPfn] !== undefined) throw new Error(`TDP MMU: page 0x${w.childPfn.toString(16)} is already in use`);
         const child: Record<number, bigint> = {};
-        for (let i = 0; i < 512; i++) child[i] = w.childSpte + (BigInt(i) << 12n);
+        for (let i = 0n; i < PAGES_2M; i++) child[Number(i)] = w.childSpte + i * pageSizeOfPgLevel(w.pgLevel - 1);
         return writeSpte({ ...context.pages, [w.childPfn]: child }, w.tablePfn, w.index, w.newSpte);
       },
     }),

@@ -92,6 +92,11 @@ export function pageSizeOfPgLevel(pgLevel: number): bigint {
   return PAGE_SIZE << (PT_INDEX_BITS * BigInt(pgLevel - PG_LEVEL_4K));
 }
 
+/** 4K pages one entry maps at a KVM pg_level (1, 512, 512²…). */
+export function pagesOfPgLevel(pgLevel: number): bigint {
+  return pageSizeOfPgLevel(pgLevel) >> BigInt(PAGE_SHIFT);
+}
+
 /** The 9-bit index into the page table at `pgLevel` that the walk uses for `gpa`. */
 export function pgLevelIndex(gpa: bigint, pgLevel: number): number {
   pgLevelToTdxLevel(pgLevel);

@@ -238,6 +238,11 @@ export function isTdxError(status: bigint): boolean {
   return (status & TDX_ERROR) !== 0n;
 }
 
+/** KVM's tdx_operand_busy(): the status class is TDX_OPERAND_BUSY, whatever operand id it names (§7.3). */
+export function isOperandBusy(status: bigint): boolean {
+  return (status & TDX_SEAMCALL_STATUS_MASK) === TDX_OPERAND_BUSY;
+}
+
 /**
  * A full RAX value as a kernel developer would spell it: 'TDX_OPERAND_BUSY|SEPT_TREE',
  * 'TDX_PAGE_SIZE_MISMATCH|level=1', 'TDX_SUCCESS|exit_reason=EPT_VIOLATION', 'TDX_SUCCESS'.
