@@ -78,7 +78,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
   // MMIO goes through ioremap()'s vmalloc addresses, memory through the kernel's direct map.
   const glaOf = (gpa: bigint) => (isDevice(gpa) ? VMALLOC_START + ((gpa & ~shared) & 0xfffffffn) : PAGE_OFFSET + (gpa & ~shared));
   const place = (ops: readonly Scenario['vcpus'][number]['program'][number][]): GuestOp[] =>
-    ops.map((op) => (op.op === 'hlt' || op.op === 'accept' || op.op === 'mapGpa' ? op : ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp)));
+    ops.map((op) => (op.op === 'hlt' || op.op === 'accept' || op.op === 'mapGpa' || op.op === 'out' ? op : ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp)));
   for (const v of vcpus) {
     const prologue = placeProgram(place(s.vcpus[v]!.veHandlerPrologue), VE_HANDLER_TEXT);
     actors.push({ id: `guest.vcpu${v}`, machine: guestVcpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue, privateVe: s.vcpus[v]!.privateVe } });
@@ -87,7 +87,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
   const staging: Record<number, PhysPage> = {};
   actors.push({ id: 'hw.mem', machine: memoryMachine, input: { pages: staging } });
   if (td) {
-    actors.push({ id: 'tdx', machine: tdxModuleMachine, input: { gpaw, tdvpr: vcpus.map(HOST_LAYOUT.tdvprPa) } });
+    actors.push({ id: 'tdx', machine: tdxModuleMachine, input: { gpaw, tdvpr: vcpus.map(HOST_LAYOUT.tdvprPa), hkidShift: HOST_LAYOUT.hkidShift } });
   }
   for (const v of vcpus) {
     actors.push({
@@ -124,6 +124,9 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         tdParamsPa: HOST_LAYOUT.tdParamsPa,
         vcpus: nv,
         hkidShift: HOST_LAYOUT.hkidShift,
+        globalKeyid: TDX_GLOBAL_KEYID,
+        // One guest_memfd per memslot that has one (QEMU creates one per RAM block).
+        gmem: memslots.flatMap((m, slot) => (m.guestMemfd ? [{ slot, gfnStart: m.baseGfn, gfnEnd: m.baseGfn + BigInt(m.npages) }] : [])),
         // §2: GPAW 52 → MAX_GPAW and 5-level EPT; KVM always sets NO_RBP_MOD (§4.11). EPTP: WB | (levels − 1) << 3.
         tdParams: {
           attributes,
@@ -146,6 +149,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       devices: s.devices.map((d) => ({ name: d.name, base: d.gpa, size: d.size, regs: Object.fromEntries(Object.entries(d.registers).map(([k, v]) => ['0x' + BigInt(k).toString(16), v])) })),
       build: td ? tdBuild(s, attributes) : [],
       mapGpaEagain: s.vmm.mapGpaEagain,
+      gmemSlots: memslots.flatMap((m, slot) => (m.guestMemfd ? [slot] : [])),
     },
   });
   return actors;

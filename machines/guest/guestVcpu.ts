@@ -17,6 +17,11 @@
  * up after 3 RETRYs without progress or when R11 lies outside the range. Converting to private in Linux is
  * MapGPA followed by accepting the range, which a program writes as a `mapGpa` op then an `accept` op.
  *
+ * Port I/O (`out`) is a #VE in a TD (§5c.3): the handler reads VE_INFO (exit reason 30, the I/O exit
+ * qualification, the instruction length in R10) and, as Linux's handle_io, asks the VMM with
+ * TDG.VP.VMCALL<Instruction.IO> (R12 size, R13 = 1 for out, R14 port, R15 value), then steps RIP past
+ * the instruction by the length VE_INFO gave.
+ *
  * Every TDCALL is executed on the vCPU's CPU (hw.cpu), which may take a host interrupt at that boundary
  * instead; the entry after such an exit carries no TDCALL outputs, and the guest issues the TDCALL again.
  * An ended program spins on `jmp .` so that a host IPI can still force the vCPU out of guest mode.
@@ -27,8 +32,8 @@
 import { setup, assign, emit, and } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { TDG_MEM_PAGE_ACCEPT, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
-import { EXIT_REASON_EPT_VIOLATION, DF_VECTOR } from '../../src/arch/vmx.ts';
+import { TDG_MEM_PAGE_ACCEPT, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_IO_INSTRUCTION, DF_VECTOR, decodeIoExitQualification } from '../../src/arch/vmx.ts';
 import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, PAGE_SIZE, TDX_PS_4K } from '../../src/arch/gpa.ts';
 import { hex } from '../../src/arch/hex.ts';
@@ -112,6 +117,7 @@ function accessMessage(c: GuestVcpuContext, i: PlacedInsn): Outgoing {
   if (i.op === 'load') return out(`hw.cpu${c.vcpu}`, 'insn', 'LOAD', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, reg: i.reg });
   if (i.op === 'store') return out(`hw.cpu${c.vcpu}`, 'insn', 'STORE', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, value: i.value });
   if (i.op === 'hlt') return out(`hw.cpu${c.vcpu}`, 'insn', 'HLT', { vcpu: c.vcpu, rip: i.rip });
+  if (i.op === 'out') return out(`hw.cpu${c.vcpu}`, 'insn', 'OUT', { vcpu: c.vcpu, rip: i.rip, port: i.port, size: i.size, value: i.value, length: i.length });
   throw new Error(`model bug: ${i.op} is not a memory instruction`);
 }
 
@@ -161,6 +167,7 @@ export const guestVcpuMachine = setup({
       return Number(r.RCX) === EXIT_REASON_EPT_VIOLATION && (r.R9! & context.sharedMask) === 0n;
     },
     acceptsOnVe: ({ context }) => context.privateVe === 'accept',
+    veIsIo: ({ event }) => Number(payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RCX) === EXIT_REASON_IO_INSTRUCTION,
     veIsMmio: ({ event }) => Number(payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RCX) === EXIT_REASON_EPT_VIOLATION,
     tdvmcallFailed: ({ event }) => {
       const ret = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn;
@@ -256,6 +263,20 @@ export const guestVcpuMachine = setup({
         R15: write ? i.value & sizeMask(i.size) : 0n,
       }));
     }),
+    /** handle_io: size, direction and port come from the exit qualification VE_INFO holds; OUT's value from the register. */
+    requestIo: emit(({ context }) => {
+      const io = decodeIoExitQualification(context.ve!.exitQualification);
+      const i = cur(context)! as Extract<GuestOp, { op: 'out' }>;
+      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.IO>', tdvmcall(context, TDVMCALL_INSTRUCTION_IO, {
+        R12: BigInt(io.size),
+        R13: io.isIn ? 0n : 1n,
+        R14: BigInt(io.port),
+        R15: i.value & sizeMask(io.size),
+      }));
+    }),
+    /** RIP += ve->instr_len. */
+    completeIo: assign({ pc: ({ context }) => context.pc + 1, ve: () => null }),
+    panicIo: assign({ panic: () => 'port I/O emulation failed: TDG.VP.VMCALL<Instruction.IO> returned an error (#VE handler fails, the kernel dies)' }),
     /** The VMM's answer is in R11 (§6.i 13): write the destination register, advance RIP. */
     completeMmio: assign(({ context, event }) => {
       const i = cur(context)!;
@@ -388,6 +409,7 @@ export const guestVcpuMachine = setup({
           { guard: 'veinfoFailed', target: 'panicked', actions: 'panicVeinfo' },
           { guard: and(['veIsPrivateEptViolation', 'acceptsOnVe']), target: 'acceptingOnVe', actions: ['recordVe', 'beginVeAccept'] },
           { guard: 'veIsPrivateEptViolation', target: 'panicked', actions: ['recordVe', 'panicPrivateEptViolation'] },
+          { guard: 'veIsIo', target: 'requestingIo', actions: 'recordVe' },
           { guard: 'veIsMmio', target: 'requestingMmio', actions: 'recordVe' },
           { target: 'panicked', actions: ['recordVe', 'panicUnhandledVe'] },
         ],
@@ -412,6 +434,17 @@ export const guestVcpuMachine = setup({
           { guard: 'interruptedBeforeTdcall', target: 'requestingMmio', reenter: true },
           { guard: 'tdvmcallFailed', target: 'panicked', actions: 'panicMmio' },
           { target: 'dispatching', actions: 'completeMmio' },
+        ],
+      },
+    },
+    /** TDG.VP.VMCALL<Instruction.IO>: a TD exit; the next entry returns from the TDCALL. */
+    requestingIo: {
+      entry: 'requestIo',
+      on: {
+        VMRESUME: [
+          { guard: 'interruptedBeforeTdcall', target: 'requestingIo', reenter: true },
+          { guard: 'tdvmcallFailed', target: 'panicked', actions: 'panicIo' },
+          { target: 'dispatching', actions: 'completeIo' },
         ],
       },
     },

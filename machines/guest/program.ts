@@ -14,7 +14,9 @@ export type GuestOp =
   | { op: 'accept'; gpa: bigint; size: bigint }
   /** tdx_map_gpa(gpa, gpa + size, to === 'private'): TDG.VP.VMCALL<MapGPA> with Linux's retry rule (§6.iv). */
   | { op: 'mapGpa'; gpa: bigint; size: bigint; to: 'shared' | 'private' }
-  | { op: 'hlt' };
+  | { op: 'hlt' }
+  /** `out dx, al/ax/eax` (§5c.3: a #VE in a TD). */
+  | { op: 'out'; port: number; size: 1 | 2 | 4; value: bigint };
 
 export type PlacedInsn = GuestOp & { rip: bigint; length: number };
 
@@ -27,6 +29,8 @@ export const GUEST_TEXT_BASE = 0xffffffff81000000n;
  */
 export function insnLength(op: GuestOp): number {
   if (op.op === 'hlt') return 1;
+  // OUT DX, AL is EE, OUT DX, EAX is EF, OUT DX, AX is 66 EF.
+  if (op.op === 'out') return op.size === 2 ? 2 : 1;
   // TDCALL is 66 0F 01 CC.
   if (op.op === 'accept' || op.op === 'mapGpa') return 4;
   return op.size === 2 || op.size === 8 ? 3 : 2;

@@ -15,7 +15,8 @@
  * A translated access goes to physical memory (hw.mem) with the KeyID the walk gave — the TD's HKID
  * through the S-EPT, 0 through the shared EPT — and retires when memory answers.
  *
- * TDCALL is an instruction too: the CPU takes it from the guest and exits to the TDX module with it.
+ * TDCALL is an instruction too: the CPU takes it from the guest and exits to the TDX module with it; so
+ * does OUT, as an IO_INSTRUCTION exit with the SDM's I/O exit qualification (a TD never does port I/O).
  * Host interrupts: an IPI for a vCPU in guest mode (kvm_make_all_cpus_request, §7.4) stays pending until
  * the guest's next instruction boundary — a load, store, HLT, TDCALL or the `jmp .` of an ended program —
  * where the CPU takes an EXTERNAL_INTERRUPT VM exit instead of executing the instruction (which runs again
@@ -25,7 +26,7 @@
 import { setup, assign, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type NameOf, type MachineEvent, type Outgoing, type MemAccess, type EptKind, type DecodedInsn } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, VE_VECTOR, DF_VECTOR } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, VE_VECTOR, DF_VECTOR, ioExitQualification } from '../../src/arch/vmx.ts';
 import { VE_INFO_VALID } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, pageSizeOfPgLevel } from '../../src/arch/gpa.ts';
 import { spteToPfn } from '../../src/arch/spte.ts';
@@ -46,6 +47,8 @@ export interface VeInfoArea {
   gla: bigint;
   gpa: bigint;
   eptpIndex: number;
+  /** Instruction length, saved for instruction-caused #VEs (port I/O); 0 for EPT violations. */
+  instrLength: number;
 }
 
 export interface CpuContext {
@@ -69,7 +72,7 @@ type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 
 const guest = (c: CpuContext) => `guest.vcpu${c.vcpu}`;
 /** Every TDCALL leaf and TDVMCALL the guest can issue (the `tdcall` kind of the catalogue). */
-const TDCALLS = ['TDG.VP.VEINFO.GET', 'TDG.MEM.PAGE.ACCEPT', 'TDG.VP.VMCALL<#VE.RequestMMIO>', 'TDG.VP.VMCALL<Instruction.HLT>', 'TDG.VP.VMCALL<MapGPA>'] as const satisfies readonly NameOf<'tdcall'>[];
+const TDCALLS = ['TDG.VP.VEINFO.GET', 'TDG.MEM.PAGE.ACCEPT', 'TDG.VP.VMCALL<#VE.RequestMMIO>', 'TDG.VP.VMCALL<Instruction.HLT>', 'TDG.VP.VMCALL<MapGPA>', 'TDG.VP.VMCALL<Instruction.IO>'] as const satisfies readonly NameOf<'tdcall'>[];
 /** Compile-time check that the list names every TDCALL of the catalogue. */
 const TDCALLS_COMPLETE: [Exclude<NameOf<'tdcall'>, (typeof TDCALLS)[number]>] extends [never] ? true : never = true;
 void TDCALLS_COMPLETE;
@@ -144,14 +147,14 @@ export const cpuMachine = setup({
         enqueue.emit(out(guest(context), 'exception', '#DF', { vcpu: context.vcpu, vector: DF_VECTOR }));
         return;
       }
-      enqueue.assign({ veInfo: { exitReason: v.exitReason, valid: VE_INFO_VALID, exitQualification: v.exitQualification, gla: v.gla, gpa: v.gpa, eptpIndex: 0 } });
+      enqueue.assign({ veInfo: { exitReason: v.exitReason, valid: VE_INFO_VALID, exitQualification: v.exitQualification, gla: v.gla, gpa: v.gpa, eptpIndex: 0, instrLength: v.instrLength } });
       enqueue.emit(out(guest(context), 'exception', '#VE', { vcpu: context.vcpu, vector: VE_VECTOR }));
     }),
     deliverVe: assign({
       veInfo: ({ context }) => {
         const o = outcome(context) as Extract<WalkOutcome, { kind: 'violation' }>;
         const a = context.access!;
-        return { exitReason: EXIT_REASON_EPT_VIOLATION, valid: VE_INFO_VALID, exitQualification: o.exitQualification, gla: a.gla, gpa: a.gpa, eptpIndex: 0 };
+        return { exitReason: EXIT_REASON_EPT_VIOLATION, valid: VE_INFO_VALID, exitQualification: o.exitQualification, gla: a.gla, gpa: a.gpa, eptpIndex: 0, instrLength: 0 };
       },
     }),
     injectVe: emit(({ context }) => out(guest(context), 'exception', '#VE', { vcpu: context.vcpu, vector: VE_VECTOR })),
@@ -176,13 +179,25 @@ export const cpuMachine = setup({
     exitHlt: emit(({ context, event }) =>
       out(exitTarget(context), 'vm-exit', 'HLT', { vcpu: context.vcpu, exitReason: EXIT_REASON_HLT, rip: payloadOf(event, 'insn', 'HLT').rip, insnLength: 1 }),
     ),
+    /** Port I/O exits unconditionally in a TD (the module turns it into a #VE, §5c.3). */
+    exitIo: emit(({ context, event }) => {
+      const i = payloadOf(event, 'insn', 'OUT');
+      return out(exitTarget(context), 'vm-exit', 'IO_INSTRUCTION', {
+        vcpu: context.vcpu,
+        exitReason: EXIT_REASON_IO_INSTRUCTION,
+        exitQualification: ioExitQualification(i.port, i.size, false),
+        rip: i.rip,
+        insnLength: i.length,
+      });
+    }),
     endAccess: assign({ access: () => null }),
     /** The TDCALL leaves the guest for the TDX module as it was issued (§4.2). */
     forwardTdcall: emit(({ event }) => ({ type: 'tdxsim.send', to: 'tdx', kind: event.msg.kind, name: event.msg.name, payload: event.msg.payload }) as Outgoing),
     noteIpi: assign({
       ipi: ({ context, event }) => {
         const requester = payloadOf(event, 'interrupt', 'IPI').requester;
-        return { requesters: [...(context.ipi?.requesters ?? []), requester], exitTaken: context.ipi?.exitTaken ?? false };
+        const requesters = context.ipi?.requesters ?? [];
+        return { requesters: requester === null ? requesters : [...requesters, requester], exitTaken: context.ipi?.exitTaken ?? false };
       },
     }),
     /** The interrupt is recognised at the boundary before the instruction at `rip` (§5c.3 EXTERNAL_INTERRUPT). */
@@ -212,7 +227,7 @@ export const cpuMachine = setup({
     access: null,
     lastWalk: null,
     keyid: 0,
-    veInfo: { exitReason: 0, valid: 0, exitQualification: 0n, gla: 0n, gpa: 0n, eptpIndex: 0 },
+    veInfo: { exitReason: 0, valid: 0, exitQualification: 0n, gla: 0n, gpa: 0n, eptpIndex: 0, instrLength: 0 },
     ipi: null,
     spinRip: null,
   }),
@@ -233,6 +248,7 @@ export const cpuMachine = setup({
         STORE: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { target: 'walking', actions: 'beginAccess' }],
         HLT: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'exitHlt' }],
         SPIN: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'startSpin' }],
+        OUT: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'exitIo' }],
         ...Object.fromEntries(
           TDCALLS.map((name) => [name, [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'forwardTdcall' }]]),
         ),

@@ -30,7 +30,14 @@
  * While this thread runs the guest (inside TDH.VP.ENTER, vcpu->mode = IN_GUEST_MODE), a
  * kvm_make_all_cpus_request from another thread becomes an IPI to this vCPU's CPU; after the TD exit the
  * thread enables interrupts, the IPI's handler runs (which ends the requester's wait), and only then is the
- * exit handled (§7.4). Outside guest mode the request is acknowledged at once.
+ * exit is handled (§7.4). Outside guest mode the request is acknowledged at once.
+ *
+ * TDG.VP.VMCALL<Instruction.IO> (tdx_emulate_io): no in-kernel device claims a port here, so an OUT goes to
+ * the VMM as KVM_EXIT_IO and completes with R10 = SUCCESS on the next KVM_RUN. A signal (the VMM's
+ * SIG_IPI) kicks a vCPU in guest mode with a reschedule IPI; KVM_RUN then returns -EINTR (KVM_EXIT_INTR)
+ * before the next entry, and a halted vCPU wakes up to do the same. At VM destruction the vCPU does its
+ * part of the teardown when asked (§5b.4): TDH.VP.FLUSH on its own CPU, then reclaiming its TDCX and
+ * TDVPR pages with TDH.PHYMEM.PAGE.RECLAIM, each cleared (KeyID 0) before it goes back to the kernel.
  */
 import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type WalkStep, type DecodedInsn, type TdpRoot } from '../../src/protocol/messages.ts';
@@ -43,6 +50,8 @@ import {
   TDVMCALL_STATUS_SUBFUNC_UNSUPPORTED,
   TDVMCALL_STATUS_ALIGN_ERROR,
   TDVMCALL_STATUS_RETRY,
+  TDVMCALL_STATUS_SUCCESS,
+  TDVMCALL_INSTRUCTION_IO,
 } from '../../src/arch/tdcall.ts';
 import { EPT_VIOLATION_ACC_READ, EPT_VIOLATION_ACC_WRITE, EPT_VIOLATION_ACC_INSTR, EPT_VIOLATION_PROT_MASK, EPT_VIOLATION_GVA_TRANSLATED } from '../../src/arch/vmx.ts';
 import {
@@ -50,6 +59,11 @@ import {
   KVM_EXIT_MEMORY_FAULT,
   KVM_EXIT_HYPERCALL,
   KVM_EXIT_HYPERCALL_LONG_MODE,
+  KVM_EXIT_IO,
+  KVM_EXIT_IO_OUT,
+  KVM_PIO_PAGE_OFFSET,
+  KVM_EXIT_INTR,
+  EINTR,
   KVM_HC_MAP_GPA_RANGE,
   KVM_MAP_GPA_RANGE_ENCRYPTED,
   KVM_MAP_GPA_RANGE_DECRYPTED,
@@ -95,6 +109,7 @@ import {
 import { sharedBit, gfnDirectBits, gpaToGfn, gfnToGpa, pgLevelIndex, pgLevelToTdxLevel, makePageInfo, pageSizeOfPgLevel, pagesOfPgLevel, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import {
   TDX_SUCCESS,
+  TDX_VCPU_NOT_ASSOCIATED,
   isOperandBusy,
   TDX_EXT_EXIT_QUAL_TYPE_MASK,
   TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION,
@@ -214,6 +229,16 @@ export interface KvmVcpuContext {
   mapGpa: { next: bigint; end: bigint } | null;
   /** Requesters whose IPI was sent to this vCPU's CPU while it ran the guest and whose handler has not run. */
   ipiRequesters: readonly string[];
+  /** A signal's reschedule IPI went to this vCPU's CPU while it ran the guest (its handler has not run yet). */
+  signalKicked: boolean;
+  /** signal_pending(current): KVM_RUN returns -EINTR before the next entry. */
+  signalPending: boolean;
+  /** vcpu->cpu != -1: the vCPU was loaded on its CPU (first by KVM_TDX_INIT_VCPU), so teardown flushes it there. */
+  loaded: boolean;
+  /** A port OUT handed to the VMM as KVM_EXIT_IO, completed by the next KVM_RUN (tdx_complete_pio_out). */
+  pioOut: boolean;
+  /** tdx_vcpu_free: the control pages still to reclaim (TDCX pages, then the TDVPR) and the first error. */
+  freeing: { pages: readonly bigint[]; at: number; err: bigint } | null;
   /** Progress of a KVM_TDX_INIT_VCPU (TDCX pages added) or KVM_TDX_INIT_MEM_REGION (page, 256-byte chunk). */
   build: { tdcxAdded: number; region: { source: bigint; gpa: bigint; nrPages: number; flags: number; page: number; chunk: number } | null };
   /** The SPTE value an in-flight SEAMCALL will make final (or restore on failure). */
@@ -396,6 +421,7 @@ export const kvmVcpuMachine = setup({
     tdvmcallIsMmio: ({ context }) => Number(context.exit!.gprs!.R11) === TDVMCALL_VE_REQUEST_MMIO,
     tdvmcallIsHlt: ({ context }) => Number(context.exit!.gprs!.R11) === TDVMCALL_INSTRUCTION_HLT,
     tdvmcallIsMapGpa: ({ context }) => Number(context.exit!.gprs!.R11) === TDVMCALL_MAP_GPA,
+    tdvmcallIsIo: ({ context }) => Number(context.exit!.gprs!.R11) === TDVMCALL_INSTRUCTION_IO,
     mapGpaExitDisabled: ({ context }) => !context.mapGpaExit,
     /** tdx_map_gpa: no wrap, both ends legal GPAs and on the same side of the shared bit (§6.iv step 2). */
     mapGpaInvalid: ({ context }) => {
@@ -413,7 +439,17 @@ export const kvmVcpuMachine = setup({
     mapGpaMoreChunks: ({ context, event }) =>
       (payloadOf(event, 'ioctl', 'KVM_RUN').hypercallRet ?? 0) === 0 && context.mapGpa!.next + TDX_MAP_GPA_MAX_LEN < context.mapGpa!.end,
     exitIs: ({ context }, reason: ExitInfo['reason']) => context.exit!.reason === reason,
-    ipiSent: ({ context }) => context.ipiRequesters.length > 0,
+    ipiSent: ({ context }) => context.ipiRequesters.length > 0 || context.signalKicked,
+    signalPending: ({ context }) => context.signalPending,
+    pioPending: ({ context }) => context.pioOut,
+    loaded: ({ context }) => context.loaded,
+    morePagesToFree: ({ context }) => context.freeing!.at < context.freeing!.pages.length,
+    /** tdx_emulate_io: 1, 2 or 4 bytes; the model's guest only writes (OUT). */
+    ioArgsInvalid: ({ context }) => {
+      const g = context.exit!.gprs!;
+      const size = Number(g.R12 ?? 0n);
+      return (size !== 1 && size !== 2 && size !== 4) || g.R13 !== 1n;
+    },
     /** tdx_emulate_mmio's checks: size 1/2/4/8, direction 0/1, the GPA range shared (§6.i step 11). */
     mmioArgsInvalid: ({ context }) => {
       const g = context.exit!.gprs!;
@@ -507,6 +543,7 @@ export const kvmVcpuMachine = setup({
           newSpte: makeNonLeafSpte({ childPfn: BigInt(context.nextCachePfn), adEnabled: true }),
           childPfn: context.nextCachePfn,
           childSpte: ramLeaf(spteToPfn(h.spte), h.pgLevel - 1),
+          externalPfn: context.nextExternalPfn,
         }),
       );
       enqueue.assign({ nextCachePfn: context.nextCachePfn + 1, nextExternalPfn: context.nextExternalPfn + 1 });
@@ -561,7 +598,7 @@ export const kvmVcpuMachine = setup({
     }),
     writeFinal: emit(({ context }) => {
       const fr = context.frozen!;
-      return out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: fr.step.pgLevel, tablePfn: fr.step.tablePfn, index: fr.step.index, oldSpte: FROZEN_SPTE, newSpte: fr.finalSpte, childPfn: fr.childPfn });
+      return out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: fr.step.pgLevel, tablePfn: fr.step.tablePfn, index: fr.step.index, oldSpte: FROZEN_SPTE, newSpte: fr.finalSpte, childPfn: fr.childPfn, ...(fr.childPfn !== null && fault(context).root === 'mirror' ? { externalPfn: context.nextExternalPfn } : {}) });
     }),
     restoreFrozen: emit(({ context }) => {
       const fr = context.frozen!;
@@ -728,7 +765,65 @@ export const kvmVcpuMachine = setup({
       enqueue.emit(out(`hw.cpu${context.vcpu}`, 'interrupt', 'IPI', { vcpu: context.vcpu, requester: event.msg.from }));
     }),
     localIrqEnable: emit(({ context }) => out(`hw.cpu${context.vcpu}`, 'interrupt', 'LOCAL_IRQ_ENABLE', { vcpu: context.vcpu })),
-    clearIpi: assign({ ipiRequesters: () => [] }),
+    clearIpi: assign({ ipiRequesters: () => [], signalKicked: () => false }),
+    noteSignal: assign({ signalPending: () => true }),
+    /** kick_process: a reschedule IPI to the CPU running the guest; nobody waits for its handler. */
+    kickForSignal: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ signalPending: true, signalKicked: true });
+      enqueue.emit(out(`hw.cpu${context.vcpu}`, 'interrupt', 'IPI', { vcpu: context.vcpu, requester: null }));
+    }),
+    /** xfer_to_guest_mode_handle_work: a pending signal ends KVM_RUN with -EINTR. */
+    exitIntr: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ signalPending: false });
+      enqueue.emit(out('vmm', 'kvm-exit', 'KVM_EXIT_INTR', { vcpu: context.vcpu, exit_reason: KVM_EXIT_INTR, ret: EINTR }));
+    }),
+    markLoaded: assign({ loaded: () => true }),
+    /** The OUT's bytes go to run->io at data_offset; no in-kernel device owns any port in the model. */
+    exitIo: enqueueActions(({ context, enqueue }) => {
+      const g = context.exit!.gprs!;
+      const size = Number(g.R12!);
+      enqueue.assign({ pioOut: true });
+      enqueue.emit(
+        out('vmm', 'kvm-exit', 'KVM_EXIT_IO', {
+          vcpu: context.vcpu,
+          exit_reason: KVM_EXIT_IO,
+          direction: KVM_EXIT_IO_OUT,
+          size,
+          port: Number(g.R14! & 0xffffn),
+          count: 1,
+          data_offset: KVM_PIO_PAGE_OFFSET * Number(PAGE_SIZE),
+          data: g.R15! & sizeMask(size),
+        }),
+      );
+    }),
+    completePioOut: assign({ pioOut: () => false, enterGprs: () => ({ R10: TDVMCALL_STATUS_SUCCESS }) }),
+    invalidIoArgs: assign({ enterGprs: () => ({ R10: TDVMCALL_STATUS_INVALID_OPERAND }) }),
+    // ---- Teardown (§5b.4) ----
+    vpFlush: emit(({ context }) => out('tdx', 'seamcall', 'TDH.VP.FLUSH', { RCX: context.tdvpr })),
+    /** tdx_flush_vp: TDX_VCPU_NOT_ASSOCIATED is fine (the vCPU never entered on this CPU); a vCPU never loaded needs no SEAMCALL. */
+    flushDone: enqueueActions(({ context, event, enqueue }) => {
+      const rax = event.msg.kind === 'seamcall-return' ? (event.msg.payload as Gprs).RAX! : TDX_SUCCESS;
+      const err = rax === TDX_VCPU_NOT_ASSOCIATED ? TDX_SUCCESS : rax;
+      // tdx_disassociate_vp: the vCPU is on no CPU's list any more.
+      enqueue.assign({ loaded: false });
+      enqueue.emit(out('kvm.vm', 'kvm-call-return', 'tdx_flush_vp', { vcpu: context.vcpu, err }));
+    }),
+    beginFree: assign({ freeing: ({ context }) => ({ pages: [...context.tdcx, context.tdvpr], at: 0, err: TDX_SUCCESS }) }),
+    reclaimControlPage: emit(({ context }) => out('tdx', 'seamcall', 'TDH.PHYMEM.PAGE.RECLAIM', { RCX: context.freeing!.pages[context.freeing!.at]! })),
+    /** tdx_reclaim_page: a reclaimed page is cleared (MOVDIR64B, KeyID 0) before the kernel frees it. */
+    clearControlPage: emit(({ context }) => out('hw.mem', 'mem', 'MEM_ZERO', { pa: context.freeing!.pages[context.freeing!.at]!, bytes: PAGE_SIZE, keyid: 0, tag: `kvm.vcpu${context.vcpu}` })),
+    /** A page the module would not give back is leaked (tdx_reclaim_control_page), and freeing goes on. */
+    leakControlPage: assign({
+      freeing: ({ context, event }) => {
+        const f = context.freeing!;
+        return { ...f, at: f.at + 1, err: f.err === TDX_SUCCESS ? (event.msg.payload as Gprs).RAX! : f.err };
+      },
+    }),
+    nextControlPage: assign({ freeing: ({ context }) => ({ ...context.freeing!, at: context.freeing!.at + 1 }) }),
+    freeDone: enqueueActions(({ context, enqueue }) => {
+      enqueue.emit(out('kvm.vm', 'kvm-call-return', 'tdx_vcpu_free', { vcpu: context.vcpu, err: context.freeing!.err }));
+      enqueue.assign({ freeing: null });
+    }),
     unsupportedSubfunction: assign({ enterGprs: () => ({ R10: TDVMCALL_STATUS_SUBFUNC_UNSUPPORTED }) }),
     kvmBugEptMisconfig: assign({ deathReason: () => 'KVM_BUG_ON: the TDX module returned raw exit reason EPT_MISCONFIG (49) (§5c.1 step 4)' }),
     unsupportedHypercall: assign({ deathReason: () => 'model limit: KVM hypercalls (TDVMCALL with R10 != 0) are not modelled' }),
@@ -762,6 +857,11 @@ export const kvmVcpuMachine = setup({
     kickWaiting: 0,
     mapGpa: null,
     ipiRequesters: [],
+    signalKicked: false,
+    signalPending: false,
+    loaded: false,
+    pioOut: false,
+    freeing: null,
     build: { tdcxAdded: 0, region: null },
     frozen: null,
     exit: null,
@@ -778,6 +878,7 @@ export const kvmVcpuMachine = setup({
     // Outside guest mode a request needs no IPI: the requester sees vcpu->mode and does not wait (§7.4).
     KVM_REQ_OUTSIDE_GUEST_MODE: { actions: 'ackRequest' },
     KVM_REQ_TLB_FLUSH: { actions: 'ackRequest' },
+    SIG_IPI: { actions: 'noteSignal' },
     '*': { actions: 'unexpected' },
   },
   states: {
@@ -786,11 +887,14 @@ export const kvmVcpuMachine = setup({
       on: {
         KVM_RUN: [
           { guard: 'mmioPending', target: 'entering', actions: 'completeMmio' },
+          { guard: 'pioPending', target: 'entering', actions: 'completePioOut' },
           { guard: and(['mapGpaPending', 'mapGpaMoreChunks']), target: 'inUserspace', actions: ['nextMapGpaChunk', 'exitHypercall'] },
           { guard: 'mapGpaPending', target: 'entering', actions: 'completeMapGpa' },
           { target: 'entering' },
         ],
-        KVM_TDX_INIT_VCPU: 'initVcpu',
+        KVM_TDX_INIT_VCPU: { target: 'initVcpu', actions: 'markLoaded' },
+        tdx_flush_vp: [{ guard: 'loaded', target: 'flushingVp' }, { actions: 'flushDone' }],
+        tdx_vcpu_free: { target: 'freeing', actions: 'beginFree' },
         KVM_TDX_INIT_MEM_REGION: { target: 'initMemRegion', actions: 'beginRegion' },
       },
     },
@@ -837,8 +941,27 @@ export const kvmVcpuMachine = setup({
       },
     },
     entering: {
-      always: [{ guard: 'isTd', target: 'inTdhVpEnter' }, { target: 'inGuestMode' }],
+      always: [{ guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' }, { guard: 'isTd', target: 'inTdhVpEnter' }, { target: 'inGuestMode' }],
     },
+    /** tdx_flush_vp, run on the CPU the vCPU is associated with (§5b.4 step 2, §7.7). */
+    flushingVp: {
+      entry: 'vpFlush',
+      on: { 'TDH.VP.FLUSH': { target: 'inUserspace', actions: 'flushDone' } },
+    },
+    /** tdx_vcpu_free: TDH.PHYMEM.PAGE.RECLAIM of each TDCX page, then of the TDVPR (§5b.4 step 3). */
+    freeing: {
+      initial: 'next',
+      states: {
+        next: { always: [{ guard: 'morePagesToFree', target: 'reclaiming' }, { target: '#kvmVcpu.freed', actions: 'freeDone' }] },
+        reclaiming: {
+          entry: 'reclaimControlPage',
+          on: { 'TDH.PHYMEM.PAGE.RECLAIM': [{ guard: 'seamcallOk', target: 'clearing' }, { target: 'next', actions: 'leakControlPage' }] },
+        },
+        clearing: { entry: 'clearControlPage', on: { MEM_DONE: { target: 'next', actions: 'nextControlPage' } } },
+      },
+    },
+    /** The vCPU object is gone with its VM. */
+    freed: { type: 'final' },
     /** tdx_vcpu_run: the SEAMCALL returns only with a TD exit (§5c.1 steps 3–4). */
     inTdhVpEnter: {
       entry: ['tdhVpEnter', 'clearEnterGprs'],
@@ -849,6 +972,7 @@ export const kvmVcpuMachine = setup({
         EXTERNAL_INTERRUPT: { target: 'tdExited', actions: 'recordTdExit' },
         KVM_REQ_OUTSIDE_GUEST_MODE: { actions: 'sendIpi' },
         KVM_REQ_TLB_FLUSH: { actions: 'sendIpi' },
+        SIG_IPI: { actions: 'kickForSignal' },
       },
     },
     /** Back from TDH.VP.ENTER with interrupts off: a pending IPI's handler runs once they are enabled. */
@@ -1036,6 +1160,7 @@ export const kvmVcpuMachine = setup({
         { guard: 'tdvmcallIsMmio', target: 'emulatingTdMmio' },
         { guard: 'tdvmcallIsHlt', target: 'halted' },
         { guard: 'tdvmcallIsMapGpa', target: 'mappingGpa' },
+        { guard: 'tdvmcallIsIo', target: 'emulatingTdIo' },
         { target: 'entering', actions: 'unsupportedSubfunction' },
       ],
     },
@@ -1052,8 +1177,14 @@ export const kvmVcpuMachine = setup({
     emulatingTdMmio: {
       always: [{ guard: 'mmioArgsInvalid', target: 'entering', actions: 'invalidMmioArgs' }, { target: 'inUserspace', actions: ['tdMmioExit', 'exitMmio'] }],
     },
-    /** kvm_emulate_halt_noskip → kvm_vcpu_halt: blocked until a wake-up; the model has no interrupt sources yet. */
-    halted: {},
+    /** tdx_emulate_io (§4.3 Instruction.IO): bad arguments are INVALID_OPERAND; an OUT goes to userspace. */
+    emulatingTdIo: {
+      always: [{ guard: 'ioArgsInvalid', target: 'entering', actions: 'invalidIoArgs' }, { target: 'inUserspace', actions: 'exitIo' }],
+    },
+    /** kvm_emulate_halt_noskip → kvm_vcpu_halt: blocked until a wake-up; only a signal wakes it in the model. */
+    halted: {
+      on: { SIG_IPI: { target: 'inUserspace', actions: 'exitIntr' } },
+    },
     /** KVM_BUG_ON / kvm_vm_dead: the VM is unusable. */
     vmDead: { entry: 'reportDeath', type: 'final' },
   },

@@ -10,14 +10,25 @@
  * REMOVE go through tdh_do_no_vcpus: on TDX_OPERAND_BUSY, kick every vCPU and try once more; a second
  * failure, or any other error, is a KVM_BUG_ON (§7.3). Becoming private zaps the direct root's shared
  * leaves and flushes remote TLBs. Then the attributes are stored and the lock dropped.
+ *
+ * Teardown (§5b.4) follows the file references: the VM fd, each vCPU fd and each guest_memfd hold one.
+ * Closing a guest_memfd (kvm_gmem_release) zaps every private leaf of its range in the mirror root under
+ * write mmu_lock, with the same remove hook, while the HKID is still assigned. The last reference runs
+ * kvm_destroy_vm: tdx_mmu_release_hkid (TDH.VP.FLUSH of every vCPU on its own CPU, TDH.MNG.VPFLUSHDONE,
+ * TDH.PHYMEM.CACHE.WB, TDH.MNG.KEY.FREEID), then each vCPU reclaims its TDCX and TDVPR pages, the MMU
+ * frees both roots and reclaims each S-EPT page of the mirror (children first), and tdx_vm_destroy
+ * reclaims the TDCS pages and the TDR, writes the TDR's cache lines back with the TDX global KeyID and
+ * clears it. Each page the module gives back is cleared with KeyID 0 before the kernel frees it. The
+ * global tdx_lock mutex KVM takes around VPFLUSHDONE..FREEID is not shown: nothing else in the model
+ * competes for it.
  */
 import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { noVcpus, kicking, allCpusRequest } from './noVcpus.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { TDX_SUCCESS, tdxStatusName } from '../../src/arch/tdxStatus.ts';
+import { TDX_SUCCESS, TDX_NO_HKID_READY_TO_WBCACHE, TDX_FLUSHVP_NOT_DONE, tdxStatusName } from '../../src/arch/tdxStatus.ts';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO } from '../../src/arch/kvmApi.ts';
-import { gpaToGfn, gfnToGpa, pgLevelToTdxLevel, makePageInfo, PAGE_SIZE } from '../../src/arch/gpa.ts';
+import { gpaToGfn, gfnToGpa, pgLevelToTdxLevel, makePageInfo, pageSizeOfPgLevel, pagesOfPgLevel, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { isOperandBusy } from '../../src/arch/tdxStatus.ts';
 import { SHADOW_NONPRESENT_VALUE, spteToPfn } from '../../src/arch/spte.ts';
 import { hex } from '../../src/arch/hex.ts';
@@ -32,15 +43,32 @@ export interface KvmVmInput {
   vcpus: number;
   /** set_hkid_to_hpa: the HKID sits above the CPU's physical-address bits (boot_cpu_data.x86_phys_bits). */
   hkidShift: number;
+  /** The kernel's TDX global KeyID (the module's metadata, e.g. the TDR, is written with it). */
+  globalKeyid: number;
+  /** Each guest_memfd file, by the memslot bound to it, and the GFNs it backs. */
+  gmem: readonly { slot: number; gfnStart: bigint; gfnEnd: bigint }[];
 }
 
 /** The leaf being zapped and how far its remove hook has gone. */
 export interface ZapState {
   root: 'mirror' | 'direct';
+  /** The GFN range being invalidated; a huge leaf reaching outside it would need a split first. */
+  gfnStart: bigint;
+  gfnEnd: bigint;
   leaves: readonly LeafAt[];
   at: number;
   /** tdh_do_no_vcpus already kicked the vCPUs and retried the current SEAMCALL once. */
   retried: boolean;
+  /** 4K page of the current leaf whose cache lines TDH.PHYMEM.PAGE.WBINVD writes back next. */
+  wbinvdAt: number;
+}
+
+/** kvm_destroy_vm's progress: the vCPU being flushed or freed, and the pages still to reclaim. */
+export interface DestroyState {
+  vcpu: number;
+  /** External (S-EPT) pages of the mirror root, then the TDCS pages, then the TDR. */
+  reclaim: readonly bigint[];
+  at: number;
 }
 
 export interface KvmVmContext extends KvmVmInput {
@@ -52,6 +80,13 @@ export interface KvmVmContext extends KvmVmInput {
   zap: ZapState | null;
   /** vCPUs that have not yet acknowledged the kvm_make_all_cpus_request in progress. */
   kickWaiting: number;
+  /** users_count: the VM fd, every vCPU fd and every guest_memfd; the last put destroys the VM. */
+  refs: number;
+  /** The guest_memfd being released. */
+  gmemClosing: number | null;
+  /** The file whose close(2) is in progress: it returns when its release (and a destruction it causes) is done. */
+  closing: 'kvm-vm' | 'kvm-vcpu' | 'kvm-gmem' | null;
+  destroy: DestroyState | null;
   error: string | null;
 }
 
@@ -62,6 +97,52 @@ const leaf = (c: KvmVmContext) => c.zap!.leaves[c.zap!.at]!;
 /** The zapped leaf's private GPA | TDX level, as the remove hook passes it (RCX, §0.2). */
 const leafPageInfo = (c: KvmVmContext) => makePageInfo(gfnToGpa(leaf(c).gfn), pgLevelToTdxLevel(leaf(c).pgLevel));
 const leafPa = (c: KvmVmContext) => spteToPfn(leaf(c).spte) << 12n;
+const reclaimPa = (c: KvmVmContext) => c.destroy!.reclaim[c.destroy!.at]!;
+const seamcallStatus = (ev: MachineEvent) => (ev.msg.payload as Gprs).RAX!;
+
+/** Which root a scan covers and the GFNs: an attribute change's side, or a guest_memfd's whole range. */
+function scanRange(c: KvmVmContext): { root: 'mirror' | 'direct'; gfnStart: bigint; gfnEnd: bigint } {
+  if (c.gmemClosing !== null) {
+    const g = c.gmem.find((f) => f.slot === c.gmemClosing)!;
+    return { root: 'mirror', gfnStart: g.gfnStart, gfnEnd: g.gfnEnd };
+  }
+  const a = c.attrs!;
+  const toPrivate = (a.attributes & BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE)) !== 0n;
+  return { root: toPrivate ? 'direct' : 'mirror', gfnStart: gpaToGfn(a.address), gfnEnd: gpaToGfn(a.address + a.size) };
+}
+
+/**
+ * The remove hook for one private leaf (tdx_sept_remove_private_spte, §6.iv step 4, §7.4), under write
+ * mmu_lock: the SPTE goes non-present, BLOCK → TRACK → every vCPU out of guest mode → REMOVE, then each
+ * 4K page's cache lines are written back and the page cleared; `next` is where the zap loop continues.
+ */
+function privateLeafZap(next: string) {
+  return {
+    initial: 'writingSpte',
+    states: {
+      writingSpte: { entry: 'zapSpte', always: 'blocking' },
+      ...noVcpus('kvmVm', 'blocking', 'TDH.MEM.RANGE.BLOCK', 'block', 'tracking'),
+      ...noVcpus('kvmVm', 'tracking', 'TDH.MEM.TRACK', 'track', 'kicking'),
+      /** tdx_track: after TRACK, wait until every vCPU has left the epoch it entered in. */
+      kicking: kicking('removing'),
+      ...noVcpus('kvmVm', 'removing', 'TDH.MEM.PAGE.REMOVE', 'remove', 'writingBack'),
+      writingBack: {
+        entry: 'wbinvd',
+        on: {
+          'TDH.PHYMEM.PAGE.WBINVD': [
+            { guard: and(['seamcallOk', 'moreWbinvd']), target: 'writingBack', reenter: true, actions: 'nextWbinvd' },
+            { guard: 'seamcallOk', target: 'clearing' },
+            { target: '#kvmVm.vmDead', actions: 'kvmBugSeamcall' },
+          ],
+        },
+      },
+      clearing: {
+        entry: 'clearPage',
+        on: { MEM_DONE: { target: next, actions: 'nextLeaf' } },
+      },
+    },
+  } as const;
+}
 
 export const kvmVmMachine = setup({
   types: {
@@ -79,7 +160,21 @@ export const kvmVmMachine = setup({
     moreLeaves: ({ context }) => context.zap!.at < context.zap!.leaves.length,
     zappingMirror: ({ context }) => context.zap!.root === 'mirror',
     zappedShared: ({ context }) => context.zap!.root === 'direct' && context.zap!.leaves.length > 0,
-    hugeLeaf: ({ context }) => leaf(context).pgLevel > 1,
+    /** A huge leaf that reaches outside the range being invalidated (a whole one is zapped like a 4K one). */
+    partialHugeLeaf: ({ context }) => {
+      const l = leaf(context);
+      return l.pgLevel > 1 && (l.gfn < context.zap!.gfnStart || l.gfn + pagesOfPgLevel(l.pgLevel) > context.zap!.gfnEnd);
+    },
+    moreWbinvd: ({ context }) => BigInt(context.zap!.wbinvdAt + 1) < pagesOfPgLevel(leaf(context).pgLevel),
+    lastRef: ({ context }) => context.refs === 1,
+    moreVcpus: ({ context }) => context.destroy!.vcpu + 1 < context.vcpus,
+    callFailed: ({ event }) => (event.msg.payload as { err: bigint }).err !== TDX_SUCCESS,
+    /** TDX_FLUSHVP_NOT_DONE: tdx_mmu_release_hkid gives up quietly and the HKID stays assigned (leaked). */
+    flushVpNotDone: ({ event }) => seamcallStatus(event) === TDX_FLUSHVP_NOT_DONE,
+    cacheWbOk: ({ event }) => seamcallStatus(event) === TDX_SUCCESS || seamcallStatus(event) === TDX_NO_HKID_READY_TO_WBCACHE,
+    mirrorLeavesLeft: ({ event }) => payloadOf(event, 'mmu', 'TDP_FREE_ROOTS_RESULT').mirrorLeaves > 0,
+    moreToReclaim: ({ context }) => context.destroy!.at < context.destroy!.reclaim.length,
+    reclaimingTdr: ({ context }) => reclaimPa(context) === context.tdr,
   },
   actions: {
     mngCreate: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MNG.CREATE', { RCX: context.tdr, RDX: BigInt(context.hkid) })),
@@ -99,14 +194,14 @@ export const kvmVmMachine = setup({
     beginAttrs: assign({ attrs: ({ event }) => payloadOf(event, 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES') }),
     /** kvm_unmap_gfn_range with the filter of the side that loses the range: the mirror root if it becomes shared. */
     leafScan: emit(({ context }) => {
-      const a = context.attrs!;
-      const toPrivate = (a.attributes & BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE)) !== 0n;
-      return out(MMU, 'mmu', 'TDP_LEAF_SCAN', { vcpu: -1, root: toPrivate ? 'direct' : 'mirror', gfnStart: gpaToGfn(a.address), gfnEnd: gpaToGfn(a.address + a.size) });
+      const r = scanRange(context);
+      return out(MMU, 'mmu', 'TDP_LEAF_SCAN', { vcpu: -1, root: r.root, gfnStart: r.gfnStart, gfnEnd: r.gfnEnd });
     }),
     recordLeaves: assign({
-      zap: ({ event }) => {
+      zap: ({ context, event }) => {
         const r = payloadOf(event, 'mmu', 'TDP_LEAF_SCAN_RESULT');
-        return { root: r.root, leaves: r.leaves, at: 0, retried: false };
+        const range = scanRange(context);
+        return { root: r.root, gfnStart: range.gfnStart, gfnEnd: range.gfnEnd, leaves: r.leaves, at: 0, retried: false, wbinvdAt: 0 };
       },
     }),
     /** tdp_mmu_set_spte under write mmu_lock: the leaf becomes SHADOW_NONPRESENT_VALUE before any hook runs. */
@@ -114,13 +209,18 @@ export const kvmVmMachine = setup({
       const l = leaf(context);
       return out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: -1, root: context.zap!.root, gfn: l.gfn, pgLevel: l.pgLevel, tablePfn: l.tablePfn, index: l.index, oldSpte: l.spte, newSpte: SHADOW_NONPRESENT_VALUE, childPfn: null });
     }),
-    nextLeaf: assign({ zap: ({ context }) => ({ ...context.zap!, at: context.zap!.at + 1, retried: false }) }),
+    nextLeaf: assign({ zap: ({ context }) => ({ ...context.zap!, at: context.zap!.at + 1, retried: false, wbinvdAt: 0 }) }),
+    nextWbinvd: assign({ zap: ({ context }) => ({ ...context.zap!, wbinvdAt: context.zap!.wbinvdAt + 1 }) }),
     block: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MEM.RANGE.BLOCK', { RCX: leafPageInfo(context), RDX: context.tdr })),
     track: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MEM.TRACK', { RCX: context.tdr })),
     remove: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MEM.PAGE.REMOVE', { RCX: leafPageInfo(context), RDX: context.tdr })),
-    wbinvd: emit(({ context }) => out(TDX, 'seamcall', 'TDH.PHYMEM.PAGE.WBINVD', { RCX: leafPa(context) | (BigInt(context.hkid) << BigInt(context.hkidShift)) })),
+    /** One SEAMCALL per 4K page, a huge leaf's too (the huge-page series loops over the folio). */
+    wbinvd: emit(({ context }) => {
+      const pa = leafPa(context) + BigInt(context.zap!.wbinvdAt) * PAGE_SIZE;
+      return out(TDX, 'seamcall', 'TDH.PHYMEM.PAGE.WBINVD', { RCX: pa | (BigInt(context.hkid) << BigInt(context.hkidShift)) });
+    }),
     /** The page goes back to the host: cleared with KeyID 0 (MOVDIR64B), so no TD-key line survives. */
-    clearPage: emit(({ context }) => out('hw.mem', 'mem', 'MEM_ZERO', { pa: leafPa(context), bytes: PAGE_SIZE, keyid: 0, tag: 'kvm.vm' })),
+    clearPage: emit(({ context }) => out('hw.mem', 'mem', 'MEM_ZERO', { pa: leafPa(context), bytes: pageSizeOfPgLevel(leaf(context).pgLevel), keyid: 0, tag: 'kvm.vm' })),
     markRetried: assign({ zap: ({ context }) => ({ ...context.zap!, retried: true }) }),
     clearRetried: assign({ zap: ({ context }) => ({ ...context.zap!, retried: false }) }),
     /** kvm_make_all_cpus_request: every vCPU, each acknowledging when it is (or has been forced) out of guest mode. */
@@ -140,6 +240,55 @@ export const kvmVmMachine = setup({
       error: ({ context, event }) =>
         `KVM_BUG_ON: ${event.type} for GPA ${hex(gfnToGpa(leaf(context).gfn))} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}${context.zap!.retried ? ' after all vCPUs were kicked' : ''} (§7.3)`,
     }),
+    // ---- Teardown (§5b.4) ----
+    noteClose: assign({ closing: ({ event }) => event.type as 'kvm-vm' | 'kvm-vcpu' | 'kvm-gmem' }),
+    closeReturn: enqueueActions(({ context, enqueue }) => {
+      enqueue.emit(out('vmm', 'close-return', context.closing!, { ret: 0 }));
+      enqueue.assign({ closing: null });
+    }),
+    putRef: assign({ refs: ({ context }) => context.refs - 1 }),
+    beginGmemRelease: assign({ gmemClosing: ({ event }) => payloadOf(event, 'close', 'kvm-gmem').slot }),
+    endGmemRelease: assign({ gmemClosing: () => null, zap: () => null }),
+    beginDestroy: assign({ destroy: () => ({ vcpu: 0, reclaim: [], at: 0 }) }),
+    nextVcpu: assign({ destroy: ({ context }) => ({ ...context.destroy!, vcpu: context.destroy!.vcpu + 1 }) }),
+    firstVcpu: assign({ destroy: ({ context }) => ({ ...context.destroy!, vcpu: 0 }) }),
+    /** smp_call_function_single(vcpu->cpu, tdx_flush_vp): the vCPU's own thread/CPU does it. */
+    flushVp: emit(({ context }) => out(`kvm.vcpu${context.destroy!.vcpu}`, 'kvm-call', 'tdx_flush_vp', { vcpu: context.destroy!.vcpu })),
+    vpFlushDone: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MNG.VPFLUSHDONE', { RCX: context.tdr })),
+    /** One CPU per package, and the model has one package; RCX 0 = start (§4.1). */
+    cacheWb: emit(() => out(TDX, 'seamcall', 'TDH.PHYMEM.CACHE.WB', { RCX: 0n })),
+    keyFreeid: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MNG.KEY.FREEID', { RCX: context.tdr })),
+    /** tdx_hkid_free: the HKID goes back to the kernel's pool; KVM forgets it. */
+    hkidFreed: assign({ hkid: () => -1 }),
+    vcpuFree: emit(({ context }) => out(`kvm.vcpu${context.destroy!.vcpu}`, 'kvm-call', 'tdx_vcpu_free', { vcpu: context.destroy!.vcpu })),
+    freeRoots: emit(() => out(MMU, 'mmu', 'TDP_FREE_ROOTS', { vcpu: -1 })),
+    /** tdx_sept_free_private_spt for each S-EPT page, then tdx_reclaim_td_control_pages: TDCS pages, the TDR. */
+    planReclaim: assign({
+      destroy: ({ context, event }) => {
+        const ext = payloadOf(event, 'mmu', 'TDP_FREE_ROOTS_RESULT').externalPages.map((p) => BigInt(p.pfn) << 12n);
+        return { ...context.destroy!, reclaim: [...ext, ...context.tdcs, context.tdr], at: 0 };
+      },
+    }),
+    reclaimPage: emit(({ context }) => out(TDX, 'seamcall', 'TDH.PHYMEM.PAGE.RECLAIM', { RCX: reclaimPa(context) })),
+    /** tdx_clear_page: MOVDIR64B with KeyID 0 before the page goes back to the kernel. */
+    clearReclaimed: emit(({ context }) => out('hw.mem', 'mem', 'MEM_ZERO', { pa: reclaimPa(context), bytes: PAGE_SIZE, keyid: 0, tag: 'kvm.vm' })),
+    nextReclaim: assign({ destroy: ({ context }) => ({ ...context.destroy!, at: context.destroy!.at + 1 }) }),
+    /** tdh_phymem_page_wbinvd_tdr: the TDR's lines were written with the global KeyID. */
+    wbinvdTdr: emit(({ context }) => out(TDX, 'seamcall', 'TDH.PHYMEM.PAGE.WBINVD', { RCX: context.tdr | (BigInt(context.globalKeyid) << BigInt(context.hkidShift)) })),
+    destroyed: assign({ tdState: () => 'TD_STATE_UNINITIALIZED' as const, destroy: () => null }),
+    teardownBug: assign({ error: ({ event }) => `KVM_BUG_ON: ${event.type} returned ${tdxStatusName(seamcallStatus(event))} during VM teardown (§5b.4)` }),
+    hkidLeaked: assign({ error: ({ context, event }) => `${event.type} returned ${tdxStatusName(seamcallStatus(event))}: HKID ${context.hkid} is leaked, and with it every page of the TD (§5b.4 step 2)` }),
+    vcpuCallFailed: assign({
+      error: ({ event }) => {
+        const r = event.msg.payload as { vcpu: number; err: bigint };
+        return `KVM_BUG_ON: ${event.type} for vCPU ${r.vcpu} failed with ${tdxStatusName(r.err)} (§5b.4)`;
+      },
+    }),
+    mirrorLeafAfterHkid: assign({
+      error: ({ event }) =>
+        `KVM_BUG_ON: ${payloadOf(event, 'mmu', 'TDP_FREE_ROOTS_RESULT').mirrorLeaves} private leaf SPTE(s) still mapped when the mirror root is freed after the HKID was released; guest_memfd release should have zapped them (§5b.4)`,
+    }),
+    reclaimLeaked: assign({ error: ({ context, event }) => `TDH.PHYMEM.PAGE.RECLAIM of ${hex(reclaimPa(context))} returned ${tdxStatusName(seamcallStatus(event))}: the page is leaked (§5b.4)` }),
     reportDeath: emit(({ context }): Emitted => ({ type: 'tdxsim.failure', reason: 'KVM bug', detail: `kvm.vm: ${context.error}` })),
     endZap: assign({ zap: () => null }),
     reportModelLimit: emit(({ context }): Emitted => ({
@@ -159,7 +308,19 @@ export const kvmVmMachine = setup({
   },
 }).createMachine({
   id: 'kvmVm',
-  context: ({ input }) => ({ ...input, tdState: 'TD_STATE_UNINITIALIZED', tdcsAdded: 0, attrs: null, zap: null, kickWaiting: 0, error: null }),
+  context: ({ input }) => ({
+    ...input,
+    tdState: 'TD_STATE_UNINITIALIZED',
+    tdcsAdded: 0,
+    attrs: null,
+    zap: null,
+    kickWaiting: 0,
+    refs: 1 + input.vcpus + input.gmem.length,
+    gmemClosing: null,
+    closing: null,
+    destroy: null,
+    error: null,
+  }),
   initial: 'idle',
   on: { '*': { actions: 'unexpected' } },
   states: {
@@ -168,6 +329,9 @@ export const kvmVmMachine = setup({
         KVM_TDX_INIT_VM: 'initVm',
         KVM_TDX_FINALIZE_VM: 'finalizing',
         KVM_SET_MEMORY_ATTRIBUTES: { target: 'settingAttributes', actions: 'beginAttrs' },
+        'kvm-vm': [{ guard: 'lastRef', target: 'destroying', actions: 'noteClose' }, { actions: ['noteClose', 'putRef', 'closeReturn'] }],
+        'kvm-vcpu': [{ guard: 'lastRef', target: 'destroying', actions: 'noteClose' }, { actions: ['noteClose', 'putRef', 'closeReturn'] }],
+        'kvm-gmem': { target: 'releasingGmem', actions: ['noteClose', 'beginGmemRelease'] },
       },
     },
     /** __tdx_td_init: MNG.CREATE, KEY.CONFIG, MNG.ADDCX per TDCS page, MNG.INIT (§5b.3 step 2). */
@@ -199,7 +363,7 @@ export const kvmVmMachine = setup({
         nextLeaf: {
           always: [
             // The huge-page series splits a huge leaf crossing the range before zapping (§6.v); not modelled yet.
-            { guard: and(['moreLeaves', 'zappingMirror', 'hugeLeaf']), target: '#kvmVm.modelLimit' },
+            { guard: and(['moreLeaves', 'zappingMirror', 'partialHugeLeaf']), target: '#kvmVm.modelLimit' },
             { guard: and(['moreLeaves', 'zappingMirror']), target: 'zappingPrivate' },
             { guard: 'moreLeaves', target: 'nextLeaf', reenter: true, actions: ['zapSpte', 'nextLeaf'] },
             { guard: 'zappedShared', target: 'flushing' },
@@ -211,29 +375,99 @@ export const kvmVmMachine = setup({
           always: { guard: 'acksDone', target: 'updating' },
           on: { KVM_REQ_ACK: { actions: 'countAck' } },
         },
-        /** The remove hook for one private leaf (tdx_sept_remove_private_spte, §6.iv step 4, §7.4). */
-        zappingPrivate: {
-          initial: 'writingSpte',
-          states: {
-            writingSpte: { entry: 'zapSpte', always: 'blocking' },
-            ...noVcpus('kvmVm', 'blocking', 'TDH.MEM.RANGE.BLOCK', 'block', 'tracking'),
-            ...noVcpus('kvmVm', 'tracking', 'TDH.MEM.TRACK', 'track', 'kicking'),
-            /** tdx_track: after TRACK, wait until every vCPU has left the epoch it entered in. */
-            kicking: kicking('removing'),
-            ...noVcpus('kvmVm', 'removing', 'TDH.MEM.PAGE.REMOVE', 'remove', 'writingBack'),
-            writingBack: {
-              entry: 'wbinvd',
-              on: { 'TDH.PHYMEM.PAGE.WBINVD': [{ guard: 'seamcallOk', target: 'clearing' }, { target: '#kvmVm.vmDead', actions: 'kvmBugSeamcall' }] },
-            },
-            clearing: {
-              entry: 'clearPage',
-              on: { MEM_DONE: { target: '#kvmVm.settingAttributes.nextLeaf', actions: 'nextLeaf' } },
-            },
-          },
-        },
+        zappingPrivate: privateLeafZap('#kvmVm.settingAttributes.nextLeaf'),
         updating: { entry: 'setAttributes', on: { SET_ATTRIBUTES_DONE: { target: '#kvmVm.idle', actions: ['unlockWrite', 'attrsDone', 'endAttrs', 'endZap'] } } },
       },
     },
+    /**
+     * kvm_gmem_release: the whole file is invalidated, so every private leaf of its range goes, under write
+     * mmu_lock and with the HKID still assigned (§5b.4 step 1). Then the file's reference on the VM is put.
+     */
+    releasingGmem: {
+      initial: 'locking',
+      states: {
+        locking: { entry: 'lockWrite', on: { MMU_LOCK_ACQUIRED: 'scanning' } },
+        scanning: { entry: 'leafScan', on: { TDP_LEAF_SCAN_RESULT: { target: 'nextLeaf', actions: 'recordLeaves' } } },
+        nextLeaf: {
+          always: [
+            { guard: 'moreLeaves', target: 'zappingPrivate' },
+            { guard: 'lastRef', target: '#kvmVm.destroying', actions: ['unlockWrite', 'endGmemRelease'] },
+            { target: '#kvmVm.idle', actions: ['unlockWrite', 'endGmemRelease', 'putRef', 'closeReturn'] },
+          ],
+        },
+        zappingPrivate: privateLeafZap('#kvmVm.releasingGmem.nextLeaf'),
+      },
+    },
+    /** kvm_destroy_vm on the last reference (§5b.4 steps 2–5). */
+    destroying: {
+      entry: 'beginDestroy',
+      initial: 'flushingVcpu',
+      states: {
+        /** tdx_mmu_release_hkid: every vCPU flushed on the CPU it is associated with. */
+        flushingVcpu: {
+          entry: 'flushVp',
+          on: {
+            tdx_flush_vp: [
+              { guard: 'callFailed', target: '#kvmVm.vmDead', actions: 'vcpuCallFailed' },
+              { guard: 'moreVcpus', target: 'flushingVcpu', reenter: true, actions: 'nextVcpu' },
+              { target: 'flushDone' },
+            ],
+          },
+        },
+        flushDone: {
+          entry: 'vpFlushDone',
+          on: {
+            'TDH.MNG.VPFLUSHDONE': [
+              { guard: 'seamcallOk', target: 'writingBackCaches' },
+              { guard: 'flushVpNotDone', target: '#kvmVm.vmDead', actions: 'hkidLeaked' },
+              { target: '#kvmVm.vmDead', actions: 'teardownBug' },
+            ],
+          },
+        },
+        writingBackCaches: {
+          entry: 'cacheWb',
+          on: { 'TDH.PHYMEM.CACHE.WB': [{ guard: 'cacheWbOk', target: 'freeingKeyid' }, { target: '#kvmVm.vmDead', actions: 'hkidLeaked' }] },
+        },
+        freeingKeyid: {
+          entry: 'keyFreeid',
+          on: { 'TDH.MNG.KEY.FREEID': [{ guard: 'seamcallOk', target: 'freeingVcpu', actions: ['hkidFreed', 'firstVcpu'] }, { target: '#kvmVm.vmDead', actions: 'hkidLeaked' }] },
+        },
+        /** kvm_destroy_vcpus → tdx_vcpu_free, one vCPU after another. */
+        freeingVcpu: {
+          entry: 'vcpuFree',
+          on: {
+            tdx_vcpu_free: [
+              { guard: 'callFailed', target: '#kvmVm.vmDead', actions: 'vcpuCallFailed' },
+              { guard: 'moreVcpus', target: 'freeingVcpu', reenter: true, actions: 'nextVcpu' },
+              { target: 'freeingRoots' },
+            ],
+          },
+        },
+        freeingRoots: {
+          entry: 'freeRoots',
+          on: { TDP_FREE_ROOTS_RESULT: [{ guard: 'mirrorLeavesLeft', target: '#kvmVm.vmDead', actions: 'mirrorLeafAfterHkid' }, { target: 'nextReclaim', actions: 'planReclaim' }] },
+        },
+        nextReclaim: {
+          always: [{ guard: and(['moreToReclaim', 'reclaimingTdr']), target: 'reclaimingTdr' }, { guard: 'moreToReclaim', target: 'reclaiming' }, { target: '#kvmVm.destroyed', actions: 'destroyed' }],
+        },
+        reclaiming: {
+          entry: 'reclaimPage',
+          on: { 'TDH.PHYMEM.PAGE.RECLAIM': [{ guard: 'seamcallOk', target: 'clearing' }, { target: '#kvmVm.vmDead', actions: 'reclaimLeaked' }] },
+        },
+        clearing: { entry: 'clearReclaimed', on: { MEM_DONE: { target: 'nextReclaim', actions: 'nextReclaim' } } },
+        /** tdx_reclaim_td_control_pages: the TDR is reclaimed, written back with the global KeyID, then cleared. */
+        reclaimingTdr: {
+          entry: 'reclaimPage',
+          on: { 'TDH.PHYMEM.PAGE.RECLAIM': [{ guard: 'seamcallOk', target: 'writingBackTdr' }, { target: '#kvmVm.vmDead', actions: 'reclaimLeaked' }] },
+        },
+        writingBackTdr: {
+          entry: 'wbinvdTdr',
+          on: { 'TDH.PHYMEM.PAGE.WBINVD': [{ guard: 'seamcallOk', target: 'clearing' }, { target: '#kvmVm.vmDead', actions: 'teardownBug' }] },
+        },
+      },
+    },
+    /** The VM and its TD are gone; every page went back to the kernel cleared. */
+    destroyed: { type: 'final', entry: 'closeReturn' },
     /** KVM_BUG_ON: the VM is unusable. */
     vmDead: { entry: 'reportDeath', type: 'final' },
     modelLimit: { entry: 'reportModelLimit', type: 'final' },

@@ -13,7 +13,7 @@
 import { setup, assign, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type ActorId } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { isShadowPresentPte, isLargePte } from '../../src/arch/spte.ts';
+import { isShadowPresentPte, isLargePte, spteToPfn } from '../../src/arch/spte.ts';
 import { eptLevels, gfnToGpa, gfnDirectBits, pagesOfPgLevel, pageSizeOfPgLevel } from '../../src/arch/gpa.ts';
 import { PG_LEVEL_4K, PG_LEVEL_2M, EBUSY } from '../../src/arch/kvmApi.ts';
 import { attributeIsPrivate, rangeIsPrivate, setAttribute, type PrivateRanges } from './memAttributes.ts';
@@ -53,6 +53,10 @@ export interface TdpMmuContext {
    * progress and mmu_invalidate_in_progress is not kept.
    */
   mmuInvalidateSeq: number;
+  /** sp->external_spt of each mirror page-table page below the root: the S-EPT page linked with it (host PFNs). */
+  externalSpt: Readonly<Record<number, number>>;
+  /** Both roots were freed at VM destruction (§5b.4 step 4): nothing may touch the pages again. */
+  freed: boolean;
   /** lpage_info's KVM_LPAGE_GUEST_INHIBIT_FLAG, set one way: keys "level:index" of the inhibited ranges. */
   guestInhibit: Readonly<Record<string, true>>;
 }
@@ -158,6 +162,40 @@ export const tdpMmuMachine = setup({
         }
         return pages;
       },
+      externalSpt: ({ context, event }) => {
+        const w = payloadOf(event, 'mmu', 'SPTE_WRITE');
+        return w.childPfn !== null && w.externalPfn !== undefined ? { ...context.externalSpt, [w.childPfn]: w.externalPfn } : context.externalSpt;
+      },
+    }),
+    /**
+     * kvm_mmu_uninit_tdp_mmu after the last root reference is put: every page-table page goes. For the
+     * mirror root, handle_removed_pt frees a page's children before the page, and hands each page's
+     * external (S-EPT) page to the free hook in that order; the root's S-EPT page is the TDCS page and is
+     * not among them.
+     */
+    freeRoots: enqueueActions(({ context, event, enqueue }) => {
+      const q = payloadOf(event, 'mmu', 'TDP_FREE_ROOTS');
+      const externalPages: { pfn: number; gfn: bigint; pgLevel: number }[] = [];
+      let mirrorLeaves = 0;
+      const visit = (tablePfn: number, level: number, baseGfn: bigint) => {
+        const page = context.pages[tablePfn] ?? {};
+        const span = pagesOfPgLevel(level);
+        for (const key of Object.keys(page).map(Number).sort((a, b) => a - b)) {
+          const spte = page[key]!;
+          if (!isShadowPresentPte(spte)) continue;
+          const gfn = baseGfn + BigInt(key) * span;
+          if (level === 1 || isLargePte(spte)) {
+            mirrorLeaves++;
+            continue;
+          }
+          const child = Number(spteToPfn(spte));
+          visit(child, level - 1, gfn);
+          externalPages.push({ pfn: context.externalSpt[child]!, gfn, pgLevel: level - 1 });
+        }
+      };
+      if (context.roots.mirror !== null) visit(context.roots.mirror, context.topLevel, 0n);
+      enqueue.assign({ pages: {}, externalSpt: {}, freed: true });
+      enqueue.emit(out(event.msg.from, 'mmu', 'TDP_FREE_ROOTS_RESULT', { vcpu: q.vcpu, externalPages, mirrorLeaves }));
     }),
     /** The zap's iteration under write mmu_lock; GFNs in the reply are as the root's iterator sees them. */
     answerLeafScan: emit(({ context, event }) => {
@@ -189,6 +227,10 @@ export const tdpMmuMachine = setup({
         const child: Record<number, bigint> = {};
         for (let i = 0n; i < PAGES_2M; i++) child[Number(i)] = w.childSpte + i * pageSizeOfPgLevel(w.pgLevel - 1);
         return writeSpte({ ...context.pages, [w.childPfn]: child }, w.tablePfn, w.index, w.newSpte);
+      },
+      externalSpt: ({ context, event }) => {
+        const w = payloadOf(event, 'mmu', 'SPLIT_HUGE_PAGE');
+        return w.externalPfn === undefined ? context.externalSpt : { ...context.externalSpt, [w.childPfn]: w.externalPfn };
       },
     }),
     setAttributes: enqueueActions(({ context, event, enqueue }) => {
@@ -233,6 +275,8 @@ export const tdpMmuMachine = setup({
       privateRanges: [],
       privateHugePages: input.privateHugePages,
       mmuInvalidateSeq: 0,
+      externalSpt: {},
+      freed: false,
       guestInhibit: {},
     };
   },
@@ -248,6 +292,7 @@ export const tdpMmuMachine = setup({
     LPAGE_INFO_READ: { actions: 'answerLpageInfo' },
     LPAGE_GUEST_INHIBIT: { actions: 'setGuestInhibit' },
     SPLIT_HUGE_PAGE: { actions: 'splitHugePage' },
+    TDP_FREE_ROOTS: { actions: 'freeRoots' },
     '*': { actions: 'unexpected' },
   },
   states: {

@@ -2,7 +2,9 @@
  * The TDX module (SEAM): SEAMCALLs from KVM, TDCALLs from the guest, and the VM exits the CPU delivers
  * while a TD runs. The statechart is the TD's life (§5b.1): no TD → HKID assigned (TDH.MNG.CREATE) →
  * keys configured (TDH.MNG.KEY.CONFIG) → op_state INITIALIZED (TDH.MNG.INIT) → RUNNABLE
- * (TDH.MR.FINALIZE). The TD's private memory — S-EPT, PAMT, epochs, measurement — is `mem`, changed only
+ * (TDH.MR.FINALIZE); and at the end (§5b.4) → BLOCKED (TDH.MNG.VPFLUSHDONE, once no vCPU is associated
+ * with an LP) → TEARDOWN (TDH.MNG.KEY.FREEID, once the caches were written back) → no TD again when the
+ * TDR itself is reclaimed (teardown.ts). The TD's private memory — S-EPT, PAMT, epochs, measurement — is `mem`, changed only
  * by the pure handlers of tdMemory.ts and accept.ts, which check and report exactly as §5a.4–§5a.6 say.
  *
  * A SEAMCALL or TDCALL that must touch page contents (PAGE.ADD's copy, MR.EXTEND's read, ACCEPT's
@@ -10,16 +12,18 @@
  * the call is `inflight` for that caller, and ACCEPT keeps its entry lock, so a host SEAMCALL on that
  * entry meanwhile sees TDX_OPERAND_BUSY (§7.2).
  */
-import { setup, emit, enqueueActions } from 'xstate';
+import { setup, assign, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, TDX_EXIT_QUAL_CLEARED_BITS } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, TDX_EXIT_QUAL_CLEARED_BITS } from '../../src/arch/vmx.ts';
 import {
   TDX_SUCCESS,
   TDX_NO_VALID_VE_INFO,
   TDX_OPERAND_INVALID,
   TDX_PAGE_METADATA_INCORRECT,
   TDX_OP_STATE_INCORRECT,
+  TDX_LIFECYCLE_STATE_INCORRECT,
+  TDX_TD_KEYS_NOT_CONFIGURED,
   TDX_EXT_EXIT_QUAL_TYPE_NONE,
   TDX_OPERAND_ID_RCX,
   PT_TDR,
@@ -36,6 +40,7 @@ import { acceptDecision, acceptComplete, eptViolationDecision } from './accept.t
 import { hardwareWalk } from './septTree.ts';
 import { pamtRangeFree, pamtSet } from './pamt.ts';
 import { enterEpoch, exitEpoch, INITIAL_EPOCH } from './tlbTracking.ts';
+import { callerLp, vpFlush, vpFlushDone, cacheWb, keyFreeid, reclaim, type KeyOwner } from './teardown.ts';
 
 /** TDCS pages a TDX 1.5 TD has without L2 VMs; page index 3 is the S-EPT root (tdx-module 1.5 `MIN_NUM_TDCS_PAGES`, §1.3). */
 export const TDCS_PAGES = 6;
@@ -47,6 +52,8 @@ export interface TdxModuleInput {
   gpaw: 48 | 52;
   /** TDVPR page of each vCPU, indexed by vCPU number; KVM hands them over with TDH.VP.CREATE. */
   tdvpr: readonly bigint[];
+  /** Where KeyID bits start in a physical address (the platform's MK-TME split); RECLAIM refuses them. */
+  hkidShift: number;
 }
 
 /** TDVPS state the model needs between messages (§1.3, §5b.1). */
@@ -63,6 +70,8 @@ export interface TdVcpu {
   exposeMask: bigint;
   /** The TD epoch this vCPU entered in (§7.4). */
   vcpuEpoch: number;
+  /** The LP this vCPU is associated with (TDH.VP.INIT, TDH.VP.ENTER) until TDH.VP.FLUSH there (§7.7). */
+  assocLp: number | null;
 }
 
 /** A call waiting for hw.mem, keyed by the caller's actor id. */
@@ -75,6 +84,9 @@ export interface Inflight {
 
 export interface TdxModuleContext {
   gpaw: 48 | 52;
+  hkidShift: number;
+  /** The KOT entry of the TD's HKID (teardown.ts). */
+  kot: KeyOwner;
   sharedMask: bigint;
   /** TD ATTRIBUTES from TD_PARAMS (TDH.MNG.INIT). */
   attributes: bigint;
@@ -134,6 +146,43 @@ function tdExited(c: TdxModuleContext, v: number, lastExit: TdVcpu['lastExit'], 
 }
 
 
+function associatedVcpus(c: TdxModuleContext): number {
+  return c.vcpus.filter((v) => v.assocLp !== null).length;
+}
+
+function initialContext(input: TdxModuleInput): TdxModuleContext {
+  return {
+    gpaw: input.gpaw,
+    hkidShift: input.hkidShift,
+    kot: { state: 'FREE', wbinvdPending: false },
+    sharedMask: sharedBit(input.gpaw),
+    attributes: 0n,
+    tdCtls: 0n,
+    tdcsPages: [],
+    mem: {
+      tdr: 0n,
+      hkid: 0,
+      sharedMask: sharedBit(input.gpaw),
+      topLevel: eptLevels(input.gpaw) - 1,
+      septRoot: null,
+      sept: {},
+      pamt: {},
+      epoch: INITIAL_EPOCH,
+      opState: 'UNINITIALIZED',
+      childCount: 0,
+      mrtd: MRTD_INITIAL,
+    },
+    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null })),
+    inflight: {},
+  };
+}
+
+/** Memory SEAMCALLs once the keys are gone: the TD is no longer KEYS_CONFIGURED (check_td_in_correct_build_state). */
+const MEM_SEAMCALL_NAMES = ['TDH.MEM.SEPT.ADD', 'TDH.MEM.PAGE.ADD', 'TDH.MR.EXTEND', 'TDH.MEM.PAGE.AUG', 'TDH.MEM.RANGE.BLOCK', 'TDH.MEM.RANGE.UNBLOCK', 'TDH.MEM.TRACK', 'TDH.MEM.PAGE.REMOVE', 'TDH.MEM.SEPT.REMOVE', 'TDH.MEM.PAGE.DEMOTE', 'TDH.MEM.PAGE.PROMOTE', 'TDH.MEM.SEPT.RD', 'TDH.VP.ENTER', 'TDH.VP.FLUSH'] as const;
+const keysGone = Object.fromEntries(MEM_SEAMCALL_NAMES.map((n) => [n, { actions: 'keysNotConfigured' as const }]));
+/** TDH.MNG.VPFLUSHDONE from any state with an HKID (HKID_ASSIGNED or KEYS_CONFIGURED). */
+const flushDone = { 'TDH.MNG.VPFLUSHDONE': [{ guard: 'flushVpNotDone' as const, actions: 'vpFlushDone' as const }, { target: 'blocked', actions: 'vpFlushDone' as const }] };
+
 export const tdxModuleMachine = setup({
   types: {
     context: {} as TdxModuleContext,
@@ -147,6 +196,14 @@ export const tdxModuleMachine = setup({
     tdrPageFree: ({ context, event }) => pamtRangeFree(context.mem.pamt, pfnOf(regsOf(event).RCX!), 0),
     allTdcsAdded: ({ context }) => context.tdcsPages.length === TDCS_PAGES,
     /** §5a.6: a private GPA whose S-EPT leaf is PENDING and #VE is wanted. */
+    /** VPFLUSHDONE would refuse: some vCPU is still associated with an LP. */
+    flushVpNotDone: ({ context }) => vpFlushDone(associatedVcpus(context), context.tdcsPages.length === TDCS_PAGES, context.mem.opState).next === null,
+    wbinvdPending: ({ context }) => context.kot.wbinvdPending,
+    /** RECLAIM of the TDR that will succeed: the last page of the TD. */
+    reclaimsTdr: ({ context, event }) => {
+      const pa = regsOf(event).RCX!;
+      return pa === context.mem.tdr && reclaim(context.mem, pa, context.hkidShift, true).next !== null;
+    },
     privateViolationIsVe: ({ context, event }) => {
       const x = payloadOf(event, 'vm-exit', 'EPT_VIOLATION');
       return eptViolationDecision(context.mem, x.gpa, (context.tdCtls & TD_CTLS_PENDING_VE_DISABLE) !== 0n).kind === 'inject-ve';
@@ -156,7 +213,10 @@ export const tdxModuleMachine = setup({
     // ---- TD build (§5b.3) ----
     mngCreate: enqueueActions(({ context, event, enqueue }) => {
       const r = regsOf(event);
-      enqueue.assign({ mem: { ...context.mem, tdr: r.RCX!, hkid: Number(r.RDX!), pamt: pamtSet(context.mem.pamt, pfnOf(r.RCX!), { type: PT_TDR, owner: r.RCX!, bepoch: 0, tdxLevel: 0 }) } });
+      enqueue.assign({
+        kot: { state: 'ASSIGNED', wbinvdPending: false },
+        mem: { ...context.mem, tdr: r.RCX!, hkid: Number(r.RDX!), pamt: pamtSet(context.mem.pamt, pfnOf(r.RCX!), { type: PT_TDR, owner: r.RCX!, bepoch: 0, tdxLevel: 0 }) },
+      });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.CREATE', { RAX: TDX_SUCCESS }));
     }),
     pageNotFree: emit(({ event }) => seamcallReturn(event.msg.from, event.type as HostSeamcall, { RAX: tdxStatusWithOperand(TDX_PAGE_METADATA_INCORRECT, TDX_OPERAND_ID_RCX) })),
@@ -167,7 +227,7 @@ export const tdxModuleMachine = setup({
       const pa = regsOf(event).RCX!;
       const index = context.tdcsPages.length;
       const pfn = pfnOf(pa);
-      let mem: TdMemory = { ...context.mem, pamt: pamtSet(context.mem.pamt, pfn, { type: PT_TDCX, owner: context.mem.tdr, bepoch: 0, tdxLevel: 0 }) };
+      let mem: TdMemory = { ...context.mem, pamt: pamtSet(context.mem.pamt, pfn, { type: PT_TDCX, owner: context.mem.tdr, bepoch: 0, tdxLevel: 0 }), childCount: context.mem.childCount + 1 };
       if (index === TDCS_SEPT_ROOT_INDEX) mem = { ...mem, septRoot: pfn, sept: { ...mem.sept, [pfn]: {} } };
       enqueue.assign({ tdcsPages: [...context.tdcsPages, pa], mem });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.ADDCX', { RAX: TDX_SUCCESS }));
@@ -191,7 +251,7 @@ export const tdxModuleMachine = setup({
       }
       enqueue.assign({
         vcpus: withVcpu(context, v, { state: 'UNINITIALIZED' }),
-        mem: { ...context.mem, pamt: pamtSet(context.mem.pamt, pfnOf(tdvpr), { type: PT_TDVPR, owner: context.mem.tdr, bepoch: 0, tdxLevel: 0 }) },
+        mem: { ...context.mem, pamt: pamtSet(context.mem.pamt, pfnOf(tdvpr), { type: PT_TDVPR, owner: context.mem.tdr, bepoch: 0, tdxLevel: 0 }), childCount: context.mem.childCount + 1 },
       });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.CREATE', { RAX: TDX_SUCCESS }));
     }),
@@ -200,14 +260,15 @@ export const tdxModuleMachine = setup({
       const v = vcpuByTdvpr(context, r.RDX!);
       enqueue.assign({
         vcpus: withVcpu(context, v, { tdcx: context.vcpus[v]!.tdcx + 1 }),
-        mem: { ...context.mem, pamt: pamtSet(context.mem.pamt, pfnOf(r.RCX!), { type: PT_TDCX, owner: context.mem.tdr, bepoch: 0, tdxLevel: 0 }) },
+        mem: { ...context.mem, pamt: pamtSet(context.mem.pamt, pfnOf(r.RCX!), { type: PT_TDCX, owner: context.mem.tdr, bepoch: 0, tdxLevel: 0 }), childCount: context.mem.childCount + 1 },
       });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.ADDCX', { RAX: TDX_SUCCESS }));
     }),
     vpInit: enqueueActions(({ context, event, enqueue }) => {
       const v = vcpuByTdvpr(context, regsOf(event).RCX!);
       const ready = v >= 0 && context.vcpus[v]!.state === 'UNINITIALIZED' && context.vcpus[v]!.tdcx === TDVPS_PAGES - 1;
-      if (ready) enqueue.assign({ vcpus: withVcpu(context, v, { state: 'READY' }) });
+      // VP.INIT associates the vCPU with the LP it runs on (associate_vcpu_initial).
+      if (ready) enqueue.assign({ vcpus: withVcpu(context, v, { state: 'READY', assocLp: callerLp(event.msg.from) }) });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.INIT', { RAX: ready ? TDX_SUCCESS : tdxStatusWithOperand(TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX) }));
     }),
     mrFinalize: enqueueActions(({ context, event, enqueue }) => {
@@ -259,7 +320,8 @@ export const tdxModuleMachine = setup({
       const vc = context.vcpus[p.vcpu]!;
       const tdcallReturn = vc.lastExit === 'TDVMCALL' ? { RAX: TDX_SUCCESS, ...exposed(vc.exposeMask, p) } : null;
       const e = enterEpoch(context.mem.epoch);
-      enqueue.assign({ mem: { ...context.mem, epoch: e.epoch }, vcpus: withVcpu(context, p.vcpu, { state: 'ACTIVE', launched: true, vcpuEpoch: e.vcpuEpoch }) });
+      // vCPU N always runs on hw.cpuN, so its association never moves (§7.7).
+      enqueue.assign({ mem: { ...context.mem, epoch: e.epoch }, vcpus: withVcpu(context, p.vcpu, { state: 'ACTIVE', launched: true, vcpuEpoch: e.vcpuEpoch, assocLp: p.vcpu }) });
       enqueue.emit(out(guest(p.vcpu), 'vm-entry', vc.launched ? 'VMRESUME' : 'VMLAUNCH', { vcpu: p.vcpu, tdcallReturn, emulated: null }));
     }),
     /** §6.i 3 / §5a.6: TD exit EPT_VIOLATION, RCX = qualification & ~bits 12:7, R8 = GPA & ~0xFFF, RDX = EEQ. */
@@ -280,10 +342,51 @@ export const tdxModuleMachine = setup({
         }),
       );
     }),
+    // ---- Teardown (§5b.4, teardown.ts) ----
+    vpFlush: enqueueActions(({ context, event, enqueue }) => {
+      const v = vcpuByTdvpr(context, regsOf(event).RCX!);
+      if (v < 0) {
+        enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.FLUSH', { RAX: tdxStatusWithOperand(TDX_PAGE_METADATA_INCORRECT, TDX_OPERAND_ID_RCX) }));
+        return;
+      }
+      const r = vpFlush(context.vcpus[v]!.assocLp, callerLp(event.msg.from));
+      if (r.next !== null) enqueue.assign({ vcpus: withVcpu(context, v, r.next) });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.FLUSH', r.regs));
+    }),
+    vpFlushDone: enqueueActions(({ context, event, enqueue }) => {
+      const r = vpFlushDone(associatedVcpus(context), context.tdcsPages.length === TDCS_PAGES, context.mem.opState);
+      if (r.next !== null) enqueue.assign({ kot: r.next });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.VPFLUSHDONE', r.regs));
+    }),
+    cacheWb: enqueueActions(({ context, event, enqueue }) => {
+      const r = cacheWb(context.kot, regsOf(event).RCX ?? 0n);
+      if (r.next !== null) enqueue.assign({ kot: r.next });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.PHYMEM.CACHE.WB', r.regs));
+    }),
+    keyFreeid: enqueueActions(({ context, event, enqueue }) => {
+      const r = keyFreeid(context.kot);
+      if (r.next !== null) enqueue.assign({ kot: r.next });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.KEY.FREEID', r.regs));
+    }),
+    reclaim: enqueueActions(({ context, event, enqueue }) => {
+      const r = reclaim(context.mem, regsOf(event).RCX!, context.hkidShift, true);
+      if (r.next !== null) enqueue.assign({ mem: r.next });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.PHYMEM.PAGE.RECLAIM', r.regs));
+    }),
+    /** The TDR went back to the host: the TD is gone and the module holds nothing of it. */
+    forgetTd: assign(({ context }) => initialContext({ gpaw: context.gpaw, tdvpr: context.vcpus.map((v) => v.tdvpr), hkidShift: context.hkidShift })),
+    reclaimOutsideTeardown: emit(({ context, event }) => seamcallReturn(event.msg.from, 'TDH.PHYMEM.PAGE.RECLAIM', reclaim(context.mem, regsOf(event).RCX!, context.hkidShift, false).regs)),
+    keysNotConfigured: emit(({ event }) => seamcallReturn(event.msg.from, event.type as HostSeamcall, { RAX: TDX_TD_KEYS_NOT_CONFIGURED })),
+    lifecycleIncorrect: emit(({ event }) => seamcallReturn(event.msg.from, event.type as HostSeamcall, { RAX: TDX_LIFECYCLE_STATE_INCORRECT })),
     /** §5a.6: a PENDING private page and #VE wanted: the module injects it; the CPU owns VE_INFO. */
     injectVe: emit(({ event }) => {
       const x = payloadOf(event, 'vm-exit', 'EPT_VIOLATION');
-      return out(`hw.cpu${x.vcpu}`, 've-info', 'VE_INJECT', { vcpu: x.vcpu, exitReason: EXIT_REASON_EPT_VIOLATION, exitQualification: x.exitQualification, gla: x.gla, gpa: x.gpa });
+      return out(`hw.cpu${x.vcpu}`, 've-info', 'VE_INJECT', { vcpu: x.vcpu, exitReason: EXIT_REASON_EPT_VIOLATION, exitQualification: x.exitQualification, gla: x.gla, gpa: x.gpa, instrLength: 0 });
+    }),
+    /** §5c.3: port I/O in a TD is converted to a #VE; VE_INFO keeps the qualification and the instruction length. */
+    injectIoVe: emit(({ event }) => {
+      const x = payloadOf(event, 'vm-exit', 'IO_INSTRUCTION');
+      return out(`hw.cpu${x.vcpu}`, 've-info', 'VE_INJECT', { vcpu: x.vcpu, exitReason: EXIT_REASON_IO_INSTRUCTION, exitQualification: x.exitQualification, gla: 0n, gpa: 0n, instrLength: x.insnLength });
     }),
     /** §2: EPT misconfiguration on a shared GPA is a TD exit (reason 49, GPA bits 11:0 cleared). */
     tdExitEptMisconfig: enqueueActions(({ context, event, enqueue }) => {
@@ -309,7 +412,7 @@ export const tdxModuleMachine = setup({
     returnVeInfo: emit(({ event }) => {
       const v = payloadOf(event, 've-info', 'VE_INFO');
       const regs: Gprs =
-        v.valid === 0 ? { RAX: TDX_NO_VALID_VE_INFO } : { RAX: TDX_SUCCESS, RCX: BigInt(v.exitReason), RDX: v.exitQualification, R8: v.gla, R9: v.gpa, R10: 0n };
+        v.valid === 0 ? { RAX: TDX_NO_VALID_VE_INFO } : { RAX: TDX_SUCCESS, RCX: BigInt(v.exitReason), RDX: v.exitQualification, R8: v.gla, R9: v.gpa, R10: BigInt(v.instrLength) };
       return out(guest(v.vcpu), 'tdcall-return', 'TDG.VP.VEINFO.GET', { vcpu: v.vcpu, ...regs });
     }),
     /** §6.i step 10: copy exposed GPRs, trap-like TD exit 77. */
@@ -355,28 +458,7 @@ export const tdxModuleMachine = setup({
   },
 }).createMachine({
   id: 'tdxModule',
-  context: ({ input }) => ({
-    gpaw: input.gpaw,
-    sharedMask: sharedBit(input.gpaw),
-    attributes: 0n,
-    tdCtls: 0n,
-    tdcsPages: [],
-    mem: {
-      tdr: 0n,
-      hkid: 0,
-      sharedMask: sharedBit(input.gpaw),
-      topLevel: eptLevels(input.gpaw) - 1,
-      septRoot: null,
-      sept: {},
-      pamt: {},
-      epoch: INITIAL_EPOCH,
-      opState: 'UNINITIALIZED',
-      childCount: 0,
-      mrtd: MRTD_INITIAL,
-    },
-    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0 })),
-    inflight: {},
-  }),
+  context: ({ input }) => initialContext(input),
   initial: 'noTd',
   on: {
     // The memory SEAMCALLs check op_state themselves (§5a.4 step 1), so they are taken in every state.
@@ -393,6 +475,11 @@ export const tdxModuleMachine = setup({
     'TDH.MEM.PAGE.PROMOTE': { actions: 'memSeamcall' },
     'TDH.MEM.SEPT.RD': { actions: 'memSeamcall' },
     'TDH.PHYMEM.PAGE.WBINVD': { actions: 'wbinvd' },
+    'TDH.PHYMEM.CACHE.WB': { actions: 'cacheWb' },
+    'TDH.PHYMEM.PAGE.RECLAIM': { actions: 'reclaimOutsideTeardown' },
+    'TDH.MNG.KEY.FREEID': { actions: 'lifecycleIncorrect' },
+    'TDH.MNG.VPFLUSHDONE': { actions: 'lifecycleIncorrect' },
+    'TDH.VP.FLUSH': { actions: 'keysNotConfigured' },
     MEM_DONE: { actions: 'memCompleted' },
     MEM_DIGEST: { actions: 'memCompleted' },
     '*': { actions: 'unexpected' },
@@ -404,13 +491,15 @@ export const tdxModuleMachine = setup({
     },
     /** TDR lifecycle HKID_ASSIGNED: the key must be programmed on every package. */
     hkidAssigned: {
-      on: { 'TDH.MNG.KEY.CONFIG': { target: 'keysConfigured', actions: 'succeed' } },
+      on: { 'TDH.MNG.KEY.CONFIG': { target: 'keysConfigured', actions: 'succeed' }, ...flushDone },
     },
     /** KEYS_CONFIGURED, op_state UNINITIALIZED: TDCS pages, then TDH.MNG.INIT. */
     keysConfigured: {
       on: {
         'TDH.MNG.ADDCX': [{ guard: 'tdrPageFree', actions: 'mngAddcx' }, { actions: 'pageNotFree' }],
         'TDH.MNG.INIT': [{ guard: 'allTdcsAdded', target: 'initialized', actions: 'mngInit' }, { actions: 'opStateIncorrect' }],
+        'TDH.VP.FLUSH': { actions: 'vpFlush' },
+        ...flushDone,
       },
     },
     /** op_state INITIALIZED: vCPUs and the initial image; TDH.MR.FINALIZE makes the TD runnable. */
@@ -421,6 +510,8 @@ export const tdxModuleMachine = setup({
         'TDH.VP.INIT': { actions: 'vpInit' },
         'TDH.MR.FINALIZE': { target: 'runnable', actions: 'mrFinalize' },
         'TDH.VP.ENTER': { actions: 'opStateIncorrect' },
+        'TDH.VP.FLUSH': { actions: 'vpFlush' },
+        ...flushDone,
       },
     },
     /** op_state RUNNABLE: TDH.VP.ENTER is allowed (§5b.1). */
@@ -441,6 +532,24 @@ export const tdxModuleMachine = setup({
         'TDG.VP.VMCALL<MapGPA>': { actions: 'tdExitTdvmcall' },
         EXTERNAL_INTERRUPT: { actions: 'tdExitExternalInterrupt' },
         EPT_WALK: { actions: 'answerSeptWalk' },
+        IO_INSTRUCTION: { actions: 'injectIoVe' },
+        'TDG.VP.VMCALL<Instruction.IO>': { actions: 'tdExitTdvmcall' },
+        'TDH.VP.FLUSH': { actions: 'vpFlush' },
+        ...flushDone,
+      },
+    },
+    /** Lifecycle BLOCKED: no vCPU can run or use the HKID; the caches must be written back before KEY.FREEID. */
+    blocked: {
+      on: {
+        ...keysGone,
+        'TDH.MNG.KEY.FREEID': [{ guard: 'wbinvdPending', actions: 'keyFreeid' }, { target: 'teardown', actions: 'keyFreeid' }],
+      },
+    },
+    /** Lifecycle TEARDOWN: the HKID is free; the host reclaims the TD's pages, the TDR last. */
+    teardown: {
+      on: {
+        ...keysGone,
+        'TDH.PHYMEM.PAGE.RECLAIM': [{ guard: 'reclaimsTdr', target: 'noTd', actions: ['reclaim', 'forgetTd'] }, { actions: 'reclaim' }],
       },
     },
   },

@@ -13,14 +13,25 @@
  * (QEMU's kvm_convert_memory) and the vCPU re-enters. The VMM does one conversion at a time, in the order
  * the exits arrived. QEMU also discards the backing of the side the range leaves (guest_memfd punch-hole
  * or madvise); the model keeps both backings.
+ *
+ * Port I/O (KVM_EXIT_IO) goes to the ACPI PM block of a q35 machine (acpiPm.ts); a write no device claims
+ * is dropped, as QEMU's unassigned I/O does. The guest's ACPI power-off shuts the VM down the way QEMU's
+ * exit path does (§5b.4): every vCPU thread still inside KVM_RUN is signalled (SIG_IPI) and answers with
+ * KVM_EXIT_INTR; conversions not yet started are dropped, one in progress finishes; then the process's
+ * files close in the order they were opened — the VM fd, each guest_memfd, each vCPU fd — and the last
+ * close destroys the VM.
  */
 import { setup, assign, emit, enqueueActions } from 'xstate';
 import { hex } from '../../src/arch/hex.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { deviceRead, deviceWrite, findDevice, type MmioDevice } from './mmioDevice.ts';
-import { KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MEMORY_EXIT_FLAG_PRIVATE, HYPERCALL_RET_EAGAIN, HYPERCALL_RET_EINVAL } from '../../src/arch/kvmApi.ts';
+import { KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MEMORY_EXIT_FLAG_PRIVATE, HYPERCALL_RET_EAGAIN, HYPERCALL_RET_EINVAL } from '../../src/arch/kvmApi.ts';
 import { PAGE_SIZE } from '../../src/arch/gpa.ts';
+import { portWriteEffect } from './acpiPm.ts';
+
+/** A file the VMM holds, by its anon-inode name. */
+export type KvmFile = { name: 'kvm-vm' } | { name: 'kvm-gmem'; slot: number } | { name: 'kvm-vcpu'; vcpu: number };
 
 /** A conversion the VMM performs for a vCPU's exit. */
 export interface Conversion {
@@ -48,6 +59,8 @@ export interface VmmInput {
   build: readonly BuildStep[];
   /** Answer this many MapGPA exits with EAGAIN first (scenario `vmm.mapGpaEagain`). */
   mapGpaEagain: number;
+  /** Memslots backed by a guest_memfd (one file each). */
+  gmemSlots: readonly number[];
 }
 
 export interface VmmContext {
@@ -62,9 +75,22 @@ export interface VmmContext {
   mapGpaEagain: number;
   /** Conversions waiting, the first one in progress. */
   conversions: readonly Conversion[];
+  /** Which vCPU threads are inside KVM_RUN (sent KVM_RUN, no exit back yet). */
+  inKernel: readonly boolean[];
+  gmemSlots: readonly number[];
+  /** Files still to close at exit, in the order they were opened. */
+  closing: readonly KvmFile[];
+  /** Port writes nothing claimed (QEMU's unassigned I/O drops them). */
+  unassignedPortWrites: number;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
+
+function withFlag(flags: readonly boolean[], i: number, value: boolean): boolean[] {
+  const next = flags.slice();
+  next[i] = value;
+  return next;
+}
 
 export const vmmMachine = setup({
   types: {
@@ -80,6 +106,12 @@ export const vmmMachine = setup({
     eagainLeft: ({ context }) => context.mapGpaEagain > 0,
     idleConverting: ({ context }) => context.conversions.length === 0,
     moreConversions: ({ context }) => context.conversions.length > 1,
+    poweroff: ({ event }) => {
+      const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_IO');
+      return e.direction === KVM_EXIT_IO_OUT && portWriteEffect(e.port, e.size, e.data) === 'poweroff';
+    },
+    allStopped: ({ context }) => context.inKernel.every((k) => !k) && context.conversions.length === 0,
+    moreFiles: ({ context }) => context.closing.length > 1,
   },
   actions: {
     issueBuildStep: emit(({ context }) => {
@@ -135,17 +167,49 @@ export const vmmMachine = setup({
         enqueue.emit({ type: 'tdxsim.failure', reason: 'VMM error', detail: `vmm: converting ${hex(c.address)} for a KVM_EXIT_MEMORY_FAULT failed; QEMU stops the vCPU` });
       } else {
         enqueue.emit(out(`kvm.vcpu${c.vcpu}`, 'ioctl', 'KVM_RUN', run));
+        enqueue.assign({ inKernel: withFlag(context.inKernel, c.vcpu, true) });
       }
       enqueue.assign({ conversions: context.conversions.slice(1) });
     }),
     /** The scenario asked the VMM to refuse this MapGPA chunk for now. */
     answerEagain: enqueueActions(({ context, event, enqueue }) => {
-      enqueue.assign({ mapGpaEagain: context.mapGpaEagain - 1 });
-      enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: payloadOf(event, 'kvm-exit', 'KVM_EXIT_HYPERCALL').vcpu, mmioData: null, hypercallRet: HYPERCALL_RET_EAGAIN }));
+      const v = payloadOf(event, 'kvm-exit', 'KVM_EXIT_HYPERCALL').vcpu;
+      enqueue.assign({ mapGpaEagain: context.mapGpaEagain - 1, inKernel: withFlag(context.inKernel, v, true) });
+      enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null, hypercallRet: HYPERCALL_RET_EAGAIN }));
     }),
     startVcpus: enqueueActions(({ context, enqueue }) => {
       for (let v = 0; v < context.vcpus; v++) enqueue.emit(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
+      enqueue.assign({ inKernel: context.inKernel.map(() => true) });
     }),
+    /** Every exit returns the vCPU thread to userspace. */
+    markExited: assign({ inKernel: ({ context, event }) => withFlag(context.inKernel, (event.msg.payload as { vcpu: number }).vcpu, false) }),
+    /** A write to a port nothing claims is dropped; the vCPU goes on. */
+    ignorePortWrite: enqueueActions(({ context, event, enqueue }) => {
+      const v = payloadOf(event, 'kvm-exit', 'KVM_EXIT_IO').vcpu;
+      enqueue.assign({ unassignedPortWrites: context.unassignedPortWrites + 1, inKernel: withFlag(context.inKernel, v, true) });
+      enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
+    }),
+    /** pause_all_vcpus: qemu_cpu_kick on each thread still in KVM_RUN; conversions not started are dropped. */
+    stopVcpus: enqueueActions(({ context, enqueue }) => {
+      for (const [v, k] of context.inKernel.entries()) if (k) enqueue.emit(out(`kvm.vcpu${v}`, 'signal', 'SIG_IPI', { vcpu: v }));
+      enqueue.assign({ conversions: context.conversions.slice(0, 1) });
+    }),
+    conversionAbandoned: assign({ conversions: () => [] }),
+    /** exit(): the kernel closes the process's files in descriptor order. */
+    planCloses: assign({
+      closing: ({ context }) => [
+        { name: 'kvm-vm' as const },
+        ...context.gmemSlots.map((slot) => ({ name: 'kvm-gmem' as const, slot })),
+        ...context.inKernel.map((_, vcpu) => ({ name: 'kvm-vcpu' as const, vcpu })),
+      ],
+    }),
+    closeFile: emit(({ context }) => {
+      const f = context.closing[0]!;
+      if (f.name === 'kvm-gmem') return out('kvm.vm', 'close', 'kvm-gmem', { slot: f.slot });
+      if (f.name === 'kvm-vcpu') return out('kvm.vm', 'close', 'kvm-vcpu', { vcpu: f.vcpu });
+      return out('kvm.vm', 'close', 'kvm-vm', {});
+    }),
+    nextFile: assign({ closing: ({ context }) => context.closing.slice(1) }),
     handleMmio: assign(({ context, event }) => {
       const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_MMIO');
       const dev = findDevice(context.devices, e.phys_addr);
@@ -155,9 +219,10 @@ export const vmmMachine = setup({
       }
       return { reply: deviceRead(dev, e.phys_addr, e.len) };
     }),
-    resume: emit(({ context, event }) => {
+    resume: enqueueActions(({ context, event, enqueue }) => {
       const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_MMIO');
-      return out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: e.vcpu, mmioData: context.reply });
+      enqueue.assign({ inKernel: withFlag(context.inKernel, e.vcpu, true) });
+      enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: e.vcpu, mmioData: context.reply }));
     }),
     unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
   },
@@ -172,6 +237,10 @@ export const vmmMachine = setup({
     reply: null,
     mapGpaEagain: input.mapGpaEagain,
     conversions: [],
+    inKernel: Array.from({ length: input.vcpus }, () => false),
+    gmemSlots: input.gmemSlots,
+    closing: [],
+    unassignedPortWrites: 0,
   }),
   initial: 'starting',
   on: { '*': { actions: 'unexpected' } },
@@ -195,15 +264,37 @@ export const vmmMachine = setup({
     running: {
       entry: 'startVcpus',
       on: {
-        KVM_EXIT_MMIO: { actions: ['handleMmio', 'resume'] },
+        KVM_EXIT_MMIO: { actions: ['markExited', 'handleMmio', 'resume'] },
         KVM_EXIT_HYPERCALL: [
-          { guard: 'eagainLeft', actions: 'answerEagain' },
-          { guard: 'idleConverting', actions: ['queueMapGpa', 'convert'] },
-          { actions: 'queueMapGpa' },
+          { guard: 'eagainLeft', actions: ['markExited', 'answerEagain'] },
+          { guard: 'idleConverting', actions: ['markExited', 'queueMapGpa', 'convert'] },
+          { actions: ['markExited', 'queueMapGpa'] },
         ],
-        KVM_EXIT_MEMORY_FAULT: [{ guard: 'idleConverting', actions: ['queueImplicit', 'convert'] }, { actions: 'queueImplicit' }],
+        KVM_EXIT_MEMORY_FAULT: [{ guard: 'idleConverting', actions: ['markExited', 'queueImplicit', 'convert'] }, { actions: ['markExited', 'queueImplicit'] }],
         KVM_SET_MEMORY_ATTRIBUTES: [{ guard: 'moreConversions', actions: ['converted', 'convert'] }, { actions: 'converted' }],
+        KVM_EXIT_IO: [{ guard: 'poweroff', target: 'stopping', actions: 'markExited' }, { actions: ['markExited', 'ignorePortWrite'] }],
       },
     },
+    /** qemu_system_shutdown_request → pause_all_vcpus: wait until no vCPU thread is inside KVM_RUN. */
+    stopping: {
+      entry: 'stopVcpus',
+      always: { guard: 'allStopped', target: 'closing', actions: 'planCloses' },
+      on: {
+        KVM_EXIT_INTR: { actions: 'markExited' },
+        KVM_EXIT_MMIO: { actions: 'markExited' },
+        KVM_EXIT_HYPERCALL: { actions: 'markExited' },
+        KVM_EXIT_MEMORY_FAULT: { actions: 'markExited' },
+        KVM_EXIT_IO: { actions: 'markExited' },
+        KVM_SET_MEMORY_ATTRIBUTES: { actions: 'conversionAbandoned' },
+      },
+    },
+    /** The process exits: close(2) of each file, each returning once its release has run. */
+    closing: {
+      entry: 'closeFile',
+      on: Object.fromEntries(
+        (['kvm-vm', 'kvm-gmem', 'kvm-vcpu'] as const).map((name) => [name, [{ guard: 'moreFiles', target: 'closing', reenter: true, actions: 'nextFile' }, { target: 'exited', actions: 'nextFile' }]]),
+      ),
+    },
+    exited: { type: 'final' },
   },
 });

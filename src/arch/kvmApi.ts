@@ -7,6 +7,8 @@ export const KVM_X86_TDX_VM = 5;
 // Linux's value in include/uapi/linux/kvm.h.
 export const KVM_EXIT_IO = 2;
 export const KVM_EXIT_HYPERCALL = 3;
+// KVM_RUN interrupted by a signal (-EINTR): how a VMM stops a vCPU thread. Linux uapi value, not in §4.12.
+export const KVM_EXIT_INTR = 10;
 export const KVM_EXIT_MMIO = 6;
 export const KVM_EXIT_SHUTDOWN = 8;
 export const KVM_EXIT_FAIL_ENTRY = 9;
@@ -20,6 +22,7 @@ export const KVM_EXIT_TDX = 40;
 export const KVM_EXIT_NAMES: Readonly<Record<number, string>> = Object.freeze({
   [KVM_EXIT_IO]: 'KVM_EXIT_IO',
   [KVM_EXIT_HYPERCALL]: 'KVM_EXIT_HYPERCALL',
+  [KVM_EXIT_INTR]: 'KVM_EXIT_INTR',
   [KVM_EXIT_MMIO]: 'KVM_EXIT_MMIO',
   [KVM_EXIT_SHUTDOWN]: 'KVM_EXIT_SHUTDOWN',
   [KVM_EXIT_FAIL_ENTRY]: 'KVM_EXIT_FAIL_ENTRY',
@@ -32,6 +35,11 @@ export const KVM_EXIT_NAMES: Readonly<Record<number, string>> = Object.freeze({
 // Exit payload details (§4.12). ReportFatalError arrives as a SYSTEM_EVENT of type TDX_FATAL; a
 // MEMORY_FAULT says whether the faulting access was private so userspace can convert (§6.iv).
 export const KVM_SYSTEM_EVENT_TDX_FATAL = 7;
+// run->io for KVM_EXIT_IO (Linux uapi): direction, and the data's offset in the kvm_run page mapping
+// (KVM_PIO_PAGE_OFFSET 1 on x86, so the bytes sit one page after struct kvm_run).
+export const KVM_EXIT_IO_IN = 0;
+export const KVM_EXIT_IO_OUT = 1;
+export const KVM_PIO_PAGE_OFFSET = 1;
 export const KVM_MEMORY_EXIT_FLAG_PRIVATE = 1 << 3;
 
 // MapGPA reaches userspace as KVM_EXIT_HYPERCALL(KVM_HC_MAP_GPA_RANGE) (§4.12, §6.iv)
@@ -112,6 +120,7 @@ export const X86EMUL_PROPAGATE_FAULT = 2;
 export const X86EMUL_RETRY_INSTR = 3;
 
 // Kernel errno values as KVM returns them (negative): an ioctl's failure to userspace, a lost SPTE cmpxchg.
+export const EINTR = -4;
 export const EIO = -5;
 export const EBUSY = -16;
 /**

@@ -81,3 +81,23 @@ export const INTR_INFO_UNBLOCK_NMI = 1 << 12;
 
 /** Bits 12:7, which the TDX module zeroes before handing an EPT-violation qualification to the VMM (§4.10). */
 export const TDX_EXIT_QUAL_CLEARED_BITS = 0b11_1111 << 7;
+
+// I/O-instruction exit qualification (Intel SDM Vol. 3C, table "Exit Qualification for I/O
+// Instructions"); a TD gets it in VE_INFO when the module converts the exit to a #VE (§5c.3), and
+// Linux's handle_io decodes it with the same layout.
+export const IO_EXIT_QUAL_SIZE_MASK = 0b111; // access size − 1: 0, 1 or 3
+export const IO_EXIT_QUAL_IN = 1 << 3; // direction: 1 = IN, 0 = OUT
+export const IO_EXIT_QUAL_STRING = 1 << 4;
+export const IO_EXIT_QUAL_REP = 1 << 5;
+export const IO_EXIT_QUAL_IMMEDIATE = 1 << 6; // port from the instruction, not DX
+export const IO_EXIT_QUAL_PORT_SHIFT = 16;
+
+/** The qualification for a non-string `out`/`in` with the port in DX. */
+export function ioExitQualification(port: number, size: 1 | 2 | 4, isIn: boolean): bigint {
+  return BigInt((size - 1) | (isIn ? IO_EXIT_QUAL_IN : 0) | (port << IO_EXIT_QUAL_PORT_SHIFT));
+}
+
+export function decodeIoExitQualification(q: bigint): { port: number; size: number; isIn: boolean; string: boolean } {
+  const n = Number(q & 0xffffffffn);
+  return { port: (n >>> IO_EXIT_QUAL_PORT_SHIFT) & 0xffff, size: (n & IO_EXIT_QUAL_SIZE_MASK) + 1, isIn: (n & IO_EXIT_QUAL_IN) !== 0, string: (n & IO_EXIT_QUAL_STRING) !== 0 };
+}

@@ -14,9 +14,24 @@ const SPTE_KEYS = new Set(['spte', 'oldSpte', 'newSpte', 'currentSpte']);
 const SKIP_KEYS = new Set(['vcpu']);
 /** Numbers that are addresses, page frames, indexes or register words read best in hex. */
 export function isHexNumberKey(key: string): boolean {
-  return /(Pfn|Pa|^index|^valid|^septRoot)$/.test(key);
+  return /(Pfn|Pa|^index|^valid|^septRoot|^port)$/.test(key);
 }
-const KIND_SUFFIX: Record<string, string> = { 'td-exit': ' (TD exit)', 'vm-exit': ' (VM exit)', 'tdcall-return': ' (return)', 'seamcall-return': ' (return)', 'ioctl-return': ' (return)' };
+const KIND_SUFFIX: Record<string, string> = {
+  'td-exit': ' (TD exit)',
+  'vm-exit': ' (VM exit)',
+  'tdcall-return': ' (return)',
+  'seamcall-return': ' (return)',
+  'ioctl-return': ' (return)',
+  'close-return': ' (return)',
+  'kvm-call-return': ' (return)',
+};
+/** Kinds whose name is a file or a kernel function: shown as the call (`close(kvm-gmem)`, `tdx_flush_vp()`). */
+const KIND_CALL: Record<string, (name: string) => string> = {
+  close: (n) => `close(${n})`,
+  'close-return': (n) => `close(${n})`,
+  'kvm-call': (n) => `${n}()`,
+  'kvm-call-return': (n) => `${n}()`,
+};
 
 export interface FormatOptions {
   /** kvm->arch.shadow_mmio_value of the VM, to recognise MMIO SPTEs (§3.3). */
@@ -80,7 +95,7 @@ export function formatFields(payload: object, o: FormatOptions): string {
 
 /** A message's architectural label as every view prints it: the name plus its kind's suffix (`EPT_VIOLATION (TD exit)`). */
 export function messageLabel(m: { kind: string; name: string }): string {
-  return `${m.name}${KIND_SUFFIX[m.kind] ?? ''}`;
+  return `${KIND_CALL[m.kind]?.(m.name) ?? m.name}${KIND_SUFFIX[m.kind] ?? ''}`;
 }
 
 export function formatDelivery(

@@ -103,6 +103,41 @@ export interface MessageCatalog {
     KVM_EXIT_MEMORY_FAULT: { vcpu: number; exit_reason: number; gpa: bigint; size: bigint; flags: number };
     /** run->hypercall for KVM_HC_MAP_GPA_RANGE: args = [GPA without shared bit, 4K pages, attributes] (§6.iv step 3). */
     KVM_EXIT_HYPERCALL: { vcpu: number; exit_reason: number; nr: number; args: [bigint, bigint, bigint]; flags: number; ret: number };
+    /** run->io: port I/O no in-kernel device claimed; `data` is what sits at data_offset for an OUT (§4.3 Instruction.IO). */
+    KVM_EXIT_IO: { vcpu: number; exit_reason: number; direction: number; size: number; port: number; count: number; data_offset: number; data: bigint };
+    /** KVM_RUN returned -EINTR: a signal was pending before the next entry. */
+    KVM_EXIT_INTR: { vcpu: number; exit_reason: number; ret: number };
+  };
+  /** Userspace VMM → a vCPU thread: QEMU's qemu_cpu_kick (pthread_kill with SIG_IPI) to stop it for a pause. */
+  signal: {
+    SIG_IPI: { vcpu: number };
+  };
+  /**
+   * The last reference to a KVM file goes away (the VMM closes it or exits): the anon-inode names of the
+   * VM, a vCPU and a guest_memfd. Closing guest_memfd invalidates all its pages; the last reference to
+   * the VM destroys it (§5b.4).
+   */
+  close: {
+    'kvm-vm': Record<string, never>;
+    'kvm-vcpu': { vcpu: number };
+    'kvm-gmem': { slot: number };
+  };
+  /** KVM → userspace VMM: close(2) returns once the file's release (and, for the last reference, the VM's destruction) ran. */
+  'close-return': {
+    'kvm-vm': { ret: number };
+    'kvm-vcpu': { ret: number };
+    'kvm-gmem': { ret: number };
+  };
+  /** Inside KVM: the VM teardown asks each vCPU's CPU / vCPU object to do its part (§5b.4 steps 2–3). */
+  'kvm-call': {
+    /** smp_call_function_single(vcpu->cpu, tdx_flush_vp): TDH.VP.FLUSH on the LP the vCPU is associated with. */
+    tdx_flush_vp: { vcpu: number };
+    /** kvm_destroy_vcpus → tdx_vcpu_free: reclaim the TDCX pages and the TDVPR. */
+    tdx_vcpu_free: { vcpu: number };
+  };
+  'kvm-call-return': {
+    tdx_flush_vp: { vcpu: number; err: bigint };
+    tdx_vcpu_free: { vcpu: number; err: bigint };
   };
   /**
    * kvm_make_all_cpus_request (§7.4): the requester sets the request on each vCPU and reads its mode; a
@@ -119,7 +154,8 @@ export interface MessageCatalog {
   /** Host interrupts at the logical processor that runs a vCPU (hw.cpu). */
   interrupt: {
     /** The requester's IPI to the CPU of a vCPU in guest mode: a VM exit at the guest's next instruction boundary. */
-    IPI: { vcpu: number; requester: ActorId };
+    /** `requester` null: a reschedule IPI from a signal (kick_process); nobody waits for its handler. */
+    IPI: { vcpu: number; requester: ActorId | null };
     /** After the TD exit the vCPU thread enables interrupts and the pending IPI's handler runs on this CPU. */
     LOCAL_IRQ_ENABLE: { vcpu: number };
     IRQ_HANDLED: { vcpu: number };
@@ -144,6 +180,8 @@ export interface MessageCatalog {
     EPT_MISCONFIG: { vcpu: number; exitReason: number; gpa: bigint; rip: bigint; insn: DecodedInsn | null };
     HLT: { vcpu: number; exitReason: number; rip: bigint; insnLength: number };
     EXTERNAL_INTERRUPT: { vcpu: number; exitReason: number; rip: bigint };
+    /** IN/OUT: a TD's becomes a #VE (§5c.3); trap-free, RIP still at the instruction. */
+    IO_INSTRUCTION: { vcpu: number; exitReason: number; exitQualification: bigint; rip: bigint; insnLength: number };
   };
   /** VM entry into the guest: by the TDX module for a TD, by KVM for a VMX guest. */
   'vm-entry': {
@@ -159,6 +197,8 @@ export interface MessageCatalog {
     HLT: { vcpu: number; rip: bigint };
     /** The guest's program has ended: it spins on `jmp .` at `rip`, where only an interrupt stops it. */
     SPIN: { vcpu: number; rip: bigint };
+    /** `out dx, al/ax/eax`: port I/O, which a TD cannot do natively (§5c.3). */
+    OUT: { vcpu: number; rip: bigint; port: number; size: 1 | 2 | 4; value: bigint; length: number };
   };
   /** Hardware walking a page table owned by another actor (KVM's TDP MMU, or the TDX module's S-EPT). */
   'ept-walk': {
@@ -182,6 +222,8 @@ export interface MessageCatalog {
     'TDG.VP.VMCALL<Instruction.HLT>': Gprs & { vcpu: number };
     /** R12 = start GPA (with the shared bit for private → shared), R13 = size (§6.iv step 1). */
     'TDG.VP.VMCALL<MapGPA>': Gprs & { vcpu: number };
+    /** R12 size, R13 direction (1 = out), R14 port, R15 value (§4.3). */
+    'TDG.VP.VMCALL<Instruction.IO>': Gprs & { vcpu: number };
   };
   /** TDX module → guest: a TDCALL that completes inside the module (no TD exit). */
   'tdcall-return': {
@@ -195,8 +237,9 @@ export interface MessageCatalog {
      * The module injects a #VE in software (§5a.6): VE_INFO is written and #VE delivered if its valid
      * word is 0, otherwise #DF. Sent to the CPU because that actor owns the VE information area.
      */
-    VE_INJECT: { vcpu: number; exitReason: number; exitQualification: bigint; gla: bigint; gpa: bigint };
-    VE_INFO: { vcpu: number; valid: number; exitReason: number; exitQualification: bigint; gla: bigint; gpa: bigint; eptpIndex: number };
+    VE_INJECT: { vcpu: number; exitReason: number; exitQualification: bigint; gla: bigint; gpa: bigint; instrLength: number };
+    /** `instrLength`: saved for instruction #VEs, 0 for EPT violations (§4.2 VEINFO.GET R10). */
+    VE_INFO: { vcpu: number; valid: number; exitReason: number; exitQualification: bigint; gla: bigint; gpa: bigint; eptpIndex: number; instrLength: number };
   };
   /**
    * Physical memory with MKTME/TDX KeyIDs (hw.mem). `tag` is echoed in the reply so a caller with several
@@ -226,7 +269,8 @@ export interface MessageCatalog {
     /** `mmuSeq`: kvm->mmu_invalidate_seq, snapshotted before the attribute and pfn were read. */
     FAULTIN_RESULT: { vcpu: number; gfn: bigint; attrPrivate: boolean; slot: 'none' | 'normal' | 'gmem'; pfn: bigint | null; maxLevel: number; mmuSeq: number };
     /** A plain write of an SPTE the writer owns: the frozen SPTE's final value, or any SPTE under write mmu_lock (§7.6). */
-    SPTE_WRITE: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number | null };
+    /** `externalPfn`: the S-EPT page TDH.MEM.SEPT.ADD linked for a new mirror page table (sp->external_spt). */
+    SPTE_WRITE: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number | null; externalPfn?: number };
     /**
      * The attribute xarray update of KVM_SET_MEMORY_ATTRIBUTES and the kvm_mmu_invalidate_end that follows
      * it (mmu_invalidate_seq++), both under write mmu_lock here (§6.iv step 4).
@@ -248,7 +292,14 @@ export interface MessageCatalog {
      * tdp_mmu_split_huge_page under write mmu_lock: a page of 512 leaves one level down (the first is
      * `childSpte`, each next maps the next page) is linked in place of the huge leaf.
      */
-    SPLIT_HUGE_PAGE: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number; childSpte: bigint };
+    SPLIT_HUGE_PAGE: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number; childSpte: bigint; externalPfn?: number };
+    /**
+     * The MMU teardown of a dying VM (kvm_mmu_uninit_tdp_mmu after the roots are put): every page-table
+     * page of both roots is freed; the reply lists the mirror pages' external (S-EPT) pages children
+     * first, the order handle_removed_pt frees them in, and counts mirror leaves still present (§5b.4 4).
+     */
+    TDP_FREE_ROOTS: { vcpu: number };
+    TDP_FREE_ROOTS_RESULT: { vcpu: number; externalPages: { pfn: number; gfn: bigint; pgLevel: number }[]; mirrorLeaves: number };
     MMU_LOCK_READ: { vcpu: number };
     MMU_LOCK_WRITE: { vcpu: number };
     MMU_LOCK_ACQUIRED: { vcpu: number; mode: 'read' | 'write' };
@@ -303,7 +354,12 @@ export type HostSeamcall =
   | 'TDH.MEM.PAGE.DEMOTE'
   | 'TDH.MEM.PAGE.PROMOTE'
   | 'TDH.MEM.SEPT.RD'
-  | 'TDH.PHYMEM.PAGE.WBINVD';
+  | 'TDH.PHYMEM.PAGE.WBINVD'
+  | 'TDH.VP.FLUSH'
+  | 'TDH.MNG.VPFLUSHDONE'
+  | 'TDH.PHYMEM.CACHE.WB'
+  | 'TDH.MNG.KEY.FREEID'
+  | 'TDH.PHYMEM.PAGE.RECLAIM';
 
 export interface VmEntryPayload {
   vcpu: number;

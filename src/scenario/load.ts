@@ -158,6 +158,12 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
   for (const [v, cpu] of s.vcpus.entries()) {
     for (const [k, op] of cpu.program.entries()) {
       if (op.op === 'hlt') continue;
+      if (op.op === 'out') {
+        const port: ScenarioPath = ['vcpus', v, 'program', k, 'port'];
+        if (!td) return { path: port, message: 'port I/O is modelled for a TD guest only (vm.type "tdx"), where it becomes a #VE and TDG.VP.VMCALL<Instruction.IO>' };
+        if (op.value >> BigInt(op.size * 8) !== 0n) return { path: ['vcpus', v, 'program', k, 'value'], message: `${hex(op.value)} does not fit in ${op.size} byte(s)` };
+        continue;
+      }
       const at: ScenarioPath = ['vcpus', v, 'program', k, 'gpa'];
       if (op.op === 'accept') {
         if (!td) return { path: at, message: 'TDG.MEM.PAGE.ACCEPT is a TD guest operation (vm.type "tdx")' };

@@ -34,6 +34,16 @@ const guestOp = z.discriminatedUnion('op', [
   /** Linux tdx_map_gpa: TDG.VP.VMCALL<MapGPA> converting [gpa, gpa + size) to shared or back to private. */
   z.strictObject({ op: z.literal('mapGpa'), gpa: u64, size: u64, to: z.enum(['shared', 'private']) }),
   z.strictObject({ op: z.literal('hlt') }),
+  /**
+   * `out dx, al/ax/eax`: port I/O, a #VE in a TD that the guest turns into TDG.VP.VMCALL<Instruction.IO>.
+   * Port 0x604 with 0x2000 is the ACPI power-off of QEMU's q35 machine (PM1a_CNT: SLP_EN, SLP_TYP 0 = S5).
+   */
+  z.strictObject({
+    op: z.literal('out'),
+    port: smallInt.refine((n) => n >= 0 && n <= 0xffff, 'an I/O port is 0..0xffff'),
+    size: smallInt.refine((n) => n === 1 || n === 2 || n === 4, 'port I/O is 1, 2 or 4 bytes'),
+    value: u64,
+  }),
 ]);
 
 /** Instructions the #VE handler runs before TDG.VP.VEINFO.GET (loads and stores only). */
