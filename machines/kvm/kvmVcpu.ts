@@ -1183,6 +1183,8 @@ export const kvmVcpuMachine = setup({
     },
     /** kvm_emulate_halt_noskip → kvm_vcpu_halt: blocked until a wake-up; only a signal wakes it in the model. */
     halted: {
+      // kvm_vcpu_check_block: a signal already pending (its kick may have met the HLT exit) ends the block at once.
+      always: { guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' },
       on: { SIG_IPI: { target: 'inUserspace', actions: 'exitIntr' } },
     },
     /** KVM_BUG_ON / kvm_vm_dead: the VM is unusable. */

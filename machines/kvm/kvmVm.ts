@@ -265,7 +265,7 @@ export const kvmVmMachine = setup({
     /** tdx_sept_free_private_spt for each S-EPT page, then tdx_reclaim_td_control_pages: TDCS pages, the TDR. */
     planReclaim: assign({
       destroy: ({ context, event }) => {
-        const ext = payloadOf(event, 'mmu', 'TDP_FREE_ROOTS_RESULT').externalPages.map((p) => BigInt(p.pfn) << 12n);
+        const ext = payloadOf(event, 'mmu', 'TDP_FREE_ROOTS_RESULT').externalPages.map((p) => BigInt(p.externalPfn) << 12n);
         return { ...context.destroy!, reclaim: [...ext, ...context.tdcs, context.tdr], at: 0 };
       },
     }),

@@ -175,7 +175,7 @@ export const tdpMmuMachine = setup({
      */
     freeRoots: enqueueActions(({ context, event, enqueue }) => {
       const q = payloadOf(event, 'mmu', 'TDP_FREE_ROOTS');
-      const externalPages: { pfn: number; gfn: bigint; pgLevel: number }[] = [];
+      const externalPages: { externalPfn: number; gfn: bigint; pgLevel: number }[] = [];
       let mirrorLeaves = 0;
       const visit = (tablePfn: number, level: number, baseGfn: bigint) => {
         const page = context.pages[tablePfn] ?? {};
@@ -190,7 +190,7 @@ export const tdpMmuMachine = setup({
           }
           const child = Number(spteToPfn(spte));
           visit(child, level - 1, gfn);
-          externalPages.push({ pfn: context.externalSpt[child]!, gfn, pgLevel: level - 1 });
+          externalPages.push({ externalPfn: context.externalSpt[child]!, gfn, pgLevel: level - 1 });
         }
       };
       if (context.roots.mirror !== null) visit(context.roots.mirror, context.topLevel, 0n);

@@ -13,10 +13,13 @@ export const ACPI_SLP_TYP_MASK = 0x7;
 /** The value Linux writes for S5 on q35 (its DSDT's \_S5 package gives SLP_TYP 0). */
 export const ACPI_PM1_CNT_POWEROFF = ACPI_BITMASK_SLEEP_ENABLE;
 
-/** What a write to an I/O port means for the machine: only PM1a_CNT's soft power-off does anything here. */
-export function portWriteEffect(port: number, size: number, value: bigint): 'poweroff' | 'none' {
-  if (port !== ACPI_PM1A_CNT_PORT || size < 2) return 'none';
+/**
+ * What a write to an I/O port means for the machine: PM1a_CNT's soft power-off; any other write to the PM
+ * control register is the PM device's (a sleep state the model does not have); other ports are unassigned.
+ */
+export function portWriteEffect(port: number, size: number, value: bigint): 'poweroff' | 'pm' | 'unassigned' {
+  if (port !== ACPI_PM1A_CNT_PORT) return 'unassigned';
   const v = Number(value & 0xffffn);
-  if ((v & ACPI_BITMASK_SLEEP_ENABLE) === 0) return 'none';
-  return ((v >> ACPI_SLP_TYP_SHIFT) & ACPI_SLP_TYP_MASK) === 0 ? 'poweroff' : 'none';
+  if (size < 2 || (v & ACPI_BITMASK_SLEEP_ENABLE) === 0) return 'pm';
+  return ((v >> ACPI_SLP_TYP_SHIFT) & ACPI_SLP_TYP_MASK) === 0 ? 'poweroff' : 'pm';
 }

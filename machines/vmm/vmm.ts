@@ -183,10 +183,12 @@ export const vmmMachine = setup({
     }),
     /** Every exit returns the vCPU thread to userspace. */
     markExited: assign({ inKernel: ({ context, event }) => withFlag(context.inKernel, (event.msg.payload as { vcpu: number }).vcpu, false) }),
-    /** A write to a port nothing claims is dropped; the vCPU goes on. */
+    /** A write to a port nothing claims is dropped (and counted); a PM write that is no power-off changes nothing here. The vCPU goes on. */
     ignorePortWrite: enqueueActions(({ context, event, enqueue }) => {
-      const v = payloadOf(event, 'kvm-exit', 'KVM_EXIT_IO').vcpu;
-      enqueue.assign({ unassignedPortWrites: context.unassignedPortWrites + 1, inKernel: withFlag(context.inKernel, v, true) });
+      const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_IO');
+      const v = e.vcpu;
+      const unassigned = portWriteEffect(e.port, e.size, e.data) === 'unassigned' ? 1 : 0;
+      enqueue.assign({ unassignedPortWrites: context.unassignedPortWrites + unassigned, inKernel: withFlag(context.inKernel, v, true) });
       enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
     }),
     /** pause_all_vcpus: qemu_cpu_kick on each thread still in KVM_RUN; conversions not started are dropped. */

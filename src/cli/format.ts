@@ -26,8 +26,10 @@ const KIND_SUFFIX: Record<string, string> = {
   'kvm-call-return': ' (return)',
 };
 /** Kinds whose name is a file or a kernel function: shown as the call (`close(kvm-gmem)`, `tdx_flush_vp()`). */
-const KIND_CALL: Record<string, (name: string) => string> = {
-  close: (n) => `close(${n})`,
+const fileName = (n: string, payload: unknown) => (n === 'kvm-vcpu' && payload !== null && typeof payload === 'object' && 'vcpu' in payload ? `kvm-vcpu:${String(payload.vcpu)}` : n);
+const KIND_CALL: Record<string, (name: string, payload: unknown) => string> = {
+  // A vCPU's anon inode is "kvm-vcpu:N".
+  close: (n, p) => `close(${fileName(n, p)})`,
   'close-return': (n) => `close(${n})`,
   'kvm-call': (n) => `${n}()`,
   'kvm-call-return': (n) => `${n}()`,
@@ -94,8 +96,8 @@ export function formatFields(payload: object, o: FormatOptions): string {
 }
 
 /** A message's architectural label as every view prints it: the name plus its kind's suffix (`EPT_VIOLATION (TD exit)`). */
-export function messageLabel(m: { kind: string; name: string }): string {
-  return `${KIND_CALL[m.kind]?.(m.name) ?? m.name}${KIND_SUFFIX[m.kind] ?? ''}`;
+export function messageLabel(m: { kind: string; name: string; payload?: unknown }): string {
+  return `${KIND_CALL[m.kind]?.(m.name, m.payload) ?? m.name}${KIND_SUFFIX[m.kind] ?? ''}`;
 }
 
 export function formatDelivery(

@@ -11,6 +11,7 @@ import { exitCodeForError, settleLater } from './later.ts';
 import { liveRun, type LiveRunOptions } from '../inspect/liveRun.ts';
 import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
+import { EXPLORE_DEFAULTS, exploreCommand, type ExploreCliOptions } from './explore.ts';
 import { parsePolicyOption, policiesCommand } from './policies.ts';
 
 function nonNegativeInt(flag: string) {
@@ -48,6 +49,20 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--stately', 'also stream to the Stately inspector (optional package @statelyai/inspect; needs network)')
     .action((scenario: string, o: LiveRunOptions) => {
       code = o.inspect || o.stately ? settleLater(liveRun(scenario, o, print)) : runCommand(scenario, o, print);
+    });
+
+  program
+    .command('explore')
+    .description('search every interleaving of a scenario for an invariant violation; write a counterexample log if one is found')
+    .argument('<scenario>', 'scenario file, directory with scenario.yaml, or bundled example name')
+    .option('--max-depth <n>', `deliveries along one schedule (default ${EXPLORE_DEFAULTS.maxDepth})`, nonNegativeInt('--max-depth'))
+    .option('--max-states <n>', `distinct states to visit (default ${EXPLORE_DEFAULTS.maxStates})`, nonNegativeInt('--max-states'))
+    .option('--time <s>', `wall-clock limit in seconds (default ${EXPLORE_DEFAULTS.time})`, nonNegativeInt('--time'))
+    .option('--invariant <name>', 'check only this invariant (repeatable; default: all)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--log <file>', 'counterexample log to write (default: <scenario name>.counterexample.log.jsonl)')
+    .option('--policy <name=on|off>', 'override a policy switch of the scenario (repeatable; see tdxsim policies)', parsePolicyOption)
+    .action((scenario: string, o: ExploreCliOptions) => {
+      code = exploreCommand(scenario, o, print, (l) => process.stderr.write(l + '\n'));
     });
 
   program

@@ -24,6 +24,8 @@ const Count = z.number().int().nonnegative();
 export const SchedulerSchema = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('fifo') }),
   z.strictObject({ kind: z.literal('random'), seed: z.number().int() }),
+  /** A schedule the explorer found (a counterexample): the per-record choices are the whole schedule. */
+  z.strictObject({ kind: z.literal('explore') }),
 ]);
 
 export const HeaderRecordSchema = z.strictObject({

@@ -50,8 +50,8 @@ function seal(prevHash: string, record: object, file: string, line: number): Sea
 function sealHeader(header: HeaderInput, file: string): Sealed {
   check(HeaderInputSchema, header, 'header', file, 1);
   // Rebuilt field by field so that key order on disk never depends on how the caller built its objects.
-  const scheduler =
-    header.scheduler.kind === 'fifo' ? { kind: 'fifo' } : { kind: 'random', seed: header.scheduler.seed };
+  const s = header.scheduler;
+  const scheduler = s.kind === 'random' ? { kind: 'random', seed: s.seed } : { kind: s.kind };
   const record = {
     type: 'header',
     format: LOG_FORMAT,

@@ -299,7 +299,7 @@ export interface MessageCatalog {
      * first, the order handle_removed_pt frees them in, and counts mirror leaves still present (§5b.4 4).
      */
     TDP_FREE_ROOTS: { vcpu: number };
-    TDP_FREE_ROOTS_RESULT: { vcpu: number; externalPages: { pfn: number; gfn: bigint; pgLevel: number }[]; mirrorLeaves: number };
+    TDP_FREE_ROOTS_RESULT: { vcpu: number; externalPages: { externalPfn: number; gfn: bigint; pgLevel: number }[]; mirrorLeaves: number };
     MMU_LOCK_READ: { vcpu: number };
     MMU_LOCK_WRITE: { vcpu: number };
     MMU_LOCK_ACQUIRED: { vcpu: number; mode: 'read' | 'write' };

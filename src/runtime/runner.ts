@@ -44,10 +44,11 @@ export function runModel(model: Model, opts: RunOptions): { world: World; outcom
   return { world, outcome: outcomeOf(world) };
 }
 
-/** How a run ended: quiescent (ok or with failures), or stopped by the step bound with messages in flight. */
+/** How a run ended: with the first failure it reached, ok when quiescent without one, else stopped by the step bound. */
 export function outcomeOf(world: World): Outcome {
   const f = world.failures;
-  if (world.pending.length > 0) {
+  // A failure says more than the bound that stopped a run after it (or an explored schedule ending there).
+  if (world.pending.length > 0 && f.length === 0) {
     return { status: 'failure', reason: `step bound ${world.seq} reached with ${world.pending.length} message(s) still in flight`, failures: [...f], steps: world.seq };
   }
   return f.length === 0

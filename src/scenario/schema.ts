@@ -40,7 +40,7 @@ const guestOp = z.discriminatedUnion('op', [
    */
   z.strictObject({
     op: z.literal('out'),
-    port: smallInt.refine((n) => n >= 0 && n <= 0xffff, 'an I/O port is 0..0xffff'),
+    port: u64.refine((n) => n <= 0xffffn, 'an I/O port is 0..0xffff').transform((n) => Number(n)),
     size: smallInt.refine((n) => n === 1 || n === 2 || n === 4, 'port I/O is 1, 2 or 4 bytes'),
     value: u64,
   }),

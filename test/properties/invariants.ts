@@ -118,10 +118,15 @@ export function noPrivateDataToHost(model: Model, before: World, d: Delivery): s
     for (const w of Object.values(page.words)) if (isPrivateValue(w)) problems.push(`page ${hex(BigInt(pfn) << 12n)} under KeyID ${page.keyid} holds the private value ${hex(w)}`);
   }
   // kvm.vm's only memory traffic is the clear after TDH.MEM.PAGE.REMOVE + WBINVD (MOVDIR64B with KeyID 0).
+  // At VM destruction it also clears each page the module gives back (TDH.PHYMEM.PAGE.RECLAIM).
   if (m.to === 'kvm.vm' && m.name === 'MEM_DONE') {
     const vm = ctxOf<KvmVmContext>(model, before, 'kvm.vm');
     const leaf = vm.zap?.leaves[vm.zap.at];
-    if (leaf === undefined) problems.push('kvm.vm got MEM_DONE outside a zap');
+    const reclaimed = vm.destroy?.reclaim[vm.destroy.at];
+    if (reclaimed !== undefined) {
+      const page = mem.pages[Number(reclaimed >> BigInt(PAGE_SHIFT))];
+      if (page !== undefined && (page.keyid !== 0 || Object.keys(page.words).length > 0)) problems.push(`after RECLAIM and the clear, page ${hex(reclaimed)} is ${bigintJson(page)}`);
+    } else if (leaf === undefined) problems.push('kvm.vm got MEM_DONE outside a zap');
     else {
       const pfn = spteToPfn(leaf.spte);
       const page = mem.pages[Number(pfn)];

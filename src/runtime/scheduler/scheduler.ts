@@ -4,7 +4,7 @@
  */
 import type { Message } from '../../protocol/messages.ts';
 
-export type SchedulerDescriptor = { kind: 'fifo' } | { kind: 'random'; seed: number };
+export type SchedulerDescriptor = { kind: 'fifo' } | { kind: 'random'; seed: number } | { kind: 'explore' };
 
 export interface Scheduler {
   readonly descriptor: SchedulerDescriptor;
