@@ -33,6 +33,7 @@ import { isOperandBusy } from '../../src/arch/tdxStatus.ts';
 import { SHADOW_NONPRESENT_VALUE, spteToPfn } from '../../src/arch/spte.ts';
 import { hex } from '../../src/arch/hex.ts';
 import type { LeafAt } from './tdpIter.ts';
+import { TDH_PHYMEM_CACHEWB_START_CMD } from '../tdxModule/teardown.ts';
 
 export interface KvmVmInput {
   tdr: bigint;
@@ -140,6 +141,20 @@ function privateLeafZap(next: string) {
         entry: 'clearPage',
         on: { MEM_DONE: { target: next, actions: 'nextLeaf' } },
       },
+    },
+  } as const;
+}
+
+/** One kvm-call to each vCPU in turn (kvm_for_each_vcpu), waiting for each; a failure is a KVM_BUG_ON. */
+function eachVcpu(state: string, issue: 'flushVp' | 'vcpuFree', call: 'tdx_flush_vp' | 'tdx_vcpu_free', next: string) {
+  return {
+    entry: issue,
+    on: {
+      [call]: [
+        { guard: 'callFailed', target: '#kvmVm.vmDead', actions: 'vcpuCallFailed' },
+        { guard: 'moreVcpus', target: state, reenter: true, actions: 'nextVcpu' },
+        { target: next },
+      ],
     },
   } as const;
 }
@@ -256,7 +271,7 @@ export const kvmVmMachine = setup({
     flushVp: emit(({ context }) => out(`kvm.vcpu${context.destroy!.vcpu}`, 'kvm-call', 'tdx_flush_vp', { vcpu: context.destroy!.vcpu })),
     vpFlushDone: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MNG.VPFLUSHDONE', { RCX: context.tdr })),
     /** One CPU per package, and the model has one package; RCX 0 = start (§4.1). */
-    cacheWb: emit(() => out(TDX, 'seamcall', 'TDH.PHYMEM.CACHE.WB', { RCX: 0n })),
+    cacheWb: emit(() => out(TDX, 'seamcall', 'TDH.PHYMEM.CACHE.WB', { RCX: TDH_PHYMEM_CACHEWB_START_CMD })),
     keyFreeid: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MNG.KEY.FREEID', { RCX: context.tdr })),
     /** tdx_hkid_free: the HKID goes back to the kernel's pool; KVM forgets it. */
     hkidFreed: assign({ hkid: () => -1 }),
@@ -404,16 +419,7 @@ export const kvmVmMachine = setup({
       initial: 'flushingVcpu',
       states: {
         /** tdx_mmu_release_hkid: every vCPU flushed on the CPU it is associated with. */
-        flushingVcpu: {
-          entry: 'flushVp',
-          on: {
-            tdx_flush_vp: [
-              { guard: 'callFailed', target: '#kvmVm.vmDead', actions: 'vcpuCallFailed' },
-              { guard: 'moreVcpus', target: 'flushingVcpu', reenter: true, actions: 'nextVcpu' },
-              { target: 'flushDone' },
-            ],
-          },
-        },
+        flushingVcpu: eachVcpu('flushingVcpu', 'flushVp', 'tdx_flush_vp', 'flushDone'),
         flushDone: {
           entry: 'vpFlushDone',
           on: {
@@ -433,33 +439,26 @@ export const kvmVmMachine = setup({
           on: { 'TDH.MNG.KEY.FREEID': [{ guard: 'seamcallOk', target: 'freeingVcpu', actions: ['hkidFreed', 'firstVcpu'] }, { target: '#kvmVm.vmDead', actions: 'hkidLeaked' }] },
         },
         /** kvm_destroy_vcpus → tdx_vcpu_free, one vCPU after another. */
-        freeingVcpu: {
-          entry: 'vcpuFree',
-          on: {
-            tdx_vcpu_free: [
-              { guard: 'callFailed', target: '#kvmVm.vmDead', actions: 'vcpuCallFailed' },
-              { guard: 'moreVcpus', target: 'freeingVcpu', reenter: true, actions: 'nextVcpu' },
-              { target: 'freeingRoots' },
-            ],
-          },
-        },
+        freeingVcpu: eachVcpu('freeingVcpu', 'vcpuFree', 'tdx_vcpu_free', 'freeingRoots'),
         freeingRoots: {
           entry: 'freeRoots',
           on: { TDP_FREE_ROOTS_RESULT: [{ guard: 'mirrorLeavesLeft', target: '#kvmVm.vmDead', actions: 'mirrorLeafAfterHkid' }, { target: 'nextReclaim', actions: 'planReclaim' }] },
         },
         nextReclaim: {
-          always: [{ guard: and(['moreToReclaim', 'reclaimingTdr']), target: 'reclaimingTdr' }, { guard: 'moreToReclaim', target: 'reclaiming' }, { target: '#kvmVm.destroyed', actions: 'destroyed' }],
+          always: [{ guard: 'moreToReclaim', target: 'reclaiming' }, { target: '#kvmVm.destroyed', actions: 'destroyed' }],
         },
+        /** tdx_reclaim_td_control_pages ends with the TDR: reclaimed, written back with the global KeyID, then cleared. */
         reclaiming: {
           entry: 'reclaimPage',
-          on: { 'TDH.PHYMEM.PAGE.RECLAIM': [{ guard: 'seamcallOk', target: 'clearing' }, { target: '#kvmVm.vmDead', actions: 'reclaimLeaked' }] },
+          on: {
+            'TDH.PHYMEM.PAGE.RECLAIM': [
+              { guard: and(['seamcallOk', 'reclaimingTdr']), target: 'writingBackTdr' },
+              { guard: 'seamcallOk', target: 'clearing' },
+              { target: '#kvmVm.vmDead', actions: 'reclaimLeaked' },
+            ],
+          },
         },
         clearing: { entry: 'clearReclaimed', on: { MEM_DONE: { target: 'nextReclaim', actions: 'nextReclaim' } } },
-        /** tdx_reclaim_td_control_pages: the TDR is reclaimed, written back with the global KeyID, then cleared. */
-        reclaimingTdr: {
-          entry: 'reclaimPage',
-          on: { 'TDH.PHYMEM.PAGE.RECLAIM': [{ guard: 'seamcallOk', target: 'writingBackTdr' }, { target: '#kvmVm.vmDead', actions: 'reclaimLeaked' }] },
-        },
         writingBackTdr: {
           entry: 'wbinvdTdr',
           on: { 'TDH.PHYMEM.PAGE.WBINVD': [{ guard: 'seamcallOk', target: 'clearing' }, { target: '#kvmVm.vmDead', actions: 'teardownBug' }] },

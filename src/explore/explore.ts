@@ -104,10 +104,9 @@ export function explore(
     }
     const r = step(model, top.world, choice, top.enabled);
     transitions++;
-    const path = [...choices.slice(0, stack.length - 1), choice];
     for (const inv of invariants) {
       const problem = inv.check(model, top.world, r.world, r.delivered);
-      if (problem !== null) return result('violation', { invariant: inv.name, detail: problem, choices: path });
+      if (problem !== null) return result('violation', { invariant: inv.name, detail: problem, choices: [...choices.slice(0, stack.length - 1), choice] });
     }
     const fp = fingerprint(model, r.world);
     if (visited.has(fp)) continue;
