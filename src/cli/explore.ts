@@ -1,12 +1,15 @@
 /**
  * `tdxsim explore <scenario>`: search the scenario's interleavings for an invariant violation
- * (src/explore/explore.ts). Progress goes to stderr; the summary to stdout. A violation is written as a
- * log of the failing schedule, which `tdxsim replay` and the inspector open, and exits 1.
+ * (src/explore/explore.ts). Progress goes to stderr; the summary to stdout. A violation is minimised
+ * (src/explore/minimise.ts), written as a log of the failing schedule, which `tdxsim replay` and the
+ * inspector open, printed step by step, and exits 1.
  */
 import { LogWriter } from '../log/writer.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
+import type { Scenario } from '../scenario/schema.ts';
 import { explore, type ExploreResult } from '../explore/explore.ts';
-import { INVARIANTS, invariantNamed, type Invariant } from '../explore/invariants.ts';
+import { defaultInvariants, INVARIANTS, invariantNamed, type Invariant } from '../explore/invariants/index.ts';
+import { countPreemptions, minimise } from '../explore/minimise.ts';
 import { scriptedScheduler } from '../runtime/scheduler/scripted.ts';
 import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK } from './exitCodes.ts';
 import { formatDelivery } from './format.ts';
@@ -22,21 +25,35 @@ export interface ExploreCliOptions {
   invariant?: string[];
   log?: string;
   policy?: Partial<Record<PolicyName, boolean>>;
+  /** commander's negation of --no-minimise. */
+  minimise?: boolean;
 }
 
 export const EXPLORE_DEFAULTS = { maxDepth: 5_000, maxStates: 2_000_000, time: 300 } as const;
 
+/** What to check: the command line's names, else the scenario's `invariants:`, else the library's defaults. */
+function invariantsFor(scenario: Scenario, names: string[] | undefined): Invariant[] | string {
+  if (names !== undefined) {
+    const out: Invariant[] = [];
+    for (const name of names) {
+      const spec = invariantNamed(name);
+      if (spec === undefined) return `unknown invariant "${name}"; known: ${INVARIANTS.map((i) => i.name).join(', ')}`;
+      out.push(spec.create());
+    }
+    return out;
+  }
+  if (scenario.invariants === undefined) return defaultInvariants();
+  // The schema has checked the names.
+  return scenario.invariants.map((e) => (typeof e === 'string' ? invariantNamed(e)!.create() : invariantNamed(e.name)!.create(e.bound)));
+}
+
 export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, print: (line: string) => void, progress: (line: string) => void): number {
   const loaded = loadScenarioFile(scenarioArg);
   const scenario = withPolicies(loaded.scenario, opts.policy);
-  const invariants: Invariant[] = [];
-  for (const name of opts.invariant ?? INVARIANTS.map((i) => i.name)) {
-    const inv = invariantNamed(name);
-    if (inv === undefined) {
-      progress(`tdxsim: unknown invariant "${name}"; known: ${INVARIANTS.map((i) => i.name).join(', ')}`);
-      return EXIT_BAD_INPUT;
-    }
-    invariants.push(inv);
+  const invariants = invariantsFor(scenario, opts.invariant);
+  if (typeof invariants === 'string') {
+    progress(`tdxsim: ${invariants}`);
+    return EXIT_BAD_INPUT;
   }
   const model = modelFor(scenario);
   const bounds = { maxDepth: opts.maxDepth ?? EXPLORE_DEFAULTS.maxDepth, maxStates: opts.maxStates ?? EXPLORE_DEFAULTS.maxStates, maxMillis: (opts.time ?? EXPLORE_DEFAULTS.time) * 1000 };
@@ -47,7 +64,21 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
   print(summary(r));
   if (r.violation === null) return EXIT_OK;
 
-  const v = r.violation;
+  let v = r.violation;
+  const found = `${v.choices.length} steps, ${countPreemptions(model, v.choices)} preemptions`;
+  if (opts.minimise === false) {
+    print(`# counterexample as found: ${found}`);
+  } else {
+    const inv = invariants.find((i) => i.name === v.invariant)!;
+    const m = minimise(model, inv, { maxStates: bounds.maxStates, maxDepth: v.choices.length });
+    if (m.status === 'minimal') {
+      v = { ...v, choices: m.counterexample.choices, detail: m.counterexample.detail };
+      print(`# minimised: ${v.choices.length} steps, ${m.counterexample.preemptions} preemptions (fewest steps, then fewest preemptions; ${m.states} states searched breadth-first); as found: ${found}`);
+    } else {
+      print(`# not minimised (${m.status === 'bound' ? `state bound reached after ${m.states} states` : 'no shorter schedule'}); counterexample as found: ${found}`);
+    }
+  }
+
   const logPath = opts.log ?? `${scenario.name}.counterexample.log.jsonl`;
   const writer = LogWriter.open(logPath, headerFor(scenario, loaded.file, { kind: 'explore' }));
   const fmt = formatOptionsFor(scenario);
@@ -55,7 +86,7 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
   recordRun(model, writer, { scheduler: scriptedScheduler(v.choices), maxSteps: v.choices.length, onDelivery: (d) => lines.push(formatDelivery({ seq: d.seq, ...d.message }, fmt)) });
   writer.close();
   print(`# violation of ${v.invariant} at step ${v.choices.length}: ${v.detail}`);
-  const shown = 40;
+  const shown = 200;
   if (lines.length > shown) print(`# … ${lines.length - shown} earlier steps (the whole schedule is in the log)`);
   for (const l of lines.slice(-shown)) print(l);
   print(`# counterexample: ${logPath}  (tdxsim replay ${logPath} --to N, or tdxsim inspect ${logPath})`);

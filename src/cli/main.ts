@@ -13,6 +13,7 @@ import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
 import { EXPLORE_DEFAULTS, exploreCommand, type ExploreCliOptions } from './explore.ts';
 import { parsePolicyOption, policiesCommand } from './policies.ts';
+import { invariantsCommand } from './invariants.ts';
 
 function nonNegativeInt(flag: string) {
   return (v: string): number => {
@@ -58,7 +59,8 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--max-depth <n>', `deliveries along one schedule (default ${EXPLORE_DEFAULTS.maxDepth})`, nonNegativeInt('--max-depth'))
     .option('--max-states <n>', `distinct states to visit (default ${EXPLORE_DEFAULTS.maxStates})`, nonNegativeInt('--max-states'))
     .option('--time <s>', `wall-clock limit in seconds (default ${EXPLORE_DEFAULTS.time})`, nonNegativeInt('--time'))
-    .option('--invariant <name>', 'check only this invariant (repeatable; default: all)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--invariant <name>', "check this invariant (repeatable; default: the scenario's invariants, else the library's defaults; see tdxsim invariants)", (v: string, prev: string[] = []) => [...prev, v])
+    .option('--no-minimise', 'write the counterexample as found instead of the shortest one')
     .option('--log <file>', 'counterexample log to write (default: <scenario name>.counterexample.log.jsonl)')
     .option('--policy <name=on|off>', 'override a policy switch of the scenario (repeatable; see tdxsim policies)', parsePolicyOption)
     .action((scenario: string, o: ExploreCliOptions) => {
@@ -107,6 +109,13 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--json', 'print them as JSON')
     .action((o: { json?: boolean }) => {
       code = policiesCommand(o, print);
+    });
+
+  program
+    .command('invariants')
+    .description('list the invariants and monitors tdxsim explore can check')
+    .action(() => {
+      code = invariantsCommand(print);
     });
 
   program

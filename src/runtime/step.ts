@@ -59,17 +59,25 @@ export function enabledChoices(model: Model, world: World): Message[] {
 }
 
 /**
+ * One actor's macrostep for a delivered message; `actions` receives what it emits. The default runs the
+ * actor's XState scope; the explorer passes a memoised one (src/explore/transitionCache.ts).
+ */
+export type ActorTransition = (model: Model, actor: number, before: AnyMachineSnapshot, msg: Message, actions: CollectedAction[]) => AnyMachineSnapshot;
+
+export const runTransition: ActorTransition = (model, actor, before, msg, actions) => model.scopes[actor]!.transition(before, { type: msg.name, msg } as { type: string }, actions);
+
+/**
  * Deliver enabled message number `choice` to its receiver. Callers that already computed
  * `enabledChoices` for this world (to let a scheduler choose) pass it in instead of paying for it twice.
  */
-export function step(model: Model, world: World, choice: number, enabled: readonly Message[] = enabledChoices(model, world)): StepResult {
+export function step(model: Model, world: World, choice: number, enabled: readonly Message[] = enabledChoices(model, world), transition: ActorTransition = runTransition): StepResult {
   const msg = enabled[choice];
   if (!msg) throw new RangeError(`choice ${choice} out of range: ${enabled.length} message(s) enabled at seq ${world.seq + 1}`);
   const to = model.indexOf.get(msg.to)!;
   const seq = world.seq + 1;
   const actions: CollectedAction[] = [];
   const before = world.snapshots[to]!;
-  const after = model.scopes[to]!.transition(before, { type: msg.name, msg } as { type: string }, actions);
+  const after = transition(model, to, before, msg, actions);
   const snapshots = world.snapshots.slice();
   snapshots[to] = after;
   const pending = world.pending.filter((m) => m !== msg);

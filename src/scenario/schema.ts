@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { GUEST_REGS } from '../../machines/guest/program.ts';
 import { policiesSchema } from '../policies.ts';
+import { INVARIANTS, invariantNamed } from '../explore/invariants/index.ts';
 
 const HEX_OR_DEC = /^(0[xX][0-9a-fA-F]+|[0-9]+)$/;
 
@@ -54,6 +55,8 @@ const prologueOp = z.discriminatedUnion('op', [
 
 export const TD_ATTRIBUTE_NAMES = ['SEPT_VE_DISABLE'] as const;
 
+const invariantName = z.string().refine((n) => invariantNamed(n) !== undefined, { error: (i) => `unknown invariant "${String(i.input)}"; known: ${INVARIANTS.map((x) => x.name).join(', ')}` });
+
 export const scenarioSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
   description: z.string().default(''),
@@ -67,6 +70,11 @@ export const scenarioSchema = z.strictObject({
   }),
   /** Kernel/module variants (src/policies.ts; `tdxsim policies` lists them). Defaults are upstream's. */
   policies: policiesSchema,
+  /**
+   * What `tdxsim explore` checks after every delivery, by name from the library (`tdxsim invariants`
+   * lists it); a bounded monitor may take `{ name, bound }`. Absent: the library's defaults.
+   */
+  invariants: z.array(z.union([invariantName, z.strictObject({ name: invariantName, bound: smallInt.refine((n) => n >= 1, 'a bound of at least 1') })])).optional(),
   /** How the userspace VMM behaves where QEMU has choices (defaults: QEMU's). */
   vmm: z
     .strictObject({

@@ -24,7 +24,10 @@ describe('tdxsim explore (CLI)', () => {
     const r = tdxsim(dir, 'explore', 'race.yaml');
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/# \d+ states, \d+ transitions, max depth \d+, .* — violation found/);
-    expect(r.stdout).toContain('# violation of no-failure at step');
+    expect(r.stdout).toMatch(/# minimised: 103 steps, 1 preemptions .*; as found: \d+ steps, \d+ preemptions/);
+    expect(r.stdout).toContain('# violation of no-failure at step 103');
+    // The whole minimised schedule is printed, one delivery a line, ending with the fatal exit.
+    expect(r.stdout).toMatch(/\n {4}1 {2}vmm +→ kvm\.vm +KVM_SET_MEMORY_ATTRIBUTES/);
     expect(r.stdout).toContain('Guest access before accepting 0x200000 on vCPU 1');
     expect(existsSync(path.join(dir, 'accept-race.counterexample.log.jsonl'))).toBe(true);
     const v = tdxsim(dir, 'replay', 'accept-race.counterexample.log.jsonl', '--verify');
@@ -40,5 +43,8 @@ describe('tdxsim explore (CLI)', () => {
     const bad = tdxsim(dir, 'explore', 'private-accept', '--invariant', 'no-such-thing');
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('unknown invariant "no-such-thing"; known: no-failure');
+    const list = tdxsim(dir, 'invariants');
+    expect(list.status).toBe(0);
+    expect(list.stdout).toContain('mirror-sept-agree  (checked by default)');
   });
 });

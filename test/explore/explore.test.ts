@@ -9,7 +9,8 @@ import type { ScenarioInput } from '../../src/scenario/schema.ts';
 import { modelFor, headerFor, recordRun } from '../../src/cli/session.ts';
 import { explore } from '../../src/explore/explore.ts';
 import { fingerprint } from '../../src/explore/fingerprint.ts';
-import { noFailure } from '../../src/explore/invariants.ts';
+import { hashKey } from '../../src/explore/structuralHash.ts';
+import { noFailure } from '../../src/explore/invariants/index.ts';
 import { enabledChoices, initialWorld, step } from '../../src/runtime/step.ts';
 import { scriptedScheduler } from '../../src/runtime/scheduler/scripted.ts';
 import { MemoryLogWriter } from '../../src/log/writer.ts';
@@ -31,14 +32,14 @@ const td = (vcpus: ScenarioInput['vcpus']) =>
 function bfsCount(model: Model): number {
   const seen = new Set<string>();
   let frontier = [initialWorld(model)];
-  seen.add(fingerprint(model, frontier[0]!));
+  seen.add(hashKey(fingerprint(model, frontier[0]!)));
   while (frontier.length > 0) {
     const next = [];
     for (const w of frontier) {
       const enabled = enabledChoices(model, w);
       for (let c = 0; c < enabled.length; c++) {
         const r = step(model, w, c, enabled);
-        const fp = fingerprint(model, r.world);
+        const fp = hashKey(fingerprint(model, r.world));
         if (!seen.has(fp)) {
           seen.add(fp);
           next.push(r.world);

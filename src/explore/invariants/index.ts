@@ -1,0 +1,21 @@
+/**
+ * The library of named invariants and monitors a scenario can declare (`invariants:`) or a user can pick
+ * with `tdxsim explore --invariant NAME`. Each lives in its own file; this is the list.
+ */
+import { fixed, type Invariant, type InvariantSpec } from './invariant.ts';
+import { noFailure } from './noFailure.ts';
+import { noDeadlock } from './noDeadlock.ts';
+import { mirrorSeptAgree } from './mirrorSeptAgree.ts';
+import { noPrivateDataToHost } from './noPrivateDataToHost.ts';
+
+export type { Invariant, InvariantSpec } from './invariant.ts';
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost };
+
+export const INVARIANTS: readonly InvariantSpec[] = [fixed(noFailure), fixed(noDeadlock), fixed(mirrorSeptAgree), fixed(noPrivateDataToHost)];
+
+export function invariantNamed(name: string): InvariantSpec | undefined {
+  return INVARIANTS.find((i) => i.name === name);
+}
+
+/** The invariants checked when neither the scenario nor the command line names any. */
+export const defaultInvariants = (): Invariant[] => INVARIANTS.filter((s) => s.byDefault).map((s) => s.create());

@@ -1,0 +1,124 @@
+/**
+ * The invariant library as a scenario declares it and as the explorer reports it: every bundled example's
+ * verdict under the default invariants, a deadlock named by who is stuck where, the `invariants:` section's
+ * errors, and the minimised counterexample of the touch-before-accept race.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadScenarioFile, parseScenarioObject, parseScenarioText } from '../../src/scenario/load.ts';
+import { modelFor, headerFor, recordRun } from '../../src/cli/session.ts';
+import { explore } from '../../src/explore/explore.ts';
+import { defaultInvariants, noDeadlock, noFailure } from '../../src/explore/invariants/index.ts';
+import { countPreemptions, minimise } from '../../src/explore/minimise.ts';
+import { runModel } from '../../src/runtime/runner.ts';
+import { fifoScheduler } from '../../src/runtime/scheduler/fifo.ts';
+import { scriptedScheduler } from '../../src/runtime/scheduler/scripted.ts';
+import { MemoryLogWriter } from '../../src/log/writer.ts';
+import { parseLogText } from '../../src/log/reader.ts';
+import { replayLog } from '../../src/replay/replay.ts';
+import type { World } from '../../src/runtime/world.ts';
+import { ALL_EXAMPLES, exampleFile } from '../helpers.ts';
+
+const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: 600_000 };
+
+/** What each example is for: the failure examples fail (no-failure); the others hold every default invariant. */
+const FAILING: Record<string, string> = {
+  'private-touch-sept-ve-disable': 'VM dead: kvm.vcpu0: Guest access before accepting 0x300000',
+  'private-touch-ve': 'guest panic: guest.vcpu0: Unexpected EPT-violation on private memory.',
+  've-double-fault': 'guest panic: guest.vcpu0: double fault (#DF, vector 8)',
+};
+
+describe('default invariants on the bundled examples', () => {
+  for (const name of ALL_EXAMPLES) {
+    it(`${name}: ${FAILING[name] ? 'no-failure is violated' : 'clean and exhaustive'}`, () => {
+      const r = explore(modelFor(loadScenarioFile(exampleFile(name)).scenario), defaultInvariants(), UNBOUNDED);
+      if (FAILING[name]) {
+        expect(r.violation?.invariant).toBe('no-failure');
+        expect(r.violation?.detail).toContain(FAILING[name]);
+      } else {
+        expect(r).toMatchObject({ status: 'clean', exhaustive: true });
+      }
+    });
+  }
+});
+
+describe('no-deadlock', () => {
+  const s = parseScenarioObject({
+    name: 'quiet',
+    vm: { type: 'tdx' },
+    memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+    vcpus: [{ program: [{ op: 'accept', gpa: 0x200000, size: 0x1000 }] }],
+  });
+  const model = modelFor(s);
+  const { world } = runModel(model, { scheduler: fifoScheduler() });
+  const withState = (w: World, actor: string, value: string): World => {
+    const i = model.indexOf.get(actor)!;
+    const snapshots = w.snapshots.slice();
+    snapshots[i] = { ...snapshots[i]!, value } as (typeof snapshots)[number];
+    return { ...w, snapshots };
+  };
+  const check = (w: World) => noDeadlock.check(model, w, w, { id: 0, from: 'x', to: 'y', kind: 'mmu', name: 'X', payload: {}, cause: null } as never);
+
+  it('a guest spinning at the end of its program, its thread in TDH.VP.ENTER, is at rest', () => {
+    expect(world.pending).toEqual([]);
+    expect(check(world)).toBeNull();
+  });
+
+  it('names every thread left waiting when nothing is in flight', () => {
+    const stuck = withState(withState(world, 'kvm.mmu', 'writeLocked'), 'vmm', 'stopping');
+    expect(check(stuck)).toBe('deadlock: nothing in flight, but kvm.mmu in writeLocked, vmm in stopping');
+    const halted = withState(world, 'guest.vcpu0', 'haltingTd');
+    expect(check(halted)).toBe('deadlock: nothing in flight, but kvm.vcpu0 in inTdhVpEnter');
+  });
+});
+
+describe('a scenario declares its invariants', () => {
+  const yaml = (inv: string) => `name: x\nvm: { type: tdx }\ninvariants: ${inv}\nvcpus:\n  - program: [{ op: hlt }]\n`;
+
+  it('by name or with a bound', () => {
+    expect(parseScenarioText(yaml('[no-failure, { name: no-deadlock, bound: 3 }]'), 's.yaml').invariants).toEqual(['no-failure', { name: 'no-deadlock', bound: 3 }]);
+    expect(parseScenarioText(yaml('[no-failure]'), 's.yaml').invariants).toEqual(['no-failure']);
+  });
+
+  it('an unknown name is an error naming the file, line and field, and the known names', () => {
+    expect(() => parseScenarioText(yaml('[no-failure, no-such-thing]'), 's.yaml')).toThrow(/s\.yaml:3.*invariants\[1\].*unknown invariant "no-such-thing"; known: no-failure, no-deadlock/s);
+  });
+});
+
+describe('counterexample minimisation', () => {
+  const race = parseScenarioObject({
+    name: 'accept-race',
+    vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
+    memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+    vcpus: [{ program: [{ op: 'accept', gpa: 0x200000, size: 0x1000 }] }, { program: [{ op: 'load', gpa: 0x200000, size: 8 }] }],
+  });
+  const model = modelFor(race);
+  const found = explore(model, [noFailure], UNBOUNDED).violation!;
+  const m = minimise(model, noFailure, { maxStates: 1_000_000, maxDepth: found.choices.length });
+
+  it('finds a shorter schedule with fewer preemptions than the depth-first search', () => {
+    expect(m.status).toBe('minimal');
+    if (m.status !== 'minimal') return;
+    expect(m.counterexample.choices.length).toBeLessThan(found.choices.length);
+    expect(m.counterexample.preemptions).toBeLessThanOrEqual(countPreemptions(model, found.choices));
+    // The figures of this model version: 103 deliveries, vCPU 1 preempts vCPU 0 once, after the AUG.
+    expect(m.counterexample.choices.length).toBe(103);
+    expect(m.counterexample.preemptions).toBe(1);
+    expect(countPreemptions(model, m.counterexample.choices)).toBe(1);
+  });
+
+  it('replays to the same violation at its last step, and to none before', () => {
+    if (m.status !== 'minimal') throw new Error(m.status);
+    const writer = MemoryLogWriter.open(headerFor(race, 'race.yaml', { kind: 'explore' }));
+    let failedAt = 0;
+    const outcome = recordRun(model, writer, {
+      scheduler: scriptedScheduler(m.counterexample.choices),
+      maxSteps: m.counterexample.choices.length,
+      onDelivery: (d) => {
+        if (failedAt === 0 && d.world.failures.length > 0) failedAt = d.seq;
+      },
+    });
+    expect(failedAt).toBe(m.counterexample.choices.length);
+    expect(outcome.reason).toContain('Guest access before accepting 0x200000 on vCPU 1');
+    expect(replayLog(parseLogText(writer.text(), 'cx.jsonl'), 'cx.jsonl', { verify: true }).verified).toBe(true);
+  });
+});
