@@ -108,6 +108,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         mapGpaExit: s.vmm.mapGpaExit,
         // tdx_check_accept_level exists only in the huge-page series: without private huge pages it is not there.
         checkAcceptLevel: s.policies.privateHugePages && s.policies.splitOnAcceptLevel,
+        zapBusyKickRetry: s.policies.zapBusyKickRetry,
         vcpus: nv,
       },
     });
@@ -127,6 +128,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         globalKeyid: TDX_GLOBAL_KEYID,
         // One guest_memfd per memslot that has one (QEMU creates one per RAM block).
         gmem: memslots.flatMap((m, slot) => (m.guestMemfd ? [{ slot, gfnStart: m.baseGfn, gfnEnd: m.baseGfn + BigInt(m.npages) }] : [])),
+        zapBusyKickRetry: s.policies.zapBusyKickRetry,
         // §2: GPAW 52 → MAX_GPAW and 5-level EPT; KVM always sets NO_RBP_MOD (§4.11). EPTP: WB | (levels − 1) << 3.
         tdParams: {
           attributes,

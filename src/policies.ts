@@ -31,6 +31,13 @@ export const POLICIES = {
     otherwise: 'the fault path finds the 2M leaf already there, re-enters, and the guest\'s ACCEPT exits again, forever',
     section: '§6.iii steps 3–6',
   },
+  zapBusyKickRetry: {
+    default: true,
+    effect:
+      'a BLOCK, TRACK, REMOVE or DEMOTE under write mmu_lock that returns TDX_OPERAND_BUSY is retried once after forcing every vCPU out of guest mode (tdh_do_no_vcpus: KVM_REQ_OUTSIDE_GUEST_MODE and wait); only a second BUSY is a KVM bug',
+    otherwise: 'the first BUSY is a KVM_BUG_ON, as before tdh_do_no_vcpus: a guest holding the entry lock in TDG.MEM.PAGE.ACCEPT, or a vCPU in TDH.VP.ENTER, kills the VM',
+    section: '§7.3',
+  },
 } as const satisfies Record<string, PolicySpec>;
 
 export type PolicyName = keyof typeof POLICIES;

@@ -147,6 +147,8 @@ export interface KvmVcpuInput {
   mapGpaExit: boolean;
   /** tdx_check_accept_level runs: policies privateHugePages and splitOnAcceptLevel both on (src/policies.ts). */
   checkAcceptLevel: boolean;
+  /** Policy zapBusyKickRetry (src/policies.ts): tdh_do_no_vcpus's kick and retry on BUSY, for the split. */
+  zapBusyKickRetry: boolean;
   /** Number of vCPUs: the ones a kvm_make_all_cpus_request from this thread must wait for. */
   vcpus: number;
 }
@@ -220,6 +222,8 @@ export interface KvmVcpuContext {
   tdcx: readonly bigint[];
   mapGpaExit: boolean;
   checkAcceptLevel: boolean;
+  /** Policy zapBusyKickRetry (src/policies.ts): tdh_do_no_vcpus's kick and retry on BUSY, for the split. */
+  zapBusyKickRetry: boolean;
   vcpus: number;
   /** tdx_check_accept_level in progress: the huge mirror leaf being split and the tdh_do_no_vcpus retry flag. */
   split: { reqPgLevel: number; huge: WalkStep | null; retried: boolean } | null;
@@ -404,6 +408,7 @@ export const kvmVcpuMachine = setup({
       return isShadowPresentPte(leaf.spte) && isLargePte(leaf.spte) && leaf.pgLevel > context.split!.reqPgLevel;
     },
     retried: ({ context }) => context.split!.retried,
+    kickRetryOnBusy: ({ context }) => context.zapBusyKickRetry,
     faultStale: ({ event }) => payloadOf(event, 'mmu', 'TDP_WALK_RESULT').stale === true,
     acksDone: ({ context }) => context.kickWaiting === 0,
     stepPresent: ({ context }) => isShadowPresentPte(stepAt(context).spte),
@@ -852,6 +857,7 @@ export const kvmVcpuMachine = setup({
     tdcx: input.tdcx,
     mapGpaExit: input.mapGpaExit,
     checkAcceptLevel: input.checkAcceptLevel,
+    zapBusyKickRetry: input.zapBusyKickRetry,
     vcpus: input.vcpus,
     split: null,
     kickWaiting: 0,

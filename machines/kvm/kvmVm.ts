@@ -48,6 +48,8 @@ export interface KvmVmInput {
   globalKeyid: number;
   /** Each guest_memfd file, by the memslot bound to it, and the GFNs it backs. */
   gmem: readonly { slot: number; gfnStart: bigint; gfnEnd: bigint }[];
+  /** Policy zapBusyKickRetry (src/policies.ts): tdh_do_no_vcpus's kick and retry on BUSY. */
+  zapBusyKickRetry: boolean;
 }
 
 /** The leaf being zapped and how far its remove hook has gone. */
@@ -171,6 +173,7 @@ export const kvmVmMachine = setup({
     moreTdcs: ({ context }) => context.tdcsAdded < context.tdcs.length,
     seamcallBusy: ({ event }) => isOperandBusy((event.msg.payload as Gprs).RAX!),
     retried: ({ context }) => context.zap!.retried,
+    kickRetryOnBusy: ({ context }) => context.zapBusyKickRetry,
     acksDone: ({ context }) => context.kickWaiting === 0,
     moreLeaves: ({ context }) => context.zap!.at < context.zap!.leaves.length,
     zappingMirror: ({ context }) => context.zap!.root === 'mirror',

@@ -4,8 +4,9 @@
  *
  * `<state>` issues the SEAMCALL; TDX_OPERAND_BUSY the first time goes to `<state>Kick`, which forces every
  * vCPU out of guest mode (kvm_make_all_cpus_request(KVM_REQ_OUTSIDE_GUEST_MODE)) and comes back for the one
- * retry; a second BUSY or any other error is a KVM_BUG_ON. The machine using it provides the guards
- * `seamcallOk`, `seamcallBusy`, `retried`, `acksDone` and the actions `markRetried`, `clearRetried`, `kickAll`, `countAck`,
+ * retry; a second BUSY or any other error is a KVM_BUG_ON. With policy zapBusyKickRetry off (src/policies.ts)
+ * the first BUSY is already one. The machine using it provides the guards `seamcallOk`, `seamcallBusy`,
+ * `retried`, `kickRetryOnBusy`, `acksDone` and the actions `markRetried`, `clearRetried`, `kickAll`, `countAck`,
  * `kvmBugSeamcall`, and a `#<id>.vmDead` state.
  */
 import { and, not } from 'xstate';
@@ -28,7 +29,7 @@ export function noVcpus(machineId: string, state: string, call: HostSeamcall, is
       on: {
         [call]: [
           { guard: 'seamcallOk', target: next, actions: 'clearRetried' },
-          { guard: and(['seamcallBusy', not('retried')]), target: `${state}Kick`, actions: 'markRetried' },
+          { guard: and(['seamcallBusy', 'kickRetryOnBusy', not('retried')]), target: `${state}Kick`, actions: 'markRetried' },
           { target: `#${machineId}.vmDead`, actions: 'kvmBugSeamcall' },
         ],
       },

@@ -1,0 +1,110 @@
+/**
+ * `npm run bench` (second part): the explorer on the race examples and on growing numbers of vCPUs —
+ * distinct states/s, transitions/s, bytes per visited state, cache hit rate — and, measured in the same
+ * run, the speed-up of the reduction and the transition cache over the plain search. Results go to stdout
+ * and to bench/results/explore.json, which the README quotes.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { modelFor } from '../src/cli/session.ts';
+import { explore, type ExploreOptions } from '../src/explore/explore.ts';
+import { defaultInvariants, noFailure, type Invariant } from '../src/explore/invariants/index.ts';
+import { loadScenarioFile, parseScenarioObject } from '../src/scenario/load.ts';
+import type { Scenario } from '../src/scenario/schema.ts';
+
+/** n vCPUs, each accepting its own page of one 2M range (so they share the S-EPT levels above it). */
+function accepts(n: number): Scenario {
+  return parseScenarioObject({
+    name: `accepts-${n}-vcpus`,
+    vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
+    memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+    vcpus: [...Array(n).keys()].map((v) => ({ program: [{ op: 'accept', gpa: 0x200000 + v * 0x1000, size: 0x1000 }, { op: 'hlt' }] })),
+  });
+}
+
+/** zap-during-accept with a third vCPU accepting another page of the same 2M range. */
+function zapThree(): Scenario {
+  const s = loadScenarioFile('examples/zap-during-accept').scenario;
+  const third = accepts(3).vcpus[2]!;
+  return { ...s, name: 'zap-during-accept-3-vcpus', vcpus: [...s.vcpus, third] };
+}
+
+interface Row {
+  scenario: string;
+  vcpus: number;
+  invariants: string;
+  mode: string;
+  states: number;
+  transitions: number;
+  exhaustive: boolean;
+  bound: string | null;
+  seconds: number;
+  statesPerSecond: number;
+  transitionsPerSecond: number;
+  /** The visited table only (typed arrays). */
+  visitedBytesPerState: number;
+  /** Heap growth over the search divided by states: the visited table plus caches and the DFS stack. */
+  heapBytesPerState: number;
+  cacheHitRate: number;
+}
+
+const bounds = (maxStates: number, seconds: number) => ({ maxDepth: 10_000, maxStates, maxMillis: seconds * 1000 });
+
+function run(scenario: Scenario, invariants: Invariant[], mode: 'fast' | 'plain', maxStates: number, seconds: number): Row {
+  const model = modelFor(scenario);
+  const opts: ExploreOptions = mode === 'plain' ? { reduction: false, cache: false } : {};
+  (globalThis as { gc?: () => void }).gc?.();
+  const heap0 = process.memoryUsage();
+  const r = explore(model, invariants, bounds(maxStates, seconds), opts);
+  const heap1 = process.memoryUsage();
+  const s = r.elapsedMs / 1000;
+  const row: Row = {
+    scenario: scenario.name,
+    vcpus: scenario.vcpus.length,
+    invariants: invariants.map((i) => i.name).join(','),
+    mode,
+    states: r.states,
+    transitions: r.transitions,
+    exhaustive: r.exhaustive,
+    bound: r.bound,
+    seconds: Number(s.toFixed(2)),
+    statesPerSecond: Math.round(r.states / s),
+    transitionsPerSecond: Math.round(r.transitions / s),
+    visitedBytesPerState: Math.round(r.visitedBytes / r.states),
+    heapBytesPerState: Math.round((heap1.heapUsed + heap1.arrayBuffers - heap0.heapUsed - heap0.arrayBuffers) / r.states),
+    cacheHitRate: Number(r.cacheHitRate.toFixed(3)),
+  };
+  const end = r.exhaustive ? 'exhaustive' : `${r.bound} bound`;
+  console.log(
+    `${row.scenario.padEnd(28)} ${mode.padEnd(5)} ${String(row.states).padStart(9)} states ${String(row.transitions).padStart(9)} transitions ${row.seconds.toFixed(2).padStart(6)} s ${String(row.statesPerSecond).padStart(7)} states/s ${String(row.transitionsPerSecond).padStart(7)} tr/s ${String(row.visitedBytesPerState).padStart(4)} B/state (table) ${String(row.heapBytesPerState).padStart(4)} B/state (heap)  ${end}  [${row.invariants}]`,
+  );
+  return row;
+}
+
+const rows: Row[] = [];
+const zap = loadScenarioFile('examples/zap-during-accept').scenario;
+console.log('# explorer throughput (one worker)');
+// Warm-up, so the JIT does not count against the first figure.
+explore(modelFor(accepts(2)), [noFailure], bounds(20_000, 10));
+const plain = run(accepts(2), [noFailure], 'plain', 2_000_000, 120);
+const fast = run(accepts(2), [noFailure], 'fast', 2_000_000, 120);
+rows.push(plain, fast);
+rows.push(run(accepts(2), defaultInvariants(), 'fast', 2_000_000, 120));
+rows.push(run(zap, defaultInvariants(), 'fast', 2_000_000, 120));
+rows.push(run(zap, [noFailure], 'fast', 2_000_000, 120));
+const three = run(accepts(3), [noFailure], 'fast', 1_000_000, 60);
+const zap3 = run(zapThree(), [noFailure], 'fast', 1_000_000, 60);
+rows.push(three, zap3);
+const zap2 = rows[4]!;
+const summary = {
+  speedupOverPlain: Number((fast.statesPerSecond / plain.statesPerSecond).toFixed(1)),
+  transitionsSavedBySleepSets: Number((1 - fast.transitions / plain.transitions).toFixed(3)),
+  growth2to3: {
+    accepts: `${fast.states} → ${three.exhaustive ? three.states : `> ${three.states}`}`,
+    zapDuringAccept: `${zap2.states} → ${zap3.exhaustive ? zap3.states : `> ${zap3.states}`}`,
+  },
+};
+console.log(`# same run: ${summary.speedupOverPlain}x the plain search's states/s; sleep sets skip ${(summary.transitionsSavedBySleepSets * 100).toFixed(0)}% of its transitions`);
+console.log(`# growth from 2 to 3 vCPUs: accepts ${summary.growth2to3.accepts} states; zap-during-accept ${summary.growth2to3.zapDuringAccept} states`);
+mkdirSync('bench/results', { recursive: true });
+writeFileSync('bench/results/explore.json', JSON.stringify({ node: process.version, date: new Date().toISOString().slice(0, 10), rows, summary }, null, 2) + '\n');
+console.log('# written: bench/results/explore.json');
