@@ -109,6 +109,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         // tdx_check_accept_level exists only in the huge-page series: without private huge pages it is not there.
         checkAcceptLevel: s.policies.privateHugePages && s.policies.splitOnAcceptLevel,
         zapBusyKickRetry: s.policies.zapBusyKickRetry,
+        freezeMirrorSpte: s.policies.freezeMirrorSpte,
         vcpus: nv,
       },
     });

@@ -31,6 +31,13 @@ export const POLICIES = {
     otherwise: 'the fault path finds the 2M leaf already there, re-enters, and the guest\'s ACCEPT exits again, forever',
     section: '§6.iii steps 3–6',
   },
+  freezeMirrorSpte: {
+    default: true,
+    effect:
+      'the fault path makes a mirror SPTE present only as cmpxchg to FROZEN_SPTE → TDH.MEM.SEPT.ADD / PAGE.AUG → final value, or the old value back on BUSY (set_external_spte_present); another vCPU meeting the frozen SPTE retries',
+    otherwise: 'the cmpxchg writes the final value before the SEAMCALL: another vCPU can walk into a mirror page table whose S-EPT page is not added yet and issue a SEAMCALL for the level below (TDX_EPT_WALK_FAILED, KVM_BUG_ON)',
+    section: '§7.6',
+  },
   zapBusyKickRetry: {
     default: true,
     effect:

@@ -149,6 +149,8 @@ export interface KvmVcpuInput {
   checkAcceptLevel: boolean;
   /** Policy zapBusyKickRetry (src/policies.ts): tdh_do_no_vcpus's kick and retry on BUSY, for the split. */
   zapBusyKickRetry: boolean;
+  /** Policy freezeMirrorSpte (src/policies.ts): freeze → SEAMCALL → final value; off publishes first. */
+  freezeMirrorSpte: boolean;
   /** Number of vCPUs: the ones a kvm_make_all_cpus_request from this thread must wait for. */
   vcpus: number;
 }
@@ -224,6 +226,8 @@ export interface KvmVcpuContext {
   checkAcceptLevel: boolean;
   /** Policy zapBusyKickRetry (src/policies.ts): tdh_do_no_vcpus's kick and retry on BUSY, for the split. */
   zapBusyKickRetry: boolean;
+  /** Policy freezeMirrorSpte (src/policies.ts): freeze → SEAMCALL → final value; off publishes first. */
+  freezeMirrorSpte: boolean;
   vcpus: number;
   /** tdx_check_accept_level in progress: the huge mirror leaf being split and the tdh_do_no_vcpus retry flag. */
   split: { reqPgLevel: number; huge: WalkStep | null; retried: boolean } | null;
@@ -584,8 +588,12 @@ export const kvmVcpuMachine = setup({
     }),
     prepareFreezeLeaf: assign({ frozen: ({ context }) => ({ step: stepAt(context), finalSpte: leafSpte(context), childPfn: null }) }),
     freezeSpte: emit(({ context }) => {
-      const s = context.frozen!.step;
-      return out(MMU, 'mmu', 'SPTE_CMPXCHG', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: s.pgLevel, tablePfn: s.tablePfn, index: s.index, oldSpte: s.spte, newSpte: FROZEN_SPTE, childPfn: null });
+      const fr = context.frozen!;
+      const s = fr.step;
+      const base = { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: s.pgLevel, tablePfn: s.tablePfn, index: s.index, oldSpte: s.spte };
+      if (context.freezeMirrorSpte) return out(MMU, 'mmu', 'SPTE_CMPXCHG', { ...base, newSpte: FROZEN_SPTE, childPfn: null });
+      // Policy freezeMirrorSpte off: the final value is published before the SEAMCALL that backs it.
+      return out(MMU, 'mmu', 'SPTE_CMPXCHG', { ...base, newSpte: fr.finalSpte, childPfn: fr.childPfn, ...(fr.childPfn !== null ? { externalPfn: context.nextExternalPfn } : {}) });
     }),
     /** tdx_sept_link_private_spt: TDH.MEM.SEPT.ADD(GPA | level, TDR, external page) for the frozen parent. */
     seamcallSeptAdd: emit(({ context }) => {
@@ -601,13 +609,21 @@ export const kvmVcpuMachine = setup({
       const pages = pagesOfPgLevel(f.goalLevel);
       return out('tdx', 'seamcall', 'TDH.MEM.PAGE.AUG', { RCX: makePageInfo(gpa & ~(pages * PAGE_SIZE - 1n), pgLevelToTdxLevel(f.goalLevel)), RDX: context.tdr, R8: (f.pfn! & ~(pages - 1n)) << 12n });
     }),
-    writeFinal: emit(({ context }) => {
+    /** Unfrozen (policy freezeMirrorSpte off) the final value is already there: nothing to write. */
+    writeFinal: enqueueActions(({ context, enqueue }) => {
       const fr = context.frozen!;
-      return out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: fr.step.pgLevel, tablePfn: fr.step.tablePfn, index: fr.step.index, oldSpte: FROZEN_SPTE, newSpte: fr.finalSpte, childPfn: fr.childPfn, ...(fr.childPfn !== null && fault(context).root === 'mirror' ? { externalPfn: context.nextExternalPfn } : {}) });
+      if (!context.freezeMirrorSpte) return;
+      enqueue.emit(out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: fr.step.pgLevel, tablePfn: fr.step.tablePfn, index: fr.step.index, oldSpte: FROZEN_SPTE, newSpte: fr.finalSpte, childPfn: fr.childPfn, ...(fr.childPfn !== null && fault(context).root === 'mirror' ? { externalPfn: context.nextExternalPfn } : {}) }));
     }),
-    restoreFrozen: emit(({ context }) => {
+    /**
+     * Back to the old value after BUSY. Unfrozen, the published page table is unlinked but its page stays
+     * with kvm.mmu (another vCPU may be inside it), so this vCPU's caches move past it.
+     */
+    restoreFrozen: enqueueActions(({ context, enqueue }) => {
       const fr = context.frozen!;
-      return out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: fr.step.pgLevel, tablePfn: fr.step.tablePfn, index: fr.step.index, oldSpte: FROZEN_SPTE, newSpte: fr.step.spte, childPfn: null });
+      const published = !context.freezeMirrorSpte;
+      enqueue.emit(out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: fr.step.pgLevel, tablePfn: fr.step.tablePfn, index: fr.step.index, oldSpte: published ? fr.finalSpte : FROZEN_SPTE, newSpte: fr.step.spte, childPfn: null }));
+      if (published && fr.childPfn !== null) enqueue.assign({ nextCachePfn: context.nextCachePfn + 1, nextExternalPfn: context.nextExternalPfn + 1 });
     }),
     clearFrozen: assign({ frozen: () => null }),
     /** The linked mirror page and its external page are used; the walk continues in the new, empty page. */
@@ -858,6 +874,7 @@ export const kvmVcpuMachine = setup({
     mapGpaExit: input.mapGpaExit,
     checkAcceptLevel: input.checkAcceptLevel,
     zapBusyKickRetry: input.zapBusyKickRetry,
+    freezeMirrorSpte: input.freezeMirrorSpte,
     vcpus: input.vcpus,
     split: null,
     kickWaiting: 0,

@@ -254,7 +254,7 @@ export const tdpMmuMachine = setup({
         // A fresh page from the vCPU's cache: every entry SHADOW_NONPRESENT_VALUE (§3.4).
         pages = { ...pages, [c.childPfn]: {} };
       }
-      enqueue.assign({ pages });
+      enqueue.assign({ pages, ...(linksPage && c.externalPfn !== undefined ? { externalSpt: { ...context.externalSpt, [c.childPfn!]: c.externalPfn } } : {}) });
       enqueue.emit(out(event.msg.from, 'mmu', 'SPTE_CMPXCHG_RESULT', { vcpu: c.vcpu, ret: 0, currentSpte: c.newSpte }));
     }),
     unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),

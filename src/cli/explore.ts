@@ -8,7 +8,7 @@ import { LogWriter } from '../log/writer.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { explore, type ExploreResult } from '../explore/explore.ts';
-import { defaultInvariants, INVARIANTS, invariantNamed, type Invariant } from '../explore/invariants/index.ts';
+import { INVARIANTS, invariantNamed, invariantsOf, type Invariant } from '../explore/invariants/index.ts';
 import { countPreemptions, minimise } from '../explore/minimise.ts';
 import { scriptedScheduler } from '../runtime/scheduler/scripted.ts';
 import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK } from './exitCodes.ts';
@@ -42,9 +42,7 @@ function invariantsFor(scenario: Scenario, names: string[] | undefined): Invaria
     }
     return out;
   }
-  if (scenario.invariants === undefined) return defaultInvariants();
-  // The schema has checked the names.
-  return scenario.invariants.map((e) => (typeof e === 'string' ? invariantNamed(e)!.create() : invariantNamed(e.name)!.create(e.bound)));
+  return invariantsOf(scenario.invariants);
 }
 
 export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, print: (line: string) => void, progress: (line: string) => void): number {

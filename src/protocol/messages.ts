@@ -315,7 +315,7 @@ export interface MessageCatalog {
      * try_cmpxchg64 on one SPTE, addressed like the kernel's sptep (page-table page + index; root/gfn/level
      * are for the reader). A `newSpte` that links a new page-table page names it in `childPfn`.
      */
-    SPTE_CMPXCHG: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number | null };
+    SPTE_CMPXCHG: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number | null; externalPfn?: number };
     /** ret 0 on success; -EBUSY (-16) with the current value otherwise, nothing else changed (§7.6). */
     SPTE_CMPXCHG_RESULT: { vcpu: number; ret: number; currentSpte: bigint };
   };

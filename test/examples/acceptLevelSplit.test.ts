@@ -168,7 +168,7 @@ describe('2M accept with private huge pages, then a partial conversion', () => {
 
 describe('policy switches', () => {
   it('default to upstream: no private huge pages, split on (only in force with huge pages), kick and retry on a zap BUSY', () => {
-    expect(DEFAULT_POLICIES).toEqual({ privateHugePages: false, splitOnAcceptLevel: true, zapBusyKickRetry: true });
+    expect(DEFAULT_POLICIES).toEqual({ privateHugePages: false, splitOnAcceptLevel: true, freezeMirrorSpte: true, zapBusyKickRetry: true });
     for (const p of Object.values(POLICIES)) expect(p.section).toMatch(/^§/);
   });
 

@@ -8,9 +8,10 @@ import { loadScenarioFile } from '../../src/scenario/load.ts';
 import { modelFor } from '../../src/cli/session.ts';
 import { withPolicies } from '../../src/cli/policies.ts';
 import { explore } from '../../src/explore/explore.ts';
-import { defaultInvariants, noFailure, type Invariant } from '../../src/explore/invariants/index.ts';
+import { defaultInvariants, invariantNamed, invariantsOf, noFailure, type Invariant } from '../../src/explore/invariants/index.ts';
 import { minimise } from '../../src/explore/minimise.ts';
 import { isOperandBusy } from '../../src/arch/tdxStatus.ts';
+import { FROZEN_SPTE } from '../../src/arch/spte.ts';
 import type { Gprs } from '../../src/protocol/messages.ts';
 import type { PolicyName } from '../../src/policies.ts';
 import { exampleFile } from '../helpers.ts';
@@ -18,6 +19,8 @@ import { exampleFile } from '../helpers.ts';
 const UNBOUNDED = { maxDepth: 10_000, maxStates: 2_000_000, maxMillis: 600_000 };
 
 const modelOf = (name: string, policy: Partial<Record<PolicyName, boolean>> = {}) => modelFor(withPolicies(loadScenarioFile(exampleFile(name)).scenario, policy));
+/** What the example declares in its `invariants:`, as `tdxsim explore` checks it. */
+const declared = (name: string) => invariantsOf(loadScenarioFile(exampleFile(name)).scenario.invariants);
 
 /** Never fails; counts the deliveries of a SEAMCALL return that carry TDX_OPERAND_BUSY. */
 function busyWitness(leaf: string): Invariant & { seen: number } {
@@ -35,18 +38,52 @@ function busyWitness(leaf: string): Invariant & { seen: number } {
 describe('zap-during-accept (policy zapBusyKickRetry)', () => {
   it('default: every interleaving is clean, including those where BLOCK meets the ACCEPT\'s entry lock', () => {
     const witness = busyWitness('TDH.MEM.RANGE.BLOCK');
-    const r = explore(modelOf('zap-during-accept'), [...defaultInvariants(), witness], UNBOUNDED);
+    const r = explore(modelOf('zap-during-accept'), [...declared('zap-during-accept'), witness], UNBOUNDED);
     expect(r).toMatchObject({ status: 'clean', exhaustive: true });
     expect(witness.seen).toBeGreaterThan(0);
   });
 
   it('off: the first BUSY is a KVM_BUG_ON, found with a 116-step counterexample and one preemption', () => {
     const model = modelOf('zap-during-accept', { zapBusyKickRetry: false });
-    const r = explore(model, defaultInvariants(), UNBOUNDED);
+    const r = explore(model, declared('zap-during-accept'), UNBOUNDED);
     expect(r.violation?.invariant).toBe('no-failure');
     expect(r.violation?.detail).toBe('KVM bug: kvm.vm: KVM_BUG_ON: TDH.MEM.RANGE.BLOCK for GPA 0x200000 returned TDX_OPERAND_BUSY|RCX (§7.3)');
     const m = minimise(model, noFailure, { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
     expect(m.status).toBe('minimal');
     if (m.status === 'minimal') expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([116, 1]);
+  });
+});
+
+describe('parallel-faults (policy freezeMirrorSpte)', () => {
+  it("default: every interleaving is clean, including those where one vCPU's walk meets the other's frozen SPTE", () => {
+    let frozenSeen = 0;
+    const witness: Invariant = {
+      name: 'witness frozen walk',
+      description: '',
+      check(_m, _b, _a, d) {
+        if (d.name === 'TDP_WALK_RESULT' && (d.payload as { path: { spte: bigint }[] }).path.some((s) => s.spte === FROZEN_SPTE)) frozenSeen++;
+        return null;
+      },
+    };
+    const model = modelOf('parallel-faults');
+    const r = explore(model, [...defaultInvariants(), ...declared('parallel-faults'), witness], UNBOUNDED);
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 46_845 });
+    expect(frozenSeen).toBeGreaterThan(0);
+  });
+
+  it('off: vCPU 1 walks into a page table published before its SEPT.ADD; sept-parent-first names it, no-failure sees the KVM_BUG_ON', () => {
+    const model = modelOf('parallel-faults', { freezeMirrorSpte: false });
+    const r = explore(model, declared('parallel-faults'), UNBOUNDED);
+    expect(r.violation?.invariant).toBe('sept-parent-first');
+    expect(r.violation?.detail).toMatch(/^kvm\.vcpu\d sent TDH\.MEM\.(SEPT\.ADD|PAGE\.AUG) for GPA 0x[0-9a-f]+ at level \d, but the S-EPT has no level-\d entry above it \(FREE\)$/);
+    const m = minimise(model, invariantNamed('sept-parent-first')!.create(), { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
+    expect(m.status).toBe('minimal');
+    if (m.status === 'minimal') {
+      expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([93, 1]);
+      expect(m.counterexample.detail).toBe('kvm.vcpu1 sent TDH.MEM.SEPT.ADD for GPA 0x0 at level 2, but the S-EPT has no level-3 entry above it (FREE)');
+    }
+    // Without that invariant the same race ends in the KVM_BUG_ON on TDX_EPT_WALK_FAILED.
+    const bug = explore(model, [noFailure], UNBOUNDED);
+    expect(bug.violation?.detail).toMatch(/^KVM bug: kvm\.vcpu\d: KVM_BUG_ON: TDH\.MEM\.(SEPT\.ADD|PAGE\.AUG) returned TDX_EPT_WALK_FAILED\|RCX$/);
   });
 });

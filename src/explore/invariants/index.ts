@@ -7,11 +7,12 @@ import { noFailure } from './noFailure.ts';
 import { noDeadlock } from './noDeadlock.ts';
 import { mirrorSeptAgree } from './mirrorSeptAgree.ts';
 import { noPrivateDataToHost } from './noPrivateDataToHost.ts';
+import { septParentFirst } from './septParentFirst.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst };
 
-export const INVARIANTS: readonly InvariantSpec[] = [fixed(noFailure), fixed(noDeadlock), fixed(mirrorSeptAgree), fixed(noPrivateDataToHost)];
+export const INVARIANTS: readonly InvariantSpec[] = [fixed(noFailure), fixed(noDeadlock), fixed(mirrorSeptAgree), fixed(septParentFirst), fixed(noPrivateDataToHost)];
 
 export function invariantNamed(name: string): InvariantSpec | undefined {
   return INVARIANTS.find((i) => i.name === name);
@@ -19,3 +20,9 @@ export function invariantNamed(name: string): InvariantSpec | undefined {
 
 /** The invariants checked when neither the scenario nor the command line names any. */
 export const defaultInvariants = (): Invariant[] => INVARIANTS.filter((s) => s.byDefault).map((s) => s.create());
+
+/** A scenario's `invariants:` section (names checked by the schema) as invariants; absent → the defaults. */
+export function invariantsOf(entries: readonly (string | { name: string; bound: number })[] | undefined): Invariant[] {
+  if (entries === undefined) return defaultInvariants();
+  return entries.map((e) => (typeof e === 'string' ? invariantNamed(e)!.create() : invariantNamed(e.name)!.create(e.bound)));
+}
