@@ -204,31 +204,16 @@ export interface PendingMmio {
   data: bigint;
 }
 
-export interface KvmVcpuContext {
-  vcpu: number;
-  vmType: 'tdx' | 'vmx';
-  gpaw: 48 | 52;
-  tdvpr: bigint;
+/** The input's fields as given (but the two cache bases, which become cursors), plus the thread's state. */
+export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'externalCachePfnBase'> {
   /** kvm->arch.gfn_direct_bits (§1.4); 0 for VMX. */
   gfnDirectBits: bigint;
-  memslots: readonly Memslot[];
-  memslotsGeneration: number;
   /** kvm->arch.shadow_mmio_value: 0 for a TD, 0x6 (W|X → misconfig) for VMX (§3.3). */
   mmioValue: bigint;
-  topLevel: number;
   /** Next free page in this vCPU's page-table page cache. */
   nextCachePfn: number;
   /** Next free page in the external page cache (S-EPT pages for TDH.MEM.SEPT.ADD). */
   nextExternalPfn: number;
-  tdr: bigint;
-  tdcx: readonly bigint[];
-  mapGpaExit: boolean;
-  checkAcceptLevel: boolean;
-  /** Policy zapBusyKickRetry (src/policies.ts): tdh_do_no_vcpus's kick and retry on BUSY, for the split. */
-  zapBusyKickRetry: boolean;
-  /** Policy freezeMirrorSpte (src/policies.ts): freeze → SEAMCALL → final value; off publishes first. */
-  freezeMirrorSpte: boolean;
-  vcpus: number;
   /** tdx_check_accept_level in progress: the huge mirror leaf being split and the tdh_do_no_vcpus retry flag. */
   split: { reqPgLevel: number; huge: WalkStep | null; retried: boolean } | null;
   /** vCPUs that have not yet acknowledged this thread's kvm_make_all_cpus_request. */

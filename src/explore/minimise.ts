@@ -24,6 +24,8 @@ import { TransitionCache } from './transitionCache.ts';
 
 interface Node {
   world: World;
+  /** hashKey of the world's fingerprint. */
+  fp: string;
   preemptions: number;
   parent: Node | null;
   choice: number;
@@ -62,8 +64,9 @@ function isPreemption(enabled: readonly Message[], sent: readonly Message[], cho
 
 export function minimise(model: Model, invariant: Invariant, opts: { maxStates: number; maxDepth: number }): MinimiseResult {
   const transition = new TransitionCache().transition;
-  const root: Node = { world: initialWorld(model), preemptions: 0, parent: null, choice: -1, sent: [] };
-  const seen = new Set<string>([hashKey(fingerprint(model, root.world))]);
+  const rootWorld = initialWorld(model);
+  const root: Node = { world: rootWorld, fp: hashKey(fingerprint(model, rootWorld)), preemptions: 0, parent: null, choice: -1, sent: [] };
+  const seen = new Set<string>([root.fp]);
   let layer: Node[] = [root];
   for (let depth = 1; depth <= opts.maxDepth && layer.length > 0; depth++) {
     const next = new Map<string, Node>();
@@ -83,7 +86,7 @@ export function minimise(model: Model, invariant: Invariant, opts: { maxStates: 
         if (seen.has(fp)) continue;
         const key = fp + r.sent.map((m) => `${m.from}>${m.to}`).sort().join(',');
         const old = next.get(key);
-        if (old === undefined || cost < old.preemptions) next.set(key, { world: r.world, preemptions: cost, parent: node, choice: c, sent: r.sent });
+        if (old === undefined || cost < old.preemptions) next.set(key, { world: r.world, fp, preemptions: cost, parent: node, choice: c, sent: r.sent });
       }
     }
     if (best !== null) {
@@ -91,7 +94,7 @@ export function minimise(model: Model, invariant: Invariant, opts: { maxStates: 
       for (let n: Node | null = best.node; n !== null && n.parent !== null; n = n.parent) choices.push(n.choice);
       return { status: 'minimal', counterexample: { choices: choices.reverse(), preemptions: best.preemptions, detail: best.detail }, states: seen.size };
     }
-    for (const n of next.values()) seen.add(hashKey(fingerprint(model, n.world)));
+    for (const n of next.values()) seen.add(n.fp);
     if (seen.size > opts.maxStates) return { status: 'bound', states: seen.size };
     layer = [...next.values()];
   }

@@ -10,11 +10,10 @@ import { modelFor } from '../../src/cli/session.ts';
 import type { Scenario } from '../../src/scenario/schema.ts';
 import type { Model, World } from '../../src/runtime/world.ts';
 import { contextOf } from '../../src/explore/invariants/invariant.ts';
-import { mirrorSeptProblems, transientReason } from '../../src/explore/invariants/mirrorSeptAgree.ts';
+import { mirrorSeptProblems } from '../../src/explore/invariants/mirrorSeptAgree.ts';
 import { privateDataProblems } from '../../src/explore/invariants/noPrivateDataToHost.ts';
 
 export const ctxOf = contextOf;
-export { transientReason };
 
 /** (a) The mirror root and the S-EPT agree (src/explore/invariants/mirrorSeptAgree.ts). */
 export const mirrorSeptAgree = (model: Model, world: World): string[] => mirrorSeptProblems(model, world);
