@@ -87,7 +87,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
   const staging: Record<number, PhysPage> = {};
   actors.push({ id: 'hw.mem', machine: memoryMachine, input: { pages: staging } });
   if (td) {
-    actors.push({ id: 'tdx', machine: tdxModuleMachine, input: { gpaw, tdvpr: vcpus.map(HOST_LAYOUT.tdvprPa), hkidShift: HOST_LAYOUT.hkidShift } });
+    actors.push({ id: 'tdx', machine: tdxModuleMachine, input: { gpaw, tdvpr: vcpus.map(HOST_LAYOUT.tdvprPa), hkidShift: HOST_LAYOUT.hkidShift, zeroStepThreshold: s.policies.zeroStepThreshold } });
   }
   for (const v of vcpus) {
     actors.push({
@@ -110,6 +110,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         checkAcceptLevel: s.policies.privateHugePages && s.policies.splitOnAcceptLevel,
         zapBusyKickRetry: s.policies.zapBusyKickRetry,
         freezeMirrorSpte: s.policies.freezeMirrorSpte,
+        localRetry: s.policies.localRetry,
         vcpus: nv,
       },
     });

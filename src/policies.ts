@@ -5,9 +5,12 @@
  * scenario's `policies` section. `tdxsim policies` prints this table.
  */
 import { z } from 'zod';
+import { STEPPING_EPF_THRESHOLD, EPF_GPA_LIST_SIZE } from './arch/tdxStatus.ts';
 
 export interface PolicySpec {
-  default: boolean;
+  /** A switch (on/off) or, for a threshold, a number within `range`. */
+  default: boolean | number;
+  range?: readonly [number, number];
   /** What the switch changes, in a sentence a kernel developer can check against the code. */
   effect: string;
   /** Behaviour with the switch the other way. */
@@ -28,7 +31,7 @@ export const POLICIES = {
     default: true,
     effect:
       'with private huge pages: an EPT-violation exit of type ACCEPT carrying a lower level makes KVM split the huge leaf under write mmu_lock (BLOCK → TRACK + kick → DEMOTE) and set the one-way guest-inhibit flag before the fault path (tdx_check_accept_level)',
-    otherwise: 'the fault path finds the 2M leaf already there, re-enters, and the guest\'s ACCEPT exits again, forever',
+    otherwise: 'the fault path finds the 2M leaf already there, re-enters, and the guest\'s ACCEPT exits again, forever (from the zero-step threshold on, the module refuses the entries with synthesised exits instead)',
     section: '§6.iii steps 3–6',
   },
   freezeMirrorSpte: {
@@ -45,14 +48,38 @@ export const POLICIES = {
     otherwise: 'the first BUSY is a KVM_BUG_ON, as before tdh_do_no_vcpus: a guest holding the entry lock in TDG.MEM.PAGE.ACCEPT, or a vCPU in TDH.VP.ENTER, kills the VM',
     section: '§7.3',
   },
+  localRetry: {
+    default: true,
+    effect:
+      'an EPT violation on a private GPA whose fault ends in RET_PF_RETRY (TDX_OPERAND_BUSY from SEPT.ADD/AUG, a frozen SPTE, a lost cmpxchg, a stale fault) is retried inside tdx_handle_ept_violation without re-entering the guest, unless a signal is pending',
+    otherwise:
+      'before the local retry: KVM re-enters the guest, which faults again at the same RIP; each fruitless entry counts towards the TDX module\'s zero-step threshold, after which that vCPU\'s every TDH.VP.ENTER takes the S-EPT tree lock exclusively (other vCPUs\' SEPT.ADD/AUG/BLOCK see TDX_OPERAND_BUSY | SEPT_TREE) and is refused while a recorded GPA is unmapped',
+    section: '§7.3, §7.5',
+  },
+  zeroStepThreshold: {
+    default: STEPPING_EPF_THRESHOLD,
+    range: [1, EPF_GPA_LIST_SIZE],
+    effect:
+      'fruitless TDH.VP.ENTERs at one guest RIP (each ending in an EPT violation on a private GPA) before the TDX module records the faulting GPAs and filters later entries under the exclusive S-EPT tree lock (STEPPING_EPF_THRESHOLD)',
+    otherwise: 'a lower value shows the mitigation within a short schedule; in the module it is a build constant, not a setting',
+    section: '§4.14, §7.5',
+  },
 } as const satisfies Record<string, PolicySpec>;
 
 export type PolicyName = keyof typeof POLICIES;
-export type Policies = { [K in PolicyName]: boolean };
+export type Policies = { [K in PolicyName]: (typeof POLICIES)[K]['default'] extends boolean ? boolean : number };
+/** Per-run overrides (`--policy name=value`) on top of the scenario's. */
+export type PolicyOverrides = Partial<Policies>;
 
 export const DEFAULT_POLICIES: Policies = Object.fromEntries(Object.entries(POLICIES).map(([k, p]) => [k, p.default])) as Policies;
 
+function policySchema(p: PolicySpec): z.ZodDefault<z.ZodBoolean> | z.ZodDefault<z.ZodNumber> {
+  if (typeof p.default === 'boolean') return z.boolean().default(p.default);
+  const [min, max] = p.range!;
+  return z.number().int().min(min).max(max).default(p.default);
+}
+
 /** The scenario's `policies` section: every switch optional, defaults from the table. */
 export const policiesSchema = z
-  .strictObject(Object.fromEntries(Object.entries(POLICIES).map(([k, p]) => [k, z.boolean().default(p.default)])) as { [K in PolicyName]: z.ZodDefault<z.ZodBoolean> })
+  .strictObject(Object.fromEntries(Object.entries(POLICIES).map(([k, p]) => [k, policySchema(p)])) as { [K in PolicyName]: Policies[K] extends boolean ? z.ZodDefault<z.ZodBoolean> : z.ZodDefault<z.ZodNumber> })
   .default(DEFAULT_POLICIES);

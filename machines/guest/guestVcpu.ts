@@ -187,7 +187,7 @@ export const guestVcpuMachine = setup({
     }),
     /** TDCALL TDG.MEM.PAGE.ACCEPT: RCX = GPA | page-size code (§0.2). */
     acceptTdcall: emit(({ context }) =>
-      out(hw(context), 'tdcall', 'TDG.MEM.PAGE.ACCEPT', { vcpu: context.vcpu, RAX: BigInt(TDG_MEM_PAGE_ACCEPT), RCX: context.accept!.start | BigInt(context.accept!.level) }),
+      out(hw(context), 'tdcall', 'TDG.MEM.PAGE.ACCEPT', { vcpu: context.vcpu, rip: cur(context)!.rip, RAX: BigInt(TDG_MEM_PAGE_ACCEPT), RCX: context.accept!.start | BigInt(context.accept!.level) }),
     ),
     acceptNext: assign({
       accept: ({ context }) => {

@@ -39,7 +39,7 @@
  * part of the teardown when asked (§5b.4): TDH.VP.FLUSH on its own CPU, then reclaiming its TDCX and
  * TDVPR pages with TDH.PHYMEM.PAGE.RECLAIM, each cleared (KeyID 0) before it goes back to the kernel.
  */
-import { setup, assign, emit, enqueueActions, and } from 'xstate';
+import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type WalkStep, type DecodedInsn, type TdpRoot } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import {
@@ -151,6 +151,8 @@ export interface KvmVcpuInput {
   zapBusyKickRetry: boolean;
   /** Policy freezeMirrorSpte (src/policies.ts): freeze → SEAMCALL → final value; off publishes first. */
   freezeMirrorSpte: boolean;
+  /** Policy localRetry (src/policies.ts): RET_PF_RETRY on a private GPA loops in KVM instead of re-entering. */
+  localRetry: boolean;
   /** Number of vCPUs: the ones a kvm_make_all_cpus_request from this thread must wait for. */
   vcpus: number;
 }
@@ -160,7 +162,7 @@ export const TDX_MAP_GPA_MAX_LEN = 0x200000n;
 
 /** The exit being handled, as KVM recorded it (§5c.1 step 4). */
 export interface ExitInfo {
-  reason: 'EPT_VIOLATION' | 'EPT_MISCONFIG' | 'TDCALL' | 'HLT' | 'EXTERNAL_INTERRUPT';
+  reason: 'EPT_VIOLATION' | 'EPT_MISCONFIG' | 'TDCALL' | 'HLT' | 'EXTERNAL_INTERRUPT' | 'BUSY';
   exitQualification: bigint;
   gpa: bigint;
   /** TD only: extended exit qualification from RDX. */
@@ -435,6 +437,7 @@ export const kvmVcpuMachine = setup({
     exitIs: ({ context }, reason: ExitInfo['reason']) => context.exit!.reason === reason,
     ipiSent: ({ context }) => context.ipiRequesters.length > 0 || context.signalKicked,
     signalPending: ({ context }) => context.signalPending,
+    localRetry: ({ context }) => context.localRetry,
     pioPending: ({ context }) => context.pioOut,
     loaded: ({ context }) => context.loaded,
     morePagesToFree: ({ context }) => context.freeing!.at < context.freeing!.pages.length,
@@ -860,6 +863,7 @@ export const kvmVcpuMachine = setup({
     checkAcceptLevel: input.checkAcceptLevel,
     zapBusyKickRetry: input.zapBusyKickRetry,
     freezeMirrorSpte: input.freezeMirrorSpte,
+    localRetry: input.localRetry,
     vcpus: input.vcpus,
     split: null,
     kickWaiting: 0,
@@ -978,6 +982,8 @@ export const kvmVcpuMachine = setup({
         TDCALL: { target: 'tdExited', actions: 'recordTdExit' },
         EPT_MISCONFIG: { target: 'tdExited', actions: 'recordTdExit' },
         EXTERNAL_INTERRUPT: { target: 'tdExited', actions: 'recordTdExit' },
+        // tdx_exit_handlers_fastpath: BUSY from the entry is "handled", leave with interrupts on, enter again.
+        BUSY: { target: 'tdExited', actions: 'recordTdExit' },
         KVM_REQ_OUTSIDE_GUEST_MODE: { actions: 'sendIpi' },
         KVM_REQ_TLB_FLUSH: { actions: 'sendIpi' },
         SIG_IPI: { actions: 'kickForSignal' },
@@ -1139,7 +1145,8 @@ export const kvmVcpuMachine = setup({
             { guard: 'retEmulate', target: '#kvmVcpu.emulating', actions: 'noteEmulate' },
             // RET_PF_RETRY on a private GPA is retried here, without TDH.VP.ENTER: every fruitless entry
             // would count towards the module's zero-step threshold (§7.3, §7.5). Shared faults re-enter.
-            { guard: and(['retRetry', 'faultIsPrivate', 'isTd']), target: 'faultin', actions: 'resetFault' },
+            // A pending signal ends the loop: KVM_RUN must return to userspace (kvm_vcpu_has_events etc.).
+            { guard: and(['retRetry', 'faultIsPrivate', 'isTd', 'localRetry', not('signalPending')]), target: 'faultin', actions: 'resetFault' },
             { target: '#kvmVcpu.entering', actions: 'noteFaultDone' },
           ],
         },

@@ -7,7 +7,9 @@
  *
  * The module's try-locks (§7.2) are checked where §5a.4 puts them; in this model a SEAMCALL runs in one
  * step, so the locks it takes are never seen held by another caller except the entry lock (TDEL) that a
- * guest's TDG.MEM.PAGE.ACCEPT keeps while it zeroes the page (accept.ts).
+ * guest's TDG.MEM.PAGE.ACCEPT keeps while it zeroes the page (accept.ts), and the S-EPT tree lock that a
+ * TDH.VP.ENTER holds exclusively across its zero-step filter, which tdxModule.ts checks before these
+ * handlers run (zeroStep.ts).
  */
 import { createHash } from 'node:crypto';
 import type { Gprs } from '../../src/protocol/messages.ts';

@@ -12,7 +12,7 @@
  * the call is `inflight` for that caller, and ACCEPT keeps its entry lock, so a host SEAMCALL on that
  * entry meanwhile sees TDX_OPERAND_BUSY (§7.2).
  */
-import { setup, assign, emit, enqueueActions } from 'xstate';
+import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, TDX_EXIT_QUAL_CLEARED_BITS } from '../../src/arch/vmx.ts';
@@ -33,6 +33,8 @@ import {
   tdxStatusWithOperand,
   TD_ATTR_SEPT_VE_DISABLE,
   TD_CTLS_PENDING_VE_DISABLE,
+  TDX_OPERAND_BUSY,
+  TDX_OPERAND_ID_SEPT_TREE,
 } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, eptLevels, PAGE_SIZE, PAGE_SHIFT } from '../../src/arch/gpa.ts';
 import { MEM_SEAMCALLS, extendMrtd, MRTD_INITIAL, type TdMemory, type MemRequest } from './tdMemory.ts';
@@ -41,6 +43,7 @@ import { hardwareWalk } from './septTree.ts';
 import { pamtRangeFree, pamtSet } from './pamt.ts';
 import { enterEpoch, exitEpoch, INITIAL_EPOCH } from './tlbTracking.ts';
 import { callerLp, vpFlush, vpFlushDone, cacheWb, keyFreeid, reclaim, type KeyOwner } from './teardown.ts';
+import { NO_STEPPING, firstUnmappedGpa, logPrivateEptViolation, noteExitRip, steppingSuspected, type EpfStepping } from './zeroStep.ts';
 
 /** TDCS pages a TDX 1.5 TD has without L2 VMs; page index 3 is the S-EPT root (tdx-module 1.5 `MIN_NUM_TDCS_PAGES`, §1.3). */
 export const TDCS_PAGES = 6;
@@ -54,6 +57,8 @@ export interface TdxModuleInput {
   tdvpr: readonly bigint[];
   /** Where KeyID bits start in a physical address (the platform's MK-TME split); RECLAIM refuses them. */
   hkidShift: number;
+  /** Fruitless private EPT faults at one RIP before GPAs are recorded (STEPPING_EPF_THRESHOLD, §7.5; a policy). */
+  zeroStepThreshold: number;
 }
 
 /** TDVPS state the model needs between messages (§1.3, §5b.1). */
@@ -72,6 +77,10 @@ export interface TdVcpu {
   vcpuEpoch: number;
   /** The LP this vCPU is associated with (TDH.VP.INIT, TDH.VP.ENTER) until TDH.VP.FLUSH there (§7.7). */
   assocLp: number | null;
+  /** The zero-step mitigation's record of fruitless entries (§7.5, zeroStep.ts). */
+  stepping: EpfStepping;
+  /** A TDH.VP.ENTER in its stepping filter: the GPRs it was called with, needed when it does enter. */
+  entering: Gprs | null;
 }
 
 /** A call waiting for hw.mem, keyed by the caller's actor id. */
@@ -96,6 +105,12 @@ export interface TdxModuleContext {
   mem: TdMemory;
   vcpus: TdVcpu[];
   inflight: Readonly<Record<string, Inflight>>;
+  zeroStepThreshold: number;
+  /**
+   * The vCPU whose TDH.VP.ENTER holds the S-EPT tree lock exclusively across its stepping filter, or null.
+   * The other memory SEAMCALLs run in one step, so this is the only tree holder another LP can meet (§7.2).
+   */
+  septTreeHolder: number | null;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -141,9 +156,34 @@ function memMessage(req: MemRequest, tag: string): Outgoing {
 const seamcallReturn = (to: string, name: HostSeamcall, regs: Gprs): Outgoing => out(to, 'seamcall-return', name, regs);
 
 /** A TD exit: the vCPU leaves TD non-root and is counted out of its epoch (§5c.2 step 7). */
-function tdExited(c: TdxModuleContext, v: number, lastExit: TdVcpu['lastExit'], exposeMask = 0n): Partial<TdxModuleContext> {
-  return { vcpus: withVcpu(c, v, { state: 'READY', lastExit, exposeMask }), mem: { ...c.mem, epoch: exitEpoch(c.mem.epoch, c.vcpus[v]!.vcpuEpoch) } };
+function tdExited(c: TdxModuleContext, v: number, lastExit: TdVcpu['lastExit'], stepping: EpfStepping, exposeMask = 0n): Partial<TdxModuleContext> {
+  return { vcpus: withVcpu(c, v, { state: 'READY', lastExit, exposeMask, stepping }), mem: { ...c.mem, epoch: exitEpoch(c.mem.epoch, c.vcpus[v]!.vcpuEpoch) } };
 }
+
+/** §5c.2: count into the epoch, enter; after a TDVMCALL exit the VMM's outputs go back into the guest's GPRs. */
+function enterTd(c: TdxModuleContext, v: number, regs: Gprs): { next: Partial<TdxModuleContext>; entry: Outgoing } {
+  const vc = c.vcpus[v]!;
+  const tdcallReturn = vc.lastExit === 'TDVMCALL' ? { RAX: TDX_SUCCESS, ...exposed(vc.exposeMask, regs) } : null;
+  const e = enterEpoch(c.mem.epoch);
+  // vCPU N always runs on hw.cpuN, so its association never moves (§7.7).
+  return {
+    next: { mem: { ...c.mem, epoch: e.epoch }, vcpus: withVcpu(c, v, { state: 'ACTIVE', launched: true, vcpuEpoch: e.vcpuEpoch, assocLp: v, entering: null }) },
+    entry: out(guest(v), 'vm-entry', vc.launched ? 'VMRESUME' : 'VMLAUNCH', { vcpu: v, tdcallReturn, emulated: null }),
+  };
+}
+
+/** The memory SEAMCALLs that take the S-EPT tree lock, shared or exclusive (§7.2 table). */
+const TREE_SEAMCALLS: ReadonlySet<HostSeamcall> = new Set([
+  'TDH.MEM.SEPT.ADD',
+  'TDH.MEM.PAGE.AUG',
+  'TDH.MEM.RANGE.BLOCK',
+  'TDH.MEM.RANGE.UNBLOCK',
+  'TDH.MEM.PAGE.REMOVE',
+  'TDH.MEM.SEPT.REMOVE',
+  'TDH.MEM.PAGE.DEMOTE',
+  'TDH.MEM.PAGE.PROMOTE',
+]);
+const TREE_BUSY = tdxStatusWithOperand(TDX_OPERAND_BUSY, TDX_OPERAND_ID_SEPT_TREE);
 
 
 function associatedVcpus(c: TdxModuleContext): number {
@@ -172,8 +212,10 @@ function initialContext(input: TdxModuleInput): TdxModuleContext {
       childCount: 0,
       mrtd: MRTD_INITIAL,
     },
-    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null })),
+    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null, stepping: NO_STEPPING, entering: null })),
     inflight: {},
+    zeroStepThreshold: input.zeroStepThreshold,
+    septTreeHolder: null,
   };
 }
 
@@ -192,6 +234,8 @@ export const tdxModuleMachine = setup({
   },
   guards: {
     vcpuReady: ({ context, event }) => context.vcpus[vcpuOf(event)]?.state === 'READY',
+    steppingSuspected: ({ context, event }) => steppingSuspected(context.vcpus[vcpuOf(event)]!.stepping),
+    septTreeHeld: ({ context }) => context.septTreeHolder !== null,
     sharedGpa: ({ context, event }) => ((event.msg.payload as { gpa: bigint }).gpa & context.sharedMask) !== 0n,
     tdrPageFree: ({ context, event }) => pamtRangeFree(context.mem.pamt, pfnOf(regsOf(event).RCX!), 0),
     allTdcsAdded: ({ context }) => context.tdcsPages.length === TDCS_PAGES,
@@ -280,6 +324,11 @@ export const tdxModuleMachine = setup({
     memSeamcall: enqueueActions(({ context, event, enqueue }) => {
       const name = event.type as HostSeamcall;
       const regs = regsOf(event);
+      // A try-lock with no slow path (§7.2): the tree is held exclusively by a stepping filter on another LP.
+      if (context.septTreeHolder !== null && TREE_SEAMCALLS.has(name)) {
+        enqueue.emit(seamcallReturn(event.msg.from, name, { RAX: TREE_BUSY }));
+        return;
+      }
       const r = MEM_SEAMCALLS[name]!(context.mem, regs);
       enqueue.assign({ mem: r.td });
       if (r.mem !== null) {
@@ -314,15 +363,48 @@ export const tdxModuleMachine = setup({
     }),
 
     // ---- Running the TD ----
-    /** §5c.2: count into the epoch, enter; after a TDVMCALL exit the VMM's outputs go back into the guest's GPRs. */
     vmEntry: enqueueActions(({ context, event, enqueue }) => {
       const p = payloadOf(event, 'seamcall', 'TDH.VP.ENTER');
-      const vc = context.vcpus[p.vcpu]!;
-      const tdcallReturn = vc.lastExit === 'TDVMCALL' ? { RAX: TDX_SUCCESS, ...exposed(vc.exposeMask, p) } : null;
-      const e = enterEpoch(context.mem.epoch);
-      // vCPU N always runs on hw.cpuN, so its association never moves (§7.7).
-      enqueue.assign({ mem: { ...context.mem, epoch: e.epoch }, vcpus: withVcpu(context, p.vcpu, { state: 'ACTIVE', launched: true, vcpuEpoch: e.vcpuEpoch, assocLp: p.vcpu }) });
-      enqueue.emit(out(guest(p.vcpu), 'vm-entry', vc.launched ? 'VMRESUME' : 'VMLAUNCH', { vcpu: p.vcpu, tdcallReturn, emulated: null }));
+      const e = enterTd(context, p.vcpu, p);
+      enqueue.assign(e.next);
+      enqueue.emit(e.entry);
+    }),
+    /**
+     * §7.5: GPAs were recorded since the vCPU last made progress, so the entry takes the tree lock
+     * exclusively and walks them before the guest may run; another vCPU's filter holding it → BUSY.
+     */
+    enterBusyTree: emit(({ event }) => out(kvm(vcpuOf(event)), 'td-exit', 'BUSY', { vcpu: vcpuOf(event), RAX: TREE_BUSY })),
+    takeTreeForFilter: enqueueActions(({ context, event, enqueue }) => {
+      const p = payloadOf(event, 'seamcall', 'TDH.VP.ENTER');
+      enqueue.assign({ septTreeHolder: p.vcpu, vcpus: withVcpu(context, p.vcpu, { entering: p }) });
+      enqueue.emit(out('tdx', 'seam-step', 'STEPPING_FILTER', { vcpu: p.vcpu }));
+    }),
+    /**
+     * td_entry_stepping_filter: a recorded GPA still unmapped → no entry; the module synthesises an
+     * EPT-violation TD exit for it (exit reason 48) without the guest having run, so the epoch and the
+     * count are untouched. Otherwise the lock goes and the guest enters.
+     */
+    steppingFilter: enqueueActions(({ context, event, enqueue }) => {
+      const v = vcpuOf(event);
+      const vc = context.vcpus[v]!;
+      const gpa = firstUnmappedGpa(context.mem, vc.stepping);
+      if (gpa !== null) {
+        enqueue.assign({ septTreeHolder: null, vcpus: withVcpu(context, v, { entering: null, lastExit: 'ASYNC_FAULT' }) });
+        enqueue.emit(
+          out(kvm(v), 'td-exit', 'EPT_VIOLATION', {
+            vcpu: v,
+            RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_VIOLATION),
+            RCX: vc.stepping.lastQualification & ~BigInt(TDX_EXIT_QUAL_CLEARED_BITS),
+            RDX: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE),
+            R8: gpa & PAGE_MASK,
+            R9: 0n,
+          }),
+        );
+        return;
+      }
+      const e = enterTd({ ...context, septTreeHolder: null }, v, vc.entering!);
+      enqueue.assign({ ...e.next, septTreeHolder: null });
+      enqueue.emit(e.entry);
     }),
     /** §6.i 3 / §5a.6: TD exit EPT_VIOLATION, RCX = qualification & ~bits 12:7, R8 = GPA & ~0xFFF, RDX = EEQ. */
     tdExitEptViolation: enqueueActions(({ context, event, enqueue }) => {
@@ -330,7 +412,10 @@ export const tdxModuleMachine = setup({
       const shared = (x.gpa & context.sharedMask) !== 0n;
       const d = shared ? null : eptViolationDecision(context.mem, x.gpa, (context.tdCtls & TD_CTLS_PENDING_VE_DISABLE) !== 0n);
       const eeq = d?.kind === 'td-exit' ? d.eeq : makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE);
-      enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_FAULT'));
+      const s = context.vcpus[x.vcpu]!.stepping;
+      // Only private faults count towards zero-step (§7.5): shared ones are the VMM's business.
+      const stepping = shared ? noteExitRip(s, x.rip) : logPrivateEptViolation(s, x.rip, x.gpa & PAGE_MASK, x.exitQualification, context.zeroStepThreshold);
+      enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_FAULT', stepping));
       enqueue.emit(
         out(kvm(x.vcpu), 'td-exit', 'EPT_VIOLATION', {
           vcpu: x.vcpu,
@@ -374,7 +459,7 @@ export const tdxModuleMachine = setup({
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.PHYMEM.PAGE.RECLAIM', r.regs));
     }),
     /** The TDR went back to the host: the TD is gone and the module holds nothing of it. */
-    forgetTd: assign(({ context }) => initialContext({ gpaw: context.gpaw, tdvpr: context.vcpus.map((v) => v.tdvpr), hkidShift: context.hkidShift })),
+    forgetTd: assign(({ context }) => initialContext({ gpaw: context.gpaw, tdvpr: context.vcpus.map((v) => v.tdvpr), hkidShift: context.hkidShift, zeroStepThreshold: context.zeroStepThreshold })),
     reclaimOutsideTeardown: emit(({ context, event }) => seamcallReturn(event.msg.from, 'TDH.PHYMEM.PAGE.RECLAIM', reclaim(context.mem, regsOf(event).RCX!, context.hkidShift, false).regs)),
     keysNotConfigured: emit(({ event }) => seamcallReturn(event.msg.from, event.type as HostSeamcall, { RAX: TDX_TD_KEYS_NOT_CONFIGURED })),
     lifecycleIncorrect: emit(({ event }) => seamcallReturn(event.msg.from, event.type as HostSeamcall, { RAX: TDX_LIFECYCLE_STATE_INCORRECT })),
@@ -391,13 +476,13 @@ export const tdxModuleMachine = setup({
     /** §2: EPT misconfiguration on a shared GPA is a TD exit (reason 49, GPA bits 11:0 cleared). */
     tdExitEptMisconfig: enqueueActions(({ context, event, enqueue }) => {
       const x = payloadOf(event, 'vm-exit', 'EPT_MISCONFIG');
-      enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_FAULT'));
+      enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_FAULT', noteExitRip(context.vcpus[x.vcpu]!.stepping, x.rip)));
       enqueue.emit(out(kvm(x.vcpu), 'td-exit', 'EPT_MISCONFIG', { vcpu: x.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_MISCONFIG), RCX: 0n, RDX: 0n, R8: x.gpa & PAGE_MASK, R9: 0n }));
     }),
     /** A host interrupt while the TD ran: an asynchronous TD exit to KVM with exit reason 1 (§5c.3). */
     tdExitExternalInterrupt: enqueueActions(({ context, event, enqueue }) => {
       const x = payloadOf(event, 'vm-exit', 'EXTERNAL_INTERRUPT');
-      enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_TRAP'));
+      enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_TRAP', noteExitRip(context.vcpus[x.vcpu]!.stepping, x.rip)));
       enqueue.emit(out(kvm(x.vcpu), 'td-exit', 'EXTERNAL_INTERRUPT', { vcpu: x.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EXTERNAL_INTERRUPT), RCX: 0n, RDX: 0n, R8: 0n, R9: 0n }));
     }),
     /** §2: on a private GPA an EPT misconfiguration is a fatal TDX-module error. */
@@ -418,7 +503,8 @@ export const tdxModuleMachine = setup({
     /** §6.i step 10: copy exposed GPRs, trap-like TD exit 77. */
     tdExitTdvmcall: enqueueActions(({ context, event, enqueue }) => {
       const p = event.msg.payload as Gprs & { vcpu: number };
-      enqueue.assign(tdExited(context, p.vcpu, 'TDVMCALL', p.RCX!));
+      // Trap-like: RIP moves past the TDCALL, which is forward progress for the zero-step count (§7.5).
+      enqueue.assign(tdExited(context, p.vcpu, 'TDVMCALL', NO_STEPPING, p.RCX!));
       enqueue.emit(out(kvm(p.vcpu), 'td-exit', 'TDCALL', { vcpu: p.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_TDCALL), RCX: p.RCX!, ...exposed(p.RCX!, p) }));
     }),
     /** TDG.MEM.PAGE.ACCEPT (§5a.5): a status back to the guest, a fault-like TD exit, or clearing the page. */
@@ -429,7 +515,9 @@ export const tdxModuleMachine = setup({
         enqueue.assign({ mem: d.td });
         enqueue.emit(out(guest(p.vcpu), 'tdcall-return', 'TDG.MEM.PAGE.ACCEPT', { vcpu: p.vcpu, RAX: d.status }));
       } else if (d.kind === 'exit') {
-        enqueue.assign(tdExited(context, p.vcpu, 'ASYNC_FAULT'));
+        // An EPT-violation TD exit for a private GPA like a hardware one: it counts towards zero-step (§7.5).
+        const stepping = logPrivateEptViolation(context.vcpus[p.vcpu]!.stepping, p.rip, d.gpa, d.exitQualification, context.zeroStepThreshold);
+        enqueue.assign(tdExited(context, p.vcpu, 'ASYNC_FAULT', stepping));
         enqueue.emit(
           out(kvm(p.vcpu), 'td-exit', 'EPT_VIOLATION', { vcpu: p.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_VIOLATION), RCX: d.exitQualification, RDX: d.eeq, R8: d.gpa, R9: 0n }),
         );
@@ -517,7 +605,13 @@ export const tdxModuleMachine = setup({
     /** op_state RUNNABLE: TDH.VP.ENTER is allowed (§5b.1). */
     runnable: {
       on: {
-        'TDH.VP.ENTER': [{ guard: 'vcpuReady', actions: 'vmEntry' }, { actions: 'notReady' }],
+        'TDH.VP.ENTER': [
+          { guard: not('vcpuReady'), actions: 'notReady' },
+          { guard: and(['steppingSuspected', 'septTreeHeld']), actions: 'enterBusyTree' },
+          { guard: 'steppingSuspected', actions: 'takeTreeForFilter' },
+          { actions: 'vmEntry' },
+        ],
+        STEPPING_FILTER: { actions: 'steppingFilter' },
         EPT_VIOLATION: [
           { guard: 'sharedGpa', actions: 'tdExitEptViolation' },
           { guard: 'privateViolationIsVe', actions: 'injectVe' },

@@ -15,7 +15,7 @@ import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK } from './exitCodes.ts';
 import { formatDelivery } from './format.ts';
 import { formatOptionsFor, headerFor, modelFor, recordRun } from './session.ts';
 import { withPolicies } from './policies.ts';
-import type { PolicyName } from '../policies.ts';
+import type { PolicyOverrides } from '../policies.ts';
 
 export interface ExploreCliOptions {
   maxDepth?: number;
@@ -24,7 +24,7 @@ export interface ExploreCliOptions {
   time?: number;
   invariant?: string[];
   log?: string;
-  policy?: Partial<Record<PolicyName, boolean>>;
+  policy?: PolicyOverrides;
   /** commander's negation of --no-minimise. */
   minimise?: boolean;
 }

@@ -1,6 +1,6 @@
 /** `tdxsim policies`: the policy switches a scenario (or `run --policy`) can set, with their defaults. */
 import { InvalidArgumentError } from 'commander';
-import { POLICIES, type PolicyName } from '../policies.ts';
+import { POLICIES, type PolicyName, type PolicyOverrides, type PolicySpec } from '../policies.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { EXIT_OK } from './exitCodes.ts';
 
@@ -9,30 +9,43 @@ export function policiesCommand(opts: { json?: boolean }, print: (line: string) 
     print(JSON.stringify(POLICIES, null, 2));
     return EXIT_OK;
   }
-  for (const [name, p] of Object.entries(POLICIES)) {
+  for (const [name, p] of Object.entries(POLICIES) as [string, PolicySpec][]) {
+    if (typeof p.default === 'number') {
+      print(`${name}  (default: ${p.default}; ${p.range![0]}–${p.range![1]}; ${p.section})`);
+      print(`    ${p.effect}`);
+      print(`    other values: ${p.otherwise}`);
+      continue;
+    }
     print(`${name}  (default: ${p.default ? 'on' : 'off'}; ${p.section})`);
     print(`    on:  ${p.effect}`);
     print(`    off: ${p.otherwise}`);
   }
-  print('# set them in a scenario (policies: { name: true }) or per run: tdxsim run <scenario> --policy name=off');
+  print('# set them in a scenario (policies: { name: true }) or per run: tdxsim run <scenario> --policy name=off --policy zeroStepThreshold=2');
   return EXIT_OK;
 }
 
 const ON = ['on', 'true', '1'];
 const OFF = ['off', 'false', '0'];
 
-/** commander's collector for repeated `--policy name=on|off`. */
-export function parsePolicyOption(value: string, previous: Partial<Record<PolicyName, boolean>> = {}): Partial<Record<PolicyName, boolean>> {
+/** commander's collector for repeated `--policy name=on|off` (or `name=N` for a threshold). */
+export function parsePolicyOption(value: string, previous: PolicyOverrides = {}): PolicyOverrides {
   const m = /^([A-Za-z]+)=(\w+)$/.exec(value);
   if (!m) throw new InvalidArgumentError(`--policy needs name=on|off, got "${value}"`);
   const [, name, setting] = m as unknown as [string, string, string];
   if (!(name in POLICIES)) throw new InvalidArgumentError(`unknown policy "${name}"; known: ${Object.keys(POLICIES).join(', ')} (tdxsim policies)`);
+  const spec: PolicySpec = POLICIES[name as PolicyName];
+  if (typeof spec.default === 'number') {
+    const [min, max] = spec.range!;
+    const n = Number(setting);
+    if (!/^\d+$/.test(setting) || n < min || n > max) throw new InvalidArgumentError(`--policy ${name}: "${setting}" is not a whole number from ${min} to ${max}`);
+    return { ...previous, [name]: n };
+  }
   const v = setting.toLowerCase();
   if (!ON.includes(v) && !OFF.includes(v)) throw new InvalidArgumentError(`--policy ${name}: "${setting}" is not on or off`);
   return { ...previous, [name]: ON.includes(v) };
 }
 
 /** The scenario with command-line policy overrides applied; the log header records the result. */
-export function withPolicies(s: Scenario, overrides: Partial<Record<PolicyName, boolean>> | undefined): Scenario {
+export function withPolicies(s: Scenario, overrides: PolicyOverrides | undefined): Scenario {
   return overrides === undefined ? s : { ...s, policies: { ...s.policies, ...overrides } };
 }

@@ -7,14 +7,14 @@ import { EXIT_FAILURE, EXIT_OK } from './exitCodes.ts';
 import { formatDelivery } from './format.ts';
 import { formatOptionsFor, headerFor, modelFor, recordRun } from './session.ts';
 import { withPolicies } from './policies.ts';
-import type { PolicyName } from '../policies.ts';
+import type { PolicyOverrides } from '../policies.ts';
 
 export interface RunCliOptions {
   log?: string;
   seed?: number;
   json?: boolean;
   maxSteps?: number;
-  policy?: Partial<Record<PolicyName, boolean>>;
+  policy?: PolicyOverrides;
 }
 
 export function runCommand(scenarioArg: string, opts: RunCliOptions, print: (line: string) => void): number {

@@ -6,7 +6,7 @@
  * slows it down to watch. When the run ends the server keeps serving the finished log until Ctrl-C.
  */
 import { withPolicies } from '../cli/policies.ts';
-import type { PolicyName } from '../policies.ts';
+import type { PolicyOverrides } from '../policies.ts';
 import { readFileSync } from 'node:fs';
 import { LogWriter } from '../log/writer.ts';
 import type { EndRecord, EventRecord, HeaderRecord } from '../log/schema.ts';
@@ -31,7 +31,7 @@ export interface LiveRunOptions {
   log?: string;
   seed?: number;
   maxSteps?: number;
-  policy?: Partial<Record<PolicyName, boolean>>;
+  policy?: PolicyOverrides;
   json?: boolean;
   port?: number;
   host?: string;

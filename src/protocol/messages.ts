@@ -173,6 +173,20 @@ export interface MessageCatalog {
     TDCALL: Gprs & { vcpu: number };
     /** An interrupt for the host arrived while the TD ran (§5c.3): asynchronous, the guest's RIP is unchanged. */
     EXTERNAL_INTERRUPT: Gprs & { vcpu: number };
+    /**
+     * TDH.VP.ENTER refused before entering: RAX = TDX_OPERAND_BUSY | SEPT_TREE or TD_EPOCH. No TD exit
+     * happened (KVM's exit_reason is −1); KVM's fastpath leaves with interrupts on and re-enters (§5c.1 step 5, §7.3).
+     */
+    BUSY: Gprs & { vcpu: number };
+  };
+  /**
+   * The TDX module continuing a SEAMCALL on the caller's LP (tdx → tdx). The module runs on every LP at
+   * once; where it holds a try-lock while other LPs can act (§7.2), the call is split at that point, so a
+   * SEAMCALL from another LP can be delivered in between and find the lock taken.
+   */
+  'seam-step': {
+    /** TDH.VP.ENTER's zero-step filter (§7.5), run holding the S-EPT tree lock exclusively. */
+    STEPPING_FILTER: { vcpu: number };
   };
   /** Hardware VM exit: to the TDX module for a TD, to KVM for a VMX guest. */
   'vm-exit': {
@@ -217,7 +231,8 @@ export interface MessageCatalog {
    */
   tdcall: {
     'TDG.VP.VEINFO.GET': Gprs & { vcpu: number };
-    'TDG.MEM.PAGE.ACCEPT': Gprs & { vcpu: number };
+    /** `rip`: the TDCALL's address, which an ACCEPT exit leaves the guest at (the zero-step count, §7.5). */
+    'TDG.MEM.PAGE.ACCEPT': Gprs & { vcpu: number; rip: bigint };
     'TDG.VP.VMCALL<#VE.RequestMMIO>': Gprs & { vcpu: number };
     'TDG.VP.VMCALL<Instruction.HLT>': Gprs & { vcpu: number };
     /** R12 = start GPA (with the shared bit for private → shared), R13 = size (§6.iv step 1). */

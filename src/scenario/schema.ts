@@ -57,6 +57,14 @@ export const TD_ATTRIBUTE_NAMES = ['SEPT_VE_DISABLE'] as const;
 
 const invariantName = z.string().refine((n) => invariantNamed(n) !== undefined, { error: (i) => `unknown invariant "${String(i.input)}"; known: ${INVARIANTS.map((x) => x.name).join(', ')}` });
 
+/** `{ name, bound }`: only a bounded monitor takes a bound, and only one it can see exceeded. */
+const boundedMonitor = z.strictObject({ name: invariantName, bound: smallInt.refine((n) => n >= 1, 'a bound of at least 1') }).superRefine((e, ctx) => {
+  const spec = invariantNamed(e.name);
+  if (spec === undefined) return;
+  if (spec.defaultBound === undefined) ctx.addIssue({ code: 'custom', path: ['bound'], message: `invariant "${e.name}" takes no bound; bounded monitors: ${INVARIANTS.filter((x) => x.defaultBound !== undefined).map((x) => x.name).join(', ')}` });
+  else if (spec.maxBound !== undefined && e.bound > spec.maxBound) ctx.addIssue({ code: 'custom', path: ['bound'], message: `a bound of at most ${spec.maxBound} for "${e.name}"` });
+});
+
 export const scenarioSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
   description: z.string().default(''),
@@ -74,7 +82,7 @@ export const scenarioSchema = z.strictObject({
    * What `tdxsim explore` checks after every delivery, by name from the library (`tdxsim invariants`
    * lists it); a bounded monitor may take `{ name, bound }`. Absent: the library's defaults.
    */
-  invariants: z.array(z.union([invariantName, z.strictObject({ name: invariantName, bound: smallInt.refine((n) => n >= 1, 'a bound of at least 1') })])).optional(),
+  invariants: z.array(z.union([invariantName, boundedMonitor])).optional(),
   /** How the userspace VMM behaves where QEMU has choices (defaults: QEMU's). */
   vmm: z
     .strictObject({

@@ -16,6 +16,7 @@ import { modelFor, headerFor, recordRun } from '../../src/cli/session.ts';
 import { MemoryLogWriter } from '../../src/log/writer.ts';
 import { fifoScheduler } from '../../src/runtime/scheduler/fifo.ts';
 import { DEFAULT_POLICIES, POLICIES } from '../../src/policies.ts';
+import { STEPPING_EPF_THRESHOLD } from '../../src/arch/tdxStatus.ts';
 import { withPolicies, parsePolicyOption } from '../../src/cli/policies.ts';
 import type { Delivery } from '../../src/runtime/runner.ts';
 
@@ -126,8 +127,13 @@ describe('accept-level-split with splitOnAcceptLevel off (§6.iii step 6)', () =
   it('the same ACCEPT exit repeats: no split, no inhibit, every fault spurious at 2M', () => {
     const exits = run.deliveries.filter((d) => d.message.to === 'kvm.vcpu0' && d.message.name === 'EPT_VIOLATION');
     expect(exits.length).toBeGreaterThan(20);
-    const accepts = exits.slice(1).map((d) => (d.message.payload as { RDX: bigint; R8: bigint }));
-    expect(new Set(accepts.map((a) => `0x${a.RDX.toString(16)} 0x${a.R8.toString(16)}`))).toEqual(new Set(['0x408800000001 0x200000']));
+    const eeqs = exits.slice(1).map((d) => (d.message.payload as { RDX: bigint; R8: bigint })).map((a) => `0x${a.RDX.toString(16)} 0x${a.R8.toString(16)}`);
+    // The first ACCEPT exit and six more at one RIP reach the module's zero-step threshold (§7.5): 0x200000 is recorded and,
+    // its 2M leaf still PENDING, every later entry is refused with a synthesised exit (EEQ type NONE).
+    const threshold = STEPPING_EPF_THRESHOLD;
+    expect(new Set(eeqs.slice(0, threshold))).toEqual(new Set(['0x408800000001 0x200000']));
+    expect(new Set(eeqs.slice(threshold))).toEqual(new Set(['0x0 0x200000']));
+    expect(seq.filter((a) => a === 'tdx → tdx STEPPING_FILTER').length).toBe(eeqs.length - threshold);
     expect(seq).not.toContain('kvm.vcpu0 → tdx TDH.MEM.PAGE.DEMOTE');
     expect(seq).not.toContain('kvm.vcpu0 → kvm.mmu LPAGE_GUEST_INHIBIT');
     expect(ctx<TdpMmuContext>(run, 'kvm.mmu').guestInhibit).toEqual({});
@@ -167,8 +173,8 @@ describe('2M accept with private huge pages, then a partial conversion', () => {
 });
 
 describe('policy switches', () => {
-  it('default to upstream: no private huge pages, split on (only in force with huge pages), kick and retry on a zap BUSY', () => {
-    expect(DEFAULT_POLICIES).toEqual({ privateHugePages: false, splitOnAcceptLevel: true, freezeMirrorSpte: true, zapBusyKickRetry: true });
+  it('default to upstream: no private huge pages, split on (only in force with huge pages), kick and retry on a zap BUSY, local retry, the module\'s zero-step threshold', () => {
+    expect(DEFAULT_POLICIES).toEqual({ privateHugePages: false, splitOnAcceptLevel: true, freezeMirrorSpte: true, zapBusyKickRetry: true, localRetry: true, zeroStepThreshold: 6 });
     for (const p of Object.values(POLICIES)) expect(p.section).toMatch(/^§/);
   });
 
@@ -193,5 +199,8 @@ describe('policy switches', () => {
     expect(parsePolicyOption('privateHugePages=on', { splitOnAcceptLevel: false })).toEqual({ splitOnAcceptLevel: false, privateHugePages: true });
     expect(() => parsePolicyOption('hugePages=on')).toThrow('unknown policy "hugePages"; known: privateHugePages, splitOnAcceptLevel');
     expect(() => parsePolicyOption('privateHugePages=maybe')).toThrow('"maybe" is not on or off');
+    expect(parsePolicyOption('zeroStepThreshold=2')).toEqual({ zeroStepThreshold: 2 });
+    expect(() => parsePolicyOption('zeroStepThreshold=0')).toThrow('--policy zeroStepThreshold: "0" is not a whole number from 1 to 32');
+    expect(() => parsePolicyOption('zeroStepThreshold=on')).toThrow('is not a whole number from 1 to 32');
   });
 });

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadScenarioFile, parseScenarioObject, parseScenarioText } from '../../src/scenario/load.ts';
 import { modelFor, headerFor, recordRun } from '../../src/cli/session.ts';
 import { explore } from '../../src/explore/explore.ts';
-import { defaultInvariants, noDeadlock, noFailure } from '../../src/explore/invariants/index.ts';
+import { defaultInvariants, invariantsOf, noDeadlock, noFailure } from '../../src/explore/invariants/index.ts';
 import { countPreemptions, minimise } from '../../src/explore/minimise.ts';
 import { runModel } from '../../src/runtime/runner.ts';
 import { fifoScheduler } from '../../src/runtime/scheduler/fifo.ts';
@@ -74,9 +74,15 @@ describe('no-deadlock', () => {
 describe('a scenario declares its invariants', () => {
   const yaml = (inv: string) => `name: x\nvm: { type: tdx }\ninvariants: ${inv}\nvcpus:\n  - program: [{ op: hlt }]\n`;
 
-  it('by name or with a bound', () => {
-    expect(parseScenarioText(yaml('[no-failure, { name: no-deadlock, bound: 3 }]'), 's.yaml').invariants).toEqual(['no-failure', { name: 'no-deadlock', bound: 3 }]);
+  it('by name, or a bounded monitor with its bound', () => {
+    expect(parseScenarioText(yaml('[no-failure, { name: ept-violation-progress, bound: 2 }]'), 's.yaml').invariants).toEqual(['no-failure', { name: 'ept-violation-progress', bound: 2 }]);
     expect(parseScenarioText(yaml('[no-failure]'), 's.yaml').invariants).toEqual(['no-failure']);
+    expect(invariantsOf([{ name: 'ept-violation-progress', bound: 2 }])[0]!.description).toMatch(/within 2 re-entries/);
+  });
+
+  it('a bound for an invariant that takes none, or one the monitor could never see exceeded, is an error naming the field', () => {
+    expect(() => parseScenarioText(yaml('[{ name: no-deadlock, bound: 3 }]'), 's.yaml')).toThrow(/s\.yaml:3.*invariants\[0\]\.bound.*invariant "no-deadlock" takes no bound; bounded monitors: ept-violation-progress/s);
+    expect(() => parseScenarioText(yaml('[{ name: ept-violation-progress, bound: 33 }]'), 's.yaml')).toThrow(/invariants\[0\]\.bound.*a bound of at most 32 for "ept-violation-progress"/s);
   });
 
   it('an unknown name is an error naming the file, line and field, and the known names', () => {

@@ -10,15 +10,15 @@ import { withPolicies } from '../../src/cli/policies.ts';
 import { explore } from '../../src/explore/explore.ts';
 import { defaultInvariants, invariantNamed, invariantsOf, noFailure, type Invariant } from '../../src/explore/invariants/index.ts';
 import { minimise } from '../../src/explore/minimise.ts';
-import { isOperandBusy } from '../../src/arch/tdxStatus.ts';
+import { isOperandBusy, tdxStatusName } from '../../src/arch/tdxStatus.ts';
 import { FROZEN_SPTE } from '../../src/arch/spte.ts';
 import type { Gprs } from '../../src/protocol/messages.ts';
-import type { PolicyName } from '../../src/policies.ts';
+import type { PolicyOverrides } from '../../src/policies.ts';
 import { exampleFile } from '../helpers.ts';
 
 const UNBOUNDED = { maxDepth: 10_000, maxStates: 2_000_000, maxMillis: 600_000 };
 
-const modelOf = (name: string, policy: Partial<Record<PolicyName, boolean>> = {}) => modelFor(withPolicies(loadScenarioFile(exampleFile(name)).scenario, policy));
+const modelOf = (name: string, policy: PolicyOverrides = {}) => modelFor(withPolicies(loadScenarioFile(exampleFile(name)).scenario, policy));
 /** What the example declares in its `invariants:`, as `tdxsim explore` checks it. */
 const declared = (name: string) => invariantsOf(loadScenarioFile(exampleFile(name)).scenario.invariants);
 
@@ -85,5 +85,49 @@ describe('parallel-faults (policy freezeMirrorSpte)', () => {
     // Without that invariant the same race ends in the KVM_BUG_ON on TDX_EPT_WALK_FAILED.
     const bug = explore(model, [noFailure], UNBOUNDED);
     expect(bug.violation?.detail).toMatch(/^KVM bug: kvm\.vcpu\d: KVM_BUG_ON: TDH\.MEM\.(SEPT\.ADD|PAGE\.AUG) returned TDX_EPT_WALK_FAILED\|RCX$/);
+  });
+});
+
+describe('parallel-faults (policy localRetry, the zero-step mitigation)', () => {
+  /** Never fails; counts what shows the module's stepping filter at work. */
+  function steppingWitness(): Invariant & { seen: Record<string, number> } {
+    return {
+      name: 'witness stepping filter',
+      description: '',
+      seen: {},
+      check(_m, _b, _a, d) {
+        const busy = d.from === 'tdx' && (d.kind === 'seamcall-return' || d.name === 'BUSY') && isOperandBusy((d.payload as Gprs).RAX!);
+        const key = d.name === 'STEPPING_FILTER' ? 'filter' : busy ? `${d.name} ${tdxStatusName((d.payload as Gprs).RAX!)}` : null;
+        if (key !== null) this.seen[key] = (this.seen[key] ?? 0) + 1;
+        return null;
+      },
+    };
+  }
+
+  it('default: with the local retry no vCPU is re-entered into the same fault even once', () => {
+    const r = explore(modelOf('parallel-faults'), [invariantNamed('ept-violation-progress')!.create(1), ...declared('parallel-faults')], UNBOUNDED);
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 46_845 });
+  });
+
+  it('off: KVM re-enters vCPU 1 into the ACCEPT that exits again while vCPU 0 holds the SPTE frozen; ept-violation-progress fires after 4 re-entries', () => {
+    const model = modelOf('parallel-faults', { localRetry: false });
+    const r = explore(model, declared('parallel-faults'), UNBOUNDED);
+    expect(r.violation?.invariant).toBe('ept-violation-progress');
+    const m = minimise(model, invariantNamed('ept-violation-progress')!.create(), { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
+    expect(m.status).toBe('minimal');
+    if (m.status === 'minimal') {
+      expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([130, 1]);
+      expect(m.counterexample.detail).toBe(
+        'vCPU 1 was entered 4 times at RIP 0xffffffff81000000 and each time exited with an EPT violation again (last GPA 0x201000), more than the bound of 3',
+      );
+    }
+  });
+
+  it('off, threshold 2: the module records the GPA and filters entries under the exclusive tree lock; other vCPUs absorb the BUSYs, nothing fails', () => {
+    const witness = steppingWitness();
+    const model = modelOf('parallel-faults', { localRetry: false, zeroStepThreshold: 2 });
+    const r = explore(model, [noFailure, invariantNamed('no-deadlock')!.create(), invariantNamed('sept-parent-first')!.create(), witness], { ...UNBOUNDED, maxStates: 3_000_000 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 802_600 });
+    expect(Object.keys(witness.seen).sort()).toEqual(['BUSY TDX_OPERAND_BUSY|SEPT_TREE', 'TDH.MEM.PAGE.AUG TDX_OPERAND_BUSY|SEPT_TREE', 'TDH.MEM.SEPT.ADD TDX_OPERAND_BUSY|SEPT_TREE', 'filter']);
   });
 });

@@ -32,6 +32,7 @@ import {
   PT_EPT,
   isTdxError,
   tdxStatusName,
+  STEPPING_EPF_THRESHOLD,
 } from '../../src/arch/tdxStatus.ts';
 import { parseScenarioObject, parseScenarioText, ScenarioError } from '../../src/scenario/load.ts';
 import { portWriteEffect } from '../../machines/vmm/acpiPm.ts';
@@ -255,7 +256,7 @@ const tdcsPages = [0, 1, 2, 3, 4, 5].map(HOST_LAYOUT.tdcsPa);
 const tdcx0 = [0, 1, 2, 3, 4].map((i) => HOST_LAYOUT.tdcxPa(0, i));
 
 function tdxModule() {
-  const actor = createActor(tdxModuleMachine, { input: { gpaw: 48, tdvpr: [TDVPR0, TDVPR1], hkidShift: HKID_SHIFT } });
+  const actor = createActor(tdxModuleMachine, { input: { gpaw: 48, tdvpr: [TDVPR0, TDVPR1], hkidShift: HKID_SHIFT, zeroStepThreshold: STEPPING_EPF_THRESHOLD } });
   const sent: Sent[] = [];
   const other: unknown[] = [];
   actor.on('*', (e) => {

@@ -8,11 +8,19 @@ import { noDeadlock } from './noDeadlock.ts';
 import { mirrorSeptAgree } from './mirrorSeptAgree.ts';
 import { noPrivateDataToHost } from './noPrivateDataToHost.ts';
 import { septParentFirst } from './septParentFirst.ts';
+import { eptViolationProgress, eptViolationProgressSpec } from './eptViolationProgress.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, eptViolationProgress };
 
-export const INVARIANTS: readonly InvariantSpec[] = [fixed(noFailure), fixed(noDeadlock), fixed(mirrorSeptAgree), fixed(septParentFirst), fixed(noPrivateDataToHost)];
+export const INVARIANTS: readonly InvariantSpec[] = [
+  fixed(noFailure),
+  fixed(noDeadlock),
+  fixed(mirrorSeptAgree),
+  fixed(septParentFirst),
+  fixed(noPrivateDataToHost),
+  eptViolationProgressSpec,
+];
 
 export function invariantNamed(name: string): InvariantSpec | undefined {
   return INVARIANTS.find((i) => i.name === name);

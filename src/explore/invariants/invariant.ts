@@ -18,13 +18,16 @@ export interface Invariant {
   check(model: Model, before: World, after: World, delivered: Message): string | null;
 }
 
-/** A library entry: `bound` is the N of a bounded monitor ("within N …"), ignored by the others. */
+/** A library entry: `bound` is the N of a bounded monitor ("within N …"); the others take none. */
 export interface InvariantSpec {
   name: string;
   description: string;
   /** Checked when a scenario does not list its invariants. */
   byDefault: boolean;
+  /** Present for a bounded monitor: the N used when none is given. */
   defaultBound?: number;
+  /** The largest N the monitor can still see exceeded. */
+  maxBound?: number;
   create(bound?: number): Invariant;
 }
 

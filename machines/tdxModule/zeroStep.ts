@@ -1,0 +1,68 @@
+/**
+ * The TDX module's zero-step (EPT-fault stepping) mitigation, §7.5: a host that keeps re-entering a vCPU
+ * whose instruction faults on a private GPA, without the instruction ever completing, could single-step
+ * the guest. The module counts such fruitless entries per vCPU; from the threshold on it records each
+ * faulting private GPA, and every later TDH.VP.ENTER takes the S-EPT tree lock exclusively to check that
+ * the recorded GPAs are mapped before it lets the guest run (the stepping filter, tdxModule.ts).
+ *
+ * "Same RIP as at the last entry" is known here from the exits: a fault-like or asynchronous exit leaves
+ * the guest at the RIP it reported, and that is where the next entry resumes it. The EPT-violation exit a
+ * TDG.MEM.PAGE.ACCEPT takes (EEQ type ACCEPT, the page not AUGed yet or mapped at another level) is such a
+ * fault exit too, at the TDCALL's RIP, so a guest accept that KVM keeps re-entering without mapping counts. A TDVMCALL exit is
+ * trap-like (RIP moves past the TDCALL), which is forward progress and starts afresh. The model's TDCALL
+ * messages carry no RIP, so a fault on the instruction right after a TDCALL counts from the second fault
+ * on, one less than the module would.
+ */
+import { EPF_GPA_LIST_SIZE } from '../../src/arch/tdxStatus.ts';
+import { walkSept } from './septTree.ts';
+import type { TdMemory } from './tdMemory.ts';
+
+export interface EpfStepping {
+  /** Guest RIP the next entry resumes at, when the last exit reported one. */
+  rip: bigint | null;
+  /** Consecutive private EPT-violation exits at the RIP the vCPU was entered at (possibly_epf_stepping). */
+  count: number;
+  /** Private GPAs recorded once `count` reached the threshold (at most EPF_GPA_LIST_SIZE). */
+  gpas: readonly bigint[];
+  /** The GPA and exit qualification of the last counted fault, for monitors and the synthesised exit. */
+  lastGpa: bigint | null;
+  lastQualification: bigint;
+}
+
+export const NO_STEPPING: EpfStepping = { rip: null, count: 0, gpas: [], lastGpa: null, lastQualification: 0n };
+
+/**
+ * Past the threshold the count only matters as "at least the threshold"; it is kept up to the threshold
+ * plus the list size so a monitor can still tell fruitless entries apart, and bounded so the state space
+ * stays finite.
+ */
+export const countCap = (threshold: number): number => threshold + EPF_GPA_LIST_SIZE;
+
+/** td_exit_epf_stepping_log: an EPT-violation TD exit for a private GPA at `rip`. */
+export function logPrivateEptViolation(s: EpfStepping, rip: bigint, gpa: bigint, qualification: bigint, threshold: number): EpfStepping {
+  // A different RIP means the guest got somewhere since the entry: both the count and the list restart.
+  if (s.rip !== rip) return { rip, count: 0, gpas: [], lastGpa: gpa, lastQualification: qualification };
+  const count = Math.min(s.count + 1, countCap(threshold));
+  const record = count >= threshold && !s.gpas.includes(gpa) && s.gpas.length < EPF_GPA_LIST_SIZE;
+  return { rip, count, gpas: record ? [...s.gpas, gpa] : s.gpas, lastGpa: gpa, lastQualification: qualification };
+}
+
+/** An exit that reports the guest's RIP without being a private fault (shared fault, interrupt). */
+export function noteExitRip(s: EpfStepping, rip: bigint): EpfStepping {
+  return s.rip === rip ? s : { ...NO_STEPPING, rip };
+}
+
+/** The entry will need the stepping filter: GPAs were recorded since the last forward progress. */
+export const steppingSuspected = (s: EpfStepping): boolean => s.gpas.length > 0;
+
+/**
+ * td_entry_stepping_filter: the first recorded GPA a full S-EPT walk does not find mapped, or null when
+ * all are (the guest may enter).
+ */
+export function firstUnmappedGpa(td: TdMemory, s: EpfStepping): bigint | null {
+  for (const gpa of s.gpas) {
+    const { path } = walkSept(td.sept, td.septRoot!, td.topLevel, gpa, 0);
+    if (path.at(-1)!.state !== 'MAPPED') return gpa;
+  }
+  return null;
+}
