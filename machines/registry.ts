@@ -111,6 +111,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         zapBusyKickRetry: s.policies.zapBusyKickRetry,
         freezeMirrorSpte: s.policies.freezeMirrorSpte,
         localRetry: s.policies.localRetry,
+        staleFaultCheck: s.policies.staleFaultCheck,
         vcpus: nv,
       },
     });

@@ -56,6 +56,14 @@ export const POLICIES = {
       'before the local retry: KVM re-enters the guest, which faults again at the same RIP; each fruitless entry counts towards the TDX module\'s zero-step threshold, after which that vCPU\'s every TDH.VP.ENTER takes the S-EPT tree lock exclusively (other vCPUs\' SEPT.ADD/AUG/BLOCK see TDX_OPERAND_BUSY | SEPT_TREE) and is refused while a recorded GPA is unmapped',
     section: '§7.3, §7.5',
   },
+  staleFaultCheck: {
+    default: true,
+    effect:
+      'a fault snapshots mmu_invalidate_seq before it reads the GFN\'s attribute and backing, and under mmu_lock gives up with RET_PF_RETRY if an invalidation (an attribute change\'s zap) ran since (is_page_fault_stale)',
+    otherwise:
+      'the fault maps what it read before the invalidation: a private fault racing a conversion to shared installs a private page in a GFN that is now shared (and the page the zap just removed)',
+    section: '§6.ii A.5, §6.iv',
+  },
   zeroStepThreshold: {
     default: STEPPING_EPF_THRESHOLD,
     range: [1, EPF_GPA_LIST_SIZE],

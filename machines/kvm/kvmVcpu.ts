@@ -153,6 +153,8 @@ export interface KvmVcpuInput {
   freezeMirrorSpte: boolean;
   /** Policy localRetry (src/policies.ts): RET_PF_RETRY on a private GPA loops in KVM instead of re-entering. */
   localRetry: boolean;
+  /** Policy staleFaultCheck (src/policies.ts): is_page_fault_stale under mmu_lock. */
+  staleFaultCheck: boolean;
   /** Number of vCPUs: the ones a kvm_make_all_cpus_request from this thread must wait for. */
   vcpus: number;
 }
@@ -438,6 +440,7 @@ export const kvmVcpuMachine = setup({
     ipiSent: ({ context }) => context.ipiRequesters.length > 0 || context.signalKicked,
     signalPending: ({ context }) => context.signalPending,
     localRetry: ({ context }) => context.localRetry,
+    staleFaultCheck: ({ context }) => context.staleFaultCheck,
     pioPending: ({ context }) => context.pioOut,
     loaded: ({ context }) => context.loaded,
     morePagesToFree: ({ context }) => context.freeing!.at < context.freeing!.pages.length,
@@ -864,6 +867,7 @@ export const kvmVcpuMachine = setup({
     zapBusyKickRetry: input.zapBusyKickRetry,
     freezeMirrorSpte: input.freezeMirrorSpte,
     localRetry: input.localRetry,
+    staleFaultCheck: input.staleFaultCheck,
     vcpus: input.vcpus,
     split: null,
     kickWaiting: 0,
@@ -1066,7 +1070,7 @@ export const kvmVcpuMachine = setup({
         // is_page_fault_stale: an attribute change (or other invalidation) since kvm_mmu_faultin_pfn → retry.
         walking: {
           entry: 'tdpWalk',
-          on: { TDP_WALK_RESULT: [{ guard: 'faultStale', target: 'unlocking', actions: 'retRetry' }, { target: 'mapping', actions: 'recordPath' }] },
+          on: { TDP_WALK_RESULT: [{ guard: and(['staleFaultCheck', 'faultStale']), target: 'unlocking', actions: 'retRetry' }, { target: 'mapping', actions: 'recordPath' }] },
         },
         /** kvm_tdp_mmu_map's loop over the iterator, one level per pass. */
         mapping: {

@@ -131,3 +131,32 @@ describe('parallel-faults (policy localRetry, the zero-step mitigation)', () => 
     expect(Object.keys(witness.seen).sort()).toEqual(['BUSY TDX_OPERAND_BUSY|SEPT_TREE', 'TDH.MEM.PAGE.AUG TDX_OPERAND_BUSY|SEPT_TREE', 'TDH.MEM.SEPT.ADD TDX_OPERAND_BUSY|SEPT_TREE', 'filter']);
   });
 });
+
+describe('mapgpa-vs-touch (policy staleFaultCheck)', () => {
+  it("default: every interleaving is clean, including those where vCPU 1's fault is stale when it gets mmu_lock", () => {
+    let stale = 0;
+    const witness: Invariant = {
+      name: 'witness stale fault',
+      description: '',
+      check(_m, _b, _a, d) {
+        if (d.name === 'TDP_WALK_RESULT' && (d.payload as { stale?: boolean }).stale === true) stale++;
+        return null;
+      },
+    };
+    const r = explore(modelOf('mapgpa-vs-touch'), [...declared('mapgpa-vs-touch'), witness], UNBOUNDED);
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 6_110 });
+    expect(stale).toBeGreaterThan(0);
+  });
+
+  it('off: the stale fault AUGs a private page into the GFN the conversion just made shared; mirror-sept-agree, 211 steps, no preemption', () => {
+    const model = modelOf('mapgpa-vs-touch', { staleFaultCheck: false });
+    const r = explore(model, declared('mapgpa-vs-touch'), UNBOUNDED);
+    expect(r.violation?.invariant).toBe('mirror-sept-agree');
+    const m = minimise(model, invariantNamed('mirror-sept-agree')!.create(), { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
+    expect(m.status).toBe('minimal');
+    if (m.status === 'minimal') {
+      expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([211, 0]);
+      expect(m.counterexample.detail).toBe('mirror leaf 0x8600000200200b37 for GFN 0x200 whose attribute is shared');
+    }
+  });
+});
