@@ -12,7 +12,7 @@ import { defaultInvariants, invariantNamed, invariantsOf, noFailure, type Invari
 import { minimise } from '../../src/explore/minimise.ts';
 import { isOperandBusy, tdxStatusName } from '../../src/arch/tdxStatus.ts';
 import { FROZEN_SPTE } from '../../src/arch/spte.ts';
-import type { Gprs } from '../../src/protocol/messages.ts';
+import type { Gprs, Message } from '../../src/protocol/messages.ts';
 import type { PolicyOverrides } from '../../src/policies.ts';
 import { exampleFile } from '../helpers.ts';
 
@@ -22,18 +22,21 @@ const modelOf = (name: string, policy: PolicyOverrides = {}) => modelFor(withPol
 /** What the example declares in its `invariants:`, as `tdxsim explore` checks it. */
 const declared = (name: string) => invariantsOf(loadScenarioFile(exampleFile(name)).scenario.invariants);
 
-/** Never fails; counts the deliveries of a SEAMCALL return that carry TDX_OPERAND_BUSY. */
-function busyWitness(leaf: string): Invariant & { seen: number } {
+/** Never fails; counts the deliveries `seen` picks out, to show a clean search went through the race. */
+function witness(name: string, seen: (d: Message) => boolean): Invariant & { seen: number } {
   return {
-    name: `witness ${leaf} BUSY`,
+    name: `witness ${name}`,
     description: '',
     seen: 0,
     check(_m, _b, _a, d) {
-      if (d.from === 'tdx' && d.name === leaf && isOperandBusy((d.payload as Gprs).RAX!)) this.seen++;
+      if (seen(d)) this.seen++;
       return null;
     },
   };
 }
+
+/** A SEAMCALL return that carries TDX_OPERAND_BUSY. */
+const busyWitness = (leaf: string) => witness(`${leaf} BUSY`, (d) => d.from === 'tdx' && d.name === leaf && isOperandBusy((d.payload as Gprs).RAX!));
 
 describe('zap-during-accept (policy zapBusyKickRetry)', () => {
   it('default: every interleaving is clean, including those where BLOCK meets the ACCEPT\'s entry lock', () => {
@@ -56,19 +59,11 @@ describe('zap-during-accept (policy zapBusyKickRetry)', () => {
 
 describe('parallel-faults (policy freezeMirrorSpte)', () => {
   it("default: every interleaving is clean, including those where one vCPU's walk meets the other's frozen SPTE", () => {
-    let frozenSeen = 0;
-    const witness: Invariant = {
-      name: 'witness frozen walk',
-      description: '',
-      check(_m, _b, _a, d) {
-        if (d.name === 'TDP_WALK_RESULT' && (d.payload as { path: { spte: bigint }[] }).path.some((s) => s.spte === FROZEN_SPTE)) frozenSeen++;
-        return null;
-      },
-    };
+    const frozen = witness('frozen walk', (d) => d.name === 'TDP_WALK_RESULT' && (d.payload as { path: { spte: bigint }[] }).path.some((x) => x.spte === FROZEN_SPTE));
     const model = modelOf('parallel-faults');
-    const r = explore(model, [...defaultInvariants(), ...declared('parallel-faults'), witness], UNBOUNDED);
+    const r = explore(model, [...defaultInvariants(), ...declared('parallel-faults'), frozen], UNBOUNDED);
     expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 46_845 });
-    expect(frozenSeen).toBeGreaterThan(0);
+    expect(frozen.seen).toBeGreaterThan(0);
   });
 
   it('off: vCPU 1 walks into a page table published before its SEPT.ADD; sept-parent-first names it, no-failure sees the KVM_BUG_ON', () => {
@@ -134,18 +129,10 @@ describe('parallel-faults (policy localRetry, the zero-step mitigation)', () => 
 
 describe('mapgpa-vs-touch (policy staleFaultCheck)', () => {
   it("default: every interleaving is clean, including those where vCPU 1's fault is stale when it gets mmu_lock", () => {
-    let stale = 0;
-    const witness: Invariant = {
-      name: 'witness stale fault',
-      description: '',
-      check(_m, _b, _a, d) {
-        if (d.name === 'TDP_WALK_RESULT' && (d.payload as { stale?: boolean }).stale === true) stale++;
-        return null;
-      },
-    };
-    const r = explore(modelOf('mapgpa-vs-touch'), [...declared('mapgpa-vs-touch'), witness], UNBOUNDED);
+    const stale = witness('stale fault', (d) => d.name === 'TDP_WALK_RESULT' && (d.payload as { stale?: boolean }).stale === true);
+    const r = explore(modelOf('mapgpa-vs-touch'), [...declared('mapgpa-vs-touch'), stale], UNBOUNDED);
     expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 6_110 });
-    expect(stale).toBeGreaterThan(0);
+    expect(stale.seen).toBeGreaterThan(0);
   });
 
   it('off: the stale fault AUGs a private page into the GFN the conversion just made shared; mirror-sept-agree, 211 steps, no preemption', () => {
