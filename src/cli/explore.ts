@@ -1,13 +1,16 @@
 /**
- * `tdxsim explore <scenario>`: search the scenario's interleavings for an invariant violation
- * (src/explore/explore.ts). Progress goes to stderr; the summary to stdout. A violation is minimised
+ * `tdxsim explore <scenario>`: search the scenario's interleavings for an invariant violation, depth-first
+ * and exhaustively (src/explore/explore.ts) or by seeded random or PCT walks (src/explore/sample.ts).
+ * Progress goes to stderr; the summary to stdout. A violation, however found, is minimised
  * (src/explore/minimise.ts), written as a log of the failing schedule, which `tdxsim replay` and the
  * inspector open, printed step by step, and exits 1.
  */
 import { LogWriter } from '../log/writer.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
-import { explore, type ExploreResult } from '../explore/explore.ts';
+import { explore, type ExploreBounds, type ExploreProgress, type ExploreResult, type Violation } from '../explore/explore.ts';
+import { PCT_DEPTH_DEFAULT, sample, type SampleMode, type SampleResult } from '../explore/sample.ts';
+import type { Model } from '../runtime/world.ts';
 import { INVARIANTS, invariantNamed, invariantsOf, type Invariant } from '../explore/invariants/index.ts';
 import { countPreemptions, minimise } from '../explore/minimise.ts';
 import { scriptedScheduler } from '../runtime/scheduler/scripted.ts';
@@ -27,9 +30,17 @@ export interface ExploreCliOptions {
   policy?: PolicyOverrides;
   /** commander's negation of --no-minimise. */
   minimise?: boolean;
+  /** Depth-first and exhaustive, or seeded walks. */
+  mode?: ExploreMode;
+  seed?: number;
+  walks?: number;
+  pctDepth?: number;
 }
 
-export const EXPLORE_DEFAULTS = { maxDepth: 5_000, maxStates: 2_000_000, time: 300 } as const;
+export type ExploreMode = 'dfs' | SampleMode;
+export const EXPLORE_MODES: readonly ExploreMode[] = ['dfs', 'random', 'pct'];
+
+export const EXPLORE_DEFAULTS = { maxDepth: 5_000, maxStates: 2_000_000, time: 300, mode: 'dfs', seed: 0, walks: 10_000, pctDepth: PCT_DEPTH_DEFAULT } as const;
 
 /** What to check: the command line's names, else the scenario's `invariants:`, else the library's defaults. */
 function invariantsFor(scenario: Scenario, names: string[] | undefined): Invariant[] | string {
@@ -45,7 +56,22 @@ function invariantsFor(scenario: Scenario, names: string[] | undefined): Invaria
   return invariantsOf(scenario.invariants);
 }
 
+/** Flags that only mean something in some modes: naming one elsewhere is a mistake worth an error. */
+function misplacedFlag(opts: ExploreCliOptions, mode: ExploreMode): string | null {
+  if (mode === 'dfs') {
+    for (const [flag, v] of [['--seed', opts.seed], ['--walks', opts.walks], ['--pct-depth', opts.pctDepth]] as const) if (v !== undefined) return `${flag} applies to --mode random or pct, not dfs`;
+  }
+  if (mode === 'random' && opts.pctDepth !== undefined) return '--pct-depth applies to --mode pct, not random';
+  return null;
+}
+
 export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, print: (line: string) => void, progress: (line: string) => void): number {
+  const mode = opts.mode ?? EXPLORE_DEFAULTS.mode;
+  const misplaced = misplacedFlag(opts, mode);
+  if (misplaced !== null) {
+    progress(`tdxsim: ${misplaced}`);
+    return EXIT_BAD_INPUT;
+  }
   const loaded = loadScenarioFile(scenarioArg);
   const scenario = withPolicies(loaded.scenario, opts.policy);
   const invariants = invariantsFor(scenario, opts.invariant);
@@ -55,20 +81,48 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
   }
   const model = modelFor(scenario);
   const bounds = { maxDepth: opts.maxDepth ?? EXPLORE_DEFAULTS.maxDepth, maxStates: opts.maxStates ?? EXPLORE_DEFAULTS.maxStates, maxMillis: (opts.time ?? EXPLORE_DEFAULTS.time) * 1000 };
-  print(`# exploring ${scenario.name}: invariants ${invariants.map((i) => i.name).join(', ')}; bounds depth ${bounds.maxDepth}, ${bounds.maxStates} states, ${bounds.maxMillis / 1000} s`);
-  const r = explore(model, invariants, bounds, {
-    onProgress: (p) => progress(`# ${p.states} states, ${p.transitions} transitions, ${Math.round(p.states / (p.elapsedMs / 1000))} states/s, depth ${p.depth} (max ${p.maxDepth})`),
-  });
+  const seed = opts.seed ?? EXPLORE_DEFAULTS.seed;
+  const walks = opts.walks ?? EXPLORE_DEFAULTS.walks;
+  const pctDepth = opts.pctDepth ?? EXPLORE_DEFAULTS.pctDepth;
+  const how = mode === 'dfs' ? 'depth-first' : `${mode === 'pct' ? `PCT walks, d = ${pctDepth}` : 'random walks'}, seed ${seed}, ${walks} walks`;
+  print(`# exploring ${scenario.name} (${how}): invariants ${invariants.map((i) => i.name).join(', ')}; bounds depth ${bounds.maxDepth}, ${bounds.maxStates} states, ${bounds.maxMillis / 1000} s`);
+  const onProgress = (p: ExploreProgress) => progress(progressLine(p, mode));
+  const r =
+    mode === 'dfs'
+      ? explore(model, invariants, bounds, { onProgress })
+      : sample(model, invariants, { ...bounds, walks }, { mode, seed, pctDepth, onProgress });
+  return report({ scenario, file: loaded.file, model, invariants, bounds }, r, opts, print);
+}
+
+function progressLine(p: ExploreProgress, mode: ExploreMode): string {
+  const rate = Math.round(p.states / (p.elapsedMs / 1000));
+  return `# ${p.states} states, ${p.transitions} transitions, ${rate} states/s, depth ${p.depth} (max ${p.maxDepth}), ${mode === 'dfs' ? `stack ${p.queue}` : `${p.queue} walks`}`;
+}
+
+interface Explored {
+  scenario: Scenario;
+  file: string | null;
+  model: Model;
+  invariants: readonly Invariant[];
+  bounds: ExploreBounds;
+}
+
+/**
+ * The summary, then for a violation (whichever search found it) the minimised counterexample: written as
+ * a log, printed, exit 1.
+ */
+function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOptions, print: (line: string) => void): number {
   print(summary(r));
   if (r.violation === null) return EXIT_OK;
 
-  let v = r.violation;
+  const { model } = x;
+  let v: Violation = r.violation;
   const found = `${v.choices.length} steps, ${countPreemptions(model, v.choices)} preemptions`;
   if (opts.minimise === false) {
     print(`# counterexample as found: ${found}`);
   } else {
-    const inv = invariants.find((i) => i.name === v.invariant)!;
-    const m = minimise(model, inv, { maxStates: bounds.maxStates, maxDepth: v.choices.length });
+    const inv = x.invariants.find((i) => i.name === v.invariant)!;
+    const m = minimise(model, inv, { maxStates: x.bounds.maxStates, maxDepth: v.choices.length });
     if (m.status === 'minimal') {
       v = { ...v, choices: m.counterexample.choices, detail: m.counterexample.detail };
       print(`# minimised: ${v.choices.length} steps, ${m.counterexample.preemptions} preemptions (fewest steps, then fewest preemptions; ${m.states} states searched breadth-first); as found: ${found}`);
@@ -77,9 +131,9 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
     }
   }
 
-  const logPath = opts.log ?? `${scenario.name}.counterexample.log.jsonl`;
-  const writer = LogWriter.open(logPath, headerFor(scenario, loaded.file, { kind: 'explore' }));
-  const fmt = formatOptionsFor(scenario);
+  const logPath = opts.log ?? `${x.scenario.name}.counterexample.log.jsonl`;
+  const writer = LogWriter.open(logPath, headerFor(x.scenario, x.file, { kind: 'explore' }));
+  const fmt = formatOptionsFor(x.scenario);
   const lines: string[] = [];
   recordRun(model, writer, { scheduler: scriptedScheduler(v.choices), maxSteps: v.choices.length, onDelivery: (d) => lines.push(formatDelivery({ seq: d.seq, ...d.message }, fmt)) });
   writer.close();
@@ -91,8 +145,16 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
   return EXIT_FAILURE;
 }
 
-function summary(r: ExploreResult): string {
+/** The DFS line as it always was; a sampling line adds the walks, and names the mode and seed to rerun it. */
+function summary(r: ExploreResult | SampleResult): string {
   const rate = r.elapsedMs > 0 ? Math.round(r.states / (r.elapsedMs / 1000)) : r.states;
-  const end = r.violation !== null ? 'violation found' : r.exhaustive ? 'exhaustive: every reachable state checked, no violation' : `no violation, not exhaustive (${r.bound} bound reached)`;
-  return `# ${r.states} states, ${r.transitions} transitions, max depth ${r.maxDepth}, ${r.terminals} end states, ${(r.elapsedMs / 1000).toFixed(1)} s, ${rate} states/s — ${end}`;
+  const counts = `${r.states} states, ${r.transitions} transitions, max depth ${r.maxDepth}, ${r.terminals} end states, ${(r.elapsedMs / 1000).toFixed(1)} s, ${rate} states/s`;
+  if (!('mode' in r)) {
+    const end = r.violation !== null ? 'violation found' : r.exhaustive ? 'exhaustive: every reachable state checked, no violation' : `no violation, not exhaustive (${r.bound} bound reached)`;
+    return `# ${counts} — ${end}`;
+  }
+  const walks = `${r.walks} walks${r.walksCut > 0 ? ` (${r.walksCut} cut at the depth bound)` : ''}`;
+  const end = r.violation !== null ? `violation found in walk ${r.violation.walk}` : `no violation, not exhaustive (sampling never is; ${r.bound === 'walks' ? 'every walk run' : `${r.bound} bound reached`})`;
+  const how = r.mode === 'pct' ? `mode pct (k = ${r.pctSteps} steps)` : 'mode random';
+  return `# ${counts}, ${walks} — ${end}; ${how}, seed ${r.seed}`;
 }

@@ -11,13 +11,28 @@ import { exitCodeForError, settleLater } from './later.ts';
 import { liveRun, type LiveRunOptions } from '../inspect/liveRun.ts';
 import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
-import { EXPLORE_DEFAULTS, exploreCommand, type ExploreCliOptions } from './explore.ts';
+import { EXPLORE_DEFAULTS, EXPLORE_MODES, exploreCommand, type ExploreCliOptions } from './explore.ts';
 import { parsePolicyOption, policiesCommand } from './policies.ts';
 import { invariantsCommand } from './invariants.ts';
 
 function nonNegativeInt(flag: string) {
   return (v: string): number => {
     if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${flag} needs a non-negative integer, got "${v}"`);
+    return Number(v);
+  };
+}
+
+function positiveInt(flag: string) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v) || Number(v) === 0) throw new InvalidArgumentError(`${flag} needs a positive integer, got "${v}"`);
+    return Number(v);
+  };
+}
+
+/** Seeds are 32-bit: the walks' generator takes no more (src/explore/sample.ts). */
+function seed32(flag: string) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v) || Number(v) > 0xffff_ffff) throw new InvalidArgumentError(`${flag} needs an integer from 0 to 4294967295, got "${v}"`);
     return Number(v);
   };
 }
@@ -54,7 +69,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
 
   program
     .command('explore')
-    .description('search every interleaving of a scenario for an invariant violation; write a counterexample log if one is found')
+    .description('search the interleavings of a scenario (all of them, or seeded random or PCT walks) for an invariant violation; write a counterexample log if one is found')
     .argument('<scenario>', 'scenario file, directory with scenario.yaml, or bundled example name')
     .option('--max-depth <n>', `deliveries along one schedule (default ${EXPLORE_DEFAULTS.maxDepth})`, nonNegativeInt('--max-depth'))
     .option('--max-states <n>', `distinct states to visit (default ${EXPLORE_DEFAULTS.maxStates})`, nonNegativeInt('--max-states'))
@@ -63,6 +78,10 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--no-minimise', 'write the counterexample as found instead of the shortest one')
     .option('--log <file>', 'counterexample log to write (default: <scenario name>.counterexample.log.jsonl)')
     .option('--policy <name=on|off>', 'override a policy switch of the scenario (repeatable; see tdxsim policies)', parsePolicyOption)
+    .addOption(new Option('--mode <mode>', `dfs: every interleaving, depth-first; random or pct: seeded walks for scenarios too big for that (default ${EXPLORE_DEFAULTS.mode})`).choices(EXPLORE_MODES))
+    .option('--seed <n>', `random/pct: the run's seed; walk i is the same for the same seed (default ${EXPLORE_DEFAULTS.seed})`, seed32('--seed'))
+    .option('--walks <n>', `random/pct: walks to run (default ${EXPLORE_DEFAULTS.walks})`, positiveInt('--walks'))
+    .option('--pct-depth <d>', `pct: ordering constraints a bug may need, i.e. d − 1 priority change points per walk (default ${EXPLORE_DEFAULTS.pctDepth})`, positiveInt('--pct-depth'))
     .action((scenario: string, o: ExploreCliOptions) => {
       code = exploreCommand(scenario, o, print, (l) => process.stderr.write(l + '\n'));
     });

@@ -18,11 +18,11 @@
  * them and found nothing is exhaustive for the scenario: every reachable state was checked.
  */
 import type { Message } from '../protocol/messages.ts';
-import { enabledChoices, initialWorld, runTransition, step } from '../runtime/step.ts';
+import { enabledChoices, initialWorld, runTransition, step, type ActorTransition } from '../runtime/step.ts';
 import type { Model, World } from '../runtime/world.ts';
 import { fingerprint } from './fingerprint.ts';
 import type { Invariant } from './invariants/index.ts';
-import { StateTable } from './stateTable.ts';
+import { StateTable, type VisitedSet } from './stateTable.ts';
 import { TransitionCache } from './transitionCache.ts';
 
 export interface ExploreBounds {
@@ -47,9 +47,13 @@ export interface ExploreProgress {
   transitions: number;
   depth: number;
   maxDepth: number;
-  stack: number;
+  /** Depth-first: frames on the stack(s). Sampling: walks done. */
+  queue: number;
   elapsedMs: number;
 }
+
+/** What stopped a search that was not exhaustive; sampling adds its walk budget. */
+export type Bound = 'depth' | 'states' | 'time' | 'walks';
 
 export interface Violation {
   invariant: string;
@@ -63,7 +67,7 @@ export interface ExploreResult {
   /** Every reachable state was visited (no bound was hit). */
   exhaustive: boolean;
   /** Which bound stopped the search, if one did. */
-  bound: 'depth' | 'states' | 'time' | null;
+  bound: Bound | null;
   states: number;
   transitions: number;
   maxDepth: number;
@@ -88,7 +92,7 @@ interface Frame {
 }
 
 /** Channel ids are sender·n + receiver over actor indices; a sleep set is a bitset over them. */
-class Channels {
+export class Channels {
   readonly n: number;
   readonly words: number;
   /** Per receiver: the bits of every channel into it. */
@@ -112,50 +116,55 @@ class Channels {
 
 const has = (set: Uint32Array, c: number): boolean => (set[c >>> 5]! & (1 << (c & 31))) !== 0;
 
-export function explore(model: Model, invariants: readonly Invariant[], bounds: ExploreBounds, opts: ExploreOptions = {}): ExploreResult {
-  const now = opts.now ?? (() => performance.now());
-  const start = now();
-  const reduce = opts.reduction ?? true;
-  const cache = opts.cache === false ? null : new TransitionCache();
-  const transition = cache?.transition ?? runTransition;
-  const ch = new Channels(model);
-  const visited = new StateTable(reduce ? ch.words : 0);
-  const empty = new Uint32Array(ch.words);
+/** Counters a search accumulates; a worker keeps its own and the main thread adds them up. */
+export interface SearchCounters {
+  transitions: number;
+  maxDepth: number;
+  /** New states with nothing in flight. */
+  terminals: number;
+  bound: Bound | null;
+}
+
+/** One depth-first search's fixed parts: the one-thread explorer has one, each worker thread its own. */
+export interface Search {
+  model: Model;
+  invariants: readonly Invariant[];
+  visited: VisitedSet;
+  transition: ActorTransition;
+  /** Null without the sleep-set reduction. */
+  channels: Channels | null;
+  maxDepth: number;
+  counters: SearchCounters;
+  /** After each new state, at `depth`: true stops the search (and has set `counters.bound`, or another worker stopped it). */
+  afterNewState(depth: number): boolean;
+}
+
+/** A fresh arrival's sleep set; also the "everything" of a root that explores all it has. */
+export const noSleep = (words: number): Uint32Array => new Uint32Array(words);
+
+/**
+ * Depth-first from `root`, reached by `prefix` and already in the visited set, exploring the channels in
+ * `explore` (null: every enabled delivery). The first violation ends it, with its choices from the
+ * initial world; null when the subtree is done or `afterNewState` stopped it.
+ */
+export function depthFirst(search: Search, root: World, prefix: readonly number[], explore: Uint32Array | null): Violation | null {
+  const { model, invariants, visited, transition, counters } = search;
+  const ch = search.channels;
+  const words = ch?.words ?? 0;
+  const empty = noSleep(words);
+  const scratch = noSleep(words);
 
   const frameFor = (world: World, sleep: Uint32Array, only: Uint32Array | null): Frame => {
     const enabled = enabledChoices(model, world);
     const todo: number[] = [];
-    for (let i = 0; i < enabled.length; i++) {
-      const c = ch.of(enabled[i]!);
-      if (only !== null ? has(only, c) : !has(sleep, c)) todo.push(i);
-    }
+    for (let i = 0; i < enabled.length; i++) if (only === null || has(only, ch!.of(enabled[i]!))) todo.push(i);
     return { world, enabled, todo, next: 0, sleep };
   };
 
-  const root = initialWorld(model);
-  visited.insert(fingerprint(model, root));
-  const stack: Frame[] = [frameFor(root, empty.slice(), null)];
+  const stack: Frame[] = [frameFor(root, empty.slice(), explore)];
   /** choices[k] led from stack[k] to stack[k + 1]; entries past the top frame are stale. */
   const choices: number[] = [];
-  let transitions = 0;
-  let maxDepth = 0;
-  let terminals = root.pending.length === 0 ? 1 : 0;
-  let bound: ExploreResult['bound'] = null;
-  const every = opts.progressEvery ?? 10_000;
-  const result = (status: ExploreResult['status'], violation: Violation | null): ExploreResult => ({
-    status,
-    exhaustive: status === 'clean' && bound === null,
-    bound,
-    states: visited.size,
-    transitions,
-    maxDepth,
-    terminals,
-    elapsedMs: now() - start,
-    visitedBytes: visited.bytes,
-    cacheHitRate: cache === null || transitions === 0 ? 0 : cache.hits / (cache.hits + cache.misses),
-    violation,
-  });
-
+  const base = prefix.length;
   while (stack.length > 0) {
     const top = stack[stack.length - 1]!;
     if (top.next >= top.todo.length) {
@@ -163,64 +172,97 @@ export function explore(model: Model, invariants: readonly Invariant[], bounds: 
       continue;
     }
     const choice = top.todo[top.next++]!;
-    if (stack.length > bounds.maxDepth) {
-      bound = 'depth';
+    if (base + stack.length > search.maxDepth) {
+      counters.bound = 'depth';
       continue;
     }
     const r = step(model, top.world, choice, top.enabled, transition);
-    transitions++;
+    counters.transitions++;
     for (const inv of invariants) {
       const problem = inv.check(model, top.world, r.world, r.delivered);
-      if (problem !== null) return result('violation', { invariant: inv.name, detail: problem, choices: [...choices.slice(0, stack.length - 1), choice] });
+      if (problem !== null) return { invariant: inv.name, detail: problem, choices: [...prefix, ...choices.slice(0, stack.length - 1), choice] };
     }
     // The child's sleep set: what this frame sleeps on (including siblings already explored) and does
     // not depend on this delivery, i.e. goes to another receiver. Then this channel counts as explored.
     let childSleep = empty;
-    if (reduce) {
+    if (ch !== null) {
       const into = ch.into[model.indexOf.get(r.delivered.to)!]!;
-      childSleep = new Uint32Array(ch.words);
-      for (let w = 0; w < ch.words; w++) childSleep[w] = top.sleep[w]! & ~into[w]!;
+      childSleep = new Uint32Array(words);
+      for (let w = 0; w < words; w++) childSleep[w] = top.sleep[w]! & ~into[w]!;
       const c = ch.of(r.delivered);
       top.sleep[c >>> 5]! |= 1 << (c & 31);
     }
-    const fp = fingerprint(model, r.world);
-    const slot = visited.find(fp);
-    let only: Uint32Array | null = null;
-    if (slot >= 0) {
-      if (!reduce) continue;
-      // Revisit: explore what the earlier visit slept on and this one does not; remember the intersection.
-      const stored = visited.dataOf(slot);
-      let any = 0;
-      only = new Uint32Array(ch.words);
-      for (let w = 0; w < ch.words; w++) {
-        only[w] = stored[w]! & ~childSleep[w]!;
-        any |= only[w]!;
-        stored[w] = stored[w]! & childSleep[w]!;
-      }
-      if (any === 0) continue;
-    } else {
-      const s = visited.insert(fp);
-      if (reduce) visited.dataOf(s).set(childSleep);
-      if (visited.size % every === 0) {
-        opts.onProgress?.({ states: visited.size, transitions, depth: stack.length, maxDepth, stack: stack.length, elapsedMs: now() - start });
-        if (now() - start > bounds.maxMillis) {
-          bound = 'time';
-          break;
-        }
-      }
-      if (visited.size >= bounds.maxStates) {
-        bound = 'states';
-        break;
-      }
+    // A revisit explores what earlier arrivals slept on and this one does not (stateTable.ts).
+    const fresh = visited.arrive(fingerprint(model, r.world), childSleep, scratch);
+    if (fresh) {
+      if (search.afterNewState(base + stack.length)) return null;
       if (r.world.pending.length === 0) {
-        terminals++;
+        counters.terminals++;
         continue;
       }
+    } else {
+      let any = 0;
+      for (let w = 0; w < words; w++) any |= scratch[w]!;
+      if (any === 0) continue;
     }
     choices.length = stack.length - 1;
     choices.push(choice);
-    stack.push(frameFor(r.world, childSleep, only));
-    maxDepth = Math.max(maxDepth, stack.length - 1);
+    stack.push(frameFor(r.world, childSleep, ch === null ? null : scratch));
+    counters.maxDepth = Math.max(counters.maxDepth, base + stack.length - 1);
   }
-  return result('clean', null);
+  return null;
+}
+
+export function explore(model: Model, invariants: readonly Invariant[], bounds: ExploreBounds, opts: ExploreOptions = {}): ExploreResult {
+  const now = opts.now ?? (() => performance.now());
+  const start = now();
+  const cache = opts.cache === false ? null : new TransitionCache();
+  const channels = opts.reduction === false ? null : new Channels(model);
+  const visited = new StateTable(channels?.words ?? 0);
+  const counters: SearchCounters = { transitions: 0, maxDepth: 0, terminals: 0, bound: null };
+  const every = opts.progressEvery ?? 10_000;
+  let depth = 0;
+  const search: Search = {
+    model,
+    invariants,
+    visited,
+    transition: cache?.transition ?? runTransition,
+    channels,
+    maxDepth: bounds.maxDepth,
+    counters,
+    afterNewState(d) {
+      depth = d;
+      if (visited.size % every === 0) {
+        opts.onProgress?.({ states: visited.size, transitions: counters.transitions, depth, maxDepth: counters.maxDepth, queue: depth, elapsedMs: now() - start });
+        if (now() - start > bounds.maxMillis) {
+          counters.bound = 'time';
+          return true;
+        }
+      }
+      if (visited.size >= bounds.maxStates) {
+        counters.bound = 'states';
+        return true;
+      }
+      return false;
+    },
+  };
+
+  const root = initialWorld(model);
+  const all = noSleep(channels?.words ?? 0);
+  visited.arrive(fingerprint(model, root), all, all);
+  if (root.pending.length === 0) counters.terminals++;
+  const violation = depthFirst(search, root, [], channels === null ? null : all);
+  return {
+    status: violation === null ? 'clean' : 'violation',
+    exhaustive: violation === null && counters.bound === null,
+    bound: counters.bound,
+    states: visited.size,
+    transitions: counters.transitions,
+    maxDepth: counters.maxDepth,
+    terminals: counters.terminals,
+    elapsedMs: now() - start,
+    visitedBytes: visited.bytes,
+    cacheHitRate: cache === null || counters.transitions === 0 ? 0 : cache.hits / (cache.hits + cache.misses),
+    violation,
+  };
 }

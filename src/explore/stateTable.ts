@@ -1,12 +1,32 @@
 /**
  * The visited set: 64-bit fingerprints in an open-addressing table of typed arrays, each with a few
- * 32-bit words of data (the explorer keeps the sleep set it visited the state with). About 2·(8 + 4·words)
- * bytes per state at the table's load — a JS Set of strings costs several times that, and the visited set
- * is what limits how far an exhaustive search can go.
+ * 32-bit words of data (the explorer keeps the channels already claimed for exploration from the state).
+ * About 2·(8 + 4·words) bytes per state at the table's load — a JS Set of strings costs several times
+ * that, and the visited set is what limits how far an exhaustive search can go.
  */
 import type { Hash64 } from './structuralHash.ts';
 
-export class StateTable {
+/**
+ * What a search needs of its visited set. This table serves one thread; sharedStateTable.ts serves
+ * worker threads with the same contract.
+ */
+export interface VisitedSet {
+  readonly size: number;
+  /** Bytes the table holds now. */
+  readonly bytes: number;
+  /**
+   * An arrival at state `h` with sleep set `sleep` (one bit per channel): writes into `explore` the
+   * channels this arrival must explore — those it does not sleep on and no earlier arrival has claimed —
+   * and claims them. Returns whether the state is new. With zero data words it only records the state.
+   *
+   * Claimed bits are the complement of the stored sleep set of Godefroid's revisit rule ("explore
+   * stored & ~current, store stored & current"): kept that way round, a fresh slot (all zero) means
+   * "nothing claimed", and one atomic OR per word is the whole update.
+   */
+  arrive(h: Hash64, sleep: Uint32Array, explore: Uint32Array): boolean;
+}
+
+export class StateTable implements VisitedSet {
   private keys: Int32Array;
   private data: Uint32Array;
   private mask: number;
@@ -56,9 +76,18 @@ export class StateTable {
     return i;
   }
 
-  /** The data words of slot `slot` (a view: writes go to the table until it next grows). */
-  dataOf(slot: number): Uint32Array {
-    return this.data.subarray(slot * this.words, (slot + 1) * this.words);
+  arrive(h: Hash64, sleep: Uint32Array, explore: Uint32Array): boolean {
+    let slot = this.find(h);
+    const fresh = slot < 0;
+    if (fresh) slot = this.insert(h);
+    const base = slot * this.words;
+    for (let w = 0; w < this.words; w++) {
+      const old = this.data[base + w]!;
+      const awake = ~sleep[w]!;
+      explore[w] = awake & ~old;
+      this.data[base + w] = old | awake;
+    }
+    return fresh;
   }
 
   private grow(): void {

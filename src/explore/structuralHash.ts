@@ -31,7 +31,8 @@ const T_BIG = 0x30;
 const T_ARR = 0x40;
 const T_OBJ = 0x50;
 
-function fmix(h: number): number {
+/** murmur3's 32-bit finaliser: every input bit flips each output bit with probability about one half. */
+export function fmix(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -47,4 +47,34 @@ describe('tdxsim explore (CLI)', () => {
     expect(list.status).toBe(0);
     expect(list.stdout).toContain('mirror-sept-agree  (checked by default)');
   });
+
+  it('--mode random|pct --seed --walks: the summary names mode and seed, a seed reproduces the run, and a sampled violation is minimised like a searched one', () => {
+    const dir = scratchDir();
+    const a = tdxsim(dir, 'explore', 'zap-during-accept', '--mode', 'random', '--seed', '9', '--walks', '20');
+    expect(a.status).toBe(0);
+    expect(a.stdout).toMatch(/# \d+ states, \d+ transitions, .*, 20 walks — no violation, not exhaustive \(sampling never is; every walk run\); mode random, seed 9\n/);
+    expect(tdxsim(dir, 'explore', 'zap-during-accept', '--mode', 'random', '--seed', '9', '--walks', '20').stdout.replace(/[\d.]+ s, \d+ states\/s/, '')).toBe(a.stdout.replace(/[\d.]+ s, \d+ states\/s/, ''));
+    const pct = tdxsim(dir, 'explore', 'zap-during-accept', '--policy', 'zapBusyKickRetry=off', '--mode', 'pct', '--seed', '1', '--walks', '50', '--pct-depth', '2', '--log', 'pct.jsonl');
+    expect(pct.status).toBe(1);
+    expect(pct.stdout).toMatch(/— violation found in walk \d+; mode pct \(k = \d+ steps\), seed 1\n/);
+    expect(pct.stdout).toContain('# minimised: 116 steps, 1 preemptions');
+    expect(tdxsim(dir, 'replay', 'pct.jsonl', '--verify').status).toBe(0);
+  });
+
+  it('bad sampling flags: exit 2 with an error naming the flag', () => {
+    const dir = scratchDir();
+    const cases: [string[], string][] = [
+      [['--mode', 'bfs'], "option '--mode <mode>' argument 'bfs' is invalid. Allowed choices are dfs, random, pct."],
+      [['--mode', 'random', '--walks', '-3'], '--walks needs a positive integer, got "-3"'],
+      [['--mode', 'pct', '--pct-depth', '0'], '--pct-depth needs a positive integer, got "0"'],
+      [['--mode', 'random', '--seed', '-1'], '--seed needs an integer from 0 to 4294967295, got "-1"'],
+      [['--seed', '4'], '--seed applies to --mode random or pct, not dfs'],
+      [['--mode', 'random', '--pct-depth', '2'], '--pct-depth applies to --mode pct, not random'],
+    ];
+    for (const [args, error] of cases) {
+      const r = tdxsim(dir, 'explore', 'private-accept', ...args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toContain(error);
+    }
+  });
 });
