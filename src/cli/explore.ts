@@ -135,7 +135,13 @@ function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOp
   const writer = LogWriter.open(logPath, headerFor(x.scenario, x.file, { kind: 'explore' }));
   const fmt = formatOptionsFor(x.scenario);
   const lines: string[] = [];
-  recordRun(model, writer, { scheduler: scriptedScheduler(v.choices), maxSteps: v.choices.length, onDelivery: (d) => lines.push(formatDelivery({ seq: d.seq, ...d.message }, fmt)) });
+  const bound = x.invariants.find((i) => i.name === v.invariant)?.bound;
+  recordRun(model, writer, {
+    scheduler: scriptedScheduler(v.choices),
+    maxSteps: v.choices.length,
+    onDelivery: (d) => lines.push(formatDelivery({ seq: d.seq, ...d.message }, fmt)),
+    violation: { invariant: v.invariant, ...(bound !== undefined ? { bound } : {}), detail: v.detail },
+  });
   writer.close();
   print(`# violation of ${v.invariant} at step ${v.choices.length}: ${v.detail}`);
   const shown = 200;

@@ -28,11 +28,16 @@ export function replayCommand(logPath: string, opts: ReplayCliOptions, print: (l
   }
   const fmt = formatOptionsFor(r.scenario);
   if (!r.modelVersionMatches) print(`# warning: log written by ${log.header.model}; replaying with a different model version`);
-  print(`# ${logPath}: scenario ${r.scenario.name}, ${log.events.length} steps, outcome ${log.end?.outcome.status ?? 'unknown (no end record)'}`);
+  print(`# ${logPath}: scenario ${r.scenario.name}, ${log.events.length} steps, outcome ${log.end ? outcomeText(log.end.outcome) : 'unknown (no end record)'}`);
   const ev = to > 0 ? log.events[to - 1]! : null;
   print(ev ? `# state after step ${to}:${formatDelivery(ev, fmt).slice(5)}` : '# state before the first step');
   for (const [id, v] of actors) for (const line of formatActorState(id, v, fmt)) print(line);
   if (view.pending.length > 0) print(`# in flight: ${view.pending.map((m) => (m as { name: string; to: string }).name + ' → ' + (m as { to: string }).to).join(', ')}`);
-  if (opts.verify) print(`# verified: all ${log.events.length} events re-derived from the scenario with matching state hashes; hash chain intact; outcome ${log.end!.outcome.status}`);
+  if (opts.verify) print(`# verified: all ${log.events.length} events re-derived from the scenario with matching state hashes; hash chain intact; outcome ${outcomeText(log.end!.outcome)}`);
   return EXIT_OK;
+}
+
+/** `failure (violation of sept-parent-first: …)`: a counterexample says which invariant its last step broke. */
+function outcomeText(o: { status: string; reason: string | null }): string {
+  return o.reason === null ? o.status : `${o.status} (${o.reason})`;
 }

@@ -16,6 +16,13 @@ import type { Scenario } from '../scenario/schema.ts';
 import { MODEL_VERSION } from '../version.ts';
 import type { FormatOptions } from './format.ts';
 
+/** What a counterexample log's end record says broke at its last step (`bound` for a bounded monitor). */
+export interface LoggedViolation {
+  invariant: string;
+  bound?: number;
+  detail: string;
+}
+
 export function modelFor(s: Scenario): Model {
   return createModel(actorsFor(s));
 }
@@ -33,7 +40,7 @@ export function headerFor(s: Scenario, file: string | null, scheduler: Scheduler
 export function recordRun(
   model: Model,
   writer: SealingLogWriter,
-  opts: { scheduler: Scheduler; maxSteps?: number; onDelivery?: (d: Delivery) => void },
+  opts: { scheduler: Scheduler; maxSteps?: number; onDelivery?: (d: Delivery) => void; violation?: LoggedViolation },
 ): Outcome {
   const { outcome } = runModel(model, {
     scheduler: opts.scheduler,
@@ -54,6 +61,10 @@ export function recordRun(
       opts.onDelivery?.(d);
     },
   });
-  writer.end({ status: outcome.status, reason: outcome.reason, failures: outcome.failures });
+  // A counterexample ends where its invariant broke, which the run alone may not call a failure (a step
+  // bound with messages in flight): the end record names the invariant, and replay --verify re-checks it.
+  const v = opts.violation;
+  if (v !== undefined) writer.end({ status: 'failure', reason: `violation of ${v.invariant}: ${v.detail}`, failures: outcome.failures, violation: v });
+  else writer.end({ status: outcome.status, reason: outcome.reason, failures: outcome.failures });
   return outcome;
 }

@@ -14,6 +14,39 @@ import { outcomeOf } from '../runtime/runner.ts';
 import { createModel, type Model, type World } from '../runtime/world.ts';
 import { worldHash } from '../runtime/worldHash.ts';
 import { MODEL_VERSION } from '../version.ts';
+import type { Outcome } from '../log/schema.ts';
+import type { Message } from '../protocol/messages.ts';
+import { invariantNamed } from '../explore/invariants/index.ts';
+
+interface ClaimedViolation {
+  invariant: string;
+  bound?: number;
+  detail: string;
+}
+
+function violationOf(o: Outcome): ClaimedViolation | null {
+  const v = (o as { violation?: unknown }).violation;
+  if (v === undefined) return null;
+  const c = v as Partial<ClaimedViolation>;
+  if (typeof c.invariant !== 'string' || typeof c.detail !== 'string' || (c.bound !== undefined && typeof c.bound !== 'number')) return { invariant: '', detail: '' };
+  return c as ClaimedViolation;
+}
+
+/** A counterexample's end record: the invariant it names must break at the last step, with the same words. */
+function verifyViolation(model: Model, claimed: ClaimedViolation, before: { world: World; delivered: Message } | null, after: World, log: ParsedLog, file: string): void {
+  const spec = invariantNamed(claimed.invariant);
+  if (spec === undefined) {
+    throw new LogError('BAD_RECORD', file, log.lines, `end.outcome.violation: unknown invariant "${claimed.invariant}"`, 'outcome.violation.invariant');
+  }
+  const reason = `violation of ${claimed.invariant}: ${claimed.detail}`;
+  if (log.end!.outcome.status !== 'failure' || log.end!.outcome.reason !== reason) {
+    throw new LogError('BAD_RECORD', file, log.lines, `end.outcome: a counterexample's outcome is failure with reason "${reason}"`, 'outcome');
+  }
+  const found = before === null ? null : spec.create(claimed.bound).check(model, before.world, after, before.delivered);
+  if (found !== claimed.detail) {
+    throw new LogError('REPLAY_DIVERGED', file, log.lines, `replay diverged: at the last step ${claimed.invariant} ${found === null ? 'holds' : `says "${found}"`}, the log says "${claimed.detail}"`, 'outcome');
+  }
+}
 
 export interface ReplayResult {
   scenario: Scenario;
@@ -48,6 +81,8 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
   }
   const last = opts.verify ? log.events.length : to;
   let world = initialWorld(model);
+  /** The world before the last replayed delivery, and that delivery: what an invariant is checked on. */
+  let before: { world: World; delivered: Message } | null = null;
   const history: World[] | null = opts.keepAll ? [world] : null;
   let atTo = world;
   for (let i = 0; i < last; i++) {
@@ -57,6 +92,7 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
       throw new LogError('REPLAY_DIVERGED', file, lineOf(ev.seq), `replay diverged: choice ${ev.choice} but only ${enabled.length} message(s) are deliverable here`, 'choice');
     }
     const r = step(model, world, ev.choice, enabled);
+    before = { world, delivered: r.delivered };
     world = r.world;
     const m = r.delivered;
     const got = { from: m.from, to: m.to, kind: m.kind, name: m.name, payload: stringifyCanonical(m.payload), cause: m.cause };
@@ -77,6 +113,11 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
   if (opts.verify) {
     if (log.end === null) {
       throw new LogError('TORN_LINE', file, log.lines, 'the log has no end record: the run that wrote it was cut off, so it cannot be verified to the end', null);
+    }
+    const claimed = violationOf(log.end.outcome);
+    if (claimed !== null) {
+      verifyViolation(model, claimed, before, world, log, file);
+      return { scenario, model, world: atTo, history, verified: true, modelVersionMatches: log.header.model === MODEL_VERSION };
     }
     const o = outcomeOf(world);
     if (o.status !== log.end.outcome.status || o.reason !== log.end.outcome.reason) {

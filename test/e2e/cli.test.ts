@@ -497,7 +497,7 @@ describe('a run stopped by --max-steps', () => {
   it('can be replayed to any of its steps', () => {
     const r = tdxsim(dir, 'replay', 'bounded.jsonl', '--to', '5');
     expect(r.status).toBe(0);
-    expect(r.lines[0]).toBe('# bounded.jsonl: scenario mmio-ve, 5 steps, outcome failure');
+    expect(r.lines[0]).toBe('# bounded.jsonl: scenario mmio-ve, 5 steps, outcome failure (step bound 5 reached with 1 message(s) still in flight)');
   });
 
   // At commit 0a184f6 this failed: --verify rejected the untampered log with "replay diverged: the log

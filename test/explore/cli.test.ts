@@ -32,7 +32,7 @@ describe('tdxsim explore (CLI)', () => {
     expect(existsSync(path.join(dir, 'accept-race.counterexample.log.jsonl'))).toBe(true);
     const v = tdxsim(dir, 'replay', 'accept-race.counterexample.log.jsonl', '--verify');
     expect(v.status).toBe(0);
-    expect(v.stdout).toContain('outcome failure');
+    expect(v.stdout).toContain('outcome failure (violation of no-failure: VM dead: kvm.vcpu1: Guest access before accepting 0x200000 on vCPU 1');
   });
 
   it('exits 0 with an exhaustive summary when nothing breaks, and 2 for an unknown invariant', () => {

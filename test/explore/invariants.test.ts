@@ -128,3 +128,27 @@ describe('counterexample minimisation', () => {
     expect(replayLog(parseLogText(writer.text(), 'cx.jsonl'), 'cx.jsonl', { verify: true }).verified).toBe(true);
   });
 });
+
+describe("a counterexample log's end record names its invariant", () => {
+  const scenario = loadScenarioFile(exampleFile('parallel-faults')).scenario;
+  const off = { ...scenario, policies: { ...scenario.policies, freezeMirrorSpte: false } };
+  const model = modelFor(off);
+  const parentFirst = invariantsOf(['sept-parent-first'])[0]!;
+  const v = explore(model, [parentFirst], UNBOUNDED).violation!;
+  const logOf = (violation: { invariant: string; detail: string }) => {
+    const writer = MemoryLogWriter.open(headerFor(off, 'parallel-faults', { kind: 'explore' }));
+    recordRun(model, writer, { scheduler: scriptedScheduler(v.choices), maxSteps: v.choices.length, violation });
+    return parseLogText(writer.text(), 'cx.jsonl');
+  };
+
+  it('the run alone would stop at a step bound; the end record says which invariant broke, and replay --verify re-checks it', () => {
+    const log = logOf({ invariant: v.invariant, detail: v.detail });
+    expect(log.end!.outcome).toMatchObject({ status: 'failure', reason: `violation of sept-parent-first: ${v.detail}`, violation: { invariant: 'sept-parent-first', detail: v.detail } });
+    expect(replayLog(log, 'cx.jsonl', { verify: true }).verified).toBe(true);
+  });
+
+  it('an end record whose invariant holds at the last step, or says other words, does not verify', () => {
+    expect(() => replayLog(logOf({ invariant: 'no-failure', detail: 'KVM bug' }), 'cx.jsonl', { verify: true })).toThrow(/replay diverged: at the last step no-failure holds, the log says "KVM bug"/);
+    expect(() => replayLog(logOf({ invariant: 'sept-parent-first', detail: 'something else' }), 'cx.jsonl', { verify: true })).toThrow(/at the last step sept-parent-first says "kvm\.vcpu\d sent TDH\.MEM/);
+  });
+});

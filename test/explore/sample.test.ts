@@ -13,13 +13,13 @@ import { invariantsOf, type Invariant } from '../../src/explore/invariants/index
 import { sample, walkSeed, type SampleMode, type SampleOptions } from '../../src/explore/sample.ts';
 import { enabledChoices, initialWorld, step } from '../../src/runtime/step.ts';
 import type { Model } from '../../src/runtime/world.ts';
-import type { PolicyName } from '../../src/policies.ts';
+import type { PolicyOverrides } from '../../src/policies.ts';
 import { exampleFile } from '../helpers.ts';
 
 const MODES: readonly SampleMode[] = ['random', 'pct'];
 const bounds = (walks: number) => ({ maxDepth: 5_000, maxStates: 1_000_000, maxMillis: 600_000, walks });
 
-function example(name: string, policy: Partial<Record<PolicyName, boolean>> = {}) {
+function example(name: string, policy: PolicyOverrides = {}) {
   const scenario = withPolicies(loadScenarioFile(exampleFile(name)).scenario, policy);
   return { model: modelFor(scenario), invariants: invariantsOf(scenario.invariants) };
 }
@@ -105,7 +105,7 @@ describe('seeded sampling', () => {
     expect(r).toMatchObject({ status: 'clean', exhaustive: false, bound: 'states', states: 500 });
   });
 
-  const races: [string, Partial<Record<PolicyName, boolean>>, string][] = [
+  const races: [string, PolicyOverrides, string][] = [
     ['parallel-faults', { freezeMirrorSpte: false }, 'sept-parent-first'],
     ['zap-during-accept', { zapBusyKickRetry: false }, 'no-failure'],
   ];

@@ -23,6 +23,7 @@ export function eptViolationProgress(bound = EPT_VIOLATION_PROGRESS_BOUND): Inva
   return {
     name: 'ept-violation-progress',
     description: describe(String(bound)),
+    bound,
     check(model, _before, after, m) {
       // The count changes only when the module handles an exit.
       if (m.to !== 'tdx') return null;

@@ -15,6 +15,8 @@ import type { Model, World } from '../../runtime/world.ts';
 export interface Invariant {
   name: string;
   description: string;
+  /** A bounded monitor's N, so a counterexample log can name the monitor exactly. */
+  bound?: number;
   check(model: Model, before: World, after: World, delivered: Message): string | null;
 }
 
