@@ -112,6 +112,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         freezeMirrorSpte: s.policies.freezeMirrorSpte,
         localRetry: s.policies.localRetry,
         staleFaultCheck: s.policies.staleFaultCheck,
+        globalGuestInhibit: s.policies.globalGuestInhibit,
         vcpus: nv,
       },
     });

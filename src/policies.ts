@@ -34,6 +34,14 @@ export const POLICIES = {
     otherwise: 'the fault path finds the 2M leaf already there, re-enters, and the guest\'s ACCEPT exits again, forever (from the zero-step threshold on, the module refuses the entries with synthesised exits instead)',
     section: '§6.iii steps 3–6',
   },
+  globalGuestInhibit: {
+    default: true,
+    effect:
+      'with splitOnAcceptLevel: the guest-inhibit flag goes into the memslot\'s lpage_info (KVM_LPAGE_GUEST_INHIBIT_FLAG), one-way, so every vCPU\'s later fault in the range maps 4K (kvm_mmu_hugepage_adjust reads it under mmu_lock)',
+    otherwise:
+      'the accept level is kept by the vCPU that took the exit (in the spirit of RFC v1\'s per-vCPU violation_request_level): another vCPU whose fault in the range was already under way, or comes later, maps 2M over the split page table (TDH.MEM.PAGE.AUG at 2M on an NL_MAPPED entry, KVM_BUG_ON)',
+    section: '§6.iii steps 3 and 7',
+  },
   freezeMirrorSpte: {
     default: true,
     effect:

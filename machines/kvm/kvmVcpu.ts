@@ -155,6 +155,8 @@ export interface KvmVcpuInput {
   localRetry: boolean;
   /** Policy staleFaultCheck (src/policies.ts): is_page_fault_stale under mmu_lock. */
   staleFaultCheck: boolean;
+  /** Policy globalGuestInhibit (src/policies.ts): the guest inhibit in lpage_info, or kept by this vCPU only. */
+  globalGuestInhibit: boolean;
   /** Number of vCPUs: the ones a kvm_make_all_cpus_request from this thread must wait for. */
   vcpus: number;
 }
@@ -220,6 +222,8 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   nextExternalPfn: number;
   /** tdx_check_accept_level in progress: the huge mirror leaf being split and the tdh_do_no_vcpus retry flag. */
   split: { reqPgLevel: number; huge: WalkStep | null; retried: boolean } | null;
+  /** Policy globalGuestInhibit off: the ranges this vCPU inhibited (level and range index), seen by no other vCPU. */
+  ownInhibit: readonly string[];
   /** vCPUs that have not yet acknowledged this thread's kvm_make_all_cpus_request. */
   kickWaiting: number;
   /** tdx->map_gpa_next / map_gpa_end while a MapGPA is with the VMM (GPAs as the guest gave them). */
@@ -276,6 +280,9 @@ function eptViolationErrorCode(q: bigint, isPrivate: boolean): bigint {
 function findSlot(c: KvmVcpuContext, gfn: bigint): Memslot | undefined {
   return findMemslot(c.memslots, gfn);
 }
+
+/** A range at `pgLevel` holding `gfn`, as lpage_info indexes it. */
+const inhibitKey = (gfn: bigint, pgLevel: number) => `${pgLevel}:${(gfn / pagesOfPgLevel(pgLevel)).toString(16)}`;
 
 function beginFault(c: KvmVcpuContext, gpa: bigint, q: bigint, extraEc: bigint, populateSource: bigint | null = null): FaultState {
   const shared = c.vmType === 'vmx' || (gpa & sharedBit(c.gpaw)) !== 0n;
@@ -441,6 +448,8 @@ export const kvmVcpuMachine = setup({
     signalPending: ({ context }) => context.signalPending,
     localRetry: ({ context }) => context.localRetry,
     staleFaultCheck: ({ context }) => context.staleFaultCheck,
+    globalGuestInhibit: ({ context }) => context.globalGuestInhibit,
+    ownInhibited: ({ context }) => context.ownInhibit.includes(inhibitKey(fault(context).gfn, acceptPgLevel(context.exit!.eeq)! + 1)),
     pioPending: ({ context }) => context.pioOut,
     loaded: ({ context }) => context.loaded,
     morePagesToFree: ({ context }) => context.freeing!.at < context.freeing!.pages.length,
@@ -551,6 +560,11 @@ export const kvmVcpuMachine = setup({
     /** hugepage_set_guest_inhibit at level + 1, and level + 2 when the guest accepted 4K. */
     setGuestInhibit: enqueueActions(({ context, enqueue }) => {
       const req = context.split!.reqPgLevel;
+      if (!context.globalGuestInhibit) {
+        const levels = req === PG_LEVEL_4K ? [req + 1, req + 2] : [req + 1];
+        enqueue.assign({ ownInhibit: [...context.ownInhibit, ...levels.map((l) => inhibitKey(fault(context).gfn, l)).filter((k) => !context.ownInhibit.includes(k))] });
+        return;
+      }
       enqueue.emit(out(MMU, 'mmu', 'LPAGE_GUEST_INHIBIT', { vcpu: context.vcpu, gfn: fault(context).gfn, pgLevel: req + 1 }));
       if (req === PG_LEVEL_4K) enqueue.emit(out(MMU, 'mmu', 'LPAGE_GUEST_INHIBIT', { vcpu: context.vcpu, gfn: fault(context).gfn, pgLevel: req + 2 }));
     }),
@@ -663,7 +677,15 @@ export const kvmVcpuMachine = setup({
     tdpWalk: emit(({ context }) => out(MMU, 'mmu', 'TDP_WALK', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, mmuSeq: fault(context).mmuSeq! })),
     /** walk_shadow_page_lockless: no mmu_lock, RCU only. */
     locklessWalk: emit(({ context }) => out(MMU, 'mmu', 'TDP_WALK', { vcpu: context.vcpu, root: 'direct', gfn: gpaToGfn(context.exit!.gpa) })),
-    recordPath: assign({ fault: ({ context, event }) => ({ ...fault(context), path: payloadOf(event, 'mmu', 'TDP_WALK_RESULT').path, at: 0 }) }),
+    /** kvm_tdp_mmu_map starts with kvm_mmu_hugepage_adjust under mmu_lock: a guest inhibit set since faultin counts. */
+    recordPath: assign({
+      fault: ({ context, event }) => {
+        const w = payloadOf(event, 'mmu', 'TDP_WALK_RESULT');
+        const f = fault(context);
+        const own = context.ownInhibit.includes(inhibitKey(f.gfn, PG_LEVEL_2M)) ? PG_LEVEL_4K : f.goalLevel;
+        return { ...f, path: w.path, at: 0, goalLevel: Math.min(f.goalLevel, w.maxLevel ?? f.goalLevel, own) };
+      },
+    }),
     descend: assign({ fault: ({ context }) => ({ ...fault(context), at: fault(context).at + 1 }) }),
     /** tdp_mmu_link_sp: cmpxchg a non-present SPTE to point at a fresh page from the cache. */
     linkSp: emit(({ context }) => {
@@ -868,6 +890,8 @@ export const kvmVcpuMachine = setup({
     freezeMirrorSpte: input.freezeMirrorSpte,
     localRetry: input.localRetry,
     staleFaultCheck: input.staleFaultCheck,
+    globalGuestInhibit: input.globalGuestInhibit,
+    ownInhibit: [],
     vcpus: input.vcpus,
     split: null,
     kickWaiting: 0,
@@ -1026,6 +1050,9 @@ export const kvmVcpuMachine = setup({
         checking: {
           always: [
             { guard: 'unexpectedPending', target: '#kvmVcpu.vmDead', actions: 'deathUnexpectedPending' },
+            // Policy globalGuestInhibit off: this vCPU's own record decides, no lpage_info read.
+            { guard: and(['acceptLevelExit', not('globalGuestInhibit'), 'ownInhibited']), target: 'faultin' },
+            { guard: and(['acceptLevelExit', not('globalGuestInhibit')]), target: 'splitting', actions: 'beginSplit' },
             { guard: 'acceptLevelExit', target: 'checkingAcceptLevel', actions: 'beginSplit' },
             { target: 'faultin' },
           ],

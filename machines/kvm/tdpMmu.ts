@@ -117,7 +117,10 @@ export const tdpMmuMachine = setup({
       const w = payloadOf(event, 'mmu', 'TDP_WALK');
       const root = w.root === 'mirror' ? context.roots.mirror! : context.roots.direct;
       const path = walkTdp(context.pages, root, context.topLevel, gfnToGpa(w.gfn));
-      const stale = w.mmuSeq === undefined ? {} : { stale: w.mmuSeq !== context.mmuInvalidateSeq };
+      const stale =
+        w.mmuSeq === undefined
+          ? {}
+          : { stale: w.mmuSeq !== context.mmuInvalidateSeq, maxLevel: maxMappingLevel(context, findMemslot(context.memslots, w.gfn), w.gfn, w.root === 'mirror') };
       return out(event.msg.from, 'mmu', 'TDP_WALK_RESULT', { vcpu: w.vcpu, root: w.root, gfn: w.gfn, path, ...stale });
     }),
     /** The CPU walks the shared EPT (the direct root) or a VMX guest's EPT: the same pages. */

@@ -325,7 +325,11 @@ export interface MessageCatalog {
      * is stale (is_page_fault_stale: the sequence moved since), read under the same lock (§6.ii A.5).
      */
     TDP_WALK: { vcpu: number; root: TdpRoot; gfn: bigint; mmuSeq?: number };
-    TDP_WALK_RESULT: { vcpu: number; root: TdpRoot; gfn: bigint; path: WalkStep[]; stale?: boolean };
+    /**
+     * A fault's walk also answers `maxLevel`: kvm_mmu_hugepage_adjust, which kvm_tdp_mmu_map runs under
+     * mmu_lock, reads lpage_info (mixed attributes, guest inhibit) there, not at faultin time.
+     */
+    TDP_WALK_RESULT: { vcpu: number; root: TdpRoot; gfn: bigint; path: WalkStep[]; stale?: boolean; maxLevel?: number };
     /**
      * try_cmpxchg64 on one SPTE, addressed like the kernel's sptep (page-table page + index; root/gfn/level
      * are for the reader). A `newSpte` that links a new page-table page names it in `childPfn`.

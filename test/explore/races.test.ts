@@ -147,3 +147,21 @@ describe('mapgpa-vs-touch (policy staleFaultCheck)', () => {
     }
   });
 });
+
+describe('accept-level-two-vcpus (policy globalGuestInhibit): seed 002 with two vCPUs', () => {
+  it('default: every interleaving is clean, including those where a fault begun before the split maps 4K into the new table', () => {
+    const split = witness('split while the other vCPU waits', (d) => d.name === 'SPLIT_HUGE_PAGE');
+    const r = explore(modelOf('accept-level-two-vcpus'), [...defaultInvariants(), split], UNBOUNDED);
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 467_155 });
+    expect(split.seen).toBeGreaterThan(0);
+  });
+
+  it("off: vCPU 1's fault does not see vCPU 0's inhibit and AUGs 2M over the split table: KVM_BUG_ON at step 143, one preemption", () => {
+    const model = modelOf('accept-level-two-vcpus', { globalGuestInhibit: false });
+    const r = explore(model, defaultInvariants(), UNBOUNDED);
+    expect(r.violation?.detail).toBe('KVM bug: kvm.vcpu1: KVM_BUG_ON: TDH.MEM.PAGE.AUG returned TDX_EPT_ENTRY_STATE_INCORRECT|RCX');
+    const m = minimise(model, noFailure, { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
+    expect(m.status).toBe('minimal');
+    if (m.status === 'minimal') expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([143, 1]);
+  });
+});
