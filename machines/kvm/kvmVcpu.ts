@@ -123,6 +123,7 @@ import { hex } from '../../src/arch/hex.ts';
 import { sizeMask } from '../guest/program.ts';
 import { findMemslot, type Memslot } from './memslots.ts';
 import { noVcpus, kicking, allCpusRequest } from './noVcpus.ts';
+import { lpageKey } from './tdpMmu.ts';
 
 export type { Memslot };
 
@@ -280,9 +281,6 @@ function eptViolationErrorCode(q: bigint, isPrivate: boolean): bigint {
 function findSlot(c: KvmVcpuContext, gfn: bigint): Memslot | undefined {
   return findMemslot(c.memslots, gfn);
 }
-
-/** A range at `pgLevel` holding `gfn`, as lpage_info indexes it. */
-const inhibitKey = (gfn: bigint, pgLevel: number) => `${pgLevel}:${(gfn / pagesOfPgLevel(pgLevel)).toString(16)}`;
 
 function beginFault(c: KvmVcpuContext, gpa: bigint, q: bigint, extraEc: bigint, populateSource: bigint | null = null): FaultState {
   const shared = c.vmType === 'vmx' || (gpa & sharedBit(c.gpaw)) !== 0n;
@@ -449,7 +447,7 @@ export const kvmVcpuMachine = setup({
     localRetry: ({ context }) => context.localRetry,
     staleFaultCheck: ({ context }) => context.staleFaultCheck,
     globalGuestInhibit: ({ context }) => context.globalGuestInhibit,
-    ownInhibited: ({ context }) => context.ownInhibit.includes(inhibitKey(fault(context).gfn, acceptPgLevel(context.exit!.eeq)! + 1)),
+    ownInhibited: ({ context }) => context.ownInhibit.includes(lpageKey(fault(context).gfn, acceptPgLevel(context.exit!.eeq)! + 1)),
     pioPending: ({ context }) => context.pioOut,
     loaded: ({ context }) => context.loaded,
     morePagesToFree: ({ context }) => context.freeing!.at < context.freeing!.pages.length,
@@ -562,7 +560,7 @@ export const kvmVcpuMachine = setup({
       const req = context.split!.reqPgLevel;
       if (!context.globalGuestInhibit) {
         const levels = req === PG_LEVEL_4K ? [req + 1, req + 2] : [req + 1];
-        enqueue.assign({ ownInhibit: [...context.ownInhibit, ...levels.map((l) => inhibitKey(fault(context).gfn, l)).filter((k) => !context.ownInhibit.includes(k))] });
+        enqueue.assign({ ownInhibit: [...context.ownInhibit, ...levels.map((l) => lpageKey(fault(context).gfn, l)).filter((k) => !context.ownInhibit.includes(k))] });
         return;
       }
       enqueue.emit(out(MMU, 'mmu', 'LPAGE_GUEST_INHIBIT', { vcpu: context.vcpu, gfn: fault(context).gfn, pgLevel: req + 1 }));
@@ -682,7 +680,7 @@ export const kvmVcpuMachine = setup({
       fault: ({ context, event }) => {
         const w = payloadOf(event, 'mmu', 'TDP_WALK_RESULT');
         const f = fault(context);
-        const own = context.ownInhibit.includes(inhibitKey(f.gfn, PG_LEVEL_2M)) ? PG_LEVEL_4K : f.goalLevel;
+        const own = context.ownInhibit.includes(lpageKey(f.gfn, PG_LEVEL_2M)) ? PG_LEVEL_4K : f.goalLevel;
         return { ...f, path: w.path, at: 0, goalLevel: Math.min(f.goalLevel, w.maxLevel ?? f.goalLevel, own) };
       },
     }),

@@ -61,7 +61,8 @@ export interface TdpMmuContext {
   guestInhibit: Readonly<Record<string, true>>;
 }
 
-const lpageKey = (gfn: bigint, pgLevel: number) => `${pgLevel}:${(gfn / pagesOfPgLevel(pgLevel)).toString(16)}`;
+/** The lpage_info entry of the `pgLevel` range holding `gfn`: level and range index. */
+export const lpageKey = (gfn: bigint, pgLevel: number) => `${pgLevel}:${(gfn / pagesOfPgLevel(pgLevel)).toString(16)}`;
 const PAGES_2M = pagesOfPgLevel(PG_LEVEL_2M);
 
 /**

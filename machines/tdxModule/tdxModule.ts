@@ -10,7 +10,9 @@
  * A SEAMCALL or TDCALL that must touch page contents (PAGE.ADD's copy, MR.EXTEND's read, ACCEPT's
  * clearing) sends the request to hw.mem and answers its caller only when memory has done it; until then
  * the call is `inflight` for that caller, and ACCEPT keeps its entry lock, so a host SEAMCALL on that
- * entry meanwhile sees TDX_OPERAND_BUSY (§7.2).
+ * entry meanwhile sees TDX_OPERAND_BUSY (§7.2). Likewise a TDH.VP.ENTER whose vCPU is suspected of
+ * zero-stepping (§7.5, zeroStep.ts) takes the S-EPT tree lock exclusively and finishes in a step of its
+ * own (STEPPING_FILTER, sent to itself), so other LPs' SEAMCALLs can meet the lock in between.
  */
 import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
@@ -184,7 +186,6 @@ const TREE_SEAMCALLS: ReadonlySet<HostSeamcall> = new Set([
   'TDH.MEM.PAGE.PROMOTE',
 ]);
 const TREE_BUSY = tdxStatusWithOperand(TDX_OPERAND_BUSY, TDX_OPERAND_ID_SEPT_TREE);
-
 
 function associatedVcpus(c: TdxModuleContext): number {
   return c.vcpus.filter((v) => v.assocLp !== null).length;
@@ -402,7 +403,7 @@ export const tdxModuleMachine = setup({
         );
         return;
       }
-      const e = enterTd({ ...context, septTreeHolder: null }, v, vc.entering!);
+      const e = enterTd(context, v, vc.entering!);
       enqueue.assign({ ...e.next, septTreeHolder: null });
       enqueue.emit(e.entry);
     }),
