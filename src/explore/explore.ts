@@ -47,7 +47,7 @@ export interface ExploreProgress {
   transitions: number;
   depth: number;
   maxDepth: number;
-  /** Depth-first: frames on the stack(s). Sampling: walks done. */
+  /** Work waiting: frames on the stack, frontier entries no worker has taken, or walks not yet run. */
   queue: number;
   elapsedMs: number;
 }
@@ -79,6 +79,8 @@ export interface ExploreResult {
   /** Share of deliveries answered from the transition cache. */
   cacheHitRate: number;
   violation: Violation | null;
+  /** With worker threads, per thread (the main one first): its time from start to report, and the states it entered first (parallel.ts). */
+  threads?: { busyMs: number; newStates: number }[];
 }
 
 interface Frame {

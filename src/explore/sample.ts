@@ -66,8 +66,8 @@ export interface SampleOptions extends Pick<ExploreOptions, 'now' | 'onProgress'
   nextWalk?: () => number | null;
   /** Another table for distinct states (workers share one); default a table of this run's own. */
   visited?: VisitedSet;
-  /** Polled between walks and every few hundred steps: true stops the run (another worker decided). */
-  stopped?: () => boolean;
+  /** Polled before and during walk `walk`: true stops the run (another worker decided, or the walk is not needed). */
+  stopped?: (walk: number) => boolean;
 }
 
 export const PCT_DEPTH_DEFAULT = 3;
@@ -181,7 +181,7 @@ export function sample(model: Model, invariants: readonly Invariant[], bounds: S
   let bound: Bound | null = null;
   let violation: SampledViolation | null = null;
   const progress = (depth: number) =>
-    opts.onProgress?.({ states: visited.size, transitions, depth, maxDepth, queue: walks, elapsedMs: now() - start });
+    opts.onProgress?.({ states: visited.size, transitions, depth, maxDepth, queue: bounds.walks - walks, elapsedMs: now() - start });
 
   run: for (;;) {
     const walk = nextWalk();
@@ -189,7 +189,7 @@ export function sample(model: Model, invariants: readonly Invariant[], bounds: S
       bound = 'walks';
       break;
     }
-    if (stopped()) break;
+    if (stopped(walk)) break;
     if (now() - start > bounds.maxMillis) {
       bound = 'time';
       break;
@@ -204,9 +204,12 @@ export function sample(model: Model, invariants: readonly Invariant[], bounds: S
         walksCut++;
         break;
       }
-      if ((transitions & 0x3ff) === 0 && transitions > 0 && (stopped() || now() - start > bounds.maxMillis)) {
-        bound = stopped() ? bound : 'time';
-        break run;
+      if ((transitions & 0x3ff) === 0 && transitions > 0) {
+        if (stopped(walk)) break run;
+        if (now() - start > bounds.maxMillis) {
+          bound = 'time';
+          break run;
+        }
       }
       const enabled = enabledChoices(model, world);
       const choice = choose(enabled, choices.length);
