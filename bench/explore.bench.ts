@@ -5,9 +5,11 @@
  * threads over one. Results go to stdout and to bench/results/explore.json, which the README quotes.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { modelFor } from '../src/cli/session.ts';
 import { explore, type ExploreOptions, type ExploreResult } from '../src/explore/explore.ts';
 import { exploreInWorkers } from '../src/explore/parallel.ts';
+import { sample, type SampleMode } from '../src/explore/sample.ts';
 import { defaultInvariants, invariantsOf, noFailure, type Invariant } from '../src/explore/invariants/index.ts';
 import { loadScenarioFile, parseScenarioObject } from '../src/scenario/load.ts';
 import type { Scenario } from '../src/scenario/schema.ts';
@@ -149,7 +151,27 @@ async function workersRun(scenario: Scenario, names: Scenario['invariants'], wor
   return row;
 }
 
+/**
+ * What a second thread can get on this machine right now: a pure integer loop on one thread, then on this
+ * thread and a worker at once. 2.0 means two free cores; the machine is shared, so the explorer's ratio
+ * below is read against this one, measured in the same run.
+ */
+async function twoThreadCapacity(): Promise<number> {
+  const loop = `let x = 0; for (let i = 0; i < 2e8; i++) x = (x + Math.imul(i, 0x9e3779b1)) | 0; globalThis.sink = x;`;
+  const spin = new Function(loop) as () => void;
+  let t = performance.now();
+  spin();
+  const alone = performance.now() - t;
+  t = performance.now();
+  const other = new Promise<void>((resolve) => new Worker(loop, { eval: true }).on('exit', () => resolve()));
+  spin();
+  await other;
+  return Number(((2 * alone) / (performance.now() - t)).toFixed(2));
+}
+
 console.log('# worker threads (best of three runs each)');
+const capacity = await twoThreadCapacity();
+console.log(`# two-thread capacity now: ${capacity}x one thread (a pure integer loop)`);
 const pf = loadScenarioFile('examples/parallel-faults').scenario;
 const workerRows: WorkersRow[] = [];
 for (const w of [1, 2]) workerRows.push(await workersRun(pf, pf.invariants, w, 2_000_000));
@@ -157,11 +179,24 @@ const big = accepts(3);
 for (const w of [1, 2]) workerRows.push(await workersRun(big, ['no-failure'], w, 1_000_000));
 const ratio = (a: WorkersRow, b: WorkersRow) => Number((b.statesPerSecond / a.statesPerSecond).toFixed(2));
 const workersSummary = {
+  twoThreadCapacity: capacity,
   parallelFaults: { oneWorker: workerRows[0]!.statesPerSecond, twoWorkers: workerRows[1]!.statesPerSecond, ratio: ratio(workerRows[0]!, workerRows[1]!) },
   threeVcpusMillionStates: { oneWorker: workerRows[2]!.statesPerSecond, twoWorkers: workerRows[3]!.statesPerSecond, ratio: ratio(workerRows[2]!, workerRows[3]!) },
 };
 console.log(`# two workers / one: parallel-faults ${workersSummary.parallelFaults.ratio}x; 3 vCPUs, 10⁶ states ${workersSummary.threeVcpusMillionStates.ratio}x`);
 
+/** Seeded walks on one thread: how fast they go and how much of the space a few thousand of them see. */
+function sampleRun(scenario: Scenario, mode: SampleMode, walks: number) {
+  const r = sample(modelFor(scenario), invariantsOf(scenario.invariants), { maxDepth: 5_000, maxStates: 2_000_000, maxMillis: 300_000, walks }, { mode, seed: 1 });
+  const s = r.elapsedMs / 1000;
+  const row = { scenario: scenario.name, mode, walks: r.walks, states: r.states, transitions: r.transitions, seconds: Number(s.toFixed(2)), walksPerSecond: Math.round(r.walks / s), transitionsPerSecond: Math.round(r.transitions / s) };
+  console.log(`${row.scenario.padEnd(28)} ${mode.padEnd(6)} ${row.walks} walks ${String(row.states).padStart(7)} distinct states ${String(row.transitions).padStart(8)} transitions ${row.seconds.toFixed(2).padStart(6)} s ${String(row.walksPerSecond).padStart(6)} walks/s ${String(row.transitionsPerSecond).padStart(7)} tr/s`);
+  return row;
+}
+
+console.log('# seeded walks (seed 1, one thread)');
+const sampleRows = (['random', 'pct'] as const).map((mode) => sampleRun(pf, mode, 5_000));
+
 mkdirSync('bench/results', { recursive: true });
-writeFileSync('bench/results/explore.json', JSON.stringify({ node: process.version, date: new Date().toISOString().slice(0, 10), rows, summary: { ...summary, workers: workersSummary }, workerRows }, null, 2) + '\n');
+writeFileSync('bench/results/explore.json', JSON.stringify({ node: process.version, date: new Date().toISOString().slice(0, 10), rows, summary: { ...summary, workers: workersSummary }, workerRows, sampleRows }, null, 2) + '\n');
 console.log('# written: bench/results/explore.json');

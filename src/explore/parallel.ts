@@ -129,7 +129,6 @@ export async function exploreInWorkers(req: ParallelRequest, opts: { onProgress?
   const { bounds, search } = req;
   const model = modelOfScenario(req.scenario);
   const invariants = invariantsOf(req.invariants);
-  // The seed's model and cache go on into this thread's share: what they learnt is not learnt twice.
   const cache = new TransitionCache();
   const table = SharedStateTable.create(search.mode === 'dfs' ? new Channels(model).words : 0, bounds.maxStates);
   const control = new SharedArrayBuffer(4 * CONTROL.length);
@@ -138,11 +137,26 @@ export async function exploreInWorkers(req: ParallelRequest, opts: { onProgress?
   const stats = new SharedArrayBuffer(8 * STATS.length * req.workers);
   const stat = new Float64Array(stats);
 
-  const seed: Seed =
-    search.mode === 'dfs'
-      ? seedFrontier(model, invariants, cache, table, bounds, req.seed?.width ?? FRONTIER_PER_WORKER * req.workers, req.seed?.states ?? SEED_STATES)
-      : { frontier: [], transitions: 0, terminals: 0, maxDepth: 0, bound: null, violation: null };
+  const job = (thread: number): ShareJob => ({ thread, scenario: req.scenario, invariants: req.invariants, bounds, search, table: table.buffers, control, stats });
+  // Started first: loading the model in a worker takes about as long as the seed here.
+  const workers = startWorkers(req.workerUrl ?? new URL('./exploreWorker.js', import.meta.url), req.workers, job, ctl);
+  const abandon = async (stop: number) => {
+    Atomics.store(ctl, CONTROL.stop, stop);
+    workers.start([]);
+    await Promise.allSettled(workers.reports);
+  };
+  let seed: Seed;
+  try {
+    seed =
+      search.mode === 'dfs'
+        ? seedFrontier(model, invariants, cache, table, bounds, req.seed?.width ?? FRONTIER_PER_WORKER * req.workers, req.seed?.states ?? SEED_STATES)
+        : { frontier: [], transitions: 0, terminals: 0, maxDepth: 0, bound: null, violation: null };
+  } catch (e) {
+    await abandon(STOP.error);
+    throw e;
+  }
   if (search.mode === 'dfs' && (seed.violation !== null || seed.bound !== null || seed.frontier.length === 0)) {
+    await abandon(STOP.violation);
     return {
       status: seed.violation === null ? 'clean' : 'violation',
       exhaustive: seed.violation === null && seed.bound === null,
@@ -158,7 +172,6 @@ export async function exploreInWorkers(req: ParallelRequest, opts: { onProgress?
     };
   }
 
-  const job = (thread: number): ShareJob => ({ thread, scenario: req.scenario, invariants: req.invariants, bounds, search, table: table.buffers, control, stats, frontier: seed.frontier });
   const queued = search.mode === 'dfs' ? seed.frontier.length : search.walks;
   const progress = () => {
     let transitions = seed.transitions;
@@ -175,11 +188,12 @@ export async function exploreInWorkers(req: ParallelRequest, opts: { onProgress?
   const every = opts.progressMs ?? 1_000;
   const stopAtTime = () => Atomics.compareExchange(ctl, CONTROL.stop, 0, STOP.time);
 
-  const workers = startWorkers(req.workerUrl ?? new URL('./exploreWorker.js', import.meta.url), req.workers, job, ctl);
+  workers.start(seed.frontier);
   let lastProgress = now();
   let mine: ShareReport;
   try {
-    mine = runShare(job(0), { model, invariants, cache }, () => {
+    // The seed's model and cache go on into this thread's share: what they learnt is not learnt twice.
+    mine = runShare(job(0), seed.frontier, { model, invariants, cache }, () => {
       const t = now();
       if (t - start > bounds.maxMillis) stopAtTime();
       if (t - lastProgress < every) return;
@@ -187,15 +201,14 @@ export async function exploreInWorkers(req: ParallelRequest, opts: { onProgress?
       progress();
     });
   } catch (e) {
-    Atomics.store(ctl, CONTROL.stop, STOP.error);
-    await Promise.allSettled(workers);
+    await abandon(STOP.error);
     throw e;
   }
   const interval = setInterval(progress, every);
   const timer = setTimeout(stopAtTime, Math.min(0x7fff_ffff, Math.max(0, bounds.maxMillis - (now() - start))));
   let reports: ShareReport[];
   try {
-    reports = [mine, ...(await Promise.all(workers))];
+    reports = [mine, ...(await Promise.all(workers.reports))];
   } finally {
     clearInterval(interval);
     clearTimeout(timer);
@@ -238,13 +251,16 @@ export async function exploreInWorkers(req: ParallelRequest, opts: { onProgress?
   };
 }
 
-/** Starts threads 1 … n−1; each promise settles with the thread's report, or rejects with its failure. */
-function startWorkers(url: URL, n: number, job: (thread: number) => ShareJob, ctl: Int32Array): Promise<ShareReport>[] {
-  return Array.from(
-    { length: n - 1 },
-    (_, i) =>
+/**
+ * Starts threads 1 … n−1, which build their models and wait for `start(frontier)`. Each report promise
+ * settles with the thread's report, or rejects with its failure.
+ */
+function startWorkers(url: URL, n: number, job: (thread: number) => ShareJob, ctl: Int32Array): { start(frontier: number[][]): void; reports: Promise<ShareReport>[] } {
+  const threads = Array.from({ length: n - 1 }, (_, i) => new Worker(url, { workerData: job(i + 1) }));
+  let started = false;
+  const reports = threads.map(
+    (worker, i) =>
       new Promise<ShareReport>((resolve, reject) => {
-        const worker = new Worker(url, { workerData: job(i + 1) });
         let report: WorkerReport | null = null;
         worker.on('message', (m: WorkerReport) => (report = m));
         worker.on('error', (e) => {
@@ -259,4 +275,12 @@ function startWorkers(url: URL, n: number, job: (thread: number) => ShareJob, ct
         });
       }),
   );
+  return {
+    start(frontier) {
+      if (started) return;
+      started = true;
+      for (const t of threads) t.postMessage(frontier);
+    },
+    reports,
+  };
 }

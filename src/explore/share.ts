@@ -9,7 +9,7 @@
 import type { Scenario } from '../scenario/schema.ts';
 import { actorsFor } from '../../machines/registry.ts';
 import { enabledChoices, initialWorld, step } from '../runtime/step.ts';
-import { createModel, type Model } from '../runtime/world.ts';
+import { createModel, type Model, type World } from '../runtime/world.ts';
 import { depthFirst, Channels, noSleep, type Bound, type ExploreBounds, type Search, type SearchCounters, type Violation } from './explore.ts';
 import { fingerprint } from './fingerprint.ts';
 import { invariantsOf, type Invariant } from './invariants/index.ts';
@@ -48,8 +48,6 @@ export interface ShareJob {
   table: SharedTableBuffers;
   control: SharedArrayBuffer;
   stats: SharedArrayBuffer;
-  /** Depth-first: the frontier's schedules. */
-  frontier: number[][];
 }
 
 export interface ShareReport {
@@ -73,22 +71,27 @@ export function modelOfScenario(scenario: Scenario): Model {
   return createModel(actorsFor(scenario));
 }
 
-/** What a thread may bring instead of building it from the job: the main thread's seed already has them. */
+/** A thread's own model, invariants and transition cache. */
 export interface ShareLocals {
   model: Model;
   invariants: readonly Invariant[];
   cache: TransitionCache;
 }
 
+export function shareLocals(job: ShareJob): ShareLocals {
+  return { model: modelOfScenario(job.scenario), invariants: invariantsOf(job.invariants), cache: new TransitionCache() };
+}
+
 /**
- * Runs a thread's share. `tick` is called every few hundred new states or after each walk; the main
- * thread reports progress and watches the clock there, since its timers cannot fire while it searches.
+ * Runs a thread's share; `frontier` holds the depth-first search's schedules (none for walks). `tick` is
+ * called every few hundred new states or after each walk; the main thread reports progress and watches
+ * the clock there, since its timers cannot fire while it searches.
  */
-export function runShare(job: ShareJob, locals: ShareLocals | null = null, tick: () => void = () => {}): ShareReport {
+export function runShare(job: ShareJob, frontier: readonly number[][], locals: ShareLocals, tick: () => void = () => {}): ShareReport {
   const started = performance.now();
   const ctl = new Int32Array(job.control);
   const stat = new Float64Array(job.stats, 8 * STATS.length * job.thread, STATS.length);
-  const { model, invariants, cache } = locals ?? { model: modelOfScenario(job.scenario), invariants: invariantsOf(job.invariants), cache: new TransitionCache() };
+  const { model, invariants, cache } = locals;
   const table = new SharedStateTable(job.table);
   const stopped = (): boolean => Atomics.load(ctl, CONTROL.stop) !== 0;
   const publish = (transitions: number, maxDepth: number, depth: number) => {
@@ -121,10 +124,22 @@ export function runShare(job: ShareJob, locals: ShareLocals | null = null, tick:
     };
     const explore = noSleep(channels.words);
     let violation: Violation | null = null;
-    for (let i = Atomics.add(ctl, CONTROL.next, 1); i < job.frontier.length && !stopped(); i = Atomics.add(ctl, CONTROL.next, 1)) {
-      const path = job.frontier[i]!;
-      let world = initialWorld(model);
-      for (const c of path) world = step(model, world, c, enabledChoices(model, world), cache.transition).world;
+    // The worlds along the last schedule rebuilt: frontier entries come in breadth-first order, so the
+    // next one a thread takes mostly shares a long prefix with it, and only the rest is stepped again.
+    const root = initialWorld(model);
+    let trailPath: readonly number[] = [];
+    const trail: World[] = [];
+    for (let i = Atomics.add(ctl, CONTROL.next, 1); i < frontier.length && !stopped(); i = Atomics.add(ctl, CONTROL.next, 1)) {
+      const path = frontier[i]!;
+      let shared = 0;
+      while (shared < path.length && shared < trailPath.length && path[shared] === trailPath[shared]) shared++;
+      trail.length = shared;
+      let world = shared === 0 ? root : trail[shared - 1]!;
+      for (let k = shared; k < path.length; k++) {
+        world = step(model, world, path[k]!, enabledChoices(model, world), cache.transition).world;
+        trail.push(world);
+      }
+      trailPath = path;
       // Another thread may have come this way already: explore only what it has not claimed.
       table.arrive(fingerprint(model, world), noSleep(channels.words), explore);
       if (explore.every((w) => w === 0)) continue;
