@@ -64,6 +64,8 @@ export interface SampleOptions extends Pick<ExploreOptions, 'now' | 'onProgress'
   progressEvery?: number;
   /** Which walk to run next, null when none is left; workers share a counter. Default 0, 1, 2, … */
   nextWalk?: () => number | null;
+  /** A cache this thread already has (memoising is per thread); default a new one, unless `cache` is false. */
+  transitionCache?: TransitionCache;
   /** Another table for distinct states (workers share one); default a table of this run's own. */
   visited?: VisitedSet;
   /** Polled before and during walk `walk`: true stops the run (another worker decided, or the walk is not needed). */
@@ -160,7 +162,7 @@ function pctChooser(model: Model, rng: Rng, d: number, k: number): Chooser {
 export function sample(model: Model, invariants: readonly Invariant[], bounds: SampleBounds, opts: SampleOptions): SampleResult {
   const now = opts.now ?? (() => performance.now());
   const start = now();
-  const cache = opts.cache === false ? null : new TransitionCache();
+  const cache = opts.cache === false ? null : (opts.transitionCache ?? new TransitionCache());
   const transition = cache?.transition ?? runTransition;
   const visited = opts.visited ?? new StateTable(0);
   const none = new Uint32Array(0);

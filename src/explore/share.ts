@@ -159,6 +159,7 @@ export function runShare(job: ShareJob, frontier: readonly number[][], locals: S
     seed,
     pctDepth,
     visited: table,
+    transitionCache: cache,
     // Walks after a violating one are not needed: the lowest violating walk is the result.
     nextWalk: () => {
       const i = Atomics.add(ctl, CONTROL.next, 1);
@@ -172,7 +173,9 @@ export function runShare(job: ShareJob, frontier: readonly number[][], locals: S
     // Atomic minimum: the lowest walk that broke an invariant.
     for (let cur = first(); r.violation.walk < cur; cur = first()) if (Atomics.compareExchange(ctl, CONTROL.firstViolatingWalk, cur, r.violation.walk) === cur) break;
   }
+  // A bound one thread hits ends the run for all of them.
   if (r.bound === 'states') Atomics.compareExchange(ctl, CONTROL.stop, 0, STOP.states);
+  if (r.bound === 'time') Atomics.compareExchange(ctl, CONTROL.stop, 0, STOP.time);
   return {
     transitions: r.transitions,
     maxDepth: r.maxDepth,

@@ -108,6 +108,15 @@ describe('tdxsim explore --workers', () => {
     }
   });
 
+  it('the time bound stops every thread and says so, searching or walking', () => {
+    const dir = scratchDir();
+    const dfs = tdxsim(dir, 'explore', 'parallel-faults', '--workers', '2', '--time', '0');
+    expect(dfs.status).toBe(0);
+    expect(dfs.stdout).toMatch(/— no violation, not exhaustive \(time bound reached\) \(2 workers\)\n/);
+    const walks = tdxsim(dir, 'explore', 'parallel-faults', '--workers', '2', '--time', '0', '--mode', 'pct');
+    expect(walks.stdout).toMatch(/— no violation, not exhaustive \(sampling never is; time bound reached\); mode pct .*\(2 workers\)\n/);
+  });
+
   it('--workers 0 is bad input naming the flag', () => {
     const r = tdxsim(scratchDir(), 'explore', 'private-accept', '--workers', '0');
     expect(r.status).toBe(2);
