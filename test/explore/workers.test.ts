@@ -88,11 +88,14 @@ describe('tdxsim explore --workers', () => {
     expect(detail).toBe(v.detail);
   });
 
-  it('a frontier of two entries still gives every state exactly once (46,845 on parallel-faults)', async () => {
+  it('a frontier of two entries, or three threads on two cores, still gives every state exactly once (46,845 on parallel-faults)', async () => {
     const scenario = loadScenarioFile(exampleFile('parallel-faults')).scenario;
     const bounds = { maxDepth: 5_000, maxStates: 1_000_000, maxMillis: 600_000 };
-    const r = await exploreInWorkers({ scenario, invariants: scenario.invariants, bounds, search: { mode: 'dfs' }, workers: 2, seed: { width: 2, states: 20 }, workerUrl: WORKER });
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 46_845 });
+    for (const [workers, seed] of [[2, { width: 2, states: 20 }], [3, {}]] as const) {
+      const r = await exploreInWorkers({ scenario, invariants: scenario.invariants, bounds, search: { mode: 'dfs' }, workers, seed, workerUrl: WORKER });
+      expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 46_845 });
+      expect(r.threads).toHaveLength(workers);
+    }
   });
 
   it('random and pct walks on two workers: the same states, transitions and walks as on one, and the same violating walk', () => {
