@@ -16,11 +16,19 @@ import type { Scenario } from '../src/scenario/schema.ts';
 
 /** n vCPUs, each accepting its own page of one 2M range (so they share the S-EPT levels above it). */
 function accepts(n: number): Scenario {
+  return acceptsPerVcpu(Array<number>(n).fill(1));
+}
+
+/** vCPU v accepts counts[v] pages of one 2M range, all pages distinct. */
+function acceptsPerVcpu(counts: number[]): Scenario {
+  const n = counts.length;
   return parseScenarioObject({
-    name: `accepts-${n}-vcpus`,
+    name: counts.every((c) => c === 1) ? `accepts-${n}-vcpus` : `accepts-${counts.join('-and-')}-pages`,
     vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
     memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
-    vcpus: [...Array(n).keys()].map((v) => ({ program: [{ op: 'accept', gpa: 0x200000 + v * 0x1000, size: 0x1000 }, { op: 'hlt' }] })),
+    vcpus: counts.map((c, v) => ({
+      program: [...[...Array(c).keys()].map((k) => ({ op: 'accept', gpa: 0x200000 + (k * n + v) * 0x1000, size: 0x1000 })), { op: 'hlt' }],
+    })),
   });
 }
 
@@ -175,15 +183,20 @@ console.log(`# two-thread capacity now: ${capacity}x one thread (a pure integer 
 const pf = loadScenarioFile('examples/parallel-faults').scenario;
 const workerRows: WorkersRow[] = [];
 for (const w of [1, 2]) workerRows.push(await workersRun(pf, pf.invariants, w, 2_000_000));
+const mid = acceptsPerVcpu([3, 2]);
+for (const w of [1, 2]) workerRows.push(await workersRun(mid, ['no-failure'], w, 2_000_000));
 const big = accepts(3);
 for (const w of [1, 2]) workerRows.push(await workersRun(big, ['no-failure'], w, 1_000_000));
 const ratio = (a: WorkersRow, b: WorkersRow) => Number((b.statesPerSecond / a.statesPerSecond).toFixed(2));
 const workersSummary = {
   twoThreadCapacity: capacity,
   parallelFaults: { oneWorker: workerRows[0]!.statesPerSecond, twoWorkers: workerRows[1]!.statesPerSecond, ratio: ratio(workerRows[0]!, workerRows[1]!) },
-  threeVcpusMillionStates: { oneWorker: workerRows[2]!.statesPerSecond, twoWorkers: workerRows[3]!.statesPerSecond, ratio: ratio(workerRows[2]!, workerRows[3]!) },
+  threeAndTwoPages: { oneWorker: workerRows[2]!.statesPerSecond, twoWorkers: workerRows[3]!.statesPerSecond, ratio: ratio(workerRows[2]!, workerRows[3]!) },
+  threeVcpusMillionStates: { oneWorker: workerRows[4]!.statesPerSecond, twoWorkers: workerRows[5]!.statesPerSecond, ratio: ratio(workerRows[4]!, workerRows[5]!) },
 };
-console.log(`# two workers / one: parallel-faults ${workersSummary.parallelFaults.ratio}x; 3 vCPUs, 10⁶ states ${workersSummary.threeVcpusMillionStates.ratio}x`);
+console.log(
+  `# two workers / one: parallel-faults ${workersSummary.parallelFaults.ratio}x; 3 + 2 pages ${workersSummary.threeAndTwoPages.ratio}x; 3 vCPUs, 10⁶ states ${workersSummary.threeVcpusMillionStates.ratio}x`,
+);
 
 /** Seeded walks on one thread: how fast they go and how much of the space a few thousand of them see. */
 function sampleRun(scenario: Scenario, mode: SampleMode, walks: number) {
