@@ -10,6 +10,7 @@ import { loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { explore, type ExploreBounds, type ExploreProgress, type ExploreResult, type Violation } from '../explore/explore.ts';
 import { PCT_DEPTH_DEFAULT, sample, type SampleMode, type SampleResult } from '../explore/sample.ts';
+import { exploreInWorkers } from '../explore/parallel.ts';
 import type { Model } from '../runtime/world.ts';
 import { INVARIANTS, invariantNamed, invariantsOf, type Invariant } from '../explore/invariants/index.ts';
 import { countPreemptions, minimise } from '../explore/minimise.ts';
@@ -35,12 +36,14 @@ export interface ExploreCliOptions {
   seed?: number;
   walks?: number;
   pctDepth?: number;
+  /** Worker threads (1: this thread only). */
+  workers?: number;
 }
 
 export type ExploreMode = 'dfs' | SampleMode;
 export const EXPLORE_MODES: readonly ExploreMode[] = ['dfs', 'random', 'pct'];
 
-export const EXPLORE_DEFAULTS = { maxDepth: 5_000, maxStates: 2_000_000, time: 300, mode: 'dfs', seed: 0, walks: 10_000, pctDepth: PCT_DEPTH_DEFAULT } as const;
+export const EXPLORE_DEFAULTS = { maxDepth: 5_000, maxStates: 2_000_000, time: 300, mode: 'dfs', seed: 0, walks: 10_000, pctDepth: PCT_DEPTH_DEFAULT, workers: 1 } as const;
 
 /** What to check: the command line's names, else the scenario's `invariants:`, else the library's defaults. */
 function invariantsFor(scenario: Scenario, names: string[] | undefined): Invariant[] | string {
@@ -65,7 +68,7 @@ function misplacedFlag(opts: ExploreCliOptions, mode: ExploreMode): string | nul
   return null;
 }
 
-export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, print: (line: string) => void, progress: (line: string) => void): number {
+export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, print: (line: string) => void, progress: (line: string) => void): number | Promise<number> {
   const mode = opts.mode ?? EXPLORE_DEFAULTS.mode;
   const misplaced = misplacedFlag(opts, mode);
   if (misplaced !== null) {
@@ -84,19 +87,26 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
   const seed = opts.seed ?? EXPLORE_DEFAULTS.seed;
   const walks = opts.walks ?? EXPLORE_DEFAULTS.walks;
   const pctDepth = opts.pctDepth ?? EXPLORE_DEFAULTS.pctDepth;
-  const how = mode === 'dfs' ? 'depth-first' : `${mode === 'pct' ? `PCT walks, d = ${pctDepth}` : 'random walks'}, seed ${seed}, ${walks} walks`;
+  const workers = opts.workers ?? EXPLORE_DEFAULTS.workers;
+  const how = `${mode === 'dfs' ? 'depth-first' : `${mode === 'pct' ? `PCT walks, d = ${pctDepth}` : 'random walks'}, seed ${seed}, ${walks} walks`}${workers > 1 ? `, ${workers} workers` : ''}`;
   print(`# exploring ${scenario.name} (${how}): invariants ${invariants.map((i) => i.name).join(', ')}; bounds depth ${bounds.maxDepth}, ${bounds.maxStates} states, ${bounds.maxMillis / 1000} s`);
-  const onProgress = (p: ExploreProgress) => progress(progressLine(p, mode));
+  const queue = mode !== 'dfs' ? 'walks left' : workers > 1 ? 'frontier entries left' : 'on the stack';
+  const onProgress = (p: ExploreProgress) => progress(progressLine(p, queue));
+  const explored: Explored = { scenario, file: loaded.file, model, invariants, bounds };
+  if (workers > 1) {
+    const search = mode === 'dfs' ? { mode } : { mode, seed, walks, pctDepth };
+    return exploreInWorkers({ scenario, invariants: opts.invariant ?? scenario.invariants, bounds, search, workers }, { onProgress }).then((r) => report(explored, r, opts, print, workers));
+  }
   const r =
     mode === 'dfs'
       ? explore(model, invariants, bounds, { onProgress })
       : sample(model, invariants, { ...bounds, walks }, { mode, seed, pctDepth, onProgress });
-  return report({ scenario, file: loaded.file, model, invariants, bounds }, r, opts, print);
+  return report(explored, r, opts, print, workers);
 }
 
-function progressLine(p: ExploreProgress, mode: ExploreMode): string {
+function progressLine(p: ExploreProgress, queue: string): string {
   const rate = Math.round(p.states / (p.elapsedMs / 1000));
-  return `# ${p.states} states, ${p.transitions} transitions, ${rate} states/s, depth ${p.depth} (max ${p.maxDepth}), ${mode === 'dfs' ? `stack ${p.queue}` : `${p.queue} walks`}`;
+  return `# ${p.states} states, ${p.transitions} transitions, ${rate} states/s, depth ${p.depth} (max ${p.maxDepth}), queue ${p.queue} ${queue}`;
 }
 
 interface Explored {
@@ -111,8 +121,8 @@ interface Explored {
  * The summary, then for a violation (whichever search found it) the minimised counterexample: written as
  * a log, printed, exit 1.
  */
-function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOptions, print: (line: string) => void): number {
-  print(summary(r));
+function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOptions, print: (line: string) => void, workers: number): number {
+  print(summary(r, workers));
   if (r.violation === null) return EXIT_OK;
 
   const { model } = x;
@@ -152,15 +162,16 @@ function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOp
 }
 
 /** The DFS line as it always was; a sampling line adds the walks, and names the mode and seed to rerun it. */
-function summary(r: ExploreResult | SampleResult): string {
+function summary(r: ExploreResult | SampleResult, workers: number): string {
+  const on = workers > 1 ? ` (${workers} workers)` : '';
   const rate = r.elapsedMs > 0 ? Math.round(r.states / (r.elapsedMs / 1000)) : r.states;
   const counts = `${r.states} states, ${r.transitions} transitions, max depth ${r.maxDepth}, ${r.terminals} end states, ${(r.elapsedMs / 1000).toFixed(1)} s, ${rate} states/s`;
   if (!('mode' in r)) {
     const end = r.violation !== null ? 'violation found' : r.exhaustive ? 'exhaustive: every reachable state checked, no violation' : `no violation, not exhaustive (${r.bound} bound reached)`;
-    return `# ${counts} — ${end}`;
+    return `# ${counts} — ${end}${on}`;
   }
   const walks = `${r.walks} walks${r.walksCut > 0 ? ` (${r.walksCut} cut at the depth bound)` : ''}`;
   const end = r.violation !== null ? `violation found in walk ${r.violation.walk}` : `no violation, not exhaustive (sampling never is; ${r.bound === 'walks' ? 'every walk run' : `${r.bound} bound reached`})`;
   const how = r.mode === 'pct' ? `mode pct (k = ${r.pctSteps} steps)` : 'mode random';
-  return `# ${counts}, ${walks} — ${end}; ${how}, seed ${r.seed}`;
+  return `# ${counts}, ${walks} — ${end}; ${how}, seed ${r.seed}${on}`;
 }

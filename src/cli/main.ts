@@ -2,6 +2,7 @@
  * The `tdxsim` command. Exit codes: 0 ok, 1 the model reached a failure, 2 bad input (src/cli/exitCodes.ts).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { availableParallelism } from 'node:os';
 import { MODEL_VERSION } from '../version.ts';
 import { EXIT_BAD_INPUT } from './exitCodes.ts';
 import { examplesCommand } from './examples.ts';
@@ -81,9 +82,10 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .addOption(new Option('--mode <mode>', `dfs: every interleaving, depth-first; random or pct: seeded walks for scenarios too big for that (default ${EXPLORE_DEFAULTS.mode})`).choices(EXPLORE_MODES))
     .option('--seed <n>', `random/pct: the run's seed; walk i is the same for the same seed (default ${EXPLORE_DEFAULTS.seed})`, seed32('--seed'))
     .option('--walks <n>', `random/pct: walks to run (default ${EXPLORE_DEFAULTS.walks})`, positiveInt('--walks'))
+    .option('--workers <n>', `worker threads sharing the search (default ${EXPLORE_DEFAULTS.workers}; this machine has ${availableParallelism()} cores)`, positiveInt('--workers'))
     .option('--pct-depth <d>', `pct: ordering constraints a bug may need, i.e. d − 1 priority change points per walk (default ${EXPLORE_DEFAULTS.pctDepth})`, positiveInt('--pct-depth'))
     .action((scenario: string, o: ExploreCliOptions) => {
-      code = exploreCommand(scenario, o, print, (l) => process.stderr.write(l + '\n'));
+      code = settleLater(exploreCommand(scenario, o, print, (l) => process.stderr.write(l + '\n')));
     });
 
   program

@@ -9,8 +9,10 @@
  * delivery t from a state, the sibling branches need not try t again until a delivery to t's receiver
  * has happened. Sleep sets prune transitions, never states: every reachable state is still visited and
  * checked. With a visited set that is only true if a state revisited with a smaller sleep set explores
- * what the earlier visit slept on, so each state keeps the sleep set it was visited with
- * (test/explore/explore.test.ts compares the count with an unreduced breadth-first search).
+ * what the earlier visit slept on, so each state keeps the channels its visits have claimed — the
+ * complement of the intersection of their sleep sets (stateTable.ts), which is also what lets worker
+ * threads share one table (parallel.ts). test/explore/explore.test.ts compares the count with an
+ * unreduced breadth-first search.
  * A transition is identified by its channel (sender, receiver), since only a channel's oldest message is
  * deliverable.
  *
@@ -47,7 +49,7 @@ export interface ExploreProgress {
   transitions: number;
   depth: number;
   maxDepth: number;
-  /** Depth-first: frames on the stack(s). Sampling: walks done. */
+  /** Work waiting: frames on the stack, frontier entries no worker has taken, or walks not yet run. */
   queue: number;
   elapsedMs: number;
 }
@@ -79,6 +81,8 @@ export interface ExploreResult {
   /** Share of deliveries answered from the transition cache. */
   cacheHitRate: number;
   violation: Violation | null;
+  /** With worker threads, per thread (the main one first): its time from start to report, and the states it entered first (parallel.ts). */
+  threads?: { busyMs: number; newStates: number }[];
 }
 
 interface Frame {

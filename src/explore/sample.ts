@@ -64,10 +64,12 @@ export interface SampleOptions extends Pick<ExploreOptions, 'now' | 'onProgress'
   progressEvery?: number;
   /** Which walk to run next, null when none is left; workers share a counter. Default 0, 1, 2, … */
   nextWalk?: () => number | null;
+  /** A cache this thread already has (memoising is per thread); default a new one, unless `cache` is false. */
+  transitionCache?: TransitionCache;
   /** Another table for distinct states (workers share one); default a table of this run's own. */
   visited?: VisitedSet;
-  /** Polled between walks and every few hundred steps: true stops the run (another worker decided). */
-  stopped?: () => boolean;
+  /** Polled before and during walk `walk`: true stops the run (another worker decided, or the walk is not needed). */
+  stopped?: (walk: number) => boolean;
 }
 
 export const PCT_DEPTH_DEFAULT = 3;
@@ -160,7 +162,7 @@ function pctChooser(model: Model, rng: Rng, d: number, k: number): Chooser {
 export function sample(model: Model, invariants: readonly Invariant[], bounds: SampleBounds, opts: SampleOptions): SampleResult {
   const now = opts.now ?? (() => performance.now());
   const start = now();
-  const cache = opts.cache === false ? null : new TransitionCache();
+  const cache = opts.cache === false ? null : (opts.transitionCache ?? new TransitionCache());
   const transition = cache?.transition ?? runTransition;
   const visited = opts.visited ?? new StateTable(0);
   const none = new Uint32Array(0);
@@ -181,7 +183,7 @@ export function sample(model: Model, invariants: readonly Invariant[], bounds: S
   let bound: Bound | null = null;
   let violation: SampledViolation | null = null;
   const progress = (depth: number) =>
-    opts.onProgress?.({ states: visited.size, transitions, depth, maxDepth, queue: walks, elapsedMs: now() - start });
+    opts.onProgress?.({ states: visited.size, transitions, depth, maxDepth, queue: bounds.walks - walks, elapsedMs: now() - start });
 
   run: for (;;) {
     const walk = nextWalk();
@@ -189,7 +191,7 @@ export function sample(model: Model, invariants: readonly Invariant[], bounds: S
       bound = 'walks';
       break;
     }
-    if (stopped()) break;
+    if (stopped(walk)) break;
     if (now() - start > bounds.maxMillis) {
       bound = 'time';
       break;
@@ -204,9 +206,12 @@ export function sample(model: Model, invariants: readonly Invariant[], bounds: S
         walksCut++;
         break;
       }
-      if ((transitions & 0x3ff) === 0 && transitions > 0 && (stopped() || now() - start > bounds.maxMillis)) {
-        bound = stopped() ? bound : 'time';
-        break run;
+      if ((transitions & 0x3ff) === 0 && transitions > 0) {
+        if (stopped(walk)) break run;
+        if (now() - start > bounds.maxMillis) {
+          bound = 'time';
+          break run;
+        }
       }
       const enabled = enabledChoices(model, world);
       const choice = choose(enabled, choices.length);

@@ -1,0 +1,128 @@
+/**
+ * `tdxsim explore --workers N` through the built CLI (workers run compiled JavaScript): an exhaustive search
+ * on two workers counts exactly the states one worker counts and reaches the same verdict, on every example
+ * with more than one vCPU; with a fix switched off both find the race and print the same minimised
+ * counterexample; seeded walks split across workers give the one-worker result.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { buildCli, REPO_ROOT, scratchDir, tdxsim, type CliResult } from '../e2e/helpers.ts';
+import { loadScenarioFile } from '../../src/scenario/load.ts';
+import { withPolicies } from '../../src/cli/policies.ts';
+import { modelFor } from '../../src/cli/session.ts';
+import { invariantsOf } from '../../src/explore/invariants/index.ts';
+import { exploreInWorkers } from '../../src/explore/parallel.ts';
+import { enabledChoices, initialWorld, step } from '../../src/runtime/step.ts';
+import { ALL_EXAMPLES, exampleFile } from '../helpers.ts';
+
+/** The compiled worker (buildCli puts it there); this file's own imports are the TypeScript sources. */
+const WORKER = pathToFileURL(path.join(REPO_ROOT, 'dist/src/explore/exploreWorker.js'));
+
+const MULTI_VCPU = ALL_EXAMPLES.filter((name) => loadScenarioFile(exampleFile(name)).scenario.vcpus.length > 1);
+
+/** The summary line without timings (and the worker count), which may differ between runs. */
+const summaryOf = (r: CliResult): string =>
+  r.lines
+    .find((l) => /^# \d+ states, /.test(l))!
+    .replace(/[\d.]+ s, \d+ states\/s/, '')
+    .replace(/ \(\d+ workers\)$/, '');
+const statesOf = (r: CliResult): number => Number(/^# (\d+) states, /.exec(summaryOf(r))![1]);
+const verdictOf = (r: CliResult): string => summaryOf(r).split(' — ')[1]!;
+
+describe('tdxsim explore --workers', () => {
+  beforeAll(() => buildCli(), 120_000);
+
+  it('covers the examples with more than one vCPU', () => {
+    expect(MULTI_VCPU).toEqual(expect.arrayContaining(['parallel-faults', 'zap-during-accept']));
+  });
+
+  const known: Record<string, number> = { 'parallel-faults': 46_845, 'zap-during-accept': 5_246 };
+  for (const name of MULTI_VCPU) {
+    it(`${name}: two workers visit exactly the states one visits, with the same verdict`, () => {
+      const dir = scratchDir();
+      const one = tdxsim(dir, 'explore', name, '--workers', '1');
+      const two = tdxsim(dir, 'explore', name, '--workers', '2');
+      expect(two.status).toBe(one.status);
+      expect(statesOf(two)).toBe(statesOf(one));
+      expect(verdictOf(two)).toBe(verdictOf(one));
+      expect(verdictOf(one)).toBe('exhaustive: every reachable state checked, no violation');
+      if (name in known) expect(statesOf(two)).toBe(known[name]);
+      expect(two.stdout).toMatch(/ \(2 workers\)\n/);
+    });
+  }
+
+  const races: [string, string, RegExp][] = [
+    ['parallel-faults', 'freezeMirrorSpte=off', /# minimised: 93 steps, 1 preemptions .*\n# violation of sept-parent-first at step 93: /],
+    ['zap-during-accept', 'zapBusyKickRetry=off', /# minimised: 116 steps, 1 preemptions .*\n# violation of no-failure at step 116: /],
+  ];
+  for (const [name, policy, minimised] of races) {
+    it(`${name} with ${policy}: two workers find the violation, minimised as one worker's`, () => {
+      const dir = scratchDir();
+      const two = tdxsim(dir, 'explore', name, '--policy', policy, '--workers', '2', '--log', 'two.jsonl');
+      expect(two.status).toBe(1);
+      expect(two.stdout).toMatch(minimised);
+      const one = tdxsim(dir, 'explore', name, '--policy', policy, '--log', 'one.jsonl');
+      const counterexample = (r: CliResult) => r.stdout.slice(r.stdout.indexOf('# violation of')).replace(/\S+\.jsonl/g, '');
+      expect(counterexample(two)).toBe(counterexample(one));
+      expect(tdxsim(dir, 'replay', 'two.jsonl', '--verify').status).toBe(0);
+    });
+  }
+
+  it('a violation deeper than the breadth-first seed: found by a thread\'s depth-first share, along a schedule that replays to it', async () => {
+    const scenario = withPolicies(loadScenarioFile(exampleFile('zap-during-accept')).scenario, { zapBusyKickRetry: false });
+    const bounds = { maxDepth: 5_000, maxStates: 1_000_000, maxMillis: 600_000 };
+    const r = await exploreInWorkers({ scenario, invariants: scenario.invariants, bounds, search: { mode: 'dfs' }, workers: 2, seed: { width: 2, states: 20 }, workerUrl: WORKER });
+    expect(r.status).toBe('violation');
+    expect(r.threads).toHaveLength(2);
+    const v = r.violation!;
+    expect(v.choices.length).toBeGreaterThan(60);
+    const model = modelFor(scenario);
+    let world = initialWorld(model);
+    let detail: string | null = null;
+    for (const c of v.choices) {
+      const s = step(model, world, c, enabledChoices(model, world));
+      detail = invariantsOf(scenario.invariants).find((i) => i.name === v.invariant)!.check(model, world, s.world, s.delivered);
+      world = s.world;
+    }
+    expect(detail).toBe(v.detail);
+  });
+
+  it('a frontier of two entries, or three threads on two cores, still gives every state exactly once (46,845 on parallel-faults)', async () => {
+    const scenario = loadScenarioFile(exampleFile('parallel-faults')).scenario;
+    const bounds = { maxDepth: 5_000, maxStates: 1_000_000, maxMillis: 600_000 };
+    for (const [workers, seed] of [[2, { width: 2, states: 20 }], [3, {}]] as const) {
+      const r = await exploreInWorkers({ scenario, invariants: scenario.invariants, bounds, search: { mode: 'dfs' }, workers, seed, workerUrl: WORKER });
+      expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 46_845 });
+      expect(r.threads).toHaveLength(workers);
+    }
+  });
+
+  it('random and pct walks on two workers: the same states, transitions and walks as on one, and the same violating walk', () => {
+    const dir = scratchDir();
+    for (const mode of ['random', 'pct']) {
+      const args = ['explore', 'zap-during-accept', '--mode', mode, '--seed', '11', '--walks', '60'];
+      expect(summaryOf(tdxsim(dir, ...args, '--workers', '2'))).toBe(summaryOf(tdxsim(dir, ...args)));
+      const race = [...args, '--policy', 'zapBusyKickRetry=off', '--no-minimise'];
+      const walkOf = (r: CliResult) => /violation found in walk (\d+)/.exec(r.stdout)?.[1];
+      const one = tdxsim(dir, ...race);
+      expect(one.status).toBe(1);
+      expect(walkOf(tdxsim(dir, ...race, '--workers', '2'))).toBe(walkOf(one));
+    }
+  });
+
+  it('the time bound stops every thread and says so, searching or walking', () => {
+    const dir = scratchDir();
+    const dfs = tdxsim(dir, 'explore', 'parallel-faults', '--workers', '2', '--time', '0');
+    expect(dfs.status).toBe(0);
+    expect(dfs.stdout).toMatch(/— no violation, not exhaustive \(time bound reached\) \(2 workers\)\n/);
+    const walks = tdxsim(dir, 'explore', 'parallel-faults', '--workers', '2', '--time', '0', '--mode', 'pct');
+    expect(walks.stdout).toMatch(/— no violation, not exhaustive \(sampling never is; time bound reached\); mode pct .*\(2 workers\)\n/);
+  });
+
+  it('--workers 0 is bad input naming the flag', () => {
+    const r = tdxsim(scratchDir(), 'explore', 'private-accept', '--workers', '0');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--workers needs a positive integer, got "0"');
+  });
+});
