@@ -183,12 +183,22 @@ function stateCheck(td: TdMemory, leaf: string, at: Located): SeamcallResult | n
 
 const BLOCKED_STATES: readonly SeptState[] = ['BLOCKED', 'PENDING_BLOCKED', 'NL_BLOCKED'];
 
-/** §5a.4 step 7: blocked, and the epoch of the block retired (§7.4). BEPOCH lives with the page the entry maps. */
+/**
+ * §5a.4 step 7 as a question (also asked by the explorer's remove-after-track invariant): in a running TD
+ * the entry must be blocked, and the epoch of the block retired (§7.4). BEPOCH lives with the page the
+ * entry maps.
+ */
+export function blockTracking(td: TdMemory, slot: SeptSlot): { ok: true } | { ok: false; why: 'not-blocked' } | { ok: false; why: 'not-tracked'; bepoch: number } {
+  if (!needsTracking(td)) return { ok: true };
+  if (!BLOCKED_STATES.includes(slot.state)) return { ok: false, why: 'not-blocked' };
+  const bepoch = pamtEntryOf(td.pamt, pfnOf(septHpa(slot.entry)))?.bepoch ?? 0;
+  return isTlbTracked(td.epoch, bepoch) ? { ok: true } : { ok: false, why: 'not-tracked', bepoch };
+}
+
 function trackingCheck(td: TdMemory, at: Located): SeamcallResult | null {
-  if (!needsTracking(td)) return null;
-  if (!BLOCKED_STATES.includes(at.slot.state)) return fail(td, TDX_GPA_RANGE_NOT_BLOCKED, TDX_OPERAND_ID_RCX, at.slot);
-  const bepoch = pamtEntryOf(td.pamt, pfnOf(septHpa(at.slot.entry)))?.bepoch ?? 0;
-  return isTlbTracked(td.epoch, bepoch) ? null : fail(td, TDX_TLB_TRACKING_NOT_DONE, TDX_OPERAND_ID_RCX, at.slot);
+  const t = blockTracking(td, at.slot);
+  if (t.ok) return null;
+  return fail(td, t.why === 'not-blocked' ? TDX_GPA_RANGE_NOT_BLOCKED : TDX_TLB_TRACKING_NOT_DONE, TDX_OPERAND_ID_RCX, at.slot);
 }
 
 /** §5a.4 step 8: the page the caller hands over must be PT_NDA. */

@@ -8,16 +8,18 @@ import { noDeadlock } from './noDeadlock.ts';
 import { mirrorSeptAgree } from './mirrorSeptAgree.ts';
 import { noPrivateDataToHost } from './noPrivateDataToHost.ts';
 import { septParentFirst } from './septParentFirst.ts';
+import { removeAfterTrack } from './removeAfterTrack.ts';
 import { eptViolationProgress, eptViolationProgressSpec } from './eptViolationProgress.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, eptViolationProgress };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress };
 
 export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(noFailure),
   fixed(noDeadlock),
   fixed(mirrorSeptAgree),
   fixed(septParentFirst),
+  fixed(removeAfterTrack),
   fixed(noPrivateDataToHost),
   eptViolationProgressSpec,
 ];
