@@ -7,11 +7,9 @@
  * the invariant names the cause at the SEAMCALL, in the module's own state: the entry and its epochs.
  */
 import { hex } from '../../arch/hex.ts';
-import { walkSept } from '../../../machines/tdxModule/septTree.ts';
 import { blockTracking } from '../../../machines/tdxModule/tdMemory.ts';
-import type { TdxModuleContext } from '../../../machines/tdxModule/tdxModule.ts';
-import type { Gprs } from '../../protocol/messages.ts';
-import { contextOf, type Invariant } from './invariant.ts';
+import type { Invariant } from './invariant.ts';
+import { septCall } from './septCall.ts';
 
 const CALLS = new Set(['TDH.MEM.PAGE.REMOVE', 'TDH.MEM.SEPT.REMOVE', 'TDH.MEM.PAGE.DEMOTE']);
 
@@ -19,21 +17,15 @@ export const removeAfterTrack: Invariant = {
   name: 'remove-after-track',
   description: 'KVM sends TDH.MEM.PAGE.REMOVE / SEPT.REMOVE / PAGE.DEMOTE for a running TD only for a blocked entry whose block a TRACK and the kick after it have retired',
   check(model, before, _after, m) {
-    if (m.to !== 'tdx' || !CALLS.has(m.name)) return null;
-    const tdx = contextOf<TdxModuleContext>(model, before, 'tdx');
-    if (tdx.mem.septRoot === null) return null;
-    const rcx = (m.payload as Gprs).RCX!;
-    const level = Number(rcx & 7n);
-    const gpa = rcx & ~0xfffn;
-    const { path, reached } = walkSept(tdx.mem.sept, tdx.mem.septRoot, tdx.mem.topLevel, gpa, level);
+    const c = septCall(model, before, m, CALLS);
     // A missing level is sept-parent-first's business (and the module's TDX_EPT_WALK_FAILED).
-    if (!reached) return null;
-    const slot = path.at(-1)!;
-    const t = blockTracking(tdx.mem, slot);
+    if (c === null || !c.reached) return null;
+    const slot = c.path.at(-1)!;
+    const t = blockTracking(c.tdx.mem, slot);
     if (t.ok) return null;
-    const what = `${m.from} sent ${m.name} for GPA ${hex(gpa)} at level ${level}`;
+    const what = `${m.from} sent ${m.name} for GPA ${hex(c.gpa)} at level ${c.level}`;
     if (t.why === 'not-blocked') return `${what}, but the entry is ${slot.state}, not blocked`;
-    const e = tdx.mem.epoch;
+    const e = c.tdx.mem.epoch;
     return `${what}, blocked in epoch ${t.bepoch}, but that block is not tracked yet (TD epoch ${e.tdEpoch}, vCPUs still in epoch ${t.bepoch}: ${e.refcount[t.bepoch & 1]})`;
   },
 };

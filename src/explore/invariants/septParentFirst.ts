@@ -6,10 +6,8 @@
  * level the module does not have yet, e.g. a mirror page table published before its SEPT.ADD.
  */
 import { hex } from '../../arch/hex.ts';
-import { walkSept } from '../../../machines/tdxModule/septTree.ts';
-import type { TdxModuleContext } from '../../../machines/tdxModule/tdxModule.ts';
-import type { Gprs } from '../../protocol/messages.ts';
-import { contextOf, type Invariant } from './invariant.ts';
+import type { Invariant } from './invariant.ts';
+import { septCall } from './septCall.ts';
 
 const CALLS = new Set(['TDH.MEM.SEPT.ADD', 'TDH.MEM.PAGE.AUG', 'TDH.MEM.PAGE.ADD']);
 
@@ -17,16 +15,9 @@ export const septParentFirst: Invariant = {
   name: 'sept-parent-first',
   description: 'KVM never issues TDH.MEM.SEPT.ADD / PAGE.AUG / PAGE.ADD for a level whose parent S-EPT entry is absent',
   check(model, before, _after, m) {
-    if (m.to !== 'tdx' || !CALLS.has(m.name)) return null;
-    const tdx = contextOf<TdxModuleContext>(model, before, 'tdx');
-    if (tdx.mem.septRoot === null) return null;
-    const rcx = (m.payload as Gprs).RCX!;
-    // PAGE.ADD's RCX is a 4K GPA; SEPT.ADD and AUG carry GPA | TDX level (§0.2).
-    const level = m.name === 'TDH.MEM.PAGE.ADD' ? 0 : Number(rcx & 7n);
-    const gpa = rcx & ~0xfffn;
-    const { path, reached } = walkSept(tdx.mem.sept, tdx.mem.septRoot, tdx.mem.topLevel, gpa, level);
-    if (reached) return null;
-    const miss = path.at(-1)!;
-    return `${m.from} sent ${m.name} for GPA ${hex(gpa)} at level ${level}, but the S-EPT has no level-${miss.tdxLevel} entry above it (${miss.state})`;
+    const c = septCall(model, before, m, CALLS);
+    if (c === null || c.reached) return null;
+    const miss = c.path.at(-1)!;
+    return `${m.from} sent ${m.name} for GPA ${hex(c.gpa)} at level ${c.level}, but the S-EPT has no level-${miss.tdxLevel} entry above it (${miss.state})`;
   },
 };
