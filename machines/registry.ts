@@ -109,6 +109,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         // tdx_check_accept_level exists only in the huge-page series: without private huge pages it is not there.
         checkAcceptLevel: s.policies.privateHugePages && s.policies.splitOnAcceptLevel,
         zapBusyKickRetry: s.policies.zapBusyKickRetry,
+        kickAfterTrack: s.policies.kickAfterTrack,
         freezeMirrorSpte: s.policies.freezeMirrorSpte,
         localRetry: s.policies.localRetry,
         staleFaultCheck: s.policies.staleFaultCheck,
@@ -133,6 +134,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         // One guest_memfd per memslot that has one (QEMU creates one per RAM block).
         gmem: memslots.flatMap((m, slot) => (m.guestMemfd ? [{ slot, gfnStart: m.baseGfn, gfnEnd: m.baseGfn + BigInt(m.npages) }] : [])),
         zapBusyKickRetry: s.policies.zapBusyKickRetry,
+        kickAfterTrack: s.policies.kickAfterTrack,
         // §2: GPAW 52 → MAX_GPAW and 5-level EPT; KVM always sets NO_RBP_MOD (§4.11). EPTP: WB | (levels − 1) << 3.
         tdParams: {
           attributes,

@@ -56,6 +56,14 @@ export const POLICIES = {
     otherwise: 'the first BUSY is a KVM_BUG_ON, as before tdh_do_no_vcpus: a guest holding the entry lock in TDG.MEM.PAGE.ACCEPT, or a vCPU in TDH.VP.ENTER, kills the VM',
     section: '§7.3',
   },
+  kickAfterTrack: {
+    default: true,
+    effect:
+      'tdx_track: after TDH.MEM.TRACK, kvm_make_all_cpus_request(KVM_REQ_OUTSIDE_GUEST_MODE) waits until every vCPU has left guest mode, so no vCPU is still in the epoch of the block when REMOVE or DEMOTE comes',
+    otherwise:
+      'TRACK alone: a vCPU that entered before it may still be running in the old epoch, and the module refuses REMOVE/DEMOTE with TDX_TLB_TRACKING_NOT_DONE (a KVM_BUG_ON; remove-after-track names it)',
+    section: '§7.4',
+  },
   localRetry: {
     default: true,
     effect:

@@ -150,6 +150,8 @@ export interface KvmVcpuInput {
   checkAcceptLevel: boolean;
   /** Policy zapBusyKickRetry (src/policies.ts): tdh_do_no_vcpus's kick and retry on BUSY, for the split. */
   zapBusyKickRetry: boolean;
+  /** Policy kickAfterTrack (src/policies.ts): tdx_track's kick of every vCPU after the split's TRACK. */
+  kickAfterTrack: boolean;
   /** Policy freezeMirrorSpte (src/policies.ts): freeze → SEAMCALL → final value; off publishes first. */
   freezeMirrorSpte: boolean;
   /** Policy localRetry (src/policies.ts): RET_PF_RETRY on a private GPA loops in KVM instead of re-entering. */
@@ -407,6 +409,7 @@ export const kvmVcpuMachine = setup({
     },
     retried: ({ context }) => context.split!.retried,
     kickRetryOnBusy: ({ context }) => context.zapBusyKickRetry,
+    kickAfterTrack: ({ context }) => context.kickAfterTrack,
     faultStale: ({ event }) => payloadOf(event, 'mmu', 'TDP_WALK_RESULT').stale === true,
     acksDone: ({ context }) => context.kickWaiting === 0,
     stepPresent: ({ context }) => isShadowPresentPte(stepAt(context).spte),
@@ -885,6 +888,7 @@ export const kvmVcpuMachine = setup({
     mapGpaExit: input.mapGpaExit,
     checkAcceptLevel: input.checkAcceptLevel,
     zapBusyKickRetry: input.zapBusyKickRetry,
+    kickAfterTrack: input.kickAfterTrack,
     freezeMirrorSpte: input.freezeMirrorSpte,
     localRetry: input.localRetry,
     staleFaultCheck: input.staleFaultCheck,
@@ -1070,7 +1074,8 @@ export const kvmVcpuMachine = setup({
             },
             // tdx_sept_split_private_spte (§6.iii step 4): the children come back unblocked, no UNBLOCK.
             ...noVcpus('kvmVcpu', 'blocking', 'TDH.MEM.RANGE.BLOCK', 'splitBlock', 'tracking'),
-            ...noVcpus('kvmVcpu', 'tracking', 'TDH.MEM.TRACK', 'splitTrack', 'kicking'),
+            ...noVcpus('kvmVcpu', 'tracking', 'TDH.MEM.TRACK', 'splitTrack', 'tracked'),
+            tracked: { always: [{ guard: 'kickAfterTrack', target: 'kicking' }, { target: 'demoting' }] },
             kicking: kicking('demoting'),
             ...noVcpus('kvmVcpu', 'demoting', 'TDH.MEM.PAGE.DEMOTE', 'splitDemote', 'linking'),
             linking: { entry: 'splitMirror', always: 'inhibiting' },

@@ -50,6 +50,8 @@ export interface KvmVmInput {
   gmem: readonly { slot: number; gfnStart: bigint; gfnEnd: bigint }[];
   /** Policy zapBusyKickRetry (src/policies.ts): tdh_do_no_vcpus's kick and retry on BUSY. */
   zapBusyKickRetry: boolean;
+  /** Policy kickAfterTrack (src/policies.ts): tdx_track's kick of every vCPU after TDH.MEM.TRACK. */
+  kickAfterTrack: boolean;
 }
 
 /** The leaf being zapped and how far its remove hook has gone. */
@@ -125,8 +127,9 @@ function privateLeafZap(next: string) {
     states: {
       writingSpte: { entry: 'zapSpte', always: 'blocking' },
       ...noVcpus('kvmVm', 'blocking', 'TDH.MEM.RANGE.BLOCK', 'block', 'tracking'),
-      ...noVcpus('kvmVm', 'tracking', 'TDH.MEM.TRACK', 'track', 'kicking'),
-      /** tdx_track: after TRACK, wait until every vCPU has left the epoch it entered in. */
+      ...noVcpus('kvmVm', 'tracking', 'TDH.MEM.TRACK', 'track', 'tracked'),
+      /** tdx_track: after TRACK, wait until every vCPU has left the epoch it entered in (policy kickAfterTrack). */
+      tracked: { always: [{ guard: 'kickAfterTrack', target: 'kicking' }, { target: 'removing' }] },
       kicking: kicking('removing'),
       ...noVcpus('kvmVm', 'removing', 'TDH.MEM.PAGE.REMOVE', 'remove', 'writingBack'),
       writingBack: {
@@ -174,6 +177,7 @@ export const kvmVmMachine = setup({
     seamcallBusy: ({ event }) => isOperandBusy((event.msg.payload as Gprs).RAX!),
     retried: ({ context }) => context.zap!.retried,
     kickRetryOnBusy: ({ context }) => context.zapBusyKickRetry,
+    kickAfterTrack: ({ context }) => context.kickAfterTrack,
     acksDone: ({ context }) => context.kickWaiting === 0,
     moreLeaves: ({ context }) => context.zap!.at < context.zap!.leaves.length,
     zappingMirror: ({ context }) => context.zap!.root === 'mirror',

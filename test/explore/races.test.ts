@@ -57,6 +57,24 @@ describe('zap-during-accept (policy zapBusyKickRetry)', () => {
   });
 });
 
+describe('zap-during-accept (policy kickAfterTrack)', () => {
+  it("off: TRACK without the kick leaves vCPU 0 running in the block's epoch; remove-after-track names the REMOVE the module would refuse", () => {
+    const model = modelOf('zap-during-accept', { kickAfterTrack: false });
+    const r = explore(model, declared('zap-during-accept'), UNBOUNDED);
+    expect(r.violation?.invariant).toBe('remove-after-track');
+    const m = minimise(model, invariantNamed('remove-after-track')!.create(), { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
+    expect(m.status).toBe('minimal');
+    if (m.status === 'minimal') {
+      expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([116, 1]);
+      expect(m.counterexample.detail).toBe(
+        'kvm.vm sent TDH.MEM.PAGE.REMOVE for GPA 0x200000 at level 0, blocked in epoch 0, but that block is not tracked yet (TD epoch 1, vCPUs still in epoch 0: 1)',
+      );
+    }
+    // Without the invariant, the module's refusal is the KVM_BUG_ON.
+    expect(explore(model, [noFailure], UNBOUNDED).violation?.detail).toBe('KVM bug: kvm.vm: KVM_BUG_ON: TDH.MEM.PAGE.REMOVE for GPA 0x200000 returned TDX_TLB_TRACKING_NOT_DONE|RCX (§7.3)');
+  });
+});
+
 describe('parallel-faults (policy freezeMirrorSpte)', () => {
   it("default: every interleaving is clean, including those where one vCPU's walk meets the other's frozen SPTE", () => {
     const frozen = witness('frozen walk', (d) => d.name === 'TDP_WALK_RESULT' && (d.payload as { path: { spte: bigint }[] }).path.some((x) => x.spte === FROZEN_SPTE));
