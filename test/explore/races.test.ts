@@ -22,6 +22,19 @@ const modelOf = (name: string, policy: PolicyOverrides = {}) => modelFor(withPol
 /** What the example declares in its `invariants:`, as `tdxsim explore` checks it. */
 const declared = (name: string) => invariantsOf(loadScenarioFile(exampleFile(name)).scenario.invariants);
 
+/**
+ * The example with the fix switched off, searched with `invariants` (default: what it declares): the
+ * violated invariant, and the counterexample minimised for it — its length, preemptions and words.
+ */
+function counterexample(name: string, policy: PolicyOverrides, invariants: Invariant[] = declared(name)) {
+  const model = modelOf(name, policy);
+  const found = explore(model, invariants, UNBOUNDED).violation!;
+  const inv = invariants.find((i) => i.name === found.invariant)!;
+  const m = minimise(model, inv, { maxStates: 1_000_000, maxDepth: found.choices.length });
+  if (m.status !== 'minimal') throw new Error(`not minimised: ${m.status}`);
+  return { model, found, invariant: found.invariant, steps: m.counterexample.choices.length, preemptions: m.counterexample.preemptions, detail: m.counterexample.detail };
+}
+
 /** Never fails; counts the deliveries `seen` picks out, to show a clean search went through the race. */
 function witness(name: string, seen: (d: Message) => boolean): Invariant & { seen: number } {
   return {
@@ -47,31 +60,19 @@ describe('zap-during-accept (policy zapBusyKickRetry)', () => {
   });
 
   it('off: the first BUSY is a KVM_BUG_ON, found with a 116-step counterexample and one preemption', () => {
-    const model = modelOf('zap-during-accept', { zapBusyKickRetry: false });
-    const r = explore(model, declared('zap-during-accept'), UNBOUNDED);
-    expect(r.violation?.invariant).toBe('no-failure');
-    expect(r.violation?.detail).toBe('KVM bug: kvm.vm: KVM_BUG_ON: TDH.MEM.RANGE.BLOCK for GPA 0x200000 returned TDX_OPERAND_BUSY|RCX (§7.3)');
-    const m = minimise(model, noFailure, { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
-    expect(m.status).toBe('minimal');
-    if (m.status === 'minimal') expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([116, 1]);
+    const c = counterexample('zap-during-accept', { zapBusyKickRetry: false });
+    expect(c).toMatchObject({ invariant: 'no-failure', steps: 116, preemptions: 1 });
+    expect(c.detail).toBe('KVM bug: kvm.vm: KVM_BUG_ON: TDH.MEM.RANGE.BLOCK for GPA 0x200000 returned TDX_OPERAND_BUSY|RCX (§7.3)');
   });
 });
 
 describe('zap-during-accept (policy kickAfterTrack)', () => {
   it("off: TRACK without the kick leaves vCPU 0 running in the block's epoch; remove-after-track names the REMOVE the module would refuse", () => {
-    const model = modelOf('zap-during-accept', { kickAfterTrack: false });
-    const r = explore(model, declared('zap-during-accept'), UNBOUNDED);
-    expect(r.violation?.invariant).toBe('remove-after-track');
-    const m = minimise(model, invariantNamed('remove-after-track')!.create(), { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
-    expect(m.status).toBe('minimal');
-    if (m.status === 'minimal') {
-      expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([116, 1]);
-      expect(m.counterexample.detail).toBe(
-        'kvm.vm sent TDH.MEM.PAGE.REMOVE for GPA 0x200000 at level 0, blocked in epoch 0, but that block is not tracked yet (TD epoch 1, vCPUs still in epoch 0: 1)',
-      );
-    }
+    const c = counterexample('zap-during-accept', { kickAfterTrack: false });
+    expect(c).toMatchObject({ invariant: 'remove-after-track', steps: 116, preemptions: 1 });
+    expect(c.detail).toBe('kvm.vm sent TDH.MEM.PAGE.REMOVE for GPA 0x200000 at level 0, blocked in epoch 0, but that block is not tracked yet (TD epoch 1, vCPUs still in epoch 0: 1)');
     // Without the invariant, the module's refusal is the KVM_BUG_ON.
-    expect(explore(model, [noFailure], UNBOUNDED).violation?.detail).toBe('KVM bug: kvm.vm: KVM_BUG_ON: TDH.MEM.PAGE.REMOVE for GPA 0x200000 returned TDX_TLB_TRACKING_NOT_DONE|RCX (§7.3)');
+    expect(explore(c.model, [noFailure], UNBOUNDED).violation?.detail).toBe('KVM bug: kvm.vm: KVM_BUG_ON: TDH.MEM.PAGE.REMOVE for GPA 0x200000 returned TDX_TLB_TRACKING_NOT_DONE|RCX (§7.3)');
   });
 });
 
@@ -85,18 +86,12 @@ describe('parallel-faults (policy freezeMirrorSpte)', () => {
   });
 
   it('off: vCPU 1 walks into a page table published before its SEPT.ADD; sept-parent-first names it, no-failure sees the KVM_BUG_ON', () => {
-    const model = modelOf('parallel-faults', { freezeMirrorSpte: false });
-    const r = explore(model, declared('parallel-faults'), UNBOUNDED);
-    expect(r.violation?.invariant).toBe('sept-parent-first');
-    expect(r.violation?.detail).toMatch(/^kvm\.vcpu\d sent TDH\.MEM\.(SEPT\.ADD|PAGE\.AUG) for GPA 0x[0-9a-f]+ at level \d, but the S-EPT has no level-\d entry above it \(FREE\)$/);
-    const m = minimise(model, invariantNamed('sept-parent-first')!.create(), { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
-    expect(m.status).toBe('minimal');
-    if (m.status === 'minimal') {
-      expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([93, 1]);
-      expect(m.counterexample.detail).toBe('kvm.vcpu1 sent TDH.MEM.SEPT.ADD for GPA 0x0 at level 2, but the S-EPT has no level-3 entry above it (FREE)');
-    }
+    const c = counterexample('parallel-faults', { freezeMirrorSpte: false });
+    expect(c.found.detail).toMatch(/^kvm\.vcpu\d sent TDH\.MEM\.(SEPT\.ADD|PAGE\.AUG) for GPA 0x[0-9a-f]+ at level \d, but the S-EPT has no level-\d entry above it \(FREE\)$/);
+    expect(c).toMatchObject({ invariant: 'sept-parent-first', steps: 93, preemptions: 1 });
+    expect(c.detail).toBe('kvm.vcpu1 sent TDH.MEM.SEPT.ADD for GPA 0x0 at level 2, but the S-EPT has no level-3 entry above it (FREE)');
     // Without that invariant the same race ends in the KVM_BUG_ON on TDX_EPT_WALK_FAILED.
-    const bug = explore(model, [noFailure], UNBOUNDED);
+    const bug = explore(c.model, [noFailure], UNBOUNDED);
     expect(bug.violation?.detail).toMatch(/^KVM bug: kvm\.vcpu\d: KVM_BUG_ON: TDH\.MEM\.(SEPT\.ADD|PAGE\.AUG) returned TDX_EPT_WALK_FAILED\|RCX$/);
   });
 });
@@ -123,17 +118,9 @@ describe('parallel-faults (policy localRetry, the zero-step mitigation)', () => 
   });
 
   it('off: KVM re-enters vCPU 1 into the ACCEPT that exits again while vCPU 0 holds the SPTE frozen; ept-violation-progress fires after 4 re-entries', () => {
-    const model = modelOf('parallel-faults', { localRetry: false });
-    const r = explore(model, declared('parallel-faults'), UNBOUNDED);
-    expect(r.violation?.invariant).toBe('ept-violation-progress');
-    const m = minimise(model, invariantNamed('ept-violation-progress')!.create(), { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
-    expect(m.status).toBe('minimal');
-    if (m.status === 'minimal') {
-      expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([130, 1]);
-      expect(m.counterexample.detail).toBe(
-        'vCPU 1 was entered 4 times at RIP 0xffffffff81000000 and each time exited with an EPT violation again (last GPA 0x201000), more than the bound of 3',
-      );
-    }
+    const c = counterexample('parallel-faults', { localRetry: false });
+    expect(c).toMatchObject({ invariant: 'ept-violation-progress', steps: 130, preemptions: 1 });
+    expect(c.detail).toBe('vCPU 1 was entered 4 times at RIP 0xffffffff81000000 and each time exited with an EPT violation again (last GPA 0x201000), more than the bound of 3');
   });
 
   it('off, threshold 2: the module records the GPA and filters entries under the exclusive tree lock; other vCPUs absorb the BUSYs, nothing fails', () => {
@@ -154,15 +141,9 @@ describe('mapgpa-vs-touch (policy staleFaultCheck)', () => {
   });
 
   it('off: the stale fault AUGs a private page into the GFN the conversion just made shared; mirror-sept-agree, 211 steps, no preemption', () => {
-    const model = modelOf('mapgpa-vs-touch', { staleFaultCheck: false });
-    const r = explore(model, declared('mapgpa-vs-touch'), UNBOUNDED);
-    expect(r.violation?.invariant).toBe('mirror-sept-agree');
-    const m = minimise(model, invariantNamed('mirror-sept-agree')!.create(), { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
-    expect(m.status).toBe('minimal');
-    if (m.status === 'minimal') {
-      expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([211, 0]);
-      expect(m.counterexample.detail).toBe('mirror leaf 0x8600000200200b37 for GFN 0x200 whose attribute is shared');
-    }
+    const c = counterexample('mapgpa-vs-touch', { staleFaultCheck: false });
+    expect(c).toMatchObject({ invariant: 'mirror-sept-agree', steps: 211, preemptions: 0 });
+    expect(c.detail).toBe('mirror leaf 0x8600000200200b37 for GFN 0x200 whose attribute is shared');
   });
 });
 
@@ -175,11 +156,8 @@ describe('accept-level-two-vcpus (policy globalGuestInhibit): seed 002 with two 
   });
 
   it("off: vCPU 1's fault does not see vCPU 0's inhibit and AUGs 2M over the split table: KVM_BUG_ON at step 143, one preemption", () => {
-    const model = modelOf('accept-level-two-vcpus', { globalGuestInhibit: false });
-    const r = explore(model, defaultInvariants(), UNBOUNDED);
-    expect(r.violation?.detail).toBe('KVM bug: kvm.vcpu1: KVM_BUG_ON: TDH.MEM.PAGE.AUG returned TDX_EPT_ENTRY_STATE_INCORRECT|RCX');
-    const m = minimise(model, noFailure, { maxStates: 1_000_000, maxDepth: r.violation!.choices.length });
-    expect(m.status).toBe('minimal');
-    if (m.status === 'minimal') expect([m.counterexample.choices.length, m.counterexample.preemptions]).toEqual([143, 1]);
+    const c = counterexample('accept-level-two-vcpus', { globalGuestInhibit: false }, defaultInvariants());
+    expect(c).toMatchObject({ invariant: 'no-failure', steps: 143, preemptions: 1 });
+    expect(c.detail).toBe('KVM bug: kvm.vcpu1: KVM_BUG_ON: TDH.MEM.PAGE.AUG returned TDX_EPT_ENTRY_STATE_INCORRECT|RCX');
   });
 });
