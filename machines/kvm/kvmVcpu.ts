@@ -227,6 +227,8 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   split: { reqPgLevel: number; huge: WalkStep | null; retried: boolean } | null;
   /** Policy globalGuestInhibit off: the ranges this vCPU inhibited (level and range index), seen by no other vCPU. */
   ownInhibit: readonly string[];
+  /** kvm_tdx->wait_for_sept_zap as this thread last saw it: set by another thread's tdh_do_no_vcpus kick. */
+  waitForSeptZap: boolean;
   /** vCPUs that have not yet acknowledged this thread's kvm_make_all_cpus_request. */
   kickWaiting: number;
   /** tdx->map_gpa_next / map_gpa_end while a MapGPA is with the VMM (GPAs as the guest gave them). */
@@ -448,6 +450,7 @@ export const kvmVcpuMachine = setup({
     ipiSent: ({ context }) => context.ipiRequesters.length > 0 || context.signalKicked,
     signalPending: ({ context }) => context.signalPending,
     localRetry: ({ context }) => context.localRetry,
+    waitingForSeptZap: ({ context }) => context.waitForSeptZap,
     staleFaultCheck: ({ context }) => context.staleFaultCheck,
     globalGuestInhibit: ({ context }) => context.globalGuestInhibit,
     ownInhibited: ({ context }) => context.ownInhibit.includes(lpageKey(fault(context).gfn, acceptPgLevel(context.exit!.eeq)! + 1)),
@@ -573,12 +576,18 @@ export const kvmVcpuMachine = setup({
     markRetried: assign({ split: ({ context }) => ({ ...context.split!, retried: true }) }),
     clearRetried: assign({ split: ({ context }) => ({ ...context.split!, retried: false }) }),
     /** kvm_make_all_cpus_request(KVM_REQ_OUTSIDE_GUEST_MODE): this thread is outside guest mode itself. */
-    kickAll: enqueueActions(({ context, enqueue }) => {
-      const msgs = allCpusRequest('KVM_REQ_OUTSIDE_GUEST_MODE', context.vcpus, context.vcpu);
+    kickAll: enqueueActions(({ context, enqueue }, params: { waitForSeptZap: boolean }) => {
+      const msgs = allCpusRequest('KVM_REQ_OUTSIDE_GUEST_MODE', context.vcpus, context.vcpu, params.waitForSeptZap);
       enqueue.assign({ kickWaiting: msgs.length });
       for (const m of msgs) enqueue.emit(m);
     }),
     countAck: assign({ kickWaiting: ({ context }) => context.kickWaiting - 1 }),
+    endSeptZapWait: enqueueActions(({ context, enqueue }) => {
+      if (context.split!.retried) for (const m of allCpusRequest('SEPT_ZAP_DONE', context.vcpus, context.vcpu)) enqueue.emit(m);
+    }),
+    /** Another thread's tdh_do_no_vcpus set wait_for_sept_zap before kicking this vCPU, or cleared it. */
+    noteSeptZapWait: assign({ waitForSeptZap: ({ context, event }) => context.waitForSeptZap || (event.msg.payload as { waitForSeptZap?: true }).waitForSeptZap === true }),
+    endWaitForSeptZap: assign({ waitForSeptZap: false }),
     exitMemoryFault: emit(({ context }) =>
       out('vmm', 'kvm-exit', 'KVM_EXIT_MEMORY_FAULT', {
         vcpu: context.vcpu,
@@ -894,6 +903,7 @@ export const kvmVcpuMachine = setup({
     staleFaultCheck: input.staleFaultCheck,
     globalGuestInhibit: input.globalGuestInhibit,
     ownInhibit: [],
+    waitForSeptZap: false,
     vcpus: input.vcpus,
     split: null,
     kickWaiting: 0,
@@ -918,8 +928,9 @@ export const kvmVcpuMachine = setup({
   initial: 'inUserspace',
   on: {
     // Outside guest mode a request needs no IPI: the requester sees vcpu->mode and does not wait (§7.4).
-    KVM_REQ_OUTSIDE_GUEST_MODE: { actions: 'ackRequest' },
+    KVM_REQ_OUTSIDE_GUEST_MODE: { actions: ['noteSeptZapWait', 'ackRequest'] },
     KVM_REQ_TLB_FLUSH: { actions: 'ackRequest' },
+    SEPT_ZAP_DONE: { actions: 'endWaitForSeptZap' },
     SIG_IPI: { actions: 'noteSignal' },
     '*': { actions: 'unexpected' },
   },
@@ -983,7 +994,20 @@ export const kvmVcpuMachine = setup({
       },
     },
     entering: {
-      always: [{ guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' }, { guard: 'isTd', target: 'inTdhVpEnter' }, { target: 'inGuestMode' }],
+      always: [
+        { guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' },
+        { guard: and(['isTd', 'waitingForSeptZap']), target: 'waitingForSeptZap' },
+        { guard: 'isTd', target: 'inTdhVpEnter' },
+        { target: 'inGuestMode' },
+      ],
+    },
+    /**
+     * tdx_vcpu_run with wait_for_sept_zap set returns at once without TDH.VP.ENTER, and KVM_RUN's loop
+     * comes back to it, until the zapping thread's retry is done; a signal still ends KVM_RUN.
+     */
+    waitingForSeptZap: {
+      always: { guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' },
+      on: { SEPT_ZAP_DONE: { target: 'entering', actions: 'endWaitForSeptZap' } },
     },
     /** tdx_flush_vp, run on the CPU the vCPU is associated with (§5b.4 step 2, §7.7). */
     flushingVp: {
@@ -1014,7 +1038,7 @@ export const kvmVcpuMachine = setup({
         EXTERNAL_INTERRUPT: { target: 'tdExited', actions: 'recordTdExit' },
         // tdx_exit_handlers_fastpath: BUSY from the entry is "handled", leave with interrupts on, enter again.
         BUSY: { target: 'tdExited', actions: 'recordTdExit' },
-        KVM_REQ_OUTSIDE_GUEST_MODE: { actions: 'sendIpi' },
+        KVM_REQ_OUTSIDE_GUEST_MODE: { actions: ['noteSeptZapWait', 'sendIpi'] },
         KVM_REQ_TLB_FLUSH: { actions: 'sendIpi' },
         SIG_IPI: { actions: 'kickForSignal' },
       },

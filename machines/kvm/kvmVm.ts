@@ -246,8 +246,8 @@ export const kvmVmMachine = setup({
     markRetried: assign({ zap: ({ context }) => ({ ...context.zap!, retried: true }) }),
     clearRetried: assign({ zap: ({ context }) => ({ ...context.zap!, retried: false }) }),
     /** kvm_make_all_cpus_request: every vCPU, each acknowledging when it is (or has been forced) out of guest mode. */
-    kickAll: enqueueActions(({ context, enqueue }) => {
-      const msgs = allCpusRequest('KVM_REQ_OUTSIDE_GUEST_MODE', context.vcpus);
+    kickAll: enqueueActions(({ context, enqueue }, params: { waitForSeptZap: boolean }) => {
+      const msgs = allCpusRequest('KVM_REQ_OUTSIDE_GUEST_MODE', context.vcpus, null, params.waitForSeptZap);
       enqueue.assign({ kickWaiting: msgs.length });
       for (const m of msgs) enqueue.emit(m);
     }),
@@ -258,6 +258,9 @@ export const kvmVmMachine = setup({
       for (const m of msgs) enqueue.emit(m);
     }),
     countAck: assign({ kickWaiting: ({ context }) => context.kickWaiting - 1 }),
+    endSeptZapWait: enqueueActions(({ context, enqueue }) => {
+      if (context.zap!.retried) for (const m of allCpusRequest('SEPT_ZAP_DONE', context.vcpus)) enqueue.emit(m);
+    }),
     kvmBugSeamcall: assign({
       error: ({ context, event }) =>
         `KVM_BUG_ON: ${event.type} for GPA ${hex(gfnToGpa(leaf(context).gfn))} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}${context.zap!.retried ? ' after all vCPUs were kicked' : ''} (§7.3)`,

@@ -144,8 +144,17 @@ export interface MessageCatalog {
    * vCPU in guest mode gets an IPI and the requester waits until the IPI's handler has run on that CPU.
    */
   'kvm-request': {
-    /** NO_ACTION | WAIT | NO_WAKEUP: only forces the vCPU out of guest mode. */
-    KVM_REQ_OUTSIDE_GUEST_MODE: { vcpu: number };
+    /**
+     * NO_ACTION | WAIT | NO_WAKEUP: only forces the vCPU out of guest mode. `waitForSeptZap`: the requester
+     * is tdh_do_no_vcpus, which set kvm_tdx->wait_for_sept_zap first, so the thread will not enter the TD
+     * again until SEPT_ZAP_DONE (§5c.1 step 3, §7.3).
+     */
+    KVM_REQ_OUTSIDE_GUEST_MODE: { vcpu: number; waitForSeptZap?: true };
+    /**
+     * tdh_do_no_vcpus cleared wait_for_sept_zap after its retry. In KVM the vCPU thread re-reads the flag
+     * each time round its run loop; the model tells it instead, which allows the same entries.
+     */
+    SEPT_ZAP_DONE: { vcpu: number };
     /** kvm_flush_remote_tlbs after zapping shared SPTEs: the vCPU flushes before its next entry. */
     KVM_REQ_TLB_FLUSH: { vcpu: number };
     /** The vCPU was outside guest mode, or the IPI's handler ran on its CPU: the requester stops waiting for it. */

@@ -10,6 +10,7 @@ import { withPolicies } from '../../src/cli/policies.ts';
 import { explore } from '../../src/explore/explore.ts';
 import { defaultInvariants, invariantNamed, invariantsOf, noFailure, type Invariant } from '../../src/explore/invariants/index.ts';
 import { minimise } from '../../src/explore/minimise.ts';
+import { snapshotOf, stateName } from '../../src/explore/invariants/invariant.ts';
 import { isOperandBusy, tdxStatusName } from '../../src/arch/tdxStatus.ts';
 import { FROZEN_SPTE } from '../../src/arch/spte.ts';
 import type { Gprs, Message } from '../../src/protocol/messages.ts';
@@ -52,11 +53,24 @@ function witness(name: string, seen: (d: Message) => boolean): Invariant & { see
 const busyWitness = (leaf: string) => witness(`${leaf} BUSY`, (d) => d.from === 'tdx' && d.name === leaf && isOperandBusy((d.payload as Gprs).RAX!));
 
 describe('zap-during-accept (policy zapBusyKickRetry)', () => {
-  it('default: every interleaving is clean, including those where BLOCK meets the ACCEPT\'s entry lock', () => {
-    const witness = busyWitness('TDH.MEM.RANGE.BLOCK');
-    const r = explore(modelOf('zap-during-accept'), [...declared('zap-during-accept'), witness], UNBOUNDED);
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true });
-    expect(witness.seen).toBeGreaterThan(0);
+  it("default: every interleaving is clean, including those where BLOCK meets the ACCEPT's entry lock and vCPU 0 waits for the retry before it enters again", () => {
+    const model = modelOf('zap-during-accept');
+    const busy = busyWitness('TDH.MEM.RANGE.BLOCK');
+    const waited = witness('wait_for_sept_zap', (d) => d.name === 'SEPT_ZAP_DONE' && d.to === 'kvm.vcpu0');
+    let waitingSeen = 0;
+    const waiting: Invariant = {
+      name: 'witness waiting',
+      description: '',
+      check(m, _b, after) {
+        if (stateName(snapshotOf(m, after, 'kvm.vcpu0')!.value) === 'waitingForSeptZap') waitingSeen++;
+        return null;
+      },
+    };
+    const r = explore(model, [...declared('zap-during-accept'), busy, waited, waiting], UNBOUNDED);
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 5_444 });
+    expect(busy.seen).toBeGreaterThan(0);
+    expect(waited.seen).toBeGreaterThan(0);
+    expect(waitingSeen).toBeGreaterThan(0);
   });
 
   it('off: the first BUSY is a KVM_BUG_ON, found with a 116-step counterexample and one preemption', () => {

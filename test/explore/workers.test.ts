@@ -37,7 +37,7 @@ describe('tdxsim explore --workers', () => {
     expect(MULTI_VCPU).toEqual(expect.arrayContaining(['parallel-faults', 'zap-during-accept']));
   });
 
-  const known: Record<string, number> = { 'parallel-faults': 46_845, 'zap-during-accept': 5_246 };
+  const known: Record<string, number> = { 'parallel-faults': 46_845, 'zap-during-accept': 5_444 };
   for (const name of MULTI_VCPU) {
     it(`${name}: two workers visit exactly the states one visits, with the same verdict`, () => {
       const dir = scratchDir();
