@@ -106,14 +106,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         tdr: td ? HOST_LAYOUT.tdrPa : 0n,
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
         mapGpaExit: s.vmm.mapGpaExit,
-        // tdx_check_accept_level exists only in the huge-page series: without private huge pages it is not there.
-        checkAcceptLevel: s.policies.privateHugePages && s.policies.splitOnAcceptLevel,
-        zapBusyKickRetry: s.policies.zapBusyKickRetry,
-        kickAfterTrack: s.policies.kickAfterTrack,
-        freezeMirrorSpte: s.policies.freezeMirrorSpte,
-        localRetry: s.policies.localRetry,
-        staleFaultCheck: s.policies.staleFaultCheck,
-        globalGuestInhibit: s.policies.globalGuestInhibit,
+        policies: s.policies,
         vcpus: nv,
       },
     });
@@ -133,8 +126,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         globalKeyid: TDX_GLOBAL_KEYID,
         // One guest_memfd per memslot that has one (QEMU creates one per RAM block).
         gmem: memslots.flatMap((m, slot) => (m.guestMemfd ? [{ slot, gfnStart: m.baseGfn, gfnEnd: m.baseGfn + BigInt(m.npages) }] : [])),
-        zapBusyKickRetry: s.policies.zapBusyKickRetry,
-        kickAfterTrack: s.policies.kickAfterTrack,
+        policies: s.policies,
         // §2: GPAW 52 → MAX_GPAW and 5-level EPT; KVM always sets NO_RBP_MOD (§4.11). EPTP: WB | (levels − 1) << 3.
         tdParams: {
           attributes,

@@ -124,6 +124,7 @@ import { sizeMask } from '../guest/program.ts';
 import { findMemslot, type Memslot } from './memslots.ts';
 import { noVcpus, kicking, allCpusRequest } from './noVcpus.ts';
 import { lpageKey } from './tdpMmu.ts';
+import type { Policies } from '../../src/policies.ts';
 
 export type { Memslot };
 
@@ -146,20 +147,12 @@ export interface KvmVcpuInput {
   tdcx: readonly bigint[];
   /** The VMM enabled KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE (QEMU does). */
   mapGpaExit: boolean;
-  /** tdx_check_accept_level runs: policies privateHugePages and splitOnAcceptLevel both on (src/policies.ts). */
-  checkAcceptLevel: boolean;
-  /** Policy zapBusyKickRetry (src/policies.ts): tdh_do_no_vcpus's kick and retry on BUSY, for the split. */
-  zapBusyKickRetry: boolean;
-  /** Policy kickAfterTrack (src/policies.ts): tdx_track's kick of every vCPU after the split's TRACK. */
-  kickAfterTrack: boolean;
-  /** Policy freezeMirrorSpte (src/policies.ts): freeze → SEAMCALL → final value; off publishes first. */
-  freezeMirrorSpte: boolean;
-  /** Policy localRetry (src/policies.ts): RET_PF_RETRY on a private GPA loops in KVM instead of re-entering. */
-  localRetry: boolean;
-  /** Policy staleFaultCheck (src/policies.ts): is_page_fault_stale under mmu_lock. */
-  staleFaultCheck: boolean;
-  /** Policy globalGuestInhibit (src/policies.ts): the guest inhibit in lpage_info, or kept by this vCPU only. */
-  globalGuestInhibit: boolean;
+  /**
+   * The scenario's policy switches (src/policies.ts). This thread reads splitOnAcceptLevel (with
+   * privateHugePages: tdx_check_accept_level exists only in the huge-page series), zapBusyKickRetry,
+   * kickAfterTrack, freezeMirrorSpte, localRetry, staleFaultCheck and globalGuestInhibit.
+   */
+  policies: Policies;
   /** Number of vCPUs: the ones a kvm_make_all_cpus_request from this thread must wait for. */
   vcpus: number;
 }
@@ -402,7 +395,7 @@ export const kvmVcpuMachine = setup({
     stepHugeLeaf: ({ context }) => isShadowPresentPte(stepAt(context).spte) && isLargePte(stepAt(context).spte),
     /** The huge-page series' tdx_check_accept_level runs for ACCEPT-type exits on private GPAs (§6.iii step 3). */
     acceptLevelExit: ({ context }) =>
-      context.checkAcceptLevel && context.vmType === 'tdx' && fault(context).isPrivate && acceptPgLevel(context.exit!.eeq) !== null,
+      context.policies.privateHugePages && context.policies.splitOnAcceptLevel && context.vmType === 'tdx' && fault(context).isPrivate && acceptPgLevel(context.exit!.eeq) !== null,
     guestInhibited: ({ event }) => payloadOf(event, 'mmu', 'LPAGE_INFO').guestInhibit,
     /** kvm_split_cross_boundary_leafs: a huge mirror leaf covers the GFN above the level the guest accepts. */
     hugeLeafCrossing: ({ context, event }) => {
@@ -410,8 +403,8 @@ export const kvmVcpuMachine = setup({
       return isShadowPresentPte(leaf.spte) && isLargePte(leaf.spte) && leaf.pgLevel > context.split!.reqPgLevel;
     },
     retried: ({ context }) => context.split!.retried,
-    kickRetryOnBusy: ({ context }) => context.zapBusyKickRetry,
-    kickAfterTrack: ({ context }) => context.kickAfterTrack,
+    kickRetryOnBusy: ({ context }) => context.policies.zapBusyKickRetry,
+    kickAfterTrack: ({ context }) => context.policies.kickAfterTrack,
     faultStale: ({ event }) => payloadOf(event, 'mmu', 'TDP_WALK_RESULT').stale === true,
     acksDone: ({ context }) => context.kickWaiting === 0,
     stepPresent: ({ context }) => isShadowPresentPte(stepAt(context).spte),
@@ -449,10 +442,10 @@ export const kvmVcpuMachine = setup({
     exitIs: ({ context }, reason: ExitInfo['reason']) => context.exit!.reason === reason,
     ipiSent: ({ context }) => context.ipiRequesters.length > 0 || context.signalKicked,
     signalPending: ({ context }) => context.signalPending,
-    localRetry: ({ context }) => context.localRetry,
+    localRetry: ({ context }) => context.policies.localRetry,
     waitingForSeptZap: ({ context }) => context.waitForSeptZap,
-    staleFaultCheck: ({ context }) => context.staleFaultCheck,
-    globalGuestInhibit: ({ context }) => context.globalGuestInhibit,
+    staleFaultCheck: ({ context }) => context.policies.staleFaultCheck,
+    globalGuestInhibit: ({ context }) => context.policies.globalGuestInhibit,
     ownInhibited: ({ context }) => context.ownInhibit.includes(lpageKey(fault(context).gfn, acceptPgLevel(context.exit!.eeq)! + 1)),
     pioPending: ({ context }) => context.pioOut,
     loaded: ({ context }) => context.loaded,
@@ -564,7 +557,7 @@ export const kvmVcpuMachine = setup({
     /** hugepage_set_guest_inhibit at level + 1, and level + 2 when the guest accepted 4K. */
     setGuestInhibit: enqueueActions(({ context, enqueue }) => {
       const req = context.split!.reqPgLevel;
-      if (!context.globalGuestInhibit) {
+      if (!context.policies.globalGuestInhibit) {
         const levels = req === PG_LEVEL_4K ? [req + 1, req + 2] : [req + 1];
         enqueue.assign({ ownInhibit: [...context.ownInhibit, ...levels.map((l) => lpageKey(fault(context).gfn, l)).filter((k) => !context.ownInhibit.includes(k))] });
         return;
@@ -606,7 +599,7 @@ export const kvmVcpuMachine = setup({
       const fr = context.frozen!;
       const s = fr.step;
       const base = { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: s.pgLevel, tablePfn: s.tablePfn, index: s.index, oldSpte: s.spte };
-      if (context.freezeMirrorSpte) return out(MMU, 'mmu', 'SPTE_CMPXCHG', { ...base, newSpte: FROZEN_SPTE, childPfn: null });
+      if (context.policies.freezeMirrorSpte) return out(MMU, 'mmu', 'SPTE_CMPXCHG', { ...base, newSpte: FROZEN_SPTE, childPfn: null });
       // Policy freezeMirrorSpte off: the final value is published before the SEAMCALL that backs it.
       return out(MMU, 'mmu', 'SPTE_CMPXCHG', { ...base, newSpte: fr.finalSpte, childPfn: fr.childPfn, ...(fr.childPfn !== null ? { externalPfn: context.nextExternalPfn } : {}) });
     }),
@@ -627,7 +620,7 @@ export const kvmVcpuMachine = setup({
     /** Unfrozen (policy freezeMirrorSpte off) the final value is already there: nothing to write. */
     writeFinal: enqueueActions(({ context, enqueue }) => {
       const fr = context.frozen!;
-      if (!context.freezeMirrorSpte) return;
+      if (!context.policies.freezeMirrorSpte) return;
       enqueue.emit(out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: fr.step.pgLevel, tablePfn: fr.step.tablePfn, index: fr.step.index, oldSpte: FROZEN_SPTE, newSpte: fr.finalSpte, childPfn: fr.childPfn, ...(fr.childPfn !== null && fault(context).root === 'mirror' ? { externalPfn: context.nextExternalPfn } : {}) }));
     }),
     /**
@@ -636,7 +629,7 @@ export const kvmVcpuMachine = setup({
      */
     restoreFrozen: enqueueActions(({ context, enqueue }) => {
       const fr = context.frozen!;
-      const published = !context.freezeMirrorSpte;
+      const published = !context.policies.freezeMirrorSpte;
       enqueue.emit(out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: context.vcpu, root: fault(context).root, gfn: fault(context).iterGfn, pgLevel: fr.step.pgLevel, tablePfn: fr.step.tablePfn, index: fr.step.index, oldSpte: published ? fr.finalSpte : FROZEN_SPTE, newSpte: fr.step.spte, childPfn: null }));
       if (published && fr.childPfn !== null) enqueue.assign({ nextCachePfn: context.nextCachePfn + 1, nextExternalPfn: context.nextExternalPfn + 1 });
     }),
@@ -895,13 +888,7 @@ export const kvmVcpuMachine = setup({
     tdr: input.tdr,
     tdcx: input.tdcx,
     mapGpaExit: input.mapGpaExit,
-    checkAcceptLevel: input.checkAcceptLevel,
-    zapBusyKickRetry: input.zapBusyKickRetry,
-    kickAfterTrack: input.kickAfterTrack,
-    freezeMirrorSpte: input.freezeMirrorSpte,
-    localRetry: input.localRetry,
-    staleFaultCheck: input.staleFaultCheck,
-    globalGuestInhibit: input.globalGuestInhibit,
+    policies: input.policies,
     ownInhibit: [],
     waitForSeptZap: false,
     vcpus: input.vcpus,

@@ -34,6 +34,7 @@ import { SHADOW_NONPRESENT_VALUE, spteToPfn } from '../../src/arch/spte.ts';
 import { hex } from '../../src/arch/hex.ts';
 import type { LeafAt } from './tdpIter.ts';
 import { TDH_PHYMEM_CACHEWB_START_CMD } from '../tdxModule/teardown.ts';
+import type { Policies } from '../../src/policies.ts';
 
 export interface KvmVmInput {
   tdr: bigint;
@@ -48,10 +49,8 @@ export interface KvmVmInput {
   globalKeyid: number;
   /** Each guest_memfd file, by the memslot bound to it, and the GFNs it backs. */
   gmem: readonly { slot: number; gfnStart: bigint; gfnEnd: bigint }[];
-  /** Policy zapBusyKickRetry (src/policies.ts): tdh_do_no_vcpus's kick and retry on BUSY. */
-  zapBusyKickRetry: boolean;
-  /** Policy kickAfterTrack (src/policies.ts): tdx_track's kick of every vCPU after TDH.MEM.TRACK. */
-  kickAfterTrack: boolean;
+  /** The scenario's policy switches (src/policies.ts); the zaps read zapBusyKickRetry and kickAfterTrack. */
+  policies: Policies;
 }
 
 /** The leaf being zapped and how far its remove hook has gone. */
@@ -116,6 +115,12 @@ function scanRange(c: KvmVmContext): { root: 'mirror' | 'direct'; gfnStart: bigi
   return { root: toPrivate ? 'direct' : 'mirror', gfnStart: gpaToGfn(a.address), gfnEnd: gpaToGfn(a.address + a.size) };
 }
 
+/** Take mmu_lock for write, then list the leaves to zap (TDP_LEAF_SCAN); the zap loop starts at `nextLeaf`. */
+const LOCKED_LEAF_SCAN = {
+  locking: { entry: 'lockWrite', on: { MMU_LOCK_ACQUIRED: 'scanning' } },
+  scanning: { entry: 'leafScan', on: { TDP_LEAF_SCAN_RESULT: { target: 'nextLeaf', actions: 'recordLeaves' } } },
+} as const;
+
 /**
  * The remove hook for one private leaf (tdx_sept_remove_private_spte, §6.iv step 4, §7.4), under write
  * mmu_lock: the SPTE goes non-present, BLOCK → TRACK → every vCPU out of guest mode → REMOVE, then each
@@ -176,8 +181,8 @@ export const kvmVmMachine = setup({
     moreTdcs: ({ context }) => context.tdcsAdded < context.tdcs.length,
     seamcallBusy: ({ event }) => isOperandBusy((event.msg.payload as Gprs).RAX!),
     retried: ({ context }) => context.zap!.retried,
-    kickRetryOnBusy: ({ context }) => context.zapBusyKickRetry,
-    kickAfterTrack: ({ context }) => context.kickAfterTrack,
+    kickRetryOnBusy: ({ context }) => context.policies.zapBusyKickRetry,
+    kickAfterTrack: ({ context }) => context.policies.kickAfterTrack,
     acksDone: ({ context }) => context.kickWaiting === 0,
     moreLeaves: ({ context }) => context.zap!.at < context.zap!.leaves.length,
     zappingMirror: ({ context }) => context.zap!.root === 'mirror',
@@ -383,8 +388,7 @@ export const kvmVmMachine = setup({
     settingAttributes: {
       initial: 'locking',
       states: {
-        locking: { entry: 'lockWrite', on: { MMU_LOCK_ACQUIRED: 'scanning' } },
-        scanning: { entry: 'leafScan', on: { TDP_LEAF_SCAN_RESULT: { target: 'nextLeaf', actions: 'recordLeaves' } } },
+        ...LOCKED_LEAF_SCAN,
         nextLeaf: {
           always: [
             // The huge-page series splits a huge leaf crossing the range before zapping (§6.v); not modelled yet.
@@ -411,8 +415,7 @@ export const kvmVmMachine = setup({
     releasingGmem: {
       initial: 'locking',
       states: {
-        locking: { entry: 'lockWrite', on: { MMU_LOCK_ACQUIRED: 'scanning' } },
-        scanning: { entry: 'leafScan', on: { TDP_LEAF_SCAN_RESULT: { target: 'nextLeaf', actions: 'recordLeaves' } } },
+        ...LOCKED_LEAF_SCAN,
         nextLeaf: {
           always: [
             { guard: 'moreLeaves', target: 'zappingPrivate' },

@@ -81,7 +81,10 @@ export interface TdVcpu {
   assocLp: number | null;
   /** The zero-step mitigation's record of fruitless entries (§7.5, zeroStep.ts). */
   stepping: EpfStepping;
-  /** A TDH.VP.ENTER in its stepping filter: the GPRs it was called with, needed when it does enter. */
+  /**
+   * A TDH.VP.ENTER in its stepping filter: the GPRs it was called with, needed when it does enter. While
+   * it is set, this vCPU's entry holds the S-EPT tree lock exclusively (septTreeHeld).
+   */
   entering: Gprs | null;
 }
 
@@ -108,11 +111,6 @@ export interface TdxModuleContext {
   vcpus: TdVcpu[];
   inflight: Readonly<Record<string, Inflight>>;
   zeroStepThreshold: number;
-  /**
-   * The vCPU whose TDH.VP.ENTER holds the S-EPT tree lock exclusively across its stepping filter, or null.
-   * The other memory SEAMCALLs run in one step, so this is the only tree holder another LP can meet (§7.2).
-   */
-  septTreeHolder: number | null;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -187,6 +185,12 @@ const TREE_SEAMCALLS: ReadonlySet<HostSeamcall> = new Set([
 ]);
 const TREE_BUSY = tdxStatusWithOperand(TDX_OPERAND_BUSY, TDX_OPERAND_ID_SEPT_TREE);
 
+/**
+ * A vCPU's TDH.VP.ENTER holds the S-EPT tree lock exclusively across its stepping filter. The other memory
+ * SEAMCALLs run in one step, so that is the only tree holder another LP can meet (§7.2).
+ */
+const septTreeHeld = (c: TdxModuleContext): boolean => c.vcpus.some((v) => v.entering !== null);
+
 function associatedVcpus(c: TdxModuleContext): number {
   return c.vcpus.filter((v) => v.assocLp !== null).length;
 }
@@ -216,7 +220,6 @@ function initialContext(input: TdxModuleInput): TdxModuleContext {
     vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null, stepping: NO_STEPPING, entering: null })),
     inflight: {},
     zeroStepThreshold: input.zeroStepThreshold,
-    septTreeHolder: null,
   };
 }
 
@@ -236,7 +239,7 @@ export const tdxModuleMachine = setup({
   guards: {
     vcpuReady: ({ context, event }) => context.vcpus[vcpuOf(event)]?.state === 'READY',
     steppingSuspected: ({ context, event }) => steppingSuspected(context.vcpus[vcpuOf(event)]!.stepping),
-    septTreeHeld: ({ context }) => context.septTreeHolder !== null,
+    septTreeHeld: ({ context }) => septTreeHeld(context),
     sharedGpa: ({ context, event }) => ((event.msg.payload as { gpa: bigint }).gpa & context.sharedMask) !== 0n,
     tdrPageFree: ({ context, event }) => pamtRangeFree(context.mem.pamt, pfnOf(regsOf(event).RCX!), 0),
     allTdcsAdded: ({ context }) => context.tdcsPages.length === TDCS_PAGES,
@@ -326,7 +329,7 @@ export const tdxModuleMachine = setup({
       const name = event.type as HostSeamcall;
       const regs = regsOf(event);
       // A try-lock with no slow path (§7.2): the tree is held exclusively by a stepping filter on another LP.
-      if (context.septTreeHolder !== null && TREE_SEAMCALLS.has(name)) {
+      if (septTreeHeld(context) && TREE_SEAMCALLS.has(name)) {
         enqueue.emit(seamcallReturn(event.msg.from, name, { RAX: TREE_BUSY }));
         return;
       }
@@ -377,7 +380,7 @@ export const tdxModuleMachine = setup({
     enterBusyTree: emit(({ event }) => out(kvm(vcpuOf(event)), 'td-exit', 'BUSY', { vcpu: vcpuOf(event), RAX: TREE_BUSY })),
     takeTreeForFilter: enqueueActions(({ context, event, enqueue }) => {
       const p = payloadOf(event, 'seamcall', 'TDH.VP.ENTER');
-      enqueue.assign({ septTreeHolder: p.vcpu, vcpus: withVcpu(context, p.vcpu, { entering: p }) });
+      enqueue.assign({ vcpus: withVcpu(context, p.vcpu, { entering: p }) });
       enqueue.emit(out('tdx', 'seam-step', 'STEPPING_FILTER', { vcpu: p.vcpu }));
     }),
     /**
@@ -390,7 +393,7 @@ export const tdxModuleMachine = setup({
       const vc = context.vcpus[v]!;
       const gpa = firstUnmappedGpa(context.mem, vc.stepping);
       if (gpa !== null) {
-        enqueue.assign({ septTreeHolder: null, vcpus: withVcpu(context, v, { entering: null, lastExit: 'ASYNC_FAULT' }) });
+        enqueue.assign({ vcpus: withVcpu(context, v, { entering: null, lastExit: 'ASYNC_FAULT' }) });
         enqueue.emit(
           out(kvm(v), 'td-exit', 'EPT_VIOLATION', {
             vcpu: v,
@@ -404,7 +407,7 @@ export const tdxModuleMachine = setup({
         return;
       }
       const e = enterTd(context, v, vc.entering!);
-      enqueue.assign({ ...e.next, septTreeHolder: null });
+      enqueue.assign(e.next);
       enqueue.emit(e.entry);
     }),
     /** §6.i 3 / §5a.6: TD exit EPT_VIOLATION, RCX = qualification & ~bits 12:7, R8 = GPA & ~0xFFF, RDX = EEQ. */
