@@ -323,9 +323,18 @@ export function septRemove(td: TdMemory, r: Gprs): SeamcallResult {
   return ok({ ...next, sept, pamt: pamtSet(next.pamt, child, null), childCount: next.childCount - 1 }, { RCX: paOf(child) });
 }
 
+/**
+ * TDH.MEM.TRACK's checks before it takes epoch_lock: the TD's op_state (§5a.4 step 1). Null when the call
+ * may go on to the lock; the module's tdxModule.ts holds the lock across a step of its own (§7.2).
+ */
+export function trackRefused(td: TdMemory): SeamcallResult | null {
+  return OP_STATES['TDH.MEM.TRACK']!.includes(td.opState) ? null : fail(td, TDX_OP_STATE_INCORRECT);
+}
+
 /** TDH.MEM.TRACK(RCX TDR): advance the TD epoch, or PREVIOUS_TLB_EPOCH_BUSY while vCPUs are still in the old one. */
 export function memTrack(td: TdMemory): SeamcallResult {
-  if (!OP_STATES['TDH.MEM.TRACK']!.includes(td.opState)) return fail(td, TDX_OP_STATE_INCORRECT);
+  const refused = trackRefused(td);
+  if (refused !== null) return refused;
   const epoch = trackEpoch(td.epoch);
   if (epoch === null) return fail(td, TDX_PREVIOUS_TLB_EPOCH_BUSY);
   return ok({ ...td, epoch });

@@ -10,9 +10,14 @@
  * A SEAMCALL or TDCALL that must touch page contents (PAGE.ADD's copy, MR.EXTEND's read, ACCEPT's
  * clearing) sends the request to hw.mem and answers its caller only when memory has done it; until then
  * the call is `inflight` for that caller, and ACCEPT keeps its entry lock, so a host SEAMCALL on that
- * entry meanwhile sees TDX_OPERAND_BUSY (§7.2). Likewise a TDH.VP.ENTER whose vCPU is suspected of
- * zero-stepping (§7.5, zeroStep.ts) takes the S-EPT tree lock exclusively and finishes in a step of its
- * own (STEPPING_FILTER, sent to itself), so other LPs' SEAMCALLs can meet the lock in between.
+ * entry meanwhile sees TDX_OPERAND_BUSY (§7.2). Likewise the module's other try-locks that are held
+ * while other LPs run are held across a step the module sends to itself (`seam-step`), so a SEAMCALL
+ * from another LP can be delivered in between and meet the lock:
+ * - TDH.VP.ENTER takes epoch_lock shared to count the vCPU into the TD epoch (ENTER_EPOCH, §5c.2 step 3);
+ * - a TDH.VP.ENTER whose vCPU is suspected of zero-stepping (§7.5, zeroStep.ts) then takes the S-EPT tree
+ *   lock exclusively for its filter (STEPPING_FILTER, step 4);
+ * - TDH.MEM.TRACK takes epoch_lock exclusively to advance the epoch (TRACK_EPOCH, §7.4).
+ * The other memory SEAMCALLs run in one step: nobody else can meet their locks.
  */
 import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
@@ -37,9 +42,10 @@ import {
   TD_CTLS_PENDING_VE_DISABLE,
   TDX_OPERAND_BUSY,
   TDX_OPERAND_ID_SEPT_TREE,
+  TDX_OPERAND_ID_TD_EPOCH,
 } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, eptLevels, PAGE_SIZE, PAGE_SHIFT } from '../../src/arch/gpa.ts';
-import { MEM_SEAMCALLS, extendMrtd, MRTD_INITIAL, type TdMemory, type MemRequest } from './tdMemory.ts';
+import { MEM_SEAMCALLS, extendMrtd, MRTD_INITIAL, memTrack, trackRefused, type TdMemory, type MemRequest } from './tdMemory.ts';
 import { acceptDecision, acceptComplete, eptViolationDecision } from './accept.ts';
 import { hardwareWalk } from './septTree.ts';
 import { pamtRangeFree, pamtSet } from './pamt.ts';
@@ -81,11 +87,18 @@ export interface TdVcpu {
   assocLp: number | null;
   /** The zero-step mitigation's record of fruitless entries (§7.5, zeroStep.ts). */
   stepping: EpfStepping;
-  /**
-   * A TDH.VP.ENTER in its stepping filter: the GPRs it was called with, needed when it does enter. While
-   * it is set, this vCPU's entry holds the S-EPT tree lock exclusively (septTreeHeld).
-   */
-  entering: Gprs | null;
+  /** A TDH.VP.ENTER between its steps (ENTER_EPOCH, STEPPING_FILTER); null otherwise. */
+  entering: Entering | null;
+}
+
+/**
+ * A TDH.VP.ENTER part way through: the GPRs it was called with, needed when it does enter, and the lock
+ * it holds until its next step — epoch_lock shared while it counts the vCPU into the epoch, the S-EPT
+ * tree exclusively during the zero-step filter (§5c.2 steps 3–4, §7.2).
+ */
+export interface Entering {
+  regs: Gprs;
+  holds: 'EPOCH' | 'SEPT_TREE';
 }
 
 /** A call waiting for hw.mem, keyed by the caller's actor id. */
@@ -110,6 +123,8 @@ export interface TdxModuleContext {
   mem: TdMemory;
   vcpus: TdVcpu[];
   inflight: Readonly<Record<string, Inflight>>;
+  /** The caller whose TDH.MEM.TRACK holds epoch_lock exclusively until its TRACK_EPOCH step (§7.4). */
+  tracking: string | null;
   zeroStepThreshold: number;
 }
 
@@ -160,16 +175,19 @@ function tdExited(c: TdxModuleContext, v: number, lastExit: TdVcpu['lastExit'], 
   return { vcpus: withVcpu(c, v, { state: 'READY', lastExit, exposeMask, stepping }), mem: { ...c.mem, epoch: exitEpoch(c.mem.epoch, c.vcpus[v]!.vcpuEpoch) } };
 }
 
-/** §5c.2: count into the epoch, enter; after a TDVMCALL exit the VMM's outputs go back into the guest's GPRs. */
+/** §5c.2 step 6: enter (the vCPU is already counted into its epoch); after a TDVMCALL exit the VMM's outputs go back into the guest's GPRs. */
 function enterTd(c: TdxModuleContext, v: number, regs: Gprs): { next: Partial<TdxModuleContext>; entry: Outgoing } {
   const vc = c.vcpus[v]!;
   const tdcallReturn = vc.lastExit === 'TDVMCALL' ? { RAX: TDX_SUCCESS, ...exposed(vc.exposeMask, regs) } : null;
-  const e = enterEpoch(c.mem.epoch);
-  // vCPU N always runs on hw.cpuN, so its association never moves (§7.7).
   return {
-    next: { mem: { ...c.mem, epoch: e.epoch }, vcpus: withVcpu(c, v, { state: 'ACTIVE', launched: true, vcpuEpoch: e.vcpuEpoch, assocLp: v, entering: null }) },
+    next: { vcpus: withVcpu(c, v, { state: 'ACTIVE', launched: true, entering: null }) },
     entry: out(guest(v), 'vm-entry', vc.launched ? 'VMRESUME' : 'VMLAUNCH', { vcpu: v, tdcallReturn, emulated: null }),
   };
+}
+
+/** An entry refused after ENTER_EPOCH counted the vCPU in: the count is reverted (§5c.2 step 4). */
+function entryRefused(c: TdxModuleContext, v: number, patch: Partial<TdVcpu> = {}): Partial<TdxModuleContext> {
+  return { vcpus: withVcpu(c, v, { entering: null, ...patch }), mem: { ...c.mem, epoch: exitEpoch(c.mem.epoch, c.vcpus[v]!.vcpuEpoch) } };
 }
 
 /** The memory SEAMCALLs that take the S-EPT tree lock, shared or exclusive (§7.2 table). */
@@ -184,12 +202,16 @@ const TREE_SEAMCALLS: ReadonlySet<HostSeamcall> = new Set([
   'TDH.MEM.PAGE.PROMOTE',
 ]);
 const TREE_BUSY = tdxStatusWithOperand(TDX_OPERAND_BUSY, TDX_OPERAND_ID_SEPT_TREE);
+const EPOCH_BUSY = tdxStatusWithOperand(TDX_OPERAND_BUSY, TDX_OPERAND_ID_TD_EPOCH);
 
 /**
  * A vCPU's TDH.VP.ENTER holds the S-EPT tree lock exclusively across its stepping filter. The other memory
  * SEAMCALLs run in one step, so that is the only tree holder another LP can meet (§7.2).
  */
-const septTreeHeld = (c: TdxModuleContext): boolean => c.vcpus.some((v) => v.entering !== null);
+const septTreeHeld = (c: TdxModuleContext): boolean => c.vcpus.some((v) => v.entering?.holds === 'SEPT_TREE');
+/** epoch_lock is taken, by a TRACK (exclusive) or by an entry counting its vCPU in (shared). */
+const epochHeldExclusive = (c: TdxModuleContext): boolean => c.tracking !== null;
+const epochHeld = (c: TdxModuleContext): boolean => epochHeldExclusive(c) || c.vcpus.some((v) => v.entering?.holds === 'EPOCH');
 
 function associatedVcpus(c: TdxModuleContext): number {
   return c.vcpus.filter((v) => v.assocLp !== null).length;
@@ -219,6 +241,7 @@ function initialContext(input: TdxModuleInput): TdxModuleContext {
     },
     vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null, stepping: NO_STEPPING, entering: null })),
     inflight: {},
+    tracking: null,
     zeroStepThreshold: input.zeroStepThreshold,
   };
 }
@@ -240,6 +263,7 @@ export const tdxModuleMachine = setup({
     vcpuReady: ({ context, event }) => context.vcpus[vcpuOf(event)]?.state === 'READY',
     steppingSuspected: ({ context, event }) => steppingSuspected(context.vcpus[vcpuOf(event)]!.stepping),
     septTreeHeld: ({ context }) => septTreeHeld(context),
+    epochHeldExclusive: ({ context }) => epochHeldExclusive(context),
     sharedGpa: ({ context, event }) => ((event.msg.payload as { gpa: bigint }).gpa & context.sharedMask) !== 0n,
     tdrPageFree: ({ context, event }) => pamtRangeFree(context.mem.pamt, pfnOf(regsOf(event).RCX!), 0),
     allTdcsAdded: ({ context }) => context.tdcsPages.length === TDCS_PAGES,
@@ -342,6 +366,30 @@ export const tdxModuleMachine = setup({
         enqueue.emit(seamcallReturn(event.msg.from, name, r.regs));
       }
     }),
+    /**
+     * TDH.MEM.TRACK takes epoch_lock exclusively (a try-lock: TD_EPOCH BUSY while an entry counts its vCPU
+     * in, or another TRACK runs) and advances the epoch in a step of its own, so entries on other LPs can
+     * meet the lock meanwhile (§7.2, §7.4).
+     */
+    trackTakeEpoch: enqueueActions(({ context, event, enqueue }) => {
+      const refused = trackRefused(context.mem);
+      if (refused !== null) {
+        enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MEM.TRACK', refused.regs));
+        return;
+      }
+      if (epochHeld(context)) {
+        enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MEM.TRACK', { RAX: EPOCH_BUSY }));
+        return;
+      }
+      enqueue.assign({ tracking: event.msg.from });
+      enqueue.emit(out('tdx', 'seam-step', 'TRACK_EPOCH', { caller: event.msg.from }));
+    }),
+    /** The previous epoch empty → td_epoch + 1, else PREVIOUS_TLB_EPOCH_BUSY; epoch_lock is released. */
+    trackEpoch: enqueueActions(({ context, enqueue }) => {
+      const r = memTrack(context.mem);
+      enqueue.assign({ mem: r.td, tracking: null });
+      enqueue.emit(seamcallReturn(context.tracking!, 'TDH.MEM.TRACK', r.regs));
+    }),
     /** TDH.PHYMEM.PAGE.WBINVD: write back and invalidate the page's cache lines tagged with the HKID. */
     wbinvd: emit(({ event }) => seamcallReturn(event.msg.from, 'TDH.PHYMEM.PAGE.WBINVD', { RAX: TDX_SUCCESS })),
     /** hw.mem finished the copy, hash or clearing a call was waiting for. */
@@ -367,33 +415,49 @@ export const tdxModuleMachine = setup({
     }),
 
     // ---- Running the TD ----
-    vmEntry: enqueueActions(({ context, event, enqueue }) => {
+    /** §5c.2 step 3: a TRACK holds epoch_lock exclusively → TDX_OPERAND_BUSY | TD_EPOCH, not entered. */
+    enterBusyEpoch: emit(({ event }) => out(kvm(vcpuOf(event)), 'td-exit', 'BUSY', { vcpu: vcpuOf(event), RAX: EPOCH_BUSY })),
+    /** §5c.2 step 3 under epoch_lock shared: sample td_epoch and count the vCPU into it; ENTER_EPOCH goes on. */
+    takeEpochForEntry: enqueueActions(({ context, event, enqueue }) => {
       const p = payloadOf(event, 'seamcall', 'TDH.VP.ENTER');
-      const e = enterTd(context, p.vcpu, p);
+      const e = enterEpoch(context.mem.epoch);
+      // vCPU N always runs on hw.cpuN, so its association never moves (§7.7).
+      enqueue.assign({ mem: { ...context.mem, epoch: e.epoch }, vcpus: withVcpu(context, p.vcpu, { vcpuEpoch: e.vcpuEpoch, assocLp: p.vcpu, entering: { regs: p, holds: 'EPOCH' } }) });
+      enqueue.emit(out('tdx', 'seam-step', 'ENTER_EPOCH', { vcpu: p.vcpu }));
+    }),
+    /** epoch_lock released; no zero-step suspicion → enter. */
+    vmEntry: enqueueActions(({ context, event, enqueue }) => {
+      const v = vcpuOf(event);
+      const e = enterTd(context, v, context.vcpus[v]!.entering!.regs);
       enqueue.assign(e.next);
       enqueue.emit(e.entry);
     }),
     /**
      * §7.5: GPAs were recorded since the vCPU last made progress, so the entry takes the tree lock
-     * exclusively and walks them before the guest may run; another vCPU's filter holding it → BUSY.
+     * exclusively and walks them before the guest may run; another vCPU's filter holding it → BUSY, and
+     * the vCPU is counted out of the epoch again.
      */
-    enterBusyTree: emit(({ event }) => out(kvm(vcpuOf(event)), 'td-exit', 'BUSY', { vcpu: vcpuOf(event), RAX: TREE_BUSY })),
+    enterBusyTree: enqueueActions(({ context, event, enqueue }) => {
+      const v = vcpuOf(event);
+      enqueue.assign(entryRefused(context, v));
+      enqueue.emit(out(kvm(v), 'td-exit', 'BUSY', { vcpu: v, RAX: TREE_BUSY }));
+    }),
     takeTreeForFilter: enqueueActions(({ context, event, enqueue }) => {
-      const p = payloadOf(event, 'seamcall', 'TDH.VP.ENTER');
-      enqueue.assign({ vcpus: withVcpu(context, p.vcpu, { entering: p }) });
-      enqueue.emit(out('tdx', 'seam-step', 'STEPPING_FILTER', { vcpu: p.vcpu }));
+      const v = vcpuOf(event);
+      enqueue.assign({ vcpus: withVcpu(context, v, { entering: { regs: context.vcpus[v]!.entering!.regs, holds: 'SEPT_TREE' } }) });
+      enqueue.emit(out('tdx', 'seam-step', 'STEPPING_FILTER', { vcpu: v }));
     }),
     /**
      * td_entry_stepping_filter: a recorded GPA still unmapped → no entry; the module synthesises an
-     * EPT-violation TD exit for it (exit reason 48) without the guest having run, so the epoch and the
-     * count are untouched. Otherwise the lock goes and the guest enters.
+     * EPT-violation TD exit for it (exit reason 48) without the guest having run: the vCPU is counted out of
+     * the epoch again and the zero-step count is untouched. Otherwise the lock goes and the guest enters.
      */
     steppingFilter: enqueueActions(({ context, event, enqueue }) => {
       const v = vcpuOf(event);
       const vc = context.vcpus[v]!;
       const gpa = firstUnmappedGpa(context.mem, vc.stepping);
       if (gpa !== null) {
-        enqueue.assign({ vcpus: withVcpu(context, v, { entering: null, lastExit: 'ASYNC_FAULT' }) });
+        enqueue.assign(entryRefused(context, v, { lastExit: 'ASYNC_FAULT' }));
         enqueue.emit(
           out(kvm(v), 'td-exit', 'EPT_VIOLATION', {
             vcpu: v,
@@ -406,7 +470,7 @@ export const tdxModuleMachine = setup({
         );
         return;
       }
-      const e = enterTd(context, v, vc.entering!);
+      const e = enterTd(context, v, vc.entering!.regs);
       enqueue.assign(e.next);
       enqueue.emit(e.entry);
     }),
@@ -560,7 +624,8 @@ export const tdxModuleMachine = setup({
     'TDH.MEM.PAGE.AUG': { actions: 'memSeamcall' },
     'TDH.MEM.RANGE.BLOCK': { actions: 'memSeamcall' },
     'TDH.MEM.RANGE.UNBLOCK': { actions: 'memSeamcall' },
-    'TDH.MEM.TRACK': { actions: 'memSeamcall' },
+    'TDH.MEM.TRACK': { actions: 'trackTakeEpoch' },
+    TRACK_EPOCH: { actions: 'trackEpoch' },
     'TDH.MEM.PAGE.REMOVE': { actions: 'memSeamcall' },
     'TDH.MEM.SEPT.REMOVE': { actions: 'memSeamcall' },
     'TDH.MEM.PAGE.DEMOTE': { actions: 'memSeamcall' },
@@ -611,6 +676,10 @@ export const tdxModuleMachine = setup({
       on: {
         'TDH.VP.ENTER': [
           { guard: not('vcpuReady'), actions: 'notReady' },
+          { guard: 'epochHeldExclusive', actions: 'enterBusyEpoch' },
+          { actions: 'takeEpochForEntry' },
+        ],
+        ENTER_EPOCH: [
           { guard: and(['steppingSuspected', 'septTreeHeld']), actions: 'enterBusyTree' },
           { guard: 'steppingSuspected', actions: 'takeTreeForFilter' },
           { actions: 'vmEntry' },

@@ -29,7 +29,8 @@ export function replayCommand(logPath: string, opts: ReplayCliOptions, print: (l
   const fmt = formatOptionsFor(r.scenario);
   if (!r.modelVersionMatches) print(`# warning: log written by ${log.header.model}; replaying with a different model version`);
   print(`# ${logPath}: scenario ${r.scenario.name}, ${log.events.length} steps, outcome ${log.end ? outcomeText(log.end.outcome) : 'unknown (no end record)'}`);
-  const ev = to > 0 ? log.events[to - 1]! : null;
+  // The re-derived message, not the log's record: its SPTEs and S-EPT entries are bigints again, so they decode.
+  const ev = r.delivered === null ? null : { ...r.delivered, seq: to };
   print(ev ? `# state after step ${to}:${formatDelivery(ev, fmt).slice(5)}` : '# state before the first step');
   for (const [id, v] of actors) for (const line of formatActorState(id, v, fmt)) print(line);
   if (view.pending.length > 0) print(`# in flight: ${view.pending.map((m) => (m as { name: string; to: string }).name + ' → ' + (m as { to: string }).to).join(', ')}`);

@@ -194,8 +194,12 @@ export interface MessageCatalog {
    * SEAMCALL from another LP can be delivered in between and find the lock taken.
    */
   'seam-step': {
+    /** TDH.VP.ENTER after counting the vCPU into the TD epoch under epoch_lock shared (§5c.2 step 3). */
+    ENTER_EPOCH: { vcpu: number };
     /** TDH.VP.ENTER's zero-step filter (§7.5), run holding the S-EPT tree lock exclusively. */
     STEPPING_FILTER: { vcpu: number };
+    /** TDH.MEM.TRACK advancing the epoch under epoch_lock exclusive (§7.4); `caller` gets the return. */
+    TRACK_EPOCH: { caller: string };
   };
   /** Hardware VM exit: to the TDX module for a TD, to KVM for a VMX guest. */
   'vm-exit': {

@@ -53,6 +53,11 @@ export interface ReplayResult {
   model: Model;
   /** The world after step `to` (0 = before the first delivery). */
   world: World;
+  /**
+   * Step `to`'s message as the model re-derived it (null for step 0): the log's record with its values
+   * typed again (bigints, not their '0x…' strings), so views decode it as they decode a live run.
+   */
+  delivered: Message | null;
   /** Worlds at every step up to `to`, index = seq, when `keepAll` was asked for. */
   history: World[] | null;
   /** True when every event and the end record were re-derived exactly (verify mode). */
@@ -85,6 +90,7 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
   let before: { world: World; delivered: Message } | null = null;
   const history: World[] | null = opts.keepAll ? [world] : null;
   let atTo = world;
+  let atToMessage: Message | null = null;
   for (let i = 0; i < last; i++) {
     const ev = log.events[i]!;
     const enabled = enabledChoices(model, world);
@@ -107,7 +113,10 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
       throw new LogError('REPLAY_DIVERGED', file, lineOf(ev.seq), `replay diverged: state hash ${h} after this step, the log says ${ev.state}`, 'state');
     }
     history?.push(world);
-    if (i + 1 === to) atTo = world;
+    if (i + 1 === to) {
+      atTo = world;
+      atToMessage = m;
+    }
   }
   if (to === 0) atTo = history?.[0] ?? initialWorld(model);
   if (opts.verify) {
@@ -117,12 +126,12 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
     const claimed = violationOf(log.end.outcome);
     if (claimed !== null) {
       verifyViolation(model, claimed, before, world, log, file);
-      return { scenario, model, world: atTo, history, verified: true, modelVersionMatches: log.header.model === MODEL_VERSION };
+      return { scenario, model, world: atTo, delivered: atToMessage, history, verified: true, modelVersionMatches: log.header.model === MODEL_VERSION };
     }
     const o = outcomeOf(world);
     if (o.status !== log.end.outcome.status || o.reason !== log.end.outcome.reason) {
       throw new LogError('REPLAY_DIVERGED', file, log.lines, `replay diverged: outcome ${o.status} (${o.reason}), the log says ${log.end.outcome.status} (${log.end.outcome.reason})`, 'outcome');
     }
   }
-  return { scenario, model, world: atTo, history, verified: !!opts.verify, modelVersionMatches: log.header.model === MODEL_VERSION };
+  return { scenario, model, world: atTo, delivered: atToMessage, history, verified: !!opts.verify, modelVersionMatches: log.header.model === MODEL_VERSION };
 }

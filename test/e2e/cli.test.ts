@@ -199,12 +199,28 @@ describe('tdxsim replay: state at any step, re-derived from a log', () => {
     ]);
   });
 
-  // mmio-ve: the TD build takes steps 1–49; the first #VE is step 78, the MMIO SPTE is installed at 70.
-  it('--to 78 --actor guest.vcpu0 shows only the guest, inside its #VE handler', () => {
-    const r = tdxsim(dir, 'replay', LOG, '--to', '78', '--actor', 'guest.vcpu0');
+  // mmio-ve: the TD build takes steps 1–49; the first #VE is step 80, the MMIO SPTE is installed at 71.
+  it('--to 80 --actor guest.vcpu0 shows only the guest, inside its #VE handler', () => {
+    const r = tdxsim(dir, 'replay', LOG, '--to', '80', '--actor', 'guest.vcpu0');
     expect(r.status).toBe(0);
-    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step 78:.*→ guest\.vcpu0 +#VE\b/));
+    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step 80:.*→ guest\.vcpu0 +#VE\b/));
     expect([...actorHeadings(r)]).toEqual([['guest.vcpu0', 'gettingVeInfo']]);
+  });
+
+  it("--to 71 prints the step's message decoded as a run prints it: the MMIO SPTE with its generation", () => {
+    const r = tdxsim(dir, 'replay', LOG, '--to', '71', '--actor', 'kvm.mmu');
+    expect(r.status).toBe(0);
+    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step 71: .*SPTE_CMPXCHG .*newSpte=0x00008000fe000008 mmio gen=1 gpa=0x8000fe000000/));
+  });
+
+  it('--to a Secure-EPT walk prints its entries by S-EPT state (a log of private-touch-ve)', () => {
+    expect(tdxsim(dir, 'run', example('private-touch-ve'), '--log', 'ptv.jsonl').status).toBe(1);
+    const walk = readFileSync(path.join(dir, 'ptv.jsonl'), 'utf8').split('\n').findIndex((l) => l.includes('"EPT_WALK_RESULT"') && l.includes('"secure"'));
+    // Line 1 is the header, so line i + 1 holds step i.
+    const r = tdxsim(dir, 'replay', 'ptv.jsonl', '--to', String(walk), '--actor', 'tdx');
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step \d+: +tdx +→ hw\.cpu0 +EPT_WALK_RESULT +ept=secure gpa=0x300000 path=L4\[0x0\]=0x80e0000000000000 FREE keyid=17$/));
   });
 
   it('--to 0 shows every actor before the first message, with the first KVM_RUN in flight', () => {

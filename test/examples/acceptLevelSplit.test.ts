@@ -63,7 +63,7 @@ describe('accept-level-split with the split (§6.iii steps 1–5)', () => {
 
   it('KVM splits under write mmu_lock: BLOCK(2M) → TRACK → DEMOTE → mirror split → guest inhibit 2M and 1G → unlock', () => {
     const from = first('kvm.vcpu0 → kvm.mmu LPAGE_INFO_READ');
-    expect(seq.slice(from - 1, from + 15)).toEqual([
+    expect(seq.slice(from - 1, from + 16)).toEqual([
       'kvm.vcpu0 → kvm.mmu LPAGE_INFO_READ',
       'kvm.mmu → kvm.vcpu0 LPAGE_INFO',
       'kvm.vcpu0 → kvm.mmu MMU_LOCK_WRITE',
@@ -73,6 +73,7 @@ describe('accept-level-split with the split (§6.iii steps 1–5)', () => {
       'kvm.vcpu0 → tdx TDH.MEM.RANGE.BLOCK',
       'tdx → kvm.vcpu0 TDH.MEM.RANGE.BLOCK',
       'kvm.vcpu0 → tdx TDH.MEM.TRACK',
+      'tdx → tdx TRACK_EPOCH',
       'tdx → kvm.vcpu0 TDH.MEM.TRACK',
       'kvm.vcpu0 → tdx TDH.MEM.PAGE.DEMOTE',
       'tdx → kvm.vcpu0 TDH.MEM.PAGE.DEMOTE',
@@ -83,16 +84,16 @@ describe('accept-level-split with the split (§6.iii steps 1–5)', () => {
     ]);
     expect(payload<{ guestInhibit: boolean }>(run, from + 1).guestInhibit).toBe(false);
     expect(payload<{ RCX: bigint }>(run, from + 6).RCX).toBe(0x200001n);
-    expect(payload<{ RAX: bigint }>(run, from + 11).RAX).toBe(TDX_SUCCESS);
-    expect(payload<{ pgLevel: number }>(run, from + 13).pgLevel).toBe(2);
-    expect(payload<{ pgLevel: number }>(run, from + 14).pgLevel).toBe(3);
+    expect(payload<{ RAX: bigint }>(run, from + 12).RAX).toBe(TDX_SUCCESS);
+    expect(payload<{ pgLevel: number }>(run, from + 14).pgLevel).toBe(2);
+    expect(payload<{ pgLevel: number }>(run, from + 15).pgLevel).toBe(3);
     // DEMOTE gave 512 PENDING 4K children, unblocked, with consecutive HPAs; the mirror matches them.
-    const leaves = septAt(run, from + 12, 0x200000n).concat(septAt(run, from + 12, 0x3ff000n));
+    const leaves = septAt(run, from + 13, 0x200000n).concat(septAt(run, from + 13, 0x3ff000n));
     expect(leaves).toEqual([
       { gpa: 0x200000n, tdxLevel: 0, state: 'PENDING', hpa: 0x200200000n },
       { gpa: 0x3ff000n, tdxLevel: 0, state: 'PENDING', hpa: 0x2003ff000n },
     ]);
-    const mmu = ctx<TdpMmuContext>(run, 'kvm.mmu', from + 14);
+    const mmu = ctx<TdpMmuContext>(run, 'kvm.mmu', from + 15);
     const child = mmu.pages[0x181002]!;
     expect(Object.keys(child)).toHaveLength(512);
     expect(child[0]).toBe(0x8600000200200b37n);

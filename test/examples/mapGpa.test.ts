@@ -107,6 +107,7 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
       'kvm.vm → tdx TDH.MEM.RANGE.BLOCK',
       'tdx → kvm.vm TDH.MEM.RANGE.BLOCK',
       'kvm.vm → tdx TDH.MEM.TRACK',
+      'tdx → tdx TRACK_EPOCH',
       'tdx → kvm.vm TDH.MEM.TRACK',
       // tdx_track: KVM_REQ_OUTSIDE_GUEST_MODE between TRACK and REMOVE; vCPU 0 is in userspace and acks at once.
       'kvm.vm → kvm.vcpu0 KVM_REQ_OUTSIDE_GUEST_MODE',
@@ -123,6 +124,7 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
       'kvm.vm → vmm KVM_SET_MEMORY_ATTRIBUTES',
       'vmm → kvm.vcpu0 KVM_RUN',
       'kvm.vcpu0 → tdx TDH.VP.ENTER',
+      'tdx → tdx ENTER_EPOCH',
       'tdx → guest.vcpu0 VMRESUME',
     ]);
   });
@@ -146,7 +148,7 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
     expect(payload<Gprs>(run, s + 10)).toEqual({ RCX: 0x200000n, RDX: HOST_LAYOUT.tdrPa }); // GPA | TDX level 0
     expect(payload<Gprs>(run, s + 11).RAX).toBe(TDX_SUCCESS);
     expect(payload<Gprs>(run, s + 12)).toEqual({ RCX: HOST_LAYOUT.tdrPa });
-    expect(payload<Gprs>(run, s + 16)).toEqual({ RCX: 0x200000n, RDX: HOST_LAYOUT.tdrPa });
+    expect(payload<Gprs>(run, s + 17)).toEqual({ RCX: 0x200000n, RDX: HOST_LAYOUT.tdrPa });
     // REMOVE returns the HPA it freed in RCX and level | FREE << 8 in RDX.
     expect(payload<Gprs>(run, removed)).toEqual({ RAX: TDX_SUCCESS, RCX: 0x200200000n, RDX: 0x0n });
     // WBINVD takes the HKID-tagged PA: pa | HKID << x86_phys_bits (set_hkid_to_hpa).
@@ -245,6 +247,7 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
       'kvm.vm → vmm KVM_SET_MEMORY_ATTRIBUTES',
       'vmm → kvm.vcpu0 KVM_RUN',
       'kvm.vcpu0 → tdx TDH.VP.ENTER',
+      'tdx → tdx ENTER_EPOCH',
       'tdx → guest.vcpu0 VMRESUME',
     ]);
     expect(payload<Gprs>(run, toPrivate)).toMatchObject({ R12: 0x200000n, R13: 0x1000n });
@@ -489,10 +492,11 @@ describe('two vCPUs: vCPU 0 converts its page while vCPU 1 runs guest code (§6.
       'hw.cpu1 → kvm.vm KVM_REQ_ACK',
       'hw.cpu1 → kvm.vcpu1 IRQ_HANDLED',
     ]);
-    // The guest's instruction at the boundary (its last LOAD) did not run; the exit names its RIP.
+    // The IPI lands while vCPU 1's last LOAD is executing; that LOAD retires, and the guest's instruction at the
+    // next boundary (its spin loop, `jmp .`) did not run; the exit names its RIP.
     const vmExit = stepOf(seq, 'hw.cpu1 → tdx EXTERNAL_INTERRUPT', tracked);
     const interrupted = run.deliveries[vmExit - 2]!.message;
-    expect(`${interrupted.from} → ${interrupted.to} ${interrupted.name}`).toBe('guest.vcpu1 → hw.cpu1 LOAD');
+    expect(`${interrupted.from} → ${interrupted.to} ${interrupted.name}`).toBe('guest.vcpu1 → hw.cpu1 SPIN');
     expect(payload(run, vmExit)).toEqual({ vcpu: 1, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip: (interrupted.payload as { rip: bigint }).rip });
     expect(payload(run, vmExit + 1)).toEqual({ vcpu: 1, RAX: 0x1n, RCX: 0n, RDX: 0n, R8: 0n, R9: 0n });
     expect(payload(run, stepOf(seq, 'kvm.vcpu1 → hw.cpu1 IPI', tracked))).toEqual({ vcpu: 1, requester: 'kvm.vm' });
@@ -501,7 +505,7 @@ describe('two vCPUs: vCPU 0 converts its page while vCPU 1 runs guest code (§6.
     expect(t.mem.epoch.tdEpoch).toBe(1);
     expect(t.mem.epoch.refcount[0]).toBe(0);
     expect(payload<Gprs>(run, stepOf(seq, 'tdx → kvm.vm TDH.MEM.PAGE.REMOVE', remove)).RAX).toBe(TDX_SUCCESS);
-    // vCPU 1 re-enters (epoch 1), runs the interrupted LOAD again and spins.
+    // vCPU 1 re-enters (epoch 1) and spins again.
     expect(regsOf(run, 1)).toMatchObject({ rbx: 0x77n, rcx: 0x77n, rdx: 0x77n });
     expect(seq.filter((a) => a === 'guest.vcpu1 → hw.cpu1 SPIN').length).toBeGreaterThan(0);
     expect(ctx<{ spinRip: bigint | null }>(run, 'hw.cpu1').spinRip).not.toBeNull();

@@ -61,7 +61,13 @@ const stepOf = (seq: readonly string[], arrow: string, from = 1) => {
 /** Every SEAMCALL (host → tdx) from step `from` on, with its caller, RCX, and the return that answered it. */
 function seamcalls(run: RecordedRun, from = 1) {
   const returns = new Map<number, Gprs>();
-  for (const d of run.deliveries) if (d.message.kind === 'seamcall-return' && d.message.cause !== null) returns.set(d.message.cause, d.message.payload as Gprs);
+  for (const d of run.deliveries) {
+    if (d.message.kind !== 'seamcall-return' || d.message.cause === null) continue;
+    // A call the module finished in a step of its own (TRACK_EPOCH) was answered from that step.
+    let call = d.message.cause;
+    while (run.deliveries[call - 1]!.message.kind === 'seam-step') call = run.deliveries[call - 1]!.message.cause!;
+    returns.set(call, d.message.payload as Gprs);
+  }
   return run.deliveries
     .filter((d) => d.seq >= from && d.message.kind === 'seamcall')
     .map((d) => ({ step: d.seq, from: d.message.from, name: d.message.name, regs: d.message.payload as Gprs, ret: returns.get(d.seq) }));
@@ -600,7 +606,7 @@ describe('a write to another port (0x80, POST code) is dropped by the VMM and th
   });
 
   it('the VMM re-runs the vCPU at once, KVM completes the TDVMCALL with R10 = SUCCESS, RIP moves past the 1-byte OUT', () => {
-    expect(seq.slice(io, io + 3)).toEqual(['vmm → kvm.vcpu0 KVM_RUN', 'kvm.vcpu0 → tdx TDH.VP.ENTER', 'tdx → guest.vcpu0 VMRESUME']);
+    expect(seq.slice(io, io + 4)).toEqual(['vmm → kvm.vcpu0 KVM_RUN', 'kvm.vcpu0 → tdx TDH.VP.ENTER', 'tdx → tdx ENTER_EPOCH', 'tdx → guest.vcpu0 VMRESUME']);
     expect(payload(run, io + 1)).toEqual({ vcpu: 0, mmioData: null });
     expect(payload<Gprs>(run, io + 2)).toMatchObject({ R10: 0n });
     expect(ctx<VmmContext>(run, 'vmm', io + 1).unassignedPortWrites).toBe(1);

@@ -24,8 +24,8 @@ describe('tdxsim explore (CLI)', () => {
     const r = tdxsim(dir, 'explore', 'race.yaml');
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/# \d+ states, \d+ transitions, max depth \d+, .* — violation found/);
-    expect(r.stdout).toMatch(/# minimised: 103 steps, 1 preemptions .*; as found: \d+ steps, \d+ preemptions/);
-    expect(r.stdout).toContain('# violation of no-failure at step 103');
+    expect(r.stdout).toMatch(/# minimised: 105 steps, 1 preemptions .*; as found: \d+ steps, \d+ preemptions/);
+    expect(r.stdout).toContain('# violation of no-failure at step 105');
     // The whole minimised schedule is printed, one delivery a line, ending with the fatal exit.
     expect(r.stdout).toMatch(/\n {4}1 {2}vmm +→ kvm\.vm +KVM_SET_MEMORY_ATTRIBUTES/);
     expect(r.stdout).toContain('Guest access before accepting 0x200000 on vCPU 1');
@@ -57,7 +57,7 @@ describe('tdxsim explore (CLI)', () => {
     const pct = tdxsim(dir, 'explore', 'zap-during-accept', '--policy', 'zapBusyKickRetry=off', '--mode', 'pct', '--seed', '1', '--walks', '50', '--pct-depth', '2', '--log', 'pct.jsonl');
     expect(pct.status).toBe(1);
     expect(pct.stdout).toMatch(/— violation found in walk \d+; mode pct \(k = \d+ steps\), seed 1\n/);
-    expect(pct.stdout).toContain('# minimised: 116 steps, 1 preemptions');
+    expect(pct.stdout).toContain('# minimised: 117 steps, 1 preemptions');
     expect(tdxsim(dir, 'replay', 'pct.jsonl', '--verify').status).toBe(0);
   });
 

@@ -10,8 +10,9 @@ import { withPolicies } from '../../src/cli/policies.ts';
 import { explore } from '../../src/explore/explore.ts';
 import { defaultInvariants, invariantNamed, invariantsOf, noFailure, type Invariant } from '../../src/explore/invariants/index.ts';
 import { minimise } from '../../src/explore/minimise.ts';
-import { snapshotOf, stateName } from '../../src/explore/invariants/invariant.ts';
-import { isOperandBusy, tdxStatusName } from '../../src/arch/tdxStatus.ts';
+import { contextOf, snapshotOf, stateName } from '../../src/explore/invariants/invariant.ts';
+import type { TdxModuleContext } from '../../machines/tdxModule/tdxModule.ts';
+import { isOperandBusy, tdxStatusName, tdxStatusWithOperand, TDX_OPERAND_BUSY, TDX_OPERAND_ID_TD_EPOCH } from '../../src/arch/tdxStatus.ts';
 import { FROZEN_SPTE } from '../../src/arch/spte.ts';
 import type { Gprs, Message } from '../../src/protocol/messages.ts';
 import type { PolicyOverrides } from '../../src/policies.ts';
@@ -49,13 +50,18 @@ function witness(name: string, seen: (d: Message) => boolean): Invariant & { see
   };
 }
 
+const EPOCH_BUSY = tdxStatusWithOperand(TDX_OPERAND_BUSY, TDX_OPERAND_ID_TD_EPOCH);
+
 /** A SEAMCALL return that carries TDX_OPERAND_BUSY. */
 const busyWitness = (leaf: string) => witness(`${leaf} BUSY`, (d) => d.from === 'tdx' && d.name === leaf && isOperandBusy((d.payload as Gprs).RAX!));
 
 describe('zap-during-accept (policy zapBusyKickRetry)', () => {
-  it("default: every interleaving is clean, including those where BLOCK meets the ACCEPT's entry lock and vCPU 0 waits for the retry before it enters again", () => {
+  it("default: every interleaving is clean, including those where BLOCK meets the ACCEPT's entry lock, TRACK meets an entry counting its vCPU into the epoch, and vCPU 0 waits for the retry before it enters again", () => {
     const model = modelOf('zap-during-accept');
     const busy = busyWitness('TDH.MEM.RANGE.BLOCK');
+    const trackBusy = witness('TRACK BUSY TD_EPOCH', (d) => d.from === 'tdx' && d.name === 'TDH.MEM.TRACK' && (d.payload as Gprs).RAX === EPOCH_BUSY);
+    // The other way round: an entry that meets TRACK's exclusive epoch_lock leaves KVM's fastpath and enters again.
+    const enterBusy = witness('VP.ENTER BUSY TD_EPOCH', (d) => d.kind === 'td-exit' && d.name === 'BUSY' && (d.payload as Gprs).RAX === EPOCH_BUSY);
     const waited = witness('wait_for_sept_zap', (d) => d.name === 'SEPT_ZAP_DONE' && d.to === 'kvm.vcpu0');
     let waitingSeen = 0;
     const waiting: Invariant = {
@@ -66,24 +72,26 @@ describe('zap-during-accept (policy zapBusyKickRetry)', () => {
         return null;
       },
     };
-    const r = explore(model, [...declared('zap-during-accept'), busy, waited, waiting], UNBOUNDED);
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 5_444 });
+    const r = explore(model, [...declared('zap-during-accept'), busy, trackBusy, enterBusy, waited, waiting], UNBOUNDED);
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 8_361 });
     expect(busy.seen).toBeGreaterThan(0);
+    expect(trackBusy.seen).toBeGreaterThan(0);
+    expect(enterBusy.seen).toBeGreaterThan(0);
     expect(waited.seen).toBeGreaterThan(0);
     expect(waitingSeen).toBeGreaterThan(0);
   });
 
-  it('off: the first BUSY is a KVM_BUG_ON, found with a 116-step counterexample and one preemption', () => {
+  it("off: the first BUSY is a KVM_BUG_ON; the shortest is TRACK meeting vCPU 0's entry in its epoch critical section (117 steps, one preemption)", () => {
     const c = counterexample('zap-during-accept', { zapBusyKickRetry: false });
-    expect(c).toMatchObject({ invariant: 'no-failure', steps: 116, preemptions: 1 });
-    expect(c.detail).toBe('KVM bug: kvm.vm: KVM_BUG_ON: TDH.MEM.RANGE.BLOCK for GPA 0x200000 returned TDX_OPERAND_BUSY|RCX (§7.3)');
+    expect(c).toMatchObject({ invariant: 'no-failure', steps: 117, preemptions: 1 });
+    expect(c.detail).toBe('KVM bug: kvm.vm: KVM_BUG_ON: TDH.MEM.TRACK for GPA 0x200000 returned TDX_OPERAND_BUSY|TD_EPOCH (§7.3)');
   });
 });
 
 describe('zap-during-accept (policy kickAfterTrack)', () => {
   it("off: TRACK without the kick leaves vCPU 0 running in the block's epoch; remove-after-track names the REMOVE the module would refuse", () => {
     const c = counterexample('zap-during-accept', { kickAfterTrack: false });
-    expect(c).toMatchObject({ invariant: 'remove-after-track', steps: 116, preemptions: 1 });
+    expect(c).toMatchObject({ invariant: 'remove-after-track', steps: 120, preemptions: 1 });
     expect(c.detail).toBe('kvm.vm sent TDH.MEM.PAGE.REMOVE for GPA 0x200000 at level 0, blocked in epoch 0, but that block is not tracked yet (TD epoch 1, vCPUs still in epoch 0: 1)');
     // Without the invariant, the module's refusal is the KVM_BUG_ON.
     expect(explore(c.model, [noFailure], UNBOUNDED).violation?.detail).toBe('KVM bug: kvm.vm: KVM_BUG_ON: TDH.MEM.PAGE.REMOVE for GPA 0x200000 returned TDX_TLB_TRACKING_NOT_DONE|RCX (§7.3)');
@@ -95,14 +103,14 @@ describe('parallel-faults (policy freezeMirrorSpte)', () => {
     const frozen = witness('frozen walk', (d) => d.name === 'TDP_WALK_RESULT' && (d.payload as { path: { spte: bigint }[] }).path.some((x) => x.spte === FROZEN_SPTE));
     const model = modelOf('parallel-faults');
     const r = explore(model, [...defaultInvariants(), ...declared('parallel-faults'), frozen], UNBOUNDED);
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 46_845 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 53_505 });
     expect(frozen.seen).toBeGreaterThan(0);
   });
 
   it('off: vCPU 1 walks into a page table published before its SEPT.ADD; sept-parent-first names it, no-failure sees the KVM_BUG_ON', () => {
     const c = counterexample('parallel-faults', { freezeMirrorSpte: false });
     expect(c.found.detail).toMatch(/^kvm\.vcpu\d sent TDH\.MEM\.(SEPT\.ADD|PAGE\.AUG) for GPA 0x[0-9a-f]+ at level \d, but the S-EPT has no level-\d entry above it \(FREE\)$/);
-    expect(c).toMatchObject({ invariant: 'sept-parent-first', steps: 93, preemptions: 1 });
+    expect(c).toMatchObject({ invariant: 'sept-parent-first', steps: 95, preemptions: 1 });
     expect(c.detail).toBe('kvm.vcpu1 sent TDH.MEM.SEPT.ADD for GPA 0x0 at level 2, but the S-EPT has no level-3 entry above it (FREE)');
     // Without that invariant the same race ends in the KVM_BUG_ON on TDX_EPT_WALK_FAILED.
     const bug = explore(c.model, [noFailure], UNBOUNDED);
@@ -128,20 +136,33 @@ describe('parallel-faults (policy localRetry, the zero-step mitigation)', () => 
 
   it('default: with the local retry no vCPU is re-entered into the same fault even once', () => {
     const r = explore(modelOf('parallel-faults'), [invariantNamed('ept-violation-progress')!.create(1), ...declared('parallel-faults')], UNBOUNDED);
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 46_845 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 53_505 });
   });
 
   it('off: KVM re-enters vCPU 1 into the ACCEPT that exits again while vCPU 0 holds the SPTE frozen; ept-violation-progress fires after 4 re-entries', () => {
     const c = counterexample('parallel-faults', { localRetry: false });
-    expect(c).toMatchObject({ invariant: 'ept-violation-progress', steps: 130, preemptions: 1 });
+    expect(c).toMatchObject({ invariant: 'ept-violation-progress', steps: 136, preemptions: 1 });
     expect(c.detail).toBe('vCPU 1 was entered 4 times at RIP 0xffffffff81000000 and each time exited with an EPT violation again (last GPA 0x201000), more than the bound of 3');
   });
 
   it('off, threshold 2: the module records the GPA and filters entries under the exclusive tree lock; other vCPUs absorb the BUSYs, nothing fails', () => {
     const witness = steppingWitness();
+    // The epoch's refcounts count exactly the vCPUs in the TD or part way into TDH.VP.ENTER: an entry the
+    // filter refuses, or that meets the tree lock, is counted out again (§5c.2 step 4).
+    const epochCounts: Invariant = {
+      name: 'epoch counts the entered vCPUs',
+      description: '',
+      check(m, _b, after, d) {
+        if (d.to !== 'tdx') return null;
+        const tdx = contextOf<TdxModuleContext>(m, after, 'tdx');
+        const inside = tdx.vcpus.filter((v) => v.state === 'ACTIVE' || v.entering !== null).length;
+        const counted = tdx.mem.epoch.refcount[0] + tdx.mem.epoch.refcount[1];
+        return counted === inside ? null : `refcounts ${tdx.mem.epoch.refcount.join('/')} but ${inside} vCPUs entered or entering`;
+      },
+    };
     const model = modelOf('parallel-faults', { localRetry: false, zeroStepThreshold: 2 });
-    const r = explore(model, [noFailure, invariantNamed('no-deadlock')!.create(), invariantNamed('sept-parent-first')!.create(), witness], { ...UNBOUNDED, maxStates: 3_000_000 });
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 802_600 });
+    const r = explore(model, [noFailure, invariantNamed('no-deadlock')!.create(), invariantNamed('sept-parent-first')!.create(), epochCounts, witness], { ...UNBOUNDED, maxStates: 3_000_000 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 956_547 });
     expect(Object.keys(witness.seen).sort()).toEqual(['BUSY TDX_OPERAND_BUSY|SEPT_TREE', 'TDH.MEM.PAGE.AUG TDX_OPERAND_BUSY|SEPT_TREE', 'TDH.MEM.SEPT.ADD TDX_OPERAND_BUSY|SEPT_TREE', 'filter']);
   });
 });
@@ -150,13 +171,13 @@ describe('mapgpa-vs-touch (policy staleFaultCheck)', () => {
   it("default: every interleaving is clean, including those where vCPU 1's fault is stale when it gets mmu_lock", () => {
     const stale = witness('stale fault', (d) => d.name === 'TDP_WALK_RESULT' && (d.payload as { stale?: boolean }).stale === true);
     const r = explore(modelOf('mapgpa-vs-touch'), [...declared('mapgpa-vs-touch'), stale], UNBOUNDED);
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 6_110 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 8_595 });
     expect(stale.seen).toBeGreaterThan(0);
   });
 
-  it('off: the stale fault AUGs a private page into the GFN the conversion just made shared; mirror-sept-agree, 211 steps, no preemption', () => {
+  it('off: the stale fault AUGs a private page into the GFN the conversion just made shared; mirror-sept-agree, 214 steps, no preemption', () => {
     const c = counterexample('mapgpa-vs-touch', { staleFaultCheck: false });
-    expect(c).toMatchObject({ invariant: 'mirror-sept-agree', steps: 211, preemptions: 0 });
+    expect(c).toMatchObject({ invariant: 'mirror-sept-agree', steps: 214, preemptions: 0 });
     expect(c.detail).toBe('mirror leaf 0x8600000200200b37 for GFN 0x200 whose attribute is shared');
   });
 });
@@ -165,13 +186,13 @@ describe('accept-level-two-vcpus (policy globalGuestInhibit): seed 002 with two 
   it('default: every interleaving is clean, including those where a fault begun before the split maps 4K into the new table', () => {
     const split = witness('split while the other vCPU waits', (d) => d.name === 'SPLIT_HUGE_PAGE');
     const r = explore(modelOf('accept-level-two-vcpus'), [...defaultInvariants(), split], UNBOUNDED);
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 467_155 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 575_281 });
     expect(split.seen).toBeGreaterThan(0);
   });
 
-  it("off: vCPU 1's fault does not see vCPU 0's inhibit and AUGs 2M over the split table: KVM_BUG_ON at step 143, one preemption", () => {
+  it("off: vCPU 1's fault does not see vCPU 0's inhibit and AUGs 2M over the split table: KVM_BUG_ON at step 147, one preemption", () => {
     const c = counterexample('accept-level-two-vcpus', { globalGuestInhibit: false }, defaultInvariants());
-    expect(c).toMatchObject({ invariant: 'no-failure', steps: 143, preemptions: 1 });
+    expect(c).toMatchObject({ invariant: 'no-failure', steps: 147, preemptions: 1 });
     expect(c.detail).toBe('KVM bug: kvm.vcpu1: KVM_BUG_ON: TDH.MEM.PAGE.AUG returned TDX_EPT_ENTRY_STATE_INCORRECT|RCX');
   });
 });

@@ -111,10 +111,10 @@ describe('seeded sampling', () => {
   ];
   for (const [name, policy, invariant] of races) {
     for (const mode of MODES) {
-      it(`${name} with ${Object.keys(policy)[0]} off: ${mode} walks find ${invariant} within 50 walks, and the schedule replays to it`, () => {
+      it(`${name} with ${Object.keys(policy)[0]} off: ${mode} walks find ${invariant} within 100 walks, and the schedule replays to it`, () => {
         const { model, invariants } = example(name, policy);
         const opts: SampleOptions = { mode, seed: 1 };
-        const r = sample(model, invariants, bounds(50), opts);
+        const r = sample(model, invariants, bounds(100), opts);
         expect(r.status).toBe('violation');
         const v = r.violation!;
         expect(v.invariant).toBe(invariant);
@@ -122,7 +122,7 @@ describe('seeded sampling', () => {
         expect(replayVerdict(model, invariants, v.choices)).toEqual({ invariant: v.invariant, detail: v.detail });
         // The walk that found it, run on its own, finds it again: walks do not depend on each other.
         let once = false;
-        const alone = sample(model, invariants, bounds(50), { ...opts, nextWalk: () => (once ? null : ((once = true), v.walk)) });
+        const alone = sample(model, invariants, bounds(100), { ...opts, nextWalk: () => (once ? null : ((once = true), v.walk)) });
         expect(alone.violation).toEqual(v);
       });
     }
