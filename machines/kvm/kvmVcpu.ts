@@ -84,7 +84,6 @@ import {
   RET_PF_RETRY,
   RET_PF_EMULATE,
   RET_PF_NAMES,
-  X86EMUL_RETRY_INSTR,
   PG_LEVEL_4K,
   PG_LEVEL_2M,
 } from '../../src/arch/kvmApi.ts';

@@ -24,7 +24,7 @@
  */
 import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { noVcpus, kicking, allCpusRequest } from './noVcpus.ts';
-import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams, type HostSeamcall } from '../../src/protocol/messages.ts';
+import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDX_SUCCESS, TDX_NO_HKID_READY_TO_WBCACHE, TDX_FLUSHVP_NOT_DONE, tdxStatusName } from '../../src/arch/tdxStatus.ts';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO } from '../../src/arch/kvmApi.ts';
