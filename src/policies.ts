@@ -72,6 +72,14 @@ export const POLICIES = {
       'before the local retry: KVM re-enters the guest, which faults again at the same RIP; each fruitless entry counts towards the TDX module\'s zero-step threshold, after which that vCPU\'s every TDH.VP.ENTER takes the S-EPT tree lock exclusively (other vCPUs\' SEPT.ADD/AUG/BLOCK see TDX_OPERAND_BUSY | SEPT_TREE) and is refused while a recorded GPA is unmapped',
     section: '§7.3, §7.5',
   },
+  busyLeavesFastpath: {
+    default: true,
+    effect:
+      'TDX_OPERAND_BUSY from TDH.VP.ENTER (SEPT_TREE from a zero-step filter, TD_EPOCH from a TRACK) counts as a handled exit: the vCPU thread leaves the fastpath, enables interrupts so a pending KVM_REQ_OUTSIDE_GUEST_MODE IPI is acknowledged, and only then enters again (tdx_exit_handlers_fastpath)',
+    otherwise:
+      'BUSY re-enters the TD from the fastpath with interrupts still off (EXIT_FASTPATH_REENTER_GUEST with no exit-request check): a vCPU kicked while its entry was under way calls TDH.VP.ENTER again before the requester\'s IPI is handled, so the kick after a TRACK waits on a vCPU that is back in the guest (kick-completes names it); tdh_do_no_vcpus\'s kick is not delayed, as wait_for_sept_zap makes tdx_vcpu_run return without entering',
+    section: '§5c.1 step 5, §7.3, §7.4',
+  },
   staleFaultCheck: {
     default: true,
     effect:

@@ -30,7 +30,9 @@
  * While this thread runs the guest (inside TDH.VP.ENTER, vcpu->mode = IN_GUEST_MODE), a
  * kvm_make_all_cpus_request from another thread becomes an IPI to this vCPU's CPU; after the TD exit the
  * thread enables interrupts, the IPI's handler runs (which ends the requester's wait), and only then is the
- * exit is handled (§7.4). Outside guest mode the request is acknowledged at once.
+ * exit handled (§7.4). Outside guest mode the request is acknowledged at once. A BUSY from the entry
+ * takes the same way out before the thread enters again (§5c.1 step 5); with policy busyLeavesFastpath off
+ * it enters again from the fastpath with the IPI unhandled, and entriesWhileKicked counts those entries.
  *
  * TDG.VP.VMCALL<Instruction.IO> (tdx_emulate_io): no in-kernel device claims a port here, so an OUT goes to
  * the VMM as KVM_EXIT_IO and completes with R10 = SUCCESS on the next KVM_RUN. A signal (the VMM's
@@ -149,7 +151,7 @@ export interface KvmVcpuInput {
   /**
    * The scenario's policy switches (src/policies.ts). This thread reads splitOnAcceptLevel (with
    * privateHugePages: tdx_check_accept_level exists only in the huge-page series), zapBusyKickRetry,
-   * kickAfterTrack, freezeMirrorSpte, localRetry, staleFaultCheck and globalGuestInhibit.
+   * kickAfterTrack, freezeMirrorSpte, localRetry, busyLeavesFastpath, staleFaultCheck and globalGuestInhibit.
    */
   policies: Policies;
   /** Number of vCPUs: the ones a kvm_make_all_cpus_request from this thread must wait for. */
@@ -229,6 +231,11 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   ipiRequesters: readonly string[];
   /** A signal's reschedule IPI went to this vCPU's CPU while it ran the guest (its handler has not run yet). */
   signalKicked: boolean;
+  /**
+   * TDH.VP.ENTERs issued while a requester waited for this vCPU's IPI; zero upstream, where the thread
+   * enables interrupts after every TD exit before it enters again (policy busyLeavesFastpath).
+   */
+  entriesWhileKicked: number;
   /** signal_pending(current): KVM_RUN returns -EINTR before the next entry. */
   signalPending: boolean;
   /** vcpu->cpu != -1: the vCPU was loaded on its CPU (first by KVM_TDX_INIT_VCPU), so teardown flushes it there. */
@@ -442,6 +449,7 @@ export const kvmVcpuMachine = setup({
     ipiSent: ({ context }) => context.ipiRequesters.length > 0 || context.signalKicked,
     signalPending: ({ context }) => context.signalPending,
     localRetry: ({ context }) => context.policies.localRetry,
+    busyLeavesFastpath: ({ context }) => context.policies.busyLeavesFastpath,
     waitingForSeptZap: ({ context }) => context.waitForSeptZap,
     staleFaultCheck: ({ context }) => context.policies.staleFaultCheck,
     globalGuestInhibit: ({ context }) => context.policies.globalGuestInhibit,
@@ -801,7 +809,8 @@ export const kvmVcpuMachine = setup({
       enqueue.emit(out(`hw.cpu${context.vcpu}`, 'interrupt', 'IPI', { vcpu: context.vcpu, requester: event.msg.from }));
     }),
     localIrqEnable: emit(({ context }) => out(`hw.cpu${context.vcpu}`, 'interrupt', 'LOCAL_IRQ_ENABLE', { vcpu: context.vcpu })),
-    clearIpi: assign({ ipiRequesters: () => [], signalKicked: () => false }),
+    clearIpi: assign({ ipiRequesters: () => [], signalKicked: () => false, entriesWhileKicked: () => 0 }),
+    countEntryWhileKicked: assign({ entriesWhileKicked: ({ context }) => context.entriesWhileKicked + (context.ipiRequesters.length > 0 ? 1 : 0) }),
     noteSignal: assign({ signalPending: () => true }),
     /** kick_process: a reschedule IPI to the CPU running the guest; nobody waits for its handler. */
     kickForSignal: enqueueActions(({ context, enqueue }) => {
@@ -896,6 +905,7 @@ export const kvmVcpuMachine = setup({
     mapGpa: null,
     ipiRequesters: [],
     signalKicked: false,
+    entriesWhileKicked: 0,
     signalPending: false,
     loaded: false,
     pioOut: false,
@@ -1016,14 +1026,19 @@ export const kvmVcpuMachine = setup({
     freed: { type: 'final' },
     /** tdx_vcpu_run: the SEAMCALL returns only with a TD exit (§5c.1 steps 3–4). */
     inTdhVpEnter: {
-      entry: ['tdhVpEnter', 'clearEnterGprs'],
+      entry: ['countEntryWhileKicked', 'tdhVpEnter', 'clearEnterGprs'],
       on: {
         EPT_VIOLATION: { target: 'tdExited', actions: 'recordTdExit' },
         TDCALL: { target: 'tdExited', actions: 'recordTdExit' },
         EPT_MISCONFIG: { target: 'tdExited', actions: 'recordTdExit' },
         EXTERNAL_INTERRUPT: { target: 'tdExited', actions: 'recordTdExit' },
-        // tdx_exit_handlers_fastpath: BUSY from the entry is "handled", leave with interrupts on, enter again.
-        BUSY: { target: 'tdExited', actions: 'recordTdExit' },
+        // tdx_exit_handlers_fastpath: BUSY from the entry is "handled", leave with interrupts on, enter again
+        // (§5c.1 step 5). Policy busyLeavesFastpath off: enter again at once with interrupts still off, unless
+        // wait_for_sept_zap makes tdx_vcpu_run return without entering, which does leave the fastpath.
+        BUSY: [
+          { guard: and([not('busyLeavesFastpath'), not('waitingForSeptZap')]), target: 'inTdhVpEnter', reenter: true, actions: 'recordTdExit' },
+          { target: 'tdExited', actions: 'recordTdExit' },
+        ],
         KVM_REQ_OUTSIDE_GUEST_MODE: { actions: ['noteSeptZapWait', 'sendIpi'] },
         KVM_REQ_TLB_FLUSH: { actions: 'sendIpi' },
         SIG_IPI: { actions: 'kickForSignal' },

@@ -58,7 +58,7 @@ export const TD_ATTRIBUTE_NAMES = ['SEPT_VE_DISABLE'] as const;
 const invariantName = z.string().refine((n) => invariantNamed(n) !== undefined, { error: (i) => `unknown invariant "${String(i.input)}"; known: ${INVARIANTS.map((x) => x.name).join(', ')}` });
 
 /** `{ name, bound }`: only a bounded monitor takes a bound, and only one it can see exceeded. */
-const boundedMonitor = z.strictObject({ name: invariantName, bound: smallInt.refine((n) => n >= 1, 'a bound of at least 1') }).superRefine((e, ctx) => {
+const boundedMonitor = z.strictObject({ name: invariantName, bound: smallInt.refine((n) => n >= 0, 'a bound of at least 0') }).superRefine((e, ctx) => {
   const spec = invariantNamed(e.name);
   if (spec === undefined) return;
   if (spec.defaultBound === undefined) ctx.addIssue({ code: 'custom', path: ['bound'], message: `invariant "${e.name}" takes no bound; bounded monitors: ${INVARIANTS.filter((x) => x.defaultBound !== undefined).map((x) => x.name).join(', ')}` });

@@ -175,7 +175,7 @@ describe('2M accept with private huge pages, then a partial conversion', () => {
 
 describe('policy switches', () => {
   it('default to upstream: no private huge pages, split on (only in force with huge pages), kick and retry on a zap BUSY, local retry, the module\'s zero-step threshold', () => {
-    expect(DEFAULT_POLICIES).toEqual({ privateHugePages: false, splitOnAcceptLevel: true, freezeMirrorSpte: true, zapBusyKickRetry: true, kickAfterTrack: true, localRetry: true, staleFaultCheck: true, globalGuestInhibit: true, zeroStepThreshold: 6 });
+    expect(DEFAULT_POLICIES).toEqual({ privateHugePages: false, splitOnAcceptLevel: true, freezeMirrorSpte: true, zapBusyKickRetry: true, kickAfterTrack: true, localRetry: true, busyLeavesFastpath: true, staleFaultCheck: true, globalGuestInhibit: true, zeroStepThreshold: 6 });
     for (const p of Object.values(POLICIES)) expect(p.section).toMatch(/^§/);
   });
 

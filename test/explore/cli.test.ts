@@ -35,6 +35,18 @@ describe('tdxsim explore (CLI)', () => {
     expect(v.stdout).toContain('outcome failure (violation of no-failure: VM dead: kvm.vcpu1: Guest access before accepting 0x200000 on vCPU 1');
   });
 
+  it('a bounded monitor: the kick counterexample names kick-completes with its bound, and replay --verify re-checks it', () => {
+    const dir = scratchDir();
+    const r = tdxsim(dir, 'explore', 'zap-during-accept', '--policy', 'busyLeavesFastpath=off', '--log', 'kick.jsonl');
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain("# violation of kick-completes at step 120: vCPU 0 called TDH.VP.ENTER 1 time while kvm.vm waited for it to leave guest mode (its CPU's IPI not yet handled), more than the bound of 0");
+    // The last two deliveries: the kick reaches vCPU 0's thread inside TDH.VP.ENTER, then the entry's BUSY.
+    expect(r.stdout).toMatch(/\n +119 {2}kvm\.vm +→ kvm\.vcpu0 +KVM_REQ_OUTSIDE_GUEST_MODE\n +120 {2}tdx +→ kvm\.vcpu0 +BUSY \(TD exit\) +RAX=0x80000200000000a9 \(TDX_OPERAND_BUSY\|TD_EPOCH\)/);
+    const v = tdxsim(dir, 'replay', 'kick.jsonl', '--verify');
+    expect(v.status).toBe(0);
+    expect(v.stdout).toContain('outcome failure (violation of kick-completes: vCPU 0 called TDH.VP.ENTER 1 time');
+  });
+
   it('exits 0 with an exhaustive summary when nothing breaks, and 2 for an unknown invariant', () => {
     const dir = scratchDir();
     const r = tdxsim(dir, 'explore', 'private-accept');

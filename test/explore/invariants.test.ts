@@ -80,11 +80,15 @@ describe('a scenario declares its invariants', () => {
     expect(parseScenarioText(yaml('[no-failure, { name: ept-violation-progress, bound: 2 }]'), 's.yaml').invariants).toEqual(['no-failure', { name: 'ept-violation-progress', bound: 2 }]);
     expect(parseScenarioText(yaml('[no-failure]'), 's.yaml').invariants).toEqual(['no-failure']);
     expect(invariantsOf([{ name: 'ept-violation-progress', bound: 2 }])[0]!.description).toMatch(/within 2 re-entries/);
+    // kick-completes' default bound is 0: a kicked vCPU acknowledges before it enters the TD again.
+    expect(parseScenarioText(yaml('[{ name: kick-completes, bound: 0 }]'), 's.yaml').invariants).toEqual([{ name: 'kick-completes', bound: 0 }]);
+    expect(invariantsOf(['kick-completes'])[0]!).toMatchObject({ bound: 0, description: expect.stringMatching(/within 0 TD entries/) });
   });
 
   it('a bound for an invariant that takes none, or one the monitor could never see exceeded, is an error naming the field', () => {
     expect(() => parseScenarioText(yaml('[{ name: no-deadlock, bound: 3 }]'), 's.yaml')).toThrow(/s\.yaml:3.*invariants\[0\]\.bound.*invariant "no-deadlock" takes no bound; bounded monitors: ept-violation-progress/s);
     expect(() => parseScenarioText(yaml('[{ name: ept-violation-progress, bound: 33 }]'), 's.yaml')).toThrow(/invariants\[0\]\.bound.*a bound of at most 32 for "ept-violation-progress"/s);
+    expect(() => parseScenarioText(yaml('[{ name: kick-completes, bound: -1 }]'), 's.yaml')).toThrow(/s\.yaml:3.*invariants\[0\]\.bound.*a bound of at least 0/s);
   });
 
   it('an unknown name is an error naming the file, line and field, and the known names', () => {

@@ -12,6 +12,7 @@ import { defaultInvariants, invariantNamed, invariantsOf, noFailure, type Invari
 import { minimise } from '../../src/explore/minimise.ts';
 import { contextOf, snapshotOf, stateName } from '../../src/explore/invariants/invariant.ts';
 import type { TdxModuleContext } from '../../machines/tdxModule/tdxModule.ts';
+import type { KvmVcpuContext } from '../../machines/kvm/kvmVcpu.ts';
 import { isOperandBusy, tdxStatusName, tdxStatusWithOperand, TDX_OPERAND_BUSY, TDX_OPERAND_ID_TD_EPOCH } from '../../src/arch/tdxStatus.ts';
 import { FROZEN_SPTE } from '../../src/arch/spte.ts';
 import type { Gprs, Message } from '../../src/protocol/messages.ts';
@@ -95,6 +96,36 @@ describe('zap-during-accept (policy kickAfterTrack)', () => {
     expect(c.detail).toBe('kvm.vm sent TDH.MEM.PAGE.REMOVE for GPA 0x200000 at level 0, blocked in epoch 0, but that block is not tracked yet (TD epoch 1, vCPUs still in epoch 0: 1)');
     // Without the invariant, the module's refusal is the KVM_BUG_ON.
     expect(explore(c.model, [noFailure], UNBOUNDED).violation?.detail).toBe('KVM bug: kvm.vm: KVM_BUG_ON: TDH.MEM.PAGE.REMOVE for GPA 0x200000 returned TDX_TLB_TRACKING_NOT_DONE|RCX (§7.3)');
+  });
+});
+
+describe('zap-during-accept (policy busyLeavesFastpath)', () => {
+  it("default: every interleaving is clean, including those where the kick after TRACK reaches vCPU 0 while its entry is about to return TDX_OPERAND_BUSY|TD_EPOCH", () => {
+    // The BUSY reaches a thread whose CPU has the requester's IPI pending: upstream handles it before entering again.
+    let kickedBusy = 0;
+    const busyWhileKicked: Invariant = {
+      name: 'witness BUSY while kicked',
+      description: '',
+      check(m, before, _a, d) {
+        if (d.kind === 'td-exit' && d.name === 'BUSY' && contextOf<KvmVcpuContext>(m, before, d.to).ipiRequesters.length > 0) kickedBusy++;
+        return null;
+      },
+    };
+    const r = explore(modelOf('zap-during-accept'), [...declared('zap-during-accept'), busyWhileKicked], UNBOUNDED);
+    expect(declared('zap-during-accept').map((i) => i.name)).toContain('kick-completes');
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 8_361 });
+    expect(kickedBusy).toBeGreaterThan(0);
+  });
+
+  it('off: vCPU 0 re-enters from the fastpath with the IPI of the kick after TRACK unhandled; kick-completes names it (120 steps, 3 preemptions)', () => {
+    const c = counterexample('zap-during-accept', { busyLeavesFastpath: false });
+    expect(c).toMatchObject({ invariant: 'kick-completes', steps: 120, preemptions: 3 });
+    expect(c.detail).toBe("vCPU 0 called TDH.VP.ENTER 1 time while kvm.vm waited for it to leave guest mode (its CPU's IPI not yet handled), more than the bound of 0");
+  });
+
+  it('off, bound 1: clean: the entry made with the IPI pending exits on it at the guest\'s first instruction boundary, so the kick is one entry late, never two', () => {
+    const r = explore(modelOf('zap-during-accept', { busyLeavesFastpath: false }), [invariantNamed('kick-completes')!.create(1), noFailure], UNBOUNDED);
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 8_086 });
   });
 });
 

@@ -147,6 +147,8 @@ describe.skipIf(!run)('inspector in Chromium', () => {
     await waitStep(page, 0);
     // `n` repeats the filter from the URL.
     await page.goto(page.url().replace(/#.*/, '#step=0&q=%23VE'));
+    // A hash-only goto resolves before the page's hashchange handler has run: wait for the filter it sets.
+    await poll(() => page.locator('#filter').inputValue()).toBe('#VE');
     await page.keyboard.press('n');
     await waitStep(page, veStep);
     await page.close();

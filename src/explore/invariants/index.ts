@@ -10,9 +10,10 @@ import { noPrivateDataToHost } from './noPrivateDataToHost.ts';
 import { septParentFirst } from './septParentFirst.ts';
 import { removeAfterTrack } from './removeAfterTrack.ts';
 import { eptViolationProgress, eptViolationProgressSpec } from './eptViolationProgress.ts';
+import { kickCompletes, kickCompletesSpec } from './kickCompletes.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes };
 
 export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(noFailure),
@@ -22,6 +23,7 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(removeAfterTrack),
   fixed(noPrivateDataToHost),
   eptViolationProgressSpec,
+  kickCompletesSpec,
 ];
 
 export function invariantNamed(name: string): InvariantSpec | undefined {
