@@ -31,7 +31,7 @@ export const POLICIES = {
     default: true,
     effect:
       'with private huge pages: an EPT-violation exit of type ACCEPT carrying a lower level makes KVM split the huge leaf under write mmu_lock (BLOCK → TRACK + kick → DEMOTE) and set the one-way guest-inhibit flag before the fault path (tdx_check_accept_level)',
-    otherwise: 'the fault path finds the 2M leaf already there, re-enters, and the guest\'s ACCEPT exits again, forever (from the zero-step threshold on, the module refuses the entries with synthesised exits instead)',
+    otherwise: 'the fault path finds the 2M leaf already there, re-enters, and the guest\'s ACCEPT exits again, forever (an ACCEPT\'s exit is not counted by the module\'s zero-step mitigation, so nothing stops the loop)',
     section: '§6.iii steps 3–6',
   },
   globalGuestInhibit: {
@@ -69,7 +69,7 @@ export const POLICIES = {
     effect:
       'an EPT violation on a private GPA whose fault ends in RET_PF_RETRY (TDX_OPERAND_BUSY from SEPT.ADD/AUG, a frozen SPTE, a lost cmpxchg, a stale fault) is retried inside tdx_handle_ept_violation without re-entering the guest, unless a signal is pending',
     otherwise:
-      'before the local retry: KVM re-enters the guest, which faults again at the same RIP; each fruitless entry counts towards the TDX module\'s zero-step threshold, after which that vCPU\'s every TDH.VP.ENTER takes the S-EPT tree lock exclusively (other vCPUs\' SEPT.ADD/AUG/BLOCK see TDX_OPERAND_BUSY | SEPT_TREE) and is refused while a recorded GPA is unmapped',
+      'before the local retry: KVM re-enters the guest, which faults again at the same RIP; each fruitless entry whose fault is a hardware EPT violation (a load or store, not an ACCEPT\'s TDCALL exit) counts towards the TDX module\'s zero-step threshold, after which that vCPU\'s every TDH.VP.ENTER takes the S-EPT tree lock exclusively (other vCPUs\' SEPT.ADD/AUG/BLOCK see TDX_OPERAND_BUSY | SEPT_TREE) and is refused while a recorded GPA is unmapped',
     section: '§7.3, §7.5',
   },
   busyLeavesFastpath: {

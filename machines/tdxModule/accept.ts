@@ -88,13 +88,15 @@ export function acceptComplete(td: TdMemory, rcx: bigint): { td: TdMemory; statu
 
 export type ViolationOutcome =
   | { kind: 'inject-ve' }
-  | { kind: 'td-exit'; eeq: bigint };
+  /** `steppingLog`: the module runs its zero-step bookkeeping before this exit (td_exit_epf_stepping_log). */
+  | { kind: 'td-exit'; eeq: bigint; steppingLog: boolean };
 
 /** §5a.6 for a private GPA: only a PENDING leaf is the guest's business. */
 export function eptViolationDecision(td: TdMemory, gpa: bigint, pendingVeDisabled: boolean): ViolationOutcome {
   const { path } = walkSept(td.sept, td.septRoot!, td.topLevel, gpa, 0);
   const slot = path.at(-1)!;
-  if (slot.state !== 'PENDING') return { kind: 'td-exit', eeq: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE) };
-  if (pendingVeDisabled) return { kind: 'td-exit', eeq: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION) };
+  // Only this exit is logged for zero-step (§5a.6, §7.5); a PENDING page's exit is not.
+  if (slot.state !== 'PENDING') return { kind: 'td-exit', eeq: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE), steppingLog: true };
+  if (pendingVeDisabled) return { kind: 'td-exit', eeq: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION), steppingLog: false };
   return { kind: 'inject-ve' };
 }

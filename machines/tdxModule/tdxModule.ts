@@ -51,7 +51,7 @@ import { hardwareWalk } from './septTree.ts';
 import { pamtRangeFree, pamtSet } from './pamt.ts';
 import { enterEpoch, exitEpoch, INITIAL_EPOCH } from './tlbTracking.ts';
 import { callerLp, vpFlush, vpFlushDone, cacheWb, keyFreeid, reclaim, type KeyOwner } from './teardown.ts';
-import { NO_STEPPING, firstUnmappedGpa, logPrivateEptViolation, noteExitRip, steppingSuspected, type EpfStepping } from './zeroStep.ts';
+import { NO_STEPPING, firstUnmappedGpa, logPrivateEptViolation, noteExitRip, resumeAt, steppingSuspected, type EpfStepping } from './zeroStep.ts';
 
 /** TDCS pages a TDX 1.5 TD has without L2 VMs; page index 3 is the S-EPT root (tdx-module 1.5 `MIN_NUM_TDCS_PAGES`, §1.3). */
 export const TDCS_PAGES = 6;
@@ -481,8 +481,10 @@ export const tdxModuleMachine = setup({
       const d = shared ? null : eptViolationDecision(context.mem, x.gpa, (context.tdCtls & TD_CTLS_PENDING_VE_DISABLE) !== 0n);
       const eeq = d?.kind === 'td-exit' ? d.eeq : makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE);
       const s = context.vcpus[x.vcpu]!.stepping;
-      // Only private faults count towards zero-step (§7.5): shared ones are the VMM's business.
-      const stepping = shared ? noteExitRip(s, x.rip) : logPrivateEptViolation(s, x.rip, x.gpa & PAGE_MASK, x.exitQualification, context.zeroStepThreshold);
+      // Only private faults on a page that is not PENDING count towards zero-step (§5a.6, §7.5): shared
+      // ones are the VMM's business, a PENDING page's the guest's.
+      const stepping =
+        d === null ? noteExitRip(s, x.rip) : d.kind === 'td-exit' && d.steppingLog ? logPrivateEptViolation(s, x.rip, x.gpa & PAGE_MASK, x.exitQualification, context.zeroStepThreshold) : resumeAt(s, x.rip);
       enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_FAULT', stepping));
       enqueue.emit(
         out(kvm(x.vcpu), 'td-exit', 'EPT_VIOLATION', {
@@ -583,9 +585,8 @@ export const tdxModuleMachine = setup({
         enqueue.assign({ mem: d.td });
         enqueue.emit(out(guest(p.vcpu), 'tdcall-return', 'TDG.MEM.PAGE.ACCEPT', { vcpu: p.vcpu, RAX: d.status }));
       } else if (d.kind === 'exit') {
-        // An EPT-violation TD exit for a private GPA like a hardware one: it counts towards zero-step (§7.5).
-        const stepping = logPrivateEptViolation(context.vcpus[p.vcpu]!.stepping, p.rip, d.gpa, d.exitQualification, context.zeroStepThreshold);
-        enqueue.assign(tdExited(context, p.vcpu, 'ASYNC_FAULT', stepping));
+        // Fault-like, but the VM exit was the TDCALL: the zero-step bookkeeping does not see it (§5a.5, §7.5).
+        enqueue.assign(tdExited(context, p.vcpu, 'ASYNC_FAULT', resumeAt(context.vcpus[p.vcpu]!.stepping, p.rip)));
         enqueue.emit(
           out(kvm(p.vcpu), 'td-exit', 'EPT_VIOLATION', { vcpu: p.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_VIOLATION), RCX: d.exitQualification, RDX: d.eeq, R8: d.gpa, R9: 0n }),
         );

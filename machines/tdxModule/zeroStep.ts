@@ -6,10 +6,13 @@
  * the recorded GPAs are mapped before it lets the guest run (the stepping filter, tdxModule.ts).
  *
  * "Same RIP as at the last entry" is known here from the exits: a fault-like or asynchronous exit leaves
- * the guest at the RIP it reported, and that is where the next entry resumes it. The EPT-violation exit a
- * TDG.MEM.PAGE.ACCEPT takes (EEQ type ACCEPT, the page not AUGed yet or mapped at another level) is such a
- * fault exit too, at the TDCALL's RIP, so a guest accept that KVM keeps re-entering without mapping counts. A TDVMCALL exit is
- * trap-like (RIP moves past the TDCALL), which is forward progress and starts afresh. The model's TDCALL
+ * the guest at the RIP it reported, and that is where the next entry resumes it. Only a hardware EPT
+ * violation on a private GPA that is not PENDING is logged (§5a.6). The EPT-violation exit a
+ * TDG.MEM.PAGE.ACCEPT takes (EEQ type ACCEPT, the page not AUGed yet or mapped at another level) is not:
+ * the VM exit was the TDCALL, and the module's accept handler exits to the VMM without the bookkeeping
+ * (§5a.5), so a guest accept that KVM keeps re-entering without mapping never trips the mitigation; a
+ * load or store does. A TDVMCALL exit is trap-like (RIP moves past the TDCALL), which is forward progress
+ * and starts afresh. The model's TDCALL
  * messages carry no RIP, so a fault on the instruction right after a TDCALL counts from the second fault
  * on, one less than the module would.
  */
@@ -45,6 +48,15 @@ export function logPrivateEptViolation(s: EpfStepping, rip: bigint, gpa: bigint,
   const count = Math.min(s.count + 1, countCap(threshold));
   const record = count >= threshold && !s.gpas.includes(gpa) && s.gpas.length < EPF_GPA_LIST_SIZE;
   return { rip, count, gpas: record ? [...s.gpas, gpa] : s.gpas, lastGpa: gpa, lastQualification: qualification };
+}
+
+/**
+ * An exit the module's zero-step bookkeeping does not see: the EPT-violation exit of a TDG.MEM.PAGE.ACCEPT
+ * (the VM exit was a TDCALL; §5a.5) or of an access to a PENDING page with PENDING_VE_DISABLE (§5a.6).
+ * Count and list stay as they are; the next entry resumes at `rip`, which a later fault compares with.
+ */
+export function resumeAt(s: EpfStepping, rip: bigint): EpfStepping {
+  return s.rip === rip ? s : { ...s, rip };
 }
 
 /** An exit that reports the guest's RIP without being a private fault (shared fault, interrupt). */

@@ -1,6 +1,6 @@
 /** The TDX module's zero-step count (§7.5): what counts, when GPAs are recorded, what resets it. */
 import { describe, expect, it } from 'vitest';
-import { NO_STEPPING, countCap, logPrivateEptViolation, noteExitRip, steppingSuspected } from '../../machines/tdxModule/zeroStep.ts';
+import { NO_STEPPING, countCap, logPrivateEptViolation, noteExitRip, resumeAt, steppingSuspected } from '../../machines/tdxModule/zeroStep.ts';
 import { EPF_GPA_LIST_SIZE, STEPPING_EPF_THRESHOLD } from '../../src/arch/tdxStatus.ts';
 
 const RIP = 0xffffffff81000000n;
@@ -33,6 +33,14 @@ describe('zero-step count', () => {
     const s = faults(81, many);
     expect(s.gpas).toHaveLength(EPF_GPA_LIST_SIZE);
     expect(s.count).toBe(countCap(T));
+  });
+
+  it("an exit the bookkeeping does not see (an ACCEPT's, a PENDING page's) keeps count and list; a later fault compares with the RIP it resumes at", () => {
+    const s = resumeAt(faults(T + 1), RIP - 5n);
+    expect(s).toMatchObject({ rip: RIP - 5n, count: T, gpas: [0x201000n] });
+    expect(steppingSuspected(s)).toBe(true);
+    expect(logPrivateEptViolation(s, RIP - 5n, 0x201000n, 2n, T).count).toBe(T + 1);
+    expect(logPrivateEptViolation(s, RIP, 0x201000n, 2n, T)).toMatchObject({ count: 0, gpas: [] });
   });
 
   it('a fault at another RIP is progress: count and list start again', () => {
