@@ -810,7 +810,10 @@ export const kvmVcpuMachine = setup({
     }),
     localIrqEnable: emit(({ context }) => out(`hw.cpu${context.vcpu}`, 'interrupt', 'LOCAL_IRQ_ENABLE', { vcpu: context.vcpu })),
     clearIpi: assign({ ipiRequesters: () => [], signalKicked: () => false, entriesWhileKicked: () => 0 }),
-    countEntryWhileKicked: assign({ entriesWhileKicked: ({ context }) => context.entriesWhileKicked + (context.ipiRequesters.length > 0 ? 1 : 0) }),
+    // Upstream never counts, so an entry leaves the context object as it was (the explorer hashes it once).
+    countEntryWhileKicked: enqueueActions(({ context, enqueue }) => {
+      if (context.ipiRequesters.length > 0) enqueue.assign({ entriesWhileKicked: context.entriesWhileKicked + 1 });
+    }),
     noteSignal: assign({ signalPending: () => true }),
     /** kick_process: a reschedule IPI to the CPU running the guest; nobody waits for its handler. */
     kickForSignal: enqueueActions(({ context, enqueue }) => {

@@ -88,15 +88,16 @@ export function acceptComplete(td: TdMemory, rcx: bigint): { td: TdMemory; statu
 
 export type ViolationOutcome =
   | { kind: 'inject-ve' }
-  /** `steppingLog`: the module runs its zero-step bookkeeping before this exit (td_exit_epf_stepping_log). */
-  | { kind: 'td-exit'; eeq: bigint; steppingLog: boolean };
+  /** Not PENDING: the module logs the fault for zero-step (§7.5) and exits with EEQ type NONE. */
+  | { kind: 'td-exit'; eeq: bigint }
+  /** PENDING with PENDING_VE_DISABLE: an exit with EEQ type PENDING_EPT_VIOLATION, not logged. */
+  | { kind: 'pending-exit'; eeq: bigint };
 
 /** §5a.6 for a private GPA: only a PENDING leaf is the guest's business. */
 export function eptViolationDecision(td: TdMemory, gpa: bigint, pendingVeDisabled: boolean): ViolationOutcome {
   const { path } = walkSept(td.sept, td.septRoot!, td.topLevel, gpa, 0);
   const slot = path.at(-1)!;
-  // Only this exit is logged for zero-step (§5a.6, §7.5); a PENDING page's exit is not.
-  if (slot.state !== 'PENDING') return { kind: 'td-exit', eeq: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE), steppingLog: true };
-  if (pendingVeDisabled) return { kind: 'td-exit', eeq: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION), steppingLog: false };
+  if (slot.state !== 'PENDING') return { kind: 'td-exit', eeq: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE) };
+  if (pendingVeDisabled) return { kind: 'pending-exit', eeq: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION) };
   return { kind: 'inject-ve' };
 }

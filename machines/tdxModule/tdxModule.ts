@@ -479,12 +479,12 @@ export const tdxModuleMachine = setup({
       const x = payloadOf(event, 'vm-exit', 'EPT_VIOLATION');
       const shared = (x.gpa & context.sharedMask) !== 0n;
       const d = shared ? null : eptViolationDecision(context.mem, x.gpa, (context.tdCtls & TD_CTLS_PENDING_VE_DISABLE) !== 0n);
-      const eeq = d?.kind === 'td-exit' ? d.eeq : makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE);
+      const eeq = d === null || d.kind === 'inject-ve' ? makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE) : d.eeq;
       const s = context.vcpus[x.vcpu]!.stepping;
       // Only private faults on a page that is not PENDING count towards zero-step (§5a.6, §7.5): shared
       // ones are the VMM's business, a PENDING page's the guest's.
       const stepping =
-        d === null ? noteExitRip(s, x.rip) : d.kind === 'td-exit' && d.steppingLog ? logPrivateEptViolation(s, x.rip, x.gpa & PAGE_MASK, x.exitQualification, context.zeroStepThreshold) : resumeAt(s, x.rip);
+        d === null ? noteExitRip(s, x.rip) : d.kind === 'td-exit' ? logPrivateEptViolation(s, x.rip, x.gpa & PAGE_MASK, x.exitQualification, context.zeroStepThreshold) : resumeAt(s, x.rip);
       enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_FAULT', stepping));
       enqueue.emit(
         out(kvm(x.vcpu), 'td-exit', 'EPT_VIOLATION', {
