@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { modelFor } from '../src/cli/session.ts';
+import { modelFor } from '../src/session/session.ts';
 import { explore, type ExploreOptions, type ExploreResult } from '../src/explore/explore.ts';
 import { exploreInWorkers } from '../src/explore/parallel.ts';
 import { sample, type SampleMode } from '../src/explore/sample.ts';

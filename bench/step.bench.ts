@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { actorsFor } from '../machines/registry.ts';
-import { headerFor, recordRun } from '../src/cli/session.ts';
+import { headerFor, recordRun } from '../src/session/session.ts';
 import { MemoryLogWriter } from '../src/log/writer.ts';
 import { runModel } from '../src/runtime/runner.ts';
 import { fifoScheduler } from '../src/runtime/scheduler/fifo.ts';

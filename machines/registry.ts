@@ -10,6 +10,7 @@ import { TD_ATTR_SEPT_VE_DISABLE, TDX_CONFIG_FLAGS_MAX_GPAW, TDX_CONFIG_FLAGS_NO
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_TDX_MEASURE_MEMORY_REGION } from '../src/arch/kvmApi.ts';
 import { MTRR_TYPE_WRBACK } from '../src/arch/spte.ts';
 import { memoryMachine, type PhysPage } from './hw/memory.ts';
+import { TDX_GLOBAL_KEYID, TD_HKID } from './hw/keyIds.ts';
 import { kvmVmMachine } from './kvm/kvmVm.ts';
 import { TDCS_PAGES, TDVPS_PAGES } from './tdxModule/tdxModule.ts';
 import type { BuildStep } from './vmm/vmm.ts';
@@ -46,12 +47,7 @@ export const HOST_LAYOUT = {
   hkidShift: 46,
 } as const;
 
-/**
- * TDX KeyIDs in the kernel's example dmesg are "[16, 64)". The kernel keeps the first as the TDX global
- * KeyID (the module's own metadata, e.g. the TDR) and hands the rest to TDs, so the first TD gets 17.
- */
-export const TDX_GLOBAL_KEYID = 16;
-export const TD_HKID = TDX_GLOBAL_KEYID + 1;
+export { TDX_GLOBAL_KEYID, TD_HKID };
 
 /** ioremap() hands out vmalloc addresses; VMALLOC_START with 4-level paging. */
 const VMALLOC_START = 0xffffc90000000000n;

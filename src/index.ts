@@ -13,6 +13,6 @@ export { LogWriter, MemoryLogWriter } from './log/writer.ts';
 export { readLog, parseLogText } from './log/reader.ts';
 export { LogError } from './log/errors.ts';
 export { replayLog } from './replay/replay.ts';
-export { recordRun, headerFor } from './cli/session.ts';
+export { recordRun, headerFor } from './session/session.ts';
 export type { Message, MessageName, MessageKind, PayloadOf } from './protocol/messages.ts';
 export { MODEL_VERSION } from './version.ts';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MemoryLogWriter } from '../src/log/writer.ts';
-import { headerFor, modelFor, recordRun } from '../src/cli/session.ts';
+import { headerFor, modelFor, recordRun } from '../src/session/session.ts';
 import { fifoScheduler } from '../src/runtime/scheduler/fifo.ts';
 import { randomScheduler } from '../src/runtime/scheduler/random.ts';
 import type { Delivery, Outcome } from '../src/runtime/runner.ts';

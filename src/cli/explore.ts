@@ -16,9 +16,9 @@ import { INVARIANTS, invariantNamed, invariantsOf, type Invariant } from '../exp
 import { countPreemptions, minimise } from '../explore/minimise.ts';
 import { scriptedScheduler } from '../runtime/scheduler/scripted.ts';
 import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK } from './exitCodes.ts';
-import { formatDelivery } from './format.ts';
-import { formatOptionsFor, headerFor, modelFor, recordRun } from './session.ts';
-import { withPolicies } from './policies.ts';
+import { formatDelivery } from '../session/format.ts';
+import { formatOptionsFor, headerFor, modelFor, recordRun } from '../session/session.ts';
+import { withPolicies } from '../session/policies.ts';
 import type { PolicyOverrides } from '../policies.ts';
 
 export interface ExploreCliOptions {

@@ -17,7 +17,7 @@ import { statechartToMermaid } from '../export/statechartMermaid.ts';
 import { layoutStatechart } from '../export/statechartLayout.ts';
 import { renderStatechart } from '../export/statechartSvg.ts';
 import { svgToText } from '../export/svgTree.ts';
-import { isLogFile, openLogOrScenario } from '../inspect/open.ts';
+import { isLogFile, openLogOrScenario } from '../session/open.ts';
 import { EXIT_OK } from './exitCodes.ts';
 
 export const EXPORT_FORMATS = ['mermaid', 'perfetto', 'statechart-mermaid', 'statechart-svg'] as const;

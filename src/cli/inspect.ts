@@ -6,7 +6,7 @@
 import { LogError } from '../log/errors.ts';
 import { openInBrowser } from '../inspect/browser.ts';
 import { listen } from '../inspect/listen.ts';
-import { openLogOrScenario } from '../inspect/open.ts';
+import { openLogOrScenario } from '../session/open.ts';
 import type { Inspector, InspectTarget } from '../inspect/server.ts';
 import { InspectSession } from '../inspect/session.ts';
 import { failureOf } from '../inspect/summary.ts';

@@ -9,7 +9,7 @@ import { examplesCommand } from './examples.ts';
 import { EXPORT_FORMATS, exportCommand, type ExportCliOptions } from './export.ts';
 import { inspectCommand, type InspectCliOptions } from './inspect.ts';
 import { exitCodeForError, settleLater } from './later.ts';
-import { liveRun, type LiveRunOptions } from '../inspect/liveRun.ts';
+import { liveRun, type LiveRunOptions } from './liveRun.ts';
 import { replayCommand } from './replay.ts';
 import { runCommand } from './run.ts';
 import { EXPLORE_DEFAULTS, EXPLORE_MODES, exploreCommand, type ExploreCliOptions } from './explore.ts';

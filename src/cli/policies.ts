@@ -1,7 +1,6 @@
 /** `tdxsim policies`: the policy switches a scenario (or `run --policy`) can set, with their defaults. */
 import { InvalidArgumentError } from 'commander';
 import { POLICIES, type PolicyName, type PolicyOverrides, type PolicySpec } from '../policies.ts';
-import type { Scenario } from '../scenario/schema.ts';
 import { EXIT_OK } from './exitCodes.ts';
 
 export function policiesCommand(opts: { json?: boolean }, print: (line: string) => void): number {
@@ -43,9 +42,4 @@ export function parsePolicyOption(value: string, previous: PolicyOverrides = {})
   const v = setting.toLowerCase();
   if (!ON.includes(v) && !OFF.includes(v)) throw new InvalidArgumentError(`--policy ${name}: "${setting}" is not on or off`);
   return { ...previous, [name]: ON.includes(v) };
-}
-
-/** The scenario with command-line policy overrides applied; the log header records the result. */
-export function withPolicies(s: Scenario, overrides: PolicyOverrides | undefined): Scenario {
-  return overrides === undefined ? s : { ...s, policies: { ...s.policies, ...overrides } };
 }

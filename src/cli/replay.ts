@@ -4,9 +4,9 @@ import { readLog } from '../log/reader.ts';
 import { replayLog } from '../replay/replay.ts';
 import { worldView } from '../runtime/worldHash.ts';
 import { EXIT_OK } from './exitCodes.ts';
-import { formatDelivery } from './format.ts';
-import { formatOptionsFor } from './session.ts';
-import { formatActorState } from './stateView.ts';
+import { formatDelivery } from '../session/format.ts';
+import { formatOptionsFor } from '../session/session.ts';
+import { formatActorState } from '../session/stateView.ts';
 
 export interface ReplayCliOptions {
   to?: number;

@@ -4,9 +4,9 @@ import { fifoScheduler } from '../runtime/scheduler/fifo.ts';
 import { randomScheduler } from '../runtime/scheduler/random.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import { EXIT_FAILURE, EXIT_OK } from './exitCodes.ts';
-import { formatDelivery } from './format.ts';
-import { formatOptionsFor, headerFor, modelFor, recordRun } from './session.ts';
-import { withPolicies } from './policies.ts';
+import { formatDelivery } from '../session/format.ts';
+import { formatOptionsFor, headerFor, modelFor, recordRun } from '../session/session.ts';
+import { withPolicies } from '../session/policies.ts';
 import type { PolicyOverrides } from '../policies.ts';
 
 export interface RunCliOptions {

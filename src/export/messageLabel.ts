@@ -3,4 +3,4 @@
  * the name plus the kind's suffix (`EPT_VIOLATION (TD exit)`, `TDG.VP.VEINFO.GET (return)`). It is the
  * CLI formatter's own function, so the exports, the inspector and the terminal never disagree.
  */
-export { messageLabel } from '../cli/format.ts';
+export { messageLabel } from '../session/format.ts';

@@ -1,7 +1,7 @@
 /**
  * Any actor context (or message payload) as a tree for the state panel, with what changed since the
  * previous step marked. Generic on purpose: the model grows (new actors, new context fields) and the panel
- * must show whatever is there. Numbers follow the CLI's rule (src/cli/format.ts `isHexNumberKey`), bigints
+ * must show whatever is there. Numbers follow the CLI's rule (src/session/format.ts `isHexNumberKey`), bigints
  * are hex, and `pages` fields that hold page-table pages are flagged so the panel draws them as tables
  * (pageTables.ts) instead.
  *
@@ -9,7 +9,7 @@
  * unchanged subtree is the very same object in both steps and costs nothing to compare.
  */
 import { hex } from '../arch/hex.ts';
-import { isHexNumberKey } from '../cli/format.ts';
+import { isHexNumberKey } from '../session/format.ts';
 import type { TreeNode } from './api.ts';
 import { isPageTableField } from './pageTables.ts';
 

@@ -16,7 +16,7 @@
 import { hex, hex16 } from '../arch/hex.ts';
 import { decodeSpte, isLargePte, isShadowPresentPte, spteToPfn, VMX_EPT_RWX_MASK, VMX_EPT_SUPPRESS_VE_BIT } from '../arch/spte.ts';
 import { septHpa, septStateOf } from '../arch/septEntry.ts';
-import { describeSeptEntry, describeSpte, type FormatOptions } from '../cli/format.ts';
+import { describeSeptEntry, describeSpte, type FormatOptions } from '../session/format.ts';
 import type { PageTableView, PageView, SpteRow } from './api.ts';
 
 type Pages = Record<string, Record<string, bigint>>;

@@ -21,8 +21,8 @@ import { worldHash } from '../runtime/worldHash.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { actorsFor } from '../../machines/registry.ts';
 import { MODEL_VERSION } from '../version.ts';
-import { formatFields, type FormatOptions } from '../cli/format.ts';
-import { formatOptionsFor } from '../cli/session.ts';
+import { formatFields, type FormatOptions } from '../session/format.ts';
+import { formatOptionsFor } from '../session/session.ts';
 import { messageLabel } from '../export/messageLabel.ts';
 
 export const CHECKPOINT_EVERY = 256;

@@ -3,8 +3,8 @@
  * the one before: each actor's state and context (with changes marked), its page tables, the message
  * delivered and the transitions it triggered, and the messages still in flight.
  */
-import { statePath } from '../cli/stateView.ts';
-import { formatFields } from '../cli/format.ts';
+import { statePath } from '../session/stateView.ts';
+import { formatFields } from '../session/format.ts';
 import { activeStateIds } from '../export/statechart.ts';
 import { messageLabel } from '../export/messageLabel.ts';
 import type { ActorStep, EventRow, StepView } from './api.ts';

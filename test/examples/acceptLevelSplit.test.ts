@@ -12,11 +12,12 @@ import { decodeEeq, decodeAcceptEeqInfo, TDX_SUCCESS } from '../../src/arch/tdxS
 import { septLeaves } from '../../machines/tdxModule/septTree.ts';
 import type { TdxModuleContext } from '../../machines/tdxModule/tdxModule.ts';
 import type { TdpMmuContext } from '../../machines/kvm/tdpMmu.ts';
-import { modelFor, headerFor, recordRun } from '../../src/cli/session.ts';
+import { modelFor, headerFor, recordRun } from '../../src/session/session.ts';
 import { MemoryLogWriter } from '../../src/log/writer.ts';
 import { fifoScheduler } from '../../src/runtime/scheduler/fifo.ts';
 import { DEFAULT_POLICIES, POLICIES } from '../../src/policies.ts';
-import { withPolicies, parsePolicyOption } from '../../src/cli/policies.ts';
+import { parsePolicyOption } from '../../src/cli/policies.ts';
+import { withPolicies } from '../../src/session/policies.ts';
 import type { Delivery } from '../../src/runtime/runner.ts';
 
 const ctx = <T>(run: RecordedRun, actor: string, step = run.deliveries.length): T =>

@@ -15,7 +15,7 @@ import { runModel, type Delivery } from '../../src/runtime/runner.ts';
 import { fifoScheduler } from '../../src/runtime/scheduler/fifo.ts';
 import type { Scheduler } from '../../src/runtime/scheduler/scheduler.ts';
 import type { Message } from '../../src/protocol/messages.ts';
-import { modelFor } from '../../src/cli/session.ts';
+import { modelFor } from '../../src/session/session.ts';
 import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
 import { SHADOW_NONPRESENT_VALUE, isShadowPresentPte } from '../../src/arch/spte.ts';
 import {

@@ -17,7 +17,7 @@ import { runModel, type Delivery } from '../../src/runtime/runner.ts';
 import { fifoScheduler } from '../../src/runtime/scheduler/fifo.ts';
 import type { Scheduler } from '../../src/runtime/scheduler/scheduler.ts';
 import type { Message } from '../../src/protocol/messages.ts';
-import { modelFor } from '../../src/cli/session.ts';
+import { modelFor } from '../../src/session/session.ts';
 import { parseLogText } from '../../src/log/reader.ts';
 import { replayLog } from '../../src/replay/replay.ts';
 import { hex } from '../../src/arch/hex.ts';

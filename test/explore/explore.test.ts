@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseScenarioObject } from '../../src/scenario/load.ts';
 import type { ScenarioInput } from '../../src/scenario/schema.ts';
-import { modelFor, headerFor, recordRun } from '../../src/cli/session.ts';
+import { modelFor, headerFor, recordRun } from '../../src/session/session.ts';
 import { explore } from '../../src/explore/explore.ts';
 import { fingerprint } from '../../src/explore/fingerprint.ts';
 import { hashKey } from '../../src/explore/structuralHash.ts';

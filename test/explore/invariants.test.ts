@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadScenarioFile, parseScenarioObject, parseScenarioText } from '../../src/scenario/load.ts';
-import { modelFor, headerFor, recordRun } from '../../src/cli/session.ts';
+import { modelFor, headerFor, recordRun } from '../../src/session/session.ts';
 import { explore } from '../../src/explore/explore.ts';
 import { defaultInvariants, invariantsOf, noDeadlock, noFailure, removeAfterTrack } from '../../src/explore/invariants/index.ts';
 import { countPreemptions, minimise } from '../../src/explore/minimise.ts';

@@ -5,8 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadScenarioFile } from '../../src/scenario/load.ts';
-import { modelFor } from '../../src/cli/session.ts';
-import { withPolicies } from '../../src/cli/policies.ts';
+import { modelFor } from '../../src/session/session.ts';
+import { withPolicies } from '../../src/session/policies.ts';
 import { explore } from '../../src/explore/explore.ts';
 import { defaultInvariants, invariantNamed, invariantsOf, noFailure, type Invariant } from '../../src/explore/invariants/index.ts';
 import { minimise } from '../../src/explore/minimise.ts';

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadScenarioFile } from '../../src/scenario/load.ts';
-import { modelFor } from '../../src/cli/session.ts';
+import { modelFor } from '../../src/session/session.ts';
 import { explore } from '../../src/explore/explore.ts';
 import { noFailure } from '../../src/explore/invariants/index.ts';
 import { ALL_EXAMPLES, exampleFile } from '../helpers.ts';

@@ -7,8 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { loadScenarioFile } from '../../src/scenario/load.ts';
-import { modelFor } from '../../src/cli/session.ts';
-import { withPolicies } from '../../src/cli/policies.ts';
+import { modelFor } from '../../src/session/session.ts';
+import { withPolicies } from '../../src/session/policies.ts';
 import { invariantsOf, type Invariant } from '../../src/explore/invariants/index.ts';
 import { sample, walkSeed, type SampleMode, type SampleOptions } from '../../src/explore/sample.ts';
 import { enabledChoices, initialWorld, step } from '../../src/runtime/step.ts';

@@ -3,11 +3,11 @@ import { actorsFor } from '../../machines/registry.ts';
 import { stringifyCanonical } from '../../src/log/canonical.ts';
 import { parseLogText, type ParsedLog } from '../../src/log/reader.ts';
 import { MemoryLogWriter } from '../../src/log/writer.ts';
-import { headerFor, modelFor, recordRun } from '../../src/cli/session.ts';
+import { headerFor, modelFor, recordRun } from '../../src/session/session.ts';
 import { fifoScheduler } from '../../src/runtime/scheduler/fifo.ts';
 import { loadScenarioFile, parseScenarioObject } from '../../src/scenario/load.ts';
 import { scenarioFromLog } from '../../src/replay/replay.ts';
-import { runInMemory } from '../../src/inspect/open.ts';
+import { runInMemory } from '../../src/session/open.ts';
 
 export interface ExampleLog {
   log: ParsedLog;

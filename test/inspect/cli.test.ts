@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { inspectCommand } from '../../src/cli/inspect.ts';
 import { main } from '../../src/cli/main.ts';
 import type { Summary } from '../../src/inspect/api.ts';
-import { liveRun } from '../../src/inspect/liveRun.ts';
+import { liveRun } from '../../src/cli/liveRun.ts';
 import type { Inspector } from '../../src/inspect/server.ts';
 import { OptionalPackageMissing } from '../../src/inspect/stately.ts';
 import { exampleLog } from '../export/fixtures.ts';

@@ -10,7 +10,7 @@ import { inspectTarget } from '../../src/cli/inspect.ts';
 import { exampleLog } from '../export/fixtures.ts';
 import { replayLog } from '../../src/replay/replay.ts';
 import { activeStateIds } from '../../src/export/statechart.ts';
-import { statePath } from '../../src/cli/stateView.ts';
+import { statePath } from '../../src/session/stateView.ts';
 import { guestVcpuMachine } from '../../machines/guest/guestVcpu.ts';
 import { logText } from './logText.ts';
 

@@ -6,7 +6,7 @@
 import { runModel, type Delivery } from '../../src/runtime/runner.ts';
 import { initialWorld } from '../../src/runtime/step.ts';
 import { randomScheduler } from '../../src/runtime/scheduler/random.ts';
-import { modelFor } from '../../src/cli/session.ts';
+import { modelFor } from '../../src/session/session.ts';
 import type { Scenario } from '../../src/scenario/schema.ts';
 import type { Model, World } from '../../src/runtime/world.ts';
 import { contextOf } from '../../src/explore/invariants/invariant.ts';

@@ -17,7 +17,7 @@ import type { Model, World } from '../../runtime/world.ts';
 import type { KvmVmContext } from '../../../machines/kvm/kvmVm.ts';
 import type { MemoryContext } from '../../../machines/hw/memory.ts';
 import type { GuestOp } from '../../../machines/guest/program.ts';
-import { TD_HKID } from '../../../machines/registry.ts';
+import { TD_HKID } from '../../../machines/hw/keyIds.ts';
 import { contextOf, type Invariant } from './invariant.ts';
 
 const valuesCache = new WeakMap<Model, ReadonlySet<bigint>>();

@@ -10,7 +10,7 @@ import { MemoryLogWriter } from '../log/writer.ts';
 import { fifoScheduler } from '../runtime/scheduler/fifo.ts';
 import { randomScheduler } from '../runtime/scheduler/random.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
-import { headerFor, modelFor, recordRun } from '../cli/session.ts';
+import { headerFor, modelFor, recordRun } from './session.ts';
 
 export interface RunSettings {
   seed?: number;

@@ -5,7 +5,7 @@
  * between slices so the page receives each batch (server-sent events, /api/live) as it happens; `--pace`
  * slows it down to watch. When the run ends the server keeps serving the finished log until Ctrl-C.
  */
-import { withPolicies } from '../cli/policies.ts';
+import { withPolicies } from '../session/policies.ts';
 import type { PolicyOverrides } from '../policies.ts';
 import { readFileSync } from 'node:fs';
 import { LogWriter } from '../log/writer.ts';
@@ -16,14 +16,14 @@ import { DEFAULT_MAX_STEPS, outcomeOf } from '../runtime/runner.ts';
 import { enabledChoices, step } from '../runtime/step.ts';
 import { worldHash } from '../runtime/worldHash.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
-import { formatDelivery } from '../cli/format.ts';
-import { formatOptionsFor, headerFor } from '../cli/session.ts';
-import { EXIT_FAILURE, EXIT_OK } from '../cli/exitCodes.ts';
-import { openInBrowser } from './browser.ts';
-import { listen } from './listen.ts';
-import type { Inspector } from './server.ts';
-import { InspectSession } from './session.ts';
-import { statelyBridge, type StatelyBridge } from './stately.ts';
+import { formatDelivery } from '../session/format.ts';
+import { formatOptionsFor, headerFor } from '../session/session.ts';
+import { EXIT_FAILURE, EXIT_OK } from './exitCodes.ts';
+import { openInBrowser } from '../inspect/browser.ts';
+import { listen } from '../inspect/listen.ts';
+import type { Inspector } from '../inspect/server.ts';
+import { InspectSession } from '../inspect/session.ts';
+import { statelyBridge, type StatelyBridge } from '../inspect/stately.ts';
 
 export interface LiveRunOptions {
   /** Serve the run in the local inspector. */
