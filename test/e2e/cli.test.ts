@@ -32,7 +32,7 @@ function tmp(): string {
 
 beforeAll(() => {
   buildCli();
-}, 180_000);
+});
 afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });

@@ -33,7 +33,7 @@ export interface CliResult {
 
 /** Runs `node bin/tdxsim.js ...args` in `cwd` and waits for it. */
 export function tdxsim(cwd: string, ...args: string[]): CliResult {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', maxBuffer: 1 << 30 });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, lines: splitLines(r.stdout) };
 }

@@ -16,7 +16,7 @@ vcpus:
 `;
 
 describe('tdxsim explore (CLI)', () => {
-  beforeAll(() => buildCli(), 120_000);
+  beforeAll(() => buildCli());
 
   it('exits 1 on a violation, writes a counterexample log that replay --verify accepts', () => {
     const dir = scratchDir();

@@ -31,7 +31,7 @@ const statesOf = (r: CliResult): number => Number(/^# (\d+) states, /.exec(summa
 const verdictOf = (r: CliResult): string => summaryOf(r).split(' — ')[1]!;
 
 describe('tdxsim explore --workers', () => {
-  beforeAll(() => buildCli(), 120_000);
+  beforeAll(() => buildCli());
 
   it('covers the examples with more than one vCPU', () => {
     expect(MULTI_VCPU).toEqual(expect.arrayContaining(['parallel-faults', 'zap-during-accept']));
