@@ -1,25 +1,28 @@
 /**
  * `tdxsim explore <scenario>`: search the scenario's interleavings for an invariant violation, depth-first
- * and exhaustively (src/explore/explore.ts) or by seeded random or PCT walks (src/explore/sample.ts).
- * Progress goes to stderr; the summary to stdout. A violation, however found, is minimised
- * (src/explore/minimise.ts), written as a log of the failing schedule, which `tdxsim replay` and the
- * inspector open, printed step by step, and exits 1.
+ * and exhaustively or by seeded random or PCT walks, through the session layer's exploration stream
+ * (src/session/explore.ts). Progress goes to stderr (src/cli/progress.ts); the summary to stdout, or as
+ * one JSON document with `--json`. A violation, however found, is minimised, written as a log of the
+ * failing schedule, which `tdxsim replay` and the inspector open, and printed step by step.
+ *
+ * Exit codes: 0 only when the search was exhaustive and found nothing; 1 a violation; 2 bad input;
+ * 3 nothing found, but the search was not exhaustive (a bound stopped it, or it sampled); 130 interrupted
+ * (Ctrl-C), after the summary so far.
  */
-import { LogWriter } from '../log/writer.ts';
-import { loadScenarioFile } from '../scenario/load.ts';
-import type { Scenario } from '../scenario/schema.ts';
-import { explore, type ExploreBounds, type ExploreProgress, type ExploreResult, type Violation } from '../explore/explore.ts';
-import { PCT_DEPTH_DEFAULT, sample, type SampleMode, type SampleResult } from '../explore/sample.ts';
-import { exploreInWorkers } from '../explore/parallel.ts';
-import type { Model } from '../runtime/world.ts';
-import { INVARIANTS, invariantNamed, invariantsOf, type Invariant } from '../explore/invariants/index.ts';
-import { countPreemptions, minimise } from '../explore/minimise.ts';
-import { scriptedScheduler } from '../runtime/scheduler/scripted.ts';
-import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK } from './exitCodes.ts';
-import { formatDelivery } from '../session/format.ts';
-import { formatOptionsFor, headerFor, modelFor, recordRun } from '../session/session.ts';
-import { withPolicies } from '../session/policies.ts';
+import { lastValueFrom, tap } from 'rxjs';
+import type { ExploreBounds, ExploreResult } from '../explore/explore.ts';
+import type { SampleResult } from '../explore/sample.ts';
 import type { PolicyOverrides } from '../policies.ts';
+import { loadScenarioFile } from '../scenario/load.ts';
+import { formatDelivery } from '../session/format.ts';
+import { EXPLORE_DEFAULTS, EXPLORE_MODES, exploreScenario, resolveInvariants, type ExploreDone, type ExploreEvent, type ExploreMode, type ExploreStart, type Finding } from '../session/explore.ts';
+import { withPolicies } from '../session/policies.ts';
+import { runModelEvents } from '../session/run.ts';
+import { formatOptionsFor } from '../session/session.ts';
+import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK } from './exitCodes.ts';
+import { duration, percent, Progress, thousands, type ProgressTarget } from './progress.ts';
+
+export { EXPLORE_DEFAULTS, EXPLORE_MODES, type ExploreMode };
 
 export interface ExploreCliOptions {
   maxDepth?: number;
@@ -38,25 +41,10 @@ export interface ExploreCliOptions {
   pctDepth?: number;
   /** Worker threads (1: this thread only). */
   workers?: number;
-}
-
-export type ExploreMode = 'dfs' | SampleMode;
-export const EXPLORE_MODES: readonly ExploreMode[] = ['dfs', 'random', 'pct'];
-
-export const EXPLORE_DEFAULTS = { maxDepth: 5_000, maxStates: 2_000_000, time: 300, mode: 'dfs', seed: 0, walks: 10_000, pctDepth: PCT_DEPTH_DEFAULT, workers: 1 } as const;
-
-/** What to check: the command line's names, else the scenario's `invariants:`, else the library's defaults. */
-function invariantsFor(scenario: Scenario, names: string[] | undefined): Invariant[] | string {
-  if (names !== undefined) {
-    const out: Invariant[] = [];
-    for (const name of names) {
-      const spec = invariantNamed(name);
-      if (spec === undefined) return `unknown invariant "${name}"; known: ${INVARIANTS.map((i) => i.name).join(', ')}`;
-      out.push(spec.create());
-    }
-    return out;
-  }
-  return invariantsOf(scenario.invariants);
+  /** The summary (and the finding) as one JSON document on stdout. */
+  json?: boolean;
+  /** No progress on stderr. */
+  quiet?: boolean;
 }
 
 /** Flags that only mean something in some modes: naming one elsewhere is a mistake worth an error. */
@@ -68,110 +56,189 @@ function misplacedFlag(opts: ExploreCliOptions, mode: ExploreMode): string | nul
   return null;
 }
 
-export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, print: (line: string) => void, progress: (line: string) => void): number | Promise<number> {
+export interface ExploreIo {
+  print: (line: string) => void;
+  /** Where progress and errors go (stderr). */
+  err: ProgressTarget;
+  /** Installs the Ctrl-C handler; returns its removal. Tests leave it out. */
+  onInterrupt?: (stop: () => void) => () => void;
+}
+
+export async function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, io: ExploreIo): Promise<number> {
   const mode = opts.mode ?? EXPLORE_DEFAULTS.mode;
   const misplaced = misplacedFlag(opts, mode);
   if (misplaced !== null) {
-    progress(`tdxsim: ${misplaced}`);
+    io.err.write(`tdxsim: ${misplaced}\n`);
     return EXIT_BAD_INPUT;
   }
   const loaded = loadScenarioFile(scenarioArg);
-  const scenario = withPolicies(loaded.scenario, opts.policy);
-  const invariants = invariantsFor(scenario, opts.invariant);
-  if (typeof invariants === 'string') {
-    progress(`tdxsim: ${invariants}`);
-    return EXIT_BAD_INPUT;
-  }
-  const model = modelFor(scenario);
-  const bounds = { maxDepth: opts.maxDepth ?? EXPLORE_DEFAULTS.maxDepth, maxStates: opts.maxStates ?? EXPLORE_DEFAULTS.maxStates, maxMillis: (opts.time ?? EXPLORE_DEFAULTS.time) * 1000 };
-  const seed = opts.seed ?? EXPLORE_DEFAULTS.seed;
-  const walks = opts.walks ?? EXPLORE_DEFAULTS.walks;
-  const pctDepth = opts.pctDepth ?? EXPLORE_DEFAULTS.pctDepth;
-  const workers = opts.workers ?? EXPLORE_DEFAULTS.workers;
-  const how = `${mode === 'dfs' ? 'depth-first' : `${mode === 'pct' ? `PCT walks, d = ${pctDepth}` : 'random walks'}, seed ${seed}, ${walks} walks`}${workers > 1 ? `, ${workers} workers` : ''}`;
-  print(`# exploring ${scenario.name} (${how}): invariants ${invariants.map((i) => i.name).join(', ')}; bounds depth ${bounds.maxDepth}, ${bounds.maxStates} states, ${bounds.maxMillis / 1000} s`);
-  const queue = mode !== 'dfs' ? 'walks left' : workers > 1 ? 'frontier entries left' : 'on the stack';
-  const onProgress = (p: ExploreProgress) => progress(progressLine(p, queue));
-  const explored: Explored = { scenario, file: loaded.file, model, invariants, bounds };
-  if (workers > 1) {
-    const search = mode === 'dfs' ? { mode } : { mode, seed, walks, pctDepth };
-    return exploreInWorkers({ scenario, invariants: opts.invariant ?? scenario.invariants, bounds, search, workers }, { onProgress }).then((r) => report(explored, r, opts, print, workers));
-  }
-  const r =
-    mode === 'dfs'
-      ? explore(model, invariants, bounds, { onProgress })
-      : sample(model, invariants, { ...bounds, walks }, { mode, seed, pctDepth, onProgress });
-  return report(explored, r, opts, print, workers);
-}
-
-function progressLine(p: ExploreProgress, queue: string): string {
-  const rate = Math.round(p.states / (p.elapsedMs / 1000));
-  return `# ${p.states} states, ${p.transitions} transitions, ${rate} states/s, depth ${p.depth} (max ${p.maxDepth}), queue ${p.queue} ${queue}`;
-}
-
-interface Explored {
-  scenario: Scenario;
-  file: string | null;
-  model: Model;
-  invariants: readonly Invariant[];
-  bounds: ExploreBounds;
-}
-
-/**
- * The summary, then for a violation (whichever search found it) the minimised counterexample: written as
- * a log, printed, exit 1.
- */
-function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOptions, print: (line: string) => void, workers: number): number {
-  print(summary(r, workers));
-  if (r.violation === null) return EXIT_OK;
-
-  const { model } = x;
-  let v: Violation = r.violation;
-  const found = `${v.choices.length} steps, ${countPreemptions(model, v.choices)} preemptions`;
-  if (opts.minimise === false) {
-    print(`# counterexample as found: ${found}`);
-  } else {
-    const inv = x.invariants.find((i) => i.name === v.invariant)!;
-    const m = minimise(model, inv, { maxStates: x.bounds.maxStates, maxDepth: v.choices.length });
-    if (m.status === 'minimal') {
-      v = { ...v, choices: m.counterexample.choices, detail: m.counterexample.detail };
-      print(`# minimised: ${v.choices.length} steps, ${m.counterexample.preemptions} preemptions (fewest steps, then fewest preemptions; ${m.states} states searched breadth-first); as found: ${found}`);
-    } else {
-      print(`# not minimised (${m.status === 'bound' ? `state bound reached after ${m.states} states` : 'no shorter schedule'}); counterexample as found: ${found}`);
-    }
-  }
-
-  const logPath = opts.log ?? `${x.scenario.name}.counterexample.log.jsonl`;
-  const writer = LogWriter.open(logPath, headerFor(x.scenario, x.file, { kind: 'explore' }));
-  const fmt = formatOptionsFor(x.scenario);
-  const lines: string[] = [];
-  const bound = x.invariants.find((i) => i.name === v.invariant)?.bound;
-  recordRun(model, writer, {
-    scheduler: scriptedScheduler(v.choices),
-    maxSteps: v.choices.length,
-    onDelivery: (d) => lines.push(formatDelivery({ seq: d.seq, ...d.message }, fmt)),
-    violation: { invariant: v.invariant, ...(bound !== undefined ? { bound } : {}), detail: v.detail },
+  // Names are checked before anything runs, so a typo is exit 2 and not a search.
+  resolveInvariants(withPolicies(loaded.scenario, opts.policy), opts.invariant);
+  const stop = new AbortController();
+  const removeInterrupt = io.onInterrupt?.(() => stop.abort()) ?? (() => undefined);
+  const progress = new Progress(io.err, { quiet: !!opts.quiet });
+  let start: ExploreStart | null = null;
+  let done: ExploreDone | null = null;
+  const events = exploreScenario(loaded.scenario, {
+    ...(opts.invariant !== undefined ? { invariants: opts.invariant } : {}),
+    ...(opts.policy !== undefined ? { policies: opts.policy } : {}),
+    mode,
+    ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+    ...(opts.walks !== undefined ? { walks: opts.walks } : {}),
+    ...(opts.pctDepth !== undefined ? { pctDepth: opts.pctDepth } : {}),
+    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+    ...(opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}),
+    ...(opts.maxStates !== undefined ? { maxStates: opts.maxStates } : {}),
+    ...(opts.time !== undefined ? { timeSeconds: opts.time } : {}),
+    minimise: opts.minimise !== false,
+    progressEvery: 1_000,
+    signal: stop.signal,
   });
-  writer.close();
-  print(`# violation of ${v.invariant} at step ${v.choices.length}: ${v.detail}`);
+  try {
+    await lastValueFrom(
+      events.pipe(
+        tap((e: ExploreEvent) => {
+          if (e.type === 'start') {
+            start = e;
+            if (!opts.json) io.print(headerLine(e));
+          } else if (e.type === 'progress') {
+            progress.update(() => (e.phase === 'search' ? searchLine(e, e.bounds, queueName(start!)) : `minimising: no schedule of fewer than ${e.depth} steps breaks it (at most ${e.maxDepth}); ${thousands(e.states)} states searched breadth-first`));
+          } else if (e.type === 'done') {
+            done = e;
+          }
+        }),
+      ),
+    );
+  } finally {
+    progress.clear();
+    removeInterrupt();
+  }
+  return report(start!, done!, loaded.file, opts, io.print);
+}
+
+function headerLine(s: ExploreStart): string {
+  const how = s.mode === 'dfs' ? 'depth-first' : `${s.mode === 'pct' ? `PCT walks, d = ${s.pctDepth}` : 'random walks'}, seed ${s.seed}, ${s.walks} walks`;
+  const on = s.workers > 1 ? `, ${s.workers} workers` : '';
+  return `# exploring ${s.scenario.name} (${how}${on}): invariants ${s.invariants.map((i) => i.name).join(', ')}; bounds depth ${s.bounds.maxDepth}, ${s.bounds.maxStates} states, ${s.bounds.maxMillis / 1000} s`;
+}
+
+const queueName = (s: ExploreStart) => (s.mode !== 'dfs' ? 'walks left' : s.workers > 1 ? 'frontier entries left' : 'on the stack');
+
+/** The live reading: counts, rate, and how much of each bound is used. */
+function searchLine(p: { states: number; transitions: number; depth: number; maxDepth: number; queue: number; elapsedMs: number }, b: ExploreBounds, queue: string): string {
+  const rate = p.elapsedMs > 0 ? p.states / (p.elapsedMs / 1000) : 0;
+  return [
+    `${thousands(p.states)} states (${percent(p.states, b.maxStates)} of ${thousands(b.maxStates)})`,
+    `${thousands(rate)}/s`,
+    `${thousands(p.transitions)} transitions`,
+    `depth ${p.depth}, max ${p.maxDepth} (${percent(p.maxDepth, b.maxDepth)} of ${b.maxDepth})`,
+    `${duration(p.elapsedMs)} (${percent(p.elapsedMs, b.maxMillis)} of ${b.maxMillis / 1000} s)`,
+    `${thousands(p.queue)} ${queue}`,
+  ].join(' · ');
+}
+
+/** What a search that found nothing did not cover, for the summary. */
+function notCovered(r: ExploreResult | SampleResult, b: ExploreBounds): string {
+  if ('mode' in r) return `sampling never is; ${r.bound === 'walks' ? 'every walk run' : r.bound === 'interrupted' ? 'interrupted' : `${r.bound} bound reached`}`;
+  switch (r.bound) {
+    case 'states':
+      return `states bound reached: ${thousands(b.maxStates)} distinct states checked, the rest of the state space was not`;
+    case 'depth':
+      return `depth bound reached: schedules longer than ${b.maxDepth} deliveries were cut there, what lies beyond was not checked`;
+    case 'time':
+      return `time bound reached after ${b.maxMillis / 1000} s: the states not yet visited were not checked`;
+    case 'interrupted':
+      return 'interrupted: the states not yet visited were not checked';
+    default:
+      return 'stopped';
+  }
+}
+
+function exitCodeOf(r: ExploreResult | SampleResult, finding: Finding | null): number {
+  if (finding !== null) return EXIT_FAILURE;
+  if (r.bound === 'interrupted') return EXIT_INTERRUPTED;
+  return r.exhaustive ? EXIT_OK : EXIT_INCOMPLETE;
+}
+
+/** The summary, then for a violation the minimised counterexample: written as a log, printed. */
+function report(start: ExploreStart, done: ExploreDone, file: string, opts: ExploreCliOptions, print: (line: string) => void): number {
+  const { result: r, finding } = done;
+  const code = exitCodeOf(r, finding);
+  const logPath = finding === null ? null : (opts.log ?? `${start.scenario.name}.counterexample.log.jsonl`);
+  const lines: string[] = [];
+  if (finding !== null) {
+    const fmt = formatOptionsFor(start.scenario);
+    const violation = { invariant: finding.invariant, ...(finding.bound !== undefined ? { bound: finding.bound } : {}), detail: finding.detail };
+    runModelEvents(start.model, start.scenario, { choices: finding.choices, maxSteps: finding.choices.length, log: logPath!, scenarioFile: file, violation }).subscribe((e) => {
+      if (e.type === 'delivery') lines.push(formatDelivery({ seq: e.seq, ...e.message }, fmt));
+    });
+  }
+  if (opts.json) {
+    print(JSON.stringify(summaryJson(start, r, finding, logPath, code), null, 2));
+    return code;
+  }
+  print(summary(r, start.workers, start.bounds));
+  if (finding === null) return code;
+  const found = `${finding.asFound.steps} steps, ${finding.asFound.preemptions} preemptions`;
+  if (finding.minimised === 'off') print(`# counterexample as found: ${found}`);
+  else if (finding.minimised === 'minimal') print(`# minimised: ${finding.choices.length} steps, ${finding.preemptions} preemptions (fewest steps, then fewest preemptions; ${finding.minimiserStates} states searched breadth-first); as found: ${found}`);
+  else print(`# not minimised (${finding.minimised === 'bound' ? `state bound reached after ${finding.minimiserStates} states` : 'no shorter schedule'}); counterexample as found: ${found}`);
+  print(`# violation of ${finding.invariant} at step ${finding.choices.length}: ${finding.detail}`);
   const shown = 200;
   if (lines.length > shown) print(`# … ${lines.length - shown} earlier steps (the whole schedule is in the log)`);
   for (const l of lines.slice(-shown)) print(l);
   print(`# counterexample: ${logPath}  (tdxsim replay ${logPath} --to N, or tdxsim inspect ${logPath})`);
-  return EXIT_FAILURE;
+  return code;
 }
 
-/** The DFS line as it always was; a sampling line adds the walks, and names the mode and seed to rerun it. */
-function summary(r: ExploreResult | SampleResult, workers: number): string {
+/** The DFS line; a sampling line adds the walks, and names the mode and seed to rerun it. */
+function summary(r: ExploreResult | SampleResult, workers: number, b: ExploreBounds): string {
   const on = workers > 1 ? ` (${workers} workers)` : '';
   const rate = r.elapsedMs > 0 ? Math.round(r.states / (r.elapsedMs / 1000)) : r.states;
   const counts = `${r.states} states, ${r.transitions} transitions, max depth ${r.maxDepth}, ${r.terminals} end states, ${(r.elapsedMs / 1000).toFixed(1)} s, ${rate} states/s`;
   if (!('mode' in r)) {
-    const end = r.violation !== null ? 'violation found' : r.exhaustive ? 'exhaustive: every reachable state checked, no violation' : `no violation, not exhaustive (${r.bound} bound reached)`;
+    const end = r.violation !== null ? 'violation found' : r.exhaustive ? 'exhaustive: every reachable state checked, no violation' : `no violation, not exhaustive (${notCovered(r, b)})`;
     return `# ${counts} — ${end}${on}`;
   }
   const walks = `${r.walks} walks${r.walksCut > 0 ? ` (${r.walksCut} cut at the depth bound)` : ''}`;
-  const end = r.violation !== null ? `violation found in walk ${r.violation.walk}` : `no violation, not exhaustive (sampling never is; ${r.bound === 'walks' ? 'every walk run' : `${r.bound} bound reached`})`;
+  const end = r.violation !== null ? `violation found in walk ${r.violation.walk}` : `no violation, not exhaustive (${notCovered(r, b)})`;
   const how = r.mode === 'pct' ? `mode pct (k = ${r.pctSteps} steps)` : 'mode random';
   return `# ${counts}, ${walks} — ${end}; ${how}, seed ${r.seed}${on}`;
+}
+
+/** `--json`: the summary as data; field names are part of the CLI's interface. */
+function summaryJson(start: ExploreStart, r: ExploreResult | SampleResult, finding: Finding | null, log: string | null, exitCode: number) {
+  const verdict = finding !== null ? 'violation' : r.exhaustive ? 'clean' : r.bound === 'interrupted' ? 'interrupted' : 'incomplete';
+  return {
+    scenario: start.scenario.name,
+    mode: start.mode,
+    ...(start.mode !== 'dfs' ? { seed: start.seed, pctDepth: start.mode === 'pct' ? start.pctDepth : null } : {}),
+    workers: start.workers,
+    invariants: start.invariants.map((i) => (i.bound === undefined ? i.name : { name: i.name, bound: i.bound })),
+    bounds: { maxDepth: start.bounds.maxDepth, maxStates: start.bounds.maxStates, timeSeconds: start.bounds.maxMillis / 1000 },
+    verdict,
+    exhaustive: r.exhaustive,
+    bound: r.bound,
+    notCovered: finding === null && !r.exhaustive ? notCovered(r, start.bounds) : null,
+    states: r.states,
+    transitions: r.transitions,
+    maxDepth: r.maxDepth,
+    endStates: r.terminals,
+    elapsedSeconds: Math.round(r.elapsedMs) / 1000,
+    ...('mode' in r ? { walks: r.walks, walksCut: r.walksCut, pctSteps: r.pctSteps, violatingWalk: r.violation?.walk ?? null } : {}),
+    violation:
+      finding === null
+        ? null
+        : {
+            invariant: finding.invariant,
+            ...(finding.bound !== undefined ? { bound: finding.bound } : {}),
+            detail: finding.detail,
+            steps: finding.choices.length,
+            preemptions: finding.preemptions,
+            minimised: finding.minimised,
+            asFound: finding.asFound,
+            log,
+          },
+    exitCode,
+  };
 }

@@ -5,16 +5,13 @@
  * between slices so the page receives each batch (server-sent events, /api/live) as it happens; `--pace`
  * slows it down to watch. When the run ends the server keeps serving the finished log until Ctrl-C.
  */
+import { lastValueFrom, tap } from 'rxjs';
 import { withPolicies } from '../session/policies.ts';
+import { runModelEvents, schedulerFor } from '../session/run.ts';
 import type { PolicyOverrides } from '../policies.ts';
 import { readFileSync } from 'node:fs';
 import { LogWriter } from '../log/writer.ts';
 import type { EndRecord, EventRecord, HeaderRecord } from '../log/schema.ts';
-import { fifoScheduler } from '../runtime/scheduler/fifo.ts';
-import { randomScheduler } from '../runtime/scheduler/random.ts';
-import { DEFAULT_MAX_STEPS, outcomeOf } from '../runtime/runner.ts';
-import { enabledChoices, step } from '../runtime/step.ts';
-import { worldHash } from '../runtime/worldHash.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import { formatDelivery } from '../session/format.ts';
 import { formatOptionsFor, headerFor } from '../session/session.ts';
@@ -49,17 +46,14 @@ export interface LiveRunOptions {
 /** Deliveries per slice between two yields to the event loop. */
 const SLICE = 64;
 
-const tick = (ms: number) => new Promise<void>((r) => (ms > 0 ? setTimeout(r, ms) : setImmediate(r)));
-
 export async function liveRun(scenarioArg: string, o: LiveRunOptions, print: (line: string) => void): Promise<number> {
   // As `tdxsim run`: validate everything before the log file is opened.
   const loaded = loadScenarioFile(scenarioArg);
   const scenario = withPolicies(loaded.scenario, o.policy);
   const file = loaded.file;
-  const scheduler = o.seed === undefined ? fifoScheduler() : randomScheduler(o.seed);
   const logPath = o.log ?? `${scenario.name}.log.jsonl`;
   const stately: StatelyBridge | null = o.stately ? await statelyBridge() : null;
-  const writer = LogWriter.open(logPath, headerFor(scenario, file, scheduler.descriptor));
+  const writer = LogWriter.open(logPath, headerFor(scenario, file, schedulerFor(o)().descriptor));
   // The header as the file holds it (hash included), so the session shows exactly what was written.
   const header = JSON.parse(readFileSync(logPath, 'utf8').split('\n', 1)[0]!) as HeaderRecord;
   const session = InspectSession.live(header, scenario, logPath);
@@ -79,26 +73,26 @@ export async function liveRun(scenarioArg: string, o: LiveRunOptions, print: (li
   }
 
   if (!o.json) print(`# ${scenario.name}: ${scenario.description}`);
-  let world = session.worldAt(0);
-  stately?.start(model, world);
-  const max = o.maxSteps ?? DEFAULT_MAX_STEPS;
-  while (world.pending.length > 0 && world.seq < max) {
-    const enabled = enabledChoices(model, world);
-    const choice = scheduler.choose(enabled);
-    const r = step(model, world, choice, enabled);
-    world = r.world;
-    const m = r.delivered;
-    writer.append({ seq: world.seq, from: m.from, to: m.to, kind: m.kind, name: m.name, payload: m.payload as unknown as Record<string, unknown>, cause: m.cause, choice, state: worldHash(model, world) });
-    session.append(JSON.parse(writer.lastLine) as EventRecord, m, world);
-    stately?.delivered(model, m, world);
-    print(o.json ? writer.lastLine : formatDelivery({ seq: world.seq, ...m }, fmt));
-    if (o.pace || world.seq % SLICE === 0) {
-      session.notify();
-      await tick(o.pace ?? 0);
-    }
-  }
-  const outcome = outcomeOf(world);
-  writer.end({ status: outcome.status, reason: outcome.reason, failures: outcome.failures });
+  stately?.start(model, session.worldAt(0));
+  // The same run stream as `tdxsim run`, in slices so the page receives each batch as it happens.
+  const events = runModelEvents(model, scenario, {
+    ...(o.seed !== undefined ? { seed: o.seed } : {}),
+    ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}),
+    log: writer,
+    yieldEvery: SLICE,
+    ...(o.pace !== undefined ? { pace: o.pace } : {}),
+  }).pipe(
+    tap((e) => {
+      if (e.type === 'end') return;
+      session.append(JSON.parse(writer.lastLine) as EventRecord, e.message, e.world);
+      stately?.delivered(model, e.message, e.world);
+      print(o.json ? writer.lastLine : formatDelivery({ seq: e.seq, ...e.message }, fmt));
+      if (o.pace || e.seq % SLICE === 0) session.notify();
+    }),
+  );
+  const last = await lastValueFrom(events);
+  if (last.type !== 'end') throw new Error('model bug: a run stream ended without its end event');
+  const outcome = last.outcome;
   const end = JSON.parse(writer.lastLine) as EndRecord;
   if (o.json) print(writer.lastLine);
   writer.close();

@@ -38,6 +38,16 @@ function seed32(flag: string) {
   };
 }
 
+/** Ctrl-C stops a search with its summary so far; a second Ctrl-C kills the process as usual. */
+function onInterrupt(stop: () => void): () => void {
+  const handler = () => {
+    process.stderr.write('\n# interrupted: finishing with the summary so far (Ctrl-C again to quit at once)\n');
+    stop();
+  };
+  process.once('SIGINT', handler);
+  return () => process.removeListener('SIGINT', handler);
+}
+
 export function main(argv: string[], print: (line: string) => void = (l) => process.stdout.write(l + '\n')): number {
   let code = 0;
   const program = new Command('tdxsim')
@@ -74,7 +84,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .argument('<scenario>', 'scenario file, directory with scenario.yaml, or bundled example name')
     .option('--max-depth <n>', `deliveries along one schedule (default ${EXPLORE_DEFAULTS.maxDepth})`, nonNegativeInt('--max-depth'))
     .option('--max-states <n>', `distinct states to visit (default ${EXPLORE_DEFAULTS.maxStates})`, nonNegativeInt('--max-states'))
-    .option('--time <s>', `wall-clock limit in seconds (default ${EXPLORE_DEFAULTS.time})`, nonNegativeInt('--time'))
+    .option('--time <s>', `wall-clock limit in seconds (default ${EXPLORE_DEFAULTS.timeSeconds})`, nonNegativeInt('--time'))
     .option('--invariant <name>', "check this invariant (repeatable; default: the scenario's invariants, else the library's defaults; see tdxsim invariants)", (v: string, prev: string[] = []) => [...prev, v])
     .option('--no-minimise', 'write the counterexample as found instead of the shortest one')
     .option('--log <file>', 'counterexample log to write (default: <scenario name>.counterexample.log.jsonl)')
@@ -84,8 +94,11 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--walks <n>', `random/pct: walks to run (default ${EXPLORE_DEFAULTS.walks})`, positiveInt('--walks'))
     .option('--workers <n>', `worker threads sharing the search (default ${EXPLORE_DEFAULTS.workers}; this machine has ${availableParallelism()} cores)`, positiveInt('--workers'))
     .option('--pct-depth <d>', `pct: ordering constraints a bug may need, i.e. d − 1 priority change points per walk (default ${EXPLORE_DEFAULTS.pctDepth})`, positiveInt('--pct-depth'))
+    .option('--json', 'print the summary (and the violation found) as one JSON document')
+    .option('--quiet', 'no progress on stderr')
+    .addHelpText('after', '\nExit codes: 0 exhaustive and no violation; 1 a violation (counterexample written); 2 bad input;\n3 no violation but not exhaustive (a bound stopped the search, or it sampled walks); 130 interrupted (Ctrl-C).')
     .action((scenario: string, o: ExploreCliOptions) => {
-      code = settleLater(exploreCommand(scenario, o, print, (l) => process.stderr.write(l + '\n')));
+      code = settleLater(exploreCommand(scenario, o, { print, err: process.stderr, onInterrupt }));
     });
 
   program

@@ -1,11 +1,11 @@
 /** `tdxsim run <scenario>`: run to quiescence, print one line per message, write the log. */
 import { LogWriter } from '../log/writer.ts';
-import { fifoScheduler } from '../runtime/scheduler/fifo.ts';
-import { randomScheduler } from '../runtime/scheduler/random.ts';
+import type { Outcome } from '../runtime/runner.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import { EXIT_FAILURE, EXIT_OK } from './exitCodes.ts';
 import { formatDelivery } from '../session/format.ts';
-import { formatOptionsFor, headerFor, modelFor, recordRun } from '../session/session.ts';
+import { formatOptionsFor, headerFor, modelFor } from '../session/session.ts';
+import { runModelEvents, schedulerFor } from '../session/run.ts';
 import { withPolicies } from '../session/policies.ts';
 import type { PolicyOverrides } from '../policies.ts';
 
@@ -21,23 +21,22 @@ export function runCommand(scenarioArg: string, opts: RunCliOptions, print: (lin
   // Validate everything before the log file is opened, so bad input never truncates an existing log.
   const loaded = loadScenarioFile(scenarioArg);
   const scenario = withPolicies(loaded.scenario, opts.policy);
-  const file = loaded.file;
   const model = modelFor(scenario);
-  const scheduler = opts.seed === undefined ? fifoScheduler() : randomScheduler(opts.seed);
   const logPath = opts.log ?? `${scenario.name}.log.jsonl`;
-  const writer = LogWriter.open(logPath, headerFor(scenario, file, scheduler.descriptor));
+  const writer = LogWriter.open(logPath, headerFor(scenario, loaded.file, schedulerFor(opts)().descriptor));
   const fmt = formatOptionsFor(scenario);
   if (!opts.json) print(`# ${scenario.name}: ${scenario.description}`);
-  const outcome = recordRun(model, writer, {
-    scheduler,
-    ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
-    onDelivery: (d) => print(opts.json ? writer.lastLine : formatDelivery({ seq: d.seq, ...d.message }, fmt)),
+  let outcome: Outcome | null = null;
+  runModelEvents(model, scenario, { ...(opts.seed !== undefined ? { seed: opts.seed } : {}), ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}), log: writer }).subscribe((e) => {
+    if (e.type === 'delivery') print(opts.json ? writer.lastLine : formatDelivery({ seq: e.seq, ...e.message }, fmt));
+    else outcome = e.outcome;
   });
+  const o = outcome! as Outcome;
   if (opts.json) print(writer.lastLine);
   writer.close();
   if (!opts.json) {
-    print(`# ${outcome.steps} messages; outcome: ${outcome.status}${outcome.reason ? ` (${outcome.reason})` : ''}`);
+    print(`# ${o.steps} messages; outcome: ${o.status}${o.reason ? ` (${o.reason})` : ''}`);
     print(`# log: ${logPath}  (replay: tdxsim replay ${logPath} --to N)`);
   }
-  return outcome.status === 'ok' ? EXIT_OK : EXIT_FAILURE;
+  return o.status === 'ok' ? EXIT_OK : EXIT_FAILURE;
 }

@@ -55,7 +55,8 @@ export interface ExploreProgress {
 }
 
 /** What stopped a search that was not exhaustive; sampling adds its walk budget. */
-export type Bound = 'depth' | 'states' | 'time' | 'walks';
+/** `interrupted`: stopped from outside (Ctrl-C, an unsubscribed stream, an aborted signal). */
+export type Bound = 'depth' | 'states' | 'time' | 'walks' | 'interrupted';
 
 export interface Violation {
   invariant: string;
@@ -141,6 +142,8 @@ export interface Search {
   counters: SearchCounters;
   /** After each new state, at `depth`: true stops the search (and has set `counters.bound`, or another worker stopped it). */
   afterNewState(depth: number): boolean;
+  /** Set (typically by `afterNewState`) to make a resumable search return PAUSED at its next step. */
+  pause?: boolean;
 }
 
 /** A fresh arrival's sleep set; also the "everything" of a root that explores all it has. */
@@ -152,6 +155,23 @@ export const noSleep = (words: number): Uint32Array => new Uint32Array(words);
  * initial world; null when the subtree is done or `afterNewState` stopped it.
  */
 export function depthFirst(search: Search, root: World, prefix: readonly number[], explore: Uint32Array | null): Violation | null {
+  const run = depthFirstRun(search, root, prefix, explore);
+  for (;;) {
+    const r = run();
+    if (r !== PAUSED) return r;
+  }
+}
+
+/** What a resumable search returns when `Search.pause` asked it to stop for now. */
+export const PAUSED = Symbol('paused');
+
+/**
+ * `depthFirst` as a function that can be called again: when `search.pause` is set it returns PAUSED at
+ * the top of its loop, where the stack is consistent, and the next call carries on from there. That is
+ * what lets an exploration give the event loop a turn (Ctrl-C, a stream's unsubscribe, progress on a
+ * terminal) without a worker thread and without changing which states are visited.
+ */
+export function depthFirstRun(search: Search, root: World, prefix: readonly number[], explore: Uint32Array | null): () => Violation | null | typeof PAUSED {
   const { model, invariants, visited, transition, counters } = search;
   const ch = search.channels;
   const words = ch?.words ?? 0;
@@ -169,55 +189,72 @@ export function depthFirst(search: Search, root: World, prefix: readonly number[
   /** choices[k] led from stack[k] to stack[k + 1]; entries past the top frame are stale. */
   const choices: number[] = [];
   const base = prefix.length;
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1]!;
-    if (top.next >= top.todo.length) {
-      stack.pop();
-      continue;
-    }
-    const choice = top.todo[top.next++]!;
-    if (base + stack.length > search.maxDepth) {
-      counters.bound = 'depth';
-      continue;
-    }
-    const r = step(model, top.world, choice, top.enabled, transition);
-    counters.transitions++;
-    for (const inv of invariants) {
-      const problem = inv.check(model, top.world, r.world, r.delivered);
-      if (problem !== null) return { invariant: inv.name, detail: problem, choices: [...prefix, ...choices.slice(0, stack.length - 1), choice] };
-    }
-    // The child's sleep set: what this frame sleeps on (including siblings already explored) and does
-    // not depend on this delivery, i.e. goes to another receiver. Then this channel counts as explored.
-    let childSleep = empty;
-    if (ch !== null) {
-      const into = ch.into[model.indexOf.get(r.delivered.to)!]!;
-      childSleep = new Uint32Array(words);
-      for (let w = 0; w < words; w++) childSleep[w] = top.sleep[w]! & ~into[w]!;
-      const c = ch.of(r.delivered);
-      top.sleep[c >>> 5]! |= 1 << (c & 31);
-    }
-    // A revisit explores what earlier arrivals slept on and this one does not (stateTable.ts).
-    const fresh = visited.arrive(fingerprint(model, r.world), childSleep, scratch);
-    if (fresh) {
-      if (search.afterNewState(base + stack.length)) return null;
-      if (r.world.pending.length === 0) {
-        counters.terminals++;
+  return () => {
+    while (stack.length > 0) {
+      if (search.pause) {
+        search.pause = false;
+        return PAUSED;
+      }
+      const top = stack[stack.length - 1]!;
+      if (top.next >= top.todo.length) {
+        stack.pop();
         continue;
       }
-    } else {
-      let any = 0;
-      for (let w = 0; w < words; w++) any |= scratch[w]!;
-      if (any === 0) continue;
+      const choice = top.todo[top.next++]!;
+      if (base + stack.length > search.maxDepth) {
+        counters.bound = 'depth';
+        continue;
+      }
+      const r = step(model, top.world, choice, top.enabled, transition);
+      counters.transitions++;
+      for (const inv of invariants) {
+        const problem = inv.check(model, top.world, r.world, r.delivered);
+        if (problem !== null) return { invariant: inv.name, detail: problem, choices: [...prefix, ...choices.slice(0, stack.length - 1), choice] };
+      }
+      // The child's sleep set: what this frame sleeps on (including siblings already explored) and does
+      // not depend on this delivery, i.e. goes to another receiver. Then this channel counts as explored.
+      let childSleep = empty;
+      if (ch !== null) {
+        const into = ch.into[model.indexOf.get(r.delivered.to)!]!;
+        childSleep = new Uint32Array(words);
+        for (let w = 0; w < words; w++) childSleep[w] = top.sleep[w]! & ~into[w]!;
+        const c = ch.of(r.delivered);
+        top.sleep[c >>> 5]! |= 1 << (c & 31);
+      }
+      // A revisit explores what earlier arrivals slept on and this one does not (stateTable.ts).
+      const fresh = visited.arrive(fingerprint(model, r.world), childSleep, scratch);
+      if (fresh) {
+        if (search.afterNewState(base + stack.length)) return null;
+        if (r.world.pending.length === 0) {
+          counters.terminals++;
+          continue;
+        }
+      } else {
+        let any = 0;
+        for (let w = 0; w < words; w++) any |= scratch[w]!;
+        if (any === 0) continue;
+      }
+      choices.length = stack.length - 1;
+      choices.push(choice);
+      stack.push(frameFor(r.world, childSleep, ch === null ? null : scratch));
+      counters.maxDepth = Math.max(counters.maxDepth, base + stack.length - 1);
     }
-    choices.length = stack.length - 1;
-    choices.push(choice);
-    stack.push(frameFor(r.world, childSleep, ch === null ? null : scratch));
-    counters.maxDepth = Math.max(counters.maxDepth, base + stack.length - 1);
-  }
-  return null;
+    return null;
+  };
 }
 
-export function explore(model: Model, invariants: readonly Invariant[], bounds: ExploreBounds, opts: ExploreOptions = {}): ExploreResult {
+/**
+ * A depth-first exploration set up but not yet run: `step()` advances it until it is done or pauses (every
+ * `pauseEvery` new states), `result()` describes it at any time (the summary so far, if interrupted).
+ */
+export interface Exploration {
+  step(): boolean;
+  /** Stop for good: the result reports `bound: 'interrupted'` unless the search had already finished. */
+  interrupt(): void;
+  result(): ExploreResult;
+}
+
+export function startExplore(model: Model, invariants: readonly Invariant[], bounds: ExploreBounds, opts: ExploreOptions & { pauseEvery?: number } = {}): Exploration {
   const now = opts.now ?? (() => performance.now());
   const start = now();
   const cache = opts.cache === false ? null : new TransitionCache();
@@ -225,6 +262,7 @@ export function explore(model: Model, invariants: readonly Invariant[], bounds: 
   const visited = new StateTable(channels?.words ?? 0);
   const counters: SearchCounters = { transitions: 0, maxDepth: 0, terminals: 0, bound: null };
   const every = opts.progressEvery ?? 10_000;
+  const pauseEvery = opts.pauseEvery ?? 0;
   let depth = 0;
   const search: Search = {
     model,
@@ -236,6 +274,7 @@ export function explore(model: Model, invariants: readonly Invariant[], bounds: 
     counters,
     afterNewState(d) {
       depth = d;
+      if (pauseEvery > 0 && visited.size % pauseEvery === 0) search.pause = true;
       if (visited.size % every === 0) {
         opts.onProgress?.({ states: visited.size, transitions: counters.transitions, depth, maxDepth: counters.maxDepth, queue: depth, elapsedMs: now() - start });
         if (now() - start > bounds.maxMillis) {
@@ -255,18 +294,47 @@ export function explore(model: Model, invariants: readonly Invariant[], bounds: 
   const all = noSleep(channels?.words ?? 0);
   visited.arrive(fingerprint(model, root), all, all);
   if (root.pending.length === 0) counters.terminals++;
-  const violation = depthFirst(search, root, [], channels === null ? null : all);
-  return {
-    status: violation === null ? 'clean' : 'violation',
-    exhaustive: violation === null && counters.bound === null,
-    bound: counters.bound,
-    states: visited.size,
-    transitions: counters.transitions,
-    maxDepth: counters.maxDepth,
-    terminals: counters.terminals,
-    elapsedMs: now() - start,
-    visitedBytes: visited.bytes,
-    cacheHitRate: cache === null || counters.transitions === 0 ? 0 : cache.hits / (cache.hits + cache.misses),
-    violation,
+  const run = depthFirstRun(search, root, [], channels === null ? null : all);
+  let done = false;
+  let violation: Violation | null = null;
+  let elapsed = 0;
+  const finish = (v: Violation | null) => {
+    done = true;
+    violation = v;
+    elapsed = now() - start;
   };
+  return {
+    step() {
+      if (done) return true;
+      const r = run();
+      if (r !== PAUSED) finish(r);
+      return done;
+    },
+    interrupt() {
+      if (done) return;
+      counters.bound = 'interrupted';
+      finish(null);
+    },
+    result(): ExploreResult {
+      return {
+        status: violation === null ? 'clean' : 'violation',
+        exhaustive: done && violation === null && counters.bound === null,
+        bound: counters.bound,
+        states: visited.size,
+        transitions: counters.transitions,
+        maxDepth: counters.maxDepth,
+        terminals: counters.terminals,
+        elapsedMs: done ? elapsed : now() - start,
+        visitedBytes: visited.bytes,
+        cacheHitRate: cache === null || counters.transitions === 0 ? 0 : cache.hits / (cache.hits + cache.misses),
+        violation,
+      };
+    },
+  };
+}
+
+export function explore(model: Model, invariants: readonly Invariant[], bounds: ExploreBounds, opts: ExploreOptions = {}): ExploreResult {
+  const x = startExplore(model, invariants, bounds, opts);
+  while (!x.step());
+  return x.result();
 }

@@ -62,7 +62,15 @@ function isPreemption(enabled: readonly Message[], sent: readonly Message[], cho
   return enabled.some((m) => sent.includes(m));
 }
 
-export function minimise(model: Model, invariant: Invariant, opts: { maxStates: number; maxDepth: number }): MinimiseResult {
+export interface MinimiseProgress {
+  /** Breadth-first depth reached: no schedule shorter than this breaks the invariant. */
+  depth: number;
+  /** The depth it cannot exceed (the counterexample as found). */
+  maxDepth: number;
+  states: number;
+}
+
+export function minimise(model: Model, invariant: Invariant, opts: { maxStates: number; maxDepth: number; onProgress?: (p: MinimiseProgress) => void }): MinimiseResult {
   const transition = new TransitionCache().transition;
   const rootWorld = initialWorld(model);
   const root: Node = { world: rootWorld, fp: hashKey(fingerprint(model, rootWorld)), preemptions: 0, parent: null, choice: -1, sent: [] };
@@ -95,6 +103,7 @@ export function minimise(model: Model, invariant: Invariant, opts: { maxStates: 
       return { status: 'minimal', counterexample: { choices: choices.reverse(), preemptions: best.preemptions, detail: best.detail }, states: seen.size };
     }
     for (const n of next.values()) seen.add(n.fp);
+    opts.onProgress?.({ depth, maxDepth: opts.maxDepth, states: seen.size });
     if (seen.size > opts.maxStates) return { status: 'bound', states: seen.size };
     layer = [...next.values()];
   }

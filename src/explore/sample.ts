@@ -160,6 +160,19 @@ function pctChooser(model: Model, rng: Rng, d: number, k: number): Chooser {
 }
 
 export function sample(model: Model, invariants: readonly Invariant[], bounds: SampleBounds, opts: SampleOptions): SampleResult {
+  const x = startSample(model, invariants, bounds, opts);
+  while (!x.step());
+  return x.result();
+}
+
+/** Walks set up but not yet run; `step()` runs `pauseEvery` walks at a time (all of them if 0). */
+export interface Sampling {
+  step(): boolean;
+  interrupt(): void;
+  result(): SampleResult;
+}
+
+export function startSample(model: Model, invariants: readonly Invariant[], bounds: SampleBounds, opts: SampleOptions & { pauseEvery?: number }): Sampling {
   const now = opts.now ?? (() => performance.now());
   const start = now();
   const cache = opts.cache === false ? null : (opts.transitionCache ?? new TransitionCache());
@@ -185,82 +198,111 @@ export function sample(model: Model, invariants: readonly Invariant[], bounds: S
   const progress = (depth: number) =>
     opts.onProgress?.({ states: visited.size, transitions, depth, maxDepth, queue: bounds.walks - walks, elapsedMs: now() - start });
 
-  run: for (;;) {
-    const walk = nextWalk();
-    if (walk === null) {
-      bound = 'walks';
-      break;
-    }
-    if (stopped(walk)) break;
-    if (now() - start > bounds.maxMillis) {
-      bound = 'time';
-      break;
-    }
-    const rng = xoroshiro128plus(walkSeed(opts.seed, walk));
-    const choose = k === null ? uniform(rng) : pctChooser(model, rng, d, k);
-    const choices: number[] = [];
-    let world: World = root;
-    for (;;) {
-      if (world.pending.length === 0) break;
-      if (choices.length >= bounds.maxDepth) {
-        walksCut++;
+  let done = false;
+  let pausedAt = -1;
+  const pauseEvery = opts.pauseEvery ?? 0;
+  let elapsed = 0;
+  const runWalks = (): boolean => {
+    run: for (;;) {
+      if (pauseEvery > 0 && walks > 0 && walks % pauseEvery === 0 && walks !== pausedAt) {
+        pausedAt = walks;
+        return false;
+      }
+      const walk = nextWalk();
+      if (walk === null) {
+        bound = 'walks';
         break;
       }
-      if ((transitions & 0x3ff) === 0 && transitions > 0) {
-        if (stopped(walk)) break run;
-        if (now() - start > bounds.maxMillis) {
-          bound = 'time';
-          break run;
+      if (stopped(walk)) break;
+      if (now() - start > bounds.maxMillis) {
+        bound = 'time';
+        break;
+      }
+      const rng = xoroshiro128plus(walkSeed(opts.seed, walk));
+      const choose = k === null ? uniform(rng) : pctChooser(model, rng, d, k);
+      const choices: number[] = [];
+      let world: World = root;
+      for (;;) {
+        if (world.pending.length === 0) break;
+        if (choices.length >= bounds.maxDepth) {
+          walksCut++;
+          break;
+        }
+        if ((transitions & 0x3ff) === 0 && transitions > 0) {
+          if (stopped(walk)) break run;
+          if (now() - start > bounds.maxMillis) {
+            bound = 'time';
+            break run;
+          }
+        }
+        const enabled = enabledChoices(model, world);
+        const choice = choose(enabled, choices.length);
+        choices.push(choice);
+        const r = step(model, world, choice, enabled, transition);
+        transitions++;
+        for (const inv of invariants) {
+          const problem = inv.check(model, world, r.world, r.delivered);
+          if (problem !== null) {
+            violation = { invariant: inv.name, detail: problem, choices, walk };
+            maxDepth = Math.max(maxDepth, choices.length);
+            walks++;
+            break run;
+          }
+        }
+        world = r.world;
+        if (visited.arrive(fingerprint(model, world), none, none)) {
+          if (world.pending.length === 0) terminals++;
+          if (visited.size >= bounds.maxStates) {
+            bound = 'states';
+            maxDepth = Math.max(maxDepth, choices.length);
+            break run;
+          }
         }
       }
-      const enabled = enabledChoices(model, world);
-      const choice = choose(enabled, choices.length);
-      choices.push(choice);
-      const r = step(model, world, choice, enabled, transition);
-      transitions++;
-      for (const inv of invariants) {
-        const problem = inv.check(model, world, r.world, r.delivered);
-        if (problem !== null) {
-          violation = { invariant: inv.name, detail: problem, choices, walk };
-          maxDepth = Math.max(maxDepth, choices.length);
-          walks++;
-          break run;
-        }
-      }
-      world = r.world;
-      if (visited.arrive(fingerprint(model, world), none, none)) {
-        if (world.pending.length === 0) terminals++;
-        if (visited.size >= bounds.maxStates) {
-          bound = 'states';
-          maxDepth = Math.max(maxDepth, choices.length);
-          break run;
-        }
-      }
+      maxDepth = Math.max(maxDepth, choices.length);
+      walks++;
+      if (walks % every === 0) progress(choices.length);
     }
-    maxDepth = Math.max(maxDepth, choices.length);
-    walks++;
-    if (walks % every === 0) progress(choices.length);
-  }
-  const hits = cache?.hits ?? 0;
-  const misses = cache?.misses ?? 0;
+    return true;
+  };
   return {
-    status: violation === null ? 'clean' : 'violation',
-    exhaustive: false,
-    bound,
-    states: visited.size,
-    transitions,
-    maxDepth,
-    terminals,
-    elapsedMs: now() - start,
-    visitedBytes: visited.bytes,
-    cacheHitRate: hits + misses === 0 ? 0 : hits / (hits + misses),
-    violation,
-    mode: opts.mode,
-    seed: opts.seed,
-    walks,
-    walksCut,
-    pctSteps: k,
-    cacheHits: hits,
-    cacheMisses: misses,
+    step() {
+      if (done) return true;
+      if (runWalks()) {
+        done = true;
+        elapsed = now() - start;
+      }
+      return done;
+    },
+    interrupt() {
+      if (done) return;
+      bound = 'interrupted';
+      done = true;
+      elapsed = now() - start;
+    },
+    result(): SampleResult {
+      const hits = cache?.hits ?? 0;
+      const misses = cache?.misses ?? 0;
+      return {
+        status: violation === null ? 'clean' : 'violation',
+        exhaustive: false,
+        bound,
+        states: visited.size,
+        transitions,
+        maxDepth,
+        terminals,
+        elapsedMs: done ? elapsed : now() - start,
+        visitedBytes: visited.bytes,
+        cacheHitRate: hits + misses === 0 ? 0 : hits / (hits + misses),
+        violation,
+        mode: opts.mode,
+        seed: opts.seed,
+        walks,
+        walksCut,
+        pctSteps: k,
+        cacheHits: hits,
+        cacheMisses: misses,
+      };
+    },
   };
 }

@@ -8,6 +8,7 @@
  * machine's definition, then reports every delivery as an event from sender to receiver followed by the
  * receiver's new snapshot. Values go out as the log writes them (bigints as hex strings).
  */
+import { connect } from 'node:net';
 import type { Message } from '../protocol/messages.ts';
 import { stringifyCanonical } from '../log/canonical.ts';
 import type { Model, World } from '../runtime/world.ts';
@@ -38,7 +39,36 @@ function snapshotOf(world: World, i: number): unknown {
   return { status: s.status, value: s.value, context: json(s.context) };
 }
 
-export async function statelyBridge(): Promise<StatelyBridge> {
+/** Where the Sky inspector connects first (its API; the relay is on PartyKit's servers). */
+export const STATELY_HOST = 'stately.ai';
+/** How long `--stately` waits for a TCP connection before it gives up (exit 2). */
+export const STATELY_CONNECT_TIMEOUT_MS = 5_000;
+
+/** Stately's service cannot be reached: a usage error (exit 2), never a run that waits forever. */
+export class ServiceUnreachable extends RangeError {}
+
+/**
+ * Resolves when a TCP connection to host:port opens within `timeoutMs`, else rejects with what went wrong
+ * (no DNS, refused, timed out). The Sky client retries forever on its own, so this is what makes
+ * `--stately` fail fast on a machine without network.
+ */
+export function probeReachable(host: string, port: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port });
+    const fail = (why: string) => {
+      socket.destroy();
+      reject(new ServiceUnreachable(`--stately: cannot reach ${host}:${port} (${why}); the Stately inspector is a hosted service and needs network access. The local inspector (--inspect) works offline.`));
+    };
+    socket.setTimeout(timeoutMs, () => fail(`no connection within ${timeoutMs / 1000} s`));
+    socket.once('error', (e: NodeJS.ErrnoException) => fail(e.code ?? e.message));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+  });
+}
+
+export async function statelyBridge(opts: { host?: string; port?: number; timeoutMs?: number } = {}): Promise<StatelyBridge> {
   let mod: { createSkyInspector?: (o?: object) => StatelyInspector };
   try {
     // A variable specifier keeps bundlers and the type checker from requiring the package to exist.
@@ -51,6 +81,7 @@ export async function statelyBridge(): Promise<StatelyBridge> {
     );
   }
   if (typeof mod.createSkyInspector !== 'function') throw new OptionalPackageMissing(`${STATELY_PACKAGE} has no createSkyInspector: install version 0.7 or newer`);
+  await probeReachable(opts.host ?? STATELY_HOST, opts.port ?? 443, opts.timeoutMs ?? STATELY_CONNECT_TIMEOUT_MS);
   // Sky relays through Stately's service and prints the live inspection URL when it connects.
   const inspector = mod.createSkyInspector({ onerror: (e: Error) => process.stderr.write(`# stately: ${e.message}\n`) });
   inspector.start?.();

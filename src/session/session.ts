@@ -7,21 +7,16 @@ import { TDX_SHADOW_MMIO_VALUE, VMX_EPT_MISCONFIG_WX_VALUE } from '../arch/spte.
 import { stringifyCanonical } from '../log/canonical.ts';
 import type { HeaderInput } from '../log/schema.ts';
 import type { SealingLogWriter } from '../log/writer.ts';
-import { runModel, type Delivery, type Outcome } from '../runtime/runner.ts';
+import type { Delivery, Outcome } from '../runtime/runner.ts';
 import type { Scheduler } from '../runtime/scheduler/scheduler.ts';
-import { worldHash } from '../runtime/worldHash.ts';
 import type { SchedulerDescriptor } from '../runtime/scheduler/scheduler.ts';
 import { createModel, type Model } from '../runtime/world.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { MODEL_VERSION } from '../version.ts';
 import type { FormatOptions } from './format.ts';
+import { recordTo, runEvents, type LoggedViolation } from './runEvents.ts';
 
-/** What a counterexample log's end record says broke at its last step (`bound` for a bounded monitor). */
-export interface LoggedViolation {
-  invariant: string;
-  bound?: number;
-  detail: string;
-}
+export type { LoggedViolation } from './runEvents.ts';
 
 export function modelFor(s: Scenario): Model {
   return createModel(actorsFor(s));
@@ -36,35 +31,21 @@ export function headerFor(s: Scenario, file: string | null, scheduler: Scheduler
   return { model: MODEL_VERSION, scenario: JSON.parse(stringifyCanonical(s)) as Record<string, unknown>, scenarioFile: file, scheduler };
 }
 
-/** Run a model to the end, appending one event per delivery and the end record to `writer`. */
+/**
+ * Runs a model to the end, appending one event per delivery and the end record to `writer` (which stays
+ * open). The synchronous form of `runEvents(…).pipe(recordTo(…))`.
+ */
 export function recordRun(
   model: Model,
   writer: SealingLogWriter,
   opts: { scheduler: Scheduler; maxSteps?: number; onDelivery?: (d: Delivery) => void; violation?: LoggedViolation },
 ): Outcome {
-  const { outcome } = runModel(model, {
-    scheduler: opts.scheduler,
-    ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}),
-    onDelivery: (d) => {
-      const m = d.message;
-      writer.append({
-        seq: d.seq,
-        from: m.from,
-        to: m.to,
-        kind: m.kind,
-        name: m.name,
-        payload: m.payload as unknown as Record<string, unknown>,
-        cause: m.cause,
-        choice: d.choice,
-        state: worldHash(model, d.world),
-      });
-      opts.onDelivery?.(d);
-    },
-  });
-  // A counterexample ends where its invariant broke, which the run alone may not call a failure (a step
-  // bound with messages in flight): the end record names the invariant, and replay --verify re-checks it.
-  const v = opts.violation;
-  if (v !== undefined) writer.end({ status: 'failure', reason: `violation of ${v.invariant}: ${v.detail}`, failures: outcome.failures, violation: v });
-  else writer.end({ status: outcome.status, reason: outcome.reason, failures: outcome.failures });
-  return outcome;
+  let outcome: Outcome | null = null;
+  runEvents(model, { scheduler: () => opts.scheduler, ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}) })
+    .pipe(recordTo(writer, model, opts.violation !== undefined ? { violation: opts.violation } : {}))
+    .subscribe((e) => {
+      if (e.type === 'delivery') opts.onDelivery?.({ seq: e.seq, choice: e.choice, message: e.message, world: e.world });
+      else outcome = e.outcome;
+    });
+  return outcome!;
 }

@@ -63,7 +63,8 @@ describe('tdxsim explore (CLI)', () => {
   it('--mode random|pct --seed --walks: the summary names mode and seed, a seed reproduces the run, and a sampled violation is minimised like a searched one', () => {
     const dir = scratchDir();
     const a = tdxsim(dir, 'explore', 'zap-during-accept', '--mode', 'random', '--seed', '9', '--walks', '20');
-    expect(a.status).toBe(0);
+    // Walks never prove anything: nothing found is exit 3, not 0.
+    expect(a.status).toBe(3);
     expect(a.stdout).toMatch(/# \d+ states, \d+ transitions, .*, 20 walks — no violation, not exhaustive \(sampling never is; every walk run\); mode random, seed 9\n/);
     expect(tdxsim(dir, 'explore', 'zap-during-accept', '--mode', 'random', '--seed', '9', '--walks', '20').stdout.replace(/[\d.]+ s, \d+ states\/s/, '')).toBe(a.stdout.replace(/[\d.]+ s, \d+ states\/s/, ''));
     const pct = tdxsim(dir, 'explore', 'zap-during-accept', '--policy', 'zapBusyKickRetry=off', '--mode', 'pct', '--seed', '1', '--walks', '50', '--pct-depth', '2', '--log', 'pct.jsonl');
@@ -88,5 +89,37 @@ describe('tdxsim explore (CLI)', () => {
       expect(r.status, args.join(' ')).toBe(2);
       expect(r.stderr).toContain(error);
     }
+  });
+
+  it('a search stopped by a bound exits 3 and says what it did not cover; --json gives the summary as data', () => {
+    const dir = scratchDir();
+    const r = tdxsim(dir, 'explore', 'parallel-faults', '--max-states', '5000', '--quiet');
+    expect(r.status).toBe(3);
+    expect(r.stdout).toMatch(/# 5000 states, \d+ transitions, .* — no violation, not exhaustive \(states bound reached: 5,000 distinct states checked, the rest of the state space was not\)\n/);
+    expect(r.stderr).toBe('');
+    const d = tdxsim(dir, 'explore', 'parallel-faults', '--max-depth', '40', '--quiet');
+    expect(d.status).toBe(3);
+    expect(d.stdout).toContain('depth bound reached: schedules longer than 40 deliveries were cut there, what lies beyond was not checked');
+
+    const j = tdxsim(dir, 'explore', 'parallel-faults', '--max-states', '5000', '--json', '--quiet');
+    expect(j.status).toBe(3);
+    const summary = JSON.parse(j.stdout) as Record<string, unknown>;
+    expect(summary).toMatchObject({ scenario: 'parallel-faults', mode: 'dfs', verdict: 'incomplete', exhaustive: false, bound: 'states', states: 5000, violation: null, exitCode: 3 });
+    expect(summary.bounds).toEqual({ maxDepth: 5000, maxStates: 5000, timeSeconds: 300 });
+
+    const clean = tdxsim(dir, 'explore', 'private-accept', '--json');
+    expect(clean.status).toBe(0);
+    expect(JSON.parse(clean.stdout)).toMatchObject({ verdict: 'clean', exhaustive: true, bound: null, notCovered: null, exitCode: 0 });
+  });
+
+  it('--json with a violation: the finding and the counterexample log it wrote', () => {
+    const dir = scratchDir();
+    writeFileSync(path.join(dir, 'race.yaml'), RACE);
+    const r = tdxsim(dir, 'explore', 'race.yaml', '--json', '--quiet');
+    expect(r.status).toBe(1);
+    const summary = JSON.parse(r.stdout) as { verdict: string; violation: Record<string, unknown> };
+    expect(summary.verdict).toBe('violation');
+    expect(summary.violation).toMatchObject({ invariant: 'no-failure', steps: 105, preemptions: 1, minimised: 'minimal', log: 'accept-race.counterexample.log.jsonl' });
+    expect(tdxsim(dir, 'replay', 'accept-race.counterexample.log.jsonl', '--verify').status).toBe(0);
   });
 });
