@@ -58,6 +58,10 @@ const VE_HANDLER_TEXT = 0xffffffff81100000n;
 
 const ATTRIBUTE_BITS: Record<string, bigint> = { SEPT_VE_DISABLE: TD_ATTR_SEPT_VE_DISABLE };
 
+/**
+ * The actors a scenario describes, in the model's fixed order (guest vCPUs, CPUs, the TDX module, KVM's
+ * threads, the TDP MMU, the VMM, memory), each with its machine and initial input.
+ */
 export function actorsFor(s: Scenario): ActorSpec[] {
   const td = s.vm.type === 'tdx';
   const gpaw = s.vm.gpaw as 48 | 52;

@@ -7,6 +7,10 @@
 import { z } from 'zod';
 import { STEPPING_EPF_THRESHOLD, EPF_GPA_LIST_SIZE } from './arch/tdxStatus.ts';
 
+/**
+ * One policy switch: default, range (thresholds), effect, the other behaviour, and its § in docs/tdx-
+ * semantics.md.
+ */
 export interface PolicySpec {
   /** A switch (on/off) or, for a threshold, a number within `range`. */
   default: boolean | number;
@@ -19,6 +23,10 @@ export interface PolicySpec {
   section: string;
 }
 
+/**
+ * The policy switches (kernel and TDX-module variants, `tdxsim policies`): default, what they do, what the
+ * other setting does, and where the domain reference describes it.
+ */
 export const POLICIES = {
   privateHugePages: {
     default: false,
@@ -98,6 +106,7 @@ export const POLICIES = {
   },
 } as const satisfies Record<string, PolicySpec>;
 
+/** The name of a policy switch. */
 export type PolicyName = keyof typeof POLICIES;
 export type Policies = { [K in PolicyName]: (typeof POLICIES)[K]['default'] extends boolean ? boolean : number };
 /** Per-run overrides (`--policy name=value`) on top of the scenario's. */
@@ -105,10 +114,12 @@ export type PolicyOverrides = Partial<Policies>;
 
 export const DEFAULT_POLICIES: Policies = Object.fromEntries(Object.entries(POLICIES).map(([k, p]) => [k, p.default])) as Policies;
 
+/** An editor shows the description on hover (the scenario's JSON Schema carries it). */
 function policySchema(p: PolicySpec): z.ZodDefault<z.ZodBoolean> | z.ZodDefault<z.ZodNumber> {
-  if (typeof p.default === 'boolean') return z.boolean().default(p.default);
+  const description = typeof p.default === 'boolean' ? `on: ${p.effect}. Off: ${p.otherwise} (${p.section})` : `${p.effect}. ${p.otherwise} (${p.section})`;
+  if (typeof p.default === 'boolean') return z.boolean().default(p.default).describe(description);
   const [min, max] = p.range!;
-  return z.number().int().min(min).max(max).default(p.default);
+  return z.number().int().min(min).max(max).default(p.default).describe(description);
 }
 
 /** The scenario's `policies` section: every switch optional, defaults from the table. */

@@ -2,7 +2,11 @@
 import { INVARIANTS } from '../explore/invariants/index.ts';
 import { EXIT_OK } from './exitCodes.ts';
 
-export function invariantsCommand(print: (line: string) => void): number {
+export function invariantsCommand(opts: { json?: boolean }, print: (line: string) => void): number {
+  if (opts.json) {
+    print(JSON.stringify(INVARIANTS.map((i) => ({ name: i.name, description: i.description, byDefault: i.byDefault, ...(i.defaultBound !== undefined ? { defaultBound: i.defaultBound, maxBound: i.maxBound ?? null } : {}) })), null, 2));
+    return EXIT_OK;
+  }
   for (const i of INVARIANTS) {
     const bound = i.defaultBound === undefined ? '' : `; bound ${i.defaultBound} unless given`;
     print(`${i.name}  (${i.byDefault ? 'checked by default' : 'on request'}${bound})`);

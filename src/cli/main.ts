@@ -133,6 +133,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .addOption(new Option('--format <format>', 'what to write').choices(EXPORT_FORMATS).makeOptionMandatory())
     .option('--out <file>', 'write here instead of stdout (a directory for statechart-svg without --actor)')
     .option('--actor <id>', 'only this actor: its messages, or its machine')
+    .option('--json', 'print what was written (files) or the text itself as JSON')
     .action((log: string, o: ExportCliOptions) => {
       code = settleLater(exportCommand(log, o, print));
     });
@@ -148,15 +149,17 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
   program
     .command('invariants')
     .description('list the invariants and monitors tdxsim explore can check')
-    .action(() => {
-      code = invariantsCommand(print);
+    .option('--json', 'print them as JSON')
+    .action((o: { json?: boolean }) => {
+      code = invariantsCommand(o, print);
     });
 
   program
     .command('examples')
     .description('list the bundled scenarios')
-    .action(() => {
-      code = examplesCommand(print);
+    .option('--json', 'print them as JSON (name, description, vCPUs, scenario file, README)')
+    .action((o: { json?: boolean }) => {
+      code = examplesCommand(o, print);
     });
 
   try {

@@ -27,6 +27,10 @@ import type { Invariant } from './invariants/index.ts';
 import { StateTable, type VisitedSet } from './stateTable.ts';
 import { TransitionCache } from './transitionCache.ts';
 
+/**
+ * What stops a search before it is exhaustive: deliveries along one schedule, distinct states, wall-clock
+ * milliseconds.
+ */
 export interface ExploreBounds {
   maxDepth: number;
   maxStates: number;
@@ -34,6 +38,10 @@ export interface ExploreBounds {
   maxMillis: number;
 }
 
+/**
+ * Tuning and instrumentation of a search: progress callback and interval, the reduction and the transition
+ * cache (both on by default).
+ */
 export interface ExploreOptions {
   now?: () => number;
   onProgress?: (p: ExploreProgress) => void;
@@ -44,6 +52,7 @@ export interface ExploreOptions {
   cache?: boolean;
 }
 
+/** Counters of a running search, for progress displays. */
 export interface ExploreProgress {
   states: number;
   transitions: number;
@@ -58,6 +67,9 @@ export interface ExploreProgress {
 /** `interrupted`: stopped from outside (Ctrl-C, an unsubscribed stream, an aborted signal). */
 export type Bound = 'depth' | 'states' | 'time' | 'walks' | 'interrupted';
 
+/**
+ * An invariant that broke, its words, and the scheduler choices that lead there from the initial world.
+ */
 export interface Violation {
   invariant: string;
   detail: string;
@@ -65,6 +77,10 @@ export interface Violation {
   choices: number[];
 }
 
+/**
+ * A search's summary: clean or a violation, whether it was exhaustive or which bound stopped it, and its
+ * counts.
+ */
 export interface ExploreResult {
   status: 'clean' | 'violation';
   /** Every reachable state was visited (no bound was hit). */
@@ -254,6 +270,10 @@ export interface Exploration {
   result(): ExploreResult;
 }
 
+/**
+ * The same search as `explore`, set up to be run a slice at a time (`step()`), interrupted, and summarised at
+ * any point.
+ */
 export function startExplore(model: Model, invariants: readonly Invariant[], bounds: ExploreBounds, opts: ExploreOptions & { pauseEvery?: number } = {}): Exploration {
   const now = opts.now ?? (() => performance.now());
   const start = now();
@@ -333,6 +353,10 @@ export function startExplore(model: Model, invariants: readonly Invariant[], bou
   };
 }
 
+/**
+ * Depth-first search of every interleaving of a model, checking the invariants after each delivery;
+ * synchronous. Stops at the first violation or a bound.
+ */
 export function explore(model: Model, invariants: readonly Invariant[], bounds: ExploreBounds, opts: ExploreOptions = {}): ExploreResult {
   const x = startExplore(model, invariants, bounds, opts);
   while (!x.step());

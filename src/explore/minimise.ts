@@ -40,6 +40,9 @@ export interface Minimised {
   detail: string;
 }
 
+/**
+ * `minimal` with the counterexample, or why there is none (`bound`, `not-found`), with the states searched.
+ */
 export type MinimiseResult = { status: 'minimal'; counterexample: Minimised; states: number } | { status: 'bound'; states: number } | { status: 'not-found'; states: number };
 
 /** Preemptions along a schedule given as choices (for reporting the unminimised one). */
@@ -62,6 +65,7 @@ function isPreemption(enabled: readonly Message[], sent: readonly Message[], cho
   return enabled.some((m) => sent.includes(m));
 }
 
+/** How far the minimiser's breadth-first search has gone. */
 export interface MinimiseProgress {
   /** Breadth-first depth reached: no schedule shorter than this breaks the invariant. */
   depth: number;
@@ -70,6 +74,10 @@ export interface MinimiseProgress {
   states: number;
 }
 
+/**
+ * The shortest schedule that breaks `invariant`, and among those the one with the fewest preemptions
+ * (breadth-first over the same choices).
+ */
 export function minimise(model: Model, invariant: Invariant, opts: { maxStates: number; maxDepth: number; onProgress?: (p: MinimiseProgress) => void }): MinimiseResult {
   const transition = new TransitionCache().transition;
   const rootWorld = initialWorld(model);

@@ -45,16 +45,19 @@ import { StateTable, type VisitedSet } from './stateTable.ts';
 import { fmix } from './structuralHash.ts';
 import { TransitionCache } from './transitionCache.ts';
 
+/** How walks choose: `random` (uniform) or `pct` (Probabilistic Concurrency Testing priorities). */
 export type SampleMode = 'random' | 'pct';
 export const SAMPLE_MODES: readonly SampleMode[] = ['random', 'pct'];
 
 type Rng = ReturnType<typeof xoroshiro128plus>;
 
+/** `ExploreBounds` plus the number of walks. */
 export interface SampleBounds extends ExploreBounds {
   /** Walks to run. */
   walks: number;
 }
 
+/** Mode, seed and PCT depth of seeded walks, with progress and sharing hooks. */
 export interface SampleOptions extends Pick<ExploreOptions, 'now' | 'onProgress' | 'cache'> {
   mode: SampleMode;
   seed: number;
@@ -79,6 +82,7 @@ export interface SampledViolation extends Violation {
   walk: number;
 }
 
+/** The summary of seeded walks: the search's counts plus mode, seed and walks run. */
 export interface SampleResult extends ExploreResult {
   mode: SampleMode;
   seed: number;
@@ -159,6 +163,10 @@ function pctChooser(model: Model, rng: Rng, d: number, k: number): Chooser {
   };
 }
 
+/**
+ * Seeded random or PCT walks over a model's interleavings, checking invariants after each delivery;
+ * synchronous. Never exhaustive.
+ */
 export function sample(model: Model, invariants: readonly Invariant[], bounds: SampleBounds, opts: SampleOptions): SampleResult {
   const x = startSample(model, invariants, bounds, opts);
   while (!x.step());
@@ -172,6 +180,7 @@ export interface Sampling {
   result(): SampleResult;
 }
 
+/** The same walks as `sample`, set up to be run a slice of walks at a time. */
 export function startSample(model: Model, invariants: readonly Invariant[], bounds: SampleBounds, opts: SampleOptions & { pauseEvery?: number }): Sampling {
   const now = opts.now ?? (() => performance.now());
   const start = now();

@@ -25,6 +25,10 @@ export type LogErrorCode =
   /** Re-executing the header's scenario does not reproduce this line (the model or the log changed). */
   | 'REPLAY_DIVERGED';
 
+/**
+ * A log that cannot be trusted or used: unreadable, not JSON, a record of the wrong shape, a broken hash
+ * chain, a torn last line, or a replay that diverges. The message names file and line.
+ */
 export class LogError extends Error {
   override readonly name = 'LogError';
   readonly code: LogErrorCode;

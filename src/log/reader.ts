@@ -35,6 +35,10 @@ export type ReadOptions = {
   allowTorn?: boolean;
 };
 
+/**
+ * A log as read: header, events in step order, the end record (null if the run was cut off) and the number of
+ * lines.
+ */
 export type ParsedLog = {
   header: HeaderRecord;
   events: EventRecord[];
@@ -63,6 +67,10 @@ function* splitLines(text: string): Generator<Line> {
   }
 }
 
+/**
+ * Reads a log file, checking every record's schema and the hash chain line by line.
+ * @throws LogError naming the file, line and field of the first problem (torn, edited, reordered lines)
+ */
 export function readLog(path: string, opts: ReadOptions = {}): ParsedLog {
   let text: string;
   try {

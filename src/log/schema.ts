@@ -74,10 +74,20 @@ export const EndRecordSchema = z.strictObject({
 });
 
 export type Scheduler = z.infer<typeof SchedulerSchema>;
+/**
+ * Line 1 of a log: format and version, model version, the whole validated scenario, the scheduler, and the
+ * line's hash.
+ */
 export type HeaderRecord = z.infer<typeof HeaderRecordSchema>;
+/**
+ * One delivered message in a log: step, sender, receiver, kind, name, payload, cause, the scheduler's choice,
+ * the world-state hash after it, and the chained line hash.
+ */
 export type EventRecord = z.infer<typeof EventRecordSchema>;
 export type Outcome = z.infer<typeof OutcomeSchema>;
+/** The last line of a finished log: the number of steps and the outcome. */
 export type EndRecord = z.infer<typeof EndRecordSchema>;
+/** Any line of a log. */
 export type LogRecord = HeaderRecord | EventRecord | EndRecord;
 
 /** What the writer takes for each record: everything except the fields it supplies itself. */

@@ -401,9 +401,16 @@ export interface VmEntryPayload {
   emulated: { reg: string | null; value: bigint | null; ripAdvance: number } | null;
 }
 
+/**
+ * A message's family (`seamcall`, `td-exit`, `tdcall`, `vm-exit`, `ioctl` …), which decides how it is shown.
+ */
 export type MessageKind = keyof MessageCatalog;
 export type NameOf<K extends MessageKind> = keyof MessageCatalog[K] & string;
+/**
+ * The architectural name of any message (`TDH.MEM.PAGE.AUG`, `EPT_VIOLATION`, `#VE`, `KVM_EXIT_MMIO` …).
+ */
 export type MessageName = { [K in MessageKind]: NameOf<K> }[MessageKind];
+/** The payload type of the message named `N`, e.g. `PayloadOf<'TDH.MEM.PAGE.AUG'>`. */
 export type PayloadOf<K extends MessageKind, N extends NameOf<K>> = MessageCatalog[K][N];
 
 /** What an actor emits: the runtime adds id and cause when it queues it. */

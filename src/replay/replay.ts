@@ -48,6 +48,10 @@ function verifyViolation(model: Model, claimed: ClaimedViolation, before: { worl
   }
 }
 
+/**
+ * The world at the requested step, the message delivered there (re-derived, typed), and whether the whole log
+ * verified.
+ */
 export interface ReplayResult {
   scenario: Scenario;
   model: Model;
@@ -68,6 +72,7 @@ export interface ReplayResult {
 /** Header is line 1, so event seq N is line N + 1. */
 const lineOf = (seq: number) => seq + 1;
 
+/** The scenario a log's header carries, validated again (a log replays without its scenario file). */
 export function scenarioFromLog(log: ParsedLog, file: string): Scenario {
   try {
     return parseScenarioObject(log.header.scenario, `${file}:1 (header.scenario)`);
@@ -77,6 +82,12 @@ export function scenarioFromLog(log: ParsedLog, file: string): Scenario {
   }
 }
 
+/**
+ * Re-executes a log's scenario with its logged choices up to step `to` (default: the end), checking every
+ * message and state hash on the way; `verify` also checks the end record. This is how any step of a log is
+ * reached.
+ * @throws LogError at the first line the model disagrees with
+ */
 export function replayLog(log: ParsedLog, file: string, opts: { to?: number; verify?: boolean; keepAll?: boolean } = {}): ReplayResult {
   const scenario = scenarioFromLog(log, file);
   const model = createModel(actorsFor(scenario));

@@ -7,6 +7,9 @@ import type { Scheduler } from './scheduler/scheduler.ts';
 import { enabledChoices, initialWorld, step } from './step.ts';
 import type { Failure, Model, World } from './world.ts';
 
+/**
+ * One step of a run: the step number, the scheduler's choice, the delivered message and the world after it.
+ */
 export interface Delivery {
   seq: number;
   choice: number;
@@ -14,6 +17,10 @@ export interface Delivery {
   world: World;
 }
 
+/**
+ * How a run ended: `ok`, or `failure` with the first failure the model reached (or the step bound) as
+ * `reason`.
+ */
 export interface Outcome {
   status: 'ok' | 'failure';
   reason: string | null;
@@ -30,6 +37,10 @@ export interface RunOptions {
 
 export const DEFAULT_MAX_STEPS = 100_000;
 
+/**
+ * Runs a model to quiescence (nothing in flight), a failure, or `maxSteps`, calling `onDelivery` after each
+ * step. Synchronous; `runEvents` is the same run as a stream.
+ */
 export function runModel(model: Model, opts: RunOptions): { world: World; outcome: Outcome } {
   const max = opts.maxSteps ?? DEFAULT_MAX_STEPS;
   let world = initialWorld(model);

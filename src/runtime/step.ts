@@ -27,6 +27,10 @@ export interface StepResult {
   sent: Message[];
 }
 
+/**
+ * The world before the first delivery: every actor in its initial state, the scenario's first messages in
+ * flight.
+ */
 export function initialWorld(model: Model): World {
   const snapshots: AnyMachineSnapshot[] = [];
   const pending: Message[] = [];

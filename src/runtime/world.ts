@@ -6,6 +6,9 @@ import type { AnyMachineSnapshot, AnyStateMachine } from 'xstate';
 import type { ActorId, Message } from '../protocol/messages.ts';
 import { createUnsafeScope, type UnsafeScope } from './xstateScope.ts';
 
+/**
+ * One actor of a model: its id (`kvm.vcpu0`), its XState machine and the input its context starts from.
+ */
 export interface ActorSpec {
   id: ActorId;
   machine: AnyStateMachine;
@@ -28,6 +31,10 @@ export interface Model {
   readonly indexOf: ReadonlyMap<ActorId, number>;
 }
 
+/**
+ * Every actor's snapshot plus the messages in flight, immutable: `step` returns a new one and shares what did
+ * not change.
+ */
 export interface World {
   /** Indexed like `model.actors`. */
   readonly snapshots: readonly AnyMachineSnapshot[];
@@ -39,6 +46,10 @@ export interface World {
   readonly failures: readonly Failure[];
 }
 
+/**
+ * The fixed part of a run: actors in a stable order, each with a reusable pure-transition scope. Actor ids
+ * must be unique.
+ */
 export function createModel(actors: readonly ActorSpec[]): Model {
   const indexOf = new Map<ActorId, number>();
   actors.forEach((a, i) => {

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { stringifyCanonical } from '../log/canonical.ts';
 import type { Model, World } from './world.ts';
 
+/** One actor's state as plain data: XState status, state value and context. */
 export interface ActorView {
   value: unknown;
   status: string;
@@ -18,6 +19,10 @@ export function actorView(world: World, i: number): ActorView {
   return { value: s.value, status: s.status, context: s.context };
 }
 
+/**
+ * Every actor's state as plain data (status, state value, context) and the messages in flight: what `tdxsim
+ * replay` prints and the state hash covers.
+ */
 export function worldView(model: Model, world: World): { actors: Record<string, ActorView>; pending: unknown[] } {
   const actors: Record<string, ActorView> = {};
   model.actors.forEach((a, i) => {

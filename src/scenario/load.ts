@@ -12,6 +12,10 @@ import { scenarioSchema, type Scenario } from './schema.ts';
 
 export type ScenarioPath = (string | number)[];
 
+/**
+ * A scenario that cannot be used: unreadable (`IO`), not YAML (`PARSE`), not the format (`SCHEMA`), or
+ * inconsistent (`SEMANTIC`). The message reads `file:line:col: field.path: what is wrong`.
+ */
 export class ScenarioError extends Error {
   override name = 'ScenarioError';
   constructor(
@@ -52,6 +56,11 @@ export function resolveScenarioPath(arg: string): string {
   throw new ScenarioError('IO', arg, 0, 0, [], `no such scenario file, directory with scenario.yaml, or bundled example (see \`tdxsim examples\`)`);
 }
 
+/**
+ * Loads a scenario from a file, a directory holding `scenario.yaml`, or a bundled example's name, and returns
+ * it with the file it came from (as a log header records it).
+ * @throws ScenarioError
+ */
 export function loadScenarioFile(arg: string): { scenario: Scenario; file: string } {
   const file = resolveScenarioPath(arg);
   let text: string;
@@ -63,6 +72,10 @@ export function loadScenarioFile(arg: string): { scenario: Scenario; file: strin
   return { scenario: parseScenarioText(text, file), file };
 }
 
+/**
+ * Validates scenario text (YAML or JSON); errors name `file`, line, column and field.
+ * @throws ScenarioError
+ */
 export function parseScenarioText(text: string, file: string): Scenario {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, intAsBigInt: true, uniqueKeys: true, prettyErrors: false });
@@ -85,8 +98,13 @@ type Locate = (p: ScenarioPath) => { line: number; column: number };
 function validate(obj: unknown, file: string, locate: Locate): Scenario {
   const r = scenarioSchema.safeParse(obj);
   if (!r.success) {
-    const issue = r.error.issues[0]!;
+    const first = r.error.issues[0]!;
+    // A misspelt key also leaves its correct spelling missing: the unknown key is the one to report.
+    const parent = JSON.stringify(first.path.slice(0, -1));
+    const issue = r.error.issues.find((i) => i.code === 'unrecognized_keys' && JSON.stringify(i.path) === parent) ?? first;
     const p = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
+    // zod reports an unknown key at its parent; name the key itself, since that is what to fix.
+    if (issue.code === 'unrecognized_keys' && issue.keys[0] !== undefined) p.push(issue.keys[0]);
     const { line, column } = locate(p);
     throw new ScenarioError('SCHEMA', file, line, column, p, issue.message);
   }

@@ -17,7 +17,11 @@ import type { Scenario } from '../scenario/schema.ts';
 import { withPolicies } from './policies.ts';
 import { modelFor } from './session.ts';
 
+/**
+ * `dfs`: every interleaving, depth-first; `random` / `pct`: seeded walks for spaces too large for that.
+ */
 export type ExploreMode = 'dfs' | SampleMode;
+/** The search modes: `dfs` (exhaustive), `random` and `pct` (seeded walks). */
 export const EXPLORE_MODES: readonly ExploreMode[] = ['dfs', 'random', 'pct'];
 
 /** `tdxsim explore`'s defaults. */
@@ -73,12 +77,19 @@ export interface ExploreStart {
   workers: number;
 }
 
+/**
+ * A reading of the search: states, transitions, depth, work queued, elapsed time, and the bounds they count
+ * against.
+ */
 export interface SearchProgressEvent extends ExploreProgress {
   type: 'progress';
   phase: 'search';
   bounds: ExploreBounds;
 }
 
+/**
+ * A reading of the minimiser: how deep its breadth-first search has gone without breaking the invariant.
+ */
 export interface MinimiseProgressEvent extends MinimiseProgress {
   type: 'progress';
   phase: 'minimise';
@@ -102,12 +113,17 @@ export interface Finding {
   minimiserStates: number;
 }
 
+/** The end of an exploration: the search's summary and the finding, if any. */
 export interface ExploreDone {
   type: 'done';
   result: ExploreResult | SampleResult;
   finding: Finding | null;
 }
 
+/**
+ * What an exploration stream emits: `start`, progress (search, then minimisation), a `finding` if an
+ * invariant broke, and `done`.
+ */
 export type ExploreEvent = ExploreStart | SearchProgressEvent | MinimiseProgressEvent | Finding | ExploreDone;
 
 /** Invariant names (validated) or objects; none → the scenario's, else the defaults. */

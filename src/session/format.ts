@@ -35,6 +35,7 @@ const KIND_CALL: Record<string, (name: string, payload: unknown) => string> = {
   'kvm-call-return': (n) => `${n}()`,
 };
 
+/** What the formatters need to know about the VM (its MMIO SPTE value, to recognise MMIO SPTEs). */
 export interface FormatOptions {
   /** kvm->arch.shadow_mmio_value of the VM, to recognise MMIO SPTEs (§3.3). */
   mmioValue: bigint;
@@ -100,6 +101,10 @@ export function messageLabel(m: { kind: string; name: string; payload?: unknown 
   return `${KIND_CALL[m.kind]?.(m.name, m.payload) ?? m.name}${KIND_SUFFIX[m.kind] ?? ''}`;
 }
 
+/**
+ * One delivered message as `tdxsim run` prints it: step, sender → receiver, architectural name, key register
+ * fields, SPTEs and S-EPT entries decoded.
+ */
 export function formatDelivery(
   d: { seq: number; from: string; to: string; kind: string; name: string; payload: object },
   o: FormatOptions,

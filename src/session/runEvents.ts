@@ -35,8 +35,10 @@ export interface RunEndEvent {
   world: World;
 }
 
+/** What a run stream emits: one `delivery` per step, then one `end`. */
 export type RunEvent = DeliveryEvent | RunEndEvent;
 
+/** How `runEvents` runs a model: its scheduler, step bound, and whether to yield to the event loop. */
 export interface RunStreamOptions {
   /** Makes the scheduler for one subscription (schedulers keep state, e.g. a seeded generator). */
   scheduler: () => Scheduler;

@@ -18,10 +18,12 @@ import { recordTo, runEvents, type LoggedViolation } from './runEvents.ts';
 
 export type { LoggedViolation } from './runEvents.ts';
 
+/** The actors of a validated scenario, ready to step (`createModel(actorsFor(s))`). */
 export function modelFor(s: Scenario): Model {
   return createModel(actorsFor(s));
 }
 
+/** Settings the message and state formatters need for this scenario (the VM's MMIO SPTE value, §3.3). */
 export function formatOptionsFor(s: Scenario): FormatOptions {
   return { mmioValue: s.vm.type === 'tdx' ? TDX_SHADOW_MMIO_VALUE : VMX_EPT_MISCONFIG_WX_VALUE };
 }

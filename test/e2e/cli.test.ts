@@ -387,7 +387,8 @@ describe('tdxsim run with a bad scenario: exit 2, a precise message, and no log 
     {
       what: 'an unknown key in a program step → the step, its line, and the key',
       yaml: withStep('      - { op: load, gpa: 0x8000fe000000, size: 4, reg: rax, colour: red }'),
-      stderr: /^tdxsim: bad\.yaml:7:\d+: vcpus\[0\]\.program\[0\]: .*"colour"/,
+      // Reported at the key itself (line 7, the column of `colour`), not at the step that holds it.
+      stderr: /^tdxsim: bad\.yaml:7:69: vcpus\[0\]\.program\[0\]\.colour: Unrecognized key: "colour"/,
     },
     {
       what: 'size: 3 → the size field and its line',

@@ -15,6 +15,10 @@ import { kickCompletes, kickCompletesSpec } from './kickCompletes.ts';
 export type { Invariant, InvariantSpec } from './invariant.ts';
 export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes };
 
+/**
+ * The library of invariants and bounded monitors (`tdxsim invariants`), in the order they are listed and
+ * checked.
+ */
 export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(noFailure),
   fixed(noDeadlock),
@@ -26,6 +30,7 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   kickCompletesSpec,
 ];
 
+/** The library entry named `name`, or undefined. */
 export function invariantNamed(name: string): InvariantSpec | undefined {
   return INVARIANTS.find((i) => i.name === name);
 }

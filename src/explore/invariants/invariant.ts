@@ -12,6 +12,10 @@ import type { AnyMachineSnapshot } from 'xstate';
 import type { Message } from '../../protocol/messages.ts';
 import type { Model, World } from '../../runtime/world.ts';
 
+/**
+ * A named check of one delivery (world before, world after, message) that returns null when it holds or a
+ * sentence saying what broke.
+ */
 export interface Invariant {
   name: string;
   description: string;

@@ -2,6 +2,7 @@
 import type { Message } from '../../protocol/messages.ts';
 import type { Scheduler } from './scheduler.ts';
 
+/** Delivers the oldest deliverable message first: the default, deterministic order of `tdxsim run`. */
 export function fifoScheduler(): Scheduler {
   return {
     descriptor: { kind: 'fifo' },

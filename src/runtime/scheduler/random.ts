@@ -7,6 +7,10 @@ import { xoroshiro128plus } from 'pure-rand/generator/xoroshiro128plus';
 import type { Message } from '../../protocol/messages.ts';
 import type { Scheduler } from './scheduler.ts';
 
+/**
+ * Picks among deliverable messages with a seeded PRNG (pure-rand's xoroshiro128+): the same seed gives the
+ * same run on every platform.
+ */
 export function randomScheduler(seed: number): Scheduler {
   const rng = xoroshiro128plus(seed);
   return {

@@ -2,6 +2,10 @@
 import type { Message } from '../../protocol/messages.ts';
 import type { Scheduler } from './scheduler.ts';
 
+/**
+ * Replays a schedule: delivers exactly these choices, in order (a counterexample, a steered run). Running
+ * past its end is an error.
+ */
 export function scriptedScheduler(choices: readonly number[]): Scheduler {
   let at = 0;
   return {
