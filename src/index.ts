@@ -36,7 +36,7 @@ export type { HeaderRecord, EventRecord, EndRecord, LogRecord } from './log/sche
 export { replayLog, scenarioFromLog, type ReplayResult } from './replay/replay.ts';
 
 // Exploring interleavings, invariants and policies.
-export { exploreScenario, resolveInvariants, EXPLORE_DEFAULTS, EXPLORE_MODES, type ExploreSettings, type ExploreEvent, type ExploreStart, type ExploreDone, type Finding, type SearchProgressEvent, type MinimiseProgressEvent, type ExploreMode } from './session/explore.ts';
+export { exploreScenario, exploreToEnd, explorationProgress, findings, explorationDone, resolveInvariants, EXPLORE_DEFAULTS, EXPLORE_MODES, type ExploreSettings, type ExploreEvent, type ExploreStart, type ExploreDone, type Finding, type SearchProgressEvent, type MinimiseProgressEvent, type ExploreMode } from './session/explore.ts';
 export { explore, startExplore, type ExploreBounds, type ExploreOptions, type ExploreProgress, type ExploreResult, type Exploration, type Violation, type Bound } from './explore/explore.ts';
 export { sample, startSample, type SampleResult, type SampleMode, type SampleBounds, type SampleOptions } from './explore/sample.ts';
 export { minimise, countPreemptions, type MinimiseResult, type MinimiseProgress } from './explore/minimise.ts';

@@ -5,7 +5,7 @@
  * (src/explore/): the stream only gives the event loop a turn between slices of it, which changes no
  * state it visits and no verdict.
  */
-import { Observable } from 'rxjs';
+import { Observable, filter, lastValueFrom, type OperatorFunction } from 'rxjs';
 import { startExplore, type Bound, type ExploreBounds, type ExploreProgress, type ExploreResult, type Violation } from '../explore/explore.ts';
 import { INVARIANTS, invariantNamed, invariantsOf, type Invariant } from '../explore/invariants/index.ts';
 import { countPreemptions, minimise, type MinimiseProgress } from '../explore/minimise.ts';
@@ -226,4 +226,19 @@ function findingOf(model: Model, invariants: readonly Invariant[], v: Violation,
   const m = minimise(model, inv, { maxStates: bounds.maxStates, maxDepth: v.choices.length, onProgress });
   if (m.status === 'minimal') return { ...base, detail: m.counterexample.detail, choices: m.counterexample.choices, preemptions: m.counterexample.preemptions, minimised: 'minimal', minimiserStates: m.states };
   return { ...base, detail: v.detail, choices: v.choices, preemptions: asFound.preemptions, minimised: m.status, minimiserStates: m.states };
+}
+
+/** Only the progress events (of the search and of minimisation). */
+export const explorationProgress = (): OperatorFunction<ExploreEvent, SearchProgressEvent | MinimiseProgressEvent> =>
+  filter((e): e is SearchProgressEvent | MinimiseProgressEvent => e.type === 'progress');
+
+/** Only the finding (at most one). */
+export const findings = (): OperatorFunction<ExploreEvent, Finding> => filter((e): e is Finding => e.type === 'finding');
+
+/** Only the summary at the end. */
+export const explorationDone = (): OperatorFunction<ExploreEvent, ExploreDone> => filter((e): e is ExploreDone => e.type === 'done');
+
+/** The summary of `exploreScenario`, as a promise. */
+export function exploreToEnd(scenario: Scenario, settings: ExploreSettings = {}): Promise<ExploreDone> {
+  return lastValueFrom(exploreScenario(scenario, settings).pipe(explorationDone()));
 }
