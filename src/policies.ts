@@ -19,7 +19,7 @@ export interface PolicySpec {
   effect: string;
   /** Behaviour with the switch the other way. */
   otherwise: string;
-  /** Where tdx-semantics.md describes it. */
+  /** Where docs/tdx-semantics.md describes it (its § sections). */
   section: string;
 }
 

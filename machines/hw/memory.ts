@@ -1,5 +1,5 @@
 /**
- * Physical memory behind the memory controller, with MKTME/TDX KeyIDs (§1.2, §1.3 glossary "HKID").
+ * Physical memory behind the memory controller, with MKTME/TDX KeyIDs (§1.2, §1.3; §8 glossary "HKID").
  *
  * Contents are kept per 4K page as sparse 64-bit words (an absent word is 0) together with the KeyID the
  * page was last written with, because that is what makes the TDX confidentiality rules observable: the
@@ -7,7 +7,7 @@
  * guest reads and writes them through the S-EPT with that HKID, and anything that reaches the same page
  * with another KeyID — the host with KeyID 0 — does not get the guest's data.
  *
- * What such a mismatched read returns is not in tdx-semantics.md. The model answers 0 with
+ * What such a mismatched read returns is not in docs/tdx-semantics.md. The model answers 0 with
  * `integrity: false` (Intel's TDX whitepaper describes reads by non-TD software of TD-owned lines as
  * returning zeros); a write with another KeyID takes the page over: its old contents are gone, which is
  * how KVM's MOVDIR64B clear after TDH.MEM.PAGE.REMOVE behaves (§6.iv step 4).

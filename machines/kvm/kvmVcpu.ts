@@ -1055,7 +1055,7 @@ export const kvmVcpuMachine = setup({
       entry: 'localIrqEnable',
       on: { IRQ_HANDLED: { target: 'dispatchingExit', actions: 'clearIpi' } },
     },
-    /** tdx_handle_exit (§5c.1 step 4); an external interrupt was the host's and needs nothing more. */
+    /** tdx_handle_exit (§5c.1 step 6); an external interrupt was the host's and needs nothing more. */
     dispatchingExit: {
       always: [
         { guard: { type: 'exitIs', params: 'EPT_VIOLATION' }, target: 'handlingEptViolation', actions: 'beginEptViolation' },

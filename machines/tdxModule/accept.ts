@@ -4,7 +4,7 @@
  *   EPT-violation TD exit with EEQ type ACCEPT / zero the page under the guest-side entry lock;
  * - eptViolationDecision: §5a.6, a hardware EPT violation on a private GPA becomes a #VE (PENDING page,
  *   PENDING_VE_DISABLE clear), a TD exit with EEQ PENDING_EPT_VIOLATION (PENDING, disable set), or a TD
- *   exit with EEQ NONE (anything else, e.g. FREE or a blocked accepted page, seed 003).
+ *   exit with EEQ NONE (anything else, e.g. FREE or a blocked accepted page, §6.vi, [S003]).
  */
 import {
   TDX_SUCCESS,

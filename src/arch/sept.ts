@@ -1,8 +1,8 @@
 // Secure-EPT entry states as the TDX module 1.5 keeps them, and which SEAMCALL/TDCALL leaf may act on
-// which state. The table is sept-state-legality.md (generated from the module's
+// which state. The table is docs/sept-state-legality.md (generated from the module's
 // include/auto_gen/sept_state_lookup.c); §5a.1 gives the same encodings and the public codes.
 
-/** All S-EPT states, in the module's lookup-table index order (sept-state-legality.md "State index"). */
+/** All S-EPT states, in the module's lookup-table index order (docs/sept-state-legality.md "State index"). */
 export const SEPT_STATES = [
   'FREE',
   'REMOVED',
@@ -76,7 +76,7 @@ export function septIsLeaf(state: SeptState): boolean {
   return (SEPT_STATE_ENCODING[state] & SEPT_ENCODING_PS) !== 0;
 }
 
-// States in which the module's state pre-check lets each leaf proceed (sept-state-legality.md). Passing
+// States in which the module's state pre-check lets each leaf proceed (docs/sept-state-legality.md). Passing
 // it is necessary, not sufficient: locks, TLB tracking and level checks can still fail the call
 // (§5a.4). SEPT.ADD's NL_MAPPED entry applies only without a new page or with "allow existing" (§5a.2).
 export const SEPT_LEGALITY: Readonly<Record<string, readonly SeptState[]>> = Object.freeze({
@@ -156,7 +156,7 @@ export const SEPT_LEGALITY: Readonly<Record<string, readonly SeptState[]>> = Obj
 /** The one place S-EPT state legality is decided; throws on a leaf name the table does not cover. */
 export function septAllows(leafName: string, state: SeptState): boolean {
   const allowed = SEPT_LEGALITY[leafName];
-  if (allowed === undefined) throw new RangeError(`no S-EPT legality row for ${JSON.stringify(leafName)} (sept-state-legality.md)`);
+  if (allowed === undefined) throw new RangeError(`no S-EPT legality row for ${JSON.stringify(leafName)} (docs/sept-state-legality.md)`);
   if (!(SEPT_STATES as readonly string[]).includes(state)) throw new RangeError(`unknown S-EPT state ${JSON.stringify(state)} (§5a.1)`);
   return allowed.includes(state);
 }

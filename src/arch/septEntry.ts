@@ -77,7 +77,7 @@ export function septHpa(entry: bigint): bigint {
 /**
  * The entry as a failed SEAMCALL reports it in RCX: without the module's software bits (lock, host
  * priority, state flags), so a FREE entry reads as just the SVE bit (§5a.4). Which software bits the
- * module masks is not spelled out in tdx-semantics.md beyond the FREE case; the model masks bits 11 and
+ * module masks is not spelled out in docs/tdx-semantics.md beyond the FREE case; the model masks bits 11 and
  * 52–56.
  */
 export function septArchView(entry: bigint): bigint {

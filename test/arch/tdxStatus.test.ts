@@ -100,7 +100,7 @@ describe('extended exit qualification (§4.9)', () => {
     );
   });
 
-  it('encodes the seed-002 exit: 4K accept stopped at a 2M PENDING leaf (§6.iii)', () => {
+  it('encodes the [S002] exit: 4K accept stopped at a 2M PENDING leaf (§6.iii)', () => {
     const info = makeAcceptEeqInfo({ reqLevel: 0, errLevel: 1, state: SEPT_STATE_PUBLIC.PENDING, leaf: true });
     expect(info).toBe((1 << 3) | (2 << 6) | (1 << 14));
     expect(decodeEeq(makeEeq(TDX_EXT_EXIT_QUAL_TYPE_ACCEPT, info))).toEqual({ type: 1, typeName: 'ACCEPT', info });

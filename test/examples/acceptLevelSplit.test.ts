@@ -1,5 +1,5 @@
 /**
- * Seed 002 (§6.iii): with private huge pages a touch maps a 2M PENDING leaf; the guest's 4K ACCEPT inside
+ * [S002] (§6.iii): with private huge pages a touch maps a 2M PENDING leaf; the guest's 4K ACCEPT inside
  * it exits with EEQ type ACCEPT and its level; KVM splits under write mmu_lock (BLOCK → TRACK + kick →
  * DEMOTE → mirror page of 512 leaves), sets the one-way guest inhibit, and the accept then succeeds. With
  * splitOnAcceptLevel off the same exit repeats. Also: the policy switches themselves.

@@ -220,7 +220,7 @@ describe('mapgpa-vs-touch (policy staleFaultCheck)', () => {
   });
 });
 
-describe('accept-level-two-vcpus (policy globalGuestInhibit): seed 002 with two vCPUs', () => {
+describe('accept-level-two-vcpus (policy globalGuestInhibit): [S002] with two vCPUs', () => {
   it('default: every interleaving is clean, including those where a fault begun before the split maps 4K into the new table', () => {
     const split = witness('split while the other vCPU waits', (d) => d.name === 'SPLIT_HUGE_PAGE');
     const r = explore(modelOf('accept-level-two-vcpus'), [...defaultInvariants(), split], UNBOUNDED);

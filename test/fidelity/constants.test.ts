@@ -1,4 +1,4 @@
-// Our architectural constants against the numbers printed in tdx-semantics.md. Every assertion
+// Our architectural constants against the numbers printed in docs/tdx-semantics.md. Every assertion
 // compares an exported value with a number parsed out of the document, so an edit on either side that
 // breaks agreement fails here. A table or list the parser no longer recognises fails too.
 import { describe, it, expect } from 'vitest';
@@ -15,10 +15,8 @@ import * as spte from '../../src/arch/spte.ts';
 import { SEPT_STATE_ENCODING, SEPT_STATE_PUBLIC, SEPT_STATES, type SeptState, septIsLeaf } from '../../src/arch/sept.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const docPath = path.resolve(repoRoot, '../shared/docs/tdx-semantics.md');
-if (!existsSync(docPath)) {
-  throw new Error(`tdx-semantics.md not found at ${docPath}: the fidelity tests need shared/ checked out beside the repository`);
-}
+const docPath = path.join(repoRoot, 'docs', 'tdx-semantics.md');
+if (!existsSync(docPath)) throw new Error(`the domain reference is missing: ${docPath}`);
 const doc = readFileSync(docPath, 'utf8');
 const docLines = doc.split('\n');
 
@@ -29,7 +27,7 @@ const docLines = doc.split('\n');
 function section(id: string): string {
   const isHeading = (l: string): boolean => /^#{2,4} /.test(l);
   const start = docLines.findIndex((l) => isHeading(l) && l.replace(/^#+ /, '').startsWith(`${id} `));
-  if (start < 0) throw new Error(`tdx-semantics.md has no section ${id}`);
+  if (start < 0) throw new Error(`docs/tdx-semantics.md has no section ${id}`);
   const rest = docLines.slice(start + 1);
   const end = rest.findIndex(isHeading);
   return (end < 0 ? rest : rest.slice(0, end)).join('\n');
@@ -275,7 +273,7 @@ describe('§3 SPTE layout', () => {
     const wx = s.match(/`VMX_EPT_MISCONFIG_WX_VALUE` = W\|X = \*\*(0x[0-9a-f]+)\*\*/);
     expect(wx).not.toBeNull();
     expect(spte.VMX_EPT_MISCONFIG_WX_VALUE).toBe(num((wx as RegExpMatchArray)[1] as string));
-    const td = s.match(/a TD overrides it with \*\*(\d+)\*\*/);
+    const td = s.match(/a TD replaces it with \*\*(\d+)\*\*/);
     expect(td).not.toBeNull();
     expect(spte.TDX_SHADOW_MMIO_VALUE).toBe(num((td as RegExpMatchArray)[1] as string));
   });
@@ -382,7 +380,7 @@ describe('§4.3 TDG.VP.VMCALL', () => {
   });
 
   it('instruction sub-functions equal the VMX exit reasons they stand for', () => {
-    expect(s).toContain('"Instruction.*" sub-function numbers equal VMX exit reasons');
+    expect(s).toContain('The "Instruction.*" sub-function numbers are the VMX exit reasons on purpose');
     expect(tdcall.TDVMCALL_INSTRUCTION_CPUID).toBe(vmx.EXIT_REASON_CPUID);
     expect(tdcall.TDVMCALL_INSTRUCTION_HLT).toBe(vmx.EXIT_REASON_HLT);
     expect(tdcall.TDVMCALL_INSTRUCTION_IO).toBe(vmx.EXIT_REASON_IO_INSTRUCTION);
@@ -430,7 +428,7 @@ describe('§4.5 exit reasons and §4.6 vectors', () => {
       expect(vmx.EXIT_REASON_NAMES[Number(v)]).toBe(name);
     }
     expect(Object.keys(vmx.EXIT_REASON_NAMES)).toHaveLength(reasons.length);
-    const failed = section('4.5').match(/Bit (\d+) of the exit reason = VM-entry failure/)?.[1];
+    const failed = section('4.5').match(/Bit (\d+) of the exit reason is set when VM entry failed/)?.[1];
     expect(vmx.VMX_EXIT_REASONS_FAILED_VMENTRY).toBe(2 ** Number(failed));
   });
 
@@ -544,7 +542,7 @@ describe('§4.8 operand ids', () => {
   });
 
   it('the two ACCEPT statuses carry a level in the low bits', () => {
-    expect(s).toMatch(/`TDX_PAGE_ALREADY_ACCEPTED` and `TDX_PAGE_SIZE_MISMATCH` carry the \*\*S-EPT level/);
+    expect(s).toMatch(/low bits of `TDX_PAGE_ALREADY_ACCEPTED` and `TDX_PAGE_SIZE_MISMATCH` hold, instead of an operand id, the \*\*S-EPT level/);
     expect(tdxStatus.tdxStatusName(tdxStatus.TDX_PAGE_SIZE_MISMATCH | 2n)).toBe('TDX_PAGE_SIZE_MISMATCH|level=2');
   });
 });

@@ -1,4 +1,4 @@
-// Every (leaf, state) pair of sept-state-legality.md against septAllows, plus the state index and
+// Every (leaf, state) pair of docs/sept-state-legality.md against septAllows, plus the state index and
 // encodings, read from the document itself.
 import { describe, it, expect } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
@@ -9,15 +9,13 @@ import { seamcallLeaf, SEAMCALL_LEAF_NAMES } from '../../src/arch/seamcall.ts';
 import { TDCALL_LEAF_NAMES } from '../../src/arch/tdcall.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const docPath = path.resolve(repoRoot, '../shared/docs/sept-state-legality.md');
-if (!existsSync(docPath)) {
-  throw new Error(`sept-state-legality.md not found at ${docPath}: the fidelity tests need shared/ checked out beside the repository`);
-}
+const docPath = path.join(repoRoot, 'docs', 'sept-state-legality.md');
+if (!existsSync(docPath)) throw new Error(`the S-EPT legality reference is missing: ${docPath}`);
 const doc = readFileSync(docPath, 'utf8');
 
 function line(prefix: string): string {
   const found = doc.split('\n').find((l) => l.startsWith(prefix));
-  if (found === undefined) throw new Error(`sept-state-legality.md has no line starting with ${JSON.stringify(prefix)}`);
+  if (found === undefined) throw new Error(`docs/sept-state-legality.md has no line starting with ${JSON.stringify(prefix)}`);
   return found.slice(prefix.length);
 }
 
@@ -31,7 +29,7 @@ interface Row {
 function table(kind: string): Row[] {
   const lines = doc.split('\n');
   const start = lines.findIndex((l) => new RegExp(`^\\| leaf \\| ${kind} \\|`).test(l));
-  if (start < 0) throw new Error(`sept-state-legality.md has no ${kind} table`);
+  if (start < 0) throw new Error(`docs/sept-state-legality.md has no ${kind} table`);
   const rows: Row[] = [];
   for (const l of lines.slice(start + 2)) {
     if (!l.startsWith('|')) break;
@@ -52,7 +50,7 @@ const encodings = [...line('State encodings (SEPT entry bits, from sept_state_lo
 const seamcallRows = table('SEAMCALL');
 const tdcallRows = table('TDCALL');
 
-describe('S-EPT state catalogue (sept-state-legality.md)', () => {
+describe('S-EPT state catalogue (docs/sept-state-legality.md)', () => {
   it('lists the 16 states in the document’s index order', () => {
     expect(stateIndex.map((s) => s.index)).toEqual([...Array(16).keys()]);
     expect(stateIndex.map((s) => s.name)).toEqual([...SEPT_STATES]);

@@ -7,7 +7,7 @@ const nonLeaf = (pgLevel: number) => ({ pgLevel, tablePfn: 1, index: 0, spte: ma
 const leafStep = (spte: bigint) => ({ pgLevel: 1, tablePfn: 2, index: 0, spte });
 const path = (leaf: bigint) => [nonLeaf(4), nonLeaf(3), nonLeaf(2), leafStep(leaf)];
 
-describe('what the CPU makes of the entry where its EPT walk stops (§1.2, §6.vii, seeds 000/001)', () => {
+describe('what the CPU makes of the entry where its EPT walk stops (§1.2, §6.vii, [S000], [S001])', () => {
   it('SHADOW_NONPRESENT_VALUE: an EPT violation that is not convertible, so a TD exits to KVM instead of taking a #VE', () => {
     const o = decideWalk(path(SHADOW_NONPRESENT_VALUE), 'read');
     expect(o).toMatchObject({ kind: 'violation', convertible: false, exitQualification: 0x181n });

@@ -1,6 +1,6 @@
 /**
  * The module's memory SEAMCALLs and ACCEPT against the S-EPT state table: every (leaf, state) pair of
- * sept-state-legality.md run through the real handler, plus the order of checks of §5a.4 and the
+ * docs/sept-state-legality.md run through the real handler, plus the order of checks of §5a.4 and the
  * AUG → ACCEPT → BLOCK → TRACK → REMOVE life of one page with the TD epoch.
  */
 import { describe, expect, test } from 'vitest';
@@ -85,7 +85,7 @@ const LEAF_LEVEL: Record<string, 0 | 1> = {
 
 const code = (s: bigint) => s & TDX_SEAMCALL_STATUS_MASK;
 
-describe('S-EPT state legality through the module handlers (sept-state-legality.md)', () => {
+describe('S-EPT state legality through the module handlers (docs/sept-state-legality.md)', () => {
   for (const [leaf, level] of Object.entries(LEAF_LEVEL)) {
     test.each(SEPT_STATES.map((s) => [s]))(`${leaf} on %s`, (state) => {
       const opState = leaf === 'TDH.MEM.PAGE.ADD' || leaf === 'TDH.MR.EXTEND' ? 'INITIALIZED' : 'RUNNABLE';
@@ -190,7 +190,7 @@ describe('one page: AUG → ACCEPT → BLOCK → TRACK → REMOVE (§5a.3, §7.4
     let r = MEM_SEAMCALLS['TDH.MEM.PAGE.AUG']!(t, { RCX: GPA | 1n, RDX: t.tdr, R8: 0x200000n << 12n });
     expect(r.regs.RAX).toBe(TDX_SUCCESS);
     t = r.td;
-    // 4K accept inside the 2M leaf: an EPT-violation exit with EEQ ACCEPT, req level 0, err level 1, PENDING, leaf (seed 002).
+    // 4K accept inside the 2M leaf: an EPT-violation exit with EEQ ACCEPT, req level 0, err level 1, PENDING, leaf ([S002], §6.iii step 2).
     const d = acceptDecision(t, GPA + 0x5000n);
     if (d.kind !== 'exit') throw new Error(d.kind);
     expect(decodeEeq(d.eeq).typeName).toBe('ACCEPT');
