@@ -12,6 +12,7 @@ export function invariantsCommand(opts: { json?: boolean }, print: (line: string
     print(`${i.name}  (${i.byDefault ? 'checked by default' : 'on request'}${bound})`);
     print(`    ${i.description}`);
   }
+  print('# § sections are those of docs/tdx-semantics.md, the domain reference shipped with tdxsim');
   print('# declare them in a scenario (invariants: [no-failure, { name: NAME, bound: N }]) or per search: tdxsim explore <scenario> --invariant NAME');
   return EXIT_OK;
 }

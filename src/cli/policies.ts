@@ -20,6 +20,7 @@ export function policiesCommand(opts: { json?: boolean }, print: (line: string) 
     print(`    off: ${p.otherwise}`);
   }
   print('# set them in a scenario (policies: { name: true }) or per run: tdxsim run <scenario> --policy name=off --policy zeroStepThreshold=2');
+  print('# § sections are those of docs/tdx-semantics.md, the domain reference shipped with tdxsim');
   return EXIT_OK;
 }
 
