@@ -23,7 +23,9 @@ export type LogErrorCode =
   /** The file could not be read or written. */
   | 'IO'
   /** Re-executing the header's scenario does not reproduce this line (the model or the log changed). */
-  | 'REPLAY_DIVERGED';
+  | 'REPLAY_DIVERGED'
+  /** A signed log's signature does not match, or a key was given for an unsigned log, or none for a signed one. */
+  | 'SIGNATURE';
 
 export class LogError extends Error {
   override readonly name = 'LogError';
