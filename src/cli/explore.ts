@@ -5,6 +5,7 @@
  * (src/explore/minimise.ts), written as a log of the failing schedule, which `tdxsim replay` and the
  * inspector open, printed step by step, and exits 1.
  */
+import { readSigningKey, type SigningKey } from '../log/signature.ts';
 import { LogWriter } from '../log/writer.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
@@ -38,6 +39,8 @@ export interface ExploreCliOptions {
   pctDepth?: number;
   /** Worker threads (1: this thread only). */
   workers?: number;
+  /** Key file: sign the counterexample log (src/log/signature.ts). */
+  signKey?: string;
 }
 
 export type ExploreMode = 'dfs' | SampleMode;
@@ -83,6 +86,8 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
     return EXIT_BAD_INPUT;
   }
   const model = modelFor(scenario);
+  // Read before the search, so a bad key fails at once rather than after it.
+  const signWith = opts.signKey === undefined ? undefined : readSigningKey(opts.signKey);
   const bounds = { maxDepth: opts.maxDepth ?? EXPLORE_DEFAULTS.maxDepth, maxStates: opts.maxStates ?? EXPLORE_DEFAULTS.maxStates, maxMillis: (opts.time ?? EXPLORE_DEFAULTS.time) * 1000 };
   const seed = opts.seed ?? EXPLORE_DEFAULTS.seed;
   const walks = opts.walks ?? EXPLORE_DEFAULTS.walks;
@@ -92,7 +97,7 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
   print(`# exploring ${scenario.name} (${how}): invariants ${invariants.map((i) => i.name).join(', ')}; bounds depth ${bounds.maxDepth}, ${bounds.maxStates} states, ${bounds.maxMillis / 1000} s`);
   const queue = mode !== 'dfs' ? 'walks left' : workers > 1 ? 'frontier entries left' : 'on the stack';
   const onProgress = (p: ExploreProgress) => progress(progressLine(p, queue));
-  const explored: Explored = { scenario, file: loaded.file, model, invariants, bounds };
+  const explored: Explored = { scenario, file: loaded.file, model, invariants, bounds, signWith };
   if (workers > 1) {
     const search = mode === 'dfs' ? { mode } : { mode, seed, walks, pctDepth };
     return exploreInWorkers({ scenario, invariants: opts.invariant ?? scenario.invariants, bounds, search, workers }, { onProgress }).then((r) => report(explored, r, opts, print, workers));
@@ -115,6 +120,7 @@ interface Explored {
   model: Model;
   invariants: readonly Invariant[];
   bounds: ExploreBounds;
+  signWith: SigningKey | undefined;
 }
 
 /**
@@ -142,7 +148,7 @@ function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOp
   }
 
   const logPath = opts.log ?? `${x.scenario.name}.counterexample.log.jsonl`;
-  const writer = LogWriter.open(logPath, headerFor(x.scenario, x.file, { kind: 'explore' }));
+  const writer = LogWriter.open(logPath, headerFor(x.scenario, x.file, { kind: 'explore' }), x.signWith === undefined ? {} : { signWith: x.signWith });
   const fmt = formatOptionsFor(x.scenario);
   const lines: string[] = [];
   const bound = x.invariants.find((i) => i.name === v.invariant)?.bound;

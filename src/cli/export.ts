@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AnyStateMachine } from 'xstate';
 import { actorsFor } from '../../machines/registry.ts';
-import { readLog } from '../log/reader.ts';
+import { readLog, tearNotice } from '../log/reader.ts';
 import { scenarioFromLog } from '../replay/replay.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
@@ -17,7 +17,7 @@ import { statechartToMermaid } from '../export/statechartMermaid.ts';
 import { layoutStatechart } from '../export/statechartLayout.ts';
 import { renderStatechart } from '../export/statechartSvg.ts';
 import { svgToText } from '../export/svgTree.ts';
-import { isLogFile, openLogOrScenario } from '../session/open.ts';
+import { isLogFile, openLogOrScenario, refuseNonRegular } from '../session/open.ts';
 import { EXIT_OK } from './exitCodes.ts';
 
 export const EXPORT_FORMATS = ['mermaid', 'perfetto', 'statechart-mermaid', 'statechart-svg'] as const;
@@ -29,9 +29,10 @@ export interface ExportCliOptions {
   actor?: string;
 }
 
-/** Statecharts need only the model: the scenario from a log's header, or the scenario itself. */
+/** Statecharts need only the model: the scenario from a log's header (torn or not), or the scenario itself. */
 function scenarioOf(arg: string): Scenario {
-  if (isLogFile(arg)) return scenarioFromLog(readLog(arg), arg);
+  refuseNonRegular(arg);
+  if (isLogFile(arg)) return scenarioFromLog(readLog(arg, { allowTorn: true }), arg);
   return loadScenarioFile(arg).scenario;
 }
 
@@ -62,7 +63,9 @@ export function exportCommand(arg: string, o: ExportCliOptions, print: (line: st
   switch (o.format) {
     case 'mermaid':
     case 'perfetto': {
-      const { log, file } = openLogOrScenario(arg);
+      // A torn log is exported up to its last intact step, after a notice that says so.
+      const { log, file } = openLogOrScenario(arg, {}, { allowTorn: true });
+      if (log.torn !== null) process.stderr.write(`tdxsim: warning: ${tearNotice(file, log.torn)}\n`);
       const s = scenarioFromLog(log, file);
       const actors = actorsFor(s).map((a) => a.id);
       checkActor(o.actor, actors);

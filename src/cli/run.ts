@@ -1,4 +1,5 @@
 /** `tdxsim run <scenario>`: run to quiescence, print one line per message, write the log. */
+import { readSigningKey } from '../log/signature.ts';
 import { LogWriter } from '../log/writer.ts';
 import { fifoScheduler } from '../runtime/scheduler/fifo.ts';
 import { randomScheduler } from '../runtime/scheduler/random.ts';
@@ -15,6 +16,8 @@ export interface RunCliOptions {
   json?: boolean;
   maxSteps?: number;
   policy?: PolicyOverrides;
+  /** Key file: sign the log (src/log/signature.ts). */
+  signKey?: string;
 }
 
 export function runCommand(scenarioArg: string, opts: RunCliOptions, print: (line: string) => void): number {
@@ -25,7 +28,8 @@ export function runCommand(scenarioArg: string, opts: RunCliOptions, print: (lin
   const model = modelFor(scenario);
   const scheduler = opts.seed === undefined ? fifoScheduler() : randomScheduler(opts.seed);
   const logPath = opts.log ?? `${scenario.name}.log.jsonl`;
-  const writer = LogWriter.open(logPath, headerFor(scenario, file, scheduler.descriptor));
+  const signWith = opts.signKey === undefined ? undefined : readSigningKey(opts.signKey);
+  const writer = LogWriter.open(logPath, headerFor(scenario, file, scheduler.descriptor), signWith === undefined ? {} : { signWith });
   const fmt = formatOptionsFor(scenario);
   if (!opts.json) print(`# ${scenario.name}: ${scenario.description}`);
   const outcome = recordRun(model, writer, {

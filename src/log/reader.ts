@@ -78,7 +78,8 @@ export function tearNotice(file: string, tear: Tear): string {
   return `${file}:${tear.line}: ${tearDetail(tear)}`;
 }
 
-function tearDetail(tear: Tear): string {
+/** The notice without its `file:LINE: ` prefix (for a LogError, which adds it). */
+export function tearDetail(tear: Tear): string {
   return `torn last line: the writer stopped inside ${tear.cut} (no trailing newline); the log ends at step ${tear.lastStep}`;
 }
 
