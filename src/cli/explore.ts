@@ -18,7 +18,9 @@ import { formatDelivery } from '../session/format.ts';
 import { EXPLORE_DEFAULTS, EXPLORE_MODES, exploreScenario, resolveInvariants, type ExploreDone, type ExploreEvent, type ExploreMode, type ExploreStart, type Finding } from '../session/explore.ts';
 import { withPolicies } from '../session/policies.ts';
 import { runModelEvents } from '../session/run.ts';
-import { formatOptionsFor } from '../session/session.ts';
+import { formatOptionsFor, headerFor } from '../session/session.ts';
+import { readSigningKey, type SigningKey } from '../log/signature.ts';
+import { LogWriter } from '../log/writer.ts';
 import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INCOMPLETE, EXIT_INTERRUPTED, EXIT_OK } from './exitCodes.ts';
 import { duration, percent, Progress, thousands, type ProgressTarget } from './progress.ts';
 
@@ -45,6 +47,8 @@ export interface ExploreCliOptions {
   json?: boolean;
   /** No progress on stderr. */
   quiet?: boolean;
+  /** Key file: sign the counterexample log (src/log/signature.ts). */
+  signKey?: string;
 }
 
 /** Flags that only mean something in some modes: naming one elsewhere is a mistake worth an error. */
@@ -74,6 +78,8 @@ export async function exploreCommand(scenarioArg: string, opts: ExploreCliOption
   const loaded = loadScenarioFile(scenarioArg);
   // Names are checked before anything runs, so a typo is exit 2 and not a search.
   resolveInvariants(withPolicies(loaded.scenario, opts.policy), opts.invariant);
+  // Read before the search, so a bad key fails at once rather than after it.
+  const signWith = opts.signKey === undefined ? undefined : readSigningKey(opts.signKey);
   const stop = new AbortController();
   const removeInterrupt = io.onInterrupt?.(() => stop.abort()) ?? (() => undefined);
   const progress = new Progress(io.err, { quiet: !!opts.quiet });
@@ -113,7 +119,7 @@ export async function exploreCommand(scenarioArg: string, opts: ExploreCliOption
     progress.clear();
     removeInterrupt();
   }
-  return report(start!, done!, loaded.file, opts, io.print);
+  return report(start!, done!, loaded.file, signWith, opts, io.print);
 }
 
 function headerLine(s: ExploreStart): string {
@@ -161,7 +167,7 @@ function exitCodeOf(r: ExploreResult | SampleResult, finding: Finding | null): n
 }
 
 /** The summary, then for a violation the minimised counterexample: written as a log, printed. */
-function report(start: ExploreStart, done: ExploreDone, file: string, opts: ExploreCliOptions, print: (line: string) => void): number {
+function report(start: ExploreStart, done: ExploreDone, file: string, signWith: SigningKey | undefined, opts: ExploreCliOptions, print: (line: string) => void): number {
   const { result: r, finding } = done;
   const code = exitCodeOf(r, finding);
   const logPath = finding === null ? null : (opts.log ?? `${start.scenario.name}.counterexample.log.jsonl`);
@@ -169,9 +175,11 @@ function report(start: ExploreStart, done: ExploreDone, file: string, opts: Expl
   if (finding !== null) {
     const fmt = formatOptionsFor(start.scenario);
     const violation = { invariant: finding.invariant, ...(finding.bound !== undefined ? { bound: finding.bound } : {}), detail: finding.detail };
-    runModelEvents(start.model, start.scenario, { choices: finding.choices, maxSteps: finding.choices.length, log: logPath!, scenarioFile: file, violation }).subscribe((e) => {
+    const writer = LogWriter.open(logPath!, headerFor(start.scenario, file, { kind: 'explore' }), signWith === undefined ? {} : { signWith });
+    runModelEvents(start.model, start.scenario, { choices: finding.choices, maxSteps: finding.choices.length, log: writer, violation }).subscribe((e) => {
       if (e.type === 'delivery') lines.push(formatDelivery({ seq: e.seq, ...e.message }, fmt));
     });
+    writer.close();
   }
   if (opts.json) {
     print(JSON.stringify(summaryJson(start, r, finding, logPath, code), null, 2));

@@ -4,12 +4,12 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { readLog } from '../log/reader.ts';
+import { readLog, tearNotice } from '../log/reader.ts';
 import { scenarioFromLog } from '../replay/replay.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { logToMermaid, logToPerfetto, machinesOf, statechartMermaid, statechartSvg } from '../session/exporters.ts';
-import { isLogFile, openLogOrScenario } from '../session/open.ts';
+import { isLogFile, openLogOrScenario, refuseNonRegular } from '../session/open.ts';
 import { EXIT_OK } from './exitCodes.ts';
 
 export const EXPORT_FORMATS = ['mermaid', 'perfetto', 'statechart-mermaid', 'statechart-svg'] as const;
@@ -23,9 +23,10 @@ export interface ExportCliOptions {
   json?: boolean;
 }
 
-/** Statecharts need only the model: the scenario from a log's header, or the scenario itself. */
+/** Statecharts need only the model: the scenario from a log's header (torn or not), or the scenario itself. */
 function scenarioOf(arg: string): Scenario {
-  if (isLogFile(arg)) return scenarioFromLog(readLog(arg), arg);
+  refuseNonRegular(arg);
+  if (isLogFile(arg)) return scenarioFromLog(readLog(arg, { allowTorn: true }), arg);
   return loadScenarioFile(arg).scenario;
 }
 
@@ -46,7 +47,9 @@ export function exportCommand(arg: string, o: ExportCliOptions, print: (line: st
   switch (o.format) {
     case 'mermaid':
     case 'perfetto': {
-      const { log, file } = openLogOrScenario(arg);
+      // A torn log is exported up to its last intact step, after a notice that says so.
+      const { log, file } = openLogOrScenario(arg, {}, { allowTorn: true });
+      if (log.torn !== null) process.stderr.write(`tdxsim: warning: ${tearNotice(file, log.torn)}\n`);
       const opts = o.actor !== undefined ? { actor: o.actor } : {};
       if (o.format === 'mermaid') return emit(logToMermaid(log, file, { ...opts, title: `${scenarioFromLog(log, file).name}: ${path.basename(file)}` }), o, print, 'a Mermaid sequence diagram');
       return emit(JSON.stringify(logToPerfetto(log, file, opts)) + '\n', o, print, 'a Perfetto trace (open it at ui.perfetto.dev)');

@@ -10,7 +10,7 @@ import { EXPORT_FORMATS, exportCommand, type ExportCliOptions } from './export.t
 import { inspectCommand, type InspectCliOptions } from './inspect.ts';
 import { exitCodeForError, settleLater } from './later.ts';
 import { liveRun, type LiveRunOptions } from './liveRun.ts';
-import { replayCommand } from './replay.ts';
+import { replayCommand, type ReplayCliOptions } from './replay.ts';
 import { runCommand } from './run.ts';
 import { EXPLORE_DEFAULTS, EXPLORE_MODES, exploreCommand, type ExploreCliOptions } from './explore.ts';
 import { parsePolicyOption, policiesCommand } from './policies.ts';
@@ -74,7 +74,9 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--open', 'with --inspect: open the page in the desktop browser')
     .option('--pace <ms>', 'with --inspect: wait this long between deliveries, to watch the run unfold', nonNegativeInt('--pace'))
     .option('--stately', 'also stream to the Stately inspector (optional package @statelyai/inspect; needs network)')
-    .action((scenario: string, o: LiveRunOptions) => {
+    .option('--sign-key <file>', 'sign the log with HMAC-SHA256 under the key in this file (any 16 or more random bytes)')
+    .action((scenario: string, o: LiveRunOptions & { signKey?: string }) => {
+      if ((o.inspect || o.stately) && o.signKey !== undefined) throw new RangeError('--sign-key signs a plain run; it does not combine with --inspect or --stately');
       code = o.inspect || o.stately ? settleLater(liveRun(scenario, o, print)) : runCommand(scenario, o, print);
     });
 
@@ -93,6 +95,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--seed <n>', `random/pct: the run's seed; walk i is the same for the same seed (default ${EXPLORE_DEFAULTS.seed})`, seed32('--seed'))
     .option('--walks <n>', `random/pct: walks to run (default ${EXPLORE_DEFAULTS.walks})`, positiveInt('--walks'))
     .option('--workers <n>', `worker threads sharing the search (default ${EXPLORE_DEFAULTS.workers}; this machine has ${availableParallelism()} cores)`, positiveInt('--workers'))
+    .option('--sign-key <file>', 'sign the counterexample log with HMAC-SHA256 under the key in this file')
     .option('--pct-depth <d>', `pct: ordering constraints a bug may need, i.e. d − 1 priority change points per walk (default ${EXPLORE_DEFAULTS.pctDepth})`, positiveInt('--pct-depth'))
     .option('--json', 'print the summary (and the violation found) as one JSON document')
     .option('--quiet', 'no progress on stderr')
@@ -109,7 +112,8 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--verify', 're-execute the whole log and check every event, state hash and the outcome')
     .option('--actor <id>', 'show only this actor')
     .option('--json', 'print the state as JSON')
-    .action((log: string, o: { to?: number; verify?: boolean; json?: boolean; actor?: string }) => {
+    .option('--key <file>', "check a signed log's signature with the key in this file (--verify requires it for a signed log)")
+    .action((log: string, o: ReplayCliOptions) => {
       code = replayCommand(log, o, print);
     });
 

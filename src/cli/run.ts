@@ -1,4 +1,5 @@
 /** `tdxsim run <scenario>`: run to quiescence, print one line per message, write the log. */
+import { readSigningKey } from '../log/signature.ts';
 import { LogWriter } from '../log/writer.ts';
 import type { Outcome } from '../runtime/runner.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
@@ -15,6 +16,8 @@ export interface RunCliOptions {
   json?: boolean;
   maxSteps?: number;
   policy?: PolicyOverrides;
+  /** Key file: sign the log (src/log/signature.ts). */
+  signKey?: string;
 }
 
 export function runCommand(scenarioArg: string, opts: RunCliOptions, print: (line: string) => void): number {
@@ -23,7 +26,8 @@ export function runCommand(scenarioArg: string, opts: RunCliOptions, print: (lin
   const scenario = withPolicies(loaded.scenario, opts.policy);
   const model = modelFor(scenario);
   const logPath = opts.log ?? `${scenario.name}.log.jsonl`;
-  const writer = LogWriter.open(logPath, headerFor(scenario, loaded.file, schedulerFor(opts)().descriptor));
+  const signWith = opts.signKey === undefined ? undefined : readSigningKey(opts.signKey);
+  const writer = LogWriter.open(logPath, headerFor(scenario, loaded.file, schedulerFor(opts)().descriptor), signWith === undefined ? {} : { signWith });
   const fmt = formatOptionsFor(scenario);
   if (!opts.json) print(`# ${scenario.name}: ${scenario.description}`);
   let outcome: Outcome | null = null;

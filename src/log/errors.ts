@@ -23,7 +23,9 @@ export type LogErrorCode =
   /** The file could not be read or written. */
   | 'IO'
   /** Re-executing the header's scenario does not reproduce this line (the model or the log changed). */
-  | 'REPLAY_DIVERGED';
+  | 'REPLAY_DIVERGED'
+  /** A signed log's signature does not match, or a key was given for an unsigned log, or none for a signed one. */
+  | 'SIGNATURE';
 
 /**
  * A log that cannot be trusted or used: unreadable, not JSON, a record of the wrong shape, a broken hash

@@ -60,9 +60,55 @@ export const EventRecordSchema = z.strictObject({
   hash: Hex16,
 });
 
+/** A failure the model reached (src/runtime/world.ts `Failure`): who, at which step, why. */
+export const FailureSchema = z.strictObject({
+  actor: Name,
+  seq: Count,
+  reason: z.string(),
+  detail: z.string(),
+});
+
+/** What a counterexample's last step broke (`bound` for a bounded monitor such as kick-completes). */
+export const ViolationSchema = z.strictObject({
+  invariant: Name,
+  bound: Count.optional(),
+  detail: z.string(),
+});
+
+/**
+ * A non-progress cycle (a lasso): events loopStart + 1 … steps are one turn of a loop that returns to the
+ * world after event loopStart. Loose, like the outcome, so a later field does not break older readers.
+ */
+export const LassoSchema = z.looseObject({
+  loopStart: Count,
+  /** The thread or actor that never makes progress. */
+  starving: z.string(),
+  /** What it retries on each turn. */
+  retries: z.string(),
+});
+
+/**
+ * Loose: fields this version does not know are kept and ignored, so older readers open newer logs. The
+ * fields it does know are typed, so a wrong type is an error naming the field rather than a crash later.
+ */
 export const OutcomeSchema = z.looseObject({
   status: z.enum(['ok', 'failure']),
   reason: z.string().nullable(),
+  /** Every failure the run reached, in order; replay --verify re-derives them. */
+  failures: z.array(FailureSchema).optional(),
+  violation: ViolationSchema.optional(),
+  lasso: LassoSchema.optional(),
+});
+
+export const SIGNATURE_ALG = 'hmac-sha256';
+
+/** The optional seal of a signed log (src/log/signature.ts); always the last field before `hash`. */
+export const SignatureSchema = z.strictObject({
+  alg: z.literal(SIGNATURE_ALG),
+  /** First 8 hex digits of SHA-256 over the key: says which key signed, without revealing it. */
+  keyId: z.string().regex(/^[0-9a-f]{8}$/, 'expected 8 lowercase hex digits'),
+  /** HMAC-SHA256, 64 lowercase hex digits. */
+  mac: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 lowercase hex digits'),
 });
 
 export const EndRecordSchema = z.strictObject({
@@ -70,6 +116,7 @@ export const EndRecordSchema = z.strictObject({
   /** Number of events in the log; the writer fills it in. */
   steps: Count,
   outcome: OutcomeSchema,
+  signature: SignatureSchema.optional(),
   hash: Hex16,
 });
 
@@ -85,6 +132,8 @@ export type HeaderRecord = z.infer<typeof HeaderRecordSchema>;
  */
 export type EventRecord = z.infer<typeof EventRecordSchema>;
 export type Outcome = z.infer<typeof OutcomeSchema>;
+export type Lasso = z.infer<typeof LassoSchema>;
+export type Signature = z.infer<typeof SignatureSchema>;
 /** The last line of a finished log: the number of steps and the outcome. */
 export type EndRecord = z.infer<typeof EndRecordSchema>;
 /** Any line of a log. */

@@ -10,7 +10,8 @@ import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import type { z } from 'zod';
 import { NotJsonError } from './canonical.ts';
 import { LogError } from './errors.ts';
-import { GENESIS, sealRecord } from './hashChain.ts';
+import { GENESIS, sealRecord, unsealLine } from './hashChain.ts';
+import { LogMac, type SigningKey } from './signature.ts';
 import {
   EventInputSchema,
   firstIssue,
@@ -24,6 +25,11 @@ import {
 } from './schema.ts';
 
 type Sealed = { line: string; hash: string };
+
+export interface WriterOptions {
+  /** Sign the log: the end record gets an HMAC-SHA256 over every line (src/log/signature.ts). */
+  signWith?: SigningKey;
+}
 
 /** `at` prefixes the field path when `input` is a part of the record (the end record's outcome). */
 function check(schema: z.ZodType, input: unknown, what: string, file: string, line: number, at?: string): void {
@@ -72,10 +78,14 @@ export abstract class SealingLogWriter {
   #lastSeq = 0;
   #lines = 1; // the header, written by the subclass's `open`
   #state: 'open' | 'ended' | 'closed' | 'failed' = 'open';
+  readonly #mac: LogMac | null;
 
-  protected constructor(file: string, headerHash: string) {
+  /** `header` is the sealed first line, which the subclass has already written (`lastLine` stays '' until an event). */
+  protected constructor(file: string, header: Sealed, opts: WriterOptions) {
     this.file = file;
-    this.#prevHash = headerHash;
+    this.#prevHash = header.hash;
+    this.#mac = opts.signWith === undefined ? null : new LogMac(opts.signWith);
+    this.#mac?.line(header.line);
   }
 
   /** Writes one complete line (given without its '\n'), or throws. */
@@ -123,7 +133,9 @@ export abstract class SealingLogWriter {
       choice: event.choice,
       state: event.state,
     };
-    this.#write(seal(this.#prevHash, record, this.file, line));
+    const sealed = seal(this.#prevHash, record, this.file, line);
+    this.#write(sealed);
+    this.#mac?.line(sealed.line);
     this.#lastSeq = event.seq;
     return this.#prevHash;
   }
@@ -134,7 +146,9 @@ export abstract class SealingLogWriter {
     this.#assertOpen(line);
     check(OutcomeSchema, outcome, 'end record', this.file, line, 'outcome');
     const { status, reason, ...extra } = outcome;
-    const record = { type: 'end', steps: this.#lastSeq, outcome: { status, reason, ...extra } };
+    const unsigned = { type: 'end', steps: this.#lastSeq, outcome: { status, reason, ...extra } };
+    // The signature covers the record as it reads without it, so it is computed first and then appended.
+    const record = this.#mac === null ? unsigned : { ...unsigned, signature: this.#mac.sign(unsealLine(seal(this.#prevHash, unsigned, this.file, line).line)!.body) };
     this.#write(seal(this.#prevHash, record, this.file, line));
     this.#state = 'ended';
     return this.#prevHash;
@@ -190,13 +204,13 @@ function writeAll(fd: number, text: string): void {
 export class LogWriter extends SealingLogWriter {
   #fd: number;
 
-  private constructor(path: string, fd: number, headerHash: string) {
-    super(path, headerHash);
+  private constructor(path: string, fd: number, header: Sealed, opts: WriterOptions) {
+    super(path, header, opts);
     this.#fd = fd;
   }
 
   /** Creates or truncates `path` and writes the header. */
-  static open(path: string, header: HeaderInput): LogWriter {
+  static open(path: string, header: HeaderInput, opts: WriterOptions = {}): LogWriter {
     const first = sealHeader(header, path);
     let fd: number | undefined;
     try {
@@ -208,7 +222,7 @@ export class LogWriter extends SealingLogWriter {
         cause: err,
       });
     }
-    return new LogWriter(path, fd, first.hash);
+    return new LogWriter(path, fd, first, opts);
   }
 
   protected override emit(line: string): void {
@@ -232,14 +246,14 @@ export class MemoryLogWriter extends SealingLogWriter {
   /** Lines written so far, without their '\n'. */
   readonly output: string[] = [];
 
-  private constructor(name: string, headerHash: string) {
-    super(name, headerHash);
+  private constructor(name: string, header: Sealed, opts: WriterOptions) {
+    super(name, header, opts);
   }
 
   /** `name` only labels error messages. */
-  static open(header: HeaderInput, name = '<memory>'): MemoryLogWriter {
+  static open(header: HeaderInput, name = '<memory>', opts: WriterOptions = {}): MemoryLogWriter {
     const first = sealHeader(header, name);
-    const writer = new MemoryLogWriter(name, first.hash);
+    const writer = new MemoryLogWriter(name, first, opts);
     writer.output.push(first.line);
     return writer;
   }

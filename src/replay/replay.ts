@@ -14,22 +14,43 @@ import { outcomeOf } from '../runtime/runner.ts';
 import { createModel, type Model, type World } from '../runtime/world.ts';
 import { worldHash } from '../runtime/worldHash.ts';
 import { MODEL_VERSION } from '../version.ts';
-import type { Outcome } from '../log/schema.ts';
+import type { Scheduler as SchedulerDescriptor } from '../log/schema.ts';
 import type { Message } from '../protocol/messages.ts';
 import { invariantNamed } from '../explore/invariants/index.ts';
+import { fifoScheduler } from '../runtime/scheduler/fifo.ts';
+import { randomScheduler } from '../runtime/scheduler/random.ts';
+import type { Scheduler } from '../runtime/scheduler/scheduler.ts';
+import type { Failure } from '../runtime/world.ts';
+import { verifyLasso } from './lasso.ts';
 
+/** What a counterexample's end record says broke (the schema has typed it already). */
 interface ClaimedViolation {
   invariant: string;
-  bound?: number;
+  bound?: number | undefined;
   detail: string;
 }
 
-function violationOf(o: Outcome): ClaimedViolation | null {
-  const v = (o as { violation?: unknown }).violation;
-  if (v === undefined) return null;
-  const c = v as Partial<ClaimedViolation>;
-  if (typeof c.invariant !== 'string' || typeof c.detail !== 'string' || (c.bound !== undefined && typeof c.bound !== 'number')) return { invariant: '', detail: '' };
-  return c as ClaimedViolation;
+/**
+ * The scheduler the header names, re-created so --verify can check that it picks each logged choice. An
+ * explored schedule (a counterexample) has no rule behind its choices: null.
+ */
+function schedulerOf(d: SchedulerDescriptor): Scheduler | null {
+  switch (d.kind) {
+    case 'fifo':
+      return fifoScheduler();
+    case 'random':
+      return randomScheduler(d.seed);
+    case 'explore':
+      return null;
+  }
+}
+
+function describeScheduler(d: SchedulerDescriptor): string {
+  return d.kind === 'random' ? `random, seed ${d.seed}` : d.kind;
+}
+
+function describeFailure(f: Failure | undefined): string {
+  return f === undefined ? 'none' : `${f.actor} at step ${f.seq}: ${f.reason}: ${f.detail}`;
 }
 
 /** A counterexample's end record: the invariant it names must break at the last step, with the same words. */
@@ -96,7 +117,13 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
     throw new RangeError(`--to ${opts.to}: the log has steps 0..${log.events.length}`);
   }
   const last = opts.verify ? log.events.length : to;
-  let world = initialWorld(model);
+  if (opts.verify && log.header.model !== MODEL_VERSION) {
+    throw new LogError('REPLAY_DIVERGED', file, 1, `header.model: the log was written by ${log.header.model}, this is ${MODEL_VERSION}: only the model that wrote a log can vouch for it`, 'model');
+  }
+  // --verify also checks that the header's scheduler would have made every logged choice.
+  const scheduler = opts.verify ? schedulerOf(log.header.scheduler) : null;
+  const initial = initialWorld(model);
+  let world = initial;
   /** The world before the last replayed delivery, and that delivery: what an invariant is checked on. */
   let before: { world: World; delivered: Message } | null = null;
   const history: World[] | null = opts.keepAll ? [world] : null;
@@ -107,6 +134,10 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
     const enabled = enabledChoices(model, world);
     if (ev.choice >= enabled.length) {
       throw new LogError('REPLAY_DIVERGED', file, lineOf(ev.seq), `replay diverged: choice ${ev.choice} but only ${enabled.length} message(s) are deliverable here`, 'choice');
+    }
+    const picks = scheduler?.choose(enabled);
+    if (picks !== undefined && picks !== ev.choice) {
+      throw new LogError('REPLAY_DIVERGED', file, lineOf(ev.seq), `replay diverged at choice: the header's scheduler (${describeScheduler(log.header.scheduler)}) picks ${picks} here, the log says ${ev.choice}`, 'choice');
     }
     const r = step(model, world, ev.choice, enabled);
     before = { world, delivered: r.delivered };
@@ -129,20 +160,41 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
       atToMessage = m;
     }
   }
-  if (to === 0) atTo = history?.[0] ?? initialWorld(model);
-  if (opts.verify) {
-    if (log.end === null) {
-      throw new LogError('TORN_LINE', file, log.lines, 'the log has no end record: the run that wrote it was cut off, so it cannot be verified to the end', null);
-    }
-    const claimed = violationOf(log.end.outcome);
-    if (claimed !== null) {
-      verifyViolation(model, claimed, before, world, log, file);
-      return { scenario, model, world: atTo, delivered: atToMessage, history, verified: true, modelVersionMatches: log.header.model === MODEL_VERSION };
-    }
+  if (to === 0) atTo = history?.[0] ?? initial;
+  if (opts.verify) verifyEnd(model, log, file, initial, before, world);
+  return { scenario, model, world: atTo, delivered: atToMessage, history, verified: !!opts.verify, modelVersionMatches: log.header.model === MODEL_VERSION };
+}
+
+/**
+ * The end record against the re-execution: the outcome (or, for a counterexample, the violation or the
+ * lasso it claims) and the failures the model reached. `end.steps` needs no check here: the reader has
+ * matched it with the events, each of which was re-derived.
+ */
+function verifyEnd(model: Model, log: ParsedLog, file: string, initial: World, before: { world: World; delivered: Message } | null, world: World): void {
+  const end = log.end;
+  if (end === null) {
+    throw new LogError('TORN_LINE', file, log.lines, 'the log has no end record: the run that wrote it was cut off, so it cannot be verified to the end', null);
+  }
+  const { outcome } = end;
+  if (outcome.lasso !== undefined) {
+    // A non-progress cycle: src/replay/lasso.ts checks that the loop closes (lasso-format, README "The log").
+    verifyLasso({ model, log, file, lasso: outcome.lasso, initial, last: world });
+  } else if (outcome.violation !== undefined) {
+    verifyViolation(model, outcome.violation, before, world, log, file);
+  } else {
     const o = outcomeOf(world);
-    if (o.status !== log.end.outcome.status || o.reason !== log.end.outcome.reason) {
-      throw new LogError('REPLAY_DIVERGED', file, log.lines, `replay diverged: outcome ${o.status} (${o.reason}), the log says ${log.end.outcome.status} (${log.end.outcome.reason})`, 'outcome');
+    if (o.status !== outcome.status || o.reason !== outcome.reason) {
+      throw new LogError('REPLAY_DIVERGED', file, log.lines, `replay diverged: outcome ${o.status} (${o.reason}), the log says ${outcome.status} (${outcome.reason})`, 'outcome');
     }
   }
-  return { scenario, model, world: atTo, delivered: atToMessage, history, verified: !!opts.verify, modelVersionMatches: log.header.model === MODEL_VERSION };
+  // Absent in a hand-made end record, which then claims nothing about failures.
+  if (outcome.failures !== undefined) {
+    const got = world.failures;
+    const want = outcome.failures;
+    for (let i = 0; i < Math.max(got.length, want.length); i++) {
+      if (stringifyCanonical(got[i] ?? null) !== stringifyCanonical(want[i] ?? null)) {
+        throw new LogError('REPLAY_DIVERGED', file, log.lines, `replay diverged at outcome.failures[${i}]: the model reaches ${describeFailure(got[i])}, the log says ${describeFailure(want[i])}`, 'outcome.failures');
+      }
+    }
+  }
 }

@@ -2,10 +2,12 @@
  * Loading a scenario: YAML (or JSON, which YAML reads too) → schema → semantic checks. Every error names
  * the file, line, column and field path, so a user can fix a scenario without reading code.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { LineCounter, parseDocument, isAlias, isCollection, isNode, isPair, type Document, type Node, type YAMLError } from 'yaml';
+import { NotRegularFileError, nonRegularKind, readRegularFile } from '../log/regularFile.ts';
+import { decodeUtf8 } from '../log/utf8.ts';
 import { sharedBit, PAGE_SIZE } from '../arch/gpa.ts';
 import { hex } from '../arch/hex.ts';
 import { scenarioSchema, type Scenario } from './schema.ts';
@@ -44,6 +46,8 @@ export function examplesDir(): string {
 
 /** A file, a directory holding scenario.yaml, or the name of a bundled example. */
 export function resolveScenarioPath(arg: string): string {
+  const kind = nonRegularKind(arg);
+  if (kind !== null && kind !== 'a directory') throw new ScenarioError('IO', arg, 0, 0, [], `${kind} is not a regular file: give a scenario file, a directory with scenario.yaml, or a bundled example`);
   const candidates = [arg, path.join(arg, 'scenario.yaml'), path.join(examplesDir(), arg, 'scenario.yaml')];
   for (const c of candidates) {
     if (existsSync(c) && statSync(c).isFile()) {
@@ -63,13 +67,111 @@ export function resolveScenarioPath(arg: string): string {
  */
 export function loadScenarioFile(arg: string): { scenario: Scenario; file: string } {
   const file = resolveScenarioPath(arg);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readRegularFile(file);
   } catch (e) {
-    throw new ScenarioError('IO', file, 0, 0, [], (e as Error).message);
+    throw new ScenarioError('IO', file, 0, 0, [], e instanceof NotRegularFileError ? `${e.what} is not a regular file` : (e as Error).message);
   }
-  return { scenario: parseScenarioText(text, file), file };
+  const decoded = decodeUtf8(bytes);
+  if (!decoded.ok) {
+    throw new ScenarioError('PARSE', file, decoded.line, decoded.column, [], `invalid UTF-8 (byte 0x${decoded.byte.toString(16).padStart(2, '0')}): a scenario is UTF-8 text`);
+  }
+  return { scenario: parseScenarioText(decoded.text, file), file };
+}
+
+/**
+ * Deeper than any scenario needs (the deepest, image words, is 4 levels), shallow enough that every
+ * recursive walk over the scenario (validation, the log header's serialisation) stays far from the stack limit.
+ */
+export const MAX_SCENARIO_DEPTH = 32;
+
+/** The tags YAML 1.2's core schema resolves by itself; naming one changes nothing a plain value would not say. */
+const CORE_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`));
+const NO_ALIASES = 'scenarios accept no anchors or aliases: write the value out in full';
+
+/** `!!binary` for the long form of a standard tag, as the user wrote it. */
+function tagAsWritten(tag: string): string {
+  return tag.startsWith('tag:yaml.org,2002:') ? `!!${tag.slice('tag:yaml.org,2002:'.length)}` : tag;
+}
+
+/**
+ * What the YAML library accepts but a scenario must not hold, found before the document becomes data:
+ * an alias (expanding them is how "billion laughs" files exhaust memory, and a scenario is copied into every
+ * log header), an anchor (only there to be aliased), a tag outside the core schema (`!!binary` would become
+ * bytes, `!foo` silently a string), and nesting deeper than MAX_SCENARIO_DEPTH. Iterative, so a deep file
+ * cannot overflow the stack here.
+ */
+function refusedNode(doc: Document, text: string): { at: number; message: string } | null {
+  // A node's range starts at its content; its anchor or tag comes before it, maybe on an earlier line.
+  const before = (node: Node, written: string) => {
+    const start = node.range?.[0] ?? 0;
+    const i = text.lastIndexOf(written, start);
+    return i === -1 ? start : i;
+  };
+  const stack: { node: unknown; depth: number }[] = [{ node: doc.contents, depth: 1 }];
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop()!;
+    if (isPair(node)) {
+      stack.push({ node: node.value, depth }, { node: node.key, depth });
+      continue;
+    }
+    if (!isNode(node)) continue;
+    if (isAlias(node)) return { at: node.range?.[0] ?? 0, message: `YAML alias *${node.source}: ${NO_ALIASES}` };
+    if (node.anchor !== undefined) return { at: before(node, `&${node.anchor}`), message: `YAML anchor &${node.anchor}: ${NO_ALIASES}` };
+    if (node.tag !== undefined && !CORE_TAGS.has(node.tag)) {
+      const tag = tagAsWritten(node.tag);
+      return { at: before(node, tag), message: `YAML tag ${tag}: scenarios hold plain values (of the explicit tags only !!str, !!int, !!float, !!bool, !!null, !!map and !!seq are accepted)` };
+    }
+    if (isCollection(node)) {
+      if (depth > MAX_SCENARIO_DEPTH) return { at: node.range?.[0] ?? 0, message: `nested more than ${MAX_SCENARIO_DEPTH} levels deep` };
+      // Reversed, so the first item in the file is reported first.
+      for (let i = node.items.length - 1; i >= 0; i--) stack.push({ node: node.items[i], depth: depth + 1 });
+    }
+  }
+  return null;
+}
+
+/**
+ * Where flow collections (`[`, `{`) first nest deeper than MAX_SCENARIO_DEPTH: the YAML library gives up on
+ * such a file where its stack ran out, which depends on the machine, so the position is found again here.
+ */
+function tooDeepFlowAt(text: string): number | null {
+  let depth = 0;
+  let quote: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote !== null) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = null;
+      continue;
+    }
+    if (c === '"' || c === "'") quote = c;
+    else if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) {
+      const nl = text.indexOf('\n', i);
+      if (nl === -1) return null;
+      i = nl;
+    } else if (c === '[' || c === '{') {
+      if (++depth > MAX_SCENARIO_DEPTH) return i;
+    } else if (c === ']' || c === '}') {
+      depth = Math.max(0, depth - 1);
+    }
+  }
+  return null;
+}
+
+/** The YAML library's error in a scenario's words; its message's first line otherwise. */
+function parseErrorDetail(err: YAMLError, text: string): { at: number; detail: string } {
+  switch (err.code) {
+    case 'RESOURCE_EXHAUSTION':
+      return { at: tooDeepFlowAt(text) ?? err.pos[0], detail: `nested more than ${MAX_SCENARIO_DEPTH} levels deep` };
+    case 'DUPLICATE_KEY': {
+      const key = /^(?:"[^"\n]*"|'[^'\n]*'|[^\s:,{}\[\]]+)/.exec(text.slice(err.pos[0]))?.[0];
+      return { at: err.pos[0], detail: `duplicate key${key === undefined ? '' : ` ${key}`}: a mapping holds each key once` };
+    }
+    default:
+      return { at: err.pos[0], detail: err.message.split('\n')[0]! };
+  }
 }
 
 /**
@@ -81,11 +183,24 @@ export function parseScenarioText(text: string, file: string): Scenario {
   const doc = parseDocument(text, { lineCounter, intAsBigInt: true, uniqueKeys: true, prettyErrors: false });
   const err = doc.errors[0];
   if (err) {
-    const pos = lineCounter.linePos(err.pos[0]);
-    throw new ScenarioError('PARSE', file, pos.line, pos.col, [], err.message.split('\n')[0]!);
+    const { at, detail } = parseErrorDetail(err, text);
+    const pos = lineCounter.linePos(at);
+    throw new ScenarioError('PARSE', file, pos.line, pos.col, [], detail);
+  }
+  const refused = refusedNode(doc, text);
+  if (refused) {
+    const pos = lineCounter.linePos(refused.at);
+    throw new ScenarioError('PARSE', file, pos.line, pos.col, [], refused.message);
+  }
+  // Anything else the library only warns about (it would carry on with a guess) is refused too.
+  const warning = doc.warnings[0];
+  if (warning) {
+    const pos = lineCounter.linePos(warning.pos[0]);
+    throw new ScenarioError('PARSE', file, pos.line, pos.col, [], warning.message.split('\n')[0]!);
   }
   const locate = (p: ScenarioPath) => locateInDoc(doc, lineCounter, p);
-  return validate(doc.toJS({ maxAliasCount: 100 }), file, locate);
+  // No alias is left to expand, so no alias budget is needed.
+  return validate(doc.toJS({ maxAliasCount: 0 }), file, locate);
 }
 
 /** Validate an object built in code (the TypeScript API) or stored in a log header. */

@@ -5,6 +5,7 @@
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { LogError } from '../log/errors.ts';
 import { parseLogText, readLog, type ParsedLog } from '../log/reader.ts';
+import { nonRegularKind } from '../log/regularFile.ts';
 import { LOG_FORMAT } from '../log/schema.ts';
 import { MemoryLogWriter } from '../log/writer.ts';
 import { fifoScheduler } from '../runtime/scheduler/fifo.ts';
@@ -42,9 +43,26 @@ export function runInMemory(arg: string, settings: RunSettings = {}): { log: Par
   return { log: parseLogText(writer.text(), name), file: name };
 }
 
+/** A FIFO or a device is refused before anything tries to read it; a directory may hold a scenario, unless named like a log. */
+export function refuseNonRegular(arg: string): void {
+  const kind = nonRegularKind(arg);
+  if (kind !== null && (kind !== 'a directory' || arg.endsWith('.jsonl'))) {
+    throw new LogError('IO', arg, 0, `cannot read ${arg.endsWith('.jsonl') ? 'log' : 'log or scenario'}: ${kind} is not a regular file`);
+  }
+}
+
+export interface OpenOptions {
+  /**
+   * Open a torn log (a crash mid-write) up to its last intact line; `log.torn` then says where it was
+   * cut, for the caller to show. Without it a torn log is a TORN_LINE error.
+   */
+  allowTorn?: boolean;
+}
+
 /** A log (verified on the way in: LogError names file and line) or a scenario's fresh run. */
-export function openLogOrScenario(arg: string, settings: RunSettings = {}): { log: ParsedLog; file: string } {
-  if (isLogFile(arg)) return { log: readLog(arg), file: arg };
+export function openLogOrScenario(arg: string, settings: RunSettings = {}, opts: OpenOptions = {}): { log: ParsedLog; file: string } {
+  refuseNonRegular(arg);
+  if (isLogFile(arg)) return { log: readLog(arg, { allowTorn: !!opts.allowTorn }), file: arg };
   if (!existsSync(arg) && /\.jsonl$/.test(arg)) throw new LogError('IO', arg, 0, 'cannot read log: no such file');
   return runInMemory(arg, settings);
 }
