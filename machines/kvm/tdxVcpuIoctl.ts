@@ -1,0 +1,103 @@
+/**
+ * tdx_vcpu_ioctl: the vCPU ioctls of the TD build (§5b.3). KVM_TDX_INIT_VCPU (tdx_vcpu_init) creates the
+ * vCPU in the module: TDH.VP.CREATE, TDH.VP.ADDCX per TDCX page, TDH.VP.INIT; it is the first
+ * vcpu_load, so teardown later flushes the vCPU on its CPU (tdxVcpuFree.ts). KVM_TDX_INIT_MEM_REGION
+ * (tdx_vcpu_init_mem_region → tdx_gmem_post_populate) maps each page of the initial image through the
+ * fault path (mmuPageFault.ts) with TDH.MEM.PAGE.ADD as the leaf hook, then measures it with TDH.MR.EXTEND.
+ */
+import { out, payloadOf } from '../../src/protocol/messages.ts';
+import { EPT_VIOLATION_ACC_WRITE } from '../../src/arch/vmx.ts';
+import { KVM_TDX_MEASURE_MEMORY_REGION, EIO } from '../../src/arch/kvmApi.ts';
+import { PAGE_SIZE } from '../../src/arch/gpa.ts';
+import { TDX_EXTENDMR_CHUNKSIZE } from '../../src/arch/tdxStatus.ts';
+import { beginFault } from './kvmPageFault.ts';
+import { assign, emit, type VcpuGuards } from './vcpuSetup.ts';
+
+export const tdxVcpuIoctlGuards = {
+  moreTdcx: ({ context }) => context.build.tdcxAdded < context.tdcx.length,
+  measuring: ({ context }) => (context.build.region!.flags & KVM_TDX_MEASURE_MEMORY_REGION) !== 0,
+  moreChunks: ({ context }) => context.build.region!.chunk < Number(PAGE_SIZE) / TDX_EXTENDMR_CHUNKSIZE,
+  morePages: ({ context }) => context.build.region!.page + 1 < context.build.region!.nrPages,
+} satisfies VcpuGuards;
+
+export const tdxVcpuIoctlActions = {
+  // ---- KVM_TDX_INIT_VCPU (§5b.3 step 3) ----
+  markLoaded: assign({ loaded: () => true }),
+  vpCreate: emit(({ context }) => out('tdx', 'seamcall', 'TDH.VP.CREATE', { RCX: context.tdvpr, RDX: context.tdr })),
+  vpAddcx: emit(({ context }) => out('tdx', 'seamcall', 'TDH.VP.ADDCX', { RCX: context.tdcx[context.build.tdcxAdded]!, RDX: context.tdvpr })),
+  countTdcx: assign({ build: ({ context }) => ({ ...context.build, tdcxAdded: context.build.tdcxAdded + 1 }) }),
+  /** TDH.VP.INIT(TDVPR, initial RCX, x2APIC id): the model uses the vCPU number as the APIC id. */
+  vpInit: emit(({ context }) => out('tdx', 'seamcall', 'TDH.VP.INIT', { RCX: context.tdvpr, RDX: 0n, R8: BigInt(context.vcpu) })),
+  initVcpuDone: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: 0 })),
+  initVcpuFailed: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: EIO })),
+  // ---- KVM_TDX_INIT_MEM_REGION (§5b.3 step 4) ----
+  beginRegion: assign({
+    build: ({ context, event }) => {
+      const r = payloadOf(event, 'ioctl', 'KVM_TDX_INIT_MEM_REGION');
+      return { ...context.build, region: { source: r.source_addr, gpa: r.gpa, nrPages: r.nr_pages, flags: r.flags, page: 0, chunk: 0 } };
+    },
+  }),
+  /** KVM_TDX_INIT_MEM_REGION maps each page through the same fault path, with PAGE.ADD as the leaf hook. */
+  beginPopulateFault: assign({
+    fault: ({ context }) => {
+      const r = context.build.region!;
+      const off = BigInt(r.page) * PAGE_SIZE;
+      return beginFault(context, r.gpa + off, BigInt(EPT_VIOLATION_ACC_WRITE), 0n, r.source + off);
+    },
+  }),
+  /** TDH.MR.EXTEND for each 256-byte chunk of the page just added. */
+  mrExtend: emit(({ context }) => {
+    const r = context.build.region!;
+    return out('tdx', 'seamcall', 'TDH.MR.EXTEND', { RCX: r.gpa + BigInt(r.page) * PAGE_SIZE + BigInt(r.chunk * TDX_EXTENDMR_CHUNKSIZE), RDX: context.tdr });
+  }),
+  nextChunk: assign({ build: ({ context }) => ({ ...context.build, region: { ...context.build.region!, chunk: context.build.region!.chunk + 1 } }) }),
+  nextPage: assign({ build: ({ context }) => ({ ...context.build, region: { ...context.build.region!, page: context.build.region!.page + 1, chunk: 0 } }) }),
+  regionDone: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: 0 })),
+  regionFailed: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: EIO })),
+  endRegion: assign({ build: ({ context }) => ({ ...context.build, region: null }), fault: () => null, frozen: () => null }),
+};
+
+export const tdxVcpuIoctlStates = {
+  /** tdx_td_vcpu_init: TDH.VP.CREATE, TDH.VP.ADDCX for each TDCX page, TDH.VP.INIT (§5b.3 step 3). */
+  initVcpu: {
+    initial: 'creating',
+    states: {
+      creating: {
+        entry: 'vpCreate',
+        on: { 'TDH.VP.CREATE': [{ guard: 'seamcallOk', target: 'addingCx' }, { target: '#kvmVcpu.inUserspace', actions: 'initVcpuFailed' }] },
+      },
+      addingCx: {
+        entry: 'vpAddcx',
+        on: {
+          'TDH.VP.ADDCX': [
+            { guard: 'seamcallOk', target: 'nextCx', actions: 'countTdcx' },
+            { target: '#kvmVcpu.inUserspace', actions: 'initVcpuFailed' },
+          ],
+        },
+      },
+      nextCx: { always: [{ guard: 'moreTdcx', target: 'addingCx' }, { target: 'initializing' }] },
+      initializing: {
+        entry: 'vpInit',
+        on: { 'TDH.VP.INIT': [{ guard: 'seamcallOk', target: '#kvmVcpu.inUserspace', actions: 'initVcpuDone' }, { target: '#kvmVcpu.inUserspace', actions: 'initVcpuFailed' }] },
+      },
+    },
+  },
+  /**
+   * tdx_gmem_post_populate per page: map the GPA in the mirror root (SEPT.ADD for missing levels, PAGE.ADD
+   * for the leaf), then TDH.MR.EXTEND the 16 chunks of 256 bytes if the VMM asked for a measurement.
+   */
+  initMemRegion: {
+    initial: 'mappingPage',
+    states: {
+      mappingPage: { always: { target: '#kvmVcpu.handlingEptViolation.faultin', actions: 'beginPopulateFault' } },
+      extending: { always: [{ guard: 'measuring', target: 'extendingChunk' }, { target: 'pageDone' }] },
+      extendingChunk: {
+        entry: 'mrExtend',
+        on: { 'TDH.MR.EXTEND': [{ guard: 'seamcallOk', target: 'chunkDone', actions: 'nextChunk' }, { target: 'failed' }] },
+      },
+      chunkDone: { always: [{ guard: 'moreChunks', target: 'extendingChunk' }, { target: 'pageDone' }] },
+      pageDone: { always: [{ guard: 'morePages', target: 'mappingPage', actions: 'nextPage' }, { target: '#kvmVcpu.inUserspace', actions: ['regionDone', 'endRegion'] }] },
+      failed: { always: { target: '#kvmVcpu.inUserspace', actions: ['regionFailed', 'endRegion'] } },
+    },
+  },
+} as const;
