@@ -37,8 +37,11 @@ export interface FaultState {
   populateSource: bigint | null;
   /** fault->goal_level: the level the leaf is installed at (PG_LEVEL_4K unless kvm.mmu allows 2M). */
   goalLevel: number;
-  /** fault->mmu_seq: the invalidation sequence kvm_mmu_faultin_pfn saw; null before it ran. */
+  /** fault->mmu_seq: the invalidation sequence kvm_mmu_faultin_pfn snapshotted; null before the snapshot. */
   mmuSeq: number | null;
+  /** What kvm_mmu_faultin_pfn read of the GFN: its PRIVATE attribute and the memslot's kind; null before. */
+  attrPrivate: boolean | null;
+  slot: 'none' | 'normal' | 'gmem' | null;
   path: readonly WalkStep[];
   /** Index into `path` of the SPTE being handled. */
   at: number;
@@ -46,6 +49,8 @@ export interface FaultState {
 }
 
 export const MMU = 'kvm.mmu';
+/** The most spurious faults in a row a thread keeps count of (spuriousRun): spurious-fault-progress's largest bound plus one. */
+export const SPURIOUS_RUN_CAP = 9;
 export const fault = (c: KvmVcpuContext) => c.fault!;
 export const stepAt = (c: KvmVcpuContext) => fault(c).path[fault(c).at]!;
 
@@ -85,6 +90,8 @@ export function beginFault(c: KvmVcpuContext, gpa: bigint, q: bigint, extraEc: b
     populateSource,
     goalLevel: PG_LEVEL_4K,
     mmuSeq: null,
+    attrPrivate: null,
+    slot: null,
     path: [],
     at: 0,
     ret: null,

@@ -492,11 +492,12 @@ describe('two vCPUs: vCPU 0 converts its page while vCPU 1 runs guest code (§6.
       'hw.cpu1 → kvm.vm KVM_REQ_ACK',
       'hw.cpu1 → kvm.vcpu1 IRQ_HANDLED',
     ]);
-    // The IPI lands while vCPU 1's last LOAD is executing; that LOAD retires, and the guest's instruction at the
-    // next boundary (its spin loop, `jmp .`) did not run; the exit names its RIP.
+    // The IPI lands while vCPU 1's second-to-last LOAD is executing; that LOAD retires, and the guest's
+    // instruction at the next boundary (the last LOAD, into rdx) did not run; the exit names its RIP.
     const vmExit = stepOf(seq, 'hw.cpu1 → tdx EXTERNAL_INTERRUPT', tracked);
     const interrupted = run.deliveries[vmExit - 2]!.message;
-    expect(`${interrupted.from} → ${interrupted.to} ${interrupted.name}`).toBe('guest.vcpu1 → hw.cpu1 SPIN');
+    expect(`${interrupted.from} → ${interrupted.to} ${interrupted.name}`).toBe('guest.vcpu1 → hw.cpu1 LOAD');
+    expect(interrupted.payload).toMatchObject({ reg: 'rdx' });
     expect(payload(run, vmExit)).toEqual({ vcpu: 1, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip: (interrupted.payload as { rip: bigint }).rip });
     expect(payload(run, vmExit + 1)).toEqual({ vcpu: 1, RAX: 0x1n, RCX: 0n, RDX: 0n, R8: 0n, R9: 0n });
     expect(payload(run, stepOf(seq, 'kvm.vcpu1 → hw.cpu1 IPI', tracked))).toEqual({ vcpu: 1, requester: 'kvm.vm' });
