@@ -11,9 +11,12 @@ import { septParentFirst } from './septParentFirst.ts';
 import { removeAfterTrack } from './removeAfterTrack.ts';
 import { eptViolationProgress, eptViolationProgressSpec } from './eptViolationProgress.ts';
 import { kickCompletes, kickCompletesSpec } from './kickCompletes.ts';
+import { sharedSpteSuppressVe } from './sharedSpteSuppressVe.ts';
+import { noSpuriousMemoryFault } from './noSpuriousMemoryFault.ts';
+import { spuriousFaultProgress, spuriousFaultProgressSpec } from './spuriousFaultProgress.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, sharedSpteSuppressVe, noSpuriousMemoryFault, spuriousFaultProgress };
 
 /**
  * The library of invariants and bounded monitors (`tdxsim invariants`), in the order they are listed and
@@ -28,6 +31,9 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(noPrivateDataToHost),
   eptViolationProgressSpec,
   kickCompletesSpec,
+  fixed(sharedSpteSuppressVe),
+  fixed(noSpuriousMemoryFault),
+  spuriousFaultProgressSpec,
 ];
 
 /** The library entry named `name`, or undefined. */
