@@ -27,6 +27,10 @@ const FAILING: Record<string, string> = {
   'private-touch-sept-ve-disable': 'VM dead: kvm.vcpu0: Guest access before accepting 0x300000',
   'private-touch-ve': 'guest panic: guest.vcpu0: Unexpected EPT-violation on private memory.',
   've-double-fault': 'guest panic: guest.vcpu0: double fault (#DF, vector 8)',
+  // Upstream kills the VM on a touch of an unaccepted page (tdx_is_sept_violation_unexpected_pending).
+  'touch-before-accept-loop': 'VM dead: kvm.vcpu0: Guest access before accepting 0x300000',
+  // The guest races its own accepts (not Linux): in some schedules the loser panics.
+  'split-block-busy': 'guest panic: guest.vcpu1: TDX: Failed to accept memory (at 0x200000)',
 };
 
 describe('default invariants on the bundled examples', () => {
@@ -112,8 +116,8 @@ describe('counterexample minimisation', () => {
     if (m.status !== 'minimal') return;
     expect(m.counterexample.choices.length).toBeLessThan(found.choices.length);
     expect(m.counterexample.preemptions).toBeLessThanOrEqual(countPreemptions(model, found.choices));
-    // The figures of this model version: 105 deliveries, vCPU 1 preempts vCPU 0 once, after the AUG.
-    expect(m.counterexample.choices.length).toBe(105);
+    // The figures of this model version: 107 deliveries, vCPU 1 preempts vCPU 0 once, after the AUG.
+    expect(m.counterexample.choices.length).toBe(107);
     expect(m.counterexample.preemptions).toBe(1);
     expect(countPreemptions(model, m.counterexample.choices)).toBe(1);
   });
