@@ -16,11 +16,13 @@ import { contextOf } from '../../src/explore/invariants/invariant.ts';
 import { MemoryLogWriter } from '../../src/log/writer.ts';
 import { parseLogText } from '../../src/log/reader.ts';
 import { replayLog } from '../../src/replay/replay.ts';
+import { initialWorld, enabledChoices, step } from '../../src/runtime/step.ts';
+import { isOperandBusy, tdxStatusName } from '../../src/arch/tdxStatus.ts';
 import { SHADOW_NONPRESENT_VALUE } from '../../src/arch/spte.ts';
 import { KVM_MEMORY_EXIT_FLAG_PRIVATE } from '../../src/arch/kvmApi.ts';
 import type { KvmVcpuContext } from '../../machines/kvm/kvmVcpu.ts';
 import type { TdpMmuContext } from '../../machines/kvm/tdpMmu.ts';
-import type { Message, WalkStep } from '../../src/protocol/messages.ts';
+import type { Gprs, Message, WalkStep } from '../../src/protocol/messages.ts';
 import type { PolicyOverrides } from '../../src/policies.ts';
 import { exampleFile, runScenario } from '../helpers.ts';
 
@@ -54,7 +56,7 @@ function counterexample(name: string, policy: PolicyOverrides) {
   runModelEvents(model, scenario, { choices, maxSteps: choices.length, log: writer, violation }).subscribe(() => {});
   writer.close();
   const replay = replayLog(parseLogText(writer.text(), file), file, { verify: true });
-  return { model, invariant: found.invariant, steps: choices.length, preemptions, detail, replay };
+  return { model, choices, invariant: found.invariant, steps: choices.length, preemptions, detail, replay };
 }
 
 /** Never fails; counts the deliveries `seen` picks out, to show a clean search went where the fix matters. */
@@ -194,5 +196,36 @@ describe('convert-vs-shared-touch (policy snapshotBeforeAttributes): guest_memfd
       preemptions: 1,
       detail: 'mirror leaf 0x8600000200200b37 for GFN 0x200 whose attribute is shared',
     });
+  });
+});
+
+describe('split-block-busy (policy splitChecksBlock): the 2022 large-page split that did not look at BLOCK', () => {
+  const busy = (d: Message) => isOperandBusy((d.payload as Gprs).RAX!);
+
+  it('default: clean and exhaustive; the split\'s BLOCK meets the 2M ACCEPT\'s entry lock, kicks, retries, and only then demotes', () => {
+    const blockBusy = witness('split BLOCK busy', (d) => d.from === 'tdx' && d.to === 'kvm.vcpu1' && d.name === 'TDH.MEM.RANGE.BLOCK' && busy(d));
+    const retried = witness('BLOCK retried after the kick', (d, m, b) => d.from === 'tdx' && d.to === 'kvm.vcpu1' && d.name === 'TDH.MEM.RANGE.BLOCK' && !busy(d) && contextOf<KvmVcpuContext>(m, b, 'kvm.vcpu1').split?.retried === true);
+    expect(cleanSearch('split-block-busy', [blockBusy, retried])).toMatchObject({ status: 'clean', exhaustive: true, states: 128_326 });
+    expect(blockBusy.seen).toBeGreaterThan(0);
+    expect(retried.seen).toBeGreaterThan(0);
+  });
+
+  it('off: DEMOTE of the 2M entry the guest has just accepted, which BLOCK never blocked (141 steps, 2 preemptions); the module refuses it', () => {
+    const c = counterexample('split-block-busy', { splitChecksBlock: false });
+    expect(c).toMatchObject({ invariant: 'remove-after-track', steps: 141, preemptions: 2 });
+    expect(c.detail).toBe('kvm.vcpu1 sent TDH.MEM.PAGE.DEMOTE for GPA 0x200000 at level 1, but the entry is MAPPED, not blocked');
+    expect(c.replay.verified).toBe(true);
+    // The module has refused the DEMOTE; its answer, delivered, is a KVM_BUG_ON.
+    let w = initialWorld(c.model);
+    for (const ch of c.choices) w = step(c.model, w, ch).world;
+    const deliver = (from: string, name: string) => {
+      const i = enabledChoices(c.model, w).findIndex((m) => m.from === from && m.name === name);
+      expect(i).toBeGreaterThanOrEqual(0);
+      return (w = step(c.model, w, i).world);
+    };
+    const answer = w.pending.find((m) => m.from === 'tdx' && m.name === 'TDH.MEM.PAGE.DEMOTE')!;
+    expect(tdxStatusName((answer.payload as Gprs).RAX!)).toBe('TDX_GPA_RANGE_NOT_BLOCKED|RCX');
+    deliver('tdx', 'TDH.MEM.PAGE.DEMOTE');
+    expect(contextOf<KvmVcpuContext>(c.model, w, 'kvm.vcpu1').deathReason).toContain('TDH.MEM.PAGE.DEMOTE');
   });
 });
