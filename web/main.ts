@@ -40,6 +40,7 @@ class App {
   #abort: AbortController | null = null;
   #matchesTimer = 0;
   #matchesSeq = 0;
+  #liveMatchesAt = 0;
   #seq: SequenceView;
   #chart = new StatechartView((m) => this.notice(m));
   #panel = new StatePanel();
@@ -494,6 +495,11 @@ class App {
       this.#steps.textContent = String(u.steps);
       this.#stepInput.max = String(u.steps);
       this.#seq.setSteps(u.steps);
+      // The list of matching rows grows with the run; a full scan a second is plenty.
+      if (this.#hide.checked && this.query && (!u.live || Date.now() - this.#liveMatchesAt > 1000)) {
+        this.#liveMatchesAt = Date.now();
+        this.#refreshOrder();
+      }
       if (atTip) this.goTo(u.steps);
       if (!u.live) {
         es.close();
