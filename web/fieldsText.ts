@@ -17,8 +17,9 @@ export function truncateFields(fields: string, maxChars: number): string {
     const next = out === '' ? parts[i]! : `${out} ${parts[i]}`;
     if (next.length + (i + 1 < parts.length ? ` …+${parts.length - i - 1}`.length : 0) > maxChars) {
       if (out !== '') return out + more;
-      // Not even the first field fits: cut inside it.
-      return parts[0]!.slice(0, Math.max(1, maxChars - 1 - more.length)) + '…' + (parts.length > 1 ? ` +${parts.length - 1}` : '');
+      // Not even the first field fits: cut inside it, and count the others.
+      const rest = parts.length > 1 ? ` +${parts.length - 1}` : '';
+      return parts[0]!.slice(0, Math.max(1, maxChars - 1 - rest.length)) + '…' + rest;
     }
     out = next;
   }
