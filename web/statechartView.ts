@@ -156,8 +156,15 @@ export class StatechartView {
         },
       );
     }
-    // Until the new layout arrives, keep lighting what is drawn for this machine.
+    // Until the new layout arrives, keep lighting what is drawn for this machine; another machine's
+    // chart must not stay up under this one's title.
     if (this.#shown && this.#shownMachine === a.machine) this.#mark(this.#shown, a);
+    else if (this.#shownMachine !== a.machine) {
+      clear(this.#canvas);
+      this.#canvas.append(h('p', { class: 'muted' }, `laying out ${a.machine}'s active region…`));
+      this.#shown = null;
+      this.#shownMachine = null;
+    }
   }
 
   #ensure(key: string, layout: StatechartLayout, collapsed: readonly string[]): Drawn {
