@@ -51,6 +51,8 @@ export class InspectSession {
   readonly modelVersionMatches: boolean;
   /** The torn last line of a log opened with `allowTorn` (null for a complete log). */
   torn: ParsedLog['torn'] = null;
+  /** The log's signature as the reader saw it (null: unsigned, or a live run). */
+  signed: ParsedLog['signed'] = null;
   /** Steps that are preemptions, with what they preempted. */
   readonly preemptions = new Map<number, string>();
   readonly #text: StepText[] = [];
@@ -99,6 +101,7 @@ export class InspectSession {
     }
     s.end = log.end;
     s.torn = log.torn;
+    s.signed = log.signed;
     return s;
   }
 
@@ -134,7 +137,7 @@ export class InspectSession {
 
   /** The records as a parsed log (what replay and verification take). */
   parsedLog(): ParsedLog {
-    return { header: this.header, events: this.events, end: this.end, lines: 1 + this.events.length + (this.end ? 1 : 0), torn: this.torn };
+    return { header: this.header, events: this.events, end: this.end, lines: 1 + this.events.length + (this.end ? 1 : 0), torn: this.torn, signed: this.signed };
   }
 
   textOf(seq: number): StepText {

@@ -22,7 +22,7 @@ export const runBrowserTests = haveChromium || !!process.env['CI'];
 if (!runBrowserTests) console.warn(`[browser tests skipped] ${CHROMIUM} is not installed and CI is not set; install it with: apt-get install chromium`);
 
 /** expect.poll with room for a busy 2-core CI machine running other test files alongside. */
-export const poll = <T>(fn: () => Promise<T> | T) => expect.poll(fn, { timeout: 20_000, interval: 50 });
+export const poll = <T>(fn: () => Promise<T> | T) => expect.poll(fn, { timeout: 300_000, interval: 50 }); // a hang guard, never tripped by a slow machine
 
 /** The closed network here refuses Chromium's background connections; these flags stop it trying. */
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
