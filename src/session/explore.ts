@@ -181,7 +181,7 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
     if (workers > 1) {
       const search = mode === 'dfs' ? { mode } : { mode, seed, walks, pctDepth };
       const names = settings.invariants === undefined ? s.invariants : invariants.map((i) => (i.bound === undefined ? i.name : { name: i.name, bound: i.bound }));
-      exploreInWorkers({ scenario: s, invariants: names, bounds, search, workers }, { onProgress }).then(conclude, (e: unknown) => subscriber.error(e));
+      exploreInWorkers({ scenario: s, invariants: names, bounds, search, workers }, { onProgress, ...(settings.signal !== undefined ? { signal: settings.signal } : {}) }).then(conclude, (e: unknown) => subscriber.error(e));
       return () => {
         closed = true;
       };
