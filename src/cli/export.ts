@@ -12,6 +12,7 @@ import { loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { sequenceToMermaid } from '../export/mermaid.ts';
 import { perfettoTrace } from '../export/perfetto.ts';
+import { traceCmdReport } from '../export/traceCmd.ts';
 import { statechartOf } from '../export/statechart.ts';
 import { statechartToMermaid } from '../export/statechartMermaid.ts';
 import { layoutStatechart } from '../export/statechartLayout.ts';
@@ -20,7 +21,7 @@ import { svgToText } from '../export/svgTree.ts';
 import { isLogFile, openLogOrScenario } from '../session/open.ts';
 import { EXIT_OK } from './exitCodes.ts';
 
-export const EXPORT_FORMATS = ['mermaid', 'perfetto', 'statechart-mermaid', 'statechart-svg'] as const;
+export const EXPORT_FORMATS = ['mermaid', 'perfetto', 'statechart-mermaid', 'statechart-svg', 'trace-cmd'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export interface ExportCliOptions {
@@ -79,6 +80,10 @@ export function exportCommand(arg: string, o: ExportCliOptions, print: (line: st
     }
     case 'statechart-svg':
       return exportSvg(arg, o, print);
+    case 'trace-cmd': {
+      const { log, file } = openLogOrScenario(arg);
+      return emit(traceCmdReport(log, file), o.out, print, 'a trace-cmd report');
+    }
   }
 }
 
