@@ -46,10 +46,10 @@ export function importCommand(files: readonly string[], o: ImportCliOptions, pri
     process.stderr.write(`tdxsim: ${files.join(', ')}: no KVM or TDX event to import${trace.events.length > 0 ? ` (${trace.events.length} event(s) of unknown kinds)` : ''}\n`);
     return EXIT_BAD_INPUT;
   }
-  const r: ImportResult = importParsed(trace, { ...(o.format ? { format: o.format } : {}), ...(o.scenarioOut ? { scenarioFile: o.scenarioOut } : {}), ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}) });
+  const r: ImportResult = importParsed(trace, { ...(o.format ? { format: o.format } : {}), ...(o.scenarioOut ? { scenarioFile: o.scenarioOut } : {}), ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}), keepLog: o.log !== undefined });
   const scenarioFile = o.scenarioOut ?? `${r.built.name}.scenario.yaml`;
   writeFileSync(scenarioFile, r.yaml);
-  if (o.log !== undefined) writeFileSync(o.log, r.logText);
+  if (o.log !== undefined && r.logText !== null) writeFileSync(o.log, r.logText);
   const written = { scenario: scenarioFile, log: o.log ?? null };
   if (o.json) print(JSON.stringify(reportJson(r, written)));
   else for (const line of reportText(r, written)) print(line);

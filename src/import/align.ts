@@ -102,9 +102,17 @@ export function threadStreams(events: readonly TraceEvent[], names: ReadonlySet<
   const streams = new Map<Thread, Keyed[]>();
   const aside = new Map<TraceEvent, SetAside>();
   const byThread = new Map<Thread, TraceEvent[]>();
-  for (const e of events) byThread.set(e.thread, [...(byThread.get(e.thread) ?? []), e]);
+  for (const e of events) {
+    const list = byThread.get(e.thread);
+    if (list === undefined) byThread.set(e.thread, [e]);
+    else list.push(e);
+  }
   for (const [thread, list] of byThread) {
     const keyed: Keyed[] = [];
+    let lastEntry = -1;
+    list.forEach((x, n) => {
+      if (x.data.name === 'kvm_entry') lastEntry = n;
+    });
     let skipEntry: SetAside | null = null;
     list.forEach((e, i) => {
       const key = names.has(e.data.name) ? compareKey(e, ctx) : null;
@@ -122,7 +130,7 @@ export function threadStreams(events: readonly TraceEvent[], names: ReadonlySet<
         skipEntry = 'host exit';
         return;
       }
-      if (e.data.name === 'kvm_exit' && e.data.reason === EXIT_REASON_HLT && list.slice(i + 1).some((x) => x.data.name === 'kvm_entry')) {
+      if (e.data.name === 'kvm_exit' && e.data.reason === EXIT_REASON_HLT && lastEntry > i) {
         aside.set(e, 'woken HLT');
         skipEntry = 'woken HLT';
         return;

@@ -68,7 +68,7 @@ function describe(e: TraceEvent): string {
 
 const where = (e: TraceEvent | null) => (e === null ? '' : e.src !== null ? `${e.src.file}:${e.src.line}` : `step ${e.seq}`);
 
-/** The last kvm_page_fault before `index` in a thread's compared stream. */
+/** The last kvm_page_fault before `index` in a thread's compared stream (since its last exit of another kind). */
 function faultBefore(stream: readonly { e: TraceEvent }[] | undefined, index: number): bigint | null {
   if (stream === undefined) return null;
   for (let i = index - 1; i >= 0; i--) {
@@ -79,7 +79,22 @@ function faultBefore(stream: readonly { e: TraceEvent }[] | undefined, index: nu
   return null;
 }
 
-const faultsOn = (list: readonly TraceEvent[], gpa: bigint) => list.filter((e) => e.data.name === 'kvm_page_fault' && e.data.address === gpa);
+/** From `index` on: the next EPT-violation exit and its fault, or null if another exit comes first. */
+function nextFault(stream: readonly { e: TraceEvent }[] | undefined, index: number): { exit: TraceEvent; fault: TraceEvent } | null {
+  if (stream === undefined) return null;
+  let exit: TraceEvent | null = null;
+  for (let i = index; i < stream.length; i++) {
+    const e = stream[i]!.e;
+    const d = e.data;
+    if (d.name === 'kvm_exit') {
+      if (exit !== null || d.reasonName !== 'EPT_VIOLATION') return null;
+      exit = e;
+    }
+    if (d.name === 'kvm_page_fault' && exit !== null) return { exit, fault: e };
+  }
+  return null;
+}
+
 /** The SPTE event that maps `gpa` with a leaf (the fault resolved), if any. */
 const maps = (list: readonly TraceEvent[], gpa: bigint) =>
   list.find((e) => {
@@ -139,32 +154,36 @@ export function classifyHunk(h: Hunk, ctx: ClassifyContext): Divergence {
     return { ...base, kind: 'model-stopped', message: `the model's ${h.thread} stops ${anchorSeq === null ? 'before doing anything' : `after step ${anchorSeq}`} (${outcome}), while the trace goes on at ${where(R[0]!)} with ${describe(R[0]!)}`, hint: null };
   }
 
+  const modelStream = ctx.alignment.streams.model.get(h.thread);
   const prevReal = faultBefore(realStream, h.realIndex);
-  const prevModel = faultBefore(ctx.alignment.streams.model.get(h.thread), h.modelIndex);
+  const prevModel = faultBefore(modelStream, h.modelIndex);
   if (prevReal !== null && prevReal === prevModel) {
-    const realAgain = faultsOn(R, prevReal);
-    const modelAgain = faultsOn(M, prevReal);
-    if (realAgain.length > 0 && modelAgain.length === 0) {
+    const realAgain = nextFault(realStream, h.realIndex);
+    const modelAgain = nextFault(modelStream, h.modelIndex);
+    const realRetries = realAgain !== null && realAgain.fault.data.name === 'kvm_page_fault' && realAgain.fault.data.address === prevReal;
+    const modelRetries = modelAgain !== null && modelAgain.fault.data.name === 'kvm_page_fault' && modelAgain.fault.data.address === prevReal;
+    if (realRetries && !modelRetries) {
       const mapped = maps(M, prevReal);
       const modelSide = mapped !== undefined ? `where the model resolves it: ${describe(mapped)} at step ${mapped.seq}` : `where the model goes on${M[0] ? ` (step ${M[0].seq}: ${describe(M[0])})` : ''}`;
       return {
         ...base,
         kind: 'fault-retried',
+        trace: realAgain.exit,
         seq: mapped?.seq ?? anchorSeq,
         modelEvent: mapped ?? M[0] ?? null,
-        message: `the trace faults on ${hex(prevReal)} again after re-entering (${realAgain.map(where).join(', ')}), ${modelSide}`,
+        message: `the trace faults on ${hex(prevReal)} again after re-entering (${where(realAgain.exit)}), ${modelSide}`,
         hint: 'KVM re-entered without mapping the GPA: the fault ended in RET_PF_RETRY (TDX_OPERAND_BUSY from SEPT.ADD/AUG, a frozen SPTE, a stale fault) and was not retried locally (§7.3, §7.5) — the model does this with --policy localRetry=off — or the mapping it installed was zapped before the guest ran',
       };
     }
-    if (modelAgain.length > 0 && realAgain.length === 0) {
+    if (modelRetries && !realRetries) {
       const mapped = maps(R, prevReal);
       return {
         ...base,
         kind: 'model-retries',
-        seq: modelAgain[0]!.seq ?? anchorSeq,
-        modelEvent: modelAgain[0]!,
+        seq: modelAgain.exit.seq ?? anchorSeq,
+        modelEvent: modelAgain.exit,
         trace: mapped ?? R[0] ?? null,
-        message: `the model faults on ${hex(prevReal)} again at step ${modelAgain[0]!.seq}, where the trace ${mapped !== undefined ? `maps it (${where(mapped)}: ${describe(mapped)})` : 'goes on'}`,
+        message: `the model faults on ${hex(prevReal)} again at step ${modelAgain.exit.seq}, where the trace ${mapped !== undefined ? `maps it (${where(mapped)}: ${describe(mapped)})` : 'goes on'}`,
         hint: null,
       };
     }
@@ -199,11 +218,17 @@ function nameStatus(raw: string): string {
   }
 }
 
-/** Every divergence in trace order (by the trace line where it starts; the model's step otherwise). */
-export function divergencesOf(ctx: ClassifyContext): Divergence[] {
+/**
+ * Every divergence in trace order: by the position in the (merged) trace of the event where it starts, or
+ * of the next aligned one; then by model step.
+ */
+export function divergencesOf(ctx: ClassifyContext, traceOrder: ReadonlyMap<TraceEvent, number>): Divergence[] {
   const all = ctx.alignment.hunks.map((h) => classifyHunk(h, ctx));
-  const line = (d: Divergence) => d.trace?.src?.line ?? d.hunk.after?.real.src?.line ?? Number.MAX_SAFE_INTEGER;
-  return all.sort((a, b) => line(a) - line(b) || (a.seq ?? 0) - (b.seq ?? 0));
+  const pos = (d: Divergence) => {
+    const e = d.trace ?? d.hunk.after?.real ?? null;
+    return e === null ? Number.MAX_SAFE_INTEGER : (traceOrder.get(e) ?? Number.MAX_SAFE_INTEGER);
+  };
+  return all.sort((a, b) => pos(a) - pos(b) || (a.seq ?? 0) - (b.seq ?? 0));
 }
 
 export function isDivergence(d: Divergence): boolean {

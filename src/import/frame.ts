@@ -48,11 +48,11 @@ export function matchFrame(text: string, format: TraceFormat): FramedLine | null
     case 'ftrace':
     case 'trace-cmd': {
       const m = FTRACE.exec(text);
-      return m ? { frame: frameOf(m[5]!, m[3], m[1], m[2]), event: m[6]!, payload: m[7]!.trimEnd() } : null;
+      return m ? { frame: frameOf(m[5]!, m[3], m[1], m[2]), event: m[6]!, payload: m[7]!.trim() } : null;
     }
     case 'perf': {
       const m = PERF.exec(text);
-      return m ? { frame: frameOf(m[5]!, m[4], m[1], m[3] ?? m[2]), event: m[7]!, payload: m[8]!.trimEnd() } : null;
+      return m ? { frame: frameOf(m[5]!, m[4], m[1], m[3] ?? m[2]), event: m[7]!, payload: m[8]!.trim() } : null;
     }
     case 'dmesg': {
       const d = DMESG.exec(text);

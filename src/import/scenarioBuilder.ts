@@ -149,6 +149,8 @@ interface VcpuState {
   touch: { page: bigint; index: number; private: boolean } | null;
   accept: { start: bigint; end: bigint; index: number; fourK: boolean } | null;
   mmioRead: { index: number; gpa: bigint } | null;
+  /** The EPT violation and fault of an MMIO page's first touch, which belong to the next kvm_mmio's instruction. */
+  mmioTouch: SourceRef[];
   mapGpa: { src: SourceRef[]; ranges: { start: bigint; end: bigint; attributes: bigint; src: SourceRef | null }[] } | null;
   handlerAccept: boolean;
   eagain: number;
@@ -193,6 +195,7 @@ export function buildScenario(trace: ParsedTrace, name: string): BuiltScenario {
     touch: null,
     accept: null,
     mmioRead: null,
+    mmioTouch: [],
     mapGpa: null,
     handlerAccept: false,
     eagain: 0,
@@ -269,7 +272,7 @@ export function buildScenario(trace: ParsedTrace, name: string): BuiltScenario {
     if (isPrivate && eeqType === TDX_EXT_EXIT_QUAL_TYPE_ACCEPT) return acceptExit(s, exit, pf, gpa, Number(d.info2 >> TDX_EXT_EXIT_QUAL_INFO_SHIFT));
     if (!isPrivate && isDevice(gpa)) {
       // The first touch of an MMIO page: the instruction is read from the kvm_mmio that follows.
-      s.pendingExit = exit;
+      s.mmioTouch = [...srcOf(exit), ...srcOf(pf)];
       return;
     }
     return touch(s, exit, pf, gpa, d.info1, isPrivate);
@@ -330,8 +333,9 @@ export function buildScenario(trace: ParsedTrace, name: string): BuiltScenario {
         const dev = device(d.gpa, e.src);
         const off = (d.gpa & ~shared) - page(d.gpa & ~shared);
         const gpa = (d.gpa & ~shared) | shared;
-        const src = [...(pending === null ? [] : srcOf(pending)), ...srcOf(e)];
+        const src = [...s.mmioTouch, ...(pending === null ? [] : srcOf(pending)), ...srcOf(e)];
         s.pendingExit = null;
+        s.mmioTouch = [];
         if (d.type === 'write') {
           dev.written.add(off);
           push(s, { op: 'store', gpa, size: d.len, value: d.val }, { src, what: `MMIO write (kvm_mmio), ${d.len} bytes` });
@@ -386,18 +390,26 @@ export function buildScenario(trace: ParsedTrace, name: string): BuiltScenario {
     notes.push(...s.notes);
   });
 
+  // Only SEAMCALL failures and no vCPU activity (a bare dmesg): run the usual way KVM comes to call that leaf.
+  const story = states.every((s) => s.ops.length === 0) ? seamcallStory(events) : null;
+  if (story !== null) {
+    states[0]!.ops.push(...story.ops);
+    if (story.handlerAccept) states[0]!.handlerAccept = true;
+    notes.push({ src: story.src, message: story.note });
+  }
+
   const wentOn = states.map((s) => s.handlerAccept || s.ops.some((o, i) => (o.op.op === 'load' || o.op.op === 'store') && o.origin.what.startsWith('private') && wentOnAfter(s, i)));
   const anyWentOn = wentOn.some(Boolean);
   if (septVeOn && anyWentOn) notes.push({ src: null, message: 'one guest hit a PENDING page with SEPT_VE_DISABLE (VM dead) while another went on after touching one; the scenario keeps SEPT_VE_DISABLE' });
   const septVeDisable = td && (septVeOn || !anyWentOn);
 
-  const privateHugePages = td && events.some((e) => {
+  const privateHugePages = td && (story?.hugePages === true || events.some((e) => {
     const d = e.data;
     if (d.name === 'kvm_mmu_split_huge_page') return true;
     if (d.name === 'kvm_mmu_set_spte') return d.level >= PG_LEVEL_2M && (d.gfn << 12n & shared) === 0n;
     if (d.name === 'kvm_mmu_spte_requested') return d.level >= PG_LEVEL_2M;
     return false;
-  });
+  }));
 
   // Image: private 4K leaves the build mapped (KVM_TDX_INIT_MEM_REGION → TDH.MEM.PAGE.ADD) before any vCPU ran.
   const image: BuiltScenario['image'] = [];
@@ -472,7 +484,7 @@ export function buildScenario(trace: ParsedTrace, name: string): BuiltScenario {
     notes,
   };
 
-  /** After op `i`, did the trace show this vCPU entered again and doing something else (or nothing)? */
+  /** After op `i` (its last fault), did this vCPU enter again and exit for something else than that page's PENDING state? */
   function wentOnAfter(s: VcpuState, i: number): boolean {
     const srcs = s.ops[i]!.origin.src;
     const lastLine = srcs.at(-1);
@@ -482,10 +494,58 @@ export function buildScenario(trace: ParsedTrace, name: string): BuiltScenario {
     const entry = after.findIndex((e) => e.data.name === 'kvm_entry');
     if (entry === -1) return false;
     const nextExit = after.slice(entry).find((e) => e.data.name === 'kvm_exit' && !isAsync(e.data));
-    if (nextExit === undefined) return true;
+    // A trace that ends there (a guest that panicked, a recording stopped) says nothing either way.
+    if (nextExit === undefined) return false;
     const nd = nextExit.data as DataOf<'kvm_exit'>;
     return !(nd.reason === EXIT_REASON_EPT_VIOLATION && Number(nd.info2 & TDX_EXT_EXIT_QUAL_TYPE_MASK) === TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION);
   }
+}
+
+/** Where a bare SEAMCALL failure is replayed: any 2M-aligned private GPA would do, a message does not name one. */
+const STORY_GPA = 0x200000n;
+
+/**
+ * The guest program that makes KVM issue the failing SEAMCALL of a trace that has nothing else: DEMOTE
+ * comes from splitting a private 2M leaf for a 4K ACCEPT (§6.iii); BLOCK, TRACK, REMOVE and WBINVD from
+ * zapping a private page on a conversion to shared (§6.iv); SEPT.ADD and AUG from a private fault (§6.ii).
+ */
+function seamcallStory(events: readonly TraceEvent[]): { ops: PlacedOp[]; hugePages: boolean; handlerAccept: boolean; note: string; src: SourceRef | null } | null {
+  const err = events.find((e) => e.data.name === 'tdx_seamcall_error');
+  if (err === undefined || err.data.name !== 'tdx_seamcall_error' || err.data.leafName === null) return null;
+  const leaf = err.data.leafName;
+  const origin = (what: string): Origin => ({ src: srcOf(err), what });
+  const gpaNote = `the message does not name the GPA, so the scenario uses ${hex(STORY_GPA)}`;
+  if (leaf === 'TDH.MEM.PAGE.DEMOTE' || leaf === 'TDH.MEM.PAGE.PROMOTE') {
+    return {
+      ops: [{ op: { op: 'store', gpa: STORY_GPA, size: 8, value: 0n }, origin: origin(`the touch that makes KVM map ${leaf === 'TDH.MEM.PAGE.DEMOTE' ? 'and then split' : 'at'} 2M; its #VE handler accepts 4K`) }],
+      hugePages: true,
+      handlerAccept: true,
+      note: `only ${leaf} failing is in the trace: the scenario makes KVM split a private 2M leaf for a 4K ACCEPT (§6.iii), the way it calls ${leaf}; ${gpaNote}`,
+      src: err.src,
+    };
+  }
+  if (['TDH.MEM.RANGE.BLOCK', 'TDH.MEM.TRACK', 'TDH.MEM.PAGE.REMOVE', 'TDH.PHYMEM.PAGE.WBINVD'].includes(leaf)) {
+    return {
+      ops: [
+        { op: { op: 'accept', gpa: STORY_GPA, size: PAGE_SIZE }, origin: origin('a private page to zap') },
+        { op: { op: 'mapGpa', gpa: STORY_GPA, size: PAGE_SIZE, to: 'shared' }, origin: origin(`the conversion whose zap calls ${leaf}`) },
+      ],
+      hugePages: false,
+      handlerAccept: false,
+      note: `only ${leaf} failing is in the trace: the scenario converts an accepted private page to shared, whose zap calls it (§6.iv); ${gpaNote}`,
+      src: err.src,
+    };
+  }
+  if (leaf === 'TDH.MEM.PAGE.AUG' || leaf === 'TDH.MEM.SEPT.ADD') {
+    return {
+      ops: [{ op: { op: 'accept', gpa: STORY_GPA, size: PAGE_SIZE }, origin: origin(`the private fault that calls ${leaf}`) }],
+      hugePages: false,
+      handlerAccept: false,
+      note: `only ${leaf} failing is in the trace: the scenario accepts a private page, whose fault calls it (§6.ii); ${gpaNote}`,
+      src: err.src,
+    };
+  }
+  return null;
 }
 
 /**
