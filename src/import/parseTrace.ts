@@ -109,6 +109,7 @@ export function parseTraceText(input: TraceInput, format?: TraceFormat): { forma
     diagnostics.push({ file: input.file, line: lineNo, message: `not a ${fmt} line: ${clip(text)}` });
   });
   close();
+  diagnostics.sort((a, b) => a.line - b.line);
   return { format: fmt, events: foldRegisterDumps(events), diagnostics, lines: lines.length };
 }
 
