@@ -64,14 +64,14 @@ describe('building the scenario a trace implies', () => {
   });
 
   it('4K accepts across a 2M boundary are not merged into one tdx_accept_memory that would try 2M there', () => {
-    const line = (i: number, ts: number, ev: string, payload: string) => `  CPU 0/KVM-7 [001] ${ts.toFixed(6).padStart(12)}: ${`${ev}:`.padEnd(20)} ${payload}`;
+    const line = (ts: number, ev: string, payload: string) => `  CPU 0/KVM-7 [001] ${ts.toFixed(6).padStart(12)}: ${`${ev}:`.padEnd(20)} ${payload}`;
     const lines = ['cpus=2'];
     let ts = 10;
     for (let i = 0; i < 514; i++) {
       const gpa = 0x1ff000 + i * 0x1000;
-      lines.push(line(i, (ts += 1e-5), 'kvm_entry', 'vcpu 0, rip 0x0'));
-      lines.push(line(i, (ts += 1e-5), 'kvm_exit', 'vcpu 0 reason EPT_VIOLATION rip 0x0 info1 0x0000000000000002 info2 0x0000000000000001 intr_info 0x00000000 error_code 0x00000000'));
-      lines.push(line(i, (ts += 1e-5), 'kvm_page_fault', `vcpu 0 rip 0x0 address 0x${gpa.toString(16).padStart(16, '0')} error_code 0x2`));
+      lines.push(line((ts += 1e-5), 'kvm_entry', 'vcpu 0, rip 0x0'));
+      lines.push(line((ts += 1e-5), 'kvm_exit', 'vcpu 0 reason EPT_VIOLATION rip 0x0 info1 0x0000000000000002 info2 0x0000000000000001 intr_info 0x00000000 error_code 0x00000000'));
+      lines.push(line((ts += 1e-5), 'kvm_page_fault', `vcpu 0 rip 0x0 address 0x${gpa.toString(16).padStart(16, '0')} error_code 0x2`));
     }
     const { scenario } = build({ file: 'run.txt', text: lines.join('\n') });
     expect(program(scenario)).toEqual([
