@@ -171,8 +171,10 @@ export interface Alignment {
 /** How far ahead a resynchronisation is looked for, and how many matches confirm it. */
 const WINDOW = 400;
 const CONFIRM = 2;
+/** Key comparisons all resynchronisations of one alignment may spend; past it, the rest of a stream is one hunk. */
+const BUDGET = 20_000_000;
 
-function resync(r: Keyed[], m: Keyed[], i: number, j: number): [number, number] | null {
+function resync(r: Keyed[], m: Keyed[], i: number, j: number, budget: { left: number }): [number, number] | null {
   const confirmed = (a: number, b: number) => {
     for (let k = 0; k < CONFIRM; k++) {
       const x = r[a + k];
@@ -186,13 +188,14 @@ function resync(r: Keyed[], m: Keyed[], i: number, j: number): [number, number] 
     for (let a = 0; a <= s; a++) {
       const b = s - a;
       if (a > WINDOW || b > WINDOW || i + a >= r.length || j + b >= m.length) continue;
+      if (--budget.left < 0) return null;
       if (r[i + a]!.key === m[j + b]!.key && confirmed(i + a, j + b)) return [a, b];
     }
   }
   return null;
 }
 
-function alignStream(thread: Thread, r: Keyed[], m: Keyed[], pairs: Pair[], hunks: Hunk[]): void {
+function alignStream(thread: Thread, r: Keyed[], m: Keyed[], pairs: Pair[], hunks: Hunk[], budget: { left: number }): void {
   let i = 0;
   let j = 0;
   let last: Pair | null = null;
@@ -216,7 +219,7 @@ function alignStream(thread: Thread, r: Keyed[], m: Keyed[], pairs: Pair[], hunk
       j++;
       continue;
     }
-    const rs = resync(r, m, i, j);
+    const rs = resync(r, m, i, j, budget);
     if (rs === null) {
       pendingHunk = open(r.length - i, m.length - j);
       break;
@@ -247,7 +250,8 @@ export function alignTraces(real: readonly TraceEvent[], model: readonly TraceEv
   const pairs: Pair[] = [];
   const hunks: Hunk[] = [];
   const threads = [...new Set([...rs.streams.keys(), ...ms.streams.keys()])].filter((t) => t !== 'dmesg').sort();
-  for (const t of threads) alignStream(t, rs.streams.get(t) ?? [], ms.streams.get(t) ?? [], pairs, hunks);
+  const budget = { left: BUDGET };
+  for (const t of threads) alignStream(t, rs.streams.get(t) ?? [], ms.streams.get(t) ?? [], pairs, hunks, budget);
   const bare = rs.streams.get('dmesg');
   if (bare !== undefined) alignBare(bare, [...ms.streams.values()].flat().filter((k) => k.e.data.name === 'tdx_seamcall_error' || k.e.data.name === 'tdx_pending_access'), pairs, hunks);
   const aside = new Map([...rs.aside, ...ms.aside]);

@@ -147,7 +147,8 @@ export function classifyHunk(h: Hunk, ctx: ClassifyContext): Divergence {
 
   const realAfterEnd = h.after === null && M.length > 0 && R.length === 0;
   if (realAfterEnd) {
-    return { ...base, kind: 'trace-ends', message: `the trace of ${h.thread} ends here; the model goes on for ${M.length} more event(s) from step ${M[0]!.seq}`, hint: null };
+    const message = (realStream?.length ?? 0) === 0 ? `the trace has no compared event of ${h.thread} (not recorded, or the recording started later); the model has ${M.length} from step ${M[0]!.seq}` : `the trace of ${h.thread} ends here; the model goes on for ${M.length} more event(s) from step ${M[0]!.seq}`;
+    return { ...base, kind: 'trace-ends', message, hint: null };
   }
   if (h.after === null && M.length === 0) {
     const outcome = ctx.outcome.status === 'ok' ? 'with nothing left to run' : `with ${ctx.outcome.reason ?? 'a failure'}`;
