@@ -196,7 +196,7 @@ export function classifyHunk(h: Hunk, ctx: ClassifyContext): Divergence {
     return { ...base, kind: 'exit-differs', message: `the trace exits with ${describe(rExit)} (${where(rExit)}) where the model exits with ${describe(mExit)} (step ${mExit.seq})`, hint: null };
   }
   if (rExit !== undefined && R[0] === rExit) {
-    return { ...base, kind: 'exit-not-taken', message: `an exit the model would not take: ${describe(rExit)} at ${where(rExit)}; the model ${M[0] ? `does ${describe(M[0])} at step ${M[0].seq}` : 'has nothing there'}`, hint: null };
+    return { ...base, kind: 'exit-not-taken', message: `an exit the model would not take: ${describe(rExit)} at ${where(rExit)}; the model ${M[0] ? `does ${describe(M[0])} at step ${M[0].seq}` : h.after ? `goes straight on to ${describe(h.after.model)} at step ${h.after.model.seq}` : 'has nothing there'}`, hint: null };
   }
   if (mExit !== undefined && M[0] === mExit) {
     return { ...base, kind: 'model-exit', message: `the model exits with ${describe(mExit)} at step ${mExit.seq}, where the trace ${R[0] ? `has ${describe(R[0])} (${where(R[0])})` : 'has nothing'}`, hint: null };

@@ -4,7 +4,7 @@
  * same task (SPTE changes of its faults, kvm_mmio, the VMM's KVM_SET_MEMORY_ATTRIBUTES for its MapGPA, a
  * printk from its exit handler) belongs to that vCPU too. Layouts without the vCPU id fall back on QEMU's
  * thread name (`CPU 3/KVM`), then on the order in which the tasks first enter the guest. Everything else is
- * the VMM's (`vm`); a dmesg line without a caller id has no thread at all.
+ * the VMM's (`vm`); a dmesg line has no thread unless its caller id (CONFIG_PRINTK_CALLER) is a vCPU's task.
  */
 import type { Thread, TraceEvent } from './traceEvent.ts';
 
@@ -41,7 +41,7 @@ export function assignThreads(events: TraceEvent[]): VcpuThread[] {
   }
   for (const e of events) {
     const t = e.frame.pid === null ? undefined : byPid.get(e.frame.pid);
-    e.thread = t !== undefined ? (`vcpu${t.vcpu}` as Thread) : e.format === 'dmesg' && e.frame.pid === null ? 'dmesg' : 'vm';
+    e.thread = t !== undefined ? (`vcpu${t.vcpu}` as Thread) : e.format === 'dmesg' ? 'dmesg' : 'vm';
   }
   return [...byPid.values()].sort((a, b) => a.vcpu - b.vcpu);
 }

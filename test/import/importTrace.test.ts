@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { importTraces, type ImportResult } from '../../src/import/importTrace.ts';
 import { reportJson, reportText } from '../../src/import/report.ts';
 import { fixture, stormTrace } from './helpers.ts';
+import { traceCmdReport } from '../../src/export/traceCmd.ts';
+import { runInMemory } from '../../src/session/open.ts';
 
 const comparedReal = (r: ImportResult) => [...r.alignment.streams.real.values()].reduce((n, s) => n + s.length, 0);
 const files = { scenario: null, log: null };
@@ -101,5 +103,46 @@ describe('where they part', () => {
     expect(j.modelTrace[first.model.id!]!.seq).toBe(first.model.seq);
     expect(j.trace.filter((e) => e.align.status === 'trace-only').length).toBeGreaterThan(0);
     expect(j.livelocks.trace[0]!.gpa).toBe('0x201000');
+  });
+});
+
+describe('divergences in an edited export', () => {
+  /** An example's run printed as a trace, with `edit` applied to its lines. */
+  function edited(example: string, edit: (lines: string[]) => string[]): ImportResult {
+    const { log, file } = runInMemory(example);
+    const lines = traceCmdReport(log, file).trimEnd().split('\n');
+    return importTraces([{ file: `${example}.txt`, text: edit(lines).join('\n') + '\n' }]);
+  }
+
+  it('an exit the model would not take: a CPUID TDVMCALL the guest made between two MMIO accesses', () => {
+    const r = edited('mmio-ve', (lines) => {
+      const i = lines.findIndex((l) => l.includes('reason EPT_MISCONFIG'));
+      const cpuid = lines[i]!.replace('reason EPT_MISCONFIG', 'reason CPUID');
+      const entry = lines.slice(0, i).reverse().find((l) => l.includes('kvm_entry:'))!;
+      return [...lines.slice(0, i), cpuid, entry, ...lines.slice(i)];
+    });
+    expect(r.first).toMatchObject({ kind: 'exit-not-taken', thread: 'vcpu0' });
+    expect(r.first!.trace!.src!.line).toBe(r.trace.events.find((e) => e.data.name === 'kvm_exit' && e.data.reasonName === 'CPUID')!.src!.line);
+    expect(r.first!.message).toMatch(/^an exit the model would not take: kvm_exit CPUID at mmio-ve\.txt:\d+; the model goes straight on to kvm_exit EPT_MISCONFIG at step \d+$/);
+    expect(r.built.notes.some((n) => n.message === "a CPUID exit: the model's guest has no instruction for it, so it is left out")).toBe(true);
+  });
+
+  it('an exit that differs: the trace\'s ACCEPT exit reports another S-EPT level than the model\'s', () => {
+    // private-accept's ACCEPT exit: EEQ info error level 1 (the image page's walk built the levels above).
+    const r = edited('private-accept', (lines) => lines.map((l) => l.replace('info2 0x0000000800000001', 'info2 0x0000001800000001')));
+    expect(r.first).toMatchObject({ kind: 'exit-differs', thread: 'vcpu0' });
+    expect(r.first!.message).toMatch(/^the trace exits with kvm_exit EPT_VIOLATION \(qual 0x2, EEQ 0x1800000001\) \(private-accept\.txt:\d+\) where the model exits with kvm_exit EPT_VIOLATION \(qual 0x2, EEQ 0x800000001\) \(step \d+\)$/);
+  });
+
+  it('a conversion traced as kvm_hypercall KVM_HC_MAP_GPA_RANGE is a mapGpa', () => {
+    const r = edited('mapgpa-round-trip', (lines) => {
+      // A kernel that traced the hypercall: put it where the TDCALL's userspace exit is.
+      const i = lines.findIndex((l) => l.includes('KVM_EXIT_HYPERCALL'));
+      return [...lines.slice(0, i), lines[i]!.replace(/kvm_userspace_exit:.*/, 'kvm_hypercall:       nr 0xc a0 0x200000 a1 0x1 a2 0x0 a3 0x0'), ...lines.slice(i)];
+    });
+    expect(r.scenario.vcpus[0]!.program.filter((o) => o.op === 'mapGpa')).toEqual([
+      { op: 'mapGpa', gpa: 0x200000n, size: 0x1000n, to: 'shared' },
+      { op: 'mapGpa', gpa: 0x200000n, size: 0x1000n, to: 'private' },
+    ]);
   });
 });
