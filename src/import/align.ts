@@ -18,7 +18,7 @@
  */
 import { FROZEN_SPTE, SHADOW_NONPRESENT_VALUE, TDX_SHADOW_MMIO_VALUE, VMX_EPT_MISCONFIG_WX_VALUE, VMX_EPT_RWX_MASK, isLargePte, isLastSpte, isMmioSpte, isShadowPresentPte } from '../arch/spte.ts';
 import { hex } from '../arch/hex.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EXCEPTION_NMI, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_HLT, EXIT_REASON_OTHER_SMI, VMX_EXIT_REASONS_FAILED_VMENTRY, EPT_VIOLATION_PROT_MASK } from '../arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EXCEPTION_NMI, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_HLT, EXIT_REASON_OTHER_SMI, VMX_EXIT_REASONS_FAILED_VMENTRY, EPT_VIOLATION_PROT_MASK, EPT_VIOLATION_ACC_READ, EPT_VIOLATION_ACC_WRITE, EPT_VIOLATION_ACC_INSTR, EXIT_REASON_BASIC_MASK } from '../arch/vmx.ts';
 import type { Thread, TraceEvent } from './traceEvent.ts';
 
 export interface KeyContext {
@@ -26,7 +26,8 @@ export interface KeyContext {
 }
 
 /** Exit-qualification bits worth comparing: access (2:0) and, for a TD, the permissions the module reports (5:3). */
-const qualMask = (ctx: KeyContext) => BigInt(ctx.td ? 0x7 | EPT_VIOLATION_PROT_MASK : 0x7);
+const ACCESS_BITS = EPT_VIOLATION_ACC_READ | EPT_VIOLATION_ACC_WRITE | EPT_VIOLATION_ACC_INSTR;
+const qualMask = (ctx: KeyContext) => BigInt(ctx.td ? ACCESS_BITS | EPT_VIOLATION_PROT_MASK : ACCESS_BITS);
 
 function spteKind(spte: bigint, level: number, td: boolean): string {
   if (spte === FROZEN_SPTE) return 'frozen';
@@ -86,7 +87,7 @@ export function compareKey(e: TraceEvent, ctx: KeyContext): string | null {
 export function isHostExit(e: TraceEvent): boolean {
   if (e.data.name !== 'kvm_exit' || e.data.reason === null) return false;
   if ((e.data.reason & VMX_EXIT_REASONS_FAILED_VMENTRY) !== 0) return true;
-  const basic = e.data.reason & 0xffff;
+  const basic = e.data.reason & EXIT_REASON_BASIC_MASK;
   return basic === EXIT_REASON_EXTERNAL_INTERRUPT || basic === EXIT_REASON_EXCEPTION_NMI || basic === EXIT_REASON_OTHER_SMI;
 }
 

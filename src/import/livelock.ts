@@ -5,7 +5,7 @@
  * that no SPTE changed; without them the repetition is reported as such.
  */
 import { hex } from '../arch/hex.ts';
-import { gpaToGfn } from '../arch/gpa.ts';
+import { gpaToGfn, pagesOfPgLevel } from '../arch/gpa.ts';
 import { STEPPING_EPF_THRESHOLD, TDX_EXT_EXIT_QUAL_TYPE_ACCEPT, TDX_EXT_EXIT_QUAL_TYPE_MASK } from '../arch/tdxStatus.ts';
 import type { SourceRef, Thread, TraceEvent } from './traceEvent.ts';
 
@@ -44,7 +44,7 @@ function spteChangedBetween(events: readonly TraceEvent[], from: number, to: num
     const g = gfnTouched(events[i]!);
     if (g === null) continue;
     const level = events[i]!.data.name === 'kvm_tdp_mmu_spte_changed' || events[i]!.data.name === 'kvm_mmu_set_spte' || events[i]!.data.name === 'kvm_mmu_split_huge_page' ? (events[i]!.data as { level: number }).level : 1;
-    const span = 1n << BigInt(9 * (level - 1));
+    const span = pagesOfPgLevel(level);
     if (gfn >= g && gfn < g + span) return true;
   }
   return false;

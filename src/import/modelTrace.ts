@@ -30,8 +30,8 @@
  */
 import { EINTR, EIO, KVM_EXIT_IO_OUT, PG_LEVEL_4K } from '../arch/kvmApi.ts';
 import { seamcallLeaf } from '../arch/seamcall.ts';
-import { gfnDirectBits, pagesOfPgLevel, sharedBit, type Gpaw } from '../arch/gpa.ts';
-import { FROZEN_SPTE, TDX_SHADOW_MMIO_VALUE, VMX_EPT_MISCONFIG_WX_VALUE, VMX_EPT_EXECUTABLE_MASK, VMX_EPT_READABLE_MASK, VMX_EPT_WRITABLE_MASK, getMmioSpteGeneration, isLastSpte, isMmioSpte, isShadowPresentPte } from '../arch/spte.ts';
+import { PAGE_SHIFT, gfnDirectBits, pagesOfPgLevel, sharedBit, type Gpaw } from '../arch/gpa.ts';
+import { ACC_ALL, FROZEN_SPTE, TDX_SHADOW_MMIO_VALUE, VMX_EPT_MISCONFIG_WX_VALUE, VMX_EPT_EXECUTABLE_MASK, VMX_EPT_READABLE_MASK, VMX_EPT_WRITABLE_MASK, getMmioSpteGeneration, isLastSpte, isMmioSpte, isShadowPresentPte } from '../arch/spte.ts';
 import {
   EXIT_REASON_EPT_MISCONFIG,
   EXIT_REASON_EPT_VIOLATION,
@@ -40,6 +40,8 @@ import {
   EXIT_REASON_VMCALL,
   EPT_VIOLATION_ACC_WRITE,
   EPT_VIOLATION_PROT_MASK,
+  EXIT_REASON_BASIC_MASK,
+  TDX_NO_EXIT_REASON,
 } from '../arch/vmx.ts';
 import { TDVMCALL_INSTRUCTION_CPUID, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_INSTRUCTION_RDMSR, TDVMCALL_INSTRUCTION_WRMSR, TDVMCALL_VE_REQUEST_MMIO } from '../arch/tdcall.ts';
 import { TDX_EXT_EXIT_QUAL_TYPE_MASK, TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION, isTdxError, tdxStatusName } from '../arch/tdxStatus.ts';
@@ -68,8 +70,6 @@ const KVM_VCPU = /^kvm\.vcpu(\d+)$/;
 const TDVMCALL_AS_EXIT: ReadonlySet<number> = new Set([TDVMCALL_INSTRUCTION_CPUID, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_INSTRUCTION_RDMSR, TDVMCALL_INSTRUCTION_WRMSR]);
 /** The memory SEAMCALLs whose failure KVM prints with the S-EPT entry and level/state they return. */
 const PRINTS_ENTRY: ReadonlySet<string> = new Set(['TDH.MEM.SEPT.ADD', 'TDH.MEM.PAGE.AUG', 'TDH.MEM.PAGE.ADD', 'TDH.MEM.RANGE.BLOCK', 'TDH.MEM.PAGE.REMOVE', 'TDH.MEM.PAGE.DEMOTE']);
-/** TDH.VP.ENTER refused (BUSY): KVM's exit reason is -1. */
-const NO_EXIT_REASON = 0xffffffff;
 
 type Payload = Record<string, unknown>;
 const big = (v: unknown): bigint => (typeof v === 'string' || typeof v === 'number' || typeof v === 'bigint' ? BigInt(v) : 0n);
@@ -137,7 +137,7 @@ function tdExitReason(name: string, p: Payload): number | null {
     case 'EXTERNAL_INTERRUPT':
       return EXIT_REASON_EXTERNAL_INTERRUPT;
     case 'BUSY':
-      return NO_EXIT_REASON;
+      return TDX_NO_EXIT_REASON;
     case 'EPT_MISCONFIG':
       return null;
     case 'TDCALL': {
@@ -157,6 +157,8 @@ function setSpteAccess(spte: bigint): string {
   return `r${spte & VMX_EPT_WRITABLE_MASK ? 'w' : '-'}${spte & VMX_EPT_EXECUTABLE_MASK ? 'x' : '-'}${spte & VMX_EPT_READABLE_MASK ? 'u' : '-'}`;
 }
 
+/** An SPTE is a u64: the byte offset of entry `index` in its page-table page is index × 8. */
+const SPTE_BYTES = 8n;
 const roundGfn = (gfn: bigint, level: number) => gfn & ~(pagesOfPgLevel(level) - 1n);
 
 export function modelTrace(log: ParsedLog, file = '<log>'): TraceEvent[] {
@@ -197,9 +199,9 @@ export function modelTrace(log: ParsedLog, file = '<log>'): TraceEvent[] {
     emit(seq, { name: 'kvm_tdp_mmu_spte_changed', asId: 0, gfn, level, oldSpte, newSpte });
     if (!KVM_VCPU.test(sender)) return;
     // tdp_mmu_map_handle_target_level: the leaf of a fault is traced once more, as MMIO or as a mapping.
-    const sptep = (big(p['tablePfn']) << 12n) | (big(p['index']) * 8n);
+    const sptep = (big(p['tablePfn']) << BigInt(PAGE_SHIFT)) | (big(p['index']) * SPTE_BYTES);
     if (!isShadowPresentPte(newSpte) && newSpte !== FROZEN_SPTE && isMmioSpte(newSpte, mmioValue)) {
-      emit(seq, { name: 'mark_mmio_spte', sptep: sptep.toString(16).padStart(16, '0'), gfn, access: Number(newSpte & 7n), gen: getMmioSpteGeneration(newSpte) });
+      emit(seq, { name: 'mark_mmio_spte', sptep: sptep.toString(16).padStart(16, '0'), gfn, access: Number(newSpte & ACC_ALL), gen: getMmioSpteGeneration(newSpte) });
     } else if (isShadowPresentPte(newSpte) && isLastSpte(newSpte, level)) {
       emit(seq, { name: 'kvm_mmu_set_spte', gfn, spte: newSpte, access: setSpteAccess(newSpte), level, sptep });
     }
@@ -218,13 +220,13 @@ export function modelTrace(log: ParsedLog, file = '<log>'): TraceEvent[] {
         if (vcpu === null) break;
         const reason = tdExitReason(e.name, p);
         if (reason === null) break;
-        const busy = reason === NO_EXIT_REASON;
+        const busy = reason === TDX_NO_EXIT_REASON;
         emit(seq, {
           name: 'kvm_exit',
           vcpu,
           isa: 'vmx',
           reason,
-          reasonName: EXIT_REASON_NAMES[reason & 0xffff] ?? `0x${(reason & 0xffff).toString(16)}`,
+          reasonName: EXIT_REASON_NAMES[reason & EXIT_REASON_BASIC_MASK] ?? `0x${(reason & EXIT_REASON_BASIC_MASK).toString(16)}`,
           flags: [],
           rip: 0n,
           info1: busy ? 0n : big(p['RCX']),

@@ -27,9 +27,9 @@
  * What a trace cannot show is left out and said so (`notes`): private memory contents, instructions that
  * never exited, exits the model has no instruction for.
  */
-import { PAGE_SIZE, TDX_PS_2M, pageSizeOfPgLevel, sharedBit, tdxLevelToPgLevel, type Gpaw } from '../arch/gpa.ts';
+import { PAGE_SIZE, TDX_PS_2M, gpaToGfn, pageSizeOfPgLevel, sharedBit, tdxLevelToPgLevel, type Gpaw } from '../arch/gpa.ts';
 import { hex } from '../arch/hex.ts';
-import { KVM_EXIT_HYPERCALL, KVM_HC_MAP_GPA_RANGE, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MEMORY_ATTRIBUTE_PRIVATE, PG_LEVEL_2M } from '../arch/kvmApi.ts';
+import { KVM_EXIT_HYPERCALL, KVM_HC_MAP_GPA_RANGE, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MEMORY_ATTRIBUTE_PRIVATE, PG_LEVEL_1G, PG_LEVEL_2M } from '../arch/kvmApi.ts';
 import { decodeAcceptEeqInfo, TDX_EXT_EXIT_QUAL_INFO_SHIFT, TDX_EXT_EXIT_QUAL_TYPE_ACCEPT, TDX_EXT_EXIT_QUAL_TYPE_MASK, TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION } from '../arch/tdxStatus.ts';
 import {
   EPT_VIOLATION_ACC_INSTR,
@@ -44,6 +44,7 @@ import {
   EXIT_REASON_TDCALL,
   EXIT_REASON_VMCALL,
   VMX_EXIT_REASONS_FAILED_VMENTRY,
+  EXIT_REASON_BASIC_MASK,
 } from '../arch/vmx.ts';
 import type { ParsedTrace } from './parseTrace.ts';
 import type { DataOf, SourceRef, TraceEvent } from './traceEvent.ts';
@@ -100,7 +101,7 @@ const ASYNC_EXITS: ReadonlySet<number> = new Set([EXIT_REASON_EXTERNAL_INTERRUPT
 const TWO_MB = pageSizeOfPgLevel(PG_LEVEL_2M);
 /** What QEMU gives a TD that a trace does not size: 2 GiB of guest_memfd RAM from 0, as the examples do. */
 const DEFAULT_RAM = 0x80000000n;
-const ONE_GB = 0x40000000n;
+const ONE_GB = pageSizeOfPgLevel(PG_LEVEL_1G);
 
 const page = (a: bigint) => a & ~(PAGE_SIZE - 1n);
 const srcOf = (e: TraceEvent): SourceRef[] => (e.src === null ? [] : [e.src]);
@@ -110,7 +111,7 @@ const at = (s: SourceRef | null) => (s === null ? '' : `${s.file}:${s.line}`);
 function isAsync(d: DataOf<'kvm_exit'>): boolean {
   if (d.reason === null) return false;
   if ((d.reason & VMX_EXIT_REASONS_FAILED_VMENTRY) !== 0) return true;
-  return ASYNC_EXITS.has(d.reason & 0xffff);
+  return ASYNC_EXITS.has(d.reason & EXIT_REASON_BASIC_MASK);
 }
 
 export function isTdTrace(events: readonly TraceEvent[]): boolean {
@@ -119,19 +120,21 @@ export function isTdTrace(events: readonly TraceEvent[]): boolean {
     const d = e.data;
     if (d.name === 'tdx_seamcall_error' || d.name === 'tdx_pending_access') return true;
     if (d.name === 'kvm_exit') {
-      if (d.reason !== null && (d.reason & 0xffff) === EXIT_REASON_TDCALL) return true;
+      if (d.reason !== null && (d.reason & EXIT_REASON_BASIC_MASK) === EXIT_REASON_TDCALL) return true;
       if (d.reason === EXIT_REASON_EPT_VIOLATION && d.info2 !== 0n) return true;
       if (d.rip !== 0n) vmxRip = true;
     }
     if (d.name === 'kvm_vm_set_mem_attributes' && (d.attributes & BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE)) !== 0n) return true;
-    if (d.name === 'kvm_page_fault' && d.address >= 1n << 47n) return true;
+    if (d.name === 'kvm_page_fault' && (d.address & sharedBit(48)) !== 0n) return true;
   }
   return !vmxRip;
 }
 
+/** The first GPA 4-level EPT cannot hold: anything at or above it needs GPAW 52, whose shared bit is 51 (§2). */
+const GPAW_48_END = sharedBit(48) << 1n;
+
 function gpawOf(events: readonly TraceEvent[]): Gpaw {
-  // A GPA at or above 2^48 exists only with 5-level EPT, whose shared bit is 51 (§2).
-  const wide = events.some((e) => (e.data.name === 'kvm_page_fault' && e.data.address >= 1n << 48n) || (e.data.name === 'kvm_tdp_mmu_spte_changed' && e.data.gfn >= 1n << 36n));
+  const wide = events.some((e) => (e.data.name === 'kvm_page_fault' && e.data.address >= GPAW_48_END) || (e.data.name === 'kvm_tdp_mmu_spte_changed' && e.data.gfn >= gpaToGfn(GPAW_48_END)));
   return wide ? 52 : 48;
 }
 
@@ -317,7 +320,7 @@ export function buildScenario(trace: ParsedTrace, name: string): BuiltScenario {
           s.notes.push({ src: s.halt.src, message: 'a HLT the guest was woken from: the model\'s guest has no interrupt source, so only a last HLT is kept' });
           s.halt = null;
         }
-        const reason = d.reason === null ? null : d.reason & 0xffff;
+        const reason = d.reason === null ? null : d.reason & EXIT_REASON_BASIC_MASK;
         if (reason === EXIT_REASON_HLT) s.halt = e;
         else if (reason === EXIT_REASON_EPT_VIOLATION || reason === EXIT_REASON_EPT_MISCONFIG || reason === EXIT_REASON_IO_INSTRUCTION || reason === EXIT_REASON_TDCALL || reason === EXIT_REASON_VMCALL) s.pendingExit = e;
         else notes.push({ src: e.src, message: `a ${d.reasonName} exit: the model's guest has no instruction for it, so it is left out` });

@@ -3,6 +3,7 @@
  * with the trace lines it was read from as a comment, so the file can be read against the trace, edited
  * and run with `tdxsim run`.
  */
+import { PAGE_SIZE } from '../arch/gpa.ts';
 import { hex } from '../arch/hex.ts';
 import type { BuiltOp, BuiltScenario, Origin } from './scenarioBuilder.ts';
 import type { SourceRef } from './traceEvent.ts';
@@ -71,7 +72,7 @@ export function scenarioYaml(b: BuiltScenario): string {
     for (const d of b.devices) {
       const regs = [...d.registers].sort((a, c) => (a[0] < c[0] ? -1 : 1)).map(([off, v]) => `${hex(off)}: ${hex(v)}`);
       const where = d.src === null ? '' : `   # MMIO seen at ${d.src.file}:${d.src.line}`;
-      out.push(`  - { name: mmio-${d.gpa.toString(16)}, kind: mmio-regs, gpa: ${hex(d.gpa)}, size: 0x1000, registers: { ${regs.join(', ')} } }${where}`);
+      out.push(`  - { name: mmio-${d.gpa.toString(16)}, kind: mmio-regs, gpa: ${hex(d.gpa)}, size: ${hex(PAGE_SIZE)}, registers: { ${regs.join(', ')} } }${where}`);
     }
   }
   if (b.image.length > 0) {

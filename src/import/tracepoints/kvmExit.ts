@@ -13,13 +13,12 @@
  * info2 = the extended exit qualification (RDX), intr_info = R9, error_code = 0; the reason is KVM's view
  * after tdx_to_vmx_exit_reason (a TDVMCALL<#VE.RequestMMIO> is EPT_MISCONFIG, <Instruction.HLT> is HLT).
  */
-import { EXIT_REASON_NAMES, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../../arch/vmx.ts';
+import { EXIT_REASON_BASIC_MASK, EXIT_REASON_NAMES, VMX_EXIT_REASONS_FAILED_VMENTRY } from '../../arch/vmx.ts';
 import type { Tracepoint } from './tracepoint.ts';
 import { hx, hxPad, readHex } from './printf.ts';
 
 const REASON_BY_NAME: ReadonlyMap<string, number> = new Map(Object.entries(EXIT_REASON_NAMES).map(([n, name]) => [name, Number(n)]));
 const FLAG_NAMES: ReadonlyMap<string, number> = new Map([['FAILED_VMENTRY', VMX_EXIT_REASONS_FAILED_VMENTRY]]);
-const BASIC_MASK = 0xffff;
 
 const HEAD = /^(?:vcpu (\d+) )?reason (.+?) rip (0x[0-9a-fA-F]+) (.*)$/;
 const INFO_OLD = /^info ([0-9a-fA-F]+) ([0-9a-fA-F]+)$/;
@@ -48,9 +47,9 @@ function parseReason(text: string): { reason: number | null; reasonName: string;
 
 /** The reason as kvm_print_exit_reason prints a VMX one. */
 export function formatExitReason(reason: number): string {
-  const basic = reason & BASIC_MASK;
+  const basic = reason & EXIT_REASON_BASIC_MASK;
   const name = EXIT_REASON_NAMES[basic] ?? hx(basic);
-  let high = (reason & ~BASIC_MASK) >>> 0;
+  let high = (reason & ~EXIT_REASON_BASIC_MASK) >>> 0;
   if (high === 0) return name;
   const parts: string[] = [];
   for (const [flag, mask] of FLAG_NAMES) {

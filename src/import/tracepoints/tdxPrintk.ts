@@ -15,7 +15,7 @@
  *
  * Statuses are named by src/arch/tdxStatus.ts, leaves by src/arch/seamcall.ts.
  */
-import { SEAMCALL_LEAF_NAMES, seamcallLeaf } from '../../arch/seamcall.ts';
+import { SEAMCALL_LEAF_MASK, SEAMCALL_LEAF_NAMES, seamcallLeaf } from '../../arch/seamcall.ts';
 import { tdxStatusName } from '../../arch/tdxStatus.ts';
 import type { DataOf, TraceEventData } from '../traceEvent.ts';
 import { hx, readHex } from './printf.ts';
@@ -27,8 +27,6 @@ const VP_RDWR = new RegExp(`^${PREFIX}(TDH_VP_(?:RD|WR))\\[(\\w+)\\.(0x[0-9a-fA-
 const PENDING = /Guest access before accepting (0x[0-9a-fA-F]+) on vCPU (\d+)/;
 const REG_DUMP = new RegExp(`^${PREFIX}((?:R[0-9A-Z]{2} 0x[0-9a-fA-F]+ ?){3})$`);
 const OPERAND = /,\s*(\w+),?\s+(0x[0-9a-fA-F]+)/g;
-/** SEAMCALL function number: leaf in bits 15:0 (§4.1). */
-const LEAF_MASK = 0xffffn;
 
 function leafOf(name: string): { leafName: string | null; leaf: number | null } {
   const dotted = name.replace(/_/g, '.');
@@ -56,7 +54,7 @@ export function parsePrintk(rawText: string): TraceEventData {
   const v = VIRT_SEAMCALL.exec(text);
   if (v) {
     const fn = /^0x/i.test(v[1]!) ? readHex(v[1]!) : BigInt(v[1]!);
-    const n = Number(fn & LEAF_MASK);
+    const n = Number(fn & BigInt(SEAMCALL_LEAF_MASK));
     const name = SEAMCALL_LEAF_NAMES[n];
     return seamcallError(v[1]!, { leafName: name ?? null, leaf: name === undefined ? null : n }, readHex(v[2]!), {}, 'virt/tdx');
   }
