@@ -84,6 +84,7 @@ export function reportJson(r: ImportResult, files: ReportFiles): Record<string, 
     scenario: {
       name: r.built.name,
       file: files.scenario,
+      yaml: r.yaml,
       vm: r.built.vmType,
       gpaw: r.built.gpaw,
       attributes: r.built.septVeDisable ? ['SEPT_VE_DISABLE'] : [],
