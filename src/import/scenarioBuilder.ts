@@ -204,6 +204,8 @@ export function buildScenario(trace: ParsedTrace, name: string): BuiltScenario {
     eagain: 0,
   }));
   let mapGpaDone = false;
+  // Without the attributes tracepoint a MapGPA's range is unknown, and an unanswered one proves nothing.
+  const attributesRecorded = events.some((e) => e.data.name === 'kvm_vm_set_mem_attributes');
 
   const push = (s: VcpuState, op: BuiltOp, origin: Origin) => {
     s.ops.push({ op, origin });
@@ -286,6 +288,10 @@ export function buildScenario(trace: ParsedTrace, name: string): BuiltScenario {
     s.mapGpa = null;
     if (m === null) return;
     if (m.ranges.length === 0) {
+      if (!attributesRecorded) {
+        notes.push({ src, message: 'a MapGPA (TDCALL, KVM_EXIT_HYPERCALL) whose range the trace does not show (record kvm:kvm_vm_set_mem_attributes too), so it is left out' });
+        return;
+      }
       if (!mapGpaDone) s.eagain++;
       else notes.push({ src, message: 'a MapGPA exit the VMM answered without converting anything after an earlier one succeeded; the model answers EAGAIN only for the first ones' });
       return;

@@ -5,7 +5,9 @@ import { buildScenario } from '../../src/import/scenarioBuilder.ts';
 import { scenarioYaml } from '../../src/import/scenarioYaml.ts';
 import { parseScenarioText } from '../../src/scenario/load.ts';
 import type { Scenario } from '../../src/scenario/schema.ts';
-import { fixture, stormTrace } from './helpers.ts';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { TRACES, fixture, stormTrace } from './helpers.ts';
 
 function build(...inputs: TraceInput[]): { scenario: Scenario; yaml: string; built: ReturnType<typeof buildScenario> } {
   const built = buildScenario(parseTraceFiles(inputs), 'import-test');
@@ -99,5 +101,18 @@ describe('building the scenario a trace implies', () => {
     expect(built.notes.map((n) => n.message)).toContain(
       'only TDH.MEM.PAGE.DEMOTE failing is in the trace: the scenario makes KVM split a private 2M leaf for a 4K ACCEPT (§6.iii), the way it calls TDH.MEM.PAGE.DEMOTE; the message does not name the GPA, so the scenario uses 0x200000',
     );
+  });
+});
+
+describe('what the trace did not record', () => {
+  it('a MapGPA without kvm_vm_set_mem_attributes in the trace is left out with a note, not taken for EAGAIN', () => {
+    const text = readFileSync(path.join(TRACES, 'td-accept-mapgpa.ftrace.txt'), 'utf8')
+      .split('\n')
+      .filter((l) => !l.includes('kvm_vm_set_mem_attributes'))
+      .join('\n');
+    const { scenario, built } = build({ file: 'no-attrs.txt', text });
+    expect(program(scenario).map((o) => o.op)).toEqual(['accept', 'load', 'hlt']);
+    expect(scenario.vmm.mapGpaEagain).toBe(0);
+    expect(built.notes.map((n) => n.message)).toContain('a MapGPA (TDCALL, KVM_EXIT_HYPERCALL) whose range the trace does not show (record kvm:kvm_vm_set_mem_attributes too), so it is left out');
   });
 });
