@@ -8,7 +8,7 @@
 import { LogWriter } from '../log/writer.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
-import { explore, type ExploreBounds, type ExploreProgress, type ExploreResult, type Violation } from '../explore/explore.ts';
+import { explore, type ExploreBounds, type ExploreProgress, type ExploreResult, type LivenessSummary, type Violation } from '../explore/explore.ts';
 import { PCT_DEPTH_DEFAULT, sample, type SampleMode, type SampleResult } from '../explore/sample.ts';
 import { exploreInWorkers } from '../explore/parallel.ts';
 import type { Model } from '../runtime/world.ts';
@@ -38,6 +38,8 @@ export interface ExploreCliOptions {
   pctDepth?: number;
   /** Worker threads (1: this thread only). */
   workers?: number;
+  /** commander's negation of --no-non-progress: skip the non-progress check even where it applies. */
+  nonProgress?: boolean;
 }
 
 export type ExploreMode = 'dfs' | SampleMode;
@@ -77,11 +79,12 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
   }
   const loaded = loadScenarioFile(scenarioArg);
   const scenario = withPolicies(loaded.scenario, opts.policy);
-  const invariants = invariantsFor(scenario, opts.invariant);
-  if (typeof invariants === 'string') {
-    progress(`tdxsim: ${invariants}`);
+  const named = invariantsFor(scenario, opts.invariant);
+  if (typeof named === 'string') {
+    progress(`tdxsim: ${named}`);
     return EXIT_BAD_INPUT;
   }
+  const invariants = withoutUncheckableLiveness(named, opts, mode, opts.workers ?? EXPLORE_DEFAULTS.workers, print);
   const model = modelFor(scenario);
   const bounds = { maxDepth: opts.maxDepth ?? EXPLORE_DEFAULTS.maxDepth, maxStates: opts.maxStates ?? EXPLORE_DEFAULTS.maxStates, maxMillis: (opts.time ?? EXPLORE_DEFAULTS.time) * 1000 };
   const seed = opts.seed ?? EXPLORE_DEFAULTS.seed;
@@ -104,6 +107,17 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
   return report(explored, r, opts, print, workers);
 }
 
+/** The non-progress check needs the one-thread depth-first search's state graph; elsewhere it is dropped, saying so unless asked. */
+function withoutUncheckableLiveness(invariants: Invariant[], opts: ExploreCliOptions, mode: ExploreMode, workers: number, print: (line: string) => void): Invariant[] {
+  const liveness = invariants.filter((i) => i.liveness === true);
+  if (liveness.length === 0) return invariants;
+  if (opts.nonProgress !== false) {
+    if (mode === 'dfs' && workers === 1) return invariants;
+    print(`# ${liveness.map((i) => i.name).join(', ')} not checked: it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1)`);
+  }
+  return invariants.filter((i) => i.liveness !== true);
+}
+
 function progressLine(p: ExploreProgress, queue: string): string {
   const rate = Math.round(p.states / (p.elapsedMs / 1000));
   return `# ${p.states} states, ${p.transitions} transitions, ${rate} states/s, depth ${p.depth} (max ${p.maxDepth}), queue ${p.queue} ${queue}`;
@@ -123,12 +137,15 @@ interface Explored {
  */
 function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOptions, print: (line: string) => void, workers: number): number {
   print(summary(r, workers));
+  if ('liveness' in r && r.liveness) print(livenessLine(r.liveness));
   if (r.violation === null) return EXIT_OK;
 
   const { model } = x;
   let v: Violation = r.violation;
   const found = `${v.choices.length} steps, ${countPreemptions(model, v.choices)} preemptions`;
-  if (opts.minimise === false) {
+  if (v.lasso !== undefined) {
+    print(`# lasso: ${v.lasso.loopStart} steps to the loop, then ${v.choices.length - v.lasso.loopStart} steps a turn (shortest prefix breadth-first over the state graph, shortest fair loop through its end; ${countPreemptions(model, v.choices)} preemptions)`);
+  } else if (opts.minimise === false) {
     print(`# counterexample as found: ${found}`);
   } else {
     const inv = x.invariants.find((i) => i.name === v.invariant)!;
@@ -151,14 +168,21 @@ function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOp
     maxSteps: v.choices.length,
     onDelivery: (d) => lines.push(formatDelivery({ seq: d.seq, ...d.message }, fmt)),
     violation: { invariant: v.invariant, ...(bound !== undefined ? { bound } : {}), detail: v.detail },
+    ...(v.lasso !== undefined ? { lasso: v.lasso } : {}),
   });
   writer.close();
-  print(`# violation of ${v.invariant} at step ${v.choices.length}: ${v.detail}`);
+  if (v.lasso !== undefined) print(`# violation of ${v.invariant}: a loop from step ${v.lasso.loopStart + 1} to step ${v.choices.length} returns to the state after step ${v.lasso.loopStart}: ${v.detail}`);
+  else print(`# violation of ${v.invariant} at step ${v.choices.length}: ${v.detail}`);
   const shown = 200;
   if (lines.length > shown) print(`# … ${lines.length - shown} earlier steps (the whole schedule is in the log)`);
   for (const l of lines.slice(-shown)) print(l);
   print(`# counterexample: ${logPath}  (tdxsim replay ${logPath} --to N, or tdxsim inspect ${logPath})`);
   return EXIT_FAILURE;
+}
+
+function livenessLine(l: LivenessSummary): string {
+  const graph = `state graph of ${l.states} states, ${l.edges} edges (${l.prunedEdges} pruned by the sleep sets and stepped for it), ${(l.bytes / 2 ** 20).toFixed(1)} MiB, searched in ${(l.checkMs / 1000).toFixed(1)} s`;
+  return `# non-progress: ${graph} — ${l.exhaustive ? 'exhaustive' : 'not exhaustive (the search stopped at a bound; only fully expanded states were looked at)'}${l.findings > 0 ? `, ${l.findings} component${l.findings === 1 ? '' : 's'} with a fair loop` : ''}`;
 }
 
 /** The DFS line as it always was; a sampling line adds the walks, and names the mode and seed to rerun it. */

@@ -18,12 +18,21 @@
  *
  * Bounds: depth (deliveries along one schedule), distinct states and wall time. A search that hit none of
  * them and found nothing is exhaustive for the scenario: every reachable state was checked.
+ *
+ * Liveness: with a `liveness` invariant (non-progress) the search also records the unreduced state graph
+ * (liveness/stateGraph.ts: a state's pruned deliveries are stepped at its first visit), and when it ends
+ * clean the graph is searched for fair non-progress cycles (liveness/nonProgress.ts); one is reported as a
+ * violation whose choices are a lasso, prefix then one turn of the loop.
  */
 import type { Message } from '../protocol/messages.ts';
 import { enabledChoices, initialWorld, runTransition, step, type ActorTransition } from '../runtime/step.ts';
 import type { Model, World } from '../runtime/world.ts';
 import { fingerprint } from './fingerprint.ts';
 import type { Invariant } from './invariants/index.ts';
+import { StateGraph } from './liveness/stateGraph.ts';
+import { findNonProgress } from './liveness/nonProgress.ts';
+import { buildLasso, type Lasso } from './liveness/lasso.ts';
+import { progressThreadsOf, type ProgressThread } from './progress.ts';
 import { StateTable, type VisitedSet } from './stateTable.ts';
 import { TransitionCache } from './transitionCache.ts';
 
@@ -42,6 +51,8 @@ export interface ExploreOptions {
   reduction?: boolean;
   /** Memoised actor transitions (default on). */
   cache?: boolean;
+  /** The progress threads of the non-progress check (default: progressThreadsOf the model). */
+  progressThreads?: (model: Model) => ProgressThread[];
 }
 
 export interface ExploreProgress {
@@ -62,6 +73,23 @@ export interface Violation {
   detail: string;
   /** Scheduler choices from the initial world; the last delivery is the violating one. */
   choices: number[];
+  /** A non-progress finding: the choices are the prefix and one turn of the loop. */
+  lasso?: Lasso;
+}
+
+/** How the non-progress check went (null in ExploreResult when it did not run). */
+export interface LivenessSummary {
+  /** Every reachable state was in the graph with all its deliveries: no finding means there is none. */
+  exhaustive: boolean;
+  states: number;
+  edges: number;
+  /** Edges the sleep sets pruned, which the graph has because the search stepped them for it. */
+  prunedEdges: number;
+  bytes: number;
+  /** Time of the graph search after the depth-first search (recording is in the search's own time). */
+  checkMs: number;
+  /** Components of the graph holding a finding. */
+  findings: number;
 }
 
 export interface ExploreResult {
@@ -81,6 +109,8 @@ export interface ExploreResult {
   /** Share of deliveries answered from the transition cache. */
   cacheHitRate: number;
   violation: Violation | null;
+  /** The non-progress check, when a `liveness` invariant asked for it. */
+  liveness?: LivenessSummary | null;
   /** With worker threads, per thread (the main one first): its time from start to report, and the states it entered first (parallel.ts). */
   threads?: { busyMs: number; newStates: number }[];
 }
@@ -93,6 +123,9 @@ interface Frame {
   next: number;
   /** The sleep set this visit arrived with, plus every channel explored from it so far. */
   sleep: Uint32Array;
+  /** The state's node in the liveness graph (−1 without one), and whether this visit records its edges. */
+  node: number;
+  record: boolean;
 }
 
 /** Channel ids are sender·n + receiver over actor indices; a sleep set is a bitset over them. */
@@ -141,6 +174,8 @@ export interface Search {
   counters: SearchCounters;
   /** After each new state, at `depth`: true stops the search (and has set `counters.bound`, or another worker stopped it). */
   afterNewState(depth: number): boolean;
+  /** The state graph for the non-progress check (one-thread search only). */
+  graph?: StateGraph | null;
 }
 
 /** A fresh arrival's sleep set; also the "everything" of a root that explores all it has. */
@@ -158,14 +193,29 @@ export function depthFirst(search: Search, root: World, prefix: readonly number[
   const empty = noSleep(words);
   const scratch = noSleep(words);
 
-  const frameFor = (world: World, sleep: Uint32Array, only: Uint32Array | null): Frame => {
+  const graph = search.graph ?? null;
+
+  const frameFor = (world: World, sleep: Uint32Array, only: Uint32Array | null, node: number, record: boolean): Frame => {
     const enabled = enabledChoices(model, world);
     const todo: number[] = [];
     for (let i = 0; i < enabled.length; i++) if (only === null || has(only, ch!.of(enabled[i]!))) todo.push(i);
-    return { world, enabled, todo, next: 0, sleep };
+    if (record) {
+      // The first visit records every edge: the pruned ones here, the others as they are explored.
+      graph!.expand(node, enabled.length);
+      for (let i = 0, t = 0; i < enabled.length; i++) {
+        if (todo[t] === i) {
+          t++;
+          continue;
+        }
+        const r = step(model, world, i, enabled, transition);
+        graph!.edge(node, graph!.node(fingerprint(model, r.world), r.world), world, r, true);
+      }
+    }
+    return { world, enabled, todo, next: 0, sleep, node, record };
   };
 
-  const stack: Frame[] = [frameFor(root, empty.slice(), explore)];
+  const rootNode = graph === null ? -1 : graph.node(fingerprint(model, root), root);
+  const stack: Frame[] = [frameFor(root, empty.slice(), explore, rootNode, graph !== null)];
   /** choices[k] led from stack[k] to stack[k + 1]; entries past the top frame are stale. */
   const choices: number[] = [];
   const base = prefix.length;
@@ -196,12 +246,16 @@ export function depthFirst(search: Search, root: World, prefix: readonly number[
       const c = ch.of(r.delivered);
       top.sleep[c >>> 5]! |= 1 << (c & 31);
     }
+    const fp = fingerprint(model, r.world);
+    const child = graph === null ? -1 : graph.node(fp, r.world);
+    if (top.record) graph!.edge(top.node, child, top.world, r, false);
     // A revisit explores what earlier arrivals slept on and this one does not (stateTable.ts).
-    const fresh = visited.arrive(fingerprint(model, r.world), childSleep, scratch);
+    const fresh = visited.arrive(fp, childSleep, scratch);
     if (fresh) {
       if (search.afterNewState(base + stack.length)) return null;
       if (r.world.pending.length === 0) {
         counters.terminals++;
+        graph?.expand(child, 0);
         continue;
       }
     } else {
@@ -211,7 +265,7 @@ export function depthFirst(search: Search, root: World, prefix: readonly number[
     }
     choices.length = stack.length - 1;
     choices.push(choice);
-    stack.push(frameFor(r.world, childSleep, ch === null ? null : scratch));
+    stack.push(frameFor(r.world, childSleep, ch === null ? null : scratch, child, fresh && graph !== null));
     counters.maxDepth = Math.max(counters.maxDepth, base + stack.length - 1);
   }
   return null;
@@ -226,9 +280,12 @@ export function explore(model: Model, invariants: readonly Invariant[], bounds: 
   const counters: SearchCounters = { transitions: 0, maxDepth: 0, terminals: 0, bound: null };
   const every = opts.progressEvery ?? 10_000;
   let depth = 0;
+  const liveness = invariants.find((i) => i.liveness === true);
+  const graph = liveness === undefined ? null : new StateGraph(model, (opts.progressThreads ?? progressThreadsOf)(model));
   const search: Search = {
     model,
-    invariants,
+    invariants: invariants.filter((i) => i.liveness !== true),
+    graph,
     visited,
     transition: cache?.transition ?? runTransition,
     channels,
@@ -255,7 +312,21 @@ export function explore(model: Model, invariants: readonly Invariant[], bounds: 
   const all = noSleep(channels?.words ?? 0);
   visited.arrive(fingerprint(model, root), all, all);
   if (root.pending.length === 0) counters.terminals++;
-  const violation = depthFirst(search, root, [], channels === null ? null : all);
+  let violation = depthFirst(search, root, [], channels === null ? null : all);
+  let livenessSummary: LivenessSummary | null = null;
+  if (graph !== null && violation === null) {
+    const checkStart = now();
+    const bytes = graph.bytes;
+    const g = graph.freeze();
+    const found = findNonProgress(g);
+    if (found.lasso !== null) {
+      const built = buildLasso(model, g, found.lasso);
+      violation = { invariant: liveness!.name, detail: built.detail, choices: built.choices, lasso: built.lasso };
+    }
+    let pruned = 0;
+    for (let e = 0; e < g.edges; e++) pruned += g.pruned[e]!;
+    livenessSummary = { exhaustive: counters.bound === null, states: g.nodes, edges: g.edges, prunedEdges: pruned, bytes, checkMs: now() - checkStart, findings: found.findings };
+  }
   return {
     status: violation === null ? 'clean' : 'violation',
     exhaustive: violation === null && counters.bound === null,
@@ -268,5 +339,6 @@ export function explore(model: Model, invariants: readonly Invariant[], bounds: 
     visitedBytes: visited.bytes,
     cacheHitRate: cache === null || counters.transitions === 0 ? 0 : cache.hits / (cache.hits + cache.misses),
     violation,
+    ...(liveness === undefined ? {} : { liveness: livenessSummary }),
   };
 }

@@ -17,6 +17,7 @@ import { MODEL_VERSION } from '../version.ts';
 import type { Outcome } from '../log/schema.ts';
 import type { Message } from '../protocol/messages.ts';
 import { invariantNamed } from '../explore/invariants/index.ts';
+import { lassoOf, verifyLasso } from './lasso.ts';
 
 interface ClaimedViolation {
   invariant: string;
@@ -125,7 +126,9 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
     }
     const claimed = violationOf(log.end.outcome);
     if (claimed !== null) {
-      verifyViolation(model, claimed, before, world, log, file);
+      const lasso = lassoOf(log.end.outcome);
+      if (lasso !== undefined) verifyLasso(model, claimed, lasso, log, file, world);
+      else verifyViolation(model, claimed, before, world, log, file);
       return { scenario, model, world: atTo, delivered: atToMessage, history, verified: true, modelVersionMatches: log.header.model === MODEL_VERSION };
     }
     const o = outcomeOf(world);

@@ -23,6 +23,13 @@ export interface LoggedViolation {
   detail: string;
 }
 
+/** A non-progress counterexample's loop (the lasso format): events loopStart + 1 … the last are one turn of it. */
+export interface LoggedLasso {
+  loopStart: number;
+  starving: string;
+  retries: string;
+}
+
 export function modelFor(s: Scenario): Model {
   return createModel(actorsFor(s));
 }
@@ -40,7 +47,7 @@ export function headerFor(s: Scenario, file: string | null, scheduler: Scheduler
 export function recordRun(
   model: Model,
   writer: SealingLogWriter,
-  opts: { scheduler: Scheduler; maxSteps?: number; onDelivery?: (d: Delivery) => void; violation?: LoggedViolation },
+  opts: { scheduler: Scheduler; maxSteps?: number; onDelivery?: (d: Delivery) => void; violation?: LoggedViolation; lasso?: LoggedLasso },
 ): Outcome {
   const { outcome } = runModel(model, {
     scheduler: opts.scheduler,
@@ -64,7 +71,7 @@ export function recordRun(
   // A counterexample ends where its invariant broke, which the run alone may not call a failure (a step
   // bound with messages in flight): the end record names the invariant, and replay --verify re-checks it.
   const v = opts.violation;
-  if (v !== undefined) writer.end({ status: 'failure', reason: `violation of ${v.invariant}: ${v.detail}`, failures: outcome.failures, violation: v });
+  if (v !== undefined) writer.end({ status: 'failure', reason: `violation of ${v.invariant}: ${v.detail}`, failures: outcome.failures, violation: v, ...(opts.lasso ? { lasso: opts.lasso } : {}) });
   else writer.end({ status: outcome.status, reason: outcome.reason, failures: outcome.failures });
   return outcome;
 }
