@@ -29,7 +29,7 @@ import { enabledChoices, initialWorld, runTransition, step, type ActorTransition
 import type { Model, World } from '../runtime/world.ts';
 import { fingerprint } from './fingerprint.ts';
 import type { Invariant } from './invariants/index.ts';
-import { StateGraph } from './liveness/stateGraph.ts';
+import { StateGraph, type FrozenGraph } from './liveness/stateGraph.ts';
 import { findNonProgress } from './liveness/nonProgress.ts';
 import { buildLasso, type Lasso } from './liveness/lasso.ts';
 import { progressThreadsOf, type ProgressThread } from './progress.ts';
@@ -53,6 +53,8 @@ export interface ExploreOptions {
   cache?: boolean;
   /** The progress threads of the non-progress check (default: progressThreadsOf the model). */
   progressThreads?: (model: Model) => ProgressThread[];
+  /** Called with the recorded state graph before the non-progress check runs on it (tests compare it with their own). */
+  onGraph?: (g: FrozenGraph) => void;
 }
 
 export interface ExploreProgress {
@@ -318,6 +320,7 @@ export function explore(model: Model, invariants: readonly Invariant[], bounds: 
     const checkStart = now();
     const bytes = graph.bytes;
     const g = graph.freeze();
+    opts.onGraph?.(g);
     const found = findNonProgress(g);
     if (found.lasso !== null) {
       const built = buildLasso(model, g, found.lasso);
@@ -325,7 +328,7 @@ export function explore(model: Model, invariants: readonly Invariant[], bounds: 
     }
     let pruned = 0;
     for (let e = 0; e < g.edges; e++) pruned += g.pruned[e]!;
-    livenessSummary = { exhaustive: counters.bound === null, states: g.nodes, edges: g.edges, prunedEdges: pruned, bytes, checkMs: now() - checkStart, findings: found.findings };
+    livenessSummary = { exhaustive: counters.bound === null, states: g.nodes, edges: g.edges, prunedEdges: pruned, bytes, checkMs: now() - checkStart, findings: found.findings.length };
   }
   return {
     status: violation === null ? 'clean' : 'violation',

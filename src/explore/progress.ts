@@ -48,7 +48,8 @@ export interface ProgressThread {
 export const PROGRESS_TAG = 'progress';
 export const REST_TAG = 'rest';
 
-const top = (s: AnyMachineSnapshot): string => stateName(s.value).split('.')[0]!;
+/** The top-level state: what the progress rules are written against. */
+const top = (s: AnyMachineSnapshot): string => (typeof s.value === 'string' ? s.value : Object.keys(s.value as object)[0]!);
 
 /** A KVM vCPU thread that will not run its guest again without an event the model has none of. */
 const VCPU_THREAD_GONE = new Set(['halted', 'freed', 'vmDead']);

@@ -43,20 +43,22 @@ export interface LassoPath {
   thread: number;
 }
 
-export interface NonProgressResult {
-  lasso: LassoPath | null;
-  /** Components holding a fair non-progress cycle (or, failing those, bottom components without an end). */
-  findings: number;
-}
-
-/** Bounds the search for the shortest lasso; starts beyond it are not tried (the result says which was kept). */
-export const LASSO_STARTS_TRIED = 256;
-
-interface Finding {
+/** A component of the graph holding a finding: node v is in it iff comp[v] === id. */
+export interface Finding {
+  /** The starving progress thread (an index into `graph.threads`), or −1: a bottom component without an end state. */
   thread: number;
   comp: Int32Array;
   id: number;
 }
+
+export interface NonProgressResult {
+  lasso: LassoPath | null;
+  /** Components holding a fair non-progress cycle, per thread; failing those, bottom components without an end. */
+  findings: Finding[];
+}
+
+/** Bounds the search for the shortest lasso; starts beyond it are not tried (the result says which was kept). */
+export const LASSO_STARTS_TRIED = 256;
 
 export function findNonProgress(g: FrozenGraph): NonProgressResult {
   const words = Math.ceil((g.actors * g.actors) / 32);
@@ -82,8 +84,7 @@ export function findNonProgress(g: FrozenGraph): NonProgressResult {
     const { comp, count } = stronglyConnected({ nodes: g.nodes, start: g.start, dst: g.dst, nodeIn: (v) => g.complete[v] === 1, edgeIn: () => true });
     for (const id of bottomComponents(g, comp, count)) findings.push({ thread: -1, comp, id });
   }
-  if (findings.length === 0) return { lasso: null, findings: 0 };
-  return { lasso: shortestLasso(g, findings, words, enabledInto), findings: findings.length };
+  return { lasso: findings.length === 0 ? null : shortestLasso(g, findings, words, enabledInto), findings };
 }
 
 /** Components with an internal edge (per `edgeIn`) whose every always-enabled channel is taken inside. */
@@ -169,10 +170,12 @@ function shortestLasso(g: FrozenGraph, findings: Finding[], words: number, enabl
   let best: { v: number; f: Finding; loop: number[] } | null = null;
   let tried = 0;
   for (const s of starts) {
-    if (best !== null && (dist[s.v]! + 1 >= dist[best.v]! + best.loop.length || tried >= LASSO_STARTS_TRIED)) break;
+    const budget = best === null ? Infinity : dist[best.v]! + best.loop.length - dist[s.v]! - 1;
+    if (budget < 1 || tried >= LASSO_STARTS_TRIED) break;
     tried++;
-    const loop = search.fairLoop(s.v, s.f);
-    if (best === null || dist[s.v]! + loop.length < dist[best.v]! + best.loop.length) best = { ...s, loop };
+    // Only a loop shorter than the best lasso's remainder can win; longer searches are cut short.
+    const loop = search.fairLoop(s.v, s.f, budget);
+    if (loop !== null) best = { ...s, loop };
   }
   const prefix: number[] = [];
   for (let v = best!.v; v !== 0; v = from[v]!) prefix.push(via[v]!);
@@ -185,6 +188,7 @@ class LoopSearch {
   private readonly prevEdge: Int32Array;
   private readonly prevNode: Int32Array;
   private readonly queue: Int32Array;
+  private readonly depth: Int32Array;
   private stamp = 0;
   private readonly always: Uint32Array;
   private readonly taken: Uint32Array;
@@ -199,6 +203,7 @@ class LoopSearch {
     this.prevEdge = new Int32Array(g.nodes);
     this.prevNode = new Int32Array(g.nodes);
     this.queue = new Int32Array(g.nodes);
+    this.depth = new Int32Array(g.nodes);
     this.always = new Uint32Array(words);
     this.taken = new Uint32Array(words);
     this.here = new Uint32Array(words);
@@ -215,9 +220,10 @@ class LoopSearch {
 
   /**
    * Breadth-first from `sources` inside the component until `target(v)` holds for a node v popped, or
-   * `targetEdge(e)` for an edge scanned; returns the path's edges (the edge included) and its source.
+   * `targetEdge(e)` for an edge scanned; returns the path's edges (the edge included) and its source, or
+   * null when no path of at most `limit` edges gets there.
    */
-  private bfs(f: Finding, sources: readonly number[], target: (v: number) => boolean, targetEdge: (e: number) => boolean): { edges: number[]; from: number } {
+  private bfs(f: Finding, sources: readonly number[], target: (v: number) => boolean, targetEdge: (e: number) => boolean, limit: number): { edges: number[]; from: number } | null {
     const g = this.g;
     const stamp = ++this.stamp;
     let head = 0;
@@ -226,6 +232,7 @@ class LoopSearch {
       if (this.seen[s] === stamp) continue;
       this.seen[s] = stamp;
       this.prevNode[s] = -1;
+      this.depth[s] = 0;
       this.queue[tail++] = s;
     }
     const pathTo = (v: number, last: number): { edges: number[]; from: number } => {
@@ -236,6 +243,7 @@ class LoopSearch {
     while (head < tail) {
       const v = this.queue[head++]!;
       if (target(v)) return pathTo(v, -1);
+      if (this.depth[v]! >= limit) continue;
       for (let e = g.start[v]!; e < g.start[v + 1]!; e++) {
         if (!this.edgeOk(f, e)) continue;
         if (targetEdge(e)) return pathTo(v, e);
@@ -244,17 +252,20 @@ class LoopSearch {
         this.seen[w] = stamp;
         this.prevNode[w] = v;
         this.prevEdge[w] = e;
+        this.depth[w] = this.depth[v]! + 1;
         this.queue[tail++] = w;
       }
     }
-    throw new Error('model bug: the non-progress check lost its way inside a strongly connected component');
+    if (limit === Infinity) throw new Error('model bug: the non-progress check lost its way inside a strongly connected component');
+    return null;
   }
 
-  /** A fair closed walk from `u` through the component of `f` (see the file comment). */
-  fairLoop(u: number, f: Finding): number[] {
+  /** A fair closed walk from `u` through the component of `f` (see the file comment), or null if it takes more than `limit` edges. */
+  fairLoop(u: number, f: Finding, limit: number): number[] | null {
     const g = this.g;
-    let loop = this.bfs(f, [u], () => false, (e) => g.dst[e] === u).edges;
+    let loop = this.bfs(f, [u], () => false, (e) => g.dst[e] === u, limit)?.edges;
     for (;;) {
+      if (loop === undefined || loop.length > limit) return null;
       // Channels deliverable in every state of the loop and delivered nowhere in it.
       const { always, taken, here } = this;
       always.fill(0xffffffff);
@@ -276,9 +287,12 @@ class LoopSearch {
       if (missing < 0) return loop;
       const c = missing;
       // To an edge of channel c, or to a state where c is not deliverable; then back to where we left.
-      const out = this.bfs(f, nodes, (y) => !this.enabled(y, c), (e) => g.channel[e] === c);
-      const end = out.edges.length === 0 ? out.from : g.dst[out.edges[out.edges.length - 1]!]!;
-      const back = end === out.from ? [] : this.bfs(f, [end], (y) => y === out.from, () => false).edges;
+      const room = limit - loop.length;
+      const out = this.bfs(f, nodes, (y) => !this.enabled(y, c), (e) => g.channel[e] === c, room);
+      if (out === null) return null;
+      const end = g.dst[out.edges[out.edges.length - 1]!]!;
+      const back = end === out.from ? [] : this.bfs(f, [end], (y) => y === out.from, () => false, room - out.edges.length)?.edges;
+      if (back === undefined) return null;
       const at = nodes.indexOf(out.from);
       loop = [...loop.slice(0, at), ...out.edges, ...back, ...loop.slice(at)];
     }
