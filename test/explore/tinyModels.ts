@@ -9,7 +9,6 @@ import { createModel, type ActorSpec, type Model } from '../../src/runtime/world
 
 type Ev = { type: string };
 /** The runtime's send signal (src/runtime/step.ts); typed loosely, since test messages are not in the catalogue. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const send = (to: string, name: string): any => emit(() => ({ type: 'tdxsim.send', to, kind: 'test', name, payload: {} }) as unknown as Ev);
 
 /** Sends REQ to `server` until it answers OK; the answer BUSY makes it ask again. */

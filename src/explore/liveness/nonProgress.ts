@@ -164,7 +164,14 @@ function fromRoot(g: FrozenGraph): { dist: Int32Array; via: Int32Array; from: In
 function shortestLasso(g: FrozenGraph, findings: Finding[], words: number, enabledInto: (v: number, out: Uint32Array) => void): LassoPath {
   const { dist, via, from } = fromRoot(g);
   const starts: { v: number; f: Finding }[] = [];
-  for (const f of findings) for (let v = 0; v < g.nodes; v++) if (f.comp[v] === f.id && dist[v]! >= 0) starts.push({ v, f });
+  // One pass over the nodes per component numbering (a thread's), however many of its components hold findings.
+  for (const comp of new Set(findings.map((f) => f.comp))) {
+    const byId = new Map(findings.filter((f) => f.comp === comp).map((f) => [f.id, f]));
+    for (let v = 0; v < g.nodes; v++) {
+      const f = byId.get(comp[v]!);
+      if (f !== undefined && dist[v]! >= 0) starts.push({ v, f });
+    }
+  }
   starts.sort((a, b) => dist[a.v]! - dist[b.v]! || a.v - b.v);
   const search = new LoopSearch(g, words, enabledInto);
   let best: { v: number; f: Finding; loop: number[] } | null = null;
