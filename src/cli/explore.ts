@@ -84,7 +84,7 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
     progress(`tdxsim: ${named}`);
     return EXIT_BAD_INPUT;
   }
-  const invariants = withoutUncheckableLiveness(named, opts, mode, opts.workers ?? EXPLORE_DEFAULTS.workers, print);
+  const { invariants, unchecked } = withoutUncheckableLiveness(named, opts, mode, opts.workers ?? EXPLORE_DEFAULTS.workers);
   const model = modelFor(scenario);
   const bounds = { maxDepth: opts.maxDepth ?? EXPLORE_DEFAULTS.maxDepth, maxStates: opts.maxStates ?? EXPLORE_DEFAULTS.maxStates, maxMillis: (opts.time ?? EXPLORE_DEFAULTS.time) * 1000 };
   const seed = opts.seed ?? EXPLORE_DEFAULTS.seed;
@@ -93,6 +93,7 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
   const workers = opts.workers ?? EXPLORE_DEFAULTS.workers;
   const how = `${mode === 'dfs' ? 'depth-first' : `${mode === 'pct' ? `PCT walks, d = ${pctDepth}` : 'random walks'}, seed ${seed}, ${walks} walks`}${workers > 1 ? `, ${workers} workers` : ''}`;
   print(`# exploring ${scenario.name} (${how}): invariants ${invariants.map((i) => i.name).join(', ')}; bounds depth ${bounds.maxDepth}, ${bounds.maxStates} states, ${bounds.maxMillis / 1000} s`);
+  if (unchecked !== null) print(unchecked);
   const queue = mode !== 'dfs' ? 'walks left' : workers > 1 ? 'frontier entries left' : 'on the stack';
   const onProgress = (p: ExploreProgress) => progress(progressLine(p, queue));
   const explored: Explored = { scenario, file: loaded.file, model, invariants, bounds };
@@ -107,15 +108,12 @@ export function exploreCommand(scenarioArg: string, opts: ExploreCliOptions, pri
   return report(explored, r, opts, print, workers);
 }
 
-/** The non-progress check needs the one-thread depth-first search's state graph; elsewhere it is dropped, saying so unless asked. */
-function withoutUncheckableLiveness(invariants: Invariant[], opts: ExploreCliOptions, mode: ExploreMode, workers: number, print: (line: string) => void): Invariant[] {
+/** The non-progress check needs the one-thread depth-first search's state graph; elsewhere it is dropped, with a note unless --no-non-progress asked. */
+function withoutUncheckableLiveness(invariants: Invariant[], opts: ExploreCliOptions, mode: ExploreMode, workers: number): { invariants: Invariant[]; unchecked: string | null } {
   const liveness = invariants.filter((i) => i.liveness === true);
-  if (liveness.length === 0) return invariants;
-  if (opts.nonProgress !== false) {
-    if (mode === 'dfs' && workers === 1) return invariants;
-    print(`# ${liveness.map((i) => i.name).join(', ')} not checked: it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1)`);
-  }
-  return invariants.filter((i) => i.liveness !== true);
+  if (liveness.length === 0 || (opts.nonProgress !== false && mode === 'dfs' && workers === 1)) return { invariants, unchecked: null };
+  const unchecked = opts.nonProgress === false ? null : `# ${liveness.map((i) => i.name).join(', ')} not checked: it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1)`;
+  return { invariants: invariants.filter((i) => i.liveness !== true), unchecked };
 }
 
 function progressLine(p: ExploreProgress, queue: string): string {

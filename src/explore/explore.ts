@@ -197,7 +197,8 @@ export function depthFirst(search: Search, root: World, prefix: readonly number[
 
   const graph = search.graph ?? null;
 
-  const frameFor = (world: World, sleep: Uint32Array, only: Uint32Array | null, node: number, record: boolean): Frame => {
+  /** `via`: the frame's parent node and the channel delivered from it, for the graph's diamond lookups. */
+  const frameFor = (world: World, sleep: Uint32Array, only: Uint32Array | null, node: number, record: boolean, viaNode = -1, viaChannel = -1): Frame => {
     const enabled = enabledChoices(model, world);
     const todo: number[] = [];
     for (let i = 0; i < enabled.length; i++) if (only === null || has(only, ch!.of(enabled[i]!))) todo.push(i);
@@ -209,6 +210,7 @@ export function depthFirst(search: Search, root: World, prefix: readonly number[
           t++;
           continue;
         }
+        if (viaNode >= 0 && graph!.diamond(node, graph!.channelOf(enabled[i]!), viaNode, viaChannel)) continue;
         const r = step(model, world, i, enabled, transition);
         graph!.edge(node, graph!.node(fingerprint(model, r.world), r.world), world, r, true);
       }
@@ -267,7 +269,7 @@ export function depthFirst(search: Search, root: World, prefix: readonly number[
     }
     choices.length = stack.length - 1;
     choices.push(choice);
-    stack.push(frameFor(r.world, childSleep, ch === null ? null : scratch, child, fresh && graph !== null));
+    stack.push(frameFor(r.world, childSleep, ch === null ? null : scratch, child, fresh && graph !== null, top.node, graph === null ? -1 : graph.channelOf(r.delivered)));
     counters.maxDepth = Math.max(counters.maxDepth, base + stack.length - 1);
   }
   return null;

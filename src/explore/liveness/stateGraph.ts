@@ -16,8 +16,12 @@
  * says it was not exhaustive.
  *
  * Storage is typed arrays: per node its fingerprint, its wants (one bit per progress thread) and its
- * degree; per edge source, target, channel, progress thread and whether it was pruned — about 40 bytes
- * per state and 12 per edge while recording, and as much again while the edges are sorted.
+ * degree; per edge source, target, channel, progress thread, whether it was pruned and the next edge of
+ * its source — about 44 bytes per state and 16 per edge while recording, and 12 more per edge while the
+ * edges are sorted.
+ *
+ * A pruned delivery costs a step and a fingerprint unless `diamond` finds its target among edges already
+ * recorded, which it mostly does: that keeps the unreduced graph from costing an unreduced search.
  */
 import type { Message } from '../../protocol/messages.ts';
 import type { StepResult } from '../../runtime/step.ts';
@@ -75,6 +79,9 @@ export class StateGraph {
   private eChannel = new Uint16Array(1 << 16);
   private eProgress = new Uint8Array(1 << 16);
   private ePruned = new Uint8Array(1 << 16);
+  /** Each node's recorded edges as a list, newest first (−1 ends it): the search looks edges up by channel. */
+  private eNext = new Int32Array(1 << 16);
+  private first = new Int32Array(1 << 16).fill(-1);
   private edgeCount = 0;
 
   constructor(
@@ -99,7 +106,7 @@ export class StateGraph {
   }
   /** Bytes the graph holds now. */
   get bytes(): number {
-    const arrays = [this.keys, this.slots, this.fpHi, this.fpLo, this.wants, this.degree, this.recorded, this.eSrc, this.eDst, this.eChannel, this.eProgress, this.ePruned];
+    const arrays = [this.keys, this.slots, this.fpHi, this.fpLo, this.wants, this.degree, this.recorded, this.first, this.eSrc, this.eDst, this.eChannel, this.eProgress, this.ePruned, this.eNext];
     return arrays.reduce((s, a) => s + a.byteLength, 0);
   }
 
@@ -131,6 +138,8 @@ export class StateGraph {
       const old = this.degree.length;
       this.degree = grown(this.degree, cap);
       this.degree.fill(-1, old);
+      this.first = grown(this.first, cap);
+      this.first.fill(-1, old);
     }
     this.fpHi[id] = hi;
     this.fpLo[id] = lo;
@@ -148,6 +157,34 @@ export class StateGraph {
 
   /** Node `u` (world `before`) delivers `r.delivered` and reaches node `v`; `pruned`: the search itself does not explore it. */
   edge(u: number, v: number, before: World, r: StepResult, pruned: boolean): void {
+    const to = this.model.indexOf.get(r.delivered.to)!;
+    const k = this.threadOf[to]!;
+    const progress = k >= 0 && this.threads[k]!.progressed(before.snapshots[to]!, r.world.snapshots[to]!, r.delivered) ? k + 1 : 0;
+    this.add(u, v, this.channelOf(r.delivered), progress, pruned);
+  }
+
+  /**
+   * The edge of a delivery on `channel` from node `s`, pruned there, found without stepping it: `s` was
+   * reached from node `p` by a delivery on `via`, and the pruned one is independent of it (a sleep set
+   * holds only deliveries to other receivers), so its target is p —channel→ x —via→ y, and it moves the
+   * same thread on as from p (its receiver's state is the same in p and s). False when p's or x's edge
+   * is not recorded yet (x still on the search's stack); the caller steps it then.
+   */
+  diamond(s: number, channel: number, p: number, via: number): boolean {
+    const e1 = this.find(p, channel);
+    if (e1 < 0) return false;
+    const e2 = this.find(this.eDst[e1]!, via);
+    if (e2 < 0) return false;
+    this.add(s, this.eDst[e2]!, channel, this.eProgress[e1]!, true);
+    return true;
+  }
+
+  private find(u: number, channel: number): number {
+    for (let e = this.first[u]!; e >= 0; e = this.eNext[e]!) if (this.eChannel[e] === channel) return e;
+    return -1;
+  }
+
+  private add(u: number, v: number, channel: number, progress: number, pruned: boolean): void {
     const e = this.edgeCount++;
     if (e >= this.eSrc.length) {
       const cap = this.eSrc.length * 2;
@@ -156,14 +193,15 @@ export class StateGraph {
       this.eChannel = grown(this.eChannel, cap);
       this.eProgress = grown(this.eProgress, cap);
       this.ePruned = grown(this.ePruned, cap);
+      this.eNext = grown(this.eNext, cap);
     }
-    const to = this.model.indexOf.get(r.delivered.to)!;
     this.eSrc[e] = u;
     this.eDst[e] = v;
-    this.eChannel[e] = this.channelOf(r.delivered);
+    this.eChannel[e] = channel;
     this.ePruned[e] = pruned ? 1 : 0;
-    const k = this.threadOf[to]!;
-    this.eProgress[e] = k >= 0 && this.threads[k]!.progressed(before.snapshots[to]!, r.world.snapshots[to]!, r.delivered) ? k + 1 : 0;
+    this.eProgress[e] = progress;
+    this.eNext[e] = this.first[u]!;
+    this.first[u] = e;
     this.recorded[u]!++;
   }
 
@@ -204,7 +242,7 @@ export class StateGraph {
       progress,
       pruned,
     };
-    this.keys = this.slots = this.eSrc = this.eDst = new Int32Array(0);
+    this.keys = this.slots = this.eSrc = this.eDst = this.eNext = this.first = new Int32Array(0);
     this.eProgress = this.ePruned = new Uint8Array(0);
     this.eChannel = new Uint16Array(0);
     return g;
