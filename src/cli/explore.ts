@@ -179,7 +179,7 @@ function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOp
 }
 
 function livenessLine(l: LivenessSummary): string {
-  const graph = `state graph of ${l.states} states, ${l.edges} edges (${l.prunedEdges} pruned by the sleep sets and stepped for it), ${(l.bytes / 2 ** 20).toFixed(1)} MiB, searched in ${(l.checkMs / 1000).toFixed(1)} s`;
+  const graph = `state graph of ${l.states} states, ${l.edges} edges (${l.prunedEdges} of them pruned from the search by the sleep sets), ${(l.bytes / 2 ** 20).toFixed(1)} MiB, searched in ${(l.checkMs / 1000).toFixed(1)} s`;
   return `# non-progress: ${graph} — ${l.exhaustive ? 'exhaustive' : 'not exhaustive (the search stopped at a bound; only fully expanded states were looked at)'}${l.findings > 0 ? `, ${l.findings} component${l.findings === 1 ? '' : 's'} with a fair loop` : ''}`;
 }
 

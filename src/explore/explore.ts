@@ -20,7 +20,7 @@
  * them and found nothing is exhaustive for the scenario: every reachable state was checked.
  *
  * Liveness: with a `liveness` invariant (non-progress) the search also records the unreduced state graph
- * (liveness/stateGraph.ts: a state's pruned deliveries are stepped at its first visit), and when it ends
+ * (liveness/stateGraph.ts: a state's pruned deliveries are recorded at its first visit too), and when it ends
  * clean the graph is searched for fair non-progress cycles (liveness/nonProgress.ts); one is reported as a
  * violation whose choices are a lasso, prefix then one turn of the loop.
  */
@@ -85,7 +85,7 @@ export interface LivenessSummary {
   exhaustive: boolean;
   states: number;
   edges: number;
-  /** Edges the sleep sets pruned, which the graph has because the search stepped them for it. */
+  /** Edges the sleep sets pruned from the search, which the graph records all the same. */
   prunedEdges: number;
   bytes: number;
   /** Time of the graph search after the depth-first search (recording is in the search's own time). */

@@ -22,7 +22,7 @@ describe('tdxsim explore: non-progress (CLI)', () => {
     expect(r.status).toBe(1);
     expect(r.lines[0]).toMatch(/^# exploring accept-level-split \(depth-first\): invariants no-failure, .*, kick-completes, non-progress; bounds/);
     expect(r.stdout).toContain('# 209 states, 212 transitions, max depth 115, 0 end states,');
-    expect(r.stdout).toMatch(/\n# non-progress: state graph of 209 states, 302 edges \(90 pruned by the sleep sets and stepped for it\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive, 1 component with a fair loop\n/);
+    expect(r.stdout).toMatch(/\n# non-progress: state graph of 209 states, 302 edges \(90 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive, 1 component with a fair loop\n/);
     expect(r.stdout).toContain('# lasso: 103 steps to the loop, then 13 steps a turn (shortest prefix breadth-first over the state graph, shortest fair loop through its end; 0 preemptions)');
     expect(r.stdout).toContain(`# violation of non-progress: a loop from step 104 to step 116 returns to the state after step 103: ${DETAIL}`);
     // The loop, as printed: the entry, the guest's ACCEPT, its exit, and KVM's fault path back to the entry.
@@ -68,7 +68,7 @@ describe('tdxsim explore: non-progress (CLI)', () => {
   it('the default accept-level-split is clean for non-progress too, and says the check was exhaustive', () => {
     const r = tdxsim(scratchDir(), 'explore', 'accept-level-split');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/\n# non-progress: state graph of 255 states, 364 edges \(107 pruned by the sleep sets and stepped for it\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive\n/);
+    expect(r.stdout).toMatch(/\n# non-progress: state graph of 255 states, 364 edges \(107 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive\n/);
   });
 
   it('walks and worker threads cannot check it, and say so; tdxsim invariants lists it', () => {

@@ -6,10 +6,11 @@
  * The graph is the *unreduced* one. Sleep sets prune transitions, never states, so every reachable state
  * is visited; but a pruned transition can be the one edge that closes a cycle (the "ignoring problem" of
  * partial-order reduction), so when a state is visited for the first time the search records all of its
- * enabled deliveries: those it will explore as it explores them, and those its sleep set prunes by
- * stepping them here, without checking invariants (the reduction argument covers safety; the edge is only
- * needed for its target). test/explore/liveness.test.ts checks the edge count against the unreduced search
- * and shows a cycle the reduced edges alone would miss.
+ * enabled deliveries: those it will explore as it explores them, and those its sleep set prunes right
+ * away — through the diamond each closes (`diamond`), or by stepping it without checking invariants (the
+ * reduction argument covers safety; the edge is only needed for its target and label).
+ * test/explore/liveness.test.ts checks the edge count against the unreduced search and shows findings the
+ * reduced edges alone would miss or invent; nonProgressIndependent.test.ts compares graphs edge by edge.
  *
  * A node is *complete* when all its enabled deliveries are recorded. A search stopped by a bound leaves
  * some nodes incomplete; the check then looks at complete nodes only, so whatever it finds is real, and
