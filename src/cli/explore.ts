@@ -173,7 +173,11 @@ function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOp
   else print(`# violation of ${v.invariant} at step ${v.choices.length}: ${v.detail}`);
   const shown = 200;
   if (lines.length > shown) print(`# … ${lines.length - shown} earlier steps (the whole schedule is in the log)`);
-  for (const l of lines.slice(-shown)) print(l);
+  const first = Math.max(0, lines.length - shown);
+  lines.slice(first).forEach((l, i) => {
+    if (v.lasso !== undefined && first + i === v.lasso.loopStart) print(`# loop: steps ${v.lasso.loopStart + 1}–${lines.length}, back to the state after step ${v.lasso.loopStart}`);
+    print(l);
+  });
   print(`# counterexample: ${logPath}  (tdxsim replay ${logPath} --to N, or tdxsim inspect ${logPath})`);
   return EXIT_FAILURE;
 }
