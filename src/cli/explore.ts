@@ -142,7 +142,7 @@ function report(x: Explored, r: ExploreResult | SampleResult, opts: ExploreCliOp
   let v: Violation = r.violation;
   const found = `${v.choices.length} steps, ${countPreemptions(model, v.choices)} preemptions`;
   if (v.lasso !== undefined) {
-    print(`# lasso: ${v.lasso.loopStart} steps to the loop, then ${v.choices.length - v.lasso.loopStart} steps a turn (shortest prefix breadth-first over the state graph, shortest fair loop through its end; ${countPreemptions(model, v.choices)} preemptions)`);
+    print(`# lasso: ${v.lasso.loopStart} steps to the loop, then ${v.choices.length - v.lasso.loopStart} steps a turn (prefix: shortest path over the state graph; loop: shortest cycle through its end, extended until fair; ${countPreemptions(model, v.choices)} preemptions)`);
   } else if (opts.minimise === false) {
     print(`# counterexample as found: ${found}`);
   } else {

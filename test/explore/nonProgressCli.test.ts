@@ -23,7 +23,7 @@ describe('tdxsim explore: non-progress (CLI)', () => {
     expect(r.lines[0]).toMatch(/^# exploring accept-level-split \(depth-first\): invariants no-failure, .*, kick-completes, non-progress; bounds/);
     expect(r.stdout).toContain('# 209 states, 212 transitions, max depth 115, 0 end states,');
     expect(r.stdout).toMatch(/\n# non-progress: state graph of 209 states, 302 edges \(90 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive, 1 component with a fair loop\n/);
-    expect(r.stdout).toContain('# lasso: 103 steps to the loop, then 13 steps a turn (shortest prefix breadth-first over the state graph, shortest fair loop through its end; 0 preemptions)');
+    expect(r.stdout).toContain('# lasso: 103 steps to the loop, then 13 steps a turn (prefix: shortest path over the state graph; loop: shortest cycle through its end, extended until fair; 0 preemptions)');
     expect(r.stdout).toContain(`# violation of non-progress: a loop from step 104 to step 116 returns to the state after step 103: ${DETAIL}`);
     // The loop, as printed: marked, then the entry, the guest's ACCEPT, its exit, and KVM's fault path back to the entry.
     expect(r.stdout).toMatch(/\n# loop: steps 104–116, back to the state after step 103\n +104 {2}kvm\.vcpu0 +→ tdx +TDH\.VP\.ENTER .*\n +105 .*\n +106 {2}tdx +→ guest\.vcpu0 +VMRESUME\n +107 {2}guest\.vcpu0 → hw\.cpu0 +TDG\.MEM\.PAGE\.ACCEPT .*\n(.*\n)+ +116 {2}kvm\.mmu +→ kvm\.vcpu0 +TDP_WALK_RESULT /);

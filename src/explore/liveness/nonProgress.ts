@@ -57,7 +57,7 @@ export interface NonProgressResult {
   findings: Finding[];
 }
 
-/** Bounds the search for the shortest lasso; starts beyond it are not tried (the result says which was kept). */
+/** Bounds the search for the shortest lasso: loop starts tried, nearest first. */
 export const LASSO_STARTS_TRIED = 256;
 
 export function findNonProgress(g: FrozenGraph): NonProgressResult {
