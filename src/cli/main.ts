@@ -91,6 +91,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--time <s>', `wall-clock limit in seconds (default ${EXPLORE_DEFAULTS.timeSeconds})`, nonNegativeInt('--time'))
     .option('--invariant <name>', "check this invariant (repeatable; default: the scenario's invariants, else the library's defaults; see tdxsim invariants)", (v: string, prev: string[] = []) => [...prev, v])
     .option('--no-minimise', 'write the counterexample as found instead of the shortest one')
+    .option('--no-non-progress', 'skip the non-progress check (the state graph it records costs memory and time; see tdxsim invariants)')
     .option('--log <file>', 'counterexample log to write (default: <scenario name>.counterexample.log.jsonl)')
     .option('--policy <name=on|off>', 'override a policy switch of the scenario (repeatable; see tdxsim policies)', parsePolicyOption)
     .addOption(new Option('--mode <mode>', `dfs: every interleaving, depth-first; random or pct: seeded walks for scenarios too big for that (default ${EXPLORE_DEFAULTS.mode})`).choices(EXPLORE_MODES))

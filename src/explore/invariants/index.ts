@@ -11,9 +11,11 @@ import { septParentFirst } from './septParentFirst.ts';
 import { removeAfterTrack } from './removeAfterTrack.ts';
 import { eptViolationProgress, eptViolationProgressSpec } from './eptViolationProgress.ts';
 import { kickCompletes, kickCompletesSpec } from './kickCompletes.ts';
+import { nonProgress } from './nonProgress.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, nonProgress };
+export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
  * The library of invariants and bounded monitors (`tdxsim invariants`), in the order they are listed and
@@ -28,6 +30,7 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(noPrivateDataToHost),
   eptViolationProgressSpec,
   kickCompletesSpec,
+  fixed(nonProgress),
 ];
 
 /** The library entry named `name`, or undefined. */
