@@ -1,8 +1,12 @@
-/** The inspector's JSON API (src/inspect/server.ts), typed by src/inspect/api.ts. */
-import type { EventRow, FindResult, StatechartsResponse, StepView, Summary } from '../src/inspect/api.ts';
+/**
+ * The inspector's JSON API (src/inspect/server.ts), typed by src/inspect/api.ts. Every request names the
+ * log the page shows (`main`, or a steered one), set once at boot from the URL.
+ */
+import type { ChoicesResult, CollapsedChart, DiffResult, EventRow, FindResult, MatchesResult, StatechartsResponse, SteerResult, StepView, Summary, VerifyResult } from '../src/inspect/api.ts';
 
-async function get<T>(url: string, signal?: AbortSignal): Promise<T> {
-  const res = await fetch(url, signal ? { signal } : {});
+let logId = 'main';
+
+async function parse<T>(res: Response): Promise<T> {
   if (!res.ok) {
     let msg = `${res.status} ${res.statusText}`;
     try {
@@ -15,11 +19,37 @@ async function get<T>(url: string, signal?: AbortSignal): Promise<T> {
   return (await res.json()) as T;
 }
 
+function url(path: string, params: Record<string, string | number | null | undefined> = {}): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) p.set(k, String(v));
+  if (logId !== 'main') p.set('log', logId);
+  const q = p.toString();
+  return q ? `${path}?${q}` : path;
+}
+
+const get = <T>(path: string, params: Record<string, string | number | null | undefined> = {}, signal?: AbortSignal): Promise<T> =>
+  fetch(url(path, params), signal ? { signal } : {}).then((r) => parse<T>(r));
+
 export const api = {
+  setLog(id: string): void {
+    logId = /^(main|s\d{1,6})$/.test(id) ? id : 'main';
+  },
+  get log(): string {
+    return logId;
+  },
   summary: () => get<Summary>('/api/summary'),
-  events: (from: number, count: number) => get<{ steps: number; rows: EventRow[] }>(`/api/events?from=${from}&count=${count}`),
+  events: (from: number, count: number) => get<{ steps: number; rows: EventRow[] }>('/api/events', { from, count }),
   /** `actor`: whose context to include; null for the step's receiver. */
-  step: (n: number, actor: string | null, signal: AbortSignal) => get<StepView>(`/api/step?n=${n}${actor === null ? '' : `&actor=${encodeURIComponent(actor)}`}`, signal),
-  find: (q: string, from: number, dir: 'next' | 'prev') => get<FindResult>(`/api/find?q=${encodeURIComponent(q)}&from=${from}&dir=${dir}`),
+  step: (n: number, actor: string | null, signal: AbortSignal) => get<StepView>('/api/step', { n, actor }, signal),
+  find: (q: string, from: number, dir: 'next' | 'prev') => get<FindResult>('/api/find', { q, from, dir, wrap: 1 }),
+  matches: (q: string) => get<MatchesResult>('/api/matches', { q }),
   statecharts: () => get<StatechartsResponse>('/api/statecharts'),
+  statechart: (machine: string, expand: readonly string[]) => get<CollapsedChart>('/api/statechart', { machine, expand: expand.join(',') }),
+  diff: (a: number, b: number) => get<DiffResult>('/api/diff', { a, b }),
+  verify: () => get<VerifyResult>('/api/verify'),
+  choices: (n: number) => get<ChoicesResult>('/api/choices', { n }),
+  steer: (n: number, choice: number) =>
+    fetch('/api/steer', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ log: logId, n, choice }) }).then((r) => parse<SteerResult>(r)),
+  downloadUrl: () => url('/api/download'),
+  liveUrl: () => url('/api/live'),
 };

@@ -1,19 +1,32 @@
 /**
  * The inspector page: controls for time travel (buttons, arrow keys, jump to a step, next/previous match
- * of a filter), the sequence view, and for the selected actor its statechart and state. The URL's hash
- * holds the step (`#step=27`, plus `actor=` when an actor is pinned and `q=` for the filter), so a view
- * can be shared. A counterexample (a log whose end record is a failure) opens on its failing step.
+ * of a filter that wraps round, hiding the rows that do not match), the sequence view, and for the
+ * selected actor its statechart and state; a diff between a marked step and the current one; steering
+ * (deliver another message next, which makes a new log). The URL's hash holds the view (`#step=27`, plus
+ * `actor=`, `q=`, `mark=` and `log=`), so it can be shared.
+ *
+ * Nothing the log says is shown as fact before the server has re-derived it: the outcome, a
+ * counterexample's failure and a lasso's loop read "claimed by the log" until the background check
+ * (`replay --verify`'s) has passed, and keep saying so if it fails.
  */
 import './style.css';
-import type { ActorStep, StepView, Summary } from '../src/inspect/api.ts';
+import type { ActorStep, StepView, Summary, VerifyResult } from '../src/inspect/api.ts';
 import { compileQuery } from '../src/inspect/query.ts';
 import { api } from './api.ts';
-import { byId, clear, h } from './dom.ts';
+import { clear, h } from './dom.ts';
+import { DiffView } from './diffView.ts';
 import { SequenceView } from './sequence.ts';
 import { StatechartView } from './statechartView.ts';
 import { StatePanel } from './statePanel.ts';
+import { SteerPanel } from './steerPanel.ts';
 import { renderPending, renderStepCard } from './stepCard.ts';
-import { readViewHash, writeViewHash } from './viewHash.ts';
+import { readViewHash, viewHashText, writeViewHash } from './viewHash.ts';
+
+/** Opens another of the server's logs: the page starts again on it. */
+function openLog(log: string, step: number): void {
+  history.replaceState(null, '', viewHashText({ log, step, actor: null, q: '' }));
+  location.reload();
+}
 
 class App {
   summary: Summary;
@@ -22,34 +35,54 @@ class App {
   /** An actor the user picked; null follows the receiver of each step. */
   pinned: string | null = null;
   query = '';
+  marked: number | null = null;
+  verified: VerifyResult | null = null;
   #abort: AbortController | null = null;
+  #matchesTimer = 0;
+  #matchesSeq = 0;
+  #liveMatchesAt = 0;
   #seq: SequenceView;
-  #chart = new StatechartView();
+  #chart = new StatechartView((m) => this.notice(m));
   #panel = new StatePanel();
+  #diff = new DiffView();
+  #steer: SteerPanel;
   #stepInput: HTMLInputElement;
   #filter: HTMLInputElement;
+  #hide: HTMLInputElement;
+  #fields: HTMLInputElement;
   #findStatus: HTMLElement;
+  #markStatus: HTMLElement;
   #card: HTMLElement;
   #tabs: HTMLElement;
-  #banner: HTMLElement;
+  #banners: HTMLElement;
   #notice: HTMLElement;
   #steps: HTMLElement;
+  #outcome: HTMLElement;
+  #claim: HTMLElement;
+  #verifyStatus: HTMLElement;
   #follow: HTMLInputElement;
   #pending: HTMLElement;
 
   constructor(summary: Summary) {
     this.summary = summary;
     this.#seq = new SequenceView(summary.actors.map((a) => a.id), (s) => this.goTo(s), (m) => this.notice(m));
+    this.#steer = new SteerPanel((log, step) => openLog(log, step));
     this.#stepInput = h('input', { id: 'step-input', type: 'number', min: 0, max: summary.steps, value: 0, 'aria-label': 'step', title: 'Jump to a step (g)' });
-    this.#filter = h('input', { id: 'filter', type: 'search', placeholder: 'filter: #VE  TDX_OPERAND_BUSY  kvm.mmu  0x8000fe000000  to:tdx  "gen=1"', 'aria-label': 'filter', title: 'Enter: next match, Shift+Enter: previous (n / p outside the box)', spellcheck: 'false' });
+    this.#filter = h('input', { id: 'filter', type: 'search', placeholder: 'filter: #VE  TDX_OPERAND_BUSY  kvm.mmu  0x8000fe000000  to:tdx  "gen=1"', 'aria-label': 'filter', title: 'Enter: next match, Shift+Enter: previous (n / p outside the box); the search wraps round', spellcheck: 'false' });
+    this.#hide = h('input', { type: 'checkbox', id: 'filter-hide' });
+    this.#fields = h('input', { type: 'checkbox', id: 'show-fields' });
     this.#findStatus = h('span', { id: 'find-status', class: 'muted', 'aria-live': 'polite' });
+    this.#markStatus = h('span', { id: 'mark-status', class: 'muted' });
     this.#steps = h('span', { id: 'steps' }, summary.steps);
     this.#card = h('section', { id: 'step-card', 'aria-label': 'step' });
     this.#tabs = h('nav', { id: 'actor-tabs', 'aria-label': 'actors' });
-    this.#banner = h('div', { id: 'banner', hidden: true, role: 'alert' });
+    this.#banners = h('div', { id: 'banners' });
     this.#notice = h('div', { id: 'notice', hidden: true, role: 'status' });
     this.#follow = h('input', { type: 'checkbox', id: 'follow', checked: true });
     this.#pending = h('details', { id: 'pending' });
+    this.#outcome = h('span', { id: 'outcome', class: 'badge' });
+    this.#claim = h('span', { id: 'claim', class: 'claim', title: 'Not yet re-derived by replaying the log' }, 'claimed by the log');
+    this.#verifyStatus = h('span', { id: 'verify-status', class: 'muted', 'aria-live': 'polite' });
     this.#layout();
   }
 
@@ -59,11 +92,25 @@ class App {
 
   #layout(): void {
     const s = this.summary;
-    const outcome = s.outcome === null ? h('span', { id: 'outcome', class: 'badge' }, s.live ? 'running' : 'no end record') : h('span', { id: 'outcome', class: `badge ${s.outcome.status}` }, s.outcome.status);
     const header = h(
       'header',
       { id: 'top' },
-      h('div', { class: 'title' }, h('strong', {}, 'tdxsim'), ' ', h('span', { id: 'scenario' }, s.scenario), ' ', h('span', { id: 'file', class: 'muted', title: s.description }, s.file), ' ', outcome, s.live ? h('span', { id: 'live', class: 'badge live' }, 'live') : null),
+      h(
+        'div',
+        { class: 'title' },
+        h('strong', {}, 'tdxsim'),
+        ' ',
+        h('span', { id: 'scenario' }, s.scenario),
+        ' ',
+        h('span', { id: 'file', class: 'muted', title: s.description }, s.file),
+        ' ',
+        s.steered ? h('span', { id: 'steered-badge', class: 'badge steered' }, `steered at step ${s.steered.step}`) : null,
+        this.#outcome,
+        this.#claim,
+        s.live ? h('span', { id: 'live', class: 'badge live' }, 'live') : null,
+        ' ',
+        this.#verifyStatus,
+      ),
       h(
         'div',
         { class: 'controls' },
@@ -76,12 +123,19 @@ class App {
         this.#filter,
         this.#button('find-prev', '◀ match', 'Previous match (Shift+Enter, p)', () => void this.find('prev')),
         this.#button('find-next', 'match ▶', 'Next match (Enter, n)', () => void this.find('next')),
+        h('label', { class: 'toggle', title: 'List only the steps that match the filter' }, this.#hide, ' only matches'),
         this.#findStatus,
+        h('span', { class: 'sep' }),
+        h('label', { class: 'toggle', title: 'Show each message’s fields under its arrow (f)' }, this.#fields, ' fields'),
+        h('span', { class: 'sep' }),
+        this.#button('mark', 'mark', 'Mark this step for a diff (m)', () => this.mark()),
+        this.#button('diff-open', 'diff', 'Compare the marked step with this one (d)', () => this.diff()),
+        this.#markStatus,
       ),
     );
     const follow = h('label', { class: 'follow', title: 'Show the actor that receives each step' }, this.#follow, ' follow the receiver');
-    const detail = h('div', { id: 'detail' }, this.#card, h('div', { class: 'tabs-row' }, this.#tabs, follow), this.#chart.element, this.#panel.element, this.#pending);
-    document.body.append(header, this.#banner, this.#notice, h('main', {}, this.#seq.element, detail));
+    const detail = h('div', { id: 'detail' }, this.#card, this.#steer.element, h('div', { class: 'tabs-row' }, this.#tabs, follow), this.#chart.element, this.#panel.element, this.#diff.element, this.#pending);
+    document.body.append(header, this.#banners, this.#notice, h('main', {}, this.#seq.element, detail));
 
     // Enter may also fire `change`: go only where we are not already.
     const jump = () => {
@@ -101,6 +155,8 @@ class App {
         this.#filter.blur();
       }
     });
+    this.#hide.addEventListener('change', () => this.#refreshOrder());
+    this.#fields.addEventListener('change', () => this.#seq.setShowFields(this.#fields.checked));
     this.#follow.addEventListener('change', () => {
       this.pinned = this.#follow.checked ? null : (this.pinned ?? this.#selectedActor());
       this.#writeHash();
@@ -129,6 +185,12 @@ class App {
       N: () => void this.find('prev'),
       '/': () => this.#filter.focus(),
       g: () => this.#stepInput.select(),
+      m: () => this.mark(),
+      d: () => this.diff(),
+      f: () => {
+        this.#fields.checked = !this.#fields.checked;
+        this.#seq.setShowFields(this.#fields.checked);
+      },
     };
     const act = actions[e.key];
     if (act) {
@@ -141,12 +203,16 @@ class App {
     const hs = readViewHash();
     this.pinned = hs.actor !== null && this.summary.actors.some((a) => a.id === hs.actor) ? hs.actor : null;
     this.#follow.checked = this.pinned === null;
+    this.marked = hs.mark !== null && hs.mark <= this.summary.steps ? hs.mark : null;
+    this.#showMark();
     if (hs.q) {
       this.#filter.value = hs.q;
       this.setQuery(hs.q);
     }
     this.#seq.setSteps(this.summary.steps);
-    this.#showFailure();
+    this.#seq.setMarks(this.summary.lasso, this.summary.steered?.step ?? null);
+    this.#showOutcome();
+    this.#showBanners();
     if (this.summary.warning) this.notice(this.summary.warning);
     api.statecharts().then(
       (r) => {
@@ -155,29 +221,106 @@ class App {
       },
       (e: Error) => this.#chart.showError(e.message),
     );
-    // A counterexample opens on its failing step unless the URL names one.
-    this.goTo(hs.step ?? this.summary.failure?.step ?? 0);
+    // A counterexample opens on its failing step, a steered log on its steered step, unless the URL names one.
+    this.goTo(hs.step ?? this.summary.steered?.step ?? this.summary.failure?.step ?? 0);
     if (this.summary.live) this.#subscribe();
+    else this.#verify();
   }
 
-  #showFailure(): void {
-    const f = this.summary.failure;
-    if (!f) {
-      this.#banner.hidden = true;
-      return;
-    }
-    clear(this.#banner);
-    this.#banner.className = 'banner failure';
-    this.#banner.append(
-      h('strong', {}, `Counterexample: failure at step ${f.step}`),
-      ' — ',
-      h('span', { id: 'failure-reason' }, f.reason),
-      f.detail && f.detail !== f.reason ? `: ${f.detail}` : '',
-      f.actor ? ` (${f.actor})` : '',
-      ' ',
-      h('button', { type: 'button', class: 'small', onclick: () => this.goTo(f.step) }, `go to step ${f.step}`),
+  /** The background check; until it passes, everything the end record says is a claim. */
+  #verify(): void {
+    this.#verifyStatus.textContent = 'verifying…';
+    this.#verifyStatus.className = 'muted';
+    api.verify().then(
+      (r) => {
+        this.verified = r;
+        // A failure is spelled out in its banner; the header keeps it short.
+        this.#verifyStatus.textContent = r.status === 'failed' ? 'not verified' : r.text;
+        this.#verifyStatus.title = r.text;
+        this.#verifyStatus.className = `verify ${r.status}`;
+        this.#showOutcome();
+        this.#showBanners();
+      },
+      (e: Error) => {
+        this.verified = { status: 'failed', text: `not verified: ${e.message}` };
+        this.#verifyStatus.textContent = 'not verified';
+        this.#verifyStatus.title = this.verified.text;
+        this.#verifyStatus.className = 'verify failed';
+        this.#showBanners();
+      },
     );
-    this.#banner.hidden = false;
+  }
+
+  get #isFact(): boolean {
+    return this.verified?.status === 'verified';
+  }
+
+  #showOutcome(): void {
+    const s = this.summary;
+    const o = this.#outcome;
+    o.className = `badge ${s.outcome?.status ?? ''}`;
+    o.textContent = s.outcome === null ? (s.live ? 'running' : s.torn ? 'torn: no outcome' : 'no end record') : s.outcome.status;
+    this.#claim.hidden = s.outcome === null || this.#isFact;
+  }
+
+  #showBanners(): void {
+    const s = this.summary;
+    const claim = this.#isFact ? '' : ' (claimed by the log)';
+    clear(this.#banners);
+    const add = (id: string, cls: string, ...children: (Node | string | null)[]) => {
+      const b = h('div', { id, class: `banner ${cls}`, role: cls === 'notice' ? 'status' : 'alert' });
+      for (const c of children) if (c !== null) b.append(c);
+      this.#banners.append(b);
+    };
+    if (this.verified?.status === 'failed') add('verify-banner', 'failure', h('strong', {}, 'The log did not verify: '), this.verified.text.replace(/^not verified: /, ''), ' — what it says about its outcome is not confirmed by the model.');
+    if (s.torn) add('torn-banner', 'torn', h('strong', {}, 'Torn log: '), s.torn.notice);
+    if (s.steered) {
+      const st = s.steered;
+      add(
+        'steered-banner',
+        'steered',
+        h('strong', {}, `Steered at step ${st.step}: `),
+        `this run delivers ${st.chose}`,
+        st.insteadOf ? ` instead of ${st.insteadOf}` : ' after the end of the log it came from',
+        ', then FIFO to the end. The log it came from is unchanged. ',
+        h('a', { id: 'download', href: api.downloadUrl(), download: st.fileName }, `download ${st.fileName}`),
+        ' ',
+        h('button', { type: 'button', class: 'small', id: 'back-to-parent', onclick: () => openLog(st.parent, st.step - 1) }, 'back to the log it came from'),
+      );
+    }
+    const f = s.failure;
+    // A lasso's failure is its loop, which has a banner of its own below.
+    if (f && !s.lasso) {
+      add(
+        'banner',
+        'failure',
+        h('strong', {}, `Counterexample${claim}: failure at step ${f.step}`),
+        ' — ',
+        h('span', { id: 'failure-reason' }, f.reason),
+        f.detail && f.detail !== f.reason ? `: ${f.detail}` : '',
+        f.actor ? ` (${f.actor})` : '',
+        ' ',
+        h('button', { type: 'button', class: 'small', onclick: () => this.goTo(f.step) }, `go to step ${f.step}`),
+      );
+    }
+    const l = s.lasso;
+    if (l) {
+      add(
+        'lasso-banner',
+        'lasso',
+        h('span', { class: 'badge loop' }, 'loop'),
+        ' ',
+        h('strong', {}, `Non-progress cycle${claim}: steps ${l.first}–${l.last} repeat forever`),
+        ` (after step ${l.last} the world is as after step ${l.loopStart})`,
+        l.starving ? `; starving: ${l.starving}` : '',
+        l.retries ? `; retries: ${l.retries}` : '',
+        ' ',
+        h('button', { type: 'button', class: 'small', onclick: () => this.goTo(l.first) }, `go to step ${l.first}`),
+      );
+    }
+    if (s.preemptions !== null) {
+      add('preemptions', 'notice', `Schedule ${s.steered ? 'steered in the inspector' : 'found by tdxsim explore'}: ${s.preemptions} preemption${s.preemptions === 1 ? '' : 's'}, marked `, h('span', { class: 'p-mark' }, 'P'), ' beside the step (a delivery that leaves the thread the previous step started).');
+    }
   }
 
   notice(msg: string): void {
@@ -187,6 +330,7 @@ class App {
 
   #applyHash(): void {
     const hs = readViewHash();
+    if (hs.log !== api.log) return location.reload();
     if (hs.actor !== this.pinned && (hs.actor === null || this.summary.actors.some((a) => a.id === hs.actor))) {
       this.pinned = hs.actor;
       this.#follow.checked = this.pinned === null;
@@ -200,14 +344,32 @@ class App {
   }
 
   #writeHash(): void {
-    writeViewHash({ step: this.step, actor: this.pinned, q: this.query });
+    writeViewHash({ step: this.step, actor: this.pinned, q: this.query, mark: this.marked, log: api.log });
   }
 
   setQuery(q: string): void {
     this.query = q.trim();
     this.#seq.setMatcher(compileQuery(this.query));
     this.#findStatus.textContent = '';
+    this.#findStatus.classList.remove('wrapped');
     this.#writeHash();
+    // Typing: ask for the matching rows once the user pauses.
+    clearTimeout(this.#matchesTimer);
+    this.#matchesTimer = window.setTimeout(() => this.#refreshOrder(), 200);
+  }
+
+  #refreshOrder(): void {
+    const seq = ++this.#matchesSeq;
+    if (!this.#hide.checked || !this.query) {
+      this.#seq.setOrder(null);
+      return;
+    }
+    api.matches(this.query).then(
+      (r) => {
+        if (seq === this.#matchesSeq) this.#seq.setOrder(r.seqs);
+      },
+      (e: Error) => this.notice(`filter: ${e.message}`),
+    );
   }
 
   async find(dir: 'next' | 'prev'): Promise<void> {
@@ -217,15 +379,33 @@ class App {
     }
     try {
       const r = await api.find(this.query, this.step, dir);
+      const st = this.#findStatus;
+      st.classList.toggle('wrapped', r.wrapped);
       if (r.seq !== null) {
         this.goTo(r.seq);
-        this.#findStatus.textContent = `${r.total} matching step${r.total === 1 ? '' : 's'}`;
+        const count = `${r.total} matching step${r.total === 1 ? '' : 's'}`;
+        st.textContent = r.wrapped ? `wrapped: ${dir === 'next' ? `past the last match, back to the first (step ${r.seq})` : `before the first match, on to the last (step ${r.seq})`} · ${count}` : count;
       } else {
-        this.#findStatus.textContent = r.total === 0 ? 'no step matches' : `no match ${dir === 'next' ? 'after' : 'before'} step ${this.step} (${r.total} in all)`;
+        st.textContent = 'no step matches';
       }
     } catch (e) {
       this.notice(`find: ${(e as Error).message}`);
     }
+  }
+
+  mark(): void {
+    this.marked = this.step;
+    this.#showMark();
+    this.#writeHash();
+  }
+
+  #showMark(): void {
+    this.#markStatus.textContent = this.marked === null ? '' : `marked: step ${this.marked}`;
+  }
+
+  diff(): void {
+    void this.#diff.run(this.marked ?? 0, this.step);
+    this.#diff.element.scrollIntoView({ block: 'nearest' });
   }
 
   goTo(n: number): void {
@@ -262,7 +442,8 @@ class App {
   #render(): void {
     const v = this.view!;
     this.#seq.setCurrent(v.step, v.event?.cause ?? null, v.effects);
-    renderStepCard(this.#card, v, (n) => this.goTo(n));
+    renderStepCard(this.#card, v, (n) => this.goTo(n), { lasso: this.summary.lasso, steered: this.summary.steered?.step ?? null });
+    this.#steer.setStep(v.step, this.summary.live);
     this.#renderActor();
     renderPending(this.#pending, v);
     document.title = `step ${v.step} · ${this.summary.scenario} · tdxsim inspect`;
@@ -306,7 +487,7 @@ class App {
 
   /** `run --inspect`: follow the run as it delivers, staying at the tip if the user was there. */
   #subscribe(): void {
-    const es = new EventSource('/api/live');
+    const es = new EventSource(api.liveUrl());
     es.onmessage = (m) => {
       const u = JSON.parse(String(m.data)) as { steps: number; live: boolean };
       const atTip = this.step === this.summary.steps;
@@ -314,17 +495,22 @@ class App {
       this.#steps.textContent = String(u.steps);
       this.#stepInput.max = String(u.steps);
       this.#seq.setSteps(u.steps);
+      // The list of matching rows grows with the run; a full scan a second is plenty.
+      if (this.#hide.checked && this.query && (!u.live || Date.now() - this.#liveMatchesAt > 1000)) {
+        this.#liveMatchesAt = Date.now();
+        this.#refreshOrder();
+      }
       if (atTip) this.goTo(u.steps);
       if (!u.live) {
         es.close();
         void api.summary().then((s) => {
           this.summary = s;
           document.getElementById('live')?.remove();
-          const o = byId('outcome');
-          o.className = `badge ${s.outcome?.status ?? ''}`;
-          o.textContent = s.outcome?.status ?? 'no end record';
-          this.#showFailure();
+          this.#showOutcome();
+          this.#showBanners();
           if (s.failure && atTip) this.goTo(s.failure.step);
+          this.#steer.setStep(this.step, false);
+          this.#verify();
         });
       }
     };
@@ -335,6 +521,7 @@ class App {
 }
 
 async function boot(): Promise<void> {
+  api.setLog(readViewHash().log);
   try {
     const summary = await api.summary();
     document.title = `${summary.scenario} · tdxsim inspect`;

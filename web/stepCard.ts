@@ -3,7 +3,7 @@
  * step that sent it, the steps it sent), the statechart transitions it took, any failure it raised and its
  * payload; and below the panels, the messages still in flight after the step.
  */
-import type { StepView } from '../src/inspect/api.ts';
+import type { LassoInfo, StepView } from '../src/inspect/api.ts';
 import { clear, h } from './dom.ts';
 import { contextTree } from './statePanel.ts';
 
@@ -15,10 +15,23 @@ function takenText(v: StepView): string[] {
   });
 }
 
-export function renderStepCard(card: HTMLElement, v: StepView, goTo: (step: number) => void): void {
+export function renderStepCard(card: HTMLElement, v: StepView, goTo: (step: number) => void, marks: { lasso: LassoInfo | null; steered: number | null }): void {
   const link = (n: number) => h('button', { type: 'button', class: 'link', 'data-goto': n, onclick: () => goTo(n) }, String(n));
   clear(card);
-  card.append(h('div', { class: 'card-head' }, h('span', { class: 'step-no' }, `Step ${v.step}`), h('span', { class: 'muted' }, ` of ${v.steps}`)));
+  const l = marks.lasso;
+  const inLoop = l !== null && v.step >= l.first && v.step <= l.last;
+  card.append(
+    h(
+      'div',
+      { class: 'card-head' },
+      h('span', { class: 'step-no' }, `Step ${v.step}`),
+      h('span', { class: 'muted' }, ` of ${v.steps}`),
+      v.step === marks.steered ? h('span', { class: 'badge steered', id: 'card-steered' }, 'steered: the message picked in the inspector') : null,
+      inLoop ? h('span', { class: 'badge loop', id: 'card-loop', title: `steps ${l.first}–${l.last} repeat forever` }, `loop ${v.step - l.first + 1}/${l.last - l.first + 1}`) : null,
+      v.event?.preemption ? h('span', { class: 'badge preemption', id: 'card-preemption', title: v.event.preemption }, 'preemption') : null,
+    ),
+  );
+  if (v.event?.preemption) card.append(h('div', { class: 'preemption-note muted' }, v.event.preemption));
   if (v.event === null) {
     card.append(h('p', { class: 'muted' }, 'The initial state: every actor as the scenario configured it, before the first message is delivered.'));
     return;

@@ -5,6 +5,9 @@
 // left out: the model has no live migration.
 
 // Leaves a TD uses from creation to teardown: build, run, S-EPT edits (§4.1, §5b.3, §5a.2).
+/** The leaf in bits 15:0 of a SEAMCALL's function number (RAX); bits 23:16 are its version (§4.1). */
+export const SEAMCALL_LEAF_MASK = 0xffff;
+
 export const TDH_VP_ENTER = 0;
 export const TDH_MNG_ADDCX = 1;
 export const TDH_MEM_PAGE_ADD = 2;

@@ -39,6 +39,9 @@ export const SPTE_TDP_AD_DISABLED = 1n << SPTE_TDP_AD_SHIFT;
 export const SPTE_TDP_AD_WRPROT_ONLY = 2n << SPTE_TDP_AD_SHIFT;
 // Access tracking parks the R and X bits of a tracked SPTE at bits 54 and 56.
 export const SHADOW_ACC_TRACK_SAVED_BITS_MASK = VMX_EPT_READABLE_MASK | VMX_EPT_EXECUTABLE_MASK;
+// KVM's own access bits (ACC_EXEC_MASK 1, ACC_WRITE_MASK 2, ACC_USER_MASK 4) [L616:arch/x86/kvm/mmu/spte.h];
+// mark_mmio_spte traces `spte & ACC_ALL`.
+export const ACC_ALL = 7n;
 export const SHADOW_ACC_TRACK_SAVED_BITS_SHIFT = 54n;
 export const SHADOW_ACC_TRACK_SAVED_MASK = SHADOW_ACC_TRACK_SAVED_BITS_MASK << SHADOW_ACC_TRACK_SAVED_BITS_SHIFT;
 // High ignored bits, because the low ignored bits of an EPT entry are scarce.

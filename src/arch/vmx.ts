@@ -29,6 +29,13 @@ export const EXIT_REASON_TDCALL = 77;
 
 /** Bit 31 of the exit reason flags a failed VM entry rather than an exit (§4.5). */
 export const VMX_EXIT_REASONS_FAILED_VMENTRY = 0x8000_0000;
+/** Bits 15:0 are the basic exit reason (SDM Vol. 3C "Basic VM-Exit Information"; KVM's union vmx_exit_reason). */
+export const EXIT_REASON_BASIC_MASK = 0xffff;
+/**
+ * KVM's exit reason when TDH.VP.ENTER returned a status that carries none (BUSY from the entry, §5c.1 step 4):
+ * tdx_to_vmx_exit_reason returns -1u [KX], which kvm_exit prints as `0xffff FAILED_VMENTRY 0x7fff0000`.
+ */
+export const TDX_NO_EXIT_REASON = 0xffff_ffff;
 
 /** Exit reason → name as Linux's VMX_EXIT_REASONS spells it, so traces match kvm_exit output. */
 export const EXIT_REASON_NAMES: Readonly<Record<number, string>> = Object.freeze({

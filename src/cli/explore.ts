@@ -10,7 +10,7 @@
  * (Ctrl-C), after the summary so far.
  */
 import { lastValueFrom, tap } from 'rxjs';
-import type { ExploreBounds, ExploreResult } from '../explore/explore.ts';
+import type { ExploreBounds, ExploreResult, LivenessSummary } from '../explore/explore.ts';
 import type { SampleResult } from '../explore/sample.ts';
 import type { PolicyOverrides } from '../policies.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
@@ -49,6 +49,8 @@ export interface ExploreCliOptions {
   quiet?: boolean;
   /** Key file: sign the counterexample log (src/log/signature.ts). */
   signKey?: string;
+  /** commander's negation of --no-non-progress: skip the non-progress check even where it applies. */
+  nonProgress?: boolean;
 }
 
 /** Flags that only mean something in some modes: naming one elsewhere is a mistake worth an error. */
@@ -97,6 +99,7 @@ export async function exploreCommand(scenarioArg: string, opts: ExploreCliOption
     ...(opts.maxStates !== undefined ? { maxStates: opts.maxStates } : {}),
     ...(opts.time !== undefined ? { timeSeconds: opts.time } : {}),
     minimise: opts.minimise !== false,
+    nonProgress: opts.nonProgress !== false,
     progressEvery: 1_000,
     signal: stop.signal,
   });
@@ -106,7 +109,10 @@ export async function exploreCommand(scenarioArg: string, opts: ExploreCliOption
         tap((e: ExploreEvent) => {
           if (e.type === 'start') {
             start = e;
-            if (!opts.json) io.print(headerLine(e));
+            if (!opts.json) {
+              io.print(headerLine(e));
+              for (const n of e.notes) io.print(`# ${n}`);
+            }
           } else if (e.type === 'progress') {
             progress.update(() => (e.phase === 'search' ? searchLine(e, e.bounds, queueName(start!)) : `minimising: no schedule of fewer than ${e.depth} steps breaks it (at most ${e.maxDepth}); ${thousands(e.states)} states searched breadth-first`));
           } else if (e.type === 'done') {
@@ -176,7 +182,8 @@ function report(start: ExploreStart, done: ExploreDone, file: string, signWith: 
     const fmt = formatOptionsFor(start.scenario);
     const violation = { invariant: finding.invariant, ...(finding.bound !== undefined ? { bound: finding.bound } : {}), detail: finding.detail };
     const writer = LogWriter.open(logPath!, headerFor(start.scenario, file, { kind: 'explore' }), signWith === undefined ? {} : { signWith });
-    runModelEvents(start.model, start.scenario, { choices: finding.choices, maxSteps: finding.choices.length, log: writer, violation }).subscribe((e) => {
+    const lasso = finding.lasso !== undefined ? { lasso: finding.lasso } : {};
+    runModelEvents(start.model, start.scenario, { choices: finding.choices, maxSteps: finding.choices.length, log: writer, violation, ...lasso }).subscribe((e) => {
       if (e.type === 'delivery') lines.push(formatDelivery({ seq: e.seq, ...e.message }, fmt));
     });
     writer.close();
@@ -186,17 +193,30 @@ function report(start: ExploreStart, done: ExploreDone, file: string, signWith: 
     return code;
   }
   print(summary(r, start.workers, start.bounds));
+  if ('liveness' in r && r.liveness) print(livenessLine(r.liveness));
   if (finding === null) return code;
   const found = `${finding.asFound.steps} steps, ${finding.asFound.preemptions} preemptions`;
-  if (finding.minimised === 'off') print(`# counterexample as found: ${found}`);
+  const lasso = finding.lasso;
+  if (lasso !== undefined) print(`# lasso: ${lasso.loopStart} steps to the loop, then ${finding.choices.length - lasso.loopStart} steps a turn (prefix: shortest path over the state graph; loop: shortest cycle through its end, extended until fair; ${finding.preemptions} preemptions)`);
+  else if (finding.minimised === 'off') print(`# counterexample as found: ${found}`);
   else if (finding.minimised === 'minimal') print(`# minimised: ${finding.choices.length} steps, ${finding.preemptions} preemptions (fewest steps, then fewest preemptions; ${finding.minimiserStates} states searched breadth-first); as found: ${found}`);
   else print(`# not minimised (${finding.minimised === 'bound' ? `state bound reached after ${finding.minimiserStates} states` : 'no shorter schedule'}); counterexample as found: ${found}`);
-  print(`# violation of ${finding.invariant} at step ${finding.choices.length}: ${finding.detail}`);
+  if (lasso !== undefined) print(`# violation of ${finding.invariant}: a loop from step ${lasso.loopStart + 1} to step ${finding.choices.length} returns to the state after step ${lasso.loopStart}: ${finding.detail}`);
+  else print(`# violation of ${finding.invariant} at step ${finding.choices.length}: ${finding.detail}`);
   const shown = 200;
   if (lines.length > shown) print(`# … ${lines.length - shown} earlier steps (the whole schedule is in the log)`);
-  for (const l of lines.slice(-shown)) print(l);
+  const first = Math.max(0, lines.length - shown);
+  lines.slice(first).forEach((l, i) => {
+    if (lasso !== undefined && first + i === lasso.loopStart) print(`# loop: steps ${lasso.loopStart + 1}–${lines.length}, back to the state after step ${lasso.loopStart}`);
+    print(l);
+  });
   print(`# counterexample: ${logPath}  (tdxsim replay ${logPath} --to N, or tdxsim inspect ${logPath})`);
   return code;
+}
+
+function livenessLine(l: LivenessSummary): string {
+  const graph = `state graph of ${l.states} states, ${l.edges} edges (${l.prunedEdges} of them pruned from the search by the sleep sets), ${(l.bytes / 2 ** 20).toFixed(1)} MiB, searched in ${(l.checkMs / 1000).toFixed(1)} s`;
+  return `# non-progress: ${graph} — ${l.exhaustive ? 'exhaustive' : 'not exhaustive (the search stopped at a bound; only fully expanded states were looked at)'}${l.findings > 0 ? `, ${l.findings} component${l.findings === 1 ? '' : 's'} with a fair loop` : ''}`;
 }
 
 /** The DFS line; a sampling line adds the walks, and names the mode and seed to rerun it. */
@@ -245,6 +265,7 @@ function summaryJson(start: ExploreStart, r: ExploreResult | SampleResult, findi
             preemptions: finding.preemptions,
             minimised: finding.minimised,
             asFound: finding.asFound,
+            ...(finding.lasso !== undefined ? { lasso: finding.lasso } : {}),
             log,
           },
     exitCode,

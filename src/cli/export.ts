@@ -10,9 +10,10 @@ import { loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { logToMermaid, logToPerfetto, machinesOf, statechartMermaid, statechartSvg } from '../session/exporters.ts';
 import { isLogFile, openLogOrScenario, refuseNonRegular } from '../session/open.ts';
+import { traceCmdReport } from '../export/traceCmd.ts';
 import { EXIT_OK } from './exitCodes.ts';
 
-export const EXPORT_FORMATS = ['mermaid', 'perfetto', 'statechart-mermaid', 'statechart-svg'] as const;
+export const EXPORT_FORMATS = ['mermaid', 'perfetto', 'statechart-mermaid', 'statechart-svg', 'trace-cmd'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 export interface ExportCliOptions {
@@ -63,6 +64,11 @@ export function exportCommand(arg: string, o: ExportCliOptions, print: (line: st
     }
     case 'statechart-svg':
       return exportSvg(arg, o, print);
+    case 'trace-cmd': {
+      const { log, file } = openLogOrScenario(arg, {}, { allowTorn: true });
+      if (log.torn !== null) process.stderr.write(`tdxsim: warning: ${tearNotice(file, log.torn)}\n`);
+      return emit(traceCmdReport(log, file), o, print, 'a trace-cmd report');
+    }
   }
 }
 

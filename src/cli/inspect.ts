@@ -1,12 +1,14 @@
 /**
  * `tdxsim inspect <log | scenario>`: open a log (or a scenario's fresh in-memory run) in the local web
  * inspector. A log that cannot be opened still gets a page: the error, naming file and line, is shown
- * there and printed here.
+ * there and printed here. A torn log (its last line cut mid-write) opens: its intact prefix is shown,
+ * with the tear named on the page and here.
  */
 import { LogError } from '../log/errors.ts';
 import { openInBrowser } from '../inspect/browser.ts';
 import { listen } from '../inspect/listen.ts';
-import { openLogOrScenario } from '../session/open.ts';
+import { readLog } from '../log/reader.ts';
+import { isLogFile, openLogOrScenario } from '../session/open.ts';
 import type { Inspector, InspectTarget } from '../inspect/server.ts';
 import { InspectSession } from '../inspect/session.ts';
 import { failureOf } from '../inspect/summary.ts';
@@ -25,7 +27,10 @@ export interface InspectCliOptions {
 /** The session to serve, or the error page's content when the log cannot be opened (also printed). */
 export function inspectTarget(arg: string, o: InspectCliOptions = {}, warn: (line: string) => void = (l) => process.stderr.write(l + '\n')): InspectTarget {
   try {
-    const { log, file } = openLogOrScenario(arg, { ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}) });
+    const { log, file } = isLogFile(arg)
+      ? { log: readLog(arg, { allowTorn: true }), file: arg }
+      : openLogOrScenario(arg, { ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}) });
+    if (log.torn) warn(`tdxsim: warning: ${file}:${log.torn.line}: torn last line (the writer stopped mid-line); showing the ${log.events.length} intact steps before it`);
     return { session: InspectSession.open(log, file) };
   } catch (e) {
     // A file that cannot be read at all is plain bad input; a log whose content is wrong gets the page.

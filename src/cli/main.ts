@@ -15,6 +15,8 @@ import { runCommand } from './run.ts';
 import { EXPLORE_DEFAULTS, EXPLORE_MODES, exploreCommand, type ExploreCliOptions } from './explore.ts';
 import { parsePolicyOption, policiesCommand } from './policies.ts';
 import { invariantsCommand } from './invariants.ts';
+import { importCommand, type ImportCliOptions } from './import.ts';
+import { TRACE_FORMATS } from '../import/traceEvent.ts';
 
 function nonNegativeInt(flag: string) {
   return (v: string): number => {
@@ -89,6 +91,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--time <s>', `wall-clock limit in seconds (default ${EXPLORE_DEFAULTS.timeSeconds})`, nonNegativeInt('--time'))
     .option('--invariant <name>', "check this invariant (repeatable; default: the scenario's invariants, else the library's defaults; see tdxsim invariants)", (v: string, prev: string[] = []) => [...prev, v])
     .option('--no-minimise', 'write the counterexample as found instead of the shortest one')
+    .option('--no-non-progress', 'skip the non-progress check (the state graph it records costs memory and time; see tdxsim invariants)')
     .option('--log <file>', 'counterexample log to write (default: <scenario name>.counterexample.log.jsonl)')
     .option('--policy <name=on|off>', 'override a policy switch of the scenario (repeatable; see tdxsim policies)', parsePolicyOption)
     .addOption(new Option('--mode <mode>', `dfs: every interleaving, depth-first; random or pct: seeded walks for scenarios too big for that (default ${EXPLORE_DEFAULTS.mode})`).choices(EXPLORE_MODES))
@@ -140,6 +143,20 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--json', 'print what was written (files) or the text itself as JSON')
     .action((log: string, o: ExportCliOptions) => {
       code = settleLater(exportCommand(log, o, print));
+    });
+
+  program
+    .command('import')
+    .description('read a real trace (trace-cmd report, ftrace, perf script, dmesg), build the scenario it implies, replay it through the model and report where they part')
+    .argument('<trace...>', 'trace files of one run (a trace and its dmesg are merged by timestamp)')
+    .addOption(new Option('--format <format>', 'the trace format (default: detected from the lines)').choices(TRACE_FORMATS))
+    .option('--strict', 'malformed lines are errors (exit 2), not warnings')
+    .option('--json', 'print the report as JSON')
+    .option('--scenario-out <file>', 'where to write the scenario built from the trace (default: <name>.scenario.yaml)')
+    .option('--log <file>', "also write the model's run as a log")
+    .option('--max-steps <n>', 'stop the model after this many messages', nonNegativeInt('--max-steps'))
+    .action((traces: string[], o: ImportCliOptions) => {
+      code = importCommand(traces, o, print);
     });
 
   program

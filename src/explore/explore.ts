@@ -18,12 +18,21 @@
  *
  * Bounds: depth (deliveries along one schedule), distinct states and wall time. A search that hit none of
  * them and found nothing is exhaustive for the scenario: every reachable state was checked.
+ *
+ * Liveness: with a `liveness` invariant (non-progress) the search also records the unreduced state graph
+ * (liveness/stateGraph.ts: a state's pruned deliveries are recorded at its first visit too), and when it ends
+ * clean the graph is searched for fair non-progress cycles (liveness/nonProgress.ts); one is reported as a
+ * violation whose choices are a lasso, prefix then one turn of the loop.
  */
 import type { Message } from '../protocol/messages.ts';
 import { enabledChoices, initialWorld, runTransition, step, type ActorTransition } from '../runtime/step.ts';
 import type { Model, World } from '../runtime/world.ts';
 import { fingerprint } from './fingerprint.ts';
 import type { Invariant } from './invariants/index.ts';
+import { StateGraph, type FrozenGraph } from './liveness/stateGraph.ts';
+import { findNonProgress } from './liveness/nonProgress.ts';
+import { buildLasso, type Lasso } from './liveness/lasso.ts';
+import { progressThreadsOf, type ProgressThread } from './progress.ts';
 import { StateTable, type VisitedSet } from './stateTable.ts';
 import { TransitionCache } from './transitionCache.ts';
 
@@ -50,6 +59,10 @@ export interface ExploreOptions {
   reduction?: boolean;
   /** Memoised actor transitions (default on). */
   cache?: boolean;
+  /** The progress threads of the non-progress check (default: progressThreadsOf the model). */
+  progressThreads?: (model: Model) => ProgressThread[];
+  /** Called with the recorded state graph before the non-progress check runs on it (tests compare it with their own). */
+  onGraph?: (g: FrozenGraph) => void;
 }
 
 /** Counters of a running search, for progress displays. */
@@ -75,6 +88,23 @@ export interface Violation {
   detail: string;
   /** Scheduler choices from the initial world; the last delivery is the violating one. */
   choices: number[];
+  /** A non-progress finding: the choices are the prefix and one turn of the loop. */
+  lasso?: Lasso;
+}
+
+/** How the non-progress check went (null in ExploreResult when it did not run). */
+export interface LivenessSummary {
+  /** Every reachable state was in the graph with all its deliveries: no finding means there is none. */
+  exhaustive: boolean;
+  states: number;
+  edges: number;
+  /** Edges the sleep sets pruned from the search, which the graph records all the same. */
+  prunedEdges: number;
+  bytes: number;
+  /** Time of the graph search after the depth-first search (recording is in the search's own time). */
+  checkMs: number;
+  /** Components of the graph holding a finding. */
+  findings: number;
 }
 
 /**
@@ -98,6 +128,8 @@ export interface ExploreResult {
   /** Share of deliveries answered from the transition cache. */
   cacheHitRate: number;
   violation: Violation | null;
+  /** The non-progress check, when a `liveness` invariant asked for it. */
+  liveness?: LivenessSummary | null;
   /** With worker threads, per thread (the main one first): its time from start to report, and the states it entered first (parallel.ts). */
   threads?: { busyMs: number; newStates: number }[];
 }
@@ -110,6 +142,9 @@ interface Frame {
   next: number;
   /** The sleep set this visit arrived with, plus every channel explored from it so far. */
   sleep: Uint32Array;
+  /** The state's node in the liveness graph (−1 without one), and whether this visit records its edges. */
+  node: number;
+  record: boolean;
 }
 
 /** Channel ids are sender·n + receiver over actor indices; a sleep set is a bitset over them. */
@@ -158,6 +193,8 @@ export interface Search {
   counters: SearchCounters;
   /** After each new state, at `depth`: true stops the search (and has set `counters.bound`, or another worker stopped it). */
   afterNewState(depth: number): boolean;
+  /** The state graph for the non-progress check (one-thread search only). */
+  graph?: StateGraph | null;
   /** Set (typically by `afterNewState`) to make a resumable search return PAUSED at its next step. */
   pause?: boolean;
 }
@@ -194,14 +231,31 @@ export function depthFirstRun(search: Search, root: World, prefix: readonly numb
   const empty = noSleep(words);
   const scratch = noSleep(words);
 
-  const frameFor = (world: World, sleep: Uint32Array, only: Uint32Array | null): Frame => {
+  const graph = search.graph ?? null;
+
+  /** `via`: the frame's parent node and the channel delivered from it, for the graph's diamond lookups. */
+  const frameFor = (world: World, sleep: Uint32Array, only: Uint32Array | null, node: number, record: boolean, viaNode = -1, viaChannel = -1): Frame => {
     const enabled = enabledChoices(model, world);
     const todo: number[] = [];
     for (let i = 0; i < enabled.length; i++) if (only === null || has(only, ch!.of(enabled[i]!))) todo.push(i);
-    return { world, enabled, todo, next: 0, sleep };
+    if (record) {
+      // The first visit records every edge: the pruned ones here, the others as they are explored.
+      graph!.expand(node, enabled.length);
+      for (let i = 0, t = 0; i < enabled.length; i++) {
+        if (todo[t] === i) {
+          t++;
+          continue;
+        }
+        if (viaNode >= 0 && graph!.diamond(node, graph!.channelOf(enabled[i]!), viaNode, viaChannel)) continue;
+        const r = step(model, world, i, enabled, transition);
+        graph!.edge(node, graph!.node(fingerprint(model, r.world), r.world), world, r, true);
+      }
+    }
+    return { world, enabled, todo, next: 0, sleep, node, record };
   };
 
-  const stack: Frame[] = [frameFor(root, empty.slice(), explore)];
+  const rootNode = graph === null ? -1 : graph.node(fingerprint(model, root), root);
+  const stack: Frame[] = [frameFor(root, empty.slice(), explore, rootNode, graph !== null)];
   /** choices[k] led from stack[k] to stack[k + 1]; entries past the top frame are stale. */
   const choices: number[] = [];
   const base = prefix.length;
@@ -237,12 +291,16 @@ export function depthFirstRun(search: Search, root: World, prefix: readonly numb
         const c = ch.of(r.delivered);
         top.sleep[c >>> 5]! |= 1 << (c & 31);
       }
+      const fp = fingerprint(model, r.world);
+      const child = graph === null ? -1 : graph.node(fp, r.world);
+      if (top.record) graph!.edge(top.node, child, top.world, r, false);
       // A revisit explores what earlier arrivals slept on and this one does not (stateTable.ts).
-      const fresh = visited.arrive(fingerprint(model, r.world), childSleep, scratch);
+      const fresh = visited.arrive(fp, childSleep, scratch);
       if (fresh) {
         if (search.afterNewState(base + stack.length)) return null;
         if (r.world.pending.length === 0) {
           counters.terminals++;
+          graph?.expand(child, 0);
           continue;
         }
       } else {
@@ -252,7 +310,7 @@ export function depthFirstRun(search: Search, root: World, prefix: readonly numb
       }
       choices.length = stack.length - 1;
       choices.push(choice);
-      stack.push(frameFor(r.world, childSleep, ch === null ? null : scratch));
+      stack.push(frameFor(r.world, childSleep, ch === null ? null : scratch, child, fresh && graph !== null, top.node, graph === null ? -1 : graph.channelOf(r.delivered)));
       counters.maxDepth = Math.max(counters.maxDepth, base + stack.length - 1);
     }
     return null;
@@ -271,8 +329,8 @@ export interface Exploration {
 }
 
 /**
- * The same search as `explore`, set up to be run a slice at a time (`step()`), interrupted, and summarised at
- * any point.
+ * The same search as `explore`, set up to be run a slice at a time (`step()`), interrupted, and summarised
+ * at any point. The non-progress check, if asked for, runs on the recorded graph when the search is done.
  */
 export function startExplore(model: Model, invariants: readonly Invariant[], bounds: ExploreBounds, opts: ExploreOptions & { pauseEvery?: number } = {}): Exploration {
   const now = opts.now ?? (() => performance.now());
@@ -284,9 +342,12 @@ export function startExplore(model: Model, invariants: readonly Invariant[], bou
   const every = opts.progressEvery ?? 10_000;
   const pauseEvery = opts.pauseEvery ?? 0;
   let depth = 0;
+  const liveness = invariants.find((i) => i.liveness === true);
+  const graph = liveness === undefined ? null : new StateGraph(model, (opts.progressThreads ?? progressThreadsOf)(model));
   const search: Search = {
     model,
-    invariants,
+    invariants: invariants.filter((i) => i.liveness !== true),
+    graph,
     visited,
     transition: cache?.transition ?? runTransition,
     channels,
@@ -317,10 +378,26 @@ export function startExplore(model: Model, invariants: readonly Invariant[], bou
   const run = depthFirstRun(search, root, [], channels === null ? null : all);
   let done = false;
   let violation: Violation | null = null;
+  let livenessSummary: LivenessSummary | null = null;
   let elapsed = 0;
   const finish = (v: Violation | null) => {
-    done = true;
     violation = v;
+    // An interrupted search's graph is a fragment: checking it would report loops that are not there.
+    if (graph !== null && violation === null && counters.bound !== 'interrupted') {
+      const checkStart = now();
+      const bytes = graph.bytes;
+      const g = graph.freeze();
+      opts.onGraph?.(g);
+      const found = findNonProgress(g);
+      if (found.lasso !== null) {
+        const built = buildLasso(model, g, found.lasso);
+        violation = { invariant: liveness!.name, detail: built.detail, choices: built.choices, lasso: built.lasso };
+      }
+      let pruned = 0;
+      for (let e = 0; e < g.edges; e++) pruned += g.pruned[e]!;
+      livenessSummary = { exhaustive: counters.bound === null, states: g.nodes, edges: g.edges, prunedEdges: pruned, bytes, checkMs: now() - checkStart, findings: found.findings.length };
+    }
+    done = true;
     elapsed = now() - start;
   };
   return {
@@ -336,9 +413,10 @@ export function startExplore(model: Model, invariants: readonly Invariant[], bou
       finish(null);
     },
     result(): ExploreResult {
+      const v = violation as Violation | null;
       return {
-        status: violation === null ? 'clean' : 'violation',
-        exhaustive: done && violation === null && counters.bound === null,
+        status: v === null ? 'clean' : 'violation',
+        exhaustive: done && v === null && counters.bound === null,
         bound: counters.bound,
         states: visited.size,
         transitions: counters.transitions,
@@ -347,7 +425,8 @@ export function startExplore(model: Model, invariants: readonly Invariant[], bou
         elapsedMs: done ? elapsed : now() - start,
         visitedBytes: visited.bytes,
         cacheHitRate: cache === null || counters.transitions === 0 ? 0 : cache.hits / (cache.hits + cache.misses),
-        violation,
+        violation: v,
+        ...(liveness === undefined ? {} : { liveness: livenessSummary }),
       };
     },
   };

@@ -60,7 +60,8 @@ export function countPreemptions(model: Model, choices: readonly number[]): numb
   return n;
 }
 
-function isPreemption(enabled: readonly Message[], sent: readonly Message[], chosen: Message): boolean {
+/** Exported for the inspector, which marks each preemption of a schedule it shows. */
+export function isPreemption(enabled: readonly Message[], sent: readonly Message[], chosen: Message): boolean {
   if (sent.length === 0 || sent.includes(chosen)) return false;
   return enabled.some((m) => sent.includes(m));
 }

@@ -123,7 +123,20 @@ function seedFrontier(model: Model, invariants: readonly Invariant[], cache: Tra
  * Runs `req` on the main thread and `req.workers − 1` worker threads. Progress comes about every
  * `progressMs` from the shared counters; the wall-clock bound raises the shared stop flag.
  */
-export async function exploreInWorkers(req: ParallelRequest, opts: { onProgress?: (p: ExploreProgress) => void; progressMs?: number; now?: () => number } = {}): Promise<ExploreResult | SampleResult> {
+export async function exploreInWorkers(
+  req: ParallelRequest,
+  opts: {
+    onProgress?: (p: ExploreProgress) => void;
+    progressMs?: number;
+    now?: () => number;
+    /**
+     * Stops every thread when aborted; the result then says `interrupted`. With a signal the main thread
+     * only coordinates and `workers` worker threads search, because a thread that searches cannot hear a
+     * signal (Ctrl-C) until it is done; without one the main thread takes a share, which saves a thread.
+     */
+    signal?: AbortSignal;
+  } = {},
+): Promise<ExploreResult | SampleResult> {
   const now = opts.now ?? (() => performance.now());
   const start = now();
   const { bounds, search } = req;
@@ -139,7 +152,11 @@ export async function exploreInWorkers(req: ParallelRequest, opts: { onProgress?
 
   const job = (thread: number): ShareJob => ({ thread, scenario: req.scenario, invariants: req.invariants, bounds, search, table: table.buffers, control, stats });
   // Started first: loading the model in a worker takes about as long as the seed here.
-  const workers = startWorkers(req.workerUrl ?? new URL('./exploreWorker.js', import.meta.url), req.workers, job, ctl);
+  const mainSearches = opts.signal === undefined;
+  const workers = startWorkers(req.workerUrl ?? new URL('./exploreWorker.js', import.meta.url), mainSearches ? 1 : 0, req.workers, job, ctl);
+  const interrupt = () => Atomics.compareExchange(ctl, CONTROL.stop, 0, STOP.interrupted);
+  opts.signal?.addEventListener('abort', interrupt, { once: true });
+  if (opts.signal?.aborted) interrupt();
   const abandon = async (stop: number) => {
     Atomics.store(ctl, CONTROL.stop, stop);
     workers.start([]);
@@ -190,35 +207,38 @@ export async function exploreInWorkers(req: ParallelRequest, opts: { onProgress?
 
   workers.start(seed.frontier);
   let lastProgress = now();
-  let mine: ShareReport;
-  try {
-    // The seed's model and cache go on into this thread's share: what they learnt is not learnt twice.
-    mine = runShare(job(0), seed.frontier, { model, invariants, cache }, () => {
-      const t = now();
-      if (t - start > bounds.maxMillis) stopAtTime();
-      if (t - lastProgress < every) return;
-      lastProgress = t;
-      progress();
-    });
-  } catch (e) {
-    await abandon(STOP.error);
-    throw e;
+  let mine: ShareReport | null = null;
+  if (mainSearches) {
+    try {
+      // The seed's model and cache go on into this thread's share: what they learnt is not learnt twice.
+      mine = runShare(job(0), seed.frontier, { model, invariants, cache }, () => {
+        const t = now();
+        if (t - start > bounds.maxMillis) stopAtTime();
+        if (t - lastProgress < every) return;
+        lastProgress = t;
+        progress();
+      });
+    } catch (e) {
+      await abandon(STOP.error);
+      throw e;
+    }
   }
   const interval = setInterval(progress, every);
   const timer = setTimeout(stopAtTime, Math.min(0x7fff_ffff, Math.max(0, bounds.maxMillis - (now() - start))));
   let reports: ShareReport[];
   try {
-    reports = [mine, ...(await Promise.all(workers.reports))];
+    reports = [...(mine === null ? [] : [mine]), ...(await Promise.all(workers.reports))];
   } finally {
     clearInterval(interval);
     clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', interrupt);
   }
 
   const stopped = Atomics.load(ctl, CONTROL.stop);
   const violations = reports.map((r) => r.violation).filter((v): v is Violation | SampledViolation => v !== null);
   // Sampling: the lowest walk, as one thread reports it. Depth-first: the shortest schedule found.
   const violation = violations.sort((a, b) => ('walk' in a && 'walk' in b ? a.walk - b.walk : a.choices.length - b.choices.length))[0] ?? null;
-  const stopBound: Bound | null = stopped === STOP.states ? 'states' : stopped === STOP.time ? 'time' : null;
+  const stopBound: Bound | null = stopped === STOP.states ? 'states' : stopped === STOP.time ? 'time' : stopped === STOP.interrupted ? 'interrupted' : null;
   const bound = stopBound ?? (reports.some((r) => r.bound === 'depth') ? 'depth' : search.mode === 'dfs' ? null : 'walks');
   const sum = (f: (r: ShareReport) => number) => reports.reduce((n, r) => n + f(r), 0);
   const hits = sum((r) => r.cacheHits);
@@ -252,11 +272,12 @@ export async function exploreInWorkers(req: ParallelRequest, opts: { onProgress?
 }
 
 /**
- * Starts threads 1 … n−1, which build their models and wait for `start(frontier)`. Each report promise
+ * Starts threads first … n−1 (first is 1 when the main thread takes share 0), which build their models and
+ * wait for `start(frontier)`. Each report promise
  * settles with the thread's report, or rejects with its failure.
  */
-function startWorkers(url: URL, n: number, job: (thread: number) => ShareJob, ctl: Int32Array): { start(frontier: number[][]): void; reports: Promise<ShareReport>[] } {
-  const threads = Array.from({ length: n - 1 }, (_, i) => new Worker(url, { workerData: job(i + 1) }));
+function startWorkers(url: URL, first: number, n: number, job: (thread: number) => ShareJob, ctl: Int32Array): { start(frontier: number[][]): void; reports: Promise<ShareReport>[] } {
+  const threads = Array.from({ length: n - first }, (_, i) => new Worker(url, { workerData: job(first + i) }));
   let started = false;
   const reports = threads.map(
     (worker, i) =>
@@ -271,7 +292,7 @@ function startWorkers(url: URL, n: number, job: (thread: number) => ShareJob, ct
           const r = report as WorkerReport | null;
           if (r?.type === 'done') return resolve(r);
           Atomics.store(ctl, CONTROL.stop, STOP.error);
-          reject(r === null ? new Error(`explore worker ${i + 1} exited without a report`) : r.name === 'ModelBug' ? new ModelBug(r.message) : new Error(r.message));
+          reject(r === null ? new Error(`explore worker ${first + i} exited without a report`) : r.name === 'ModelBug' ? new ModelBug(r.message) : new Error(r.message));
         });
       }),
   );

@@ -32,7 +32,8 @@ export const CONTROL = {
   firstViolatingWalk: 2,
   length: 3,
 } as const;
-export const STOP = { violation: 1, states: 2, time: 3, error: 4 } as const;
+/** `interrupted`: the user stopped the search (Ctrl-C, an aborted signal). */
+export const STOP = { violation: 1, states: 2, time: 3, error: 4, interrupted: 5 } as const;
 
 /** Per thread, in a shared Float64Array: what progress lines show while the threads run. */
 export const STATS = { transitions: 0, maxDepth: 1, depth: 2, length: 3 } as const;

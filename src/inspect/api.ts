@@ -19,7 +19,32 @@ export interface FailureInfo {
   detail: string | null;
 }
 
+/** A non-progress cycle (lasso log): events loopStart+1 … steps are one turn of a loop that repeats forever. */
+export interface LassoInfo {
+  loopStart: number;
+  /** First and last step of the loop. */
+  first: number;
+  last: number;
+  starving: string;
+  retries: string;
+}
+
+/** Set on a log made by steering another one in the inspector. */
+export interface SteerInfo {
+  /** The log it was steered from (`main` or another steered log). */
+  parent: string;
+  /** The step that delivered the picked message instead of the one the parent log delivered there. */
+  step: number;
+  chose: string;
+  /** What the parent delivered at that step (null when the parent had ended there). */
+  insteadOf: string | null;
+  /** File name offered by the download link. */
+  fileName: string;
+}
+
 export interface Summary {
+  /** Which opened log this is: `main` (the one the command named) or a steered one (`s1`, `s2`, …). */
+  log: string;
   file: string;
   scenario: string;
   description: string;
@@ -31,7 +56,22 @@ export interface Summary {
   failure: FailureInfo | null;
   actors: ActorInfo[];
   warning: string | null;
+  /** The header's scheduler kind: `fifo`, `random`, or `explore` (a counterexample or a steered schedule). */
+  scheduler: string;
+  /** Preemptions along the schedule, for `explore` logs (null otherwise); src/explore/minimise.ts's definition. */
+  preemptions: number | null;
+  lasso: LassoInfo | null;
+  /** The last line was cut mid-write: what is shown is the intact prefix. */
+  torn: { line: number; notice: string } | null;
+  steered: SteerInfo | null;
 }
+
+/** The background check of the log, as `tdxsim replay --verify` makes it. */
+export type VerifyResult =
+  | { status: 'verified'; steps: number; text: string }
+  /** Every state hash re-derived, but there is no end record to check the outcome against (torn or cut-off log). */
+  | { status: 'partial'; steps: number; text: string }
+  | { status: 'failed'; text: string };
 
 /** One row of the sequence view. */
 export interface EventRow {
@@ -45,6 +85,8 @@ export interface EventRow {
   /** The CLI's field list for the message. */
   fields: string;
   cause: number | null;
+  /** For `explore` logs: why this delivery is a preemption (null when it is not one). */
+  preemption: string | null;
 }
 
 /** A context value as a tree: objects and arrays have children, everything else a formatted text. */
@@ -144,6 +186,77 @@ export interface FindResult {
   seq: number | null;
   /** Number of matching steps in the whole log. */
   total: number;
+  /** The search ran off the end of the log and went on from the other end. */
+  wrapped: boolean;
+}
+
+export interface MatchesResult {
+  /** Every matching step, ascending. */
+  seqs: number[];
+}
+
+/** A message the scheduler could deliver next. */
+export interface ChoiceRow {
+  /** Index among the enabled messages (the log's `choice`). */
+  index: number;
+  from: string;
+  to: string;
+  label: string;
+  fields: string;
+  /** The log delivered this one next. */
+  taken: boolean;
+}
+
+export interface ChoicesResult {
+  /** The step the choice is for (the one after the step shown). */
+  step: number;
+  choices: ChoiceRow[];
+}
+
+export interface SteerResult {
+  log: string;
+  steps: number;
+  step: number;
+}
+
+/** One changed entry of a page table between two steps, both sides decoded as the state panel decodes them. */
+export interface TableChange {
+  field: string;
+  kind: 'spte' | 'sept';
+  pfn: string;
+  index: string;
+  level: number | null;
+  /** Null: the entry was absent (its page's default, `absent`). */
+  old: { entry: string; kind: string; decoded: string } | null;
+  new: { entry: string; kind: string; decoded: string } | null;
+  absent: string;
+}
+
+export interface ActorDiff {
+  id: string;
+  machine: string;
+  stateA: string;
+  stateB: string;
+  statusA: string;
+  statusB: string;
+  /** Changed context leaves, by dotted path (page tables excluded: see `tables`). */
+  paths: { path: string; old: string; new: string }[];
+  tables: TableChange[];
+  /** Entries left out past the per-actor limit. */
+  truncated: number;
+}
+
+export interface DiffResult {
+  a: number;
+  b: number;
+  actors: ActorDiff[];
+}
+
+/** A statechart with the compound states off the active path collapsed. */
+export interface CollapsedChart {
+  layout: StatechartLayout;
+  /** Compound states drawn collapsed (their inside left out). */
+  collapsed: string[];
 }
 
 export interface LiveUpdate {

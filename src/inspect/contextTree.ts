@@ -36,6 +36,11 @@ function summary(v: Record<string, unknown> | unknown[]): string {
 /** Records keyed by page frame number: their keys read best in hex, as the CLI prints page frames. */
 const PFN_KEYED = new Set(['pages', 'sept', 'pamt']);
 
+/** How a child key is shown: `[3]` in an array, a page frame in hex, otherwise the key itself. */
+export function childLabel(parentKey: string, k: string, inArray: boolean): string {
+  return inArray ? `[${k}]` : PFN_KEYED.has(parentKey) && /^\d+$/.test(k) ? hex(Number(k)) : k;
+}
+
 function node(key: string, hexKey: string, v: unknown, prev: unknown, holder: unknown): TreeNode {
   const changed = prev === NOT_THERE || (v !== prev && !(isContainer(v) && isContainer(prev)));
   if (!isContainer(v)) return { key, text: formatLeaf(hexKey, v), changed };
@@ -49,7 +54,7 @@ function childrenOf(v: Record<string, unknown> | unknown[], hexKey: string, prev
   const p = isContainer(prev) && Array.isArray(prev) === Array.isArray(v) ? (prev as Record<string, unknown>) : null;
   const entries = Object.entries(v);
   const out: TreeNode[] = [];
-  const label = (k: string) => (Array.isArray(v) ? `[${k}]` : PFN_KEYED.has(hexKey) && /^\d+$/.test(k) ? hex(Number(k)) : k);
+  const label = (k: string) => childLabel(hexKey, k, Array.isArray(v));
   for (const [k, x] of entries.slice(0, MAX_CHILDREN)) {
     const before = p === null ? NOT_THERE : Object.prototype.hasOwnProperty.call(p, k) ? p[k] : NOT_THERE;
     out.push(node(label(k), Array.isArray(v) ? hexKey : k, x, v === prev ? x : before, v));

@@ -17,7 +17,7 @@ import { hex, hex16 } from '../arch/hex.ts';
 import { decodeSpte, isLargePte, isShadowPresentPte, spteToPfn, VMX_EPT_RWX_MASK, VMX_EPT_SUPPRESS_VE_BIT } from '../arch/spte.ts';
 import { septHpa, septStateOf } from '../arch/septEntry.ts';
 import { describeSeptEntry, describeSpte, type FormatOptions } from '../session/format.ts';
-import type { PageTableView, PageView, SpteRow } from './api.ts';
+import type { PageTableView, PageView, SpteRow, TableChange } from './api.ts';
 
 type Pages = Record<string, Record<string, bigint>>;
 
@@ -153,20 +153,87 @@ function tableOf(t: TableKind, field: string, key: string, holder: Record<string
   return { field, kind: t.kind, absent: t.absent, pages: views };
 }
 
-/** Every page table in `ctx` (searched a few levels deep), with `prev` the same context one step earlier. */
-export function pageTables(ctx: unknown, prev: unknown, fmt: FormatOptions): PageTableView[] {
-  const out: PageTableView[] = [];
-  const visit = (v: unknown, p: unknown, path: string, depth: number) => {
+interface FoundTable {
+  /** Dotted context path (`pages`, `mem.sept`). */
+  field: string;
+  key: string;
+  holder: Record<string, unknown>;
+  kind: TableKind;
+}
+
+/** The page tables in `ctx`, searched a few levels deep. */
+function findTables(ctx: unknown): FoundTable[] {
+  const out: FoundTable[] = [];
+  const visit = (v: unknown, path: string, depth: number) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v) || depth > 3) return;
     const holder = v as Record<string, unknown>;
-    const prevHolder = p !== null && typeof p === 'object' && !Array.isArray(p) ? (p as Record<string, unknown>) : null;
     for (const [k, x] of Object.entries(holder)) {
       const at = path ? `${path}.${k}` : k;
       const t = tableKind(k, holder);
-      if (t) out.push(tableOf(t, at, k, holder, prevHolder, fmt));
-      else visit(x, prevHolder?.[k], at, depth + 1);
+      if (t) out.push({ field: at, key: k, holder, kind: t });
+      else visit(x, at, depth + 1);
     }
   };
-  visit(ctx, prev, '', 0);
+  visit(ctx, '', 0);
+  return out;
+}
+
+/** The object at dotted `path` of `ctx` (a table's holder one step earlier), if it is one. */
+function holderAt(ctx: unknown, field: string): Record<string, unknown> | null {
+  let v: unknown = ctx;
+  for (const k of field.split('.').slice(0, -1)) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+}
+
+/** Every page table in `ctx` (searched a few levels deep), with `prev` the same context one step earlier. */
+export function pageTables(ctx: unknown, prev: unknown, fmt: FormatOptions): PageTableView[] {
+  return findTables(ctx).map((f) => tableOf(f.kind, f.field, f.key, f.holder, holderAt(prev, f.field), fmt));
+}
+
+function levelsOf(t: TableKind, holder: Record<string, unknown> | null, key: string): Map<number, number> {
+  if (holder === null || !isPageMap(holder[key])) return new Map();
+  const topLevel = typeof holder['topLevel'] === 'number' ? holder['topLevel'] : null;
+  return topLevel === null ? new Map() : pageLevels(t, holder[key] as Pages, t.roots(holder).keys(), topLevel);
+}
+
+/**
+ * Every page-table entry that differs between two contexts of one actor (`a` earlier, `b` later), each side
+ * decoded as the state panel decodes it (the CLI's describeSpte / describeSeptEntry, at the level the
+ * entry's page has on that side).
+ */
+export function pageTableChanges(a: unknown, b: unknown, fmt: FormatOptions): TableChange[] {
+  const found = new Map<string, { a: FoundTable | null; b: FoundTable | null }>();
+  for (const f of findTables(a)) found.set(f.field, { a: f, b: null });
+  for (const f of findTables(b)) found.set(f.field, { a: found.get(f.field)?.a ?? null, b: f });
+  const out: TableChange[] = [];
+  for (const [field, { a: fa, b: fb }] of found) {
+    const t = (fb ?? fa)!.kind;
+    const key = (fb ?? fa)!.key;
+    const pagesA = fa ? (fa.holder[key] as Pages) : {};
+    const pagesB = fb ? (fb.holder[key] as Pages) : {};
+    if (pagesA === pagesB) continue;
+    const levelsA = levelsOf(t, fa?.holder ?? null, key);
+    const levelsB = levelsOf(t, fb?.holder ?? null, key);
+    const side = (idx: string, e: bigint | undefined, level: number | null) => {
+      if (e === undefined) return null;
+      const r = t.row(idx, e, level, fmt);
+      return { entry: r.spte, kind: r.kind, decoded: r.decoded };
+    };
+    const pfns = [...new Set([...Object.keys(pagesA), ...Object.keys(pagesB)])].sort((x, y) => Number(x) - Number(y));
+    for (const pfn of pfns) {
+      const pa = pagesA[pfn];
+      const pb = pagesB[pfn];
+      if (pa === pb) continue;
+      const idxs = [...new Set([...Object.keys(pa ?? {}), ...Object.keys(pb ?? {})])].sort((x, y) => Number(x) - Number(y));
+      for (const idx of idxs) {
+        const ea = pa?.[idx];
+        const eb = pb?.[idx];
+        if (ea === eb) continue;
+        const la = levelsA.get(Number(pfn)) ?? null;
+        const lb = levelsB.get(Number(pfn)) ?? null;
+        out.push({ field, kind: t.kind, pfn: hex(Number(pfn)), index: hex(Number(idx)), level: lb ?? la, old: side(idx, ea, la), new: side(idx, eb, lb), absent: t.absent });
+      }
+    }
+  }
   return out;
 }

@@ -16,7 +16,7 @@
 /** A sequence-view row without its causal link: what the filter can match. */
 import type { EventRow } from './api.ts';
 
-export type Searchable = Omit<EventRow, 'cause'>;
+export type Searchable = Omit<EventRow, 'cause' | 'preemption'>;
 
 type Term = { field: 'from' | 'to' | 'name' | 'kind' | 'actor' | 'any' | 'substring'; value: string; number: bigint | null };
 

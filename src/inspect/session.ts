@@ -6,13 +6,20 @@
  * the step-by-step walking the inspector is used for.
  *
  * Opening a log replays it once, checking every delivery against its record (and the world hash at each
- * checkpoint and at the end); any mismatch is reported by `replayLog`, which names the exact line. A live
- * session starts empty and grows as `tdxsim run --inspect` delivers messages.
+ * checkpoint and at the end); any mismatch is reported by `replayLog`, which names the exact line. The
+ * full check (every state hash, the end record) runs afterwards in the background (verify.ts). A live
+ * session starts empty and grows as `tdxsim run --inspect` delivers messages; a steered one (steer.ts)
+ * is built the same way.
+ *
+ * While replaying, each delivery is tested for being a preemption (src/explore/minimise.ts's definition:
+ * the previous delivery sent a message that could be delivered now, and another one was chosen), so a
+ * counterexample's thread switches can be marked without another pass.
  */
 import type { Message } from '../protocol/messages.ts';
 import { stringifyCanonical } from '../log/canonical.ts';
 import { LogError } from '../log/errors.ts';
 import type { ParsedLog } from '../log/reader.ts';
+import { isPreemption } from '../explore/minimise.ts';
 import type { EndRecord, EventRecord, HeaderRecord } from '../log/schema.ts';
 import { replayLog, scenarioFromLog } from '../replay/replay.ts';
 import { enabledChoices, initialWorld, step } from '../runtime/step.ts';
@@ -42,6 +49,12 @@ export class InspectSession {
   readonly model: Model;
   readonly fmt: FormatOptions;
   readonly modelVersionMatches: boolean;
+  /** The torn last line of a log opened with `allowTorn` (null for a complete log). */
+  torn: ParsedLog['torn'] = null;
+  /** The log's signature as the reader saw it (null: unsigned, or a live run). */
+  signed: ParsedLog['signed'] = null;
+  /** Steps that are preemptions, with what they preempted. */
+  readonly preemptions = new Map<number, string>();
   readonly #text: StepText[] = [];
   readonly #checkpoints: World[] = [];
   readonly #effects = new Map<number, number[]>();
@@ -66,6 +79,7 @@ export class InspectSession {
   static open(log: ParsedLog, file: string): InspectSession {
     const s = new InspectSession(file, log.header, scenarioFromLog(log, file), false);
     let world = s.#checkpoints[0]!;
+    let sent: readonly Message[] = [];
     const diverged = (seq: number): never => {
       // replayLog re-checks from the start and throws the precise error for the first bad line.
       replayLog(log, file, { to: seq });
@@ -82,9 +96,12 @@ export class InspectSession {
       world = r.world;
       const checkpoint = ev.seq % CHECKPOINT_EVERY === 0 || ev.seq === log.events.length;
       if (checkpoint && worldHash(s.model, world) !== ev.state) diverged(ev.seq);
-      s.append(ev, m, world);
+      s.append(ev, m, world, preemptionNote(enabled, sent, m, ev.seq));
+      sent = r.sent;
     }
     s.end = log.end;
+    s.torn = log.torn;
+    s.signed = log.signed;
     return s;
   }
 
@@ -94,9 +111,10 @@ export class InspectSession {
   }
 
   /** Record delivery `ev` (the next step), the message as the model delivered it and the world after it. */
-  append(ev: EventRecord, delivered: Message, world: World): void {
+  append(ev: EventRecord, delivered: Message, world: World, preemption: string | null = null): void {
     if (ev.seq !== this.events.length + 1) throw new RangeError(`append: expected step ${this.events.length + 1}, got ${ev.seq}`);
     this.events.push(ev);
+    if (preemption !== null) this.preemptions.set(ev.seq, preemption);
     this.#text.push({ label: messageLabel(ev), fields: formatFields(delivered.payload, this.fmt) });
     if (ev.cause !== null) {
       const list = this.#effects.get(ev.cause) ?? [];
@@ -115,6 +133,11 @@ export class InspectSession {
 
   get steps(): number {
     return this.events.length;
+  }
+
+  /** The records as a parsed log (what replay and verification take). */
+  parsedLog(): ParsedLog {
+    return { header: this.header, events: this.events, end: this.end, lines: 1 + this.events.length + (this.end ? 1 : 0), torn: this.torn, signed: this.signed };
   }
 
   textOf(seq: number): StepText {
@@ -177,4 +200,14 @@ export class InspectSession {
   #remember(n: number, world: World): void {
     this.#cache = [{ n, world }, ...this.#cache.filter((c) => c.n !== n)].slice(0, CACHE_SIZE);
   }
+}
+
+/**
+ * Why delivering `chosen` is a preemption (null when it is not), after a delivery that sent `sent`:
+ * names the message of the thread it left, which could have been delivered instead.
+ */
+export function preemptionNote(enabled: readonly Message[], sent: readonly Message[], chosen: Message, seq: number): string | null {
+  if (!isPreemption(enabled, sent, chosen)) return null;
+  const left = enabled.find((m) => sent.includes(m))!;
+  return `preemption: step ${seq - 1} sent ${messageLabel(left)} to ${left.to}, deliverable here; step ${seq} delivers to ${chosen.to} instead`;
 }

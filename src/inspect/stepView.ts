@@ -16,7 +16,8 @@ import { transitionsTaken } from './transitionTaken.ts';
 export function eventRow(session: InspectSession, seq: number): EventRow {
   const ev = session.events[seq - 1]!;
   const t = session.textOf(seq);
-  return { seq, from: ev.from, to: ev.to, kind: ev.kind, name: ev.name, label: t.label, fields: t.fields, cause: ev.cause };
+  const preemption = session.header.scheduler.kind === 'explore' ? (session.preemptions.get(seq) ?? null) : null;
+  return { seq, from: ev.from, to: ev.to, kind: ev.kind, name: ev.name, label: t.label, fields: t.fields, cause: ev.cause, preemption };
 }
 
 /**

@@ -79,7 +79,7 @@ export const ViolationSchema = z.strictObject({
  * A non-progress cycle (a lasso): events loopStart + 1 … steps are one turn of a loop that returns to the
  * world after event loopStart. Loose, like the outcome, so a later field does not break older readers.
  */
-export const LassoSchema = z.looseObject({
+export const LassoSchema = z.strictObject({
   loopStart: Count,
   /** The thread or actor that never makes progress. */
   starving: z.string(),

@@ -161,7 +161,7 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
     }
   }
   if (to === 0) atTo = history?.[0] ?? initial;
-  if (opts.verify) verifyEnd(model, log, file, initial, before, world);
+  if (opts.verify) verifyEnd(model, log, file, before, world);
   return { scenario, model, world: atTo, delivered: atToMessage, history, verified: !!opts.verify, modelVersionMatches: log.header.model === MODEL_VERSION };
 }
 
@@ -170,15 +170,16 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
  * lasso it claims) and the failures the model reached. `end.steps` needs no check here: the reader has
  * matched it with the events, each of which was re-derived.
  */
-function verifyEnd(model: Model, log: ParsedLog, file: string, initial: World, before: { world: World; delivered: Message } | null, world: World): void {
+function verifyEnd(model: Model, log: ParsedLog, file: string, before: { world: World; delivered: Message } | null, world: World): void {
   const end = log.end;
   if (end === null) {
     throw new LogError('TORN_LINE', file, log.lines, 'the log has no end record: the run that wrote it was cut off, so it cannot be verified to the end', null);
   }
   const { outcome } = end;
   if (outcome.lasso !== undefined) {
-    // A non-progress cycle: src/replay/lasso.ts checks that the loop closes (lasso-format, README "The log").
-    verifyLasso({ model, log, file, lasso: outcome.lasso, initial, last: world });
+    // A non-progress cycle: src/replay/lasso.ts checks that the loop closes, is fair and starves who it names.
+    if (outcome.violation === undefined) throw new LogError('BAD_RECORD', file, log.lines, 'end.outcome: a lasso names its invariant in outcome.violation', 'outcome.violation');
+    verifyLasso(model, outcome.violation, outcome.lasso, log, file, world);
   } else if (outcome.violation !== undefined) {
     verifyViolation(model, outcome.violation, before, world, log, file);
   } else {

@@ -7,6 +7,7 @@
  */
 import { Observable, filter, lastValueFrom, type OperatorFunction } from 'rxjs';
 import { startExplore, type Bound, type ExploreBounds, type ExploreProgress, type ExploreResult, type Violation } from '../explore/explore.ts';
+import type { Lasso } from '../explore/liveness/lasso.ts';
 import { INVARIANTS, invariantNamed, invariantsOf, type Invariant } from '../explore/invariants/index.ts';
 import { countPreemptions, minimise, type MinimiseProgress } from '../explore/minimise.ts';
 import { exploreInWorkers } from '../explore/parallel.ts';
@@ -54,6 +55,11 @@ export interface ExploreSettings {
   timeSeconds?: number;
   /** Minimise a finding (fewest steps, then fewest preemptions). @default true */
   minimise?: boolean;
+  /**
+   * Check non-progress cycles when the invariants include them (it needs the one-thread depth-first
+   * search's state graph; elsewhere it is left out, with a note in `start`). @default true
+   */
+  nonProgress?: boolean;
   /** A progress event every this many states (dfs) or walks (random, pct). @default 10000 / 1000 */
   progressEvery?: number;
   /**
@@ -75,6 +81,8 @@ export interface ExploreStart {
   walks: number;
   pctDepth: number;
   workers: number;
+  /** What the search will not check and why (e.g. non-progress with walks or worker threads). */
+  notes: string[];
 }
 
 /**
@@ -111,6 +119,8 @@ export interface Finding {
   minimised: 'minimal' | 'bound' | 'not-found' | 'off';
   /** States the breadth-first minimiser searched. */
   minimiserStates: number;
+  /** A non-progress finding: the choices are the prefix and one turn of the loop. */
+  lasso?: Lasso;
 }
 
 /** The end of an exploration: the search's summary and the finding, if any. */
@@ -154,9 +164,10 @@ const WALK_SLICE = 32;
 export function exploreScenario(scenario: Scenario, settings: ExploreSettings = {}): Observable<ExploreEvent> {
   return new Observable<ExploreEvent>((subscriber) => {
     const s = withPolicies(scenario, settings.policies);
-    const invariants = resolveInvariants(s, settings.invariants);
     const model = modelFor(s);
     const mode = settings.mode ?? EXPLORE_DEFAULTS.mode;
+    const workers = settings.workers ?? EXPLORE_DEFAULTS.workers;
+    const { invariants, notes } = withoutUncheckableLiveness(resolveInvariants(s, settings.invariants), settings.nonProgress !== false, mode, workers);
     const bounds: ExploreBounds = {
       maxDepth: settings.maxDepth ?? EXPLORE_DEFAULTS.maxDepth,
       maxStates: settings.maxStates ?? EXPLORE_DEFAULTS.maxStates,
@@ -165,8 +176,7 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
     const seed = settings.seed ?? EXPLORE_DEFAULTS.seed;
     const walks = settings.walks ?? EXPLORE_DEFAULTS.walks;
     const pctDepth = settings.pctDepth ?? EXPLORE_DEFAULTS.pctDepth;
-    const workers = settings.workers ?? EXPLORE_DEFAULTS.workers;
-    subscriber.next({ type: 'start', scenario: s, model, invariants, bounds, mode, seed, walks, pctDepth, workers });
+    subscriber.next({ type: 'start', scenario: s, model, invariants, bounds, mode, seed, walks, pctDepth, workers, notes });
     const onProgress = (p: ExploreProgress) => subscriber.next({ type: 'progress', phase: 'search', bounds, ...p });
     let closed = false;
 
@@ -181,7 +191,7 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
     if (workers > 1) {
       const search = mode === 'dfs' ? { mode } : { mode, seed, walks, pctDepth };
       const names = settings.invariants === undefined ? s.invariants : invariants.map((i) => (i.bound === undefined ? i.name : { name: i.name, bound: i.bound }));
-      exploreInWorkers({ scenario: s, invariants: names, bounds, search, workers }, { onProgress }).then(conclude, (e: unknown) => subscriber.error(e));
+      exploreInWorkers({ scenario: s, invariants: names, bounds, search, workers }, { onProgress, ...(settings.signal !== undefined ? { signal: settings.signal } : {}) }).then(conclude, (e: unknown) => subscriber.error(e));
       return () => {
         closed = true;
       };
@@ -217,11 +227,25 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
   });
 }
 
+/**
+ * The non-progress check needs the one-thread depth-first search's state graph (src/explore/liveness/); with
+ * walks or worker threads, or when turned off, it is left out, and said so unless turned off.
+ */
+function withoutUncheckableLiveness(invariants: Invariant[], wanted: boolean, mode: ExploreMode, workers: number): { invariants: Invariant[]; notes: string[] } {
+  const liveness = invariants.filter((i) => i.liveness === true);
+  if (liveness.length === 0 || (wanted && mode === 'dfs' && workers === 1)) return { invariants, notes: [] };
+  const notes = wanted ? [`${liveness.map((i) => i.name).join(', ')} not checked: it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1)`] : [];
+  return { invariants: invariants.filter((i) => i.liveness !== true), notes };
+}
+
 /** A violation as the search found it, then minimised (breadth-first over the same choices). */
 function findingOf(model: Model, invariants: readonly Invariant[], v: Violation, bounds: ExploreBounds, doMinimise: boolean, onProgress: (p: MinimiseProgress) => void): Finding {
   const inv = invariants.find((i) => i.name === v.invariant)!;
   const asFound = { steps: v.choices.length, preemptions: countPreemptions(model, v.choices) };
   const base = { type: 'finding' as const, invariant: v.invariant, ...(inv.bound !== undefined ? { bound: inv.bound } : {}), asFound };
+  // A lasso is already as short as the state graph makes it (src/explore/liveness): prefix by breadth-first
+  // search, loop by the shortest fair cycle found; the breadth-first minimiser knows only safety violations.
+  if (v.lasso !== undefined) return { ...base, detail: v.detail, choices: v.choices, preemptions: asFound.preemptions, minimised: 'off', minimiserStates: 0, lasso: v.lasso };
   if (!doMinimise) return { ...base, detail: v.detail, choices: v.choices, preemptions: asFound.preemptions, minimised: 'off', minimiserStates: 0 };
   const m = minimise(model, inv, { maxStates: bounds.maxStates, maxDepth: v.choices.length, onProgress });
   if (m.status === 'minimal') return { ...base, detail: m.counterexample.detail, choices: m.counterexample.choices, preemptions: m.counterexample.preemptions, minimised: 'minimal', minimiserStates: m.states };

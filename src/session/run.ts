@@ -12,7 +12,7 @@ import { scriptedScheduler } from '../runtime/scheduler/scripted.ts';
 import type { Model } from '../runtime/world.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { withPolicies } from './policies.ts';
-import { recordTo, runEvents, type LoggedViolation, type RunEvent } from './runEvents.ts';
+import { recordTo, runEvents, type LoggedLasso, type LoggedViolation, type RunEvent } from './runEvents.ts';
 import { headerFor, modelFor } from './session.ts';
 
 /** How to run a scenario. Every field is optional: the defaults are `tdxsim run`'s. */
@@ -48,6 +48,8 @@ export interface RunSettings {
   pace?: number;
   /** For a counterexample log: the invariant its last step breaks, written into the end record. */
   violation?: LoggedViolation;
+  /** For a non-progress counterexample: where its loop starts and who starves. */
+  lasso?: LoggedLasso;
 }
 
 /** A fresh scheduler for these settings, per run (a seeded one keeps its generator's state). */
@@ -96,7 +98,7 @@ export function runModelEvents(model: Model, scenario: Scenario, settings: RunSe
     const writer = owned ? LogWriter.open(log, headerFor(scenario, settings.scenarioFile ?? null, descriptor)) : log;
     return events
       .pipe(
-        recordTo(writer, model, settings.violation !== undefined ? { violation: settings.violation } : {}),
+        recordTo(writer, model, { ...(settings.violation !== undefined ? { violation: settings.violation } : {}), ...(settings.lasso !== undefined ? { lasso: settings.lasso } : {}) }),
         finalize(() => {
           if (owned) writer.close();
         }),

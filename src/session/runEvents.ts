@@ -11,6 +11,7 @@
 import { Observable, type OperatorFunction, filter, map, tap } from 'rxjs';
 import type { Message } from '../protocol/messages.ts';
 import type { SealingLogWriter } from '../log/writer.ts';
+import type { Lasso } from '../log/schema.ts';
 import { DEFAULT_MAX_STEPS, outcomeOf, type Outcome } from '../runtime/runner.ts';
 import type { Scheduler } from '../runtime/scheduler/scheduler.ts';
 import { enabledChoices, initialWorld, step } from '../runtime/step.ts';
@@ -124,12 +125,15 @@ export interface LoggedViolation {
   detail: string;
 }
 
+/** A non-progress counterexample's loop (the lasso format): events loopStart + 1 … the last are one turn of it. */
+export type LoggedLasso = Lasso;
+
 /**
  * Appends each delivery to `writer` as a log event (with the world's state hash) and, at the end, the end
  * record. The writer stays open: its owner closes it. A run cut short (unsubscribed) has no end record,
  * which is what the log then says about itself.
  */
-export function recordTo(writer: SealingLogWriter, model: Model, opts: { violation?: LoggedViolation } = {}): OperatorFunction<RunEvent, RunEvent> {
+export function recordTo(writer: SealingLogWriter, model: Model, opts: { violation?: LoggedViolation; lasso?: LoggedLasso } = {}): OperatorFunction<RunEvent, RunEvent> {
   return tap((e) => {
     if (e.type === 'delivery') {
       const m = e.message;
@@ -140,7 +144,7 @@ export function recordTo(writer: SealingLogWriter, model: Model, opts: { violati
     // bound with messages in flight): the end record names the invariant, and replay --verify re-checks it.
     const v = opts.violation;
     const o = e.outcome;
-    if (v !== undefined) writer.end({ status: 'failure', reason: `violation of ${v.invariant}: ${v.detail}`, failures: o.failures, violation: v });
+    if (v !== undefined) writer.end({ status: 'failure', reason: `violation of ${v.invariant}: ${v.detail}`, failures: o.failures, violation: v, ...(opts.lasso !== undefined ? { lasso: opts.lasso } : {}) });
     else writer.end({ status: o.status, reason: o.reason, failures: o.failures });
   });
 }

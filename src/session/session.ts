@@ -14,9 +14,9 @@ import { createModel, type Model } from '../runtime/world.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { MODEL_VERSION } from '../version.ts';
 import type { FormatOptions } from './format.ts';
-import { recordTo, runEvents, type LoggedViolation } from './runEvents.ts';
+import { recordTo, runEvents, type LoggedLasso, type LoggedViolation } from './runEvents.ts';
 
-export type { LoggedViolation } from './runEvents.ts';
+export type { LoggedLasso, LoggedViolation } from './runEvents.ts';
 
 /** The actors of a validated scenario, ready to step (`createModel(actorsFor(s))`). */
 export function modelFor(s: Scenario): Model {
@@ -40,11 +40,11 @@ export function headerFor(s: Scenario, file: string | null, scheduler: Scheduler
 export function recordRun(
   model: Model,
   writer: SealingLogWriter,
-  opts: { scheduler: Scheduler; maxSteps?: number; onDelivery?: (d: Delivery) => void; violation?: LoggedViolation },
+  opts: { scheduler: Scheduler; maxSteps?: number; onDelivery?: (d: Delivery) => void; violation?: LoggedViolation; lasso?: LoggedLasso },
 ): Outcome {
   let outcome: Outcome | null = null;
   runEvents(model, { scheduler: () => opts.scheduler, ...(opts.maxSteps !== undefined ? { maxSteps: opts.maxSteps } : {}) })
-    .pipe(recordTo(writer, model, opts.violation !== undefined ? { violation: opts.violation } : {}))
+    .pipe(recordTo(writer, model, { ...(opts.violation !== undefined ? { violation: opts.violation } : {}), ...(opts.lasso !== undefined ? { lasso: opts.lasso } : {}) }))
     .subscribe((e) => {
       if (e.type === 'delivery') opts.onDelivery?.({ seq: e.seq, choice: e.choice, message: e.message, world: e.world });
       else outcome = e.outcome;

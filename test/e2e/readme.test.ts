@@ -4,7 +4,7 @@
  * an earlier one wrote), and none is refused as bad input. The tour's sample output is what `tdxsim run
  * mmio-ve` prints today, line for line.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildCli, REPO_ROOT, scratchDir, tdxsim } from './helpers.ts';
@@ -18,19 +18,24 @@ interface Command {
 }
 
 /** Commands that serve a page until Ctrl-C, or are templates (`<log>`, `…`), are shown, not run. */
-const notRunnable = (text: string) => /\binspect\b|--inspect|--open|<[a-z]|…|\[--/.test(text);
+const notRunnable = (text: string) => /\binspect\b|--inspect|--open|<[a-z]|…|\[--|\s[A-Z]+(\s|$)/.test(text);
 
 function commandsOf(file: string): Command[] {
   const text = readFileSync(path.join(REPO_ROOT, file), 'utf8');
   const lines = text.split('\n');
   const out: Command[] = [];
   let inShell = false;
+  let hostOnly = false;
   lines.forEach((l, i) => {
-    if (/^```(sh|bash|shell)\s*$/.test(l)) inShell = true;
-    else if (l.startsWith('```')) inShell = false;
+    if (/^```(sh|bash|shell)\s*$/.test(l)) {
+      inShell = true;
+      // A block that starts "# on a TDX host" shows what to run there; its files do not exist here.
+      hostOnly = /^# on a TDX host/.test(lines[i + 1] ?? '');
+    } else if (l.startsWith('```')) inShell = false;
     const found: string[] = [];
-    if (inShell && /^\s*(npx )?tdxsim /.test(l)) found.push(l.replace(/\s+#.*$/, '').trim());
-    else for (const m of l.matchAll(/`((?:npx )?tdxsim [a-z]+ [^`]+)`/g)) found.push(m[1]!);
+    if (inShell && !hostOnly && /^\s*(npx )?tdxsim /.test(l)) found.push(l.replace(/\s+#.*$/, '').trim());
+    // Inline, a command with no argument besides its flags names the command (`tdxsim replay --verify`).
+    else if (!inShell) for (const m of l.matchAll(/`((?:npx )?tdxsim [a-z]+ [^`-][^`]*)`/g)) found.push(m[1]!);
     for (const c of found) {
       if (notRunnable(c)) continue;
       const redirect = /\s>\s*(\S+)$/.exec(c);
@@ -52,7 +57,9 @@ const files = ['README.md', ...readdirSync(path.join(REPO_ROOT, 'examples')).sor
 
 describe("the READMEs' commands", () => {
   beforeAll(() => buildCli());
+  // The commands run from the repository's root as a user would: the bundled examples are there.
   const dir = scratchDir();
+  symlinkSync(path.join(REPO_ROOT, 'examples'), path.join(dir, 'examples'));
   const commands = files.flatMap(commandsOf);
   // README's first command, `npm start`, writes mmio-ve.log.jsonl where the later ones read it.
   beforeAll(() => {

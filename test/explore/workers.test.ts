@@ -114,9 +114,11 @@ describe('tdxsim explore --workers', () => {
   it('the time bound stops every thread and says so, searching or walking', () => {
     const dir = scratchDir();
     const dfs = tdxsim(dir, 'explore', 'parallel-faults', '--workers', '2', '--time', '0');
-    expect(dfs.status).toBe(0);
-    expect(dfs.stdout).toMatch(/— no violation, not exhaustive \(time bound reached\) \(2 workers\)\n/);
+    // Nothing found, but not everything checked: exit 3, and the summary says what stopped it.
+    expect(dfs.status).toBe(3);
+    expect(dfs.stdout).toMatch(/— no violation, not exhaustive \(time bound reached after 0 s: the states not yet visited were not checked\) \(2 workers\)\n/);
     const walks = tdxsim(dir, 'explore', 'parallel-faults', '--workers', '2', '--time', '0', '--mode', 'pct');
+    expect(walks.status).toBe(3);
     expect(walks.stdout).toMatch(/— no violation, not exhaustive \(sampling never is; time bound reached\); mode pct .*\(2 workers\)\n/);
   });
 

@@ -6,11 +6,9 @@
  * Step numbers are read from the log rather than written here (the #VE is step 27 of `npm start`'s run
  * today), so the tests follow the model as it grows.
  */
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guestVcpuMachine } from '../../machines/guest/guestVcpu.ts';
 import { hex16 } from '../../src/arch/hex.ts';
@@ -20,29 +18,15 @@ import { activeStateIds } from '../../src/export/statechart.ts';
 import { replayLog } from '../../src/replay/replay.ts';
 import { inspectTarget } from '../../src/cli/inspect.ts';
 import { liveRun } from '../../src/cli/liveRun.ts';
-import { startInspector, type Inspector } from '../../src/inspect/server.ts';
+import type { Inspector } from '../../src/inspect/server.ts';
 import { InspectSession } from '../../src/inspect/session.ts';
-import { buildWeb } from '../../web/build.mjs';
 import { exampleLog, longMmioLog } from '../export/fixtures.ts';
+import { BrowserHarness, poll, runBrowserTests, shot, stepOf, waitStep, waitVerified } from './browserHarness.ts';
 import { logText } from './logText.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
-const haveChromium = existsSync(CHROMIUM);
-const run = haveChromium || !!process.env['CI'];
-if (!run) console.warn(`[browser tests skipped] ${CHROMIUM} is not installed and CI is not set; install it with: apt-get install chromium`);
-
-/** expect.poll with room for a busy 2-core CI machine running other test files alongside. */
-const poll = <T>(fn: () => Promise<T> | T) => expect.poll(fn, { timeout: 20_000, interval: 50 });
-
-/** The closed network here refuses Chromium's background connections; these flags stop it trying. */
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-describe.skipIf(!run)('inspector in Chromium', () => {
-  let browser: Browser;
-  let webDir: string;
-  const servers: Inspector[] = [];
+describe.skipIf(!runBrowserTests)('inspector in Chromium', () => {
+  const b = new BrowserHarness();
+  const servers = b.servers;
   const { log, file, actors } = exampleLog('mmio-ve');
   const veStep = log.events.find((e) => e.name === '#VE')!.seq;
   // What the guest vCPU is in right after the #VE, as the model says (the page must light exactly that).
@@ -55,42 +39,11 @@ describe.skipIf(!run)('inspector in Chromium', () => {
   const install = log.events.filter((e) => e.name === 'SPTE_CMPXCHG' && e.seq < veStep).at(-1)!;
   const mmioSpte = hex16(BigInt(install.payload['newSpte'] as string));
 
-  async function serve(target: Parameters<typeof startInspector>[0]): Promise<string> {
-    const insp = await startInspector(target, { port: 0, webDir });
-    servers.push(insp);
-    return insp.url;
-  }
+  const serve = (target: Parameters<BrowserHarness['serve']>[0]) => b.serve(target);
+  const open = (url: string) => b.open(url);
 
-  async function open(url: string): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1500, height: 1000 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => {
-      if (m.type() === 'error') errors.push(m.text());
-    });
-    (page as Page & { errors: string[] }).errors = errors;
-    await page.goto(url);
-    return page;
-  }
-
-  const shot = (page: Page, name: string) => page.screenshot({ path: path.join(ARTIFACTS, `inspector-${name}.png`) });
-  const stepOf = async (page: Page) => Number(await page.locator('#step-input').inputValue());
-  const waitStep = async (page: Page, n: number) => {
-    await poll(() => stepOf(page)).toBe(n);
-    await page.locator('.step-no', { hasText: `Step ${n}` }).waitFor();
-  };
-
-  beforeAll(async () => {
-    if (!haveChromium) throw new Error(`${CHROMIUM} is missing; .ci/run installs it with apt-get install chromium`);
-    mkdirSync(ARTIFACTS, { recursive: true });
-    webDir = await buildWeb(mkdtempSync(path.join(tmpdir(), 'tdxsim-web-')));
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await Promise.all(servers.map((s) => s.close()));
-  });
+  beforeAll(() => b.start());
+  afterAll(() => b.stop());
 
   it('opens the mmio-ve example: every actor, the sequence and the initial state', async () => {
     const page = await open(await serve(inspectTarget('mmio-ve')));
@@ -101,7 +54,7 @@ describe.skipIf(!run)('inspector in Chromium', () => {
     await page.locator('svg.rows .arrow[data-step="1"] .label').waitFor();
     expect(await page.locator('svg.rows .arrow[data-step="1"] .label').textContent()).toBe(messageLabel(log.events[0]!));
     await shot(page, 'open');
-    expect((page as Page & { errors: string[] }).errors).toEqual([]);
+    expect(page.errors).toEqual([]);
     await page.close();
   });
 
@@ -195,8 +148,10 @@ describe.skipIf(!run)('inspector in Chromium', () => {
     const failed = exampleLog('mmio-ve', { maxSteps: 12 });
     const page = await open(await serve({ session: InspectSession.open(failed.log, failed.file) }));
     await waitStep(page, 12);
+    expect(await waitVerified(page)).toBe('verified: 12 steps, hashes and outcome re-derived');
     expect(await page.locator('#banner').textContent()).toMatch(/^Counterexample: failure at step 12 — step bound 12 reached/);
     expect(await page.locator('#outcome').textContent()).toBe('failure');
+    expect(await page.locator('#claim').isVisible()).toBe(false);
     await shot(page, 'counterexample');
     await page.close();
   });
@@ -227,15 +182,24 @@ describe.skipIf(!run)('inspector in Chromium', () => {
     await page.close();
   });
 
-  it('a torn log shows an error page that names the file and line', async () => {
+  it('a torn log opens on its intact steps, with the tear named, and no outcome claimed', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'tdxsim-torn-'));
     const file = path.join(dir, 'torn.log.jsonl');
     const text = logText(log);
-    writeFileSync(file, text.slice(0, -30));
+    // The end record goes, and the last event is cut in the middle.
+    const lastEvent = text.lastIndexOf('\n', text.lastIndexOf('\n', text.length - 2) - 1);
+    writeFileSync(file, text.slice(0, lastEvent + 50));
+    const intact = log.events.length - 1;
     const page = await open(await serve(inspectTarget(file, {}, () => {})));
-    expect(await page.locator('#error-title').textContent()).toBe('The log is torn');
-    expect(await page.locator('#error-message').textContent()).toMatch(/torn\.log\.jsonl:\d+: torn last line/);
+    await waitStep(page, 0);
+    expect(await page.locator('#torn-banner').textContent()).toBe(`Torn log: ${file}:${intact + 2}: torn last line (the writer stopped mid-line); showing the ${intact} intact steps before it. The run's end was not recorded, so there is no outcome.`);
+    expect(await page.locator('#steps').textContent()).toBe(String(intact));
+    expect(await page.locator('#outcome').textContent()).toBe('torn: no outcome');
+    expect(await waitVerified(page)).toBe(`hashes verified for ${intact} steps; the outcome cannot be: the log is torn at line ${intact + 2}`);
+    await page.keyboard.press('End');
+    await waitStep(page, intact);
     await shot(page, 'torn-log');
+    expect(page.errors).toEqual([]);
     await page.close();
   });
 });

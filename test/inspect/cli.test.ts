@@ -1,5 +1,6 @@
 /** `tdxsim inspect` and `tdxsim run --inspect/--stately` as commands: what they print, and bad input. */
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -48,6 +49,47 @@ describe('tdxsim inspect', () => {
       expect(main(['inspect', path.join(dir, 'nope.yaml')], () => {})).toBe(2);
     } finally {
       spy.mockRestore();
+    }
+  });
+});
+
+describe('tdxsim run --inspect: the live stream', () => {
+  /** A GET with the headers given, read to its end (the stream ends with the run, or at once when refused). */
+  const get = (url: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const u = new URL(url);
+      const req = request({ host: u.hostname, port: u.port, path: '/api/live', headers }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  it('a page on another site cannot subscribe (403), so it cannot even start the run; the inspector\'s own page can', async () => {
+    const printed: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    let url = '';
+    const listening = new Promise<void>((resolve) => {
+      void liveRun('mmio-ve', { inspect: true, port: 0, log: path.join(dir, 'live-origin.log.jsonl'), onInspector: (i) => (servers.push(i), (url = i.url), resolve()) }, (l) => printed.push(l)).then((code) => printed.push(`exit ${code}`));
+    });
+    try {
+      await listening;
+      const port = new URL(url).port;
+      const foreign = await get(url, { origin: 'http://attacker.example' });
+      expect(foreign.status).toBe(403);
+      expect(foreign.body).toBe("tdxsim inspect: requests from http://attacker.example are refused; only the inspector's own page may use it\n");
+      // The run waits for a viewer: a refused subscription is none.
+      await new Promise((r) => setImmediate(r));
+      expect(printed).toEqual([]);
+      const own = await get(url, { origin: `http://127.0.0.1:${port}` });
+      expect(own.status).toBe(200);
+      expect(own.body).toMatch(/"live":false}\n\n$/);
+      expect(printed.at(-1)).toBe('exit 0');
+    } finally {
+      stderr.mockRestore();
     }
   });
 });

@@ -14,18 +14,18 @@ import { statePath } from '../../src/session/stateView.ts';
 import { guestVcpuMachine } from '../../machines/guest/guestVcpu.ts';
 import { logText } from './logText.ts';
 
-/** A raw GET: the path goes on the wire exactly as written (fetch would normalise `..` away first). */
-function rawGet(url: string, pathname: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; type: string }> {
+/** A raw request: the path goes on the wire exactly as written (fetch would normalise `..` away first), headers as given. */
+function rawGet(url: string, pathname: string, headers: Record<string, string> = {}, method = 'GET', body?: string): Promise<{ status: number; body: string; type: string }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
-    const req = request({ host: u.hostname, port: u.port, path: pathname, method: 'GET', headers }, (res) => {
+    const req = request({ host: u.hostname, port: u.port, path: pathname, method, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type'] ?? '') }));
     });
     req.on('error', reject);
-    req.end();
+    req.end(body);
   });
 }
 
@@ -137,31 +137,68 @@ describe('inspector server: API over a log', () => {
 
   it('refuses other methods and foreign Host headers (DNS rebinding)', async () => {
     expect((await fetch(insp.url + 'api/summary', { method: 'POST' })).status).toBe(405);
+    expect((await fetch(insp.url + 'api/steer')).status).toBe(405);
     const r = await rawGet(insp.url, '/api/summary', { host: 'attacker.example:80' });
     expect(r.status).toBe(403);
+  });
+
+  it('refuses a request whose Origin is another site\'s, on the live stream and on steering (403); its own origin passes', async () => {
+    const port = new URL(insp.url).port;
+    const steerBody = JSON.stringify({ log: 'main', n: 0, choice: 0 });
+    const json = { 'content-type': 'application/json' };
+    for (const origin of ['http://attacker.example', `http://attacker.example:${port}`, 'null', `https://127.0.0.1:${port}`, `http://127.0.0.1:${Number(port) + 1}`]) {
+      const live = await rawGet(insp.url, '/api/live', { origin });
+      expect(live.status, origin).toBe(403);
+      expect(live.body).toMatch(/only the inspector's own page/);
+      expect((await rawGet(insp.url, '/api/steer', { origin, ...json }, 'POST', steerBody)).status, origin).toBe(403);
+      expect((await rawGet(insp.url, '/api/summary', { origin })).status, origin).toBe(403);
+    }
+    // The Host check still comes first: the right Origin with a rebinding Host is refused too.
+    expect((await rawGet(insp.url, '/api/live', { host: 'attacker.example', origin: 'http://attacker.example' })).status).toBe(403);
+    for (const origin of [`http://127.0.0.1:${port}`, `http://localhost:${port}`]) {
+      const live = await rawGet(insp.url, '/api/live', { origin });
+      expect(live.status, origin).toBe(200);
+      expect(live.type).toMatch(/^text\/event-stream/);
+    }
+    // Without an Origin (curl, the CLI's tests) the request is served: only browsers send one.
+    expect((await rawGet(insp.url, '/api/live')).status).toBe(200);
+    // Steering from the page's own origin must be JSON.
+    expect((await rawGet(insp.url, '/api/steer', { origin: `http://127.0.0.1:${port}`, 'content-type': 'text/plain' }, 'POST', steerBody)).status).toBe(415);
   });
 });
 
 describe('inspector server: a log that cannot be opened', () => {
-  it('a torn log gets an error page naming the file and line, with the name escaped', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'tdxsim-torn-'));
+  it('an edited log gets an error page naming the file and line, with the name escaped', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tdxsim-edited-'));
     mkdirSync(dir, { recursive: true });
     const file = path.join(dir, 'run<script>.log.jsonl');
-    const text = logText(exampleLog('mmio-ve').log);
-    writeFileSync(file, text.slice(0, text.length - 20));
-    const target = inspectTarget(file, {}, () => {});
+    const lines = logText(exampleLog('mmio-ve').log).split('\n');
+    lines[4] = lines[4]!.replace('"seq":4', '"seq":4 ');
+    writeFileSync(file, lines.join('\n'));
+    const warned: string[] = [];
+    const target = inspectTarget(file, {}, (l) => warned.push(l));
     expect('error' in target).toBe(true);
+    expect(warned[0]).toMatch(/run<script>\.log\.jsonl:5: /);
     const insp = await startInspector(target, { port: 0, webDir: fakeWebDir() });
     try {
       const res = await fetch(insp.url);
       const html = await res.text();
       expect(res.status).toBe(500);
-      expect(html).toContain('The log is torn');
-      expect(html).toMatch(/run&lt;script&gt;\.log\.jsonl:\d+: torn last line/);
+      expect(html).toContain('The log cannot be opened');
+      expect(html).toMatch(/run&lt;script&gt;\.log\.jsonl:5: /);
       expect(html).not.toContain('<script>');
       expect((await fetch(insp.url + 'api/summary')).status).toBe(500);
     } finally {
       await insp.close();
     }
+  });
+
+  it('a log torn in its header cannot be opened at all: the error page names it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tdxsim-torn-'));
+    const file = path.join(dir, 'torn.log.jsonl');
+    writeFileSync(file, logText(exampleLog('mmio-ve').log).slice(0, 60));
+    const target = inspectTarget(file, {}, () => {});
+    expect('error' in target && target.error.title).toBe('The log is torn');
+    expect('error' in target && target.error.message).toMatch(/torn\.log\.jsonl:1: torn header/);
   });
 });

@@ -167,12 +167,21 @@ describe('--verify checks the header and end-record fields it used to take on tr
     expect(e.message).toBe(`${FILE}:${end}: replay diverged at outcome.failures[0]: the model reaches none, the log says tdx at step 3: r: d`);
   });
 
-  it('outcome.lasso: refused until the lasso check lands in src/replay/lasso.ts (never passed unchecked)', () => {
+  it('outcome.lasso: a loop claimed on a run that has none is refused (src/replay/lasso.ts re-derives it)', () => {
     const run = runExample('mmio-ve');
     const end = run.text.trimEnd().split('\n').length;
-    const e = verifyError(resealWith(run.text, end, (rec) => {
+    const bare = verifyError(resealWith(run.text, end, (rec) => {
       (rec['outcome'] as Record<string, unknown>)['lasso'] = { loopStart: 3, starving: 'guest.vcpu0', retries: 'EPT violation' };
     }));
-    expect([e.line, e.field]).toEqual([end, 'outcome.lasso']);
+    expect([bare.line, bare.field]).toEqual([end, 'outcome.violation']);
+    const claimed = verifyError(resealWith(run.text, end, (rec) => {
+      const o = rec['outcome'] as Record<string, unknown>;
+      o['status'] = 'failure';
+      o['reason'] = 'violation of non-progress: guest.vcpu0 never retires anything';
+      o['violation'] = { invariant: 'non-progress', detail: 'guest.vcpu0 never retires anything' };
+      o['lasso'] = { loopStart: 3, starving: 'guest.vcpu0', retries: 'EPT violation' };
+    }));
+    expect(claimed.line).toBe(end);
+    expect(claimed.message).toMatch(/lasso|loop/);
   });
 });

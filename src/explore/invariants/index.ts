@@ -14,9 +14,11 @@ import { kickCompletes, kickCompletesSpec } from './kickCompletes.ts';
 import { sharedSpteSuppressVe } from './sharedSpteSuppressVe.ts';
 import { noSpuriousMemoryFault } from './noSpuriousMemoryFault.ts';
 import { spuriousFaultProgress, spuriousFaultProgressSpec } from './spuriousFaultProgress.ts';
+import { nonProgress } from './nonProgress.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, sharedSpteSuppressVe, noSpuriousMemoryFault, spuriousFaultProgress };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, sharedSpteSuppressVe, noSpuriousMemoryFault, spuriousFaultProgress, nonProgress };
+export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
  * The library of invariants and bounded monitors (`tdxsim invariants`), in the order they are listed and
@@ -34,6 +36,7 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(sharedSpteSuppressVe),
   fixed(noSpuriousMemoryFault),
   spuriousFaultProgressSpec,
+  fixed(nonProgress),
 ];
 
 /** The library entry named `name`, or undefined. */

@@ -21,6 +21,8 @@ export interface Invariant {
   description: string;
   /** A bounded monitor's N, so a counterexample log can name the monitor exactly. */
   bound?: number;
+  /** A property of the whole state graph, checked after a depth-first search instead of per delivery (non-progress). */
+  liveness?: true;
   check(model: Model, before: World, after: World, delivered: Message): string | null;
 }
 

@@ -1,0 +1,34 @@
+/**
+ * `tdxsim export --format trace-cmd` and `tdxsim import` are inverse enough: every bundled example's log,
+ * printed as a trace, builds a scenario whose run aligns with that trace event for event.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { traceCmdReport } from '../../src/export/traceCmd.ts';
+import { importTraces } from '../../src/import/importTrace.ts';
+import { examplesDir } from '../../src/scenario/load.ts';
+import { runInMemory } from '../../src/session/open.ts';
+
+const examples = readdirSync(examplesDir()).filter((n) => existsSync(path.join(examplesDir(), n, 'scenario.yaml'))).sort();
+
+describe('export then import', () => {
+  it('covers every bundled example', () => {
+    expect(examples.length).toBeGreaterThanOrEqual(14);
+  });
+
+  it.each(examples.map((e) => [e]))('%s: the exported trace replays with no divergence', (name) => {
+    const { log, file } = runInMemory(name);
+    const text = traceCmdReport(log, file);
+    expect(traceCmdReport(log, file)).toBe(text);
+    const r = importTraces([{ file: `${name}.trace.txt`, text }]);
+    expect(r.trace.diagnostics).toEqual([]);
+    expect(r.first).toBeNull();
+    const compared = [...r.alignment.streams.real.values()].reduce((n, s) => n + s.length, 0);
+    expect(r.alignment.pairs).toHaveLength(compared);
+    // Everything the export printed was compared, save the host's own exits and their re-entries.
+    const aside = [...r.alignment.aside.entries()].filter(([e]) => e.src !== null);
+    expect(aside.every(([e, why]) => why === 'host exit' && (e.data.name === 'kvm_exit' || e.data.name === 'kvm_entry'))).toBe(true);
+    expect(compared + aside.length).toBe(r.trace.events.length);
+  });
+});
