@@ -49,8 +49,6 @@ export interface FaultState {
 }
 
 export const MMU = 'kvm.mmu';
-/** The most spurious faults in a row a thread keeps count of (spuriousRun): spurious-fault-progress's largest bound plus one. */
-export const SPURIOUS_RUN_CAP = 9;
 export const fault = (c: KvmVcpuContext) => c.fault!;
 export const stepAt = (c: KvmVcpuContext) => fault(c).path[fault(c).at]!;
 

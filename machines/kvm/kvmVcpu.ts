@@ -138,13 +138,6 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   /** The last page fault's outcome and what the emulator answered, for readers of a replay. */
   lastFault: { gpa: bigint; errorCode: bigint; ret: string; emulation: string | null } | null;
   /**
-   * Consecutive faults on one and the same EPT-violation exit that KVM found nothing to fix for
-   * (RET_PF_SPURIOUS, the same leaf SPTE each time) and re-entered; null after any other outcome or a
-   * TDVMCALL (the guest moved on).
-   * Read by the spurious-fault-progress monitor.
-   */
-  spuriousRun: { gpa: bigint; exitQualification: bigint; eeq: bigint; leaf: bigint; count: number } | null;
-  /**
    * The fault's mmu_invalidate_seq snapshot behind the KVM_EXIT_MEMORY_FAULT this thread made, until the
    * next KVM_RUN; read by no-spurious-memory-fault.
    */
@@ -233,7 +226,6 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     emulated: null,
     launched: false,
     lastFault: null,
-    spuriousRun: null,
     memoryFaultSeq: null,
     deathReason: null,
   }),

@@ -50,9 +50,8 @@ import { TDX_EXT_EXIT_QUAL_TYPE_MASK, TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATI
 import { hex } from '../../src/arch/hex.ts';
 import { sizeMask } from '../guest/program.ts';
 import { lpageKey } from './tdpMmu.ts';
-import { MMU, SPURIOUS_RUN_CAP, fault, stepAt, beginFault, leafSpte, mmioSpte } from './kvmPageFault.ts';
+import { MMU, fault, stepAt, beginFault, leafSpte, mmioSpte } from './kvmPageFault.ts';
 import { sharedNonPresentSpte } from './tdpIter.ts';
-import type { KvmVcpuContext } from './kvmVcpu.ts';
 import { tdxCheckAcceptLevelStates } from './tdxCheckAcceptLevel.ts';
 import { assign, emit, enqueueActions, type VcpuGuards } from './vcpuSetup.ts';
 
@@ -62,23 +61,6 @@ const LEAF_HOOK_RESULT = [
   { guard: 'seamcallBusy', target: 'unlocking', actions: ['restoreFrozen', 'clearFrozen', 'retRetry'] },
   { target: '#kvmVcpu.vmDead', actions: 'kvmBugSeamcall' },
 ] as const;
-
-/**
- * After a fault: a RET_PF_SPURIOUS one on the very exit the previous spurious fault handled (same GPA, exit
- * qualification and extended exit qualification) that found the very same leaf SPTE extends the run, any
- * other spurious fault starts one, and any other outcome ends it. KVM's own vcpu->stat.pf_spurious counts
- * them all; the run is the part a monitor can judge (spurious-fault-progress): re-entering changed nothing,
- * neither for the guest nor in KVM's tables. (A leaf that changed in between — a huge leaf split while the
- * re-entered access met it blocked — is another vCPU's progress, not a loop.)
- */
-function spuriousRunAfter(c: KvmVcpuContext): KvmVcpuContext['spuriousRun'] {
-  if (fault(c).ret !== RET_PF_SPURIOUS || c.exit === null) return null;
-  const x = c.exit;
-  const leaf = stepAt(c).spte;
-  const prev = c.spuriousRun;
-  const same = prev !== null && prev.gpa === x.gpa && prev.exitQualification === x.exitQualification && prev.eeq === x.eeq && prev.leaf === leaf;
-  return { gpa: x.gpa, exitQualification: x.exitQualification, eeq: x.eeq, leaf, count: same ? Math.min(prev.count + 1, SPURIOUS_RUN_CAP) : 1 };
-}
 
 export const mmuPageFaultGuards = {
   faultIsPrivate: ({ context }) => fault(context).isPrivate,
@@ -277,17 +259,14 @@ export const mmuPageFaultActions = {
   noteRetryInstr: assign({
     lastFault: ({ context }) => ({ gpa: fault(context).gpa, errorCode: fault(context).errorCode, ret: RET_PF_NAMES[fault(context).ret!]!, emulation: 'X86EMUL_RETRY_INSTR' }),
     fault: () => null,
-    spuriousRun: () => null,
   }),
   noteFaultDone: assign({
     lastFault: ({ context }) => ({ gpa: fault(context).gpa, errorCode: fault(context).errorCode, ret: RET_PF_NAMES[fault(context).ret!]!, emulation: null }),
     fault: () => null,
-    spuriousRun: ({ context }) => spuriousRunAfter(context),
   }),
   noteEmulate: assign({
     lastFault: ({ context }) => ({ gpa: context.exit!.gpa, errorCode: context.fault?.errorCode ?? PFERR_RSVD_MASK, ret: 'RET_PF_EMULATE', emulation: 'x86_emulate_instruction' }),
     fault: () => null,
-    spuriousRun: () => null,
   }),
   /** VMX: the emulated MOV reaches vcpu_mmio_read/write; no in-kernel device claims it → userspace. */
   vmxMmioExit: assign({

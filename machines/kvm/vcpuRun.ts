@@ -66,8 +66,6 @@ export const vcpuRunActions = {
       const gprs = reason === 'TDCALL' ? { R10: p.R10, R11: p.R11, R12: p.R12, R13: p.R13, R14: p.R14, R15: p.R15 } : null;
       return { reason, exitQualification: p.RCX ?? 0n, gpa: p.R8 ?? 0n, eeq: p.RDX ?? 0n, insn: null, gprs };
     },
-    // A TDVMCALL is trap-like: the guest got past the instruction, so a run of spurious faults is over.
-    spuriousRun: ({ context, event }) => (event.type === 'TDCALL' ? null : context.spuriousRun),
   }),
   recordVmExit: assign({
     exit: ({ event }) => {

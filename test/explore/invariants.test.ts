@@ -30,7 +30,7 @@ const FAILING: Record<string, string> = {
   // Upstream kills the VM on a touch of an unaccepted page (tdx_is_sept_violation_unexpected_pending).
   'touch-before-accept-loop': 'VM dead: kvm.vcpu0: Guest access before accepting 0x300000',
   // The guest races its own accepts (not Linux): in some schedules the loser panics.
-  'split-block-busy': 'guest panic: guest.vcpu1: TDX: Failed to accept memory (at 0x200000)',
+  'split-block-busy': 'guest panic: guest.vcpu0: TDX: Failed to accept memory (at 0x200000)',
 };
 
 describe('default invariants on the bundled examples', () => {

@@ -13,11 +13,10 @@ import { eptViolationProgress, eptViolationProgressSpec } from './eptViolationPr
 import { kickCompletes, kickCompletesSpec } from './kickCompletes.ts';
 import { sharedSpteSuppressVe } from './sharedSpteSuppressVe.ts';
 import { noSpuriousMemoryFault } from './noSpuriousMemoryFault.ts';
-import { spuriousFaultProgress, spuriousFaultProgressSpec } from './spuriousFaultProgress.ts';
 import { nonProgress } from './nonProgress.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, sharedSpteSuppressVe, noSpuriousMemoryFault, spuriousFaultProgress, nonProgress };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, sharedSpteSuppressVe, noSpuriousMemoryFault, nonProgress };
 export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
@@ -35,7 +34,6 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   kickCompletesSpec,
   fixed(sharedSpteSuppressVe),
   fixed(noSpuriousMemoryFault),
-  spuriousFaultProgressSpec,
   fixed(nonProgress),
 ];
 
