@@ -118,8 +118,16 @@ export class SequenceView {
     this.element = h('section', { id: 'sequence', 'aria-label': 'sequence view', class: trace ? 'with-trace' : '' }, this.#header, this.#scroller);
     this.#scroller.addEventListener('scroll', () => this.render());
     new ResizeObserver(() => this.render()).observe(this.#scroller);
-    this.#svg.addEventListener('click', (ev) => {
-      const target = ev.target as Element;
+    // The rows are redrawn on every scroll frame, so a press and its release can land on two different
+    // (equal) elements and no click would fire: a release close to its press selects what is under it.
+    let down: { x: number; y: number } | null = null;
+    this.#svg.addEventListener('pointerdown', (ev) => {
+      down = ev.button === 0 ? { x: ev.clientX, y: ev.clientY } : null;
+    });
+    this.#svg.addEventListener('pointerup', (ev) => {
+      if (down === null || Math.abs(ev.clientX - down.x) > 4 || Math.abs(ev.clientY - down.y) > 4) return;
+      down = null;
+      const target = document.elementFromPoint(ev.clientX, ev.clientY) ?? (ev.target as Element);
       // A trace cell, or anywhere on a row between steps, selects the trace event; elsewhere, the step.
       const cell = target.closest('[data-trace]') ?? target.closest('[data-row-trace]');
       if (cell && this.#trace) {
@@ -402,12 +410,12 @@ export class SequenceView {
     const cw = this.#charWidth('trace-main');
     const max = Math.max(12, Math.floor((w - 4) / cw));
     const where = `:${lines}`;
-    let left = [e.ts, e.thread, e.event].filter((v) => v !== null).join(' ');
+    let left = [e.ts, e.thread, e.event === e.thread ? null : e.event].filter((v) => v !== null).join(' ');
     const base = baseName(e.file);
     const room = max - left.length - 1 - where.length;
-    // One input: the header names it, so a name that does not fit is left out; several: its end tells them apart.
+    // One input: the header names it, so `:line` says it; several: the name, or its end, tells them apart.
     const several = this.#trace!.index.info.inputs.length > 1;
-    const file = room >= base.length ? base : several && room > 3 ? `…${base.slice(base.length - room + 1)}` : '';
+    const file = !several ? '' : room >= base.length ? base : room > 3 ? `…${base.slice(base.length - room + 1)}` : '';
     if (left.length + 1 + file.length + where.length > max) left = `${left.slice(0, Math.max(1, max - file.length - where.length - 2))}…`;
     g.append(s('text', { x, y: y + 14, class: 'trace-main' }, left), s('text', { x: x + w - 2, y: y + 14, class: 'trace-line', 'text-anchor': 'end' }, `${file}${where}`));
     // Line 2: badges, then the fields cut at a field boundary.

@@ -110,7 +110,7 @@ export class TraceCard {
       if (t.model.length > 0) card.append(list);
       const others = [...t.on, ...t.after].filter((id) => id !== e?.id);
       if (others.length > 0) {
-        card.append(h('div', { class: 'trace-others' }, h('span', { class: 'muted' }, `Other trace events on or after step ${v.step}: `), ...others.slice(0, 12).flatMap((id, i) => [i > 0 ? ', ' : '', this.#traceLink(id)]), others.length > 12 ? ` … ${others.length - 12} more` : ''));
+        card.append(h('div', { class: 'trace-others' }, h('span', { class: 'muted' }, `Other trace events on or after step ${v.step}: `), ...others.slice(0, 6).flatMap((id, i) => [i > 0 ? ', ' : '', this.#traceLink(id)]), others.length > 6 ? ` … ${others.length - 6} more` : ''));
       }
     }
   }

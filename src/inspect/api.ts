@@ -281,8 +281,9 @@ export interface TraceLivelock {
 
 /**
  * Where each trace event goes in the sequence view, in trace order: `[id, step, 0]` on the row of the
- * step it aligns with, `[id, step, 1]` between rows, after step `step` (an event with no model partner,
- * after the step of the last event before it on its thread).
+ * step it aligns with, `[id, step, 1]` between rows, after step `step`: an event with no model partner
+ * goes after the step of the last event before it on its vCPU thread, else after its divergence's model
+ * step, else after the step of the event before it in the trace.
  */
 export type TracePlacement = [id: number, seq: number, between: 0 | 1];
 

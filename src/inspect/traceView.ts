@@ -11,7 +11,7 @@ import type { ImportResult } from '../import/importTrace.ts';
 import { describeLivelock } from '../import/livelock.ts';
 import { isDivergence } from '../import/divergence.ts';
 import { traceAnchor, type ReportFiles } from '../import/report.ts';
-import type { TraceEvent, TraceEventData } from '../import/traceEvent.ts';
+import { isVcpuThread, type TraceEvent, type TraceEventData } from '../import/traceEvent.ts';
 import type { ModelTraceRow, TraceDivergence, TraceEventRow, TraceInfo, TraceLivelock, TracePlacement, TraceSummary } from './api.ts';
 import { planRows, traceSearchable, type PlanRow } from './traceRows.ts';
 import type { Searchable } from './query.ts';
@@ -98,8 +98,9 @@ export class TraceView {
       livelocks.push({ side: 'model', thread: l.thread, gpa: hex(l.gpa), faults: l.faults.map((f) => f.seq!), modelToo: true, text: describeLivelock(l) });
     }
 
-    // Where each event goes: on its partner's step, else after the step of the last event placed before
-    // it on its thread (a bare dmesg line has none: after its divergence's model step, or the last event).
+    // Where each event goes: on its partner's step; else, on a vCPU thread (compared on its own, in
+    // order), after the step of the last event placed before it on that thread; else after its
+    // divergence's model step, or the step of the event before it in the trace.
     const placement: TracePlacement[] = [];
     const lastOnThread = new Map<string, number>();
     let lastAny: number | null = null;
@@ -113,10 +114,10 @@ export class TraceView {
         placement.push([id, seq, 0]);
       } else {
         const dSeq = divergence === null ? null : r.divergences[divergence]!.seq;
-        seq = (e.thread === 'dmesg' ? undefined : lastOnThread.get(e.thread)) ?? dSeq ?? lastAny ?? 0;
+        seq = (isVcpuThread(e.thread) ? lastOnThread.get(e.thread) : undefined) ?? dSeq ?? lastAny ?? 0;
         placement.push([id, seq, 1]);
       }
-      if (e.thread !== 'dmesg') lastOnThread.set(e.thread, seq);
+      lastOnThread.set(e.thread, seq);
       lastAny = seq;
       return {
         id,
