@@ -424,9 +424,9 @@ class App {
       st.classList.toggle('wrapped', r.wrapped);
       if (r.seq !== null) {
         this.goTo(r.seq, r.trace ?? undefined);
-        const where = r.trace !== null && r.trace !== undefined ? 'trace event' : 'step';
+        const where = r.trace !== null && r.trace !== undefined ? `trace event at step ${r.seq}` : `step ${r.seq}`;
         const count = `${r.total} matching step${r.total === 1 ? '' : 's'}${r.traceTotal !== undefined ? `, ${r.traceTotal} trace event${r.traceTotal === 1 ? '' : 's'}` : ''}`;
-        st.textContent = r.wrapped ? `wrapped: ${dir === 'next' ? `past the last match, back to the first (${where} at step ${r.seq})` : `before the first match, on to the last (${where} at step ${r.seq})`} · ${count}` : count;
+        st.textContent = r.wrapped ? `wrapped: ${dir === 'next' ? `past the last match, back to the first (${where})` : `before the first match, on to the last (${where})`} · ${count}` : count;
       } else {
         st.textContent = 'no step matches';
       }
