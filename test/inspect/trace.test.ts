@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { FindResult, MatchesResult, StepView, Summary, TraceEventRow, TraceInfo } from '../../src/inspect/api.ts';
 import { importCommand, importedTarget } from '../../src/cli/import.ts';
 import { inspectCommand, inspectTarget } from '../../src/cli/inspect.ts';
+import { main } from '../../src/cli/main.ts';
 import { importTraces } from '../../src/import/importTrace.ts';
 import { reportJson } from '../../src/import/report.ts';
 import { startInspector, type Inspector, type InspectTarget } from '../../src/inspect/server.ts';
@@ -137,6 +138,12 @@ describe('an EPT-violation retry loop (perf script) beside the model', () => {
     expect((await api<MatchesResult>('/api/matches?q=kind:trace')).traces).toHaveLength(41);
     expect((await api<MatchesResult>('/api/matches?q=kind:trace')).seqs).toEqual([]);
     expect((await api<MatchesResult>('/api/matches?q=actor:vcpu0 name:kvm_entry')).traces).toEqual(rows.filter((x) => x.thread === 'vcpu0' && x.event === 'kvm_entry').map((x) => x.id));
+    // A file:line, as a word or quoted.
+    const line14 = rows.find((x) => x.line === 14)!.id;
+    expect((await api<MatchesResult>('/api/matches?q=ept-retry-loop.perf.txt:14')).traces).toEqual([line14]);
+    expect((await api<MatchesResult>(`/api/matches?q=${encodeURIComponent('"perf.txt:14"')}`)).traces).toEqual([line14]);
+    // A field by the tracepoint's own name.
+    expect((await api<MatchesResult>('/api/matches?q=error_code kind:trace')).traces).toEqual(rows.filter((x) => /\berror_code=/.test(x.fields)).map((x) => x.id));
   });
 
   it('next/previous match walks the rows: steps and trace events in display order, from a trace event too, wrapping round', async () => {
@@ -240,6 +247,18 @@ describe('the commands', () => {
     expect(s.scenario).toBe('import-ept-retry-loop-perf');
     expect(readFileSync(path.join(dir, 'loop.yaml'), 'utf8')).toBe(info.scenario.yaml);
     expect(info.scenario.file).toBe(path.join(dir, 'loop.yaml'));
+  });
+
+  it('--inspect takes --port like inspect does: a bad one is bad input (exit 2), and no import runs', () => {
+    let err = '';
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((t: string | Uint8Array) => ((err += String(t)), true));
+    try {
+      expect(main(['import', path.join(TRACES, 'td-mmio.trace-cmd.txt'), '--inspect', '--port', 'http', '--scenario-out', path.join(dir, 'never.yaml')], () => {})).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(err).toBe("tdxsim: error: option '--port <n>' argument 'http' is invalid. --port needs a non-negative integer, got \"http\"\n");
+    expect(readdirSync(dir)).not.toContain('never.yaml');
   });
 
   it('tdxsim inspect <trace> recognises a trace and writes nothing; a scenario is still a scenario', async () => {
