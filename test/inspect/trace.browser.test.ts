@@ -13,7 +13,9 @@ import { importedTarget } from '../../src/cli/import.ts';
 import { importTraces } from '../../src/import/importTrace.ts';
 import type { TraceInput } from '../../src/import/parseTrace.ts';
 import { TraceView } from '../../src/inspect/traceView.ts';
+import { traceCmdReport } from '../../src/export/traceCmd.ts';
 import { fixture } from '../import/helpers.ts';
+import { threeVcpuLog } from './fixtures.ts';
 import { BrowserHarness, poll, runBrowserTests, shot, stepOf, waitStep } from './browserHarness.ts';
 
 type Box = { x: number; y: number; width: number; height: number };
@@ -245,6 +247,34 @@ describe.skipIf(!runBrowserTests)('an imported trace in the inspector (Chromium)
     await page.keyboard.press('End');
     await waitStep(page, await stepOf(page));
     await shot(page, 'trace-agree');
+    expect(page.errors).toEqual([]);
+    await page.close();
+  });
+
+  it('three vCPUs (14 lanes) with the trace column at 1024 px, fields shown: labels whole and apart, rows tall enough', async () => {
+    // A model run exported as a trace imports back with no divergence: its own trace beside it.
+    const three = threeVcpuLog();
+    const { view, target } = imported([{ file: 'parallel-faults-3.trace-cmd.txt', text: traceCmdReport(three.log, three.file) }]);
+    expect(view.summary.divergenceCount).toBe(0);
+    const page = await b.open(await b.serve(target), { width: 1024, height: 768 });
+    await waitStep(page, 0);
+    await page.locator('svg.rows .trace-cell').first().waitFor();
+    const header = await boxOf(page.locator('#sequence .lanes'));
+    const labels = await page.locator('#sequence .lane-name').all();
+    expect(labels).toHaveLength(14);
+    const boxes = [...(await Promise.all(labels.map(boxOf))), await boxOf(page.locator('#trace-head'))];
+    for (let i = 0; i < boxes.length; i++) {
+      expect(inside(boxes[i]!, header)).toBe(true);
+      for (let j = i + 1; j < boxes.length; j++) expect(overlap(boxes[i]!, boxes[j]!)).toBe(false);
+    }
+    expect(Number.parseFloat(await labels[0]!.evaluate((e) => getComputedStyle(e).fontSize))).toBeGreaterThanOrEqual(11);
+    // With fields: a trace row holds both its lines and the arrow's fields line, nothing spills into the next row.
+    await page.keyboard.press('f');
+    const cell = page.locator('svg.rows .trace-cell').first();
+    await poll(() => cell.locator('.cell-bg').getAttribute('height')).toBe('38');
+    const bg = await boxOf(cell.locator('.cell-bg'));
+    for (const t of await cell.locator('text').all()) expect(inside(await boxOf(t), bg, 1)).toBe(true);
+    await shot(page, 'trace-three-vcpus-fields-1024');
     expect(page.errors).toEqual([]);
     await page.close();
   });
