@@ -16,7 +16,7 @@ import { TraceView } from '../../src/inspect/traceView.ts';
 import { traceCmdReport } from '../../src/export/traceCmd.ts';
 import { fixture } from '../import/helpers.ts';
 import { threeVcpuLog } from './fixtures.ts';
-import { BrowserHarness, poll, runBrowserTests, shot, stepOf, waitStep } from './browserHarness.ts';
+import { ARTIFACTS, BrowserHarness, poll, runBrowserTests, shot, stepOf, waitStep } from './browserHarness.ts';
 
 type Box = { x: number; y: number; width: number; height: number };
 const overlap = (a: Box, b: Box) => a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
@@ -85,7 +85,7 @@ describe.skipIf(!runBrowserTests)('an imported trace in the inspector (Chromium)
       expect(box.x).toBeGreaterThan(rule.x);
     }
     await shot(page, 'trace-model-end-1024');
-    await page.locator('#sequence .lanes').screenshot({ path: path.join(path.dirname(path.resolve('test-artifacts/x')), 'inspector-trace-lanes-header-1024.png') });
+    await page.locator('#sequence .lanes').screenshot({ path: path.join(ARTIFACTS, 'inspector-trace-lanes-header-1024.png') });
     expect(page.errors).toEqual([]);
     await page.close();
   });
