@@ -122,8 +122,8 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
 
   program
     .command('inspect')
-    .description('open a log (or a scenario, run in memory first) in the local web inspector')
-    .argument('<log|scenario>', 'a tdxsim log, or a scenario file, directory or bundled example name')
+    .description('open a log (or a scenario, run in memory first; or a real trace, imported in memory) in the local web inspector')
+    .argument('<log|scenario|trace>', 'a tdxsim log, a scenario file, directory or bundled example name, or a trace tdxsim import reads')
     .option('--port <n>', 'port to serve on (default 4780, or a free one if that is taken)', nonNegativeInt('--port'))
     .option('--host <addr>', 'address to bind (default 127.0.0.1: this machine only)')
     .option('--open', 'open the page in the desktop browser')
@@ -155,8 +155,12 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--scenario-out <file>', 'where to write the scenario built from the trace (default: <name>.scenario.yaml)')
     .option('--log <file>', "also write the model's run as a log")
     .option('--max-steps <n>', 'stop the model after this many messages', nonNegativeInt('--max-steps'))
+    .option('--inspect', "open the model's run in the local web inspector with the trace beside it")
+    .option('--port <n>', 'with --inspect: port to serve on (default 4780, or a free one if that is taken)', nonNegativeInt('--port'))
+    .option('--host <addr>', 'with --inspect: address to bind (default 127.0.0.1: this machine only)')
+    .option('--open', 'with --inspect: open the page in the desktop browser')
     .action((traces: string[], o: ImportCliOptions) => {
-      code = importCommand(traces, o, print);
+      code = settleLater(importCommand(traces, o, print));
     });
 
   program
