@@ -26,7 +26,7 @@
 import { setup, assign, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type NameOf, type MachineEvent, type Outgoing, type MemAccess, type EptKind, type DecodedInsn } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, VE_VECTOR, DF_VECTOR, ioExitQualification } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, VE_VECTOR, DF_VECTOR, ioExitQualification, externalInterruptInfo } from '../../src/arch/vmx.ts';
 import { VE_INFO_VALID } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, pageSizeOfPgLevel } from '../../src/arch/gpa.ts';
 import { spteToPfn } from '../../src/arch/spte.ts';
@@ -62,8 +62,11 @@ export interface CpuContext {
   /** KeyID of the last walk's translation. */
   keyid: number;
   veInfo: VeInfoArea;
-  /** IPIs that arrived while the vCPU was in guest mode and whose handler has not run; each requester waits. */
-  ipi: { requesters: readonly string[]; exitTaken: boolean } | null;
+  /**
+   * IPIs that arrived while the vCPU was in guest mode and whose handler has not run; each requester
+   * waits. `vector`: the highest pending one, which the local APIC delivers first and the exit reports.
+   */
+  ipi: { requesters: readonly string[]; exitTaken: boolean; vector: number } | null;
   /** The guest's program has ended and it spins at this RIP (an interrupt is the only way out). */
   spinRip: bigint | null;
 }
@@ -195,16 +198,27 @@ export const cpuMachine = setup({
     forwardTdcall: emit(({ event }) => ({ type: 'tdxsim.send', to: 'tdx', kind: event.msg.kind, name: event.msg.name, payload: event.msg.payload }) as Outgoing),
     noteIpi: assign({
       ipi: ({ context, event }) => {
-        const requester = payloadOf(event, 'interrupt', 'IPI').requester;
+        const { requester, vector } = payloadOf(event, 'interrupt', 'IPI');
         const requesters = context.ipi?.requesters ?? [];
-        return { requesters: requester === null ? requesters : [...requesters, requester], exitTaken: context.ipi?.exitTaken ?? false };
+        return {
+          requesters: requester === null ? requesters : [...requesters, requester],
+          exitTaken: context.ipi?.exitTaken ?? false,
+          vector: Math.max(vector, context.ipi?.vector ?? 0),
+        };
       },
     }),
-    /** The interrupt is recognised at the boundary before the instruction at `rip` (§5c.3 EXTERNAL_INTERRUPT). */
+    /**
+     * The interrupt is recognised at the boundary before the instruction at `rip` (§5c.3 EXTERNAL_INTERRUPT):
+     * the instruction the guest was about to execute — a TDCALL's own address, or the `jmp .` it spins on —
+     * and the exit's interruption information names the vector.
+     */
     exitInterrupt: enqueueActions(({ context, event, enqueue }) => {
-      const rip = (event.msg.payload as { rip?: bigint }).rip ?? context.spinRip ?? 0n;
-      enqueue.assign({ ipi: { ...context.ipi!, exitTaken: true }, spinRip: null });
-      enqueue.emit(out(exitTarget(context), 'vm-exit', 'EXTERNAL_INTERRUPT', { vcpu: context.vcpu, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip }));
+      const rip = event.type === 'IPI' ? context.spinRip! : (event.msg.payload as { rip: bigint }).rip;
+      const ipi = context.ipi!;
+      enqueue.assign({ ipi: { ...ipi, exitTaken: true }, spinRip: null });
+      enqueue.emit(
+        out(exitTarget(context), 'vm-exit', 'EXTERNAL_INTERRUPT', { vcpu: context.vcpu, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip, interruptionInfo: externalInterruptInfo(ipi.vector) }),
+      );
     }),
     startSpin: assign({ spinRip: ({ event }) => payloadOf(event, 'insn', 'SPIN').rip }),
     /** The vCPU thread enabled interrupts: the IPI's handler runs here and the requester's wait for this CPU ends. */

@@ -51,6 +51,8 @@ export interface KvmVcpuInput {
   /** TD only: the TDR page (RDX of memory SEAMCALLs) and this vCPU's TDCX pages. */
   tdr: bigint;
   tdcx: readonly bigint[];
+  /** TD only: host PA of this vCPU's posted-interrupt descriptor (vcpu_tdx's vt.pi_desc), for TDH.VP.WR. */
+  piDescPa: bigint;
   /** The VMM enabled KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE (QEMU does). */
   mapGpaExit: boolean;
   /**
@@ -70,6 +72,8 @@ export interface ExitInfo {
   gpa: bigint;
   /** TD only: extended exit qualification from RDX. */
   eeq: bigint;
+  /** TD only: the VM-exit interruption information from R9 (vmx_get_intr_info). */
+  intrInfo: number;
   /** VMX only: the instruction KVM fetched and decoded at RIP. */
   insn: DecodedInsn | null;
   /** TD TDCALL exits: R10–R15 as the guest exposed them. */
@@ -151,7 +155,7 @@ const sharedActions = {
   kvmBugSeamcall: assign({ deathReason: ({ event }) => `KVM_BUG_ON: ${event.type} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}` }),
   reportDeath: emit(({ context }): Emitted => ({
     type: 'tdxsim.failure',
-    reason: context.deathReason!.startsWith('model limit') ? 'model limit' : context.deathReason!.startsWith('KVM_BUG_ON') ? 'KVM bug' : 'VM dead',
+    reason: context.deathReason!.startsWith('model limit') ? 'model limit' : context.deathReason!.startsWith('KVM_BUG') ? 'KVM bug' : 'VM dead',
     detail: `kvm.vcpu${context.vcpu}: ${context.deathReason}`,
   })),
   unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
@@ -192,6 +196,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     nextExternalPfn: input.externalCachePfnBase,
     tdr: input.tdr,
     tdcx: input.tdcx,
+    piDescPa: input.piDescPa,
     mapGpaExit: input.mapGpaExit,
     policies: input.policies,
     ownInhibit: [],

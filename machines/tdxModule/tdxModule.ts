@@ -22,7 +22,7 @@
 import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, TDX_EXIT_QUAL_CLEARED_BITS } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, EPT_VIOLATION_ACC_WRITE, TDX_EXIT_QUAL_CLEARED_BITS } from '../../src/arch/vmx.ts';
 import {
   TDX_SUCCESS,
   TDX_NO_VALID_VE_INFO,
@@ -43,13 +43,15 @@ import {
   TDX_OPERAND_BUSY,
   TDX_OPERAND_ID_SEPT_TREE,
   TDX_OPERAND_ID_TD_EPOCH,
+  TDCS_EXEC_TSC_OFFSET,
+  TDCS_EXEC_TSC_MULTIPLIER,
 } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, eptLevels, PAGE_SIZE, PAGE_SHIFT } from '../../src/arch/gpa.ts';
 import { MEM_SEAMCALLS, extendMrtd, MRTD_INITIAL, memTrack, trackRefused, type TdMemory, type MemRequest } from './tdMemory.ts';
 import { acceptDecision, acceptComplete, eptViolationDecision } from './accept.ts';
 import { hardwareWalk } from './septTree.ts';
 import { pamtRangeFree, pamtSet } from './pamt.ts';
-import { enterEpoch, exitEpoch, INITIAL_EPOCH } from './tlbTracking.ts';
+import { enterEpoch, exitEpoch, INITIAL_EPOCH, EPOCH_AFTER_MNG_INIT } from './tlbTracking.ts';
 import { callerLp, vpFlush, vpFlushDone, cacheWb, keyFreeid, reclaim, type KeyOwner } from './teardown.ts';
 import { NO_STEPPING, firstUnmappedGpa, logPrivateEptViolation, noteExitRip, resumeAt, steppingSuspected, type EpfStepping } from './zeroStep.ts';
 
@@ -89,6 +91,8 @@ export interface TdVcpu {
   stepping: EpfStepping;
   /** A TDH.VP.ENTER between its steps (ENTER_EPOCH, STEPPING_FILTER); null otherwise. */
   entering: Entering | null;
+  /** TD VMCS fields the host wrote with TDH.VP.WR, by field id in hex (masked values, §5b.3 step 3). */
+  vmcsWrites: Readonly<Record<string, bigint>>;
 }
 
 /**
@@ -239,12 +243,18 @@ function initialContext(input: TdxModuleInput): TdxModuleContext {
       childCount: 0,
       mrtd: MRTD_INITIAL,
     },
-    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null, stepping: NO_STEPPING, entering: null })),
+    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null, stepping: NO_STEPPING, entering: null, vmcsWrites: {} })),
     inflight: {},
     tracking: null,
     zeroStepThreshold: input.zeroStepThreshold,
   };
 }
+
+/** TD-scope fields TDH.MNG.RD answers, as the model's TDH.MNG.INIT leaves them (see mngRd). */
+const TDCS_FIELDS: ReadonlyMap<bigint, bigint> = new Map([
+  [TDCS_EXEC_TSC_OFFSET, 0n],
+  [TDCS_EXEC_TSC_MULTIPLIER, 1n << 48n],
+]);
 
 /** Memory SEAMCALLs once the keys are gone: the TD is no longer KEYS_CONFIGURED (check_td_in_correct_build_state). */
 const MEM_SEAMCALL_NAMES = ['TDH.MEM.SEPT.ADD', 'TDH.MEM.PAGE.ADD', 'TDH.MR.EXTEND', 'TDH.MEM.PAGE.AUG', 'TDH.MEM.RANGE.BLOCK', 'TDH.MEM.RANGE.UNBLOCK', 'TDH.MEM.TRACK', 'TDH.MEM.PAGE.REMOVE', 'TDH.MEM.SEPT.REMOVE', 'TDH.MEM.PAGE.DEMOTE', 'TDH.MEM.PAGE.PROMOTE', 'TDH.MEM.SEPT.RD', 'TDH.VP.ENTER', 'TDH.VP.FLUSH'] as const;
@@ -304,13 +314,13 @@ export const tdxModuleMachine = setup({
       enqueue.assign({ tdcsPages: [...context.tdcsPages, pa], mem });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.ADDCX', { RAX: TDX_SUCCESS }));
     }),
-    /** TDH.MNG.INIT: TD_PARAMS read; PENDING_VE_DISABLE := ATTRIBUTES.SEPT_VE_DISABLE (§4.11); op_state INITIALIZED. */
+    /** TDH.MNG.INIT: TD_PARAMS read; PENDING_VE_DISABLE := ATTRIBUTES.SEPT_VE_DISABLE (§4.11); TD epoch 1; op_state INITIALIZED. */
     mngInit: enqueueActions(({ context, event, enqueue }) => {
       const attributes = payloadOf(event, 'seamcall', 'TDH.MNG.INIT').tdParams?.attributes ?? 0n;
       enqueue.assign({
         attributes,
         tdCtls: (attributes & TD_ATTR_SEPT_VE_DISABLE) !== 0n ? TD_CTLS_PENDING_VE_DISABLE : 0n,
-        mem: { ...context.mem, opState: 'INITIALIZED' },
+        mem: { ...context.mem, opState: 'INITIALIZED', epoch: EPOCH_AFTER_MNG_INIT },
       });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.INIT', { RAX: TDX_SUCCESS }));
     }),
@@ -342,6 +352,38 @@ export const tdxModuleMachine = setup({
       // VP.INIT associates the vCPU with the LP it runs on (associate_vcpu_initial).
       if (ready) enqueue.assign({ vcpus: withVcpu(context, v, { state: 'READY', assocLp: callerLp(event.msg.from) }) });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.INIT', { RAX: ready ? TDX_SUCCESS : tdxStatusWithOperand(TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX) }));
+    }),
+    /**
+     * TDH.MNG.RD(RCX TDR, RDX field id) → R8: the TSC offset and multiplier TDH.MNG.INIT computed, which KVM
+     * reads right after it (§5b.3 step 2). The model's virtual TSC runs at the native frequency and reads 0
+     * at TDH.MNG.INIT, so the multiplier is 1.0 in the module's 16.48 fixed point and the offset 0.
+     */
+    mngRd: enqueueActions(({ event, enqueue }) => {
+      const value = TDCS_FIELDS.get(regsOf(event).RDX!);
+      if (value === undefined) {
+        enqueue.emit({ type: 'tdxsim.unexpected' });
+        return;
+      }
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.RD', { RAX: TDX_SUCCESS, R8: value }));
+    }),
+    /**
+     * TDH.VP.WR(RCX TDVPR, RDX field id, R8 value, R9 write mask): KVM's three writes after TDH.VP.INIT (the
+     * posted-interrupt vector and descriptor, the pin-based posted-interrupt control, §5b.3 step 3) land
+     * in the TD VMCS. The module also returns the field's previous contents in R8; the TD VMCS's initial
+     * values come from the platform's VMX capability MSRs, which the model does not have, so R8 is left out.
+     */
+    vpWr: enqueueActions(({ context, event, enqueue }) => {
+      const r = regsOf(event);
+      const v = vcpuByTdvpr(context, r.RCX!);
+      if (v < 0 || context.vcpus[v]!.state === 'NONE' || context.vcpus[v]!.state === 'UNINITIALIZED') {
+        enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.WR', { RAX: tdxStatusWithOperand(TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX) }));
+        return;
+      }
+      const field = `0x${r.RDX!.toString(16)}`;
+      const old = context.vcpus[v]!.vmcsWrites[field] ?? 0n;
+      const written = (old & ~r.R9!) | (r.R8! & r.R9!);
+      enqueue.assign({ vcpus: withVcpu(context, v, { vmcsWrites: { ...context.vcpus[v]!.vmcsWrites, [field]: written } }) });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.WR', { RAX: TDX_SUCCESS }));
     }),
     mrFinalize: enqueueActions(({ context, event, enqueue }) => {
       enqueue.assign({ mem: { ...context.mem, opState: 'RUNNABLE', mrtd: extendMrtd(context.mem.mrtd, 'MR.FINALIZE') } });
@@ -462,7 +504,8 @@ export const tdxModuleMachine = setup({
           out(kvm(v), 'td-exit', 'EPT_VIOLATION', {
             vcpu: v,
             RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_VIOLATION),
-            RCX: vc.stepping.lastQualification & ~BigInt(TDX_EXIT_QUAL_CLEARED_BITS),
+            // emulate_ept_violation_td_exit: the qualification is made up as a write access, nothing else.
+            RCX: BigInt(EPT_VIOLATION_ACC_WRITE),
             RDX: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE),
             R8: gpa & PAGE_MASK,
             R9: 0n,
@@ -481,10 +524,10 @@ export const tdxModuleMachine = setup({
       const d = shared ? null : eptViolationDecision(context.mem, x.gpa, (context.tdCtls & TD_CTLS_PENDING_VE_DISABLE) !== 0n);
       const eeq = d === null || d.kind === 'inject-ve' ? makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE) : d.eeq;
       const s = context.vcpus[x.vcpu]!.stepping;
-      // Only private faults on a page that is not PENDING count towards zero-step (§5a.6, §7.5): shared
-      // ones are the VMM's business, a PENDING page's the guest's.
-      const stepping =
-        d === null ? noteExitRip(s, x.rip) : d.kind === 'td-exit' ? logPrivateEptViolation(s, x.rip, x.gpa & PAGE_MASK, x.exitQualification, context.zeroStepThreshold) : resumeAt(s, x.rip);
+      // Every TD exit this handler makes for a private GPA is logged for zero-step, the PENDING page's
+      // exit with PENDING_VE_DISABLE included: the logging comes after the PENDING check and only the
+      // #VE injection returns before it (§5a.6, §7.5). Shared faults are the VMM's business.
+      const stepping = d === null ? noteExitRip(s, x.rip) : logPrivateEptViolation(s, x.rip, x.gpa & PAGE_MASK, context.zeroStepThreshold);
       enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_FAULT', stepping));
       enqueue.emit(
         out(kvm(x.vcpu), 'td-exit', 'EPT_VIOLATION', {
@@ -553,7 +596,10 @@ export const tdxModuleMachine = setup({
     tdExitExternalInterrupt: enqueueActions(({ context, event, enqueue }) => {
       const x = payloadOf(event, 'vm-exit', 'EXTERNAL_INTERRUPT');
       enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_TRAP', noteExitRip(context.vcpus[x.vcpu]!.stepping, x.rip)));
-      enqueue.emit(out(kvm(x.vcpu), 'td-exit', 'EXTERNAL_INTERRUPT', { vcpu: x.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EXTERNAL_INTERRUPT), RCX: 0n, RDX: 0n, R8: 0n, R9: 0n }));
+      // An asynchronous exit reports the VM-exit interruption information in R9 (§4.1, §5c.2 step 7).
+      enqueue.emit(
+        out(kvm(x.vcpu), 'td-exit', 'EXTERNAL_INTERRUPT', { vcpu: x.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EXTERNAL_INTERRUPT), RCX: 0n, RDX: 0n, R8: 0n, R9: BigInt(x.interruptionInfo) }),
+      );
     }),
     /** §2: on a private GPA an EPT misconfiguration is a fatal TDX-module error. */
     fatalPrivateMisconfig: emit(({ event }): Emitted => ({
@@ -663,9 +709,11 @@ export const tdxModuleMachine = setup({
     /** op_state INITIALIZED: vCPUs and the initial image; TDH.MR.FINALIZE makes the TD runnable. */
     initialized: {
       on: {
+        'TDH.MNG.RD': { actions: 'mngRd' },
         'TDH.VP.CREATE': { actions: 'vpCreate' },
         'TDH.VP.ADDCX': { actions: 'vpAddcx' },
         'TDH.VP.INIT': { actions: 'vpInit' },
+        'TDH.VP.WR': { actions: 'vpWr' },
         'TDH.MR.FINALIZE': { target: 'runnable', actions: 'mrFinalize' },
         'TDH.VP.ENTER': { actions: 'opStateIncorrect' },
         'TDH.VP.FLUSH': { actions: 'vpFlush' },
@@ -675,6 +723,8 @@ export const tdxModuleMachine = setup({
     /** op_state RUNNABLE: TDH.VP.ENTER is allowed (§5b.1). */
     runnable: {
       on: {
+        'TDH.MNG.RD': { actions: 'mngRd' },
+        'TDH.VP.WR': { actions: 'vpWr' },
         'TDH.VP.ENTER': [
           { guard: not('vcpuReady'), actions: 'notReady' },
           { guard: 'epochHeldExclusive', actions: 'enterBusyEpoch' },

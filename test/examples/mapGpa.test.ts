@@ -118,8 +118,16 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
       'tdx → kvm.vm TDH.PHYMEM.PAGE.WBINVD',
       'kvm.vm → hw.mem MEM_ZERO',
       'hw.mem → kvm.vm MEM_DONE',
+      // The zap reported a flush: kvm_flush_remote_tlbs before mmu_lock is dropped, as after a shared zap.
+      'kvm.vm → kvm.vcpu0 KVM_REQ_TLB_FLUSH',
+      'kvm.vcpu0 → kvm.vm KVM_REQ_ACK',
+      // The pre-set section ends; the attributes are stored without mmu_lock; the post-set section ends the invalidation.
+      'kvm.vm → kvm.mmu MMU_UNLOCK',
       'kvm.vm → kvm.mmu SET_ATTRIBUTES',
       'kvm.mmu → kvm.vm SET_ATTRIBUTES_DONE',
+      'kvm.vm → kvm.mmu MMU_LOCK_WRITE',
+      'kvm.mmu → kvm.vm MMU_LOCK_ACQUIRED',
+      'kvm.vm → kvm.mmu MMU_INVALIDATE_END',
       'kvm.vm → kvm.mmu MMU_UNLOCK',
       'kvm.vm → vmm KVM_SET_MEMORY_ATTRIBUTES',
       'vmm → kvm.vcpu0 KVM_RUN',
@@ -154,12 +162,13 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
     // WBINVD takes the HKID-tagged PA: pa | HKID << x86_phys_bits (set_hkid_to_hpa).
     expect(payload<Gprs>(run, removed + 1)).toEqual({ RCX: 0x200200000n | (BigInt(TD_HKID) << BigInt(HOST_LAYOUT.hkidShift)) });
     expect(payload(run, removed + 3)).toEqual({ pa: 0x200200000n, bytes: 0x1000n, keyid: 0, tag: 'kvm.vm' });
-    expect(payload(run, cleared + 1)).toMatchObject({ gfnStart: 0x200n, gfnEnd: 0x201n, private: false });
-    expect(payload(run, cleared + 5)).toEqual({ vcpu: 0, mmioData: null, hypercallRet: 0 });
+    expect(payload(run, stepOf(seq, 'kvm.vm → kvm.mmu SET_ATTRIBUTES', cleared))).toMatchObject({ gfnStart: 0x200n, gfnEnd: 0x201n, private: false });
+    const rerun = stepOf(seq, 'vmm → kvm.vcpu0 KVM_RUN', cleared);
+    expect(payload(run, rerun)).toEqual({ vcpu: 0, mmioData: null, hypercallRet: 0 });
     // tdx_complete_vmcall_map_gpa: R10 = SUCCESS goes back through TDH.VP.ENTER.
-    expect(payload<Gprs>(run, cleared + 6)).toMatchObject({ R10: 0n });
-    // The TD epoch moved once (TRACK), and every vCPU has left the old one.
-    expect(ctx<TdxModuleContext>(run, 'tdx', removed).mem.epoch.tdEpoch).toBe(1);
+    expect(payload<Gprs>(run, rerun + 1)).toMatchObject({ R10: 0n });
+    // The TD epoch, 1 after TDH.MNG.INIT, moved once (TRACK), and every vCPU has left the old one.
+    expect(ctx<TdxModuleContext>(run, 'tdx', removed).mem.epoch.tdEpoch).toBe(2);
   });
 
   it('S-EPT entry of 0x200000: MAPPED → BLOCKED → FREE after the zap → PENDING after the re-AUG → MAPPED after the accept', () => {
@@ -241,8 +250,12 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
       'kvm.vm → kvm.mmu SPTE_WRITE',
       'kvm.vm → kvm.vcpu0 KVM_REQ_TLB_FLUSH',
       'kvm.vcpu0 → kvm.vm KVM_REQ_ACK',
+      'kvm.vm → kvm.mmu MMU_UNLOCK',
       'kvm.vm → kvm.mmu SET_ATTRIBUTES',
       'kvm.mmu → kvm.vm SET_ATTRIBUTES_DONE',
+      'kvm.vm → kvm.mmu MMU_LOCK_WRITE',
+      'kvm.mmu → kvm.vm MMU_LOCK_ACQUIRED',
+      'kvm.vm → kvm.mmu MMU_INVALIDATE_END',
       'kvm.vm → kvm.mmu MMU_UNLOCK',
       'kvm.vm → vmm KVM_SET_MEMORY_ATTRIBUTES',
       'vmm → kvm.vcpu0 KVM_RUN',
@@ -497,15 +510,16 @@ describe('two vCPUs: vCPU 0 converts its page while vCPU 1 runs guest code (§6.
     const vmExit = stepOf(seq, 'hw.cpu1 → tdx EXTERNAL_INTERRUPT', tracked);
     const interrupted = run.deliveries[vmExit - 2]!.message;
     expect(`${interrupted.from} → ${interrupted.to} ${interrupted.name}`).toBe('guest.vcpu1 → hw.cpu1 SPIN');
-    expect(payload(run, vmExit)).toEqual({ vcpu: 1, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip: (interrupted.payload as { rip: bigint }).rip });
-    expect(payload(run, vmExit + 1)).toEqual({ vcpu: 1, RAX: 0x1n, RCX: 0n, RDX: 0n, R8: 0n, R9: 0n });
-    expect(payload(run, stepOf(seq, 'kvm.vcpu1 → hw.cpu1 IPI', tracked))).toEqual({ vcpu: 1, requester: 'kvm.vm' });
+    // The kick is smp_call_function_many with one target CPU: CALL_FUNCTION_SINGLE_VECTOR 0xfb, valid bit 31 in R9.
+    expect(payload(run, vmExit)).toEqual({ vcpu: 1, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip: (interrupted.payload as { rip: bigint }).rip, interruptionInfo: 0x800000fb });
+    expect(payload(run, vmExit + 1)).toEqual({ vcpu: 1, RAX: 0x1n, RCX: 0n, RDX: 0n, R8: 0n, R9: 0x800000fbn });
+    expect(payload(run, stepOf(seq, 'kvm.vcpu1 → hw.cpu1 IPI', tracked))).toEqual({ vcpu: 1, requester: 'kvm.vm', vector: 0xfb });
     // At REMOVE every vCPU has left the epoch BLOCK ran in, so REMOVE succeeds.
     const t = ctx<TdxModuleContext>(run, 'tdx', remove - 1);
-    expect(t.mem.epoch.tdEpoch).toBe(1);
-    expect(t.mem.epoch.refcount[0]).toBe(0);
+    expect(t.mem.epoch.tdEpoch).toBe(2);
+    expect(t.mem.epoch.refcount[1]).toBe(0);
     expect(payload<Gprs>(run, stepOf(seq, 'tdx → kvm.vm TDH.MEM.PAGE.REMOVE', remove)).RAX).toBe(TDX_SUCCESS);
-    // vCPU 1 re-enters (epoch 1) and spins again.
+    // vCPU 1 re-enters (epoch 2) and spins again.
     expect(regsOf(run, 1)).toMatchObject({ rbx: 0x77n, rcx: 0x77n, rdx: 0x77n });
     expect(seq.filter((a) => a === 'guest.vcpu1 → hw.cpu1 SPIN').length).toBeGreaterThan(0);
     expect(ctx<{ spinRip: bigint | null }>(run, 'hw.cpu1').spinRip).not.toBeNull();

@@ -107,7 +107,7 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
     const guest = actorView(run.deliveries.at(-1)!.world, run.model.indexOf.get('guest.vcpu0')!).context as { regs: { rax: bigint; rbx: bigint } };
     expect(guest.regs.rax).toBe(0x1af41000n);
     expect(guest.regs.rbx).toBe(1n);
-    expect(B).toBe(49);
-    expect(run.outcome).toMatchObject({ status: 'ok', steps: 130 });
+    expect(B).toBe(63);
+    expect(run.outcome).toMatchObject({ status: 'ok', steps: 144 });
   });
 });
