@@ -119,6 +119,8 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   entriesWhileKicked: number;
   /** signal_pending(current): KVM_RUN returns -EINTR before the next entry. */
   signalPending: boolean;
+  /** KVM_REQ_TLB_FLUSH is pending: vcpu_enter_guest flushes this CPU's TLB before the next entry (tdx_flush_tlb_all, §1.2). */
+  tlbFlushPending: boolean;
   /** vcpu->cpu != -1: the vCPU was loaded on its CPU (first by KVM_TDX_INIT_VCPU), so teardown flushes it there. */
   loaded: boolean;
   /** A port OUT handed to the VMM as KVM_EXIT_IO, completed by the next KVM_RUN (tdx_complete_pio_out). */
@@ -209,6 +211,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     signalKicked: false,
     entriesWhileKicked: 0,
     signalPending: false,
+    tlbFlushPending: false,
     loaded: false,
     pioOut: false,
     freeing: null,
@@ -227,7 +230,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
   on: {
     // Outside guest mode a request needs no IPI: the requester sees vcpu->mode and does not wait (§7.4).
     KVM_REQ_OUTSIDE_GUEST_MODE: { actions: ['noteSeptZapWait', 'ackRequest'] },
-    KVM_REQ_TLB_FLUSH: { actions: 'ackRequest' },
+    KVM_REQ_TLB_FLUSH: { actions: ['noteTlbFlush', 'ackRequest'] },
     SEPT_ZAP_DONE: { actions: 'endWaitForSeptZap' },
     SIG_IPI: { actions: 'noteSignal' },
     '*': { actions: 'unexpected' },
@@ -253,6 +256,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     initVcpu: tdxVcpuIoctlStates.initVcpu,
     initMemRegion: tdxVcpuIoctlStates.initMemRegion,
     entering: vcpuRunStates.entering,
+    flushingTlb: vcpuRunStates.flushingTlb,
     waitingForSeptZap: vcpuRunStates.waitingForSeptZap,
     flushingVp: tdxVcpuFreeStates.flushingVp,
     freeing: tdxVcpuFreeStates.freeing,

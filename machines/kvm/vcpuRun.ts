@@ -19,7 +19,7 @@ import { and, not } from 'xstate';
 import { out, payloadOf, type Gprs, type DecodedInsn } from '../../src/protocol/messages.ts';
 import { KVM_EXIT_MMIO, KVM_EXIT_INTR, EINTR } from '../../src/arch/kvmApi.ts';
 import { sizeMask } from '../guest/program.ts';
-import { CALL_FUNCTION_SINGLE_VECTOR, RESCHEDULE_VECTOR, isExternalIntr } from '../../src/arch/vmx.ts';
+import { CALL_FUNCTION_SINGLE_VECTOR, RESCHEDULE_VECTOR, VMX_EPT_EXTENT_GLOBAL, isExternalIntr } from '../../src/arch/vmx.ts';
 import { hex } from '../../src/arch/hex.ts';
 import { assign, emit, enqueueActions, type VcpuGuards } from './vcpuSetup.ts';
 import type { ExitInfo, KvmVcpuContext } from './kvmVcpu.ts';
@@ -28,6 +28,7 @@ const guest = (c: KvmVcpuContext) => `guest.vcpu${c.vcpu}`;
 
 export const vcpuRunGuards = {
   mmioPending: ({ context }) => context.mmio !== null,
+  tlbFlushPending: ({ context }) => context.tlbFlushPending,
   signalPending: ({ context }) => context.signalPending,
   waitingForSeptZap: ({ context }) => context.waitForSeptZap,
   exitIs: ({ context }, reason: ExitInfo['reason']) => context.exit!.reason === reason,
@@ -101,6 +102,14 @@ export const vcpuRunActions = {
   countEntryWhileKicked: enqueueActions(({ context, enqueue }) => {
     if (context.ipiRequesters.length > 0) enqueue.assign({ entriesWhileKicked: context.entriesWhileKicked + 1 });
   }),
+  // ---- KVM_REQ_TLB_FLUSH (§1.2) ----
+  noteTlbFlush: assign({ tlbFlushPending: true }),
+  /**
+   * kvm_vcpu_flush_tlb_all → tdx_flush_tlb_all: ept_sync_global, an all-context INVEPT on this CPU. It
+   * takes the shared EPT's translations, which only KVM flushes, and the private ones with them.
+   */
+  inveptGlobal: emit(({ context }) => out(`hw.cpu${context.vcpu}`, 'tlb', 'INVEPT', { vcpu: context.vcpu, type: VMX_EPT_EXTENT_GLOBAL, eptp: null, then: null })),
+  tlbFlushed: assign({ tlbFlushPending: false }),
   // ---- Signals ----
   noteSignal: assign({ signalPending: () => true }),
   /** kick_process: a reschedule IPI to the CPU running the guest; nobody waits for its handler. */
@@ -116,14 +125,23 @@ export const vcpuRunActions = {
 };
 
 export const vcpuRunStates = {
-  /** KVM_RUN's loop before each entry: a pending signal ends it (xfer_to_guest_mode_handle_work), then TD or VMX. */
+  /**
+   * KVM_RUN's loop before each entry: a pending signal ends it (xfer_to_guest_mode_handle_work); then
+   * vcpu_enter_guest's requests — KVM_REQ_TLB_FLUSH first flushes this CPU's TLB — then TD or VMX.
+   */
   entering: {
     always: [
       { guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' },
+      { guard: and(['isTd', 'tlbFlushPending']), target: 'flushingTlb' },
       { guard: and(['isTd', 'waitingForSeptZap']), target: 'waitingForSeptZap' },
       { guard: 'isTd', target: 'inTdhVpEnter' },
       { target: 'inGuestMode' },
     ],
+  },
+  /** The INVEPT runs on this vCPU's CPU before anything enters the guest there again. */
+  flushingTlb: {
+    entry: 'inveptGlobal',
+    on: { INVEPT: { target: 'entering', actions: 'tlbFlushed' } },
   },
   /**
    * tdx_vcpu_run with wait_for_sept_zap set returns at once without TDH.VP.ENTER, and KVM_RUN's loop
@@ -149,7 +167,7 @@ export const vcpuRunStates = {
         { target: 'tdExited', actions: 'recordTdExit' },
       ],
       KVM_REQ_OUTSIDE_GUEST_MODE: { actions: ['noteSeptZapWait', 'sendIpi'] },
-      KVM_REQ_TLB_FLUSH: { actions: 'sendIpi' },
+      KVM_REQ_TLB_FLUSH: { actions: ['noteTlbFlush', 'sendIpi'] },
       SIG_IPI: { actions: 'kickForSignal' },
     },
   },

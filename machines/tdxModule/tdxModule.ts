@@ -22,7 +22,7 @@
 import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, EPT_VIOLATION_ACC_WRITE, TDX_EXIT_QUAL_CLEARED_BITS } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, EPT_VIOLATION_ACC_WRITE, TDX_EXIT_QUAL_CLEARED_BITS, VMX_EPT_EXTENT_CONTEXT } from '../../src/arch/vmx.ts';
 import {
   TDX_SUCCESS,
   TDX_NO_VALID_VE_INFO,
@@ -93,6 +93,13 @@ export interface TdVcpu {
   entering: Entering | null;
   /** TD VMCS fields the host wrote with TDH.VP.WR, by field id in hex (masked values, §5b.3 step 3). */
   vmcsWrites: Readonly<Record<string, bigint>>;
+  /**
+   * adjust_tlb_tracking_state found this vCPU's epoch stale on the LP it was already associated with: the
+   * TD's translations on that LP are flushed (INVEPT of the TD's EPTP) before the guest runs there again
+   * (§5c.2 step 3, §7.4). The flush is issued with the entry that follows; an entry refused meanwhile
+   * leaves it owed, which no one can tell apart because the guest does not run in between.
+   */
+  flushTlb: boolean;
 }
 
 /**
@@ -123,6 +130,8 @@ export interface TdxModuleContext {
   attributes: bigint;
   /** TD_CTLS; TDH.MNG.INIT sets PENDING_VE_DISABLE from ATTRIBUTES.SEPT_VE_DISABLE (§4.11). */
   tdCtls: bigint;
+  /** The TD's secure EPTP: TD_PARAMS' EPTP controls with the S-EPT root's PA (TDH.MNG.INIT); the TLB tag of its translations. */
+  eptp: bigint;
   tdcsPages: readonly bigint[];
   mem: TdMemory;
   vcpus: TdVcpu[];
@@ -179,13 +188,20 @@ function tdExited(c: TdxModuleContext, v: number, lastExit: TdVcpu['lastExit'], 
   return { vcpus: withVcpu(c, v, { state: 'READY', lastExit, exposeMask, stepping }), mem: { ...c.mem, epoch: exitEpoch(c.mem.epoch, c.vcpus[v]!.vcpuEpoch) } };
 }
 
-/** §5c.2 step 6: enter (the vCPU is already counted into its epoch); after a TDVMCALL exit the VMM's outputs go back into the guest's GPRs. */
+/**
+ * §5c.2 step 6: enter (the vCPU is already counted into its epoch); after a TDVMCALL exit the VMM's outputs
+ * go back into the guest's GPRs. A flush owed from step 3 goes to the LP first, which then performs the entry.
+ */
 function enterTd(c: TdxModuleContext, v: number, regs: Gprs): { next: Partial<TdxModuleContext>; entry: Outgoing } {
   const vc = c.vcpus[v]!;
   const tdcallReturn = vc.lastExit === 'TDVMCALL' ? { RAX: TDX_SUCCESS, ...exposed(vc.exposeMask, regs) } : null;
+  const name = vc.launched ? 'VMRESUME' : 'VMLAUNCH';
+  const payload = { vcpu: v, tdcallReturn, emulated: null };
   return {
-    next: { vcpus: withVcpu(c, v, { state: 'ACTIVE', launched: true, entering: null }) },
-    entry: out(guest(v), 'vm-entry', vc.launched ? 'VMRESUME' : 'VMLAUNCH', { vcpu: v, tdcallReturn, emulated: null }),
+    next: { vcpus: withVcpu(c, v, { state: 'ACTIVE', launched: true, entering: null, flushTlb: false }) },
+    entry: vc.flushTlb
+      ? out(`hw.cpu${v}`, 'tlb', 'INVEPT', { vcpu: v, type: VMX_EPT_EXTENT_CONTEXT, eptp: c.eptp, then: { name, payload } })
+      : out(guest(v), 'vm-entry', name, payload),
   };
 }
 
@@ -229,6 +245,7 @@ function initialContext(input: TdxModuleInput): TdxModuleContext {
     sharedMask: sharedBit(input.gpaw),
     attributes: 0n,
     tdCtls: 0n,
+    eptp: 0n,
     tdcsPages: [],
     mem: {
       tdr: 0n,
@@ -243,7 +260,7 @@ function initialContext(input: TdxModuleInput): TdxModuleContext {
       childCount: 0,
       mrtd: MRTD_INITIAL,
     },
-    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null, stepping: NO_STEPPING, entering: null, vmcsWrites: {} })),
+    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null, stepping: NO_STEPPING, entering: null, vmcsWrites: {}, flushTlb: false })),
     inflight: {},
     tracking: null,
     zeroStepThreshold: input.zeroStepThreshold,
@@ -316,9 +333,11 @@ export const tdxModuleMachine = setup({
     }),
     /** TDH.MNG.INIT: TD_PARAMS read; PENDING_VE_DISABLE := ATTRIBUTES.SEPT_VE_DISABLE (§4.11); TD epoch 1; op_state INITIALIZED. */
     mngInit: enqueueActions(({ context, event, enqueue }) => {
-      const attributes = payloadOf(event, 'seamcall', 'TDH.MNG.INIT').tdParams?.attributes ?? 0n;
+      const tdParams = payloadOf(event, 'seamcall', 'TDH.MNG.INIT').tdParams;
+      const attributes = tdParams?.attributes ?? 0n;
       enqueue.assign({
         attributes,
+        eptp: (tdParams?.eptpControls ?? 0n) | (BigInt(context.mem.septRoot ?? 0) << BigInt(PAGE_SHIFT)),
         tdCtls: (attributes & TD_ATTR_SEPT_VE_DISABLE) !== 0n ? TD_CTLS_PENDING_VE_DISABLE : 0n,
         mem: { ...context.mem, opState: 'INITIALIZED', epoch: EPOCH_AFTER_MNG_INIT },
       });
@@ -463,8 +482,10 @@ export const tdxModuleMachine = setup({
     takeEpochForEntry: enqueueActions(({ context, event, enqueue }) => {
       const p = payloadOf(event, 'seamcall', 'TDH.VP.ENTER');
       const e = enterEpoch(context.mem.epoch);
-      // vCPU N always runs on hw.cpuN, so its association never moves (§7.7).
-      enqueue.assign({ mem: { ...context.mem, epoch: e.epoch }, vcpus: withVcpu(context, p.vcpu, { vcpuEpoch: e.vcpuEpoch, assocLp: p.vcpu, entering: { regs: p, holds: 'EPOCH' } }) });
+      const vc = context.vcpus[p.vcpu]!;
+      // vCPU N always runs on hw.cpuN, so its association never moves (§7.7); a stale epoch on that LP owes a flush.
+      const flushTlb = vc.flushTlb || (vc.vcpuEpoch !== e.vcpuEpoch && vc.assocLp === p.vcpu);
+      enqueue.assign({ mem: { ...context.mem, epoch: e.epoch }, vcpus: withVcpu(context, p.vcpu, { vcpuEpoch: e.vcpuEpoch, assocLp: p.vcpu, entering: { regs: p, holds: 'EPOCH' }, flushTlb }) });
       enqueue.emit(out('tdx', 'seam-step', 'ENTER_EPOCH', { vcpu: p.vcpu }));
     }),
     /** epoch_lock released; no zero-step suspicion → enter. */

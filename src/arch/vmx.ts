@@ -90,6 +90,11 @@ export const CALL_FUNCTION_VECTOR = 0xfc;
 export const CALL_FUNCTION_SINGLE_VECTOR = 0xfb;
 export const POSTED_INTR_VECTOR = 0xf2;
 
+// INVEPT types (SDM Vol. 3C 30.3) [L616:arch/x86/include/asm/vmx.h VMX_EPT_EXTENT_*]: single-context
+// flushes the translations derived from one EPTP, all-context (KVM's ept_sync_global) every EPT-derived one.
+export const VMX_EPT_EXTENT_CONTEXT = 1;
+export const VMX_EPT_EXTENT_GLOBAL = 2;
+
 // VMCS field encodings and the control bit KVM writes into a TD vCPU's VMCS with TDH.VP.WR after
 // TDH.VP.INIT (§5b.3 step 3) [L616:arch/x86/include/asm/vmx.h].
 export const VMCS_POSTED_INTR_NV = 0x0000_0002;

@@ -237,6 +237,18 @@ export interface MessageCatalog {
     /** `keyid`: the KeyID the CPU uses for a translated access (the TD's HKID for the S-EPT, 0 otherwise). */
     EPT_WALK_RESULT: { vcpu: number; ept: EptKind; gpa: bigint; path: WalkStep[]; keyid: number };
   };
+  /**
+   * INVEPT on a vCPU's logical processor (SDM Vol. 3C 30.3): `type` 1 (single-context) invalidates the
+   * translations tagged with `eptp`, 2 (all-context) every EPT-derived translation. The TDX module's flush
+   * at TDH.VP.ENTER (§5c.2 step 3) is followed on that LP by the VM entry, which the CPU performs next
+   * (`then`); KVM's global flush of KVM_REQ_TLB_FLUSH (§1.2) returns to the vCPU thread.
+   */
+  tlb: {
+    INVEPT: { vcpu: number; type: number; eptp: bigint | null; then: VmEntryForward | null };
+  };
+  'tlb-return': {
+    INVEPT: { vcpu: number };
+  };
   /** Exceptions delivered to the guest (§4.6). */
   exception: {
     '#VE': { vcpu: number; vector: number };
@@ -412,6 +424,12 @@ export interface VmEntryPayload {
   tdcallReturn: Gprs | null;
   /** VMX: the result of KVM's instruction emulation (destination register, RIP advanced); null otherwise. */
   emulated: { reg: string | null; value: bigint | null; ripAdvance: number } | null;
+}
+
+/** The VM entry an LP performs after the TDX module's INVEPT at TDH.VP.ENTER. */
+export interface VmEntryForward {
+  name: 'VMLAUNCH' | 'VMRESUME';
+  payload: VmEntryPayload;
 }
 
 /**

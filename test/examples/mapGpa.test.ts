@@ -91,7 +91,7 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
   const reAccepted = stepOf(seq, 'tdx → guest.vcpu0 TDG.MEM.PAGE.ACCEPT', toPrivate);
 
   it('private → shared: TDCALL → KVM_EXIT_HYPERCALL → attributes under write mmu_lock: SPTE_WRITE, BLOCK, TRACK, kick, REMOVE, WBINVD, clear', () => {
-    const resumed = stepOf(seq, 'tdx → guest.vcpu0 VMRESUME', toShared);
+    const resumed = stepOf(seq, 'hw.cpu0 → guest.vcpu0 VMRESUME', toShared);
     expect(seq.slice(toShared - 1, resumed)).toEqual([
       'guest.vcpu0 → hw.cpu0 TDG.VP.VMCALL<MapGPA>',
       'hw.cpu0 → tdx TDG.VP.VMCALL<MapGPA>',
@@ -131,9 +131,14 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
       'kvm.vm → kvm.mmu MMU_UNLOCK',
       'kvm.vm → vmm KVM_SET_MEMORY_ATTRIBUTES',
       'vmm → kvm.vcpu0 KVM_RUN',
+      // KVM_REQ_TLB_FLUSH: tdx_flush_tlb_all, a global INVEPT on the vCPU's CPU before the entry (§1.2).
+      'kvm.vcpu0 → hw.cpu0 INVEPT',
+      'hw.cpu0 → kvm.vcpu0 INVEPT',
       'kvm.vcpu0 → tdx TDH.VP.ENTER',
       'tdx → tdx ENTER_EPOCH',
-      'tdx → guest.vcpu0 VMRESUME',
+      // The vCPU entered last in epoch 1, the TD is in epoch 2 since the TRACK: the module flushes the TD's EPTP (§5c.2 step 3).
+      'tdx → hw.cpu0 INVEPT',
+      'hw.cpu0 → guest.vcpu0 VMRESUME',
     ]);
   });
 
@@ -165,8 +170,10 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
     expect(payload(run, stepOf(seq, 'kvm.vm → kvm.mmu SET_ATTRIBUTES', cleared))).toMatchObject({ gfnStart: 0x200n, gfnEnd: 0x201n, private: false });
     const rerun = stepOf(seq, 'vmm → kvm.vcpu0 KVM_RUN', cleared);
     expect(payload(run, rerun)).toEqual({ vcpu: 0, mmioData: null, hypercallRet: 0 });
+    expect(payload(run, rerun + 1)).toEqual({ vcpu: 0, type: 2, eptp: null, then: null });
     // tdx_complete_vmcall_map_gpa: R10 = SUCCESS goes back through TDH.VP.ENTER.
-    expect(payload<Gprs>(run, rerun + 1)).toMatchObject({ R10: 0n });
+    expect(payload<Gprs>(run, rerun + 3)).toMatchObject({ R10: 0n });
+    expect(payload(run, rerun + 5)).toMatchObject({ vcpu: 0, type: 1, eptp: 0x10000401en, then: { name: 'VMRESUME', payload: { tdcallReturn: { RAX: 0n, R10: 0n } } } });
     // The TD epoch, 1 after TDH.MNG.INIT, moved once (TRACK), and every vCPU has left the old one.
     expect(ctx<TdxModuleContext>(run, 'tdx', removed).mem.epoch.tdEpoch).toBe(2);
   });
@@ -236,6 +243,7 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
 
   it('shared → private: ENCRYPTED chunk, the direct leaf zapped and KVM_REQ_TLB_FLUSH to every vCPU, nothing removed', () => {
     const resumed = stepOf(seq, 'tdx → guest.vcpu0 VMRESUME', toPrivate);
+    // No TRACK since the last entry: the epoch is the vCPU's, so only KVM's flush runs.
     const slice = seq.slice(toPrivate - 1, resumed);
     expect(slice).toEqual([
       'guest.vcpu0 → hw.cpu0 TDG.VP.VMCALL<MapGPA>',
@@ -259,10 +267,15 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
       'kvm.vm → kvm.mmu MMU_UNLOCK',
       'kvm.vm → vmm KVM_SET_MEMORY_ATTRIBUTES',
       'vmm → kvm.vcpu0 KVM_RUN',
+      'kvm.vcpu0 → hw.cpu0 INVEPT',
+      'hw.cpu0 → kvm.vcpu0 INVEPT',
       'kvm.vcpu0 → tdx TDH.VP.ENTER',
       'tdx → tdx ENTER_EPOCH',
       'tdx → guest.vcpu0 VMRESUME',
     ]);
+    // The shared translation the STORE used (it hit the TLB entry the LOAD left) is gone before the guest runs again.
+    expect(ctx<{ tlb: unknown[] }>(run, 'hw.cpu0', toPrivate - 1).tlb).toHaveLength(1);
+    expect(ctx<{ tlb: unknown[] }>(run, 'hw.cpu0', resumed).tlb).toEqual([]);
     expect(payload<Gprs>(run, toPrivate)).toMatchObject({ R12: 0x200000n, R13: 0x1000n });
     expect(payload<{ args: bigint[] }>(run, toPrivate + 3).args).toEqual([0x200000n, 1n, BigInt(KVM_MAP_GPA_RANGE_ENCRYPTED)]);
     expect(payload(run, toPrivate + 4)).toEqual({ address: 0x200000n, size: 0x1000n, attributes: BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) });
@@ -505,13 +518,15 @@ describe('two vCPUs: vCPU 0 converts its page while vCPU 1 runs guest code (§6.
       'hw.cpu1 → kvm.vm KVM_REQ_ACK',
       'hw.cpu1 → kvm.vcpu1 IRQ_HANDLED',
     ]);
-    // The IPI lands while vCPU 1's last LOAD is executing; that LOAD retires, and the guest's instruction at the
-    // next boundary (its spin loop, `jmp .`) did not run; the exit names its RIP.
+    // vCPU 1's loads after the first hit the TLB (no walks), so it already spins (`jmp .`) when the IPI lands:
+    // the CPU exits at once, and the exit names the spin loop's RIP.
     const vmExit = stepOf(seq, 'hw.cpu1 → tdx EXTERNAL_INTERRUPT', tracked);
     const interrupted = run.deliveries[vmExit - 2]!.message;
-    expect(`${interrupted.from} → ${interrupted.to} ${interrupted.name}`).toBe('guest.vcpu1 → hw.cpu1 SPIN');
+    expect(`${interrupted.from} → ${interrupted.to} ${interrupted.name}`).toBe('kvm.vcpu1 → hw.cpu1 IPI');
+    const spin = run.deliveries.filter((d, i) => i < vmExit && d.message.name === 'SPIN' && d.message.to === 'hw.cpu1').at(-1)!.message;
+    expect(seq.filter((a, i) => i < vmExit && a === 'hw.cpu1 → tdx EPT_WALK')).toHaveLength(1);
     // The kick is smp_call_function_many with one target CPU: CALL_FUNCTION_SINGLE_VECTOR 0xfb, valid bit 31 in R9.
-    expect(payload(run, vmExit)).toEqual({ vcpu: 1, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip: (interrupted.payload as { rip: bigint }).rip, interruptionInfo: 0x800000fb });
+    expect(payload(run, vmExit)).toEqual({ vcpu: 1, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip: (spin.payload as { rip: bigint }).rip, interruptionInfo: 0x800000fb });
     expect(payload(run, vmExit + 1)).toEqual({ vcpu: 1, RAX: 0x1n, RCX: 0n, RDX: 0n, R8: 0n, R9: 0x800000fbn });
     expect(payload(run, stepOf(seq, 'kvm.vcpu1 → hw.cpu1 IPI', tracked))).toEqual({ vcpu: 1, requester: 'kvm.vm', vector: 0xfb });
     // At REMOVE every vCPU has left the epoch BLOCK ran in, so REMOVE succeeds.

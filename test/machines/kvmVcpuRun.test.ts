@@ -79,3 +79,26 @@ describe('kvm.vcpu: TDVMCALL outputs and a BUSY entry (§5c.1 step 5)', () => {
     expect(after).toEqual([{ to: 'tdx', name: 'TDH.VP.ENTER', payload: { vcpu: 0, RCX: 0x100010000n } }]);
   });
 });
+
+describe('kvm.vcpu: KVM_REQ_TLB_FLUSH (kvm_flush_remote_tlbs, §1.2)', () => {
+  it('made while the vCPU is in userspace: the next KVM_RUN flushes its CPU (global INVEPT) before TDH.VP.ENTER, once', () => {
+    const t = kvmVcpu0();
+    expect(t.deliver('kvm.vm', 'kvm-request', 'KVM_REQ_TLB_FLUSH', { vcpu: 0 }).map((s) => `${s.to} ${s.name}`)).toEqual(['kvm.vm KVM_REQ_ACK']);
+    const run = t.deliver('vmm', 'ioctl', 'KVM_RUN', { vcpu: 0, mmioData: null });
+    expect(run).toEqual([{ to: 'hw.cpu0', name: 'INVEPT', payload: { vcpu: 0, type: 2, eptp: null, then: null } }]);
+    expect(t.deliver('hw.cpu0', 'tlb-return', 'INVEPT', { vcpu: 0 }).map((s) => s.name)).toEqual(['TDH.VP.ENTER']);
+    // The exit after it re-enters without another flush.
+    expect(t.deliver('tdx', 'td-exit', 'EXTERNAL_INTERRUPT', { vcpu: 0, RAX: 1n, RCX: 0n, RDX: 0n, R8: 0n, R9: 0x800000fbn }).map((s) => s.name)).toEqual(['TDH.VP.ENTER']);
+  });
+
+  it('made while the vCPU is in the TD: an IPI, and the flush before the entry that follows the exit', () => {
+    const t = kvmVcpu0();
+    t.deliver('vmm', 'ioctl', 'KVM_RUN', { vcpu: 0, mmioData: null });
+    expect(t.deliver('kvm.vm', 'kvm-request', 'KVM_REQ_TLB_FLUSH', { vcpu: 0 }).map((s) => `${s.to} ${s.name}`)).toEqual(['hw.cpu0 IPI']);
+    const out = t.deliver('tdx', 'td-exit', 'EXTERNAL_INTERRUPT', { vcpu: 0, RAX: 1n, RCX: 0n, RDX: 0n, R8: 0n, R9: 0x800000fbn });
+    // The IPI's handler runs when the thread enables interrupts; then vcpu_enter_guest takes the request.
+    expect(out.map((s) => `${s.to} ${s.name}`)).toEqual(['hw.cpu0 LOCAL_IRQ_ENABLE']);
+    expect(t.deliver('hw.cpu0', 'interrupt', 'IRQ_HANDLED', { vcpu: 0 }).map((s) => `${s.to} ${s.name}`)).toEqual(['hw.cpu0 INVEPT']);
+    expect(t.deliver('hw.cpu0', 'tlb-return', 'INVEPT', { vcpu: 0 }).map((s) => s.name)).toEqual(['TDH.VP.ENTER']);
+  });
+});

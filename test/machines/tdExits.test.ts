@@ -113,3 +113,49 @@ describe('TD exits', () => {
     expect(out).toEqual([{ to: 'kvm.vcpu0', kind: 'td-exit', name: 'EPT_VIOLATION', payload: { vcpu: 0, RAX: 48n, RCX: 0x2n, RDX: 0n, R8: GPA, R9: 0n } }]);
   });
 });
+
+describe('the TLB flush at TDH.VP.ENTER (§5c.2 steps 3 and 6, §7.4)', () => {
+  const names = (out: { to: string; name: string }[]) => out.map((s) => `${s.to} ${s.name}`);
+  /** A TDH.MEM.TRACK by kvm.vm through its epoch step: the TD epoch moves on. */
+  const track = (m: TdxDriver) => {
+    const out = m.step(m.deliver('kvm.vm', 'seamcall', 'TDH.MEM.TRACK', { RCX: TDR }));
+    expect(out).toMatchObject([{ to: 'kvm.vm', name: 'TDH.MEM.TRACK', payload: { RAX: TDX_SUCCESS } }]);
+  };
+
+  it("the first entry finds the vCPU's epoch (0) stale: an INVEPT of the TD's EPTP on the LP, which then enters", () => {
+    const m = runnableTd();
+    // EPTP: the S-EPT root's PA (the fourth TDCS page) with TD_PARAMS' EPTP controls (4 levels, write-back).
+    expect(m.ctx().eptp).toBe(HOST_LAYOUT.tdcsPa(3) | 0x1en);
+    const out = enter(m);
+    expect(out).toEqual([
+      { to: 'hw.cpu0', kind: 'tlb', name: 'INVEPT', payload: { vcpu: 0, type: 1, eptp: HOST_LAYOUT.tdcsPa(3) | 0x1en, then: { name: 'VMLAUNCH', payload: { vcpu: 0, tdcallReturn: null, emulated: null } } } },
+    ]);
+    expect(m.ctx().vcpus[0]!.flushTlb).toBe(false);
+  });
+
+  it('an entry in the epoch the vCPU last entered in does not flush; after a TRACK the next one does', () => {
+    const m = runnableTd();
+    enter(m);
+    loadViolation(m, GPA);
+    expect(names(enter(m))).toEqual(['guest.vcpu0 VMRESUME']);
+    loadViolation(m, GPA);
+    track(m);
+    expect(m.ctx().mem.epoch.tdEpoch).toBe(2);
+    expect(names(enter(m))).toEqual(['hw.cpu0 INVEPT']);
+  });
+
+  it('an entry the stepping filter refuses leaves the flush owed, also across a second refusal in the same epoch', () => {
+    const m = runnableTd({ zeroStepThreshold: 2 });
+    for (let i = 0; i < 3; i++) {
+      enter(m);
+      loadViolation(m, GPA);
+    }
+    track(m);
+    // The recorded GPA is still unmapped: td_entry_stepping_filter makes up the exit, the guest does not run.
+    expect(names(enter(m))).toEqual(['kvm.vcpu0 EPT_VIOLATION']);
+    expect(m.ctx().vcpus[0]).toMatchObject({ vcpuEpoch: 2, flushTlb: true });
+    // The vCPU's epoch is the TD's now, but the guest has not run on the LP since the TRACK: the flush stays owed.
+    expect(names(enter(m))).toEqual(['kvm.vcpu0 EPT_VIOLATION']);
+    expect(m.ctx().vcpus[0]).toMatchObject({ vcpuEpoch: 2, flushTlb: true });
+  });
+});

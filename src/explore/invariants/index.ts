@@ -11,9 +11,10 @@ import { septParentFirst } from './septParentFirst.ts';
 import { removeAfterTrack } from './removeAfterTrack.ts';
 import { eptViolationProgress, eptViolationProgressSpec } from './eptViolationProgress.ts';
 import { kickCompletes, kickCompletesSpec } from './kickCompletes.ts';
+import { noStaleTranslation } from './noStaleTranslation.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation };
 
 /**
  * The library of invariants and bounded monitors (`tdxsim invariants`), in the order they are listed and
@@ -26,6 +27,7 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(septParentFirst),
   fixed(removeAfterTrack),
   fixed(noPrivateDataToHost),
+  fixed(noStaleTranslation),
   eptViolationProgressSpec,
   kickCompletesSpec,
 ];
