@@ -14,6 +14,10 @@
  *
  * A signal (the VMM's SIG_IPI) kicks a vCPU in guest mode with a reschedule IPI; KVM_RUN then returns
  * -EINTR (KVM_EXIT_INTR) before the next entry, and a halted vCPU wakes up to do the same.
+ *
+ * KVM_REQ_TLB_FLUSH (kvm_flush_remote_tlbs after a zap) is remembered whether it came with an IPI or not,
+ * and vcpu_enter_guest serves it before the next TDH.VP.ENTER: tdx_flush_tlb_all, a global INVEPT on this
+ * vCPU's CPU (flushingTlb, §1.2), which takes the shared EPT's translations that only KVM flushes.
  */
 import { and, not } from 'xstate';
 import { out, payloadOf, type Gprs, type DecodedInsn } from '../../src/protocol/messages.ts';

@@ -18,6 +18,11 @@
  *   lock exclusively for its filter (STEPPING_FILTER, step 4);
  * - TDH.MEM.TRACK takes epoch_lock exclusively to advance the epoch (TRACK_EPOCH, §7.4).
  * The other memory SEAMCALLs run in one step: nobody else can meet their locks.
+ *
+ * TLB tracking (§5c.2 step 3, §7.4): an entry that finds the vCPU's epoch older than the TD's (every first
+ * entry too: the vCPU epoch starts at 0, the TD's at 1 after TDH.MNG.INIT) owes its LP a flush of the TD's
+ * translations; the module sends that INVEPT of the TD's EPTP to the CPU together with the VM entry the
+ * CPU performs after it (enterTd), so the guest never runs on a stale TLB.
  */
 import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
