@@ -88,7 +88,7 @@ describe('tdxsim explore --workers', () => {
     expect(detail).toBe(v.detail);
   });
 
-  it('a frontier of two entries, or three threads on two cores, still gives every state exactly once (53,505 on parallel-faults)', async () => {
+  it('a frontier of two entries, or three threads on two cores, still gives every state exactly once (56,131 on parallel-faults)', async () => {
     const scenario = loadScenarioFile(exampleFile('parallel-faults')).scenario;
     const bounds = { maxDepth: 5_000, maxStates: 1_000_000, maxMillis: 600_000 };
     for (const [workers, seed] of [[2, { width: 2, states: 20 }], [3, {}]] as const) {
