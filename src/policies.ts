@@ -129,7 +129,7 @@ export const POLICIES = {
     effect:
       'tdx_is_sept_violation_unexpected_pending: an EPT-violation exit on a private GPA with EEQ type PENDING_EPT_VIOLATION and no PROT bits — the guest touched a page it never accepted, with SEPT_VE_DISABLE set — marks the VM dead and KVM_RUN returns -EIO',
     otherwise:
-      'the exit goes down the ordinary fault path: the mirror leaf is already there, so the fault is spurious (RET_PF_SPURIOUS), KVM re-enters, and the guest takes the same exit again, for good (non-progress finds the loop)',
+      'the exit goes down the ordinary fault path: the mirror leaf is already there, so the fault is spurious (RET_PF_SPURIOUS), KVM re-enters, and the guest takes the same exit again, for good: the TDX module counts these exits for zero-step (ept-violation-progress), and past its threshold its stepping filter refuses every entry while the page is PENDING (non-progress finds the loop)',
     section: '§6.ii B.3, §5a.6, §9',
     history:
       'Yan Zhao\'s "KVM: TDX: Detect unexpected SEPT violations due to pending SPTEs" was new in the first posting of TDX "the rest" (v2 posted by Binbin Wu, Feb 2025) and is in v6.16; the TDX patches before it had no test for the exit type, and the EPT-violation handler treated the exit as a write fault like any other. v6.16 also requires bit 6 of the exit qualification clear, [KX] only the type and the PROT bits (§9)',

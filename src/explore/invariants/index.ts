@@ -14,9 +14,10 @@ import { kickCompletes, kickCompletesSpec } from './kickCompletes.ts';
 import { sharedSpteSuppressVe } from './sharedSpteSuppressVe.ts';
 import { noSpuriousMemoryFault } from './noSpuriousMemoryFault.ts';
 import { nonProgress } from './nonProgress.ts';
+import { noStaleTranslation } from './noStaleTranslation.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, sharedSpteSuppressVe, noSpuriousMemoryFault, nonProgress };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, nonProgress };
 export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
@@ -30,6 +31,7 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(septParentFirst),
   fixed(removeAfterTrack),
   fixed(noPrivateDataToHost),
+  fixed(noStaleTranslation),
   eptViolationProgressSpec,
   kickCompletesSpec,
   fixed(sharedSpteSuppressVe),

@@ -41,6 +41,10 @@ export const noSpuriousMemoryFault: Invariant = {
       if (snapshot === null || mmu.mmuInvalidateSeq !== snapshot) continue;
       const e = exit.payload as MemoryFault;
       const gfn = gpaToGfn(e.gpa);
+      // An attribute change under way: between kvm_mmu_invalidate_begin and _end (its mmu_lock sections and
+      // the attribute store between them), or queued in kvm.vm.
+      const inv = mmu.invalidation;
+      if (inv.inProgress > 0 && gfn >= inv.gfnStart && gfn < inv.gfnEnd) continue;
       const vm = contextOf<KvmVmContext>(model, after, 'kvm.vm');
       if (vm.attrs !== null && gfn >= gpaToGfn(vm.attrs.address) && gfn < gpaToGfn(vm.attrs.address + vm.attrs.size)) continue;
       const wantsPrivate = (e.flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) !== 0;
