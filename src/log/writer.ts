@@ -1,18 +1,22 @@
 /**
- * Append-only log writers. `LogWriter` writes a file, `MemoryLogWriter` an array of lines (tests, the
- * explorer); both inherit the sealing and sequencing rules from `SealingLogWriter`, so a log written to
- * memory is byte-identical to the same log written to disk.
+ * Append-only log writers. `LogWriter` writes a file (gzip-compressed when its name ends in `.gz`),
+ * `MemoryLogWriter` an array of lines (tests, the explorer); both inherit the sealing, sequencing and
+ * encoding rules from `SealingLogWriter`, so a log written to memory is byte-identical to the same log
+ * written to disk.
  *
  * Inputs are validated against the same schemas the reader applies, so anything the writer accepts the
  * reader accepts too.
  */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { Deflate, Z_FULL_FLUSH, Z_SYNC_FLUSH } from 'pako';
 import type { z } from 'zod';
 import { NotJsonError } from './canonical.ts';
 import { LogError } from './errors.ts';
+import { EventEncoder } from './eventCodec.ts';
 import { GENESIS, sealRecord, unsealLine } from './hashChain.ts';
 import { LogMac, type SigningKey } from './signature.ts';
 import {
+  DEFAULT_BLOCK,
   EventInputSchema,
   firstIssue,
   HeaderInputSchema,
@@ -22,6 +26,7 @@ import {
   type EndInput,
   type EventInput,
   type HeaderInput,
+  type LogRecord,
 } from './schema.ts';
 
 type Sealed = { line: string; hash: string };
@@ -29,6 +34,15 @@ type Sealed = { line: string; hash: string };
 export interface WriterOptions {
   /** Sign the log: the end record gets an HMAC-SHA256 over every line (src/log/signature.ts). */
   signWith?: SigningKey;
+  /** Events per block of the encoding (and between checkpoints). @default 1024 */
+  block?: number;
+}
+
+/** Where a line starts: its number, its byte offset in the text, and the hash of the line before it. */
+export interface LinePosition {
+  line: number;
+  offset: number;
+  prevHash: string;
 }
 
 /** `at` prefixes the field path when `input` is a part of the record (the end record's outcome). */
@@ -46,15 +60,18 @@ function seal(prevHash: string, record: object, file: string, line: number): Sea
     return sealRecord(prevHash, record);
   } catch (err) {
     if (!(err instanceof NotJsonError)) throw err;
-    throw new LogError('BAD_RECORD', file, line, `cannot write ${err.reason} at ${err.path}`, err.path, {
+    // An event's payload is on disk as p or q: name it as the caller knows it.
+    const path = err.path.replace(/^[pq](?=$|[.[])/, 'payload');
+    throw new LogError('BAD_RECORD', file, line, `cannot write ${err.reason} at ${path}`, path, {
       cause: err,
     });
   }
 }
 
 /** Seals the header (line 1). Separate from the writers so a bad header fails before any file is touched. */
-function sealHeader(header: HeaderInput, file: string): Sealed {
+function sealHeader(header: HeaderInput, file: string, block: number): Sealed {
   check(HeaderInputSchema, header, 'header', file, 1);
+  if (!Number.isInteger(block) || block < 1) throw new RangeError(`block ${block}: a block is a positive number of events`);
   // Rebuilt field by field so that key order on disk never depends on how the caller built its objects.
   const s = header.scheduler;
   const scheduler = s.kind === 'random' ? { kind: 'random', seed: s.seed } : { kind: s.kind };
@@ -66,6 +83,7 @@ function sealHeader(header: HeaderInput, file: string): Sealed {
     scenario: header.scenario,
     scenarioFile: header.scenarioFile,
     scheduler,
+    block,
   };
   return seal(GENESIS, record, file, 1);
 }
@@ -79,6 +97,11 @@ export abstract class SealingLogWriter {
   #lines = 1; // the header, written by the subclass's `open`
   #state: 'open' | 'ended' | 'closed' | 'failed' = 'open';
   readonly #mac: LogMac | null;
+  readonly #encoder: EventEncoder;
+  /** Events per block. */
+  readonly block: number;
+  /** Bytes of text written so far (uncompressed). */
+  #offset: number;
 
   /** `header` is the sealed first line, which the subclass has already written (`lastLine` stays '' until an event). */
   protected constructor(file: string, header: Sealed, opts: WriterOptions) {
@@ -86,10 +109,20 @@ export abstract class SealingLogWriter {
     this.#prevHash = header.hash;
     this.#mac = opts.signWith === undefined ? null : new LogMac(opts.signWith);
     this.#mac?.line(header.line);
+    this.block = opts.block ?? DEFAULT_BLOCK;
+    this.#encoder = new EventEncoder(this.block);
+    this.#offset = Buffer.byteLength(header.line) + 1;
   }
 
   /** Writes one complete line (given without its '\n'), or throws. */
   protected abstract emit(line: string): void;
+  /** Called before the first line of a block (seq a multiple of `block`) is written. */
+  protected blockStart(_at: LinePosition, _seq: number): void {}
+
+  /** Where the next line will start. */
+  get next(): LinePosition {
+    return { line: this.#lines + 1, offset: this.#offset, prevHash: this.#prevHash };
+  }
   /** Releases the sink; called once, by `close`. */
   protected abstract release(): void;
 
@@ -121,20 +154,14 @@ export abstract class SealingLogWriter {
     if (event.seq !== this.#lastSeq + 1) {
       throw new LogError('SEQ_GAP', this.file, line, `cannot write event: expected seq ${this.#lastSeq + 1}, got ${event.seq}`, 'seq');
     }
-    const record = {
-      type: 'event',
-      seq: event.seq,
-      from: event.from,
-      to: event.to,
-      kind: event.kind,
-      name: event.name,
-      payload: event.payload,
-      cause: event.cause,
-      choice: event.choice,
-      state: event.state,
-    };
-    const sealed = seal(this.#prevHash, record, this.file, line);
+    if (event.cause !== null && event.cause >= event.seq) {
+      throw new LogError('BAD_RECORD', this.file, line, `cannot write event: cause: step ${event.cause} is not before step ${event.seq}`, 'cause');
+    }
+    const encoded = this.#encoder.encode(event);
+    const sealed = seal(this.#prevHash, encoded.record, this.file, line);
+    if (event.seq % this.block === 0) this.blockStart(this.next, event.seq);
     this.#write(sealed);
+    encoded.commit();
     this.#mac?.line(sealed.line);
     this.#lastSeq = event.seq;
     return this.#prevHash;
@@ -185,53 +212,115 @@ export abstract class SealingLogWriter {
     this.#prevHash = sealed.hash;
     this.#lastLine = sealed.line;
     this.#lines++;
+    this.#offset += Buffer.byteLength(sealed.line) + 1;
   }
 }
 
-function writeAll(fd: number, text: string): void {
+function writeAll(fd: number, data: string | Uint8Array): void {
+  if (typeof data !== 'string') {
+    for (let offset = 0; offset < data.length; ) offset += writeSync(fd, data, offset, data.length - offset);
+    return;
+  }
   // The string overload avoids a Buffer copy per line; a short write (disk nearly full) resumes in bytes.
-  const written = writeSync(fd, text);
-  const length = Buffer.byteLength(text);
+  const written = writeSync(fd, data);
+  const length = Buffer.byteLength(data);
   if (written === length) return;
-  const bytes = Buffer.from(text, 'utf8');
+  const bytes = Buffer.from(data, 'utf8');
   for (let offset = written; offset < length; ) offset += writeSync(fd, bytes, offset, length - offset);
 }
 
 /**
+ * A gzip stream written as it goes: every line is followed by a sync flush (so the file always inflates to
+ * every line written so far), and every block starts at a full flush (so a reader can start inflating
+ * there, src/log/lineSource.ts). Deterministic: the same lines give the same bytes.
+ */
+class GzipSink {
+  readonly #fd: number;
+  readonly #deflate = new Deflate({ gzip: true, level: 6 });
+  #pending: Uint8Array[] = [];
+  /** Compressed bytes written so far. */
+  written = 0;
+
+  constructor(fd: number) {
+    this.#fd = fd;
+    this.#deflate.onData = (c) => this.#pending.push(c);
+    this.#deflate.onEnd = () => {};
+  }
+
+  write(text: string, flush: typeof Z_SYNC_FLUSH | typeof Z_FULL_FLUSH | true = Z_SYNC_FLUSH): void {
+    this.#deflate.push(text, flush);
+    if (this.#deflate.err) throw new Error(`gzip: ${this.#deflate.msg}`);
+    const out = this.#pending;
+    this.#pending = [];
+    for (const c of out) {
+      writeAll(this.#fd, c);
+      this.written += c.length;
+    }
+  }
+}
+
+/**
  * Writes straight to the file descriptor with `writeSync`: no user-space buffer, so if the process dies
- * the file holds every line appended so far, plus at most one torn line that the reader detects.
+ * the file holds every line appended so far, plus at most one torn line that the reader detects. A path
+ * ending in `.gz` is written as a gzip stream flushed after every line, with the same guarantee.
  */
 export class LogWriter extends SealingLogWriter {
   #fd: number;
+  readonly #gzip: GzipSink | null;
 
-  private constructor(path: string, fd: number, header: Sealed, opts: WriterOptions) {
+  private constructor(path: string, fd: number, header: Sealed, opts: WriterOptions, gzip: GzipSink | null) {
     super(path, header, opts);
     this.#fd = fd;
+    this.#gzip = gzip;
   }
 
   /** Creates or truncates `path` and writes the header. */
   static open(path: string, header: HeaderInput, opts: WriterOptions = {}): LogWriter {
-    const first = sealHeader(header, path);
+    const first = sealHeader(header, path, opts.block ?? DEFAULT_BLOCK);
     let fd: number | undefined;
+    let gzip: GzipSink | null = null;
     try {
       fd = openSync(path, 'w');
-      writeAll(fd, first.line + '\n');
+      if (path.endsWith('.gz')) {
+        gzip = new GzipSink(fd);
+        gzip.write(first.line + '\n');
+      } else {
+        writeAll(fd, first.line + '\n');
+      }
     } catch (err) {
       if (fd !== undefined) closeSync(fd);
       throw new LogError('IO', path, fd === undefined ? 0 : 1, `cannot write log: ${(err as Error).message}`, null, {
         cause: err,
       });
     }
-    return new LogWriter(path, fd, first, opts);
+    return new LogWriter(path, fd, first, opts, gzip);
+  }
+
+  /** Whether the file is a gzip stream. */
+  get compressed(): boolean {
+    return this.#gzip !== null;
+  }
+
+  /** Bytes of the file so far (compressed bytes for a gzip log). */
+  get fileBytes(): number {
+    return this.#gzip === null ? this.next.offset : this.#gzip.written;
+  }
+
+  protected override blockStart(): void {
+    // A full flush: inflating can start right here, with no earlier byte (a checkpoint's read position).
+    this.#gzip?.write('', Z_FULL_FLUSH);
   }
 
   protected override emit(line: string): void {
-    writeAll(this.#fd, line + '\n');
+    if (this.#gzip !== null) this.#gzip.write(line + '\n');
+    else writeAll(this.#fd, line + '\n');
   }
 
   /** fsync once at close: per-line fsync would dominate run time and only guards against power loss. */
   protected override release(): void {
     try {
+      // The gzip trailer (CRC and length): a log closed without it still inflates, as a torn one does.
+      this.#gzip?.write('', true);
       fsyncSync(this.#fd);
     } catch (err) {
       throw new LogError('IO', this.file, 0, `fsync failed: ${(err as Error).message}`, null, { cause: err });
@@ -252,7 +341,7 @@ export class MemoryLogWriter extends SealingLogWriter {
 
   /** `name` only labels error messages. */
   static open(header: HeaderInput, name = '<memory>', opts: WriterOptions = {}): MemoryLogWriter {
-    const first = sealHeader(header, name);
+    const first = sealHeader(header, name, opts.block ?? DEFAULT_BLOCK);
     const writer = new MemoryLogWriter(name, first, opts);
     writer.output.push(first.line);
     return writer;
@@ -267,4 +356,32 @@ export class MemoryLogWriter extends SealingLogWriter {
   }
 
   protected override release(): void {}
+}
+
+/**
+ * The text of a log holding exactly `records` (as a reader returns them: decoded events, `hash` fields
+ * ignored), encoded and sealed as the writer does but without its checks: for tests and tools that need
+ * a log whose hash chain holds while its content is whatever they made it.
+ */
+export function encodeLog(records: readonly LogRecord[]): string {
+  let prev = GENESIS;
+  let encoder = new EventEncoder(DEFAULT_BLOCK);
+  const lines: string[] = [];
+  for (const r of records) {
+    let body: Record<string, unknown>;
+    if (r.type === 'event') {
+      const { type: _t, hash: _h, ...event } = r;
+      const encoded = encoder.encode(event);
+      encoded.commit();
+      body = encoded.record;
+    } else {
+      const { hash: _h, ...rest } = r as Record<string, unknown>;
+      body = rest;
+      if (r.type === 'header') encoder = new EventEncoder(r.block);
+    }
+    const sealed = sealRecord(prev, body);
+    prev = sealed.hash;
+    lines.push(sealed.line);
+  }
+  return lines.map((l) => l + '\n').join('');
 }
