@@ -15,6 +15,8 @@ import { NotRegularFileError, openRegularFile } from './regularFile.ts';
 
 /** A line longer than this is refused: tdxsim writes none (the header holds the scenario, a few MB at most). */
 export const MAX_LINE_BYTES = 256 * 1024 * 1024;
+/** Reads start small (a seek wants a block, about 100 KB) and grow to this. */
+const FIRST_CHUNK_BYTES = 1 << 16;
 const CHUNK_BYTES = 1 << 20;
 
 /** Where a read starts: 1-based line number, byte offset in the text, and for a compressed log the offset in the file. */
@@ -41,10 +43,12 @@ class CorruptCompression extends Error {}
 
 function fileChunks(fd: number, position: number): ChunkSource {
   let pos = position;
+  let size = FIRST_CHUNK_BYTES;
   return {
     next() {
-      const buf = Buffer.allocUnsafe(CHUNK_BYTES);
-      const n = readSync(fd, buf, 0, CHUNK_BYTES, pos);
+      const buf = Buffer.allocUnsafe(size);
+      const n = readSync(fd, buf, 0, size, pos);
+      size = Math.min(CHUNK_BYTES, size * 2);
       if (n === 0) return null;
       pos += n;
       return buf.subarray(0, n);

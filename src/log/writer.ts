@@ -15,6 +15,9 @@ import { LogError } from './errors.ts';
 import { EventEncoder } from './eventCodec.ts';
 import { GENESIS, sealRecord, unsealLine } from './hashChain.ts';
 import { LogMac, type SigningKey } from './signature.ts';
+import { IndexWriter, type LinePos } from './checkpointIndex.ts';
+import { renameSync, rmSync, statSync } from 'node:fs';
+import type { World } from '../runtime/world.ts';
 import {
   DEFAULT_BLOCK,
   EventInputSchema,
@@ -36,14 +39,14 @@ export interface WriterOptions {
   signWith?: SigningKey;
   /** Events per block of the encoding (and between checkpoints). @default 1024 */
   block?: number;
+  /**
+   * Write the checkpoint index beside the log (`<log>.idx`, src/log/checkpointIndex.ts) as it goes: give
+   * the run's initial world, and pass each event's world to `append`. File logs only.
+   */
+  index?: { initial: World };
 }
 
-/** Where a line starts: its number, its byte offset in the text, and the hash of the line before it. */
-export interface LinePosition {
-  line: number;
-  offset: number;
-  prevHash: string;
-}
+export type { LinePos } from './checkpointIndex.ts';
 
 /** `at` prefixes the field path when `input` is a part of the record (the end record's outcome). */
 function check(schema: z.ZodType, input: unknown, what: string, file: string, line: number, at?: string): void {
@@ -117,10 +120,14 @@ export abstract class SealingLogWriter {
   /** Writes one complete line (given without its '\n'), or throws. */
   protected abstract emit(line: string): void;
   /** Called before the first line of a block (seq a multiple of `block`) is written. */
-  protected blockStart(_at: LinePosition, _seq: number): void {}
+  protected blockStart(_at: LinePos, _seq: number): void {}
+  /** Called after event `seq` is written, with the world after it when the caller gave one. */
+  protected afterEvent(_seq: number, _world: World | undefined): void {}
+  /** Called before the end record is written. */
+  protected endStart(_at: LinePos): void {}
 
   /** Where the next line will start. */
-  get next(): LinePosition {
+  get next(): LinePos {
     return { line: this.#lines + 1, offset: this.#offset, prevHash: this.#prevHash };
   }
   /** Releases the sink; called once, by `close`. */
@@ -147,7 +154,7 @@ export abstract class SealingLogWriter {
    * Appends one event line and returns its hash. `seq` must be exactly `lastSeq + 1`: the caller owns
    * numbering (it is the step number everywhere else), the writer only refuses gaps and repeats.
    */
-  append(event: EventInput): string {
+  append(event: EventInput, world?: World): string {
     const line = this.#lines + 1;
     this.#assertOpen(line);
     check(EventInputSchema, event, 'event', this.file, line);
@@ -164,6 +171,7 @@ export abstract class SealingLogWriter {
     encoded.commit();
     this.#mac?.line(sealed.line);
     this.#lastSeq = event.seq;
+    this.afterEvent(event.seq, world);
     return this.#prevHash;
   }
 
@@ -176,7 +184,9 @@ export abstract class SealingLogWriter {
     const unsigned = { type: 'end', steps: this.#lastSeq, outcome: { status, reason, ...extra } };
     // The signature covers the record as it reads without it, so it is computed first and then appended.
     const record = this.#mac === null ? unsigned : { ...unsigned, signature: this.#mac.sign(unsealLine(seal(this.#prevHash, unsigned, this.file, line).line)!.body) };
-    this.#write(seal(this.#prevHash, record, this.file, line));
+    const sealed = seal(this.#prevHash, record, this.file, line);
+    this.endStart(this.next);
+    this.#write(sealed);
     this.#state = 'ended';
     return this.#prevHash;
   }
@@ -267,11 +277,37 @@ class GzipSink {
 export class LogWriter extends SealingLogWriter {
   #fd: number;
   readonly #gzip: GzipSink | null;
+  readonly #header: Sealed;
+  /** Written to a temporary name, renamed at close: a reader never takes half an index for one. */
+  readonly #index: IndexWriter | null;
+  #blockAt: LinePos | null = null;
+  #endAt: LinePos | null = null;
 
   private constructor(path: string, fd: number, header: Sealed, opts: WriterOptions, gzip: GzipSink | null) {
     super(path, header, opts);
     this.#fd = fd;
     this.#gzip = gzip;
+    this.#header = header;
+    this.#index = opts.index === undefined ? null : new IndexWriter(`${path}.idx.tmp-${process.pid}`, { block: this.block, header: header.hash, initial: opts.index.initial });
+  }
+
+  /** Where this position is in a gzip file: right after a full flush (inflating can start there). */
+  #fullFlush(at: LinePos): LinePos {
+    if (this.#gzip === null) return at;
+    this.#gzip.write('', Z_FULL_FLUSH);
+    return { ...at, compressedOffset: this.#gzip.written };
+  }
+
+  protected override blockStart(at: LinePos): void {
+    this.#blockAt = this.#fullFlush(at);
+  }
+
+  protected override afterEvent(seq: number, world: World | undefined): void {
+    if (this.#index !== null && world !== undefined && seq % this.block === 0 && this.#blockAt !== null) this.#index.checkpoint(seq, this.#blockAt, world);
+  }
+
+  protected override endStart(at: LinePos): void {
+    this.#endAt = this.#fullFlush(at);
   }
 
   /** Creates or truncates `path` and writes the header. */
@@ -306,11 +342,6 @@ export class LogWriter extends SealingLogWriter {
     return this.#gzip === null ? this.next.offset : this.#gzip.written;
   }
 
-  protected override blockStart(): void {
-    // A full flush: inflating can start right here, with no earlier byte (a checkpoint's read position).
-    this.#gzip?.write('', Z_FULL_FLUSH);
-  }
-
   protected override emit(line: string): void {
     if (this.#gzip !== null) this.#gzip.write(line + '\n');
     else writeAll(this.#fd, line + '\n');
@@ -323,9 +354,42 @@ export class LogWriter extends SealingLogWriter {
       this.#gzip?.write('', true);
       fsyncSync(this.#fd);
     } catch (err) {
+      this.#index?.abort();
       throw new LogError('IO', this.file, 0, `fsync failed: ${(err as Error).message}`, null, { cause: err });
     } finally {
       closeSync(this.#fd);
+    }
+    this.#finishIndex();
+  }
+
+  #finishIndex(): void {
+    const index = this.#index;
+    if (index === null) return;
+    if (index.checkpoints === 0) {
+      // Shorter than a block: every step is within reach of the start, an index would hold nothing.
+      index.abort();
+      rmSync(index.path, { force: true });
+      return;
+    }
+    try {
+      const s = statSync(this.file, { bigint: true });
+      const headerBytes = Buffer.byteLength(this.#header.line) + 1;
+      index.finish({
+        log: { size: Number(s.size), mtimeNs: String(s.mtimeNs) },
+        block: this.block,
+        header: this.#header.hash,
+        events: this.lastSeq,
+        lastHash: this.lastHash,
+        start: { line: 2, offset: headerBytes, prevHash: this.#header.hash },
+        end: this.#endAt,
+        torn: null,
+      });
+      renameSync(index.path, `${this.file}.idx`);
+    } catch (err) {
+      // The index is a cache: without it, the first seek builds one.
+      index.abort();
+      rmSync(index.path, { force: true });
+      void err;
     }
   }
 }

@@ -60,6 +60,8 @@ export interface Shadow {
   readonly vals: readonly unknown[];
   readonly toks: readonly string[];
   readonly kids: readonly (Shadow | undefined)[];
+  /** Whether its text holds a digest reference (directly or in an inlined child). */
+  readonly hasRefs: boolean;
 }
 
 const large = new WeakMap<object, Shadow>();
@@ -128,6 +130,7 @@ export function shadowOf(v: object, hint: Shadow | undefined): Shadow {
   // A hint of the other kind (array for object) or with other keys only helps where keys line up.
   const h = hint !== undefined && (hint.keys === null) === isArray ? hint : undefined;
   let text = isArray ? '[' : '{';
+  let hasRefs = false;
   for (let i = 0; i < n; i++) {
     const k = keys === null ? '' : keys[i]!;
     const x = keys === null ? (v as unknown[])[i] : (v as Record<string, unknown>)[k];
@@ -140,20 +143,29 @@ export function shadowOf(v: object, hint: Shadow | undefined): Shadow {
     } else if (typeof x === 'object' && x !== null) {
       const s = shadowOf(x, aligned ? h.kids[i] : undefined);
       t = s.tok;
-      // Only digested children are worth a shadow of their own; short ones are cheaper to write again.
-      kid = t.charCodeAt(0) === 0x23 ? s : undefined;
+      // Only digested children (and short ones that hold digested ones) are worth a shadow of their own;
+      // other short ones are cheaper to write again.
+      kid = t.charCodeAt(0) === 0x23 || s.hasRefs ? s : undefined;
     } else {
       t = primitiveToken(x);
     }
     vals[i] = x;
     toks[i] = t;
     kids[i] = kid;
+    if (kid !== undefined) hasRefs = true;
     text += (i === 0 ? '' : ',') + (keys === null ? t : keyText(k) + t);
   }
   text += isArray ? ']' : '}';
-  const s: Shadow = { v, tok: containerToken(text), keys, vals, toks, kids };
+  const s: Shadow = { v, tok: containerToken(text), keys, vals, toks, kids, hasRefs };
   if (text.length >= LARGE_TEXT) large.set(v, s);
   return s;
+}
+
+/** The text of the container a shadow stands for (its digest is taken over this). */
+export function shadowText(s: Shadow): string {
+  let text = s.keys === null ? '[' : '{';
+  for (let i = 0; i < s.toks.length; i++) text += (i === 0 ? '' : ',') + (s.keys === null ? s.toks[i] : keyText(s.keys[i]!) + s.toks[i]);
+  return text + (s.keys === null ? ']' : '}');
 }
 
 /** The token of any value inside a container's text. */
@@ -163,10 +175,7 @@ export function token(v: unknown): string {
 
 /** A container's text (what its digest is taken over). */
 export function nodeText(v: object): string {
-  const s = shadowOf(v, undefined);
-  let text = s.keys === null ? '[' : '{';
-  for (let i = 0; i < s.toks.length; i++) text += (i === 0 ? '' : ',') + (s.keys === null ? s.toks[i] : keyText(s.keys[i]!) + s.toks[i]);
-  return text + (s.keys === null ? ']' : '}');
+  return shadowText(shadowOf(v, undefined));
 }
 
 /** An actor slot as last hashed: the snapshot, its digest, and its context's shadow. */
@@ -212,13 +221,24 @@ export function actorDigest(s: AnyMachineSnapshot): string {
   return actorShadow(s, undefined).d;
 }
 
-/**
- * Primes actor slot `slot` with a snapshot whose digest and context shadow are already known (a world
- * restored from a checkpoint, src/replay/seek.ts), so that hashing it and its successors costs what they
- * change.
- */
-export function primeActorSlot(slot: number, s: AnyMachineSnapshot, digest: string, ctx: Shadow | undefined): void {
-  actorSlots[slot] = { s, d: digest, ctx };
+/** What a checkpoint stores of a world: its text, and each part's text with the shadows of what it references. */
+export interface WorldParts {
+  text: string;
+  actors: { digest: string; text: string; context: Shadow | undefined }[];
+  /** Shadows of the messages in flight and of the failures: containers, digested or inline. */
+  pending: Shadow[];
+  failures: Shadow;
+}
+
+/** The parts of `world` (hashing what is not hashed yet), in the order their references appear in `text`. */
+export function worldParts(world: World): WorldParts {
+  const text = worldText(world);
+  const actors = world.snapshots.map((s, i) => {
+    const a = actorShadow(s, actorSlots[i]);
+    const c = s.context as unknown;
+    return { digest: a.d, text: actorTextWith(s, a.ctx === undefined ? primitiveToken(c) : a.ctx.tok), context: a.ctx };
+  });
+  return { text, actors, pending: world.pending.map((m) => shadowOf(m, undefined)), failures: shadowOf(world.failures, undefined) };
 }
 
 /** The messages in flight last hashed, and their tokens: most stay in flight for several steps. */
