@@ -72,7 +72,7 @@ export function initialNodes(world: World): Map<string, object> {
       if (out.has(s.tok.slice(1))) return;
       out.set(s.tok.slice(1), s.v);
     }
-    for (const k of s.kids) if (k !== undefined) visit(k);
+    if (s.kids !== null) for (const k of s.kids) if (k !== undefined) visit(k);
   };
   const parts = worldParts(world);
   for (const a of parts.actors) if (a.context !== undefined) visit(a.context);
@@ -84,6 +84,7 @@ export function initialNodes(world: World): Map<string, object> {
 
 /** The shadows referenced (by #digest) from a container's text, in text order, looking into inlined children. */
 function refsIn(s: Shadow, out: Shadow[]): void {
+  if (s.kids === null) return;
   for (let i = 0; i < s.kids.length; i++) {
     const k = s.kids[i];
     if (k === undefined) continue;

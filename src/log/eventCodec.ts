@@ -13,33 +13,78 @@
  * start decoding at a block's first line with nothing but the header: that is where checkpoints sit
  * (src/log/checkpointIndex.ts). Both sides keep only one block's tables, whatever the log's length.
  */
-import { stringifyCanonical } from './canonical.ts';
+import { childPath, NotJsonError, stringifyCanonical } from './canonical.ts';
 import type { EncodedEvent, EventInput, EventRecord } from './schema.ts';
 
-/** Whether two payload values write the same JSON (bigints as their hex strings). */
-function sameValue(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  try {
-    return stringifyCanonical(a) === stringifyCanonical(b);
-  } catch {
-    // Not JSON: the record's own serialisation reports it, at its field.
-    return false;
+/**
+ * The JSON text of one payload value, as stringifyCanonical writes it (bigints as hex strings), or
+ * undefined for an undefined value (an absent key, as in JSON). A value that is not JSON is refused with
+ * its path in the payload.
+ */
+function valueText(key: string, v: unknown): string | undefined {
+  switch (typeof v) {
+    case 'string':
+      return JSON.stringify(v);
+    case 'number':
+      if (Number.isFinite(v)) return JSON.stringify(v);
+      break;
+    case 'boolean':
+      return v ? 'true' : 'false';
+    case 'bigint':
+      return v < 0n ? '"-0x' + (-v).toString(16) + '"' : '"0x' + v.toString(16) + '"';
+    case 'undefined':
+      return undefined;
+    case 'object':
+      if (v === null) return 'null';
+      try {
+        return stringifyCanonical(v);
+      } catch (err) {
+        if (!(err instanceof NotJsonError)) throw err;
+        const at = childPath('payload', key);
+        throw new NotJsonError(err.path === '(root)' ? at : err.path.startsWith('[') ? at + err.path : `${at}.${err.path}`, err.reason);
+      }
   }
+  throw new NotJsonError(childPath('payload', key), typeof v === 'number' ? `${v} is not a JSON number` : `${typeof v} is not a JSON value`);
 }
 
-/** The changed keys of `next` against `prev`, or null when the two do not have the same keys in the same order. */
-function delta(prev: Record<string, unknown>, next: Record<string, unknown>): Record<string, unknown> | null {
-  const pk = Object.keys(prev);
-  const nk = Object.keys(next);
-  if (pk.length !== nk.length) return null;
-  const q: Record<string, unknown> = {};
-  for (let i = 0; i < nk.length; i++) {
-    const k = nk[i]!;
-    if (pk[i] !== k) return null;
-    if (!sameValue(prev[k], next[k])) q[k] = next[k];
+/** A payload as the keys it writes and their values' JSON texts, each value serialised once. */
+interface PayloadText {
+  keys: string[];
+  texts: string[];
+}
+
+function payloadText(payload: Record<string, unknown>): PayloadText {
+  const keys: string[] = [];
+  const texts: string[] = [];
+  for (const k of Object.keys(payload)) {
+    const t = valueText(k, payload[k]);
+    if (t === undefined) continue;
+    keys.push(k);
+    texts.push(t);
   }
-  return q;
+  return { keys, texts };
+}
+
+function objectText(keys: readonly string[], texts: readonly string[], only?: readonly boolean[]): string {
+  let s = '{';
+  let first = true;
+  for (let i = 0; i < keys.length; i++) {
+    if (only !== undefined && !only[i]) continue;
+    s += (first ? '' : ',') + JSON.stringify(keys[i]) + ':' + texts[i];
+    first = false;
+  }
+  return s + '}';
+}
+
+/** Which keys changed against `prev`, or null when the two do not have the same keys in the same order. */
+function changed(prev: PayloadText, next: PayloadText): boolean[] | null {
+  if (prev.keys.length !== next.keys.length) return null;
+  const out = new Array<boolean>(next.keys.length);
+  for (let i = 0; i < next.keys.length; i++) {
+    if (prev.keys[i] !== next.keys[i]) return null;
+    out[i] = prev.texts[i] !== next.texts[i];
+  }
+  return out;
 }
 
 const isBlockStart = (seq: number, block: number) => seq % block === 0;
@@ -49,24 +94,25 @@ export class EventEncoder {
   readonly #block: number;
   #messages = new Map<string, number>();
   #actors = new Map<string, number>();
-  #payloads: Record<string, unknown>[] = [];
+  #payloads: PayloadText[] = [];
 
   constructor(block: number) {
     this.#block = block;
   }
 
   /**
-   * The record to seal for `ev` (key order e, m, p|q, c, x, s); `ev` is already validated. The tables
-   * change only when `commit` is called, once the line is written, so a refused event leaves no trace.
+   * The JSON text of the record to seal for `ev` (keys e, m, p|q, c, x, s, in that order); `ev` is
+   * already validated. The tables change only when `commit` is called, once the line is written, so a
+   * refused event leaves no trace.
    */
-  encode(ev: EventInput): { record: Record<string, unknown>; commit: () => void } {
+  encode(ev: EventInput): { body: string; commit: () => void } {
     const fresh = isBlockStart(ev.seq, this.#block);
     const messages = fresh ? new Map<string, number>() : this.#messages;
     const actors = fresh ? new Map<string, number>() : this.#actors;
     const payloads = fresh ? [] : this.#payloads;
     const key = ev.from + '\u0000' + ev.to + '\u0000' + ev.kind + '\u0000' + ev.name;
     let id = messages.get(key);
-    let m: unknown;
+    let m: string;
     const newActors: string[] = [];
     const actor = (a: string): string | number => {
       const n = actors.get(a) ?? (newActors.includes(a) ? actors.size + newActors.indexOf(a) : undefined);
@@ -77,23 +123,23 @@ export class EventEncoder {
     if (id === undefined) {
       id = messages.size;
       const from = actor(ev.from);
-      m = [from, actor(ev.to), ev.kind, ev.name];
+      m = JSON.stringify([from, actor(ev.to), ev.kind, ev.name]);
     } else {
-      m = id;
+      m = String(id);
     }
-    const record: Record<string, unknown> = { e: ev.seq, m };
-    const payload = ev.payload as Record<string, unknown>;
+    let body = '{"e":' + ev.seq + ',"m":' + m;
+    const payload = payloadText(ev.payload as Record<string, unknown>);
     const prev = payloads[id];
-    const q = prev === undefined ? null : delta(prev, payload);
-    if (q === null) record['p'] = payload;
-    else if (Object.keys(q).length > 0) record['q'] = q;
-    if (ev.cause === null) record['c'] = null;
-    else if (ev.cause !== ev.seq - 1) record['c'] = ev.seq - ev.cause;
-    if (ev.choice !== 0) record['x'] = ev.choice;
-    record['s'] = ev.state;
+    const diff = prev === undefined ? null : changed(prev, payload);
+    if (diff === null) body += ',"p":' + objectText(payload.keys, payload.texts);
+    else if (diff.includes(true)) body += ',"q":' + objectText(payload.keys, payload.texts, diff);
+    if (ev.cause === null) body += ',"c":null';
+    else if (ev.cause !== ev.seq - 1) body += ',"c":' + (ev.seq - ev.cause);
+    if (ev.choice !== 0) body += ',"x":' + ev.choice;
+    body += ',"s":' + JSON.stringify(ev.state) + '}';
     const messageId = id;
     return {
-      record,
+      body,
       commit: () => {
         this.#messages = messages;
         this.#actors = actors;

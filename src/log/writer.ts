@@ -10,17 +10,17 @@
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { Deflate, Z_FULL_FLUSH, Z_SYNC_FLUSH } from 'pako';
 import type { z } from 'zod';
-import { NotJsonError } from './canonical.ts';
+import { NotJsonError, stringifyCanonical } from './canonical.ts';
 import { LogError } from './errors.ts';
 import { EventEncoder } from './eventCodec.ts';
-import { GENESIS, sealRecord, unsealLine } from './hashChain.ts';
+import { GENESIS, sealBody, sealRecord, unsealLine } from './hashChain.ts';
 import { LogMac, type SigningKey } from './signature.ts';
 import { IndexWriter, type LinePos } from './checkpointIndex.ts';
 import { renameSync, rmSync, statSync } from 'node:fs';
 import type { World } from '../runtime/world.ts';
 import {
   DEFAULT_BLOCK,
-  EventInputSchema,
+  HASH_PATTERN,
   firstIssue,
   HeaderInputSchema,
   LOG_FORMAT,
@@ -69,6 +69,28 @@ function seal(prevHash: string, record: object, file: string, line: number): Sea
       cause: err,
     });
   }
+}
+
+const EVENT_KEYS = new Set(['seq', 'from', 'to', 'kind', 'name', 'payload', 'cause', 'choice', 'state']);
+const isInt = (v: unknown, min: number) => typeof v === 'number' && Number.isInteger(v) && v >= min;
+
+/**
+ * The event schema's rules (EventInputSchema), checked by hand: this runs once per step of every logged
+ * run, where a schema library's generality costs more than the step's own hashing.
+ */
+function checkEvent(ev: EventInput, file: string, line: number): void {
+  const bad = (field: string, message: string): never => {
+    throw new LogError('BAD_RECORD', file, line, `cannot write event: ${field}: ${message}`, field);
+  };
+  if (typeof ev !== 'object' || ev === null) bad('record', 'expected an object');
+  for (const k of Object.keys(ev)) if (!EVENT_KEYS.has(k)) bad(k, 'unrecognized key');
+  if (!isInt(ev.seq, 1)) bad('seq', 'expected a positive integer');
+  for (const k of ['from', 'to', 'kind', 'name'] as const) if (typeof ev[k] !== 'string' || ev[k].length === 0) bad(k, 'expected a non-empty string');
+  const p = ev.payload as unknown;
+  if (typeof p !== 'object' || p === null || Array.isArray(p) || (Object.getPrototypeOf(p) !== Object.prototype && Object.getPrototypeOf(p) !== null)) bad('payload', 'expected a JSON object');
+  if (ev.cause !== null && !isInt(ev.cause, 1)) bad('cause', 'expected a positive integer or null');
+  if (!isInt(ev.choice, 0)) bad('choice', 'expected a non-negative integer');
+  if (typeof ev.state !== 'string' || !HASH_PATTERN.test(ev.state)) bad('state', 'expected 11 base64url characters');
 }
 
 /** Seals the header (line 1). Separate from the writers so a bad header fails before any file is touched. */
@@ -157,15 +179,21 @@ export abstract class SealingLogWriter {
   append(event: EventInput, world?: World): string {
     const line = this.#lines + 1;
     this.#assertOpen(line);
-    check(EventInputSchema, event, 'event', this.file, line);
+    checkEvent(event, this.file, line);
     if (event.seq !== this.#lastSeq + 1) {
       throw new LogError('SEQ_GAP', this.file, line, `cannot write event: expected seq ${this.#lastSeq + 1}, got ${event.seq}`, 'seq');
     }
     if (event.cause !== null && event.cause >= event.seq) {
       throw new LogError('BAD_RECORD', this.file, line, `cannot write event: cause: step ${event.cause} is not before step ${event.seq}`, 'cause');
     }
-    const encoded = this.#encoder.encode(event);
-    const sealed = seal(this.#prevHash, encoded.record, this.file, line);
+    let encoded: ReturnType<EventEncoder['encode']>;
+    try {
+      encoded = this.#encoder.encode(event);
+    } catch (err) {
+      if (!(err instanceof NotJsonError)) throw err;
+      throw new LogError('BAD_RECORD', this.file, line, `cannot write ${err.reason} at ${err.path}`, err.path, { cause: err });
+    }
+    const sealed = sealBody(this.#prevHash, encoded.body);
     if (event.seq % this.block === 0) this.blockStart(this.next, event.seq);
     this.#write(sealed);
     encoded.commit();
@@ -432,18 +460,18 @@ export function encodeLog(records: readonly LogRecord[]): string {
   let encoder = new EventEncoder(DEFAULT_BLOCK);
   const lines: string[] = [];
   for (const r of records) {
-    let body: Record<string, unknown>;
+    let body: string;
     if (r.type === 'event') {
       const { type: _t, hash: _h, ...event } = r;
       const encoded = encoder.encode(event);
       encoded.commit();
-      body = encoded.record;
+      body = encoded.body;
     } else {
       const { hash: _h, ...rest } = r as Record<string, unknown>;
-      body = rest;
+      body = stringifyCanonical(rest);
       if (r.type === 'header') encoder = new EventEncoder(r.block);
     }
-    const sealed = sealRecord(prev, body);
+    const sealed = sealBody(prev, body);
     prev = sealed.hash;
     lines.push(sealed.line);
   }

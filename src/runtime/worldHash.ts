@@ -50,16 +50,17 @@ export function digestText(text: string, chars: number): string {
 }
 
 /**
- * A container as last hashed: the object, its token, and per key (or index) the value, the value's token
- * and, for a digested container value, its own shadow. `keys` is null for an array.
+ * A container as last hashed: the object (whose values are what the tokens were computed from), its
+ * token, and per key (or index) the value's token and, for a container value that holds a digest, its own
+ * shadow. `keys` is null for an array.
  */
 export interface Shadow {
   readonly v: object;
   readonly tok: string;
   readonly keys: readonly string[] | null;
-  readonly vals: readonly unknown[];
   readonly toks: readonly string[];
-  readonly kids: readonly (Shadow | undefined)[];
+  /** null when no value holds a digest (most containers: no array to allocate). */
+  readonly kids: readonly (Shadow | undefined)[] | null;
   /** Whether its text holds a digest reference (directly or in an inlined child). */
   readonly hasRefs: boolean;
 }
@@ -84,11 +85,21 @@ function notState(v: object): never {
   throw new TypeError(`state hash: ${name} is not a plain object or array`);
 }
 
+/** Tokens of the strings seen lately: state names and enumerations, a small vocabulary. */
+const stringTokens = new Map<string, string>();
+
 /** The token of a value that is not a container. */
 function primitiveToken(v: unknown): string {
   switch (typeof v) {
-    case 'string':
-      return JSON.stringify(v);
+    case 'string': {
+      let t = stringTokens.get(v);
+      if (t === undefined) {
+        if (stringTokens.size >= KEY_CACHE_LIMIT) stringTokens.clear();
+        t = JSON.stringify(v);
+        if (v.length <= 64) stringTokens.set(v, t);
+      }
+      return t;
+    }
     case 'number':
       if (!Number.isFinite(v)) throw new TypeError(`state hash: ${v} is not a finite number`);
       return JSON.stringify(v);
@@ -124,24 +135,24 @@ export function shadowOf(v: object, hint: Shadow | undefined): Shadow {
   }
   const keys = isArray ? null : Object.keys(v);
   const n = keys === null ? (v as unknown[]).length : keys.length;
-  const vals = new Array<unknown>(n);
   const toks = new Array<string>(n);
-  const kids = new Array<Shadow | undefined>(n);
+  let kids: (Shadow | undefined)[] | null = null;
   // A hint of the other kind (array for object) or with other keys only helps where keys line up.
   const h = hint !== undefined && (hint.keys === null) === isArray ? hint : undefined;
+  const hv = h?.v as Record<string, unknown> | unknown[] | undefined;
   let text = isArray ? '[' : '{';
   let hasRefs = false;
   for (let i = 0; i < n; i++) {
     const k = keys === null ? '' : keys[i]!;
     const x = keys === null ? (v as unknown[])[i] : (v as Record<string, unknown>)[k];
-    const aligned = h !== undefined && i < h.vals.length && (keys === null || h.keys![i] === k);
+    const aligned = h !== undefined && i < h.toks.length && (keys === null || h.keys![i] === k);
     let t: string;
     let kid: Shadow | undefined;
-    if (aligned && h.vals[i] === x) {
+    if (aligned && (keys === null ? (hv as unknown[])[i] : (hv as Record<string, unknown>)[k]) === x) {
       t = h.toks[i]!;
-      kid = h.kids[i];
+      kid = h.kids?.[i];
     } else if (typeof x === 'object' && x !== null) {
-      const s = shadowOf(x, aligned ? h.kids[i] : undefined);
+      const s = shadowOf(x, aligned ? h.kids?.[i] : undefined);
       t = s.tok;
       // Only digested children (and short ones that hold digested ones) are worth a shadow of their own;
       // other short ones are cheaper to write again.
@@ -149,14 +160,16 @@ export function shadowOf(v: object, hint: Shadow | undefined): Shadow {
     } else {
       t = primitiveToken(x);
     }
-    vals[i] = x;
     toks[i] = t;
-    kids[i] = kid;
-    if (kid !== undefined) hasRefs = true;
+    if (kid !== undefined) {
+      kids ??= new Array<Shadow | undefined>(n);
+      kids[i] = kid;
+      hasRefs = true;
+    }
     text += (i === 0 ? '' : ',') + (keys === null ? t : keyText(k) + t);
   }
   text += isArray ? ']' : '}';
-  const s: Shadow = { v, tok: containerToken(text), keys, vals, toks, kids, hasRefs };
+  const s: Shadow = { v, tok: containerToken(text), keys, toks, kids, hasRefs };
   if (text.length >= LARGE_TEXT) large.set(v, s);
   return s;
 }
