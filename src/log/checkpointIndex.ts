@@ -1,6 +1,7 @@
 /**
- * The checkpoint index: a sidecar file (`run.log.jsonl.idx`) holding the world after every block's first
- * event, so that any step of a log is the nearest checkpoint plus fewer than `block` re-executed steps
+ * The checkpoint index: a sidecar file (`run.log.jsonl.idx`) holding the world after every block's last
+ * event (seq + 1 a multiple of the block), so that any step of a log is the nearest checkpoint plus at
+ * most `block` re-executed steps
  * (src/replay/seek.ts), whatever the log's length. A run writes it with its log; `replay`, `export` and
  * `openIndexed` rebuild it from the log when it is missing or stale. It is a cache: everything in it is
  * checked against the log before it is used.

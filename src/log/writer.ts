@@ -141,7 +141,10 @@ export abstract class SealingLogWriter {
 
   /** Writes one complete line (given without its '\n'), or throws. */
   protected abstract emit(line: string): void;
-  /** Called before the first line of a block (seq a multiple of `block`) is written. */
+  /**
+   * Called before the last line of a block is written (seq + 1 a multiple of `block`): where a checkpoint
+   * (the world after it) is read from, the line whose state it must match, then the next block.
+   */
   protected blockStart(_at: LinePos, _seq: number): void {}
   /** Called after event `seq` is written, with the world after it when the caller gave one. */
   protected afterEvent(_seq: number, _world: World | undefined): void {}
@@ -194,7 +197,7 @@ export abstract class SealingLogWriter {
       throw new LogError('BAD_RECORD', this.file, line, `cannot write ${err.reason} at ${err.path}`, err.path, { cause: err });
     }
     const sealed = sealBody(this.#prevHash, encoded.body);
-    if (event.seq % this.block === 0) this.blockStart(this.next, event.seq);
+    if ((event.seq + 1) % this.block === 0) this.blockStart(this.next, event.seq);
     this.#write(sealed);
     encoded.commit();
     this.#mac?.line(sealed.line);
@@ -331,7 +334,7 @@ export class LogWriter extends SealingLogWriter {
   }
 
   protected override afterEvent(seq: number, world: World | undefined): void {
-    if (this.#index !== null && world !== undefined && seq % this.block === 0 && this.#blockAt !== null) this.#index.checkpoint(seq, this.#blockAt, world);
+    if (this.#index !== null && world !== undefined && (seq + 1) % this.block === 0 && this.#blockAt !== null) this.#index.checkpoint(seq, this.#blockAt, world);
   }
 
   protected override endStart(at: LinePos): void {

@@ -15,11 +15,12 @@
 import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { actorsFor } from '../../machines/registry.ts';
 import { stringifyCanonical } from '../log/canonical.ts';
-import { IndexProblem, IndexReader, IndexWriter, initialNodes, type IndexTrailer, type LinePos } from '../log/checkpointIndex.ts';
+import { IndexProblem, IndexReader, IndexWriter, initialNodes, type CheckpointRecord, type IndexTrailer, type LinePos } from '../log/checkpointIndex.ts';
+import { chainHash, unsealLine } from '../log/hashChain.ts';
 import { LogError } from '../log/errors.ts';
 import { openLogLines } from '../log/lineSource.ts';
-import { scanLog, type LogItem, type ScanStart, type Tear } from '../log/reader.ts';
-import type { EndRecord, EventRecord, HeaderRecord } from '../log/schema.ts';
+import { LogScan, scanLog, type LogItem, type ScanStart, type Tear } from '../log/reader.ts';
+import { HASH_PATTERN, type EndRecord, type EventRecord, type HeaderRecord } from '../log/schema.ts';
 import type { Message } from '../protocol/messages.ts';
 import { enabledChoices, initialWorld, step } from '../runtime/step.ts';
 import { createModel, type Model, type World } from '../runtime/world.ts';
@@ -110,23 +111,24 @@ function statOf(file: string): { size: number; mtimeNs: string } {
 }
 
 /** Checks a re-derived delivery against its record, as replay does; throws REPLAY_DIVERGED at its line and field. */
-export function checkDelivery(file: string, line: number, m: Message, ev: EventRecord, world: World, model: Model): void {
+export function checkDelivery(file: string, line: number, m: Message, ev: EventRecord, world: World, model: Model, checkState = true): void {
   const got = { from: m.from, to: m.to, kind: m.kind, name: m.name, payload: stringifyCanonical(m.payload), cause: m.cause };
   const want = { from: ev.from, to: ev.to, kind: ev.kind, name: ev.name, payload: stringifyCanonical(ev.payload), cause: ev.cause };
   for (const k of Object.keys(want) as (keyof typeof want)[]) {
     if (got[k] !== want[k]) throw new LogError('REPLAY_DIVERGED', file, line, `replay diverged at ${k}: the model delivers ${String(got[k])}, the log says ${String(want[k])}`, k);
   }
+  if (!checkState) return;
   const h = worldHash(model, world);
   if (h !== ev.state) throw new LogError('REPLAY_DIVERGED', file, line, `replay diverged: state hash ${h} after this step, the log says ${ev.state}`, 'state');
 }
 
-function stepTo(file: string, line: number, model: Model, world: World, ev: EventRecord): { world: World; delivered: Message } {
+function stepTo(file: string, line: number, model: Model, world: World, ev: EventRecord, checkState = true): { world: World; delivered: Message } {
   const enabled = enabledChoices(model, world);
   if (ev.choice >= enabled.length) {
     throw new LogError('REPLAY_DIVERGED', file, line, `replay diverged: choice ${ev.choice} but only ${enabled.length} message(s) are deliverable here`, 'choice');
   }
   const r = step(model, world, ev.choice, enabled);
-  checkDelivery(file, line, r.delivered, ev, r.world, model);
+  checkDelivery(file, line, r.delivered, ev, r.world, model, checkState);
   return { world: r.world, delivered: r.delivered };
 }
 
@@ -149,7 +151,7 @@ export function buildIndex(file: string, indexFile = indexFileOf(file)): IndexTr
       if (item.type === 'event') {
         world = stepTo(file, item.line, model, world, item.record).world;
         // A rebuilt index of a compressed log has no full-flush offsets: its seeks inflate from the start.
-        if (item.record.seq % header.block === 0) writer.checkpoint(item.record.seq, { line: item.line, offset: item.offset, prevHash }, world);
+        if ((item.record.seq + 1) % header.block === 0) writer.checkpoint(item.record.seq, { line: item.line, offset: item.offset, prevHash }, world);
         prevHash = item.record.hash;
       } else if (item.type === 'end') {
         end = { line: item.line, offset: item.offset, prevHash };
@@ -242,9 +244,9 @@ export function openIndexed(file: string, opts: OpenIndexedOptions = {}): Indexe
   const trailer = trailerOrScan();
 
   /** A scan from `at` (the line of event lastSeq + 1), or from the start when the log cannot be entered there. */
-  const scanFrom = (at: LinePos, lastSeq: number): { items: Iterator<LogItem>; close: () => void } => {
+  const scanFrom = (at: LinePos, lastSeq: number, fromStart = false): { items: Iterator<LogItem>; close: () => void } => {
     const direct = at.line === 2 ? !compressed : !compressed || at.compressedOffset !== undefined;
-    if (direct && reader !== null) {
+    if (direct && reader !== null && !fromStart) {
       const start: ScanStart = { header, prevHash: at.prevHash, lastSeq, line: at.line, offset: at.offset, ...(at.compressedOffset !== undefined ? { compressedOffset: at.compressedOffset } : {}) };
       const { scan, close } = scanLog(file, { allowTorn: true }, start);
       return { items: scan[Symbol.iterator](), close };
@@ -277,62 +279,78 @@ export function openIndexed(file: string, opts: OpenIndexedOptions = {}): Indexe
 
   const torn: Tear | null = trailer.torn === null ? null : { line: trailer.torn.line, text: tornText(file, trailer.torn.offset, compressed), cut: trailer.torn.cut, lastStep: trailer.torn.lastStep };
 
-  /** The checkpoint to start from for `step`: its world and where its event's line is. */
-  const startFor = (n: number): { seq: number; at: LinePos; world: World; restored: boolean } => {
-    const c = Math.floor(n / header.block) * header.block;
-    if (c === 0 || reader === null) return { seq: 0, at: trailer.start, world: initial, restored: false };
-    const cp = reader.checkpoint(c / header.block - 1);
-    if (cp.seq !== c) throw new IndexProblem(`checkpoint ${c / header.block - 1} is for step ${cp.seq}, not ${c}`);
-    return { seq: c, at: cp.at, world: restoreWorld(model, cp.worldText, cp.refs, reader, initialMap), restored: true };
+  /**
+   * Block k's events (k ≥ 1), from event k·block on, and the state the log records after event
+   * k·block − 1 (the checkpoint's step), read from that event's line: its hash must follow from the one
+   * the index gives, so a changed index cannot lend it another state.
+   */
+  const openBlock = (k: number): { cp: CheckpointRecord; state: string; items: Iterator<LogItem>; close: () => void } => {
+    const cp = reader!.checkpoint(k - 1);
+    if (cp.seq !== k * header.block - 1) throw new IndexProblem(`checkpoint ${k - 1} is for step ${cp.seq}, not ${k * header.block - 1}`);
+    if (compressed && cp.at.compressedOffset === undefined) {
+      // A rebuilt index of a compressed log has no full-flush points: inflate from the start.
+      const { items, close } = scanFrom(trailer.start, 0, true);
+      for (let r = items.next(); !r.done; r = items.next()) {
+        if (r.value.type === 'event' && r.value.record.seq === cp.seq) return { cp, state: r.value.record.state, items, close };
+      }
+      close();
+      throw new IndexProblem(`the log has no step ${cp.seq}`);
+    }
+    const opened = openLogLines(file, { line: cp.at.line, offset: cp.at.offset, ...(cp.at.compressedOffset !== undefined ? { compressedOffset: cp.at.compressedOffset } : {}) });
+    try {
+      const lines = opened.lines();
+      const first = lines.next();
+      if (first.done || !first.value.complete) throw new IndexProblem(`the line of checkpoint ${k - 1} is not in the log`);
+      const raw = first.value.bytes.toString('utf8');
+      const sealed = unsealLine(raw);
+      if (sealed === null || chainHash(cp.at.prevHash, sealed.body) !== sealed.hash) throw new IndexProblem(`the line of checkpoint ${k - 1} does not follow from the hash the index gives`);
+      const rec = JSON.parse(raw) as { e?: unknown; s?: unknown };
+      if (rec.e !== cp.seq || typeof rec.s !== 'string' || !HASH_PATTERN.test(rec.s)) throw new IndexProblem(`the line of checkpoint ${k - 1} is not event ${cp.seq}`);
+      const start: ScanStart = { header, prevHash: sealed.hash, lastSeq: cp.seq, line: cp.at.line + 1, offset: cp.at.offset + first.value.bytes.length + 1 };
+      const scan = new LogScan({ [Symbol.iterator]: () => lines }, file, { allowTorn: true }, start);
+      return { cp, state: rec.s, items: scan[Symbol.iterator](), close: () => opened.close() };
+    } catch (err) {
+      opened.close();
+      throw err;
+    }
   };
 
   const seekOnce = (n: number): SeekResult => {
-    const from = startFor(n);
-    let world = from.world;
+    if (n === 0) return { step: 0, world: initial, before: null, event: null, delivered: null };
+    const k = reader === null ? 0 : Math.floor(n / header.block);
+    let world = initial;
+    let opened: { items: Iterator<LogItem>; close: () => void };
+    if (k === 0) {
+      opened = scanFrom(trailer.start, 0);
+    } else {
+      const block = openBlock(k);
+      opened = block;
+      try {
+        world = restoreWorld(model, block.cp.worldText, block.cp.refs, reader!, initialMap);
+        // The restored world must be the one the log says its step left.
+        const h = worldHash(model, world);
+        if (h !== block.state) throw new IndexProblem(`the checkpoint at step ${block.cp.seq} restores state ${h}, the log says ${block.state}`);
+      } catch (err) {
+        block.close();
+        throw err;
+      }
+    }
     let before: World | null = null;
-    let event: EventRecord | null = null;
-    let delivered: Message | null = null;
-    if (n === 0) return { step: 0, world, before: null, event: null, delivered: null };
-    const { items, close } = scanFrom(from.at, from.restored ? from.seq - 1 : 0);
     try {
-      for (let r = items.next(); !r.done; r = items.next()) {
+      for (let r = opened.items.next(); !r.done; r = opened.items.next()) {
         const item = r.value;
         if (item.type !== 'event') continue;
         const ev = item.record;
-        if (from.restored && ev.seq === from.seq) {
-          // The checkpoint's own event: the restored world must be the one the log says this step left.
-          const h = worldHash(model, world);
-          if (h !== ev.state) throw new IndexProblem(`the checkpoint at step ${ev.seq} restores state ${h}, the log says ${ev.state}`);
-          if (n === ev.seq) {
-            // The step itself is wanted: step again from the world before it is not possible, so re-derive
-            // it from the previous checkpoint's block instead (rare: the first step of a block).
-            return seekBlockStart(n, ev, world);
-          }
-          continue;
-        }
         before = world;
-        const s = stepTo(file, item.line, model, world, ev);
+        // Every message is checked on the way; the state hash, which proves the whole world, at the step itself.
+        const s = stepTo(file, item.line, model, world, ev, ev.seq === n);
         world = s.world;
-        if (ev.seq === n) {
-          event = ev;
-          delivered = s.delivered;
-          break;
-        }
+        if (ev.seq === n) return { step: n, world, before, event: ev, delivered: s.delivered };
       }
     } finally {
-      close();
+      opened.close();
     }
-    if (event === null) throw new RangeError(`step ${n}: the log has steps 0..${trailer.events}`);
-    return { step: n, world, before, event, delivered };
-  };
-
-  /** Step `n`, the first of a block: the world before it comes from the block before (or the start). */
-  const seekBlockStart = (n: number, ev: EventRecord, after: World): SeekResult => {
-    const prev = seekOnce(n - 1);
-    const enabled = enabledChoices(model, prev.world);
-    const r = step(model, prev.world, ev.choice, enabled);
-    if (worldHash(model, r.world) !== worldHash(model, after)) throw new IndexProblem(`step ${n} re-derived from step ${n - 1} is not the checkpoint's world`);
-    return { step: n, world: r.world, before: prev.world, event: ev, delivered: r.delivered };
+    throw new RangeError(`step ${n}: the log has steps 0..${trailer.events}`);
   };
 
   const handle: IndexedLog = {
@@ -365,9 +383,8 @@ export function openIndexed(file: string, opts: OpenIndexedOptions = {}): Indexe
     },
     *events(from: number, to: number): Generator<EventRecord, void, undefined> {
       if (from < 1 || to > trailer.events || from > to) return;
-      const c = Math.floor(from / header.block) * header.block;
-      const at = c === 0 || reader === null ? trailer.start : reader.checkpoint(c / header.block - 1).at;
-      const { items, close } = scanFrom(at, c === 0 || reader === null ? 0 : c - 1);
+      const k = reader === null ? 0 : Math.floor(from / header.block);
+      const { items, close } = k === 0 ? scanFrom(trailer.start, 0) : openBlock(k);
       try {
         for (let r = items.next(); !r.done; r = items.next()) {
           if (r.value.type !== 'event') continue;
