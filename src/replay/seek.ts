@@ -69,6 +69,7 @@ export interface IndexedLog {
   close(): void;
 }
 
+/** How `openIndexed` reports on the index and when it builds one. */
 export interface OpenIndexedOptions {
   /** Told when the index is (re)built and why, e.g. to print on stderr. */
   onNotice?: (message: string) => void;
