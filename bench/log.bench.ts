@@ -14,7 +14,7 @@
  * BENCH_EVENTS=10000,100000 limits the seek sizes (BENCH_EVENTS=10000000 for the 10M-event log: minutes).
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { actorsFor } from '../machines/registry.ts';
@@ -133,11 +133,15 @@ function seekCurve(sizes: number[]) {
     const heapOpen = process.memoryUsage().heapUsed;
     h.seek(Math.floor(steps / 2)); // warm-up
     const lat: number[] = [];
+    const cpu: number[] = [];
     for (const n of targets(steps, 40)) {
       t = performance.now();
+      const c = cpuMs();
       h.seek(n);
+      cpu.push(cpuMs() - c);
       lat.push(performance.now() - t);
     }
+    cpu.sort((a, b) => a - b);
     global.gc?.();
     const heapSeeks = process.memoryUsage().heapUsed;
     h.close();
@@ -153,10 +157,13 @@ function seekCurve(sizes: number[]) {
       seekMsMedian: round(lat[Math.floor(lat.length / 2)]!, 1),
       seekMsP90: round(lat[Math.floor(lat.length * 0.9)]!, 1),
       seekMsMax: round(lat.at(-1)!, 1),
+      seekCpuMsMedian: round(cpu[Math.floor(cpu.length / 2)]!, 1),
+      seekCpuMsMax: round(cpu.at(-1)!, 1),
+      loadAverage: round(loadavg()[0]!, 1),
       heapMBOpen: mb(heapOpen - heap0),
       heapMBAfterSeeks: mb(heapSeeks - heap0),
     };
-    console.log(`seek ${String(steps).padStart(8)} events  log ${row.logMB} MB, index ${row.indexMB} MB  open ${row.openMs} ms  seek median ${row.seekMsMedian} ms, p90 ${row.seekMsP90}, max ${row.seekMsMax}  heap +${row.heapMBOpen} MB open, +${row.heapMBAfterSeeks} MB after 41 seeks`);
+    console.log(`seek ${String(steps).padStart(8)} events  log ${row.logMB} MB, index ${row.indexMB} MB  open ${row.openMs} ms  seek median ${row.seekMsMedian} ms, p90 ${row.seekMsP90}, max ${row.seekMsMax} (CPU median ${row.seekCpuMsMedian} ms, max ${row.seekCpuMsMax}; load ${row.loadAverage})  heap +${row.heapMBOpen} MB open, +${row.heapMBAfterSeeks} MB after 41 seeks`);
     rows.push(row);
   }
   return rows;
@@ -210,12 +217,12 @@ function bytesPerExample() {
 
 const sizes = (process.env['BENCH_EVENTS'] ?? '10000,100000,1000000').split(',').map(Number);
 try {
+  const seek = seekCurve(sizes);
   const bytes = bytesPerExample();
   const runs = runCurve();
-  const seek = seekCurve(sizes);
   const reader = readerRun(path.join(work, `seek-${sizes.at(-1)}.jsonl`));
   mkdirSync('bench/results', { recursive: true });
-  const result = { node: process.version, date: new Date().toISOString().slice(0, 10), runs, seek, reader, bytes };
+  const result = { node: process.version, date: new Date().toISOString().slice(0, 10), cpus: availableParallelism(), loadAverage: round(loadavg()[0]!, 1), runs, seek, reader, bytes };
   writeFileSync('bench/results/log.json', JSON.stringify(result, null, 2) + '\n');
   console.log('wrote bench/results/log.json');
 } finally {

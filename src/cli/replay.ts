@@ -64,6 +64,8 @@ export function replayCommand(logPath: string, opts: ReplayCliOptions, print: (l
   const key = opts.key === undefined ? undefined : readSigningKey(opts.key);
   let shown: Shown;
   if (opts.verify) {
+    // A forged log is named as forged: the signature (a pass without re-execution) before re-execution.
+    if (key !== undefined) for (const _ of scanLog(logPath, { allowTorn: true, key }).scan);
     const v = verifyLogFile(logPath, { allowTorn: true, ...(key !== undefined ? { key } : {}), ...(opts.to !== undefined ? { to: opts.to } : {}) });
     const log = v.log;
     if (log.torn !== null) throw new LogError('TORN_LINE', logPath, log.torn.line, `${tearDetail(log.torn)}: the log is incomplete, so it cannot be verified`);

@@ -28,7 +28,10 @@ import {
   OutcomeSchema,
   type EndInput,
   type EventInput,
+  type EndRecord,
+  type EventRecord,
   type HeaderInput,
+  type HeaderRecord,
   type LogRecord,
 } from './schema.ts';
 
@@ -123,6 +126,8 @@ export abstract class SealingLogWriter {
   #state: 'open' | 'ended' | 'closed' | 'failed' = 'open';
   readonly #mac: LogMac | null;
   readonly #encoder: EventEncoder;
+  readonly #headerLine: string;
+  #lastRecord: null | { type: 'event'; event: EventInput; hash: string } | { type: 'end'; record: EndRecord } = null;
   /** Events per block. */
   readonly block: number;
   /** Bytes of text written so far (uncompressed). */
@@ -137,6 +142,7 @@ export abstract class SealingLogWriter {
     this.block = opts.block ?? DEFAULT_BLOCK;
     this.#encoder = new EventEncoder(this.block);
     this.#offset = Buffer.byteLength(header.line) + 1;
+    this.#headerLine = header.line;
   }
 
   /** Writes one complete line (given without its '\n'), or throws. */
@@ -150,6 +156,24 @@ export abstract class SealingLogWriter {
   protected afterEvent(_seq: number, _world: World | undefined): void {}
   /** Called before the end record is written. */
   protected endStart(_at: LinePos): void {}
+
+  /** The header as a reader returns it. */
+  get header(): HeaderRecord {
+    const { h, ...rest } = JSON.parse(this.#headerLine) as HeaderRecord & { h: string };
+    return { ...rest, hash: h } as HeaderRecord;
+  }
+
+  /**
+   * The last record written, as a reader returns it (an event decoded, its payload's bigints as hex
+   * strings), or null before the first event: what a live view of the run shows.
+   */
+  get lastRecord(): EventRecord | EndRecord | null {
+    const last = this.#lastRecord;
+    if (last === null) return null;
+    if (last.type === 'end') return last.record;
+    const e = last.event;
+    return { type: 'event', seq: e.seq, from: e.from, to: e.to, kind: e.kind, name: e.name, payload: JSON.parse(stringifyCanonical(e.payload)) as Record<string, unknown>, cause: e.cause, choice: e.choice, state: e.state, hash: last.hash };
+  }
 
   /** Where the next line will start. */
   get next(): LinePos {
@@ -202,6 +226,7 @@ export abstract class SealingLogWriter {
     encoded.commit();
     this.#mac?.line(sealed.line);
     this.#lastSeq = event.seq;
+    this.#lastRecord = { type: 'event', event, hash: sealed.hash };
     this.afterEvent(event.seq, world);
     return this.#prevHash;
   }
@@ -218,6 +243,7 @@ export abstract class SealingLogWriter {
     const sealed = seal(this.#prevHash, record, this.file, line);
     this.endStart(this.next);
     this.#write(sealed);
+    this.#lastRecord = { type: 'end', record: { ...(JSON.parse(stringifyCanonical(record)) as Omit<EndRecord, 'hash'>), hash: sealed.hash } };
     this.#state = 'ended';
     return this.#prevHash;
   }
