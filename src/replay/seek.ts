@@ -374,7 +374,7 @@ export function openIndexed(file: string, opts: OpenIndexedOptions = {}): Indexe
       } catch (err) {
         if (!(err instanceof IndexProblem)) throw err;
         // A checkpoint that does not restore what the log says: the index was changed. Not trusted: rebuilt.
-        opts.onNotice?.(`${indexFile}: not trusted (${err.message}): rebuilding it`);
+        opts.onNotice?.(`${indexFile}: not trusted (${err.message}): removed, and rebuilt from the log if the log is large enough to need one`);
         reader?.close();
         reader = null;
         rmSync(indexFile, { force: true });
