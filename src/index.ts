@@ -34,6 +34,7 @@ export { readLog, parseLogText, scanLog, LogScan, type ParsedLog, type LogItem }
 export { LogError } from './log/errors.ts';
 export type { HeaderRecord, EventRecord, EndRecord, LogRecord } from './log/schema.ts';
 export { replayLog, scenarioFromLog, type ReplayResult } from './replay/replay.ts';
+export { replayEvents, type ReplayEvent, type ReplayedStep, type ReplayVerified } from './session/replay.ts';
 export { openIndexed, seek, buildIndex, indexFileOf, type IndexedLog, type SeekResult, type OpenIndexedOptions, type IndexState } from './replay/seek.ts';
 export { verifyLogFile, type StreamVerified } from './replay/verifyStream.ts';
 

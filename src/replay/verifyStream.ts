@@ -27,12 +27,23 @@ export interface StreamVerified {
   delivered: Message | null;
 }
 
+/** One step as verification re-derived it (the log's record agreed with the model up to here). */
+export interface VerifiedStep {
+  seq: number;
+  /** The log line it was read from. */
+  line: number;
+  choice: number;
+  message: Message;
+  world: World;
+  model: Model;
+}
+
 /**
  * Verifies the whole log at `file` as a stream (the checks of `replay --verify`), keeping the world at step
  * `to` (default: the last).
  * @throws LogError at the first line the log or the model disagrees with
  */
-export function verifyLogFile(file: string, opts: ReadOptions & { to?: number } = {}): StreamVerified {
+export function verifyLogFile(file: string, opts: ReadOptions & { to?: number; onStep?: (s: VerifiedStep) => void } = {}): StreamVerified {
   const { scan } = scanLog(file, opts);
   let header: HeaderRecord | null = null;
   let model: Model | null = null;
@@ -68,6 +79,7 @@ export function verifyLogFile(file: string, opts: ReadOptions & { to?: number } 
       before = { world: world!, delivered: r.delivered };
       world = r.world;
       checkDelivery(file, item.line, r.delivered, ev, world, model!);
+      opts.onStep?.({ seq: ev.seq, line: item.line, choice: ev.choice, message: r.delivered, world, model: model! });
       if (ev.seq === opts.to) atTo = { world, delivered: r.delivered };
     } else {
       lasso = item.record.outcome.lasso !== undefined;

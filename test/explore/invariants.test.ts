@@ -18,16 +18,11 @@ import { replayLog } from '../../src/replay/replay.ts';
 import type { World } from '../../src/runtime/world.ts';
 import type { Message } from '../../src/protocol/messages.ts';
 import { initialWorld as initialWorldOf } from '../../src/runtime/step.ts';
-import { ALL_EXAMPLES, exampleFile } from '../helpers.ts';
+import { ALL_EXAMPLES, exampleFile, FAILING_EXAMPLES } from '../helpers.ts';
 
 const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: 600_000 };
 
-/** What each example is for: the failure examples fail (no-failure); the others hold every default invariant. */
-const FAILING: Record<string, string> = {
-  'private-touch-sept-ve-disable': 'VM dead: kvm.vcpu0: Guest access before accepting 0x300000',
-  'private-touch-ve': 'guest panic: guest.vcpu0: Unexpected EPT-violation on private memory.',
-  've-double-fault': 'guest panic: guest.vcpu0: double fault (#DF, vector 8)',
-};
+const FAILING = FAILING_EXAMPLES;
 
 describe('default invariants on the bundled examples', () => {
   for (const name of ALL_EXAMPLES) {
