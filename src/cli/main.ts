@@ -66,7 +66,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .command('run')
     .description('run a scenario to the end, print one line per message and write the log')
     .argument('<scenario>', 'scenario file, directory with scenario.yaml, or bundled example name')
-    .option('--log <file>', 'log file to write (default: <scenario name>.log.jsonl)')
+    .option('--log <file>', 'log file to write (default: <scenario name>.log.jsonl; a name ending in .gz writes it gzip-compressed), with its checkpoint index <file>.idx when it has 1024 events or more')
     .option('--seed <n>', 'deliver messages in a seeded random order (default: FIFO)', nonNegativeInt('--seed'))
     .option('--max-steps <n>', 'stop after this many messages (a failure)', nonNegativeInt('--max-steps'))
     .option('--json', 'print the log records instead of the readable lines')
@@ -110,7 +110,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
   program
     .command('replay')
     .description('rebuild every actor state at a step from a log')
-    .argument('<log>', 'a tdxsim log (JSONL)')
+    .argument('<log>', 'a tdxsim log (JSONL, or gzip-compressed JSONL)')
     .option('--to <step>', 'step to show (default: the last)', nonNegativeInt('--to'))
     .option('--verify', 're-execute the whole log and check every event, state hash and the outcome')
     .option('--actor <id>', 'show only this actor')
@@ -140,6 +140,8 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .addOption(new Option('--format <format>', 'what to write').choices(EXPORT_FORMATS).makeOptionMandatory())
     .option('--out <file>', 'write here instead of stdout (a directory for statechart-svg without --actor)')
     .option('--actor <id>', 'only this actor: its messages, or its machine')
+    .option('--from <step>', 'mermaid/perfetto of a log: first step to export (read from the nearest checkpoint)', positiveInt('--from'))
+    .option('--to <step>', 'mermaid/perfetto of a log: last step to export', positiveInt('--to'))
     .option('--json', 'print what was written (files) or the text itself as JSON')
     .action((log: string, o: ExportCliOptions) => {
       code = settleLater(exportCommand(log, o, print));

@@ -18,22 +18,11 @@ import { replayLog } from '../../src/replay/replay.ts';
 import type { World } from '../../src/runtime/world.ts';
 import type { Message } from '../../src/protocol/messages.ts';
 import { initialWorld as initialWorldOf } from '../../src/runtime/step.ts';
-import { ALL_EXAMPLES, exampleFile } from '../helpers.ts';
+import { ALL_EXAMPLES, exampleFile, FAILING_EXAMPLES } from '../helpers.ts';
 
 const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: 600_000 };
 
-/** What each example is for: the failure examples fail (no-failure); the others hold every default invariant. */
-const FAILING: Record<string, string> = {
-  'private-touch-sept-ve-disable': 'VM dead: kvm.vcpu0: Guest access before accepting 0x300000',
-  'private-touch-ve': 'guest panic: guest.vcpu0: Unexpected EPT-violation on private memory.',
-  've-double-fault': 'guest panic: guest.vcpu0: double fault (#DF, vector 8)',
-  // The README's first explore example: the load before the accept is fatal in some schedules.
-  'accept-race': 'VM dead: kvm.vcpu1: Guest access before accepting 0x200000',
-  // Upstream kills the VM on a touch of an unaccepted page (tdx_is_sept_violation_unexpected_pending).
-  'touch-before-accept-loop': 'VM dead: kvm.vcpu0: Guest access before accepting 0x300000',
-  // The guest races its own accepts (not Linux): in some schedules the loser panics.
-  'split-block-busy': 'guest panic: guest.vcpu0: TDX: Failed to accept memory (at 0x200000)',
-};
+const FAILING = FAILING_EXAMPLES;
 
 describe('default invariants on the bundled examples', () => {
   for (const name of ALL_EXAMPLES) {

@@ -14,7 +14,7 @@ const DETAIL =
   "kvm.vcpu0 re-enters TDH.VP.ENTER into EPT_VIOLATION (TD exit) at GPA 0x200000 forever (15 steps a turn); guest.vcpu0 never retires the 8-byte store to 0x200000 (RIP 0xffffffff81000000): its #VE handler's TDG.MEM.PAGE.ACCEPT of 0x200000 at 4K never completes";
 
 describe('tdxsim explore: non-progress (CLI)', () => {
-  beforeAll(() => buildCli(), 120_000);
+  beforeAll(() => buildCli());
 
   it('accept-level-split without the split: exit 1, the ACCEPT loop as a lasso log that replay --verify accepts', () => {
     const dir = scratchDir();
