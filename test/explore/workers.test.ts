@@ -105,7 +105,7 @@ describe('tdxsim explore --workers', () => {
   it('random and pct walks on two workers: the same states, transitions and walks as on one, and the same violating walk', () => {
     const dir = scratchDir();
     for (const mode of ['random', 'pct']) {
-      const args = ['explore', 'zap-during-accept', '--mode', mode, '--seed', '11', '--walks', '60'];
+      const args = ['explore', 'zap-during-accept', '--mode', mode, '--seed', '11', '--walks', '200'];
       expect(summaryOf(tdxsim(dir, ...args, '--workers', '2'))).toBe(summaryOf(tdxsim(dir, ...args)));
       const race = [...args, '--policy', 'zapBusyKickRetry=off', '--no-minimise'];
       const walkOf = (r: CliResult) => /violation found in walk (\d+)/.exec(r.stdout)?.[1];
