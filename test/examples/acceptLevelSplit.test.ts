@@ -189,6 +189,9 @@ describe('policy switches', () => {
       sharedSuppressVe: true,
       snapshotBeforeAttributes: true,
       trackBeforeRemove: true,
+      acceptingListUnitGranular: true,
+      acceptMemoryPastEnd: true,
+      tdxEncStatusChangePrepare: true,
       zeroStepThreshold: 6,
     });
     for (const p of Object.values(POLICIES)) expect(p.section).toMatch(/^§/);
