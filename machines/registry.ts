@@ -84,7 +84,8 @@ export function actorsFor(s: Scenario): ActorSpec[] {
     ops.map((op): GuestOp => {
       switch (op.op) {
         case 'load':
-        case 'store': {
+        case 'store':
+        case 'spinUntil': {
           // A va is translated through the guest page tables at run time; the GPA comes from its PTE.
           if (op.va !== undefined) return { ...op, gla: op.va, gpa: 0n, paged: true } as GuestOp;
           return { ...op, gla: op.gla ?? glaOf(op.gpa!), gpa: op.gpa! } as GuestOp;

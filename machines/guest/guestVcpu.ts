@@ -147,12 +147,14 @@ const handlerTdcallRip = (c: GuestVcpuContext): bigint => veinfoGetRip(c) + BigI
 
 /** The GPA a paged access reaches: the PTE's frame (with the shared bit the PTE carries) plus the offset. */
 const pteGpa = (pte: bigint, gla: bigint): bigint => (pte & PTE_PFN_MASK) | (gla & (PAGE_SIZE - 1n));
-const gpaOf = (c: GuestVcpuContext, i: Extract<PlacedInsn, { op: 'load' | 'store' }>): bigint => (i.paged ? c.translated!.gpa : i.gpa);
+const gpaOf = (c: GuestVcpuContext, i: Extract<PlacedInsn, { op: 'load' | 'store' | 'spinUntil' }>): bigint => (i.paged ? c.translated!.gpa : i.gpa);
 /** load_unaligned_zeropad's two halves: 4 bytes at the end of the first page, 4 at the start of the next. */
 const ZEROPAD_HALF = 4;
 
 function accessMessage(c: GuestVcpuContext, i: PlacedInsn): Outgoing {
   if (i.op === 'load') return out(`hw.cpu${c.vcpu}`, 'insn', 'LOAD', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: gpaOf(c, i), size: i.size, length: i.length, reg: i.reg });
+  // The loop's load: its own encoding, the RIP of the whole loop (the mov is its first instruction).
+  if (i.op === 'spinUntil') return out(`hw.cpu${c.vcpu}`, 'insn', 'LOAD', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: gpaOf(c, i), size: i.size, length: i.size === 2 || i.size === 8 ? 3 : 2, reg: i.reg });
   if (i.op === 'store') return out(`hw.cpu${c.vcpu}`, 'insn', 'STORE', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: gpaOf(c, i), size: i.size, length: i.length, value: i.value });
   if (i.op === 'loadUnalignedZeropad') {
     const z = c.zeropad!;
@@ -167,7 +169,7 @@ function accessMessage(c: GuestVcpuContext, i: PlacedInsn): Outgoing {
 }
 
 function retireInto(regs: Record<GuestReg, bigint>, i: PlacedInsn, value: bigint | null): Record<GuestReg, bigint> {
-  return i.op === 'load' && value !== null ? { ...regs, [i.reg]: movToReg(regs[i.reg], i.size, value) } : regs;
+  return (i.op === 'load' || i.op === 'spinUntil') && value !== null ? { ...regs, [i.reg]: movToReg(regs[i.reg], i.size, value) } : regs;
 }
 const hw = (c: GuestVcpuContext) => `hw.cpu${c.vcpu}`;
 
@@ -205,10 +207,16 @@ export const guestVcpuMachine = setup({
     /** A paged access (or load_unaligned_zeropad) whose translation this execution has not walked yet. */
     needsWalk: ({ context }) => {
       const i = cur(context);
-      const paged = i !== undefined && (((i.op === 'load' || i.op === 'store') && i.paged === true) || i.op === 'loadUnalignedZeropad');
+      const paged = i !== undefined && (((i.op === 'load' || i.op === 'store' || i.op === 'spinUntil') && i.paged === true) || i.op === 'loadUnalignedZeropad');
       return paged && context.translated === null;
     },
     atZeropad: ({ context }) => cur(context)?.op === 'loadUnalignedZeropad',
+    /** The spin loop's load read something other than the value it waits for: the loop goes round again. */
+    stillSpinning: ({ context, event }) => {
+      const i = cur(context);
+      if (i?.op !== 'spinUntil') return false;
+      return ((payloadOf(event, 'insn', 'RETIRE').value ?? 0n) & sizeMask(i.size)) !== (i.value & sizeMask(i.size));
+    },
     atAcceptMemory: ({ context }) => cur(context)?.op === 'acceptMemory',
     atSetMemory: ({ context }) => cur(context)?.op === 'setMemoryEncrypted' || cur(context)?.op === 'setMemoryDecrypted',
     atEnterContext: ({ context }) => cur(context)?.op === 'enterContext',
@@ -342,6 +350,8 @@ export const guestVcpuMachine = setup({
         return { next: present ? { pte: r.pte!, gpa: pteGpa(r.pte!, r.va) } : null, low: null };
       },
     }),
+    /** cmp; jne: the loaded value goes to the register and the loop's load runs again (walked again if paged). */
+    spinAgain: assign(({ context, event }) => ({ regs: retireInto(context.regs, cur(context)!, payloadOf(event, 'insn', 'RETIRE').value), translated: null })),
     /** A fault-like exit: the instruction runs again from its page walk. */
     forgetTranslation: assign({ translated: () => null, zeropad: () => null }),
     keepLowHalf: assign({ zeropad: ({ context, event }) => ({ ...context.zeropad!, low: payloadOf(event, 'insn', 'RETIRE').value ?? 0n }) }),
@@ -547,6 +557,7 @@ export const guestVcpuMachine = setup({
           { guard: and(['zeropadFirstHalf', 'zeropadNextMissing']), target: 'dispatching', actions: 'zeropadFixupFromRetire' },
           { guard: 'zeropadFirstHalf', target: 'executing', reenter: true, actions: 'keepLowHalf' },
           { guard: 'atZeropad', target: 'dispatching', actions: 'retireZeropad' },
+          { guard: 'stillSpinning', target: 'dispatching', actions: 'spinAgain' },
           { target: 'dispatching', actions: 'retireInsn' },
         ],
         VMRESUME: [

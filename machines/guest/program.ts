@@ -20,6 +20,11 @@ export type GuestOp =
    * is fixed up by returning the bytes of the first page, zero-extended (ex_handler_zeropad).
    */
   | { op: 'loadUnalignedZeropad'; gla: bigint; reg: GuestReg }
+  /**
+   * `while (READ_ONCE(*flag) != value) ;` — a guest memory word another vCPU sets: a load, a compare and a
+   * jump back, repeated until the loaded value matches (the loaded value stays in `reg`).
+   */
+  | { op: 'spinUntil'; gpa: bigint; gla: bigint; size: AccessSize; value: bigint; reg: GuestReg; paged?: boolean }
   /** accept_memory(gpa, gpa + size): the lazy accept of unaccepted memory (drivers/firmware/efi/unaccepted_memory.c). */
   | { op: 'acceptMemory'; gpa: bigint; size: bigint }
   /** set_memory_encrypted / set_memory_decrypted(va, pages) on the direct map, in Linux's order (§6.iv). */
@@ -64,8 +69,13 @@ export function insnLength(op: GuestOp): number {
   if (op.op === 'enterContext' || op.op === 'leaveContext') return 0;
   // mov rax, [rdi]: REX.W 8B /r.
   if (op.op === 'loadUnalignedZeropad') return 3;
-  return op.size === 2 || op.size === 8 ? 3 : 2;
+  // The loop: mov, then cmp with an immediate (3C ib, 66 3D iw, 3D id, REX.W 3D id), then jne rel8 (75 cb).
+  if (op.op === 'spinUntil') return movLength(op.size) + [0, 2, 4, 0, 5, 0, 0, 0, 6][op.size]! + 2;
+  return movLength(op.size);
 }
+
+/** `mov reg, [rdi]` / `mov [rdi], reg`: opcode + ModRM, plus 0x66 for 16-bit or REX.W for 64-bit. */
+const movLength = (size: AccessSize): number => (size === 2 || size === 8 ? 3 : 2);
 
 export function placeProgram(ops: readonly GuestOp[], base = GUEST_TEXT_BASE): PlacedInsn[] {
   let rip = base;

@@ -107,6 +107,9 @@ function guestAttempt(c: GuestVcpuContext, state: string): string {
     case 'out':
       what = `the OUT to port ${hex(BigInt(i.port))} ${at}`;
       break;
+    case 'spinUntil':
+      what = `the spin on ${hex(i.paged ? i.gla : i.gpa)} until it reads ${hex(i.value)} ${at}`;
+      break;
     case 'loadUnalignedZeropad':
       what = `load_unaligned_zeropad(${hex(i.gla)}) ${at}`;
       break;

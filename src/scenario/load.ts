@@ -318,6 +318,9 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
         if (op.gpa & shared) return { path: at, message: `give the GPA without the shared bit (${hex(shared)}); "to" says which alias the range becomes` };
         continue;
       }
+      if (op.op === 'spinUntil' && s.devices.some((d) => (op.gpa! & ~shared) >= d.gpa && (op.gpa! & ~shared) < d.gpa + d.size)) {
+        return { path: at, message: 'spinUntil waits on a guest memory word, not on a device register' };
+      }
       const problem = checkAccess(op as { gpa: bigint; size: number }, at);
       if (problem) return { path: at, message: problem };
     }

@@ -62,6 +62,10 @@ const guestOp = z.discriminatedUnion('op', [
     .refine(onePlace, ONE_PLACE)
     .describe('a store of size bytes of value to gpa, or to va through the guest page tables'),
   z
+    .strictObject({ op: z.literal('spinUntil'), gpa: gpa.optional(), va: va.optional(), gla, size: accessSize, value: u64, reg: guestReg })
+    .refine(onePlace, ONE_PLACE)
+    .describe('while (READ_ONCE(*p) != value) ; — loads of a guest memory word another vCPU sets, until it reads value'),
+  z
     .strictObject({ op: z.literal('loadUnalignedZeropad'), va: va.refine((v) => (v & 0xfffn) === 0xffcn, 'load_unaligned_zeropad is modelled 4 bytes before a page end: va must end in 0xffc'), reg: guestReg })
     .describe('load_unaligned_zeropad(va): 8 bytes of which the last 4 are in the next page; a fault there is fixed up with zeros'),
   z

@@ -270,3 +270,28 @@ describe('scenario errors', () => {
     );
   });
 });
+
+describe('flag-handoff-shared-page: two vCPUs synchronise through a guest memory word', () => {
+  it('vCPU 1 spins on the flag through the S-EPT, then reads the message through the shared PTE vCPU 0 wrote', () => {
+    const r = run('flag-handoff-shared-page');
+    const loads = r.deliveries.filter((d) => d.message.name === 'LOAD' && d.message.from === 'guest.vcpu1').map((d) => d.message.payload as { gpa: bigint; rip: bigint; length: number });
+    expect(loads.at(-1)).toMatchObject({ gpa: 0x800000301000n, rip: 0xffffffff81000009n });
+    // Every spin is the loop's mov at the loop's RIP: `mov ecx, [rdi]` (2 bytes) + `cmp ecx, 1` (3D id, 5) + `jne` (2) = 9.
+    expect(loads.slice(0, -1).every((l) => l.gpa === 0x300000n && l.rip === 0xffffffff81000000n && l.length === 2)).toBe(true);
+    expect(ctx<GuestVcpuContext>(r, 'guest.vcpu1').regs).toMatchObject({ rcx: 1n, rax: 0x4d5347n });
+  });
+
+  it('in every interleaving the message read after the flag is the one written before it: clean and exhaustive (31948 states)', () => {
+    const s = scenarioOf('flag-handoff-shared-page');
+    const model = modelFor(s);
+    const handoff = {
+      name: 'message-after-flag',
+      description: "vCPU 1's read of the page after the flag returns vCPU 0's message",
+      check(_m: unknown, _b: unknown, _a: unknown, d: { name: string; to: string; payload: unknown }) {
+        const p = d.payload as { rip?: bigint; value?: bigint };
+        return d.name === 'RETIRE' && d.to === 'guest.vcpu1' && p.rip === 0xffffffff81000009n && p.value !== 0x4d5347n ? `read ${p.value}` : null;
+      },
+    };
+    expect(explore(model, [...invariantsOf(s.invariants), handoff as never], UNBOUNDED)).toMatchObject({ status: 'clean', exhaustive: true, states: 31948 });
+  });
+});
