@@ -172,7 +172,7 @@ export const POLICIES = {
       'the list holds byte ranges and only byte overlap collides: two calls for different pages of one unit both pass, both find the unit\'s bit set and both accept the whole unit; the second TDG.MEM.PAGE.ACCEPT of a page fails (already accepted, or busy) at every size and arch_accept_memory panics',
     section: '§6.ii A.1',
     history:
-      'Kirill Shutemov\'s "efi/unaccepted: Fix soft lockups caused by parallel memory acceptance" (v1 on LKML, Oct 2023, reported by Michael Roth) dropped unaccepted_memory_lock during arch_accept_memory and added accepting_list with physical start/end; v2 (50e782a86c98, v6.7, Fixes 2053bc57f367) stores units and checks at unit granularity, so that requests for the same unit collide even when their bytes do not overlap',
+      'Kirill Shutemov\'s "efi/unaccepted: Fix soft lockups caused by parallel memory acceptance" (v1 on LKML, Oct 2023, reported by Michael Roth) dropped unaccepted_memory_lock during arch_accept_memory and added accepting_list with physical start/end; v2 (50e782a86c98, v6.6, Fixes 2053bc57f367) stores units and checks at unit granularity, so that requests for the same unit collide even when their bytes do not overlap; Michael Roth\'s "efi/unaccepted: Fix off-by-one when checking for overlapping ranges" (Nov 2023) then let ranges that only touch go on in parallel, as the model does',
   },
   acceptMemoryPastEnd: {
     default: true,

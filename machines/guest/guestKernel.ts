@@ -101,7 +101,8 @@ function collides(c: GuestKernelContext, vcpu: number, start: bigint, end: bigin
   if (r === null) return false;
   return c.acceptingList.some((e) => {
     if (e.vcpu === vcpu) return false;
-    if (c.unitGranularCheck) return !(e.end < r.start || e.start >= r.end);
+    // Units [start, end): touching ranges do not collide (Michael Roth's off-by-one fix to 50e782a86c98).
+    if (c.unitGranularCheck) return !(e.end <= r.start || e.start >= r.end);
     // The v1 posting kept byte offsets in the list and compared those: two calls in one unit can pass.
     return !(e.physEnd < r.phys.start || e.physStart > r.phys.end);
   });
