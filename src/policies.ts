@@ -192,6 +192,16 @@ export const POLICIES = {
     history:
       '"x86/tdx: Fix race between set_memory_encrypted() and load_unaligned_zeropad()" (195edce08b63, v6.5, Fixes 7dbde7631629 "x86/mm/cpa: Add support for TDX shared memory"), with "x86/mm: Allow guest.enc_status_change_prepare() to fail" (3f6819dd192e): before them TDX had only enc_status_change_finish',
   },
+  mmioRejectsPageCross: {
+    default: true,
+    effect:
+      'the #VE handler\'s handle_mmio refuses an access that crosses a page boundary, so a load_unaligned_zeropad whose second half lands on a shared page the VMM does not back (an MMIO #VE) goes to the exception fixup and reads zeros there',
+    otherwise:
+      'handle_mmio decodes the 8-byte mov and asks the VMM to emulate it at the GPA VE_INFO gave (the second page): the register gets what the VMM answers for bytes the load never meant to read, and the VMM sees an MMIO access the guest never made (mmio-within-page)',
+    section: '§6.i',
+    history:
+      '"x86/tdx: Handle load_unaligned_zeropad() page-cross to a shared page" (1e7769653b06, v5.19, Kirill Shutemov, Jun 2022): before it the #VE handler took every #VE on a shared page for MMIO and emulated it; the commit says the problem was found by analysis and reproduced artificially',
+  },
   zeroStepThreshold: {
     default: STEPPING_EPF_THRESHOLD,
     range: [1, EPF_GPA_LIST_SIZE],

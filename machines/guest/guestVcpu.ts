@@ -55,6 +55,8 @@ export interface GuestVcpuInput {
    * PTE turns private; off, after (before 195edce08b63).
    */
   encPrepareFirst: boolean;
+  /** Policy mmioRejectsPageCross: handle_mmio refuses an access that crosses a page (1e7769653b06). */
+  mmioRejectsPageCross: boolean;
 }
 
 /** tdx_accept_memory's progress: [start, end) and the TDX page level being tried at `start`. */
@@ -117,6 +119,7 @@ export interface GuestVcpuContext {
   panic: string | null;
   privateVe: 'panic' | 'accept';
   encPrepareFirst: boolean;
+  mmioRejectsPageCross: boolean;
   /** The current instruction's translation through the guest page tables: the PTE and the GPA it gives. */
   translated: { gla: bigint; pte: bigint; gpa: bigint } | null;
   /** load_unaligned_zeropad: the second page's translation (null: not present) and the first page's bytes once loaded. */
@@ -231,7 +234,7 @@ export const guestVcpuMachine = setup({
     zeropadFirstHalf: ({ context }) => context.zeropad !== null && context.zeropad.low === null,
     zeropadNextMissing: ({ context }) => context.zeropad !== null && context.zeropad.next === null,
     /** handle_mmio refuses an access that crosses a page, so the #VE goes to the exception fixup (ex_handler_zeropad). */
-    zeropadFixup: ({ context }) => cur(context)?.op === 'loadUnalignedZeropad' && context.zeropad?.low !== null,
+    zeropadFixup: ({ context }) => context.mmioRejectsPageCross && cur(context)?.op === 'loadUnalignedZeropad' && context.zeropad?.low !== null,
     noUnacceptedRun: ({ event }) => payloadOf(event, 'guest-mm', 'ACCEPT_MEMORY_RANGE').physStart === null,
     morePtes: ({ context }) => context.setMemory!.ptesWritten + 1 < context.setMemory!.pages,
     setMemoryDone: ({ context }) => setMemoryPhase(context) === 'done',
@@ -452,7 +455,9 @@ export const guestVcpuMachine = setup({
     }),
     /** handle_mmio: the instruction at RIP is decoded by the guest itself; R14 = GPA from VE info (§6.i 9). */
     requestMmio: emit(({ context }) => {
-      const i = cur(context)! as Extract<GuestOp, { op: 'load' | 'store' }>;
+      const op = cur(context)!;
+      // load_unaligned_zeropad reaches here only when handle_mmio lacks the page-cross check: it decodes an 8-byte mov.
+      const i = (op.op === 'loadUnalignedZeropad' ? { op: 'load', size: 8 } : op) as Extract<GuestOp, { op: 'load' | 'store' }>;
       const write = i.op === 'store';
       return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<#VE.RequestMMIO>', tdvmcall(context, handlerTdcallRip(context), TDVMCALL_VE_REQUEST_MMIO, {
         R12: BigInt(i.size),
@@ -479,8 +484,11 @@ export const guestVcpuMachine = setup({
     completeMmio: assign(({ context, event }) => {
       const i = cur(context)!;
       const ret = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!;
-      const regs = i.op === 'load' ? { ...context.regs, [i.reg]: movToReg(context.regs[i.reg], i.size, ret.R11 ?? 0n) } : context.regs;
-      return { regs, pc: context.pc + 1, ve: null, translated: null };
+      const regs =
+        i.op === 'load' ? { ...context.regs, [i.reg]: movToReg(context.regs[i.reg], i.size, ret.R11 ?? 0n) }
+        : i.op === 'loadUnalignedZeropad' ? { ...context.regs, [i.reg]: ret.R11 ?? 0n }
+        : context.regs;
+      return { regs, pc: context.pc + 1, ve: null, translated: null, zeropad: null };
     }),
     /** VMX: KVM already wrote the register and advanced RIP while emulating. */
     applyEmulation: assign(({ context, event }) => {
@@ -515,6 +523,7 @@ export const guestVcpuMachine = setup({
     panic: null,
     privateVe: input.privateVe,
     encPrepareFirst: input.encPrepareFirst,
+    mmioRejectsPageCross: input.mmioRejectsPageCross,
     translated: null,
     zeropad: null,
     setMemory: null,

@@ -192,6 +192,7 @@ describe('policy switches', () => {
       acceptingListUnitGranular: true,
       acceptMemoryPastEnd: true,
       tdxEncStatusChangePrepare: true,
+      mmioRejectsPageCross: true,
       zeroStepThreshold: 6,
     });
     for (const p of Object.values(POLICIES)) expect(p.section).toMatch(/^§/);

@@ -17,9 +17,10 @@ import { nonProgress } from './nonProgress.ts';
 import { noStaleTranslation } from './noStaleTranslation.ts';
 import { noVeInUnsafeContext } from './noVeInUnsafeContext.ts';
 import { guestPteMatchesAttribute } from './guestPteMatchesAttribute.ts';
+import { mmioWithinPage } from './mmioWithinPage.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, nonProgress, noVeInUnsafeContext, guestPteMatchesAttribute };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, nonProgress, noVeInUnsafeContext, guestPteMatchesAttribute, mmioWithinPage };
 export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
@@ -41,6 +42,7 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(nonProgress),
   fixed(noVeInUnsafeContext),
   fixed(guestPteMatchesAttribute),
+  fixed(mmioWithinPage),
 ];
 
 /** The library entry named `name`, or undefined. */
