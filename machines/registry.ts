@@ -62,8 +62,9 @@ const VE_HANDLER_TEXT = 0xffffffff81100000n;
 const ATTRIBUTE_BITS: Record<string, bigint> = { SEPT_VE_DISABLE: TD_ATTR_SEPT_VE_DISABLE };
 
 /**
- * The actors a scenario describes, in the model's fixed order (guest vCPUs, CPUs, the TDX module, KVM's
- * threads, the TDP MMU, the VMM, memory), each with its machine and initial input.
+ * The actors a scenario describes, in the model's fixed order (guest vCPUs, the guest kernel's memory data
+ * when the scenario has a guestKernel section, CPUs, the TDX module, KVM's threads, the TDP MMU, the VMM,
+ * memory), each with its machine and initial input.
  */
 export function actorsFor(s: Scenario): ActorSpec[] {
   const td = s.vm.type === 'tdx';
