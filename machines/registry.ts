@@ -1,5 +1,5 @@
 /**
- * Scenario → actors. Actor ids are stable scenario names (`guest.vcpu0`, `hw.cpu0`, `hw.mem`, `tdx`,
+ * Scenario → actors. Actor ids are stable scenario names (`guest.vcpu0`, `guest.kernel`, `hw.cpu0`, `hw.mem`, `tdx`,
  * `kvm.vcpu0`, `kvm.vm`, `kvm.mmu`, `vmm`), listed top-down as the layers sit: guest, hardware, TDX module,
  * KVM, userspace. That order is also the order of `enabledChoices`, so it is part of the log format.
  */
@@ -15,7 +15,8 @@ import { kvmVmMachine } from './kvm/kvmVm.ts';
 import { TDCS_PAGES, TDVPS_PAGES } from './tdxModule/tdxModule.ts';
 import type { BuildStep } from './vmm/vmm.ts';
 import { guestVcpuMachine } from './guest/guestVcpu.ts';
-import { placeProgram, type GuestOp } from './guest/program.ts';
+import { guestKernelMachine, guestPte, vaKey, type GuestKernelInput, type GuestPte } from './guest/guestKernel.ts';
+import { placeProgram, type GuestOp, type GuestReg } from './guest/program.ts';
 import { cpuMachine } from './hw/cpu.ts';
 import { tdxModuleMachine } from './tdxModule/tdxModule.ts';
 import { kvmVcpuMachine } from './kvm/kvmVcpu.ts';
@@ -54,15 +55,16 @@ export { TDX_GLOBAL_KEYID, TD_HKID };
 /** ioremap() hands out vmalloc addresses; VMALLOC_START with 4-level paging. */
 const VMALLOC_START = 0xffffc90000000000n;
 /** The kernel's direct map of physical memory, PAGE_OFFSET with 4-level paging and no KASLR. */
-const PAGE_OFFSET = 0xffff888000000000n;
+export const PAGE_OFFSET = 0xffff888000000000n;
 /** Where the model places the #VE handler's own instructions (after the program's text). */
 const VE_HANDLER_TEXT = 0xffffffff81100000n;
 
 const ATTRIBUTE_BITS: Record<string, bigint> = { SEPT_VE_DISABLE: TD_ATTR_SEPT_VE_DISABLE };
 
 /**
- * The actors a scenario describes, in the model's fixed order (guest vCPUs, CPUs, the TDX module, KVM's
- * threads, the TDP MMU, the VMM, memory), each with its machine and initial input.
+ * The actors a scenario describes, in the model's fixed order (guest vCPUs, the guest kernel's memory data
+ * when the scenario has a guestKernel section, CPUs, the TDX module, KVM's threads, the TDP MMU, the VMM,
+ * memory), each with its machine and initial input.
  */
 export function actorsFor(s: Scenario): ActorSpec[] {
   const td = s.vm.type === 'tdx';
@@ -80,11 +82,33 @@ export function actorsFor(s: Scenario): ActorSpec[] {
   // MMIO goes through ioremap()'s vmalloc addresses, memory through the kernel's direct map.
   const glaOf = (gpa: bigint) => (isDevice(gpa) ? VMALLOC_START + ((gpa & ~shared) & 0xfffffffn) : PAGE_OFFSET + (gpa & ~shared));
   const place = (ops: readonly Scenario['vcpus'][number]['program'][number][]): GuestOp[] =>
-    ops.map((op) => (op.op === 'hlt' || op.op === 'accept' || op.op === 'mapGpa' || op.op === 'out' ? op : ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp)));
+    ops.map((op): GuestOp => {
+      switch (op.op) {
+        case 'load':
+        case 'store':
+        case 'spinUntil': {
+          // A va is translated through the guest page tables at run time; the GPA comes from its PTE.
+          if (op.va !== undefined) return { ...op, gla: op.va, gpa: 0n, paged: true } as GuestOp;
+          return { ...op, gla: op.gla ?? glaOf(op.gpa!), gpa: op.gpa! } as GuestOp;
+        }
+        case 'loadUnalignedZeropad':
+          return { op: op.op, gla: op.va, reg: op.reg as GuestReg };
+        case 'setMemoryEncrypted':
+        case 'setMemoryDecrypted':
+          return { op: op.op, gla: op.va, pages: op.pages };
+        default:
+          return op as GuestOp;
+      }
+    });
   for (const v of vcpus) {
     const prologue = placeProgram(place(s.vcpus[v]!.veHandlerPrologue), VE_HANDLER_TEXT);
-    actors.push({ id: `guest.vcpu${v}`, machine: guestVcpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue, veHandlerText: VE_HANDLER_TEXT, privateVe: s.vcpus[v]!.privateVe } });
+    actors.push({
+      id: `guest.vcpu${v}`,
+      machine: guestVcpuMachine,
+      input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue, veHandlerText: VE_HANDLER_TEXT, privateVe: s.vcpus[v]!.privateVe, encPrepareFirst: s.policies.tdxEncStatusChangePrepare, mmioRejectsPageCross: s.policies.mmioRejectsPageCross },
+    });
   }
+  if (td && s.guestKernel !== undefined) actors.push({ id: 'guest.kernel', machine: guestKernelMachine, input: guestKernelInput(s.guestKernel, shared, s.policies) });
   for (const v of vcpus) actors.push({ id: `hw.cpu${v}`, machine: cpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw } });
   const staging: Record<number, PhysPage> = {};
   actors.push({ id: 'hw.mem', machine: memoryMachine, input: { pages: staging } });
@@ -156,6 +180,20 @@ export function actorsFor(s: Scenario): ActorSpec[] {
     },
   });
   return actors;
+}
+
+/**
+ * The guest kernel's page tables (4K PTEs of the direct map, PAGE_OFFSET + gpa → gpa) and its unaccepted-
+ * memory table with every unit unaccepted, as firmware hands them over.
+ */
+function guestKernelInput(g: NonNullable<Scenario['guestKernel']>, sharedMask: bigint, policies: Scenario['policies']): GuestKernelInput {
+  const pageTables: Record<string, GuestPte> = {};
+  for (const r of g.directMap) {
+    for (let off = 0n; off < r.size; off += PAGE_SIZE) pageTables[vaKey(PAGE_OFFSET + r.gpa + off)] = guestPte(r.gpa + off, r.shared, sharedMask);
+  }
+  const u = g.unaccepted;
+  const unaccepted = u === undefined ? null : { physBase: u.gpa, unitSize: u.unitSize, bitmap: '1'.repeat(Number((u.size + u.unitSize - 1n) / u.unitSize)) };
+  return { sharedMask, pageTables, unaccepted, unitGranularCheck: policies.acceptingListUnitGranular, acceptPastEnd: policies.acceptMemoryPastEnd };
 }
 
 /** The VMM's TD build script (§5b.3), QEMU's order: attributes, INIT_VM, INIT_VCPU, image, FINALIZE. */

@@ -164,6 +164,44 @@ export const POLICIES = {
     history:
       'v9 of the TDX series ("KVM: TDX: TDP MMU TDX support", Isaku Yamahata, Sep 2022): for a zapped private leaf the TDP MMU called the BLOCK hook and the REMOVE hook back to back and left TDH.MEM.TRACK to the remote-TLB-flush hook, which runs after the zap; later revisions issue it in the remove hook before REMOVE (kvm_flush_remote_tlbs, then tdx_track)',
   },
+  acceptingListUnitGranular: {
+    default: true,
+    effect:
+      'accept_memory registers its range on accepting_list in bitmap units and waits for any entry that touches the same unit, so two vCPUs never accept the same unit at once',
+    otherwise:
+      'the list holds byte ranges and only byte overlap collides: two calls for different pages of one unit both pass, both find the unit\'s bit set and both accept the whole unit; the second TDG.MEM.PAGE.ACCEPT of a page fails (already accepted, or busy) at every size and arch_accept_memory panics',
+    section: '§6.ii A.1',
+    history:
+      'Kirill Shutemov\'s "efi/unaccepted: Fix soft lockups caused by parallel memory acceptance" (v1 on LKML, Oct 2023, reported by Michael Roth) dropped unaccepted_memory_lock during arch_accept_memory and added accepting_list with physical start/end; v2 (50e782a86c98, v6.6, Fixes 2053bc57f367) stores units and checks at unit granularity, so that requests for the same unit collide even when their bytes do not overlap; Michael Roth\'s "efi/unaccepted: Fix off-by-one when checking for overlapping ranges" (Nov 2023) then let ranges that only touch go on in parallel, as the model does',
+  },
+  acceptMemoryPastEnd: {
+    default: true,
+    effect: 'accept_memory accepts one more unit when the range ends on a unit boundary, so load_unaligned_zeropad reading past the last page never meets unaccepted memory',
+    otherwise: 'exactly the units of the range are accepted: a load_unaligned_zeropad that spills over the end lands in an unaccepted page, a #VE on private memory (or, with SEPT_VE_DISABLE, a TD exit KVM kills the VM for)',
+    section: '§6.ii B.3',
+    history:
+      '"efi/unaccepted: Avoid load_unaligned_zeropad() stepping into unaccepted memory" (c211c19e80d0, v6.5; earlier revisions of the series as "x86/mm: Avoid load_unaligned_zeropad() stepping into unaccepted memory") came after the bitmap code of 2053bc57f367 in the same series; the series notes it as a problem hit in TDX testing',
+  },
+  tdxEncStatusChangePrepare: {
+    default: true,
+    effect:
+      'set_memory_encrypted converts the range in enc_status_change_prepare — MapGPA to private and tdx_accept_memory — before __change_page_attr makes the PTEs private; set_memory_decrypted makes the PTEs shared first and converts in enc_status_change_finish: there is never a private mapping of a shared page',
+    otherwise:
+      'both directions convert in enc_status_change_finish, after the PTEs changed: during set_memory_encrypted a private PTE maps a page still shared (guest-pte-matches-attribute), and a load_unaligned_zeropad from the page before it is a private access to a page the TD does not own',
+    section: '§6.iv',
+    history:
+      '"x86/tdx: Fix race between set_memory_encrypted() and load_unaligned_zeropad()" (195edce08b63, v6.5, Fixes 7dbde7631629 "x86/mm/cpa: Add support for TDX shared memory"), with "x86/mm: Allow guest.enc_status_change_prepare() to fail" (3f6819dd192e): before them TDX had only enc_status_change_finish',
+  },
+  mmioRejectsPageCross: {
+    default: true,
+    effect:
+      'the #VE handler\'s handle_mmio refuses an access that crosses a page boundary, so a load_unaligned_zeropad whose second half lands on a shared page the VMM does not back (an MMIO #VE) goes to the exception fixup and reads zeros there',
+    otherwise:
+      'handle_mmio decodes the 8-byte mov and asks the VMM to emulate it at the GPA VE_INFO gave (the second page): the register gets what the VMM answers for bytes the load never meant to read, and the VMM sees an MMIO access the guest never made (mmio-within-page)',
+    section: '§6.i',
+    history:
+      '"x86/tdx: Handle load_unaligned_zeropad() page-cross to a shared page" (1e7769653b06, v5.19, Kirill Shutemov, Jun 2022): before it the #VE handler took every #VE on a shared page for MMIO and emulated it; the commit says the problem was found by analysis and reproduced artificially',
+  },
   zeroStepThreshold: {
     default: STEPPING_EPF_THRESHOLD,
     range: [1, EPF_GPA_LIST_SIZE],

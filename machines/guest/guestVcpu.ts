@@ -29,7 +29,7 @@
  * `veHandlerPrologue` lets a scenario give the #VE handler instructions it runs before TDG.VP.VEINFO.GET —
  * the window in which a second #VE becomes #DF (§5a.6): e.g. a handler whose stack is in unaccepted memory.
  */
-import { setup, assign, emit, and } from 'xstate';
+import { setup, assign, emit, and, enqueueActions } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDG_MEM_PAGE_ACCEPT, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
@@ -37,7 +37,8 @@ import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_IO_INSTRUCTION, DF_VECTOR, decod
 import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, PAGE_SIZE, TDX_PS_4K } from '../../src/arch/gpa.ts';
 import { hex } from '../../src/arch/hex.ts';
-import { movToReg, sizeMask, TDCALL_LENGTH, type GuestOp, type GuestReg, type PlacedInsn } from './program.ts';
+import { movToReg, sizeMask, TDCALL_LENGTH, type GuestOp, type GuestReg, type PlacedInsn, type UnsafeContext } from './program.ts';
+import { guestPte, PTE_PFN_MASK } from './guestKernel.ts';
 
 export interface GuestVcpuInput {
   vcpu: number;
@@ -49,6 +50,13 @@ export interface GuestVcpuInput {
   veHandlerText: bigint;
   /** What the #VE handler does with an EPT-violation #VE on private memory (scenario `privateVe`). */
   privateVe: 'panic' | 'accept';
+  /**
+   * Policy tdxEncStatusChangePrepare: set_memory_encrypted converts the page (MapGPA, accept) before its
+   * PTE turns private; off, after (before 195edce08b63).
+   */
+  encPrepareFirst: boolean;
+  /** Policy mmioRejectsPageCross: handle_mmio refuses an access that crosses a page (1e7769653b06). */
+  mmioRejectsPageCross: boolean;
 }
 
 /** tdx_accept_memory's progress: [start, end) and the TDX page level being tried at `start`. */
@@ -110,6 +118,22 @@ export interface GuestVcpuContext {
   /** Why the guest died, when it did. */
   panic: string | null;
   privateVe: 'panic' | 'accept';
+  encPrepareFirst: boolean;
+  mmioRejectsPageCross: boolean;
+  /** The current instruction's translation through the guest page tables: the PTE and the GPA it gives. */
+  translated: { gla: bigint; pte: bigint; gpa: bigint } | null;
+  /** load_unaligned_zeropad: the second page's translation (null: not present) and the first page's bytes once loaded. */
+  zeropad: { next: { pte: bigint; gpa: bigint } | null; low: bigint | null } | null;
+  /** set_memory_encrypted/decrypted in progress: the range's GPA (no shared bit), pages, and what is done. */
+  setMemory: { gpa: bigint; pages: number; ptesWritten: number; mapped: boolean; accepted: boolean } | null;
+  /** accept_memory's current run of unaccepted units, [physStart, physEnd), while arch_accept_memory runs. */
+  unacceptedRun: { physStart: bigint; physEnd: bigint } | null;
+  /** accept_memory holds interrupts off from its first spin_lock_irqsave to the last spin_unlock_irqrestore. */
+  irqsDisabled: boolean;
+  /** A context in which a #VE cannot be handled (the syscall gap, NMI entry), while the vCPU is in one. */
+  unsafeContext: UnsafeContext | null;
+  /** The last WARN the guest printed (a conversion the VMM refused: __set_memory_enc_pgtable's vmm_fail). */
+  warning: string | null;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -124,22 +148,54 @@ const curPrologue = (c: GuestVcpuContext): PlacedInsn => c.veHandlerPrologue[c.p
 const veinfoGetRip = (c: GuestVcpuContext): bigint => c.veHandlerPrologue.reduce((rip, i) => rip + BigInt(i.length), c.veHandlerText);
 const handlerTdcallRip = (c: GuestVcpuContext): bigint => veinfoGetRip(c) + BigInt(TDCALL_LENGTH);
 
+/** The GPA a paged access reaches: the PTE's frame (with the shared bit the PTE carries) plus the offset. */
+const pteGpa = (pte: bigint, gla: bigint): bigint => (pte & PTE_PFN_MASK) | (gla & (PAGE_SIZE - 1n));
+const gpaOf = (c: GuestVcpuContext, i: Extract<PlacedInsn, { op: 'load' | 'store' | 'spinUntil' }>): bigint => (i.paged ? c.translated!.gpa : i.gpa);
+/** load_unaligned_zeropad's two halves: 4 bytes at the end of the first page, 4 at the start of the next. */
+const ZEROPAD_HALF = 4;
+
 function accessMessage(c: GuestVcpuContext, i: PlacedInsn): Outgoing {
-  if (i.op === 'load') return out(`hw.cpu${c.vcpu}`, 'insn', 'LOAD', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, reg: i.reg });
-  if (i.op === 'store') return out(`hw.cpu${c.vcpu}`, 'insn', 'STORE', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, value: i.value });
+  if (i.op === 'load') return out(`hw.cpu${c.vcpu}`, 'insn', 'LOAD', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: gpaOf(c, i), size: i.size, length: i.length, reg: i.reg });
+  // The loop's load: its own encoding, the RIP of the whole loop (the mov is its first instruction).
+  if (i.op === 'spinUntil') return out(`hw.cpu${c.vcpu}`, 'insn', 'LOAD', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: gpaOf(c, i), size: i.size, length: i.size === 2 || i.size === 8 ? 3 : 2, reg: i.reg });
+  if (i.op === 'store') return out(`hw.cpu${c.vcpu}`, 'insn', 'STORE', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: gpaOf(c, i), size: i.size, length: i.length, value: i.value });
+  if (i.op === 'loadUnalignedZeropad') {
+    const z = c.zeropad!;
+    const second = z.low !== null;
+    const gla = second ? i.gla + BigInt(ZEROPAD_HALF) : i.gla;
+    const gpa = second ? z.next!.gpa : c.translated!.gpa;
+    return out(`hw.cpu${c.vcpu}`, 'insn', 'LOAD', { vcpu: c.vcpu, rip: i.rip, gla, gpa, size: ZEROPAD_HALF, length: i.length, reg: i.reg });
+  }
   if (i.op === 'hlt') return out(`hw.cpu${c.vcpu}`, 'insn', 'HLT', { vcpu: c.vcpu, rip: i.rip });
   if (i.op === 'out') return out(`hw.cpu${c.vcpu}`, 'insn', 'OUT', { vcpu: c.vcpu, rip: i.rip, port: i.port, size: i.size, value: i.value, length: i.length });
   throw new Error(`model bug: ${i.op} is not a memory instruction`);
 }
 
 function retireInto(regs: Record<GuestReg, bigint>, i: PlacedInsn, value: bigint | null): Record<GuestReg, bigint> {
-  return i.op === 'load' && value !== null ? { ...regs, [i.reg]: movToReg(regs[i.reg], i.size, value) } : regs;
+  return (i.op === 'load' || i.op === 'spinUntil') && value !== null ? { ...regs, [i.reg]: movToReg(regs[i.reg], i.size, value) } : regs;
 }
 const hw = (c: GuestVcpuContext) => `hw.cpu${c.vcpu}`;
 
 /** The TDVMCALL register block Linux builds in __tdx_hypercall: R10 = standard, R11 = sub-function (§4.3). */
 function tdvmcall(c: GuestVcpuContext, rip: bigint, subfn: number, args: Gprs): Gprs & { vcpu: number; rip: bigint } {
   return { vcpu: c.vcpu, rip, RAX: BigInt(TDG_VP_VMCALL), RCX: TDVMCALL_EXPOSE_REGS_MASK, R10: TDX_HYPERCALL_STANDARD, R11: BigInt(subfn), ...args };
+}
+
+/**
+ * What __set_memory_enc_pgtable does next. Private → shared: the PTEs turn shared, then
+ * enc_status_change_finish converts (MapGPA). Shared → private: enc_status_change_prepare converts (MapGPA,
+ * then tdx_accept_memory) before the PTEs turn private (195edce08b63); before that commit the PTEs turned
+ * private first and the conversion came in enc_status_change_finish.
+ */
+type SetMemoryPhase = 'ptes' | 'mapGpa' | 'accept' | 'done';
+function setMemoryPhase(c: GuestVcpuContext): SetMemoryPhase {
+  const m = c.setMemory!;
+  const ptesDone = m.ptesWritten >= m.pages;
+  const mapped = m.mapped;
+  if (cur(c)!.op === 'setMemoryDecrypted') return !ptesDone ? 'ptes' : !mapped ? 'mapGpa' : 'done';
+  const accepted = m.accepted;
+  if (c.encPrepareFirst) return !mapped ? 'mapGpa' : !accepted ? 'accept' : !ptesDone ? 'ptes' : 'done';
+  return !ptesDone ? 'ptes' : !mapped ? 'mapGpa' : !accepted ? 'accept' : 'done';
 }
 
 export const guestVcpuMachine = setup({
@@ -151,6 +207,39 @@ export const guestVcpuMachine = setup({
   },
   guards: {
     programEnded: ({ context }) => cur(context) === undefined,
+    /** A paged access (or load_unaligned_zeropad) whose translation this execution has not walked yet. */
+    needsWalk: ({ context }) => {
+      const i = cur(context);
+      const paged = i !== undefined && (((i.op === 'load' || i.op === 'store' || i.op === 'spinUntil') && i.paged === true) || i.op === 'loadUnalignedZeropad');
+      return paged && context.translated === null;
+    },
+    atZeropad: ({ context }) => cur(context)?.op === 'loadUnalignedZeropad',
+    /** The spin loop's load read something other than the value it waits for: the loop goes round again. */
+    stillSpinning: ({ context, event }) => {
+      const i = cur(context);
+      if (i?.op !== 'spinUntil') return false;
+      return ((payloadOf(event, 'insn', 'RETIRE').value ?? 0n) & sizeMask(i.size)) !== (i.value & sizeMask(i.size));
+    },
+    atAcceptMemory: ({ context }) => cur(context)?.op === 'acceptMemory',
+    atSetMemory: ({ context }) => cur(context)?.op === 'setMemoryEncrypted' || cur(context)?.op === 'setMemoryDecrypted',
+    atEnterContext: ({ context }) => cur(context)?.op === 'enterContext',
+    atLeaveContext: ({ context }) => cur(context)?.op === 'leaveContext',
+    /** The walk found no present PTE: a #PF the kernel cannot fix up (outside load_unaligned_zeropad). */
+    pteMissing: ({ event }) => {
+      const pte = payloadOf(event, 'guest-mm', 'GUEST_PT_WALK_RESULT').pte;
+      return pte === null || (pte & 1n) === 0n;
+    },
+    /** The instruction's translation was walked afresh after a fault-like exit: the CPU walks again. */
+    pagedInsn: ({ context }) => context.translated !== null,
+    zeropadFirstHalf: ({ context }) => context.zeropad !== null && context.zeropad.low === null,
+    zeropadNextMissing: ({ context }) => context.zeropad !== null && context.zeropad.next === null,
+    /** handle_mmio refuses an access that crosses a page, so the #VE goes to the exception fixup (ex_handler_zeropad). */
+    zeropadFixup: ({ context }) => context.mmioRejectsPageCross && cur(context)?.op === 'loadUnalignedZeropad' && context.zeropad?.low !== null,
+    noUnacceptedRun: ({ event }) => payloadOf(event, 'guest-mm', 'ACCEPT_MEMORY_RANGE').physStart === null,
+    morePtes: ({ context }) => context.setMemory!.ptesWritten + 1 < context.setMemory!.pages,
+    setMemoryDone: ({ context }) => setMemoryPhase(context) === 'done',
+    setMemoryPtesNext: ({ context }) => setMemoryPhase(context) === 'ptes',
+    setMemoryMapNext: ({ context }) => setMemoryPhase(context) === 'mapGpa',
     atHlt: ({ context }) => cur(context)?.op === 'hlt',
     atAccept: ({ context }) => cur(context)?.op === 'accept',
     atMapGpa: ({ context }) => cur(context)?.op === 'mapGpa',
@@ -190,7 +279,7 @@ export const guestVcpuMachine = setup({
     /** The CPU performs the instruction at RIP; the hardware decides whether it completes, exits or #VEs. */
     executeInsn: emit(({ context }): Emitted => accessMessage(context, cur(context)!)),
     /** The access completed in memory: a load writes its register the way MOV does; RIP moves on. */
-    retireInsn: assign(({ context, event }) => ({ regs: retireInto(context.regs, cur(context)!, payloadOf(event, 'insn', 'RETIRE').value), pc: context.pc + 1 })),
+    retireInsn: assign(({ context, event }) => ({ regs: retireInto(context.regs, cur(context)!, payloadOf(event, 'insn', 'RETIRE').value), pc: context.pc + 1, translated: null })),
     beginAccept: assign({
       accept: ({ context }) => {
         const i = cur(context)! as Extract<PlacedInsn, { op: 'accept' }>;
@@ -249,6 +338,101 @@ export const guestVcpuMachine = setup({
         return `MapGPA of ${hex(context.mapGpa!.start)}..${hex(context.mapGpa!.end)} failed (R10=${hex(r.R10 ?? 0n)} R11=${hex(r.R11 ?? 0n)}): set_memory_${context.mapGpa!.start & context.sharedMask ? 'decrypted' : 'encrypted'}() fails`;
       },
     }),
+    recordTranslation: assign({
+      translated: ({ event }) => {
+        const r = payloadOf(event, 'guest-mm', 'GUEST_PT_WALK_RESULT');
+        return { gla: r.va, pte: r.pte!, gpa: pteGpa(r.pte!, r.va) };
+      },
+    }),
+    walkPage: emit(({ context }) => out('guest.kernel', 'guest-mm', 'GUEST_PT_WALK', { vcpu: context.vcpu, va: (cur(context) as { gla: bigint }).gla })),
+    walkNextPage: emit(({ context }) => out('guest.kernel', 'guest-mm', 'GUEST_PT_WALK', { vcpu: context.vcpu, va: (cur(context) as { gla: bigint }).gla + BigInt(ZEROPAD_HALF) })),
+    recordNextPage: assign({
+      zeropad: ({ event }) => {
+        const r = payloadOf(event, 'guest-mm', 'GUEST_PT_WALK_RESULT');
+        const present = r.pte !== null && (r.pte & 1n) !== 0n;
+        return { next: present ? { pte: r.pte!, gpa: pteGpa(r.pte!, r.va) } : null, low: null };
+      },
+    }),
+    /** cmp; jne: the loaded value goes to the register and the loop's load runs again (walked again if paged). */
+    spinAgain: assign(({ context, event }) => ({ regs: retireInto(context.regs, cur(context)!, payloadOf(event, 'insn', 'RETIRE').value), translated: null })),
+    /** A fault-like exit: the instruction runs again from its page walk. */
+    forgetTranslation: assign({ translated: () => null, zeropad: () => null }),
+    keepLowHalf: assign({ zeropad: ({ context, event }) => ({ ...context.zeropad!, low: payloadOf(event, 'insn', 'RETIRE').value ?? 0n }) }),
+    retireZeropad: assign(({ context, event }) => {
+      const i = cur(context)! as Extract<PlacedInsn, { op: 'loadUnalignedZeropad' }>;
+      const high = payloadOf(event, 'insn', 'RETIRE').value ?? 0n;
+      const value = (context.zeropad!.low! & sizeMask(ZEROPAD_HALF)) | ((high & sizeMask(ZEROPAD_HALF)) << BigInt(8 * ZEROPAD_HALF));
+      return { regs: { ...context.regs, [i.reg]: value }, pc: context.pc + 1, translated: null, zeropad: null };
+    }),
+    /** ex_handler_zeropad: the bytes of the first page, the rest zero; RIP moves past the load. */
+    zeropadFixupFromRetire: assign(({ context, event }) => {
+      const i = cur(context)! as Extract<PlacedInsn, { op: 'loadUnalignedZeropad' }>;
+      const low = payloadOf(event, 'insn', 'RETIRE').value ?? 0n;
+      return { regs: { ...context.regs, [i.reg]: low & sizeMask(ZEROPAD_HALF) }, pc: context.pc + 1, translated: null, zeropad: null };
+    }),
+    zeropadFixupAfterVe: assign(({ context }) => {
+      const i = cur(context)! as Extract<PlacedInsn, { op: 'loadUnalignedZeropad' }>;
+      return { regs: { ...context.regs, [i.reg]: context.zeropad!.low! & sizeMask(ZEROPAD_HALF) }, pc: context.pc + 1, translated: null, zeropad: null, ve: null };
+    }),
+    panicPageFault: assign({ panic: ({ event }) => `BUG: unable to handle page fault for address: ${hex(payloadOf(event, 'guest-mm', 'GUEST_PT_WALK_RESULT').va)} (not present)` }),
+    enterContext: assign({ unsafeContext: ({ context }) => (cur(context) as Extract<PlacedInsn, { op: 'enterContext' }>).context, pc: ({ context }) => context.pc + 1 }),
+    leaveContext: assign({ unsafeContext: () => null, pc: ({ context }) => context.pc + 1 }),
+    acceptMemoryBegin: enqueueActions(({ context, enqueue }) => {
+      const i = cur(context)! as Extract<PlacedInsn, { op: 'acceptMemory' }>;
+      enqueue.assign({ irqsDisabled: true });
+      enqueue.emit(out('guest.kernel', 'guest-mm', 'ACCEPT_MEMORY_BEGIN', { vcpu: context.vcpu, start: i.gpa, end: i.gpa + i.size }));
+    }),
+    beginUnacceptedRun: assign(({ event }) => {
+      const r = payloadOf(event, 'guest-mm', 'ACCEPT_MEMORY_RANGE');
+      return { unacceptedRun: { physStart: r.physStart!, physEnd: r.physEnd! }, accept: { start: r.physStart!, end: r.physEnd!, level: acceptLevelFor(r.physStart!, r.physEnd!) } };
+    }),
+    acceptMemoryClear: emit(({ context }) => out('guest.kernel', 'guest-mm', 'ACCEPT_MEMORY_CLEAR', { vcpu: context.vcpu, ...context.unacceptedRun! })),
+    unacceptedRunAccepted: assign({ accept: () => null }),
+    acceptMemoryFinished: assign({ unacceptedRun: () => null, irqsDisabled: () => false, pc: ({ context }) => context.pc + 1 }),
+    beginSetMemory: assign({
+      setMemory: ({ context, event }) => {
+        const r = payloadOf(event, 'guest-mm', 'GUEST_PT_WALK_RESULT');
+        const i = cur(context)! as Extract<PlacedInsn, { op: 'setMemoryEncrypted' | 'setMemoryDecrypted' }>;
+        return { gpa: r.pte! & PTE_PFN_MASK & ~context.sharedMask, pages: i.pages, ptesWritten: 0, mapped: false, accepted: false };
+      },
+    }),
+    /** __change_page_attr: the next PTE of the range gets (or loses) the shared bit. */
+    writePte: emit(({ context }) => {
+      const m = context.setMemory!;
+      const i = cur(context)! as Extract<PlacedInsn, { op: 'setMemoryEncrypted' | 'setMemoryDecrypted' }>;
+      const off = BigInt(m.ptesWritten) * PAGE_SIZE;
+      const pte = guestPte(m.gpa + off, i.op === 'setMemoryDecrypted', context.sharedMask).pte;
+      return out('guest.kernel', 'guest-mm', 'GUEST_PTE_WRITE', { vcpu: context.vcpu, va: i.gla + off, pte });
+    }),
+    ptesWritten: assign({ setMemory: ({ context }) => ({ ...context.setMemory!, ptesWritten: context.setMemory!.ptesWritten + 1 }) }),
+    beginSetMemoryMapGpa: assign({
+      mapGpa: ({ context }) => {
+        const m = context.setMemory!;
+        const bit = cur(context)!.op === 'setMemoryDecrypted' ? context.sharedMask : 0n;
+        return { start: m.gpa | bit, end: (m.gpa + BigInt(m.pages) * PAGE_SIZE) | bit, retries: 0 };
+      },
+    }),
+    setMemoryMapped: assign({ mapGpa: () => null, setMemory: ({ context }) => ({ ...context.setMemory!, mapped: true }) }),
+    beginSetMemoryAccept: assign({
+      accept: ({ context }) => {
+        const m = context.setMemory!;
+        const end = m.gpa + BigInt(m.pages) * PAGE_SIZE;
+        return { start: m.gpa, end, level: acceptLevelFor(m.gpa, end) };
+      },
+    }),
+    setMemoryAccepted: assign({ accept: () => null, setMemory: ({ context }) => ({ ...context.setMemory!, accepted: true }) }),
+    setMemoryFinished: assign({ setMemory: () => null, pc: ({ context }) => context.pc + 1 }),
+    /** __set_memory_enc_pgtable's vmm_fail: WARN_ONCE and an error for the caller; the guest goes on. */
+    setMemoryVmmFailed: assign(({ context }) => {
+      const i = cur(context)! as Extract<PlacedInsn, { op: 'setMemoryEncrypted' | 'setMemoryDecrypted' }>;
+      return {
+        warning: `CPA VMM failure to convert memory (addr=${hex(i.gla)}, numpages=${i.pages}) to ${i.op === 'setMemoryDecrypted' ? 'shared' : 'private'}: -5`,
+        setMemory: null,
+        mapGpa: null,
+        accept: null,
+        pc: context.pc + 1,
+      };
+    }),
     /** `jmp .` right after the program's last instruction (a program has at least one). */
     spin: emit(({ context }) => {
       const last = context.program.at(-1)!;
@@ -271,7 +455,9 @@ export const guestVcpuMachine = setup({
     }),
     /** handle_mmio: the instruction at RIP is decoded by the guest itself; R14 = GPA from VE info (§6.i 9). */
     requestMmio: emit(({ context }) => {
-      const i = cur(context)! as Extract<GuestOp, { op: 'load' | 'store' }>;
+      const op = cur(context)!;
+      // load_unaligned_zeropad reaches here only when handle_mmio lacks the page-cross check: it decodes an 8-byte mov.
+      const i = (op.op === 'loadUnalignedZeropad' ? { op: 'load', size: 8 } : op) as Extract<GuestOp, { op: 'load' | 'store' }>;
       const write = i.op === 'store';
       return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<#VE.RequestMMIO>', tdvmcall(context, handlerTdcallRip(context), TDVMCALL_VE_REQUEST_MMIO, {
         R12: BigInt(i.size),
@@ -298,8 +484,11 @@ export const guestVcpuMachine = setup({
     completeMmio: assign(({ context, event }) => {
       const i = cur(context)!;
       const ret = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!;
-      const regs = i.op === 'load' ? { ...context.regs, [i.reg]: movToReg(context.regs[i.reg], i.size, ret.R11 ?? 0n) } : context.regs;
-      return { regs, pc: context.pc + 1, ve: null };
+      const regs =
+        i.op === 'load' ? { ...context.regs, [i.reg]: movToReg(context.regs[i.reg], i.size, ret.R11 ?? 0n) }
+        : i.op === 'loadUnalignedZeropad' ? { ...context.regs, [i.reg]: ret.R11 ?? 0n }
+        : context.regs;
+      return { regs, pc: context.pc + 1, ve: null, translated: null, zeropad: null };
     }),
     /** VMX: KVM already wrote the register and advanced RIP while emulating. */
     applyEmulation: assign(({ context, event }) => {
@@ -333,6 +522,15 @@ export const guestVcpuMachine = setup({
     prologuePc: 0,
     panic: null,
     privateVe: input.privateVe,
+    encPrepareFirst: input.encPrepareFirst,
+    mmioRejectsPageCross: input.mmioRejectsPageCross,
+    translated: null,
+    zeropad: null,
+    setMemory: null,
+    unacceptedRun: null,
+    irqsDisabled: false,
+    unsafeContext: null,
+    warning: null,
   }),
   initial: 'notEntered',
   on: {
@@ -347,6 +545,11 @@ export const guestVcpuMachine = setup({
     dispatching: {
       always: [
         { guard: 'programEnded', target: 'programEnded' },
+        { guard: 'atEnterContext', target: 'dispatching', reenter: true, actions: 'enterContext' },
+        { guard: 'atLeaveContext', target: 'dispatching', reenter: true, actions: 'leaveContext' },
+        { guard: 'needsWalk', target: 'walkingPageTables' },
+        { guard: 'atAcceptMemory', target: 'acceptMemoryLocking' },
+        { guard: 'atSetMemory', target: 'setMemoryWalking' },
         { guard: and(['atHlt', 'isTd']), target: 'haltingTd' },
         { guard: 'atAccept', target: 'accepting', actions: 'beginAccept' },
         { guard: 'atMapGpa', target: 'mappingGpa', actions: 'beginMapGpa' },
@@ -359,8 +562,120 @@ export const guestVcpuMachine = setup({
       entry: 'executeInsn',
       on: {
         '#VE': 'inVeHandler',
-        RETIRE: { target: 'dispatching', actions: 'retireInsn' },
-        VMRESUME: [{ guard: 'entryCompletesInsn', target: 'dispatching', actions: 'applyEmulation' }, { target: 'executing', reenter: true }],
+        RETIRE: [
+          { guard: and(['zeropadFirstHalf', 'zeropadNextMissing']), target: 'dispatching', actions: 'zeropadFixupFromRetire' },
+          { guard: 'zeropadFirstHalf', target: 'executing', reenter: true, actions: 'keepLowHalf' },
+          { guard: 'atZeropad', target: 'dispatching', actions: 'retireZeropad' },
+          { guard: 'stillSpinning', target: 'dispatching', actions: 'spinAgain' },
+          { target: 'dispatching', actions: 'retireInsn' },
+        ],
+        VMRESUME: [
+          { guard: 'entryCompletesInsn', target: 'dispatching', actions: 'applyEmulation' },
+          { guard: 'pagedInsn', target: 'dispatching', actions: 'forgetTranslation' },
+          { target: 'executing', reenter: true },
+        ],
+      },
+    },
+    /** The CPU walks the guest page tables for the instruction's linear address (a step: another vCPU may write the PTE around it). */
+    walkingPageTables: {
+      entry: 'walkPage',
+      on: {
+        GUEST_PT_WALK_RESULT: [
+          { guard: 'pteMissing', target: 'panicked', actions: 'panicPageFault' },
+          { guard: 'atZeropad', target: 'walkingNextPage', actions: 'recordTranslation' },
+          { target: 'dispatching', actions: 'recordTranslation' },
+        ],
+      },
+    },
+    /** load_unaligned_zeropad: the bytes past the page end are translated through the next page's PTE. */
+    walkingNextPage: {
+      entry: 'walkNextPage',
+      on: { GUEST_PT_WALK_RESULT: { target: 'executing', actions: 'recordNextPage' } },
+    },
+    /** accept_memory: the first critical section of unaccepted_memory_lock (interrupts off from here to the end). */
+    acceptMemoryLocking: {
+      entry: 'acceptMemoryBegin',
+      on: {
+        ACCEPT_MEMORY_RANGE: [
+          { guard: 'noUnacceptedRun', target: 'dispatching', actions: 'acceptMemoryFinished' },
+          { target: 'acceptingUnacceptedRun', actions: 'beginUnacceptedRun' },
+        ],
+      },
+    },
+    /** arch_accept_memory → tdx_accept_memory of one run, with the lock dropped and interrupts still off. */
+    acceptingUnacceptedRun: {
+      entry: 'acceptTdcall',
+      on: {
+        'TDG.MEM.PAGE.ACCEPT': [
+          { guard: and(['acceptOk', 'acceptRangeDone']), target: 'acceptMemoryClearing', actions: 'unacceptedRunAccepted' },
+          { guard: 'acceptOk', target: 'acceptingUnacceptedRun', reenter: true, actions: 'acceptNext' },
+          { guard: 'canTrySmaller', target: 'acceptingUnacceptedRun', reenter: true, actions: 'acceptSmaller' },
+          { target: 'panicked', actions: 'panicAccept' },
+        ],
+        VMRESUME: { target: 'acceptingUnacceptedRun', reenter: true },
+      },
+    },
+    /** spin_lock, bitmap_clear of the run, the next run (or list_del and spin_unlock_irqrestore). */
+    acceptMemoryClearing: {
+      entry: 'acceptMemoryClear',
+      on: {
+        ACCEPT_MEMORY_RANGE: [
+          { guard: 'noUnacceptedRun', target: 'dispatching', actions: 'acceptMemoryFinished' },
+          { target: 'acceptingUnacceptedRun', actions: 'beginUnacceptedRun' },
+        ],
+      },
+    },
+    /** set_memory_*: the range's GPA comes from its PTE (slow_virt_to_phys). */
+    setMemoryWalking: {
+      entry: 'walkPage',
+      on: {
+        GUEST_PT_WALK_RESULT: [
+          { guard: 'pteMissing', target: 'panicked', actions: 'panicPageFault' },
+          { target: 'setMemoryNext', actions: 'beginSetMemory' },
+        ],
+      },
+    },
+    setMemoryNext: {
+      always: [
+        { guard: 'setMemoryDone', target: 'dispatching', actions: 'setMemoryFinished' },
+        { guard: 'setMemoryPtesNext', target: 'setMemoryWritingPtes' },
+        { guard: 'setMemoryMapNext', target: 'setMemoryMappingGpa', actions: 'beginSetMemoryMapGpa' },
+        { target: 'setMemoryAccepting', actions: 'beginSetMemoryAccept' },
+      ],
+    },
+    /** __change_page_attr_set_clr, one PTE per step; cpa_flush follows (the model's vCPUs walk on every access, so it drops nothing). */
+    setMemoryWritingPtes: {
+      entry: 'writePte',
+      on: {
+        GUEST_PTE_WRITTEN: [
+          { guard: 'morePtes', target: 'setMemoryWritingPtes', reenter: true, actions: 'ptesWritten' },
+          { target: 'setMemoryNext', actions: 'ptesWritten' },
+        ],
+      },
+    },
+    /** tdx_enc_status_changed → tdx_map_gpa: as the `mapGpa` op, but a failure is the caller's error, not a panic. */
+    setMemoryMappingGpa: {
+      entry: 'mapGpaTdcall',
+      on: {
+        VMRESUME: [
+          { guard: 'interruptedBeforeTdcall', target: 'setMemoryMappingGpa', reenter: true },
+          { guard: 'mapGpaDone', target: 'setMemoryNext', actions: 'setMemoryMapped' },
+          { guard: 'mapGpaRetry', target: 'setMemoryMappingGpa', reenter: true, actions: 'mapGpaResume' },
+          { target: 'dispatching', actions: 'setMemoryVmmFailed' },
+        ],
+      },
+    },
+    /** tdx_enc_status_changed → tdx_accept_memory after MapGPA to private. */
+    setMemoryAccepting: {
+      entry: 'acceptTdcall',
+      on: {
+        'TDG.MEM.PAGE.ACCEPT': [
+          { guard: and(['acceptOk', 'acceptRangeDone']), target: 'setMemoryNext', actions: 'setMemoryAccepted' },
+          { guard: 'acceptOk', target: 'setMemoryAccepting', reenter: true, actions: 'acceptNext' },
+          { guard: 'canTrySmaller', target: 'setMemoryAccepting', reenter: true, actions: 'acceptSmaller' },
+          { target: 'dispatching', actions: 'setMemoryVmmFailed' },
+        ],
+        VMRESUME: { target: 'setMemoryAccepting', reenter: true },
       },
     },
     /** tdx_accept_memory: one TDCALL per page size tried (§6.ii A.1). */
@@ -428,6 +743,7 @@ export const guestVcpuMachine = setup({
           { guard: and(['veIsPrivateEptViolation', 'acceptsOnVe']), target: 'acceptingOnVe', actions: ['recordVe', 'beginVeAccept'] },
           { guard: 'veIsPrivateEptViolation', target: 'panicked', actions: ['recordVe', 'panicPrivateEptViolation'] },
           { guard: 'veIsIo', target: 'requestingIo', actions: 'recordVe' },
+          { guard: and(['veIsMmio', 'zeropadFixup']), target: 'dispatching', actions: ['recordVe', 'zeropadFixupAfterVe'] },
           { guard: 'veIsMmio', target: 'requestingMmio', actions: 'recordVe' },
           { target: 'panicked', actions: ['recordVe', 'panicUnhandledVe'] },
         ],

@@ -7,9 +7,32 @@ export type GuestReg = 'rax' | 'rbx' | 'rcx' | 'rdx' | 'rsi' | 'rdi';
 export const GUEST_REGS: readonly GuestReg[] = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi'];
 export type AccessSize = 1 | 2 | 4 | 8;
 
+/** Guest contexts in which a #VE cannot be handled (Documentation/arch/x86/tdx.rst, "#VE on memory accesses"). */
+export type UnsafeContext = 'syscall-gap' | 'nmi-entry';
+export const UNSAFE_CONTEXTS: readonly UnsafeContext[] = ['syscall-gap', 'nmi-entry'];
+
 export type GuestOp =
-  | { op: 'load'; gpa: bigint; gla: bigint; size: AccessSize; reg: GuestReg }
-  | { op: 'store'; gpa: bigint; gla: bigint; size: AccessSize; value: bigint }
+  /** `paged`: `gla` is translated through the guest page tables, and the PTE decides the GPA (and its shared bit). */
+  | { op: 'load'; gpa: bigint; gla: bigint; size: AccessSize; reg: GuestReg; paged?: boolean }
+  | { op: 'store'; gpa: bigint; gla: bigint; size: AccessSize; value: bigint; paged?: boolean }
+  /**
+   * load_unaligned_zeropad(va): an 8-byte load whose last 4 bytes lie in the next page; a fault on that page
+   * is fixed up by returning the bytes of the first page, zero-extended (ex_handler_zeropad).
+   */
+  | { op: 'loadUnalignedZeropad'; gla: bigint; reg: GuestReg }
+  /**
+   * `while (READ_ONCE(*flag) != value) ;` — a guest memory word another vCPU sets: a load, a compare and a
+   * jump back, repeated until the loaded value matches (the loaded value stays in `reg`).
+   */
+  | { op: 'spinUntil'; gpa: bigint; gla: bigint; size: AccessSize; value: bigint; reg: GuestReg; paged?: boolean }
+  /** accept_memory(gpa, gpa + size): the lazy accept of unaccepted memory (drivers/firmware/efi/unaccepted_memory.c). */
+  | { op: 'acceptMemory'; gpa: bigint; size: bigint }
+  /** set_memory_encrypted / set_memory_decrypted(va, pages) on the direct map, in Linux's order (§6.iv). */
+  | { op: 'setMemoryEncrypted'; gla: bigint; pages: number }
+  | { op: 'setMemoryDecrypted'; gla: bigint; pages: number }
+  /** Markers, not instructions: the vCPU enters or leaves a context where a #VE cannot be handled. */
+  | { op: 'enterContext'; context: UnsafeContext }
+  | { op: 'leaveContext' }
   /**
    * tdx_accept_memory(gpa, gpa + size): TDG.MEM.PAGE.ACCEPT in the largest sizes that fit (§6.ii A.1);
    * `fallback: false` is a guest that panics where Linux would try the next smaller size.
@@ -26,6 +49,9 @@ export type PlacedInsn = GuestOp & { rip: bigint; length: number };
 /** Kernel text base of an x86-64 Linux guest without KASLR; only used to give RIPs realistic values. */
 export const GUEST_TEXT_BASE = 0xffffffff81000000n;
 
+/** `call rel32` is E8 + 4 bytes. */
+export const CALL_REL32_LENGTH = 5;
+
 /** TDCALL is 66 0F 01 CC. */
 export const TDCALL_LENGTH = 4;
 
@@ -38,8 +64,18 @@ export function insnLength(op: GuestOp): number {
   // OUT DX, AL is EE, OUT DX, EAX is EF, OUT DX, AX is 66 EF.
   if (op.op === 'out') return op.size === 2 ? 2 : 1;
   if (op.op === 'accept' || op.op === 'mapGpa') return TDCALL_LENGTH;
-  return op.size === 2 || op.size === 8 ? 3 : 2;
+  // A call of the kernel function: E8 rel32.
+  if (op.op === 'acceptMemory' || op.op === 'setMemoryEncrypted' || op.op === 'setMemoryDecrypted') return CALL_REL32_LENGTH;
+  if (op.op === 'enterContext' || op.op === 'leaveContext') return 0;
+  // mov rax, [rdi]: REX.W 8B /r.
+  if (op.op === 'loadUnalignedZeropad') return 3;
+  // The loop: mov, then cmp with an immediate (3C ib, 66 3D iw, 3D id, REX.W 3D id), then jne rel8 (75 cb).
+  if (op.op === 'spinUntil') return movLength(op.size) + [0, 2, 4, 0, 5, 0, 0, 0, 6][op.size]! + 2;
+  return movLength(op.size);
 }
+
+/** `mov reg, [rdi]` / `mov [rdi], reg`: opcode + ModRM, plus 0x66 for 16-bit or REX.W for 64-bit. */
+const movLength = (size: AccessSize): number => (size === 2 || size === 8 ? 3 : 2);
 
 export function placeProgram(ops: readonly GuestOp[], base = GUEST_TEXT_BASE): PlacedInsn[] {
   let rip = base;

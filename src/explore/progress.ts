@@ -107,6 +107,23 @@ function guestAttempt(c: GuestVcpuContext, state: string): string {
     case 'out':
       what = `the OUT to port ${hex(BigInt(i.port))} ${at}`;
       break;
+    case 'spinUntil':
+      what = `the spin on ${hex(i.paged ? i.gla : i.gpa)} until it reads ${hex(i.value)} ${at}`;
+      break;
+    case 'loadUnalignedZeropad':
+      what = `load_unaligned_zeropad(${hex(i.gla)}) ${at}`;
+      break;
+    case 'acceptMemory':
+      what = `accept_memory(${hex(i.gpa)}, ${hex(i.gpa + i.size)}) ${at}`;
+      break;
+    case 'setMemoryEncrypted':
+    case 'setMemoryDecrypted':
+      what = `${i.op === 'setMemoryEncrypted' ? 'set_memory_encrypted' : 'set_memory_decrypted'}(${hex(i.gla)}, ${i.pages}) ${at}`;
+      break;
+    case 'enterContext':
+    case 'leaveContext':
+      what = `the ${i.op} marker ${at}`;
+      break;
   }
   if (state === 'notEntered') return `${what}, its first instruction: the vCPU never enters the guest`;
   if (state === 'acceptingOnVe' && c.accept !== null) return `${what}: its #VE handler's TDG.MEM.PAGE.ACCEPT of ${hex(c.accept.start)} at 4K never completes`;

@@ -304,6 +304,29 @@ export interface MessageCatalog {
     MEM_DONE: { tag: string };
     MEM_DIGEST: { digest: string; tag: string };
   };
+  /**
+   * Guest vCPU ↔ the guest kernel's memory-management data (guest.kernel): its page tables and the
+   * unaccepted-memory bitmap with its accepting_list under unaccepted_memory_lock (§6.ii, §6.iv). One
+   * message is one atomic access or one critical section of that lock.
+   */
+  'guest-mm': {
+    /** The CPU's walk of the guest page tables (CR3) for a virtual address: the leaf PTE, or null when not present. */
+    GUEST_PT_WALK: { vcpu: number; va: bigint };
+    GUEST_PT_WALK_RESULT: { vcpu: number; va: bigint; pte: bigint | null };
+    /** set_pte of a direct-map PTE by __change_page_attr (set_memory_encrypted/decrypted). */
+    GUEST_PTE_WRITE: { vcpu: number; va: bigint; pte: bigint };
+    GUEST_PTE_WRITTEN: { vcpu: number; va: bigint };
+    /**
+     * accept_memory(start, end)'s first critical section: spin_lock_irqsave(&unaccepted_memory_lock), the
+     * accepting_list check (a collision drops the lock and tries again: the reply waits), list_add, the first
+     * set run of the bitmap in the range, spin_unlock with interrupts kept off.
+     */
+    ACCEPT_MEMORY_BEGIN: { vcpu: number; start: bigint; end: bigint };
+    /** After arch_accept_memory(physStart, physEnd): spin_lock, bitmap_clear of the run, the next set run. */
+    ACCEPT_MEMORY_CLEAR: { vcpu: number; physStart: bigint; physEnd: bigint };
+    /** The next run of unaccepted units to accept (lock dropped, interrupts still off); null: none left, list_del and spin_unlock_irqrestore done. */
+    ACCEPT_MEMORY_RANGE: { vcpu: number; physStart: bigint | null; physEnd: bigint | null };
+  };
   /** KVM vCPU thread ↔ TDP MMU (kvm->mmu_lock and the SPTEs it protects, §7.1, §7.6). */
   mmu: {
     /**

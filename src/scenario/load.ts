@@ -297,6 +297,14 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
         if (op.value >> BigInt(op.size * 8) !== 0n) return { path: ['vcpus', v, 'program', k, 'value'], message: `${hex(op.value)} does not fit in ${op.size} byte(s)` };
         continue;
       }
+      if (op.op === 'enterContext' || op.op === 'leaveContext') continue;
+      const paged = 'va' in op && op.va !== undefined;
+      if (paged || op.op === 'acceptMemory') {
+        const where: ScenarioPath = ['vcpus', v, 'program', k, paged ? 'va' : 'gpa'];
+        if (!td || s.guestKernel === undefined) return { path: where, message: `${op.op}${paged ? ' through a va' : ''} needs the guest kernel's memory data: a TD (vm.type "tdx") with a guestKernel section` };
+        if (op.op === 'acceptMemory' && s.guestKernel.unaccepted === undefined) return { path: where, message: 'accept_memory consults the unaccepted-memory table: add guestKernel.unaccepted' };
+        continue;
+      }
       const at: ScenarioPath = ['vcpus', v, 'program', k, 'gpa'];
       if (op.op === 'accept') {
         if (!td) return { path: at, message: 'TDG.MEM.PAGE.ACCEPT is a TD guest operation (vm.type "tdx")' };
@@ -310,7 +318,10 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
         if (op.gpa & shared) return { path: at, message: `give the GPA without the shared bit (${hex(shared)}); "to" says which alias the range becomes` };
         continue;
       }
-      const problem = checkAccess(op, at);
+      if (op.op === 'spinUntil' && s.devices.some((d) => (op.gpa! & ~shared) >= d.gpa && (op.gpa! & ~shared) < d.gpa + d.size)) {
+        return { path: at, message: 'spinUntil waits on a guest memory word, not on a device register' };
+      }
+      const problem = checkAccess(op as { gpa: bigint; size: number }, at);
       if (problem) return { path: at, message: problem };
     }
     for (const [k, op] of cpu.veHandlerPrologue.entries()) {

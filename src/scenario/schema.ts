@@ -5,7 +5,7 @@
  * as a JSON Schema (jsonSchema.ts) for editors. Descriptions (`describe`) are what an editor shows on hover.
  */
 import { z } from 'zod';
-import { GUEST_REGS } from '../../machines/guest/program.ts';
+import { GUEST_REGS, UNSAFE_CONTEXTS, type UnsafeContext } from '../../machines/guest/program.ts';
 import { policiesSchema } from '../policies.ts';
 import { INVARIANTS, invariantNamed } from '../explore/invariants/index.ts';
 
@@ -48,9 +48,39 @@ const guestReg = z.enum(GUEST_REGS as [string, ...string[]]).default('rax').desc
 const gla = u64.optional().describe("linear address the guest's page tables map to gpa; default: the direct map");
 const gpa = u64.describe('guest physical address; in a TD the shared bit (47 or 51) selects the shared alias');
 
+const va = u64.describe("a guest virtual address the guest page tables (guestKernel.directMap) translate; the PTE's shared bit picks the alias");
+const onePlace = (o: { gpa?: bigint; va?: bigint }) => (o.gpa === undefined) !== (o.va === undefined);
+const ONE_PLACE = { message: 'give either gpa (the address as is) or va (through the guest page tables), not both', path: ['va'] };
+
 const guestOp = z.discriminatedUnion('op', [
-  z.strictObject({ op: z.literal('load'), gpa, gla, size: accessSize, reg: guestReg }).describe('a load of size bytes from gpa'),
-  z.strictObject({ op: z.literal('store'), gpa, gla, size: accessSize, value: u64 }).describe('a store of size bytes of value to gpa'),
+  z
+    .strictObject({ op: z.literal('load'), gpa: gpa.optional(), va: va.optional(), gla, size: accessSize, reg: guestReg })
+    .refine(onePlace, ONE_PLACE)
+    .describe('a load of size bytes from gpa, or from va through the guest page tables'),
+  z
+    .strictObject({ op: z.literal('store'), gpa: gpa.optional(), va: va.optional(), gla, size: accessSize, value: u64 })
+    .refine(onePlace, ONE_PLACE)
+    .describe('a store of size bytes of value to gpa, or to va through the guest page tables'),
+  z
+    .strictObject({ op: z.literal('spinUntil'), gpa: gpa.optional(), va: va.optional(), gla, size: accessSize, value: u64, reg: guestReg })
+    .refine(onePlace, ONE_PLACE)
+    .describe('while (READ_ONCE(*p) != value) ; — loads of a guest memory word another vCPU sets, until it reads value'),
+  z
+    .strictObject({ op: z.literal('loadUnalignedZeropad'), va: va.refine((v) => (v & 0xfffn) === 0xffcn, 'load_unaligned_zeropad is modelled 4 bytes before a page end: va must end in 0xffc'), reg: guestReg })
+    .describe('load_unaligned_zeropad(va): 8 bytes of which the last 4 are in the next page; a fault there is fixed up with zeros'),
+  z
+    .strictObject({ op: z.literal('acceptMemory'), gpa, size: u64 })
+    .describe('accept_memory(gpa, gpa + size): the lazy accept of unaccepted memory, under unaccepted_memory_lock with the accepting_list (needs guestKernel.unaccepted)'),
+  z
+    .strictObject({ op: z.literal('setMemoryEncrypted'), va, pages: atLeast(1, 'at least one page') })
+    .describe('set_memory_encrypted(va, pages): shared → private in Linux\'s order (MapGPA and accept, then the PTEs; policy tdxEncStatusChangePrepare)'),
+  z
+    .strictObject({ op: z.literal('setMemoryDecrypted'), va, pages: atLeast(1, 'at least one page') })
+    .describe('set_memory_decrypted(va, pages): private → shared in Linux\'s order (the PTEs, then MapGPA)'),
+  z
+    .strictObject({ op: z.literal('enterContext'), context: z.enum(UNSAFE_CONTEXTS as [UnsafeContext, ...UnsafeContext[]]) })
+    .describe('the vCPU enters a context where a #VE cannot be handled (invariant no-ve-in-unsafe-context)'),
+  z.strictObject({ op: z.literal('leaveContext') }).describe('the vCPU leaves its unsafe context'),
   z
     .strictObject({
       op: z.literal('accept'),
@@ -139,6 +169,23 @@ export const scenarioSchema = z
       .array(z.strictObject({ gpa: u64, words: z.record(registerOffset('word'), u64).default({}).describe('the 8-byte words that are not zero, by offset') }))
       .default([])
       .describe('TD only: the initial image, added at build time with TDH.MEM.PAGE.ADD and measured with TDH.MR.EXTEND (§5b.3 step 4)'),
+    guestKernel: z
+      .strictObject({
+        directMap: z
+          .array(z.strictObject({ gpa, size: u64, shared: z.boolean().default(false).describe('mapped with the shared bit (decrypted)') }))
+          .default([])
+          .describe('the guest page tables: PAGE_OFFSET + gpa maps gpa with PAGE_KERNEL, 4K PTEs'),
+        unaccepted: z
+          .strictObject({
+            gpa: u64.describe('phys_base: the first byte the bitmap covers'),
+            size: u64.describe('bytes of unaccepted memory from phys_base, all unaccepted at boot'),
+            unitSize: u64.default(0x200000n).describe('bytes per bitmap bit (x86: PMD_SIZE, 2M; smaller keeps a search short)'),
+          })
+          .optional()
+          .describe('the EFI unaccepted-memory table accept_memory consults'),
+      })
+      .optional()
+      .describe("TD only: the guest kernel's memory data shared by its vCPUs (actor guest.kernel): page tables and the unaccepted-memory bitmap"),
     vcpus: z
       .array(
         z.strictObject({

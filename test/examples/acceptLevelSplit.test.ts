@@ -189,6 +189,10 @@ describe('policy switches', () => {
       sharedSuppressVe: true,
       snapshotBeforeAttributes: true,
       trackBeforeRemove: true,
+      acceptingListUnitGranular: true,
+      acceptMemoryPastEnd: true,
+      tdxEncStatusChangePrepare: true,
+      mmioRejectsPageCross: true,
       zeroStepThreshold: 6,
     });
     for (const p of Object.values(POLICIES)) expect(p.section).toMatch(/^§/);

@@ -186,7 +186,7 @@ describe('random TD programs over 4 private pages and their shared aliases (§6.
     const has = (f: (p: Op[]) => boolean) => sample.filter(f).length;
     expect(has((p) => p.some((o) => o.op === 'mapGpa' && o.to === 'shared'))).toBeGreaterThan(40);
     expect(has((p) => p.some((o) => o.op === 'mapGpa' && o.to === 'private'))).toBeGreaterThan(40);
-    expect(has((p) => p.some((o) => o.op === 'load' && BigInt(o.gpa) & SHARED_BIT))).toBeGreaterThan(40);
+    expect(has((p) => p.some((o) => o.op === 'load' && BigInt(o.gpa ?? 0) & SHARED_BIT))).toBeGreaterThan(40);
     expect(has((p) => p.filter((o) => o.op === 'accept').length >= 2)).toBeGreaterThan(40);
   });
 

@@ -15,9 +15,12 @@ import { sharedSpteSuppressVe } from './sharedSpteSuppressVe.ts';
 import { noSpuriousMemoryFault } from './noSpuriousMemoryFault.ts';
 import { nonProgress } from './nonProgress.ts';
 import { noStaleTranslation } from './noStaleTranslation.ts';
+import { noVeInUnsafeContext } from './noVeInUnsafeContext.ts';
+import { guestPteMatchesAttribute } from './guestPteMatchesAttribute.ts';
+import { mmioWithinPage } from './mmioWithinPage.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, nonProgress };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, nonProgress, noVeInUnsafeContext, guestPteMatchesAttribute, mmioWithinPage };
 export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
@@ -37,6 +40,9 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(sharedSpteSuppressVe),
   fixed(noSpuriousMemoryFault),
   fixed(nonProgress),
+  fixed(noVeInUnsafeContext),
+  fixed(guestPteMatchesAttribute),
+  fixed(mmioWithinPage),
 ];
 
 /** The library entry named `name`, or undefined. */

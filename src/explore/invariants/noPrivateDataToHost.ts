@@ -7,7 +7,8 @@
  * - when kvm.vm's clear of a page given back by TDH.MEM.PAGE.REMOVE or TDH.PHYMEM.PAGE.RECLAIM completes,
  *   the page is all zero under KeyID 0.
  * "Private values" are what the scenario's guests store through private GPAs (and never through shared
- * ones): the model's memory holds values, not ciphertext, so the value itself is the evidence.
+ * ones, nor through the guest page tables, whose PTE decides at run time): the model's memory holds
+ * values, not ciphertext, so the value itself is the evidence.
  */
 import { spteToPfn } from '../../arch/spte.ts';
 import { isSharedGpa, PAGE_SHIFT, type Gpaw } from '../../arch/gpa.ts';
@@ -31,7 +32,8 @@ export function privateValuesOf(model: Model): ReadonlySet<bigint> {
   for (const a of model.actors) {
     const input = a.input as { vmType?: string; gpaw?: Gpaw; program?: readonly GuestOp[] };
     if (!a.id.startsWith('guest.') || input.vmType !== 'tdx') continue;
-    for (const op of input.program ?? []) if (op.op === 'store') (isSharedGpa(op.gpa, input.gpaw!) ? shared : priv).add(op.value);
+    // A store through the guest page tables goes wherever its PTE says at run time: its value is not known to be private.
+    for (const op of input.program ?? []) if (op.op === 'store') (op.paged === true || isSharedGpa(op.gpa, input.gpaw!) ? shared : priv).add(op.value);
   }
   set = new Set([...priv].filter((v) => v !== 0n && !shared.has(v)));
   valuesCache.set(model, set);

@@ -1,0 +1,34 @@
+/**
+ * The guest never maps a page private while the page is shared (195edce08b63's rule): a private guest PTE —
+ * shared bit clear — whose GFN has no PRIVATE memory attribute in KVM is a mapping through which any access,
+ * load_unaligned_zeropad's stray one included, is a private access to a page the TD does not own, which no
+ * #VE handler can recover from. Checked where either side changes: a guest PTE write and KVM's attribute
+ * store (SET_ATTRIBUTES).
+ *
+ * The other mismatch, a shared PTE over a private page, is not a violation: Linux passes through it in both
+ * directions of a conversion (set_memory_decrypted switches the PTE before MapGPA, set_memory_encrypted after
+ * MapGPA and accept), and an access through it is a shared-EPT fault KVM answers (a recoverable #VE or
+ * KVM_EXIT_MEMORY_FAULT), not a loss of the TD.
+ */
+import { gpaToGfn } from '../../arch/gpa.ts';
+import { hex } from '../../arch/hex.ts';
+import type { GuestKernelContext } from '../../../machines/guest/guestKernel.ts';
+import type { TdpMmuContext } from '../../../machines/kvm/tdpMmu.ts';
+import { attributeIsPrivate } from '../../../machines/kvm/memAttributes.ts';
+import { contextOf, type Invariant } from './invariant.ts';
+
+export const guestPteMatchesAttribute: Invariant = {
+  name: 'guest-pte-matches-attribute',
+  description: "no private guest PTE (shared bit clear) maps a GFN whose memory attribute is shared: the guest never believes private a page the TD does not own",
+  check(model, _before, after, m) {
+    const relevant = (m.name === 'GUEST_PTE_WRITE' && m.to === 'guest.kernel') || (m.name === 'SET_ATTRIBUTES' && m.to === 'kvm.mmu');
+    if (!relevant || !model.indexOf.has('guest.kernel')) return null;
+    const k = contextOf<GuestKernelContext>(model, after, 'guest.kernel');
+    const mmu = contextOf<TdpMmuContext>(model, after, 'kvm.mmu');
+    for (const [va, e] of Object.entries(k.pageTables)) {
+      if (e.shared || attributeIsPrivate(mmu.privateRanges, gpaToGfn(e.gpa))) continue;
+      return `guest PTE for va ${va} = ${hex(e.pte)} maps GPA ${hex(e.gpa)} private, but KVM's attribute for GFN ${hex(gpaToGfn(e.gpa))} is shared (after ${m.from} → ${m.to} ${m.name})`;
+    }
+    return null;
+  },
+};
