@@ -12,17 +12,19 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { ParsedLog } from '../log/reader.ts';
 import type { VerifyResult } from './api.ts';
-import { verifyLog } from './verifyLog.ts';
+import { verifyLog, verifyLogStreaming } from './verifyLog.ts';
 
 export function defaultVerifyWorker(): URL | null {
   const url = new URL('./verifyWorker.js', import.meta.url);
   return url.protocol === 'file:' && existsSync(fileURLToPath(url)) ? url : null;
 }
 
-export function verifyInBackground(log: ParsedLog, file: string, worker: URL | null = defaultVerifyWorker()): Promise<VerifyResult> {
-  if (worker === null) return new Promise((resolve) => setImmediate(() => resolve(verifyLog(log, file))));
+/** `log` null: the file is streamed (a paged log), never held. */
+export function verifyInBackground(log: ParsedLog | null, file: string, worker: URL | null = defaultVerifyWorker()): Promise<VerifyResult> {
+  const check = () => (log === null ? verifyLogStreaming(file) : verifyLog(log, file));
+  if (worker === null) return new Promise((resolve) => setImmediate(() => resolve(check())));
   return new Promise((resolve) => {
-    const w = new Worker(worker, { workerData: { log, file } });
+    const w = new Worker(worker, { workerData: log === null ? { stream: true, file } : { log, file } });
     let done = false;
     w.once('message', (r: VerifyResult) => {
       done = true;
