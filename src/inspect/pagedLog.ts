@@ -163,7 +163,9 @@ export class PagedLog {
   /** The worlds before and after step `n` (n ≥ 1), the second stepped from the first. */
   around(n: number): { before: World; after: World } {
     const before = this.worldAt(n - 1);
-    const after = this.#worlds.find((w) => w.n === n)?.world ?? this.#stepFrom(before, n).world;
+    // Stepped from `before` even when a world at n is at hand: an actor the step did not touch must be the
+    // very same object in both (that is how the page finds what changed), and one step costs little.
+    const after = this.#stepFrom(before, n).world;
     this.#remember(n, after);
     return { before, after };
   }
@@ -192,8 +194,14 @@ export class PagedLog {
     const b = this.#blockOf(seq);
     if (b.preemptions === null) {
       const notes = new Map<number, string>();
-      let world = this.worldAt(b.first - 1);
-      let sent: readonly Message[] = b.first >= 2 ? this.#stepFrom(this.worldAt(b.first - 2), b.first - 1).sent : [];
+      // The messages the step before sent must be the very objects in flight after it: step it here.
+      let world = this.worldAt(0);
+      let sent: readonly Message[] = [];
+      if (b.first >= 2) {
+        const r = this.#stepFrom(this.worldAt(b.first - 2), b.first - 1);
+        world = r.world;
+        sent = r.sent;
+      }
       for (let s = b.first; s < b.first + b.events.length; s++) {
         const r = this.#stepFrom(world, s);
         const note = preemptionNote(r.enabled, sent, r.delivered, s);
