@@ -153,6 +153,9 @@ class App {
         this.#outcome,
         this.#claim,
         s.live ? h('span', { id: 'live', class: 'badge live' }, 'live') : null,
+        s.paged
+          ? h('span', { id: 'paged', class: 'badge', title: `Too long to hold: read ${s.paged.block} events at a time through its checkpoint index ${s.paged.indexFile} (${s.paged.indexState === 'built' ? 'rebuilt when it was opened' : 'as found'})` }, 'paged')
+          : null,
         s.trace ? h('span', { id: 'trace-badge', class: `badge ${s.trace.divergenceCount === 0 ? 'ok' : 'failure'}`, title: s.trace.inputs.map((i) => i.file).join(', ') }, s.trace.divergenceCount === 0 ? 'trace: no divergence' : `trace: ${s.trace.divergenceCount} divergence${s.trace.divergenceCount === 1 ? '' : 's'}`) : null,
         ' ',
         this.#verifyStatus,
