@@ -10,6 +10,8 @@
  *   window    /api/events windows of 500 rows (the page's chunk) at random places
  *   filter    one /api/search pass over the whole log: CPU time and events/s
  *   memory    RSS and heap growth from before opening to after all of the above
+ *   whole     for comparison, a 100k-event log opened both ways: whole (read and replayed at open, every
+ *             record and step text held, as logs under 8 MiB are) and paged; open CPU time and heap
  *
  * Times are CPU time (process.cpuUsage): on a shared 2-core machine wall time measures the neighbours.
  */
@@ -58,15 +60,40 @@ function targets(steps: number, n: number): number[] {
   return out;
 }
 
-async function main() {
-  const events = Number(process.env['BENCH_INSPECT_EVENTS'] ?? 1_000_000);
+function writeLog(events: number, file: string): number {
   const s = mmioScenario(Math.max(10, Math.round(events / 17)));
-  const file = path.join(work, 'big.log.jsonl');
   const model = modelFor(s);
   const scheduler = fifoScheduler();
   const w = LogWriter.open(file, headerFor(s, null, scheduler.descriptor), { index: { initial: initialWorld(model) } });
   const steps = recordRun(model, w, { scheduler, maxSteps: 100_000_000 }).steps;
   w.close();
+  return steps;
+}
+
+/** Opening a log whole and paged: CPU time, and the heap the open session holds (after a full collection). */
+function wholeVsPaged(events: number) {
+  const file = path.join(work, `cmp-${events}.log.jsonl`);
+  const steps = writeLog(events, file);
+  return { events: steps, whole: openOnce(file, Infinity), paged: openOnce(file, 0) };
+}
+
+function openOnce(file: string, pagedFrom: number): { openCpuMs: number; heapMB: number } {
+  global.gc?.();
+  const heap0 = process.memoryUsage().heapUsed;
+  const t = cpuMs();
+  const target = inspectTarget(file, { pagedFrom }, () => {});
+  const ms = cpuMs() - t;
+  global.gc?.();
+  const heap = process.memoryUsage().heapUsed - heap0;
+  // Held until measured, then let go.
+  if ('session' in target) target.session.close();
+  return { openCpuMs: round(ms, 1), heapMB: mb(heap) };
+}
+
+async function main() {
+  const events = Number(process.env['BENCH_INSPECT_EVENTS'] ?? 1_000_000);
+  const file = path.join(work, 'big.log.jsonl');
+  const steps = writeLog(events, file);
 
   global.gc?.();
   const rss0 = process.memoryUsage().rss;
@@ -123,11 +150,12 @@ async function main() {
     filterEventsPerCpuSecond: round(steps / (filterCpuMs / 1000)),
     rssGrowthMB: mb(mem.rss - rss0),
     heapGrowthMB: mb(mem.heapUsed - heap0),
+    wholeVsPaged: wholeVsPaged(100_000),
   };
   console.log(
     `inspect ${steps} events (${result.logMB} MB): open ${result.openCpuMs} ms CPU; step median ${result.stepCpuMs.median} ms, p90 ${result.stepCpuMs.p90}, max ${result.stepCpuMs.max}; ` +
       `next step median ${result.nextStepCpuMs.median} ms; 500-row window median ${result.window500CpuMs.median} ms; filter ${result.filterCpuSeconds} s CPU (${result.filterEventsPerCpuSecond} events/s); ` +
-      `RSS +${result.rssGrowthMB} MB, heap +${result.heapGrowthMB} MB`,
+      `RSS +${result.rssGrowthMB} MB, heap +${result.heapGrowthMB} MB; 100k events whole vs paged: ${JSON.stringify(result.wholeVsPaged)}`,
   );
   mkdirSync('bench/results', { recursive: true });
   writeFileSync('bench/results/inspect.json', JSON.stringify(result, null, 2) + '\n');
