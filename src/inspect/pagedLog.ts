@@ -67,6 +67,7 @@ export class PagedLog {
   #worlds: { n: number; world: World }[] = [];
   /** How many messages each step sent that are still in flight at the log's end (never delivered). */
   #undelivered: Map<number, number> | null = null;
+  /** Blocks decoded since opening (a block evicted and asked for again counts twice). */
   blocksDecoded = 0;
 
   constructor(

@@ -5,7 +5,8 @@
  *
  * It runs in a worker thread (verifyWorker.js beside this file in dist/) so the server keeps answering.
  * Where there is no compiled worker (the TypeScript sources, as the tests run them) it runs on this
- * thread after the current request, which blocks the server for its duration.
+ * thread after the current request, which blocks the server for its duration. A paged log (too long to
+ * hold) is not passed as records: the worker streams its file (verifyLog.ts `verifyLogStreaming`).
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

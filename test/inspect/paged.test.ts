@@ -4,7 +4,7 @@
  * windows at the start, middle and end, a filter across the whole log (with its progress, and cancelled
  * midway), the memory the server grows by, and a torn huge log.
  */
-import { openSync, readSync, closeSync, writeFileSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -102,7 +102,10 @@ beforeAll(async () => {
   expect(warnings).toEqual([]);
   insp = await startInspector(target, { port: 0, webDir: path.dirname(file), verifyWorker: null, onSearch: (s) => searches.push(s) });
 });
-afterAll(() => insp?.close());
+afterAll(async () => {
+  await insp?.close();
+  if (file) rmSync(path.dirname(file), { recursive: true, force: true });
+});
 
 const get = async <T>(p: string): Promise<T> => {
   const res = await fetch(insp.url + p.slice(1));

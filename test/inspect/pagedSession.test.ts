@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { inspectTarget } from '../../src/cli/inspect.ts';
-import { textOfRecord } from '../../src/inspect/pagedLog.ts';
+import { MAX_BLOCKS, textOfRecord } from '../../src/inspect/pagedLog.ts';
+import { writeBigLog } from './bigLog.ts';
 import { InspectSession } from '../../src/inspect/session.ts';
 import { eventRow, stepView } from '../../src/inspect/stepView.ts';
 import { readLog } from '../../src/log/reader.ts';
@@ -18,12 +19,16 @@ import { randomScheduler } from '../../src/runtime/scheduler/random.ts';
 import { loadScenarioFile, parseScenarioObject } from '../../src/scenario/load.ts';
 import { stringifyCanonical } from '../../src/log/canonical.ts';
 import { headerFor, modelFor, recordRun } from '../../src/session/session.ts';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { runInMemory } from '../../src/session/open.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'tdxsim-paged-session-'));
 const opened: InspectSession[] = [];
-afterAll(() => opened.forEach((s) => s.close()));
+const bigDirs: string[] = [];
+afterAll(() => {
+  opened.forEach((s) => s.close());
+  for (const d of [dir, ...bigDirs]) rmSync(d, { recursive: true, force: true });
+});
 
 /** Two vCPUs loading and storing on the MMIO page, interleaved at random, logged as an explored schedule: preemptions in every block. */
 function interleavedLog(ops: number): string {
@@ -82,6 +87,25 @@ describe('paged and whole agree', () => {
     expect(w.paged).toBeNull();
     expect({ ...p, paged: null, preemptions: w.preemptions }).toEqual(w);
     expect(p.preemptions).toBeNull();
+  });
+});
+
+describe('the LRU of decoded blocks', () => {
+  it(`holds at most ${MAX_BLOCKS} blocks however much of the log is read, and a block read again after eviction is the same`, () => {
+    // About 70 blocks of 1024 events.
+    const { file } = writeBigLog(4200);
+    bigDirs.push(path.dirname(file));
+    const { whole, paged } = both(file);
+    const p = paged.paged!;
+    expect(whole.steps).toBeGreaterThan((MAX_BLOCKS + 4) * p.block);
+    for (let s = 1; s <= whole.steps; s++) expect(eventRow(paged, s)).toEqual(eventRow(whole, s));
+    expect(p.blocksHeld).toBe(MAX_BLOCKS);
+    const decoded = p.blocksDecoded;
+    expect(decoded).toBe(Math.floor(whole.steps / p.block) + 1);
+    // Block 0 was evicted long ago: read again, from the file, and the same.
+    expect(eventRow(paged, 5)).toEqual(eventRow(whole, 5));
+    expect(p.blocksDecoded).toBe(decoded + 1);
+    expect(p.blocksHeld).toBe(MAX_BLOCKS);
   });
 });
 
