@@ -3,8 +3,7 @@
  * block of the log's encoding (`header.block` events, the unit the index and the event codec both start
  * afresh at), decoded on demand and kept in a small LRU; the world at a step is the nearest checkpoint
  * plus fewer than `block` re-executed steps, or a world already at hand stepped forward. Memory holds the
- * model, MAX_BLOCKS decoded blocks and a few worlds, however long the log: a 10M-event log costs what a
- * 10k-event one does.
+ * model, MAX_BLOCKS decoded blocks and a few worlds, however long the log.
  *
  * What the in-memory session (session.ts) computes once for every step when it opens a log, this computes
  * for the steps asked about: a step's text (from its record: the log writes bigints as `0x…` strings,

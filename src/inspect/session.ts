@@ -16,8 +16,8 @@
  * counterexample's thread switches can be marked without another pass.
  *
  * A log too long to hold (`openPaged`, from PAGED_MIN_BYTES on) is not replayed at open: its records are
- * read by block through the checkpoint index and its worlds by seek (pagedLog.ts), so opening it and
- * showing any step costs what a 10k-step log costs, and memory does not grow with it.
+ * read by block through the checkpoint index and its worlds by seek (pagedLog.ts), so the time to open
+ * it and show a step, and the memory it holds, do not grow with its length.
  */
 import type { Message } from '../protocol/messages.ts';
 import { stringifyCanonical } from '../log/canonical.ts';
