@@ -55,4 +55,5 @@ export const api = {
     fetch('/api/steer', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ log: logId, n, choice }) }).then((r) => parse<SteerResult>(r)),
   downloadUrl: () => url('/api/download'),
   liveUrl: () => url('/api/live'),
+  searchUrl: (q: string) => url('/api/search', { q }),
 };

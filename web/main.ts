@@ -17,10 +17,12 @@
  */
 import './style.css';
 import type { ActorStep, StepView, Summary, TraceDivergence, VerifyResult } from '../src/inspect/api.ts';
+import { nextMatch } from '../src/inspect/nextMatch.ts';
 import { compileQuery } from '../src/inspect/query.ts';
 import { api } from './api.ts';
 import { clear, h } from './dom.ts';
 import { DiffView } from './diffView.ts';
+import { LogSearch } from './logSearch.ts';
 import { SequenceView } from './sequence.ts';
 import { StatechartView } from './statechartView.ts';
 import { StatePanel } from './statePanel.ts';
@@ -71,6 +73,9 @@ class App {
   #hide: HTMLInputElement;
   #fields: HTMLInputElement;
   #findStatus: HTMLElement;
+  /** A paged log's filter: a pass over the log on the server, with progress (null for a log held whole). */
+  #search: LogSearch | null = null;
+  #cancelSearch: HTMLButtonElement;
   #markStatus: HTMLElement;
   #card: HTMLElement;
   #tabs: HTMLElement;
@@ -104,6 +109,14 @@ class App {
     this.#hide = h('input', { type: 'checkbox', id: 'filter-hide' });
     this.#fields = h('input', { type: 'checkbox', id: 'show-fields' });
     this.#findStatus = h('span', { id: 'find-status', class: 'muted', 'aria-live': 'polite' });
+    this.#cancelSearch = this.#button('search-cancel', 'cancel', 'Stop searching the log', () => this.#search?.cancel());
+    this.#cancelSearch.hidden = true;
+    if (summary.paged) {
+      this.#search = new LogSearch(api.searchUrl, (q, p) => {
+        if (q !== this.query) return;
+        this.#findStatus.textContent = `searching ${p.steps.toLocaleString('en-US')} steps… ${Math.floor((100 * p.scanned) / Math.max(1, p.steps))}% · ${p.matches.toLocaleString('en-US')} match${p.matches === 1 ? '' : 'es'} so far`;
+      });
+    }
     this.#markStatus = h('span', { id: 'mark-status', class: 'muted' });
     this.#steps = h('span', { id: 'steps' }, summary.steps);
     this.#card = h('section', { id: 'step-card', 'aria-label': 'step' });
@@ -140,6 +153,9 @@ class App {
         this.#outcome,
         this.#claim,
         s.live ? h('span', { id: 'live', class: 'badge live' }, 'live') : null,
+        s.paged
+          ? h('span', { id: 'paged', class: 'badge', title: `Too long to hold: read ${s.paged.block} events at a time through its checkpoint index ${s.paged.indexFile} (${s.paged.indexState === 'built' ? 'rebuilt when it was opened' : 'as found'})` }, 'paged')
+          : null,
         s.trace ? h('span', { id: 'trace-badge', class: `badge ${s.trace.divergenceCount === 0 ? 'ok' : 'failure'}`, title: s.trace.inputs.map((i) => i.file).join(', ') }, s.trace.divergenceCount === 0 ? 'trace: no divergence' : `trace: ${s.trace.divergenceCount} divergence${s.trace.divergenceCount === 1 ? '' : 's'}`) : null,
         ' ',
         this.#verifyStatus,
@@ -158,6 +174,7 @@ class App {
         this.#button('find-next', 'match ▶', 'Next match (Enter, n)', () => void this.find('next')),
         h('label', { class: 'toggle', title: 'List only the steps that match the filter' }, this.#hide, ' only matches'),
         this.#findStatus,
+        this.#cancelSearch,
         h('span', { class: 'sep' }),
         h('label', { class: 'toggle', title: 'Show each message’s fields under its arrow (f)' }, this.#fields, ' fields'),
         h('span', { class: 'sep' }),
@@ -399,8 +416,42 @@ class App {
     this.#matchesTimer = window.setTimeout(() => this.#refreshOrder(), 200);
   }
 
+  /**
+   * A paged log: the pass over the log for the current query, its progress in the status and a cancel
+   * button while it runs. Null when it was cancelled (or another query replaced it).
+   */
+  async #searchLog(): Promise<Int32Array | null> {
+    const search = this.#search!;
+    const q = this.query;
+    const kept = search.resultFor(q);
+    if (kept) return kept;
+    this.#cancelSearch.hidden = false;
+    const r = await search.run(q);
+    if (search.running === null) this.#cancelSearch.hidden = true;
+    if (q !== this.query) return null;
+    if (r === null) {
+      this.#findStatus.textContent = 'search cancelled';
+      return null;
+    }
+    this.#findStatus.textContent = `${r.seqs.length.toLocaleString('en-US')} matching step${r.seqs.length === 1 ? '' : 's'}`;
+    return r.seqs;
+  }
+
   #refreshOrder(): void {
     const seq = ++this.#matchesSeq;
+    if (this.#search) {
+      if (!this.query) {
+        this.#search.cancel();
+        this.#cancelSearch.hidden = true;
+        this.#seq.setOrder(null);
+        return;
+      }
+      // The pass starts as soon as the user pauses: next/previous match and "only matches" then answer at once.
+      void this.#searchLog().then((seqs) => {
+        if (seq === this.#matchesSeq) this.#seq.setOrder(this.#hide.checked && seqs ? seqs : null);
+      });
+      return;
+    }
     if (!this.#hide.checked || !this.query) {
       this.#seq.setOrder(null);
       return;
@@ -416,6 +467,18 @@ class App {
   async find(dir: 'next' | 'prev'): Promise<void> {
     if (!this.query) {
       this.#filter.focus();
+      return;
+    }
+    if (this.#search) {
+      const seqs = await this.#searchLog();
+      if (seqs === null) return;
+      const r = nextMatch(seqs, this.step, dir, true);
+      const st = this.#findStatus;
+      st.classList.toggle('wrapped', r.wrapped);
+      if (r.seq === null) return void (st.textContent = 'no step matches');
+      this.goTo(r.seq);
+      const count = `${seqs.length.toLocaleString('en-US')} matching step${seqs.length === 1 ? '' : 's'}`;
+      st.textContent = r.wrapped ? `wrapped: ${dir === 'next' ? `past the last match, back to the first (step ${r.seq})` : `before the first match, on to the last (step ${r.seq})`} · ${count}` : count;
       return;
     }
     try {

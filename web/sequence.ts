@@ -3,9 +3,11 @@
  * the message's architectural name. Each message's causal link is drawn in its sender's lane, from the
  * row whose handling sent it (its `cause`) down to its own row, so a chain of calls reads as a path.
  *
- * Virtualised for 100k-step logs: the scroller holds an empty spacer as tall as all rows, and only the
+ * Virtualised for logs of any length: the scroller holds an empty spacer as tall as all rows, and only the
  * rows on screen (plus a margin) are drawn, into one SVG placed at the scroll position. Rows arrive in
- * chunks from /api/events as they come into view.
+ * chunks from /api/events as they come into view, and only the last MAX_CHUNKS chunks are kept. Past
+ * MAX_SCROLL_PX (scrollScale.ts: a million rows are 24M px, beyond what browsers lay out) the spacer stays at that
+ * height and the scroll position is scaled onto the rows, so the scrollbar still spans the whole log.
  *
  * The gutter left of the lanes holds the step number, a marker on each preemption of an explored
  * schedule, and the bracket of a lasso's loop. Rows can show their message's fields (a second line, cut
@@ -26,6 +28,7 @@ import { api } from './api.ts';
 import { clear, h, s } from './dom.ts';
 import { truncateFields } from './fieldsText.ts';
 import { LABEL_ROW_H, placeLaneLabels } from './lanes.ts';
+import { rowsY, scrollTopFor, spacerHeight } from './scrollScale.ts';
 import type { TraceEvents } from './traceEvents.ts';
 import type { TraceIndex } from './traceIndex.ts';
 
@@ -49,6 +52,8 @@ const GUTTER = 64;
 const GUTTER_LASSO = 92;
 const CHUNK = 500;
 const OVERSCAN = 12;
+/** Chunks of rows kept (100k rows): scrolling through a million steps does not keep a million rows. */
+const MAX_CHUNKS = 200;
 
 function isReply(e: EventRow): boolean {
   return e.kind.endsWith('-return') || e.name.endsWith('_RESULT');
@@ -76,6 +81,8 @@ export class SequenceView {
    * hidden; without one, null lists every step from 0, or the matching steps when the others are hidden.
    */
   #rows: PlanRow[] | null = null;
+  /** Without a trace, the matching steps listed when the others are hidden (one number a row, for a million). */
+  #order: Int32Array | null = null;
   /** Row tops when rows differ in height (a trace); null when every row is #rowH tall. */
   #tops: Float64Array | null = null;
   #rowOfTraceId = new Map<number, number>();
@@ -145,19 +152,31 @@ export class SequenceView {
   }
 
   get #rowCount(): number {
-    return this.#rows ? this.#rows.length : this.#steps + 1;
+    return this.#rows ? this.#rows.length : this.#order ? this.#order.length : this.#steps + 1;
   }
 
   #rowAt(r: number): PlanRow {
-    return this.#rows ? this.#rows[r]! : { seq: r, kind: 'step', trace: null };
+    return this.#rows ? this.#rows[r]! : { seq: this.#seqAt(r), kind: 'step', trace: null };
   }
 
   #seqAt(r: number): number {
-    return this.#rows ? this.#rows[r]!.seq : r;
+    return this.#rows ? this.#rows[r]!.seq : this.#order ? this.#order[r]! : r;
   }
 
   /** The row showing step `seq`, or (exact = false) the first row at or after it. */
   #rowOf(seq: number, exact: boolean): number | null {
+    const order = this.#order;
+    if (order) {
+      let lo = 0;
+      let hi = order.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (order[mid]! < seq) lo = mid + 1;
+        else hi = mid;
+      }
+      if (exact) return order[lo] === seq ? lo : null;
+      return Math.min(lo, Math.max(0, order.length - 1));
+    }
     const o = this.#rows;
     if (!o) return seq;
     let lo = 0;
@@ -208,7 +227,22 @@ export class SequenceView {
     } else {
       this.#tops = null;
     }
-    this.#spacer.style.height = `${this.#top(this.#rowCount) + this.#rowH}px`;
+    this.#spacer.style.height = `${spacerHeight(this.#fullHeight())}px`;
+  }
+
+  /** The height all rows would take. */
+  #fullHeight(): number {
+    return this.#top(this.#rowCount) + this.#rowH;
+  }
+
+  /** How far scrolled, in the rows' own pixels (the scroll position itself unless the list is taller than MAX_SCROLL_PX). */
+  #viewTop(): number {
+    return rowsY(this.#scroller.scrollTop, this.#fullHeight(), this.#scroller.clientHeight);
+  }
+
+  /** Scrolls so that the rows' own y is at the top. */
+  #scrollToY(y: number): void {
+    this.#scroller.scrollTop = scrollTopFor(y, this.#fullHeight(), this.#scroller.clientHeight);
   }
 
   setSteps(n: number): void {
@@ -237,17 +271,17 @@ export class SequenceView {
   }
 
   /** Show only these steps and trace events (the filter's matches), or every row again (null). */
-  setOrder(seqs: number[] | null, traces: number[] | null = null): void {
+  setOrder(seqs: ArrayLike<number> | null, traces: number[] | null = null): void {
     const index = this.#trace?.index;
     if (index) {
       if (seqs === null) this.#rows = index.plan;
       else {
-        const keepSeq = new Set(seqs);
+        const keepSeq = new Set(Array.from(seqs));
         const keepTrace = new Set(traces ?? []);
         this.#rows = index.plan.filter((r) => (r.kind === 'step' && keepSeq.has(r.seq)) || (r.trace !== null && keepTrace.has(r.trace)));
       }
     } else {
-      this.#rows = seqs === null ? null : seqs.map((seq) => ({ seq, kind: 'step', trace: null }));
+      this.#order = seqs === null ? null : Int32Array.from(seqs);
     }
     this.#relayout();
     this.#scroller.scrollTop = 0;
@@ -256,11 +290,11 @@ export class SequenceView {
   }
 
   setShowFields(on: boolean): void {
-    const keep = this.#rowAtY(this.#scroller.scrollTop);
+    const keep = this.#rowAtY(this.#viewTop());
     this.#rowH = on ? ROW_H_FIELDS : ROW_H;
     this.element.classList.toggle('with-fields', on);
     this.#relayout();
-    this.#scroller.scrollTop = this.#top(keep);
+    this.#scrollToY(this.#top(keep));
     this.render();
   }
 
@@ -276,9 +310,9 @@ export class SequenceView {
     const row = (trace !== null ? this.#rowOfTraceId.get(trace) : undefined) ?? this.#rowOf(step, false);
     if (row === null) return;
     const y = this.#top(row);
-    const top = this.#scroller.scrollTop;
+    const top = this.#viewTop();
     const height = this.#scroller.clientHeight;
-    if (y < top || y + this.#height(row) > top + height) this.#scroller.scrollTop = Math.max(0, y - height / 2);
+    if (y < top || y + this.#height(row) > top + height) this.#scrollToY(Math.max(0, y - height / 2));
   }
 
   /** The row for `seq`, if its chunk is loaded; starts loading it otherwise. */
@@ -288,6 +322,13 @@ export class SequenceView {
     if (chunk === 'loading') return null;
     if (chunk === undefined) {
       this.#chunks.set(c, 'loading');
+      if (this.#chunks.size > MAX_CHUNKS) {
+        // The least recently drawn chunk that has arrived (Map order is use order).
+        for (const [k, v] of this.#chunks) if (v !== 'loading') {
+          this.#chunks.delete(k);
+          break;
+        }
+      }
       api.events(c * CHUNK + 1, CHUNK).then(
         (r) => {
           // A chunk fetched while a live run was still filling it is complete only up to what it holds.
@@ -302,6 +343,8 @@ export class SequenceView {
       );
       return null;
     }
+    this.#chunks.delete(c);
+    this.#chunks.set(c, chunk);
     return chunk[seq - 1 - c * CHUNK] ?? null;
   }
 
@@ -443,7 +486,7 @@ export class SequenceView {
     const fields = rowH === ROW_H_FIELDS;
     const index = this.#trace?.index ?? null;
     this.#placeLabels(width, lanesRight, x);
-    const top = this.#scroller.scrollTop;
+    const top = this.#viewTop();
     const count = this.#rowCount;
     const first = Math.max(0, this.#rowAtY(top) - OVERSCAN);
     const last = Math.min(count - 1, this.#rowAtY(top + this.#scroller.clientHeight) + OVERSCAN);
@@ -451,7 +494,8 @@ export class SequenceView {
     const height = Math.max(0, this.#top(last + 1) - y0);
     this.#svg.setAttribute('width', String(width));
     this.#svg.setAttribute('height', String(Math.max(height, rowH)));
-    this.#svg.style.top = `${y0}px`;
+    // In the scroller's pixels: where row `first` is, relative to the top of the view.
+    this.#svg.style.top = `${this.#scroller.scrollTop + y0 - top}px`;
     clear(this.#svg);
 
     const backgrounds = s('g', { class: 'backgrounds' });
@@ -504,7 +548,7 @@ export class SequenceView {
       }
       if (modelDivergence) row.append(s('rect', { x: g - 7, y, width: 3, height: rh, class: 'diverged-bar' }));
       backgrounds.append(row);
-      if (this.#rows && r > 0 && seq - this.#seqAt(r - 1) > 1) {
+      if ((this.#rows || this.#order) && r > 0 && seq - this.#seqAt(r - 1) > 1) {
         backgrounds.append(s('line', { x1: 0, x2: width, y1: y + 0.5, y2: y + 0.5, class: 'gap' }, s('title', {}, `${seq - this.#seqAt(r - 1) - 1} steps hidden`)));
       }
       if (inLoop && own) {

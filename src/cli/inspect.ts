@@ -4,14 +4,20 @@
  * there and printed here. A torn log (its last line cut mid-write) opens: its intact prefix is shown,
  * with the tear named on the page and here. A real trace (what `tdxsim import` reads) is imported in
  * memory, nothing written, and its model run opens with the trace beside it.
+ *
+ * A log of PAGED_MIN_BYTES or more opens paged (src/inspect/session.ts): through its checkpoint index,
+ * rebuilt first if it is missing or stale, so any step of a 10M-event log shows in the time and memory a
+ * small one takes.
  */
+import { statSync } from 'node:fs';
 import { LogError } from '../log/errors.ts';
 import { openInBrowser } from '../inspect/browser.ts';
 import { listen } from '../inspect/listen.ts';
 import { readLog } from '../log/reader.ts';
 import { isLogFile, openLogOrScenario } from '../session/open.ts';
 import type { Inspector, InspectTarget } from '../inspect/server.ts';
-import { InspectSession } from '../inspect/session.ts';
+import { InspectSession, PAGED_MIN_BYTES } from '../inspect/session.ts';
+import { openIndexed } from '../replay/seek.ts';
 import { failureOf } from '../inspect/summary.ts';
 import { importParsed } from '../import/importTrace.ts';
 import { EXIT_OK } from './exitCodes.ts';
@@ -23,8 +29,19 @@ export interface InspectCliOptions {
   open?: boolean;
   seed?: number;
   maxSteps?: number;
+  /** Logs of this many bytes or more open paged. @default PAGED_MIN_BYTES */
+  pagedFrom?: number;
   /** Called with the server once it listens (tests and embedders close it with this). */
   onInspector?: (inspector: Inspector) => void;
+}
+
+/** The file's size; 0 when it cannot be read, which the reader then reports as it always has. */
+function sizeOf(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
 }
 
 /** The session to serve, or the error page's content when the log cannot be opened (also printed). */
@@ -36,6 +53,11 @@ export function inspectTarget(arg: string, o: InspectCliOptions = {}, warn: (lin
     return importedTarget(importParsed(trace, { keepLog: true, ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}) }), { scenario: null, log: null });
   }
   try {
+    if (isLogFile(arg) && sizeOf(arg) >= (o.pagedFrom ?? PAGED_MIN_BYTES)) {
+      const log = openIndexed(arg, { onNotice: (m) => warn(`tdxsim: ${m}`), minIndexBytes: 0 });
+      if (log.torn) warn(`tdxsim: warning: ${arg}:${log.torn.line}: torn last line (the writer stopped mid-line); showing the ${log.steps} intact steps before it`);
+      return { session: InspectSession.openPaged(log) };
+    }
     const { log, file } = isLogFile(arg)
       ? { log: readLog(arg, { allowTorn: true }), file: arg }
       : openLogOrScenario(arg, { ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.maxSteps !== undefined ? { maxSteps: o.maxSteps } : {}) });

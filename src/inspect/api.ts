@@ -66,6 +66,19 @@ export interface Summary {
   steered: SteerInfo | null;
   /** Set when the log is the model's run of a scenario imported from a real trace (`tdxsim import --inspect`). */
   trace: TraceSummary | null;
+  /**
+   * Set for a log too long to hold, opened paged: read by block through its checkpoint index, never whole.
+   * The page then filters with /api/search (a pass with progress, cancellable); `preemptions` is null.
+   */
+  paged: PagedInfo | null;
+}
+
+export interface PagedInfo {
+  /** Events per block: the unit read, and the distance between checkpoints. */
+  block: number;
+  indexFile: string;
+  /** The index as opening found it: `fresh` (used as found), `built` (rebuilt now), `none`, `unwritable`. */
+  indexState: string;
 }
 
 /** What the header and the first view need to know of an imported trace. */
@@ -207,6 +220,13 @@ export interface FindResult {
   trace?: number | null;
   /** With an imported trace: how many trace events match. */
   traceTotal?: number;
+}
+
+/** `GET /api/search`'s `progress` events: records read of `steps`, matches so far. */
+export interface SearchProgress {
+  scanned: number;
+  steps: number;
+  matches: number;
 }
 
 export interface MatchesResult {

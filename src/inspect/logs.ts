@@ -51,7 +51,8 @@ export class OpenedLogs {
 
   /** Starts the check the first time it is asked for (the page asks once it has opened). */
   verification(entry: OpenedLog): Promise<VerifyResult> {
-    entry.verification ??= verifyInBackground(entry.session.parsedLog(), entry.session.file, this.verifyWorker);
+    const s = entry.session;
+    entry.verification ??= verifyInBackground(s.paged !== null ? null : s.parsedLog(), s.file, this.verifyWorker);
     return entry.verification;
   }
 }

@@ -10,6 +10,9 @@
  *   GET  /api/step?n&actor       everything shown for step n, with `actor`'s context (stepView.ts)
  *   GET  /api/find?q&from&dir&wrap  next/previous step matching a filter (query.ts), wrapping round if asked
  *   GET  /api/matches?q          every step matching a filter (the sequence view's "hide the rest")
+ *   GET  /api/search?q           server-sent events: the same, as a pass over the log that reports its
+ *                                progress (`progress` events) and ends with the matches (`done`); closing
+ *                                the connection cancels it. The page of a paged log filters with this.
  *   GET  /api/statecharts        laid-out statecharts of the model's machines
  *   GET  /api/statechart?machine&expand  one machine with the compound states not in `expand` collapsed
  *   GET  /api/diff?a&b           what changed between two steps (diff.ts)
@@ -23,6 +26,10 @@
  *
  * With an imported trace, /api/find and /api/matches also match the trace's events (traceRows.ts), and
  * /api/find walks the sequence view's rows (`trace=` names the trace event it starts from).
+ *
+ * A paged log (a huge one, session.ts) is never sent or read whole: /api/events and /api/step read the
+ * blocks they need, and /api/find and /api/matches make the pass /api/search makes (search.ts), yielding
+ * to the event loop, its result kept for the next question about the same filter.
  *
  * It binds to 127.0.0.1 unless told otherwise. On a loopback address it rejects requests whose Host header
  * is not the address it serves, so a web page elsewhere cannot reach it through DNS rebinding; and any
@@ -38,6 +45,7 @@ import { diffSteps } from './diff.ts';
 import { OpenedLogs, type OpenedLog } from './logs.ts';
 import { appPage, errorPage } from './page.ts';
 import { compileQuery } from './query.ts';
+import { nextMatch, searchLog, type SearchProgress } from './search.ts';
 import type { InspectSession } from './session.ts';
 import { collapsedLayoutOf, statechartsOf } from './statecharts.ts';
 import { choicesAt, steer, SteerError } from './steer.ts';
@@ -47,6 +55,8 @@ import type { TraceView } from './traceView.ts';
 
 export const DEFAULT_PORT = 4780;
 const MAX_EVENTS_PER_REQUEST = 2000;
+/** Whole-log filter results kept (step numbers, 4 bytes a match). */
+const MAX_SEARCHES_KEPT = 8;
 /** A steering request is three small fields. */
 const MAX_BODY = 4096;
 
@@ -65,6 +75,14 @@ export interface InspectorOptions {
   verifyWorker?: URL | null;
   /** Step bound of a steered run's FIFO continuation, as `tdxsim run --max-steps`. @default DEFAULT_MAX_STEPS */
   maxSteps?: number;
+  /** Told when a whole-log filter pass ends, finished or cancelled (tests, and embedders that log it). */
+  onSearch?: (report: SearchReport) => void;
+}
+
+export interface SearchReport extends SearchProgress {
+  log: string;
+  q: string;
+  cancelled: boolean;
 }
 
 export interface Inspector {
@@ -150,6 +168,46 @@ export function startInspector(target: InspectTarget, opts: InspectorOptions = {
   let allowedOrigins = new Set<string>();
 
   const logs = 'session' in target ? new OpenedLogs(target.session, opts.verifyWorker, target.trace ?? null) : null;
+  const searched = new Map<string, Int32Array>();
+
+  /**
+   * Every step of `entry`'s log matching `q`, from a finished pass if one was kept; null when `cancelled`
+   * stopped the pass.
+   */
+  async function searchAll(entry: OpenedLog, q: string, onProgress: (p: SearchProgress) => void, cancelled: () => boolean): Promise<Int32Array | null> {
+    const key = `${entry.id}\u0000${entry.session.steps}\u0000${q}`;
+    const kept = searched.get(key);
+    if (kept !== undefined) {
+      searched.delete(key);
+      searched.set(key, kept);
+      const steps = entry.session.steps;
+      onProgress({ scanned: steps, steps, matches: kept.length });
+      return kept;
+    }
+    let last: SearchProgress = { scanned: 0, steps: entry.session.steps, matches: 0 };
+    const seqs = await searchLog(entry.session, q, (p) => onProgress((last = p)), cancelled);
+    opts.onSearch?.({ log: entry.id, q, ...last, cancelled: seqs === null });
+    if (seqs !== null && !entry.session.live) {
+      searched.set(key, seqs);
+      if (searched.size > MAX_SEARCHES_KEPT) searched.delete(searched.keys().next().value!);
+    }
+    return seqs;
+  }
+
+  /** A request's pass, stopped when its client goes away. */
+  function searchFor(req: IncomingMessage, res: ServerResponse, entry: OpenedLog, q: string, onProgress: (p: SearchProgress) => void = () => {}): Promise<Int32Array | null> {
+    let gone = false;
+    res.once('close', () => (gone = !res.writableFinished));
+    return searchAll(entry, q, onProgress, () => gone || req.destroyed);
+  }
+
+  /** `GET /api/search`: the pass as server-sent events, `progress` after each slice, then `done` with the matches. */
+  async function searchStream(req: IncomingMessage, res: ServerResponse, entry: OpenedLog, q: string): Promise<void> {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
+    const seqs = await searchFor(req, res, entry, q, (p) => res.write(`event: progress\ndata: ${JSON.stringify(p)}\n\n`));
+    if (seqs === null) return void res.end();
+    res.end(`event: done\ndata: ${JSON.stringify({ steps: entry.session.steps, total: seqs.length, seqs: Array.from(seqs) })}\n\n`);
+  }
 
   function total(entry: OpenedLog, q: string, match: (seq: number) => boolean): number {
     // The total is a full scan; remember it per query while the log does not grow.
@@ -363,6 +421,12 @@ export function startInspector(target: InspectTarget, opts: InspectorOptions = {
           const q = (url.searchParams.get('q') ?? '').slice(0, 500);
           const from = intParam(url, 'from', 0);
           const wrap = url.searchParams.get('wrap') === '1';
+          if (session.paged !== null) {
+            const seqs = await searchFor(req, res, entry, q);
+            if (seqs === null) return;
+            const r: FindResult = { ...nextMatch(seqs, from, dir, wrap), total: seqs.length };
+            return sendJson(res, 200, r);
+          }
           if (entry.trace === null) return sendJson(res, 200, find(entry, q, from, dir, wrap));
           const t = url.searchParams.get('trace');
           const fromTrace = t === null || t === '' ? null : intParam(url, 'trace', 0);
@@ -377,8 +441,17 @@ export function startInspector(target: InspectTarget, opts: InspectorOptions = {
           const count = Math.min(MAX_EVENTS_PER_REQUEST, intParam(url, 'count', 500));
           return sendJson(res, 200, { events: trace.rows.length, rows: trace.rows.slice(from, from + count) });
         }
-        case '/api/matches':
-          return sendJson(res, 200, matches(entry, (url.searchParams.get('q') ?? '').slice(0, 500)));
+        case '/api/matches': {
+          const q = (url.searchParams.get('q') ?? '').slice(0, 500);
+          if (session.paged === null) return sendJson(res, 200, matches(entry, q));
+          const seqs = await searchFor(req, res, entry, q);
+          if (seqs === null) return;
+          const r: MatchesResult = { seqs: Array.from(seqs) };
+          return sendJson(res, 200, r);
+        }
+        case '/api/search':
+          if (session.live) throw new BadRequest('the run is still in progress: filter it with /api/matches, or once it has ended', 409);
+          return await searchStream(req, res, entry, (url.searchParams.get('q') ?? '').slice(0, 500));
         case '/api/statecharts':
           return sendJson(res, 200, await statechartsOf(session.model));
         case '/api/statechart': {
@@ -438,7 +511,10 @@ export function startInspector(target: InspectTarget, opts: InspectorOptions = {
         close: () =>
           new Promise<void>((r) => {
             server.closeAllConnections();
-            server.close(() => r());
+            server.close(() => {
+              if ('session' in target) target.session.close();
+              r();
+            });
           }),
       });
     });

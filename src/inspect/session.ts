@@ -14,12 +14,15 @@
  * While replaying, each delivery is tested for being a preemption (src/explore/minimise.ts's definition:
  * the previous delivery sent a message that could be delivered now, and another one was chosen), so a
  * counterexample's thread switches can be marked without another pass.
+ *
+ * A log too long to hold (`openPaged`, from PAGED_MIN_BYTES on) is not replayed at open: its records are
+ * read by block through the checkpoint index and its worlds by seek (pagedLog.ts), so the time to open
+ * it and show a step, and the memory it holds, do not grow with its length.
  */
 import type { Message } from '../protocol/messages.ts';
 import { stringifyCanonical } from '../log/canonical.ts';
 import { LogError } from '../log/errors.ts';
 import type { ParsedLog } from '../log/reader.ts';
-import { isPreemption } from '../explore/minimise.ts';
 import type { EndRecord, EventRecord, HeaderRecord } from '../log/schema.ts';
 import { replayLog, scenarioFromLog } from '../replay/replay.ts';
 import { enabledChoices, initialWorld, step } from '../runtime/step.ts';
@@ -31,19 +34,24 @@ import { MODEL_VERSION } from '../version.ts';
 import { formatFields, type FormatOptions } from '../session/format.ts';
 import { formatOptionsFor } from '../session/session.ts';
 import { messageLabel } from '../export/messageLabel.ts';
+import type { IndexedLog } from '../replay/seek.ts';
+import { PagedLog, type StepText } from './pagedLog.ts';
+import { preemptionNote } from './preemption.ts';
+
+export { preemptionNote } from './preemption.ts';
+export type { StepText } from './pagedLog.ts';
 
 export const CHECKPOINT_EVERY = 256;
 const CACHE_SIZE = 8;
 
-/** What the sequence view and the filter read for each step, computed once from the delivered message. */
-export interface StepText {
-  /** `EPT_VIOLATION (TD exit)`. */
-  label: string;
-  /** The CLI's field list: `RAX=0x30 RCX=0x1 … R8=0x8000fe000000`, SPTEs decoded. */
-  fields: string;
-}
+/**
+ * From this size on, `tdxsim inspect` opens a log paged (through its checkpoint index) rather than whole:
+ * about 80k events, where reading and replaying the whole log starts to cost seconds and hundreds of MB.
+ */
+export const PAGED_MIN_BYTES = 8 << 20;
 
 export class InspectSession {
+  /** Every record, for a log held whole (empty for a paged one: read records with `event`). */
   readonly events: EventRecord[] = [];
   end: EndRecord | null = null;
   readonly model: Model;
@@ -53,8 +61,10 @@ export class InspectSession {
   torn: ParsedLog['torn'] = null;
   /** The log's signature as the reader saw it (null: unsigned, or a live run). */
   signed: ParsedLog['signed'] = null;
-  /** Steps that are preemptions, with what they preempted. */
+  /** Steps that are preemptions, with what they preempted (a log held whole; a paged one: `preemptionAt`). */
   readonly preemptions = new Map<number, string>();
+  /** The log read by block through its index, for a log too long to hold (null: held whole). */
+  readonly paged: PagedLog | null = null;
   readonly #text: StepText[] = [];
   readonly #checkpoints: World[] = [];
   readonly #effects = new Map<number, number[]>();
@@ -68,11 +78,26 @@ export class InspectSession {
     readonly scenario: Scenario,
     /** True while a `run --inspect` is still delivering messages into this session. */
     public live: boolean,
+    indexed: IndexedLog | null = null,
   ) {
-    this.model = createModel(actorsFor(scenario));
+    // A paged log's worlds come from its seeks: they must be the same model's.
+    this.model = indexed?.model ?? createModel(actorsFor(scenario));
     this.fmt = formatOptionsFor(scenario);
     this.modelVersionMatches = header.model === MODEL_VERSION;
-    this.#checkpoints.push(initialWorld(this.model));
+    if (indexed !== null) this.paged = new PagedLog(indexed, this.fmt);
+    else this.#checkpoints.push(initialWorld(this.model));
+  }
+
+  /**
+   * A log opened for seeking (src/replay/seek.ts `openIndexed`), read by block as it is looked at. Nothing
+   * is replayed here: the index was built by a verified pass, each seek proves its checkpoint against
+   * the log, and the full check runs in the background as for any log (verify.ts, streaming the file).
+   */
+  static openPaged(log: IndexedLog): InspectSession {
+    const s = new InspectSession(log.file, log.header, log.scenario, false, log);
+    s.end = log.end;
+    s.torn = log.torn;
+    return s;
   }
 
   /** Replays the whole log once; throws LogError (file and line) if the model does not reproduce it. */
@@ -112,6 +137,7 @@ export class InspectSession {
 
   /** Record delivery `ev` (the next step), the message as the model delivered it and the world after it. */
   append(ev: EventRecord, delivered: Message, world: World, preemption: string | null = null): void {
+    if (this.paged !== null) throw new Error(`${this.file} is paged: a paged log is read, never appended to`);
     if (ev.seq !== this.events.length + 1) throw new RangeError(`append: expected step ${this.events.length + 1}, got ${ev.seq}`);
     this.events.push(ev);
     if (preemption !== null) this.preemptions.set(ev.seq, preemption);
@@ -132,15 +158,35 @@ export class InspectSession {
   }
 
   get steps(): number {
-    return this.events.length;
+    return this.paged?.steps ?? this.events.length;
   }
 
-  /** The records as a parsed log (what replay and verification take). */
+  /** Step `seq`'s record (1 ≤ seq ≤ steps). */
+  event(seq: number): EventRecord {
+    if (this.paged !== null) return this.paged.event(seq);
+    const ev = this.events[seq - 1];
+    if (!ev) throw new RangeError(`step ${seq}: the log has steps 1..${this.events.length}`);
+    return ev;
+  }
+
+  /** For an explored schedule: why step `seq` is a preemption (null when it is not). */
+  preemptionAt(seq: number): string | null {
+    return this.paged !== null ? this.paged.preemption(seq) : (this.preemptions.get(seq) ?? null);
+  }
+
+  /** Preemptions along the whole schedule; null for a paged log, which is not read whole to count them. */
+  get preemptionCount(): number | null {
+    return this.paged !== null ? null : this.preemptions.size;
+  }
+
+  /** The records as a parsed log (what replay and verification take); a paged log is verified from its file instead. */
   parsedLog(): ParsedLog {
+    if (this.paged !== null) throw new Error(`${this.file} is paged: it is not held in memory`);
     return { header: this.header, events: this.events, end: this.end, lines: 1 + this.events.length + (this.end ? 1 : 0), torn: this.torn, signed: this.signed };
   }
 
   textOf(seq: number): StepText {
+    if (this.paged !== null) return this.paged.text(seq);
     const t = this.#text[seq - 1];
     if (!t) throw new RangeError(`step ${seq}: the log has steps 1..${this.events.length}`);
     return t;
@@ -148,11 +194,13 @@ export class InspectSession {
 
   /** Steps whose message was sent while handling step `seq`. */
   effectsOf(seq: number): number[] {
+    if (this.paged !== null) return this.paged.effectsOf(seq);
     return this.#effects.get(seq) ?? [];
   }
 
   /** The world after step `n` (0 = before the first delivery). */
   worldAt(n: number): World {
+    if (this.paged !== null) return this.paged.worldAt(n);
     if (!Number.isInteger(n) || n < 0 || n > this.events.length) throw new RangeError(`step ${n}: the log has steps 0..${this.events.length}`);
     const hit = this.#cache.find((c) => c.n === n);
     if (hit) return hit.world;
@@ -175,6 +223,7 @@ export class InspectSession {
    * did not touch has the very same snapshot object in both (which is how the page finds what changed).
    */
   around(n: number): { before: World; after: World } {
+    if (this.paged !== null) return this.paged.around(n);
     const before = this.worldAt(n - 1);
     const after = step(this.model, before, this.events[n - 1]!.choice).world;
     this.#remember(n, after);
@@ -184,7 +233,12 @@ export class InspectSession {
   /** The message delivered at step `seq`, as the model holds it (bigints, not the log's hex strings). */
   messageAt(seq: number): Message {
     const before = this.worldAt(seq - 1);
-    return enabledChoices(this.model, before)[this.events[seq - 1]!.choice]!;
+    return enabledChoices(this.model, before)[this.event(seq).choice]!;
+  }
+
+  /** Releases a paged log's file and index (nothing to release for a log held whole). */
+  close(): void {
+    this.paged?.close();
   }
 
   /** Called after each batch of appends and at the end of a live run. */
@@ -200,14 +254,4 @@ export class InspectSession {
   #remember(n: number, world: World): void {
     this.#cache = [{ n, world }, ...this.#cache.filter((c) => c.n !== n)].slice(0, CACHE_SIZE);
   }
-}
-
-/**
- * Why delivering `chosen` is a preemption (null when it is not), after a delivery that sent `sent`:
- * names the message of the thread it left, which could have been delivered instead.
- */
-export function preemptionNote(enabled: readonly Message[], sent: readonly Message[], chosen: Message, seq: number): string | null {
-  if (!isPreemption(enabled, sent, chosen)) return null;
-  const left = enabled.find((m) => sent.includes(m))!;
-  return `preemption: step ${seq - 1} sent ${messageLabel(left)} to ${left.to}, deliverable here; step ${seq} delivers to ${chosen.to} instead`;
 }

@@ -28,7 +28,7 @@ const SLICE = 128;
 
 export function choicesAt(session: InspectSession, n: number): ChoicesResult {
   const enabled = enabledChoices(session.model, session.worldAt(n));
-  const taken = n < session.steps ? session.events[n]!.choice : -1;
+  const taken = n < session.steps ? session.event(n + 1).choice : -1;
   return {
     step: n + 1,
     choices: enabled.map((m, index) => ({ index, from: m.from, to: m.to, label: messageLabel(m), fields: formatFields(m.payload, session.fmt), taken: index === taken })),
@@ -65,7 +65,7 @@ export async function steer(parent: InspectSession, n: number, choice: number, m
   let chose = '';
   while (world.pending.length > 0 && world.seq < maxSteps) {
     const enabled = enabledChoices(model, world);
-    const c = world.seq < n ? parent.events[world.seq]!.choice : world.seq === n ? choice : fifo.choose(enabled);
+    const c = world.seq < n ? parent.event(world.seq + 1).choice : world.seq === n ? choice : fifo.choose(enabled);
     if (c >= enabled.length) {
       // The parent's choices were re-derived when it was opened; this means the model is not deterministic.
       throw new LogError('REPLAY_DIVERGED', parent.file, world.seq + 2, `steering: choice ${c} but only ${enabled.length} message(s) are deliverable here`, 'choice');
@@ -82,7 +82,7 @@ export async function steer(parent: InspectSession, n: number, choice: number, m
   const outcome = outcomeOf(world);
   writer.end({ status: outcome.status, reason: outcome.reason, failures: outcome.failures });
   session.finish(writer.lastRecord as EndRecord);
-  const was = parent.events[n];
+  const was = n < parent.steps ? parent.event(n + 1) : undefined;
   const insteadOf = was ? `${was.from} → ${was.to} ${parent.textOf(n + 1).label}` : null;
   return { session, text: writer.text(), info: { step: n + 1, chose, insteadOf, fileName } };
 }

@@ -14,9 +14,9 @@ import type { InspectSession } from './session.ts';
 import { transitionsTaken } from './transitionTaken.ts';
 
 export function eventRow(session: InspectSession, seq: number): EventRow {
-  const ev = session.events[seq - 1]!;
+  const ev = session.event(seq);
   const t = session.textOf(seq);
-  const preemption = session.header.scheduler.kind === 'explore' ? (session.preemptions.get(seq) ?? null) : null;
+  const preemption = session.header.scheduler.kind === 'explore' ? session.preemptionAt(seq) : null;
   return { seq, from: ev.from, to: ev.to, kind: ev.kind, name: ev.name, label: t.label, fields: t.fields, cause: ev.cause, preemption };
 }
 

@@ -60,7 +60,7 @@ export function summaryOf(session: InspectSession, log = 'main', steered: SteerI
     actors: session.model.actors.map((a) => ({ id: a.id, machine: a.machine.id })),
     warning: warnings.length > 0 ? warnings.join('; ') : null,
     scheduler: session.header.scheduler.kind,
-    preemptions: explore ? session.preemptions.size : null,
+    preemptions: explore ? session.preemptionCount : null,
     lasso,
     torn: torn
       ? {
@@ -70,5 +70,6 @@ export function summaryOf(session: InspectSession, log = 'main', steered: SteerI
       : null,
     steered,
     trace: trace?.summary ?? null,
+    paged: session.paged === null ? null : { block: session.paged.block, indexFile: session.paged.log.indexFile, indexState: session.paged.log.indexState },
   };
 }

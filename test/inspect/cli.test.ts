@@ -43,6 +43,27 @@ describe('tdxsim inspect', () => {
     expect(printed).toContain(`# counterexample: opens on step 9: ${url}#step=9`);
   });
 
+  it('a log past the paged size opens paged: its missing index is built first, and the command says so', async () => {
+    const { log } = exampleLog('mmio-ve');
+    const file = path.join(dir, 'paged.log.jsonl');
+    writeFileSync(file, logText(log));
+    const said: string[] = [];
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation((s) => (said.push(String(s)), true));
+    const printed: string[] = [];
+    let url = '';
+    try {
+      expect(await inspectCommand(file, { port: 0, pagedFrom: 0, onInspector: (i) => (servers.push(i), (url = i.url)) }, (l) => printed.push(l))).toBe(0);
+    } finally {
+      stderr.mockRestore();
+    }
+    expect(said).toEqual([`tdxsim: ${file}: building its checkpoint index ${file}.idx (there is none): one pass over the log, after which any step opens from its nearest checkpoint\n`]);
+    expect(existsSync(`${file}.idx`)).toBe(true);
+    expect(printed[0]).toBe(`# ${file}: scenario mmio-ve, ${log.events.length} steps, outcome ok`);
+    const s = (await (await fetch(url + 'api/summary')).json()) as Summary;
+    expect(s.paged).toEqual({ block: 1024, indexFile: `${file}.idx`, indexState: 'built' });
+    expect(s.steps).toBe(log.events.length);
+  });
+
   it('a scenario that does not exist is bad input (exit 2), and no server starts', () => {
     const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
