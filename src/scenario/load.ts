@@ -319,5 +319,17 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
       if (problem) return { path: at, message: problem };
     }
   }
+  for (const [k, h] of (s.host ?? []).entries()) {
+    if ((h.op === 'waitExit' || h.op === 'run') && h.vcpu >= s.vcpus.length) return { path: ['host', k, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s))` };
+    if (h.op === 'read' || h.op === 'write') {
+      const g = h.gpa & ~shared;
+      if (!s.memslots.some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: ['host', k, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };
+      if (g % BigInt(h.size) !== 0n) return { path: ['host', k, 'gpa'], message: `a ${h.size}-byte access at ${hex(h.gpa)} is not naturally aligned` };
+    }
+    if (h.op === 'setAttributes') {
+      if (!td) return { path: ['host', k, 'op'], message: 'KVM_SET_MEMORY_ATTRIBUTES with PRIVATE needs a VM with private memory (vm.type "tdx")' };
+      if (h.gpa & shared) return { path: ['host', k, 'gpa'], message: `give the GPA without the shared bit (${hex(shared)}); "to" says which it becomes` };
+    }
+  }
   return null;
 }
