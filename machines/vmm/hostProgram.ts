@@ -52,6 +52,8 @@ export type RunStep =
   /** The VMM's own mapping of shared guest memory: host physical `pa`, KeyID 0. */
   | { op: 'write'; label: string; gpa: bigint; pa: bigint; size: number; value: bigint }
   | { op: 'read'; label: string; gpa: bigint; pa: bigint; size: number; expect: bigint | null }
+  /** Read again until the value is there: a host thread polling a flag the guest sets. */
+  | { op: 'waitMemory'; label: string; gpa: bigint; pa: bigint; size: number; value: bigint }
   | { op: 'convert'; label: string; address: bigint; size: bigint; attributes: bigint; expectRet: number | null };
 
 export type HostStep = BuildStep | RunStep;
@@ -129,6 +131,8 @@ export function describeStep(s: HostStep | undefined): string {
       return `${s.label} (write ${hex(s.gpa)})`;
     case 'read':
       return `${s.label} (read ${hex(s.gpa)})`;
+    case 'waitMemory':
+      return `${s.label} (waitMemory ${hex(s.gpa)} == ${hex(s.value)})`;
     case 'convert':
       return `${s.label} (KVM_SET_MEMORY_ATTRIBUTES ${hex(s.address)})`;
     default:

@@ -39,6 +39,8 @@ export function hostSteps(s: Scenario, memslots: readonly Memslot[], sharedMask:
         return { op: 'write', label, gpa: h.gpa, pa: hostPa(memslots, h.gpa, sharedMask)!, size: h.size, value: h.value };
       case 'read':
         return { op: 'read', label, gpa: h.gpa, pa: hostPa(memslots, h.gpa, sharedMask)!, size: h.size, expect: h.expect ?? null };
+      case 'waitMemory':
+        return { op: 'waitMemory', label, gpa: h.gpa, pa: hostPa(memslots, h.gpa, sharedMask)!, size: h.size, value: h.value };
       case 'setAttributes':
         return { op: 'convert', label, address: h.gpa, size: h.size, attributes: h.to === 'private' ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n, expectRet: h.expectRet ?? null };
     }

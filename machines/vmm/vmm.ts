@@ -137,7 +137,7 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
       emitOut(out('hw.mem', 'mem', 'MEM_WRITE', { pa: s.pa, size: s.size, keyid: 0, value: s.value, tag: 'vmm.host' }));
       awaiting = true;
       break;
-    } else if (s.op === 'read') {
+    } else if (s.op === 'read' || s.op === 'waitMemory') {
       emitOut(out('hw.mem', 'mem', 'MEM_READ', { pa: s.pa, size: s.size, keyid: 0, tag: 'vmm.host' }));
       awaiting = true;
       break;
@@ -220,6 +220,10 @@ export const vmmMachine = setup({
       if (s?.op === 'read' && s.expect !== null && event.type === 'MEM_DATA') {
         const got = payloadOf(event, 'mem', 'MEM_DATA').value;
         if (got !== s.expect) enqueue.emit(expectationFailed(s, `read ${hex(got)}, expected ${hex(s.expect)}`));
+      }
+      if (s?.op === 'waitMemory' && payloadOf(event, 'mem', 'MEM_DATA').value !== s.value) {
+        enqueue.emit(out('hw.mem', 'mem', 'MEM_READ', { pa: s.pa, size: s.size, keyid: 0, tag: 'vmm.host' }));
+        return;
       }
       const c = { ...context, pc: context.pc + 1, awaiting: false };
       enqueue.assign(runProgram(c, (e) => enqueue.emit(e)));

@@ -321,7 +321,7 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
   }
   for (const [k, h] of (s.host ?? []).entries()) {
     if ((h.op === 'waitExit' || h.op === 'run') && h.vcpu >= s.vcpus.length) return { path: ['host', k, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s))` };
-    if (h.op === 'read' || h.op === 'write') {
+    if (h.op === 'read' || h.op === 'write' || h.op === 'waitMemory') {
       const g = h.gpa & ~shared;
       if (!s.memslots.some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: ['host', k, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };
       if (g % BigInt(h.size) !== 0n) return { path: ['host', k, 'gpa'], message: `a ${h.size}-byte access at ${hex(h.gpa)} is not naturally aligned` };

@@ -117,12 +117,15 @@ const hostStep = z.discriminatedUnion('op', [
     .strictObject({ op: z.literal('read'), gpa: hostGpa, size: accessSize, expect: u64.optional().describe('fail the run if the value read differs') })
     .describe("a load through the VMM's mapping of guest memory (the shared backing)"),
   z
+    .strictObject({ op: z.literal('waitMemory'), gpa: hostGpa, size: accessSize, value: u64 })
+    .describe('read guest memory through the VMM\'s mapping again and again until it holds value (a flag the guest sets)'),
+  z
     .strictObject({
       op: z.literal('setAttributes'),
       gpa,
       size: u64,
       to: z.enum(['shared', 'private']),
-      expectRet: z.number().int().optional().describe('fail the run unless the ioctl returns this (0 or -errno)'),
+      expectRet: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless the ioctl returns this (0 or -errno)'),
     })
     .describe('KVM_SET_MEMORY_ATTRIBUTES on [gpa, gpa + size): PRIVATE or 0'),
 ]);

@@ -1,6 +1,6 @@
 /**
  * No thread waits forever: when nothing is in flight and no failure was reached, every host thread is at
- * rest. A KVM vCPU thread rests blocked in HLT (the guest's program ended with `hlt`), in guest mode while
+ * rest, and the VMM's host program has run to its end. A KVM vCPU thread rests blocked in HLT (the guest's program ended with `hlt`), in guest mode while
  * its guest spins at the end of a program without `hlt`, after its vCPU was freed, or with the VM dead; kvm.vm rests between ioctls or destroyed; nobody holds mmu_lock; the VMM
  * waits in its main loop or has exited; each CPU is idle. Any other quiescent world is a deadlock — a
  * vCPU spinning on a lock nobody releases, a kick whose acknowledgements never come, a VMM stuck in
@@ -8,6 +8,8 @@
  */
 import type { Model, World } from '../../runtime/world.ts';
 import { snapshotOf, stateName, type Invariant } from './invariant.ts';
+import type { VmmContext } from '../../../machines/vmm/vmm.ts';
+import { describeStep } from '../../../machines/vmm/hostProgram.ts';
 
 const REST: readonly [RegExp, readonly string[]][] = [
   [/^kvm\.vcpu\d+$/, ['halted', 'freed', 'vmDead']],
@@ -38,6 +40,9 @@ export const noDeadlock: Invariant = {
       if (GUEST_MODE.includes(state) && guestSpins(model, after, a.id)) return;
       stuck.push(`${a.id} in ${state}`);
     });
+    const vmm = model.indexOf.get('vmm');
+    const c = vmm === undefined ? undefined : (after.snapshots[vmm]!.context as VmmContext);
+    if (c !== undefined && stateName(after.snapshots[vmm!]!.value) === 'running' && c.pc < c.program.length) stuck.push(`vmm waits at ${describeStep(c.program[c.pc])}`);
     return stuck.length === 0 ? null : `deadlock: nothing in flight, but ${stuck.join(', ')}`;
   },
 };
