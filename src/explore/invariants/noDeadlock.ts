@@ -4,12 +4,14 @@
  * its guest spins at the end of a program without `hlt`, after its vCPU was freed, or with the VM dead; kvm.vm rests between ioctls or destroyed; nobody holds mmu_lock; the VMM
  * waits in its main loop or has exited; each CPU is idle. Any other quiescent world is a deadlock — a
  * vCPU spinning on a lock nobody releases, a kick whose acknowledgements never come, a VMM stuck in
- * `stopping` — and the detail names who is stuck where.
+ * `stopping` — and the detail names who is stuck where. Threads waiting for one another in a cycle
+ * (waitFor.ts) are a deadlock at once, whatever else is still in flight.
  */
 import type { Model, World } from '../../runtime/world.ts';
 import { snapshotOf, stateName, type Invariant } from './invariant.ts';
 import type { VmmContext } from '../../../machines/vmm/vmm.ts';
 import { describeStep } from '../../../machines/vmm/hostProgram.ts';
+import { waitCycle } from './waitFor.ts';
 
 const REST: readonly [RegExp, readonly string[]][] = [
   [/^kvm\.vcpu\d+$/, ['halted', 'freed', 'vmDead']],
@@ -29,9 +31,12 @@ function guestSpins(model: Model, world: World, kvmVcpu: string): boolean {
 
 export const noDeadlock: Invariant = {
   name: 'no-deadlock',
-  description: 'when nothing is in flight, every vCPU thread is halted or freed, mmu_lock is free, kvm.vm and the VMM are idle or gone',
+  description: 'no wait cycle between threads (mmu_lock, kicks, the VMM waiting for vCPUs), even with messages in flight; when nothing is in flight, every vCPU thread is halted or freed, mmu_lock is free, kvm.vm and the VMM are idle or gone',
   check(model, _before, after) {
-    if (after.pending.length > 0 || after.failures.length > 0) return null;
+    if (after.failures.length > 0) return null;
+    const cycle = waitCycle(model, after);
+    if (cycle !== null) return `deadlock: a wait cycle, ${after.pending.length} message(s) still in flight elsewhere: ${cycle}`;
+    if (after.pending.length > 0) return null;
     const stuck: string[] = [];
     model.actors.forEach((a, i) => {
       const rest = REST.find(([re]) => re.test(a.id))?.[1];
