@@ -1,9 +1,11 @@
 /**
- * The userspace VMM (QEMU's role). For a TD it first builds it (§5b.3): marks the guest_memfd ranges
- * private (KVM_SET_MEMORY_ATTRIBUTES), KVM_TDX_INIT_VM, KVM_TDX_INIT_VCPU per vCPU, writes each page of
- * the initial image into a staging page of its own memory and hands it to KVM_TDX_INIT_MEM_REGION with
- * KVM_TDX_MEASURE_MEMORY_REGION, then KVM_TDX_FINALIZE_VM. Then it starts every vCPU thread with KVM_RUN
- * and handles the exits that leave the kernel. For KVM_EXIT_MMIO it performs the access on its device model and re-enters with
+ * The userspace VMM (QEMU's role). Its main thread runs a host program (hostProgram.ts). For a TD the
+ * program first builds it (§5b.3): marks the guest_memfd ranges private (KVM_SET_MEMORY_ATTRIBUTES),
+ * KVM_TDX_INIT_VM, KVM_TDX_INIT_VCPU per vCPU, writes each page of the initial image into a staging page
+ * of its own memory and hands it to KVM_TDX_INIT_MEM_REGION with KVM_TDX_MEASURE_MEMORY_REGION, then
+ * KVM_TDX_FINALIZE_VM. Then it starts every vCPU thread with KVM_RUN, and the scenario's host steps run
+ * while the VMM handles the exits that leave the kernel (an exit a later `waitExit` names is the
+ * program's). For KVM_EXIT_MMIO it performs the access on its device model and re-enters with
  * run->mmio.data filled for reads (§6.i step 12). An access no device claims reads as 0, as QEMU's
  * unassigned-memory handler does, and is counted.
  *
