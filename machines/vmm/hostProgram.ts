@@ -55,8 +55,10 @@ export type RunStep =
   /** Read again until the value is there: a host thread polling a flag the guest sets. */
   | { op: 'waitMemory'; label: string; gpa: bigint; pa: bigint; size: number; value: bigint }
   | { op: 'convert'; label: string; address: bigint; size: bigint; attributes: bigint; expectRet: number | null };
+/** The VMM process exits (qemu_system_shutdown_request): pause_all_vcpus, then every file closed. */
+type ExitStep = { op: 'exit'; label: string };
 
-export type HostStep = BuildStep | RunStep;
+export type HostStep = BuildStep | RunStep | ExitStep;
 
 const BUILD_OPS: ReadonlySet<string> = new Set(['setAttributes', 'initVm', 'initVcpu', 'stageWord', 'initMemRegion', 'finalize']);
 export const isBuildStep = (s: HostStep | undefined): s is BuildStep => s !== undefined && BUILD_OPS.has(s.op);
@@ -135,6 +137,8 @@ export function describeStep(s: HostStep | undefined): string {
       return `${s.label} (waitMemory ${hex(s.gpa)} == ${hex(s.value)})`;
     case 'convert':
       return `${s.label} (KVM_SET_MEMORY_ATTRIBUTES ${hex(s.address)})`;
+    case 'exit':
+      return `${s.label} (exit)`;
     default:
       return s.op;
   }

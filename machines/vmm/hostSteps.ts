@@ -7,7 +7,7 @@ import { gpaToGfn, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE } from '../../src/arch/kvmApi.ts';
 import type { Scenario } from '../../src/scenario/schema.ts';
 import { backingPfn, findMemslot, type Memslot } from '../kvm/memslots.ts';
-import type { ExitExpectation, RunStep } from './hostProgram.ts';
+import type { ExitExpectation, HostStep } from './hostProgram.ts';
 
 /** Userspace addresses guest memory by GPA without the shared bit: the shared bit is not part of a GFN. */
 export function hostPa(memslots: readonly Memslot[], gpa: bigint, sharedMask: bigint): bigint | null {
@@ -17,8 +17,8 @@ export function hostPa(memslots: readonly Memslot[], gpa: bigint, sharedMask: bi
   return (backingPfn(slot, gpaToGfn(g), false)! << 12n) | (g & (PAGE_SIZE - 1n));
 }
 
-export function hostSteps(s: Scenario, memslots: readonly Memslot[], sharedMask: bigint): RunStep[] {
-  return (s.host ?? []).map((h, i): RunStep => {
+export function hostSteps(s: Scenario, memslots: readonly Memslot[], sharedMask: bigint): HostStep[] {
+  return (s.host ?? []).map((h, i): HostStep => {
     const label = `host[${i}]`;
     switch (h.op) {
       case 'waitExit': {
@@ -41,6 +41,8 @@ export function hostSteps(s: Scenario, memslots: readonly Memslot[], sharedMask:
         return { op: 'read', label, gpa: h.gpa, pa: hostPa(memslots, h.gpa, sharedMask)!, size: h.size, expect: h.expect ?? null };
       case 'waitMemory':
         return { op: 'waitMemory', label, gpa: h.gpa, pa: hostPa(memslots, h.gpa, sharedMask)!, size: h.size, value: h.value };
+      case 'exit':
+        return { op: 'exit', label };
       case 'setAttributes':
         return { op: 'convert', label, address: h.gpa, size: h.size, attributes: h.to === 'private' ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n, expectRet: h.expectRet ?? null };
     }

@@ -69,6 +69,8 @@ export interface VmmContext {
   awaiting: boolean;
   /** Exits a later `waitExit` step claims, their vCPU threads held in userspace. */
   parked: readonly ParkedExit[];
+  /** The program's `exit` step ran: the VMM shuts the VM down as after a guest power-off. */
+  exiting: boolean;
   /** Per vCPU: the exit a `waitExit` took, until a `run` step re-enters the vCPU. */
   held: readonly (ParkedExit | null)[];
   mmioReads: readonly bigint[];
@@ -104,8 +106,8 @@ function expectationFailed(s: HostStep, what: string): Emitted {
  * or for an exit no vCPU has delivered yet. KVM_RUN returns only with the next exit, so `run` and
  * `startVcpus` never wait here.
  */
-function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmContext, 'pc' | 'awaiting' | 'parked' | 'inKernel' | 'conversions' | 'held'> {
-  let { pc, awaiting, parked, inKernel, conversions, held } = c;
+function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmContext, 'pc' | 'awaiting' | 'parked' | 'inKernel' | 'conversions' | 'held' | 'exiting'> {
+  let { pc, awaiting, parked, inKernel, conversions, held, exiting } = c;
   while (!awaiting && pc < c.program.length) {
     const s = c.program[pc]!;
     if (s.op === 'startVcpus') {
@@ -149,12 +151,17 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
       conversions = [...conversions, { vcpu: -1, address: s.address, size: s.size, attributes: s.attributes, exit: 'host' }];
       awaiting = true;
       break;
+    } else if (s.op === 'exit') {
+      // The program ends here; `running` sees the request and stops the vCPUs (`stopping`).
+      exiting = true;
+      pc++;
+      break;
     } else {
       throw new Error(`vmm: build step ${s.op} after the vCPUs started`);
     }
     pc++;
   }
-  return { pc, awaiting, parked, inKernel, conversions, held };
+  return { pc, awaiting, parked, inKernel, conversions, held, exiting };
 }
 
 /** What an MMIO read returns when the program answers it without a value: the scripted reads, then the devices. */
@@ -183,6 +190,7 @@ export const vmmMachine = setup({
       const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_IO');
       return e.direction === KVM_EXIT_IO_OUT && portWriteEffect(e.port, e.size, e.data) === 'poweroff';
     },
+    exitRequested: ({ context }) => context.exiting,
     allStopped: ({ context }) => context.inKernel.every((k) => !k) && context.conversions.length === 0,
     moreFiles: ({ context }) => context.closing.length > 1,
   },
@@ -340,6 +348,7 @@ export const vmmMachine = setup({
     awaiting: false,
     parked: [],
     held: Array.from({ length: input.vcpus }, () => null),
+    exiting: false,
     mmioReads: input.mmioReads,
     unassignedAccesses: 0,
     reply: null,
@@ -371,6 +380,7 @@ export const vmmMachine = setup({
     buildFailed: { type: 'final' },
     running: {
       entry: 'runProgram',
+      always: { guard: 'exitRequested', target: 'stopping' },
       on: {
         KVM_EXIT_MMIO: [{ guard: 'programAwaits', actions: 'parkExit' }, { actions: ['markExited', 'handleMmio', 'resume'] }],
         KVM_EXIT_HYPERCALL: [

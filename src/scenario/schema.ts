@@ -117,6 +117,9 @@ const hostStep = z.discriminatedUnion('op', [
     .strictObject({ op: z.literal('read'), gpa: hostGpa, size: accessSize, expect: u64.optional().describe('fail the run if the value read differs') })
     .describe("a load through the VMM's mapping of guest memory (the shared backing)"),
   z
+    .strictObject({ op: z.literal('exit') })
+    .describe('the VMM process exits, as QEMU after a shutdown request: every vCPU thread still in KVM_RUN is signalled, then each file is closed; the last close destroys the VM'),
+  z
     .strictObject({ op: z.literal('waitMemory'), gpa: hostGpa, size: accessSize, value: u64 })
     .describe('read guest memory through the VMM\'s mapping again and again until it holds value (a flag the guest sets)'),
   z

@@ -187,3 +187,29 @@ describe('host-convert-race: the host\'s KVM_SET_MEMORY_ATTRIBUTES against the g
     expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 2179, terminals: 4 });
   });
 });
+
+describe('host-exit-race: the VMM exits while the guest accepts and writes a secret', () => {
+  it('in order: the flag read, SIG_IPI, KVM_EXIT_INTR, then the files close and the last close destroys the VM', () => {
+    const r = runExample('host-exit-race');
+    expect(r.outcome.status).toBe('ok');
+    const names = arrows(r);
+    const flag = r.deliveries.findIndex((d) => d.message.name === 'MEM_DATA' && d.message.to === 'vmm' && (d.message.payload as { value: bigint }).value === 1n);
+    expect(flag).toBeGreaterThan(0);
+    const tail = names.slice(flag + 1).filter((n) => n.startsWith('vmm →') || n.endsWith('→ vmm KVM_EXIT_INTR') || n.includes('TDH.MNG.KEY.FREEID'));
+    expect(tail).toEqual([
+      'vmm → kvm.vcpu0 SIG_IPI',
+      'kvm.vcpu0 → vmm KVM_EXIT_INTR',
+      'vmm → kvm.vm kvm-vm',
+      'vmm → kvm.vm kvm-gmem',
+      'vmm → kvm.vm kvm-vcpu',
+      'kvm.vm → tdx TDH.MNG.KEY.FREEID',
+      'tdx → kvm.vm TDH.MNG.KEY.FREEID',
+    ]);
+    expect(actorView(r.deliveries.at(-1)!.world, r.model.indexOf.get('kvm.vm')!).value).toBe('destroyed');
+  });
+
+  it('explores clean and exhaustive: 2303 states, 6 end states', () => {
+    const r = explore(modelFor(loadScenarioFile(exampleFile('host-exit-race')).scenario), defaultInvariants(), UNBOUNDED);
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 2303, terminals: 6 });
+  });
+});
