@@ -171,6 +171,12 @@ describe('bad host steps are errors naming file, line and field', () => {
     expect(() => parseScenarioText(yaml('{ op: read, gpa: 0x1004, size: 8 }'), 'h.yaml')).toThrow(/host\[0\]\.gpa.*not naturally aligned/s);
     expect(() => parseScenarioText(yaml('{ op: waitExit, vcpu: 0, exit: KVM_EXIT_DEBUG }'), 'h.yaml')).toThrow(/h\.yaml:8.*host\[0\]\.exit/s);
   });
+
+  it('a run with no waitExit holding its vCPU, and a second waitExit before the vCPU ran again', () => {
+    expect(() => parseScenarioText(yaml('{ op: run, vcpu: 0 }'), 'h.yaml')).toThrow(/h\.yaml:8.*host\[0\].*no waitExit before it holds vCPU 0/s);
+    const twice = `${yaml('{ op: waitExit, vcpu: 0, exit: KVM_EXIT_IO }')}  - { op: waitExit, vcpu: 0, exit: KVM_EXIT_IO }\n`;
+    expect(() => parseScenarioText(twice, 'h.yaml')).toThrow(/h\.yaml:9.*host\[1\].*vCPU 0 is still in userspace after the exit an earlier waitExit took: run it first/s);
+  });
 });
 
 describe('host-convert-race: the host\'s KVM_SET_MEMORY_ATTRIBUTES against the guest\'s MapGPA and loads', () => {
