@@ -153,6 +153,8 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       devices: s.devices.map((d) => ({ name: d.name, base: d.gpa, size: d.size, regs: Object.fromEntries(Object.entries(d.registers).map(([k, v]) => ['0x' + BigInt(k).toString(16), v])) })),
       program: [...(td ? tdBuild(s, attributes) : []), { op: 'startVcpus' }, ...hostSteps(s, memslots, shared)] satisfies HostStep[],
       mmioReads: s.vmm.mmioReads ?? [],
+      mapGpaAnswer: s.vmm.mapGpa ?? 'convert',
+      memoryFaultAnswer: s.vmm.memoryFault ?? 'convert',
       mapGpaEagain: s.vmm.mapGpaEagain,
       gmemSlots: memslots.flatMap((m, slot) => (m.guestMemfd ? [slot] : [])),
     },

@@ -47,8 +47,8 @@ export type BuildStep =
 export type RunStep =
   | { op: 'startVcpus' }
   | { op: 'waitExit'; label: string; vcpu: number; exit: HostExitName; expect: ExitExpectation }
-  /** KVM_RUN again; `data` is run->mmio.data for an MMIO read, or run->hypercall.ret for a hypercall. */
-  | { op: 'run'; label: string; vcpu: number; data: bigint | null }
+  /** KVM_RUN again; `data` is run->mmio.data for an MMIO read, `ret` run->hypercall.ret for a hypercall. */
+  | { op: 'run'; label: string; vcpu: number; data: bigint | null; ret: number }
   /** The VMM's own mapping of shared guest memory: host physical `pa`, KeyID 0. */
   | { op: 'write'; label: string; gpa: bigint; pa: bigint; size: number; value: bigint }
   | { op: 'read'; label: string; gpa: bigint; pa: bigint; size: number; expect: bigint | null }

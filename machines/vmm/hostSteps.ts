@@ -34,7 +34,7 @@ export function hostSteps(s: Scenario, memslots: readonly Memslot[], sharedMask:
         return { op: 'waitExit', label, vcpu: h.vcpu, exit: h.exit, expect };
       }
       case 'run':
-        return { op: 'run', label, vcpu: h.vcpu, data: h.data ?? null };
+        return { op: 'run', label, vcpu: h.vcpu, data: h.data ?? null, ret: h.ret ?? 0 };
       case 'write':
         return { op: 'write', label, gpa: h.gpa, pa: hostPa(memslots, h.gpa, sharedMask)!, size: h.size, value: h.value };
       case 'read':

@@ -53,6 +53,9 @@ export interface VmmInput {
   program: readonly HostStep[];
   /** Values MMIO reads return, one per read exit in order, before the device models answer (`vmm.mmioReads`). */
   mmioReads: readonly bigint[];
+  /** `vmm.mapGpa` and `vmm.memoryFault`: how those exits are answered when no waitExit takes them. */
+  mapGpaAnswer: 'convert' | 'fail';
+  memoryFaultAnswer: 'convert' | 'stop';
   /** Answer this many MapGPA exits with EAGAIN first (scenario `vmm.mapGpaEagain`). */
   mapGpaEagain: number;
   /** Memslots backed by a guest_memfd (one file each). */
@@ -67,6 +70,8 @@ export interface VmmContext {
   pc: number;
   /** The step at `pc` has been issued and waits for its return (a write, a read, a conversion). */
   awaiting: boolean;
+  /** vCPU threads the VMM left in userspace for good (`vmm.memoryFault: stop`). */
+  stopped: readonly boolean[];
   /** Exits a later `waitExit` step claims, their vCPU threads held in userspace. */
   parked: readonly ParkedExit[];
   /** The program's `exit` step ran: the VMM shuts the VM down as after a guest power-off. */
@@ -74,6 +79,8 @@ export interface VmmContext {
   /** Per vCPU: the exit a `waitExit` took, until a `run` step re-enters the vCPU. */
   held: readonly (ParkedExit | null)[];
   mmioReads: readonly bigint[];
+  mapGpaAnswer: 'convert' | 'fail';
+  memoryFaultAnswer: 'convert' | 'stop';
   unassignedAccesses: number;
   /** Data for the KVM_RUN that completes the current KVM_EXIT_MMIO. */
   reply: bigint | null;
@@ -134,7 +141,7 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
       }
       const p = h.payload as { is_write?: number; phys_addr?: bigint; len?: number };
       const mmioData = s.data ?? (h.exit === 'KVM_EXIT_MMIO' && p.is_write === 0 ? mmioDefault(c, p.phys_addr!, p.len!) : null);
-      emitOut(out(`kvm.vcpu${s.vcpu}`, 'ioctl', 'KVM_RUN', h.exit === 'KVM_EXIT_HYPERCALL' ? { vcpu: s.vcpu, mmioData: null, hypercallRet: Number(s.data ?? 0n) } : { vcpu: s.vcpu, mmioData }));
+      emitOut(out(`kvm.vcpu${s.vcpu}`, 'ioctl', 'KVM_RUN', h.exit === 'KVM_EXIT_HYPERCALL' ? { vcpu: s.vcpu, mmioData: null, hypercallRet: s.ret } : { vcpu: s.vcpu, mmioData }));
       inKernel = withFlag(inKernel, s.vcpu, true);
       held = held.map((x, v) => (v === s.vcpu ? null : x));
     } else if (s.op === 'write') {
@@ -184,6 +191,8 @@ export const vmmMachine = setup({
     /** A later `waitExit` step claims this vCPU's exit. */
     programAwaits: ({ context, event }) => programAwaits(context.program, context.pc, (event.msg.payload as { vcpu: number }).vcpu, event.msg.name),
     eagainLeft: ({ context }) => context.mapGpaEagain > 0,
+    failMapGpa: ({ context }) => context.mapGpaAnswer === 'fail',
+    stopOnMemoryFault: ({ context }) => context.memoryFaultAnswer === 'stop',
     idleConverting: ({ context }) => context.conversions.length === 0,
     moreConversions: ({ context }) => context.conversions.length > 1,
     poweroff: ({ event }) => {
@@ -285,6 +294,14 @@ export const vmmMachine = setup({
       enqueue.assign({ conversions: context.conversions.slice(1) });
     }),
     /** The scenario asked the VMM to refuse this MapGPA chunk for now. */
+    /** vmm.mapGpa: fail — the chunk is refused with -EINVAL without a conversion. */
+    answerEinval: enqueueActions(({ context, event, enqueue }) => {
+      const v = payloadOf(event, 'kvm-exit', 'KVM_EXIT_HYPERCALL').vcpu;
+      enqueue.assign({ inKernel: withFlag(context.inKernel, v, true) });
+      enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null, hypercallRet: HYPERCALL_RET_EINVAL }));
+    }),
+    /** vmm.memoryFault: stop — the vCPU thread never calls KVM_RUN again. */
+    stopVcpu: assign({ stopped: ({ context, event }) => withFlag(context.stopped, payloadOf(event, 'kvm-exit', 'KVM_EXIT_MEMORY_FAULT').vcpu, true) }),
     answerEagain: enqueueActions(({ context, event, enqueue }) => {
       const v = payloadOf(event, 'kvm-exit', 'KVM_EXIT_HYPERCALL').vcpu;
       enqueue.assign({ mapGpaEagain: context.mapGpaEagain - 1, inKernel: withFlag(context.inKernel, v, true) });
@@ -350,6 +367,9 @@ export const vmmMachine = setup({
     held: Array.from({ length: input.vcpus }, () => null),
     exiting: false,
     mmioReads: input.mmioReads,
+    mapGpaAnswer: input.mapGpaAnswer,
+    memoryFaultAnswer: input.memoryFaultAnswer,
+    stopped: Array.from({ length: input.vcpus }, () => false),
     unassignedAccesses: 0,
     reply: null,
     mapGpaEagain: input.mapGpaEagain,
@@ -386,10 +406,11 @@ export const vmmMachine = setup({
         KVM_EXIT_HYPERCALL: [
           { guard: 'programAwaits', actions: 'parkExit' },
           { guard: 'eagainLeft', actions: ['markExited', 'answerEagain'] },
+          { guard: 'failMapGpa', actions: ['markExited', 'answerEinval'] },
           { guard: 'idleConverting', actions: ['markExited', 'queueMapGpa', 'convert'] },
           { actions: ['markExited', 'queueMapGpa'] },
         ],
-        KVM_EXIT_MEMORY_FAULT: [{ guard: 'programAwaits', actions: 'parkExit' }, { guard: 'idleConverting', actions: ['markExited', 'queueImplicit', 'convert'] }, { actions: ['markExited', 'queueImplicit'] }],
+        KVM_EXIT_MEMORY_FAULT: [{ guard: 'programAwaits', actions: 'parkExit' }, { guard: 'stopOnMemoryFault', actions: ['markExited', 'stopVcpu'] }, { guard: 'idleConverting', actions: ['markExited', 'queueImplicit', 'convert'] }, { actions: ['markExited', 'queueImplicit'] }],
         KVM_SET_MEMORY_ATTRIBUTES: [{ guard: 'moreConversions', actions: ['converted', 'convert'] }, { actions: 'converted' }],
         MEM_DONE: { actions: 'hostAccessDone' },
         MEM_DATA: { actions: 'hostAccessDone' },

@@ -110,7 +110,12 @@ const hostStep = z.discriminatedUnion('op', [
     })
     .describe("wait until this vCPU's next exit reaches userspace and check the fields given; its thread stays in userspace until a run step"),
   z
-    .strictObject({ op: z.literal('run'), vcpu: vcpuIndex, data: u64.optional().describe('run->mmio.data for an MMIO read (default: the device model), or run->hypercall.ret') })
+    .strictObject({
+      op: z.literal('run'),
+      vcpu: vcpuIndex,
+      data: u64.optional().describe('run->mmio.data for an MMIO read (default: what the device model reads)'),
+      ret: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('run->hypercall.ret for a KVM_EXIT_HYPERCALL: 0 (default) or -errno, e.g. -11 (EAGAIN) or -22 (EINVAL)'),
+    })
     .describe('KVM_RUN again on a vCPU whose exit a waitExit took'),
   z.strictObject({ op: z.literal('write'), gpa: hostGpa, size: accessSize, value: u64 }).describe("a store through the VMM's mapping of guest memory (the shared backing)"),
   z
@@ -172,6 +177,14 @@ export const scenarioSchema = z
       .strictObject({
         mapGpaExit: z.boolean().default(true).describe('KVM_CAP_EXIT_HYPERCALL enabled for KVM_HC_MAP_GPA_RANGE; without it MapGPA fails with SUBFUNC_UNSUPPORTED'),
         mapGpaEagain: atLeast(0, 'a count').default(0).describe('answer the first N MapGPA exits with EAGAIN (the guest sees RETRY)'),
+        mapGpa: z
+          .enum(['convert', 'fail'])
+          .optional()
+          .describe("a KVM_EXIT_HYPERCALL for MapGPA: convert (QEMU's default) or fail it with hypercall.ret = -EINVAL, which the guest sees as INVALID_OPERAND"),
+        memoryFault: z
+          .enum(['convert', 'stop'])
+          .optional()
+          .describe("a KVM_EXIT_MEMORY_FAULT: convert the page (QEMU's kvm_convert_memory, the default) or stop: the vCPU thread stays in userspace for good"),
         mmioReads: z.array(u64).optional().describe('what MMIO reads return, one value per KVM_EXIT_MMIO read in the order they reach the VMM; then the device models answer'),
       })
       .default({ mapGpaExit: true, mapGpaEagain: 0 })

@@ -13,7 +13,7 @@ import { actorView } from '../../src/runtime/worldHash.ts';
 import { modelFor } from '../../src/session/session.ts';
 import { explore } from '../../src/explore/explore.ts';
 import { defaultInvariants } from '../../src/explore/invariants/index.ts';
-import { KVM_EXIT_IO, KVM_EXIT_IO_OUT, KVM_EXIT_MMIO } from '../../src/arch/kvmApi.ts';
+import { KVM_EXIT_IO, KVM_EXIT_IO_OUT, KVM_EXIT_MMIO, HYPERCALL_RET_EINVAL } from '../../src/arch/kvmApi.ts';
 import { exampleFile, type RecordedRun } from '../helpers.ts';
 
 const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: 600_000 };
@@ -217,5 +217,60 @@ describe('host-exit-race: the VMM exits while the guest accepts and writes a sec
   it('explores clean and exhaustive: 2303 states, 6 end states', () => {
     const r = explore(modelFor(loadScenarioFile(exampleFile('host-exit-race')).scenario), defaultInvariants(), UNBOUNDED);
     expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 2303, terminals: 6 });
+  });
+});
+
+describe('answers per exit kind (vmm.mapGpa, vmm.memoryFault) and an exit the program takes and never answers', () => {
+  const TOUCH: ScenarioInput = {
+    name: 'touch',
+    vm: { type: 'tdx', attributes: ['SEPT_VE_DISABLE'] },
+    memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+    vcpus: [{ program: [{ op: 'load', gpa: '0x800000200000', size: 8, reg: 'rax' }, { op: 'hlt' }] }],
+  };
+
+  it('memoryFault: stop — the shared touch of a private page exits and the vCPU thread stays in userspace; no deadlock', () => {
+    const s = parseScenarioObject({ ...TOUCH, vmm: { memoryFault: 'stop' } });
+    const r = runScenario(s);
+    expect(r.outcome.status).toBe('ok');
+    expect(arrows(r).at(-1)).toBe('kvm.vcpu0 → vmm KVM_EXIT_MEMORY_FAULT');
+    expect(r.deliveries.filter((d) => d.message.name === 'KVM_SET_MEMORY_ATTRIBUTES' && d.message.from === 'vmm').length).toBe(1);
+    expect(explore(modelFor(s), defaultInvariants(), UNBOUNDED)).toMatchObject({ status: 'clean', exhaustive: true });
+  });
+
+  it('the selftest way: waitExit checks the KVM_EXIT_MEMORY_FAULT (gpa, size, shared) and the program ends holding the vCPU', () => {
+    const s = parseScenarioObject({ ...TOUCH, host: [{ op: 'waitExit', vcpu: 0, exit: 'KVM_EXIT_MEMORY_FAULT', gpa: 0x200000, size: 0x1000, private: false }] });
+    const r = runScenario(s);
+    expect(r.outcome.status).toBe('ok');
+    expect(explore(modelFor(s), defaultInvariants(), UNBOUNDED)).toMatchObject({ status: 'clean', exhaustive: true });
+    const wrong = runScenario(parseScenarioObject({ ...TOUCH, host: [{ op: 'waitExit', vcpu: 0, exit: 'KVM_EXIT_MEMORY_FAULT', private: true }] }));
+    expect(wrong.outcome.status).toBe('failure');
+    expect(wrong.text).toContain('KVM_EXIT_MEMORY_FAULT on vCPU 0 has flags 0x0 (expected 0x8)');
+  });
+
+  it('mapGpa: fail — hypercall.ret = -EINVAL, the guest sees INVALID_OPERAND with R11 = the GPA and Linux\'s set_memory_decrypted fails', () => {
+    const s = parseScenarioObject({ ...TOUCH, vmm: { mapGpa: 'fail' }, vcpus: [{ program: [{ op: 'mapGpa', gpa: 0x200000, size: 0x1000, to: 'shared' }, { op: 'hlt' }] }] });
+    const r = runScenario(s);
+    const run = r.deliveries.find((d) => d.message.name === 'KVM_RUN' && (d.message.payload as { hypercallRet?: number }).hypercallRet !== undefined)!;
+    expect(run.message.payload).toEqual({ vcpu: 0, mmioData: null, hypercallRet: HYPERCALL_RET_EINVAL });
+    expect(r.outcome.status).toBe('failure');
+    expect(r.text).toContain('R10=0x8000000000000000 R11=0x800000200000');
+  });
+
+  it('a hypercall the program takes is answered with run\'s ret', () => {
+    const s = parseScenarioObject({
+      ...TOUCH,
+      vcpus: [{ program: [{ op: 'mapGpa', gpa: 0x200000, size: 0x1000, to: 'shared' }, { op: 'hlt' }] }],
+      host: [
+        { op: 'waitExit', vcpu: 0, exit: 'KVM_EXIT_HYPERCALL', nr: 12, gpa: 0x200000, size: 1, data: 0 },
+        { op: 'setAttributes', gpa: 0x200000, size: 0x1000, to: 'shared', expectRet: 0 },
+        { op: 'run', vcpu: 0, ret: 0 },
+      ],
+    });
+    const r = runScenario(s);
+    expect(r.outcome.status).toBe('ok');
+    const seq = arrows(r);
+    const exit = seq.indexOf('kvm.vcpu0 → vmm KVM_EXIT_HYPERCALL');
+    expect(seq[exit + 1]).toBe('vmm → kvm.vm KVM_SET_MEMORY_ATTRIBUTES');
+    expect(payload(r, exit + 2)).toEqual({ address: 0x200000n, size: 0x1000n, attributes: 0n });
   });
 });

@@ -1,7 +1,7 @@
 /**
  * No thread waits forever: when nothing is in flight and no failure was reached, every host thread is at
  * rest, and the VMM's host program has run to its end. A KVM vCPU thread rests blocked in HLT (the guest's program ended with `hlt`), in guest mode while
- * its guest spins at the end of a program without `hlt`, after its vCPU was freed, or with the VM dead; kvm.vm rests between ioctls or destroyed; nobody holds mmu_lock; the VMM
+ * its guest spins at the end of a program without `hlt`, after its vCPU was freed, with the VM dead, or in userspace where the VMM left it; kvm.vm rests between ioctls or destroyed; nobody holds mmu_lock; the VMM
  * waits in its main loop or has exited; each CPU is idle. Any other quiescent world is a deadlock — a
  * vCPU spinning on a lock nobody releases, a kick whose acknowledgements never come, a VMM stuck in
  * `stopping` — and the detail names who is stuck where. Threads waiting for one another in a cycle
@@ -29,6 +29,18 @@ function guestSpins(model: Model, world: World, kvmVcpu: string): boolean {
   return guest !== undefined && stateName(guest.value) === 'spinning';
 }
 
+/**
+ * A vCPU thread the VMM chose never to run again rests in userspace: stopped on a memory fault
+ * (`vmm.memoryFault: stop`), or holding an exit a finished host program took and did not answer.
+ */
+function vmmStopped(model: Model, world: World, kvmVcpu: string): boolean {
+  const vmm = snapshotOf(model, world, 'vmm');
+  if (vmm === undefined) return false;
+  const c = vmm.context as VmmContext;
+  const v = Number(kvmVcpu.replace(/^kvm\.vcpu/, ''));
+  return c.stopped[v] === true || (c.held[v] != null && c.pc >= c.program.length);
+}
+
 export const noDeadlock: Invariant = {
   name: 'no-deadlock',
   description: 'no wait cycle between threads (mmu_lock, kicks, the VMM waiting for vCPUs), even with messages in flight; when nothing is in flight, every vCPU thread is halted or freed, mmu_lock is free, kvm.vm and the VMM are idle or gone',
@@ -43,6 +55,7 @@ export const noDeadlock: Invariant = {
       const state = stateName(after.snapshots[i]!.value);
       if (rest === undefined || rest.includes(state)) return;
       if (GUEST_MODE.includes(state) && guestSpins(model, after, a.id)) return;
+      if (state === 'inUserspace' && vmmStopped(model, after, a.id)) return;
       stuck.push(`${a.id} in ${state}`);
     });
     const vmm = model.indexOf.get('vmm');
