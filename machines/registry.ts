@@ -13,7 +13,8 @@ import { memoryMachine, type PhysPage } from './hw/memory.ts';
 import { TDX_GLOBAL_KEYID, TD_HKID } from './hw/keyIds.ts';
 import { kvmVmMachine } from './kvm/kvmVm.ts';
 import { TDCS_PAGES, TDVPS_PAGES } from './tdxModule/tdxModule.ts';
-import type { BuildStep } from './vmm/vmm.ts';
+import type { BuildStep, HostStep } from './vmm/hostProgram.ts';
+import { hostSteps } from './vmm/hostSteps.ts';
 import { guestVcpuMachine } from './guest/guestVcpu.ts';
 import { guestKernelMachine, guestPte, vaKey, type GuestKernelInput, type GuestPte } from './guest/guestKernel.ts';
 import { placeProgram, type GuestOp, type GuestReg } from './guest/program.ts';
@@ -174,7 +175,10 @@ export function actorsFor(s: Scenario): ActorSpec[] {
     input: {
       vcpus: nv,
       devices: s.devices.map((d) => ({ name: d.name, base: d.gpa, size: d.size, regs: Object.fromEntries(Object.entries(d.registers).map(([k, v]) => ['0x' + BigInt(k).toString(16), v])) })),
-      build: td ? tdBuild(s, attributes) : [],
+      program: [...(td ? tdBuild(s, attributes) : []), { op: 'startVcpus' }, ...hostSteps(s, memslots, shared)] satisfies HostStep[],
+      mmioReads: s.vmm.mmioReads ?? [],
+      mapGpaAnswer: s.vmm.mapGpa ?? 'convert',
+      memoryFaultAnswer: s.vmm.memoryFault ?? 'convert',
       mapGpaEagain: s.vmm.mapGpaEagain,
       gmemSlots: memslots.flatMap((m, slot) => (m.guestMemfd ? [slot] : [])),
     },
@@ -196,22 +200,22 @@ function guestKernelInput(g: NonNullable<Scenario['guestKernel']>, sharedMask: b
   return { sharedMask, pageTables, unaccepted, unitGranularCheck: policies.acceptingListUnitGranular, acceptPastEnd: policies.acceptMemoryPastEnd };
 }
 
-/** The VMM's TD build script (§5b.3), QEMU's order: attributes, INIT_VM, INIT_VCPU, image, FINALIZE. */
+/** The first part of the VMM's default host program, the TD build (§5b.3) in QEMU's order: attributes, INIT_VM, INIT_VCPU, image, FINALIZE. */
 function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
   const steps: BuildStep[] = [];
   for (const m of s.memslots) {
     // QEMU makes guest_memfd RAM private when it registers it.
-    if (m.guestMemfd) steps.push({ kind: 'setAttributes', address: m.gpa, size: m.size, attributes: BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) });
+    if (m.guestMemfd) steps.push({ op: 'setAttributes', address: m.gpa, size: m.size, attributes: BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) });
   }
-  steps.push({ kind: 'initVm', attributes });
-  s.vcpus.forEach((_, v) => steps.push({ kind: 'initVcpu', vcpu: v }));
+  steps.push({ op: 'initVm', attributes });
+  s.vcpus.forEach((_, v) => steps.push({ op: 'initVcpu', vcpu: v }));
   s.image.forEach((img, page) => {
     const src = HOST_LAYOUT.stagingPa(page);
     for (const [off, value] of Object.entries(img.words).sort(([a], [b]) => Number(BigInt(a) - BigInt(b)))) {
-      if (value !== 0n) steps.push({ kind: 'stageWord', pa: src + BigInt(off), value });
+      if (value !== 0n) steps.push({ op: 'stageWord', pa: src + BigInt(off), value });
     }
-    steps.push({ kind: 'initMemRegion', vcpu: 0, source: src, gpa: img.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
+    steps.push({ op: 'initMemRegion', vcpu: 0, source: src, gpa: img.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
   });
-  steps.push({ kind: 'finalize' });
+  steps.push({ op: 'finalize' });
   return steps;
 }

@@ -439,7 +439,7 @@ export const kvmVmMachine = setup({
             // The huge-page series splits a huge leaf crossing the range before zapping (§6.v); not modelled yet.
             { guard: and(['moreLeaves', 'zappingMirror', 'partialHugeLeaf']), target: '#kvmVm.modelLimit' },
             { guard: and(['moreLeaves', 'zappingMirror']), target: 'zappingPrivate' },
-            { guard: 'moreLeaves', target: 'nextLeaf', reenter: true, actions: ['zapSpte', 'nextLeaf'] },
+            { guard: 'moreLeaves', target: 'zappingShared' },
             { guard: 'zappedAny', target: 'flushing' },
             { target: 'storing', actions: 'unlockWrite' },
           ],
@@ -450,6 +450,8 @@ export const kvmVmMachine = setup({
           always: { guard: 'acksDone', target: 'storing', actions: 'unlockWrite' },
           on: { KVM_REQ_ACK: { actions: 'countAck' } },
         },
+        /** A shared leaf: stored non-present before the flush below, so no CPU walks to the page after it. */
+        zappingShared: { entry: 'zapSpte', on: { SPTE_WRITTEN: { target: 'nextLeaf', actions: 'nextLeaf' } } },
         zappingPrivate: privateLeafZap('#kvmVm.settingAttributes.nextLeaf'),
         /** The xarray store, between the two locked sections: a fault can take mmu_lock meanwhile. */
         storing: { entry: 'setAttributes', on: { SET_ATTRIBUTES_DONE: 'lockingPost' } },

@@ -128,6 +128,8 @@ export const tdpMmuMachine = setup({
     emitted: {} as Emitted,
   },
   guards: {
+    /** kvm.vm zapping a shared leaf under write mmu_lock: it waits for the store before it flushes remote TLBs. */
+    zapOfDirectRoot: ({ event }) => (event.msg.payload as { vcpu: number; root: string }).vcpu === -1 && (event.msg.payload as { root: string }).root === 'direct',
     isUnlocked: ({ context }) => lockStateName(context.lock) === 'unlocked',
     isReadLocked: ({ context }) => lockStateName(context.lock) === 'readLocked',
   },
@@ -184,6 +186,7 @@ export const tdpMmuMachine = setup({
       const q = payloadOf(event, 'mmu', 'MMU_INVALIDATE_SEQ_READ');
       return out(event.msg.from, 'mmu', 'MMU_INVALIDATE_SEQ', { vcpu: q.vcpu, mmuSeq: context.mmuInvalidateSeq });
     }),
+    spteWritten: emit(({ event }) => out(event.msg.from, 'mmu', 'SPTE_WRITTEN', { vcpu: -1 })),
     /** The thread that froze an SPTE (or holds mmu_lock for write) stores its value without a cmpxchg (§7.6). */
     spteWrite: assign({
       pages: ({ context, event }) => {
@@ -342,7 +345,7 @@ export const tdpMmuMachine = setup({
     TDP_WALK: { actions: 'answerTdpWalk' },
     EPT_WALK: { actions: 'answerEptWalk' },
     SPTE_CMPXCHG: { actions: 'cmpxchg' },
-    SPTE_WRITE: { actions: 'spteWrite' },
+    SPTE_WRITE: [{ guard: 'zapOfDirectRoot', actions: ['spteWrite', 'spteWritten'] }, { actions: 'spteWrite' }],
     FAULTIN: { actions: 'faultin' },
     MMU_INVALIDATE_SEQ_READ: { actions: 'answerMmuSeq' },
     SET_ATTRIBUTES: { actions: 'setAttributes' },

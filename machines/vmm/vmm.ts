@@ -1,9 +1,11 @@
 /**
- * The userspace VMM (QEMU's role). For a TD it first builds it (§5b.3): marks the guest_memfd ranges
- * private (KVM_SET_MEMORY_ATTRIBUTES), KVM_TDX_INIT_VM, KVM_TDX_INIT_VCPU per vCPU, writes each page of
- * the initial image into a staging page of its own memory and hands it to KVM_TDX_INIT_MEM_REGION with
- * KVM_TDX_MEASURE_MEMORY_REGION, then KVM_TDX_FINALIZE_VM. Then it starts every vCPU thread with KVM_RUN
- * and handles the exits that leave the kernel. For KVM_EXIT_MMIO it performs the access on its device model and re-enters with
+ * The userspace VMM (QEMU's role). Its main thread runs a host program (hostProgram.ts). For a TD the
+ * program first builds it (§5b.3): marks the guest_memfd ranges private (KVM_SET_MEMORY_ATTRIBUTES),
+ * KVM_TDX_INIT_VM, KVM_TDX_INIT_VCPU per vCPU, writes each page of the initial image into a staging page
+ * of its own memory and hands it to KVM_TDX_INIT_MEM_REGION with KVM_TDX_MEASURE_MEMORY_REGION, then
+ * KVM_TDX_FINALIZE_VM. Then it starts every vCPU thread with KVM_RUN, and the scenario's host steps run
+ * while the VMM handles the exits that leave the kernel (an exit a later `waitExit` names is the
+ * program's). For KVM_EXIT_MMIO it performs the access on its device model and re-enters with
  * run->mmio.data filled for reads (§6.i step 12). An access no device claims reads as 0, as QEMU's
  * unassigned-memory handler does, and is counted.
  *
@@ -29,6 +31,7 @@ import { deviceRead, deviceWrite, findDevice, type MmioDevice } from './mmioDevi
 import { KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MEMORY_EXIT_FLAG_PRIVATE, HYPERCALL_RET_EAGAIN, HYPERCALL_RET_EINVAL } from '../../src/arch/kvmApi.ts';
 import { PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { portWriteEffect } from './acpiPm.ts';
+import { describeStep, exitMismatch, isBuildStep, parkedOf, programAwaits, type HostStep, type ParkedExit } from './hostProgram.ts';
 
 /** A file the VMM holds, by its anon-inode name. */
 export type KvmFile = { name: 'kvm-vm' } | { name: 'kvm-gmem'; slot: number } | { name: 'kvm-vcpu'; vcpu: number };
@@ -39,24 +42,20 @@ export interface Conversion {
   address: bigint;
   size: bigint;
   attributes: bigint;
-  /** MapGPA completes with run->hypercall.ret; an implicit conversion just re-runs. */
-  exit: 'hypercall' | 'memoryFault';
+  /** MapGPA completes with run->hypercall.ret; an implicit conversion just re-runs; a host step goes on. */
+  exit: 'hypercall' | 'memoryFault' | 'host';
 }
-
-/** One step of the TD build, issued in order; each waits for its return. */
-export type BuildStep =
-  | { kind: 'setAttributes'; address: bigint; size: bigint; attributes: bigint }
-  | { kind: 'initVm'; attributes: bigint }
-  | { kind: 'initVcpu'; vcpu: number }
-  /** Write one word of the image into the VMM's staging page (its own memory, KeyID 0). */
-  | { kind: 'stageWord'; pa: bigint; value: bigint }
-  | { kind: 'initMemRegion'; vcpu: number; source: bigint; gpa: bigint; nrPages: number; flags: number }
-  | { kind: 'finalize' };
 
 export interface VmmInput {
   vcpus: number;
   devices: readonly MmioDevice[];
-  build: readonly BuildStep[];
+  /** The main thread's host program: the TD build, starting the vCPUs, then the scenario's `host:` steps. */
+  program: readonly HostStep[];
+  /** Values MMIO reads return, one per read exit in order, before the device models answer (`vmm.mmioReads`). */
+  mmioReads: readonly bigint[];
+  /** `vmm.mapGpa` and `vmm.memoryFault`: how those exits are answered when no waitExit takes them. */
+  mapGpaAnswer: 'convert' | 'fail';
+  memoryFaultAnswer: 'convert' | 'stop';
   /** Answer this many MapGPA exits with EAGAIN first (scenario `vmm.mapGpaEagain`). */
   mapGpaEagain: number;
   /** Memslots backed by a guest_memfd (one file each). */
@@ -66,9 +65,22 @@ export interface VmmInput {
 export interface VmmContext {
   vcpus: number;
   devices: readonly MmioDevice[];
-  build: readonly BuildStep[];
-  /** Index of the build step in progress. */
-  buildAt: number;
+  program: readonly HostStep[];
+  /** Index of the host step in progress (or waited on). */
+  pc: number;
+  /** The step at `pc` has been issued and waits for its return (a write, a read, a conversion). */
+  awaiting: boolean;
+  /** vCPU threads the VMM left in userspace for good (`vmm.memoryFault: stop`). */
+  stopped: readonly boolean[];
+  /** Exits a later `waitExit` step claims, their vCPU threads held in userspace. */
+  parked: readonly ParkedExit[];
+  /** The program's `exit` step ran: the VMM shuts the VM down as after a guest power-off. */
+  exiting: boolean;
+  /** Per vCPU: the exit a `waitExit` took, until a `run` step re-enters the vCPU. */
+  held: readonly (ParkedExit | null)[];
+  mmioReads: readonly bigint[];
+  mapGpaAnswer: 'convert' | 'fail';
+  memoryFaultAnswer: 'convert' | 'stop';
   unassignedAccesses: number;
   /** Data for the KVM_RUN that completes the current KVM_EXIT_MMIO. */
   reply: bigint | null;
@@ -92,6 +104,79 @@ function withFlag(flags: readonly boolean[], i: number, value: boolean): boolean
   return next;
 }
 
+function expectationFailed(s: HostStep, what: string): Emitted {
+  return { type: 'tdxsim.failure', reason: 'expectation failed', detail: `vmm: ${describeStep(s)}: ${what}` };
+}
+
+/**
+ * Run the main thread's program from `pc` until a step waits: for its return (memory access, conversion)
+ * or for an exit no vCPU has delivered yet. KVM_RUN returns only with the next exit, so `run` and
+ * `startVcpus` never wait here.
+ */
+function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmContext, 'pc' | 'awaiting' | 'parked' | 'inKernel' | 'conversions' | 'held' | 'exiting'> {
+  let { pc, awaiting, parked, inKernel, conversions, held, exiting } = c;
+  while (!awaiting && pc < c.program.length) {
+    const s = c.program[pc]!;
+    if (s.op === 'startVcpus') {
+      for (let v = 0; v < c.vcpus; v++) emitOut(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
+      inKernel = inKernel.map(() => true);
+    } else if (s.op === 'waitExit') {
+      const i = parked.findIndex((p) => p.vcpu === s.vcpu);
+      if (i < 0) break;
+      const got = parked[i]!;
+      parked = parked.filter((_, j) => j !== i);
+      held = held.map((h, v) => (v === s.vcpu ? got : h));
+      const wrong = exitMismatch(s, got);
+      if (wrong !== null) {
+        emitOut(expectationFailed(s, wrong));
+        pc = c.program.length;
+        break;
+      }
+    } else if (s.op === 'run') {
+      const h = held[s.vcpu] ?? null;
+      if (h === null) {
+        emitOut(expectationFailed(s, `vCPU ${s.vcpu} has no exit the program holds (it is inside KVM_RUN or its exit went to the device models)`));
+        pc = c.program.length;
+        break;
+      }
+      const p = h.payload as { is_write?: number; phys_addr?: bigint; len?: number };
+      const mmioData = s.data ?? (h.exit === 'KVM_EXIT_MMIO' && p.is_write === 0 ? mmioDefault(c, p.phys_addr!, p.len!) : null);
+      emitOut(out(`kvm.vcpu${s.vcpu}`, 'ioctl', 'KVM_RUN', h.exit === 'KVM_EXIT_HYPERCALL' ? { vcpu: s.vcpu, mmioData: null, hypercallRet: s.ret } : { vcpu: s.vcpu, mmioData }));
+      inKernel = withFlag(inKernel, s.vcpu, true);
+      held = held.map((x, v) => (v === s.vcpu ? null : x));
+    } else if (s.op === 'write') {
+      emitOut(out('hw.mem', 'mem', 'MEM_WRITE', { pa: s.pa, size: s.size, keyid: 0, value: s.value, tag: 'vmm.host' }));
+      awaiting = true;
+      break;
+    } else if (s.op === 'read' || s.op === 'waitMemory') {
+      emitOut(out('hw.mem', 'mem', 'MEM_READ', { pa: s.pa, size: s.size, keyid: 0, tag: 'vmm.host' }));
+      awaiting = true;
+      break;
+    } else if (s.op === 'convert') {
+      // One KVM_SET_MEMORY_ATTRIBUTES at a time, as kvm->slots_lock serialises them in the kernel.
+      if (conversions.length === 0) emitOut(out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: s.address, size: s.size, attributes: s.attributes }));
+      conversions = [...conversions, { vcpu: -1, address: s.address, size: s.size, attributes: s.attributes, exit: 'host' }];
+      awaiting = true;
+      break;
+    } else if (s.op === 'exit') {
+      // The program ends here; `running` sees the request and stops the vCPUs (`stopping`).
+      exiting = true;
+      pc++;
+      break;
+    } else {
+      throw new Error(`vmm: build step ${s.op} after the vCPUs started`);
+    }
+    pc++;
+  }
+  return { pc, awaiting, parked, inKernel, conversions, held, exiting };
+}
+
+/** What an MMIO read returns when the program answers it without a value: the scripted reads, then the devices. */
+function mmioDefault(c: VmmContext, addr: bigint, len: number): bigint {
+  const dev = findDevice(c.devices, addr);
+  return dev === undefined ? 0n : deviceRead(dev, addr, len);
+}
+
 export const vmmMachine = setup({
   types: {
     context: {} as VmmContext,
@@ -100,23 +185,29 @@ export const vmmMachine = setup({
     emitted: {} as Emitted,
   },
   guards: {
-    hasBuild: ({ context }) => context.build.length > 0,
+    hasBuild: ({ context }) => isBuildStep(context.program[0]),
     stepFailed: ({ event }) => event.msg.kind === 'ioctl-return' && (event.msg.payload as { ret: number }).ret !== 0,
-    buildDone: ({ context }) => context.buildAt + 1 >= context.build.length,
+    buildDone: ({ context }) => !isBuildStep(context.program[context.pc + 1]),
+    /** A later `waitExit` step claims this vCPU's exit. */
+    programAwaits: ({ context, event }) => programAwaits(context.program, context.pc, (event.msg.payload as { vcpu: number }).vcpu, event.msg.name),
     eagainLeft: ({ context }) => context.mapGpaEagain > 0,
+    failMapGpa: ({ context }) => context.mapGpaAnswer === 'fail',
+    stopOnMemoryFault: ({ context }) => context.memoryFaultAnswer === 'stop',
     idleConverting: ({ context }) => context.conversions.length === 0,
     moreConversions: ({ context }) => context.conversions.length > 1,
     poweroff: ({ event }) => {
       const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_IO');
       return e.direction === KVM_EXIT_IO_OUT && portWriteEffect(e.port, e.size, e.data) === 'poweroff';
     },
+    exitRequested: ({ context }) => context.exiting,
     allStopped: ({ context }) => context.inKernel.every((k) => !k) && context.conversions.length === 0,
     moreFiles: ({ context }) => context.closing.length > 1,
   },
   actions: {
     issueBuildStep: emit(({ context }) => {
-      const b = context.build[context.buildAt]!;
-      switch (b.kind) {
+      const b = context.program[context.pc]!;
+      if (!isBuildStep(b)) throw new Error(`vmm: ${b.op} is not a build step`);
+      switch (b.op) {
         case 'setAttributes':
           return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: b.address, size: b.size, attributes: b.attributes });
         case 'initVm':
@@ -131,7 +222,31 @@ export const vmmMachine = setup({
           return out('kvm.vm', 'ioctl', 'KVM_TDX_FINALIZE_VM', {});
       }
     }),
-    nextBuildStep: assign({ buildAt: ({ context }) => context.buildAt + 1 }),
+    nextBuildStep: assign({ pc: ({ context }) => context.pc + 1 }),
+    /** The main thread goes on with its program until a step has to wait. */
+    runProgram: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign(runProgram(context, (e) => enqueue.emit(e)));
+    }),
+    /** The exit stays with the program; its vCPU thread stays in userspace. */
+    parkExit: enqueueActions(({ context, event, enqueue }) => {
+      const parked = parkedOf(event);
+      const c = { ...context, parked: [...context.parked, parked], inKernel: withFlag(context.inKernel, parked.vcpu, false) };
+      enqueue.assign(runProgram(c, (e) => enqueue.emit(e)));
+    }),
+    /** A host write or read of guest memory returned. */
+    hostAccessDone: enqueueActions(({ context, event, enqueue }) => {
+      const s = context.program[context.pc];
+      if (s?.op === 'read' && s.expect !== null && event.type === 'MEM_DATA') {
+        const got = payloadOf(event, 'mem', 'MEM_DATA').value;
+        if (got !== s.expect) enqueue.emit(expectationFailed(s, `read ${hex(got)}, expected ${hex(s.expect)}`));
+      }
+      if (s?.op === 'waitMemory' && payloadOf(event, 'mem', 'MEM_DATA').value !== s.value) {
+        enqueue.emit(out('hw.mem', 'mem', 'MEM_READ', { pa: s.pa, size: s.size, keyid: 0, tag: 'vmm.host' }));
+        return;
+      }
+      const c = { ...context, pc: context.pc + 1, awaiting: false };
+      enqueue.assign(runProgram(c, (e) => enqueue.emit(e)));
+    }),
     buildFailed: emit(({ event }): Emitted => ({
       type: 'tdxsim.failure',
       reason: 'VMM error',
@@ -163,7 +278,14 @@ export const vmmMachine = setup({
       const c = context.conversions[0]!;
       const ok = payloadOf(event, 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES').ret === 0;
       const run = c.exit === 'hypercall' ? { vcpu: c.vcpu, mmioData: null, hypercallRet: ok ? 0 : HYPERCALL_RET_EINVAL } : { vcpu: c.vcpu, mmioData: null };
-      if (c.exit === 'memoryFault' && !ok) {
+      if (c.exit === 'host') {
+        const s = context.program[context.pc]!;
+        const ret = payloadOf(event, 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES').ret;
+        if (s.op === 'convert' && s.expectRet !== null && ret !== s.expectRet) enqueue.emit(expectationFailed(s, `returned ${ret}, expected ${s.expectRet}`));
+        const next = { ...context, conversions: context.conversions.slice(1), pc: context.pc + 1, awaiting: false };
+        enqueue.assign(runProgram(next, (e) => enqueue.emit(e)));
+        return;
+      } else if (c.exit === 'memoryFault' && !ok) {
         enqueue.emit({ type: 'tdxsim.failure', reason: 'VMM error', detail: `vmm: converting ${hex(c.address)} for a KVM_EXIT_MEMORY_FAULT failed; QEMU stops the vCPU` });
       } else {
         enqueue.emit(out(`kvm.vcpu${c.vcpu}`, 'ioctl', 'KVM_RUN', run));
@@ -172,14 +294,18 @@ export const vmmMachine = setup({
       enqueue.assign({ conversions: context.conversions.slice(1) });
     }),
     /** The scenario asked the VMM to refuse this MapGPA chunk for now. */
+    /** vmm.mapGpa: fail — the chunk is refused with -EINVAL without a conversion. */
+    answerEinval: enqueueActions(({ context, event, enqueue }) => {
+      const v = payloadOf(event, 'kvm-exit', 'KVM_EXIT_HYPERCALL').vcpu;
+      enqueue.assign({ inKernel: withFlag(context.inKernel, v, true) });
+      enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null, hypercallRet: HYPERCALL_RET_EINVAL }));
+    }),
+    /** vmm.memoryFault: stop — the vCPU thread never calls KVM_RUN again. */
+    stopVcpu: assign({ stopped: ({ context, event }) => withFlag(context.stopped, payloadOf(event, 'kvm-exit', 'KVM_EXIT_MEMORY_FAULT').vcpu, true) }),
     answerEagain: enqueueActions(({ context, event, enqueue }) => {
       const v = payloadOf(event, 'kvm-exit', 'KVM_EXIT_HYPERCALL').vcpu;
       enqueue.assign({ mapGpaEagain: context.mapGpaEagain - 1, inKernel: withFlag(context.inKernel, v, true) });
       enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null, hypercallRet: HYPERCALL_RET_EAGAIN }));
-    }),
-    startVcpus: enqueueActions(({ context, enqueue }) => {
-      for (let v = 0; v < context.vcpus; v++) enqueue.emit(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
-      enqueue.assign({ inKernel: context.inKernel.map(() => true) });
     }),
     /** Every exit returns the vCPU thread to userspace. */
     markExited: assign({ inKernel: ({ context, event }) => withFlag(context.inKernel, (event.msg.payload as { vcpu: number }).vcpu, false) }),
@@ -215,6 +341,7 @@ export const vmmMachine = setup({
     handleMmio: assign(({ context, event }) => {
       const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_MMIO');
       const dev = findDevice(context.devices, e.phys_addr);
+      if (!e.is_write && context.mmioReads.length > 0) return { reply: context.mmioReads[0]!, mmioReads: context.mmioReads.slice(1) };
       if (dev === undefined) return { unassignedAccesses: context.unassignedAccesses + 1, reply: e.is_write ? null : 0n };
       if (e.is_write) {
         return { devices: context.devices.map((d) => (d === dev ? deviceWrite(d, e.phys_addr, e.len, e.data) : d)), reply: null };
@@ -233,8 +360,16 @@ export const vmmMachine = setup({
   context: ({ input }) => ({
     vcpus: input.vcpus,
     devices: input.devices,
-    build: input.build,
-    buildAt: 0,
+    program: input.program,
+    pc: 0,
+    awaiting: false,
+    parked: [],
+    held: Array.from({ length: input.vcpus }, () => null),
+    exiting: false,
+    mmioReads: input.mmioReads,
+    mapGpaAnswer: input.mapGpaAnswer,
+    memoryFaultAnswer: input.memoryFaultAnswer,
+    stopped: Array.from({ length: input.vcpus }, () => false),
     unassignedAccesses: 0,
     reply: null,
     mapGpaEagain: input.mapGpaEagain,
@@ -256,7 +391,7 @@ export const vmmMachine = setup({
           name,
           [
             { guard: 'stepFailed', target: 'buildFailed', actions: 'buildFailed' },
-            { guard: 'buildDone', target: 'running' },
+            { guard: 'buildDone', target: 'running', actions: 'nextBuildStep' },
             { target: 'building', reenter: true, actions: 'nextBuildStep' },
           ],
         ]),
@@ -264,17 +399,22 @@ export const vmmMachine = setup({
     },
     buildFailed: { type: 'final' },
     running: {
-      entry: 'startVcpus',
+      entry: 'runProgram',
+      always: { guard: 'exitRequested', target: 'stopping' },
       on: {
-        KVM_EXIT_MMIO: { actions: ['markExited', 'handleMmio', 'resume'] },
+        KVM_EXIT_MMIO: [{ guard: 'programAwaits', actions: 'parkExit' }, { actions: ['markExited', 'handleMmio', 'resume'] }],
         KVM_EXIT_HYPERCALL: [
+          { guard: 'programAwaits', actions: 'parkExit' },
           { guard: 'eagainLeft', actions: ['markExited', 'answerEagain'] },
+          { guard: 'failMapGpa', actions: ['markExited', 'answerEinval'] },
           { guard: 'idleConverting', actions: ['markExited', 'queueMapGpa', 'convert'] },
           { actions: ['markExited', 'queueMapGpa'] },
         ],
-        KVM_EXIT_MEMORY_FAULT: [{ guard: 'idleConverting', actions: ['markExited', 'queueImplicit', 'convert'] }, { actions: ['markExited', 'queueImplicit'] }],
+        KVM_EXIT_MEMORY_FAULT: [{ guard: 'programAwaits', actions: 'parkExit' }, { guard: 'stopOnMemoryFault', actions: ['markExited', 'stopVcpu'] }, { guard: 'idleConverting', actions: ['markExited', 'queueImplicit', 'convert'] }, { actions: ['markExited', 'queueImplicit'] }],
         KVM_SET_MEMORY_ATTRIBUTES: [{ guard: 'moreConversions', actions: ['converted', 'convert'] }, { actions: 'converted' }],
-        KVM_EXIT_IO: [{ guard: 'poweroff', target: 'stopping', actions: 'markExited' }, { actions: ['markExited', 'ignorePortWrite'] }],
+        MEM_DONE: { actions: 'hostAccessDone' },
+        MEM_DATA: { actions: 'hostAccessDone' },
+        KVM_EXIT_IO: [{ guard: 'programAwaits', actions: 'parkExit' }, { guard: 'poweroff', target: 'stopping', actions: 'markExited' }, { actions: ['markExited', 'ignorePortWrite'] }],
       },
     },
     /** qemu_system_shutdown_request → pause_all_vcpus: wait until no vCPU thread is inside KVM_RUN. */

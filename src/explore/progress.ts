@@ -29,6 +29,7 @@ import { hex } from '../arch/hex.ts';
 import type { Message } from '../protocol/messages.ts';
 import type { Model, World } from '../runtime/world.ts';
 import type { GuestVcpuContext } from '../../machines/guest/guestVcpu.ts';
+import { describeStep } from '../../machines/vmm/hostProgram.ts';
 import type { VmmContext } from '../../machines/vmm/vmm.ts';
 import { snapshotOf, stateName } from './invariants/invariant.ts';
 
@@ -138,7 +139,8 @@ function vmmThread(actor: number): ProgressThread {
       if (world.failures.length > 0) return false;
       const s = world.snapshots[actor]!;
       const state = top(s);
-      return state === 'building' || state === 'stopping' || state === 'closing' || (state === 'running' && (s.context as VmmContext).conversions.length > 0);
+      const c = s.context as VmmContext;
+      return state === 'building' || state === 'stopping' || state === 'closing' || (state === 'running' && (c.conversions.length > 0 || c.pc < c.program.length));
     },
     progressed: () => true,
     stuckOn(_m, world) {
@@ -146,8 +148,9 @@ function vmmThread(actor: number): ProgressThread {
       const c = s.context as VmmContext;
       switch (top(s)) {
         case 'building':
-          return `waits for build step ${c.buildAt + 1} of ${c.build.length} (${c.build[c.buildAt]?.kind}) to return`;
+          return `waits for build step ${c.pc + 1} of ${c.program.findIndex((x) => x.op === 'startVcpus')} (${c.program[c.pc]?.op}) to return`;
         case 'running':
+          if (c.pc < c.program.length && c.conversions.length === 0) return `waits at host step ${describeStep(c.program[c.pc])}`;
           return `waits for KVM_SET_MEMORY_ATTRIBUTES of vCPU ${c.conversions[0]!.vcpu}'s conversion at ${hex(c.conversions[0]!.address)} to return`;
         case 'stopping':
           return 'waits for every vCPU thread to leave KVM_RUN';

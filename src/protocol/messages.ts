@@ -345,6 +345,11 @@ export interface MessageCatalog {
     /** `externalPfn`: the S-EPT page TDH.MEM.SEPT.ADD linked for a new mirror page table (sp->external_spt). */
     SPTE_WRITE: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number | null; externalPfn?: number };
     /**
+     * The direct root's zap under write mmu_lock (vcpu -1) is stored before the remote TLB flush that
+     * follows it: hardware walks of other CPUs see the store once this is back.
+     */
+    SPTE_WRITTEN: { vcpu: number };
+    /**
      * The attribute xarray store of KVM_SET_MEMORY_ATTRIBUTES, done between its two mmu_lock sections and
      * without the lock (kvm_vm_set_mem_attributes, §6.iv step 4).
      */

@@ -330,5 +330,22 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
       if (problem) return { path: at, message: problem };
     }
   }
+  // Which vCPUs a waitExit has taken and no run has re-entered yet, in program order.
+  const held = new Set<number>();
+  for (const [k, h] of (s.host ?? []).entries()) {
+    if ((h.op === 'waitExit' || h.op === 'run') && h.vcpu >= s.vcpus.length) return { path: ['host', k, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s))` };
+    if (h.op === 'waitExit' && held.has(h.vcpu)) return { path: ['host', k], message: `vCPU ${h.vcpu} is still in userspace after the exit an earlier waitExit took: run it first` };
+    if (h.op === 'waitExit') held.add(h.vcpu);
+    if (h.op === 'run' && !held.delete(h.vcpu)) return { path: ['host', k], message: `run re-enters a vCPU whose exit a waitExit took; no waitExit before it holds vCPU ${h.vcpu}` };
+    if (h.op === 'read' || h.op === 'write' || h.op === 'waitMemory') {
+      const g = h.gpa & ~shared;
+      if (!s.memslots.some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: ['host', k, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };
+      if (g % BigInt(h.size) !== 0n) return { path: ['host', k, 'gpa'], message: `a ${h.size}-byte access at ${hex(h.gpa)} is not naturally aligned` };
+    }
+    if (h.op === 'setAttributes') {
+      if (!td) return { path: ['host', k, 'op'], message: 'KVM_SET_MEMORY_ATTRIBUTES with PRIVATE needs a VM with private memory (vm.type "tdx")' };
+      if (h.gpa & shared) return { path: ['host', k, 'gpa'], message: `give the GPA without the shared bit (${hex(shared)}); "to" says which it becomes` };
+    }
+  }
   return null;
 }

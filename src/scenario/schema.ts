@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { GUEST_REGS, UNSAFE_CONTEXTS, type UnsafeContext } from '../../machines/guest/program.ts';
+import { HOST_EXITS } from '../../machines/vmm/hostProgram.ts';
 import { policiesSchema } from '../policies.ts';
 import { INVARIANTS, invariantNamed } from '../explore/invariants/index.ts';
 
@@ -107,6 +108,66 @@ const prologueOp = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('store'), gpa, gla, size: accessSize, value: u64 }),
 ]);
 
+const vcpuIndex = atLeast(0, 'a vCPU index').describe('the vCPU (index into vcpus)');
+const hostGpa = u64.describe('guest physical address as userspace addresses it (the shared bit is ignored); must lie in a memslot');
+
+/** One step of the VMM's main thread after the build (machines/vmm/hostProgram.ts). */
+const hostStep = z.discriminatedUnion('op', [
+  z
+    .strictObject({
+      op: z.literal('waitExit'),
+      vcpu: vcpuIndex,
+      exit: z.enum(HOST_EXITS).describe('the exit reason expected next from this vCPU'),
+      port: ioPort.optional().describe('KVM_EXIT_IO: io.port'),
+      gpa: u64.optional().describe('KVM_EXIT_MMIO: mmio.phys_addr; KVM_EXIT_MEMORY_FAULT: memory_fault.gpa; KVM_EXIT_HYPERCALL: args[0]'),
+      size: u64.optional().describe('io.size, mmio.len, memory_fault.size or (hypercall) args[1]'),
+      direction: z.enum(['in', 'out']).optional().describe('KVM_EXIT_IO: KVM_EXIT_IO_IN or KVM_EXIT_IO_OUT'),
+      write: z.boolean().optional().describe('KVM_EXIT_MMIO: mmio.is_write'),
+      data: u64.optional().describe('io data (OUT), mmio.data (write) or (hypercall) args[2]'),
+      nr: u64.optional().describe('KVM_EXIT_HYPERCALL: nr'),
+      private: z.boolean().optional().describe('KVM_EXIT_MEMORY_FAULT: KVM_MEMORY_EXIT_FLAG_PRIVATE set'),
+    })
+    .superRefine((w, ctx) => {
+      const allowed: Record<string, readonly string[]> = {
+        KVM_EXIT_IO: ['port', 'size', 'direction', 'data'],
+        KVM_EXIT_MMIO: ['gpa', 'size', 'write', 'data'],
+        KVM_EXIT_HYPERCALL: ['gpa', 'size', 'data', 'nr'],
+        KVM_EXIT_MEMORY_FAULT: ['gpa', 'size', 'private'],
+      };
+      for (const k of ['port', 'gpa', 'size', 'direction', 'write', 'data', 'nr', 'private'] as const) {
+        if (w[k] !== undefined && !allowed[w.exit]!.includes(k)) ctx.addIssue({ code: 'custom', path: [k], message: `${w.exit} has no field "${k}"; it checks ${allowed[w.exit]!.join(', ')}` });
+      }
+    })
+    .describe("wait until this vCPU's next exit reaches userspace and check the fields given; its thread stays in userspace until a run step"),
+  z
+    .strictObject({
+      op: z.literal('run'),
+      vcpu: vcpuIndex,
+      data: u64.optional().describe('run->mmio.data for an MMIO read (default: what the device model reads)'),
+      ret: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('run->hypercall.ret for a KVM_EXIT_HYPERCALL: 0 (default) or -errno, e.g. -11 (EAGAIN) or -22 (EINVAL)'),
+    })
+    .describe('KVM_RUN again on a vCPU whose exit a waitExit took'),
+  z.strictObject({ op: z.literal('write'), gpa: hostGpa, size: accessSize, value: u64 }).describe("a store through the VMM's mapping of guest memory (the shared backing)"),
+  z
+    .strictObject({ op: z.literal('read'), gpa: hostGpa, size: accessSize, expect: u64.optional().describe('fail the run if the value read differs') })
+    .describe("a load through the VMM's mapping of guest memory (the shared backing)"),
+  z
+    .strictObject({ op: z.literal('exit') })
+    .describe('the VMM process exits, as QEMU after a shutdown request: every vCPU thread still in KVM_RUN is signalled, then each file is closed; the last close destroys the VM'),
+  z
+    .strictObject({ op: z.literal('waitMemory'), gpa: hostGpa, size: accessSize, value: u64 })
+    .describe('read guest memory through the VMM\'s mapping again and again until it holds value (a flag the guest sets)'),
+  z
+    .strictObject({
+      op: z.literal('setAttributes'),
+      gpa,
+      size: u64,
+      to: z.enum(['shared', 'private']),
+      expectRet: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless the ioctl returns this (0 or -errno)'),
+    })
+    .describe('KVM_SET_MEMORY_ATTRIBUTES on [gpa, gpa + size): PRIVATE or 0'),
+]);
+
 export const TD_ATTRIBUTE_NAMES = ['SEPT_VE_DISABLE'] as const;
 
 const invariantName = withJsonSchema(
@@ -146,6 +207,15 @@ export const scenarioSchema = z
       .strictObject({
         mapGpaExit: z.boolean().default(true).describe('KVM_CAP_EXIT_HYPERCALL enabled for KVM_HC_MAP_GPA_RANGE; without it MapGPA fails with SUBFUNC_UNSUPPORTED'),
         mapGpaEagain: atLeast(0, 'a count').default(0).describe('answer the first N MapGPA exits with EAGAIN (the guest sees RETRY)'),
+        mapGpa: z
+          .enum(['convert', 'fail'])
+          .optional()
+          .describe("a KVM_EXIT_HYPERCALL for MapGPA: convert (QEMU's default) or fail it with hypercall.ret = -EINVAL, which the guest sees as INVALID_OPERAND"),
+        memoryFault: z
+          .enum(['convert', 'stop'])
+          .optional()
+          .describe("a KVM_EXIT_MEMORY_FAULT: convert the page (QEMU's kvm_convert_memory, the default) or stop: the vCPU thread stays in userspace for good"),
+        mmioReads: z.array(u64).optional().describe('what MMIO reads return, one value per KVM_EXIT_MMIO read in the order they reach the VMM; then the device models answer'),
       })
       .default({ mapGpaExit: true, mapGpaEagain: 0 })
       .describe("how the userspace VMM behaves where QEMU has choices (defaults: QEMU's)"),
@@ -186,6 +256,10 @@ export const scenarioSchema = z
       })
       .optional()
       .describe("TD only: the guest kernel's memory data shared by its vCPUs (actor guest.kernel): page tables and the unaccepted-memory bitmap"),
+    host: z
+      .array(hostStep)
+      .optional()
+      .describe("the VMM's main thread after the build and KVM_RUN of every vCPU: wait for exits and check them, answer them, read and write shared memory, convert"),
     vcpus: z
       .array(
         z.strictObject({

@@ -256,6 +256,7 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
       'kvm.vm → kvm.mmu TDP_LEAF_SCAN',
       'kvm.mmu → kvm.vm TDP_LEAF_SCAN_RESULT',
       'kvm.vm → kvm.mmu SPTE_WRITE',
+      'kvm.mmu → kvm.vm SPTE_WRITTEN',
       'kvm.vm → kvm.vcpu0 KVM_REQ_TLB_FLUSH',
       'kvm.vcpu0 → kvm.vm KVM_REQ_ACK',
       'kvm.vm → kvm.mmu MMU_UNLOCK',

@@ -68,6 +68,43 @@ describe('no-deadlock', () => {
   });
 });
 
+describe('no-deadlock: a wait cycle while messages are still in flight', () => {
+  const s = parseScenarioObject({
+    name: 'cycle',
+    vm: { type: 'tdx' },
+    memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+    vcpus: [{ program: [{ op: 'hlt' }] }, { program: [{ op: 'hlt' }] }],
+  });
+  const model = modelFor(s);
+  const { world } = runModel(model, { scheduler: fifoScheduler() });
+  const withContext = (w: World, actor: string, patch: Record<string, unknown>): World => {
+    const i = model.indexOf.get(actor)!;
+    const snapshots = w.snapshots.slice();
+    snapshots[i] = { ...snapshots[i]!, context: { ...(snapshots[i]!.context as object), ...patch } } as (typeof snapshots)[number];
+    return { ...w, snapshots };
+  };
+  const inFlight: Message = { id: 9999, from: 'hw.cpu1', to: 'hw.mem', kind: 'mem', name: 'MEM_READ', payload: { pa: 0n, size: 8, keyid: 0, tag: 'hw.cpu1' }, cause: null } as never;
+  const check = (w: World) => noDeadlock.check(model, w, w, inFlight);
+  // kvm.vm holds mmu_lock for write and waits for the flush's acknowledgements; both vCPU threads queue on the lock.
+  const locked = withContext(world, 'kvm.mmu', { lock: { writer: 'kvm.vm', readers: [], waiters: [{ actor: 'kvm.vcpu0', mode: 'read' }, { actor: 'kvm.vcpu1', mode: 'read' }] } });
+  const cycle = withContext(locked, 'kvm.vm', { kickWaiting: 2 });
+
+  it('is reported with the cycle named, though vCPU 1\'s CPU still has a memory access in flight', () => {
+    const w = { ...cycle, pending: [inFlight] };
+    expect(check(w)).toBe(
+      'deadlock: a wait cycle, 1 message(s) still in flight elsewhere: kvm.vcpu0 (waits for mmu_lock for read) → kvm.vm (waits for 2 KVM_REQ_ACK) → kvm.vcpu0',
+    );
+  });
+
+  it('is no deadlock while a thread of the cycle still has a message to take, or one thread it waits for can move', () => {
+    const toVcpu1: Message = { ...inFlight, id: 10000, from: 'kvm.vm', to: 'kvm.vcpu1', kind: 'kvm-request', name: 'KVM_REQ_TLB_FLUSH', payload: { vcpu: 1 } } as never;
+    expect(check({ ...cycle, pending: [inFlight, toVcpu1] })).toBeNull();
+    const oneQueued = withContext(cycle, 'kvm.mmu', { lock: { writer: 'kvm.vm', readers: [], waiters: [{ actor: 'kvm.vcpu0', mode: 'read' }] } });
+    expect(check({ ...oneQueued, pending: [inFlight] })).toBeNull();
+    expect(check({ ...locked, pending: [inFlight] })).toBeNull();
+  });
+});
+
 describe('a scenario declares its invariants', () => {
   const yaml = (inv: string) => `name: x\nvm: { type: tdx }\ninvariants: ${inv}\nvcpus:\n  - program: [{ op: hlt }]\n`;
 

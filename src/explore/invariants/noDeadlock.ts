@@ -1,13 +1,17 @@
 /**
  * No thread waits forever: when nothing is in flight and no failure was reached, every host thread is at
- * rest. A KVM vCPU thread rests blocked in HLT (the guest's program ended with `hlt`), in guest mode while
- * its guest spins at the end of a program without `hlt`, after its vCPU was freed, or with the VM dead; kvm.vm rests between ioctls or destroyed; nobody holds mmu_lock; the VMM
+ * rest, and the VMM's host program has run to its end. A KVM vCPU thread rests blocked in HLT (the guest's program ended with `hlt`), in guest mode while
+ * its guest spins at the end of a program without `hlt`, after its vCPU was freed, with the VM dead, or in userspace where the VMM left it; kvm.vm rests between ioctls or destroyed; nobody holds mmu_lock; the VMM
  * waits in its main loop or has exited; each CPU is idle. Any other quiescent world is a deadlock — a
  * vCPU spinning on a lock nobody releases, a kick whose acknowledgements never come, a VMM stuck in
- * `stopping` — and the detail names who is stuck where.
+ * `stopping` — and the detail names who is stuck where. Threads waiting for one another in a cycle
+ * (waitFor.ts) are a deadlock at once, whatever else is still in flight.
  */
 import type { Model, World } from '../../runtime/world.ts';
 import { snapshotOf, stateName, type Invariant } from './invariant.ts';
+import type { VmmContext } from '../../../machines/vmm/vmm.ts';
+import { describeStep } from '../../../machines/vmm/hostProgram.ts';
+import { waitCycle } from './waitFor.ts';
 
 const REST: readonly [RegExp, readonly string[]][] = [
   [/^kvm\.vcpu\d+$/, ['halted', 'freed', 'vmDead']],
@@ -25,19 +29,38 @@ function guestSpins(model: Model, world: World, kvmVcpu: string): boolean {
   return guest !== undefined && stateName(guest.value) === 'spinning';
 }
 
+/**
+ * A vCPU thread the VMM chose never to run again rests in userspace: stopped on a memory fault
+ * (`vmm.memoryFault: stop`), or holding an exit a finished host program took and did not answer.
+ */
+function vmmStopped(model: Model, world: World, kvmVcpu: string): boolean {
+  const vmm = snapshotOf(model, world, 'vmm');
+  if (vmm === undefined) return false;
+  const c = vmm.context as VmmContext;
+  const v = Number(kvmVcpu.replace(/^kvm\.vcpu/, ''));
+  return c.stopped[v] === true || (c.held[v] != null && c.pc >= c.program.length);
+}
+
 export const noDeadlock: Invariant = {
   name: 'no-deadlock',
-  description: 'when nothing is in flight, every vCPU thread is halted or freed, mmu_lock is free, kvm.vm and the VMM are idle or gone',
+  description: 'no wait cycle between threads (mmu_lock, kicks, the VMM waiting for vCPUs), even with messages in flight; when nothing is in flight, every vCPU thread is halted or freed, mmu_lock is free, kvm.vm and the VMM are idle or gone',
   check(model, _before, after) {
-    if (after.pending.length > 0 || after.failures.length > 0) return null;
+    if (after.failures.length > 0) return null;
+    const cycle = waitCycle(model, after);
+    if (cycle !== null) return `deadlock: a wait cycle, ${after.pending.length} message(s) still in flight elsewhere: ${cycle}`;
+    if (after.pending.length > 0) return null;
     const stuck: string[] = [];
     model.actors.forEach((a, i) => {
       const rest = REST.find(([re]) => re.test(a.id))?.[1];
       const state = stateName(after.snapshots[i]!.value);
       if (rest === undefined || rest.includes(state)) return;
       if (GUEST_MODE.includes(state) && guestSpins(model, after, a.id)) return;
+      if (state === 'inUserspace' && vmmStopped(model, after, a.id)) return;
       stuck.push(`${a.id} in ${state}`);
     });
+    const vmm = model.indexOf.get('vmm');
+    const c = vmm === undefined ? undefined : (after.snapshots[vmm]!.context as VmmContext);
+    if (c !== undefined && stateName(after.snapshots[vmm!]!.value) === 'running' && c.pc < c.program.length) stuck.push(`vmm waits at ${describeStep(c.program[c.pc])}`);
     return stuck.length === 0 ? null : `deadlock: nothing in flight, but ${stuck.join(', ')}`;
   },
 };

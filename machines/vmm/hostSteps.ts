@@ -1,0 +1,50 @@
+/**
+ * The scenario's `host:` steps as the VMM's program steps. The VMM reaches guest memory through its own
+ * mapping of each memslot (the userspace_addr behind it), which is the shared backing: the memslot's
+ * anonymous memory at the host PFN KVM also maps for a shared GFN (memslots.ts), written with KeyID 0.
+ */
+import { gpaToGfn, PAGE_SIZE } from '../../src/arch/gpa.ts';
+import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE } from '../../src/arch/kvmApi.ts';
+import type { Scenario } from '../../src/scenario/schema.ts';
+import { backingPfn, findMemslot, type Memslot } from '../kvm/memslots.ts';
+import type { ExitExpectation, HostStep } from './hostProgram.ts';
+
+/** Userspace addresses guest memory by GPA without the shared bit: the shared bit is not part of a GFN. */
+export function hostPa(memslots: readonly Memslot[], gpa: bigint, sharedMask: bigint): bigint | null {
+  const g = gpa & ~sharedMask;
+  const slot = findMemslot(memslots, gpaToGfn(g));
+  if (slot === undefined) return null;
+  return (backingPfn(slot, gpaToGfn(g), false)! << 12n) | (g & (PAGE_SIZE - 1n));
+}
+
+export function hostSteps(s: Scenario, memslots: readonly Memslot[], sharedMask: bigint): HostStep[] {
+  return (s.host ?? []).map((h, i): HostStep => {
+    const label = `host[${i}]`;
+    switch (h.op) {
+      case 'waitExit': {
+        const expect: ExitExpectation = {};
+        const addr = h.port !== undefined ? BigInt(h.port) : h.gpa;
+        if (addr !== undefined) expect.address = addr;
+        if (h.size !== undefined) expect.size = BigInt(h.size);
+        if (h.direction !== undefined) expect.direction = h.direction === 'in' ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;
+        if (h.write !== undefined) expect.direction = h.write ? 1 : 0;
+        if (h.data !== undefined) expect.data = h.data;
+        if (h.nr !== undefined) expect.code = BigInt(h.nr);
+        if (h.private !== undefined) expect.code = h.private ? BigInt(KVM_MEMORY_EXIT_FLAG_PRIVATE) : 0n;
+        return { op: 'waitExit', label, vcpu: h.vcpu, exit: h.exit, expect };
+      }
+      case 'run':
+        return { op: 'run', label, vcpu: h.vcpu, data: h.data ?? null, ret: h.ret ?? 0 };
+      case 'write':
+        return { op: 'write', label, gpa: h.gpa, pa: hostPa(memslots, h.gpa, sharedMask)!, size: h.size, value: h.value };
+      case 'read':
+        return { op: 'read', label, gpa: h.gpa, pa: hostPa(memslots, h.gpa, sharedMask)!, size: h.size, expect: h.expect ?? null };
+      case 'waitMemory':
+        return { op: 'waitMemory', label, gpa: h.gpa, pa: hostPa(memslots, h.gpa, sharedMask)!, size: h.size, value: h.value };
+      case 'exit':
+        return { op: 'exit', label };
+      case 'setAttributes':
+        return { op: 'convert', label, address: h.gpa, size: h.size, attributes: h.to === 'private' ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n, expectRet: h.expectRet ?? null };
+    }
+  });
+}

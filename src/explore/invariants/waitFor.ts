@@ -1,0 +1,85 @@
+/**
+ * KVM's threads waiting for one another, as a wait-for graph, so a deadlock shows while other threads
+ * still run (messages in flight), not only at quiescence. The waits the model has:
+ *
+ * - a thread queued on kvm->mmu_lock waits for the lock's holders;
+ * - a thread in kvm_make_all_cpus_request (kickWaiting > 0: a kick or a remote TLB flush, under mmu_lock
+ *   for the zaps) waits for the other vCPU threads' acknowledgements;
+ * - the VMM stopping the VM waits for every vCPU thread still inside KVM_RUN;
+ * - the VMM's host program at `waitExit` waits for that vCPU's thread.
+ *
+ * A thread is blocked when nothing is in flight to it and it is in one of those waits. Blocked threads
+ * that wait only for blocked threads stay blocked forever: the greatest such set (start from every
+ * blocked thread, drop one while anything it waits for could still move) is a deadlock, and it contains a
+ * cycle the detail names. The check is conservative where the model keeps counts, not names: a thread
+ * waiting for acknowledgements leaves the set as soon as any vCPU thread could still move.
+ */
+import type { Model, World } from '../../runtime/world.ts';
+import type { MmuLockState } from '../../../machines/kvm/mmuLock.ts';
+import type { VmmContext } from '../../../machines/vmm/vmm.ts';
+import { describeStep } from '../../../machines/vmm/hostProgram.ts';
+import { stateName } from './invariant.ts';
+
+interface Wait {
+  /** What the thread waits in, for the report. */
+  on: string;
+  /** Threads any one of which could end the wait. */
+  for: readonly string[];
+}
+
+function waitsOf(model: Model, world: World): Map<string, Wait> {
+  const waits = new Map<string, Wait>();
+  const vcpus = model.actors.filter((a) => /^kvm\.vcpu\d+$/.test(a.id)).map((a) => a.id);
+  const mmu = model.indexOf.get('kvm.mmu');
+  if (mmu !== undefined) {
+    const lock = (world.snapshots[mmu]!.context as { lock: MmuLockState }).lock;
+    const holders = lock.writer !== null ? [lock.writer] : [...lock.readers];
+    for (const w of lock.waiters) waits.set(w.actor, { on: `mmu_lock for ${w.mode}`, for: holders });
+  }
+  model.actors.forEach((a, i) => {
+    const c = world.snapshots[i]!.context as { kickWaiting?: number };
+    if (typeof c.kickWaiting === 'number' && c.kickWaiting > 0 && !waits.has(a.id)) {
+      waits.set(a.id, { on: `${c.kickWaiting} KVM_REQ_ACK`, for: vcpus.filter((v) => v !== a.id) });
+    }
+  });
+  const vmm = model.indexOf.get('vmm');
+  if (vmm !== undefined) {
+    const s = world.snapshots[vmm]!;
+    const c = s.context as VmmContext;
+    const state = stateName(s.value);
+    if (state === 'stopping') waits.set('vmm', { on: 'pause_all_vcpus', for: c.inKernel.flatMap((k, v) => (k ? [`kvm.vcpu${v}`] : [])) });
+    else if (state === 'running' && !c.awaiting) {
+      const step = c.program[c.pc];
+      if (step?.op === 'waitExit' && c.inKernel[step.vcpu]) waits.set('vmm', { on: describeStep(step), for: [`kvm.vcpu${step.vcpu}`] });
+    }
+  }
+  return waits;
+}
+
+/** The deadlocked threads and their waits, or null. */
+export function waitCycle(model: Model, world: World): string | null {
+  const waits = waitsOf(model, world);
+  if (waits.size === 0) return null;
+  const busy = new Set(world.pending.map((m) => m.to));
+  const stuck = new Set([...waits.keys()].filter((a) => !busy.has(a)));
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const a of stuck) {
+      const w = waits.get(a)!;
+      if (w.for.length === 0 || w.for.some((b) => !stuck.has(b))) {
+        stuck.delete(a);
+        changed = true;
+      }
+    }
+  }
+  if (stuck.size === 0) return null;
+  // Walk from the first stuck thread until a thread repeats: that loop is the cycle to name.
+  const path: string[] = [];
+  let at = [...stuck].sort()[0]!;
+  while (!path.includes(at)) {
+    path.push(at);
+    at = waits.get(at)!.for.find((b) => stuck.has(b))!;
+  }
+  const cycle = path.slice(path.indexOf(at));
+  return cycle.map((a) => `${a} (waits for ${waits.get(a)!.on})`).join(' → ') + ` → ${at}`;
+}
