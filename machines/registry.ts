@@ -80,7 +80,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
   // MMIO goes through ioremap()'s vmalloc addresses, memory through the kernel's direct map.
   const glaOf = (gpa: bigint) => (isDevice(gpa) ? VMALLOC_START + ((gpa & ~shared) & 0xfffffffn) : PAGE_OFFSET + (gpa & ~shared));
   const place = (ops: readonly Scenario['vcpus'][number]['program'][number][]): GuestOp[] =>
-    ops.map((op) => (op.op === 'hlt' || op.op === 'accept' || op.op === 'mapGpa' || op.op === 'out' ? op : ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp)));
+    ops.map((op) => (op.op === 'load' || op.op === 'store' ? ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp) : op));
   for (const v of vcpus) {
     const prologue = placeProgram(place(s.vcpus[v]!.veHandlerPrologue), VE_HANDLER_TEXT);
     actors.push({ id: `guest.vcpu${v}`, machine: guestVcpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue, veHandlerText: VE_HANDLER_TEXT, privateVe: s.vcpus[v]!.privateVe } });
@@ -152,6 +152,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       devices: s.devices.map((d) => ({ name: d.name, base: d.gpa, size: d.size, regs: Object.fromEntries(Object.entries(d.registers).map(([k, v]) => ['0x' + BigInt(k).toString(16), v])) })),
       build: td ? tdBuild(s, attributes) : [],
       mapGpaEagain: s.vmm.mapGpaEagain,
+      msi: s.vmm.msi,
       gmemSlots: memslots.flatMap((m, slot) => (m.guestMemfd ? [slot] : [])),
     },
   });

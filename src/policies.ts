@@ -164,6 +164,16 @@ export const POLICIES = {
     history:
       'v9 of the TDX series ("KVM: TDX: TDP MMU TDX support", Isaku Yamahata, Sep 2022): for a zapped private leaf the TDP MMU called the BLOCK hook and the REMOVE hook back to back and left TDH.MEM.TRACK to the remote-TLB-flush hook, which runs after the zap; later revisions issue it in the remove hook before REMOVE (kvm_flush_remote_tlbs, then tdx_track)',
   },
+  hltChecksVmxip: {
+    default: true,
+    effect:
+      "a TD vCPU halted by TDG.VP.VMCALL<Instruction.HLT> with R12 = 0 (interrupts not blocked) and no ON bit in its posted-interrupt descriptor reads TD_VCPU_STATE_DETAILS_NON_ARCH with TDH.VP.RD before it blocks, and stays runnable if VMXIP (bit 0) says the CPU already holds a deliverable virtual interrupt (tdx_protected_apic_has_interrupt)",
+    otherwise:
+      'the wake-up check reads the posted-interrupt descriptor alone: an interrupt the CPU took into vIRR while the guest had interrupts off, just before its HLT TDVMCALL, is invisible, and the vCPU blocks with it pending until something else wakes it (a lost wake-up; example hlt-lost-wakeup)',
+    section: '§4.3 Instruction.HLT, §5c.1 step 8',
+    history:
+      "Isaku Yamahata's TDX series before v9 returned pi_has_pending_interrupt() from tdx_protected_apic_has_interrupt; v9 (\"KVM: TDX: Handle TDX PV HLT hypercall\", Sep 2022) to v17 papered over it by reporting a pending interrupt after any delivery since the last halt (buggy_hlt_workaround), which Sean Christopherson rejected in review of v17 (Jan 2024) asking for a TDX-module fix; the module's VMXIP bit in TD_VCPU_STATE_DETAILS_NON_ARCH is what the merged version (v6.16) reads",
+  },
   zeroStepThreshold: {
     default: STEPPING_EPF_THRESHOLD,
     range: [1, EPF_GPA_LIST_SIZE],

@@ -29,7 +29,8 @@
  * `veHandlerPrologue` lets a scenario give the #VE handler instructions it runs before TDG.VP.VEINFO.GET —
  * the window in which a second #VE becomes #DF (§5a.6): e.g. a handler whose stack is in unaccepted memory.
  */
-import { setup, assign, emit, and } from 'xstate';
+import { hltInterruptBlockedFlag, interruptHandlerMessages } from './interrupts.ts';
+import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDG_MEM_PAGE_ACCEPT, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
@@ -49,6 +50,8 @@ export interface GuestVcpuInput {
   veHandlerText: bigint;
   /** What the #VE handler does with an EPT-violation #VE on private memory (scenario `privateVe`). */
   privateVe: 'panic' | 'accept';
+  /** Vectors the interrupt handler took, in order (interrupts.ts). */
+  interrupts: readonly number[];
 }
 
 /** tdx_accept_memory's progress: [start, end) and the TDX page level being tried at `start`. */
@@ -110,6 +113,8 @@ export interface GuestVcpuContext {
   /** Why the guest died, when it did. */
   panic: string | null;
   privateVe: 'panic' | 'accept';
+  /** Vectors the interrupt handler took, in order (interrupts.ts). */
+  interrupts: readonly number[];
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -128,6 +133,8 @@ function accessMessage(c: GuestVcpuContext, i: PlacedInsn): Outgoing {
   if (i.op === 'load') return out(`hw.cpu${c.vcpu}`, 'insn', 'LOAD', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, reg: i.reg });
   if (i.op === 'store') return out(`hw.cpu${c.vcpu}`, 'insn', 'STORE', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, value: i.value });
   if (i.op === 'hlt') return out(`hw.cpu${c.vcpu}`, 'insn', 'HLT', { vcpu: c.vcpu, rip: i.rip });
+  if (i.op === 'sti') return out(`hw.cpu${c.vcpu}`, 'insn', 'STI', { vcpu: c.vcpu, rip: i.rip });
+  if (i.op === 'cli') return out(`hw.cpu${c.vcpu}`, 'insn', 'CLI', { vcpu: c.vcpu, rip: i.rip });
   if (i.op === 'out') return out(`hw.cpu${c.vcpu}`, 'insn', 'OUT', { vcpu: c.vcpu, rip: i.rip, port: i.port, size: i.size, value: i.value, length: i.length });
   throw new Error(`model bug: ${i.op} is not a memory instruction`);
 }
@@ -155,6 +162,7 @@ export const guestVcpuMachine = setup({
     atAccept: ({ context }) => cur(context)?.op === 'accept',
     atMapGpa: ({ context }) => cur(context)?.op === 'mapGpa',
     /** The entry follows a host interrupt taken before the TDCALL ran, not the TDCALL's own exit. */
+    safeHalt: ({ context }) => hltInterruptBlockedFlag(cur(context)!) === 0n,
     interruptedBeforeTdcall: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn === null,
     mapGpaDone: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!.R10 === TDVMCALL_STATUS_SUCCESS,
     /** RETRY with R11 inside the range and retries left: go on from R11 (§6.iv step 6). */
@@ -258,10 +266,16 @@ export const guestVcpuMachine = setup({
     executePrologue: emit(({ context }): Emitted => accessMessage(context, curPrologue(context))),
     retirePrologue: assign(({ context, event }) => ({ regs: retireInto(context.regs, curPrologue(context), payloadOf(event, 'insn', 'RETIRE').value), prologuePc: context.prologuePc + 1 })),
     resetPrologue: assign({ prologuePc: () => 0 }),
-    /** Linux TD guests halt with TDG.VP.VMCALL<Instruction.HLT>, R12 = interrupts-blocked flag (§4.3). */
+    /** Linux TD guests halt with TDG.VP.VMCALL<Instruction.HLT>, R12 = interrupts-blocked flag (§4.3, interrupts.ts). */
     tdvmcallHlt: emit(({ context }) =>
-      out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.HLT>', tdvmcall(context, cur(context)!.rip, TDVMCALL_INSTRUCTION_HLT, { R12: 0n })),
+      out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.HLT>', tdvmcall(context, cur(context)!.rip, TDVMCALL_INSTRUCTION_HLT, { R12: hltInterruptBlockedFlag(cur(context)!) })),
     ),
+    /** tdx_safe_halt's raw_local_irq_enable after the TDCALL returned. */
+    stiAfterHalt: emit(({ context }) => out(hw(context), 'insn', 'STI', { vcpu: context.vcpu, rip: cur(context)!.rip })),
+    takeInterrupt: enqueueActions(({ context, event, enqueue }) => {
+      enqueue.assign({ interrupts: [...context.interrupts, payloadOf(event, 'interrupt', 'VIRTUAL_INTERRUPT').vector] });
+      for (const m of interruptHandlerMessages(context.vcpu)) enqueue.emit(m);
+    }),
     veinfoGet: emit(({ context }) => out(hw(context), 'tdcall', 'TDG.VP.VEINFO.GET', { vcpu: context.vcpu, rip: veinfoGetRip(context), RAX: BigInt(TDG_VP_VEINFO_GET) })),
     recordVe: assign({
       ve: ({ event }) => {
@@ -333,10 +347,12 @@ export const guestVcpuMachine = setup({
     prologuePc: 0,
     panic: null,
     privateVe: input.privateVe,
+    interrupts: [],
   }),
   initial: 'notEntered',
   on: {
     '#DF': { target: '.panicked', actions: 'panicDoubleFault' },
+    VIRTUAL_INTERRUPT: { actions: 'takeInterrupt' },
     '*': { actions: 'unexpected' },
   },
   states: {
@@ -395,9 +411,15 @@ export const guestVcpuMachine = setup({
       on: {
         VMRESUME: [
           { guard: 'interruptedBeforeTdcall', target: 'haltingTd', reenter: true },
+          { guard: 'safeHalt', target: 'enablingInterrupts' },
           { target: 'dispatching', actions: 'advance' },
         ],
       },
+    },
+    /** tdx_safe_halt returned: STI, and the interrupt that woke the vCPU comes at the next boundary. */
+    enablingInterrupts: {
+      entry: 'stiAfterHalt',
+      on: { RETIRE: { target: 'dispatching', actions: 'advance' } },
     },
     /** A VMX guest's HLT is a VM exit to KVM, which blocks the vCPU until a wake-up. */
     haltingVmx: {

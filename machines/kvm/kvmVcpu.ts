@@ -9,7 +9,9 @@
  * - tdxCheckAcceptLevel.ts — the huge-page series' split of a huge mirror leaf before an ACCEPT's fault;
  * - tdvmcall.ts — handle_tdvmcall: MapGPA, #VE.RequestMMIO, Instruction.IO and HLT;
  * - tdxVcpuIoctl.ts — the TD build's vCPU ioctls, KVM_TDX_INIT_VCPU and KVM_TDX_INIT_MEM_REGION (§5b.3);
- * - tdxVcpuFree.ts — the vCPU's part of the teardown, tdx_flush_vp and tdx_vcpu_free (§5b.4).
+ * - tdxVcpuFree.ts — the vCPU's part of the teardown, tdx_flush_vp and tdx_vcpu_free (§5b.4);
+ * - postedInterrupt.ts — the posted-interrupt descriptor and the sender's side of delivering to a TD;
+ * - halt.ts — kvm_vcpu_halt for a TD: the wake-up check (tdx_protected_apic_has_interrupt) and blocking.
  *
  * This file holds the thread's input and context, the state a vCPU is in outside KVM_RUN (where the
  * VMM's ioctls and kvm.vm's calls arrive), what every part shares (SEAMCALL results, KVM_BUG_ON), and the
@@ -30,6 +32,8 @@ import { tdxCheckAcceptLevelGuards, tdxCheckAcceptLevelActions } from './tdxChec
 import { tdvmcallGuards, tdvmcallActions, tdvmcallStates } from './tdvmcall.ts';
 import { tdxVcpuIoctlGuards, tdxVcpuIoctlActions, tdxVcpuIoctlStates } from './tdxVcpuIoctl.ts';
 import { tdxVcpuFreeGuards, tdxVcpuFreeActions, tdxVcpuFreeStates } from './tdxVcpuFree.ts';
+import { postedInterruptGuards, postedInterruptActions, NO_POSTED_INTERRUPTS, type PiDesc } from './postedInterrupt.ts';
+import { haltGuards, haltActions, haltStates } from './halt.ts';
 
 export type { Memslot, FaultState };
 export { TDX_MAP_GPA_MAX_LEN } from './tdvmcall.ts';
@@ -148,6 +152,10 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
    * next KVM_RUN; read by no-spurious-memory-fault.
    */
   memoryFaultSeq: number | null;
+  /** The posted-interrupt descriptor (vcpu_tdx's pi_desc) at piDescPa: PIR and ON (postedInterrupt.ts). */
+  piDesc: PiDesc;
+  /** kvm_vcpu_wake_up reached the thread while it was deciding whether to block (halt.ts). */
+  wakeup: boolean;
   deathReason: string | null;
 }
 
@@ -188,8 +196,8 @@ function joinParts<const T extends readonly object[]>(kind: 'action' | 'guard', 
 }
 
 const kvmVcpuSetup = vcpuSetup.extend({
-  guards: joinParts('guard', sharedGuards, vcpuRunGuards, mmuPageFaultGuards, tdxCheckAcceptLevelGuards, tdvmcallGuards, tdxVcpuIoctlGuards, tdxVcpuFreeGuards),
-  actions: joinParts('action', sharedActions, vcpuRunActions, mmuPageFaultActions, tdxCheckAcceptLevelActions, tdvmcallActions, tdxVcpuIoctlActions, tdxVcpuFreeActions),
+  guards: joinParts('guard', sharedGuards, vcpuRunGuards, mmuPageFaultGuards, tdxCheckAcceptLevelGuards, tdvmcallGuards, tdxVcpuIoctlGuards, tdxVcpuFreeGuards, postedInterruptGuards, haltGuards),
+  actions: joinParts('action', sharedActions, vcpuRunActions, mmuPageFaultActions, tdxCheckAcceptLevelActions, tdvmcallActions, tdxVcpuIoctlActions, tdxVcpuFreeActions, postedInterruptActions, haltActions),
 });
 
 export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
@@ -235,6 +243,8 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     launched: false,
     lastFault: null,
     memoryFaultSeq: null,
+    piDesc: NO_POSTED_INTERRUPTS,
+    wakeup: false,
     deathReason: null,
   }),
   initial: 'inUserspace',
@@ -244,6 +254,9 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     KVM_REQ_TLB_FLUSH: { actions: ['noteTlbFlush', 'ackRequest'] },
     SEPT_ZAP_DONE: { actions: 'endWaitForSeptZap' },
     SIG_IPI: { actions: 'noteSignal' },
+    // Outside guest mode the sender's kvm_vcpu_wake_up finds nobody blocked; halt.ts's states override it.
+    KVM_SIGNAL_MSI: { actions: 'postInterrupt' },
+    PIR_XCHG: { actions: 'exchangePir' },
     '*': { actions: 'unexpected' },
   },
   states: {
@@ -286,6 +299,8 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     mappingGpa: tdvmcallStates.mappingGpa,
     emulatingTdMmio: tdvmcallStates.emulatingTdMmio,
     emulatingTdIo: tdvmcallStates.emulatingTdIo,
+    halting: haltStates.halting,
+    readingVcpuStateDetails: haltStates.readingVcpuStateDetails,
     halted: vcpuRunStates.halted,
     /** KVM_BUG_ON / kvm_vm_dead: the VM is unusable. */
     vmDead: { entry: 'reportDeath', type: 'final' },

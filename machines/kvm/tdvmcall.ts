@@ -8,7 +8,7 @@
  * KVM_EXIT_MMIO and completes into R11 (vcpuRun.ts's completeMmio).
  * Instruction.IO (tdx_emulate_io): no in-kernel device claims a port here, so an OUT goes to the VMM as
  * KVM_EXIT_IO and completes with R10 = SUCCESS on the next KVM_RUN.
- * Instruction.HLT halts the vCPU (vcpuRun.ts); other sub-functions answer SUBFUNC_UNSUPPORTED.
+ * Instruction.HLT halts the vCPU (halt.ts); other sub-functions answer SUBFUNC_UNSUPPORTED.
  */
 import { out, payloadOf } from '../../src/protocol/messages.ts';
 import {
@@ -153,7 +153,7 @@ export const tdvmcallStates = {
     always: [
       { guard: 'tdvmcallIsKvmHypercall', target: 'vmDead', actions: 'unsupportedHypercall' },
       { guard: 'tdvmcallIsMmio', target: 'emulatingTdMmio' },
-      { guard: 'tdvmcallIsHlt', target: 'halted' },
+      { guard: 'tdvmcallIsHlt', target: 'halting' },
       { guard: 'tdvmcallIsMapGpa', target: 'mappingGpa' },
       { guard: 'tdvmcallIsIo', target: 'emulatingTdIo' },
       { target: 'entering', actions: 'unsupportedSubfunction' },

@@ -61,6 +61,8 @@ export interface VmmInput {
   mapGpaEagain: number;
   /** Memslots backed by a guest_memfd (one file each). */
   gmemSlots: readonly number[];
+  /** MSIs a device raises with KVM_SIGNAL_MSI once the vCPUs run (scenario `vmm.msi`). */
+  msi: readonly { vcpu: number; vector: number }[];
 }
 
 export interface VmmContext {
@@ -78,6 +80,7 @@ export interface VmmContext {
   /** Which vCPU threads are inside KVM_RUN (sent KVM_RUN, no exit back yet). */
   inKernel: readonly boolean[];
   gmemSlots: readonly number[];
+  msi: readonly { vcpu: number; vector: number }[];
   /** Files still to close at exit, in the order they were opened. */
   closing: readonly KvmFile[];
   /** Port writes nothing claimed (QEMU's unassigned I/O drops them). */
@@ -179,6 +182,8 @@ export const vmmMachine = setup({
     }),
     startVcpus: enqueueActions(({ context, enqueue }) => {
       for (let v = 0; v < context.vcpus; v++) enqueue.emit(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
+      // A device's MSI (struct kvm_msi): address 0xfee00000 | destination APIC id << 12, data = fixed-delivery vector.
+      for (const m of context.msi) enqueue.emit(out(`kvm.vcpu${m.vcpu}`, 'ioctl', 'KVM_SIGNAL_MSI', { vcpu: m.vcpu, address_lo: (0xfee00000 | (m.vcpu << 12)) >>> 0, address_hi: 0, data: m.vector, flags: 0 }));
       enqueue.assign({ inKernel: context.inKernel.map(() => true) });
     }),
     /** Every exit returns the vCPU thread to userspace. */
@@ -241,11 +246,13 @@ export const vmmMachine = setup({
     conversions: [],
     inKernel: Array.from({ length: input.vcpus }, () => false),
     gmemSlots: input.gmemSlots,
+    msi: input.msi,
     closing: [],
     unassignedPortWrites: 0,
   }),
   initial: 'starting',
-  on: { '*': { actions: 'unexpected' } },
+  // A device's KVM_SIGNAL_MSI returns whenever its delivery ran; the device does not wait for it.
+  on: { KVM_SIGNAL_MSI: {}, '*': { actions: 'unexpected' } },
   states: {
     starting: { always: [{ guard: 'hasBuild', target: 'building' }, { target: 'running' }] },
     /** The TD build, one ioctl (or staging write) at a time (§5b.3). */

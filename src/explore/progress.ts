@@ -107,6 +107,10 @@ function guestAttempt(c: GuestVcpuContext, state: string): string {
     case 'out':
       what = `the OUT to port ${hex(BigInt(i.port))} ${at}`;
       break;
+    case 'sti':
+    case 'cli':
+      what = `${i.op.toUpperCase()} ${at}`;
+      break;
   }
   if (state === 'notEntered') return `${what}, its first instruction: the vCPU never enters the guest`;
   if (state === 'acceptingOnVe' && c.accept !== null) return `${what}: its #VE handler's TDG.MEM.PAGE.ACCEPT of ${hex(c.accept.start)} at 4K never completes`;

@@ -44,6 +44,10 @@ const ioPort = withJsonSchema(
   u64.refine((n) => n <= 0xffffn, 'an I/O port is 0..0xffff').transform((n) => Number(n)),
   { anyOf: [{ type: 'integer', minimum: 0, maximum: 0xffff }, HEX_STRING], description: 'an I/O port, 0..0xffff' },
 );
+const interruptVector = withJsonSchema(
+  u64.refine((n) => n >= 32n && n <= 0xffn, 'an interrupt vector is 32..255 (0x20..0xff): 0..31 are exceptions').transform((n) => Number(n)),
+  { anyOf: [{ type: 'integer', minimum: 32, maximum: 255 }, HEX_STRING], description: 'the interrupt vector, 32..255' },
+);
 const guestReg = z.enum(GUEST_REGS as [string, ...string[]]).default('rax').describe('the register the value is loaded into');
 const gla = u64.optional().describe("linear address the guest's page tables map to gpa; default: the direct map");
 const gpa = u64.describe('guest physical address; in a TD the shared bit (47 or 51) selects the shared alias');
@@ -65,7 +69,17 @@ const guestOp = z.discriminatedUnion('op', [
   z
     .strictObject({ op: z.literal('mapGpa'), gpa, size: u64, to: z.enum(['shared', 'private']) })
     .describe('Linux tdx_map_gpa: TDG.VP.VMCALL<MapGPA> converting [gpa, gpa + size) to shared or back to private'),
-  z.strictObject({ op: z.literal('hlt') }).describe('HLT: the vCPU stops here'),
+  z
+    .strictObject({
+      op: z.literal('hlt'),
+      wait: z
+        .boolean()
+        .optional()
+        .describe("true: Linux's tdx_safe_halt — TDG.VP.VMCALL<Instruction.HLT> with R12 = 0, woken by an interrupt, then STI (write cli before it, as the idle loop runs with interrupts off); default: halt for good with interrupts blocked (R12 = 1)"),
+    })
+    .describe('HLT (a TD asks for it with TDG.VP.VMCALL<Instruction.HLT>)'),
+  z.strictObject({ op: z.literal('sti') }).describe('STI: RFLAGS.IF = 1, virtual interrupts are delivered at the next boundaries (a program starts with IF = 0)'),
+  z.strictObject({ op: z.literal('cli') }).describe('CLI: RFLAGS.IF = 0'),
   z
     .strictObject({ op: z.literal('out'), port: ioPort, size: portSize, value: u64 })
     .describe('out dx, al/ax/eax: a #VE in a TD that the guest turns into TDG.VP.VMCALL<Instruction.IO>; port 0x604 value 0x2000 is the q35 ACPI power-off'),
@@ -116,8 +130,17 @@ export const scenarioSchema = z
       .strictObject({
         mapGpaExit: z.boolean().default(true).describe('KVM_CAP_EXIT_HYPERCALL enabled for KVM_HC_MAP_GPA_RANGE; without it MapGPA fails with SUBFUNC_UNSUPPORTED'),
         mapGpaEagain: atLeast(0, 'a count').default(0).describe('answer the first N MapGPA exits with EAGAIN (the guest sees RETRY)'),
+        msi: z
+          .array(
+            z.strictObject({
+              vcpu: atLeast(0, 'a vCPU index').describe('the destination vCPU (its x2APIC id)'),
+              vector: interruptVector,
+            }),
+          )
+          .default([])
+          .describe("TD only: MSIs a device of the VMM raises with KVM_SIGNAL_MSI once the vCPUs run; each is posted to the vCPU's posted-interrupt descriptor whenever the schedule delivers it"),
       })
-      .default({ mapGpaExit: true, mapGpaEagain: 0 })
+      .default({ mapGpaExit: true, mapGpaEagain: 0, msi: [] })
       .describe("how the userspace VMM behaves where QEMU has choices (defaults: QEMU's)"),
     memslots: z
       .array(z.strictObject({ gpa: u64, size: u64, guestMemfd: z.boolean().default(false).describe('backed by guest_memfd (private memory of a TD)') }))

@@ -1,0 +1,71 @@
+/**
+ * A TD vCPU's posted-interrupt descriptor and KVM's side of delivering to it (posted_intr.c, tdx.c):
+ * interrupts reach a TD only this way, since KVM cannot write its virtual APIC (§5c.1 step 8).
+ *
+ * The descriptor (vcpu_tdx's pi_desc) is KVM memory whose address the TD VMCS holds (TDH.VP.WR 0x2016);
+ * the model keeps it in this thread's context. A sender — here the VMM thread's KVM_SIGNAL_MSI, run by
+ * this actor on its behalf — sets the vector's PIR bit and then the ON bit; if ON was already set a
+ * notification is on its way and nothing more happens (__vmx_deliver_posted_interrupt). Otherwise it
+ * reads vcpu->mode: in guest mode (inside TDH.VP.ENTER) it sends the notification vector to the vCPU's
+ * CPU (kvm_vcpu_trigger_posted_interrupt); outside it wakes the vCPU (kvm_vcpu_wake_up), which matters
+ * only to a halted one (halt.ts). The CPU's posted-interrupt processing takes PIR and clears ON with one
+ * exchange (PIR_XCHG). Before each TDH.VP.ENTER, tdx_vcpu_run sends itself the notification vector if ON
+ * is set, so the CPU processes PIR right after the entry.
+ *
+ * pi_has_pending_interrupt is all KVM can see of a TD's pending interrupts without a SEAMCALL: ON (the
+ * suppress-notification bit is never set for a running TD, so PIR alone does not count).
+ */
+import { out, payloadOf } from '../../src/protocol/messages.ts';
+import { POSTED_INTR_VECTOR } from '../../src/arch/vmx.ts';
+import { assign, enqueueActions, type VcpuGuards } from './vcpuSetup.ts';
+import type { KvmVcpuContext } from './kvmVcpu.ts';
+
+/** struct pi_desc as far as the model uses it: PIR (bit N = vector N) and ON. */
+export interface PiDesc {
+  pir: bigint;
+  on: boolean;
+}
+
+export const NO_POSTED_INTERRUPTS: PiDesc = { pir: 0n, on: false };
+
+/** The fixed-delivery vector of an MSI (kvm_msi.data bits 7:0). */
+export const msiVector = (data: number) => data & 0xff;
+
+function posted(c: KvmVcpuContext, vector: number): PiDesc {
+  return { pir: c.piDesc.pir | (1n << BigInt(vector)), on: true };
+}
+
+export const postedInterruptGuards = {
+  /** pi_has_pending_interrupt. */
+  piPending: ({ context }) => context.piDesc.on,
+} satisfies VcpuGuards;
+
+export const postedInterruptActions = {
+  /**
+   * The sender outside guest mode: PIR, ON, and kvm_vcpu_wake_up (a no-op unless the vCPU is halting,
+   * whose states add noteWakeup). KVM_SIGNAL_MSI returns 1: delivered to one vCPU.
+   */
+  postInterrupt: enqueueActions(({ context, event, enqueue }) => {
+    const m = payloadOf(event, 'ioctl', 'KVM_SIGNAL_MSI');
+    enqueue.assign({ piDesc: posted(context, msiVector(m.data)) });
+    enqueue.emit(out(event.msg.from, 'ioctl-return', 'KVM_SIGNAL_MSI', { vcpu: context.vcpu, ret: 1 }));
+  }),
+  /** The sender finds the vCPU in guest mode: the notification IPI, unless ON says one was already sent. */
+  postInterruptInGuest: enqueueActions(({ context, event, enqueue }) => {
+    const m = payloadOf(event, 'ioctl', 'KVM_SIGNAL_MSI');
+    enqueue.assign({ piDesc: posted(context, msiVector(m.data)) });
+    if (!context.piDesc.on) enqueue.emit(out(`hw.cpu${context.vcpu}`, 'interrupt', 'IPI', { vcpu: context.vcpu, requester: null, vector: POSTED_INTR_VECTOR }));
+    enqueue.emit(out(event.msg.from, 'ioctl-return', 'KVM_SIGNAL_MSI', { vcpu: context.vcpu, ret: 1 }));
+  }),
+  /** kvm_vcpu_wake_up while the vCPU is deciding whether to block: its loop checks again. */
+  noteWakeup: assign({ wakeup: true }),
+  /** The CPU's posted-interrupt processing: ON cleared, PIR handed over and cleared. */
+  exchangePir: enqueueActions(({ context, enqueue }) => {
+    enqueue.assign({ piDesc: { pir: 0n, on: false } });
+    enqueue.emit(out(`hw.cpu${context.vcpu}`, 'posted-interrupt', 'PIR', { vcpu: context.vcpu, pir: context.piDesc.pir }));
+  }),
+  /** tdx_vcpu_run: ON set → self-IPI with the notification vector, taken right after the entry. */
+  selfIpiIfOn: enqueueActions(({ context, enqueue }) => {
+    if (context.piDesc.on) enqueue.emit(out(`hw.cpu${context.vcpu}`, 'interrupt', 'IPI', { vcpu: context.vcpu, requester: null, vector: POSTED_INTR_VECTOR }));
+  }),
+};
