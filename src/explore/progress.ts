@@ -31,6 +31,7 @@ import type { Model, World } from '../runtime/world.ts';
 import type { GuestVcpuContext } from '../../machines/guest/guestVcpu.ts';
 import type { VmmContext } from '../../machines/vmm/vmm.ts';
 import { snapshotOf, stateName } from './invariants/invariant.ts';
+import { pendingWakeup } from './invariants/noLostWakeup.ts';
 
 export interface ProgressThread {
   /** The actor whose deliveries can be this thread's progress; also the thread's name in reports. */
@@ -64,7 +65,8 @@ function guestThread(model: Model, actor: number): ProgressThread {
     wants(m, world) {
       if (world.failures.length > 0 || GUEST_DONE.has(top(world.snapshots[actor]!))) return false;
       const k = snapshotOf(m, world, kvmThread);
-      return k === undefined || !VCPU_THREAD_GONE.has(top(k));
+      // Blocked in HLT with a wake-up pending (a lost wake-up) still owes its guest progress.
+      return k === undefined || !VCPU_THREAD_GONE.has(top(k)) || pendingWakeup(m, world, kvmThread) !== null;
     },
     progressed(before, after) {
       const b = before.context as GuestVcpuContext;

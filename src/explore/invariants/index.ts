@@ -15,9 +15,10 @@ import { sharedSpteSuppressVe } from './sharedSpteSuppressVe.ts';
 import { noSpuriousMemoryFault } from './noSpuriousMemoryFault.ts';
 import { nonProgress } from './nonProgress.ts';
 import { noStaleTranslation } from './noStaleTranslation.ts';
+import { noLostWakeup } from './noLostWakeup.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, nonProgress };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, noLostWakeup, nonProgress };
 export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
@@ -36,6 +37,7 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   kickCompletesSpec,
   fixed(sharedSpteSuppressVe),
   fixed(noSpuriousMemoryFault),
+  fixed(noLostWakeup),
   fixed(nonProgress),
 ];
 

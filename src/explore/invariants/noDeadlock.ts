@@ -8,6 +8,7 @@
  */
 import type { Model, World } from '../../runtime/world.ts';
 import { snapshotOf, stateName, type Invariant } from './invariant.ts';
+import { pendingWakeup } from './noLostWakeup.ts';
 
 const REST: readonly [RegExp, readonly string[]][] = [
   [/^kvm\.vcpu\d+$/, ['halted', 'freed', 'vmDead']],
@@ -34,7 +35,8 @@ export const noDeadlock: Invariant = {
     model.actors.forEach((a, i) => {
       const rest = REST.find(([re]) => re.test(a.id))?.[1];
       const state = stateName(after.snapshots[i]!.value);
-      if (rest === undefined || rest.includes(state)) return;
+      // Blocked in HLT is rest, unless a wake-up it should have seen is pending (no-lost-wakeup).
+      if (rest === undefined || (rest.includes(state) && pendingWakeup(model, after, a.id) === null)) return;
       if (GUEST_MODE.includes(state) && guestSpins(model, after, a.id)) return;
       stuck.push(`${a.id} in ${state}`);
     });
