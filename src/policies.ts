@@ -174,6 +174,16 @@ export const POLICIES = {
     history:
       "Isaku Yamahata's TDX series before v9 returned pi_has_pending_interrupt() from tdx_protected_apic_has_interrupt; v9 (\"KVM: TDX: Handle TDX PV HLT hypercall\", Sep 2022) to v17 papered over it by reporting a pending interrupt after any delivery since the last halt (buggy_hlt_workaround), which Sean Christopherson rejected in review of v17 (Jan 2024) asking for a TDX-module fix; the module's VMXIP bit in TD_VCPU_STATE_DETAILS_NON_ARCH is what the merged version (v6.16) reads",
   },
+  mapGpaEventCheck: {
+    default: true,
+    effect:
+      'between the 2 MiB chunks of a TDG.VP.VMCALL<MapGPA>, KVM stops if the vCPU has an event pending (kvm_vcpu_has_events: ON in its posted-interrupt descriptor) and returns RETRY with R11 = the next GPA, so the guest takes the interrupt and calls again from there (tdx_complete_vmcall_map_gpa)',
+    otherwise:
+      'every chunk of the range goes to userspace before the guest runs again: an interrupt posted during a large conversion waits for all of it (interrupt-latency names the chunks; example mapgpa-interrupt)',
+    section: '§6.iv steps 3–6',
+    history:
+      "earlier revisions of \"KVM: TDX: Handle TDG.VP.VMCALL<MapGPA>\" (Isaku Yamahata's TDX series up to v19, 2024) handed the whole range to userspace in one KVM_EXIT_HYPERCALL; Binbin Wu's rework for the TDX hypercall series (late 2024, merged for v6.16) splits it into 2 MiB chunks and checks for pending events between them, as review asked, so a long conversion does not hold off the guest's interrupts",
+  },
   zeroStepThreshold: {
     default: STEPPING_EPF_THRESHOLD,
     range: [1, EPF_GPA_LIST_SIZE],

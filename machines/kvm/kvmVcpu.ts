@@ -156,6 +156,8 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   piDesc: PiDesc;
   /** kvm_vcpu_wake_up reached the thread while it was deciding whether to block (halt.ts). */
   wakeup: boolean;
+  /** MapGPA chunks handed to userspace while ON was set; back to 0 when the CPU takes the PIR (interrupt-latency). */
+  exitsWhilePosted: number;
   deathReason: string | null;
 }
 
@@ -245,6 +247,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     memoryFaultSeq: null,
     piDesc: NO_POSTED_INTERRUPTS,
     wakeup: false,
+    exitsWhilePosted: 0,
     deathReason: null,
   }),
   initial: 'inUserspace',
@@ -267,7 +270,8 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
         KVM_RUN: [
           { guard: 'mmioPending', target: 'entering', actions: 'completeMmio' },
           { guard: 'pioPending', target: 'entering', actions: 'completePioOut' },
-          { guard: and(['mapGpaPending', 'mapGpaMoreChunks']), target: 'inUserspace', actions: ['nextMapGpaChunk', 'exitHypercall'] },
+          { guard: and(['mapGpaPending', 'mapGpaMoreChunks', 'mapGpaEventCheck', 'piPending']), target: 'entering', actions: 'mapGpaRetryForEvent' },
+          { guard: and(['mapGpaPending', 'mapGpaMoreChunks']), target: 'inUserspace', actions: ['nextMapGpaChunk', 'countChunkWhilePosted', 'exitHypercall'] },
           { guard: 'mapGpaPending', target: 'entering', actions: 'completeMapGpa' },
           { target: 'entering' },
         ],

@@ -62,6 +62,7 @@ export const postedInterruptActions = {
   /** The CPU's posted-interrupt processing: ON cleared, PIR handed over and cleared. */
   exchangePir: enqueueActions(({ context, enqueue }) => {
     enqueue.assign({ piDesc: { pir: 0n, on: false } });
+    if (context.exitsWhilePosted !== 0) enqueue.assign({ exitsWhilePosted: 0 });
     enqueue.emit(out(`hw.cpu${context.vcpu}`, 'posted-interrupt', 'PIR', { vcpu: context.vcpu, pir: context.piDesc.pir }));
   }),
   /** tdx_vcpu_run: ON set → self-IPI with the notification vector, taken right after the entry. */

@@ -16,9 +16,10 @@ import { noSpuriousMemoryFault } from './noSpuriousMemoryFault.ts';
 import { nonProgress } from './nonProgress.ts';
 import { noStaleTranslation } from './noStaleTranslation.ts';
 import { noLostWakeup } from './noLostWakeup.ts';
+import { interruptLatency, interruptLatencySpec } from './interruptLatency.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, noLostWakeup, nonProgress };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, noLostWakeup, interruptLatency, nonProgress };
 export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
@@ -38,6 +39,7 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(sharedSpteSuppressVe),
   fixed(noSpuriousMemoryFault),
   fixed(noLostWakeup),
+  interruptLatencySpec,
   fixed(nonProgress),
 ];
 
