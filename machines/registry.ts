@@ -153,6 +153,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       build: td ? tdBuild(s, attributes) : [],
       mapGpaEagain: s.vmm.mapGpaEagain,
       msi: s.vmm.msi,
+      nmi: s.vmm.nmi,
       gmemSlots: memslots.flatMap((m, slot) => (m.guestMemfd ? [slot] : [])),
     },
   });

@@ -29,7 +29,7 @@
  * `veHandlerPrologue` lets a scenario give the #VE handler instructions it runs before TDG.VP.VEINFO.GET —
  * the window in which a second #VE becomes #DF (§5a.6): e.g. a handler whose stack is in unaccepted memory.
  */
-import { hltInterruptBlockedFlag, interruptHandlerMessages } from './interrupts.ts';
+import { hltInterruptBlockedFlag, interruptHandlerMessages, nmiHandlerIret } from './interrupts.ts';
 import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
@@ -50,8 +50,6 @@ export interface GuestVcpuInput {
   veHandlerText: bigint;
   /** What the #VE handler does with an EPT-violation #VE on private memory (scenario `privateVe`). */
   privateVe: 'panic' | 'accept';
-  /** Vectors the interrupt handler took, in order (interrupts.ts). */
-  interrupts: readonly number[];
 }
 
 /** tdx_accept_memory's progress: [start, end) and the TDX page level being tried at `start`. */
@@ -115,6 +113,8 @@ export interface GuestVcpuContext {
   privateVe: 'panic' | 'accept';
   /** Vectors the interrupt handler took, in order (interrupts.ts). */
   interrupts: readonly number[];
+  /** NMIs the NMI handler took. */
+  nmis: number;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -276,6 +276,11 @@ export const guestVcpuMachine = setup({
       enqueue.assign({ interrupts: [...context.interrupts, payloadOf(event, 'interrupt', 'VIRTUAL_INTERRUPT').vector] });
       for (const m of interruptHandlerMessages(context.vcpu)) enqueue.emit(m);
     }),
+    /** exc_nmi: counted, then IRET (no EOI: an NMI is not in the ISR). */
+    takeNmi: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ nmis: context.nmis + 1 });
+      enqueue.emit(nmiHandlerIret(context.vcpu));
+    }),
     veinfoGet: emit(({ context }) => out(hw(context), 'tdcall', 'TDG.VP.VEINFO.GET', { vcpu: context.vcpu, rip: veinfoGetRip(context), RAX: BigInt(TDG_VP_VEINFO_GET) })),
     recordVe: assign({
       ve: ({ event }) => {
@@ -348,11 +353,13 @@ export const guestVcpuMachine = setup({
     panic: null,
     privateVe: input.privateVe,
     interrupts: [],
+    nmis: 0,
   }),
   initial: 'notEntered',
   on: {
     '#DF': { target: '.panicked', actions: 'panicDoubleFault' },
     VIRTUAL_INTERRUPT: { actions: 'takeInterrupt' },
+    NMI: { actions: 'takeNmi' },
     '*': { actions: 'unexpected' },
   },
   states: {

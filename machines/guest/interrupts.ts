@@ -23,6 +23,11 @@ export const WRMSR_LENGTH = 2;
 /** TDVMCALL<Instruction.HLT> R12: 1 = interrupts blocked (a final HLT), 0 = tdx_safe_halt. */
 export const hltInterruptBlockedFlag = (i: PlacedInsn) => (i.op === 'hlt' && i.wait === true ? 0n : 1n);
 
+/** Where the model lays the NMI handler's IRET. */
+export const NMI_HANDLER_TEXT = 0xffffffff81210000n;
+
+export const nmiHandlerIret = (vcpu: number) => out(`hw.cpu${vcpu}`, 'insn', 'IRET', { vcpu, rip: NMI_HANDLER_TEXT });
+
 /** The handler: EOI, then IRET (both to the vCPU's CPU, in order on one channel). */
 export function interruptHandlerMessages(vcpu: number) {
   return [

@@ -49,6 +49,9 @@ import { sharedBit, pageSizeOfPgLevel } from '../../src/arch/gpa.ts';
 import { spteToPfn } from '../../src/arch/spte.ts';
 import { decideWalk, type WalkOutcome } from './eptWalk.ts';
 import { POSTED_INTR_VECTOR } from '../../src/arch/vmx.ts';
+
+/** The NMI's IDT vector. */
+export const NMI_VECTOR = 2;
 import { NO_VIRTUAL_INTERRUPTS, acceptVirtualInterrupt, takePir, virtualEoi, virtualInterruptPending, type VirtualApic } from './virtualApic.ts';
 import type { Message } from '../../src/protocol/messages.ts';
 import { tlbFill, tlbLookup, type TlbEntry } from './tlb.ts';
@@ -104,6 +107,10 @@ export interface CpuContext {
   statusWanted: boolean;
   /** What a virtual interrupt displaced: the instruction (run again after IRET) or the spin it stopped. */
   interrupted: { msg: Message } | { spinRip: bigint } | null;
+  /** PEND_NMI as the module set it: a virtual NMI waits for a boundary with VE_INFO free (§5a.6). */
+  pendNmi: boolean;
+  /** The guest's NMI handler runs (NMIs blocked until its IRET). */
+  inNmi: boolean;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -129,6 +136,7 @@ const kvmVcpu = (c: CpuContext) => `kvm.vcpu${c.vcpu}`;
 function atBoundary(rest: readonly { guard?: string; target?: string; actions: string | readonly string[] }[]) {
   return [
     { guard: 'interruptPending', actions: ['processPostedInterrupts', 'exitInterrupt'] },
+    { guard: 'nmiDeliverable', actions: ['processPostedInterrupts', 'deliverNmi'] },
     { guard: 'virtualInterruptDeliverable', actions: ['processPostedInterrupts', 'deliverVirtualInterrupt'] },
     ...rest.map((t) => ({ ...t, actions: ['processPostedInterrupts', ...(typeof t.actions === 'string' ? [t.actions] : t.actions)] })),
   ] as never;
@@ -180,6 +188,8 @@ export const cpuMachine = setup({
     isNotification: ({ event }) => payloadOf(event, 'interrupt', 'IPI').vector === POSTED_INTR_VECTOR,
     /** RFLAGS.IF = 1, VE_INFO free, and RVI[7:4] > VPPR[7:4] (SDM 30.2.1). */
     virtualInterruptDeliverable: ({ context }) => virtualInterruptReady(context),
+    /** PEND_NMI, VE_INFO free (the module holds NMIs back while it is valid, §5a.6), no NMI in service. */
+    nmiDeliverable: ({ context }) => context.pendNmi && !context.inNmi && context.interrupted === null && context.veInfo.valid === 0,
   },
   actions: {
     beginAccess: assign({
@@ -349,16 +359,31 @@ export const cpuMachine = setup({
       enqueue.emit(out(guest(context), 'insn', 'RETIRE', { vcpu: context.vcpu, rip: (event.msg.payload as { rip: bigint }).rip, value: null }));
     }),
     eoi: assign({ vapic: ({ context }) => virtualEoi(context.vapic) }),
+    /** A spinning guest takes the NMI at once; otherwise it waits for the next boundary. */
+    notePendNmi: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ pendNmi: true });
+      if (context.spinRip === null || context.inNmi || context.interrupted !== null || context.veInfo.valid !== 0) return;
+      enqueue.assign({ pendNmi: false, inNmi: true, interrupted: { spinRip: context.spinRip }, spinRip: null });
+      enqueue.emit(out(guest(context), 'interrupt', 'NMI', { vcpu: context.vcpu, vector: NMI_VECTOR, rip: context.spinRip }));
+    }),
+    /** NMI delivery: PEND_NMI consumed, NMIs blocked until IRET; RFLAGS.IF is left as it was. */
+    deliverNmi: enqueueActions(({ context, event, enqueue }) => {
+      const rip = (event.msg.payload as { rip: bigint }).rip;
+      enqueue.assign({ pendNmi: false, inNmi: true, interrupted: { msg: event.msg } });
+      enqueue.emit(out(guest(context), 'interrupt', 'NMI', { vcpu: context.vcpu, vector: NMI_VECTOR, rip }));
+    }),
     /** IRET: IF = 1 and the displaced instruction is performed now, at a boundary again (or the spin resumes). */
     iret: enqueueActions(({ context, enqueue }) => {
       const i = context.interrupted;
-      enqueue.assign({ rflagsIf: true, interrupted: null });
+      // After an NMI, IRET restores the IF the NMI found; after an interrupt, IF was 1.
+      if (context.inNmi) enqueue.assign({ inNmi: false, interrupted: null });
+      else enqueue.assign({ rflagsIf: true, interrupted: null });
       if (i === null) return;
       if ('msg' in i) {
         enqueue.raise({ type: i.msg.name, msg: i.msg } as MachineEvent);
         return;
       }
-      const next = { ...context, rflagsIf: true, interrupted: null, spinRip: i.spinRip };
+      const next = { ...context, rflagsIf: context.inNmi ? context.rflagsIf : true, inNmi: false, interrupted: null, spinRip: i.spinRip };
       enqueue.assign({ spinRip: i.spinRip });
       if (virtualInterruptReady(next)) deliverFromSpin(next, enqueue);
     }),
@@ -386,6 +411,8 @@ export const cpuMachine = setup({
     pirInFlight: false,
     statusWanted: false,
     interrupted: null,
+    pendNmi: false,
+    inNmi: false,
   }),
   initial: 'idle',
   on: {
@@ -394,6 +421,7 @@ export const cpuMachine = setup({
     // A walk or memory access in progress finishes first; the interrupt waits for the next boundary.
     IPI: [{ guard: 'isNotification', actions: 'notePiNotification' }, { actions: 'noteIpi' }],
     PIR: { actions: 'landPir' },
+    PEND_NMI: { actions: 'notePendNmi' },
     GUEST_INTERRUPT_STATUS_GET: { actions: 'answerGuestInterruptStatus' },
     LOCAL_IRQ_ENABLE: { actions: 'handleIrq' },
     INVEPT: { actions: 'invept' },

@@ -44,6 +44,7 @@ export const haltStates = {
     always: [
       { guard: 'signalPending', target: 'inUserspace', actions: ['clearWakeup', 'exitIntr'] },
       { guard: 'piPending', target: 'entering', actions: 'clearWakeup' },
+      { guard: 'nmiQueued', target: 'entering', actions: 'clearWakeup' },
       { guard: and(['hltChecksVmxip', 'hltInterruptsEnabled']), target: 'readingVcpuStateDetails', actions: 'clearWakeup' },
       { target: 'halted', actions: 'clearWakeup' },
     ],
@@ -54,6 +55,7 @@ export const haltStates = {
     on: {
       'TDH.VP.RD': [{ guard: 'vmxip', target: 'entering' }, { guard: 'wokenMeanwhile', target: 'halting' }, { target: 'halted' }],
       KVM_SIGNAL_MSI: { actions: ['postInterrupt', 'noteWakeup'] },
+      KVM_NMI: { actions: ['queueNmi', 'noteWakeup'] },
     },
   },
 } as const;

@@ -11,7 +11,8 @@
  * - tdxVcpuIoctl.ts — the TD build's vCPU ioctls, KVM_TDX_INIT_VCPU and KVM_TDX_INIT_MEM_REGION (§5b.3);
  * - tdxVcpuFree.ts — the vCPU's part of the teardown, tdx_flush_vp and tdx_vcpu_free (§5b.4);
  * - postedInterrupt.ts — the posted-interrupt descriptor and the sender's side of delivering to a TD;
- * - halt.ts — kvm_vcpu_halt for a TD: the wake-up check (tdx_protected_apic_has_interrupt) and blocking.
+ * - halt.ts — kvm_vcpu_halt for a TD: the wake-up check (tdx_protected_apic_has_interrupt) and blocking;
+ * - nmi.ts — KVM_NMI and its injection through PEND_NMI.
  *
  * This file holds the thread's input and context, the state a vCPU is in outside KVM_RUN (where the
  * VMM's ioctls and kvm.vm's calls arrive), what every part shares (SEAMCALL results, KVM_BUG_ON), and the
@@ -34,6 +35,7 @@ import { tdxVcpuIoctlGuards, tdxVcpuIoctlActions, tdxVcpuIoctlStates } from './t
 import { tdxVcpuFreeGuards, tdxVcpuFreeActions, tdxVcpuFreeStates } from './tdxVcpuFree.ts';
 import { postedInterruptGuards, postedInterruptActions, NO_POSTED_INTERRUPTS, type PiDesc } from './postedInterrupt.ts';
 import { haltGuards, haltActions, haltStates } from './halt.ts';
+import { nmiGuards, nmiActions, nmiStates } from './nmi.ts';
 
 export type { Memslot, FaultState };
 export { TDX_MAP_GPA_MAX_LEN } from './tdvmcall.ts';
@@ -115,7 +117,7 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   mapGpa: { next: bigint; end: bigint } | null;
   /** Requesters whose IPI was sent to this vCPU's CPU while it ran the guest and whose handler has not run. */
   ipiRequesters: readonly string[];
-  /** A signal's reschedule IPI went to this vCPU's CPU while it ran the guest (its handler has not run yet). */
+  /** A reschedule IPI (a signal's kick_process, or kvm_vcpu_kick for an NMI) went to this vCPU's CPU while it ran the guest (its handler has not run yet). */
   signalKicked: boolean;
   /**
    * TDH.VP.ENTERs issued while a requester waited for this vCPU's IPI; zero upstream, where the thread
@@ -158,6 +160,8 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   wakeup: boolean;
   /** MapGPA chunks handed to userspace while ON was set; back to 0 when the CPU takes the PIR (interrupt-latency). */
   exitsWhilePosted: number;
+  /** KVM_REQ_NMI: an NMI queued by KVM_NMI, written to PEND_NMI before the next entry (nmi.ts). */
+  nmiQueued: boolean;
   deathReason: string | null;
 }
 
@@ -198,8 +202,8 @@ function joinParts<const T extends readonly object[]>(kind: 'action' | 'guard', 
 }
 
 const kvmVcpuSetup = vcpuSetup.extend({
-  guards: joinParts('guard', sharedGuards, vcpuRunGuards, mmuPageFaultGuards, tdxCheckAcceptLevelGuards, tdvmcallGuards, tdxVcpuIoctlGuards, tdxVcpuFreeGuards, postedInterruptGuards, haltGuards),
-  actions: joinParts('action', sharedActions, vcpuRunActions, mmuPageFaultActions, tdxCheckAcceptLevelActions, tdvmcallActions, tdxVcpuIoctlActions, tdxVcpuFreeActions, postedInterruptActions, haltActions),
+  guards: joinParts('guard', sharedGuards, vcpuRunGuards, mmuPageFaultGuards, tdxCheckAcceptLevelGuards, tdvmcallGuards, tdxVcpuIoctlGuards, tdxVcpuFreeGuards, postedInterruptGuards, haltGuards, nmiGuards),
+  actions: joinParts('action', sharedActions, vcpuRunActions, mmuPageFaultActions, tdxCheckAcceptLevelActions, tdvmcallActions, tdxVcpuIoctlActions, tdxVcpuFreeActions, postedInterruptActions, haltActions, nmiActions),
 });
 
 export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
@@ -248,6 +252,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     piDesc: NO_POSTED_INTERRUPTS,
     wakeup: false,
     exitsWhilePosted: 0,
+    nmiQueued: false,
     deathReason: null,
   }),
   initial: 'inUserspace',
@@ -260,6 +265,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     // Outside guest mode the sender's kvm_vcpu_wake_up finds nobody blocked; halt.ts's states override it.
     KVM_SIGNAL_MSI: { actions: 'postInterrupt' },
     PIR_XCHG: { actions: 'exchangePir' },
+    KVM_NMI: { actions: 'queueNmi' },
     '*': { actions: 'unexpected' },
   },
   states: {
@@ -305,6 +311,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     emulatingTdIo: tdvmcallStates.emulatingTdIo,
     halting: haltStates.halting,
     readingVcpuStateDetails: haltStates.readingVcpuStateDetails,
+    injectingNmi: nmiStates.injectingNmi,
     halted: vcpuRunStates.halted,
     /** KVM_BUG_ON / kvm_vm_dead: the VM is unusable. */
     vmDead: { entry: 'reportDeath', type: 'final' },

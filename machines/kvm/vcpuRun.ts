@@ -137,6 +137,7 @@ export const vcpuRunStates = {
     always: [
       { guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' },
       { guard: and(['isTd', 'tlbFlushPending']), target: 'flushingTlb' },
+      { guard: and(['isTd', 'nmiQueued']), target: 'injectingNmi' },
       { guard: and(['isTd', 'waitingForSeptZap']), target: 'waitingForSeptZap' },
       { guard: 'isTd', target: 'inTdhVpEnter' },
       { target: 'inGuestMode' },
@@ -175,6 +176,7 @@ export const vcpuRunStates = {
       SIG_IPI: { actions: 'kickForSignal' },
       // vcpu->mode is IN_GUEST_MODE: the sender notifies the CPU (postedInterrupt.ts).
       KVM_SIGNAL_MSI: { actions: 'postInterruptInGuest' },
+      KVM_NMI: { actions: ['queueNmi', 'kickForNmi'] },
     },
   },
   /**
@@ -216,6 +218,7 @@ export const vcpuRunStates = {
     on: {
       SIG_IPI: { target: 'inUserspace', actions: 'exitIntr' },
       KVM_SIGNAL_MSI: { target: 'halting', actions: 'postInterrupt' },
+      KVM_NMI: { target: 'halting', actions: 'queueNmi' },
     },
   },
 } as const;

@@ -57,7 +57,7 @@ import { acceptDecision, acceptComplete, eptViolationDecision } from './accept.t
 import { hardwareWalk } from './septTree.ts';
 import { pamtRangeFree, pamtSet } from './pamt.ts';
 import { enterEpoch, exitEpoch, INITIAL_EPOCH, EPOCH_AFTER_MNG_INIT } from './tlbTracking.ts';
-import { TD_VCPU_STATE_DETAILS_NON_ARCH_FIELD, vcpuStateDetails } from './vcpuStateDetails.ts';
+import { TD_VCPU_STATE_DETAILS_NON_ARCH_FIELD, TDVPS_PEND_NMI_FIELD, vcpuStateDetails } from './vcpuStateDetails.ts';
 import { callerLp, vpFlush, vpFlushDone, cacheWb, keyFreeid, reclaim, type KeyOwner } from './teardown.ts';
 import { NO_STEPPING, firstUnmappedGpa, logPrivateEptViolation, noteExitRip, resumeAt, steppingSuspected, type EpfStepping } from './zeroStep.ts';
 
@@ -408,6 +408,8 @@ export const tdxModuleMachine = setup({
       const old = context.vcpus[v]!.vmcsWrites[field] ?? 0n;
       const written = (old & ~r.R9!) | (r.R8! & r.R9!);
       enqueue.assign({ vcpus: withVcpu(context, v, { vmcsWrites: { ...context.vcpus[v]!.vmcsWrites, [field]: written } }) });
+      // PEND_NMI (management field 11): the virtual NMI waits at the CPU, which owns VE_INFO, for VE_INFO to be free (§5a.6).
+      if (r.RDX === TDVPS_PEND_NMI_FIELD && (written & 1n) !== 0n) enqueue.emit(out(`hw.cpu${v}`, 'interrupt', 'PEND_NMI', { vcpu: v }));
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.WR', { RAX: TDX_SUCCESS }));
     }),
     /** TDH.VP.RD(RCX TDVPR, RDX field id): the model's KVM reads only the vCPU state details (vcpuStateDetails.ts). */

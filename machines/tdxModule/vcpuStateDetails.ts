@@ -11,6 +11,9 @@ export const TD_VCPU_STATE_DETAILS_NON_ARCH_FIELD = (1n << 63n) | (17n << 56n) |
 /** TDX_VCPU_STATE_DETAILS_INTR_PENDING: VMXIP. */
 export const TDX_VCPU_STATE_DETAILS_INTR_PENDING = 1n << 0n;
 
+/** TDVPS_MANAGEMENT(TD_VCPU_PEND_NMI): class 32 << 56 | 11; bit 0 set asks for a virtual NMI. */
+export const TDVPS_PEND_NMI_FIELD = (32n << 56n) | 11n;
+
 /** SDM 30.2.1's evaluation on the status the CPU reported: RVI[7:4] > VPPR[7:4] (no TPR in the model). */
 export function vcpuStateDetails(rvi: number, svi: number): bigint {
   return rvi >> 4 > svi >> 4 ? TDX_VCPU_STATE_DETAILS_INTR_PENDING : 0n;

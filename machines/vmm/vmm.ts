@@ -63,6 +63,8 @@ export interface VmmInput {
   gmemSlots: readonly number[];
   /** MSIs a device raises with KVM_SIGNAL_MSI once the vCPUs run (scenario `vmm.msi`). */
   msi: readonly { vcpu: number; vector: number }[];
+  /** vCPUs the VMM sends an NMI with KVM_NMI once they run (scenario `vmm.nmi`). */
+  nmi: readonly number[];
 }
 
 export interface VmmContext {
@@ -81,6 +83,7 @@ export interface VmmContext {
   inKernel: readonly boolean[];
   gmemSlots: readonly number[];
   msi: readonly { vcpu: number; vector: number }[];
+  nmi: readonly number[];
   /** Files still to close at exit, in the order they were opened. */
   closing: readonly KvmFile[];
   /** Port writes nothing claimed (QEMU's unassigned I/O drops them). */
@@ -183,6 +186,7 @@ export const vmmMachine = setup({
     startVcpus: enqueueActions(({ context, enqueue }) => {
       for (let v = 0; v < context.vcpus; v++) enqueue.emit(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
       // A device's MSI (struct kvm_msi): address 0xfee00000 | destination APIC id << 12, data = fixed-delivery vector.
+      for (const v of context.nmi) enqueue.emit(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_NMI', { vcpu: v }));
       for (const m of context.msi) enqueue.emit(out(`kvm.vcpu${m.vcpu}`, 'ioctl', 'KVM_SIGNAL_MSI', { vcpu: m.vcpu, address_lo: (0xfee00000 | (m.vcpu << 12)) >>> 0, address_hi: 0, data: m.vector, flags: 0 }));
       enqueue.assign({ inKernel: context.inKernel.map(() => true) });
     }),
@@ -247,12 +251,13 @@ export const vmmMachine = setup({
     inKernel: Array.from({ length: input.vcpus }, () => false),
     gmemSlots: input.gmemSlots,
     msi: input.msi,
+    nmi: input.nmi,
     closing: [],
     unassignedPortWrites: 0,
   }),
   initial: 'starting',
   // A device's KVM_SIGNAL_MSI returns whenever its delivery ran; the device does not wait for it.
-  on: { KVM_SIGNAL_MSI: {}, '*': { actions: 'unexpected' } },
+  on: { KVM_SIGNAL_MSI: {}, KVM_NMI: {}, '*': { actions: 'unexpected' } },
   states: {
     starting: { always: [{ guard: 'hasBuild', target: 'building' }, { target: 'running' }] },
     /** The TD build, one ioctl (or staging write) at a time (§5b.3). */

@@ -84,6 +84,8 @@ export interface MessageCatalog {
      * posted-interrupt path) on the VMM thread's behalf; `vcpu` names that destination.
      */
     KVM_SIGNAL_MSI: { vcpu: number; address_lo: number; address_hi: number; data: number; flags: number };
+    /** KVM_NMI on the vCPU fd: queue an NMI for the vCPU (kvm_inject_nmi: KVM_REQ_NMI and a kick). */
+    KVM_NMI: { vcpu: number };
     /** KVM_MEMORY_ENCRYPT_OP(KVM_TDX_INIT_VM) on the VM fd (§5b.3 step 2). */
     KVM_TDX_INIT_VM: { attributes: bigint };
     /** KVM_MEMORY_ENCRYPT_OP(KVM_TDX_INIT_VCPU) on a vCPU fd (§5b.3 step 3). */
@@ -104,6 +106,7 @@ export interface MessageCatalog {
     KVM_SET_MEMORY_ATTRIBUTES: { ret: number };
     /** > 0: the interrupt was delivered to that many vCPUs (kvm_set_msi), 0: blocked. */
     KVM_SIGNAL_MSI: { vcpu: number; ret: number };
+    KVM_NMI: { vcpu: number; ret: number };
   };
   /** KVM vCPU thread → userspace VMM (return from KVM_RUN with run->exit_reason, §4.12). */
   'kvm-exit': {
@@ -186,6 +189,13 @@ export interface MessageCatalog {
      * instruction at `rip` has not run: it runs after the handler's IRET.
      */
     VIRTUAL_INTERRUPT: { vcpu: number; vector: number; rip: bigint };
+    /**
+     * TDX module → CPU: the host set PEND_NMI (TDH.VP.WR of TDVPS management field 11). The CPU delivers
+     * the virtual NMI at a boundary where VE_INFO is free and no NMI is being handled (§5a.6).
+     */
+    PEND_NMI: { vcpu: number };
+    /** CPU → guest: NMI (vector 2) instead of the instruction at `rip`, which runs after the handler's IRET. */
+    NMI: { vcpu: number; vector: number; rip: bigint };
   };
   /**
    * The posted-interrupt descriptor (vcpu_tdx's pi_desc: PIR bits 255:0, ON bit 256), which KVM owns in

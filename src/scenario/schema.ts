@@ -139,8 +139,12 @@ export const scenarioSchema = z
           )
           .default([])
           .describe("TD only: MSIs a device of the VMM raises with KVM_SIGNAL_MSI once the vCPUs run; each is posted to the vCPU's posted-interrupt descriptor whenever the schedule delivers it"),
+        nmi: z
+          .array(atLeast(0, 'a vCPU index'))
+          .default([])
+          .describe('TD only: vCPUs the VMM sends an NMI with KVM_NMI once they run; KVM writes PEND_NMI before the next entry'),
       })
-      .default({ mapGpaExit: true, mapGpaEagain: 0, msi: [] })
+      .default({ mapGpaExit: true, mapGpaEagain: 0, msi: [], nmi: [] })
       .describe("how the userspace VMM behaves where QEMU has choices (defaults: QEMU's)"),
     memslots: z
       .array(z.strictObject({ gpa: u64, size: u64, guestMemfd: z.boolean().default(false).describe('backed by guest_memfd (private memory of a TD)') }))
