@@ -189,6 +189,8 @@ describe('policy switches', () => {
       sharedSuppressVe: true,
       snapshotBeforeAttributes: true,
       trackBeforeRemove: true,
+      hltChecksVmxip: true,
+      mapGpaEventCheck: true,
       zeroStepThreshold: 6,
     });
     for (const p of Object.values(POLICIES)) expect(p.section).toMatch(/^§/);
