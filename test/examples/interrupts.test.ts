@@ -26,6 +26,8 @@ import type { GuestVcpuContext } from '../../machines/guest/guestVcpu.ts';
 import type { CpuContext } from '../../machines/hw/cpu.ts';
 import type { KvmVcpuContext } from '../../machines/kvm/kvmVcpu.ts';
 import type { Gprs } from '../../src/protocol/messages.ts';
+import { formatActorState } from '../../src/session/stateView.ts';
+import { actorView } from '../../src/runtime/worldHash.ts';
 
 const UNBOUNDED = { maxDepth: 10_000, maxStates: 2_000_000, maxMillis: 600_000 };
 const scenarioOf = (name: string, policy: PolicyOverrides = {}) => withPolicies(loadScenarioFile(exampleFile(name)).scenario, policy);
@@ -109,6 +111,16 @@ describe('hlt-wakeup: tdx_safe_halt and a device MSI', () => {
     const cpu = contextOf<CpuContext>(model, w, 'hw.cpu0');
     expect(cpu).toMatchObject({ rflagsIf: true, vapic: { virr: 0n, isr: 0n, rvi: 0, svi: 0 }, piNotification: false, pirInFlight: false, interrupted: null, spinRip: 0xffffffff81000002n });
     expect(contextOf<KvmVcpuContext>(model, w, 'kvm.vcpu0').piDesc).toEqual({ pir: 0n, on: false });
+  });
+
+  it("the state panel shows the interrupt state by name, vectors and registers in hex", () => {
+    const { model, world } = finalWorld('hlt-wakeup');
+    const panel = (id: string) => formatActorState(id, actorView(world, model.indexOf.get(id)!), { mmioValue: 0n }).join('\n');
+    expect(panel('hw.cpu0')).toContain('  rflagsIf: true');
+    expect(panel('hw.cpu0')).toContain('  vapic: {virr: 0x0, isr: 0x0, rvi: 0x0, svi: 0x0}');
+    expect(panel('hw.cpu0')).toContain('  pendNmi: false');
+    expect(panel('kvm.vcpu0')).toContain('  piDesc: {pir: 0x0, on: false}');
+    expect(panel('guest.vcpu0')).toContain('  interrupts: [0x30]');
   });
 
   it('default: clean and exhaustive; in every end state the handler ran once', () => {
