@@ -276,7 +276,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
         KVM_RUN: [
           { guard: 'mmioPending', target: 'entering', actions: 'completeMmio' },
           { guard: 'pioPending', target: 'entering', actions: 'completePioOut' },
-          { guard: and(['mapGpaPending', 'mapGpaMoreChunks', 'mapGpaEventCheck', 'piPending']), target: 'entering', actions: 'mapGpaRetryForEvent' },
+          { guard: and(['mapGpaPending', 'mapGpaMoreChunks', 'mapGpaEventCheck', 'eventPending']), target: 'entering', actions: 'mapGpaRetryForEvent' },
           { guard: and(['mapGpaPending', 'mapGpaMoreChunks']), target: 'inUserspace', actions: ['nextMapGpaChunk', 'countChunkWhilePosted', 'exitHypercall'] },
           { guard: 'mapGpaPending', target: 'entering', actions: 'completeMapGpa' },
           { target: 'entering' },

@@ -13,6 +13,8 @@ import { TDVPS_PEND_NMI_FIELD } from '../tdxModule/vcpuStateDetails.ts';
 
 export const nmiGuards = {
   nmiQueued: ({ context }) => context.nmiQueued,
+  /** What the local retry loop and the MapGPA walk check: a posted interrupt (ON) or a queued NMI. */
+  eventPending: ({ context }) => context.piDesc.on || context.nmiQueued,
 } satisfies VcpuGuards;
 
 export const nmiActions = {
