@@ -105,8 +105,11 @@ export interface CpuContext {
   pirInFlight: boolean;
   /** The TDX module asked for the guest-interrupt status while a PIR was in flight: answered when it lands. */
   statusWanted: boolean;
-  /** What a virtual interrupt displaced: the instruction (run again after IRET) or the spin it stopped. */
-  interrupted: { msg: Message } | { spinRip: bigint } | null;
+  /**
+   * What a virtual interrupt or NMI displaced: the instruction (performed after IRET; kept without its
+   * send order, which says nothing about the CPU's state) or the spin it stopped.
+   */
+  interrupted: { msg: Pick<Message, 'from' | 'kind' | 'name' | 'payload'> } | { spinRip: bigint } | null;
   /** PEND_NMI as the module set it: a virtual NMI waits for a boundary with VE_INFO free (§5a.6). */
   pendNmi: boolean;
   /** The guest's NMI handler runs (NMIs blocked until its IRET). */
@@ -149,6 +152,8 @@ function decodedInsn(c: CpuContext): DecodedInsn | null {
   if (c.vmType === 'tdx') return null;
   return a.op === 'LOAD' ? { op: 'load', size: a.size, length: a.length, reg: a.reg ?? 'rax' } : { op: 'store', size: a.size, length: a.length, reg: 'rax', value: a.value };
 }
+
+const displaced = (m: Message) => ({ from: m.from, kind: m.kind, name: m.name, payload: m.payload }) as Pick<Message, 'from' | 'kind' | 'name' | 'payload'>;
 
 function guestInterruptStatus(c: CpuContext): Outgoing {
   return out('tdx', 'guest-interrupt-status', 'GUEST_INTERRUPT_STATUS', { vcpu: c.vcpu, rvi: c.vapic.rvi, svi: c.vapic.svi, virr: c.vapic.virr });
@@ -351,7 +356,7 @@ export const cpuMachine = setup({
     deliverVirtualInterrupt: enqueueActions(({ context, event, enqueue }) => {
       const a = acceptVirtualInterrupt(context.vapic);
       const rip = (event.msg.payload as { rip: bigint }).rip;
-      enqueue.assign({ vapic: a.apic, rflagsIf: false, interrupted: { msg: event.msg } });
+      enqueue.assign({ vapic: a.apic, rflagsIf: false, interrupted: { msg: displaced(event.msg) } });
       enqueue.emit(out(guest(context), 'interrupt', 'VIRTUAL_INTERRUPT', { vcpu: context.vcpu, vector: a.vector, rip }));
     }),
     setIf: enqueueActions(({ context, event, enqueue }) => {
@@ -369,7 +374,7 @@ export const cpuMachine = setup({
     /** NMI delivery: PEND_NMI consumed, NMIs blocked until IRET; RFLAGS.IF is left as it was. */
     deliverNmi: enqueueActions(({ context, event, enqueue }) => {
       const rip = (event.msg.payload as { rip: bigint }).rip;
-      enqueue.assign({ pendNmi: false, inNmi: true, interrupted: { msg: event.msg } });
+      enqueue.assign({ pendNmi: false, inNmi: true, interrupted: { msg: displaced(event.msg) } });
       enqueue.emit(out(guest(context), 'interrupt', 'NMI', { vcpu: context.vcpu, vector: NMI_VECTOR, rip }));
     }),
     /** IRET: IF = 1 and the displaced instruction is performed now, at a boundary again (or the spin resumes). */
@@ -380,7 +385,7 @@ export const cpuMachine = setup({
       else enqueue.assign({ rflagsIf: true, interrupted: null });
       if (i === null) return;
       if ('msg' in i) {
-        enqueue.raise({ type: i.msg.name, msg: i.msg } as MachineEvent);
+        enqueue.raise({ type: i.msg.name, msg: { ...i.msg, id: -1, to: `hw.cpu${context.vcpu}`, cause: null } } as MachineEvent);
         return;
       }
       const next = { ...context, rflagsIf: context.inNmi ? context.rflagsIf : true, inNmi: false, interrupted: null, spinRip: i.spinRip };

@@ -127,7 +127,7 @@ describe('hlt-wakeup: tdx_safe_halt and a device MSI', () => {
     const ends: number[][] = [];
     const model = modelFor(scenarioOf('hlt-wakeup'));
     const r = explore(model, [...declared('hlt-wakeup'), { name: 'ends', description: '', check: (m, _b, a) => (a.pending.length === 0 && ends.push([...contextOf<GuestVcpuContext>(m, a, 'guest.vcpu0').interrupts]), null) }], UNBOUNDED);
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 1096 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 1024 });
     expect(ends.length).toBeGreaterThan(0);
     expect(ends.every((e) => e.length === 1 && e[0] === 0x30)).toBe(true);
   });
@@ -155,7 +155,7 @@ describe('mapgpa-interrupt: an interrupt posted during an 8 MiB MapGPA', () => {
       ],
       UNBOUNDED,
     );
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 5366 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 5339 });
     expect(retries).toBeGreaterThan(0);
   });
 
