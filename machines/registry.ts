@@ -109,6 +109,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
         piDescPa: td ? HOST_LAYOUT.piDescPa(v) : 0n,
         mapGpaExit: s.vmm.mapGpaExit,
+        lapicTimerVector: s.vcpus[v]!.lapicTimer?.vector ?? null,
         policies: s.policies,
         vcpus: nv,
       },

@@ -55,6 +55,7 @@ export const haltStates = {
     on: {
       'TDH.VP.RD': [{ guard: 'vmxip', target: 'entering' }, { guard: 'wokenMeanwhile', target: 'halting' }, { target: 'halted' }],
       KVM_SIGNAL_MSI: { actions: ['postInterrupt', 'noteWakeup'] },
+      apic_timer_fn: { actions: ['postInterrupt', 'noteWakeup'] },
       KVM_NMI: { actions: ['queueNmi', 'noteWakeup'] },
     },
   },

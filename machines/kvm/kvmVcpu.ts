@@ -61,6 +61,8 @@ export interface KvmVcpuInput {
   piDescPa: bigint;
   /** The VMM enabled KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE (QEMU does). */
   mapGpaExit: boolean;
+  /** The guest's LAPIC timer vector, armed at the first KVM_RUN (scenario `lapicTimer`), or null. */
+  lapicTimerVector: number | null;
   /**
    * The scenario's policy switches (src/policies.ts). This thread reads splitOnAcceptLevel (with
    * privateHugePages: tdx_check_accept_level exists only in the huge-page series), zapBusyKickRetry,
@@ -95,8 +97,8 @@ export interface PendingMmio {
   data: bigint;
 }
 
-/** The input's fields as given (but the two cache bases, which become cursors), plus the thread's state. */
-export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'externalCachePfnBase'> {
+/** The input's fields as given (but the two cache bases, which become cursors, and the timer vector, which becomes lapicTimer), plus the thread's state. */
+export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'externalCachePfnBase' | 'lapicTimerVector'> {
   /** kvm->arch.gfn_direct_bits (§1.4); 0 for VMX. */
   gfnDirectBits: bigint;
   /** kvm->arch.shadow_mmio_value: 0 for a TD, 0x6 (W|X → misconfig) for VMX (§3.3). */
@@ -160,6 +162,8 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   wakeup: boolean;
   /** MapGPA chunks handed to userspace while ON was set; back to 0 when the CPU takes the PIR (interrupt-latency). */
   exitsWhilePosted: number;
+  /** The emulated LAPIC timer: its vector and whether its hrtimer was armed (postedInterrupt.ts). */
+  lapicTimer: { vector: number; armed: boolean } | null;
   /** KVM_REQ_NMI: an NMI queued by KVM_NMI, written to PEND_NMI before the next entry (nmi.ts). */
   nmiQueued: boolean;
   deathReason: string | null;
@@ -253,6 +257,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     wakeup: false,
     exitsWhilePosted: 0,
     nmiQueued: false,
+    lapicTimer: input.lapicTimerVector === null ? null : { vector: input.lapicTimerVector, armed: false },
     deathReason: null,
   }),
   initial: 'inUserspace',
@@ -264,6 +269,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     SIG_IPI: { actions: 'noteSignal' },
     // Outside guest mode the sender's kvm_vcpu_wake_up finds nobody blocked; halt.ts's states override it.
     KVM_SIGNAL_MSI: { actions: 'postInterrupt' },
+    apic_timer_fn: { actions: 'postInterrupt' },
     PIR_XCHG: { actions: 'exchangePir' },
     KVM_NMI: { actions: 'queueNmi' },
     '*': { actions: 'unexpected' },
@@ -279,7 +285,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
           { guard: and(['mapGpaPending', 'mapGpaMoreChunks', 'mapGpaEventCheck', 'eventPending']), target: 'entering', actions: 'mapGpaRetryForEvent' },
           { guard: and(['mapGpaPending', 'mapGpaMoreChunks']), target: 'inUserspace', actions: ['nextMapGpaChunk', 'countChunkWhilePosted', 'exitHypercall'] },
           { guard: 'mapGpaPending', target: 'entering', actions: 'completeMapGpa' },
-          { target: 'entering' },
+          { target: 'entering', actions: 'armLapicTimer' },
         ],
         KVM_TDX_INIT_VCPU: { target: 'initVcpu', actions: 'markLoaded' },
         tdx_flush_vp: [{ guard: 'loaded', target: 'flushingVp' }, { actions: 'flushDone' }],

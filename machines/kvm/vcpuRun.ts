@@ -176,6 +176,7 @@ export const vcpuRunStates = {
       SIG_IPI: { actions: 'kickForSignal' },
       // vcpu->mode is IN_GUEST_MODE: the sender notifies the CPU (postedInterrupt.ts).
       KVM_SIGNAL_MSI: { actions: 'postInterruptInGuest' },
+      apic_timer_fn: { actions: 'postInterruptInGuest' },
       KVM_NMI: { actions: ['queueNmi', 'kickForNmi'] },
     },
   },
@@ -218,6 +219,7 @@ export const vcpuRunStates = {
     on: {
       SIG_IPI: { target: 'inUserspace', actions: 'exitIntr' },
       KVM_SIGNAL_MSI: { target: 'halting', actions: 'postInterrupt' },
+      apic_timer_fn: { target: 'halting', actions: 'postInterrupt' },
       KVM_NMI: { target: 'halting', actions: 'queueNmi' },
     },
   },

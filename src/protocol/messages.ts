@@ -146,6 +146,11 @@ export interface MessageCatalog {
     tdx_flush_vp: { vcpu: number };
     /** kvm_destroy_vcpus → tdx_vcpu_free: reclaim the TDCX pages and the TDVPR. */
     tdx_vcpu_free: { vcpu: number };
+    /**
+     * The hrtimer callback of the vCPU's emulated LAPIC timer (apic_timer_fn → kvm_apic_local_deliver):
+     * the timer's expiry on the runtime's logical clock, a message the schedule delivers like any other.
+     */
+    apic_timer_fn: { vcpu: number };
   };
   'kvm-call-return': {
     tdx_flush_vp: { vcpu: number; err: bigint };

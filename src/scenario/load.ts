@@ -297,6 +297,7 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
     if (v >= s.vcpus.length) return { path: ['vmm', 'nmi', k], message: `vCPU ${v} does not exist (the scenario has ${s.vcpus.length})` };
   }
   for (const [v, cpu] of s.vcpus.entries()) {
+    if (cpu.lapicTimer !== undefined && !td) return { path: ['vcpus', v, 'lapicTimer'], message: 'interrupts are modelled for a TD guest only (vm.type "tdx")' };
     for (const [k, op] of cpu.program.entries()) {
       if (op.op === 'hlt' || op.op === 'sti' || op.op === 'cli') continue;
       if (op.op === 'out') {

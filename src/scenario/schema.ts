@@ -171,6 +171,10 @@ export const scenarioSchema = z
         z.strictObject({
           program: z.array(guestOp).min(1, 'a vCPU needs at least one instruction').describe("the guest's instructions, in order"),
           veHandlerPrologue: z.array(prologueOp).default([]).describe('what the #VE handler runs before TDG.VP.VEINFO.GET (loads and stores)'),
+          lapicTimer: z
+            .strictObject({ vector: interruptVector })
+            .optional()
+            .describe("TD only: the guest's LAPIC timer, which KVM emulates, armed when the vCPU first runs (LOCAL_TIMER_VECTOR is 0xec); its expiry is a message the schedule delivers at any point (a logical clock, no real time), posted like an MSI"),
           privateVe: z
             .enum(['panic', 'accept'])
             .default('panic')

@@ -32,6 +32,7 @@ import { actorView } from '../../src/runtime/worldHash.ts';
 const UNBOUNDED = { maxDepth: 10_000, maxStates: 2_000_000, maxMillis: 600_000 };
 const scenarioOf = (name: string, policy: PolicyOverrides = {}) => withPolicies(loadScenarioFile(exampleFile(name)).scenario, policy);
 const declared = (name: string) => invariantsOf(loadScenarioFile(exampleFile(name)).scenario.invariants);
+const search = (name: string) => explore(modelFor(scenarioOf(name)), declared(name), UNBOUNDED);
 /** The world FIFO leaves at the end. */
 const finalWorld = (name: string) => {
   const model = modelFor(scenarioOf(name));
@@ -140,6 +141,27 @@ describe('hlt-wakeup: tdx_safe_halt and a device MSI', () => {
     // Left alone the blocked vCPU never runs its guest again, and nothing is in flight: no-deadlock names it too.
     const model = modelFor(scenarioOf('hlt-wakeup', { hltChecksVmxip: false }));
     expect(explore(model, [noDeadlock], UNBOUNDED).violation?.detail).toBe('deadlock: nothing in flight, but kvm.vcpu0 in halted');
+  });
+});
+
+describe('timer-wakeup: the LAPIC timer on the logical clock', () => {
+  it('FIFO: the first KVM_RUN arms it (apic_timer_fn to itself), its expiry posts 0xec like an MSI, and the handler takes it', () => {
+    const run = runScenario(scenarioOf('timer-wakeup'));
+    const seq = arrows(run);
+    const from = seq.indexOf('vmm → kvm.vcpu0 KVM_RUN');
+    expect(seq.slice(from, from + 4)).toEqual(['vmm → kvm.vcpu0 KVM_RUN', 'kvm.vcpu0 → kvm.vcpu0 apic_timer_fn', 'kvm.vcpu0 → tdx TDH.VP.ENTER', 'kvm.vcpu0 → hw.cpu0 IPI']);
+    expect(payload(run, seq.indexOf('kvm.vcpu0 → hw.cpu0 PIR') + 1)).toEqual({ vcpu: 0, pir: 1n << 0xecn });
+    const { model, world } = finalWorld('timer-wakeup');
+    expect(contextOf<GuestVcpuContext>(model, world, 'guest.vcpu0').interrupts).toEqual([0xec]);
+    expect(contextOf<KvmVcpuContext>(model, world, 'kvm.vcpu0').lapicTimer).toEqual({ vector: 0xec, armed: true });
+  });
+
+  it('default: clean and exhaustive; hltChecksVmxip off: the vCPU blocks with 0xec in vIRR, nothing in flight (77 steps, no preemption), which replays', () => {
+    expect(search('timer-wakeup')).toMatchObject({ status: 'clean', exhaustive: true, states: 616 });
+    const c = counterexample('timer-wakeup', { hltChecksVmxip: false });
+    expect(c).toMatchObject({ invariant: 'no-deadlock', steps: 77, preemptions: 0 });
+    expect(c.detail).toBe('deadlock: nothing in flight, but kvm.vcpu0 in halted');
+    expect(c.replay.verified).toBe(true);
   });
 });
 
