@@ -134,6 +134,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
         piDescPa: td ? HOST_LAYOUT.piDescPa(v) : 0n,
         mapGpaExit: s.vmm.mapGpaExit,
+        lapicTimerVector: s.vcpus[v]!.lapicTimer?.vector ?? null,
         policies: s.policies,
         vcpus: nv,
       },
@@ -180,6 +181,8 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       mapGpaAnswer: s.vmm.mapGpa ?? 'convert',
       memoryFaultAnswer: s.vmm.memoryFault ?? 'convert',
       mapGpaEagain: s.vmm.mapGpaEagain,
+      msi: s.vmm.msi,
+      nmi: s.vmm.nmi,
       gmemSlots: memslots.flatMap((m, slot) => (m.guestMemfd ? [slot] : [])),
     },
   });

@@ -202,6 +202,26 @@ export const POLICIES = {
     history:
       '"x86/tdx: Handle load_unaligned_zeropad() page-cross to a shared page" (1e7769653b06, v5.19, Kirill Shutemov, Jun 2022): before it the #VE handler took every #VE on a shared page for MMIO and emulated it; the commit says the problem was found by analysis and reproduced artificially',
   },
+  hltChecksVmxip: {
+    default: true,
+    effect:
+      "a TD vCPU halted by TDG.VP.VMCALL<Instruction.HLT> with R12 = 0 (interrupts not blocked) and no ON bit in its posted-interrupt descriptor reads TD_VCPU_STATE_DETAILS_NON_ARCH with TDH.VP.RD before it blocks, and stays runnable if VMXIP (bit 0) says the CPU already holds a deliverable virtual interrupt (tdx_protected_apic_has_interrupt)",
+    otherwise:
+      'the wake-up check reads the posted-interrupt descriptor alone: an interrupt the CPU took into vIRR while the guest had interrupts off, just before its HLT TDVMCALL, is invisible, and the vCPU blocks with it pending until something else wakes it (a lost wake-up; example hlt-lost-wakeup)',
+    section: '§4.3 Instruction.HLT, §5c.1 step 8',
+    history:
+      "Isaku Yamahata's TDX series before v9 returned pi_has_pending_interrupt() from tdx_protected_apic_has_interrupt; v9 (\"KVM: TDX: Handle TDX PV HLT hypercall\", Sep 2022) to v17 papered over it by reporting a pending interrupt after any delivery since the last halt (buggy_hlt_workaround), which Sean Christopherson rejected in review of v17 (Jan 2024) asking for a TDX-module fix; the module's VMXIP bit in TD_VCPU_STATE_DETAILS_NON_ARCH is what the merged version (v6.16) reads",
+  },
+  mapGpaEventCheck: {
+    default: true,
+    effect:
+      'between the 2 MiB chunks of a TDG.VP.VMCALL<MapGPA>, KVM stops if the vCPU has an event pending (kvm_vcpu_has_events: ON in its posted-interrupt descriptor) and returns RETRY with R11 = the next GPA, so the guest takes the interrupt and calls again from there (tdx_complete_vmcall_map_gpa)',
+    otherwise:
+      'every chunk of the range goes to userspace before the guest runs again: an interrupt posted during a large conversion waits for all of it (interrupt-latency names the chunks; example mapgpa-interrupt)',
+    section: '§6.iv steps 3–6',
+    history:
+      "earlier revisions of \"KVM: TDX: Handle TDG.VP.VMCALL<MapGPA>\" (Isaku Yamahata's TDX series up to v19, 2024) handed the whole range to userspace in one KVM_EXIT_HYPERCALL; Binbin Wu's rework for the TDX hypercall series (late 2024, merged for v6.16) splits it into 2 MiB chunks and checks for pending events between them, as review asked, so a long conversion does not hold off the guest's interrupts",
+  },
   zeroStepThreshold: {
     default: STEPPING_EPF_THRESHOLD,
     range: [1, EPF_GPA_LIST_SIZE],

@@ -29,7 +29,8 @@
  * `veHandlerPrologue` lets a scenario give the #VE handler instructions it runs before TDG.VP.VEINFO.GET —
  * the window in which a second #VE becomes #DF (§5a.6): e.g. a handler whose stack is in unaccepted memory.
  */
-import { setup, assign, emit, and, enqueueActions } from 'xstate';
+import { hltInterruptBlockedFlag, interruptHandlerMessages, nmiHandlerIret } from './interrupts.ts';
+import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDG_MEM_PAGE_ACCEPT, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
@@ -134,6 +135,10 @@ export interface GuestVcpuContext {
   unsafeContext: UnsafeContext | null;
   /** The last WARN the guest printed (a conversion the VMM refused: __set_memory_enc_pgtable's vmm_fail). */
   warning: string | null;
+  /** Vectors the interrupt handler took, in order (interrupts.ts). */
+  interrupts: readonly number[];
+  /** NMIs the NMI handler took. */
+  nmis: number;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -167,6 +172,8 @@ function accessMessage(c: GuestVcpuContext, i: PlacedInsn): Outgoing {
     return out(`hw.cpu${c.vcpu}`, 'insn', 'LOAD', { vcpu: c.vcpu, rip: i.rip, gla, gpa, size: ZEROPAD_HALF, length: i.length, reg: i.reg });
   }
   if (i.op === 'hlt') return out(`hw.cpu${c.vcpu}`, 'insn', 'HLT', { vcpu: c.vcpu, rip: i.rip });
+  if (i.op === 'sti') return out(`hw.cpu${c.vcpu}`, 'insn', 'STI', { vcpu: c.vcpu, rip: i.rip });
+  if (i.op === 'cli') return out(`hw.cpu${c.vcpu}`, 'insn', 'CLI', { vcpu: c.vcpu, rip: i.rip });
   if (i.op === 'out') return out(`hw.cpu${c.vcpu}`, 'insn', 'OUT', { vcpu: c.vcpu, rip: i.rip, port: i.port, size: i.size, value: i.value, length: i.length });
   throw new Error(`model bug: ${i.op} is not a memory instruction`);
 }
@@ -244,6 +251,7 @@ export const guestVcpuMachine = setup({
     atAccept: ({ context }) => cur(context)?.op === 'accept',
     atMapGpa: ({ context }) => cur(context)?.op === 'mapGpa',
     /** The entry follows a host interrupt taken before the TDCALL ran, not the TDCALL's own exit. */
+    safeHalt: ({ context }) => hltInterruptBlockedFlag(cur(context)!) === 0n,
     interruptedBeforeTdcall: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn === null,
     mapGpaDone: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!.R10 === TDVMCALL_STATUS_SUCCESS,
     /** RETRY with R11 inside the range and retries left: go on from R11 (§6.iv step 6). */
@@ -442,10 +450,21 @@ export const guestVcpuMachine = setup({
     executePrologue: emit(({ context }): Emitted => accessMessage(context, curPrologue(context))),
     retirePrologue: assign(({ context, event }) => ({ regs: retireInto(context.regs, curPrologue(context), payloadOf(event, 'insn', 'RETIRE').value), prologuePc: context.prologuePc + 1 })),
     resetPrologue: assign({ prologuePc: () => 0 }),
-    /** Linux TD guests halt with TDG.VP.VMCALL<Instruction.HLT>, R12 = interrupts-blocked flag (§4.3). */
+    /** Linux TD guests halt with TDG.VP.VMCALL<Instruction.HLT>, R12 = interrupts-blocked flag (§4.3, interrupts.ts). */
     tdvmcallHlt: emit(({ context }) =>
-      out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.HLT>', tdvmcall(context, cur(context)!.rip, TDVMCALL_INSTRUCTION_HLT, { R12: 0n })),
+      out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.HLT>', tdvmcall(context, cur(context)!.rip, TDVMCALL_INSTRUCTION_HLT, { R12: hltInterruptBlockedFlag(cur(context)!) })),
     ),
+    /** tdx_safe_halt's raw_local_irq_enable after the TDCALL returned. */
+    stiAfterHalt: emit(({ context }) => out(hw(context), 'insn', 'STI', { vcpu: context.vcpu, rip: cur(context)!.rip })),
+    takeInterrupt: enqueueActions(({ context, event, enqueue }) => {
+      enqueue.assign({ interrupts: [...context.interrupts, payloadOf(event, 'interrupt', 'VIRTUAL_INTERRUPT').vector] });
+      for (const m of interruptHandlerMessages(context.vcpu)) enqueue.emit(m);
+    }),
+    /** exc_nmi: counted, then IRET (no EOI: an NMI is not in the ISR). */
+    takeNmi: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ nmis: context.nmis + 1 });
+      enqueue.emit(nmiHandlerIret(context.vcpu));
+    }),
     veinfoGet: emit(({ context }) => out(hw(context), 'tdcall', 'TDG.VP.VEINFO.GET', { vcpu: context.vcpu, rip: veinfoGetRip(context), RAX: BigInt(TDG_VP_VEINFO_GET) })),
     recordVe: assign({
       ve: ({ event }) => {
@@ -531,10 +550,14 @@ export const guestVcpuMachine = setup({
     irqsDisabled: false,
     unsafeContext: null,
     warning: null,
+    interrupts: [],
+    nmis: 0,
   }),
   initial: 'notEntered',
   on: {
     '#DF': { target: '.panicked', actions: 'panicDoubleFault' },
+    VIRTUAL_INTERRUPT: { actions: 'takeInterrupt' },
+    NMI: { actions: 'takeNmi' },
     '*': { actions: 'unexpected' },
   },
   states: {
@@ -710,9 +733,15 @@ export const guestVcpuMachine = setup({
       on: {
         VMRESUME: [
           { guard: 'interruptedBeforeTdcall', target: 'haltingTd', reenter: true },
+          { guard: 'safeHalt', target: 'enablingInterrupts' },
           { target: 'dispatching', actions: 'advance' },
         ],
       },
+    },
+    /** tdx_safe_halt returned: STI, and the interrupt that woke the vCPU comes at the next boundary. */
+    enablingInterrupts: {
+      entry: 'stiAfterHalt',
+      on: { RETIRE: { target: 'dispatching', actions: 'advance' } },
     },
     /** A VMX guest's HLT is a VM exit to KVM, which blocks the vCPU until a wake-up. */
     haltingVmx: {

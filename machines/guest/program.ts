@@ -40,7 +40,11 @@ export type GuestOp =
   | { op: 'accept'; gpa: bigint; size: bigint; fallback?: boolean }
   /** tdx_map_gpa(gpa, gpa + size, to === 'private'): TDG.VP.VMCALL<MapGPA> with Linux's retry rule (§6.iv). */
   | { op: 'mapGpa'; gpa: bigint; size: bigint; to: 'shared' | 'private' }
-  | { op: 'hlt' }
+  /** `wait`: Linux's tdx_safe_halt (R12 = 0, STI after it returns); without: halt with interrupts blocked (machines/guest/interrupts.ts). */
+  | { op: 'hlt'; wait?: boolean }
+  /** RFLAGS.IF = 1 / 0 (FB / FA). */
+  | { op: 'sti' }
+  | { op: 'cli' }
   /** `out dx, al/ax/eax` (§5c.3: a #VE in a TD). */
   | { op: 'out'; port: number; size: 1 | 2 | 4; value: bigint };
 
@@ -60,7 +64,7 @@ export const TDCALL_LENGTH = 4;
  * plus a 0x66 operand-size prefix for 16-bit or a REX.W prefix for 64-bit; HLT is F4.
  */
 export function insnLength(op: GuestOp): number {
-  if (op.op === 'hlt') return 1;
+  if (op.op === 'hlt' || op.op === 'sti' || op.op === 'cli') return 1;
   // OUT DX, AL is EE, OUT DX, EAX is EF, OUT DX, AX is 66 EF.
   if (op.op === 'out') return op.size === 2 ? 2 : 1;
   if (op.op === 'accept' || op.op === 'mapGpa') return TDCALL_LENGTH;

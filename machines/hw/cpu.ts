@@ -28,8 +28,19 @@
  * where the CPU takes an EXTERNAL_INTERRUPT VM exit instead of executing the instruction (which runs again
  * after the next entry). The IPI's handler runs when the vCPU thread enables interrupts after the exit
  * (LOCAL_IRQ_ENABLE), and only then does the requester stop waiting for this CPU (KVM_REQ_ACK).
+ *
+ * Virtual interrupts (virtualApic.ts): the posted-interrupt notification vector (POSTED_INTR_VECTOR 0xf2,
+ * the TD VMCS's notification vector) does not exit: at the guest's next instruction boundary — or at once
+ * when the guest spins — the CPU performs posted-interrupt processing, an exchange of the descriptor KVM
+ * owns (PIR_XCHG to kvm.vcpuN: ON cleared, PIR taken) whose PIR lands in vIRR and RVI. KVM's self-IPI
+ * before TDH.VP.ENTER when ON is set (tdx_vcpu_run) arrives the same way, before the guest's first
+ * instruction. At a boundary where RFLAGS.IF is 1, VE_INFO is free (the guest keeps interrupts blocked
+ * until TDG.VP.VEINFO.GET, §5a.6) and RVI's priority class is above the virtual PPR, the CPU delivers the
+ * virtual interrupt instead of the instruction, which it keeps and runs after the handler's EOI and IRET.
+ * A TDH.VP.RD of the vCPU's state details reaches the guest-interrupt status here (as VE_INFO does); one
+ * asked while a PIR is on its way is answered when it lands, since the real exchange is atomic.
  */
-import { setup, assign, emit, enqueueActions } from 'xstate';
+import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { out, payloadOf, type NameOf, type MachineEvent, type Outgoing, type MemAccess, type EptKind, type DecodedInsn } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, VE_VECTOR, DF_VECTOR, ioExitQualification, externalInterruptInfo } from '../../src/arch/vmx.ts';
@@ -37,6 +48,12 @@ import { VE_INFO_VALID } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, pageSizeOfPgLevel } from '../../src/arch/gpa.ts';
 import { spteToPfn } from '../../src/arch/spte.ts';
 import { decideWalk, type WalkOutcome } from './eptWalk.ts';
+import { POSTED_INTR_VECTOR } from '../../src/arch/vmx.ts';
+
+/** The NMI's IDT vector. */
+export const NMI_VECTOR = 2;
+import { NO_VIRTUAL_INTERRUPTS, acceptVirtualInterrupt, takePir, virtualEoi, virtualInterruptPending, type VirtualApic } from './virtualApic.ts';
+import type { Message } from '../../src/protocol/messages.ts';
 import { tlbFill, tlbLookup, type TlbEntry } from './tlb.ts';
 
 export interface CpuInput {
@@ -78,6 +95,25 @@ export interface CpuContext {
   ipi: { requesters: readonly string[]; exitTaken: boolean; vector: number } | null;
   /** The guest's program has ended and it spins at this RIP (an interrupt is the only way out). */
   spinRip: bigint | null;
+  /** The guest's RFLAGS.IF: 0 when a program starts; STI, CLI, interrupt delivery (0) and IRET (1) change it. */
+  rflagsIf: boolean;
+  /** vIRR, ISR, RVI and SVI (virtualApic.ts). */
+  vapic: VirtualApic;
+  /** A posted-interrupt notification arrived and its processing has not started (it starts at the next boundary). */
+  piNotification: boolean;
+  /** PIR_XCHG was sent to the descriptor's owner and its PIR has not come back. */
+  pirInFlight: boolean;
+  /** The TDX module asked for the guest-interrupt status while a PIR was in flight: answered when it lands. */
+  statusWanted: boolean;
+  /**
+   * What a virtual interrupt or NMI displaced: the instruction (performed after IRET; kept without its
+   * send order, which says nothing about the CPU's state) or the spin it stopped.
+   */
+  interrupted: { msg: Pick<Message, 'from' | 'kind' | 'name' | 'payload'> } | { spinRip: bigint } | null;
+  /** PEND_NMI as the module set it: a virtual NMI waits for a boundary with VE_INFO free (§5a.6). */
+  pendNmi: boolean;
+  /** The guest's NMI handler runs (NMIs blocked until its IRET). */
+  inNmi: boolean;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -92,6 +128,22 @@ void TDCALLS_COMPLETE;
 const exitTarget = (c: CpuContext) => (c.vmType === 'tdx' ? 'tdx' : `kvm.vcpu${c.vcpu}`);
 const walkOwner = (ept: EptKind) => (ept === 'secure' ? 'tdx' : 'kvm.mmu');
 const outcome = (c: CpuContext): WalkOutcome => c.lastWalk!;
+const virtualInterruptReady = (c: CpuContext) => c.rflagsIf && c.veInfo.valid === 0 && virtualInterruptPending(c.vapic);
+const kvmVcpu = (c: CpuContext) => `kvm.vcpu${c.vcpu}`;
+
+/**
+ * The transitions of an event that is an instruction boundary: a host IPI takes the exit first, then a
+ * deliverable virtual interrupt is delivered, else the instruction goes on; a pending notification's
+ * posted-interrupt processing starts at every boundary.
+ */
+function atBoundary(rest: readonly { guard?: string; target?: string; actions: string | readonly string[] }[]) {
+  return [
+    { guard: 'interruptPending', actions: ['processPostedInterrupts', 'exitInterrupt'] },
+    { guard: 'nmiDeliverable', actions: ['processPostedInterrupts', 'deliverNmi'] },
+    { guard: 'virtualInterruptDeliverable', actions: ['processPostedInterrupts', 'deliverVirtualInterrupt'] },
+    ...rest.map((t) => ({ ...t, actions: ['processPostedInterrupts', ...(typeof t.actions === 'string' ? [t.actions] : t.actions)] })),
+  ] as never;
+}
 /** §1.2: the shared EPT for a GPA with the shared bit, the S-EPT without; a VMX guest has one EPT. */
 const eptKindOf = (c: CpuContext, gpa: bigint): EptKind => (c.vmType === 'vmx' ? 'ept' : (gpa & c.sharedMask) !== 0n ? 'shared' : 'secure');
 
@@ -99,6 +151,19 @@ function decodedInsn(c: CpuContext): DecodedInsn | null {
   const a = c.access!;
   if (c.vmType === 'tdx') return null;
   return a.op === 'LOAD' ? { op: 'load', size: a.size, length: a.length, reg: a.reg ?? 'rax' } : { op: 'store', size: a.size, length: a.length, reg: 'rax', value: a.value };
+}
+
+const displaced = (m: Message) => ({ from: m.from, kind: m.kind, name: m.name, payload: m.payload }) as Pick<Message, 'from' | 'kind' | 'name' | 'payload'>;
+
+function guestInterruptStatus(c: CpuContext): Outgoing {
+  return out('tdx', 'guest-interrupt-status', 'GUEST_INTERRUPT_STATUS', { vcpu: c.vcpu, rvi: c.vapic.rvi, svi: c.vapic.svi, virr: c.vapic.virr });
+}
+
+/** A spinning guest (`jmp .`) is at a boundary all the time: the interrupt is delivered at the spin's RIP. */
+function deliverFromSpin(c: CpuContext, enqueue: { assign: (c: Partial<CpuContext>) => void; emit: (e: Emitted) => void }): void {
+  const a = acceptVirtualInterrupt(c.vapic);
+  enqueue.assign({ vapic: a.apic, rflagsIf: false, interrupted: { spinRip: c.spinRip! }, spinRip: null });
+  enqueue.emit(out(guest(c), 'interrupt', 'VIRTUAL_INTERRUPT', { vcpu: c.vcpu, vector: a.vector, rip: c.spinRip! }));
 }
 
 export const cpuMachine = setup({
@@ -124,6 +189,12 @@ export const cpuMachine = setup({
       return tlbLookup(context.tlb, eptKindOf(context, a.gpa), a.gpa, event.type === 'LOAD' ? 'read' : 'write') !== null;
     },
     spinning: ({ context }) => context.spinRip !== null,
+    /** The IPI is a posted-interrupt notification, which the CPU processes instead of exiting (SDM 30.6). */
+    isNotification: ({ event }) => payloadOf(event, 'interrupt', 'IPI').vector === POSTED_INTR_VECTOR,
+    /** RFLAGS.IF = 1, VE_INFO free, and RVI[7:4] > VPPR[7:4] (SDM 30.2.1). */
+    virtualInterruptDeliverable: ({ context }) => virtualInterruptReady(context),
+    /** PEND_NMI, VE_INFO free (the module holds NMIs back while it is valid, §5a.6), no NMI in service. */
+    nmiDeliverable: ({ context }) => context.pendNmi && !context.inNmi && context.interrupted === null && context.veInfo.valid === 0,
   },
   actions: {
     beginAccess: assign({
@@ -261,6 +332,66 @@ export const cpuMachine = setup({
       enqueue.assign({ ipi: null });
       enqueue.emit(out(`kvm.vcpu${context.vcpu}`, 'interrupt', 'IRQ_HANDLED', { vcpu: context.vcpu }));
     }),
+    // ---- Virtual interrupts (virtualApic.ts) ----
+    notePiNotification: assign({ piNotification: true }),
+    /** Posted-interrupt processing: one exchange of the descriptor at a time; a notification meanwhile waits. */
+    processPostedInterrupts: enqueueActions(({ context, enqueue }) => {
+      if (!context.piNotification || context.pirInFlight) return;
+      enqueue.assign({ piNotification: false, pirInFlight: true });
+      enqueue.emit(out(kvmVcpu(context), 'posted-interrupt', 'PIR_XCHG', { vcpu: context.vcpu }));
+    }),
+    /** The exchanged PIR goes into vIRR; a deferred status read is answered; a spinning guest takes the interrupt now. */
+    landPir: enqueueActions(({ context, event, enqueue }) => {
+      const vapic = takePir(context.vapic, payloadOf(event, 'posted-interrupt', 'PIR').pir);
+      const next = { ...context, vapic, pirInFlight: false, statusWanted: false };
+      enqueue.assign({ vapic, pirInFlight: false, statusWanted: false });
+      if (context.statusWanted) enqueue.emit(guestInterruptStatus(next));
+      if (next.spinRip !== null && virtualInterruptReady(next)) deliverFromSpin(next, enqueue);
+    }),
+    answerGuestInterruptStatus: enqueueActions(({ context, enqueue }) => {
+      if (context.pirInFlight) enqueue.assign({ statusWanted: true });
+      else enqueue.emit(guestInterruptStatus(context));
+    }),
+    /** The instruction at this boundary does not run; the guest's handler gets the vector with IF = 0. */
+    deliverVirtualInterrupt: enqueueActions(({ context, event, enqueue }) => {
+      const a = acceptVirtualInterrupt(context.vapic);
+      const rip = (event.msg.payload as { rip: bigint }).rip;
+      enqueue.assign({ vapic: a.apic, rflagsIf: false, interrupted: { msg: displaced(event.msg) } });
+      enqueue.emit(out(guest(context), 'interrupt', 'VIRTUAL_INTERRUPT', { vcpu: context.vcpu, vector: a.vector, rip }));
+    }),
+    setIf: enqueueActions(({ context, event, enqueue }) => {
+      enqueue.assign({ rflagsIf: event.type === 'STI' });
+      enqueue.emit(out(guest(context), 'insn', 'RETIRE', { vcpu: context.vcpu, rip: (event.msg.payload as { rip: bigint }).rip, value: null }));
+    }),
+    eoi: assign({ vapic: ({ context }) => virtualEoi(context.vapic) }),
+    /** A spinning guest takes the NMI at once; otherwise it waits for the next boundary. */
+    notePendNmi: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ pendNmi: true });
+      if (context.spinRip === null || context.inNmi || context.interrupted !== null || context.veInfo.valid !== 0) return;
+      enqueue.assign({ pendNmi: false, inNmi: true, interrupted: { spinRip: context.spinRip }, spinRip: null });
+      enqueue.emit(out(guest(context), 'interrupt', 'NMI', { vcpu: context.vcpu, vector: NMI_VECTOR, rip: context.spinRip }));
+    }),
+    /** NMI delivery: PEND_NMI consumed, NMIs blocked until IRET; RFLAGS.IF is left as it was. */
+    deliverNmi: enqueueActions(({ context, event, enqueue }) => {
+      const rip = (event.msg.payload as { rip: bigint }).rip;
+      enqueue.assign({ pendNmi: false, inNmi: true, interrupted: { msg: displaced(event.msg) } });
+      enqueue.emit(out(guest(context), 'interrupt', 'NMI', { vcpu: context.vcpu, vector: NMI_VECTOR, rip }));
+    }),
+    /** IRET: IF = 1 and the displaced instruction is performed now, at a boundary again (or the spin resumes). */
+    iret: enqueueActions(({ context, enqueue }) => {
+      const i = context.interrupted;
+      // After an NMI, IRET restores the IF the NMI found; after an interrupt, IF was 1.
+      if (context.inNmi) enqueue.assign({ inNmi: false, interrupted: null });
+      else enqueue.assign({ rflagsIf: true, interrupted: null });
+      if (i === null) return;
+      if ('msg' in i) {
+        enqueue.raise({ type: i.msg.name, msg: { ...i.msg, id: -1, to: `hw.cpu${context.vcpu}`, cause: null } } as MachineEvent);
+        return;
+      }
+      const next = { ...context, rflagsIf: context.inNmi ? context.rflagsIf : true, inNmi: false, interrupted: null, spinRip: i.spinRip };
+      enqueue.assign({ spinRip: i.spinRip });
+      if (virtualInterruptReady(next)) deliverFromSpin(next, enqueue);
+    }),
     /** TDG.VP.VEINFO.GET reads the area and clears the valid word (§4.2). */
     answerVeInfo: emit(({ context }) => out('tdx', 've-info', 'VE_INFO', { vcpu: context.vcpu, ...context.veInfo })),
     clearVeInfoValid: assign({ veInfo: ({ context }) => ({ ...context.veInfo, valid: 0 }) }),
@@ -279,13 +410,24 @@ export const cpuMachine = setup({
     veInfo: { exitReason: 0, valid: 0, exitQualification: 0n, gla: 0n, gpa: 0n, eptpIndex: 0, instrLength: 0 },
     ipi: null,
     spinRip: null,
+    rflagsIf: false,
+    vapic: NO_VIRTUAL_INTERRUPTS,
+    piNotification: false,
+    pirInFlight: false,
+    statusWanted: false,
+    interrupted: null,
+    pendNmi: false,
+    inNmi: false,
   }),
   initial: 'idle',
   on: {
     VE_INFO_GET: { actions: ['answerVeInfo', 'clearVeInfoValid'] },
     VE_INJECT: { actions: 'softwareVe' },
     // A walk or memory access in progress finishes first; the interrupt waits for the next boundary.
-    IPI: { actions: 'noteIpi' },
+    IPI: [{ guard: 'isNotification', actions: 'notePiNotification' }, { actions: 'noteIpi' }],
+    PIR: { actions: 'landPir' },
+    PEND_NMI: { actions: 'notePendNmi' },
+    GUEST_INTERRUPT_STATUS_GET: { actions: 'answerGuestInterruptStatus' },
     LOCAL_IRQ_ENABLE: { actions: 'handleIrq' },
     INVEPT: { actions: 'invept' },
     '*': { actions: 'unexpected' },
@@ -293,23 +435,29 @@ export const cpuMachine = setup({
   states: {
     idle: {
       on: {
-        IPI: [{ guard: 'spinning', actions: ['noteIpi', 'exitInterrupt'] }, { actions: 'noteIpi' }],
-        LOAD: [
-          { guard: 'interruptPending', actions: 'exitInterrupt' },
+        IPI: [
+          { guard: and(['isNotification', 'spinning']), actions: ['notePiNotification', 'processPostedInterrupts'] },
+          { guard: 'isNotification', actions: 'notePiNotification' },
+          { guard: 'spinning', actions: ['noteIpi', 'exitInterrupt'] },
+          { actions: 'noteIpi' },
+        ],
+        LOAD: atBoundary([
           { guard: 'tlbHit', target: 'accessing', actions: ['beginAccess', 'useCachedTranslation'] },
           { target: 'walking', actions: 'beginAccess' },
-        ],
-        STORE: [
-          { guard: 'interruptPending', actions: 'exitInterrupt' },
+        ]),
+        STORE: atBoundary([
           { guard: 'tlbHit', target: 'accessing', actions: ['beginAccess', 'useCachedTranslation'] },
           { target: 'walking', actions: 'beginAccess' },
-        ],
-        HLT: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'exitHlt' }],
-        SPIN: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'startSpin' }],
-        OUT: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'exitIo' }],
-        ...Object.fromEntries(
-          TDCALLS.map((name) => [name, [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'forwardTdcall' }]]),
-        ),
+        ]),
+        HLT: atBoundary([{ actions: 'exitHlt' }]),
+        SPIN: atBoundary([{ actions: 'startSpin' }]),
+        OUT: atBoundary([{ actions: 'exitIo' }]),
+        STI: atBoundary([{ actions: 'setIf' }]),
+        CLI: atBoundary([{ actions: 'setIf' }]),
+        // The handler runs with IF = 0: its EOI and IRET are never interrupted.
+        EOI: { actions: 'eoi' },
+        IRET: { actions: 'iret' },
+        ...Object.fromEntries(TDCALLS.map((name) => [name, atBoundary([{ actions: 'forwardTdcall' }])])),
       },
     },
     walking: {

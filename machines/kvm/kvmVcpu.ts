@@ -9,7 +9,10 @@
  * - tdxCheckAcceptLevel.ts — the huge-page series' split of a huge mirror leaf before an ACCEPT's fault;
  * - tdvmcall.ts — handle_tdvmcall: MapGPA, #VE.RequestMMIO, Instruction.IO and HLT;
  * - tdxVcpuIoctl.ts — the TD build's vCPU ioctls, KVM_TDX_INIT_VCPU and KVM_TDX_INIT_MEM_REGION (§5b.3);
- * - tdxVcpuFree.ts — the vCPU's part of the teardown, tdx_flush_vp and tdx_vcpu_free (§5b.4).
+ * - tdxVcpuFree.ts — the vCPU's part of the teardown, tdx_flush_vp and tdx_vcpu_free (§5b.4);
+ * - postedInterrupt.ts — the posted-interrupt descriptor and the sender's side of delivering to a TD;
+ * - halt.ts — kvm_vcpu_halt for a TD: the wake-up check (tdx_protected_apic_has_interrupt) and blocking;
+ * - nmi.ts — KVM_NMI and its injection through PEND_NMI.
  *
  * This file holds the thread's input and context, the state a vCPU is in outside KVM_RUN (where the
  * VMM's ioctls and kvm.vm's calls arrive), what every part shares (SEAMCALL results, KVM_BUG_ON), and the
@@ -30,6 +33,9 @@ import { tdxCheckAcceptLevelGuards, tdxCheckAcceptLevelActions } from './tdxChec
 import { tdvmcallGuards, tdvmcallActions, tdvmcallStates } from './tdvmcall.ts';
 import { tdxVcpuIoctlGuards, tdxVcpuIoctlActions, tdxVcpuIoctlStates } from './tdxVcpuIoctl.ts';
 import { tdxVcpuFreeGuards, tdxVcpuFreeActions, tdxVcpuFreeStates } from './tdxVcpuFree.ts';
+import { postedInterruptGuards, postedInterruptActions, NO_POSTED_INTERRUPTS, type PiDesc } from './postedInterrupt.ts';
+import { haltGuards, haltActions, haltStates } from './halt.ts';
+import { nmiGuards, nmiActions, nmiStates } from './nmi.ts';
 
 export type { Memslot, FaultState };
 export { TDX_MAP_GPA_MAX_LEN } from './tdvmcall.ts';
@@ -55,6 +61,8 @@ export interface KvmVcpuInput {
   piDescPa: bigint;
   /** The VMM enabled KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE (QEMU does). */
   mapGpaExit: boolean;
+  /** The guest's LAPIC timer vector, armed at the first KVM_RUN (scenario `lapicTimer`), or null. */
+  lapicTimerVector: number | null;
   /**
    * The scenario's policy switches (src/policies.ts). This thread reads splitOnAcceptLevel (with
    * privateHugePages: tdx_check_accept_level exists only in the huge-page series), zapBusyKickRetry,
@@ -89,8 +97,8 @@ export interface PendingMmio {
   data: bigint;
 }
 
-/** The input's fields as given (but the two cache bases, which become cursors), plus the thread's state. */
-export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'externalCachePfnBase'> {
+/** The input's fields as given (but the two cache bases, which become cursors, and the timer vector, which becomes lapicTimer), plus the thread's state. */
+export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'externalCachePfnBase' | 'lapicTimerVector'> {
   /** kvm->arch.gfn_direct_bits (§1.4); 0 for VMX. */
   gfnDirectBits: bigint;
   /** kvm->arch.shadow_mmio_value: 0 for a TD, 0x6 (W|X → misconfig) for VMX (§3.3). */
@@ -111,7 +119,7 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   mapGpa: { next: bigint; end: bigint } | null;
   /** Requesters whose IPI was sent to this vCPU's CPU while it ran the guest and whose handler has not run. */
   ipiRequesters: readonly string[];
-  /** A signal's reschedule IPI went to this vCPU's CPU while it ran the guest (its handler has not run yet). */
+  /** A reschedule IPI (a signal's kick_process, or kvm_vcpu_kick for an NMI) went to this vCPU's CPU while it ran the guest (its handler has not run yet). */
   signalKicked: boolean;
   /**
    * TDH.VP.ENTERs issued while a requester waited for this vCPU's IPI; zero upstream, where the thread
@@ -148,6 +156,16 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
    * next KVM_RUN; read by no-spurious-memory-fault.
    */
   memoryFaultSeq: number | null;
+  /** The posted-interrupt descriptor (vcpu_tdx's pi_desc) at piDescPa: PIR and ON (postedInterrupt.ts). */
+  piDesc: PiDesc;
+  /** kvm_vcpu_wake_up reached the thread while it was deciding whether to block (halt.ts). */
+  wakeup: boolean;
+  /** MapGPA chunks handed to userspace while ON was set; back to 0 when the CPU takes the PIR (interrupt-latency). */
+  exitsWhilePosted: number;
+  /** The emulated LAPIC timer: its vector and whether its hrtimer was armed (postedInterrupt.ts). */
+  lapicTimer: { vector: number; armed: boolean } | null;
+  /** KVM_REQ_NMI: an NMI queued by KVM_NMI, written to PEND_NMI before the next entry (nmi.ts). */
+  nmiQueued: boolean;
   deathReason: string | null;
 }
 
@@ -188,8 +206,8 @@ function joinParts<const T extends readonly object[]>(kind: 'action' | 'guard', 
 }
 
 const kvmVcpuSetup = vcpuSetup.extend({
-  guards: joinParts('guard', sharedGuards, vcpuRunGuards, mmuPageFaultGuards, tdxCheckAcceptLevelGuards, tdvmcallGuards, tdxVcpuIoctlGuards, tdxVcpuFreeGuards),
-  actions: joinParts('action', sharedActions, vcpuRunActions, mmuPageFaultActions, tdxCheckAcceptLevelActions, tdvmcallActions, tdxVcpuIoctlActions, tdxVcpuFreeActions),
+  guards: joinParts('guard', sharedGuards, vcpuRunGuards, mmuPageFaultGuards, tdxCheckAcceptLevelGuards, tdvmcallGuards, tdxVcpuIoctlGuards, tdxVcpuFreeGuards, postedInterruptGuards, haltGuards, nmiGuards),
+  actions: joinParts('action', sharedActions, vcpuRunActions, mmuPageFaultActions, tdxCheckAcceptLevelActions, tdvmcallActions, tdxVcpuIoctlActions, tdxVcpuFreeActions, postedInterruptActions, haltActions, nmiActions),
 });
 
 export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
@@ -235,6 +253,11 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     launched: false,
     lastFault: null,
     memoryFaultSeq: null,
+    piDesc: NO_POSTED_INTERRUPTS,
+    wakeup: false,
+    exitsWhilePosted: 0,
+    nmiQueued: false,
+    lapicTimer: input.lapicTimerVector === null ? null : { vector: input.lapicTimerVector, armed: false },
     deathReason: null,
   }),
   initial: 'inUserspace',
@@ -244,6 +267,11 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     KVM_REQ_TLB_FLUSH: { actions: ['noteTlbFlush', 'ackRequest'] },
     SEPT_ZAP_DONE: { actions: 'endWaitForSeptZap' },
     SIG_IPI: { actions: 'noteSignal' },
+    // Outside guest mode the sender's kvm_vcpu_wake_up finds nobody blocked; halt.ts's states override it.
+    KVM_SIGNAL_MSI: { actions: 'postInterrupt' },
+    apic_timer_fn: { actions: 'postInterrupt' },
+    PIR_XCHG: { actions: 'exchangePir' },
+    KVM_NMI: { actions: 'queueNmi' },
     '*': { actions: 'unexpected' },
   },
   states: {
@@ -254,9 +282,10 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
         KVM_RUN: [
           { guard: 'mmioPending', target: 'entering', actions: 'completeMmio' },
           { guard: 'pioPending', target: 'entering', actions: 'completePioOut' },
-          { guard: and(['mapGpaPending', 'mapGpaMoreChunks']), target: 'inUserspace', actions: ['nextMapGpaChunk', 'exitHypercall'] },
+          { guard: and(['mapGpaPending', 'mapGpaMoreChunks', 'mapGpaEventCheck', 'eventPending']), target: 'entering', actions: 'mapGpaRetryForEvent' },
+          { guard: and(['mapGpaPending', 'mapGpaMoreChunks']), target: 'inUserspace', actions: ['nextMapGpaChunk', 'countChunkWhilePosted', 'exitHypercall'] },
           { guard: 'mapGpaPending', target: 'entering', actions: 'completeMapGpa' },
-          { target: 'entering' },
+          { target: 'entering', actions: 'armLapicTimer' },
         ],
         KVM_TDX_INIT_VCPU: { target: 'initVcpu', actions: 'markLoaded' },
         tdx_flush_vp: [{ guard: 'loaded', target: 'flushingVp' }, { actions: 'flushDone' }],
@@ -286,6 +315,9 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     mappingGpa: tdvmcallStates.mappingGpa,
     emulatingTdMmio: tdvmcallStates.emulatingTdMmio,
     emulatingTdIo: tdvmcallStates.emulatingTdIo,
+    halting: haltStates.halting,
+    readingVcpuStateDetails: haltStates.readingVcpuStateDetails,
+    injectingNmi: nmiStates.injectingNmi,
     halted: vcpuRunStates.halted,
     /** KVM_BUG_ON / kvm_vm_dead: the VM is unusable. */
     vmDead: { entry: 'reportDeath', type: 'final' },

@@ -423,8 +423,9 @@ export const mmuPageFaultStates = {
           { guard: 'retEmulate', target: '#kvmVcpu.emulating', actions: 'noteEmulate' },
           // RET_PF_RETRY on a private GPA is retried here, without TDH.VP.ENTER: every fruitless entry
           // would count towards the module's zero-step threshold (§7.3, §7.5). Shared faults re-enter.
-          // A pending signal ends the loop: KVM_RUN must return to userspace (kvm_vcpu_has_events etc.).
-          { guard: and(['retRetry', 'faultIsPrivate', 'isTd', 'localRetry', not('signalPending')]), target: 'faultin', actions: 'resetFault' },
+          // A pending signal ends the loop (KVM_RUN must return to userspace), and so does a posted
+          // interrupt (pi_has_pending_interrupt) or a queued NMI: the guest takes it after the re-entry, then faults again.
+          { guard: and(['retRetry', 'faultIsPrivate', 'isTd', 'localRetry', not('signalPending'), not('eventPending')]), target: 'faultin', actions: 'resetFault' },
           { target: '#kvmVcpu.entering', actions: 'noteFaultDone' },
         ],
       },

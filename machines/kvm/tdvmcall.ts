@@ -3,12 +3,14 @@
  * completions the next KVM_RUN applies (tdx_complete_vmcall_map_gpa, tdx_complete_pio_out).
  *
  * MapGPA (§6.iv steps 2–5, tdx_map_gpa): checked, then handed to the VMM as one KVM_EXIT_HYPERCALL
- * (KVM_HC_MAP_GPA_RANGE) per 2 MiB chunk; the VMM's run->hypercall.ret completes it.
+ * (KVM_HC_MAP_GPA_RANGE) per 2 MiB chunk; the VMM's run->hypercall.ret completes it. Between chunks,
+ * kvm_vcpu_has_events: an interrupt posted meanwhile (ON set) ends the call with RETRY and R11 = the
+ * next chunk, so the guest re-enters, takes the interrupt and resumes from R11 (policy mapGpaEventCheck).
  * #VE.RequestMMIO (tdx_emulate_mmio, §6.i steps 11–12): a TD's MMIO, after its #VE, becomes
  * KVM_EXIT_MMIO and completes into R11 (vcpuRun.ts's completeMmio).
  * Instruction.IO (tdx_emulate_io): no in-kernel device claims a port here, so an OUT goes to the VMM as
  * KVM_EXIT_IO and completes with R10 = SUCCESS on the next KVM_RUN.
- * Instruction.HLT halts the vCPU (vcpuRun.ts); other sub-functions answer SUBFUNC_UNSUPPORTED.
+ * Instruction.HLT halts the vCPU (halt.ts); other sub-functions answer SUBFUNC_UNSUPPORTED.
  */
 import { out, payloadOf } from '../../src/protocol/messages.ts';
 import {
@@ -62,6 +64,7 @@ export const tdvmcallGuards = {
   /** tdx_complete_vmcall_map_gpa: run->hypercall.ret 0 and the range not yet done → the next chunk. */
   mapGpaMoreChunks: ({ context, event }) =>
     (payloadOf(event, 'ioctl', 'KVM_RUN').hypercallRet ?? 0) === 0 && context.mapGpa!.next + TDX_MAP_GPA_MAX_LEN < context.mapGpa!.end,
+  mapGpaEventCheck: ({ context }) => context.policies.mapGpaEventCheck,
   pioPending: ({ context }) => context.pioOut,
   /** tdx_emulate_io: 1, 2 or 4 bytes; the model's guest only writes (OUT). */
   ioArgsInvalid: ({ context }) => {
@@ -97,6 +100,12 @@ export const tdvmcallActions = {
   mapGpaAlignError: assign({ enterGprs: ({ context }) => ({ R10: TDVMCALL_STATUS_ALIGN_ERROR, R11: context.exit!.gprs!.R12 ?? 0n }) }),
   beginMapGpa: assign({ mapGpa: ({ context }) => ({ next: context.exit!.gprs!.R12!, end: context.exit!.gprs!.R12! + context.exit!.gprs!.R13! }) }),
   nextMapGpaChunk: assign({ mapGpa: ({ context }) => ({ ...context.mapGpa!, next: context.mapGpa!.next + TDX_MAP_GPA_MAX_LEN }) }),
+  /** tdx_complete_vmcall_map_gpa: a pending event stops the walk after this chunk; R11 tells the guest where to resume. */
+  mapGpaRetryForEvent: assign(({ context }) => ({ mapGpa: null, enterGprs: { R10: TDVMCALL_STATUS_RETRY, R11: context.mapGpa!.next + TDX_MAP_GPA_MAX_LEN } })),
+  /** A chunk goes to userspace while the vCPU has an interrupt posted and not yet taken (interrupt-latency). */
+  countChunkWhilePosted: enqueueActions(({ context, enqueue }) => {
+    if (context.piDesc.on) enqueue.assign({ exitsWhilePosted: context.exitsWhilePosted + 1 });
+  }),
   /** __tdx_map_gpa: one chunk of at most 2 MiB; args[0] without the shared bit, args[2] the direction. */
   exitHypercall: emit(({ context }) => {
     const m = context.mapGpa!;
@@ -153,7 +162,7 @@ export const tdvmcallStates = {
     always: [
       { guard: 'tdvmcallIsKvmHypercall', target: 'vmDead', actions: 'unsupportedHypercall' },
       { guard: 'tdvmcallIsMmio', target: 'emulatingTdMmio' },
-      { guard: 'tdvmcallIsHlt', target: 'halted' },
+      { guard: 'tdvmcallIsHlt', target: 'halting' },
       { guard: 'tdvmcallIsMapGpa', target: 'mappingGpa' },
       { guard: 'tdvmcallIsIo', target: 'emulatingTdIo' },
       { target: 'entering', actions: 'unsupportedSubfunction' },

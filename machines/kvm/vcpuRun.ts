@@ -137,6 +137,7 @@ export const vcpuRunStates = {
     always: [
       { guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' },
       { guard: and(['isTd', 'tlbFlushPending']), target: 'flushingTlb' },
+      { guard: and(['isTd', 'nmiQueued']), target: 'injectingNmi' },
       { guard: and(['isTd', 'waitingForSeptZap']), target: 'waitingForSeptZap' },
       { guard: 'isTd', target: 'inTdhVpEnter' },
       { target: 'inGuestMode' },
@@ -157,7 +158,7 @@ export const vcpuRunStates = {
   },
   /** tdx_vcpu_run: the SEAMCALL returns only with a TD exit (§5c.1 steps 3–4). */
   inTdhVpEnter: {
-    entry: ['countEntryWhileKicked', 'tdhVpEnter'],
+    entry: ['countEntryWhileKicked', 'selfIpiIfOn', 'tdhVpEnter'],
     on: {
       EPT_VIOLATION: { target: 'tdExited', actions: ['clearEnterGprs', 'recordTdExit'] },
       TDCALL: { target: 'tdExited', actions: ['clearEnterGprs', 'recordTdExit'] },
@@ -173,6 +174,10 @@ export const vcpuRunStates = {
       KVM_REQ_OUTSIDE_GUEST_MODE: { actions: ['noteSeptZapWait', 'sendIpi'] },
       KVM_REQ_TLB_FLUSH: { actions: ['noteTlbFlush', 'sendIpi'] },
       SIG_IPI: { actions: 'kickForSignal' },
+      // vcpu->mode is IN_GUEST_MODE: the sender notifies the CPU (postedInterrupt.ts).
+      KVM_SIGNAL_MSI: { actions: 'postInterruptInGuest' },
+      apic_timer_fn: { actions: 'postInterruptInGuest' },
+      KVM_NMI: { actions: ['queueNmi', 'kickForNmi'] },
     },
   },
   /**
@@ -204,10 +209,18 @@ export const vcpuRunStates = {
       HLT: 'halted',
     },
   },
-  /** kvm_emulate_halt_noskip → kvm_vcpu_halt: blocked until a wake-up; only a signal wakes it in the model. */
+  /**
+   * kvm_vcpu_halt, blocked: a signal ends KVM_RUN; a posted interrupt's kvm_vcpu_wake_up makes a TD's
+   * loop check again (halt.ts). A VMX guest gets here straight from its HLT exit.
+   */
   halted: {
     // kvm_vcpu_check_block: a signal already pending (its kick may have met the HLT exit) ends the block at once.
     always: { guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' },
-    on: { SIG_IPI: { target: 'inUserspace', actions: 'exitIntr' } },
+    on: {
+      SIG_IPI: { target: 'inUserspace', actions: 'exitIntr' },
+      KVM_SIGNAL_MSI: { target: 'halting', actions: 'postInterrupt' },
+      apic_timer_fn: { target: 'halting', actions: 'postInterrupt' },
+      KVM_NMI: { target: 'halting', actions: 'queueNmi' },
+    },
   },
 } as const;

@@ -57,6 +57,7 @@ import { acceptDecision, acceptComplete, eptViolationDecision } from './accept.t
 import { hardwareWalk } from './septTree.ts';
 import { pamtRangeFree, pamtSet } from './pamt.ts';
 import { enterEpoch, exitEpoch, INITIAL_EPOCH, EPOCH_AFTER_MNG_INIT } from './tlbTracking.ts';
+import { TD_VCPU_STATE_DETAILS_NON_ARCH_FIELD, TDVPS_PEND_NMI_FIELD, vcpuStateDetails } from './vcpuStateDetails.ts';
 import { callerLp, vpFlush, vpFlushDone, cacheWb, keyFreeid, reclaim, type KeyOwner } from './teardown.ts';
 import { NO_STEPPING, firstUnmappedGpa, logPrivateEptViolation, noteExitRip, resumeAt, steppingSuspected, type EpfStepping } from './zeroStep.ts';
 
@@ -407,7 +408,28 @@ export const tdxModuleMachine = setup({
       const old = context.vcpus[v]!.vmcsWrites[field] ?? 0n;
       const written = (old & ~r.R9!) | (r.R8! & r.R9!);
       enqueue.assign({ vcpus: withVcpu(context, v, { vmcsWrites: { ...context.vcpus[v]!.vmcsWrites, [field]: written } }) });
+      // PEND_NMI (management field 11): the virtual NMI waits at the CPU, which owns VE_INFO, for VE_INFO to be free (§5a.6).
+      if (r.RDX === TDVPS_PEND_NMI_FIELD && (written & 1n) !== 0n) enqueue.emit(out(`hw.cpu${v}`, 'interrupt', 'PEND_NMI', { vcpu: v }));
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.WR', { RAX: TDX_SUCCESS }));
+    }),
+    /** TDH.VP.RD(RCX TDVPR, RDX field id): the model's KVM reads only the vCPU state details (vcpuStateDetails.ts). */
+    vpRd: enqueueActions(({ context, event, enqueue }) => {
+      const r = regsOf(event);
+      const v = vcpuByTdvpr(context, r.RCX!);
+      if (v < 0) {
+        enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.RD', { RAX: tdxStatusWithOperand(TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX) }));
+        return;
+      }
+      if (r.RDX !== TD_VCPU_STATE_DETAILS_NON_ARCH_FIELD) {
+        enqueue.emit({ type: 'tdxsim.failure', reason: 'model limit', detail: `TDH.VP.RD of field 0x${r.RDX!.toString(16)}: only TD_VCPU_STATE_DETAILS_NON_ARCH is modelled` });
+        return;
+      }
+      enqueue.emit(out(`hw.cpu${v}`, 'guest-interrupt-status', 'GUEST_INTERRUPT_STATUS_GET', { vcpu: v }));
+    }),
+    /** The CPU's guest-interrupt status: VMXIP in R8 back to the vCPU's thread (the only caller). */
+    returnStateDetails: emit(({ event }) => {
+      const s = payloadOf(event, 'guest-interrupt-status', 'GUEST_INTERRUPT_STATUS');
+      return seamcallReturn(kvm(s.vcpu), 'TDH.VP.RD', { RAX: TDX_SUCCESS, R8: vcpuStateDetails(s.rvi, s.svi) });
     }),
     mrFinalize: enqueueActions(({ context, event, enqueue }) => {
       enqueue.assign({ mem: { ...context.mem, opState: 'RUNNABLE', mrtd: extendMrtd(context.mem.mrtd, 'MR.FINALIZE') } });
@@ -751,6 +773,8 @@ export const tdxModuleMachine = setup({
       on: {
         'TDH.MNG.RD': { actions: 'mngRd' },
         'TDH.VP.WR': { actions: 'vpWr' },
+        'TDH.VP.RD': { actions: 'vpRd' },
+        GUEST_INTERRUPT_STATUS: { actions: 'returnStateDetails' },
         'TDH.VP.ENTER': [
           { guard: not('vcpuReady'), actions: 'notReady' },
           { guard: 'epochHeldExclusive', actions: 'enterBusyEpoch' },

@@ -60,6 +60,10 @@ export interface VmmInput {
   mapGpaEagain: number;
   /** Memslots backed by a guest_memfd (one file each). */
   gmemSlots: readonly number[];
+  /** MSIs a device raises with KVM_SIGNAL_MSI once the vCPUs run (scenario `vmm.msi`). */
+  msi: readonly { vcpu: number; vector: number }[];
+  /** vCPUs the VMM sends an NMI with KVM_NMI once they run (scenario `vmm.nmi`). */
+  nmi: readonly number[];
 }
 
 export interface VmmContext {
@@ -90,6 +94,8 @@ export interface VmmContext {
   /** Which vCPU threads are inside KVM_RUN (sent KVM_RUN, no exit back yet). */
   inKernel: readonly boolean[];
   gmemSlots: readonly number[];
+  msi: readonly { vcpu: number; vector: number }[];
+  nmi: readonly number[];
   /** Files still to close at exit, in the order they were opened. */
   closing: readonly KvmFile[];
   /** Port writes nothing claimed (QEMU's unassigned I/O drops them). */
@@ -119,6 +125,10 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
     const s = c.program[pc]!;
     if (s.op === 'startVcpus') {
       for (let v = 0; v < c.vcpus; v++) emitOut(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
+      // The scenario's NMIs (KVM_NMI) and a device's MSIs (struct kvm_msi: address 0xfee00000 | destination
+      // APIC id << 12, data = fixed-delivery vector), sent once the vCPUs run.
+      for (const v of c.nmi) emitOut(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_NMI', { vcpu: v }));
+      for (const m of c.msi) emitOut(out(`kvm.vcpu${m.vcpu}`, 'ioctl', 'KVM_SIGNAL_MSI', { vcpu: m.vcpu, address_lo: (0xfee00000 | (m.vcpu << 12)) >>> 0, address_hi: 0, data: m.vector, flags: 0 }));
       inKernel = inKernel.map(() => true);
     } else if (s.op === 'waitExit') {
       const i = parked.findIndex((p) => p.vcpu === s.vcpu);
@@ -376,11 +386,14 @@ export const vmmMachine = setup({
     conversions: [],
     inKernel: Array.from({ length: input.vcpus }, () => false),
     gmemSlots: input.gmemSlots,
+    msi: input.msi,
+    nmi: input.nmi,
     closing: [],
     unassignedPortWrites: 0,
   }),
   initial: 'starting',
-  on: { '*': { actions: 'unexpected' } },
+  // A device's KVM_SIGNAL_MSI returns whenever its delivery ran; the device does not wait for it.
+  on: { KVM_SIGNAL_MSI: {}, KVM_NMI: {}, '*': { actions: 'unexpected' } },
   states: {
     starting: { always: [{ guard: 'hasBuild', target: 'building' }, { target: 'running' }] },
     /** The TD build, one ioctl (or staging write) at a time (§5b.3). */

@@ -32,6 +32,7 @@ import type { GuestVcpuContext } from '../../machines/guest/guestVcpu.ts';
 import { describeStep } from '../../machines/vmm/hostProgram.ts';
 import type { VmmContext } from '../../machines/vmm/vmm.ts';
 import { snapshotOf, stateName } from './invariants/invariant.ts';
+import { pendingWakeup } from './invariants/noLostWakeup.ts';
 
 export interface ProgressThread {
   /** The actor whose deliveries can be this thread's progress; also the thread's name in reports. */
@@ -65,7 +66,8 @@ function guestThread(model: Model, actor: number): ProgressThread {
     wants(m, world) {
       if (world.failures.length > 0 || GUEST_DONE.has(top(world.snapshots[actor]!))) return false;
       const k = snapshotOf(m, world, kvmThread);
-      return k === undefined || !VCPU_THREAD_GONE.has(top(k));
+      // Blocked in HLT with a wake-up pending (a lost wake-up) still owes its guest progress.
+      return k === undefined || !VCPU_THREAD_GONE.has(top(k)) || pendingWakeup(m, world, kvmThread) !== null;
     },
     progressed(before, after) {
       const b = before.context as GuestVcpuContext;
@@ -124,6 +126,10 @@ function guestAttempt(c: GuestVcpuContext, state: string): string {
     case 'enterContext':
     case 'leaveContext':
       what = `the ${i.op} marker ${at}`;
+      break;
+    case 'sti':
+    case 'cli':
+      what = `${i.op.toUpperCase()} ${at}`;
       break;
   }
   if (state === 'notEntered') return `${what}, its first instruction: the vCPU never enters the guest`;

@@ -77,6 +77,15 @@ export interface MessageCatalog {
      * `hypercallRet` is run->hypercall.ret when completing a KVM_EXIT_HYPERCALL (0 or -errno, §6.iv step 5).
      */
     KVM_RUN: { vcpu: number; mmioData: bigint | null; hypercallRet?: number };
+    /**
+     * KVM_SIGNAL_MSI on the VM fd: a device of the VMM raises an MSI (struct kvm_msi). `address_lo` is
+     * 0xfee00000 | destination APIC id << 12, `data` the vector (fixed delivery, edge). The model sends it
+     * to the destination vCPU's actor, which runs the ioctl's delivery (kvm_apic_set_irq → the TD's
+     * posted-interrupt path) on the VMM thread's behalf; `vcpu` names that destination.
+     */
+    KVM_SIGNAL_MSI: { vcpu: number; address_lo: number; address_hi: number; data: number; flags: number };
+    /** KVM_NMI on the vCPU fd: queue an NMI for the vCPU (kvm_inject_nmi: KVM_REQ_NMI and a kick). */
+    KVM_NMI: { vcpu: number };
     /** KVM_MEMORY_ENCRYPT_OP(KVM_TDX_INIT_VM) on the VM fd (§5b.3 step 2). */
     KVM_TDX_INIT_VM: { attributes: bigint };
     /** KVM_MEMORY_ENCRYPT_OP(KVM_TDX_INIT_VCPU) on a vCPU fd (§5b.3 step 3). */
@@ -95,6 +104,9 @@ export interface MessageCatalog {
     KVM_TDX_INIT_MEM_REGION: { vcpu: number; ret: number };
     KVM_TDX_FINALIZE_VM: { ret: number };
     KVM_SET_MEMORY_ATTRIBUTES: { ret: number };
+    /** > 0: the interrupt was delivered to that many vCPUs (kvm_set_msi), 0: blocked. */
+    KVM_SIGNAL_MSI: { vcpu: number; ret: number };
+    KVM_NMI: { vcpu: number; ret: number };
   };
   /** KVM vCPU thread → userspace VMM (return from KVM_RUN with run->exit_reason, §4.12). */
   'kvm-exit': {
@@ -134,6 +146,11 @@ export interface MessageCatalog {
     tdx_flush_vp: { vcpu: number };
     /** kvm_destroy_vcpus → tdx_vcpu_free: reclaim the TDCX pages and the TDVPR. */
     tdx_vcpu_free: { vcpu: number };
+    /**
+     * The hrtimer callback of the vCPU's emulated LAPIC timer (apic_timer_fn → kvm_apic_local_deliver):
+     * the timer's expiry on the runtime's logical clock, a message the schedule delivers like any other.
+     */
+    apic_timer_fn: { vcpu: number };
   };
   'kvm-call-return': {
     tdx_flush_vp: { vcpu: number; err: bigint };
@@ -171,6 +188,39 @@ export interface MessageCatalog {
     /** After the TD exit the vCPU thread enables interrupts and the pending IPI's handler runs on this CPU. */
     LOCAL_IRQ_ENABLE: { vcpu: number };
     IRQ_HANDLED: { vcpu: number };
+    /**
+     * Virtual-interrupt delivery (SDM 30.2.2) at the guest's instruction boundary: RFLAGS.IF was 1 and RVI's
+     * priority class above the virtual PPR; the vector moved from vIRR to ISR and IF is now 0. The
+     * instruction at `rip` has not run: it runs after the handler's IRET.
+     */
+    VIRTUAL_INTERRUPT: { vcpu: number; vector: number; rip: bigint };
+    /**
+     * TDX module → CPU: the host set PEND_NMI (TDH.VP.WR of TDVPS management field 11). The CPU delivers
+     * the virtual NMI at a boundary where VE_INFO is free and no NMI is being handled (§5a.6).
+     */
+    PEND_NMI: { vcpu: number };
+    /** CPU → guest: NMI (vector 2) instead of the instruction at `rip`, which runs after the handler's IRET. */
+    NMI: { vcpu: number; vector: number; rip: bigint };
+  };
+  /**
+   * The posted-interrupt descriptor (vcpu_tdx's pi_desc: PIR bits 255:0, ON bit 256), which KVM owns in
+   * memory (kvm.vcpuN) and the CPU processes: on the notification vector in guest mode the CPU clears
+   * ON and takes PIR into vIRR atomically (SDM 30.6, posted-interrupt processing).
+   */
+  'posted-interrupt': {
+    /** hw.cpu → kvm.vcpu: clear ON, read and clear PIR (one locked exchange of the descriptor). */
+    PIR_XCHG: { vcpu: number };
+    /** kvm.vcpu → hw.cpu: the 256 PIR bits the exchange took, bit N = vector N. */
+    PIR: { vcpu: number; pir: bigint };
+  };
+  /**
+   * TDX module ↔ CPU: the guest-interrupt status (RVI, SVI of the TD VMCS) and the virtual-APIC page's
+   * vIRR, which the CPU updates while the TD runs; the module reads them for TDH.VP.RD of
+   * TD_VCPU_STATE_DETAILS_NON_ARCH (VMXIP), as it reads VE_INFO through ve-info.
+   */
+  'guest-interrupt-status': {
+    GUEST_INTERRUPT_STATUS_GET: { vcpu: number };
+    GUEST_INTERRUPT_STATUS: { vcpu: number; rvi: number; svi: number; virr: bigint };
   };
   /** KVM → TDX module (§4.1). */
   seamcall: {
@@ -230,6 +280,14 @@ export interface MessageCatalog {
     SPIN: { vcpu: number; rip: bigint };
     /** `out dx, al/ax/eax`: port I/O, which a TD cannot do natively (§5c.3). */
     OUT: { vcpu: number; rip: bigint; port: number; size: 1 | 2 | 4; value: bigint; length: number };
+    /** RFLAGS.IF = 1; interrupts are recognised from the boundary after the next instruction (the STI shadow). */
+    STI: { vcpu: number; rip: bigint };
+    /** RFLAGS.IF = 0. */
+    CLI: { vcpu: number; rip: bigint };
+    /** WRMSR IA32_X2APIC_EOI (0x80b), virtualized for a TD (EOI virtualization): the ISR's highest bit goes. */
+    EOI: { vcpu: number; rip: bigint };
+    /** The interrupt handler's IRET: RFLAGS (IF = 1) back from the stack; the interrupted instruction runs next. */
+    IRET: { vcpu: number; rip: bigint };
   };
   /** Hardware walking a page table owned by another actor (KVM's TDP MMU, or the TDX module's S-EPT). */
   'ept-walk': {
@@ -431,6 +489,7 @@ export type HostSeamcall =
   | 'TDH.VP.ADDCX'
   | 'TDH.VP.INIT'
   | 'TDH.VP.WR'
+  | 'TDH.VP.RD'
   | 'TDH.MEM.SEPT.ADD'
   | 'TDH.MEM.PAGE.ADD'
   | 'TDH.MR.EXTEND'

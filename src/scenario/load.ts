@@ -288,9 +288,18 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
     void at;
     return null;
   };
+  for (const [k, m] of s.vmm.msi.entries()) {
+    if (!td) return { path: ['vmm', 'msi', k], message: 'interrupts are modelled for a TD guest only (vm.type "tdx"): KVM posts them to the TD vCPU\'s posted-interrupt descriptor' };
+    if (m.vcpu >= s.vcpus.length) return { path: ['vmm', 'msi', k, 'vcpu'], message: `vCPU ${m.vcpu} does not exist (the scenario has ${s.vcpus.length})` };
+  }
+  for (const [k, v] of s.vmm.nmi.entries()) {
+    if (!td) return { path: ['vmm', 'nmi', k], message: 'NMIs are modelled for a TD guest only (vm.type "tdx"): KVM injects them through PEND_NMI' };
+    if (v >= s.vcpus.length) return { path: ['vmm', 'nmi', k], message: `vCPU ${v} does not exist (the scenario has ${s.vcpus.length})` };
+  }
   for (const [v, cpu] of s.vcpus.entries()) {
+    if (cpu.lapicTimer !== undefined && !td) return { path: ['vcpus', v, 'lapicTimer'], message: 'interrupts are modelled for a TD guest only (vm.type "tdx")' };
     for (const [k, op] of cpu.program.entries()) {
-      if (op.op === 'hlt') continue;
+      if (op.op === 'hlt' || op.op === 'sti' || op.op === 'cli') continue;
       if (op.op === 'out') {
         const port: ScenarioPath = ['vcpus', v, 'program', k, 'port'];
         if (!td) return { path: port, message: 'port I/O is modelled for a TD guest only (vm.type "tdx"), where it becomes a #VE and TDG.VP.VMCALL<Instruction.IO>' };

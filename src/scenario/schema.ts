@@ -45,6 +45,10 @@ const ioPort = withJsonSchema(
   u64.refine((n) => n <= 0xffffn, 'an I/O port is 0..0xffff').transform((n) => Number(n)),
   { anyOf: [{ type: 'integer', minimum: 0, maximum: 0xffff }, HEX_STRING], description: 'an I/O port, 0..0xffff' },
 );
+const interruptVector = withJsonSchema(
+  u64.refine((n) => n >= 32n && n <= 0xffn, 'an interrupt vector is 32..255 (0x20..0xff): 0..31 are exceptions').transform((n) => Number(n)),
+  { anyOf: [{ type: 'integer', minimum: 32, maximum: 255 }, HEX_STRING], description: 'the interrupt vector, 32..255' },
+);
 const guestReg = z.enum(GUEST_REGS as [string, ...string[]]).default('rax').describe('the register the value is loaded into');
 const gla = u64.optional().describe("linear address the guest's page tables map to gpa; default: the direct map");
 const gpa = u64.describe('guest physical address; in a TD the shared bit (47 or 51) selects the shared alias');
@@ -96,7 +100,17 @@ const guestOp = z.discriminatedUnion('op', [
   z
     .strictObject({ op: z.literal('mapGpa'), gpa, size: u64, to: z.enum(['shared', 'private']) })
     .describe('Linux tdx_map_gpa: TDG.VP.VMCALL<MapGPA> converting [gpa, gpa + size) to shared or back to private'),
-  z.strictObject({ op: z.literal('hlt') }).describe('HLT: the vCPU stops here'),
+  z
+    .strictObject({
+      op: z.literal('hlt'),
+      wait: z
+        .boolean()
+        .optional()
+        .describe("true: Linux's tdx_safe_halt — TDG.VP.VMCALL<Instruction.HLT> with R12 = 0, woken by an interrupt, then STI (write cli before it, as the idle loop runs with interrupts off); default: halt for good with interrupts blocked (R12 = 1)"),
+    })
+    .describe('HLT (a TD asks for it with TDG.VP.VMCALL<Instruction.HLT>)'),
+  z.strictObject({ op: z.literal('sti') }).describe('STI: RFLAGS.IF = 1, virtual interrupts are delivered at the next boundaries (a program starts with IF = 0)'),
+  z.strictObject({ op: z.literal('cli') }).describe('CLI: RFLAGS.IF = 0'),
   z
     .strictObject({ op: z.literal('out'), port: ioPort, size: portSize, value: u64 })
     .describe('out dx, al/ax/eax: a #VE in a TD that the guest turns into TDG.VP.VMCALL<Instruction.IO>; port 0x604 value 0x2000 is the q35 ACPI power-off'),
@@ -216,8 +230,21 @@ export const scenarioSchema = z
           .optional()
           .describe("a KVM_EXIT_MEMORY_FAULT: convert the page (QEMU's kvm_convert_memory, the default) or stop: the vCPU thread stays in userspace for good"),
         mmioReads: z.array(u64).optional().describe('what MMIO reads return, one value per KVM_EXIT_MMIO read in the order they reach the VMM; then the device models answer'),
+        msi: z
+          .array(
+            z.strictObject({
+              vcpu: atLeast(0, 'a vCPU index').describe('the destination vCPU (its x2APIC id)'),
+              vector: interruptVector,
+            }),
+          )
+          .default([])
+          .describe("TD only: MSIs a device of the VMM raises with KVM_SIGNAL_MSI once the vCPUs run; each is posted to the vCPU's posted-interrupt descriptor whenever the schedule delivers it"),
+        nmi: z
+          .array(atLeast(0, 'a vCPU index'))
+          .default([])
+          .describe('TD only: vCPUs the VMM sends an NMI with KVM_NMI once they run; KVM writes PEND_NMI before the next entry'),
       })
-      .default({ mapGpaExit: true, mapGpaEagain: 0 })
+      .default({ mapGpaExit: true, mapGpaEagain: 0, msi: [], nmi: [] })
       .describe("how the userspace VMM behaves where QEMU has choices (defaults: QEMU's)"),
     memslots: z
       .array(z.strictObject({ gpa: u64, size: u64, guestMemfd: z.boolean().default(false).describe('backed by guest_memfd (private memory of a TD)') }))
@@ -265,6 +292,10 @@ export const scenarioSchema = z
         z.strictObject({
           program: z.array(guestOp).min(1, 'a vCPU needs at least one instruction').describe("the guest's instructions, in order"),
           veHandlerPrologue: z.array(prologueOp).default([]).describe('what the #VE handler runs before TDG.VP.VEINFO.GET (loads and stores)'),
+          lapicTimer: z
+            .strictObject({ vector: interruptVector })
+            .optional()
+            .describe("TD only: the guest's LAPIC timer, which KVM emulates, armed when the vCPU first runs (LOCAL_TIMER_VECTOR is 0xec); its expiry is a message the schedule delivers at any point (a logical clock, no real time), posted like an MSI"),
           privateVe: z
             .enum(['panic', 'accept'])
             .default('panic')

@@ -14,7 +14,7 @@ const SPTE_KEYS = new Set(['spte', 'oldSpte', 'newSpte', 'currentSpte']);
 const SKIP_KEYS = new Set(['vcpu']);
 /** Numbers that are addresses, page frames, indexes or register words read best in hex. */
 export function isHexNumberKey(key: string): boolean {
-  return /(Pfn|Pa|^index|^valid|^septRoot|^port)$/.test(key);
+  return /(Pfn|Pa|^index|^valid|^septRoot|^port|^rvi|^svi|^address_lo|^interrupts)$/.test(key);
 }
 const KIND_SUFFIX: Record<string, string> = {
   'td-exit': ' (TD exit)',

@@ -193,6 +193,8 @@ describe('policy switches', () => {
       acceptMemoryPastEnd: true,
       tdxEncStatusChangePrepare: true,
       mmioRejectsPageCross: true,
+      hltChecksVmxip: true,
+      mapGpaEventCheck: true,
       zeroStepThreshold: 6,
     });
     for (const p of Object.values(POLICIES)) expect(p.section).toMatch(/^§/);

@@ -19,8 +19,11 @@ import { noVeInUnsafeContext } from './noVeInUnsafeContext.ts';
 import { guestPteMatchesAttribute } from './guestPteMatchesAttribute.ts';
 import { mmioWithinPage } from './mmioWithinPage.ts';
 
+import { noLostWakeup } from './noLostWakeup.ts';
+import { interruptLatency, interruptLatencySpec } from './interruptLatency.ts';
+
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, nonProgress, noVeInUnsafeContext, guestPteMatchesAttribute, mmioWithinPage };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, noLostWakeup, interruptLatency, noVeInUnsafeContext, guestPteMatchesAttribute, mmioWithinPage, nonProgress };
 export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
@@ -39,10 +42,13 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   kickCompletesSpec,
   fixed(sharedSpteSuppressVe),
   fixed(noSpuriousMemoryFault),
-  fixed(nonProgress),
+  fixed(noLostWakeup),
+  interruptLatencySpec,
   fixed(noVeInUnsafeContext),
   fixed(guestPteMatchesAttribute),
   fixed(mmioWithinPage),
+  // Liveness last: it is checked on the state graph once the search is done.
+  fixed(nonProgress),
 ];
 
 /** The library entry named `name`, or undefined. */

@@ -12,6 +12,7 @@ import { snapshotOf, stateName, type Invariant } from './invariant.ts';
 import type { VmmContext } from '../../../machines/vmm/vmm.ts';
 import { describeStep } from '../../../machines/vmm/hostProgram.ts';
 import { waitCycle } from './waitFor.ts';
+import { pendingWakeup } from './noLostWakeup.ts';
 
 const REST: readonly [RegExp, readonly string[]][] = [
   [/^kvm\.vcpu\d+$/, ['halted', 'freed', 'vmDead']],
@@ -53,7 +54,8 @@ export const noDeadlock: Invariant = {
     model.actors.forEach((a, i) => {
       const rest = REST.find(([re]) => re.test(a.id))?.[1];
       const state = stateName(after.snapshots[i]!.value);
-      if (rest === undefined || rest.includes(state)) return;
+      // Blocked in HLT is rest, unless a wake-up it should have seen is pending (no-lost-wakeup).
+      if (rest === undefined || (rest.includes(state) && pendingWakeup(model, after, a.id) === null)) return;
       if (GUEST_MODE.includes(state) && guestSpins(model, after, a.id)) return;
       if (state === 'inUserspace' && vmmStopped(model, after, a.id)) return;
       stuck.push(`${a.id} in ${state}`);
