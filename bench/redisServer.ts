@@ -1,0 +1,71 @@
+/**
+ * A throwaway redis-server (Debian's package) for the Redis tests and benchmark: a free port on 127.0.0.1,
+ * a temporary directory, no persistence; stopped by its own process id.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+/** The redis-server on PATH, or null. */
+export function redisServerPath(): string | null {
+  const r = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
+  const p = r.stdout.trim();
+  return r.status === 0 && p !== '' ? p : null;
+}
+
+export interface LocalRedis {
+  url: string;
+  port: number;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startRedisServer(): Promise<LocalRedis> {
+  const bin = redisServerPath();
+  if (bin === null) throw new Error('redis-server is not installed (apt-get install redis-server)');
+  const dir = mkdtempSync(path.join(tmpdir(), 'tdxsim-redis-'));
+  for (let attempt = 0; ; attempt++) {
+    const port = await freePort();
+    const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const ready = await new Promise<boolean>((resolve) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('Ready to accept connections')) resolve(true);
+      });
+      child.on('exit', () => resolve(false));
+    });
+    if (ready) {
+      child.stdout!.resume();
+      child.stderr!.resume();
+      return {
+        url: `redis://127.0.0.1:${port}`,
+        port,
+        process: child,
+        stop: () =>
+          new Promise<void>((resolve) => {
+            child.once('exit', () => {
+              rmSync(dir, { recursive: true, force: true });
+              resolve();
+            });
+            child.kill('SIGTERM');
+          }),
+      };
+    }
+    // Another process took the port between the probe and the start.
+    if (attempt >= 5) throw new Error(`redis-server did not start (port ${port})`);
+  }
+}
