@@ -6,11 +6,13 @@
  * - frame: kind u8 (0: arrive — claim the state on taking it; 1: claimed — explore exactly `explore`),
  *   id u32, path length u32, path u16[] (scheduler choices from the initial world), sleep u32[words],
  *   explore u32[words]. A frontier entry and a snapshot's frame are both frames;
- * - claim (worker → script): fingerprint, sleep u32[words], id u32, parent u32, choice u16, flags u8
- *   (bit 0: the world has nothing in flight);
- * - log record (script → the entry's log): id u32, parent u32, choice u16, sleep u32[words],
+ * - claim (worker → script): fingerprint, awake u32[words] (the complement of the arrival's sleep set:
+ *   what a fresh state claims as it is), id u32, parent u32, choice u16, flags u8 (bit 0: the world has
+ *   nothing in flight; bit 1: the worker expands it before the answer, so it is logged whatever it wins);
+ * - log record (script → the entry's log): id u32, parent u32, choice u16, awake u32[words],
  *   explore u32[words] — a claimed state's frame, its path by parent ids;
- * - claim reply: fresh u8, explore u32[words], claimed-so-far u32[words].
+ * - claim reply: 1 (fresh: it explores all it is awake for, and that is all that is claimed), or
+ *   0, explore u32[words], claimed-so-far u32[words]. Most claims are of fresh states: one byte each.
  */
 import type { Hash64 } from '../structuralHash.ts';
 
@@ -39,12 +41,15 @@ export interface LogRecord {
 
 export interface ClaimRecord {
   fp: Hash64;
+  /** The arrival's sleep set (the script gets its complement). */
   sleep: Uint32Array;
   id: number;
   parent: number;
   choice: number;
   /** Nothing in flight: counted as an end state if fresh, never logged (it has nothing to explore). */
   terminal: boolean;
+  /** Expanded before the answer: logged even if the claim wins nothing, as its children's parent. */
+  speculative?: boolean;
 }
 
 export interface ClaimReply {
@@ -55,7 +60,6 @@ export interface ClaimReply {
 }
 
 export const claimBytes = (words: number): number => 8 + 4 * words + 11;
-const replyBytes = (words: number): number => 1 + 8 * words;
 
 function choiceOf(c: number): number {
   if (!Number.isInteger(c) || c < 0 || c >= NO_CHOICE) throw new RangeError(`a scheduler choice of ${c} does not fit a Redis frontier record (at most ${NO_CHOICE - 1})`);
@@ -102,28 +106,37 @@ export function encodeClaims(claims: readonly ClaimRecord[], words: number): Buf
   for (const c of claims) {
     o = b.writeInt32LE(c.fp.hi | 0, o);
     o = b.writeInt32LE(c.fp.lo | 0, o);
-    for (let w = 0; w < words; w++) o = b.writeUInt32LE(c.sleep[w]!, o);
+    for (let w = 0; w < words; w++) o = b.writeInt32LE(~c.sleep[w]!, o);
     o = b.writeUInt32LE(c.id, o);
     o = b.writeUInt32LE(c.parent, o);
     o = b.writeUInt16LE(c.parent === NO_PARENT ? NO_CHOICE : choiceOf(c.choice), o);
-    o = b.writeUInt8(c.terminal ? 1 : 0, o);
+    o = b.writeUInt8((c.terminal ? 1 : 0) | (c.speculative ? 2 : 0), o);
   }
   return b;
 }
 
-/** The replies to a batch of `n` claims, after the script's status byte. */
-export function decodeClaimReplies(b: Buffer, from: number, n: number, words: number): ClaimReply[] {
-  if (b.length - from !== n * replyBytes(words)) throw new Error(`a Redis claim reply of ${b.length - from} bytes for ${n} claims of ${words} words`);
+/**
+ * The replies to a batch of claims, after the script's status byte. A fresh state's reply is its claim's
+ * awake set for both: the arrays are the claim's own complement, computed here.
+ */
+export function decodeClaimReplies(b: Buffer, from: number, claims: readonly ClaimRecord[], words: number): ClaimReply[] {
   const out: ClaimReply[] = [];
   let o = from;
-  for (let i = 0; i < n; i++) {
-    const fresh = b.readUInt8(o++) === 1;
+  for (const c of claims) {
+    if (o >= b.length) throw new Error(`a Redis claim reply of ${b.length - from} bytes for ${claims.length} claims`);
+    if (b.readUInt8(o++) === 1) {
+      const awake = new Uint32Array(words);
+      for (let w = 0; w < words; w++) awake[w] = ~c.sleep[w]!;
+      out.push({ fresh: true, explore: awake, claimed: awake });
+      continue;
+    }
     const explore = new Uint32Array(words);
     const claimed = new Uint32Array(words);
     for (let w = 0; w < words; w++, o += 4) explore[w] = b.readUInt32LE(o);
     for (let w = 0; w < words; w++, o += 4) claimed[w] = b.readUInt32LE(o);
-    out.push({ fresh, explore, claimed });
+    out.push({ fresh: false, explore, claimed });
   }
+  if (o !== b.length) throw new Error(`a Redis claim reply of ${b.length - from} bytes, ${b.length - o} more than ${claims.length} claims take`);
   return out;
 }
 
@@ -131,7 +144,7 @@ export function decodeLogRecord(b: Buffer, words: number): LogRecord {
   if (b.length !== 10 + 8 * words) throw new Error(`a Redis log record of ${b.length} bytes for ${words} words`);
   const sleep = new Uint32Array(words);
   const explore = new Uint32Array(words);
-  for (let w = 0; w < words; w++) sleep[w] = b.readUInt32LE(10 + 4 * w);
+  for (let w = 0; w < words; w++) sleep[w] = ~b.readUInt32LE(10 + 4 * w);
   for (let w = 0; w < words; w++) explore[w] = b.readUInt32LE(10 + 4 * words + 4 * w);
   return { id: b.readUInt32LE(0), parent: b.readUInt32LE(4), choice: b.readUInt16LE(8), sleep, explore };
 }

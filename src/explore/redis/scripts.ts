@@ -93,38 +93,44 @@ local words = tonumber(ARGV[3])
 local blob = ARGV[5]
 local sw = 4 * words
 local rec = 8 + sw + 11
-local zero = string.rep('\\0', sw)
-local out = {}
+local fmt = '<' .. string.rep('i4', words)
+local out, logs = {}, {}
 local fresh_n, terminals = 0, 0
-local band, bor, bnot, pack, unpack = bit.band, bit.bor, bit.bnot, struct.pack, struct.unpack
+local band, bor, bnot, pack, sunpack, byte, sub = bit.band, bit.bor, bit.bnot, struct.pack, struct.unpack, string.byte, string.sub
+local e, v = {}, {}
 for o = 1, #blob, rec do
-  local fp = string.sub(blob, o, o + 7)
-  local sleep = string.sub(blob, o + 8, o + 7 + sw)
-  local meta = string.sub(blob, o + 8 + sw, o + rec - 1)
+  local fp = sub(blob, o, o + 7)
+  local awake = sub(blob, o + 8, o + 7 + sw)
+  local meta = sub(blob, o + 8 + sw, o + rec - 1)
+  local flags = byte(meta, 11)
+  local terminal = flags % 2 == 1
+  local speculative = flags >= 2
   local old = redis.call('HGET', KEYS[1], fp)
-  local fresh = not old
-  if fresh then old = zero end
-  local ex, nv = {}, {}
-  local any = 0
-  for w = 0, words - 1 do
-    local awake = bnot((unpack('<i4', sleep, 4 * w + 1)))
-    local claimed = (unpack('<i4', old, 4 * w + 1))
-    local e = band(awake, bnot(claimed))
-    any = bor(any, e)
-    ex[w + 1] = pack('<i4', e)
-    nv[w + 1] = pack('<i4', bor(claimed, awake))
-  end
-  local value = table.concat(nv)
-  if value ~= old or fresh then redis.call('HSET', KEYS[1], fp, value) end
-  local exs = table.concat(ex)
-  local terminal = string.byte(meta, 11) % 2 == 1
-  if fresh then
+  if not old then
+    redis.call('HSET', KEYS[1], fp, awake)
     fresh_n = fresh_n + 1
-    if terminal then terminals = terminals + 1 end
+    if terminal then terminals = terminals + 1 else logs[#logs + 1] = sub(meta, 1, 10) .. awake .. awake end
+    out[#out + 1] = '\\1'
+  else
+    local a = {sunpack(fmt, awake)}
+    local c = {sunpack(fmt, old)}
+    local any = 0
+    for w = 1, words do
+      e[w] = band(a[w], bnot(c[w]))
+      v[w] = bor(c[w], a[w])
+      any = bor(any, e[w])
+    end
+    local exs = pack(fmt, unpack(e, 1, words))
+    local value = old
+    if any ~= 0 then
+      value = pack(fmt, unpack(v, 1, words))
+      redis.call('HSET', KEYS[1], fp, value)
+    end
+    if (any ~= 0 or speculative) and not terminal then logs[#logs + 1] = sub(meta, 1, 10) .. awake .. exs end
+    out[#out + 1] = '\\0' .. exs .. value
   end
-  if any ~= 0 and not terminal then redis.call('RPUSH', KEYS[5], string.sub(meta, 1, 10) .. sleep .. exs) end
-  out[#out + 1] = (fresh and '\\1' or '\\0') .. exs .. value
 end
+for i = 1, #logs, 512 do redis.call('RPUSH', KEYS[5], unpack(logs, i, math.min(i + 511, #logs))) end
 if terminals > 0 then redis.call('HINCRBY', KEYS[2], 'terminals', terminals) end
 if fresh_n > 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then redis.call('SET', KEYS[3], 'states', 'NX') end
 return 'K' .. table.concat(out)
@@ -243,6 +249,9 @@ export class Scripts {
           this.shas.delete(name);
           continue;
         }
+        // The server refusing (out of memory, no permission, a script error) is the operator's to fix: a
+        // message with the reason, exit 2, rather than a stack trace.
+        if (e instanceof Error && e.name === 'ReplyError') throw Object.assign(new Error(`Redis refused the search's ${name} script: ${e.message}`), { code: 'EREDIS' });
         throw e;
       }
     }

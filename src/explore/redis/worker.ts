@@ -13,6 +13,12 @@
  * - A local cache (a StateTable with what this worker knows is claimed) answers most revisits without a
  *   round trip: claimed channels only grow, so a state whose awake channels are all known to be claimed
  *   has nothing for this arrival.
+ * - A state this worker has never seen is expanded before Redis answers its claim, as if it were fresh
+ *   (it mostly is): the search goes on at the speed of one process, with claims streaming out in full
+ *   batches. If the answer says another worker had been there, the frame still waiting on the stack is cut
+ *   down to what the claim won; one already expanded has explored more than it had to, which is sound (a
+ *   superset of a state's required transitions) and only costs time. Such claims are logged even when
+ *   they win nothing, since the frame's children name it as their parent.
  * - Every claim that gives the worker channels to explore is logged under its entry in the same script;
  *   every COMMIT_EVERY states the worker writes its stack as the entry's snapshot and empties the log. A
  *   worker that dies leaves entry, snapshot and log behind, and whoever takes the entry over (XAUTOCLAIM
@@ -40,7 +46,7 @@ import { Scripts } from './scripts.ts';
 /** Claims per batch (one script call). */
 const BATCH = 256;
 /** Batches in flight at once: the worker expands states while Redis answers. */
-const PIPELINE = 2;
+const PIPELINE = 4;
 /** States expanded between checkpoints (snapshot, counters, hand-offs). */
 const COMMIT_EVERY = 4_096;
 /** Frames handed to the frontier at one commit, at most. */
@@ -98,14 +104,18 @@ interface Frame {
   world: World;
   node: PathNode;
   sleep: Uint32Array;
+  /** What to explore; a speculative frame's shrinks when its claim's answer comes before it is expanded. */
   explore: Uint32Array;
   id: number;
+  expanded: boolean;
 }
 
 interface Pending {
   rec: ClaimRecord;
   world: World;
   node: PathNode;
+  /** The frame already on the stack for a state this worker had never seen (speculation). */
+  frame: Frame | null;
 }
 
 /** A frame as an entry, snapshot or log gives it: no world yet. */
@@ -254,7 +264,8 @@ export class RedisWorker {
         path = [...parent, r.choice];
       }
       paths.set(r.id, path);
-      frames.push({ path, sleep: r.sleep, explore: r.explore });
+      // A speculative claim that won nothing is here as a parent only.
+      if (!isZero(r.explore)) frames.push({ path, sleep: r.sleep, explore: r.explore });
     }
     return { frames, claimRoot: root.kind === FRAME_ARRIVE && left.snapshot === null && !rootClaimed, rootPath: root.path };
   }
@@ -282,7 +293,7 @@ export class RedisWorker {
         trail.push(world);
       }
       trailPath = f.path;
-      out[i] = { world, node: nodeOf(f.path), sleep: f.sleep, explore: f.explore, id: firstId + i };
+      out[i] = { world, node: nodeOf(f.path), sleep: f.sleep, explore: f.explore, id: firstId + i, expanded: false };
     }
     return out;
   }
@@ -331,17 +342,21 @@ export class RedisWorker {
       const status = String.fromCharCode(b[0]!);
       if (status === 'L') return { kind: 'lost' };
       if (status === 'S') return { kind: 'stop', why: b.subarray(1).toString() };
-      const replies = decodeClaimReplies(b, 1, claims.length, words);
+      const replies = decodeClaimReplies(b, 1, claims.map((c) => c.rec), words);
       const learnt = noSleep(words);
       const scratch = noSleep(words);
       for (let i = claims.length - 1; i >= 0; i--) {
         const c = claims[i]!;
         const r = replies[i]!;
-        for (let w = 0; w < words; w++) learnt[w] = ~r.claimed[w]!;
-        this.local.arrive(c.rec.fp, learnt, scratch);
+        // A fresh state's claim is what the cache took in when the claim was made.
         if (r.fresh) this.report.newStates++;
-        if (c.rec.terminal || isZero(r.explore)) continue;
-        stack.push({ world: c.world, node: c.node, sleep: c.rec.sleep, explore: r.explore, id: c.rec.id });
+        else {
+          for (let w = 0; w < words; w++) learnt[w] = ~r.claimed[w]!;
+          this.local.arrive(c.rec.fp, learnt, scratch);
+          if (c.frame !== null && !c.frame.expanded) c.frame.explore = r.explore;
+        }
+        if (c.frame !== null || c.rec.terminal || isZero(r.explore)) continue;
+        stack.push({ world: c.world, node: c.node, sleep: c.rec.sleep, explore: r.explore, id: c.rec.id, expanded: false });
         if (c.node.depth > this.maxDepth) this.maxDepth = c.node.depth;
       }
       return null;
@@ -355,6 +370,8 @@ export class RedisWorker {
     const commit = async (handoff: boolean): Promise<EntryEnd | null> => {
       const n = handoff ? Math.min(MAX_HANDOFF, stack.length >> 1) : 0;
       const frameOf = (f: Frame) => encodeFrame({ kind: FRAME_CLAIMED, id: f.id, path: pathOf(f.node), sleep: f.sleep, explore: f.explore }, words);
+      // Speculative frames whose claims won nothing have nothing to hand on.
+      for (let i = stack.length - 1; i >= 0; i--) if (isZero(stack[i]!.explore)) stack.splice(i, 1);
       const spare = stack.slice(0, n).map(frameOf);
       const rest = Buffer.concat(stack.slice(n).map(frameOf));
       const r = (await scripts.text('commit', [ek.owner, ek.snapshot, ek.log, k.stats, k.frontier, k.workers, k.idle, k.stop], [...counters(), this.config.leaseMs, n, ...spare, rest])) as [string, number?, string?];
@@ -385,7 +402,7 @@ export class RedisWorker {
       let world = initialWorld(model);
       for (const c of recovered.rootPath) world = step(model, world, c, enabledChoices(model, world), this.cache.transition).world;
       const rec = { fp: fingerprint(model, world), sleep: noSleep(words), id: 0, parent: NO_PARENT, choice: 0, terminal: world.pending.length === 0 };
-      outgoing.push({ rec, world, node: nodeOf(recovered.rootPath) });
+      outgoing.push({ rec, world, node: nodeOf(recovered.rootPath), frame: null });
     }
 
     for (;;) {
@@ -407,7 +424,7 @@ export class RedisWorker {
         continue;
       }
       while (stack.length > 0 && outgoing.length < batchSize && expanded < commitEvery) {
-        const v = this.expand(stack.pop()!, outgoing, () => nextId++);
+        const v = this.expand(stack.pop()!, stack, outgoing, () => nextId++);
         expanded++;
         if (v !== null) {
           const why = (await scripts.text('violation', [k.violation, k.stop], [v.choices.length, JSON.stringify(v)])) as string;
@@ -436,10 +453,12 @@ export class RedisWorker {
    * Steps every delivery `f` is to explore and queues the children's claims (those the local cache cannot
    * answer). The first invariant broken ends it with the schedule from the initial world.
    */
-  private expand(f: Frame, outgoing: Pending[], newId: () => number): Violation | null {
+  private expand(f: Frame, stack: Frame[], outgoing: Pending[], newId: () => number): Violation | null {
     const { model, channels: ch } = this;
     const words = ch.words;
     const depth = f.node.depth;
+    f.expanded = true;
+    const first = stack.length;
     const enabled = enabledChoices(model, f.world);
     const sleep = f.sleep.slice();
     const scratch = noSleep(words);
@@ -463,9 +482,23 @@ export class RedisWorker {
       sleep[c >>> 5]! |= 1 << (c & 31);
       const fp = fingerprint(model, r.world);
       if (this.local.size >= LOCAL_CACHE_MAX) this.local = new StateTable(words);
-      if (!this.local.arrive(fp, childSleep, scratch) && isZero(scratch)) continue;
-      outgoing.push({ rec: { fp, sleep: childSleep, id: newId(), parent: f.id, choice: i, terminal: r.world.pending.length === 0 }, world: r.world, node: { parent: f.node, choice: i, depth: depth + 1 } });
+      const unseen = this.local.arrive(fp, childSleep, scratch);
+      if (!unseen && isZero(scratch)) continue;
+      const terminal = r.world.pending.length === 0;
+      const node = { parent: f.node, choice: i, depth: depth + 1 };
+      const id = newId();
+      let frame: Frame | null = null;
+      if (unseen && !terminal) {
+        const awake = new Uint32Array(words);
+        for (let w = 0; w < words; w++) awake[w] = ~childSleep[w]!;
+        frame = { world: r.world, node, sleep: childSleep, explore: awake, id, expanded: false };
+        stack.push(frame);
+        if (node.depth > this.maxDepth) this.maxDepth = node.depth;
+      }
+      outgoing.push({ rec: { fp, sleep: childSleep, id, parent: f.id, choice: i, terminal, speculative: frame !== null }, world: r.world, node, frame });
     }
+    // The first delivery's child on top, as the one-process search explores it first.
+    stack.splice(first, stack.length - first, ...stack.slice(first).reverse());
     return null;
   }
 }

@@ -1,0 +1,148 @@
+/**
+ * `npm run bench` (third part): a search through Redis against one process, on the same searches, in one
+ * run — processes as a user starts them (`tdxsim explore`, `tdxsim explore --redis … --coordinate-only` and
+ * `tdxsim explore-worker`), wall clock from the first start to the coordinator's exit, start-up included,
+ * the best of two. Also Redis's own CPU time and the visited hash's memory per state. Needs Debian's
+ * redis-server (skipped with a message without it). Results go to bench/results/redis.json.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { redisServerPath, startRedisServer, type LocalRedis } from './redisServer.ts';
+
+const BIN = path.resolve('bin/tdxsim.js');
+
+interface Run {
+  status: number | null;
+  stdout: string;
+}
+
+function run(cwd: string, args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.on('close', (status) => resolve({ status, stdout }));
+  });
+}
+
+interface Row {
+  scenario: string;
+  how: string;
+  /** Processes that search (the coordinator counts when it searches too). */
+  searching: number;
+  states: number;
+  exhaustive: boolean;
+  seconds: number;
+  statesPerSecond: number;
+  /** Redis's CPU time (user + system) over the run. */
+  redisCpuSeconds: number | null;
+  /** The visited hash's memory (MEMORY USAGE, sampled) per state. */
+  redisBytesPerState: number | null;
+  /** States each worker entered first. */
+  perWorker: number[];
+}
+
+async function redisCpu(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const get = (k: string) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)![1]);
+  return get('used_cpu_user') + get('used_cpu_sys');
+}
+
+let ids = 0;
+
+/** One search: `workers` explore-worker processes, the coordinator searching too or not. */
+async function once(server: LocalRedis, redis: Redis, scenario: string, workers: number, coordinatorSearches: boolean): Promise<Row> {
+  const cwd = mkdtempSync(path.join(tmpdir(), 'tdxsim-bench-'));
+  const cpu0 = await redisCpu(redis);
+  const t0 = performance.now();
+  let out: Run;
+  let how: string;
+  if (workers === 0 && !coordinatorSearches) {
+    how = 'one process';
+    out = await run(cwd, ['explore', scenario, '--json', '--quiet']);
+  } else {
+    const id = `bench-${process.pid}-${++ids}`;
+    const on = ['--redis', server.url, '--search-id', id];
+    const ws = Array.from({ length: workers }, () => run(cwd, ['explore-worker', ...on, '--quiet']));
+    out = await run(cwd, ['explore', scenario, ...on, '--json', '--quiet', ...(coordinatorSearches ? [] : ['--coordinate-only'])]);
+    await Promise.all(ws);
+    how = `Redis: ${coordinatorSearches ? 'coordinator searching + ' : 'coordinator + '}${workers} worker${workers === 1 ? '' : 's'}`;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu1 = await redisCpu(redis);
+  if (out.status !== 0) throw new Error(`${scenario} (${how}) exited ${out.status}: ${out.stdout}`);
+  const j = JSON.parse(out.stdout) as { states: number; exhaustive: boolean; redis?: { workers: { newStates: number }[] } };
+  const viaRedis = j.redis !== undefined;
+  return {
+    scenario,
+    how,
+    searching: workers + (coordinatorSearches ? 1 : 0) || 1,
+    states: j.states,
+    exhaustive: j.exhaustive,
+    seconds: Number(seconds.toFixed(2)),
+    statesPerSecond: Math.round(j.states / seconds),
+    redisCpuSeconds: viaRedis ? Number((cpu1 - cpu0).toFixed(2)) : null,
+    redisBytesPerState: null,
+    perWorker: j.redis?.workers.map((w) => w.newStates) ?? [j.states],
+  };
+}
+
+async function best(server: LocalRedis, redis: Redis, scenario: string, workers: number, coordinatorSearches: boolean): Promise<Row> {
+  let b: Row | null = null;
+  for (let i = 0; i < 2; i++) {
+    const r = await once(server, redis, scenario, workers, coordinatorSearches);
+    if (b === null || r.seconds < b.seconds) b = r;
+  }
+  const row = b!;
+  console.log(`${row.scenario.padEnd(24)} ${row.how.padEnd(44)} ${String(row.states).padStart(8)} states ${row.seconds.toFixed(2).padStart(7)} s ${String(row.statesPerSecond).padStart(7)} states/s${row.redisCpuSeconds === null ? '' : `  redis CPU ${row.redisCpuSeconds.toFixed(2)} s`}  [${row.perWorker.join(' + ')}]`);
+  return row;
+}
+
+/** The visited hash's size per state, measured on a search left in place (the coordinator clears it). */
+async function bytesPerState(server: LocalRedis, redis: Redis, scenario: string): Promise<number> {
+  const id = `bench-bytes-${process.pid}`;
+  const cwd = mkdtempSync(path.join(tmpdir(), 'tdxsim-bench-'));
+  await run(cwd, ['explore', scenario, '--redis', server.url, '--search-id', id, '--json', '--quiet']);
+  // The summary's visitedBytes is read before the hash is dropped.
+  const r = JSON.parse((await redis.get(`tdxsim:{${id}}:result`))!) as { states: number; visitedBytes: number };
+  return Math.round(r.visitedBytes / r.states);
+}
+
+if (redisServerPath() === null) {
+  console.log('# Redis benchmark skipped: redis-server is not installed (apt-get install redis-server)');
+} else {
+  const server = await startRedisServer();
+  const redis = new Redis(server.url);
+  try {
+    console.log('# a search through Redis vs one process (wall clock, start-up included, best of two)');
+    const rows: Row[] = [];
+    const scenarios = ['parallel-faults', 'parallel-touches'];
+    for (const s of scenarios) {
+      rows.push(await best(server, redis, s, 0, false));
+      rows.push(await best(server, redis, s, 1, false));
+      rows.push(await best(server, redis, s, 2, false));
+      rows.push(await best(server, redis, s, 1, true));
+    }
+    const bytes = await bytesPerState(server, redis, 'parallel-faults');
+    for (const r of rows) if (r.redisCpuSeconds !== null) r.redisBytesPerState = bytes;
+    const ratio = (s: string, how: string) => {
+      const one = rows.find((r) => r.scenario === s && r.how === 'one process')!;
+      const other = rows.find((r) => r.scenario === s && r.how === how)!;
+      return Number((other.statesPerSecond / one.statesPerSecond).toFixed(2));
+    };
+    const summary = Object.fromEntries(
+      scenarios.map((s) => [s, { oneWorker: ratio(s, 'Redis: coordinator + 1 worker'), twoWorkers: ratio(s, 'Redis: coordinator + 2 workers'), coordinatorAndOneWorker: ratio(s, 'Redis: coordinator searching + 1 worker') }]),
+    );
+    console.log(`# states/s through Redis / one process: ${scenarios.map((s) => `${s}: 1 worker ${summary[s]!.oneWorker}x, 2 workers ${summary[s]!.twoWorkers}x, coordinator + 1 worker ${summary[s]!.coordinatorAndOneWorker}x`).join('; ')}`);
+    console.log(`# the visited hash in Redis: about ${bytes} bytes per state (MEMORY USAGE, sampled)`);
+    mkdirSync('bench/results', { recursive: true });
+    writeFileSync('bench/results/redis.json', JSON.stringify({ node: process.version, date: new Date().toISOString().slice(0, 10), redisBytesPerState: bytes, summary, rows }, null, 2) + '\n');
+    console.log('# written: bench/results/redis.json');
+  } finally {
+    redis.disconnect();
+    await server.stop();
+  }
+}
