@@ -34,6 +34,8 @@ interface Row {
   /** Processes that search (the coordinator counts when it searches too). */
   searching: number;
   states: number;
+  /** Transitions over the one-process search's: work done twice where workers met. */
+  transitions: number;
   exhaustive: boolean;
   seconds: number;
   statesPerSecond: number;
@@ -74,13 +76,14 @@ async function once(server: LocalRedis, redis: Redis, scenario: string, workers:
   const seconds = (performance.now() - t0) / 1000;
   const cpu1 = await redisCpu(redis);
   if (out.status !== 0) throw new Error(`${scenario} (${how}) exited ${out.status}: ${out.stdout}`);
-  const j = JSON.parse(out.stdout) as { states: number; exhaustive: boolean; redis?: { workers: { newStates: number }[] } };
+  const j = JSON.parse(out.stdout) as { states: number; transitions: number; exhaustive: boolean; redis?: { workers: { newStates: number }[] } };
   const viaRedis = j.redis !== undefined;
   return {
     scenario,
     how,
     searching: workers + (coordinatorSearches ? 1 : 0) || 1,
     states: j.states,
+    transitions: j.transitions,
     exhaustive: j.exhaustive,
     seconds: Number(seconds.toFixed(2)),
     statesPerSecond: Math.round(j.states / seconds),
@@ -97,7 +100,7 @@ async function best(server: LocalRedis, redis: Redis, scenario: string, workers:
     if (b === null || r.seconds < b.seconds) b = r;
   }
   const row = b!;
-  console.log(`${row.scenario.padEnd(24)} ${row.how.padEnd(44)} ${String(row.states).padStart(8)} states ${row.seconds.toFixed(2).padStart(7)} s ${String(row.statesPerSecond).padStart(7)} states/s${row.redisCpuSeconds === null ? '' : `  redis CPU ${row.redisCpuSeconds.toFixed(2)} s`}  [${row.perWorker.join(' + ')}]`);
+  console.log(`${row.scenario.padEnd(24)} ${row.how.padEnd(44)} ${String(row.states).padStart(8)} states ${String(row.transitions).padStart(8)} transitions ${row.seconds.toFixed(2).padStart(7)} s ${String(row.statesPerSecond).padStart(7)} states/s${row.redisCpuSeconds === null ? '' : `  redis CPU ${row.redisCpuSeconds.toFixed(2)} s`}  [${row.perWorker.join(' + ')}]`);
   return row;
 }
 

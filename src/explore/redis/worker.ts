@@ -43,10 +43,14 @@ import { connectRedis } from './connection.ts';
 import { entryKeys, searchKeys, type SearchKeys } from './keys.ts';
 import { Scripts } from './scripts.ts';
 
-/** Claims per batch (one script call). */
-const BATCH = 256;
-/** Batches in flight at once: the worker expands states while Redis answers. */
-const PIPELINE = 4;
+/**
+ * Claims per batch (one script call), and batches in flight at once while the worker expands on. Their
+ * product is how far a worker runs ahead of what Redis has told it: more hides more latency, and costs
+ * more work done twice when two workers meet (parallel-touches on two workers: 4 × 256 explored 24% more
+ * transitions than one process, 2 × 128 about 15%, 1 × 64 13%, at about the same speed).
+ */
+const BATCH = 128;
+const PIPELINE = 2;
 /** States expanded between checkpoints (snapshot, counters, hand-offs). */
 const COMMIT_EVERY = 4_096;
 /** Frames handed to the frontier at one commit, at most. */
