@@ -176,7 +176,7 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
     const mode = settings.mode ?? EXPLORE_DEFAULTS.mode;
     const workers = settings.workers ?? EXPLORE_DEFAULTS.workers;
     if (settings.redis !== undefined && mode !== 'dfs') throw new RangeError('--redis searches depth-first (--mode dfs), not by walks');
-    const { invariants, notes } = withoutUncheckableLiveness(resolveInvariants(s, settings.invariants), settings.nonProgress !== false, mode, settings.redis !== undefined ? 2 : workers);
+    const { invariants, notes } = withoutUncheckableLiveness(resolveInvariants(s, settings.invariants), settings.nonProgress !== false, mode, workers, settings.redis !== undefined);
     const bounds: ExploreBounds = {
       maxDepth: settings.maxDepth ?? EXPLORE_DEFAULTS.maxDepth,
       maxStates: settings.maxStates ?? EXPLORE_DEFAULTS.maxStates,
@@ -248,10 +248,10 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
  * The non-progress check needs the one-thread depth-first search's state graph (src/explore/liveness/); with
  * walks or worker threads, or when turned off, it is left out, and said so unless turned off.
  */
-function withoutUncheckableLiveness(invariants: Invariant[], wanted: boolean, mode: ExploreMode, workers: number): { invariants: Invariant[]; notes: string[] } {
+function withoutUncheckableLiveness(invariants: Invariant[], wanted: boolean, mode: ExploreMode, workers: number, redis: boolean): { invariants: Invariant[]; notes: string[] } {
   const liveness = invariants.filter((i) => i.liveness === true);
-  if (liveness.length === 0 || (wanted && mode === 'dfs' && workers === 1)) return { invariants, notes: [] };
-  const notes = wanted ? [`${liveness.map((i) => i.name).join(', ')} not checked: it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1)`] : [];
+  if (liveness.length === 0 || (wanted && mode === 'dfs' && workers === 1 && !redis)) return { invariants, notes: [] };
+  const notes = wanted ? [`${liveness.map((i) => i.name).join(', ')} not checked: it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1${redis ? ', not through Redis' : ''})`] : [];
   return { invariants: invariants.filter((i) => i.liveness !== true), notes };
 }
 

@@ -198,6 +198,24 @@ describe.runIf(HAVE_REDIS || process.env.CI)('a search through Redis', () => {
     expect(verdictOf(r)).toBe('exhaustive: every reachable state checked, no violation');
   });
 
+  it('Ctrl-C on the coordinator: the summary so far, what was not covered, exit 130; non-progress is said to be unchecked', async () => {
+    const id = searchId('interrupt');
+    const c = start(dir, 'explore', 'accept-level-two-vcpus', ...on(id), '--quiet');
+    await until('1,000 states were in Redis', async () => (await states(id)) >= 1_000, [c]);
+    c.child.kill('SIGINT');
+    const r = await c.done;
+    expect(r.status).toBe(130);
+    expect(r.lines[1]).toBe('# non-progress not checked: it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1, not through Redis)');
+    expect(r.stdout).toMatch(/# \d+ states, \d+ transitions, .* — no violation, not exhaustive \(interrupted: the states not yet visited were not checked\) \(through Redis\)\n/);
+  });
+
+  it('the state bound stops every worker: exit 3, and the summary says so', () => {
+    const r = tdxsim(dir, 'explore', 'parallel-faults', ...on(searchId('bound')), '--max-states', '5000', '--quiet');
+    expect(r.status).toBe(3);
+    expect(statesOf(r)).toBeGreaterThanOrEqual(5_000);
+    expect(verdictOf(r)).toBe('no violation, not exhaustive (states bound reached: 5,000 distinct states checked, the rest of the state space was not)');
+  });
+
   it('bad input: exit 2 naming the flag or the server', () => {
     const cases: [string[], string][] = [
       [['explore', 'parallel-faults', '--redis', server.url], 'tdxsim: --redis needs --search-id NAME, the name workers join the search by'],

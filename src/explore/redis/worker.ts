@@ -216,6 +216,10 @@ export class RedisWorker {
           break;
         }
       }
+      // Transitions since the last commit, when the search stopped early (a bound, a violation) or this
+      // worker left: the summary counts what workers had reported by the time it was read.
+      if (this.transitionsSince > 0) await this.redis.hincrby(k.stats, 'transitions', this.transitionsSince);
+      this.transitionsSince = 0;
       await this.redis.hset(k.workers, this.id, JSON.stringify(this.roundedReport()));
       return this.roundedReport();
     } finally {
@@ -390,6 +394,8 @@ export class RedisWorker {
     const end = async (e: EntryEnd): Promise<EntryEnd> => {
       if (e.kind === 'lost') {
         this.report.lost++;
+        // The successor explores this again and counts it.
+        this.transitionsSince = 0;
         this.opts.onEvent?.({ type: 'lost', id: entryId });
       }
       if (e.kind !== 'done') forget();
