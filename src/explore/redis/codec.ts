@@ -52,12 +52,17 @@ export interface ClaimRecord {
   speculative?: boolean;
 }
 
-export interface ClaimReply {
-  fresh: boolean;
-  explore: Uint32Array;
-  /** Every channel claimed from the state so far, by anyone: what the local cache learns. */
-  claimed: Uint32Array;
-}
+export type ClaimReply =
+  /** The state was new: the claim won everything it is awake for (the complement of its sleep set). */
+  | { fresh: true }
+  | {
+      fresh: false;
+      explore: Uint32Array;
+      /** Every channel claimed from the state so far, by anyone: what the local cache learns. */
+      claimed: Uint32Array;
+    };
+
+const FRESH: ClaimReply = { fresh: true };
 
 export const claimBytes = (words: number): number => 8 + 4 * words + 11;
 
@@ -115,19 +120,14 @@ export function encodeClaims(claims: readonly ClaimRecord[], words: number): Buf
   return b;
 }
 
-/**
- * The replies to a batch of claims, after the script's status byte. A fresh state's reply is its claim's
- * awake set for both: the arrays are the claim's own complement, computed here.
- */
-export function decodeClaimReplies(b: Buffer, from: number, claims: readonly ClaimRecord[], words: number): ClaimReply[] {
+/** The replies to a batch of claims, after the script's status byte. */
+export function decodeClaimReplies(b: Buffer, from: number, claims: number, words: number): ClaimReply[] {
   const out: ClaimReply[] = [];
   let o = from;
-  for (const c of claims) {
-    if (o >= b.length) throw new Error(`a Redis claim reply of ${b.length - from} bytes for ${claims.length} claims`);
+  for (let i = 0; i < claims; i++) {
+    if (o >= b.length) throw new Error(`a Redis claim reply of ${b.length - from} bytes for ${claims} claims`);
     if (b.readUInt8(o++) === 1) {
-      const awake = new Uint32Array(words);
-      for (let w = 0; w < words; w++) awake[w] = ~c.sleep[w]!;
-      out.push({ fresh: true, explore: awake, claimed: awake });
+      out.push(FRESH);
       continue;
     }
     const explore = new Uint32Array(words);
@@ -136,7 +136,7 @@ export function decodeClaimReplies(b: Buffer, from: number, claims: readonly Cla
     for (let w = 0; w < words; w++, o += 4) claimed[w] = b.readUInt32LE(o);
     out.push({ fresh: false, explore, claimed });
   }
-  if (o !== b.length) throw new Error(`a Redis claim reply of ${b.length - from} bytes, ${b.length - o} more than ${claims.length} claims take`);
+  if (o !== b.length) throw new Error(`a Redis claim reply of ${b.length - from} bytes, ${b.length - o} more than ${claims} claims take`);
   return out;
 }
 

@@ -94,6 +94,7 @@ local blob = ARGV[5]
 local sw = 4 * words
 local rec = 8 + sw + 11
 local fmt = '<' .. string.rep('i4', words)
+local zero = string.rep('\\0', sw)
 local out, logs = {}, {}
 local fresh_n, terminals = 0, 0
 local band, bor, bnot, pack, sunpack, byte, sub = bit.band, bit.bor, bit.bnot, struct.pack, struct.unpack, string.byte, string.sub
@@ -109,7 +110,8 @@ for o = 1, #blob, rec do
   if not old then
     redis.call('HSET', KEYS[1], fp, awake)
     fresh_n = fresh_n + 1
-    if terminal then terminals = terminals + 1 else logs[#logs + 1] = sub(meta, 1, 10) .. awake .. awake end
+    if terminal then terminals = terminals + 1
+    elseif speculative or awake ~= zero then logs[#logs + 1] = sub(meta, 1, 10) .. awake .. awake end
     out[#out + 1] = '\\1'
   else
     local a = {sunpack(fmt, awake)}

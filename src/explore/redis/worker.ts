@@ -350,21 +350,27 @@ export class RedisWorker {
       const status = String.fromCharCode(b[0]!);
       if (status === 'L') return { kind: 'lost' };
       if (status === 'S') return { kind: 'stop', why: b.subarray(1).toString() };
-      const replies = decodeClaimReplies(b, 1, claims.map((c) => c.rec), words);
+      const replies = decodeClaimReplies(b, 1, claims.length, words);
       const learnt = noSleep(words);
       const scratch = noSleep(words);
       for (let i = claims.length - 1; i >= 0; i--) {
         const c = claims[i]!;
         const r = replies[i]!;
-        // A fresh state's claim is what the cache took in when the claim was made.
-        if (r.fresh) this.report.newStates++;
-        else {
+        let explore: Uint32Array;
+        if (r.fresh) {
+          // What the cache took in when the claim was made; a speculative frame already explores it all.
+          this.report.newStates++;
+          if (c.frame !== null || c.rec.terminal) continue;
+          explore = new Uint32Array(words);
+          for (let w = 0; w < words; w++) explore[w] = ~c.rec.sleep[w]!;
+        } else {
           for (let w = 0; w < words; w++) learnt[w] = ~r.claimed[w]!;
           this.local.arrive(c.rec.fp, learnt, scratch);
           if (c.frame !== null && !c.frame.expanded) c.frame.explore = r.explore;
+          if (c.frame !== null || c.rec.terminal || isZero(r.explore)) continue;
+          explore = r.explore;
         }
-        if (c.frame !== null || c.rec.terminal || isZero(r.explore)) continue;
-        stack.push({ world: c.world, node: c.node, sleep: c.rec.sleep, explore: r.explore, id: c.rec.id, expanded: false });
+        stack.push({ world: c.world, node: c.node, sleep: c.rec.sleep, explore, id: c.rec.id, expanded: false });
         if (c.node.depth > this.maxDepth) this.maxDepth = c.node.depth;
       }
       return null;
