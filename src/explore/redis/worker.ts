@@ -7,7 +7,7 @@
  *
  * - Expanding a state steps every delivery it is to explore at once — a child's sleep set depends only on
  *   its parent's and the siblings before it, never on what the claim of a sibling answers — so the
- *   children's claims go to Redis as one batch, up to PIPELINE batches in flight while the worker expands
+ *   children's claims go to Redis as one batch, a few batches in flight while the worker expands
  *   other states from its stack. Any order of claims covers every state (parallel.ts argues it for
  *   threads), so this changes no state count, only which worker enters a state first.
  * - A local cache (a StateTable with what this worker knows is claimed) answers most revisits without a
@@ -45,12 +45,17 @@ import { Scripts } from './scripts.ts';
 
 /**
  * Claims per batch (one script call), and batches in flight at once while the worker expands on. Their
- * product is how far a worker runs ahead of what Redis has told it: more hides more latency, and costs
- * more work done twice when two workers meet (parallel-touches on two workers: 4 × 256 explored 24% more
- * transitions than one process, 2 × 128 about 15%, 1 × 64 13%, at about the same speed).
+ * product is how far a worker runs ahead of what Redis has told it: more hides more latency (each wait is
+ * a round trip, and on a busy machine a turn of the scheduler for Redis and for the worker), and costs
+ * more work done twice where two workers meet (parallel-touches on two workers: 4 × 256 explored 24% more
+ * transitions than one process, 2 × 128 about 15%, 1 × 64 13%). So the window adapts: wide while the
+ * worker's speculation pays (the states it expanded ahead were new), narrow as soon as answers say another
+ * worker was there first.
  */
-const BATCH = 128;
-const PIPELINE = 2;
+const WIDE = { batch: 256, pipeline: 4 };
+const NARROW = { batch: 64, pipeline: 2 };
+/** Share of speculatively expanded states found already claimed that narrows the window. */
+const CONTENDED = 0.02;
 /** States expanded between checkpoints (snapshot, counters, hand-offs). */
 const COMMIT_EVERY = 4_096;
 /** Frames handed to the frontier at one commit, at most. */
@@ -312,7 +317,7 @@ export class RedisWorker {
     const scripts = this.scripts!;
     const words = this.config.words;
     const model = this.model;
-    const batchSize = this.opts.batch ?? BATCH;
+    let window = this.opts.batch !== undefined ? { batch: this.opts.batch, pipeline: NARROW.pipeline } : WIDE;
     const commitEvery = this.opts.commitEvery ?? COMMIT_EVERY;
     this.report.entries++;
     if (left !== null) this.report.takenOver++;
@@ -353,10 +358,16 @@ export class RedisWorker {
       const replies = decodeClaimReplies(b, 1, claims.length, words);
       const learnt = noSleep(words);
       const scratch = noSleep(words);
+      let speculated = 0;
+      let beaten = 0;
       for (let i = claims.length - 1; i >= 0; i--) {
         const c = claims[i]!;
         const r = replies[i]!;
         let explore: Uint32Array;
+        if (c.frame !== null) {
+          speculated++;
+          if (!r.fresh) beaten++;
+        }
         if (r.fresh) {
           // What the cache took in when the claim was made; a speculative frame already explores it all.
           this.report.newStates++;
@@ -373,6 +384,7 @@ export class RedisWorker {
         stack.push({ world: c.world, node: c.node, sleep: c.rec.sleep, explore, id: c.rec.id, expanded: false });
         if (c.node.depth > this.maxDepth) this.maxDepth = c.node.depth;
       }
+      if (this.opts.batch === undefined && speculated > 0) window = beaten > CONTENDED * speculated ? NARROW : WIDE;
       return null;
     };
     const drain = async (): Promise<EntryEnd | null> => {
@@ -439,7 +451,7 @@ export class RedisWorker {
         if (c !== null) return end(c);
         continue;
       }
-      while (stack.length > 0 && outgoing.length < batchSize && expanded < commitEvery) {
+      while (stack.length > 0 && outgoing.length < window.batch && expanded < commitEvery) {
         const v = this.expand(stack.pop()!, stack, outgoing, () => nextId++);
         expanded++;
         if (v !== null) {
@@ -447,8 +459,8 @@ export class RedisWorker {
           return end({ kind: 'stop', why });
         }
       }
-      if (outgoing.length > 0 && (outgoing.length >= batchSize || stack.length === 0 || expanded >= commitEvery) && inflight.length < PIPELINE) send();
-      if (inflight.length > 0 && (stack.length === 0 || inflight.length >= PIPELINE)) {
+      if (outgoing.length > 0 && (outgoing.length >= window.batch || stack.length === 0 || expanded >= commitEvery) && inflight.length < window.pipeline) send();
+      if (inflight.length > 0 && (stack.length === 0 || inflight.length >= window.pipeline)) {
         const e = await receive();
         if (e !== null) {
           while (inflight.length > 0) await inflight.shift()!.reply.catch(() => null);
