@@ -136,13 +136,31 @@ if (redisServerPath() === null) {
       const other = rows.find((r) => r.scenario === s && r.how === how)!;
       return Number((other.statesPerSecond / one.statesPerSecond).toFixed(2));
     };
+    /** Transitions over the one-process search's: the work done twice where workers met. */
+    const extra = (s: string, how: string) => {
+      const one = rows.find((r) => r.scenario === s && r.how === 'one process')!;
+      const other = rows.find((r) => r.scenario === s && r.how === how)!;
+      return Number((other.transitions / one.transitions - 1).toFixed(3));
+    };
     const summary = Object.fromEntries(
-      scenarios.map((s) => [s, { oneWorker: ratio(s, 'Redis: coordinator + 1 worker'), twoWorkers: ratio(s, 'Redis: coordinator + 2 workers'), coordinatorAndOneWorker: ratio(s, 'Redis: coordinator searching + 1 worker') }]),
+      scenarios.map((s) => [
+        s,
+        {
+          oneWorker: ratio(s, 'Redis: coordinator + 1 worker'),
+          twoWorkers: ratio(s, 'Redis: coordinator + 2 workers'),
+          coordinatorAndOneWorker: ratio(s, 'Redis: coordinator searching + 1 worker'),
+          extraTransitionsTwoWorkers: extra(s, 'Redis: coordinator + 2 workers'),
+        },
+      ]),
     );
+    // Redis runs one script at a time: its CPU per state bounds what one server can serve, all workers together.
+    const redisRows = rows.filter((r) => r.redisCpuSeconds !== null);
+    const redisMicrosPerState = Number(((1e6 * redisRows.reduce((n, r) => n + r.redisCpuSeconds!, 0)) / redisRows.reduce((n, r) => n + r.states, 0)).toFixed(1));
     console.log(`# states/s through Redis / one process: ${scenarios.map((s) => `${s}: 1 worker ${summary[s]!.oneWorker}x, 2 workers ${summary[s]!.twoWorkers}x, coordinator + 1 worker ${summary[s]!.coordinatorAndOneWorker}x`).join('; ')}`);
-    console.log(`# the visited hash in Redis: about ${bytes} bytes per state (MEMORY USAGE, sampled)`);
+    console.log(`# two workers explored ${scenarios.map((s) => `${(100 * summary[s]!.extraTransitionsTwoWorkers).toFixed(0)}% (${s})`).join(', ')} more transitions than one process`);
+    console.log(`# Redis: ${redisMicrosPerState} µs of CPU per state (so one server serves about ${Math.round(1e6 / redisMicrosPerState / 1000)}k states/s); the visited hash about ${bytes} bytes per state (MEMORY USAGE, sampled)`);
     mkdirSync('bench/results', { recursive: true });
-    writeFileSync('bench/results/redis.json', JSON.stringify({ node: process.version, date: new Date().toISOString().slice(0, 10), redisBytesPerState: bytes, summary, rows }, null, 2) + '\n');
+    writeFileSync('bench/results/redis.json', JSON.stringify({ node: process.version, date: new Date().toISOString().slice(0, 10), redisBytesPerState: bytes, redisMicrosPerState, summary, rows }, null, 2) + '\n');
     console.log('# written: bench/results/redis.json');
   } finally {
     redis.disconnect();
