@@ -106,6 +106,8 @@ export interface RedisWorkerReport {
   handedOff: number;
   /** Time holding entries. */
   busyMs: number;
+  /** CPU time of this process (user and system) from joining the search to leaving it. */
+  cpuMs: number;
   /** How the search ended, once it has (done, violation, states, time, interrupted), or 'left'. */
   end: string | null;
 }
@@ -194,7 +196,7 @@ export class RedisWorker {
   constructor(private readonly opts: RedisWorkerOptions) {
     this.keys = searchKeys(opts.searchId);
     this.id = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-    this.report = { worker: this.id, host: hostname(), pid: process.pid, entries: 0, takenOver: 0, lost: 0, newStates: 0, transitions: 0, handedOff: 0, busyMs: 0, end: null };
+    this.report = { worker: this.id, host: hostname(), pid: process.pid, entries: 0, takenOver: 0, lost: 0, newStates: 0, transitions: 0, handedOff: 0, busyMs: 0, cpuMs: 0, end: null };
   }
 
   /** Works until the search ends (or the signal asks it to leave) and says what it did. */
@@ -243,8 +245,11 @@ export class RedisWorker {
     }
   }
 
+  private cpuAtJoin: NodeJS.CpuUsage | null = null;
+
   private roundedReport(): RedisWorkerReport {
-    return { ...this.report, busyMs: Math.round(this.report.busyMs) };
+    const cpu = this.cpuAtJoin === null ? null : process.cpuUsage(this.cpuAtJoin);
+    return { ...this.report, busyMs: Math.round(this.report.busyMs), cpuMs: cpu === null ? 0 : Math.round((cpu.user + cpu.system) / 1000) };
   }
 
   /** Waits for the search's description (a worker may start before its coordinator) and builds the model. */
@@ -261,6 +266,7 @@ export class RedisWorker {
     this.channels = new Channels(this.model);
     if (this.channels.words !== this.config.words) throw new RangeError(`search "${this.opts.searchId}": the model has ${this.channels.words} sleep-set words, the search ${this.config.words}`);
     this.local = new StateTable(this.channels.words);
+    this.cpuAtJoin = process.cpuUsage();
     this.opts.onEvent?.({ type: 'joined', config: this.config });
   }
 
