@@ -115,7 +115,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--workers <n>', `worker threads sharing the search (default ${EXPLORE_DEFAULTS.workers}; this machine has ${availableParallelism()} cores)`, positiveInt('--workers'))
     .option('--sign-key <file>', 'sign the counterexample log with HMAC-SHA256 under the key in this file')
     .option('--pct-depth <d>', `pct: ordering constraints a bug may need, i.e. d − 1 priority change points per walk (default ${EXPLORE_DEFAULTS.pctDepth})`, positiveInt('--pct-depth'))
-    .option('--redis <url>', 'search through the Redis at this URL (redis://host:6379) with tdxsim explore-worker processes on any machines; this process seeds, searches too and reports')
+    .option('--redis <url>', 'search through the Redis at this URL (redis://host:6379, or any node of a Redis Cluster) with tdxsim explore-worker processes on any machines; this process seeds, searches too and reports')
     .option('--search-id <name>', 'with --redis: the name workers join the search by')
     .option('--coordinate-only', 'with --redis: seed, watch and report, but leave the search to the workers')
     .option('--lease <s>', 'with --redis: seconds a worker may stay silent before another takes over its share (default 30)', positiveInt('--lease'))
@@ -129,7 +129,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
   program
     .command('explore-worker')
     .description('work on a search that runs through Redis (started by tdxsim explore --redis); join or leave at any time, exit when it ends')
-    .requiredOption('--redis <url>', 'the Redis the search runs through (redis://host:6379)')
+    .requiredOption('--redis <url>', 'the Redis the search runs through (redis://host:6379, or any node of a Redis Cluster)')
     .requiredOption('--search-id <name>', "the search's name, as given to tdxsim explore --search-id")
     .option('--json', "print this worker's report as JSON")
     .option('--quiet', 'nothing on stderr')

@@ -7,14 +7,14 @@
  * bulky keys. The summary is kept under the search's id for a day, so a coordinator that died and is run
  * again with the same command prints it.
  */
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import type { Scenario } from '../../scenario/schema.ts';
 import { Channels, type Bound, type ExploreBounds, type ExploreProgress, type ExploreResult, type Violation } from '../explore.ts';
 import { invariantsOf } from '../invariants/index.ts';
 import { modelOfScenario, type InvariantEntries } from '../share.ts';
 import { FRAME_ARRIVE, encodeFrame, fingerprintBytes } from './codec.ts';
 import { configJson, searchConfig } from './config.ts';
-import { connectRedis } from './connection.ts';
+import { connectRedis, type RedisClient } from './connection.ts';
 import { searchKeys, type SearchKeys } from './keys.ts';
 import { Scripts } from './scripts.ts';
 import { seedFrontier } from './seed.ts';
@@ -146,7 +146,7 @@ async function seed(req: RedisSearchRequest, scripts: Scripts, k: SearchKeys, wo
 
 const BOUNDS: Record<string, Bound> = { states: 'states', time: 'time', interrupted: 'interrupted' };
 
-async function summarise(redis: Redis, k: SearchKeys, req: RedisSearchRequest, why: string, attached: RedisSummary['attached'], elapsedMs: number): Promise<RedisExploreResult> {
+async function summarise(redis: RedisClient, k: SearchKeys, req: RedisSearchRequest, why: string, attached: RedisSummary['attached'], elapsedMs: number): Promise<RedisExploreResult> {
   const [states, stats, violationJson, workers, bytes] = await Promise.all([
     redis.hlen(k.seen),
     redis.hgetall(k.stats),
@@ -177,14 +177,17 @@ async function summarise(redis: Redis, k: SearchKeys, req: RedisSearchRequest, w
 }
 
 /** Drops the visited hash, the frontier and what entries left behind; the rest expires after `keep` s. */
-async function clearSearch(redis: Redis, k: SearchKeys, keep: number): Promise<void> {
+async function clearSearch(redis: RedisClient, k: SearchKeys, keep: number): Promise<void> {
   const leftovers: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${k.prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 1000);
-    cursor = next;
-    leftovers.push(...keys.filter((key) => /:(owner|snap|log):/.test(key.slice(k.prefix.length - 1))));
-  } while (cursor !== '0');
+  // SCAN walks one server; in a cluster the search's keys are all on the master serving its slot.
+  for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${k.prefix.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 1000);
+      cursor = next;
+      leftovers.push(...keys.filter((key) => /:(owner|snap|log):/.test(key.slice(k.prefix.length - 1))));
+    } while (cursor !== '0');
+  }
   await redis.del(k.seen, k.frontier, ...leftovers);
   for (const key of [k.config, k.stats, k.stop, k.violation, k.workers, k.idle, k.result]) await redis.expire(key, keep);
 }

@@ -8,7 +8,8 @@
  * worker that was thought dead (its lease expired, another took its entry over) and comes back cannot
  * write into what its successor now owns; it is told `lost` and drops the entry.
  */
-import type { Redis } from 'ioredis';
+import { createHash } from 'node:crypto';
+import type { RedisClient } from './connection.ts';
 
 /** KEYS: config, frontier. ARGV: config JSON. → 'created' | 'same' | the other config. */
 const CREATE = `
@@ -219,12 +220,13 @@ export type ScriptName = keyof typeof SOURCES;
 type Arg = string | number | Buffer;
 
 /**
- * Runs the scripts by SHA (EVALSHA), loading them on first use and again after NOSCRIPT (a restarted or
- * failed-over server has lost its script cache).
+ * Runs the scripts by SHA (EVALSHA), and by source (EVAL, which also caches it there) when the server
+ * answers NOSCRIPT: first use, a restarted or failed-over server, or in a Redis Cluster the node serving
+ * the search's slot, which is where both commands go (they are routed by their first key).
  */
 export class Scripts {
-  private readonly shas = new Map<ScriptName, string>();
-  constructor(private readonly redis: Redis) {}
+  private static readonly shas = new Map<ScriptName, string>(Object.entries(SOURCES).map(([name, source]) => [name as ScriptName, createHash('sha1').update(source).digest('hex')]));
+  constructor(private readonly redis: RedisClient) {}
 
   /** The reply with bulk strings as Buffers (claims, frames). */
   async buffer(name: ScriptName, keys: readonly string[], args: readonly Arg[]): Promise<unknown> {
@@ -237,25 +239,19 @@ export class Scripts {
   }
 
   private async run(name: ScriptName, keys: readonly string[], args: readonly Arg[], binary: boolean): Promise<unknown> {
-    for (let attempt = 0; ; attempt++) {
-      let sha = this.shas.get(name);
-      if (sha === undefined) {
-        sha = String(await this.redis.call('SCRIPT', 'LOAD', SOURCES[name]));
-        this.shas.set(name, sha);
-      }
+    const send = (...argv: [string, string, number, ...(string | number | Buffer)[]]) => (binary ? this.redis.callBuffer(...argv) : this.redis.call(...argv));
+    try {
       try {
-        const argv = ['EVALSHA', sha, keys.length, ...keys, ...args] as const;
-        return binary ? await this.redis.callBuffer(...argv) : await this.redis.call(...argv);
+        return await send('EVALSHA', Scripts.shas.get(name)!, keys.length, ...keys, ...args);
       } catch (e) {
-        if (attempt === 0 && e instanceof Error && e.message.startsWith('NOSCRIPT')) {
-          this.shas.delete(name);
-          continue;
-        }
-        // The server refusing (out of memory, no permission, a script error) is the operator's to fix: a
-        // message with the reason, exit 2, rather than a stack trace.
-        if (e instanceof Error && e.name === 'ReplyError') throw Object.assign(new Error(`Redis refused the search's ${name} script: ${e.message}`), { code: 'EREDIS' });
-        throw e;
+        if (!(e instanceof Error && e.message.startsWith('NOSCRIPT'))) throw e;
+        return await send('EVAL', SOURCES[name], keys.length, ...keys, ...args);
       }
+    } catch (e) {
+      // The server refusing (out of memory, no permission, a script error) is the operator's to fix: a
+      // message with the reason, exit 2, rather than a stack trace.
+      if (e instanceof Error && e.name === 'ReplyError') throw Object.assign(new Error(`Redis refused the search's ${name} script: ${e.message}`), { code: 'EREDIS' });
+      throw e;
     }
   }
 }

@@ -28,7 +28,6 @@
  *   waiting (or one when nothing is queued, so a worker that joins finds work).
  */
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
 import { enabledChoices, initialWorld, step } from '../../runtime/step.ts';
 import type { Model, World } from '../../runtime/world.ts';
 import { Channels, noSleep, type Violation } from '../explore.ts';
@@ -39,7 +38,7 @@ import { StateTable } from '../stateTable.ts';
 import { TransitionCache } from '../transitionCache.ts';
 import { FRAME_ARRIVE, FRAME_CLAIMED, NO_PARENT, decodeClaimReplies, decodeFrames, decodeLogRecord, encodeClaims, encodeFrame, type ClaimRecord } from './codec.ts';
 import { parseSearchConfig, type RedisSearchConfig } from './config.ts';
-import { connectRedis } from './connection.ts';
+import { connectRedis, type RedisClient } from './connection.ts';
 import { entryKeys, searchKeys, type SearchKeys } from './keys.ts';
 import { Scripts } from './scripts.ts';
 
@@ -179,7 +178,7 @@ type EntryEnd = { kind: 'done' } | { kind: 'lost' } | { kind: 'stop'; why: strin
 export class RedisWorker {
   readonly id: string;
   private readonly keys: SearchKeys;
-  private redis: Redis | null = null;
+  private redis: RedisClient | null = null;
   private scripts: Scripts | null = null;
   private config!: RedisSearchConfig;
   private model!: Model;
