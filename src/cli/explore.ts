@@ -12,6 +12,9 @@
 import { lastValueFrom, tap } from 'rxjs';
 import type { ExploreBounds, ExploreResult, LivenessSummary } from '../explore/explore.ts';
 import type { SampleResult } from '../explore/sample.ts';
+import { checkRedisUrl } from '../explore/redis/connection.ts';
+import type { RedisExploreResult } from '../explore/redis/coordinator.ts';
+import { checkSearchId } from '../explore/redis/keys.ts';
 import type { PolicyOverrides } from '../policies.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import { formatDelivery } from '../session/format.ts';
@@ -51,6 +54,13 @@ export interface ExploreCliOptions {
   signKey?: string;
   /** commander's negation of --no-non-progress: skip the non-progress check even where it applies. */
   nonProgress?: boolean;
+  /** Search through the Redis at this URL, with `tdxsim explore-worker` processes (src/cli/exploreWorker.ts). */
+  redis?: string;
+  searchId?: string;
+  /** With --redis: seed, watch and report, but leave the search to the workers. */
+  coordinateOnly?: boolean;
+  /** With --redis: seconds a worker may stay silent before its entry is taken over. */
+  lease?: number;
 }
 
 /** Flags that only mean something in some modes: naming one elsewhere is a mistake worth an error. */
@@ -59,6 +69,17 @@ function misplacedFlag(opts: ExploreCliOptions, mode: ExploreMode): string | nul
     for (const [flag, v] of [['--seed', opts.seed], ['--walks', opts.walks], ['--pct-depth', opts.pctDepth]] as const) if (v !== undefined) return `${flag} applies to --mode random or pct, not dfs`;
   }
   if (mode === 'random' && opts.pctDepth !== undefined) return '--pct-depth applies to --mode pct, not random';
+  return misplacedRedisFlag(opts, mode);
+}
+
+function misplacedRedisFlag(opts: ExploreCliOptions, mode: ExploreMode): string | null {
+  if (opts.redis === undefined) {
+    for (const [flag, v] of [['--search-id', opts.searchId], ['--coordinate-only', opts.coordinateOnly], ['--lease', opts.lease]] as const) if (v !== undefined) return `${flag} applies to a search through Redis (--redis)`;
+    return null;
+  }
+  if (opts.searchId === undefined) return '--redis needs --search-id NAME, the name workers join the search by';
+  if (mode !== 'dfs') return `--redis searches depth-first (--mode dfs), not by ${mode} walks`;
+  if (opts.workers !== undefined) return '--workers sets threads of one process; with --redis, start tdxsim explore-worker processes instead';
   return null;
 }
 
@@ -95,6 +116,9 @@ export async function exploreCommand(scenarioArg: string, opts: ExploreCliOption
     ...(opts.walks !== undefined ? { walks: opts.walks } : {}),
     ...(opts.pctDepth !== undefined ? { pctDepth: opts.pctDepth } : {}),
     ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+    ...(opts.redis !== undefined
+      ? { redis: { url: checkRedisUrl(opts.redis), searchId: checkSearchId(opts.searchId!), searchHere: opts.coordinateOnly !== true, ...(opts.lease !== undefined ? { leaseMs: opts.lease * 1000 } : {}) } }
+      : {}),
     ...(opts.maxDepth !== undefined ? { maxDepth: opts.maxDepth } : {}),
     ...(opts.maxStates !== undefined ? { maxStates: opts.maxStates } : {}),
     ...(opts.time !== undefined ? { timeSeconds: opts.time } : {}),
@@ -130,11 +154,11 @@ export async function exploreCommand(scenarioArg: string, opts: ExploreCliOption
 
 function headerLine(s: ExploreStart): string {
   const how = s.mode === 'dfs' ? 'depth-first' : `${s.mode === 'pct' ? `PCT walks, d = ${s.pctDepth}` : 'random walks'}, seed ${s.seed}, ${s.walks} walks`;
-  const on = s.workers > 1 ? `, ${s.workers} workers` : '';
+  const on = s.redis !== undefined ? `, through Redis at ${s.redis.url}, search ${s.redis.searchId}` : s.workers > 1 ? `, ${s.workers} workers` : '';
   return `# exploring ${s.scenario.name} (${how}${on}): invariants ${s.invariants.map((i) => i.name).join(', ')}; bounds depth ${s.bounds.maxDepth}, ${s.bounds.maxStates} states, ${s.bounds.maxMillis / 1000} s`;
 }
 
-const queueName = (s: ExploreStart) => (s.mode !== 'dfs' ? 'walks left' : s.workers > 1 ? 'frontier entries left' : 'on the stack');
+const queueName = (s: ExploreStart) => (s.mode !== 'dfs' ? 'walks left' : s.redis !== undefined ? 'frontier entries in Redis' : s.workers > 1 ? 'frontier entries left' : 'on the stack');
 
 /** The live reading: counts, rate, and how much of each bound is used. */
 function searchLine(p: { states: number; transitions: number; depth: number; maxDepth: number; queue: number; elapsedMs: number }, b: ExploreBounds, queue: string): string {
@@ -193,6 +217,7 @@ function report(start: ExploreStart, done: ExploreDone, file: string, signWith: 
     return code;
   }
   print(summary(r, start.workers, start.bounds));
+  if ('redis' in r) print(redisLine(r as RedisExploreResult));
   if ('liveness' in r && r.liveness) print(livenessLine(r.liveness));
   if (finding === null) return code;
   const found = `${finding.asFound.steps} steps, ${finding.asFound.preemptions} preemptions`;
@@ -214,6 +239,15 @@ function report(start: ExploreStart, done: ExploreDone, file: string, signWith: 
   return code;
 }
 
+/** Who did the work of a Redis search, and what was taken over. */
+function redisLine(r: RedisExploreResult): string {
+  const w = r.redis.workers;
+  const each = w.map((x) => `${x.worker}: ${thousands(x.newStates)} states first, ${x.entries} entries${x.takenOver > 0 ? ` (${x.takenOver} taken over)` : ''}`).join('; ');
+  const over = r.redis.takeovers === 0 ? 'no entry taken over' : `${r.redis.takeovers} ${r.redis.takeovers === 1 ? 'entry' : 'entries'} taken over from workers that stopped answering`;
+  const attached = r.redis.attached === 'finished' ? ' (the summary a coordinator before this one stored)' : r.redis.attached === 'running' ? ' (attached to a search already running)' : '';
+  return `# Redis search ${r.redis.searchId}${attached}: ${w.length} ${w.length === 1 ? 'worker' : 'workers'} (${each}); ${over}`;
+}
+
 function livenessLine(l: LivenessSummary): string {
   const graph = `state graph of ${l.states} states, ${l.edges} edges (${l.prunedEdges} of them pruned from the search by the sleep sets), ${(l.bytes / 2 ** 20).toFixed(1)} MiB, searched in ${(l.checkMs / 1000).toFixed(1)} s`;
   return `# non-progress: ${graph} — ${l.exhaustive ? 'exhaustive' : 'not exhaustive (the search stopped at a bound; only fully expanded states were looked at)'}${l.findings > 0 ? `, ${l.findings} component${l.findings === 1 ? '' : 's'} with a fair loop` : ''}`;
@@ -221,7 +255,7 @@ function livenessLine(l: LivenessSummary): string {
 
 /** The DFS line; a sampling line adds the walks, and names the mode and seed to rerun it. */
 function summary(r: ExploreResult | SampleResult, workers: number, b: ExploreBounds): string {
-  const on = workers > 1 ? ` (${workers} workers)` : '';
+  const on = 'redis' in r ? ` (through Redis)` : workers > 1 ? ` (${workers} workers)` : '';
   const rate = r.elapsedMs > 0 ? Math.round(r.states / (r.elapsedMs / 1000)) : r.states;
   const counts = `${r.states} states, ${r.transitions} transitions, max depth ${r.maxDepth}, ${r.terminals} end states, ${(r.elapsedMs / 1000).toFixed(1)} s, ${rate} states/s`;
   if (!('mode' in r)) {
@@ -242,6 +276,7 @@ function summaryJson(start: ExploreStart, r: ExploreResult | SampleResult, findi
     mode: start.mode,
     ...(start.mode !== 'dfs' ? { seed: start.seed, pctDepth: start.mode === 'pct' ? start.pctDepth : null } : {}),
     workers: start.workers,
+    ...('redis' in r ? { redis: (r as RedisExploreResult).redis } : {}),
     invariants: start.invariants.map((i) => (i.bound === undefined ? i.name : { name: i.name, bound: i.bound })),
     bounds: { maxDepth: start.bounds.maxDepth, maxStates: start.bounds.maxStates, timeSeconds: start.bounds.maxMillis / 1000 },
     verdict,

@@ -14,6 +14,7 @@ import { replayCommand, type ReplayCliOptions } from './replay.ts';
 import { runCommand } from './run.ts';
 import { EXPLORE_DEFAULTS, EXPLORE_MODES, exploreCommand, type ExploreCliOptions } from './explore.ts';
 import { parsePolicyOption, policiesCommand } from './policies.ts';
+import { exploreWorkerCommand, type ExploreWorkerCliOptions } from './exploreWorker.ts';
 import { invariantsCommand } from './invariants.ts';
 import { importCommand, type ImportCliOptions } from './import.ts';
 import { TRACE_FORMATS } from '../import/traceEvent.ts';
@@ -37,6 +38,20 @@ function seed32(flag: string) {
   return (v: string): number => {
     if (!/^\d+$/.test(v) || Number(v) > 0xffff_ffff) throw new InvalidArgumentError(`${flag} needs an integer from 0 to 4294967295, got "${v}"`);
     return Number(v);
+  };
+}
+
+/** A Redis worker leaves on Ctrl-C, and on SIGTERM, which is how Kubernetes and Slurm end a job's processes. */
+function onLeave(leave: () => void): () => void {
+  const handler = (signal: string) => {
+    process.stderr.write(`\n# ${signal}: handing back the entry this worker holds, then leaving\n`);
+    leave();
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+  return () => {
+    process.removeListener('SIGINT', handler);
+    process.removeListener('SIGTERM', handler);
   };
 }
 
@@ -100,11 +115,27 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--workers <n>', `worker threads sharing the search (default ${EXPLORE_DEFAULTS.workers}; this machine has ${availableParallelism()} cores)`, positiveInt('--workers'))
     .option('--sign-key <file>', 'sign the counterexample log with HMAC-SHA256 under the key in this file')
     .option('--pct-depth <d>', `pct: ordering constraints a bug may need, i.e. d − 1 priority change points per walk (default ${EXPLORE_DEFAULTS.pctDepth})`, positiveInt('--pct-depth'))
+    .option('--redis <url>', 'search through the Redis at this URL (redis://host:6379, or any node of a Redis Cluster) with tdxsim explore-worker processes on any machines; this process seeds, searches too and reports')
+    .option('--search-id <name>', 'with --redis: the name workers join the search by')
+    .option('--coordinate-only', 'with --redis: seed, watch and report, but leave the search to the workers')
+    .option('--lease <s>', 'with --redis: seconds a worker may stay silent before another takes over its share (default 30)', positiveInt('--lease'))
     .option('--json', 'print the summary (and the violation found) as one JSON document')
     .option('--quiet', 'no progress on stderr')
     .addHelpText('after', '\nExit codes: 0 exhaustive and no violation; 1 a violation (counterexample written); 2 bad input;\n3 no violation but not exhaustive (a bound stopped the search, or it sampled walks); 130 interrupted (Ctrl-C).')
     .action((scenario: string, o: ExploreCliOptions) => {
       code = settleLater(exploreCommand(scenario, o, { print, err: process.stderr, onInterrupt }));
+    });
+
+  program
+    .command('explore-worker')
+    .description('work on a search that runs through Redis (started by tdxsim explore --redis); join or leave at any time, exit when it ends')
+    .requiredOption('--redis <url>', 'the Redis the search runs through (redis://host:6379, or any node of a Redis Cluster)')
+    .requiredOption('--search-id <name>', "the search's name, as given to tdxsim explore --search-id")
+    .option('--json', "print this worker's report as JSON")
+    .option('--quiet', 'nothing on stderr')
+    .addHelpText('after', '\nExit codes: 0 the search ended (its verdict is the coordinator\'s to report); 2 bad input; 130 left before the end (Ctrl-C, SIGTERM).')
+    .action((o: ExploreWorkerCliOptions) => {
+      code = settleLater(exploreWorkerCommand(o, { print, err: process.stderr, onLeave }));
     });
 
   program

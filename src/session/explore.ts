@@ -11,6 +11,7 @@ import type { Lasso } from '../explore/liveness/lasso.ts';
 import { INVARIANTS, invariantNamed, invariantsOf, type Invariant } from '../explore/invariants/index.ts';
 import { countPreemptions, minimise, type MinimiseProgress } from '../explore/minimise.ts';
 import { exploreInWorkers } from '../explore/parallel.ts';
+import { exploreThroughRedis, type RedisSearchRequest } from '../explore/redis/coordinator.ts';
 import { PCT_DEPTH_DEFAULT, startSample, type SampleMode, type SampleResult } from '../explore/sample.ts';
 import type { PolicyOverrides } from '../policies.ts';
 import type { Model } from '../runtime/world.ts';
@@ -60,6 +61,11 @@ export interface ExploreSettings {
    * search's state graph; elsewhere it is left out, with a note in `start`). @default true
    */
   nonProgress?: boolean;
+  /**
+   * Search through Redis with workers on any number of machines (src/explore/redis/): this process
+   * coordinates, and searches too unless `searchHere` is false. Depth-first only.
+   */
+  redis?: Pick<RedisSearchRequest, 'url' | 'searchId' | 'searchHere' | 'leaseMs'>;
   /** A progress event every this many states (dfs) or walks (random, pct). @default 10000 / 1000 */
   progressEvery?: number;
   /**
@@ -81,6 +87,8 @@ export interface ExploreStart {
   walks: number;
   pctDepth: number;
   workers: number;
+  /** Searching through Redis: where, and the search's id. */
+  redis?: { url: string; searchId: string };
   /** What the search will not check and why (e.g. non-progress with walks or worker threads). */
   notes: string[];
 }
@@ -167,7 +175,8 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
     const model = modelFor(s);
     const mode = settings.mode ?? EXPLORE_DEFAULTS.mode;
     const workers = settings.workers ?? EXPLORE_DEFAULTS.workers;
-    const { invariants, notes } = withoutUncheckableLiveness(resolveInvariants(s, settings.invariants), settings.nonProgress !== false, mode, workers);
+    if (settings.redis !== undefined && mode !== 'dfs') throw new RangeError('--redis searches depth-first (--mode dfs), not by walks');
+    const { invariants, notes } = withoutUncheckableLiveness(resolveInvariants(s, settings.invariants), settings.nonProgress !== false, mode, workers, settings.redis !== undefined);
     const bounds: ExploreBounds = {
       maxDepth: settings.maxDepth ?? EXPLORE_DEFAULTS.maxDepth,
       maxStates: settings.maxStates ?? EXPLORE_DEFAULTS.maxStates,
@@ -176,7 +185,8 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
     const seed = settings.seed ?? EXPLORE_DEFAULTS.seed;
     const walks = settings.walks ?? EXPLORE_DEFAULTS.walks;
     const pctDepth = settings.pctDepth ?? EXPLORE_DEFAULTS.pctDepth;
-    subscriber.next({ type: 'start', scenario: s, model, invariants, bounds, mode, seed, walks, pctDepth, workers, notes });
+    const redis = settings.redis !== undefined ? { redis: { url: settings.redis.url, searchId: settings.redis.searchId } } : {};
+    subscriber.next({ type: 'start', scenario: s, model, invariants, bounds, mode, seed, walks, pctDepth, workers, ...redis, notes });
     const onProgress = (p: ExploreProgress) => subscriber.next({ type: 'progress', phase: 'search', bounds, ...p });
     let closed = false;
 
@@ -188,9 +198,16 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
       subscriber.complete();
     };
 
+    const names = settings.invariants === undefined ? s.invariants : invariants.map((i) => (i.bound === undefined ? i.name : { name: i.name, bound: i.bound }));
+    if (settings.redis !== undefined) {
+      exploreThroughRedis({ ...settings.redis, scenario: s, invariants: names, bounds }, { onProgress, ...(settings.signal !== undefined ? { signal: settings.signal } : {}) }).then(conclude, (e: unknown) => subscriber.error(e));
+      return () => {
+        closed = true;
+      };
+    }
+
     if (workers > 1) {
       const search = mode === 'dfs' ? { mode } : { mode, seed, walks, pctDepth };
-      const names = settings.invariants === undefined ? s.invariants : invariants.map((i) => (i.bound === undefined ? i.name : { name: i.name, bound: i.bound }));
       exploreInWorkers({ scenario: s, invariants: names, bounds, search, workers }, { onProgress, ...(settings.signal !== undefined ? { signal: settings.signal } : {}) }).then(conclude, (e: unknown) => subscriber.error(e));
       return () => {
         closed = true;
@@ -231,10 +248,10 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
  * The non-progress check needs the one-thread depth-first search's state graph (src/explore/liveness/); with
  * walks or worker threads, or when turned off, it is left out, and said so unless turned off.
  */
-function withoutUncheckableLiveness(invariants: Invariant[], wanted: boolean, mode: ExploreMode, workers: number): { invariants: Invariant[]; notes: string[] } {
+function withoutUncheckableLiveness(invariants: Invariant[], wanted: boolean, mode: ExploreMode, workers: number, redis: boolean): { invariants: Invariant[]; notes: string[] } {
   const liveness = invariants.filter((i) => i.liveness === true);
-  if (liveness.length === 0 || (wanted && mode === 'dfs' && workers === 1)) return { invariants, notes: [] };
-  const notes = wanted ? [`${liveness.map((i) => i.name).join(', ')} not checked: it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1)`] : [];
+  if (liveness.length === 0 || (wanted && mode === 'dfs' && workers === 1 && !redis)) return { invariants, notes: [] };
+  const notes = wanted ? [`${liveness.map((i) => i.name).join(', ')} not checked: it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1${redis ? ', not through Redis' : ''})`] : [];
   return { invariants: invariants.filter((i) => i.liveness !== true), notes };
 }
 
