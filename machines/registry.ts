@@ -80,7 +80,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
   // MMIO goes through ioremap()'s vmalloc addresses, memory through the kernel's direct map.
   const glaOf = (gpa: bigint) => (isDevice(gpa) ? VMALLOC_START + ((gpa & ~shared) & 0xfffffffn) : PAGE_OFFSET + (gpa & ~shared));
   const place = (ops: readonly Scenario['vcpus'][number]['program'][number][]): GuestOp[] =>
-    ops.map((op) => (op.op === 'hlt' || op.op === 'accept' || op.op === 'mapGpa' || op.op === 'out' ? op : ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp)));
+    ops.map((op) => (op.op === 'load' || op.op === 'store' ? ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp) : (op as GuestOp)));
   for (const v of vcpus) {
     const prologue = placeProgram(place(s.vcpus[v]!.veHandlerPrologue), VE_HANDLER_TEXT);
     actors.push({ id: `guest.vcpu${v}`, machine: guestVcpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue, veHandlerText: VE_HANDLER_TEXT, privateVe: s.vcpus[v]!.privateVe } });
@@ -135,6 +135,8 @@ export function actorsFor(s: Scenario): ActorSpec[] {
           attributes,
           configFlags: (gpaw === 52 ? TDX_CONFIG_FLAGS_MAX_GPAW : 0n) | TDX_CONFIG_FLAGS_NO_RBP_MOD,
           eptpControls: MTRR_TYPE_WRBACK | (BigInt(eptLevels(gpaw) - 1) << 3n),
+          // QEMU's KVM_CAP_MAX_VCPUS = its vCPU count, which KVM passes on as TD_PARAMS.max_vcpus.
+          maxVcpus: nv,
         },
       },
     });

@@ -5,7 +5,7 @@
  * as a JSON Schema (jsonSchema.ts) for editors. Descriptions (`describe`) are what an editor shows on hover.
  */
 import { z } from 'zod';
-import { GUEST_REGS } from '../../machines/guest/program.ts';
+import { GUEST_REGS, TDVMCALL_OUT_REGS, VP_INFO_OUT_REGS } from '../../machines/guest/program.ts';
 import { policiesSchema } from '../policies.ts';
 import { INVARIANTS, invariantNamed } from '../explore/invariants/index.ts';
 
@@ -48,6 +48,17 @@ const guestReg = z.enum(GUEST_REGS as [string, ...string[]]).default('rax').desc
 const gla = u64.optional().describe("linear address the guest's page tables map to gpa; default: the direct map");
 const gpa = u64.describe('guest physical address; in a TD the shared bit (47 or 51) selects the shared alias');
 
+const anyReg = z.enum(GUEST_REGS as [string, ...string[]]);
+const smallU32 = withJsonSchema(
+  u64.refine((n) => n <= 0xffffffffn, 'a 32-bit number').transform((n) => Number(n)),
+  { anyOf: [{ type: 'integer', minimum: 0, maximum: 0xffffffff }, HEX_STRING], description: 'a 32-bit number' },
+);
+const resultsOf = (regs: readonly string[], what: string) =>
+  z
+    .partialRecord(z.enum(regs as [string, ...string[]]), anyReg)
+    .default({})
+    .describe(`${what} output registers to copy into program registers afterwards, e.g. { r10: rax, r11: rbx }`);
+
 const guestOp = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('load'), gpa, gla, size: accessSize, reg: guestReg }).describe('a load of size bytes from gpa'),
   z.strictObject({ op: z.literal('store'), gpa, gla, size: accessSize, value: u64 }).describe('a store of size bytes of value to gpa'),
@@ -67,8 +78,33 @@ const guestOp = z.discriminatedUnion('op', [
     .describe('Linux tdx_map_gpa: TDG.VP.VMCALL<MapGPA> converting [gpa, gpa + size) to shared or back to private'),
   z.strictObject({ op: z.literal('hlt') }).describe('HLT: the vCPU stops here'),
   z
-    .strictObject({ op: z.literal('out'), port: ioPort, size: portSize, value: u64 })
-    .describe('out dx, al/ax/eax: a #VE in a TD that the guest turns into TDG.VP.VMCALL<Instruction.IO>; port 0x604 value 0x2000 is the q35 ACPI power-off'),
+    .strictObject({ op: z.literal('out'), port: ioPort, size: portSize, value: u64.optional(), reg: anyReg.optional().describe("send this register's low bytes instead of a constant") })
+    .describe('out dx, al/ax/eax of value (or of reg): a #VE in a TD that the guest turns into TDG.VP.VMCALL<Instruction.IO>; port 0x604 value 0x2000 is the q35 ACPI power-off'),
+  z
+    .strictObject({ op: z.literal('in'), port: ioPort, size: portSize, reg: guestReg.describe('the register IN writes (AL/AX/EAX of it)') })
+    .describe('in al/ax/eax, dx: a #VE in a TD; TDG.VP.VMCALL<Instruction.IO> with R13 = 0, the VMM answers and R11 lands in reg'),
+  z
+    .strictObject({
+      op: z.literal('tdvmcall'),
+      subfunction: smallU32.describe('R11: the GHCI sub-function (0x10000 GetTdVmCallInfo, 0x10001 MapGPA, 0x10002 GetQuote, 0x10003 ReportFatalError, 30 Instruction.IO, 48 #VE.RequestMMIO, …) or any other number'),
+      r10: u64.default(0n).describe('R10: 0 for a GHCI call; anything else is a KVM hypercall number'),
+      r12: u64.default(0n),
+      r13: u64.default(0n),
+      r14: u64.default(0n),
+      r15: u64.default(0n),
+      results: resultsOf(TDVMCALL_OUT_REGS, 'TDVMCALL'),
+    })
+    .describe('TDG.VP.VMCALL with the registers given, as the upstream selftests issue it (send a bad size, read R10 back)'),
+  z.strictObject({ op: z.literal('vpInfo'), results: resultsOf(VP_INFO_OUT_REGS, 'TDG.VP.INFO') }).describe('TDG.VP.INFO: GPAW, ATTRIBUTES, NUM/MAX_VCPUS, VCPU_INDEX'),
+  z
+    .strictObject({
+      op: z.literal('loop'),
+      to: atLeast(0, 'a program index').describe('index (from 0) of the first instruction of the body; must come before the loop'),
+      times: atLeast(1, 'at least one pass').optional().describe('run the body this many times in all'),
+      until: z.strictObject({ reg: anyReg, equals: u64 }).optional().describe('stop once reg holds this value (checked after each pass)'),
+    })
+    .describe('a backward branch: repeat program[to..here) times times and/or until a register holds a value'),
+  z.strictObject({ op: z.literal('check'), reg: anyReg, equals: u64 }).describe('a guest-side assertion: the run fails if reg does not hold equals'),
 ]);
 
 /** Instructions the #VE handler runs before TDG.VP.VEINFO.GET (loads and stores only). */
