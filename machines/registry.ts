@@ -21,6 +21,7 @@ import { tdxModuleMachine } from './tdxModule/tdxModule.ts';
 import { kvmVcpuMachine } from './kvm/kvmVcpu.ts';
 import { tdpMmuMachine } from './kvm/tdpMmu.ts';
 import { vmmMachine } from './vmm/vmm.ts';
+import { kthreadMachine } from './host/kthread.ts';
 
 /**
  * Host physical pages the model hands out. The values are arbitrary but fixed, so logs are comparable:
@@ -155,7 +156,17 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       build: td ? tdBuild(s, attributes) : [],
       mapGpaEagain: s.vmm.mapGpaEagain,
       gmemSlots: memslots.flatMap((m, slot) => (m.guestMemfd ? [slot] : [])),
+      kthreads: s.kthreads.length,
     },
+  });
+  // Playground threads come last, and only when a scenario has them, so other logs keep their actor order.
+  s.kthreads.forEach((k, t) => {
+    const program = k.program.map((st) => ({
+      seamcall: st.seamcall,
+      regs: { RCX: st.rcx, RDX: st.rdx ?? HOST_LAYOUT.tdrPa, R8: st.r8, R9: st.r9 },
+      expect: Object.fromEntries(Object.entries({ RAX: st.expect?.rax, RCX: st.expect?.rcx, RDX: st.expect?.rdx }).filter(([, v]) => v !== undefined)),
+    }));
+    actors.push({ id: `host.kthread${t}`, machine: kthreadMachine, input: { thread: t, program } });
   });
   return actors;
 }

@@ -67,6 +67,8 @@ export interface VmmInput {
   mapGpaEagain: number;
   /** Memslots backed by a guest_memfd (one file each). */
   gmemSlots: readonly number[];
+  /** Playground kthreads (host.kthreadN) to start once the TD is built. */
+  kthreads?: number;
 }
 
 export interface VmmContext {
@@ -88,6 +90,7 @@ export interface VmmContext {
   closing: readonly KvmFile[];
   /** Port writes nothing claimed (QEMU's unassigned I/O drops them). */
   unassignedPortWrites: number;
+  kthreads: number;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -185,6 +188,7 @@ export const vmmMachine = setup({
       enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null, hypercallRet: HYPERCALL_RET_EAGAIN }));
     }),
     startVcpus: enqueueActions(({ context, enqueue }) => {
+      for (let t = 0; t < context.kthreads; t++) enqueue.emit(out(`host.kthread${t}`, 'kthread', 'KTHREAD_START', { thread: t }));
       for (let v = 0; v < context.vcpus; v++) enqueue.emit(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
       enqueue.assign({ inKernel: context.inKernel.map(() => true) });
     }),
@@ -268,6 +272,7 @@ export const vmmMachine = setup({
     gmemSlots: input.gmemSlots,
     closing: [],
     unassignedPortWrites: 0,
+    kthreads: input.kthreads ?? 0,
   }),
   initial: 'starting',
   on: { '*': { actions: 'unexpected' } },

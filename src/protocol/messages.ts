@@ -129,6 +129,13 @@ export interface MessageCatalog {
     /** KVM_RUN returned -EINTR: a signal was pending before the next entry. */
     KVM_EXIT_INTR: { vcpu: number; exit_reason: number; ret: number };
   };
+  /**
+   * Userspace VMM → a playground kthread (host.kthreadN): start issuing its SEAMCALLs. The model's stand-in
+   * for however userspace triggers a test module (a debugfs write); sent once the TD is built.
+   */
+  kthread: {
+    KTHREAD_START: { thread: number };
+  };
   /** Userspace VMM → a vCPU thread: QEMU's qemu_cpu_kick (pthread_kill with SIG_IPI) to stop it for a pause. */
   signal: {
     SIG_IPI: { vcpu: number };

@@ -259,6 +259,7 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
   const td = s.vm.type === 'tdx';
   const shared = td ? sharedBit(s.vm.gpaw as 48 | 52) : 0n;
   if (!td && s.vm.attributes.length > 0) return { path: ['vm', 'attributes'], message: 'TD attributes apply to vm.type "tdx" only' };
+  if (!td && s.kthreads.length > 0) return { path: ['kthreads'], message: 'a playground kthread issues SEAMCALLs against a TD (vm.type "tdx")' };
   if (!td && s.image.length > 0) return { path: ['image'], message: 'an initial image is added with TDH.MEM.PAGE.ADD, which only a TD has (vm.type "tdx")' };
   for (const [j, m] of s.memslots.entries()) {
     if (m.gpa & shared) return { path: ['memslots', j, 'gpa'], message: `give memslots without the shared bit (${hex(shared)}): memslots never see it (§2)` };

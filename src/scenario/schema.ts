@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { GUEST_REGS, TDVMCALL_OUT_REGS, VP_INFO_OUT_REGS } from '../../machines/guest/program.ts';
 import { policiesSchema } from '../policies.ts';
 import { INVARIANTS, invariantNamed } from '../explore/invariants/index.ts';
+import { PLAYGROUND_SEAMCALLS } from '../../machines/host/kthread.ts';
+import { tdxStatusCode } from '../arch/tdxStatus.ts';
 
 const HEX_OR_DEC = /^(0[xX][0-9a-fA-F]+|[0-9]+)$/;
 
@@ -113,6 +115,33 @@ const prologueOp = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('store'), gpa, gla, size: accessSize, value: u64 }),
 ]);
 
+/** A TDX status: a number, or a name such as "TDX_EPT_ENTRY_STATE_INCORRECT|RCX" (tdxsim's display form). */
+const tdxStatus = withJsonSchema(
+  z.union([z.bigint(), z.number().int(), z.string()]).transform((v, ctx) => {
+    const code = typeof v === 'string' && !HEX_OR_DEC.test(v) ? tdxStatusCode(v) : BigInt(v);
+    if (code === null || code < 0n || code >= 1n << 64n) {
+      ctx.addIssue({ code: 'custom', message: `unknown TDX status ${JSON.stringify(v)}; write a number or a name such as "TDX_EPT_ENTRY_STATE_INCORRECT|RCX"` });
+      return z.NEVER;
+    }
+    return code;
+  }),
+  { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }], description: 'a TDX status: a number or a name such as "TDX_SUCCESS" or "TDX_EPT_WALK_FAILED|RCX"' },
+);
+
+const seamcallStep = z
+  .strictObject({
+    seamcall: z.enum(PLAYGROUND_SEAMCALLS).describe('the leaf (the memory-management SEAMCALLs)'),
+    rcx: u64.default(0n).describe('RCX: usually GPA | level (page_info)'),
+    rdx: u64.optional().describe("RDX: the TDR; default: the scenario's TD"),
+    r8: u64.default(0n).describe('R8: the new page (AUG, PAGE.ADD, SEPT.ADD, DEMOTE)'),
+    r9: u64.default(0n).describe('R9: the source page (PAGE.ADD)'),
+    expect: z
+      .strictObject({ rax: tdxStatus.optional(), rcx: u64.optional(), rdx: u64.optional() })
+      .optional()
+      .describe('what the module must answer; a difference fails the run'),
+  })
+  .describe('one raw SEAMCALL');
+
 export const TD_ATTRIBUTE_NAMES = ['SEPT_VE_DISABLE'] as const;
 
 const invariantName = withJsonSchema(
@@ -188,6 +217,10 @@ export const scenarioSchema = z
       )
       .min(1, 'at least one vCPU')
       .describe('one entry per vCPU'),
+    kthreads: z
+      .array(z.strictObject({ program: z.array(seamcallStep).min(1, 'a kthread needs at least one SEAMCALL') }))
+      .default([])
+      .describe('TD only: host-kernel test threads (host.kthreadN) that issue raw SEAMCALLs once the TD is built — the SEAMCALL playground'),
   })
   .describe('a tdxsim scenario: a VM, its memory and devices, and each vCPU\'s guest program (README "Scenarios")');
 
