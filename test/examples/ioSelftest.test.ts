@@ -110,9 +110,9 @@ describe('port I/O operands', () => {
   });
 });
 
-describe('TDG.VP.VMCALL<ReportFatalError>', () => {
+describe('examples/fatal-error: TDG.VP.VMCALL<ReportFatalError>', () => {
   const code = TDX_REPORT_FATAL_ERROR_GPA_VALID | 0x1234n;
-  const r = runScenario(td('fatal', [[{ op: 'tdvmcall', subfunction: 0x10003, r12: code, r13: 0x8000001000, r14: 0x6f6c6c6568, r15: 0x21 }, { op: 'hlt' }], [{ op: 'hlt' }]]));
+  const r = runExample('fatal-error');
   it('is KVM_EXIT_SYSTEM_EVENT of type TDX_FATAL (7) with the 16 GPRs in VCPU_REGS order', () => {
     const [e] = all<{ exit_reason: number; type: number; ndata: number; data: bigint[] }>(r, 'KVM_EXIT_SYSTEM_EVENT');
     expect(e!.from).toBe('kvm.vcpu0');
@@ -178,13 +178,9 @@ describe('TDG.VP.VMCALL<GetTdVmCallInfo>, GetQuote and sub-functions KVM does no
   });
 });
 
-describe('TDG.VP.INFO', () => {
-  const r = runScenario(
-    td('vp-info', [
-      [{ op: 'vpInfo', results: { rcx: 'rax', rdx: 'rbx', r8: 'rcx', r9: 'rdx', r10: 'rsi', r11: 'rdi' } }, { op: 'hlt' }],
-      [{ op: 'vpInfo', results: { r9: 'rdx', r8: 'rcx' } }, { op: 'hlt' }],
-    ]),
-  );
+describe('examples/vp-info: TDG.VP.INFO', () => {
+  const r = runExample('vp-info');
+  it('every check in the guests holds', () => expect(r.outcome.failures).toEqual([]));
   it('answers in the module: GPAW 48, ATTRIBUTES, NUM_VCPUS | MAX_VCPUS << 32, VCPU_INDEX, SYS.RD available', () => {
     expect(guestRegs(r, 0)).toEqual({ rax: 48n, rbx: TD_ATTR_SEPT_VE_DISABLE, rcx: 2n | (2n << 32n), rdx: 0n, rsi: 1n, rdi: 0n });
     expect(guestRegs(r, 1)).toMatchObject({ rcx: 2n | (2n << 32n), rdx: 1n });
