@@ -23,7 +23,9 @@
  * the instruction by the length VE_INFO gave.
  *
  * Port input (`in`) takes the same #VE path with R13 = 0; the VMM's answer comes back in R11 and lands
- * in the destination register the way IN writes AL/AX/EAX (8/16 bits merge, 32 bits zero-extend).
+ * in the destination register the way IN writes AL/AX/EAX (8/16 bits merge, 32 bits zero-extend), as
+ * handle_in does since the 2026 stable fixes; before them its mask was one bit too wide (GENMASK(8 ×
+ * size, 0)), which cleared bit 8 × size of RAX and kept RAX's upper half on IN EAX.
  *
  * A program may also issue a TDG.VP.VMCALL directly with the registers it chooses (`tdvmcall`, as the
  * upstream selftests' tdg_vp_vmcall_* helpers do) and read R10–R15 back, call TDG.VP.INFO (`vpInfo`),
