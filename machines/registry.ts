@@ -156,7 +156,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       build: td ? tdBuild(s, attributes) : [],
       mapGpaEagain: s.vmm.mapGpaEagain,
       gmemSlots: memslots.flatMap((m, slot) => (m.guestMemfd ? [slot] : [])),
-      kthreads: s.kthreads.length,
+      kthreads: s.kthreads.flatMap((k, t) => (k.start === 'runnable' ? [t] : [])),
     },
   });
   // Playground threads come last, and only when a scenario has them, so other logs keep their actor order.
@@ -166,7 +166,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       regs: { RCX: st.rcx, RDX: st.rdx ?? HOST_LAYOUT.tdrPa, R8: st.r8, R9: st.r9 },
       expect: Object.fromEntries(Object.entries({ RAX: st.expect?.rax, RCX: st.expect?.rcx, RDX: st.expect?.rdx }).filter(([, v]) => v !== undefined)),
     }));
-    actors.push({ id: `host.kthread${t}`, machine: kthreadMachine, input: { thread: t, program } });
+    actors.push({ id: `host.kthread${t}`, machine: kthreadMachine, input: { thread: t, program, duringBuild: k.start === 'initialized' } });
   });
   return actors;
 }
@@ -186,6 +186,10 @@ function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
       if (value !== 0n) steps.push({ kind: 'stageWord', pa: src + BigInt(off), value });
     }
     steps.push({ kind: 'initMemRegion', vcpu: 0, source: src, gpa: img.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
+  });
+  // Playground threads that want the TD INITIALIZED run here, one after the other, before FINALIZE.
+  s.kthreads.forEach((k, t) => {
+    if (k.start === 'initialized') steps.push({ kind: 'kthread', thread: t });
   });
   steps.push({ kind: 'finalize' });
   return steps;

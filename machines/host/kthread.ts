@@ -5,10 +5,14 @@
  * logged and replayable like any other. Nothing checks the registers before the module does; KVM's own
  * threads keep running meanwhile (the TD's vCPUs, its MMU), as they would beside a test module.
  *
+ * A thread may instead start during the build, while the TD is INITIALIZED (`start: initialized`): the
+ * VMM starts it after the image is added and waits for it before KVM_TDX_FINALIZE_VM, so the build-time
+ * leaves (TDH.MEM.PAGE.ADD, TDH.MR.EXTEND) can be tried too.
+ *
  * A step may say what it expects back (RAX, and RCX/RDX where the module reports the entry): a different
  * answer fails the run, naming the step, the leaf and both values (statuses by name, §4.7).
  */
-import { setup, assign, emit } from 'xstate';
+import { setup, assign, emit, enqueueActions } from 'xstate';
 import { out, type Gprs, type HostSeamcall, type MachineEvent, type Outgoing } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { tdxStatusName } from '../../src/arch/tdxStatus.ts';
@@ -41,6 +45,8 @@ export interface SeamcallStep {
 export interface KthreadInput {
   thread: number;
   program: readonly SeamcallStep[];
+  /** Started during the build: tell the VMM when done, so that it finalizes the TD only then. */
+  duringBuild: boolean;
 }
 
 export interface KthreadContext extends KthreadInput {
@@ -87,6 +93,10 @@ export const kthreadMachine = setup({
     }),
     record: assign({ answers: ({ context, event }) => [...context.answers, event.msg.payload as Gprs], pc: ({ context }) => context.pc + 1 }),
     noteMismatch: assign({ mismatch: ({ context, event }) => mismatchOf(context, event.msg.payload as Gprs) }),
+    /** A thread started during the build lets the VMM go on to KVM_TDX_FINALIZE_VM. */
+    reportDone: enqueueActions(({ context, enqueue }) => {
+      if (context.duringBuild) enqueue.emit(out('vmm', 'kthread', 'KTHREAD_DONE', { thread: context.thread }));
+    }),
     reportMismatch: emit(({ context }): Emitted => ({ type: 'tdxsim.failure', reason: 'playground expectation', detail: `host.kthread${context.thread}: ${context.mismatch}` })),
     unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
   },
@@ -114,7 +124,7 @@ export const kthreadMachine = setup({
         ]),
       ),
     },
-    failed: { entry: 'reportMismatch', type: 'final' },
-    done: { type: 'final' },
+    failed: { entry: ['reportMismatch', 'reportDone'], type: 'final' },
+    done: { type: 'final', entry: 'reportDone' },
   },
 });

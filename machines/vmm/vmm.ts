@@ -57,7 +57,9 @@ export type BuildStep =
   /** Write one word of the image into the VMM's staging page (its own memory, KeyID 0). */
   | { kind: 'stageWord'; pa: bigint; value: bigint }
   | { kind: 'initMemRegion'; vcpu: number; source: bigint; gpa: bigint; nrPages: number; flags: number }
-  | { kind: 'finalize' };
+  | { kind: 'finalize' }
+  /** Start a playground kthread while the TD is INITIALIZED and wait until it is done. */
+  | { kind: 'kthread'; thread: number };
 
 export interface VmmInput {
   vcpus: number;
@@ -68,7 +70,7 @@ export interface VmmInput {
   /** Memslots backed by a guest_memfd (one file each). */
   gmemSlots: readonly number[];
   /** Playground kthreads (host.kthreadN) to start once the TD is built. */
-  kthreads?: number;
+  kthreads?: readonly number[];
 }
 
 export interface VmmContext {
@@ -90,7 +92,7 @@ export interface VmmContext {
   closing: readonly KvmFile[];
   /** Port writes nothing claimed (QEMU's unassigned I/O drops them). */
   unassignedPortWrites: number;
-  kthreads: number;
+  kthreads: readonly number[];
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -139,6 +141,8 @@ export const vmmMachine = setup({
           return out(`kvm.vcpu${b.vcpu}`, 'ioctl', 'KVM_TDX_INIT_MEM_REGION', { vcpu: b.vcpu, source_addr: b.source, gpa: b.gpa, nr_pages: b.nrPages, flags: b.flags });
         case 'finalize':
           return out('kvm.vm', 'ioctl', 'KVM_TDX_FINALIZE_VM', {});
+        case 'kthread':
+          return out(`host.kthread${b.thread}`, 'kthread', 'KTHREAD_START', { thread: b.thread });
       }
     }),
     nextBuildStep: assign({ buildAt: ({ context }) => context.buildAt + 1 }),
@@ -188,7 +192,7 @@ export const vmmMachine = setup({
       enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null, hypercallRet: HYPERCALL_RET_EAGAIN }));
     }),
     startVcpus: enqueueActions(({ context, enqueue }) => {
-      for (let t = 0; t < context.kthreads; t++) enqueue.emit(out(`host.kthread${t}`, 'kthread', 'KTHREAD_START', { thread: t }));
+      for (const t of context.kthreads) enqueue.emit(out(`host.kthread${t}`, 'kthread', 'KTHREAD_START', { thread: t }));
       for (let v = 0; v < context.vcpus; v++) enqueue.emit(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
       enqueue.assign({ inKernel: context.inKernel.map(() => true) });
     }),
@@ -272,7 +276,7 @@ export const vmmMachine = setup({
     gmemSlots: input.gmemSlots,
     closing: [],
     unassignedPortWrites: 0,
-    kthreads: input.kthreads ?? 0,
+    kthreads: input.kthreads ?? [],
   }),
   initial: 'starting',
   on: { '*': { actions: 'unexpected' } },
@@ -282,7 +286,7 @@ export const vmmMachine = setup({
     building: {
       entry: 'issueBuildStep',
       on: Object.fromEntries(
-        ['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE'].map((name) => [
+        ['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE', 'KTHREAD_DONE'].map((name) => [
           name,
           [
             { guard: 'stepFailed', target: 'buildFailed', actions: 'buildFailed' },

@@ -130,11 +130,14 @@ export interface MessageCatalog {
     KVM_EXIT_INTR: { vcpu: number; exit_reason: number; ret: number };
   };
   /**
-   * Userspace VMM → a playground kthread (host.kthreadN): start issuing its SEAMCALLs. The model's stand-in
-   * for however userspace triggers a test module (a debugfs write); sent once the TD is built.
+   * Userspace VMM ↔ a playground kthread (host.kthreadN): start issuing its SEAMCALLs. The model's stand-in
+   * for however userspace triggers a test module (a debugfs write); sent once the TD is built, or during
+   * the build before KVM_TDX_FINALIZE_VM, which then waits for the thread's KTHREAD_DONE.
    */
   kthread: {
     KTHREAD_START: { thread: number };
+    /** A thread started during the build has made its last call: the VMM goes on (KVM_TDX_FINALIZE_VM). */
+    KTHREAD_DONE: { thread: number };
   };
   /** Userspace VMM → a vCPU thread: QEMU's qemu_cpu_kick (pthread_kill with SIG_IPI) to stop it for a pause. */
   signal: {

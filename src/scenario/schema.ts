@@ -218,7 +218,15 @@ export const scenarioSchema = z
       .min(1, 'at least one vCPU')
       .describe('one entry per vCPU'),
     kthreads: z
-      .array(z.strictObject({ program: z.array(seamcallStep).min(1, 'a kthread needs at least one SEAMCALL') }))
+      .array(
+        z.strictObject({
+          start: z
+            .enum(['runnable', 'initialized'])
+            .default('runnable')
+            .describe('runnable: once the TD is built, beside the vCPUs; initialized: during the build, after the image and before KVM_TDX_FINALIZE_VM, which waits for the thread'),
+          program: z.array(seamcallStep).min(1, 'a kthread needs at least one SEAMCALL'),
+        }),
+      )
       .default([])
       .describe('TD only: host-kernel test threads (host.kthreadN) that issue raw SEAMCALLs once the TD is built — the SEAMCALL playground'),
   })

@@ -20,6 +20,7 @@ import {
   TDX_GPA_RANGE_ALREADY_BLOCKED,
   TDX_GPA_RANGE_NOT_BLOCKED,
   TDX_TLB_TRACKING_NOT_DONE,
+  TDX_EPT_ENTRY_NOT_PRESENT,
   TDX_OPERAND_ID_RCX,
   tdxStatusName,
   tdxStatusCode,
@@ -195,5 +196,60 @@ describe('the playground against every (leaf, state) pair it can produce (docs/s
     // A refusal from the walk on reports the entry it judged: level | public state << 8.
     if ((want & 0xffffffffn) === BigInt(TDX_OPERAND_ID_RCX)) expect(got.regs.RDX).toBe(septLevelState(level, state));
     if (leaf === 'TDH.MEM.SEPT.RD') expect(got.regs.RDX).toBe(septLevelState(level, state));
+  });
+});
+
+describe('a playground thread during the build (start: initialized): the build-time leaves', () => {
+  const ADDED = 0x1c0300000n; // the page a PAGE.ADD hands over
+  const SOURCE = 0x140000000n; // the VMM's staging page, the copy's source
+  const base = [...upper, pde];
+  const add: Step & { r9: bigint } = { seamcall: 'TDH.MEM.PAGE.ADD', rcx: G, r8: ADDED, r9: SOURCE };
+  const aug: Step = { seamcall: 'TDH.MEM.PAGE.AUG', rcx: G, r8: PAGE_4K };
+  const setups: Partial<Record<SeptState, Step[]>> = {
+    FREE: base,
+    MAPPED: [...base, add],
+    BLOCKED: [...base, add, block(G)],
+    PENDING: [...base, aug],
+    PENDING_BLOCKED: [...base, aug, block(G)],
+  };
+  const rcx = BigInt(TDX_OPERAND_ID_RCX);
+  /** INITIALIZED: PAGE.ADD needs FREE; MR.EXTEND walks to a leaf (NOT_PRESENT|RCX short of one) and needs it MAPPED (else a bare NOT_PRESENT). */
+  const want: Record<string, Partial<Record<SeptState, bigint>>> = {
+    'TDH.MEM.PAGE.ADD': { FREE: TDX_SUCCESS, MAPPED: TDX_EPT_ENTRY_STATE_INCORRECT | rcx, BLOCKED: TDX_EPT_ENTRY_STATE_INCORRECT | rcx, PENDING: TDX_EPT_ENTRY_STATE_INCORRECT | rcx, PENDING_BLOCKED: TDX_EPT_ENTRY_STATE_INCORRECT | rcx },
+    'TDH.MR.EXTEND': { FREE: TDX_EPT_ENTRY_NOT_PRESENT | rcx, MAPPED: TDX_SUCCESS, BLOCKED: TDX_EPT_ENTRY_NOT_PRESENT, PENDING: TDX_EPT_ENTRY_NOT_PRESENT, PENDING_BLOCKED: TDX_EPT_ENTRY_NOT_PRESENT },
+    // Nothing runs yet, so removing needs neither BLOCK nor TRACK (§5a.2).
+    'TDH.MEM.PAGE.REMOVE': { FREE: TDX_EPT_ENTRY_STATE_INCORRECT | rcx, MAPPED: TDX_SUCCESS, BLOCKED: TDX_SUCCESS, PENDING: TDX_SUCCESS, PENDING_BLOCKED: TDX_SUCCESS },
+  };
+  const cases = Object.entries(want).flatMap(([leaf, byState]) => Object.entries(byState).map(([state, status]) => [leaf, state as SeptState, status] as const));
+  it.each(cases)('%s on %s', (leaf, state, status) => {
+    const call = { seamcall: leaf, rcx: G + (leaf === 'TDH.MR.EXTEND' ? 0x100n : 0n), r8: leaf === 'TDH.MEM.PAGE.ADD' ? 0x1c0400000n : 0n, r9: SOURCE, expect: { rax: status } };
+    const s = parseScenarioObject({
+      name: 'playground-build',
+      vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
+      memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+      vcpus: [{ program: [{ op: 'hlt' }] }],
+      kthreads: [{ start: 'initialized', program: [...setups[state]!.map((st) => ({ ...st, expect: { rax: 'TDX_SUCCESS' } })), call] }],
+    });
+    const r = runScenario(s);
+    expect(r.outcome.failures, `${leaf} on ${state}`).toEqual([]);
+    expect(tdxStatusName(kthreadReturns(r).at(-1)!.regs.RAX!)).toBe(tdxStatusName(status));
+    // The VMM waits for the thread, then finalizes; the vCPU runs only after that.
+    const seq = arrows(r);
+    expect(seq.indexOf('host.kthread0 → vmm KTHREAD_DONE')).toBeGreaterThan(seq.lastIndexOf('tdx → host.kthread0 ' + leaf));
+    expect(seq.indexOf('vmm → kvm.vm KVM_TDX_FINALIZE_VM')).toBeGreaterThan(seq.indexOf('host.kthread0 → vmm KTHREAD_DONE'));
+    expect(seq).toContain('vmm → kvm.vcpu0 KVM_RUN');
+  });
+  it('PAGE.ADD copies the source with the TD key and counts in MRTD; the TD then finalizes and runs', () => {
+    const s = parseScenarioObject({
+      name: 'playground-build-add',
+      vm: { type: 'tdx', gpaw: 48 },
+      memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+      vcpus: [{ program: [{ op: 'hlt' }] }],
+      kthreads: [{ start: 'initialized', program: [...base, add, { seamcall: 'TDH.MR.EXTEND', rcx: G, expect: { rax: 'TDX_SUCCESS' } }, { seamcall: 'TDH.MEM.SEPT.RD', rcx: G, expect: { rdx: septLevelState(0, 'MAPPED') } }] }],
+    });
+    const r = runScenario(s);
+    expect(r.outcome.failures).toEqual([]);
+    expect(arrows(r)).toContain('tdx → hw.mem MEM_COPY');
+    expect(arrows(r)).toContain('tdx → hw.mem MEM_HASH');
   });
 });
