@@ -23,6 +23,7 @@ import { tdxModuleMachine } from './tdxModule/tdxModule.ts';
 import { kvmVcpuMachine } from './kvm/kvmVcpu.ts';
 import { tdpMmuMachine } from './kvm/tdpMmu.ts';
 import { vmmMachine } from './vmm/vmm.ts';
+import { kthreadMachine } from './host/kthread.ts';
 
 /**
  * Host physical pages the model hands out. The values are arbitrary but fixed, so logs are comparable:
@@ -161,6 +162,8 @@ export function actorsFor(s: Scenario): ActorSpec[] {
           attributes,
           configFlags: (gpaw === 52 ? TDX_CONFIG_FLAGS_MAX_GPAW : 0n) | TDX_CONFIG_FLAGS_NO_RBP_MOD,
           eptpControls: MTRR_TYPE_WRBACK | (BigInt(eptLevels(gpaw) - 1) << 3n),
+          // QEMU's KVM_CAP_MAX_VCPUS = its vCPU count, which KVM passes on as TD_PARAMS.max_vcpus.
+          maxVcpus: nv,
         },
       },
     });
@@ -184,7 +187,17 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       msi: s.vmm.msi,
       nmi: s.vmm.nmi,
       gmemSlots: memslots.flatMap((m, slot) => (m.guestMemfd ? [slot] : [])),
+      kthreads: s.kthreads.flatMap((k, t) => (k.start === 'runnable' ? [t] : [])),
     },
+  });
+  // Playground threads come last, and only when a scenario has them, so other logs keep their actor order.
+  s.kthreads.forEach((k, t) => {
+    const program = k.program.map((st) => ({
+      seamcall: st.seamcall,
+      regs: { RCX: st.rcx, RDX: st.rdx ?? HOST_LAYOUT.tdrPa, R8: st.r8, R9: st.r9 },
+      expect: Object.fromEntries(Object.entries({ RAX: st.expect?.rax, RCX: st.expect?.rcx, RDX: st.expect?.rdx }).filter(([, v]) => v !== undefined)),
+    }));
+    actors.push({ id: `host.kthread${t}`, machine: kthreadMachine, input: { thread: t, program, duringBuild: k.start === 'initialized' } });
   });
   return actors;
 }
@@ -218,6 +231,10 @@ function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
       if (value !== 0n) steps.push({ op: 'stageWord', pa: src + BigInt(off), value });
     }
     steps.push({ op: 'initMemRegion', vcpu: 0, source: src, gpa: img.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
+  });
+  // Playground threads that want the TD INITIALIZED run here, one after the other, before FINALIZE.
+  s.kthreads.forEach((k, t) => {
+    if (k.start === 'initialized') steps.push({ op: 'kthread', thread: t });
   });
   steps.push({ op: 'finalize' });
   return steps;

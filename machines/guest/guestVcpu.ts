@@ -22,6 +22,16 @@
  * TDG.VP.VMCALL<Instruction.IO> (R12 size, R13 = 1 for out, R14 port, R15 value), then steps RIP past
  * the instruction by the length VE_INFO gave.
  *
+ * Port input (`in`) takes the same #VE path with R13 = 0; the VMM's answer comes back in R11 and lands
+ * in the destination register the way IN writes AL/AX/EAX (8/16 bits merge, 32 bits zero-extend), as
+ * handle_in does since the 2026 stable fixes; before them its mask was one bit too wide (GENMASK(8 ×
+ * size, 0)), which cleared bit 8 × size of RAX and kept RAX's upper half on IN EAX.
+ *
+ * A program may also issue a TDG.VP.VMCALL directly with the registers it chooses (`tdvmcall`, as the
+ * upstream selftests' tdg_vp_vmcall_* helpers do) and read R10–R15 back, call TDG.VP.INFO (`vpInfo`),
+ * branch back (`loop`, counted or until a register holds a value) and assert a register's value
+ * (`check`): a mismatch fails the run with the RIP and both values, as a selftest's guest assertion does.
+ *
  * Every TDCALL is executed on the vCPU's CPU (hw.cpu), which may take a host interrupt at that boundary
  * instead; the entry after such an exit carries no TDCALL outputs, and the guest issues the TDCALL again.
  * An ended program spins on `jmp .` so that a host IPI can still force the vCPU out of guest mode.
@@ -31,15 +41,34 @@
  */
 import { hltInterruptBlockedFlag, interruptHandlerMessages, nmiHandlerIret } from './interrupts.ts';
 import { setup, assign, emit, enqueueActions, and } from 'xstate';
-import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs } from '../../src/protocol/messages.ts';
+import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type NameOf } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { TDG_MEM_PAGE_ACCEPT, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
+import { TDG_MEM_PAGE_ACCEPT, TDG_VP_INFO, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_SUBFUNCTION_NAMES, tdvmcallMessageName, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
 import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_IO_INSTRUCTION, DF_VECTOR, decodeIoExitQualification } from '../../src/arch/vmx.ts';
 import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, PAGE_SIZE, TDX_PS_4K } from '../../src/arch/gpa.ts';
 import { hex } from '../../src/arch/hex.ts';
 import { movToReg, sizeMask, TDCALL_LENGTH, type GuestOp, type GuestReg, type PlacedInsn, type UnsafeContext } from './program.ts';
 import { guestPte, PTE_PFN_MASK } from './guestKernel.ts';
+
+type Insn<O extends GuestOp['op']> = Extract<PlacedInsn, { op: O }>;
+
+/** Sub-functions a program may issue with `tdvmcall`: every GHCI one whose KVM side the model has. */
+export const PROGRAM_TDVMCALLS: readonly NameOf<'tdcall'>[] = [
+  'TDG.VP.VMCALL<GetTdVmCallInfo>',
+  'TDG.VP.VMCALL<MapGPA>',
+  'TDG.VP.VMCALL<GetQuote>',
+  'TDG.VP.VMCALL<ReportFatalError>',
+  'TDG.VP.VMCALL<SetupEventNotifyInterrupt>',
+  'TDG.VP.VMCALL<Instruction.HLT>',
+  'TDG.VP.VMCALL<Instruction.IO>',
+  'TDG.VP.VMCALL<#VE.RequestMMIO>',
+];
+
+/** The message name of a TDVMCALL with this R11: its GHCI name, or the bare leaf for a number GHCI does not define. */
+export function tdvmcallTdcallName(subfn: number): NameOf<'tdcall'> {
+  return TDVMCALL_SUBFUNCTION_NAMES[subfn] === undefined ? 'TDG.VP.VMCALL' : (tdvmcallMessageName(subfn) as NameOf<'tdcall'>);
+}
 
 export interface GuestVcpuInput {
   vcpu: number;
@@ -139,6 +168,8 @@ export interface GuestVcpuContext {
   interrupts: readonly number[];
   /** NMIs the NMI handler took. */
   nmis: number;
+  /** Passes a counted `loop` has sent back so far, by the loop's program index (absent: none yet). */
+  loopCounts: Readonly<Record<number, number>>;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -174,8 +205,29 @@ function accessMessage(c: GuestVcpuContext, i: PlacedInsn): Outgoing {
   if (i.op === 'hlt') return out(`hw.cpu${c.vcpu}`, 'insn', 'HLT', { vcpu: c.vcpu, rip: i.rip });
   if (i.op === 'sti') return out(`hw.cpu${c.vcpu}`, 'insn', 'STI', { vcpu: c.vcpu, rip: i.rip });
   if (i.op === 'cli') return out(`hw.cpu${c.vcpu}`, 'insn', 'CLI', { vcpu: c.vcpu, rip: i.rip });
-  if (i.op === 'out') return out(`hw.cpu${c.vcpu}`, 'insn', 'OUT', { vcpu: c.vcpu, rip: i.rip, port: i.port, size: i.size, value: i.value, length: i.length });
+  if (i.op === 'out') return out(`hw.cpu${c.vcpu}`, 'insn', 'OUT', { vcpu: c.vcpu, rip: i.rip, port: i.port, size: i.size, value: outValue(c, i), length: i.length });
+  if (i.op === 'in') return out(`hw.cpu${c.vcpu}`, 'insn', 'IN', { vcpu: c.vcpu, rip: i.rip, port: i.port, size: i.size, length: i.length });
   throw new Error(`model bug: ${i.op} is not a memory instruction`);
+}
+
+/** OUT's operand: the constant, or the low bytes of the register (AL/AX/EAX) when the program names one. */
+function outValue(c: GuestVcpuContext, i: Insn<'out'>): bigint {
+  return (i.reg !== undefined ? c.regs[i.reg] : i.value!) & sizeMask(i.size);
+}
+
+/** Copy named output registers of a TDCALL into program registers (64-bit moves). */
+function copyResults(regs: Record<GuestReg, bigint>, results: Readonly<Partial<Record<string, GuestReg>>>, out: Gprs): Record<GuestReg, bigint> {
+  const next = { ...regs };
+  for (const [from, to] of Object.entries(results)) {
+    if (to !== undefined) next[to] = out[from.toUpperCase() as keyof Gprs] ?? 0n;
+  }
+  return next;
+}
+
+/** A `loop` is taken while its count is short of `times` and its `until` value is not yet in the register. */
+function loopTaken(c: GuestVcpuContext, i: Insn<'loop'>): boolean {
+  if (i.until !== undefined && c.regs[i.until.reg] === i.until.equals) return false;
+  return i.times === undefined || (c.loopCounts[c.pc] ?? 0) + 1 < i.times;
 }
 
 function retireInto(regs: Record<GuestReg, bigint>, i: PlacedInsn, value: bigint | null): Record<GuestReg, bigint> {
@@ -250,6 +302,15 @@ export const guestVcpuMachine = setup({
     atHlt: ({ context }) => cur(context)?.op === 'hlt',
     atAccept: ({ context }) => cur(context)?.op === 'accept',
     atMapGpa: ({ context }) => cur(context)?.op === 'mapGpa',
+    atTdvmcall: ({ context }) => cur(context)?.op === 'tdvmcall',
+    atVpInfo: ({ context }) => cur(context)?.op === 'vpInfo',
+    atLoop: ({ context }) => cur(context)?.op === 'loop',
+    loopTaken: ({ context }) => loopTaken(context, cur(context) as Insn<'loop'>),
+    atCheck: ({ context }) => cur(context)?.op === 'check',
+    checkFails: ({ context }) => {
+      const i = cur(context) as Insn<'check'>;
+      return context.regs[i.reg] !== i.equals;
+    },
     /** The entry follows a host interrupt taken before the TDCALL ran, not the TDCALL's own exit. */
     safeHalt: ({ context }) => hltInterruptBlockedFlag(cur(context)!) === 0n,
     interruptedBeforeTdcall: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn === null,
@@ -488,16 +549,55 @@ export const guestVcpuMachine = setup({
     /** handle_io: size, direction and port come from the exit qualification VE_INFO holds; OUT's value from the register. */
     requestIo: emit(({ context }) => {
       const io = decodeIoExitQualification(context.ve!.exitQualification);
-      const i = cur(context)! as Extract<GuestOp, { op: 'out' }>;
+      const i = cur(context)! as Insn<'out' | 'in'>;
       return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.IO>', tdvmcall(context, handlerTdcallRip(context), TDVMCALL_INSTRUCTION_IO, {
         R12: BigInt(io.size),
         R13: io.isIn ? 0n : 1n,
         R14: BigInt(io.port),
-        R15: i.value & sizeMask(io.size),
+        R15: i.op === 'out' ? outValue(context, i) & sizeMask(io.size) : 0n,
       }));
     }),
-    /** RIP += ve->instr_len. */
-    completeIo: assign({ pc: ({ context }) => context.pc + 1, ve: () => null }),
+    /** handle_in writes R11's low bytes into AL/AX/EAX; then RIP += ve->instr_len. */
+    completeIo: assign(({ context, event }) => {
+      const i = cur(context)!;
+      const ret = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!;
+      const regs = i.op === 'in' ? { ...context.regs, [i.reg]: movToReg(context.regs[i.reg], i.size, ret.R11 ?? 0n) } : context.regs;
+      return { regs, pc: context.pc + 1, ve: null };
+    }),
+    /** The TDVMCALL exactly as the program gives it: Linux's RCX mask, R10–R15 as written. */
+    rawTdvmcall: emit(({ context }) => {
+      const i = cur(context) as Insn<'tdvmcall'>;
+      const regs = { ...tdvmcall(context, i.rip, i.subfunction, { R12: i.r12, R13: i.r13, R14: i.r14, R15: i.r15 }), R10: i.r10 };
+      return out(hw(context), 'tdcall', tdvmcallTdcallName(i.subfunction), regs);
+    }),
+    /** The TDVMCALL returned: copy the outputs the program asked for, RIP moves on. */
+    tdvmcallReturned: assign(({ context, event }) => {
+      const i = cur(context) as Insn<'tdvmcall'>;
+      const ret = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!;
+      return { regs: copyResults(context.regs, i.results, ret), pc: context.pc + 1 };
+    }),
+    vpInfoTdcall: emit(({ context }) => out(hw(context), 'tdcall', 'TDG.VP.INFO', { vcpu: context.vcpu, rip: cur(context)!.rip, RAX: BigInt(TDG_VP_INFO) })),
+    vpInfoReturned: assign(({ context, event }) => {
+      const i = cur(context) as Insn<'vpInfo'>;
+      return { regs: copyResults(context.regs, i.results, payloadOf(event, 'tdcall-return', 'TDG.VP.INFO')), pc: context.pc + 1 };
+    }),
+    loopBack: assign(({ context }) => {
+      const i = cur(context) as Insn<'loop'>;
+      return { loopCounts: { ...context.loopCounts, [context.pc]: (context.loopCounts[context.pc] ?? 0) + 1 }, pc: i.to };
+    }),
+    /** The loop falls through; a later pass over it counts afresh, as an outer loop re-running it would. */
+    loopDone: assign(({ context }) => {
+      const counts = { ...context.loopCounts };
+      delete counts[context.pc];
+      return { loopCounts: counts, pc: context.pc + 1 };
+    }),
+    failCheck: assign({
+      panic: ({ context }) => {
+        const i = cur(context) as Insn<'check'>;
+        return `check at RIP ${hex(i.rip)} failed: ${i.reg} = ${hex(context.regs[i.reg])}, expected ${hex(i.equals)}`;
+      },
+    }),
+    reportAssertion: emit(({ context }): Emitted => ({ type: 'tdxsim.failure', reason: 'guest assertion', detail: `guest.vcpu${context.vcpu}: ${context.panic}` })),
     panicIo: assign({ panic: () => 'port I/O emulation failed: TDG.VP.VMCALL<Instruction.IO> returned an error (#VE handler fails, the kernel dies)' }),
     /** The VMM's answer is in R11 (§6.i 13): write the destination register, advance RIP. */
     completeMmio: assign(({ context, event }) => {
@@ -552,6 +652,7 @@ export const guestVcpuMachine = setup({
     warning: null,
     interrupts: [],
     nmis: 0,
+    loopCounts: {},
   }),
   initial: 'notEntered',
   on: {
@@ -576,6 +677,13 @@ export const guestVcpuMachine = setup({
         { guard: and(['atHlt', 'isTd']), target: 'haltingTd' },
         { guard: 'atAccept', target: 'accepting', actions: 'beginAccept' },
         { guard: 'atMapGpa', target: 'mappingGpa', actions: 'beginMapGpa' },
+        { guard: 'atTdvmcall', target: 'callingTdvmcall' },
+        { guard: 'atVpInfo', target: 'gettingVpInfo' },
+        // A compare-and-branch runs inside the CPU without anything another actor can see.
+        { guard: and(['atLoop', 'loopTaken']), target: 'dispatching', reenter: true, actions: 'loopBack' },
+        { guard: 'atLoop', target: 'dispatching', reenter: true, actions: 'loopDone' },
+        { guard: and(['atCheck', 'checkFails']), target: 'assertionFailed', actions: 'failCheck' },
+        { guard: 'atCheck', target: 'dispatching', reenter: true, actions: 'advance' },
         { guard: 'atHlt', target: 'haltingVmx' },
         { target: 'executing' },
       ],
@@ -811,6 +919,26 @@ export const guestVcpuMachine = setup({
         ],
       },
     },
+    /** A TDVMCALL as the program wrote it: a TD exit; the next entry returns from it. */
+    callingTdvmcall: {
+      entry: 'rawTdvmcall',
+      on: {
+        VMRESUME: [
+          { guard: 'interruptedBeforeTdcall', target: 'callingTdvmcall', reenter: true },
+          { target: 'dispatching', actions: 'tdvmcallReturned' },
+        ],
+      },
+    },
+    /** TDG.VP.INFO completes inside the module, without a TD exit. */
+    gettingVpInfo: {
+      entry: 'vpInfoTdcall',
+      on: {
+        'TDG.VP.INFO': { target: 'dispatching', actions: 'vpInfoReturned' },
+        VMRESUME: { target: 'gettingVpInfo', reenter: true },
+      },
+    },
+    /** A program's `check` found another value: the run fails here. */
+    assertionFailed: { entry: 'reportAssertion', type: 'final' },
     /** A TD's ended program spins (`jmp .`) in guest mode; an interrupt exit and the next entry resume the spin. */
     programEnded: {
       always: { guard: 'isTd', target: 'spinning' },

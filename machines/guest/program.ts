@@ -10,6 +10,12 @@ export type AccessSize = 1 | 2 | 4 | 8;
 /** Guest contexts in which a #VE cannot be handled (Documentation/arch/x86/tdx.rst, "#VE on memory accesses"). */
 export type UnsafeContext = 'syscall-gap' | 'nmi-entry';
 export const UNSAFE_CONTEXTS: readonly UnsafeContext[] = ['syscall-gap', 'nmi-entry'];
+/** TDVMCALL output registers a program can copy into its own registers after the call. */
+export type TdvmcallOutReg = 'r10' | 'r11' | 'r12' | 'r13' | 'r14' | 'r15';
+export const TDVMCALL_OUT_REGS: readonly TdvmcallOutReg[] = ['r10', 'r11', 'r12', 'r13', 'r14', 'r15'];
+/** TDG.VP.INFO output registers (§4.2). */
+export type VpInfoOutReg = 'rcx' | 'rdx' | 'r8' | 'r9' | 'r10' | 'r11';
+export const VP_INFO_OUT_REGS: readonly VpInfoOutReg[] = ['rcx', 'rdx', 'r8', 'r9', 'r10', 'r11'];
 
 export type GuestOp =
   /** `paged`: `gla` is translated through the guest page tables, and the PTE decides the GPA (and its shared bit). */
@@ -45,8 +51,24 @@ export type GuestOp =
   /** RFLAGS.IF = 1 / 0 (FB / FA). */
   | { op: 'sti' }
   | { op: 'cli' }
-  /** `out dx, al/ax/eax` (§5c.3: a #VE in a TD). */
-  | { op: 'out'; port: number; size: 1 | 2 | 4; value: bigint };
+  /** `out dx, al/ax/eax` (§5c.3: a #VE in a TD) of a constant, or of a register's low bytes when `reg` is given. */
+  | { op: 'out'; port: number; size: 1 | 2 | 4; value?: bigint; reg?: GuestReg }
+  /** `in al/ax/eax, dx`: the #VE handler's TDG.VP.VMCALL<Instruction.IO> with R13 = 0; R11 lands in `reg` as IN does. */
+  | { op: 'in'; port: number; size: 1 | 2 | 4; reg: GuestReg }
+  /**
+   * A TDG.VP.VMCALL issued directly with the registers given (a selftest's tdg_vp_vmcall_*): R10 (0 = GHCI),
+   * R11 the sub-function, R12–R15; `results` copies output registers into program registers afterwards.
+   */
+  | { op: 'tdvmcall'; subfunction: number; r10: bigint; r12: bigint; r13: bigint; r14: bigint; r15: bigint; results: Partial<Record<TdvmcallOutReg, GuestReg>> }
+  /** TDG.VP.INFO; `results` copies RCX, RDX, R8–R11 into program registers. */
+  | { op: 'vpInfo'; results: Partial<Record<VpInfoOutReg, GuestReg>> }
+  /**
+   * A backward branch to instruction `to` (program index): taken until the body has run `times` times, or
+   * until `until.reg` holds `until.equals` (checked after each pass), whichever comes first.
+   */
+  | { op: 'loop'; to: number; times?: number; until?: { reg: GuestReg; equals: bigint } }
+  /** A guest-side assertion: `reg` must hold `equals`, or the run fails naming the RIP and both values. */
+  | { op: 'check'; reg: GuestReg; equals: bigint };
 
 export type PlacedInsn = GuestOp & { rip: bigint; length: number };
 
@@ -60,14 +82,21 @@ export const CALL_REL32_LENGTH = 5;
 export const TDCALL_LENGTH = 4;
 
 /**
+ * `check` and `loop` are laid out as `cmp reg, imm32` (REX.W 81 /7 id, 7 bytes) and a `jne rel8` (2 bytes);
+ * a counted loop keeps its count where the model can see it rather than in a register.
+ */
+export const COMPARE_BRANCH_LENGTH = 9;
+
+/**
  * Encoded length of `mov reg, [rdi]` / `mov [rdi], reg` at each width: 8A/8B/89 + ModRM = 2 bytes,
  * plus a 0x66 operand-size prefix for 16-bit or a REX.W prefix for 64-bit; HLT is F4.
  */
 export function insnLength(op: GuestOp): number {
   if (op.op === 'hlt' || op.op === 'sti' || op.op === 'cli') return 1;
-  // OUT DX, AL is EE, OUT DX, EAX is EF, OUT DX, AX is 66 EF.
-  if (op.op === 'out') return op.size === 2 ? 2 : 1;
-  if (op.op === 'accept' || op.op === 'mapGpa') return TDCALL_LENGTH;
+  // OUT DX, AL is EE, OUT DX, EAX is EF, OUT DX, AX is 66 EF; IN AL, DX is EC, IN EAX, DX is ED, IN AX, DX is 66 ED.
+  if (op.op === 'out' || op.op === 'in') return op.size === 2 ? 2 : 1;
+  if (op.op === 'accept' || op.op === 'mapGpa' || op.op === 'tdvmcall' || op.op === 'vpInfo') return TDCALL_LENGTH;
+  if (op.op === 'check' || op.op === 'loop') return COMPARE_BRANCH_LENGTH;
   // A call of the kernel function: E8 rel32.
   if (op.op === 'acceptMemory' || op.op === 'setMemoryEncrypted' || op.op === 'setMemoryDecrypted') return CALL_REL32_LENGTH;
   if (op.op === 'enterContext' || op.op === 'leaveContext') return 0;

@@ -120,7 +120,20 @@ type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 
 const guest = (c: CpuContext) => `guest.vcpu${c.vcpu}`;
 /** Every TDCALL leaf and TDVMCALL the guest can issue (the `tdcall` kind of the catalogue). */
-const TDCALLS = ['TDG.VP.VEINFO.GET', 'TDG.MEM.PAGE.ACCEPT', 'TDG.VP.VMCALL<#VE.RequestMMIO>', 'TDG.VP.VMCALL<Instruction.HLT>', 'TDG.VP.VMCALL<MapGPA>', 'TDG.VP.VMCALL<Instruction.IO>'] as const satisfies readonly NameOf<'tdcall'>[];
+const TDCALLS = [
+  'TDG.VP.VEINFO.GET',
+  'TDG.MEM.PAGE.ACCEPT',
+  'TDG.VP.INFO',
+  'TDG.VP.VMCALL',
+  'TDG.VP.VMCALL<#VE.RequestMMIO>',
+  'TDG.VP.VMCALL<Instruction.HLT>',
+  'TDG.VP.VMCALL<MapGPA>',
+  'TDG.VP.VMCALL<Instruction.IO>',
+  'TDG.VP.VMCALL<ReportFatalError>',
+  'TDG.VP.VMCALL<GetTdVmCallInfo>',
+  'TDG.VP.VMCALL<GetQuote>',
+  'TDG.VP.VMCALL<SetupEventNotifyInterrupt>',
+] as const satisfies readonly NameOf<'tdcall'>[];
 /** Compile-time check that the list names every TDCALL of the catalogue. */
 const TDCALLS_COMPLETE: [Exclude<NameOf<'tdcall'>, (typeof TDCALLS)[number]>] extends [never] ? true : never = true;
 void TDCALLS_COMPLETE;
@@ -289,11 +302,11 @@ export const cpuMachine = setup({
     ),
     /** Port I/O exits unconditionally in a TD (the module turns it into a #VE, §5c.3). */
     exitIo: emit(({ context, event }) => {
-      const i = payloadOf(event, 'insn', 'OUT');
+      const i = payloadOf(event, 'insn', event.type as 'OUT' | 'IN');
       return out(exitTarget(context), 'vm-exit', 'IO_INSTRUCTION', {
         vcpu: context.vcpu,
         exitReason: EXIT_REASON_IO_INSTRUCTION,
-        exitQualification: ioExitQualification(i.port, i.size, false),
+        exitQualification: ioExitQualification(i.port, i.size, event.type === 'IN'),
         rip: i.rip,
         insnLength: i.length,
       });
@@ -452,6 +465,7 @@ export const cpuMachine = setup({
         HLT: atBoundary([{ actions: 'exitHlt' }]),
         SPIN: atBoundary([{ actions: 'startSpin' }]),
         OUT: atBoundary([{ actions: 'exitIo' }]),
+        IN: atBoundary([{ actions: 'exitIo' }]),
         STI: atBoundary([{ actions: 'setIf' }]),
         CLI: atBoundary([{ actions: 'setIf' }]),
         // The handler runs with IF = 0: its EOI and IRET are never interrupted.

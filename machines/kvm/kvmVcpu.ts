@@ -85,7 +85,7 @@ export interface ExitInfo {
   intrInfo: number;
   /** VMX only: the instruction KVM fetched and decoded at RIP. */
   insn: DecodedInsn | null;
-  /** TD TDCALL exits: R10–R15 as the guest exposed them. */
+  /** TD TDCALL exits: RCX (the guest's exposure bitmap) and R10–R15 as the guest exposed them. */
   gprs: Gprs | null;
 }
 
@@ -134,6 +134,10 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   loaded: boolean;
   /** A port OUT handed to the VMM as KVM_EXIT_IO, completed by the next KVM_RUN (tdx_complete_pio_out). */
   pioOut: boolean;
+  /** The size of a port IN handed to the VMM as KVM_EXIT_IO; the next KVM_RUN brings its data (tdx_complete_pio_in). */
+  pioIn: number | null;
+  /** The TDVMCALL a KVM_EXIT_TDX handed to userspace; the next KVM_RUN completes it from run->tdx. */
+  tdxExit: { nr: number } | null;
   /** tdx_vcpu_free: the control pages still to reclaim (TDCX pages, then the TDVPR) and the first error. */
   freeing: { pages: readonly bigint[]; at: number; err: bigint } | null;
   /** Progress of a KVM_TDX_INIT_VCPU (TDCX pages added) or KVM_TDX_INIT_MEM_REGION (page, 256-byte chunk). */
@@ -242,6 +246,8 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     tlbFlushPending: false,
     loaded: false,
     pioOut: false,
+    pioIn: null,
+    tdxExit: null,
     freeing: null,
     build: { tdcxAdded: 0, region: null },
     frozen: null,
@@ -282,6 +288,8 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
         KVM_RUN: [
           { guard: 'mmioPending', target: 'entering', actions: 'completeMmio' },
           { guard: 'pioPending', target: 'entering', actions: 'completePioOut' },
+          { guard: 'pioInPending', target: 'entering', actions: 'completePioIn' },
+          { guard: 'tdxExitPending', target: 'entering', actions: 'completeTdxExit' },
           { guard: and(['mapGpaPending', 'mapGpaMoreChunks', 'mapGpaEventCheck', 'eventPending']), target: 'entering', actions: 'mapGpaRetryForEvent' },
           { guard: and(['mapGpaPending', 'mapGpaMoreChunks']), target: 'inUserspace', actions: ['nextMapGpaChunk', 'countChunkWhilePosted', 'exitHypercall'] },
           { guard: 'mapGpaPending', target: 'entering', actions: 'completeMapGpa' },
@@ -318,6 +326,8 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     halting: haltStates.halting,
     readingVcpuStateDetails: haltStates.readingVcpuStateDetails,
     injectingNmi: nmiStates.injectingNmi,
+    gettingTdVmCallInfo: tdvmcallStates.gettingTdVmCallInfo,
+    gettingQuote: tdvmcallStates.gettingQuote,
     halted: vcpuRunStates.halted,
     /** KVM_BUG_ON / kvm_vm_dead: the VM is unusable. */
     vmDead: { entry: 'reportDeath', type: 'final' },

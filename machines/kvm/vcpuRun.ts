@@ -77,7 +77,7 @@ export const vcpuRunActions = {
     exit: ({ event }) => {
       const p = event.msg.payload as Gprs;
       const reason = event.type as ExitInfo['reason'];
-      const gprs = reason === 'TDCALL' ? { R10: p.R10, R11: p.R11, R12: p.R12, R13: p.R13, R14: p.R14, R15: p.R15 } : null;
+      const gprs = reason === 'TDCALL' ? { RCX: p.RCX, R10: p.R10, R11: p.R11, R12: p.R12, R13: p.R13, R14: p.R14, R15: p.R15 } : null;
       // tdx_vcpu_enter_exit: RCX exit qualification, RDX EEQ, R8 GPA, R9 interruption information (§5c.1 step 4).
       return { reason, exitQualification: p.RCX ?? 0n, gpa: p.R8 ?? 0n, eeq: p.RDX ?? 0n, intrInfo: Number(p.R9 ?? 0n), insn: null, gprs };
     },

@@ -20,7 +20,7 @@ import {
   makeAcceptEeqInfo,
   tdxStatusWithOperand,
 } from '../../src/arch/tdxStatus.ts';
-import { SEPT_STATE_PUBLIC, septAllows, septIsLeaf } from '../../src/arch/sept.ts';
+import { SEPT_STATE_PUBLIC, septAllows, septIsGuestAccessibleLeaf, septIsLeaf } from '../../src/arch/sept.ts';
 import { SEPT_TDEL, SEPT_TDHP, septHpa, withSeptState } from '../../src/arch/septEntry.ts';
 import { VMX_EPT_RWX_MASK } from '../../src/arch/spte.ts';
 import { EPT_VIOLATION_ACC_WRITE } from '../../src/arch/vmx.ts';
@@ -60,7 +60,8 @@ export function acceptDecision(td: TdMemory, rcx: bigint): AcceptOutcome {
   const { path, reached } = walkSept(td.sept, td.septRoot, td.topLevel, gpa, level);
   const slot = path.at(-1)!;
   if (!reached) {
-    if (slot.state === 'MAPPED') return { kind: 'status', status: TDX_PAGE_ALREADY_ACCEPTED | BigInt(slot.tdxLevel), td };
+    // A larger leaf the guest can already use: accepted at that (larger) level.
+    if (septIsGuestAccessibleLeaf(slot.state)) return { kind: 'status', status: TDX_PAGE_ALREADY_ACCEPTED | BigInt(slot.tdxLevel), td };
     return acceptExit(slot, level, gpa);
   }
   if ((slot.entry & SEPT_TDEL) !== 0n || (slot.entry & SEPT_TDHP) !== 0n) {
@@ -68,7 +69,7 @@ export function acceptDecision(td: TdMemory, rcx: bigint): AcceptOutcome {
     return { kind: 'status', status: tdxStatusWithOperand(TDX_OPERAND_BUSY, TDX_OPERAND_ID_RCX), td };
   }
   if (slot.state === 'NL_MAPPED' || slot.state === 'NL_BLOCKED') return { kind: 'status', status: TDX_PAGE_SIZE_MISMATCH | BigInt(level), td };
-  if (slot.state === 'MAPPED') return { kind: 'status', status: TDX_PAGE_ALREADY_ACCEPTED | BigInt(level), td };
+  if (septIsGuestAccessibleLeaf(slot.state)) return { kind: 'status', status: TDX_PAGE_ALREADY_ACCEPTED | BigInt(level), td };
   if (!septAllows('TDG.MEM.PAGE.ACCEPT', slot.state)) return acceptExit(slot, level, gpa);
   const locked = { ...td, sept: writeEntry(td.sept, slot.pagePfn, slot.index, slot.entry | SEPT_TDEL) };
   return { kind: 'zero', td: locked, pa: septHpa(slot.entry), bytes: size };

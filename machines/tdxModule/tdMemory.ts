@@ -20,7 +20,7 @@ import {
   TDX_OP_STATE_INCORRECT,
   TDX_EPT_WALK_FAILED,
   TDX_EPT_ENTRY_STATE_INCORRECT,
-  TDX_EPT_ENTRY_NOT_FREE,
+  TDX_EPT_ENTRY_NOT_PRESENT,
   TDX_GPA_RANGE_ALREADY_BLOCKED,
   TDX_GPA_RANGE_NOT_BLOCKED,
   TDX_TLB_TRACKING_NOT_DONE,
@@ -35,7 +35,7 @@ import {
   PT_EPT,
   tdxStatusWithOperand,
 } from '../../src/arch/tdxStatus.ts';
-import { septAllows, type SeptState } from '../../src/arch/sept.ts';
+import { septAllows, septIsLeaf, type SeptState } from '../../src/arch/sept.ts';
 import { makeSeptEntry, septArchView, septLevelState, septHpa, septStateOf, withSeptState, SEPT_TDEL, SEPT_TDHP, SEPT_FREE_ENTRY } from '../../src/arch/septEntry.ts';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { TDX_EXTENDMR_CHUNKSIZE } from '../../src/arch/tdxStatus.ts';
@@ -217,8 +217,9 @@ export function septAdd(td: TdMemory, r: Gprs): SeamcallResult {
   if (isResult(at)) return at;
   const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.SEPT.ADD', at);
   if (e) return e;
-  // NL_MAPPED passes the state table only for a call without a new page (§5a.2); KVM always supplies one.
-  if (at.slot.state !== 'FREE') return fail(td, TDX_EPT_ENTRY_NOT_FREE, TDX_OPERAND_ID_RCX, at.slot);
+  // NL_MAPPED passes the state table only for a call without a new page (§5a.2); with one (KVM always
+  // supplies one) the 1.5.01 module refuses an existing S-EPT page as a state error, with the entry.
+  if (at.slot.state !== 'FREE') return fail(td, TDX_EPT_ENTRY_STATE_INCORRECT, TDX_OPERAND_ID_RCX, at.slot);
   const p = targetPageCheck(td, r.R8!, 0, TDX_OPERAND_ID_R8);
   if (p) return p;
   const pfn = pfnOf(r.R8!);
@@ -258,16 +259,24 @@ export function pageAdd(td: TdMemory, r: Gprs): SeamcallResult {
   return ok(next, {}, { op: 'COPY', src: r.R9!, srcKeyid: 0, dst: r.R8!, dstKeyid: td.hkid, bytes: PAGE_SIZE });
 }
 
-/** TDH.MR.EXTEND(RCX GPA of a 256-byte chunk, RDX TDR): the chunk is read with the TD key and hashed into MRTD. */
+/**
+ * TDH.MR.EXTEND(RCX GPA of a 256-byte chunk, RDX TDR): the chunk is read with the TD key and hashed into
+ * MRTD. Order as in the 1.5.01 module: op_state, chunk alignment, then a walk to whatever leaf maps the GPA.
+ * A walk that ends on a non-leaf (FREE, REMOVED, NL_BLOCKED) is EPT_ENTRY_NOT_PRESENT|RCX with the entry;
+ * a leaf that is not MAPPED is a bare EPT_ENTRY_NOT_PRESENT with RCX and RDX cleared.
+ */
 export function mrExtend(td: TdMemory, r: Gprs): SeamcallResult {
+  if (!OP_STATES['TDH.MR.EXTEND']!.includes(td.opState) || td.septRoot === null) return fail(td, TDX_OP_STATE_INCORRECT);
   const chunk = BigInt(TDX_EXTENDMR_CHUNKSIZE);
   const gpa = r.RCX!;
   if ((gpa & (chunk - 1n)) !== 0n) return fail(td, TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX);
-  const at = locate(td, 'TDH.MR.EXTEND', gpa & ~(PAGE_SIZE - 1n));
-  if (isResult(at)) return at;
-  const e = stateCheck(td, 'TDH.MR.EXTEND', at);
-  if (e) return e;
-  return ok(td, {}, { op: 'HASH', pa: septHpa(at.slot.entry) + (gpa & (PAGE_SIZE - 1n)), keyid: td.hkid, bytes: chunk });
+  if ((gpa & td.sharedMask) !== 0n || gpa >= td.sharedMask << 1n) return fail(td, TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX);
+  const { path } = walkSept(td.sept, td.septRoot, td.topLevel, gpa & ~(PAGE_SIZE - 1n), 0);
+  const slot = path.at(-1)!;
+  if (!septIsLeaf(slot.state)) return fail(td, TDX_EPT_ENTRY_NOT_PRESENT, TDX_OPERAND_ID_RCX, slot);
+  if (!septAllows('TDH.MR.EXTEND', slot.state)) return { td, regs: { RAX: TDX_EPT_ENTRY_NOT_PRESENT, RCX: 0n, RDX: 0n }, mem: null };
+  const size = PAGE_SIZE << BigInt(9 * slot.tdxLevel);
+  return ok(td, {}, { op: 'HASH', pa: septHpa(slot.entry) + (gpa & (size - 1n)), keyid: td.hkid, bytes: chunk });
 }
 
 /** TDH.MEM.RANGE.BLOCK(RCX pi, RDX TDR): RWX cleared, BEPOCH := TD epoch (§5a.3). */

@@ -27,6 +27,7 @@
 import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
+import { TDG_SYS_RD_AVAILABLE, TDG_VP_INFO_GPAW_NARROW, TDG_VP_INFO_GPAW_WIDE } from '../../src/arch/tdcall.ts';
 import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, EPT_VIOLATION_ACC_WRITE, TDX_EXIT_QUAL_CLEARED_BITS, VMX_EPT_EXTENT_CONTEXT } from '../../src/arch/vmx.ts';
 import {
   TDX_SUCCESS,
@@ -106,6 +107,8 @@ export interface TdVcpu {
    * leaves it owed, which no one can tell apart because the guest does not run in between.
    */
   flushTlb: boolean;
+  /** TDVPS VCPU_INDEX: TDH.VP.INIT numbers the vCPUs in the order they are initialised (TDCS NUM_VCPUS before it). */
+  vcpuIndex: number | null;
 }
 
 /**
@@ -145,6 +148,8 @@ export interface TdxModuleContext {
   /** The caller whose TDH.MEM.TRACK holds epoch_lock exclusively until its TRACK_EPOCH step (§7.4). */
   tracking: string | null;
   zeroStepThreshold: number;
+  /** TD_PARAMS.max_vcpus from TDH.MNG.INIT. */
+  maxVcpus: number;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -266,10 +271,11 @@ function initialContext(input: TdxModuleInput): TdxModuleContext {
       childCount: 0,
       mrtd: MRTD_INITIAL,
     },
-    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null, stepping: NO_STEPPING, entering: null, vmcsWrites: {}, flushTlb: false })),
+    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null, stepping: NO_STEPPING, entering: null, vmcsWrites: {}, flushTlb: false, vcpuIndex: null })),
     inflight: {},
     tracking: null,
     zeroStepThreshold: input.zeroStepThreshold,
+    maxVcpus: 0,
   };
 }
 
@@ -343,6 +349,7 @@ export const tdxModuleMachine = setup({
       const attributes = tdParams?.attributes ?? 0n;
       enqueue.assign({
         attributes,
+        maxVcpus: tdParams?.maxVcpus ?? 0,
         eptp: (tdParams?.eptpControls ?? 0n) | (BigInt(context.mem.septRoot ?? 0) << BigInt(PAGE_SHIFT)),
         tdCtls: (attributes & TD_ATTR_SEPT_VE_DISABLE) !== 0n ? TD_CTLS_PENDING_VE_DISABLE : 0n,
         mem: { ...context.mem, opState: 'INITIALIZED', epoch: EPOCH_AFTER_MNG_INIT },
@@ -375,7 +382,8 @@ export const tdxModuleMachine = setup({
       const v = vcpuByTdvpr(context, regsOf(event).RCX!);
       const ready = v >= 0 && context.vcpus[v]!.state === 'UNINITIALIZED' && context.vcpus[v]!.tdcx === TDVPS_PAGES - 1;
       // VP.INIT associates the vCPU with the LP it runs on (associate_vcpu_initial).
-      if (ready) enqueue.assign({ vcpus: withVcpu(context, v, { state: 'READY', assocLp: callerLp(event.msg.from) }) });
+      const vcpuIndex = context.vcpus.filter((x) => x.vcpuIndex !== null).length;
+      if (ready) enqueue.assign({ vcpus: withVcpu(context, v, { state: 'READY', assocLp: callerLp(event.msg.from), vcpuIndex }) });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.INIT', { RAX: ready ? TDX_SUCCESS : tdxStatusWithOperand(TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX) }));
     }),
     /**
@@ -671,6 +679,24 @@ export const tdxModuleMachine = setup({
       enqueue.assign(tdExited(context, p.vcpu, 'TDVMCALL', NO_STEPPING, p.RCX!));
       enqueue.emit(out(kvm(p.vcpu), 'td-exit', 'TDCALL', { vcpu: p.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_TDCALL), RCX: p.RCX!, ...exposed(p.RCX!, p) }));
     }),
+    /**
+     * TDG.VP.INFO (1.5.01 tdg_vp_info): RCX the GPA width (52 with MAX_GPAW, else 48), RDX ATTRIBUTES, R8
+     * NUM_VCPUS in bits 31:0 and MAX_VCPUS in 63:32, R9 VCPU_INDEX, R10 bit 0 "TDG.SYS.RD available", R11 0.
+     */
+    vpInfo: emit(({ context, event }) => {
+      const v = vcpuOf(event);
+      const numVcpus = context.vcpus.filter((x) => x.vcpuIndex !== null).length;
+      return out(guest(v), 'tdcall-return', 'TDG.VP.INFO', {
+        vcpu: v,
+        RAX: TDX_SUCCESS,
+        RCX: BigInt(context.gpaw === 52 ? TDG_VP_INFO_GPAW_WIDE : TDG_VP_INFO_GPAW_NARROW),
+        RDX: context.attributes,
+        R8: BigInt(numVcpus) | (BigInt(context.maxVcpus) << 32n),
+        R9: BigInt(context.vcpus[v]!.vcpuIndex ?? 0),
+        R10: TDG_SYS_RD_AVAILABLE,
+        R11: 0n,
+      });
+    }),
     /** TDG.MEM.PAGE.ACCEPT (§5a.5): a status back to the guest, a fault-like TD exit, or clearing the page. */
     accept: enqueueActions(({ context, event, enqueue }) => {
       const p = payloadOf(event, 'tdcall', 'TDG.MEM.PAGE.ACCEPT');
@@ -802,6 +828,12 @@ export const tdxModuleMachine = setup({
         EPT_WALK: { actions: 'answerSeptWalk' },
         IO_INSTRUCTION: { actions: 'injectIoVe' },
         'TDG.VP.VMCALL<Instruction.IO>': { actions: 'tdExitTdvmcall' },
+        'TDG.VP.VMCALL<ReportFatalError>': { actions: 'tdExitTdvmcall' },
+        'TDG.VP.VMCALL<GetTdVmCallInfo>': { actions: 'tdExitTdvmcall' },
+        'TDG.VP.VMCALL<GetQuote>': { actions: 'tdExitTdvmcall' },
+        'TDG.VP.VMCALL<SetupEventNotifyInterrupt>': { actions: 'tdExitTdvmcall' },
+        'TDG.VP.VMCALL': { actions: 'tdExitTdvmcall' },
+        'TDG.VP.INFO': { actions: 'vpInfo' },
         'TDH.VP.FLUSH': { actions: 'vpFlush' },
         ...flushDone,
       },

@@ -23,3 +23,15 @@ export function portWriteEffect(port: number, size: number, value: bigint): 'pow
   if (size < 2 || (v & ACPI_BITMASK_SLEEP_ENABLE) === 0) return 'pm';
   return ((v >> ACPI_SLP_TYP_SHIFT) & ACPI_SLP_TYP_MASK) === 0 ? 'poweroff' : 'pm';
 }
+
+/** The ICH9 PM I/O block is 128 bytes (ICH9_PMIO_SIZE). */
+export const ICH9_PMIO_SIZE = 0x80;
+
+/**
+ * What an IN from a port reads: QEMU's unassigned I/O handler answers all ones; the PM block's registers
+ * read 0 here, the state the model gives them (it keeps no PM status or enable bits).
+ */
+export function portRead(port: number, size: number): bigint {
+  const mask = (1n << BigInt(size * 8)) - 1n;
+  return port >= ICH9_PMIO_BASE && port < ICH9_PMIO_BASE + ICH9_PMIO_SIZE ? 0n : mask;
+}

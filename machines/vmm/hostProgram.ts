@@ -41,7 +41,9 @@ export type BuildStep =
   /** Write one word of the image into the VMM's staging page (its own memory, KeyID 0). */
   | { op: 'stageWord'; pa: bigint; value: bigint }
   | { op: 'initMemRegion'; vcpu: number; source: bigint; gpa: bigint; nrPages: number; flags: number }
-  | { op: 'finalize' };
+  | { op: 'finalize' }
+  /** Start a playground kthread while the TD is INITIALIZED and wait until it is done. */
+  | { op: 'kthread'; thread: number };
 
 /** Steps of the running VMM; `label` names the scenario field a step came from (`host[3]`). */
 export type RunStep =
@@ -60,7 +62,7 @@ type ExitStep = { op: 'exit'; label: string };
 
 export type HostStep = BuildStep | RunStep | ExitStep;
 
-const BUILD_OPS: ReadonlySet<string> = new Set(['setAttributes', 'initVm', 'initVcpu', 'stageWord', 'initMemRegion', 'finalize']);
+const BUILD_OPS: ReadonlySet<string> = new Set(['setAttributes', 'initVm', 'initVcpu', 'stageWord', 'initMemRegion', 'finalize', 'kthread']);
 export const isBuildStep = (s: HostStep | undefined): s is BuildStep => s !== undefined && BUILD_OPS.has(s.op);
 
 /** An exit the program has claimed, waiting for its `waitExit` step. */

@@ -17,7 +17,12 @@
  * or madvise); the model keeps both backings.
  *
  * Port I/O (KVM_EXIT_IO) goes to the ACPI PM block of a q35 machine (acpiPm.ts); a write no device claims
- * is dropped, as QEMU's unassigned I/O does. The guest's ACPI power-off shuts the VM down the way QEMU's
+ * is dropped and a read answers all ones, as QEMU's unassigned I/O does.
+ *
+ * A TDX fatal error (KVM_EXIT_SYSTEM_EVENT type TDX_FATAL) is QEMU's guest-panicked event, whose default
+ * action shuts the VM down the way a power-off does. A KVM_EXIT_TDX for GetTdVmCallInfo leaf 1 is answered
+ * as QEMU's tdx_handle_get_tdvmcall_info does (R11 = SetupEventNotifyInterrupt, which KVM lets userspace
+ * offer); any other KVM_EXIT_TDX (GetQuote without a quote service) re-enters with KVM's pre-filled status. The guest's ACPI power-off shuts the VM down the way QEMU's
  * exit path does (§5b.4): every vCPU thread still inside KVM_RUN is signalled (SIG_IPI) and answers with
  * KVM_EXIT_INTR; conversions not yet started are dropped, one in progress finishes; then the process's
  * files close in the order they were opened — the VM fd, each guest_memfd, each vCPU fd — and the last
@@ -28,9 +33,10 @@ import { hex } from '../../src/arch/hex.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { deviceRead, deviceWrite, findDevice, type MmioDevice } from './mmioDevice.ts';
-import { KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MEMORY_EXIT_FLAG_PRIVATE, HYPERCALL_RET_EAGAIN, HYPERCALL_RET_EINVAL } from '../../src/arch/kvmApi.ts';
+import { TDVMCALL_GET_TD_VM_CALL_INFO, TDVMCALL_STATUS_SUCCESS, TDVMCALLINFO_SETUP_EVENT_NOTIFY_INTERRUPT } from '../../src/arch/tdcall.ts';
+import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MEMORY_EXIT_FLAG_PRIVATE, HYPERCALL_RET_EAGAIN, HYPERCALL_RET_EINVAL } from '../../src/arch/kvmApi.ts';
 import { PAGE_SIZE } from '../../src/arch/gpa.ts';
-import { portWriteEffect } from './acpiPm.ts';
+import { portRead, portWriteEffect } from './acpiPm.ts';
 import { describeStep, exitMismatch, isBuildStep, parkedOf, programAwaits, type HostStep, type ParkedExit } from './hostProgram.ts';
 
 /** A file the VMM holds, by its anon-inode name. */
@@ -64,6 +70,8 @@ export interface VmmInput {
   msi: readonly { vcpu: number; vector: number }[];
   /** vCPUs the VMM sends an NMI with KVM_NMI once they run (scenario `vmm.nmi`). */
   nmi: readonly number[];
+  /** Playground kthreads (host.kthreadN) to start once the TD is built. */
+  kthreads?: readonly number[];
 }
 
 export interface VmmContext {
@@ -100,6 +108,7 @@ export interface VmmContext {
   closing: readonly KvmFile[];
   /** Port writes nothing claimed (QEMU's unassigned I/O drops them). */
   unassignedPortWrites: number;
+  kthreads: readonly number[];
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -124,6 +133,8 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
   while (!awaiting && pc < c.program.length) {
     const s = c.program[pc]!;
     if (s.op === 'startVcpus') {
+      // Playground kthreads that run next to the TD start first, as the vCPU threads do.
+      for (const t of c.kthreads) emitOut(out(`host.kthread${t}`, 'kthread', 'KTHREAD_START', { thread: t }));
       for (let v = 0; v < c.vcpus; v++) emitOut(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
       // The scenario's NMIs (KVM_NMI) and a device's MSIs (struct kvm_msi: address 0xfee00000 | destination
       // APIC id << 12, data = fixed-delivery vector), sent once the vCPUs run.
@@ -210,6 +221,7 @@ export const vmmMachine = setup({
       return e.direction === KVM_EXIT_IO_OUT && portWriteEffect(e.port, e.size, e.data) === 'poweroff';
     },
     exitRequested: ({ context }) => context.exiting,
+    portIn: ({ event }) => payloadOf(event, 'kvm-exit', 'KVM_EXIT_IO').direction === KVM_EXIT_IO_IN,
     allStopped: ({ context }) => context.inKernel.every((k) => !k) && context.conversions.length === 0,
     moreFiles: ({ context }) => context.closing.length > 1,
   },
@@ -230,6 +242,8 @@ export const vmmMachine = setup({
           return out(`kvm.vcpu${b.vcpu}`, 'ioctl', 'KVM_TDX_INIT_MEM_REGION', { vcpu: b.vcpu, source_addr: b.source, gpa: b.gpa, nr_pages: b.nrPages, flags: b.flags });
         case 'finalize':
           return out('kvm.vm', 'ioctl', 'KVM_TDX_FINALIZE_VM', {});
+        case 'kthread':
+          return out(`host.kthread${b.thread}`, 'kthread', 'KTHREAD_START', { thread: b.thread });
       }
     }),
     nextBuildStep: assign({ pc: ({ context }) => context.pc + 1 }),
@@ -327,6 +341,24 @@ export const vmmMachine = setup({
       enqueue.assign({ unassignedPortWrites: context.unassignedPortWrites + unassigned, inKernel: withFlag(context.inKernel, v, true) });
       enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
     }),
+    /** An IN: the device model's (or the unassigned handler's) bytes at data_offset, then KVM_RUN again. */
+    answerPortRead: enqueueActions(({ context, event, enqueue }) => {
+      const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_IO');
+      enqueue.assign({ inKernel: withFlag(context.inKernel, e.vcpu, true) });
+      enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: e.vcpu, mmioData: null, ioData: portRead(e.port, e.size) }));
+    }),
+    /** tdx_handle_get_tdvmcall_info for leaf 1; other KVM_EXIT_TDX keep what KVM pre-filled. */
+    answerTdx: enqueueActions(({ context, event, enqueue }) => {
+      const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_TDX');
+      const tdx =
+        e.nr === TDVMCALL_GET_TD_VM_CALL_INFO && e.get_tdvmcall_info?.leaf === 1n
+          ? { ret: TDVMCALL_STATUS_SUCCESS, r11: TDVMCALLINFO_SETUP_EVENT_NOTIFY_INTERRUPT, r12: 0n, r13: 0n, r14: 0n }
+          : e.get_tdvmcall_info !== undefined
+            ? { ret: e.get_tdvmcall_info.ret, r11: e.get_tdvmcall_info.r11, r12: e.get_tdvmcall_info.r12, r13: e.get_tdvmcall_info.r13, r14: e.get_tdvmcall_info.r14 }
+            : { ret: e.get_quote!.ret };
+      enqueue.assign({ inKernel: withFlag(context.inKernel, e.vcpu, true) });
+      enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: e.vcpu, mmioData: null, tdx }));
+    }),
     /** pause_all_vcpus: qemu_cpu_kick on each thread still in KVM_RUN; conversions not started are dropped. */
     stopVcpus: enqueueActions(({ context, enqueue }) => {
       for (const [v, k] of context.inKernel.entries()) if (k) enqueue.emit(out(`kvm.vcpu${v}`, 'signal', 'SIG_IPI', { vcpu: v }));
@@ -390,6 +422,7 @@ export const vmmMachine = setup({
     nmi: input.nmi,
     closing: [],
     unassignedPortWrites: 0,
+    kthreads: input.kthreads ?? [],
   }),
   initial: 'starting',
   // A device's KVM_SIGNAL_MSI returns whenever its delivery ran; the device does not wait for it.
@@ -400,7 +433,7 @@ export const vmmMachine = setup({
     building: {
       entry: 'issueBuildStep',
       on: Object.fromEntries(
-        ['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE'].map((name) => [
+        ['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE', 'KTHREAD_DONE'].map((name) => [
           name,
           [
             { guard: 'stepFailed', target: 'buildFailed', actions: 'buildFailed' },
@@ -427,7 +460,15 @@ export const vmmMachine = setup({
         KVM_SET_MEMORY_ATTRIBUTES: [{ guard: 'moreConversions', actions: ['converted', 'convert'] }, { actions: 'converted' }],
         MEM_DONE: { actions: 'hostAccessDone' },
         MEM_DATA: { actions: 'hostAccessDone' },
-        KVM_EXIT_IO: [{ guard: 'programAwaits', actions: 'parkExit' }, { guard: 'poweroff', target: 'stopping', actions: 'markExited' }, { actions: ['markExited', 'ignorePortWrite'] }],
+        KVM_EXIT_IO: [
+          { guard: 'programAwaits', actions: 'parkExit' },
+          { guard: 'portIn', actions: ['markExited', 'answerPortRead'] },
+          { guard: 'poweroff', target: 'stopping', actions: 'markExited' },
+          { actions: ['markExited', 'ignorePortWrite'] },
+        ],
+        // QEMU: guest panicked → the default panic action shuts the VM down.
+        KVM_EXIT_SYSTEM_EVENT: { target: 'stopping', actions: 'markExited' },
+        KVM_EXIT_TDX: { actions: ['markExited', 'answerTdx'] },
       },
     },
     /** qemu_system_shutdown_request → pause_all_vcpus: wait until no vCPU thread is inside KVM_RUN. */
@@ -440,6 +481,8 @@ export const vmmMachine = setup({
         KVM_EXIT_HYPERCALL: { actions: 'markExited' },
         KVM_EXIT_MEMORY_FAULT: { actions: 'markExited' },
         KVM_EXIT_IO: { actions: 'markExited' },
+        KVM_EXIT_SYSTEM_EVENT: { actions: 'markExited' },
+        KVM_EXIT_TDX: { actions: 'markExited' },
         KVM_SET_MEMORY_ATTRIBUTES: { actions: 'conversionAbandoned' },
       },
     },

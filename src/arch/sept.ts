@@ -76,6 +76,18 @@ export function septIsLeaf(state: SeptState): boolean {
   return (SEPT_STATE_ENCODING[state] & SEPT_ENCODING_PS) !== 0;
 }
 
+/**
+ * Leaf states in which the guest can still read the page: MAPPED, BLOCKEDW and the exported variants
+ * that are not pending. TDG.MEM.PAGE.ACCEPT on one of these answers PAGE_ALREADY_ACCEPTED rather than
+ * exiting (TDX module 1.5.01, tdg_mem_page_accept.c: the guest-accessible-leaf check comes before the
+ * legality lookup).
+ */
+export const SEPT_GUEST_ACCESSIBLE_LEAF_STATES: readonly SeptState[] = Object.freeze(['MAPPED', 'BLOCKEDW', 'EXPORTED_BLOCKEDW', 'EXPORTED_DIRTY', 'EXPORTED_DIRTY_BLOCKEDW']);
+
+export function septIsGuestAccessibleLeaf(state: SeptState): boolean {
+  return SEPT_GUEST_ACCESSIBLE_LEAF_STATES.includes(state);
+}
+
 // States in which the module's state pre-check lets each leaf proceed (docs/sept-state-legality.md). Passing
 // it is necessary, not sufficient: locks, TLB tracking and level checks can still fail the call
 // (§5a.4). SEPT.ADD's NL_MAPPED entry applies only without a new page or with "allow existing" (§5a.2).

@@ -37,6 +37,12 @@ export const TDG_VP_ENTER = 25;
 export const TDG_VP_INVEPT = 26;
 export const TDG_VP_INVVPID = 27;
 
+// TDG.VP.INFO outputs (TDX module 1.5.01, tdg_vp_info.c): RCX holds the GPA width the TD was built with,
+// R10 is a bitmap of optional TDCALLs the module offers (bit 0: TDG.SYS.RD).
+export const TDG_VP_INFO_GPAW_WIDE = 52;
+export const TDG_VP_INFO_GPAW_NARROW = 48;
+export const TDG_SYS_RD_AVAILABLE = 1n << 0n;
+
 /** Leaf number → architectural name ('TDG.MEM.PAGE.ACCEPT'). */
 export const TDCALL_LEAF_NAMES: Readonly<Record<number, string>> = Object.freeze({
   [TDG_VP_VMCALL]: 'TDG.VP.VMCALL',
@@ -106,6 +112,14 @@ export const TDVMCALL_STATUS_RETRY = 0x1n;
 export const TDVMCALL_STATUS_INVALID_OPERAND = 0x8000000000000000n;
 export const TDVMCALL_STATUS_ALIGN_ERROR = 0x8000000000000002n;
 export const TDVMCALL_STATUS_SUBFUNC_UNSUPPORTED = 0x8000000000000003n;
+
+// TDG.VP.VMCALL<GetTdVmCallInfo> leaf 1, R11 bits (GHCI 1.5): optional sub-functions the host supports.
+// QEMU answers with SetupEventNotifyInterrupt when KVM lets userspace support it (user_tdvmcallinfo_1_r11).
+export const TDVMCALLINFO_GET_QUOTE = 1n << 0n;
+export const TDVMCALLINFO_SETUP_EVENT_NOTIFY_INTERRUPT = 1n << 1n;
+
+// TDG.VP.VMCALL<ReportFatalError> R12: bit 63 says R13 holds the GPA of an information page (GHCI).
+export const TDX_REPORT_FATAL_ERROR_GPA_VALID = 1n << 63n;
 
 /** Guest R10 for a standard GHCI call; KVM treats any non-zero R10 as a KVM hypercall number (§4.3). */
 export const TDX_HYPERCALL_STANDARD = 0n;

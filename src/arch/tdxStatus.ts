@@ -274,6 +274,24 @@ export function tdxStatusName(status: bigint): string {
   return `${name}|${OPERAND_NAME_BY_ID.get(low) ?? hex(low)}`;
 }
 
+/**
+ * The inverse of tdxStatusName for a status a user writes: 'TDX_EPT_WALK_FAILED|RCX',
+ * 'TDX_PAGE_ALREADY_ACCEPTED|level=1', 'TDX_SUCCESS'. Null for a name the catalogue does not have.
+ */
+export function tdxStatusCode(name: string): bigint | null {
+  for (const [value, sw] of SW_STATUS_NAMES) if (sw === name) return value;
+  const [base, detail, ...rest] = name.split('|');
+  if (rest.length > 0 || base === undefined) return null;
+  const code = [...STATUS_NAME_BY_CODE].find(([, n]) => n === base)?.[0];
+  if (code === undefined) return null;
+  if (detail === undefined) return code;
+  const level = /^level=(\d+)$/.exec(detail);
+  if (level) return code | BigInt(level[1]!);
+  const id = OPERAND_IDS[detail as keyof typeof OPERAND_IDS];
+  if (id !== undefined) return code | BigInt(id);
+  return /^0x[0-9a-f]+$/i.test(detail) ? code | BigInt(detail) : null;
+}
+
 // Extended exit qualification, RDX on TD exit (§4.9) [TM:src/common/x86_defs/vmcs_defs.h]: type in
 // bits 3:0, bits 31:4 reserved, info in 63:32. It is how the module tells KVM why a private-GPA
 // EPT violation happened.

@@ -131,6 +131,19 @@ function guestAttempt(c: GuestVcpuContext, state: string): string {
     case 'cli':
       what = `${i.op.toUpperCase()} ${at}`;
       break;
+    case 'in':
+      what = `the IN from port ${hex(BigInt(i.port))} ${at}`;
+      break;
+    case 'tdvmcall':
+      what = `the TDVMCALL with R11 ${hex(BigInt(i.subfunction))} ${at}`;
+      break;
+    case 'vpInfo':
+      what = `TDG.VP.INFO ${at}`;
+      break;
+    case 'loop':
+    case 'check':
+      what = `the ${i.op} ${at}`;
+      break;
   }
   if (state === 'notEntered') return `${what}, its first instruction: the vCPU never enters the guest`;
   if (state === 'acceptingOnVe' && c.accept !== null) return `${what}: its #VE handler's TDG.MEM.PAGE.ACCEPT of ${hex(c.accept.start)} at 4K never completes`;

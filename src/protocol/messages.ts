@@ -17,6 +17,9 @@ export interface Gprs {
   RAX?: bigint;
   RCX?: bigint;
   RDX?: bigint;
+  RBX?: bigint;
+  RSI?: bigint;
+  RDI?: bigint;
   R8?: bigint;
   R9?: bigint;
   R10?: bigint;
@@ -76,7 +79,15 @@ export interface MessageCatalog {
      * KVM_RUN; `mmioData` is run->mmio.data written by the VMM when completing a KVM_EXIT_MMIO read;
      * `hypercallRet` is run->hypercall.ret when completing a KVM_EXIT_HYPERCALL (0 or -errno, §6.iv step 5).
      */
-    KVM_RUN: { vcpu: number; mmioData: bigint | null; hypercallRet?: number };
+    KVM_RUN: {
+      vcpu: number;
+      mmioData: bigint | null;
+      hypercallRet?: number;
+      /** The bytes the VMM wrote at run->io.data_offset to complete a KVM_EXIT_IO IN (tdx_complete_pio_in). */
+      ioData?: bigint;
+      /** run->tdx written by the VMM to complete a KVM_EXIT_TDX: the status for R10 and, for GetTdVmCallInfo, R11–R14. */
+      tdx?: TdxExitReply;
+    };
     /**
      * KVM_SIGNAL_MSI on the VM fd: a device of the VMM raises an MSI (struct kvm_msi). `address_lo` is
      * 0xfee00000 | destination APIC id << 12, `data` the vector (fixed delivery, edge). The model sends it
@@ -117,8 +128,28 @@ export interface MessageCatalog {
     KVM_EXIT_HYPERCALL: { vcpu: number; exit_reason: number; nr: number; args: [bigint, bigint, bigint]; flags: number; ret: number };
     /** run->io: port I/O no in-kernel device claimed; `data` is what sits at data_offset for an OUT (§4.3 Instruction.IO). */
     KVM_EXIT_IO: { vcpu: number; exit_reason: number; direction: number; size: number; port: number; count: number; data_offset: number; data: bigint };
+    /**
+     * run->system_event; for TDG.VP.VMCALL<ReportFatalError> type KVM_SYSTEM_EVENT_TDX_FATAL (7) and ndata 16:
+     * the guest's 16 GPRs in VCPU_REGS order (RAX = TDH.VP.ENTER's return, RSP/RBP 0) (tdx_report_fatal_error).
+     */
+    KVM_EXIT_SYSTEM_EVENT: { vcpu: number; exit_reason: number; type: number; ndata: number; data: bigint[] };
+    /**
+     * run->tdx: a TDVMCALL KVM hands to userspace (GetQuote, GetTdVmCallInfo leaf 1). `nr` is the sub-function;
+     * the output fields arrive pre-filled with what the guest gets if userspace leaves them alone.
+     */
+    KVM_EXIT_TDX: { vcpu: number; exit_reason: number; flags: number; nr: number; get_tdvmcall_info?: { leaf: bigint } & TdxExitReply; get_quote?: { ret: bigint; gpa: bigint; size: bigint } };
     /** KVM_RUN returned -EINTR: a signal was pending before the next entry. */
     KVM_EXIT_INTR: { vcpu: number; exit_reason: number; ret: number };
+  };
+  /**
+   * Userspace VMM ↔ a playground kthread (host.kthreadN): start issuing its SEAMCALLs. The model's stand-in
+   * for however userspace triggers a test module (a debugfs write); sent once the TD is built, or during
+   * the build before KVM_TDX_FINALIZE_VM, which then waits for the thread's KTHREAD_DONE.
+   */
+  kthread: {
+    KTHREAD_START: { thread: number };
+    /** A thread started during the build has made its last call: the VMM goes on (KVM_TDX_FINALIZE_VM). */
+    KTHREAD_DONE: { thread: number };
   };
   /** Userspace VMM → a vCPU thread: QEMU's qemu_cpu_kick (pthread_kill with SIG_IPI) to stop it for a pause. */
   signal: {
@@ -288,6 +319,8 @@ export interface MessageCatalog {
     EOI: { vcpu: number; rip: bigint };
     /** The interrupt handler's IRET: RFLAGS (IF = 1) back from the stack; the interrupted instruction runs next. */
     IRET: { vcpu: number; rip: bigint };
+    /** `in al/ax/eax, dx`: the same #VE in a TD, with the direction bit of the exit qualification set. */
+    IN: { vcpu: number; rip: bigint; port: number; size: 1 | 2 | 4; length: number };
   };
   /** Hardware walking a page table owned by another actor (KVM's TDP MMU, or the TDX module's S-EPT). */
   'ept-walk': {
@@ -327,11 +360,24 @@ export interface MessageCatalog {
     'TDG.VP.VMCALL<MapGPA>': Gprs & { vcpu: number; rip: bigint };
     /** R12 size, R13 direction (1 = out), R14 port, R15 value (§4.3). */
     'TDG.VP.VMCALL<Instruction.IO>': Gprs & { vcpu: number; rip: bigint };
+    /** R12 error code, R13 GPA of an optional information page (GHCI); KVM hands the GPRs to userspace. */
+    'TDG.VP.VMCALL<ReportFatalError>': Gprs & { vcpu: number; rip: bigint };
+    /** R12 leaf: 0 answered by KVM, 1 by userspace (KVM_EXIT_TDX); R11–R14 come back. */
+    'TDG.VP.VMCALL<GetTdVmCallInfo>': Gprs & { vcpu: number; rip: bigint };
+    /** R12 shared GPA of the quote buffer, R13 its size; KVM hands it to userspace (KVM_EXIT_TDX). */
+    'TDG.VP.VMCALL<GetQuote>': Gprs & { vcpu: number; rip: bigint };
+    'TDG.VP.VMCALL<SetupEventNotifyInterrupt>': Gprs & { vcpu: number; rip: bigint };
+    /** A TDVMCALL whose R11 names no GHCI sub-function: shown by its leaf name alone. */
+    'TDG.VP.VMCALL': Gprs & { vcpu: number; rip: bigint };
+    /** TDG.VP.INFO (leaf 1): answered by the module without a TD exit. */
+    'TDG.VP.INFO': Gprs & { vcpu: number; rip: bigint };
   };
   /** TDX module → guest: a TDCALL that completes inside the module (no TD exit). */
   'tdcall-return': {
     'TDG.VP.VEINFO.GET': Gprs & { vcpu: number };
     'TDG.MEM.PAGE.ACCEPT': Gprs & { vcpu: number };
+    /** RCX GPAW, RDX ATTRIBUTES, R8 NUM_VCPUS | MAX_VCPUS << 32, R9 VCPU_INDEX, R10 TDG.SYS.RD available (bit 0), R11 0. */
+    'TDG.VP.INFO': Gprs & { vcpu: number };
   };
   /** TDX module ↔ CPU: the #VE information area of a TDVPS, which the CPU writes on #VE delivery (§1.2). */
   've-info': {
@@ -467,6 +513,15 @@ export interface MessageCatalog {
   };
 }
 
+/** What userspace writes into run->tdx before the KVM_RUN that completes a KVM_EXIT_TDX. */
+export interface TdxExitReply {
+  ret: bigint;
+  r11?: bigint;
+  r12?: bigint;
+  r13?: bigint;
+  r14?: bigint;
+}
+
 /**
  * The TD_PARAMS page TDH.MNG.INIT reads through RDX, shown inline (§4.11): only the fields the model uses.
  */
@@ -476,6 +531,8 @@ export interface TdParams {
   configFlags: bigint;
   /** EPTP controls: WB | page-walk length − 1 in bits 5:3 (§2). */
   eptpControls: bigint;
+  /** TD_PARAMS.max_vcpus: kvm->max_vcpus, which QEMU sets to its vCPU count with KVM_CAP_MAX_VCPUS. */
+  maxVcpus?: number;
 }
 
 /** SEAMCALLs KVM issues besides TDH.VP.ENTER (§4.1), by architectural name. */

@@ -9,6 +9,7 @@ import { LineCounter, parseDocument, isAlias, isCollection, isNode, isPair, type
 import { NotRegularFileError, nonRegularKind, readRegularFile } from '../log/regularFile.ts';
 import { decodeUtf8 } from '../log/utf8.ts';
 import { sharedBit, PAGE_SIZE } from '../arch/gpa.ts';
+import { tdvmcallMessageName, TDVMCALL_INSTRUCTION_CPUID, TDVMCALL_INSTRUCTION_RDMSR, TDVMCALL_INSTRUCTION_WRMSR } from '../arch/tdcall.ts';
 import { hex } from '../arch/hex.ts';
 import { scenarioSchema, type Scenario } from './schema.ts';
 
@@ -251,10 +252,14 @@ function locateInDoc(doc: Document, lc: LineCounter, p: ScenarioPath): { line: n
  * §6.i step 8) and inside one naturally aligned 8-byte word (the model's memory granule); accepts are
  * 4K-aligned ranges.
  */
+/** TDVMCALLs KVM answers with machinery the model lacks (kvm_cpuid, MSR emulation). */
+const UNMODELLED_TDVMCALLS: readonly number[] = [TDVMCALL_INSTRUCTION_CPUID, TDVMCALL_INSTRUCTION_RDMSR, TDVMCALL_INSTRUCTION_WRMSR];
+
 function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } | null {
   const td = s.vm.type === 'tdx';
   const shared = td ? sharedBit(s.vm.gpaw as 48 | 52) : 0n;
   if (!td && s.vm.attributes.length > 0) return { path: ['vm', 'attributes'], message: 'TD attributes apply to vm.type "tdx" only' };
+  if (!td && s.kthreads.length > 0) return { path: ['kthreads'], message: 'a playground kthread issues SEAMCALLs against a TD (vm.type "tdx")' };
   if (!td && s.image.length > 0) return { path: ['image'], message: 'an initial image is added with TDH.MEM.PAGE.ADD, which only a TD has (vm.type "tdx")' };
   for (const [j, m] of s.memslots.entries()) {
     if (m.gpa & shared) return { path: ['memslots', j, 'gpa'], message: `give memslots without the shared bit (${hex(shared)}): memslots never see it (§2)` };
@@ -300,10 +305,26 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
     if (cpu.lapicTimer !== undefined && !td) return { path: ['vcpus', v, 'lapicTimer'], message: 'interrupts are modelled for a TD guest only (vm.type "tdx")' };
     for (const [k, op] of cpu.program.entries()) {
       if (op.op === 'hlt' || op.op === 'sti' || op.op === 'cli') continue;
-      if (op.op === 'out') {
-        const port: ScenarioPath = ['vcpus', v, 'program', k, 'port'];
-        if (!td) return { path: port, message: 'port I/O is modelled for a TD guest only (vm.type "tdx"), where it becomes a #VE and TDG.VP.VMCALL<Instruction.IO>' };
-        if (op.value >> BigInt(op.size * 8) !== 0n) return { path: ['vcpus', v, 'program', k, 'value'], message: `${hex(op.value)} does not fit in ${op.size} byte(s)` };
+      const here: ScenarioPath = ['vcpus', v, 'program', k];
+      if (op.op === 'out' || op.op === 'in') {
+        if (!td) return { path: [...here, 'port'], message: 'port I/O is modelled for a TD guest only (vm.type "tdx"), where it becomes a #VE and TDG.VP.VMCALL<Instruction.IO>' };
+        if (op.op === 'in') continue;
+        if ((op.value === undefined) === (op.reg === undefined)) return { path: [...here, 'value'], message: 'give an OUT either value or reg' };
+        if (op.value !== undefined && op.value >> BigInt(op.size * 8) !== 0n) return { path: [...here, 'value'], message: `${hex(op.value)} does not fit in ${op.size} byte(s)` };
+        continue;
+      }
+      if (op.op === 'tdvmcall' || op.op === 'vpInfo') {
+        if (!td) return { path: [...here, 'op'], message: `${op.op === 'tdvmcall' ? 'TDG.VP.VMCALL' : 'TDG.VP.INFO'} is a TD guest operation (vm.type "tdx")` };
+        if (op.op === 'tdvmcall' && UNMODELLED_TDVMCALLS.includes(op.subfunction)) {
+          return { path: [...here, 'subfunction'], message: `${tdvmcallMessageName(op.subfunction)} is answered by KVM's CPUID/MSR emulation, which the model does not have` };
+        }
+        continue;
+      }
+      if (op.op === 'check') continue;
+      if (op.op === 'loop') {
+        if (op.to >= k) return { path: [...here, 'to'], message: `a loop branches back: "to" must be below its own index ${k}` };
+        if (op.times === undefined && op.until === undefined) return { path: [...here, 'times'], message: 'a loop needs times, until or both' };
+        if (cpu.program.slice(op.to, k).every((b) => b.op === 'loop' || b.op === 'check')) return { path: [...here, 'to'], message: 'the loop body needs an instruction that leaves the CPU (a load, store, TDCALL, IN, OUT or HLT)' };
         continue;
       }
       if (op.op === 'enterContext' || op.op === 'leaveContext') continue;

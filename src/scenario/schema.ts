@@ -5,10 +5,12 @@
  * as a JSON Schema (jsonSchema.ts) for editors. Descriptions (`describe`) are what an editor shows on hover.
  */
 import { z } from 'zod';
-import { GUEST_REGS, UNSAFE_CONTEXTS, type UnsafeContext } from '../../machines/guest/program.ts';
+import { GUEST_REGS, TDVMCALL_OUT_REGS, UNSAFE_CONTEXTS, VP_INFO_OUT_REGS, type UnsafeContext } from '../../machines/guest/program.ts';
 import { HOST_EXITS } from '../../machines/vmm/hostProgram.ts';
 import { policiesSchema } from '../policies.ts';
 import { INVARIANTS, invariantNamed } from '../explore/invariants/index.ts';
+import { PLAYGROUND_SEAMCALLS } from '../../machines/host/kthread.ts';
+import { tdxStatusCode } from '../arch/tdxStatus.ts';
 
 const HEX_OR_DEC = /^(0[xX][0-9a-fA-F]+|[0-9]+)$/;
 
@@ -56,6 +58,16 @@ const gpa = u64.describe('guest physical address; in a TD the shared bit (47 or 
 const va = u64.describe("a guest virtual address the guest page tables (guestKernel.directMap) translate; the PTE's shared bit picks the alias");
 const onePlace = (o: { gpa?: bigint; va?: bigint }) => (o.gpa === undefined) !== (o.va === undefined);
 const ONE_PLACE = { message: 'give either gpa (the address as is) or va (through the guest page tables), not both', path: ['va'] };
+const anyReg = z.enum(GUEST_REGS as [string, ...string[]]);
+const smallU32 = withJsonSchema(
+  u64.refine((n) => n <= 0xffffffffn, 'a 32-bit number').transform((n) => Number(n)),
+  { anyOf: [{ type: 'integer', minimum: 0, maximum: 0xffffffff }, HEX_STRING], description: 'a 32-bit number' },
+);
+const resultsOf = (regs: readonly string[], what: string) =>
+  z
+    .partialRecord(z.enum(regs as [string, ...string[]]), anyReg)
+    .default({})
+    .describe(`${what} output registers to copy into program registers afterwards, e.g. { r10: rax, r11: rbx }`);
 
 const guestOp = z.discriminatedUnion('op', [
   z
@@ -112,8 +124,33 @@ const guestOp = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('sti') }).describe('STI: RFLAGS.IF = 1, virtual interrupts are delivered at the next boundaries (a program starts with IF = 0)'),
   z.strictObject({ op: z.literal('cli') }).describe('CLI: RFLAGS.IF = 0'),
   z
-    .strictObject({ op: z.literal('out'), port: ioPort, size: portSize, value: u64 })
-    .describe('out dx, al/ax/eax: a #VE in a TD that the guest turns into TDG.VP.VMCALL<Instruction.IO>; port 0x604 value 0x2000 is the q35 ACPI power-off'),
+    .strictObject({ op: z.literal('out'), port: ioPort, size: portSize, value: u64.optional(), reg: anyReg.optional().describe("send this register's low bytes instead of a constant") })
+    .describe('out dx, al/ax/eax of value (or of reg): a #VE in a TD that the guest turns into TDG.VP.VMCALL<Instruction.IO>; port 0x604 value 0x2000 is the q35 ACPI power-off'),
+  z
+    .strictObject({ op: z.literal('in'), port: ioPort, size: portSize, reg: guestReg.describe('the register IN writes (AL/AX/EAX of it)') })
+    .describe('in al/ax/eax, dx: a #VE in a TD; TDG.VP.VMCALL<Instruction.IO> with R13 = 0, the VMM answers and R11 lands in reg'),
+  z
+    .strictObject({
+      op: z.literal('tdvmcall'),
+      subfunction: smallU32.describe('R11: the GHCI sub-function (0x10000 GetTdVmCallInfo, 0x10001 MapGPA, 0x10002 GetQuote, 0x10003 ReportFatalError, 30 Instruction.IO, 48 #VE.RequestMMIO, …) or any other number'),
+      r10: u64.default(0n).describe('R10: 0 for a GHCI call; anything else is a KVM hypercall number'),
+      r12: u64.default(0n),
+      r13: u64.default(0n),
+      r14: u64.default(0n),
+      r15: u64.default(0n),
+      results: resultsOf(TDVMCALL_OUT_REGS, 'TDVMCALL'),
+    })
+    .describe('TDG.VP.VMCALL with the registers given, as the upstream selftests issue it (send a bad size, read R10 back)'),
+  z.strictObject({ op: z.literal('vpInfo'), results: resultsOf(VP_INFO_OUT_REGS, 'TDG.VP.INFO') }).describe('TDG.VP.INFO: GPAW, ATTRIBUTES, NUM/MAX_VCPUS, VCPU_INDEX'),
+  z
+    .strictObject({
+      op: z.literal('loop'),
+      to: atLeast(0, 'a program index').describe('index (from 0) of the first instruction of the body; must come before the loop'),
+      times: atLeast(1, 'at least one pass').optional().describe('run the body this many times in all'),
+      until: z.strictObject({ reg: anyReg, equals: u64 }).optional().describe('stop once reg holds this value (checked after each pass)'),
+    })
+    .describe('a backward branch: repeat program[to..here) times times and/or until a register holds a value'),
+  z.strictObject({ op: z.literal('check'), reg: anyReg, equals: u64 }).describe('a guest-side assertion: the run fails if reg does not hold equals'),
 ]);
 
 /** Instructions the #VE handler runs before TDG.VP.VEINFO.GET (loads and stores only). */
@@ -181,6 +218,32 @@ const hostStep = z.discriminatedUnion('op', [
     })
     .describe('KVM_SET_MEMORY_ATTRIBUTES on [gpa, gpa + size): PRIVATE or 0'),
 ]);
+/** A TDX status: a number, or a name such as "TDX_EPT_ENTRY_STATE_INCORRECT|RCX" (tdxsim's display form). */
+const tdxStatus = withJsonSchema(
+  z.union([z.bigint(), z.number().int(), z.string()]).transform((v, ctx) => {
+    const code = typeof v === 'string' && !HEX_OR_DEC.test(v) ? tdxStatusCode(v) : BigInt(v);
+    if (code === null || code < 0n || code >= 1n << 64n) {
+      ctx.addIssue({ code: 'custom', message: `unknown TDX status ${JSON.stringify(v)}; write a number or a name such as "TDX_EPT_ENTRY_STATE_INCORRECT|RCX"` });
+      return z.NEVER;
+    }
+    return code;
+  }),
+  { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }], description: 'a TDX status: a number or a name such as "TDX_SUCCESS" or "TDX_EPT_WALK_FAILED|RCX"' },
+);
+
+const seamcallStep = z
+  .strictObject({
+    seamcall: z.enum(PLAYGROUND_SEAMCALLS).describe('the leaf (the memory-management SEAMCALLs)'),
+    rcx: u64.default(0n).describe('RCX: usually GPA | level (page_info)'),
+    rdx: u64.optional().describe("RDX: the TDR; default: the scenario's TD"),
+    r8: u64.default(0n).describe('R8: the new page (AUG, PAGE.ADD, SEPT.ADD, DEMOTE)'),
+    r9: u64.default(0n).describe('R9: the source page (PAGE.ADD)'),
+    expect: z
+      .strictObject({ rax: tdxStatus.optional(), rcx: u64.optional(), rdx: u64.optional() })
+      .optional()
+      .describe('what the module must answer; a difference fails the run'),
+  })
+  .describe('one raw SEAMCALL');
 
 export const TD_ATTRIBUTE_NAMES = ['SEPT_VE_DISABLE'] as const;
 
@@ -304,6 +367,18 @@ export const scenarioSchema = z
       )
       .min(1, 'at least one vCPU')
       .describe('one entry per vCPU'),
+    kthreads: z
+      .array(
+        z.strictObject({
+          start: z
+            .enum(['runnable', 'initialized'])
+            .default('runnable')
+            .describe('runnable: once the TD is built, beside the vCPUs; initialized: during the build, after the image and before KVM_TDX_FINALIZE_VM, which waits for the thread'),
+          program: z.array(seamcallStep).min(1, 'a kthread needs at least one SEAMCALL'),
+        }),
+      )
+      .default([])
+      .describe('TD only: host-kernel test threads (host.kthreadN) that issue raw SEAMCALLs once the TD is built — the SEAMCALL playground'),
   })
   .describe('a tdxsim scenario: a VM, its memory and devices, and each vCPU\'s guest program (README "Scenarios")');
 

@@ -1,0 +1,255 @@
+/**
+ * The SEAMCALL playground: a host-kernel test thread (host.kthread0) issues raw SEAMCALLs against the TD's
+ * module state once the VMM has built it. The example walks one entry through its states; the table below
+ * puts an entry of each state a playground can reach into place with SEAMCALLs (or KVM's build, for a
+ * MAPPED page) and calls every memory leaf of docs/sept-state-legality.md on it, expecting the status the
+ * legality table and the order of checks (§5a.4) give — written here from the documents, not from the
+ * model's handlers.
+ */
+import { describe, expect, it } from 'vitest';
+import { arrows, runExample, runScenario, type RecordedRun } from '../helpers.ts';
+import { parseScenarioObject } from '../../src/scenario/load.ts';
+import { parseLogText } from '../../src/log/reader.ts';
+import { replayLog } from '../../src/replay/replay.ts';
+import { SEPT_LEGALITY, type SeptState } from '../../src/arch/sept.ts';
+import { septLevelState } from '../../src/arch/septEntry.ts';
+import {
+  TDX_SUCCESS,
+  TDX_OP_STATE_INCORRECT,
+  TDX_EPT_ENTRY_STATE_INCORRECT,
+  TDX_GPA_RANGE_ALREADY_BLOCKED,
+  TDX_GPA_RANGE_NOT_BLOCKED,
+  TDX_TLB_TRACKING_NOT_DONE,
+  TDX_EPT_ENTRY_NOT_PRESENT,
+  TDX_OPERAND_ID_RCX,
+  tdxStatusName,
+  tdxStatusCode,
+} from '../../src/arch/tdxStatus.ts';
+
+type Gprs = Record<string, bigint>;
+const kthreadReturns = (r: RecordedRun) => r.deliveries.filter((d) => d.message.to === 'host.kthread0' && d.message.kind === 'seamcall-return').map((d) => ({ name: d.message.name, regs: d.message.payload as Gprs }));
+
+describe('examples/seamcall-playground', () => {
+  const r = runExample('seamcall-playground');
+  it('every SEAMCALL answers what the scenario expects; the run ends clean', () => {
+    expect(r.outcome.failures).toEqual([]);
+    expect(kthreadReturns(r).map((x) => `${x.name} ${tdxStatusName(x.regs.RAX!)}`)).toEqual([
+      'TDH.MEM.SEPT.ADD TDX_SUCCESS',
+      'TDH.MEM.SEPT.ADD TDX_SUCCESS',
+      'TDH.MEM.SEPT.ADD TDX_SUCCESS',
+      'TDH.MEM.SEPT.RD TDX_SUCCESS',
+      'TDH.MEM.SEPT.ADD TDX_EPT_ENTRY_STATE_INCORRECT|RCX',
+      'TDH.MEM.PAGE.AUG TDX_SUCCESS',
+      'TDH.MEM.SEPT.RD TDX_SUCCESS',
+      'TDH.MEM.RANGE.BLOCK TDX_SUCCESS',
+      'TDH.MEM.SEPT.RD TDX_SUCCESS',
+      'TDH.MEM.RANGE.BLOCK TDX_GPA_RANGE_ALREADY_BLOCKED|RCX',
+      'TDH.MEM.RANGE.UNBLOCK TDX_TLB_TRACKING_NOT_DONE|RCX',
+      'TDH.MEM.TRACK TDX_SUCCESS',
+      'TDH.MEM.RANGE.UNBLOCK TDX_SUCCESS',
+      'TDH.MEM.SEPT.RD TDX_SUCCESS',
+      'TDH.MEM.PAGE.PROMOTE TDX_GPA_RANGE_NOT_BLOCKED|RCX',
+      'TDH.MEM.RANGE.BLOCK TDX_SUCCESS',
+      'TDH.MEM.TRACK TDX_SUCCESS',
+      'TDH.MEM.PAGE.REMOVE TDX_SUCCESS',
+      'TDH.MEM.SEPT.RD TDX_SUCCESS',
+      'TDH.MR.EXTEND TDX_OP_STATE_INCORRECT',
+    ]);
+  });
+  it('SEPT.RD reports the entry: FREE is just SVE, PENDING carries the page, level | state << 8 in RDX', () => {
+    const reads = kthreadReturns(r).filter((x) => x.name === 'TDH.MEM.SEPT.RD').map((x) => [x.regs.RCX, x.regs.RDX]);
+    expect(reads).toEqual([
+      [1n << 63n, septLevelState(0, 'FREE')],
+      [(1n << 63n) | 0x1c0100000n | 0xf0n, septLevelState(0, 'PENDING')],
+      [(1n << 63n) | 0x1c0100000n | 0xf0n, septLevelState(0, 'PENDING_BLOCKED')],
+      [(1n << 63n) | 0x1c0100000n | 0xf0n, septLevelState(0, 'PENDING')],
+      [1n << 63n, septLevelState(0, 'FREE')],
+    ]);
+  });
+  it('the thread starts once the TD is built, from the VMM, and its calls go to the module and back', () => {
+    const seq = arrows(r);
+    expect(seq.indexOf('vmm → host.kthread0 KTHREAD_START')).toBeGreaterThan(seq.indexOf('kvm.vm → vmm KVM_TDX_FINALIZE_VM'));
+    expect(seq.filter((a) => a.startsWith('host.kthread0 → tdx'))).toHaveLength(20);
+  });
+  it('is logged and replays: same log twice, replay --verify re-derives every world', () => {
+    expect(runExample('seamcall-playground').text).toBe(r.text);
+    const rep = replayLog(parseLogText(r.text, 'seamcall-playground.log.jsonl'), 'seamcall-playground.log.jsonl', { verify: true });
+    expect(rep.verified).toBe(true);
+  });
+  it('an answer other than the expected one fails the run, naming the step and both statuses', () => {
+    const s = parseScenarioObject({
+      name: 'playground-mismatch',
+      vm: { type: 'tdx', gpaw: 48 },
+      memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+      vcpus: [{ program: [{ op: 'hlt' }] }],
+      kthreads: [{ program: [{ seamcall: 'TDH.MEM.PAGE.AUG', rcx: 0x40000000, r8: 0x1c0100000, expect: { rax: 'TDX_SUCCESS' } }] }],
+    });
+    const m = runScenario(s);
+    expect(m.outcome.failures).toMatchObject([{ actor: 'host.kthread0', reason: 'playground expectation', detail: 'host.kthread0: step 0 TDH.MEM.PAGE.AUG: RAX = TDX_EPT_WALK_FAILED|RCX, expected TDX_SUCCESS' }]);
+  });
+});
+
+describe('status names in scenarios', () => {
+  it.each([
+    ['TDX_SUCCESS', 0n],
+    ['TDX_EPT_WALK_FAILED|RCX', 0xc0000b0000000001n],
+    ['TDX_PAGE_ALREADY_ACCEPTED|level=1', 0x00000b0a00000001n],
+    ['TDX_OPERAND_BUSY|SEPT_TREE', tdxStatusCode('TDX_OPERAND_BUSY')! | 0x92n],
+  ])('%s', (name, code) => {
+    expect(tdxStatusCode(name)).toBe(code);
+    expect(tdxStatusName(code)).toBe(name);
+  });
+  it('an unknown name is refused by the loader with the field', () => {
+    expect(() =>
+      parseScenarioObject({ name: 'bad', vm: { type: 'tdx' }, memslots: [{ gpa: 0, size: 0x1000, guestMemfd: true }], vcpus: [{ program: [{ op: 'hlt' }] }], kthreads: [{ program: [{ seamcall: 'TDH.MEM.SEPT.RD', expect: { rax: 'TDX_NOPE' } }] }] }),
+    ).toThrow('kthreads[0].program[0].expect.rax: unknown TDX status "TDX_NOPE"');
+  });
+});
+
+// ---- Every (leaf, state) pair the playground can produce -------------------------------------------------
+
+// 513 GiB: PML4E 1 → PDPTE 1 → PDE 0 → PTE 0, clear of the S-EPT the build makes for the image (PML4E 0).
+const G = 0x8040000000n;
+const IMAGE_GPA = 0x100000n; // added and measured by KVM's build: MAPPED at 4K
+const PAGE_4K = 0x1c0100000n;
+const PAGE_2M = 0x1c0200000n;
+const NEW_SEPT = 0x1c0003000n;
+
+type Step = { seamcall: string; rcx: bigint; r8?: bigint };
+const sept = (rcx: bigint, r8: bigint): Step => ({ seamcall: 'TDH.MEM.SEPT.ADD', rcx, r8 });
+const upper = [sept(0x8000000000n | 3n, 0x1c0000000n), sept(G | 2n, 0x1c0001000n)];
+const pde = sept(G | 1n, 0x1c0002000n);
+const block = (rcx: bigint): Step => ({ seamcall: 'TDH.MEM.RANGE.BLOCK', rcx });
+
+/** How to put the entry at `level` into `state`, and the GPA it maps. */
+const SETUPS: Record<0 | 1, Partial<Record<SeptState, { gpa: bigint; steps: Step[] }>>> = {
+  0: {
+    FREE: { gpa: G, steps: [...upper, pde] },
+    MAPPED: { gpa: IMAGE_GPA, steps: [] },
+    BLOCKED: { gpa: IMAGE_GPA, steps: [block(IMAGE_GPA)] },
+    PENDING: { gpa: G, steps: [...upper, pde, { seamcall: 'TDH.MEM.PAGE.AUG', rcx: G, r8: PAGE_4K }] },
+    PENDING_BLOCKED: { gpa: G, steps: [...upper, pde, { seamcall: 'TDH.MEM.PAGE.AUG', rcx: G, r8: PAGE_4K }, block(G)] },
+  },
+  1: {
+    FREE: { gpa: G, steps: upper },
+    NL_MAPPED: { gpa: G, steps: [...upper, pde] },
+    NL_BLOCKED: { gpa: G, steps: [...upper, pde, block(G | 1n)] },
+    PENDING: { gpa: G, steps: [...upper, { seamcall: 'TDH.MEM.PAGE.AUG', rcx: G | 1n, r8: PAGE_2M }] },
+    PENDING_BLOCKED: { gpa: G, steps: [...upper, { seamcall: 'TDH.MEM.PAGE.AUG', rcx: G | 1n, r8: PAGE_2M }, block(G | 1n)] },
+  },
+};
+
+// The level each leaf acts at: page leaves at 4K, page-table and resize leaves at 2M (as test/machines/septOps.test.ts).
+const LEAVES: [string, 0 | 1][] = [
+  ['TDH.MEM.PAGE.ADD', 0],
+  ['TDH.MR.EXTEND', 0],
+  ['TDH.MEM.PAGE.AUG', 0],
+  ['TDH.MEM.RANGE.BLOCK', 0],
+  ['TDH.MEM.RANGE.UNBLOCK', 0],
+  ['TDH.MEM.PAGE.REMOVE', 0],
+  ['TDH.MEM.SEPT.RD', 0],
+  ['TDH.MEM.SEPT.ADD', 1],
+  ['TDH.MEM.SEPT.REMOVE', 1],
+  ['TDH.MEM.PAGE.DEMOTE', 1],
+  ['TDH.MEM.PAGE.PROMOTE', 1],
+];
+
+const BLOCKED: readonly SeptState[] = ['BLOCKED', 'PENDING_BLOCKED', 'NL_BLOCKED'];
+/** Leaves that, past the state check, need the entry blocked and the block's epoch retired (§5a.4 step 7). */
+const NEED_TRACKED_BLOCK = new Set(['TDH.MEM.RANGE.UNBLOCK', 'TDH.MEM.PAGE.REMOVE', 'TDH.MEM.SEPT.REMOVE', 'TDH.MEM.PAGE.DEMOTE', 'TDH.MEM.PAGE.PROMOTE']);
+
+/**
+ * The status in a RUNNABLE TD, from the legality table and §5a.4: op_state first (PAGE.ADD and MR.EXTEND
+ * run only while the TD is built), BLOCK's "already blocked" before the state check, the state check, then
+ * SEPT.ADD's new page over an existing S-EPT page, then the blocked-and-tracked rule (the setups never TRACK).
+ */
+function expected(leaf: string, state: SeptState): bigint {
+  const rcx = BigInt(TDX_OPERAND_ID_RCX);
+  if (leaf === 'TDH.MEM.PAGE.ADD' || leaf === 'TDH.MR.EXTEND') return TDX_OP_STATE_INCORRECT;
+  if (leaf === 'TDH.MEM.RANGE.BLOCK' && BLOCKED.includes(state)) return TDX_GPA_RANGE_ALREADY_BLOCKED | rcx;
+  if (!SEPT_LEGALITY[leaf]!.includes(state)) return TDX_EPT_ENTRY_STATE_INCORRECT | rcx;
+  if (leaf === 'TDH.MEM.SEPT.ADD' && state !== 'FREE') return TDX_EPT_ENTRY_STATE_INCORRECT | rcx;
+  if (NEED_TRACKED_BLOCK.has(leaf)) return BLOCKED.includes(state) ? TDX_TLB_TRACKING_NOT_DONE | rcx : TDX_GPA_RANGE_NOT_BLOCKED | rcx;
+  return TDX_SUCCESS;
+}
+
+describe('the playground against every (leaf, state) pair it can produce (docs/sept-state-legality.md)', () => {
+  const cases = LEAVES.flatMap(([leaf, level]) => Object.keys(SETUPS[level]).map((state) => [leaf, level, state as SeptState] as const));
+  it.each(cases)('%s at level %i on %s', (leaf, level, state) => {
+    const setup = SETUPS[level][state]!;
+    const want = expected(leaf, state);
+    const r8 = leaf === 'TDH.MEM.PAGE.AUG' ? PAGE_4K : leaf === 'TDH.MEM.SEPT.ADD' || leaf === 'TDH.MEM.PAGE.DEMOTE' ? NEW_SEPT : 0n;
+    const call = { seamcall: leaf, rcx: leaf === 'TDH.MR.EXTEND' ? setup.gpa : setup.gpa | BigInt(level), r8, r9: leaf === 'TDH.MEM.PAGE.ADD' ? 0x140000000n : 0n, expect: { rax: want } };
+    const s = parseScenarioObject({
+      name: 'playground-pair',
+      vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
+      memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+      image: [{ gpa: IMAGE_GPA, words: { 0: 0x1122334455667788n } }],
+      vcpus: [{ program: [{ op: 'hlt' }] }],
+      kthreads: [{ program: [...setup.steps.map((st) => ({ ...st, expect: { rax: 'TDX_SUCCESS' } })), call] }],
+    });
+    const r = runScenario(s);
+    expect(r.outcome.failures, `${leaf} on ${state}`).toEqual([]);
+    const got = kthreadReturns(r).at(-1)!;
+    expect(got.name).toBe(leaf);
+    expect(tdxStatusName(got.regs.RAX!)).toBe(tdxStatusName(want));
+    // A refusal from the walk on reports the entry it judged: level | public state << 8.
+    if ((want & 0xffffffffn) === BigInt(TDX_OPERAND_ID_RCX)) expect(got.regs.RDX).toBe(septLevelState(level, state));
+    if (leaf === 'TDH.MEM.SEPT.RD') expect(got.regs.RDX).toBe(septLevelState(level, state));
+  });
+});
+
+describe('a playground thread during the build (start: initialized): the build-time leaves', () => {
+  const ADDED = 0x1c0300000n; // the page a PAGE.ADD hands over
+  const SOURCE = 0x140000000n; // the VMM's staging page, the copy's source
+  const base = [...upper, pde];
+  const add: Step & { r9: bigint } = { seamcall: 'TDH.MEM.PAGE.ADD', rcx: G, r8: ADDED, r9: SOURCE };
+  const aug: Step = { seamcall: 'TDH.MEM.PAGE.AUG', rcx: G, r8: PAGE_4K };
+  const setups: Partial<Record<SeptState, Step[]>> = {
+    FREE: base,
+    MAPPED: [...base, add],
+    BLOCKED: [...base, add, block(G)],
+    PENDING: [...base, aug],
+    PENDING_BLOCKED: [...base, aug, block(G)],
+  };
+  const rcx = BigInt(TDX_OPERAND_ID_RCX);
+  /** INITIALIZED: PAGE.ADD needs FREE; MR.EXTEND walks to a leaf (NOT_PRESENT|RCX short of one) and needs it MAPPED (else a bare NOT_PRESENT). */
+  const want: Record<string, Partial<Record<SeptState, bigint>>> = {
+    'TDH.MEM.PAGE.ADD': { FREE: TDX_SUCCESS, MAPPED: TDX_EPT_ENTRY_STATE_INCORRECT | rcx, BLOCKED: TDX_EPT_ENTRY_STATE_INCORRECT | rcx, PENDING: TDX_EPT_ENTRY_STATE_INCORRECT | rcx, PENDING_BLOCKED: TDX_EPT_ENTRY_STATE_INCORRECT | rcx },
+    'TDH.MR.EXTEND': { FREE: TDX_EPT_ENTRY_NOT_PRESENT | rcx, MAPPED: TDX_SUCCESS, BLOCKED: TDX_EPT_ENTRY_NOT_PRESENT, PENDING: TDX_EPT_ENTRY_NOT_PRESENT, PENDING_BLOCKED: TDX_EPT_ENTRY_NOT_PRESENT },
+    // Nothing runs yet, so removing needs neither BLOCK nor TRACK (§5a.2).
+    'TDH.MEM.PAGE.REMOVE': { FREE: TDX_EPT_ENTRY_STATE_INCORRECT | rcx, MAPPED: TDX_SUCCESS, BLOCKED: TDX_SUCCESS, PENDING: TDX_SUCCESS, PENDING_BLOCKED: TDX_SUCCESS },
+  };
+  const cases = Object.entries(want).flatMap(([leaf, byState]) => Object.entries(byState).map(([state, status]) => [leaf, state as SeptState, status] as const));
+  it.each(cases)('%s on %s', (leaf, state, status) => {
+    const call = { seamcall: leaf, rcx: G + (leaf === 'TDH.MR.EXTEND' ? 0x100n : 0n), r8: leaf === 'TDH.MEM.PAGE.ADD' ? 0x1c0400000n : 0n, r9: SOURCE, expect: { rax: status } };
+    const s = parseScenarioObject({
+      name: 'playground-build',
+      vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
+      memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+      vcpus: [{ program: [{ op: 'hlt' }] }],
+      kthreads: [{ start: 'initialized', program: [...setups[state]!.map((st) => ({ ...st, expect: { rax: 'TDX_SUCCESS' } })), call] }],
+    });
+    const r = runScenario(s);
+    expect(r.outcome.failures, `${leaf} on ${state}`).toEqual([]);
+    expect(tdxStatusName(kthreadReturns(r).at(-1)!.regs.RAX!)).toBe(tdxStatusName(status));
+    // The VMM waits for the thread, then finalizes; the vCPU runs only after that.
+    const seq = arrows(r);
+    expect(seq.indexOf('host.kthread0 → vmm KTHREAD_DONE')).toBeGreaterThan(seq.lastIndexOf('tdx → host.kthread0 ' + leaf));
+    expect(seq.indexOf('vmm → kvm.vm KVM_TDX_FINALIZE_VM')).toBeGreaterThan(seq.indexOf('host.kthread0 → vmm KTHREAD_DONE'));
+    expect(seq).toContain('vmm → kvm.vcpu0 KVM_RUN');
+  });
+  it('PAGE.ADD copies the source with the TD key and counts in MRTD; the TD then finalizes and runs', () => {
+    const s = parseScenarioObject({
+      name: 'playground-build-add',
+      vm: { type: 'tdx', gpaw: 48 },
+      memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+      vcpus: [{ program: [{ op: 'hlt' }] }],
+      kthreads: [{ start: 'initialized', program: [...base, add, { seamcall: 'TDH.MR.EXTEND', rcx: G, expect: { rax: 'TDX_SUCCESS' } }, { seamcall: 'TDH.MEM.SEPT.RD', rcx: G, expect: { rdx: septLevelState(0, 'MAPPED') } }] }],
+    });
+    const r = runScenario(s);
+    expect(r.outcome.failures).toEqual([]);
+    expect(arrows(r)).toContain('tdx → hw.mem MEM_COPY');
+    expect(arrows(r)).toContain('tdx → hw.mem MEM_HASH');
+  });
+});
