@@ -107,15 +107,46 @@ export function mirrorSeptProblems(model: Model, world: World): string[] {
 }
 
 const READS = new Set(['kvm.mmu', 'tdx', 'kvm.vm']);
+const reads = (actor: string) => READS.has(actor) || actor.startsWith('kvm.vcpu');
+
+/**
+ * Per id space (explorer engine), per pair of kvm.mmu and tdx state ids: whether every disagreement of the
+ * two tables is excused by a frozen mirror SPTE — the first window transientReason looks at, and the one
+ * that depends on kvm.mmu alone. Then the verdict is null whatever the other actors do.
+ */
+const agreeing = new WeakMap<object, Map<number, boolean>>();
+
+function frozenWindowsOnly(mmu: TdpMmuContext, tdx: TdxModuleContext): boolean {
+  return disagreements(mmu, tdx).every((d) => d.gfn !== null && walkTdp(mmu.pages, mmu.roots.mirror!, mmu.topLevel, d.gfn << BigInt(PAGE_SHIFT)).at(-1)!.spte === FROZEN_SPTE);
+}
 
 export const mirrorSeptAgree: Invariant = {
   name: 'mirror-sept-agree',
   description: "KVM's mirror EPT and the module's S-EPT map the same GFNs to the same HPAs at the same level; private leaves only on PRIVATE GFNs",
+  footprint: {
+    on: reads,
+    reads,
+    pendingTo: (a) => a === 'kvm.mmu',
+    fast(v) {
+      const { model } = v;
+      const tdx = model.indexOf.get('tdx');
+      if (tdx === undefined) return null;
+      let memo = agreeing.get(v.ids);
+      if (memo === undefined) agreeing.set(v.ids, (memo = new Map()));
+      const key = v.stateId(model.indexOf.get('kvm.mmu')!) * 2 ** 26 + v.stateId(tdx);
+      let agree = memo.get(key);
+      if (agree === undefined) {
+        agree = frozenWindowsOnly(v.snapshot(model.indexOf.get('kvm.mmu')!).context as TdpMmuContext, v.snapshot(tdx).context as TdxModuleContext);
+        memo.set(key, agree);
+      }
+      return agree ? null : (mirrorSeptProblems(model, v.after())[0] ?? null);
+    },
+  },
   check(model, _before, after, delivered) {
     // The verdict reads kvm.mmu, tdx, kvm.vm (its zap) and the vCPU threads (their splits, their writes
     // in flight); a delivery to another actor leaves it as it was before, which was checked (the initial
     // world has nothing mapped).
-    if (!READS.has(delivered.to) && !delivered.to.startsWith('kvm.vcpu')) return null;
+    if (!reads(delivered.to)) return null;
     return mirrorSeptProblems(model, after)[0] ?? null;
   },
 };

@@ -28,6 +28,7 @@ function guestSpins(model: Model, world: World, kvmVcpu: string): boolean {
 export const noDeadlock: Invariant = {
   name: 'no-deadlock',
   description: 'when nothing is in flight, every vCPU thread is halted or freed, mmu_lock is free, kvm.vm and the VMM are idle or gone',
+  footprint: { quiescent: true },
   check(model, _before, after) {
     if (after.pending.length > 0 || after.failures.length > 0) return null;
     const stuck: string[] = [];

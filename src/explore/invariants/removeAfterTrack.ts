@@ -16,6 +16,8 @@ const CALLS = new Set(['TDH.MEM.PAGE.REMOVE', 'TDH.MEM.SEPT.REMOVE', 'TDH.MEM.PA
 export const removeAfterTrack: Invariant = {
   name: 'remove-after-track',
   description: 'KVM sends TDH.MEM.PAGE.REMOVE / SEPT.REMOVE / PAGE.DEMOTE for a running TD only for a blocked entry whose block a TRACK and the kick after it have retired',
+  // The module's state before the call and the call: the delivery's own data.
+  footprint: {},
   check(model, before, _after, m) {
     const c = septCall(model, before, m, CALLS);
     // A missing level is sept-parent-first's business (and the module's TDX_EPT_WALK_FAILED).
