@@ -10,7 +10,7 @@ import type { Scenario } from '../scenario/schema.ts';
 import { actorsFor } from '../../machines/registry.ts';
 import { enabledChoices, initialWorld, step } from '../runtime/step.ts';
 import { createModel, type Model, type World } from '../runtime/world.ts';
-import { CLAIM_WORDS, depthFirst, Channels, noSleep, type Bound, type ExploreBounds, type Search, type SearchCounters, type Violation } from './explore.ts';
+import { CLAIM_WORDS, depthFirst, Channels, noSleep, RESTART, type Bound, type ExploreBounds, type Search, type SearchCounters, type Violation } from './explore.ts';
 import { CompiledModel } from './compiledModel.ts';
 import { InvariantChecks } from './checks.ts';
 import { fingerprint } from './fingerprint.ts';
@@ -148,7 +148,10 @@ export function runShare(job: ShareJob, frontier: readonly number[][], locals: S
       // Another thread may have come this way already: explore only what it has not claimed.
       table.arrive(fingerprint(model, world), noSleep(CLAIM_WORDS), explore);
       if (explore.every((w) => w === 0)) continue;
-      violation = depthFirst(search, world, path, explore);
+      const found = depthFirst(search, world, path, explore);
+      // Worker threads run without the persistent-set reduction, the only source of a restart.
+      if (found === RESTART) throw new Error('model bug: a worker search asked for a restart');
+      violation = found;
       if (violation !== null) {
         Atomics.compareExchange(ctl, CONTROL.stop, 0, STOP.violation);
         break;
