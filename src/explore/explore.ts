@@ -131,6 +131,8 @@ export interface ExploreResult {
   persistentSets?: { restarts: number; channels: number } | null;
   /** Why an asked-for persistent-set reduction was left off. */
   reductionOff?: string;
+  /** A preemption-bounded search (preemptionBounded.ts): the bound and each level run, the last one last. */
+  preemptions?: { bound: number; levels: import('./preemptionBounded.ts').PreemptionLevel[] };
 }
 
 /**

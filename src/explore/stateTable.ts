@@ -98,6 +98,58 @@ export class StateTable implements VisitedSet {
     return this.claim(this.insert(hi, lo, 0), true, sleep, explore);
   }
 
+  /** Whether `h` is in the table. */
+  has(h: Hash64): boolean {
+    return this.slotOf(h) >= 0;
+  }
+
+  private slotOf(h: Hash64): number {
+    const hi = h.hi | 0;
+    const lo = (h.hi | h.lo) === 0 ? 1 : h.lo | 0;
+    const cap = this.cap;
+    let i = homeOf(hi, cap);
+    for (let dist = 0; ; dist++) {
+      const rh = this.hi[i]!;
+      const rl = this.lo[i]!;
+      if (rh === hi && rl === lo) return i;
+      if ((rh | rl) === 0) return -1;
+      let rd = i - homeOf(rh, cap);
+      if (rd < 0) rd += cap;
+      if (rd < dist) return -1;
+      if (++i === cap) i = 0;
+    }
+  }
+
+  /**
+   * For a table of search nodes with a cost (the preemption-bounded search): true when `h` is new or
+   * comes now at a lower `cost` (0–254) than every earlier arrival, which is then remembered.
+   */
+  lower(h: Hash64, cost: number): boolean {
+    const hi = h.hi | 0;
+    const lo = (h.hi | h.lo) === 0 ? 1 : h.lo | 0;
+    const cap = this.cap;
+    let i = homeOf(hi, cap);
+    for (let dist = 0; ; dist++) {
+      const rh = this.hi[i]!;
+      const rl = this.lo[i]!;
+      if (rh === hi && rl === lo) {
+        // Stored as cost + 1, so a fresh slot's 0 is "no cost yet".
+        if (cost + 1 >= this.claims[i]!) return false;
+        this.claims[i] = cost + 1;
+        return true;
+      }
+      if ((rh | rl) === 0) break;
+      let rd = i - homeOf(rh, cap);
+      if (rd < 0) rd += cap;
+      if (rd < dist) break;
+      if (++i === cap) i = 0;
+    }
+    if (this.count + 1 > MAX_LOAD * cap) this.grow();
+    this.count++;
+    this.insert(hi, lo, cost + 1);
+    return true;
+  }
+
   private claim(i: number, fresh: boolean, sleep: Uint32Array, explore: Uint32Array): boolean {
     if (this.words === 0) return fresh;
     const awake = ~sleep[0]!;
