@@ -236,7 +236,6 @@ function startLevel(
 
   S.setRoot(root);
   states.arrive(fp, none, none);
-  states.setByte(fp, 0x11);
   nodeKey(key, fp.hi, fp.lo, 0);
   nodes.lower(key, 0);
   if (S.pendingAt(0) === 0) counters.terminals++;
