@@ -11,6 +11,7 @@ import type { Lasso } from '../explore/liveness/lasso.ts';
 import { INVARIANTS, invariantNamed, invariantsOf, type Invariant } from '../explore/invariants/index.ts';
 import { countPreemptions, minimise, type MinimiseProgress } from '../explore/minimise.ts';
 import { exploreInWorkers } from '../explore/parallel.ts';
+import { startPreemptionBounded, type PreemptionLevel } from '../explore/preemptionBounded.ts';
 import { PCT_DEPTH_DEFAULT, startSample, type SampleMode, type SampleResult } from '../explore/sample.ts';
 import type { PolicyOverrides } from '../policies.ts';
 import type { Model } from '../runtime/world.ts';
@@ -47,6 +48,18 @@ export interface ExploreSettings {
   pctDepth?: number;
   /** Threads sharing the search, this one included. @default 1 */
   workers?: number;
+  /**
+   * dfs: search every schedule with at most K preemptions, for K = 0, 1 … this (src/explore/preemptionBounded.ts);
+   * stops at the first violation or at a level that saw every state. One thread, no reduction.
+   */
+  preemptions?: number;
+  /** With `preemptions`: only the level K itself, not the ones below. @default false */
+  singleLevel?: boolean;
+  /**
+   * dfs: the persistent-set reduction on top of sleep sets (src/explore/reduction.ts): fewer states, the same
+   * violations and end states; left off (with a note) when non-progress is checked. @default false
+   */
+  persistentSets?: boolean;
   /** Deliveries along one schedule. @default 5000 */
   maxDepth?: number;
   /** Distinct states. @default 2000000 */
@@ -83,6 +96,15 @@ export interface ExploreStart {
   workers: number;
   /** What the search will not check and why (e.g. non-progress with walks or worker threads). */
   notes: string[];
+  /** The preemption bound of a preemption-bounded search, else null. */
+  preemptions: number | null;
+  singleLevel: boolean;
+  persistentSets: boolean;
+}
+
+/** A level of a preemption-bounded search is done: every schedule with at most `preemptions` preemptions was searched. */
+export interface PreemptionLevelEvent extends PreemptionLevel {
+  type: 'level';
 }
 
 /**
@@ -134,7 +156,7 @@ export interface ExploreDone {
  * What an exploration stream emits: `start`, progress (search, then minimisation), a `finding` if an
  * invariant broke, and `done`.
  */
-export type ExploreEvent = ExploreStart | SearchProgressEvent | MinimiseProgressEvent | Finding | ExploreDone;
+export type ExploreEvent = ExploreStart | SearchProgressEvent | MinimiseProgressEvent | PreemptionLevelEvent | Finding | ExploreDone;
 
 /** Invariant names (validated) or objects; none → the scenario's, else the defaults. */
 export function resolveInvariants(scenario: Scenario, given: readonly string[] | readonly Invariant[] | undefined): Invariant[] {
@@ -167,7 +189,23 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
     const model = modelFor(s);
     const mode = settings.mode ?? EXPLORE_DEFAULTS.mode;
     const workers = settings.workers ?? EXPLORE_DEFAULTS.workers;
-    const { invariants, notes } = withoutUncheckableLiveness(resolveInvariants(s, settings.invariants), settings.nonProgress !== false, mode, workers);
+    const preemptions = settings.preemptions ?? null;
+    const persistentSets = settings.persistentSets === true;
+    const conflict =
+      preemptions === null
+        ? null
+        : mode !== 'dfs'
+          ? `a preemption bound applies to --mode dfs, not ${mode}`
+          : workers > 1
+            ? 'a preemption-bounded search runs on one thread (--workers 1)'
+            : persistentSets
+              ? 'a preemption-bounded search explores without reduction; drop --persistent-sets'
+              : null;
+    if (conflict !== null) throw new RangeError(conflict);
+    if (persistentSets && (mode !== 'dfs' || workers > 1)) throw new RangeError(`persistent sets apply to a depth-first search on one thread (--mode dfs, --workers 1)`);
+    const { invariants, notes } = withoutUncheckableLiveness(resolveInvariants(s, settings.invariants), settings.nonProgress !== false, mode, workers, preemptions !== null);
+    const liveness = invariants.find((i) => i.liveness === true);
+    if (persistentSets && liveness !== undefined) notes.push(`persistent sets left off: ${liveness.name} needs the unreduced state graph (--no-non-progress to reduce)`);
     const bounds: ExploreBounds = {
       maxDepth: settings.maxDepth ?? EXPLORE_DEFAULTS.maxDepth,
       maxStates: settings.maxStates ?? EXPLORE_DEFAULTS.maxStates,
@@ -176,7 +214,8 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
     const seed = settings.seed ?? EXPLORE_DEFAULTS.seed;
     const walks = settings.walks ?? EXPLORE_DEFAULTS.walks;
     const pctDepth = settings.pctDepth ?? EXPLORE_DEFAULTS.pctDepth;
-    subscriber.next({ type: 'start', scenario: s, model, invariants, bounds, mode, seed, walks, pctDepth, workers, notes });
+    const singleLevel = settings.singleLevel === true;
+    subscriber.next({ type: 'start', scenario: s, model, invariants, bounds, mode, seed, walks, pctDepth, workers, notes, preemptions, singleLevel, persistentSets });
     const onProgress = (p: ExploreProgress) => subscriber.next({ type: 'progress', phase: 'search', bounds, ...p });
     let closed = false;
 
@@ -197,9 +236,12 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
       };
     }
 
+    const every = settings.progressEvery !== undefined ? { progressEvery: settings.progressEvery } : {};
     const x =
-      mode === 'dfs'
-        ? startExplore(model, invariants, bounds, { onProgress, pauseEvery: DFS_SLICE, ...(settings.progressEvery !== undefined ? { progressEvery: settings.progressEvery } : {}) })
+      preemptions !== null
+        ? startPreemptionBounded(model, invariants, bounds, preemptions, { onProgress, pauseEvery: DFS_SLICE, only: singleLevel, onLevel: (l) => subscriber.next({ type: 'level', ...l }), ...every })
+        : mode === 'dfs'
+        ? startExplore(model, invariants, bounds, { onProgress, pauseEvery: DFS_SLICE, persistentSets, ...every })
         : startSample(model, invariants, { ...bounds, walks }, { mode, seed, pctDepth, onProgress, pauseEvery: WALK_SLICE, ...(settings.progressEvery !== undefined ? { progressEvery: settings.progressEvery } : {}) });
     let timer: ReturnType<typeof setImmediate> | null = null;
     const onAbort = () => x.interrupt();
@@ -231,10 +273,11 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
  * The non-progress check needs the one-thread depth-first search's state graph (src/explore/liveness/); with
  * walks or worker threads, or when turned off, it is left out, and said so unless turned off.
  */
-function withoutUncheckableLiveness(invariants: Invariant[], wanted: boolean, mode: ExploreMode, workers: number): { invariants: Invariant[]; notes: string[] } {
+function withoutUncheckableLiveness(invariants: Invariant[], wanted: boolean, mode: ExploreMode, workers: number, bounded: boolean): { invariants: Invariant[]; notes: string[] } {
   const liveness = invariants.filter((i) => i.liveness === true);
-  if (liveness.length === 0 || (wanted && mode === 'dfs' && workers === 1)) return { invariants, notes: [] };
-  const notes = wanted ? [`${liveness.map((i) => i.name).join(', ')} not checked: it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1)`] : [];
+  if (liveness.length === 0 || (wanted && mode === 'dfs' && workers === 1 && !bounded)) return { invariants, notes: [] };
+  const why = bounded ? 'it needs the state graph of the whole space, which a preemption-bounded search does not visit' : 'it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1)';
+  const notes = wanted ? [`${liveness.map((i) => i.name).join(', ')} not checked: ${why}`] : [];
   return { invariants: invariants.filter((i) => i.liveness !== true), notes };
 }
 
