@@ -273,7 +273,8 @@ export function depthFirstRun(search: Search, root: World, prefix: readonly numb
       if ((todo[d]! & (1 << i)) !== 0) continue;
       if (viaNode >= 0 && g.diamond(node, S.channelAt(d, i), viaNode, viaChannel)) continue;
       const e = S.buildChild(d, i, scratch);
-      const v = g.node(fp, () => S.worldAt(scratch, base + d + 1));
+      let v = g.lookup(fp);
+      if (v < 0) v = g.addNode(fp, S.glance(scratch, base + d + 1));
       g.edge(node, v, cm.receiverOf(S.childMsg), cm.snapshots[S.childFrom]!, cm.snapshots[cm.afterOf(e)]!, cm.messages[S.childMsg]!, true);
     }
   };
@@ -293,7 +294,7 @@ export function depthFirstRun(search: Search, root: World, prefix: readonly numb
   fpLo[0] = fp.lo;
   onStack?.add(fp.hi, fp.lo);
   if (graph !== null) {
-    nodeOf[0] = graph.node(fp, () => root);
+    nodeOf[0] = graph.addNode(fp, root);
     recordPruned(0, -1, -1);
   } else nodeOf[0] = -1;
   let top = 0;
@@ -368,7 +369,8 @@ export function depthFirstRun(search: Search, root: World, prefix: readonly numb
       }
       // P3: a delivery explored alone that leads back onto the stack; its frame expands in full later.
       if (reduced[d] === 1 && onStack!.has(fp.hi, fp.lo)) expandAll[d] = 1;
-      const childNode = graph === null ? -1 : graph.node(fp, () => afterWorld());
+      let childNode = graph === null ? -1 : graph.lookup(fp);
+      if (graph !== null && childNode < 0) childNode = graph.addNode(fp, S.glance(o2, base + d + 1));
       if (record[d] === 1) graph!.edge(nodeOf[d]!, childNode, receiver, cm.snapshots[S.childFrom]!, cm.snapshots[cm.afterOf(e)]!, cm.messages[S.childMsg]!, false);
 
       // The child as a frame (not yet pushed).

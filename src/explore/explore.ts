@@ -166,7 +166,8 @@ export function startExplore(model: Model, invariants: readonly Invariant[], bou
   // The topology's first guess comes from seeded walks (`walks: 0`: the initial world's channels only).
   const topology = opts.persistentSets && reductionOff === undefined ? Topology.learn(compiled, opts.persistentSets === true ? undefined : opts.persistentSets.walks) : null;
   let restarts = 0;
-  let visited = new StateTable(channels === null ? 0 : CLAIM_WORDS);
+  // Room for the first 60,000 states (0.6 MB): growing through the small sizes costs more than it saves.
+  let visited = new StateTable(channels === null ? 0 : CLAIM_WORDS, 1 << 16);
   let graph = liveness === undefined ? null : new StateGraph(model, (opts.progressThreads ?? progressThreadsOf)(model));
   const search: Search = {
     model,
@@ -236,7 +237,7 @@ export function startExplore(model: Model, invariants: readonly Invariant[], bou
         // A send outside the learnt topology: start again with it (reduction.ts).
         restarts++;
         search.persistent!.refresh();
-        visited = search.visited = new StateTable(CLAIM_WORDS);
+        visited = search.visited = new StateTable(CLAIM_WORDS, 1 << 16);
         Object.assign(counters, { transitions: 0, maxDepth: 0, terminals: 0, bound: null });
         run = begin();
         return false;

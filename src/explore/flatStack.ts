@@ -11,10 +11,33 @@
  * the receiver's term, the delivered channel's positions, the new messages' terms. Nothing is allocated.
  */
 import { ModelBug } from '../runtime/errors.ts';
-import type { World } from '../runtime/world.ts';
+import type { Failure, World } from '../runtime/world.ts';
 import type { CompiledModel } from './compiledModel.ts';
 import { finishInto } from './fingerprint.ts';
 import { flatLength, materialize } from './flatWorld.ts';
+
+const NO_FAILURES: readonly Failure[] = Object.freeze([]);
+
+/** FlatStack.glance's world: snapshots and failures at once, the rest from the stack when read. */
+class GlancedWorld implements World {
+  private full: World | null = null;
+  constructor(
+    readonly snapshots: World['snapshots'],
+    readonly failures: World['failures'],
+    readonly seq: number,
+    private readonly stack: FlatStack,
+    private readonly at: number,
+  ) {}
+  private whole(): World {
+    return (this.full ??= this.stack.worldAt(this.at, this.seq));
+  }
+  get pending(): World['pending'] {
+    return this.whole().pending;
+  }
+  get nextId(): number {
+    return this.whole().nextId;
+  }
+}
 
 /** A state's deliverable messages are kept as 32-bit masks by the searches. */
 export const MAX_ENABLED = 32;
@@ -274,6 +297,20 @@ export class FlatStack {
   /** The World of frame d. */
   world(d: number): World {
     return materialize(this.cm, this.mem, this.off[d]!, this.seq0 + d);
+  }
+
+  /**
+   * A World of the vector at `o` for a quick look at actor states and failures (the non-progress graph's
+   * progress threads): its messages in flight are built only if read, and only until the stack moves on.
+   */
+  glance(o: number, seq: number): World {
+    const { cm, n } = this;
+    const mem = this.mem;
+    const snapshots = new Array(n);
+    for (let i = 0; i < n; i++) snapshots[i] = cm.snapshots[mem[o + i]!]!;
+    const k = mem[o + n]!;
+    const failures = mem[o + n + 1 + k] === 0 ? NO_FAILURES : materialize(cm, mem, o, seq).failures;
+    return new GlancedWorld(snapshots, failures, seq, this, o);
   }
 
   /** The World of the vector at `o`, after `seq` deliveries. */

@@ -110,14 +110,61 @@ const READS = new Set(['kvm.mmu', 'tdx', 'kvm.vm']);
 const reads = (actor: string) => READS.has(actor) || actor.startsWith('kvm.vcpu');
 
 /**
- * Per id space (explorer engine), per pair of kvm.mmu and tdx state ids: whether every disagreement of the
- * two tables is excused by a frozen mirror SPTE — the first window transientReason looks at, and the one
- * that depends on kvm.mmu alone. Then the verdict is null whatever the other actors do.
+ * The explorer's fast path: whether every disagreement of the two tables is excused by a frozen mirror SPTE
+ * — the first window transientReason looks at, and the one that depends on kvm.mmu alone. Then the verdict
+ * is null whatever the other actors do. Each side's leaves are kept per interned state id (per id space:
+ * one per search or thread), the answer per pair of them.
  */
-const agreeing = new WeakMap<object, Map<number, boolean>>();
+interface MirrorSide {
+  /** Present mirror leaves by GFN. */
+  leaves: Map<bigint, { spte: bigint; pgLevel: number }>;
+  /** A mirror or direct leaf breaks the attribute rule: no window excuses it. */
+  attributeProblem: boolean;
+  /** Whether the mirror walk to a GFN ends at FROZEN_SPTE, as asked. */
+  frozen: Map<bigint, boolean>;
+  mmu: TdpMmuContext;
+}
+type SeptSide = Map<bigint, { state: string; hpa: bigint; tdxLevel: number }>;
+interface Memo {
+  mirror: Map<number, MirrorSide | null>;
+  sept: Map<number, SeptSide | null>;
+  pairs: Map<number, boolean>;
+}
+const memos = new WeakMap<object, Memo>();
 
-function frozenWindowsOnly(mmu: TdpMmuContext, tdx: TdxModuleContext): boolean {
-  return disagreements(mmu, tdx).every((d) => d.gfn !== null && walkTdp(mmu.pages, mmu.roots.mirror!, mmu.topLevel, d.gfn << BigInt(PAGE_SHIFT)).at(-1)!.spte === FROZEN_SPTE);
+function mirrorSide(mmu: TdpMmuContext): MirrorSide | null {
+  if (mmu.roots.mirror === null || mmu.pages[mmu.roots.mirror] === undefined) return null;
+  const leaves = new Map(presentLeaves(mmu.pages, mmu.roots.mirror, mmu.topLevel, 0n, GFN_LIMIT).map((m) => [m.gfn, { spte: m.spte, pgLevel: m.pgLevel }]));
+  let attributeProblem = [...leaves.keys()].some((gfn) => !attributeIsPrivate(mmu.privateRanges, gfn));
+  for (const d of presentLeaves(mmu.pages, mmu.roots.direct, mmu.topLevel, mmu.gfnDirectBits, mmu.gfnDirectBits | GFN_LIMIT)) if (attributeIsPrivate(mmu.privateRanges, d.gfn & ~mmu.gfnDirectBits)) attributeProblem = true;
+  return { leaves, attributeProblem, frozen: new Map(), mmu };
+}
+
+function septSide(tdx: TdxModuleContext): SeptSide | null {
+  if (tdx.mem.septRoot === null) return null;
+  return new Map(septLeaves(tdx.mem.sept, tdx.mem.septRoot, tdx.mem.topLevel).map((l) => [gpaToGfn(l.gpa), { state: l.state, hpa: l.hpa, tdxLevel: l.tdxLevel }]));
+}
+
+function isFrozen(m: MirrorSide, gfn: bigint): boolean {
+  let f = m.frozen.get(gfn);
+  if (f === undefined) {
+    f = walkTdp(m.mmu.pages, m.mmu.roots.mirror!, m.mmu.topLevel, gfn << BigInt(PAGE_SHIFT)).at(-1)!.spte === FROZEN_SPTE;
+    m.frozen.set(gfn, f);
+  }
+  return f;
+}
+
+/** `disagreements(mmu, tdx).every((d) => d.gfn !== null && frozen(d.gfn))`, from the two sides. */
+function frozenWindowsOnly(m: MirrorSide | null, t: SeptSide | null): boolean {
+  if (m === null || t === null) return true;
+  if (m.attributeProblem) return false;
+  for (const [gfn, leaf] of m.leaves) {
+    const s = t.get(gfn);
+    const agrees = s !== undefined && (s.state === 'MAPPED' || s.state === 'PENDING') && s.hpa === spteToPfn(leaf.spte) << BigInt(PAGE_SHIFT) && s.tdxLevel === leaf.pgLevel - 1;
+    if (!agrees && !isFrozen(m, gfn)) return false;
+  }
+  for (const gfn of t.keys()) if (!m.leaves.has(gfn) && !isFrozen(m, gfn)) return false;
+  return true;
 }
 
 export const mirrorSeptAgree: Invariant = {
@@ -131,13 +178,20 @@ export const mirrorSeptAgree: Invariant = {
       const { model } = v;
       const tdx = model.indexOf.get('tdx');
       if (tdx === undefined) return null;
-      let memo = agreeing.get(v.ids);
-      if (memo === undefined) agreeing.set(v.ids, (memo = new Map()));
-      const key = v.stateId(model.indexOf.get('kvm.mmu')!) * 2 ** 26 + v.stateId(tdx);
-      let agree = memo.get(key);
+      const mmu = model.indexOf.get('kvm.mmu')!;
+      let memo = memos.get(v.ids);
+      if (memo === undefined) memos.set(v.ids, (memo = { mirror: new Map(), sept: new Map(), pairs: new Map() }));
+      const mmuId = v.stateId(mmu);
+      const tdxId = v.stateId(tdx);
+      const key = mmuId * 2 ** 26 + tdxId;
+      let agree = memo.pairs.get(key);
       if (agree === undefined) {
-        agree = frozenWindowsOnly(v.snapshot(model.indexOf.get('kvm.mmu')!).context as TdpMmuContext, v.snapshot(tdx).context as TdxModuleContext);
-        memo.set(key, agree);
+        let m = memo.mirror.get(mmuId);
+        if (m === undefined) memo.mirror.set(mmuId, (m = mirrorSide(v.snapshot(mmu).context as TdpMmuContext)));
+        let t = memo.sept.get(tdxId);
+        if (t === undefined) memo.sept.set(tdxId, (t = septSide(v.snapshot(tdx).context as TdxModuleContext)));
+        agree = frozenWindowsOnly(m, t);
+        memo.pairs.set(key, agree);
       }
       return agree ? null : (mirrorSeptProblems(model, v.after())[0] ?? null);
     },

@@ -117,14 +117,27 @@ export class StateGraph {
 
   /** The id of the state with fingerprint `h` (world `w`, built only for a new node), new ids numbered in order of discovery. */
   node(h: Hash64, w: () => World): number {
+    const id = this.lookup(h);
+    return id >= 0 ? id : this.addNode(h, w());
+  }
+
+  /** The id of the state with fingerprint `h`, or −1. */
+  lookup(h: Hash64): number {
+    const hi = h.hi | 0;
+    const lo = h.lo | 0;
+    for (let i = (hi ^ Math.imul(lo, 0x9e3779b1)) & this.mask; ; i = (i + 1) & this.mask) {
+      const s = this.slots[i]!;
+      if (s === 0) return -1;
+      if (this.keys[2 * i] === hi && this.keys[2 * i + 1] === lo) return s - 1;
+    }
+  }
+
+  /** A new node for the state with fingerprint `h` (not in the graph yet), world `world`. */
+  addNode(h: Hash64, world: World): number {
     const hi = h.hi | 0;
     const lo = h.lo | 0;
     let i = (hi ^ Math.imul(lo, 0x9e3779b1)) & this.mask;
-    for (; ; i = (i + 1) & this.mask) {
-      const s = this.slots[i]!;
-      if (s === 0) break;
-      if (this.keys[2 * i] === hi && this.keys[2 * i + 1] === lo) return s - 1;
-    }
+    while (this.slots[i] !== 0) i = (i + 1) & this.mask;
     const id = this.count++;
     this.keys[2 * i] = hi;
     this.keys[2 * i + 1] = lo;
@@ -145,7 +158,6 @@ export class StateGraph {
     this.fpHi[id] = hi;
     this.fpLo[id] = lo;
     const base = id * this.wantWords;
-    const world = w();
     this.threads.forEach((t, k) => {
       if (t.wants(this.model, world)) this.wants[base + (k >>> 5)]! |= 1 << (k & 31);
     });
