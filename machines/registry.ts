@@ -34,6 +34,8 @@ export const HOST_LAYOUT = {
   tdParamsPa: 0x10000f000n,
   tdvprPa: (vcpu: number) => 0x100010000n + BigInt(vcpu * 0x10000),
   tdcxPa: (vcpu: number, i: number) => 0x100010000n + BigInt(vcpu * 0x10000 + (i + 1) * 0x1000),
+  /** The posted-interrupt descriptor inside each vCPU's struct vcpu_tdx (64-byte aligned; a kernel allocation). */
+  piDescPa: (vcpu: number) => 0x10001f000n + BigInt(vcpu * 0x10000),
   /** The VMM's staging pages for the initial image (source of TDH.MEM.PAGE.ADD). */
   stagingPa: (page: number) => 0x140000000n + BigInt(page * 0x1000),
   mirrorRootPfn: 0x180000,
@@ -81,7 +83,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
     ops.map((op) => (op.op === 'hlt' || op.op === 'accept' || op.op === 'mapGpa' || op.op === 'out' ? op : ({ ...op, gla: op.gla ?? glaOf(op.gpa) } as GuestOp)));
   for (const v of vcpus) {
     const prologue = placeProgram(place(s.vcpus[v]!.veHandlerPrologue), VE_HANDLER_TEXT);
-    actors.push({ id: `guest.vcpu${v}`, machine: guestVcpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue, privateVe: s.vcpus[v]!.privateVe } });
+    actors.push({ id: `guest.vcpu${v}`, machine: guestVcpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue, veHandlerText: VE_HANDLER_TEXT, privateVe: s.vcpus[v]!.privateVe } });
   }
   for (const v of vcpus) actors.push({ id: `hw.cpu${v}`, machine: cpuMachine, input: { vcpu: v, vmType: s.vm.type, gpaw } });
   const staging: Record<number, PhysPage> = {};
@@ -105,6 +107,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         topLevel: eptLevels(gpaw),
         tdr: td ? HOST_LAYOUT.tdrPa : 0n,
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
+        piDescPa: td ? HOST_LAYOUT.piDescPa(v) : 0n,
         mapGpaExit: s.vmm.mapGpaExit,
         policies: s.policies,
         vcpus: nv,

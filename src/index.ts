@@ -30,10 +30,13 @@ export type { Message, MessageName, MessageKind, PayloadOf, ActorId } from './pr
 
 // Logs: write, read, replay to any step.
 export { LogWriter, MemoryLogWriter, SealingLogWriter } from './log/writer.ts';
-export { readLog, parseLogText, type ParsedLog } from './log/reader.ts';
+export { readLog, parseLogText, scanLog, LogScan, type ParsedLog, type LogItem } from './log/reader.ts';
 export { LogError } from './log/errors.ts';
 export type { HeaderRecord, EventRecord, EndRecord, LogRecord } from './log/schema.ts';
 export { replayLog, scenarioFromLog, type ReplayResult } from './replay/replay.ts';
+export { replayEvents, type ReplayEvent, type ReplayedStep, type ReplayVerified } from './session/replay.ts';
+export { openIndexed, seek, buildIndex, indexFileOf, type IndexedLog, type SeekResult, type OpenIndexedOptions, type IndexState } from './replay/seek.ts';
+export { verifyLogFile, type StreamVerified } from './replay/verifyStream.ts';
 
 // Exploring interleavings, invariants and policies.
 export { exploreScenario, exploreToEnd, explorationProgress, findings, explorationDone, resolveInvariants, EXPLORE_DEFAULTS, EXPLORE_MODES, type ExploreSettings, type ExploreEvent, type ExploreStart, type ExploreDone, type Finding, type SearchProgressEvent, type MinimiseProgressEvent, type ExploreMode } from './session/explore.ts';

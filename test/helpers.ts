@@ -18,6 +18,17 @@ export const ALL_EXAMPLES: readonly string[] = readdirSync(path.join(REPO_ROOT, 
   .filter((n) => existsSync(path.join(REPO_ROOT, 'examples', n, 'scenario.yaml')))
   .sort();
 
+/**
+ * The examples that exist to show a failure, with what the explorer's default invariants report for each
+ * (no-failure); every other example holds every default invariant and explores clean and exhaustive.
+ */
+export const FAILING_EXAMPLES: Readonly<Record<string, string>> = {
+  'accept-race': 'VM dead: kvm.vcpu1: Guest access before accepting 0x200000 on vCPU 1',
+  'private-touch-sept-ve-disable': 'VM dead: kvm.vcpu0: Guest access before accepting 0x300000',
+  'private-touch-ve': 'guest panic: guest.vcpu0: Unexpected EPT-violation on private memory.',
+  've-double-fault': 'guest panic: guest.vcpu0: double fault (#DF, vector 8)',
+};
+
 export interface RecordedRun {
   scenario: Scenario;
   model: Model;

@@ -2,7 +2,7 @@
  * The inspector's JSON API (src/inspect/server.ts), typed by src/inspect/api.ts. Every request names the
  * log the page shows (`main`, or a steered one), set once at boot from the URL.
  */
-import type { ChoicesResult, CollapsedChart, DiffResult, EventRow, FindResult, MatchesResult, StatechartsResponse, SteerResult, StepView, Summary, VerifyResult } from '../src/inspect/api.ts';
+import type { ChoicesResult, CollapsedChart, DiffResult, EventRow, FindResult, MatchesResult, StatechartsResponse, SteerResult, StepView, Summary, TraceEventRow, TraceInfo, VerifyResult } from '../src/inspect/api.ts';
 
 let logId = 'main';
 
@@ -41,10 +41,13 @@ export const api = {
   events: (from: number, count: number) => get<{ steps: number; rows: EventRow[] }>('/api/events', { from, count }),
   /** `actor`: whose context to include; null for the step's receiver. */
   step: (n: number, actor: string | null, signal: AbortSignal) => get<StepView>('/api/step', { n, actor }, signal),
-  find: (q: string, from: number, dir: 'next' | 'prev') => get<FindResult>('/api/find', { q, from, dir, wrap: 1 }),
+  /** `trace`: with an imported trace, the trace event selected (the search starts from its row). */
+  find: (q: string, from: number, dir: 'next' | 'prev', trace: number | null = null) => get<FindResult>('/api/find', { q, from, dir, wrap: 1, trace }),
   matches: (q: string) => get<MatchesResult>('/api/matches', { q }),
   statecharts: () => get<StatechartsResponse>('/api/statecharts'),
   statechart: (machine: string, expand: readonly string[]) => get<CollapsedChart>('/api/statechart', { machine, expand: expand.join(',') }),
+  trace: () => get<TraceInfo>('/api/trace'),
+  traceEvents: (from: number, count: number) => get<{ events: number; rows: TraceEventRow[] }>('/api/trace-events', { from, count }),
   diff: (a: number, b: number) => get<DiffResult>('/api/diff', { a, b }),
   verify: () => get<VerifyResult>('/api/verify'),
   choices: (n: number) => get<ChoicesResult>('/api/choices', { n }),

@@ -5,12 +5,18 @@
  * (deliver another message next, which makes a new log). The URL's hash holds the view (`#step=27`, plus
  * `actor=`, `q=`, `mark=` and `log=`), so it can be shared.
  *
+ * Beside an imported trace's run (`tdxsim import --inspect`), the sequence view has a trace column
+ * (sequence.ts), the detail pane the selected trace event and what the model traces at the step
+ * (traceCard.ts), and banners name the divergences and livelock signatures; the page opens on the first
+ * divergence. Selecting a trace event selects the step it aligns with (or follows), and a step selects
+ * its first trace partner.
+ *
  * Nothing the log says is shown as fact before the server has re-derived it: the outcome, a
  * counterexample's failure and a lasso's loop read "claimed by the log" until the background check
  * (`replay --verify`'s) has passed, and keep saying so if it fails.
  */
 import './style.css';
-import type { ActorStep, StepView, Summary, VerifyResult } from '../src/inspect/api.ts';
+import type { ActorStep, StepView, Summary, TraceDivergence, VerifyResult } from '../src/inspect/api.ts';
 import { compileQuery } from '../src/inspect/query.ts';
 import { api } from './api.ts';
 import { clear, h } from './dom.ts';
@@ -20,12 +26,23 @@ import { StatechartView } from './statechartView.ts';
 import { StatePanel } from './statePanel.ts';
 import { SteerPanel } from './steerPanel.ts';
 import { renderPending, renderStepCard } from './stepCard.ts';
+import { TraceBanners, TraceCard, type TraceActions } from './traceCard.ts';
+import { TraceEvents } from './traceEvents.ts';
+import { TraceIndex } from './traceIndex.ts';
 import { readViewHash, viewHashText, writeViewHash } from './viewHash.ts';
 
 /** Opens another of the server's logs: the page starts again on it. */
 function openLog(log: string, step: number): void {
   history.replaceState(null, '', viewHashText({ log, step, actor: null, q: '' }));
   location.reload();
+}
+
+/** The imported trace beside the run, and the parts of the page that show it. */
+interface TraceParts {
+  index: TraceIndex;
+  events: TraceEvents;
+  card: TraceCard;
+  banners: TraceBanners;
 }
 
 class App {
@@ -37,6 +54,9 @@ class App {
   query = '';
   marked: number | null = null;
   verified: VerifyResult | null = null;
+  /** The trace event selected beside an imported trace's run. */
+  selectedTrace: number | null = null;
+  #trace: TraceParts | null = null;
   #abort: AbortController | null = null;
   #matchesTimer = 0;
   #matchesSeq = 0;
@@ -63,9 +83,21 @@ class App {
   #follow: HTMLInputElement;
   #pending: HTMLElement;
 
-  constructor(summary: Summary) {
+  constructor(summary: Summary, trace: TraceIndex | null) {
     this.summary = summary;
-    this.#seq = new SequenceView(summary.actors.map((a) => a.id), (s) => this.goTo(s), (m) => this.notice(m));
+    if (trace) {
+      const events = new TraceEvents(
+        () => {
+          this.#seq.render();
+          if (this.view) this.#trace?.card.show(this.view, this.selectedTrace);
+        },
+        (m) => this.notice(m),
+      );
+      const actions: TraceActions = { selectTrace: (id) => this.selectTrace(id), goTo: (n) => this.goTo(n), openDivergence: (d) => this.openDivergence(d) };
+      this.#trace = { index: trace, events, card: new TraceCard(trace, events, actions), banners: new TraceBanners(trace, actions) };
+    }
+    const t = this.#trace;
+    this.#seq = new SequenceView(summary.actors.map((a) => a.id), (s) => this.goTo(s), (m) => this.notice(m), t ? { index: t.index, events: t.events, onSelect: (id) => this.selectTrace(id) } : null);
     this.#steer = new SteerPanel((log, step) => openLog(log, step));
     this.#stepInput = h('input', { id: 'step-input', type: 'number', min: 0, max: summary.steps, value: 0, 'aria-label': 'step', title: 'Jump to a step (g)' });
     this.#filter = h('input', { id: 'filter', type: 'search', placeholder: 'filter: #VE  TDX_OPERAND_BUSY  kvm.mmu  0x8000fe000000  to:tdx  "gen=1"', 'aria-label': 'filter', title: 'Enter: next match, Shift+Enter: previous (n / p outside the box); the search wraps round', spellcheck: 'false' });
@@ -108,6 +140,7 @@ class App {
         this.#outcome,
         this.#claim,
         s.live ? h('span', { id: 'live', class: 'badge live' }, 'live') : null,
+        s.trace ? h('span', { id: 'trace-badge', class: `badge ${s.trace.divergenceCount === 0 ? 'ok' : 'failure'}`, title: s.trace.inputs.map((i) => i.file).join(', ') }, s.trace.divergenceCount === 0 ? 'trace: no divergence' : `trace: ${s.trace.divergenceCount} divergence${s.trace.divergenceCount === 1 ? '' : 's'}`) : null,
         ' ',
         this.#verifyStatus,
       ),
@@ -134,8 +167,9 @@ class App {
       ),
     );
     const follow = h('label', { class: 'follow', title: 'Show the actor that receives each step' }, this.#follow, ' follow the receiver');
-    const detail = h('div', { id: 'detail' }, this.#card, this.#steer.element, h('div', { class: 'tabs-row' }, this.#tabs, follow), this.#chart.element, this.#panel.element, this.#diff.element, this.#pending);
-    document.body.append(header, this.#banners, this.#notice, h('main', {}, this.#seq.element, detail));
+    const t = this.#trace;
+    const detail = h('div', { id: 'detail' }, t ? t.card.element : null, this.#card, this.#steer.element, h('div', { class: 'tabs-row' }, this.#tabs, follow), this.#chart.element, this.#panel.element, this.#diff.element, this.#pending, t ? t.card.scenario : null);
+    document.body.append(...[header, this.#banners, t ? t.banners.element : null, this.#notice, h('main', { class: t ? 'with-trace' : '' }, this.#seq.element, detail)].filter((e) => e !== null));
 
     // Enter may also fire `change`: go only where we are not already.
     const jump = () => {
@@ -187,6 +221,8 @@ class App {
       g: () => this.#stepInput.select(),
       m: () => this.mark(),
       d: () => this.diff(),
+      '[': () => this.#stepDivergence(-1),
+      ']': () => this.#stepDivergence(1),
       f: () => {
         this.#fields.checked = !this.#fields.checked;
         this.#seq.setShowFields(this.#fields.checked);
@@ -214,6 +250,7 @@ class App {
     this.#showOutcome();
     this.#showBanners();
     if (this.summary.warning) this.notice(this.summary.warning);
+    const first = this.#trace?.index.first ?? null;
     api.statecharts().then(
       (r) => {
         this.#chart.setLayouts(r.machines);
@@ -221,8 +258,11 @@ class App {
       },
       (e: Error) => this.#chart.showError(e.message),
     );
-    // A counterexample opens on its failing step, a steered log on its steered step, unless the URL names one.
-    this.goTo(hs.step ?? this.summary.steered?.step ?? this.summary.failure?.step ?? 0);
+    // A counterexample opens on its failing step, a steered log on its steered step, an imported trace on
+    // its first divergence (both ends), unless the URL names a step.
+    if (hs.step === null && hs.trace === null && first !== null) this.openDivergence(first);
+    else if (hs.trace !== null && this.#trace?.index.placeOf(hs.trace)) this.goTo(hs.step ?? this.#trace.index.placeOf(hs.trace)!.seq, hs.trace);
+    else this.goTo(hs.step ?? this.summary.steered?.step ?? this.summary.failure?.step ?? 0);
     if (this.summary.live) this.#subscribe();
     else this.#verify();
   }
@@ -339,12 +379,13 @@ class App {
       this.#filter.value = hs.q;
       this.setQuery(hs.q);
     }
-    if (hs.step !== null && hs.step !== this.step) this.goTo(hs.step);
+    const trace = hs.trace !== null && this.#trace?.index.placeOf(hs.trace) ? hs.trace : null;
+    if (hs.step !== null && (hs.step !== this.step || trace !== this.selectedTrace)) this.goTo(hs.step, trace ?? undefined);
     else this.#showSelected();
   }
 
   #writeHash(): void {
-    writeViewHash({ step: this.step, actor: this.pinned, q: this.query, mark: this.marked, log: api.log });
+    writeViewHash({ step: this.step, actor: this.pinned, q: this.query, mark: this.marked, log: api.log, trace: this.selectedTrace });
   }
 
   setQuery(q: string): void {
@@ -366,7 +407,7 @@ class App {
     }
     api.matches(this.query).then(
       (r) => {
-        if (seq === this.#matchesSeq) this.#seq.setOrder(r.seqs);
+        if (seq === this.#matchesSeq) this.#seq.setOrder(r.seqs, r.traces ?? null);
       },
       (e: Error) => this.notice(`filter: ${e.message}`),
     );
@@ -378,13 +419,14 @@ class App {
       return;
     }
     try {
-      const r = await api.find(this.query, this.step, dir);
+      const r = await api.find(this.query, this.step, dir, this.#trace ? this.selectedTrace : null);
       const st = this.#findStatus;
       st.classList.toggle('wrapped', r.wrapped);
       if (r.seq !== null) {
-        this.goTo(r.seq);
-        const count = `${r.total} matching step${r.total === 1 ? '' : 's'}`;
-        st.textContent = r.wrapped ? `wrapped: ${dir === 'next' ? `past the last match, back to the first (step ${r.seq})` : `before the first match, on to the last (step ${r.seq})`} · ${count}` : count;
+        this.goTo(r.seq, r.trace ?? undefined);
+        const where = r.trace !== null && r.trace !== undefined ? `trace event at step ${r.seq}` : `step ${r.seq}`;
+        const count = `${r.total} matching step${r.total === 1 ? '' : 's'}${r.traceTotal !== undefined ? `, ${r.traceTotal} trace event${r.traceTotal === 1 ? '' : 's'}` : ''}`;
+        st.textContent = r.wrapped ? `wrapped: ${dir === 'next' ? `past the last match, back to the first (${where})` : `before the first match, on to the last (${where})`} · ${count}` : count;
       } else {
         st.textContent = 'no step matches';
       }
@@ -408,10 +450,15 @@ class App {
     this.#diff.element.scrollIntoView({ block: 'nearest' });
   }
 
-  goTo(n: number): void {
+  /**
+   * Shows step n. With an imported trace, `trace` is the trace event to select with it; left out, the
+   * step's first trace partner is (or none).
+   */
+  goTo(n: number, trace?: number): void {
     if (!Number.isFinite(n)) return;
     const step = Math.max(0, Math.min(this.summary.steps, Math.trunc(n)));
     this.step = step;
+    if (this.#trace) this.selectedTrace = trace ?? this.#trace.index.onStep(step)[0] ?? null;
     this.#stepInput.value = String(step);
     this.#writeHash();
     this.#abort?.abort();
@@ -439,9 +486,36 @@ class App {
     return v?.event?.to ?? this.summary.actors[0]?.id ?? '';
   }
 
+  /** Selects trace event `id` and the step it aligns with (or, with no partner, the step it follows). */
+  selectTrace(id: number): void {
+    const place = this.#trace?.index.placeOf(id);
+    if (place) this.goTo(place.seq, id);
+  }
+
+  /** Shows both ends of a divergence: its model step and its trace event, with its entry opened. */
+  openDivergence(d: TraceDivergence): void {
+    const id = d.trace?.id ?? null;
+    const seq = d.seq ?? (id !== null ? (this.#trace?.index.placeOf(id)?.seq ?? 0) : 0);
+    this.#trace?.banners.show(d.index);
+    this.goTo(seq, id ?? undefined);
+  }
+
+  /** `]` / `[`: the next or previous divergence, in the order of the banner (trace order), wrapping round. */
+  #stepDivergence(dir: 1 | -1): void {
+    const list = this.#trace?.index.divergences ?? [];
+    if (list.length === 0) return;
+    const cur = list.findIndex((d) => d.seq === this.step && (d.trace?.id ?? null) === this.selectedTrace);
+    let next: number;
+    if (cur !== -1) next = cur + dir;
+    else if (dir > 0) next = Math.max(0, list.findIndex((d) => (d.seq ?? 0) > this.step));
+    else next = list.reduce((k, d, i) => ((d.seq ?? 0) < this.step ? i : k), -1);
+    this.openDivergence(list[(next + list.length) % list.length]!);
+  }
+
   #render(): void {
     const v = this.view!;
-    this.#seq.setCurrent(v.step, v.event?.cause ?? null, v.effects);
+    this.#seq.setCurrent(v.step, v.event?.cause ?? null, v.effects, this.selectedTrace);
+    this.#trace?.card.show(v, this.selectedTrace);
     renderStepCard(this.#card, v, (n) => this.goTo(n), { lasso: this.summary.lasso, steered: this.summary.steered?.step ?? null });
     this.#steer.setStep(v.step, this.summary.live);
     this.#renderActor();
@@ -525,7 +599,8 @@ async function boot(): Promise<void> {
   try {
     const summary = await api.summary();
     document.title = `${summary.scenario} · tdxsim inspect`;
-    new App(summary).start();
+    const trace = summary.trace ? new TraceIndex(await api.trace(), summary.steps) : null;
+    new App(summary, trace).start();
   } catch (e) {
     document.body.append(h('div', { class: 'banner failure', role: 'alert' }, h('strong', {}, 'Cannot load the log: '), (e as Error).message));
   }

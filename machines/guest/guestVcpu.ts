@@ -37,7 +37,7 @@ import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_IO_INSTRUCTION, DF_VECTOR, decod
 import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, PAGE_SIZE, TDX_PS_4K } from '../../src/arch/gpa.ts';
 import { hex } from '../../src/arch/hex.ts';
-import { movToReg, sizeMask, type GuestOp, type GuestReg, type PlacedInsn } from './program.ts';
+import { movToReg, sizeMask, TDCALL_LENGTH, type GuestOp, type GuestReg, type PlacedInsn } from './program.ts';
 
 export interface GuestVcpuInput {
   vcpu: number;
@@ -45,6 +45,8 @@ export interface GuestVcpuInput {
   gpaw: 48 | 52;
   program: readonly PlacedInsn[];
   veHandlerPrologue: readonly PlacedInsn[];
+  /** Where the #VE handler's own instructions start: the prologue, then its TDCALLs. */
+  veHandlerText: bigint;
   /** What the #VE handler does with an EPT-violation #VE on private memory (scenario `privateVe`). */
   privateVe: 'panic' | 'accept';
 }
@@ -101,6 +103,8 @@ export interface GuestVcpuContext {
   accept: AcceptProgress | null;
   mapGpa: MapGpaProgress | null;
   veHandlerPrologue: readonly PlacedInsn[];
+  /** Where the #VE handler's own instructions start (the prologue, then its TDCALLs). */
+  veHandlerText: bigint;
   /** Index into `veHandlerPrologue` while the #VE handler runs it. */
   prologuePc: number;
   /** Why the guest died, when it did. */
@@ -112,6 +116,13 @@ type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 
 const cur = (c: GuestVcpuContext): PlacedInsn | undefined => c.program[c.pc];
 const curPrologue = (c: GuestVcpuContext): PlacedInsn => c.veHandlerPrologue[c.prologuePc]!;
+/**
+ * The #VE handler's TDCALLs, as the model lays the handler out after its prologue: TDG.VP.VEINFO.GET
+ * first, then the one TDCALL that handles the #VE (RequestMMIO, Instruction.IO, or an ACCEPT of the
+ * faulting page). An interrupt taken at one of them reports that address, not the interrupted program's.
+ */
+const veinfoGetRip = (c: GuestVcpuContext): bigint => c.veHandlerPrologue.reduce((rip, i) => rip + BigInt(i.length), c.veHandlerText);
+const handlerTdcallRip = (c: GuestVcpuContext): bigint => veinfoGetRip(c) + BigInt(TDCALL_LENGTH);
 
 function accessMessage(c: GuestVcpuContext, i: PlacedInsn): Outgoing {
   if (i.op === 'load') return out(`hw.cpu${c.vcpu}`, 'insn', 'LOAD', { vcpu: c.vcpu, rip: i.rip, gla: i.gla, gpa: i.gpa, size: i.size, length: i.length, reg: i.reg });
@@ -127,8 +138,8 @@ function retireInto(regs: Record<GuestReg, bigint>, i: PlacedInsn, value: bigint
 const hw = (c: GuestVcpuContext) => `hw.cpu${c.vcpu}`;
 
 /** The TDVMCALL register block Linux builds in __tdx_hypercall: R10 = standard, R11 = sub-function (§4.3). */
-function tdvmcall(c: GuestVcpuContext, subfn: number, args: Gprs): Gprs & { vcpu: number } {
-  return { vcpu: c.vcpu, RAX: BigInt(TDG_VP_VMCALL), RCX: TDVMCALL_EXPOSE_REGS_MASK, R10: TDX_HYPERCALL_STANDARD, R11: BigInt(subfn), ...args };
+function tdvmcall(c: GuestVcpuContext, rip: bigint, subfn: number, args: Gprs): Gprs & { vcpu: number; rip: bigint } {
+  return { vcpu: c.vcpu, rip, RAX: BigInt(TDG_VP_VMCALL), RCX: TDVMCALL_EXPOSE_REGS_MASK, R10: TDX_HYPERCALL_STANDARD, R11: BigInt(subfn), ...args };
 }
 
 export const guestVcpuMachine = setup({
@@ -185,9 +196,14 @@ export const guestVcpuMachine = setup({
         return { start: i.gpa, end: i.gpa + i.size, level: acceptLevelFor(i.gpa, i.gpa + i.size) };
       },
     }),
-    /** TDCALL TDG.MEM.PAGE.ACCEPT: RCX = GPA | page-size code (§0.2). */
+    /** TDCALL TDG.MEM.PAGE.ACCEPT: RCX = GPA | page-size code (§0.2); from the #VE handler, the handler's TDCALL. */
     acceptTdcall: emit(({ context }) =>
-      out(hw(context), 'tdcall', 'TDG.MEM.PAGE.ACCEPT', { vcpu: context.vcpu, rip: cur(context)!.rip, RAX: BigInt(TDG_MEM_PAGE_ACCEPT), RCX: context.accept!.start | BigInt(context.accept!.level) }),
+      out(hw(context), 'tdcall', 'TDG.MEM.PAGE.ACCEPT', {
+        vcpu: context.vcpu,
+        rip: context.ve !== null ? handlerTdcallRip(context) : cur(context)!.rip,
+        RAX: BigInt(TDG_MEM_PAGE_ACCEPT),
+        RCX: context.accept!.start | BigInt(context.accept!.level),
+      }),
     ),
     acceptNext: assign({
       accept: ({ context }) => {
@@ -216,7 +232,7 @@ export const guestVcpuMachine = setup({
     mapGpaTdcall: emit(({ context }) => {
       const m = context.mapGpa!;
       // u64 arithmetic, as in C: a range that crosses the shared bit wraps, and KVM refuses it.
-      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<MapGPA>', tdvmcall(context, TDVMCALL_MAP_GPA, { R12: m.start, R13: BigInt.asUintN(64, m.end - m.start) }));
+      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<MapGPA>', tdvmcall(context, cur(context)!.rip, TDVMCALL_MAP_GPA, { R12: m.start, R13: BigInt.asUintN(64, m.end - m.start) }));
     }),
     mapGpaResume: assign({
       mapGpa: ({ context, event }) => {
@@ -243,9 +259,9 @@ export const guestVcpuMachine = setup({
     resetPrologue: assign({ prologuePc: () => 0 }),
     /** Linux TD guests halt with TDG.VP.VMCALL<Instruction.HLT>, R12 = interrupts-blocked flag (§4.3). */
     tdvmcallHlt: emit(({ context }) =>
-      out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.HLT>', tdvmcall(context, TDVMCALL_INSTRUCTION_HLT, { R12: 0n })),
+      out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.HLT>', tdvmcall(context, cur(context)!.rip, TDVMCALL_INSTRUCTION_HLT, { R12: 0n })),
     ),
-    veinfoGet: emit(({ context }) => out(hw(context), 'tdcall', 'TDG.VP.VEINFO.GET', { vcpu: context.vcpu, RAX: BigInt(TDG_VP_VEINFO_GET) })),
+    veinfoGet: emit(({ context }) => out(hw(context), 'tdcall', 'TDG.VP.VEINFO.GET', { vcpu: context.vcpu, rip: veinfoGetRip(context), RAX: BigInt(TDG_VP_VEINFO_GET) })),
     recordVe: assign({
       ve: ({ event }) => {
         const r = payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET');
@@ -256,7 +272,7 @@ export const guestVcpuMachine = setup({
     requestMmio: emit(({ context }) => {
       const i = cur(context)! as Extract<GuestOp, { op: 'load' | 'store' }>;
       const write = i.op === 'store';
-      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<#VE.RequestMMIO>', tdvmcall(context, TDVMCALL_VE_REQUEST_MMIO, {
+      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<#VE.RequestMMIO>', tdvmcall(context, handlerTdcallRip(context), TDVMCALL_VE_REQUEST_MMIO, {
         R12: BigInt(i.size),
         R13: write ? 1n : 0n,
         R14: context.ve!.gpa,
@@ -267,7 +283,7 @@ export const guestVcpuMachine = setup({
     requestIo: emit(({ context }) => {
       const io = decodeIoExitQualification(context.ve!.exitQualification);
       const i = cur(context)! as Extract<GuestOp, { op: 'out' }>;
-      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.IO>', tdvmcall(context, TDVMCALL_INSTRUCTION_IO, {
+      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.IO>', tdvmcall(context, handlerTdcallRip(context), TDVMCALL_INSTRUCTION_IO, {
         R12: BigInt(io.size),
         R13: io.isIn ? 0n : 1n,
         R14: BigInt(io.port),
@@ -312,6 +328,7 @@ export const guestVcpuMachine = setup({
     accept: null,
     mapGpa: null,
     veHandlerPrologue: input.veHandlerPrologue,
+    veHandlerText: input.veHandlerText,
     prologuePc: 0,
     panic: null,
     privateVe: input.privateVe,

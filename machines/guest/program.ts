@@ -23,6 +23,9 @@ export type PlacedInsn = GuestOp & { rip: bigint; length: number };
 /** Kernel text base of an x86-64 Linux guest without KASLR; only used to give RIPs realistic values. */
 export const GUEST_TEXT_BASE = 0xffffffff81000000n;
 
+/** TDCALL is 66 0F 01 CC. */
+export const TDCALL_LENGTH = 4;
+
 /**
  * Encoded length of `mov reg, [rdi]` / `mov [rdi], reg` at each width: 8A/8B/89 + ModRM = 2 bytes,
  * plus a 0x66 operand-size prefix for 16-bit or a REX.W prefix for 64-bit; HLT is F4.
@@ -31,8 +34,7 @@ export function insnLength(op: GuestOp): number {
   if (op.op === 'hlt') return 1;
   // OUT DX, AL is EE, OUT DX, EAX is EF, OUT DX, AX is 66 EF.
   if (op.op === 'out') return op.size === 2 ? 2 : 1;
-  // TDCALL is 66 0F 01 CC.
-  if (op.op === 'accept' || op.op === 'mapGpa') return 4;
+  if (op.op === 'accept' || op.op === 'mapGpa') return TDCALL_LENGTH;
   return op.size === 2 || op.size === 8 ? 3 : 2;
 }
 

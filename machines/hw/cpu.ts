@@ -15,6 +15,12 @@
  * A translated access goes to physical memory (hw.mem) with the KeyID the walk gave — the TD's HKID
  * through the S-EPT, 0 through the shared EPT — and retires when memory answers.
  *
+ * The CPU keeps what it translated in its TLB (tlb.ts): the next access to the same page, through the same
+ * EPT, uses the cached translation without walking. Entries go only when an INVEPT takes them: the TDX
+ * module's at TDH.VP.ENTER when the vCPU's TD epoch is stale (§5c.2 step 3, §7.4) and KVM's global one for
+ * KVM_REQ_TLB_FLUSH (§1.2). A TD's translations are tagged with its Secure-EPT root — the shared-EPT ones
+ * too — so an INVEPT of the TD's EPTP takes both kinds.
+ *
  * TDCALL is an instruction too: the CPU takes it from the guest and exits to the TDX module with it; so
  * does OUT, as an IO_INSTRUCTION exit with the SDM's I/O exit qualification (a TD never does port I/O).
  * Host interrupts: an IPI for a vCPU in guest mode (kvm_make_all_cpus_request, §7.4) stays pending until
@@ -26,11 +32,12 @@
 import { setup, assign, emit, enqueueActions } from 'xstate';
 import { out, payloadOf, type NameOf, type MachineEvent, type Outgoing, type MemAccess, type EptKind, type DecodedInsn } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, VE_VECTOR, DF_VECTOR, ioExitQualification } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, VE_VECTOR, DF_VECTOR, ioExitQualification, externalInterruptInfo } from '../../src/arch/vmx.ts';
 import { VE_INFO_VALID } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, pageSizeOfPgLevel } from '../../src/arch/gpa.ts';
 import { spteToPfn } from '../../src/arch/spte.ts';
 import { decideWalk, type WalkOutcome } from './eptWalk.ts';
+import { tlbFill, tlbLookup, type TlbEntry } from './tlb.ts';
 
 export interface CpuInput {
   vcpu: number;
@@ -57,13 +64,18 @@ export interface CpuContext {
   sharedMask: bigint;
   /** The access being performed while its walk is outstanding. */
   access: (MemAccess & { op: 'LOAD' | 'STORE'; ept: EptKind }) | null;
-  /** The last walk's conclusion, kept so a replay shows why the CPU did what it did. */
+  /** The last walk's conclusion (or the cached translation an access used), kept so a replay shows why the CPU did what it did. */
   lastWalk: WalkOutcome | null;
   /** KeyID of the last walk's translation. */
   keyid: number;
+  /** The translations this CPU cached, by EPT and page (tlb.ts). */
+  tlb: readonly TlbEntry[];
   veInfo: VeInfoArea;
-  /** IPIs that arrived while the vCPU was in guest mode and whose handler has not run; each requester waits. */
-  ipi: { requesters: readonly string[]; exitTaken: boolean } | null;
+  /**
+   * IPIs that arrived while the vCPU was in guest mode and whose handler has not run; each requester
+   * waits. `vector`: the highest pending one, which the local APIC delivers first and the exit reports.
+   */
+  ipi: { requesters: readonly string[]; exitTaken: boolean; vector: number } | null;
   /** The guest's program has ended and it spins at this RIP (an interrupt is the only way out). */
   spinRip: bigint | null;
 }
@@ -80,6 +92,8 @@ void TDCALLS_COMPLETE;
 const exitTarget = (c: CpuContext) => (c.vmType === 'tdx' ? 'tdx' : `kvm.vcpu${c.vcpu}`);
 const walkOwner = (ept: EptKind) => (ept === 'secure' ? 'tdx' : 'kvm.mmu');
 const outcome = (c: CpuContext): WalkOutcome => c.lastWalk!;
+/** §1.2: the shared EPT for a GPA with the shared bit, the S-EPT without; a VMX guest has one EPT. */
+const eptKindOf = (c: CpuContext, gpa: bigint): EptKind => (c.vmType === 'vmx' ? 'ept' : (gpa & c.sharedMask) !== 0n ? 'shared' : 'secure');
 
 function decodedInsn(c: CpuContext): DecodedInsn | null {
   const a = c.access!;
@@ -104,6 +118,11 @@ export const cpuMachine = setup({
     violation: ({ context }) => outcome(context).kind === 'violation',
     /** An IPI is pending and no exit has been taken for it yet: the instruction at this boundary does not run. */
     interruptPending: ({ context }) => context.ipi !== null && !context.ipi.exitTaken,
+    /** The TLB holds a translation of the page that allows this access: no walk. */
+    tlbHit: ({ context, event }) => {
+      const a = payloadOf(event, 'insn', event.type as 'LOAD' | 'STORE');
+      return tlbLookup(context.tlb, eptKindOf(context, a.gpa), a.gpa, event.type === 'LOAD' ? 'read' : 'write') !== null;
+    },
     spinning: ({ context }) => context.spinRip !== null,
   },
   actions: {
@@ -111,9 +130,27 @@ export const cpuMachine = setup({
       access: ({ context, event }) => {
         const op = event.type as 'LOAD' | 'STORE';
         const a = payloadOf(event, 'insn', op);
-        const ept: EptKind = context.vmType === 'vmx' ? 'ept' : (a.gpa & context.sharedMask) !== 0n ? 'shared' : 'secure';
-        return { ...a, op, ept };
+        return { ...a, op, ept: eptKindOf(context, a.gpa) };
       },
+    }),
+    /** The cached translation stands in for the walk: the access goes straight to memory. */
+    useCachedTranslation: assign(({ context }) => {
+      const a = context.access!;
+      const e = tlbLookup(context.tlb, a.ept, a.gpa, a.op === 'LOAD' ? 'read' : 'write')!;
+      return { lastWalk: { kind: 'translated' as const, leaf: e.leaf, cached: true }, keyid: e.keyid };
+    }),
+    /** A walk that translated fills the TLB with the leaf it ended at. */
+    fillTlb: assign({ tlb: ({ context }) => tlbFill(context.tlb, context.access!.ept, context.access!.gpa, (outcome(context) as Extract<WalkOutcome, { kind: 'translated' }>).leaf, context.keyid) }),
+    /**
+     * INVEPT on this LP: type 1 for the TD's EPTP (the TDX module at TDH.VP.ENTER) or 2, all contexts
+     * (KVM's ept_sync_global). The model's CPU runs one vCPU of one TD, so both empty the TLB. After the
+     * module's flush the LP goes on to the VM entry; KVM's returns to the vCPU thread.
+     */
+    invept: enqueueActions(({ context, event, enqueue }) => {
+      const i = payloadOf(event, 'tlb', 'INVEPT');
+      enqueue.assign({ tlb: [] });
+      if (i.then !== null) enqueue.emit(out(guest(context), 'vm-entry', i.then.name, i.then.payload));
+      else enqueue.emit(out(event.msg.from, 'tlb-return', 'INVEPT', { vcpu: context.vcpu }));
     }),
     requestWalk: emit(({ context }) => {
       const a = context.access!;
@@ -195,16 +232,27 @@ export const cpuMachine = setup({
     forwardTdcall: emit(({ event }) => ({ type: 'tdxsim.send', to: 'tdx', kind: event.msg.kind, name: event.msg.name, payload: event.msg.payload }) as Outgoing),
     noteIpi: assign({
       ipi: ({ context, event }) => {
-        const requester = payloadOf(event, 'interrupt', 'IPI').requester;
+        const { requester, vector } = payloadOf(event, 'interrupt', 'IPI');
         const requesters = context.ipi?.requesters ?? [];
-        return { requesters: requester === null ? requesters : [...requesters, requester], exitTaken: context.ipi?.exitTaken ?? false };
+        return {
+          requesters: requester === null ? requesters : [...requesters, requester],
+          exitTaken: context.ipi?.exitTaken ?? false,
+          vector: Math.max(vector, context.ipi?.vector ?? 0),
+        };
       },
     }),
-    /** The interrupt is recognised at the boundary before the instruction at `rip` (§5c.3 EXTERNAL_INTERRUPT). */
+    /**
+     * The interrupt is recognised at the boundary before the instruction at `rip` (§5c.3 EXTERNAL_INTERRUPT):
+     * the instruction the guest was about to execute — a TDCALL's own address, or the `jmp .` it spins on —
+     * and the exit's interruption information names the vector.
+     */
     exitInterrupt: enqueueActions(({ context, event, enqueue }) => {
-      const rip = (event.msg.payload as { rip?: bigint }).rip ?? context.spinRip ?? 0n;
-      enqueue.assign({ ipi: { ...context.ipi!, exitTaken: true }, spinRip: null });
-      enqueue.emit(out(exitTarget(context), 'vm-exit', 'EXTERNAL_INTERRUPT', { vcpu: context.vcpu, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip }));
+      const rip = event.type === 'IPI' ? context.spinRip! : (event.msg.payload as { rip: bigint }).rip;
+      const ipi = context.ipi!;
+      enqueue.assign({ ipi: { ...ipi, exitTaken: true }, spinRip: null });
+      enqueue.emit(
+        out(exitTarget(context), 'vm-exit', 'EXTERNAL_INTERRUPT', { vcpu: context.vcpu, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip, interruptionInfo: externalInterruptInfo(ipi.vector) }),
+      );
     }),
     startSpin: assign({ spinRip: ({ event }) => payloadOf(event, 'insn', 'SPIN').rip }),
     /** The vCPU thread enabled interrupts: the IPI's handler runs here and the requester's wait for this CPU ends. */
@@ -227,6 +275,7 @@ export const cpuMachine = setup({
     access: null,
     lastWalk: null,
     keyid: 0,
+    tlb: [],
     veInfo: { exitReason: 0, valid: 0, exitQualification: 0n, gla: 0n, gpa: 0n, eptpIndex: 0, instrLength: 0 },
     ipi: null,
     spinRip: null,
@@ -238,14 +287,23 @@ export const cpuMachine = setup({
     // A walk or memory access in progress finishes first; the interrupt waits for the next boundary.
     IPI: { actions: 'noteIpi' },
     LOCAL_IRQ_ENABLE: { actions: 'handleIrq' },
+    INVEPT: { actions: 'invept' },
     '*': { actions: 'unexpected' },
   },
   states: {
     idle: {
       on: {
         IPI: [{ guard: 'spinning', actions: ['noteIpi', 'exitInterrupt'] }, { actions: 'noteIpi' }],
-        LOAD: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { target: 'walking', actions: 'beginAccess' }],
-        STORE: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { target: 'walking', actions: 'beginAccess' }],
+        LOAD: [
+          { guard: 'interruptPending', actions: 'exitInterrupt' },
+          { guard: 'tlbHit', target: 'accessing', actions: ['beginAccess', 'useCachedTranslation'] },
+          { target: 'walking', actions: 'beginAccess' },
+        ],
+        STORE: [
+          { guard: 'interruptPending', actions: 'exitInterrupt' },
+          { guard: 'tlbHit', target: 'accessing', actions: ['beginAccess', 'useCachedTranslation'] },
+          { target: 'walking', actions: 'beginAccess' },
+        ],
         HLT: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'exitHlt' }],
         SPIN: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'startSpin' }],
         OUT: [{ guard: 'interruptPending', actions: 'exitInterrupt' }, { actions: 'exitIo' }],
@@ -265,7 +323,7 @@ export const cpuMachine = setup({
         { guard: 'misconfig', target: 'idle', actions: ['exitEptMisconfig', 'endAccess'] },
         { guard: 'becomesVe', target: 'idle', actions: ['deliverVe', 'injectVe', 'endAccess'] },
         { guard: 'violation', target: 'idle', actions: ['exitEptViolation', 'endAccess'] },
-        { target: 'accessing' },
+        { target: 'accessing', actions: 'fillTlb' },
       ],
     },
     /** Translated: the load or store is performed by the memory controller. */

@@ -7,7 +7,8 @@ import { VMX_EPT_RWX_MASK, VMX_EPT_READABLE_MASK, VMX_EPT_WRITABLE_MASK, VMX_EPT
 import { EPT_VIOLATION_ACC_READ, EPT_VIOLATION_ACC_WRITE, EPT_VIOLATION_GVA_IS_VALID, EPT_VIOLATION_GVA_TRANSLATED } from '../../src/arch/vmx.ts';
 
 export type WalkOutcome =
-  | { kind: 'translated'; leaf: WalkStep }
+  /** `cached`: the translation came from the TLB (tlb.ts), not from this walk. */
+  | { kind: 'translated'; leaf: WalkStep; cached?: true }
   /** `convertible`: the deciding entry has suppress-#VE clear, so with EPT-violation #VE enabled it may become a #VE. */
   | { kind: 'violation'; convertible: boolean; exitQualification: bigint; at: WalkStep }
   | { kind: 'misconfig'; at: WalkStep };

@@ -51,6 +51,8 @@ export interface KvmVcpuInput {
   /** TD only: the TDR page (RDX of memory SEAMCALLs) and this vCPU's TDCX pages. */
   tdr: bigint;
   tdcx: readonly bigint[];
+  /** TD only: host PA of this vCPU's posted-interrupt descriptor (vcpu_tdx's vt.pi_desc), for TDH.VP.WR. */
+  piDescPa: bigint;
   /** The VMM enabled KVM_CAP_EXIT_HYPERCALL for KVM_HC_MAP_GPA_RANGE (QEMU does). */
   mapGpaExit: boolean;
   /**
@@ -70,6 +72,8 @@ export interface ExitInfo {
   gpa: bigint;
   /** TD only: extended exit qualification from RDX. */
   eeq: bigint;
+  /** TD only: the VM-exit interruption information from R9 (vmx_get_intr_info). */
+  intrInfo: number;
   /** VMX only: the instruction KVM fetched and decoded at RIP. */
   insn: DecodedInsn | null;
   /** TD TDCALL exits: R10–R15 as the guest exposed them. */
@@ -115,6 +119,8 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   entriesWhileKicked: number;
   /** signal_pending(current): KVM_RUN returns -EINTR before the next entry. */
   signalPending: boolean;
+  /** KVM_REQ_TLB_FLUSH is pending: vcpu_enter_guest flushes this CPU's TLB before the next entry (tdx_flush_tlb_all, §1.2). */
+  tlbFlushPending: boolean;
   /** vcpu->cpu != -1: the vCPU was loaded on its CPU (first by KVM_TDX_INIT_VCPU), so teardown flushes it there. */
   loaded: boolean;
   /** A port OUT handed to the VMM as KVM_EXIT_IO, completed by the next KVM_RUN (tdx_complete_pio_out). */
@@ -151,7 +157,7 @@ const sharedActions = {
   kvmBugSeamcall: assign({ deathReason: ({ event }) => `KVM_BUG_ON: ${event.type} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}` }),
   reportDeath: emit(({ context }): Emitted => ({
     type: 'tdxsim.failure',
-    reason: context.deathReason!.startsWith('model limit') ? 'model limit' : context.deathReason!.startsWith('KVM_BUG_ON') ? 'KVM bug' : 'VM dead',
+    reason: context.deathReason!.startsWith('model limit') ? 'model limit' : context.deathReason!.startsWith('KVM_BUG') ? 'KVM bug' : 'VM dead',
     detail: `kvm.vcpu${context.vcpu}: ${context.deathReason}`,
   })),
   unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
@@ -192,6 +198,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     nextExternalPfn: input.externalCachePfnBase,
     tdr: input.tdr,
     tdcx: input.tdcx,
+    piDescPa: input.piDescPa,
     mapGpaExit: input.mapGpaExit,
     policies: input.policies,
     ownInhibit: [],
@@ -204,6 +211,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     signalKicked: false,
     entriesWhileKicked: 0,
     signalPending: false,
+    tlbFlushPending: false,
     loaded: false,
     pioOut: false,
     freeing: null,
@@ -222,7 +230,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
   on: {
     // Outside guest mode a request needs no IPI: the requester sees vcpu->mode and does not wait (§7.4).
     KVM_REQ_OUTSIDE_GUEST_MODE: { actions: ['noteSeptZapWait', 'ackRequest'] },
-    KVM_REQ_TLB_FLUSH: { actions: 'ackRequest' },
+    KVM_REQ_TLB_FLUSH: { actions: ['noteTlbFlush', 'ackRequest'] },
     SEPT_ZAP_DONE: { actions: 'endWaitForSeptZap' },
     SIG_IPI: { actions: 'noteSignal' },
     '*': { actions: 'unexpected' },
@@ -248,6 +256,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     initVcpu: tdxVcpuIoctlStates.initVcpu,
     initMemRegion: tdxVcpuIoctlStates.initMemRegion,
     entering: vcpuRunStates.entering,
+    flushingTlb: vcpuRunStates.flushingTlb,
     waitingForSeptZap: vcpuRunStates.waitingForSeptZap,
     flushingVp: tdxVcpuFreeStates.flushingVp,
     freeing: tdxVcpuFreeStates.freeing,

@@ -1,19 +1,24 @@
 /**
- * KVM's VM-scope ioctls, run on the VMM's thread against the VM file descriptor: KVM_TDX_INIT_VM and
- * KVM_TDX_FINALIZE_VM as their SEAMCALL sequences (§5b.3 steps 2 and 5), and KVM_SET_MEMORY_ATTRIBUTES
+ * KVM's VM-scope ioctls, run on the VMM's thread against the VM file descriptor: KVM_TDX_INIT_VM (up to
+ * TDH.MNG.INIT, then TDH.MNG.RD of the TSC offset and multiplier) and KVM_TDX_FINALIZE_VM as their
+ * SEAMCALL sequences (§5b.3 steps 2 and 5), and KVM_SET_MEMORY_ATTRIBUTES
  * (§1.4, §6.iv step 4).
  *
- * KVM_SET_MEMORY_ATTRIBUTES takes mmu_lock for write and first zaps what is mapped on the side that loses
- * the range. Becoming shared zaps the mirror root's private leaves: each SPTE goes non-present, then the
- * remove hook runs TDH.MEM.RANGE.BLOCK → TDH.MEM.TRACK → kick every vCPU out of guest mode →
- * TDH.MEM.PAGE.REMOVE → TDH.PHYMEM.PAGE.WBINVD → the page is cleared with KeyID 0. BLOCK, TRACK and
- * REMOVE go through tdh_do_no_vcpus: on TDX_OPERAND_BUSY, kick every vCPU and try once more; a second
- * failure, or any other error, is a KVM_BUG_ON (§7.3). Becoming private zaps the direct root's shared
- * leaves and flushes remote TLBs. Then the attributes are stored and the lock dropped.
+ * KVM_SET_MEMORY_ATTRIBUTES takes mmu_lock for write twice. The first section begins an MMU invalidation
+ * of the range and zaps what is mapped on the side that loses it. Becoming shared zaps the mirror root's
+ * private leaves: each SPTE goes non-present, then the remove hook runs TDH.MEM.RANGE.BLOCK →
+ * TDH.MEM.TRACK → kick every vCPU out of guest mode → TDH.MEM.PAGE.REMOVE → TDH.PHYMEM.PAGE.WBINVD → the
+ * page is cleared with KeyID 0. BLOCK, TRACK and REMOVE go through tdh_do_no_vcpus: on TDX_OPERAND_BUSY,
+ * kick every vCPU and try once more; a second failure, or any other error, is a KVM_BUG_ON (§7.3).
+ * Becoming private zaps the direct root's shared leaves. Either way, if anything was zapped, remote TLBs
+ * are flushed (KVM_REQ_TLB_FLUSH to every vCPU, and a wait) before the lock is dropped. The attributes
+ * are then stored without mmu_lock, and the second section ends the invalidation (kvm_vm_set_mem_attributes
+ * → kvm_handle_gfn_range twice).
  *
  * Teardown (§5b.4) follows the file references: the VM fd, each vCPU fd and each guest_memfd hold one.
  * Closing a guest_memfd (kvm_gmem_release) zaps every private leaf of its range in the mirror root under
- * write mmu_lock, with the same remove hook, while the HKID is still assigned. The last reference runs
+ * write mmu_lock, with the same remove hook and the same flush, while the HKID is still assigned, and ends
+ * the invalidation under the lock again. The last reference runs
  * kvm_destroy_vm: tdx_mmu_release_hkid (TDH.VP.FLUSH of every vCPU on its own CPU, TDH.MNG.VPFLUSHDONE,
  * TDH.PHYMEM.CACHE.WB, TDH.MNG.KEY.FREEID), then each vCPU reclaims its TDCX and TDVPR pages, the MMU
  * frees both roots and reclaims each S-EPT page of the mirror (children first), and tdx_vm_destroy
@@ -26,7 +31,7 @@ import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { noVcpus, kicking, allCpusRequest } from './noVcpus.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { TDX_SUCCESS, TDX_NO_HKID_READY_TO_WBCACHE, TDX_FLUSHVP_NOT_DONE, tdxStatusName } from '../../src/arch/tdxStatus.ts';
+import { TDX_SUCCESS, TDX_NO_HKID_READY_TO_WBCACHE, TDX_FLUSHVP_NOT_DONE, TDCS_EXEC_TSC_OFFSET, TDCS_EXEC_TSC_MULTIPLIER, tdxStatusName } from '../../src/arch/tdxStatus.ts';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO } from '../../src/arch/kvmApi.ts';
 import { gpaToGfn, gfnToGpa, pgLevelToTdxLevel, makePageInfo, pageSizeOfPgLevel, pagesOfPgLevel, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { isOperandBusy } from '../../src/arch/tdxStatus.ts';
@@ -79,6 +84,9 @@ export interface KvmVmContext extends KvmVmInput {
   /** struct kvm_tdx's TD state (§1.4, §5b.2). */
   tdState: 'TD_STATE_UNINITIALIZED' | 'TD_STATE_INITIALIZED' | 'TD_STATE_RUNNABLE';
   tdcsAdded: number;
+  /** kvm_tdx->tsc_offset and tsc_multiplier, read with TDH.MNG.RD after TDH.MNG.INIT (§1.4, §5b.3 step 2). */
+  tscOffset: bigint | null;
+  tscMultiplier: bigint | null;
   /** The KVM_SET_MEMORY_ATTRIBUTES in progress. */
   attrs: { address: bigint; size: bigint; attributes: bigint } | null;
   zap: ZapState | null;
@@ -103,6 +111,8 @@ const leafPageInfo = (c: KvmVmContext) => makePageInfo(gfnToGpa(leaf(c).gfn), pg
 const leafPa = (c: KvmVmContext) => spteToPfn(leaf(c).spte) << 12n;
 const reclaimPa = (c: KvmVmContext) => c.destroy!.reclaim[c.destroy!.at]!;
 const seamcallStatus = (ev: MachineEvent) => (ev.msg.payload as Gprs).RAX!;
+/** td_tdcs_exec_read64: R8 on success; an error is only logged and the field reads as 0. */
+const mngRdValue = (ev: MachineEvent) => (seamcallStatus(ev) === TDX_SUCCESS ? ((ev.msg.payload as Gprs).R8 ?? 0n) : 0n);
 
 /** Which root a scan covers and the GFNs: an attribute change's side, or a guest_memfd's whole range. */
 function scanRange(c: KvmVmContext): { root: 'mirror' | 'direct'; gfnStart: bigint; gfnEnd: bigint } {
@@ -186,7 +196,8 @@ export const kvmVmMachine = setup({
     acksDone: ({ context }) => context.kickWaiting === 0,
     moreLeaves: ({ context }) => context.zap!.at < context.zap!.leaves.length,
     zappingMirror: ({ context }) => context.zap!.root === 'mirror',
-    zappedShared: ({ context }) => context.zap!.root === 'direct' && context.zap!.leaves.length > 0,
+    /** tdp_mmu_zap_leafs reported a flush: it zapped a leaf, private or shared. */
+    zappedAny: ({ context }) => context.zap!.leaves.length > 0,
     /** A huge leaf that reaches outside the range being invalidated (a whole one is zapped like a 4K one). */
     partialHugeLeaf: ({ context }) => {
       const l = leaf(context);
@@ -210,6 +221,10 @@ export const kvmVmMachine = setup({
     mngAddcx: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MNG.ADDCX', { RCX: context.tdcs[context.tdcsAdded]!, RDX: context.tdr })),
     countTdcs: assign({ tdcsAdded: ({ context }) => context.tdcsAdded + 1 }),
     mngInit: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MNG.INIT', { RCX: context.tdr, RDX: context.tdParamsPa, tdParams: context.tdParams })),
+    readTscOffset: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MNG.RD', { RCX: context.tdr, RDX: TDCS_EXEC_TSC_OFFSET })),
+    readTscMultiplier: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MNG.RD', { RCX: context.tdr, RDX: TDCS_EXEC_TSC_MULTIPLIER })),
+    recordTscOffset: assign({ tscOffset: ({ event }) => mngRdValue(event) }),
+    recordTscMultiplier: assign({ tscMultiplier: ({ event }) => mngRdValue(event) }),
     initialized: assign({ tdState: () => 'TD_STATE_INITIALIZED' as const }),
     initVmDone: emit(() => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VM', { ret: 0 })),
     mrFinalize: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MR.FINALIZE', { RCX: context.tdr })),
@@ -256,7 +271,10 @@ export const kvmVmMachine = setup({
       enqueue.assign({ kickWaiting: msgs.length });
       for (const m of msgs) enqueue.emit(m);
     }),
-    /** kvm_flush_remote_tlbs after shared SPTEs were zapped (TDX: each vCPU flushes on its next entry). */
+    /**
+     * kvm_flush_remote_tlbs after leaves were zapped, shared or private (KVM_REQ_TLB_FLUSH to every vCPU,
+     * waiting for those in guest mode); each vCPU flushes its CPU's TLB before its next entry.
+     */
     flushRemoteTlbs: enqueueActions(({ context, enqueue }) => {
       const msgs = allCpusRequest('KVM_REQ_TLB_FLUSH', context.vcpus);
       enqueue.assign({ kickWaiting: msgs.length });
@@ -332,6 +350,7 @@ export const kvmVmMachine = setup({
       return out(MMU, 'mmu', 'SET_ATTRIBUTES', { vcpu: -1, gfnStart: gpaToGfn(a.address), gfnEnd: gpaToGfn(a.address + a.size), private: (a.attributes & BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE)) !== 0n });
     }),
     unlockWrite: emit(() => out(MMU, 'mmu', 'MMU_UNLOCK', { vcpu: -1, mode: 'write' })),
+    invalidateEnd: emit(() => out(MMU, 'mmu', 'MMU_INVALIDATE_END', { vcpu: -1 })),
     attrsDone: emit(() => out('vmm', 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES', { ret: 0 })),
     endAttrs: assign({ attrs: () => null }),
     unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
@@ -342,6 +361,8 @@ export const kvmVmMachine = setup({
     ...input,
     tdState: 'TD_STATE_UNINITIALIZED',
     tdcsAdded: 0,
+    tscOffset: null,
+    tscMultiplier: null,
     attrs: null,
     zap: null,
     kickWaiting: 0,
@@ -364,7 +385,7 @@ export const kvmVmMachine = setup({
         'kvm-gmem': { target: 'releasingGmem', actions: ['noteClose', 'beginGmemRelease'] },
       },
     },
-    /** __tdx_td_init: MNG.CREATE, KEY.CONFIG, MNG.ADDCX per TDCS page, MNG.INIT (§5b.3 step 2). */
+    /** __tdx_td_init: MNG.CREATE, KEY.CONFIG, MNG.ADDCX per TDCS page, MNG.INIT; then tdx_td_init's two MNG.RDs (§5b.3 step 2). */
     initVm: {
       initial: 'creating',
       states: {
@@ -374,8 +395,11 @@ export const kvmVmMachine = setup({
         addingTdcs: { entry: 'mngAddcx', on: { 'TDH.MNG.ADDCX': [{ guard: 'seamcallOk', target: 'nextTdcs', actions: 'countTdcs' }, { target: '#kvmVm.initVmFailed', actions: 'recordError' }] } },
         initializing: {
           entry: 'mngInit',
-          on: { 'TDH.MNG.INIT': [{ guard: 'seamcallOk', target: '#kvmVm.idle', actions: ['initialized', 'initVmDone'] }, { target: '#kvmVm.initVmFailed', actions: 'recordError' }] },
+          on: { 'TDH.MNG.INIT': [{ guard: 'seamcallOk', target: 'readingTscOffset' }, { target: '#kvmVm.initVmFailed', actions: 'recordError' }] },
         },
+        /** tdx_td_init: td_tdcs_exec_read64 of the TSC offset, then the multiplier; a failed read is logged and reads as 0. */
+        readingTscOffset: { entry: 'readTscOffset', on: { 'TDH.MNG.RD': { target: 'readingTscMultiplier', actions: 'recordTscOffset' } } },
+        readingTscMultiplier: { entry: 'readTscMultiplier', on: { 'TDH.MNG.RD': { target: '#kvmVm.idle', actions: ['recordTscMultiplier', 'initialized', 'initVmDone'] } } },
       },
     },
     initVmFailed: { always: { target: 'idle', actions: 'initVmFailed' } },
@@ -384,7 +408,12 @@ export const kvmVmMachine = setup({
       entry: 'mrFinalize',
       on: { 'TDH.MR.FINALIZE': [{ guard: 'seamcallOk', target: 'idle', actions: ['runnable', 'finalizeDone'] }, { target: 'idle', actions: ['recordError', 'finalizeFailed'] }] },
     },
-    /** kvm_vm_set_mem_attributes: pre-set zap, store, post-set, all under write mmu_lock (§6.iv step 4). */
+    /**
+     * kvm_vm_set_mem_attributes (§6.iv step 4): the pre-set section under write mmu_lock (invalidation
+     * begun, the losing side's leaves zapped, remote TLBs flushed), the attribute store without the lock,
+     * then the post-set section under the lock again (kvm_mmu_invalidate_end). Each is kvm_handle_gfn_range
+     * taking and dropping the lock, so faults on other vCPUs run in between.
+     */
     settingAttributes: {
       initial: 'locking',
       states: {
@@ -395,17 +424,21 @@ export const kvmVmMachine = setup({
             { guard: and(['moreLeaves', 'zappingMirror', 'partialHugeLeaf']), target: '#kvmVm.modelLimit' },
             { guard: and(['moreLeaves', 'zappingMirror']), target: 'zappingPrivate' },
             { guard: 'moreLeaves', target: 'nextLeaf', reenter: true, actions: ['zapSpte', 'nextLeaf'] },
-            { guard: 'zappedShared', target: 'flushing' },
-            { target: 'updating' },
+            { guard: 'zappedAny', target: 'flushing' },
+            { target: 'storing', actions: 'unlockWrite' },
           ],
         },
+        /** kvm_handle_gfn_range's flush_on_ret: kvm_flush_remote_tlbs, still under write mmu_lock. */
         flushing: {
           entry: 'flushRemoteTlbs',
-          always: { guard: 'acksDone', target: 'updating' },
+          always: { guard: 'acksDone', target: 'storing', actions: 'unlockWrite' },
           on: { KVM_REQ_ACK: { actions: 'countAck' } },
         },
         zappingPrivate: privateLeafZap('#kvmVm.settingAttributes.nextLeaf'),
-        updating: { entry: 'setAttributes', on: { SET_ATTRIBUTES_DONE: { target: '#kvmVm.idle', actions: ['unlockWrite', 'attrsDone', 'endAttrs', 'endZap'] } } },
+        /** The xarray store, between the two locked sections: a fault can take mmu_lock meanwhile. */
+        storing: { entry: 'setAttributes', on: { SET_ATTRIBUTES_DONE: 'lockingPost' } },
+        /** The post-set section: kvm_arch_post_set_memory_attributes and kvm_mmu_invalidate_end under write mmu_lock. */
+        lockingPost: { entry: 'lockWrite', on: { MMU_LOCK_ACQUIRED: { target: '#kvmVm.idle', actions: ['invalidateEnd', 'unlockWrite', 'attrsDone', 'endAttrs', 'endZap'] } } },
       },
     },
     /**
@@ -419,11 +452,27 @@ export const kvmVmMachine = setup({
         nextLeaf: {
           always: [
             { guard: 'moreLeaves', target: 'zappingPrivate' },
-            { guard: 'lastRef', target: '#kvmVm.destroying', actions: ['unlockWrite', 'endGmemRelease'] },
-            { target: '#kvmVm.idle', actions: ['unlockWrite', 'endGmemRelease', 'putRef', 'closeReturn'] },
+            { guard: 'zappedAny', target: 'flushing' },
+            { target: 'ending', actions: 'unlockWrite' },
           ],
         },
+        /** kvm_gmem_invalidate_begin flushes remote TLBs if it zapped anything, before it drops mmu_lock. */
+        flushing: {
+          entry: 'flushRemoteTlbs',
+          always: { guard: 'acksDone', target: 'ending', actions: 'unlockWrite' },
+          on: { KVM_REQ_ACK: { actions: 'countAck' } },
+        },
         zappingPrivate: privateLeafZap('#kvmVm.releasingGmem.nextLeaf'),
+        /** kvm_gmem_invalidate_end: mmu_lock for write again, kvm_mmu_invalidate_end. */
+        ending: {
+          entry: 'lockWrite',
+          on: {
+            MMU_LOCK_ACQUIRED: [
+              { guard: 'lastRef', target: '#kvmVm.destroying', actions: ['invalidateEnd', 'unlockWrite', 'endGmemRelease'] },
+              { target: '#kvmVm.idle', actions: ['invalidateEnd', 'unlockWrite', 'endGmemRelease', 'putRef', 'closeReturn'] },
+            ],
+          },
+        },
       },
     },
     /** kvm_destroy_vm on the last reference (§5b.4 steps 2–5). */

@@ -115,10 +115,16 @@ export const mmuPageFaultActions = {
   /** Local retry (§7.3): the same fault again from kvm_mmu_faultin_pfn, without re-entering the guest. */
   resetFault: assign({ fault: ({ context }) => ({ ...fault(context), path: [], at: 0, ret: null, mmuSeq: null }) }),
   faultinRequest: emit(({ context }) => out(MMU, 'mmu', 'FAULTIN', { vcpu: context.vcpu, gfn: fault(context).gfn, isPrivate: fault(context).isPrivate })),
+  /**
+   * The level comes from kvm.mmu's kvm_mmu_max_mapping_level, except for KVM_TDX_INIT_MEM_REGION: the
+   * huge-page series' private_max_mapping_level hook answers 4K until the TD is RUNNABLE, because
+   * TDH.MEM.PAGE.ADD adds 4K pages only (RFC "KVM: TDX: Enable 2MB mapping size after TD is RUNNABLE").
+   */
   recordFaultin: assign({
     fault: ({ context, event }) => {
       const r = payloadOf(event, 'mmu', 'FAULTIN_RESULT');
-      return { ...fault(context), pfn: r.pfn, goalLevel: r.maxLevel, mmuSeq: r.mmuSeq };
+      const f = fault(context);
+      return { ...f, pfn: r.pfn, goalLevel: f.populateSource !== null ? PG_LEVEL_4K : r.maxLevel, mmuSeq: r.mmuSeq };
     },
   }),
   kvmBugHugeMirror: assign({

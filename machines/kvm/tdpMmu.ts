@@ -47,12 +47,18 @@ export interface TdpMmuContext {
   privateRanges: PrivateRanges;
   privateHugePages: boolean;
   /**
-   * kvm->mmu_invalidate_seq: bumped when an invalidation ends (here: each attribute change). A fault that
-   * read the attribute and pfn under an older value is stale and retries (§6.ii A.4–A.5). The invalidation
-   * runs wholly under write mmu_lock in the model, so a fault holding the read lock never sees one in
-   * progress and mmu_invalidate_in_progress is not kept.
+   * kvm->mmu_invalidate_seq: bumped when an invalidation ends (an attribute change, a guest_memfd
+   * invalidation). A fault that read the attribute and pfn under an older value is stale and retries
+   * (§6.ii A.4–A.5).
    */
   mmuInvalidateSeq: number;
+  /**
+   * mmu_invalidate_in_progress and the GFN range the invalidations in progress cover. An attribute change
+   * holds mmu_lock for write only around its zap and around its end, and stores the attributes in between
+   * without it; a fault that takes the read lock in that window finds its GFN in the range and retries
+   * (mmu_invalidate_retry_gfn, §6.ii A.5).
+   */
+  invalidation: { inProgress: number; gfnStart: bigint; gfnEnd: bigint };
   /** sp->external_spt of each mirror page-table page below the root: the S-EPT page linked with it (host PFNs). */
   externalSpt: Readonly<Record<number, number>>;
   /** Both roots were freed at VM destruction (§5b.4 step 4): nothing may touch the pages again. */
@@ -60,6 +66,8 @@ export interface TdpMmuContext {
   /** lpage_info's KVM_LPAGE_GUEST_INHIBIT_FLAG, set one way: keys "level:index" of the inhibited ranges. */
   guestInhibit: Readonly<Record<string, true>>;
 }
+
+const NO_INVALIDATION: TdpMmuContext['invalidation'] = { inProgress: 0, gfnStart: 0n, gfnEnd: 0n };
 
 /** The lpage_info entry of the `pgLevel` range holding `gfn`: level and range index. */
 export const lpageKey = (gfn: bigint, pgLevel: number) => `${pgLevel}:${(gfn / pagesOfPgLevel(pgLevel)).toString(16)}`;
@@ -76,6 +84,16 @@ function maxMappingLevel(c: TdpMmuContext, slot: Memslot | undefined, gfn: bigin
   const inSlot = base >= slot.baseGfn && base + PAGES_2M <= slot.baseGfn + BigInt(slot.npages);
   if (!inSlot || !rangeIsPrivate(c.privateRanges, base, base + PAGES_2M) || c.guestInhibit[lpageKey(gfn, PG_LEVEL_2M)]) return PG_LEVEL_4K;
   return PG_LEVEL_2M;
+}
+
+/**
+ * mmu_invalidate_retry_gfn: an invalidation in progress covers the GFN, or one ended since the fault's
+ * snapshot. `gfn` is the fault's (no shared bit): invalidation ranges are in memslot GFNs.
+ */
+function invalidateRetryGfn(c: TdpMmuContext, mmuSeq: number, gfn: bigint): boolean {
+  const plain = gfn & ~c.gfnDirectBits;
+  if (c.invalidation.inProgress > 0 && plain >= c.invalidation.gfnStart && plain < c.invalidation.gfnEnd) return true;
+  return mmuSeq !== c.mmuInvalidateSeq;
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -121,7 +139,7 @@ export const tdpMmuMachine = setup({
       const stale =
         w.mmuSeq === undefined
           ? {}
-          : { stale: w.mmuSeq !== context.mmuInvalidateSeq, maxLevel: maxMappingLevel(context, findMemslot(context.memslots, w.gfn), w.gfn, w.root === 'mirror') };
+          : { stale: invalidateRetryGfn(context, w.mmuSeq, w.gfn), maxLevel: maxMappingLevel(context, findMemslot(context.memslots, w.gfn), w.gfn, w.root === 'mirror') };
       return out(event.msg.from, 'mmu', 'TDP_WALK_RESULT', { vcpu: w.vcpu, root: w.root, gfn: w.gfn, path, ...stale });
     }),
     /** The CPU walks the shared EPT (the direct root) or a VMX guest's EPT: the same pages. */
@@ -201,13 +219,29 @@ export const tdpMmuMachine = setup({
       enqueue.assign({ pages: {}, externalSpt: {}, freed: true });
       enqueue.emit(out(event.msg.from, 'mmu', 'TDP_FREE_ROOTS_RESULT', { vcpu: q.vcpu, externalPages, mirrorLeaves }));
     }),
-    /** The zap's iteration under write mmu_lock; GFNs in the reply are as the root's iterator sees them. */
-    answerLeafScan: emit(({ context, event }) => {
+    /**
+     * kvm_mmu_invalidate_begin + range_add, then the zap's iteration under write mmu_lock; GFNs in the
+     * reply are as the root's iterator sees them.
+     */
+    answerLeafScan: enqueueActions(({ context, event, enqueue }) => {
       const q = payloadOf(event, 'mmu', 'TDP_LEAF_SCAN');
       const direct = q.root === 'direct' ? context.gfnDirectBits : 0n;
       const root = q.root === 'mirror' ? context.roots.mirror! : context.roots.direct;
       const leaves = presentLeaves(context.pages, root, context.topLevel, q.gfnStart | direct, q.gfnEnd | direct);
-      return out(event.msg.from, 'mmu', 'TDP_LEAF_SCAN_RESULT', { vcpu: q.vcpu, root: q.root, leaves });
+      const inv = context.invalidation;
+      enqueue.assign({
+        invalidation:
+          inv.inProgress === 0
+            ? { inProgress: 1, gfnStart: q.gfnStart, gfnEnd: q.gfnEnd }
+            : { inProgress: inv.inProgress + 1, gfnStart: q.gfnStart < inv.gfnStart ? q.gfnStart : inv.gfnStart, gfnEnd: q.gfnEnd > inv.gfnEnd ? q.gfnEnd : inv.gfnEnd },
+      });
+      enqueue.emit(out(event.msg.from, 'mmu', 'TDP_LEAF_SCAN_RESULT', { vcpu: q.vcpu, root: q.root, leaves }));
+    }),
+    /** kvm_mmu_invalidate_end: the sequence moves on, so every fault that snapshotted it before retries. */
+    invalidateEnd: assign(({ context }) => {
+      const inProgress = context.invalidation.inProgress - 1;
+      if (inProgress < 0) throw new Error('TDP MMU: kvm_mmu_invalidate_end without an invalidation in progress');
+      return { mmuInvalidateSeq: context.mmuInvalidateSeq + 1, invalidation: inProgress === 0 ? NO_INVALIDATION : { ...context.invalidation, inProgress } };
     }),
     answerLpageInfo: emit(({ context, event }) => {
       const q = payloadOf(event, 'mmu', 'LPAGE_INFO_READ');
@@ -239,7 +273,7 @@ export const tdpMmuMachine = setup({
     }),
     setAttributes: enqueueActions(({ context, event, enqueue }) => {
       const a = payloadOf(event, 'mmu', 'SET_ATTRIBUTES');
-      enqueue.assign({ privateRanges: setAttribute(context.privateRanges, a.gfnStart, a.gfnEnd, a.private), mmuInvalidateSeq: context.mmuInvalidateSeq + 1 });
+      enqueue.assign({ privateRanges: setAttribute(context.privateRanges, a.gfnStart, a.gfnEnd, a.private) });
       enqueue.emit(out(event.msg.from, 'mmu', 'SET_ATTRIBUTES_DONE', { vcpu: a.vcpu }));
     }),
     cmpxchg: enqueueActions(({ context, event, enqueue }) => {
@@ -279,6 +313,7 @@ export const tdpMmuMachine = setup({
       privateRanges: [],
       privateHugePages: input.privateHugePages,
       mmuInvalidateSeq: 0,
+      invalidation: NO_INVALIDATION,
       externalSpt: {},
       freed: false,
       guestInhibit: {},
@@ -293,6 +328,7 @@ export const tdpMmuMachine = setup({
     FAULTIN: { actions: 'faultin' },
     SET_ATTRIBUTES: { actions: 'setAttributes' },
     TDP_LEAF_SCAN: { actions: 'answerLeafScan' },
+    MMU_INVALIDATE_END: { actions: 'invalidateEnd' },
     LPAGE_INFO_READ: { actions: 'answerLpageInfo' },
     LPAGE_GUEST_INHIBIT: { actions: 'setGuestInhibit' },
     SPLIT_HUGE_PAGE: { actions: 'splitHugePage' },

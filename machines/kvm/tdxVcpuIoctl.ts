@@ -1,6 +1,8 @@
 /**
  * tdx_vcpu_ioctl: the vCPU ioctls of the TD build (§5b.3). KVM_TDX_INIT_VCPU (tdx_vcpu_init) creates the
- * vCPU in the module: TDH.VP.CREATE, TDH.VP.ADDCX per TDCX page, TDH.VP.INIT; it is the first
+ * vCPU in the module: TDH.VP.CREATE, TDH.VP.ADDCX per TDCX page, TDH.VP.INIT, then three TDH.VP.WRs that
+ * set up posted interrupts in the TD VMCS (the notification vector, the descriptor's address, the
+ * pin-based control); it is the first
  * vcpu_load, so teardown later flushes the vCPU on its CPU (tdxVcpuFree.ts). KVM_TDX_INIT_MEM_REGION
  * (tdx_vcpu_init_mem_region → tdx_gmem_post_populate) maps each page of the initial image through the
  * fault path (mmuPageFault.ts) with TDH.MEM.PAGE.ADD as the leaf hook, then measures it with TDH.MR.EXTEND.
@@ -9,9 +11,13 @@ import { out, payloadOf } from '../../src/protocol/messages.ts';
 import { EPT_VIOLATION_ACC_WRITE } from '../../src/arch/vmx.ts';
 import { KVM_TDX_MEASURE_MEMORY_REGION, EIO } from '../../src/arch/kvmApi.ts';
 import { PAGE_SIZE } from '../../src/arch/gpa.ts';
-import { TDX_EXTENDMR_CHUNKSIZE } from '../../src/arch/tdxStatus.ts';
+import { TDX_EXTENDMR_CHUNKSIZE, TDVPS_CLASS_VMCS, buildTdxField } from '../../src/arch/tdxStatus.ts';
+import { POSTED_INTR_VECTOR, VMCS_POSTED_INTR_NV, VMCS_POSTED_INTR_DESC_ADDR, VMCS_PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_POSTED_INTR } from '../../src/arch/vmx.ts';
 import { beginFault } from './kvmPageFault.ts';
 import { assign, emit, type VcpuGuards } from './vcpuSetup.ts';
+
+/** TDVPS_VMCS(field): a TD VMCS field as TDH.VP.RD/WR name it. */
+const vmcsField = (encoding: number) => buildTdxField(TDVPS_CLASS_VMCS, BigInt(encoding));
 
 export const tdxVcpuIoctlGuards = {
   moreTdcx: ({ context }) => context.build.tdcxAdded < context.tdcx.length,
@@ -28,6 +34,18 @@ export const tdxVcpuIoctlActions = {
   countTdcx: assign({ build: ({ context }) => ({ ...context.build, tdcxAdded: context.build.tdcxAdded + 1 }) }),
   /** TDH.VP.INIT(TDVPR, initial RCX, x2APIC id): the model uses the vCPU number as the APIC id. */
   vpInit: emit(({ context }) => out('tdx', 'seamcall', 'TDH.VP.INIT', { RCX: context.tdvpr, RDX: 0n, R8: BigInt(context.vcpu) })),
+  /** TDH.VP.WR(TDVPR, TDVPS_VMCS(field), value, mask): the posted-interrupt notification vector, 16 bits. */
+  writePiVector: emit(({ context }) =>
+    out('tdx', 'seamcall', 'TDH.VP.WR', { RCX: context.tdvpr, RDX: vmcsField(VMCS_POSTED_INTR_NV), R8: BigInt(POSTED_INTR_VECTOR), R9: 0xffffn }),
+  ),
+  /** __pa(&tdx->vt.pi_desc), 64 bits. */
+  writePiDesc: emit(({ context }) =>
+    out('tdx', 'seamcall', 'TDH.VP.WR', { RCX: context.tdvpr, RDX: vmcsField(VMCS_POSTED_INTR_DESC_ADDR), R8: context.piDescPa, R9: 0xffffffffffffffffn }),
+  ),
+  /** td_vmcs_setbit32: value and mask are both the bit. */
+  setPinBasedPostedIntr: emit(({ context }) =>
+    out('tdx', 'seamcall', 'TDH.VP.WR', { RCX: context.tdvpr, RDX: vmcsField(VMCS_PIN_BASED_VM_EXEC_CONTROL), R8: BigInt(PIN_BASED_POSTED_INTR), R9: BigInt(PIN_BASED_POSTED_INTR) }),
+  ),
   initVcpuDone: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: 0 })),
   initVcpuFailed: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: EIO })),
   // ---- KVM_TDX_INIT_MEM_REGION (§5b.3 step 4) ----
@@ -78,8 +96,12 @@ export const tdxVcpuIoctlStates = {
       nextCx: { always: [{ guard: 'moreTdcx', target: 'addingCx' }, { target: 'initializing' }] },
       initializing: {
         entry: 'vpInit',
-        on: { 'TDH.VP.INIT': [{ guard: 'seamcallOk', target: '#kvmVcpu.inUserspace', actions: 'initVcpuDone' }, { target: '#kvmVcpu.inUserspace', actions: 'initVcpuFailed' }] },
+        on: { 'TDH.VP.INIT': [{ guard: 'seamcallOk', target: 'writingPiVector' }, { target: '#kvmVcpu.inUserspace', actions: 'initVcpuFailed' }] },
       },
+      // tdx_vcpu_init after tdx_td_vcpu_init: td_vmcs_write16/write64/setbit32, whose failures are only logged.
+      writingPiVector: { entry: 'writePiVector', on: { 'TDH.VP.WR': 'writingPiDesc' } },
+      writingPiDesc: { entry: 'writePiDesc', on: { 'TDH.VP.WR': 'settingPinBased' } },
+      settingPinBased: { entry: 'setPinBasedPostedIntr', on: { 'TDH.VP.WR': { target: '#kvmVcpu.inUserspace', actions: 'initVcpuDone' } } },
     },
   },
   /**

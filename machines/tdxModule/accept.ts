@@ -90,7 +90,7 @@ export type ViolationOutcome =
   | { kind: 'inject-ve' }
   /** Not PENDING: the module logs the fault for zero-step (§7.5) and exits with EEQ type NONE. */
   | { kind: 'td-exit'; eeq: bigint }
-  /** PENDING with PENDING_VE_DISABLE: an exit with EEQ type PENDING_EPT_VIOLATION, not logged. */
+  /** PENDING with PENDING_VE_DISABLE: logged for zero-step too, then an exit with EEQ type PENDING_EPT_VIOLATION. */
   | { kind: 'pending-exit'; eeq: bigint };
 
 /** §5a.6 for a private GPA: only a PENDING leaf is the guest's business. */

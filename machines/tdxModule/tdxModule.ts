@@ -18,11 +18,16 @@
  *   lock exclusively for its filter (STEPPING_FILTER, step 4);
  * - TDH.MEM.TRACK takes epoch_lock exclusively to advance the epoch (TRACK_EPOCH, §7.4).
  * The other memory SEAMCALLs run in one step: nobody else can meet their locks.
+ *
+ * TLB tracking (§5c.2 step 3, §7.4): an entry that finds the vCPU's epoch older than the TD's (every first
+ * entry too: the vCPU epoch starts at 0, the TD's at 1 after TDH.MNG.INIT) owes its LP a flush of the TD's
+ * translations; the module sends that INVEPT of the TD's EPTP to the CPU together with the VM entry the
+ * CPU performs after it (enterTd), so the guest never runs on a stale TLB.
  */
 import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, TDX_EXIT_QUAL_CLEARED_BITS } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, EPT_VIOLATION_ACC_WRITE, TDX_EXIT_QUAL_CLEARED_BITS, VMX_EPT_EXTENT_CONTEXT } from '../../src/arch/vmx.ts';
 import {
   TDX_SUCCESS,
   TDX_NO_VALID_VE_INFO,
@@ -43,13 +48,15 @@ import {
   TDX_OPERAND_BUSY,
   TDX_OPERAND_ID_SEPT_TREE,
   TDX_OPERAND_ID_TD_EPOCH,
+  TDCS_EXEC_TSC_OFFSET,
+  TDCS_EXEC_TSC_MULTIPLIER,
 } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, eptLevels, PAGE_SIZE, PAGE_SHIFT } from '../../src/arch/gpa.ts';
 import { MEM_SEAMCALLS, extendMrtd, MRTD_INITIAL, memTrack, trackRefused, type TdMemory, type MemRequest } from './tdMemory.ts';
 import { acceptDecision, acceptComplete, eptViolationDecision } from './accept.ts';
 import { hardwareWalk } from './septTree.ts';
 import { pamtRangeFree, pamtSet } from './pamt.ts';
-import { enterEpoch, exitEpoch, INITIAL_EPOCH } from './tlbTracking.ts';
+import { enterEpoch, exitEpoch, INITIAL_EPOCH, EPOCH_AFTER_MNG_INIT } from './tlbTracking.ts';
 import { callerLp, vpFlush, vpFlushDone, cacheWb, keyFreeid, reclaim, type KeyOwner } from './teardown.ts';
 import { NO_STEPPING, firstUnmappedGpa, logPrivateEptViolation, noteExitRip, resumeAt, steppingSuspected, type EpfStepping } from './zeroStep.ts';
 
@@ -89,6 +96,15 @@ export interface TdVcpu {
   stepping: EpfStepping;
   /** A TDH.VP.ENTER between its steps (ENTER_EPOCH, STEPPING_FILTER); null otherwise. */
   entering: Entering | null;
+  /** TD VMCS fields the host wrote with TDH.VP.WR, by field id in hex (masked values, §5b.3 step 3). */
+  vmcsWrites: Readonly<Record<string, bigint>>;
+  /**
+   * adjust_tlb_tracking_state found this vCPU's epoch stale on the LP it was already associated with: the
+   * TD's translations on that LP are flushed (INVEPT of the TD's EPTP) before the guest runs there again
+   * (§5c.2 step 3, §7.4). The flush is issued with the entry that follows; an entry refused meanwhile
+   * leaves it owed, which no one can tell apart because the guest does not run in between.
+   */
+  flushTlb: boolean;
 }
 
 /**
@@ -119,6 +135,8 @@ export interface TdxModuleContext {
   attributes: bigint;
   /** TD_CTLS; TDH.MNG.INIT sets PENDING_VE_DISABLE from ATTRIBUTES.SEPT_VE_DISABLE (§4.11). */
   tdCtls: bigint;
+  /** The TD's secure EPTP: TD_PARAMS' EPTP controls with the S-EPT root's PA (TDH.MNG.INIT); the TLB tag of its translations. */
+  eptp: bigint;
   tdcsPages: readonly bigint[];
   mem: TdMemory;
   vcpus: TdVcpu[];
@@ -175,13 +193,20 @@ function tdExited(c: TdxModuleContext, v: number, lastExit: TdVcpu['lastExit'], 
   return { vcpus: withVcpu(c, v, { state: 'READY', lastExit, exposeMask, stepping }), mem: { ...c.mem, epoch: exitEpoch(c.mem.epoch, c.vcpus[v]!.vcpuEpoch) } };
 }
 
-/** §5c.2 step 6: enter (the vCPU is already counted into its epoch); after a TDVMCALL exit the VMM's outputs go back into the guest's GPRs. */
+/**
+ * §5c.2 step 6: enter (the vCPU is already counted into its epoch); after a TDVMCALL exit the VMM's outputs
+ * go back into the guest's GPRs. A flush owed from step 3 goes to the LP first, which then performs the entry.
+ */
 function enterTd(c: TdxModuleContext, v: number, regs: Gprs): { next: Partial<TdxModuleContext>; entry: Outgoing } {
   const vc = c.vcpus[v]!;
   const tdcallReturn = vc.lastExit === 'TDVMCALL' ? { RAX: TDX_SUCCESS, ...exposed(vc.exposeMask, regs) } : null;
+  const name = vc.launched ? 'VMRESUME' : 'VMLAUNCH';
+  const payload = { vcpu: v, tdcallReturn, emulated: null };
   return {
-    next: { vcpus: withVcpu(c, v, { state: 'ACTIVE', launched: true, entering: null }) },
-    entry: out(guest(v), 'vm-entry', vc.launched ? 'VMRESUME' : 'VMLAUNCH', { vcpu: v, tdcallReturn, emulated: null }),
+    next: { vcpus: withVcpu(c, v, { state: 'ACTIVE', launched: true, entering: null, flushTlb: false }) },
+    entry: vc.flushTlb
+      ? out(`hw.cpu${v}`, 'tlb', 'INVEPT', { vcpu: v, type: VMX_EPT_EXTENT_CONTEXT, eptp: c.eptp, then: { name, payload } })
+      : out(guest(v), 'vm-entry', name, payload),
   };
 }
 
@@ -225,6 +250,7 @@ function initialContext(input: TdxModuleInput): TdxModuleContext {
     sharedMask: sharedBit(input.gpaw),
     attributes: 0n,
     tdCtls: 0n,
+    eptp: 0n,
     tdcsPages: [],
     mem: {
       tdr: 0n,
@@ -239,12 +265,18 @@ function initialContext(input: TdxModuleInput): TdxModuleContext {
       childCount: 0,
       mrtd: MRTD_INITIAL,
     },
-    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null, stepping: NO_STEPPING, entering: null })),
+    vcpus: input.tdvpr.map((tdvpr) => ({ tdvpr, state: 'NONE' as const, tdcx: 0, launched: false, lastExit: null, exposeMask: 0n, vcpuEpoch: 0, assocLp: null, stepping: NO_STEPPING, entering: null, vmcsWrites: {}, flushTlb: false })),
     inflight: {},
     tracking: null,
     zeroStepThreshold: input.zeroStepThreshold,
   };
 }
+
+/** TD-scope fields TDH.MNG.RD answers, as the model's TDH.MNG.INIT leaves them (see mngRd). */
+const TDCS_FIELDS: ReadonlyMap<bigint, bigint> = new Map([
+  [TDCS_EXEC_TSC_OFFSET, 0n],
+  [TDCS_EXEC_TSC_MULTIPLIER, 1n << 48n],
+]);
 
 /** Memory SEAMCALLs once the keys are gone: the TD is no longer KEYS_CONFIGURED (check_td_in_correct_build_state). */
 const MEM_SEAMCALL_NAMES = ['TDH.MEM.SEPT.ADD', 'TDH.MEM.PAGE.ADD', 'TDH.MR.EXTEND', 'TDH.MEM.PAGE.AUG', 'TDH.MEM.RANGE.BLOCK', 'TDH.MEM.RANGE.UNBLOCK', 'TDH.MEM.TRACK', 'TDH.MEM.PAGE.REMOVE', 'TDH.MEM.SEPT.REMOVE', 'TDH.MEM.PAGE.DEMOTE', 'TDH.MEM.PAGE.PROMOTE', 'TDH.MEM.SEPT.RD', 'TDH.VP.ENTER', 'TDH.VP.FLUSH'] as const;
@@ -304,13 +336,15 @@ export const tdxModuleMachine = setup({
       enqueue.assign({ tdcsPages: [...context.tdcsPages, pa], mem });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.ADDCX', { RAX: TDX_SUCCESS }));
     }),
-    /** TDH.MNG.INIT: TD_PARAMS read; PENDING_VE_DISABLE := ATTRIBUTES.SEPT_VE_DISABLE (§4.11); op_state INITIALIZED. */
+    /** TDH.MNG.INIT: TD_PARAMS read; PENDING_VE_DISABLE := ATTRIBUTES.SEPT_VE_DISABLE (§4.11); TD epoch 1; op_state INITIALIZED. */
     mngInit: enqueueActions(({ context, event, enqueue }) => {
-      const attributes = payloadOf(event, 'seamcall', 'TDH.MNG.INIT').tdParams?.attributes ?? 0n;
+      const tdParams = payloadOf(event, 'seamcall', 'TDH.MNG.INIT').tdParams;
+      const attributes = tdParams?.attributes ?? 0n;
       enqueue.assign({
         attributes,
+        eptp: (tdParams?.eptpControls ?? 0n) | (BigInt(context.mem.septRoot ?? 0) << BigInt(PAGE_SHIFT)),
         tdCtls: (attributes & TD_ATTR_SEPT_VE_DISABLE) !== 0n ? TD_CTLS_PENDING_VE_DISABLE : 0n,
-        mem: { ...context.mem, opState: 'INITIALIZED' },
+        mem: { ...context.mem, opState: 'INITIALIZED', epoch: EPOCH_AFTER_MNG_INIT },
       });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.INIT', { RAX: TDX_SUCCESS }));
     }),
@@ -342,6 +376,38 @@ export const tdxModuleMachine = setup({
       // VP.INIT associates the vCPU with the LP it runs on (associate_vcpu_initial).
       if (ready) enqueue.assign({ vcpus: withVcpu(context, v, { state: 'READY', assocLp: callerLp(event.msg.from) }) });
       enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.INIT', { RAX: ready ? TDX_SUCCESS : tdxStatusWithOperand(TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX) }));
+    }),
+    /**
+     * TDH.MNG.RD(RCX TDR, RDX field id) → R8: the TSC offset and multiplier TDH.MNG.INIT computed, which KVM
+     * reads right after it (§5b.3 step 2). The model's virtual TSC runs at the native frequency and reads 0
+     * at TDH.MNG.INIT, so the multiplier is 1.0 in the module's 16.48 fixed point and the offset 0.
+     */
+    mngRd: enqueueActions(({ event, enqueue }) => {
+      const value = TDCS_FIELDS.get(regsOf(event).RDX!);
+      if (value === undefined) {
+        enqueue.emit({ type: 'tdxsim.unexpected' });
+        return;
+      }
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MNG.RD', { RAX: TDX_SUCCESS, R8: value }));
+    }),
+    /**
+     * TDH.VP.WR(RCX TDVPR, RDX field id, R8 value, R9 write mask): KVM's three writes after TDH.VP.INIT (the
+     * posted-interrupt vector and descriptor, the pin-based posted-interrupt control, §5b.3 step 3) land
+     * in the TD VMCS. The module also returns the field's previous contents in R8; the TD VMCS's initial
+     * values come from the platform's VMX capability MSRs, which the model does not have, so R8 is left out.
+     */
+    vpWr: enqueueActions(({ context, event, enqueue }) => {
+      const r = regsOf(event);
+      const v = vcpuByTdvpr(context, r.RCX!);
+      if (v < 0 || context.vcpus[v]!.state === 'NONE' || context.vcpus[v]!.state === 'UNINITIALIZED') {
+        enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.WR', { RAX: tdxStatusWithOperand(TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX) }));
+        return;
+      }
+      const field = `0x${r.RDX!.toString(16)}`;
+      const old = context.vcpus[v]!.vmcsWrites[field] ?? 0n;
+      const written = (old & ~r.R9!) | (r.R8! & r.R9!);
+      enqueue.assign({ vcpus: withVcpu(context, v, { vmcsWrites: { ...context.vcpus[v]!.vmcsWrites, [field]: written } }) });
+      enqueue.emit(seamcallReturn(event.msg.from, 'TDH.VP.WR', { RAX: TDX_SUCCESS }));
     }),
     mrFinalize: enqueueActions(({ context, event, enqueue }) => {
       enqueue.assign({ mem: { ...context.mem, opState: 'RUNNABLE', mrtd: extendMrtd(context.mem.mrtd, 'MR.FINALIZE') } });
@@ -421,8 +487,10 @@ export const tdxModuleMachine = setup({
     takeEpochForEntry: enqueueActions(({ context, event, enqueue }) => {
       const p = payloadOf(event, 'seamcall', 'TDH.VP.ENTER');
       const e = enterEpoch(context.mem.epoch);
-      // vCPU N always runs on hw.cpuN, so its association never moves (§7.7).
-      enqueue.assign({ mem: { ...context.mem, epoch: e.epoch }, vcpus: withVcpu(context, p.vcpu, { vcpuEpoch: e.vcpuEpoch, assocLp: p.vcpu, entering: { regs: p, holds: 'EPOCH' } }) });
+      const vc = context.vcpus[p.vcpu]!;
+      // vCPU N always runs on hw.cpuN, so its association never moves (§7.7); a stale epoch on that LP owes a flush.
+      const flushTlb = vc.flushTlb || (vc.vcpuEpoch !== e.vcpuEpoch && vc.assocLp === p.vcpu);
+      enqueue.assign({ mem: { ...context.mem, epoch: e.epoch }, vcpus: withVcpu(context, p.vcpu, { vcpuEpoch: e.vcpuEpoch, assocLp: p.vcpu, entering: { regs: p, holds: 'EPOCH' }, flushTlb }) });
       enqueue.emit(out('tdx', 'seam-step', 'ENTER_EPOCH', { vcpu: p.vcpu }));
     }),
     /** epoch_lock released; no zero-step suspicion → enter. */
@@ -462,7 +530,8 @@ export const tdxModuleMachine = setup({
           out(kvm(v), 'td-exit', 'EPT_VIOLATION', {
             vcpu: v,
             RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EPT_VIOLATION),
-            RCX: vc.stepping.lastQualification & ~BigInt(TDX_EXIT_QUAL_CLEARED_BITS),
+            // emulate_ept_violation_td_exit: the qualification is made up as a write access, nothing else.
+            RCX: BigInt(EPT_VIOLATION_ACC_WRITE),
             RDX: makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE),
             R8: gpa & PAGE_MASK,
             R9: 0n,
@@ -481,10 +550,10 @@ export const tdxModuleMachine = setup({
       const d = shared ? null : eptViolationDecision(context.mem, x.gpa, (context.tdCtls & TD_CTLS_PENDING_VE_DISABLE) !== 0n);
       const eeq = d === null || d.kind === 'inject-ve' ? makeEeq(TDX_EXT_EXIT_QUAL_TYPE_NONE) : d.eeq;
       const s = context.vcpus[x.vcpu]!.stepping;
-      // Only private faults on a page that is not PENDING count towards zero-step (§5a.6, §7.5): shared
-      // ones are the VMM's business, a PENDING page's the guest's.
-      const stepping =
-        d === null ? noteExitRip(s, x.rip) : d.kind === 'td-exit' ? logPrivateEptViolation(s, x.rip, x.gpa & PAGE_MASK, x.exitQualification, context.zeroStepThreshold) : resumeAt(s, x.rip);
+      // Every TD exit this handler makes for a private GPA is logged for zero-step, the PENDING page's
+      // exit with PENDING_VE_DISABLE included: the logging comes after the PENDING check and only the
+      // #VE injection returns before it (§5a.6, §7.5). Shared faults are the VMM's business.
+      const stepping = d === null ? noteExitRip(s, x.rip) : logPrivateEptViolation(s, x.rip, x.gpa & PAGE_MASK, context.zeroStepThreshold);
       enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_FAULT', stepping));
       enqueue.emit(
         out(kvm(x.vcpu), 'td-exit', 'EPT_VIOLATION', {
@@ -553,7 +622,10 @@ export const tdxModuleMachine = setup({
     tdExitExternalInterrupt: enqueueActions(({ context, event, enqueue }) => {
       const x = payloadOf(event, 'vm-exit', 'EXTERNAL_INTERRUPT');
       enqueue.assign(tdExited(context, x.vcpu, 'ASYNC_TRAP', noteExitRip(context.vcpus[x.vcpu]!.stepping, x.rip)));
-      enqueue.emit(out(kvm(x.vcpu), 'td-exit', 'EXTERNAL_INTERRUPT', { vcpu: x.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EXTERNAL_INTERRUPT), RCX: 0n, RDX: 0n, R8: 0n, R9: 0n }));
+      // An asynchronous exit reports the VM-exit interruption information in R9 (§4.1, §5c.2 step 7).
+      enqueue.emit(
+        out(kvm(x.vcpu), 'td-exit', 'EXTERNAL_INTERRUPT', { vcpu: x.vcpu, RAX: TDX_SUCCESS | BigInt(EXIT_REASON_EXTERNAL_INTERRUPT), RCX: 0n, RDX: 0n, R8: 0n, R9: BigInt(x.interruptionInfo) }),
+      );
     }),
     /** §2: on a private GPA an EPT misconfiguration is a fatal TDX-module error. */
     fatalPrivateMisconfig: emit(({ event }): Emitted => ({
@@ -663,9 +735,11 @@ export const tdxModuleMachine = setup({
     /** op_state INITIALIZED: vCPUs and the initial image; TDH.MR.FINALIZE makes the TD runnable. */
     initialized: {
       on: {
+        'TDH.MNG.RD': { actions: 'mngRd' },
         'TDH.VP.CREATE': { actions: 'vpCreate' },
         'TDH.VP.ADDCX': { actions: 'vpAddcx' },
         'TDH.VP.INIT': { actions: 'vpInit' },
+        'TDH.VP.WR': { actions: 'vpWr' },
         'TDH.MR.FINALIZE': { target: 'runnable', actions: 'mrFinalize' },
         'TDH.VP.ENTER': { actions: 'opStateIncorrect' },
         'TDH.VP.FLUSH': { actions: 'vpFlush' },
@@ -675,6 +749,8 @@ export const tdxModuleMachine = setup({
     /** op_state RUNNABLE: TDH.VP.ENTER is allowed (§5b.1). */
     runnable: {
       on: {
+        'TDH.MNG.RD': { actions: 'mngRd' },
+        'TDH.VP.WR': { actions: 'vpWr' },
         'TDH.VP.ENTER': [
           { guard: not('vcpuReady'), actions: 'notReady' },
           { guard: 'epochHeldExclusive', actions: 'enterBusyEpoch' },

@@ -9,7 +9,15 @@ export interface TdEpoch {
   refcount: readonly [number, number];
 }
 
+/** Before TDH.MNG.INIT the TDCS epoch fields are the zeroes of a fresh TDCS page. */
 export const INITIAL_EPOCH: TdEpoch = { tdEpoch: 0, refcount: [0, 0] };
+
+/**
+ * TDH.MNG.INIT starts the TD epoch at 1 with both refcounts 0 [TM:src/vmm_dispatcher/api_calls/tdh_mng_init.c].
+ * A vCPU's own epoch is 0 until its first entry (the TDVPS pages are zeroed), so the first TDH.VP.ENTER of
+ * every vCPU finds its epoch stale and flushes the TD's translations on that LP (§5c.2 step 3).
+ */
+export const EPOCH_AFTER_MNG_INIT: TdEpoch = { tdEpoch: 1, refcount: [0, 0] };
 
 export function isTlbTracked(e: TdEpoch, bepoch: number): boolean {
   if (bepoch < e.tdEpoch - 1) return true;

@@ -394,6 +394,24 @@ export const TDCS_NOTIFY_ENABLES = 0x9100000000000010n;
 export const TDCS_TOPOLOGY_ENUM_CONFIGURED = 0x9100000000000019n;
 export const TD_MD_FIELD_ID_CPUID_VALUES = 0x9410000300000000n;
 
+// Field ids KVM builds for TDH.MNG.RD and TDH.VP.RD/WR as class << 56 | field (BUILD_TDX_FIELD)
+// [L616:arch/x86/kvm/vmx/tdx_arch.h]: TDCS execution controls are class 17, the TD VMCS class 0 with
+// the VMCS field encoding as the field.
+export const TDX_CLASS_SHIFT = 56n;
+export const TD_CLASS_EXECUTION_CONTROLS = 17n;
+export const TDVPS_CLASS_VMCS = 0n;
+export const TD_TDCS_EXEC_TSC_OFFSET = 10n;
+export const TD_TDCS_EXEC_TSC_MULTIPLIER = 11n;
+
+/** BUILD_TDX_FIELD(class, field) for an architectural field (bit 63, NON_ARCH, clear). */
+export function buildTdxField(cls: bigint, field: bigint): bigint {
+  return (cls << TDX_CLASS_SHIFT) | (field & 0xffffffffn);
+}
+
+/** TDCS_EXEC(TSC_OFFSET) = 0x110000000000000a and TDCS_EXEC(TSC_MULTIPLIER) = 0x110000000000000b. */
+export const TDCS_EXEC_TSC_OFFSET = buildTdxField(TD_CLASS_EXECUTION_CONTROLS, TD_TDCS_EXEC_TSC_OFFSET);
+export const TDCS_EXEC_TSC_MULTIPLIER = buildTdxField(TD_CLASS_EXECUTION_CONTROLS, TD_TDCS_EXEC_TSC_MULTIPLIER);
+
 // TD_PARAMS.config_flags (§4.11). MAX_GPAW selects the 52-bit GPA width (shared bit 51, §2); KVM
 // always sets NO_RBP_MOD.
 export const TDX_CONFIG_FLAGS_MAX_GPAW = 1n << 0n;

@@ -70,6 +70,45 @@ export const GP_VECTOR = 13;
 export const PF_VECTOR = 14;
 export const VE_VECTOR = 20;
 
+// VM-exit interruption information (SDM Vol. 3C 25.9.2) [L616:arch/x86/include/asm/vmx.h]: vector in
+// bits 7:0, type in 10:8 (0 = external interrupt), error code valid 11, valid 31. A TD exit hands it to
+// KVM in R9 (§4.1); for an EXTERNAL_INTERRUPT exit KVM insists on a valid external interrupt and
+// treats anything else, 0 included, as a bug (vmx_handle_external_interrupt_irqoff's KVM_BUG).
+export const INTR_INFO_VECTOR_MASK = 0xff;
+export const INTR_INFO_INTR_TYPE_MASK = 0x700;
+export const INTR_TYPE_EXT_INTR = 0 << 8;
+export const INTR_INFO_VALID_MASK = 0x8000_0000;
+
+/** The interruption information of an external interrupt on `vector`. */
+export function externalInterruptInfo(vector: number): number {
+  return (INTR_INFO_VALID_MASK | INTR_TYPE_EXT_INTR | (vector & INTR_INFO_VECTOR_MASK)) >>> 0;
+}
+
+/** is_external_intr: valid, type external interrupt. */
+export function isExternalIntr(info: number): boolean {
+  return (info & (INTR_INFO_VALID_MASK | INTR_INFO_INTR_TYPE_MASK)) >>> 0 === (INTR_INFO_VALID_MASK | INTR_TYPE_EXT_INTR) >>> 0;
+}
+
+// Host IDT vectors of the IPIs the flows send (x86-64) [L616:arch/x86/include/asm/irq_vectors.h].
+// kvm_make_all_cpus_request kicks with smp_call_function_many: one target CPU gets the single-target
+// vector, several share CALL_FUNCTION_VECTOR; a signal's kick_process is a reschedule IPI.
+export const RESCHEDULE_VECTOR = 0xfd;
+export const CALL_FUNCTION_VECTOR = 0xfc;
+export const CALL_FUNCTION_SINGLE_VECTOR = 0xfb;
+export const POSTED_INTR_VECTOR = 0xf2;
+
+// INVEPT types (SDM Vol. 3C 30.3) [L616:arch/x86/include/asm/vmx.h VMX_EPT_EXTENT_*]: single-context
+// flushes the translations derived from one EPTP, all-context (KVM's ept_sync_global) every EPT-derived one.
+export const VMX_EPT_EXTENT_CONTEXT = 1;
+export const VMX_EPT_EXTENT_GLOBAL = 2;
+
+// VMCS field encodings and the control bit KVM writes into a TD vCPU's VMCS with TDH.VP.WR after
+// TDH.VP.INIT (§5b.3 step 3) [L616:arch/x86/include/asm/vmx.h].
+export const VMCS_POSTED_INTR_NV = 0x0000_0002;
+export const VMCS_POSTED_INTR_DESC_ADDR = 0x0000_2016;
+export const VMCS_PIN_BASED_VM_EXEC_CONTROL = 0x0000_4000;
+export const PIN_BASED_POSTED_INTR = 1 << 7;
+
 // EPT-violation exit qualification (§4.10) [L616:arch/x86/include/asm/vmx.h]. KVM turns the
 // access bits into a page-fault error code, and the PROT bits tell it whether the entry was present.
 export const EPT_VIOLATION_ACC_READ = 1 << 0;

@@ -4,7 +4,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { readLog, tearNotice } from '../log/reader.ts';
+import { readLog, tearNotice, type ParsedLog } from '../log/reader.ts';
+import { openIndexed } from '../replay/seek.ts';
+import { indexNotices } from './replay.ts';
 import { scenarioFromLog } from '../replay/replay.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import type { Scenario } from '../scenario/schema.ts';
@@ -22,6 +24,27 @@ export interface ExportCliOptions {
   actor?: string;
   /** The result as JSON: the files written, or the text. */
   json?: boolean;
+  /** Only steps from … to (inclusive) of a log: read from the nearest checkpoint, however long the log. */
+  from?: number;
+  to?: number;
+}
+
+/**
+ * Steps `from` … `to` of the log at `file`, opened through its checkpoint index: a window of a huge log
+ * costs what the window holds.
+ */
+function logWindow(file: string, o: ExportCliOptions): { log: ParsedLog; file: string } {
+  const h = openIndexed(file, indexNotices(file, (l) => process.stderr.write(l + '\n')));
+  try {
+    if (h.torn !== null) process.stderr.write(`tdxsim: warning: ${tearNotice(file, h.torn)}\n`);
+    const from = o.from ?? 1;
+    const to = o.to ?? h.steps;
+    if (from < 1 || to > h.steps || from > to) throw new RangeError(`--from ${from} --to ${to}: the log has steps 1..${h.steps}`);
+    const events = [...h.events(from, to)];
+    return { log: { header: h.header, events, end: to === h.steps ? h.end : null, lines: to + 1, torn: null, signed: null }, file };
+  } finally {
+    h.close();
+  }
 }
 
 /** Statecharts need only the model: the scenario from a log's header (torn or not), or the scenario itself. */
@@ -49,8 +72,11 @@ export function exportCommand(arg: string, o: ExportCliOptions, print: (line: st
     case 'mermaid':
     case 'perfetto': {
       // A torn log is exported up to its last intact step, after a notice that says so.
-      const { log, file } = openLogOrScenario(arg, {}, { allowTorn: true });
-      if (log.torn !== null) process.stderr.write(`tdxsim: warning: ${tearNotice(file, log.torn)}\n`);
+      const windowed = o.from !== undefined || o.to !== undefined;
+      if (windowed) refuseNonRegular(arg);
+      if (windowed && !isLogFile(arg)) throw new RangeError('--from and --to select steps of a log file');
+      const { log, file } = windowed ? logWindow(arg, o) : openLogOrScenario(arg, {}, { allowTorn: true });
+      if (!windowed && log.torn !== null) process.stderr.write(`tdxsim: warning: ${tearNotice(file, log.torn)}\n`);
       const opts = o.actor !== undefined ? { actor: o.actor } : {};
       if (o.format === 'mermaid') return emit(logToMermaid(log, file, { ...opts, title: `${scenarioFromLog(log, file).name}: ${path.basename(file)}` }), o, print, 'a Mermaid sequence diagram');
       return emit(JSON.stringify(logToPerfetto(log, file, opts)) + '\n', o, print, 'a Perfetto trace (open it at ui.perfetto.dev)');

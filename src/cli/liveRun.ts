@@ -9,9 +9,8 @@ import { lastValueFrom, tap } from 'rxjs';
 import { withPolicies } from '../session/policies.ts';
 import { runModelEvents, schedulerFor } from '../session/run.ts';
 import type { PolicyOverrides } from '../policies.ts';
-import { readFileSync } from 'node:fs';
 import { LogWriter } from '../log/writer.ts';
-import type { EndRecord, EventRecord, HeaderRecord } from '../log/schema.ts';
+import type { EndRecord, EventRecord } from '../log/schema.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import { formatDelivery } from '../session/format.ts';
 import { formatOptionsFor, headerFor } from '../session/session.ts';
@@ -54,8 +53,8 @@ export async function liveRun(scenarioArg: string, o: LiveRunOptions, print: (li
   const logPath = o.log ?? `${scenario.name}.log.jsonl`;
   const stately: StatelyBridge | null = o.stately ? await statelyBridge() : null;
   const writer = LogWriter.open(logPath, headerFor(scenario, file, schedulerFor(o)().descriptor));
-  // The header as the file holds it (hash included), so the session shows exactly what was written.
-  const header = JSON.parse(readFileSync(logPath, 'utf8').split('\n', 1)[0]!) as HeaderRecord;
+  // The header as a reader of the file gets it (hash included), so the session shows exactly what was written.
+  const header = writer.header;
   const session = InspectSession.live(header, scenario, logPath);
   const model = session.model;
   const fmt = formatOptionsFor(scenario);
@@ -84,7 +83,7 @@ export async function liveRun(scenarioArg: string, o: LiveRunOptions, print: (li
   }).pipe(
     tap((e) => {
       if (e.type === 'end') return;
-      session.append(JSON.parse(writer.lastLine) as EventRecord, e.message, e.world);
+      session.append(writer.lastRecord as EventRecord, e.message, e.world);
       stately?.delivered(model, e.message, e.world);
       print(o.json ? writer.lastLine : formatDelivery({ seq: e.seq, ...e.message }, fmt));
       if (o.pace || e.seq % SLICE === 0) session.notify();
@@ -93,7 +92,7 @@ export async function liveRun(scenarioArg: string, o: LiveRunOptions, print: (li
   const last = await lastValueFrom(events);
   if (last.type !== 'end') throw new Error('model bug: a run stream ended without its end event');
   const outcome = last.outcome;
-  const end = JSON.parse(writer.lastLine) as EndRecord;
+  const end = writer.lastRecord as EndRecord;
   if (o.json) print(writer.lastLine);
   writer.close();
   session.finish(end);

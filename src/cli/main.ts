@@ -66,7 +66,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .command('run')
     .description('run a scenario to the end, print one line per message and write the log')
     .argument('<scenario>', 'scenario file, directory with scenario.yaml, or bundled example name')
-    .option('--log <file>', 'log file to write (default: <scenario name>.log.jsonl)')
+    .option('--log <file>', 'log file to write (default: <scenario name>.log.jsonl; a name ending in .gz writes it gzip-compressed), with its checkpoint index <file>.idx when it has 1024 events or more')
     .option('--seed <n>', 'deliver messages in a seeded random order (default: FIFO)', nonNegativeInt('--seed'))
     .option('--max-steps <n>', 'stop after this many messages (a failure)', nonNegativeInt('--max-steps'))
     .option('--json', 'print the log records instead of the readable lines')
@@ -113,7 +113,7 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
   program
     .command('replay')
     .description('rebuild every actor state at a step from a log')
-    .argument('<log>', 'a tdxsim log (JSONL)')
+    .argument('<log>', 'a tdxsim log (JSONL, or gzip-compressed JSONL)')
     .option('--to <step>', 'step to show (default: the last)', nonNegativeInt('--to'))
     .option('--verify', 're-execute the whole log and check every event, state hash and the outcome')
     .option('--actor <id>', 'show only this actor')
@@ -125,8 +125,8 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
 
   program
     .command('inspect')
-    .description('open a log (or a scenario, run in memory first) in the local web inspector')
-    .argument('<log|scenario>', 'a tdxsim log, or a scenario file, directory or bundled example name')
+    .description('open a log (or a scenario, run in memory first; or a real trace, imported in memory) in the local web inspector')
+    .argument('<log|scenario|trace>', 'a tdxsim log, a scenario file, directory or bundled example name, or a trace tdxsim import reads')
     .option('--port <n>', 'port to serve on (default 4780, or a free one if that is taken)', nonNegativeInt('--port'))
     .option('--host <addr>', 'address to bind (default 127.0.0.1: this machine only)')
     .option('--open', 'open the page in the desktop browser')
@@ -143,6 +143,8 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .addOption(new Option('--format <format>', 'what to write').choices(EXPORT_FORMATS).makeOptionMandatory())
     .option('--out <file>', 'write here instead of stdout (a directory for statechart-svg without --actor)')
     .option('--actor <id>', 'only this actor: its messages, or its machine')
+    .option('--from <step>', 'mermaid/perfetto of a log: first step to export (read from the nearest checkpoint)', positiveInt('--from'))
+    .option('--to <step>', 'mermaid/perfetto of a log: last step to export', positiveInt('--to'))
     .option('--json', 'print what was written (files) or the text itself as JSON')
     .action((log: string, o: ExportCliOptions) => {
       code = settleLater(exportCommand(log, o, print));
@@ -158,8 +160,12 @@ export function main(argv: string[], print: (line: string) => void = (l) => proc
     .option('--scenario-out <file>', 'where to write the scenario built from the trace (default: <name>.scenario.yaml)')
     .option('--log <file>', "also write the model's run as a log")
     .option('--max-steps <n>', 'stop the model after this many messages', nonNegativeInt('--max-steps'))
+    .option('--inspect', "open the model's run in the local web inspector with the trace beside it")
+    .option('--port <n>', 'with --inspect: port to serve on (default 4780, or a free one if that is taken)', nonNegativeInt('--port'))
+    .option('--host <addr>', 'with --inspect: address to bind (default 127.0.0.1: this machine only)')
+    .option('--open', 'with --inspect: open the page in the desktop browser')
     .action((traces: string[], o: ImportCliOptions) => {
-      code = importCommand(traces, o, print);
+      code = settleLater(importCommand(traces, o, print));
     });
 
   program

@@ -2,6 +2,7 @@
 import { readSigningKey } from '../log/signature.ts';
 import { LogWriter } from '../log/writer.ts';
 import type { Outcome } from '../runtime/runner.ts';
+import { initialWorld } from '../runtime/step.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import { EXIT_FAILURE, EXIT_OK } from './exitCodes.ts';
 import { formatDelivery } from '../session/format.ts';
@@ -27,7 +28,8 @@ export function runCommand(scenarioArg: string, opts: RunCliOptions, print: (lin
   const model = modelFor(scenario);
   const logPath = opts.log ?? `${scenario.name}.log.jsonl`;
   const signWith = opts.signKey === undefined ? undefined : readSigningKey(opts.signKey);
-  const writer = LogWriter.open(logPath, headerFor(scenario, loaded.file, schedulerFor(opts)().descriptor), signWith === undefined ? {} : { signWith });
+  // The checkpoint index (<log>.idx) is written alongside, so replay --to and export open any step at once.
+  const writer = LogWriter.open(logPath, headerFor(scenario, loaded.file, schedulerFor(opts)().descriptor), { index: { initial: initialWorld(model) }, ...(signWith === undefined ? {} : { signWith }) });
   const fmt = formatOptionsFor(scenario);
   if (!opts.json) print(`# ${scenario.name}: ${scenario.description}`);
   let outcome: Outcome | null = null;

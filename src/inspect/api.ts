@@ -64,6 +64,19 @@ export interface Summary {
   /** The last line was cut mid-write: what is shown is the intact prefix. */
   torn: { line: number; notice: string } | null;
   steered: SteerInfo | null;
+  /** Set when the log is the model's run of a scenario imported from a real trace (`tdxsim import --inspect`). */
+  trace: TraceSummary | null;
+}
+
+/** What the header and the first view need to know of an imported trace. */
+export interface TraceSummary {
+  /** The trace files as named on the command line, with their format. */
+  inputs: { file: string; format: string; lines: number; events: number }[];
+  events: number;
+  /** Divergences proper (not counting `trace-ends` notes). */
+  divergenceCount: number;
+  /** Index into TraceInfo.divergences of the first divergence, or null when the trace and the model agree. */
+  first: number | null;
 }
 
 /** The background check of the log, as `tdxsim replay --verify` makes it. */
@@ -180,6 +193,8 @@ export interface StepView {
   pending: PendingRow[];
   /** Failures raised at exactly this step. */
   failures: { actor: string; reason: string; detail: string }[];
+  /** With an imported trace: the tracepoints the model hits at this step, and the trace events placed on or after it. */
+  trace?: { model: ModelTraceRow[]; on: number[]; after: number[] };
 }
 
 export interface FindResult {
@@ -188,11 +203,108 @@ export interface FindResult {
   total: number;
   /** The search ran off the end of the log and went on from the other end. */
   wrapped: boolean;
+  /** With an imported trace: the trace event the match is on (null: the step's own message matched). */
+  trace?: number | null;
+  /** With an imported trace: how many trace events match. */
+  traceTotal?: number;
 }
 
 export interface MatchesResult {
   /** Every matching step, ascending. */
   seqs: number[];
+  /** With an imported trace: every matching trace event, in trace order. */
+  traces?: number[];
+}
+
+/** How a trace event relates to the model's run (src/import/align.ts). */
+export type TraceAlignStatus = 'aligned' | 'trace-only' | 'set-aside' | 'not-compared';
+
+/** One event of the imported trace, formatted for the trace column and its card. Every string is the trace's own text. */
+export interface TraceEventRow {
+  /** Index in the merged trace (the order of `tdxsim import --json`'s `trace`). */
+  id: number;
+  file: string;
+  line: number;
+  /** Greater than `line` for a wrapped line. */
+  endLine: number;
+  ts: string | null;
+  cpu: number | null;
+  comm: string | null;
+  pid: number | null;
+  /** `vcpu0`, `vm` (the VMM's other threads) or `dmesg`. */
+  thread: string;
+  /** The event name as written in the line. */
+  event: string;
+  payload: string;
+  /** The decoded fields that matter, as `name=value` (hex as the importer decoded it). */
+  fields: string;
+  status: TraceAlignStatus;
+  /** Why a set-aside event was set aside (`host exit`, `woken HLT`). */
+  reason: string | null;
+  /** The model step it aligns with (status `aligned`), else null. */
+  seq: number | null;
+  /** The divergence (index into TraceInfo.divergences) whose hunk holds it. */
+  divergence: number | null;
+  /** One fault of a livelock signature: which one (index into TraceInfo.livelocks), and which fault of it (1-based). */
+  livelock: { index: number; fault: number; of: number } | null;
+}
+
+/** Where reality and the model part (src/import/divergence.ts), with both ends. */
+export interface TraceDivergence {
+  index: number;
+  /** `fault-retried`, `seamcall-status`, …; `trace-ends` is a note, not a divergence. */
+  kind: string;
+  divergence: boolean;
+  thread: string;
+  message: string;
+  hint: string | null;
+  /** The trace end: its event (null when the trace has none there; then the nearest line), file and line. */
+  trace: { id: number | null; file: string; line: number } | null;
+  /** The model end: the step. */
+  seq: number | null;
+  /** The events of its hunk on each side: trace event ids, and the model steps. */
+  traceEvents: number[];
+  modelSteps: number[];
+}
+
+export interface TraceLivelock {
+  /** Found in the trace, or in the model's run. */
+  side: 'trace' | 'model';
+  thread: string;
+  gpa: string;
+  /** The faults: trace event ids (side `trace`) or model steps (side `model`). */
+  faults: number[];
+  /** For a trace livelock: whether the model loops there too. */
+  modelToo: boolean;
+  text: string;
+}
+
+/**
+ * Where each trace event goes in the sequence view, in trace order: `[id, step, 0]` on the row of the
+ * step it aligns with, `[id, step, 1]` between rows, after step `step`: an event with no model partner
+ * goes after the step of the last event before it on its vCPU thread, else after its divergence's model
+ * step, else after the step of the event before it in the trace.
+ */
+export type TracePlacement = [id: number, seq: number, between: 0 | 1];
+
+/** `GET /api/trace`: the imported trace, without its events (`/api/trace-events` serves those in chunks). */
+export interface TraceInfo extends TraceSummary {
+  scenario: { name: string; file: string | null; yaml: string; notes: { file: string | null; line: number | null; message: string }[] };
+  /** Event names compared with the model (those the trace recorded and the model speaks about). */
+  compared: string[];
+  divergences: TraceDivergence[];
+  livelocks: TraceLivelock[];
+  placement: TracePlacement[];
+}
+
+/** What the model's run would have traced at one step, each with the trace event it aligns with. */
+export interface ModelTraceRow {
+  /** `kvm_page_fault: vcpu 1 rip 0x0 address 0x… error_code 0x2`, as `tdxsim export --format trace-cmd` prints it. */
+  text: string;
+  thread: string;
+  trace: number | null;
+  status: 'aligned' | 'model-only' | 'set-aside' | 'not-compared';
+  divergence: number | null;
 }
 
 /** A message the scheduler could deliver next. */

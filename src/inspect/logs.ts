@@ -6,6 +6,7 @@
  */
 import type { SteerInfo, VerifyResult } from './api.ts';
 import type { InspectSession } from './session.ts';
+import type { TraceView } from './traceView.ts';
 import { verifyInBackground } from './verify.ts';
 
 export const MAX_STEERED = 16;
@@ -17,6 +18,8 @@ export interface OpenedLog {
   /** The log's text, for a steered log's download link. */
   text: string | null;
   verification: Promise<VerifyResult> | null;
+  /** The real trace this log is the model's run of (the log `tdxsim import --inspect` opened); never a steered log's. */
+  trace: TraceView | null;
 }
 
 export class OpenedLogs {
@@ -28,8 +31,9 @@ export class OpenedLogs {
     main: InspectSession,
     /** The compiled verifier worker, or null to verify on the server's thread (verify.ts). */
     private readonly verifyWorker: URL | null | undefined,
+    trace: TraceView | null = null,
   ) {
-    this.main = { id: 'main', session: main, steered: null, text: null, verification: null };
+    this.main = { id: 'main', session: main, steered: null, text: null, verification: null, trace };
   }
 
   get(id: string | null): OpenedLog | null {
@@ -39,7 +43,7 @@ export class OpenedLogs {
 
   addSteered(session: InspectSession, steered: Omit<SteerInfo, 'parent'>, parent: string, text: string): OpenedLog {
     const id = `s${this.#next++}`;
-    const entry: OpenedLog = { id, session, steered: { parent, ...steered }, text, verification: null };
+    const entry: OpenedLog = { id, session, steered: { parent, ...steered }, text, verification: null, trace: null };
     this.#steered.set(id, entry);
     if (this.#steered.size > MAX_STEERED) this.#steered.delete(this.#steered.keys().next().value!);
     return entry;

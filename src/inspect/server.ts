@@ -18,6 +18,11 @@
  *   POST /api/steer              {log, n, choice}: a new log steered at step n+1; answers its id
  *   GET  /api/download           a steered log's .jsonl
  *   GET  /api/live               server-sent events: the step count while `run --inspect` delivers
+ *   GET  /api/trace              the imported trace beside the run (`import --inspect`): divergences, livelocks, placement
+ *   GET  /api/trace-events?from&count  the trace's events, formatted (count ≤ 2000)
+ *
+ * With an imported trace, /api/find and /api/matches also match the trace's events (traceRows.ts), and
+ * /api/find walks the sequence view's rows (`trace=` names the trace event it starts from).
  *
  * It binds to 127.0.0.1 unless told otherwise. On a loopback address it rejects requests whose Host header
  * is not the address it serves, so a web page elsewhere cannot reach it through DNS rebinding; and any
@@ -38,13 +43,16 @@ import { collapsedLayoutOf, statechartsOf } from './statecharts.ts';
 import { choicesAt, steer, SteerError } from './steer.ts';
 import { eventRow, stepView } from './stepView.ts';
 import { summaryOf } from './summary.ts';
+import type { TraceView } from './traceView.ts';
 
 export const DEFAULT_PORT = 4780;
 const MAX_EVENTS_PER_REQUEST = 2000;
 /** A steering request is three small fields. */
 const MAX_BODY = 4096;
 
-export type InspectTarget = { session: InspectSession } | { error: { title: string; message: string } };
+/** A log to serve (with the real trace it is the model's run of, for `import --inspect`), or the error page's content. */
+export type InspectTarget = LogTarget | { error: { title: string; message: string } };
+export type LogTarget = { session: InspectSession; trace?: TraceView };
 
 export interface InspectorOptions {
   /** @default '127.0.0.1' */
@@ -141,7 +149,7 @@ export function startInspector(target: InspectTarget, opts: InspectorOptions = {
   let allowedHosts = new Set<string>();
   let allowedOrigins = new Set<string>();
 
-  const logs = 'session' in target ? new OpenedLogs(target.session, opts.verifyWorker) : null;
+  const logs = 'session' in target ? new OpenedLogs(target.session, opts.verifyWorker, target.trace ?? null) : null;
 
   function total(entry: OpenedLog, q: string, match: (seq: number) => boolean): number {
     // The total is a full scan; remember it per query while the log does not grow.
@@ -154,6 +162,56 @@ export function startInspector(target: InspectTarget, opts: InspectorOptions = {
       totals.set(key, t);
     }
     return t;
+  }
+
+  /** Matching trace events, counted once per query. */
+  function traceTotal(trace: TraceView, q: string, match: (id: number) => boolean): number {
+    const key = `trace\u0000${q}`;
+    let t = totals.get(key);
+    if (t === undefined) {
+      t = trace.searchable.reduce((n, _, id) => n + (match(id) ? 1 : 0), 0);
+      if (totals.size > 64) totals.clear();
+      totals.set(key, t);
+    }
+    return t;
+  }
+
+  /** With a trace, the search walks the sequence view's rows: a step's own message, or the trace event on the row. */
+  function findRow(entry: OpenedLog, trace: TraceView, q: string, from: number, fromTrace: number | null, dir: 'next' | 'prev', wrap: boolean): FindResult {
+    const compiled = compileQuery(q);
+    const session = entry.session;
+    if (compiled === null) return { seq: null, total: 0, wrapped: false, trace: null, traceTotal: 0 };
+    const stepMatch = (s: number) => compiled(eventRow(session, s));
+    const traceMatch = (id: number) => compiled(trace.searchable[id]!);
+    const plan = trace.plan;
+    const hit = (r: number): FindResult | null => {
+      const row = plan[r]!;
+      if (row.trace !== null && traceMatch(row.trace)) return { seq: row.seq, trace: row.trace, total: 0, wrapped: false };
+      if (row.kind === 'step' && row.seq > 0 && stepMatch(row.seq)) return { seq: row.seq, trace: null, total: 0, wrapped: false };
+      return null;
+    };
+    const at = fromTrace !== null ? (trace.rowOfTrace(fromTrace) ?? trace.firstRowOfStep(from)) : trace.firstRowOfStep(from);
+    const scan = (start: number, end: number): FindResult | null => {
+      if (dir === 'next') {
+        for (let r = Math.max(0, start); r <= Math.min(end, plan.length - 1); r++) {
+          const x = hit(r);
+          if (x) return x;
+        }
+      } else {
+        for (let r = Math.min(start, plan.length - 1); r >= Math.max(0, end); r--) {
+          const x = hit(r);
+          if (x) return x;
+        }
+      }
+      return null;
+    };
+    let found = dir === 'next' ? scan(at + 1, plan.length - 1) : scan(at - 1, 0);
+    let wrapped = false;
+    if (found === null && wrap) {
+      found = dir === 'next' ? scan(0, at) : scan(plan.length - 1, at);
+      wrapped = found !== null;
+    }
+    return { seq: found?.seq ?? null, trace: found?.trace ?? null, total: total(entry, q, stepMatch), wrapped, traceTotal: traceTotal(trace, q, traceMatch) };
   }
 
   function find(entry: OpenedLog, q: string, from: number, dir: 'next' | 'prev', wrap: boolean): FindResult {
@@ -184,7 +242,15 @@ export function startInspector(target: InspectTarget, opts: InspectorOptions = {
     const compiled = compileQuery(q);
     const seqs: number[] = [];
     if (compiled !== null) for (let s = 1; s <= entry.session.steps; s++) if (compiled(eventRow(entry.session, s))) seqs.push(s);
-    return { seqs };
+    if (entry.trace === null) return { seqs };
+    const traces: number[] = [];
+    if (compiled !== null) entry.trace.searchable.forEach((e, id) => compiled(e) && traces.push(id));
+    return { seqs, traces };
+  }
+
+  function needTrace(entry: OpenedLog): TraceView {
+    if (entry.trace === null) throw new BadRequest(entry.id === 'main' ? 'this log was not imported from a trace (tdxsim import --inspect opens one that was)' : `log ${entry.id} is a steered run: the trace belongs to the log it came from`, 404);
+    return entry.trace;
   }
 
   function live(req: IncomingMessage, res: ServerResponse, session: InspectSession): void {
@@ -277,7 +343,7 @@ export function startInspector(target: InspectTarget, opts: InspectorOptions = {
       const session = entry.session;
       switch (path) {
         case '/api/summary':
-          return sendJson(res, 200, summaryOf(session, entry.id, entry.steered));
+          return sendJson(res, 200, summaryOf(session, entry.id, entry.steered, entry.trace));
         case '/api/events': {
           const from = Math.max(1, intParam(url, 'from', 1));
           const count = Math.min(MAX_EVENTS_PER_REQUEST, intParam(url, 'count', 500));
@@ -289,11 +355,27 @@ export function startInspector(target: InspectTarget, opts: InspectorOptions = {
           const n = stepParam(url, 'n', session, 0);
           const actor = url.searchParams.get('actor');
           if (actor !== null && !session.model.indexOf.has(actor)) throw new BadRequest(`no actor ${JSON.stringify(actor.slice(0, 60))}`);
-          return sendJson(res, 200, stepView(session, n, actor));
+          const view = stepView(session, n, actor);
+          return sendJson(res, 200, entry.trace === null ? view : { ...view, trace: entry.trace.stepInfo(n) });
         }
         case '/api/find': {
           const dir = url.searchParams.get('dir') === 'prev' ? 'prev' : 'next';
-          return sendJson(res, 200, find(entry, (url.searchParams.get('q') ?? '').slice(0, 500), intParam(url, 'from', 0), dir, url.searchParams.get('wrap') === '1'));
+          const q = (url.searchParams.get('q') ?? '').slice(0, 500);
+          const from = intParam(url, 'from', 0);
+          const wrap = url.searchParams.get('wrap') === '1';
+          if (entry.trace === null) return sendJson(res, 200, find(entry, q, from, dir, wrap));
+          const t = url.searchParams.get('trace');
+          const fromTrace = t === null || t === '' ? null : intParam(url, 'trace', 0);
+          if (fromTrace !== null && fromTrace >= entry.trace.rows.length) throw new BadRequest(`trace event ${fromTrace}: the trace has events 0..${entry.trace.rows.length - 1}`);
+          return sendJson(res, 200, findRow(entry, entry.trace, q, from, fromTrace, dir, wrap));
+        }
+        case '/api/trace':
+          return sendJson(res, 200, needTrace(entry).info);
+        case '/api/trace-events': {
+          const trace = needTrace(entry);
+          const from = intParam(url, 'from', 0);
+          const count = Math.min(MAX_EVENTS_PER_REQUEST, intParam(url, 'count', 500));
+          return sendJson(res, 200, { events: trace.rows.length, rows: trace.rows.slice(from, from + count) });
         }
         case '/api/matches':
           return sendJson(res, 200, matches(entry, (url.searchParams.get('q') ?? '').slice(0, 500)));

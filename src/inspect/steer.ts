@@ -11,7 +11,7 @@
  * answering while a long continuation runs.
  */
 import { LogError } from '../log/errors.ts';
-import type { EndRecord, EventRecord, HeaderRecord } from '../log/schema.ts';
+import type { EndRecord, EventRecord } from '../log/schema.ts';
 import { MemoryLogWriter } from '../log/writer.ts';
 import type { Message } from '../protocol/messages.ts';
 import { DEFAULT_MAX_STEPS, outcomeOf } from '../runtime/runner.ts';
@@ -56,7 +56,7 @@ export async function steer(parent: InspectSession, n: number, choice: number, m
   const scenario = parent.scenario;
   const fileName = `${scenario.name}.steered-at-${n + 1}-choice-${choice}.log.jsonl`;
   const writer = MemoryLogWriter.open(headerFor(scenario, parent.header.scenarioFile, { kind: 'explore' }), fileName);
-  const header = JSON.parse(writer.output[0]!) as HeaderRecord;
+  const header = writer.header;
   const session = InspectSession.live(header, scenario, fileName);
   const model = session.model;
   const fifo = fifoScheduler();
@@ -74,14 +74,14 @@ export async function steer(parent: InspectSession, n: number, choice: number, m
     world = r.world;
     const m = r.delivered;
     if (world.seq === n + 1) chose = `${m.from} → ${m.to} ${messageLabel(m)}`;
-    writer.append({ seq: world.seq, from: m.from, to: m.to, kind: m.kind, name: m.name, payload: m.payload as unknown as Record<string, unknown>, cause: m.cause, choice: c, state: worldHash(model, world) });
-    session.append(JSON.parse(writer.lastLine) as EventRecord, m, world, preemptionNote(enabled, sent, m, world.seq));
+    writer.append({ seq: world.seq, from: m.from, to: m.to, kind: m.kind, name: m.name, payload: m.payload as unknown as Record<string, unknown>, cause: m.cause, choice: c, state: worldHash(model, world) }, world);
+    session.append(writer.lastRecord as EventRecord, m, world, preemptionNote(enabled, sent, m, world.seq));
     sent = r.sent;
     if (world.seq % SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
   }
   const outcome = outcomeOf(world);
   writer.end({ status: outcome.status, reason: outcome.reason, failures: outcome.failures });
-  session.finish(JSON.parse(writer.lastLine) as EndRecord);
+  session.finish(writer.lastRecord as EndRecord);
   const was = parent.events[n];
   const insteadOf = was ? `${was.from} → ${was.to} ${parent.textOf(n + 1).label}` : null;
   return { session, text: writer.text(), info: { step: n + 1, chose, insteadOf, fileName } };

@@ -2,6 +2,7 @@
 import { MODEL_VERSION } from '../version.ts';
 import type { FailureInfo, LassoInfo, SteerInfo, Summary } from './api.ts';
 import type { InspectSession } from './session.ts';
+import type { TraceView } from './traceView.ts';
 
 /**
  * The step a counterexample opens on: the first failure the model raised (the end record's
@@ -40,7 +41,7 @@ export function lassoOf(session: InspectSession): { lasso: LassoInfo | null; pro
   };
 }
 
-export function summaryOf(session: InspectSession, log = 'main', steered: SteerInfo | null = null): Summary {
+export function summaryOf(session: InspectSession, log = 'main', steered: SteerInfo | null = null, trace: TraceView | null = null): Summary {
   const s = session.scenario;
   const { lasso, problem } = lassoOf(session);
   const warnings = [session.modelVersionMatches ? null : `log written by ${session.header.model}; replayed with ${MODEL_VERSION}`, problem].filter((w): w is string => w !== null);
@@ -68,5 +69,6 @@ export function summaryOf(session: InspectSession, log = 'main', steered: SteerI
         }
       : null,
     steered,
+    trace: trace?.summary ?? null,
   };
 }

@@ -78,7 +78,7 @@ export function stringifyCanonical(value: unknown): string {
 
 const IDENTIFIER = /^[A-Za-z_$][\w$]*$/;
 
-function childPath(path: string, key: string | number): string {
+export function childPath(path: string, key: string | number): string {
   if (typeof key === 'number') return `${path}[${key}]`;
   if (!IDENTIFIER.test(key)) return `${path}[${JSON.stringify(key)}]`;
   return path === '' ? key : `${path}.${key}`;

@@ -6,6 +6,8 @@
 export type LogErrorCode =
   /** The first line is not a tdxsim log header (wrong file, or not JSON at all). */
   | 'NOT_A_LOG'
+  /** A tdxsim log of another format version (version 1 logs predate the compact encoding). */
+  | 'UNSUPPORTED_VERSION'
   /** A line is not valid JSON. */
   | 'BAD_JSON'
   /** The last line has no trailing newline: the writer was interrupted mid-line. */

@@ -39,14 +39,28 @@ export function nonRegularKind(path: string): string | null {
   return s.isFile() ? null : fileKind(s);
 }
 
-/** The file's bytes. Throws NotRegularFileError, or the operating system's error (ENOENT, EACCES, …). */
-export function readRegularFile(path: string): Buffer {
+/**
+ * A descriptor open for reading on `path`, which is a regular file (checked on the descriptor). The caller
+ * closes it. Throws NotRegularFileError, or the operating system's error (ENOENT, EACCES, …).
+ */
+export function openRegularFile(path: string): number {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer. It changes nothing for a
   // regular file, whose reads never block.
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const s = fstatSync(fd);
     if (!s.isFile()) throw new NotRegularFileError(path, fileKind(s));
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/** The file's bytes. Throws NotRegularFileError, or the operating system's error (ENOENT, EACCES, …). */
+export function readRegularFile(path: string): Buffer {
+  const fd = openRegularFile(path);
+  try {
     return readFileSync(fd);
   } finally {
     closeSync(fd);

@@ -4,7 +4,7 @@
  *
  *   "signature":{"alg":"hmac-sha256","keyId":"<8 hex>","mac":"<64 hex>"}
  *
- * as its last field before `hash`. The MAC is HMAC-SHA256 under the key over the file's bytes from the
+ * as its last field before `h`. The MAC is HMAC-SHA256 under the key over the file's bytes from the
  * first one up to the end record's `,"signature":` (every earlier line with its '\n', then the end record
  * as it reads without the signature), so it covers the header, every event and the outcome. Like the
  * chain, it is computed and checked on the raw text, never on re-serialised JSON.

@@ -162,9 +162,12 @@ export interface MessageCatalog {
   };
   /** Host interrupts at the logical processor that runs a vCPU (hw.cpu). */
   interrupt: {
-    /** The requester's IPI to the CPU of a vCPU in guest mode: a VM exit at the guest's next instruction boundary. */
-    /** `requester` null: a reschedule IPI from a signal (kick_process); nobody waits for its handler. */
-    IPI: { vcpu: number; requester: ActorId | null };
+    /**
+     * The requester's IPI to the CPU of a vCPU in guest mode: a VM exit at the guest's next instruction
+     * boundary. `requester` null: a reschedule IPI from a signal (kick_process); nobody waits for its
+     * handler. `vector`: the host IDT vector the IPI arrives on, which the exit reports.
+     */
+    IPI: { vcpu: number; requester: ActorId | null; vector: number };
     /** After the TD exit the vCPU thread enables interrupts and the pending IPI's handler runs on this CPU. */
     LOCAL_IRQ_ENABLE: { vcpu: number };
     IRQ_HANDLED: { vcpu: number };
@@ -206,7 +209,8 @@ export interface MessageCatalog {
     EPT_VIOLATION: { vcpu: number; exitReason: number; exitQualification: bigint; gpa: bigint; gla: bigint; rip: bigint; insn: DecodedInsn | null };
     EPT_MISCONFIG: { vcpu: number; exitReason: number; gpa: bigint; rip: bigint; insn: DecodedInsn | null };
     HLT: { vcpu: number; exitReason: number; rip: bigint; insnLength: number };
-    EXTERNAL_INTERRUPT: { vcpu: number; exitReason: number; rip: bigint };
+    /** `interruptionInfo`: the VM-exit interruption information (valid bit 31, type 10:8, vector 7:0). */
+    EXTERNAL_INTERRUPT: { vcpu: number; exitReason: number; rip: bigint; interruptionInfo: number };
     /** IN/OUT: a TD's becomes a #VE (§5c.3); trap-free, RIP still at the instruction. */
     IO_INSTRUCTION: { vcpu: number; exitReason: number; exitQualification: bigint; rip: bigint; insnLength: number };
   };
@@ -233,6 +237,18 @@ export interface MessageCatalog {
     /** `keyid`: the KeyID the CPU uses for a translated access (the TD's HKID for the S-EPT, 0 otherwise). */
     EPT_WALK_RESULT: { vcpu: number; ept: EptKind; gpa: bigint; path: WalkStep[]; keyid: number };
   };
+  /**
+   * INVEPT on a vCPU's logical processor (SDM Vol. 3C 30.3): `type` 1 (single-context) invalidates the
+   * translations tagged with `eptp`, 2 (all-context) every EPT-derived translation. The TDX module's flush
+   * at TDH.VP.ENTER (§5c.2 step 3) is followed on that LP by the VM entry, which the CPU performs next
+   * (`then`); KVM's global flush of KVM_REQ_TLB_FLUSH (§1.2) returns to the vCPU thread.
+   */
+  tlb: {
+    INVEPT: { vcpu: number; type: number; eptp: bigint | null; then: VmEntryForward | null };
+  };
+  'tlb-return': {
+    INVEPT: { vcpu: number };
+  };
   /** Exceptions delivered to the guest (§4.6). */
   exception: {
     '#VE': { vcpu: number; vector: number };
@@ -240,18 +256,19 @@ export interface MessageCatalog {
   };
   /**
    * TDCALL (§4.2, §4.3): the guest executes it on its CPU (guest → hw.cpu), which exits to the TDX module
-   * with it (hw.cpu → tdx) unless an interrupt is pending at that instruction boundary.
+   * with it (hw.cpu → tdx) unless an interrupt is pending at that instruction boundary. `rip`: the TDCALL's
+   * address — where an interrupt taken at that boundary, or an ACCEPT's fault-like exit, leaves the guest
+   * (the zero-step count, §7.5); inside the #VE handler, the handler's own instruction.
    */
   tdcall: {
-    'TDG.VP.VEINFO.GET': Gprs & { vcpu: number };
-    /** `rip`: the TDCALL's address, which an ACCEPT exit leaves the guest at (the zero-step count, §7.5). */
+    'TDG.VP.VEINFO.GET': Gprs & { vcpu: number; rip: bigint };
     'TDG.MEM.PAGE.ACCEPT': Gprs & { vcpu: number; rip: bigint };
-    'TDG.VP.VMCALL<#VE.RequestMMIO>': Gprs & { vcpu: number };
-    'TDG.VP.VMCALL<Instruction.HLT>': Gprs & { vcpu: number };
+    'TDG.VP.VMCALL<#VE.RequestMMIO>': Gprs & { vcpu: number; rip: bigint };
+    'TDG.VP.VMCALL<Instruction.HLT>': Gprs & { vcpu: number; rip: bigint };
     /** R12 = start GPA (with the shared bit for private → shared), R13 = size (§6.iv step 1). */
-    'TDG.VP.VMCALL<MapGPA>': Gprs & { vcpu: number };
+    'TDG.VP.VMCALL<MapGPA>': Gprs & { vcpu: number; rip: bigint };
     /** R12 size, R13 direction (1 = out), R14 port, R15 value (§4.3). */
-    'TDG.VP.VMCALL<Instruction.IO>': Gprs & { vcpu: number };
+    'TDG.VP.VMCALL<Instruction.IO>': Gprs & { vcpu: number; rip: bigint };
   };
   /** TDX module → guest: a TDCALL that completes inside the module (no TD exit). */
   'tdcall-return': {
@@ -300,16 +317,22 @@ export interface MessageCatalog {
     /** `externalPfn`: the S-EPT page TDH.MEM.SEPT.ADD linked for a new mirror page table (sp->external_spt). */
     SPTE_WRITE: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number | null; externalPfn?: number };
     /**
-     * The attribute xarray update of KVM_SET_MEMORY_ATTRIBUTES and the kvm_mmu_invalidate_end that follows
-     * it (mmu_invalidate_seq++), both under write mmu_lock here (§6.iv step 4).
+     * The attribute xarray store of KVM_SET_MEMORY_ATTRIBUTES, done between its two mmu_lock sections and
+     * without the lock (kvm_vm_set_mem_attributes, §6.iv step 4).
      */
     SET_ATTRIBUTES: { vcpu: number; gfnStart: bigint; gfnEnd: bigint; private: boolean };
     SET_ATTRIBUTES_DONE: { vcpu: number };
     /**
-     * tdp_mmu_zap_leafs' iteration under write mmu_lock: the present leaf SPTEs of `root` in [gfnStart,
-     * gfnEnd). Nothing else can change them while the lock is held for write, so one read lists them all.
+     * kvm_mmu_invalidate_begin and kvm_mmu_invalidate_range_add for [gfnStart, gfnEnd), then
+     * tdp_mmu_zap_leafs' iteration, all under write mmu_lock: the present leaf SPTEs of `root` in the
+     * range. Nothing else can change them while the lock is held for write, so one read lists them all.
      */
     TDP_LEAF_SCAN: { vcpu: number; root: TdpRoot; gfnStart: bigint; gfnEnd: bigint };
+    /**
+     * kvm_mmu_invalidate_end under write mmu_lock (the post-set section of KVM_SET_MEMORY_ATTRIBUTES,
+     * kvm_gmem_invalidate_end): mmu_invalidate_seq++, one invalidation fewer in progress.
+     */
+    MMU_INVALIDATE_END: { vcpu: number };
     TDP_LEAF_SCAN_RESULT: { vcpu: number; root: TdpRoot; leaves: (WalkStep & { gfn: bigint })[] };
     /** hugepage_test_guest_inhibit: a lockless read of lpage_info for the range of `gfn` at `pgLevel`. */
     LPAGE_INFO_READ: { vcpu: number; gfn: bigint; pgLevel: number };
@@ -370,9 +393,11 @@ export type HostSeamcall =
   | 'TDH.MNG.KEY.CONFIG'
   | 'TDH.MNG.ADDCX'
   | 'TDH.MNG.INIT'
+  | 'TDH.MNG.RD'
   | 'TDH.VP.CREATE'
   | 'TDH.VP.ADDCX'
   | 'TDH.VP.INIT'
+  | 'TDH.VP.WR'
   | 'TDH.MEM.SEPT.ADD'
   | 'TDH.MEM.PAGE.ADD'
   | 'TDH.MR.EXTEND'
@@ -399,6 +424,12 @@ export interface VmEntryPayload {
   tdcallReturn: Gprs | null;
   /** VMX: the result of KVM's instruction emulation (destination register, RIP advanced); null otherwise. */
   emulated: { reg: string | null; value: bigint | null; ripAdvance: number } | null;
+}
+
+/** The VM entry an LP performs after the TDX module's INVEPT at TDH.VP.ENTER. */
+export interface VmEntryForward {
+  name: 'VMLAUNCH' | 'VMRESUME';
+  payload: VmEntryPayload;
 }
 
 /**

@@ -34,7 +34,7 @@ interface ClaimedViolation {
  * The scheduler the header names, re-created so --verify can check that it picks each logged choice. An
  * explored schedule (a counterexample) has no rule behind its choices: null.
  */
-function schedulerOf(d: SchedulerDescriptor): Scheduler | null {
+export function schedulerOf(d: SchedulerDescriptor): Scheduler | null {
   switch (d.kind) {
     case 'fifo':
       return fifoScheduler();
@@ -45,7 +45,7 @@ function schedulerOf(d: SchedulerDescriptor): Scheduler | null {
   }
 }
 
-function describeScheduler(d: SchedulerDescriptor): string {
+export function describeScheduler(d: SchedulerDescriptor): string {
   return d.kind === 'random' ? `random, seed ${d.seed}` : d.kind;
 }
 
@@ -170,7 +170,7 @@ export function replayLog(log: ParsedLog, file: string, opts: { to?: number; ver
  * lasso it claims) and the failures the model reached. `end.steps` needs no check here: the reader has
  * matched it with the events, each of which was re-derived.
  */
-function verifyEnd(model: Model, log: ParsedLog, file: string, before: { world: World; delivered: Message } | null, world: World): void {
+export function verifyEnd(model: Model, log: ParsedLog, file: string, before: { world: World; delivered: Message } | null, world: World): void {
   const end = log.end;
   if (end === null) {
     throw new LogError('TORN_LINE', file, log.lines, 'the log has no end record: the run that wrote it was cut off, so it cannot be verified to the end', null);

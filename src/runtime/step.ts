@@ -85,9 +85,11 @@ export function step(model: Model, world: World, choice: number, enabled: readon
   const snapshots = world.snapshots.slice();
   snapshots[to] = after;
   const pending = world.pending.filter((m) => m !== msg);
-  const failures = world.failures.slice();
+  const reached: Failure[] = [];
   const firstNew = pending.length;
-  const nextId = collect(model, msg.to, actions, seq, world.nextId, pending, failures, seq, before, msg);
+  const nextId = collect(model, msg.to, actions, seq, world.nextId, pending, reached, seq, before, msg);
+  // Shared when nothing failed, as every unchanged part of the world is (the state hash relies on it).
+  const failures = reached.length === 0 ? world.failures : world.failures.concat(reached);
   return {
     world: { snapshots, pending, nextId, seq, failures },
     delivered: msg,

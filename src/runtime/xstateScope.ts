@@ -25,6 +25,22 @@ export interface UnsafeScope {
   initial(input: unknown, actions: CollectedAction[]): AnyMachineSnapshot;
   /** Pure macrostep; the actions it would run are appended to `actions`. */
   transition(snapshot: AnyMachineSnapshot, event: { type: string }, actions: CollectedAction[]): AnyMachineSnapshot;
+  /**
+   * The snapshot whose state is `state` (as the state hash covers it, src/runtime/worldHash.ts): what a
+   * checkpoint restores. XState derives everything else from the state value, as it does for a snapshot
+   * it restores itself (without walking the context for actor references: the runtime owns every actor).
+   */
+  restore(state: RestoredActor): AnyMachineSnapshot;
+}
+
+/** An actor's state as a checkpoint holds it. */
+export interface RestoredActor {
+  status: string;
+  value: unknown;
+  context: unknown;
+  historyValue?: Record<string, string[]>;
+  output?: unknown;
+  error?: unknown;
 }
 
 export function createUnsafeScope(machine: AnyStateMachine, actorId: string, input: unknown): UnsafeScope {
@@ -47,6 +63,8 @@ export function createUnsafeScope(machine: AnyStateMachine, actorId: string, inp
   const logic = machine as unknown as {
     getInitialSnapshot(scope: unknown, input: unknown): AnyMachineSnapshot;
     transition(snapshot: AnyMachineSnapshot, event: unknown, scope: unknown): AnyMachineSnapshot;
+    resolveState(config: { value: unknown; context: unknown; status: string; output: unknown; error: unknown; historyValue: unknown }): AnyMachineSnapshot;
+    getStateNodeById(id: string): unknown;
   };
   return {
     machine,
@@ -58,6 +76,11 @@ export function createUnsafeScope(machine: AnyStateMachine, actorId: string, inp
       sink = actions;
       self._snapshot = snapshot;
       return logic.transition(snapshot, event, scope);
+    },
+    restore(state) {
+      const historyValue: Record<string, unknown[]> = {};
+      for (const [k, ids] of Object.entries(state.historyValue ?? {})) historyValue[k] = ids.map((id) => logic.getStateNodeById(id));
+      return logic.resolveState({ value: state.value, context: state.context, status: state.status, output: state.output, error: state.error, historyValue });
     },
   };
 }

@@ -18,10 +18,16 @@ export interface RunSettings {
   maxSteps?: number;
 }
 
-/** A file whose first line starts like a tdxsim log header (or is named *.jsonl) is read as a log. */
+/**
+ * A log opened for seeking (any step of any length of log from its nearest checkpoint): what the
+ * inspector opens a log file with, then `seek(step)` per step shown (src/replay/seek.ts).
+ */
+export { openIndexed, seek, indexFileOf, type IndexedLog, type SeekResult, type OpenIndexedOptions } from '../replay/seek.ts';
+
+/** A file whose first line starts like a tdxsim log header (or is named *.jsonl or *.jsonl.gz) is read as a log. */
 export function isLogFile(arg: string): boolean {
   if (!existsSync(arg) || !statSync(arg).isFile()) return false;
-  if (arg.endsWith('.jsonl')) return true;
+  if (arg.endsWith('.jsonl') || arg.endsWith('.jsonl.gz')) return true;
   const fd = openSync(arg, 'r');
   try {
     const head = Buffer.alloc(200);

@@ -9,6 +9,7 @@ import { fifoScheduler } from '../runtime/scheduler/fifo.ts';
 import { randomScheduler } from '../runtime/scheduler/random.ts';
 import type { Scheduler } from '../runtime/scheduler/scheduler.ts';
 import { scriptedScheduler } from '../runtime/scheduler/scripted.ts';
+import { initialWorld } from '../runtime/step.ts';
 import type { Model } from '../runtime/world.ts';
 import type { Scenario } from '../scenario/schema.ts';
 import { withPolicies } from './policies.ts';
@@ -95,7 +96,7 @@ export function runModelEvents(model: Model, scenario: Scenario, settings: RunSe
   return new Observable<RunEvent>((subscriber) => {
     const descriptor = make().descriptor;
     const owned = typeof log === 'string';
-    const writer = owned ? LogWriter.open(log, headerFor(scenario, settings.scenarioFile ?? null, descriptor)) : log;
+    const writer = owned ? LogWriter.open(log, headerFor(scenario, settings.scenarioFile ?? null, descriptor), { index: { initial: initialWorld(model) } }) : log;
     return events
       .pipe(
         recordTo(writer, model, { ...(settings.violation !== undefined ? { violation: settings.violation } : {}), ...(settings.lasso !== undefined ? { lasso: settings.lasso } : {}) }),

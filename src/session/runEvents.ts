@@ -137,7 +137,8 @@ export function recordTo(writer: SealingLogWriter, model: Model, opts: { violati
   return tap((e) => {
     if (e.type === 'delivery') {
       const m = e.message;
-      writer.append({ seq: e.seq, from: m.from, to: m.to, kind: m.kind, name: m.name, payload: m.payload as unknown as Record<string, unknown>, cause: m.cause, choice: e.choice, state: worldHash(model, e.world) });
+      // The world goes along for the checkpoint index a file writer may keep (src/log/checkpointIndex.ts).
+      writer.append({ seq: e.seq, from: m.from, to: m.to, kind: m.kind, name: m.name, payload: m.payload as unknown as Record<string, unknown>, cause: m.cause, choice: e.choice, state: worldHash(model, e.world) }, e.world);
       return;
     }
     // A counterexample ends where its invariant broke, which the run alone may not call a failure (a step

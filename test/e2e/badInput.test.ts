@@ -148,12 +148,14 @@ describe('log lines built to crash a reader', () => {
     }
   });
 
-  it('100,000 balanced [ ] inside a payload, with a correct hash → refused at line 5, field payload, no stack overflow', () => {
-    const body = unsealLine(goodLines[4]!)!.body.replace('"payload":{', `"payload":{"deep":${'['.repeat(100_000)}${']'.repeat(100_000)},`);
+  it('100,000 balanced [ ] inside a payload, with a correct hash → refused at line 5, field p, no stack overflow', () => {
+    // Line 5 (event 4) is its message's first, so it carries the whole payload as "p".
+    expect(goodLines[4]).toContain('"p":{');
+    const body = unsealLine(goodLines[4]!)!.body.replace('"p":{', `"p":{"deep":${'['.repeat(100_000)}${']'.repeat(100_000)},`);
     const hash = chainHash(unsealLine(goodLines[3]!)!.hash, body);
-    const d = dirWith({ 'deep.jsonl': upTo(5, body.slice(0, -1) + `,"hash":"${hash}"}`) });
-    expectRefused(tdxsim(d, 'replay', 'deep.jsonl', '--to', '2'), 'tdxsim: deep.jsonl:5: payload: nested more than 64 levels deep (tdxsim writes no record that deep)');
-    expectRefused(tdxsim(d, 'export', 'deep.jsonl', '--format', 'perfetto'), 'tdxsim: deep.jsonl:5: payload: nested more than 64 levels deep (tdxsim writes no record that deep)');
+    const d = dirWith({ 'deep.jsonl': upTo(5, body.slice(0, -1) + `,"h":"${hash}"}`) });
+    expectRefused(tdxsim(d, 'replay', 'deep.jsonl', '--to', '2'), 'tdxsim: deep.jsonl:5: p: nested more than 64 levels deep (tdxsim writes no record that deep)');
+    expectRefused(tdxsim(d, 'export', 'deep.jsonl', '--format', 'perfetto'), 'tdxsim: deep.jsonl:5: p: nested more than 64 levels deep (tdxsim writes no record that deep)');
   });
 
   it('an invalid UTF-8 byte on line 7 → named at line 7 (not a hash mismatch after U+FFFD)', () => {
@@ -202,10 +204,10 @@ describe('a torn log: the intact prefix stays usable, --verify refuses it', () =
   const notice = () => `tdxsim: warning: torn.jsonl:${tornLine}: torn last line: the writer stopped inside event ${events} (no trailing newline); the log ends at step ${events - 1}\n`;
 
   it('replay --to N inside the prefix: exit 0, the state, and the notice on stderr', () => {
-    const r = tdxsim(d, 'replay', 'torn.jsonl', '--to', '80', '--actor', 'guest.vcpu0');
+    const r = tdxsim(d, 'replay', 'torn.jsonl', '--to', '95', '--actor', 'guest.vcpu0');
     expect(r.stderr).toBe(notice());
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^# state after step 80:.*#VE/m);
+    expect(r.stdout).toMatch(/^# state after step 95:.*#VE/m);
   });
 
   it('replay without --to shows the last intact step', () => {
@@ -292,7 +294,7 @@ describe('signed logs: run --sign-key, explore --sign-key, replay --verify --key
   it('signing adds the signature to the end record and changes nothing else; the same key gives the same bytes', () => {
     const lines = splitLines(signed);
     expect(lines.slice(0, -1)).toEqual(goodLines.slice(0, -1));
-    expect(lines.at(-1)).toMatch(new RegExp(`,"signature":\\{"alg":"hmac-sha256","keyId":"${keyId}","mac":"[0-9a-f]{64}"\\},"hash":"[0-9a-f]{16}"\\}$`));
+    expect(lines.at(-1)).toMatch(new RegExp(`,"signature":\\{"alg":"hmac-sha256","keyId":"${keyId}","mac":"[0-9a-f]{64}"\\},"h":"[\\w-]{11}"\\}$`));
     expect(tdxsim(d, 'run', example('mmio-ve'), '--log', 'again.jsonl', '--sign-key', 'key').status).toBe(0);
     expect(readFileSync(path.join(d, 'again.jsonl'), 'utf8')).toBe(signed);
   });

@@ -7,7 +7,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GENESIS, sealRecord, unsealLine } from '../../src/log/hashChain.ts';
+import { parseLogText } from '../../src/log/reader.ts';
+import type { LogRecord } from '../../src/log/schema.ts';
+import { encodeLog } from '../../src/log/writer.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = path.join(REPO_ROOT, 'bin', 'tdxsim.js');
@@ -125,21 +127,15 @@ export function findInOrder(ds: DeliveryLine[], expected: Expectation[]): { seqs
 
 /**
  * Rewrites a log's records and recomputes the hash chain, as someone who knows the format would: the
- * result reads as an intact log, so only re-execution can tell what changed. `edit` gets each parsed
- * record (without its hash) and its 1-based line number, and may change it in place.
+ * result reads as an intact log, so only re-execution can tell what changed. `edit` gets each record as
+ * the reader decodes it (seq, from, to, …, payload, cause, choice, state) and its 1-based line number,
+ * and may change it in place.
  */
 export function resealLog(text: string, edit: (record: Record<string, unknown>, line: number) => void): string {
-  let prev = GENESIS;
-  const out = splitLines(text).map((raw, i) => {
-    const sealed = unsealLine(raw);
-    if (sealed === null) throw new Error(`line ${i + 1} is not sealed`);
-    const record = JSON.parse(sealed.body) as Record<string, unknown>;
-    edit(record, i + 1);
-    const { line, hash } = sealRecord(prev, record);
-    prev = hash;
-    return line;
-  });
-  return out.join('\n') + '\n';
+  const log = parseLogText(text, 'resealed');
+  const records = [log.header, ...log.events, ...(log.end ? [log.end] : [])].map((r) => structuredClone(r) as unknown as Record<string, unknown>);
+  records.forEach((r, i) => edit(r, i + 1));
+  return encodeLog(records as unknown as LogRecord[]);
 }
 
 export const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -25,17 +25,21 @@ function commandsOf(file: string): Command[] {
   const lines = text.split('\n');
   const out: Command[] = [];
   let inShell = false;
+  let inBlock = false;
   let hostOnly = false;
   lines.forEach((l, i) => {
-    if (/^```(sh|bash|shell)\s*$/.test(l)) {
-      inShell = true;
+    if (l.startsWith('```')) {
+      inBlock = !inBlock;
+      inShell = inBlock && /^```(sh|bash|shell)\s*$/.test(l);
       // A block that starts "# on a TDX host" shows what to run there; its files do not exist here.
-      hostOnly = /^# on a TDX host/.test(lines[i + 1] ?? '');
-    } else if (l.startsWith('```')) inShell = false;
+      hostOnly = inBlock && /^# on a TDX host/.test(lines[i + 1] ?? '');
+    }
     const found: string[] = [];
     if (inShell && !hostOnly && /^\s*(npx )?tdxsim /.test(l)) found.push(l.replace(/\s+#.*$/, '').trim());
+    // A transcript (`$ tdxsim …` in any block) shows a command as typed.
+    else if (inBlock && !hostOnly && /^\$ (npx )?tdxsim /.test(l)) found.push(l.slice(2).replace(/\s+#.*$/, '').trim());
     // Inline, a command with no argument besides its flags names the command (`tdxsim replay --verify`).
-    else if (!inShell) for (const m of l.matchAll(/`((?:npx )?tdxsim [a-z]+ [^`-][^`]*)`/g)) found.push(m[1]!);
+    else if (!inBlock) for (const m of l.matchAll(/`((?:npx )?tdxsim [a-z]+ [^`-][^`]*)`/g)) found.push(m[1]!);
     for (const c of found) {
       if (notRunnable(c)) continue;
       const redirect = /\s>\s*(\S+)$/.exec(c);

@@ -91,7 +91,7 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
   const reAccepted = stepOf(seq, 'tdx → guest.vcpu0 TDG.MEM.PAGE.ACCEPT', toPrivate);
 
   it('private → shared: TDCALL → KVM_EXIT_HYPERCALL → attributes under write mmu_lock: SPTE_WRITE, BLOCK, TRACK, kick, REMOVE, WBINVD, clear', () => {
-    const resumed = stepOf(seq, 'tdx → guest.vcpu0 VMRESUME', toShared);
+    const resumed = stepOf(seq, 'hw.cpu0 → guest.vcpu0 VMRESUME', toShared);
     expect(seq.slice(toShared - 1, resumed)).toEqual([
       'guest.vcpu0 → hw.cpu0 TDG.VP.VMCALL<MapGPA>',
       'hw.cpu0 → tdx TDG.VP.VMCALL<MapGPA>',
@@ -118,14 +118,27 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
       'tdx → kvm.vm TDH.PHYMEM.PAGE.WBINVD',
       'kvm.vm → hw.mem MEM_ZERO',
       'hw.mem → kvm.vm MEM_DONE',
+      // The zap reported a flush: kvm_flush_remote_tlbs before mmu_lock is dropped, as after a shared zap.
+      'kvm.vm → kvm.vcpu0 KVM_REQ_TLB_FLUSH',
+      'kvm.vcpu0 → kvm.vm KVM_REQ_ACK',
+      // The pre-set section ends; the attributes are stored without mmu_lock; the post-set section ends the invalidation.
+      'kvm.vm → kvm.mmu MMU_UNLOCK',
       'kvm.vm → kvm.mmu SET_ATTRIBUTES',
       'kvm.mmu → kvm.vm SET_ATTRIBUTES_DONE',
+      'kvm.vm → kvm.mmu MMU_LOCK_WRITE',
+      'kvm.mmu → kvm.vm MMU_LOCK_ACQUIRED',
+      'kvm.vm → kvm.mmu MMU_INVALIDATE_END',
       'kvm.vm → kvm.mmu MMU_UNLOCK',
       'kvm.vm → vmm KVM_SET_MEMORY_ATTRIBUTES',
       'vmm → kvm.vcpu0 KVM_RUN',
+      // KVM_REQ_TLB_FLUSH: tdx_flush_tlb_all, a global INVEPT on the vCPU's CPU before the entry (§1.2).
+      'kvm.vcpu0 → hw.cpu0 INVEPT',
+      'hw.cpu0 → kvm.vcpu0 INVEPT',
       'kvm.vcpu0 → tdx TDH.VP.ENTER',
       'tdx → tdx ENTER_EPOCH',
-      'tdx → guest.vcpu0 VMRESUME',
+      // The vCPU entered last in epoch 1, the TD is in epoch 2 since the TRACK: the module flushes the TD's EPTP (§5c.2 step 3).
+      'tdx → hw.cpu0 INVEPT',
+      'hw.cpu0 → guest.vcpu0 VMRESUME',
     ]);
   });
 
@@ -154,12 +167,15 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
     // WBINVD takes the HKID-tagged PA: pa | HKID << x86_phys_bits (set_hkid_to_hpa).
     expect(payload<Gprs>(run, removed + 1)).toEqual({ RCX: 0x200200000n | (BigInt(TD_HKID) << BigInt(HOST_LAYOUT.hkidShift)) });
     expect(payload(run, removed + 3)).toEqual({ pa: 0x200200000n, bytes: 0x1000n, keyid: 0, tag: 'kvm.vm' });
-    expect(payload(run, cleared + 1)).toMatchObject({ gfnStart: 0x200n, gfnEnd: 0x201n, private: false });
-    expect(payload(run, cleared + 5)).toEqual({ vcpu: 0, mmioData: null, hypercallRet: 0 });
+    expect(payload(run, stepOf(seq, 'kvm.vm → kvm.mmu SET_ATTRIBUTES', cleared))).toMatchObject({ gfnStart: 0x200n, gfnEnd: 0x201n, private: false });
+    const rerun = stepOf(seq, 'vmm → kvm.vcpu0 KVM_RUN', cleared);
+    expect(payload(run, rerun)).toEqual({ vcpu: 0, mmioData: null, hypercallRet: 0 });
+    expect(payload(run, rerun + 1)).toEqual({ vcpu: 0, type: 2, eptp: null, then: null });
     // tdx_complete_vmcall_map_gpa: R10 = SUCCESS goes back through TDH.VP.ENTER.
-    expect(payload<Gprs>(run, cleared + 6)).toMatchObject({ R10: 0n });
-    // The TD epoch moved once (TRACK), and every vCPU has left the old one.
-    expect(ctx<TdxModuleContext>(run, 'tdx', removed).mem.epoch.tdEpoch).toBe(1);
+    expect(payload<Gprs>(run, rerun + 3)).toMatchObject({ R10: 0n });
+    expect(payload(run, rerun + 5)).toMatchObject({ vcpu: 0, type: 1, eptp: 0x10000401en, then: { name: 'VMRESUME', payload: { tdcallReturn: { RAX: 0n, R10: 0n } } } });
+    // The TD epoch, 1 after TDH.MNG.INIT, moved once (TRACK), and every vCPU has left the old one.
+    expect(ctx<TdxModuleContext>(run, 'tdx', removed).mem.epoch.tdEpoch).toBe(2);
   });
 
   it('S-EPT entry of 0x200000: MAPPED → BLOCKED → FREE after the zap → PENDING after the re-AUG → MAPPED after the accept', () => {
@@ -227,6 +243,7 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
 
   it('shared → private: ENCRYPTED chunk, the direct leaf zapped and KVM_REQ_TLB_FLUSH to every vCPU, nothing removed', () => {
     const resumed = stepOf(seq, 'tdx → guest.vcpu0 VMRESUME', toPrivate);
+    // No TRACK since the last entry: the epoch is the vCPU's, so only KVM's flush runs.
     const slice = seq.slice(toPrivate - 1, resumed);
     expect(slice).toEqual([
       'guest.vcpu0 → hw.cpu0 TDG.VP.VMCALL<MapGPA>',
@@ -241,15 +258,24 @@ describe('mapgpa-round-trip: private → shared → private (§6.iv)', () => {
       'kvm.vm → kvm.mmu SPTE_WRITE',
       'kvm.vm → kvm.vcpu0 KVM_REQ_TLB_FLUSH',
       'kvm.vcpu0 → kvm.vm KVM_REQ_ACK',
+      'kvm.vm → kvm.mmu MMU_UNLOCK',
       'kvm.vm → kvm.mmu SET_ATTRIBUTES',
       'kvm.mmu → kvm.vm SET_ATTRIBUTES_DONE',
+      'kvm.vm → kvm.mmu MMU_LOCK_WRITE',
+      'kvm.mmu → kvm.vm MMU_LOCK_ACQUIRED',
+      'kvm.vm → kvm.mmu MMU_INVALIDATE_END',
       'kvm.vm → kvm.mmu MMU_UNLOCK',
       'kvm.vm → vmm KVM_SET_MEMORY_ATTRIBUTES',
       'vmm → kvm.vcpu0 KVM_RUN',
+      'kvm.vcpu0 → hw.cpu0 INVEPT',
+      'hw.cpu0 → kvm.vcpu0 INVEPT',
       'kvm.vcpu0 → tdx TDH.VP.ENTER',
       'tdx → tdx ENTER_EPOCH',
       'tdx → guest.vcpu0 VMRESUME',
     ]);
+    // The shared translation the STORE used (it hit the TLB entry the LOAD left) is gone before the guest runs again.
+    expect(ctx<{ tlb: unknown[] }>(run, 'hw.cpu0', toPrivate - 1).tlb).toHaveLength(1);
+    expect(ctx<{ tlb: unknown[] }>(run, 'hw.cpu0', resumed).tlb).toEqual([]);
     expect(payload<Gprs>(run, toPrivate)).toMatchObject({ R12: 0x200000n, R13: 0x1000n });
     expect(payload<{ args: bigint[] }>(run, toPrivate + 3).args).toEqual([0x200000n, 1n, BigInt(KVM_MAP_GPA_RANGE_ENCRYPTED)]);
     expect(payload(run, toPrivate + 4)).toEqual({ address: 0x200000n, size: 0x1000n, attributes: BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) });
@@ -492,20 +518,23 @@ describe('two vCPUs: vCPU 0 converts its page while vCPU 1 runs guest code (§6.
       'hw.cpu1 → kvm.vm KVM_REQ_ACK',
       'hw.cpu1 → kvm.vcpu1 IRQ_HANDLED',
     ]);
-    // The IPI lands while vCPU 1's last LOAD is executing; that LOAD retires, and the guest's instruction at the
-    // next boundary (its spin loop, `jmp .`) did not run; the exit names its RIP.
+    // vCPU 1's loads after the first hit the TLB (no walks), so it already spins (`jmp .`) when the IPI lands:
+    // the CPU exits at once, and the exit names the spin loop's RIP.
     const vmExit = stepOf(seq, 'hw.cpu1 → tdx EXTERNAL_INTERRUPT', tracked);
     const interrupted = run.deliveries[vmExit - 2]!.message;
-    expect(`${interrupted.from} → ${interrupted.to} ${interrupted.name}`).toBe('guest.vcpu1 → hw.cpu1 SPIN');
-    expect(payload(run, vmExit)).toEqual({ vcpu: 1, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip: (interrupted.payload as { rip: bigint }).rip });
-    expect(payload(run, vmExit + 1)).toEqual({ vcpu: 1, RAX: 0x1n, RCX: 0n, RDX: 0n, R8: 0n, R9: 0n });
-    expect(payload(run, stepOf(seq, 'kvm.vcpu1 → hw.cpu1 IPI', tracked))).toEqual({ vcpu: 1, requester: 'kvm.vm' });
+    expect(`${interrupted.from} → ${interrupted.to} ${interrupted.name}`).toBe('kvm.vcpu1 → hw.cpu1 IPI');
+    const spin = run.deliveries.filter((d, i) => i < vmExit && d.message.name === 'SPIN' && d.message.to === 'hw.cpu1').at(-1)!.message;
+    expect(seq.filter((a, i) => i < vmExit && a === 'hw.cpu1 → tdx EPT_WALK')).toHaveLength(1);
+    // The kick is smp_call_function_many with one target CPU: CALL_FUNCTION_SINGLE_VECTOR 0xfb, valid bit 31 in R9.
+    expect(payload(run, vmExit)).toEqual({ vcpu: 1, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip: (spin.payload as { rip: bigint }).rip, interruptionInfo: 0x800000fb });
+    expect(payload(run, vmExit + 1)).toEqual({ vcpu: 1, RAX: 0x1n, RCX: 0n, RDX: 0n, R8: 0n, R9: 0x800000fbn });
+    expect(payload(run, stepOf(seq, 'kvm.vcpu1 → hw.cpu1 IPI', tracked))).toEqual({ vcpu: 1, requester: 'kvm.vm', vector: 0xfb });
     // At REMOVE every vCPU has left the epoch BLOCK ran in, so REMOVE succeeds.
     const t = ctx<TdxModuleContext>(run, 'tdx', remove - 1);
-    expect(t.mem.epoch.tdEpoch).toBe(1);
-    expect(t.mem.epoch.refcount[0]).toBe(0);
+    expect(t.mem.epoch.tdEpoch).toBe(2);
+    expect(t.mem.epoch.refcount[1]).toBe(0);
     expect(payload<Gprs>(run, stepOf(seq, 'tdx → kvm.vm TDH.MEM.PAGE.REMOVE', remove)).RAX).toBe(TDX_SUCCESS);
-    // vCPU 1 re-enters (epoch 1) and spins again.
+    // vCPU 1 re-enters (epoch 2) and spins again.
     expect(regsOf(run, 1)).toMatchObject({ rbx: 0x77n, rcx: 0x77n, rdx: 0x77n });
     expect(seq.filter((a) => a === 'guest.vcpu1 → hw.cpu1 SPIN').length).toBeGreaterThan(0);
     expect(ctx<{ spinRip: bigint | null }>(run, 'hw.cpu1').spinRip).not.toBeNull();

@@ -10,26 +10,30 @@ const run = runExample('mmio-ve');
 const seq = arrows(run);
 // The TD build (§5b.3) comes first; the MMIO story starts at the VMM's first KVM_RUN.
 const B = seq.indexOf('vmm → kvm.vcpu0 KVM_RUN');
-/** Step numbers below count from the first KVM_RUN; kvm_mmu_faultin_pfn's FAULTIN pair follows the TD exit at 9. */
+/** Step numbers below count from the first KVM_RUN; kvm_mmu_faultin_pfn's FAULTIN pair follows the TD exit at 10. */
 const at = (n: number) => B + n;
 
 describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => {
   it('first touch: the shared-EPT walk hits SHADOW_NONPRESENT_VALUE and the TD exits with EPT_VIOLATION', () => {
-    expect(seq.slice(at(0), at(9))).toEqual([
+    expect(seq.slice(at(0), at(10))).toEqual([
       'vmm → kvm.vcpu0 KVM_RUN',
       'kvm.vcpu0 → tdx TDH.VP.ENTER',
       'tdx → tdx ENTER_EPOCH',
-      'tdx → guest.vcpu0 VMLAUNCH',
+      // The vCPU's epoch (0) is not the TD's (1): the module flushes the TD's translations on the LP first (§5c.2 step 3).
+      'tdx → hw.cpu0 INVEPT',
+      'hw.cpu0 → guest.vcpu0 VMLAUNCH',
       'guest.vcpu0 → hw.cpu0 LOAD',
       'hw.cpu0 → kvm.mmu EPT_WALK',
       'kvm.mmu → hw.cpu0 EPT_WALK_RESULT',
       'hw.cpu0 → tdx EPT_VIOLATION',
       'tdx → kvm.vcpu0 EPT_VIOLATION',
     ]);
-    const walk = payload<{ ept: string; path: { spte: bigint }[] }>(run, at(7));
+    // Single-context, for the TD's EPTP: the S-EPT root 0x100004000 with the 4-level, write-back EPTP controls.
+    expect(payload(run, at(4))).toMatchObject({ type: 1, eptp: 0x10000401en, then: { name: 'VMLAUNCH' } });
+    const walk = payload<{ ept: string; path: { spte: bigint }[] }>(run, at(8));
     expect(walk.ept).toBe('shared');
     expect(walk.path.at(-1)!.spte).toBe(SHADOW_NONPRESENT_VALUE);
-    const tdExit = payload<{ RAX: bigint; RCX: bigint; RDX: bigint; R8: bigint }>(run, at(9));
+    const tdExit = payload<{ RAX: bigint; RCX: bigint; RDX: bigint; R8: bigint }>(run, at(10));
     // Status SUCCESS | exit reason 48; the module cleared qualification bits 12:7 and GPA bits 11:0.
     expect(tdExit.RAX).toBe(BigInt(EXIT_REASON_EPT_VIOLATION));
     expect(tdExit.RCX).toBe(0x1n);
@@ -38,7 +42,7 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
   });
 
   it('KVM maps the direct root under read mmu_lock and installs the MMIO SPTE 0 | generation | GPA, bit 63 clear', () => {
-    expect(seq.slice(at(9), at(25))).toEqual([
+    expect(seq.slice(at(10), at(26))).toEqual([
       'kvm.vcpu0 → kvm.mmu FAULTIN',
       'kvm.mmu → kvm.vcpu0 FAULTIN_RESULT',
       'kvm.vcpu0 → kvm.mmu MMU_LOCK_READ',
@@ -49,7 +53,7 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
       'kvm.vcpu0 → kvm.mmu MMU_UNLOCK',
       'kvm.vcpu0 → tdx TDH.VP.ENTER',
     ]);
-    const leaf = payload<{ pgLevel: number; oldSpte: bigint; newSpte: bigint; root: string }>(run, at(22));
+    const leaf = payload<{ pgLevel: number; oldSpte: bigint; newSpte: bigint; root: string }>(run, at(23));
     expect(leaf.root).toBe('direct');
     expect(leaf.pgLevel).toBe(1);
     expect(leaf.oldSpte).toBe(SHADOW_NONPRESENT_VALUE);
@@ -58,13 +62,13 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
     expect(isMmioSpte(leaf.newSpte, TDX_SHADOW_MMIO_VALUE)).toBe(true);
     expect(getMmioSpteGeneration(leaf.newSpte)).toBe(1);
     // Non-leaf levels: MMU-present, RWX, accessed, suppress-#VE, pointing at the vCPU's cache pages.
-    expect(payload<{ newSpte: bigint }>(run, at(16)).newSpte).toBe(0x8000000181000907n);
-    const kvm = actorView(run.deliveries[at(24)]!.world, run.model.indexOf.get('kvm.vcpu0')!).context as { lastFault: { ret: string; emulation: string } };
+    expect(payload<{ newSpte: bigint }>(run, at(17)).newSpte).toBe(0x8000000181000907n);
+    const kvm = actorView(run.deliveries[at(25)]!.world, run.model.indexOf.get('kvm.vcpu0')!).context as { lastFault: { ret: string; emulation: string } };
     expect(kvm.lastFault).toMatchObject({ ret: 'RET_PF_EMULATE', emulation: 'X86EMUL_RETRY_INSTR' });
   });
 
   it('the retry becomes a #VE with no exit, and the handler asks for emulation with TDG.VP.VMCALL<#VE.RequestMMIO>', () => {
-    expect(seq.slice(at(26), at(44))).toEqual([
+    expect(seq.slice(at(27), at(45))).toEqual([
       'tdx → guest.vcpu0 VMRESUME',
       'guest.vcpu0 → hw.cpu0 LOAD',
       'hw.cpu0 → kvm.mmu EPT_WALK',
@@ -85,19 +89,19 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
       'tdx → tdx ENTER_EPOCH',
       'tdx → guest.vcpu0 VMRESUME',
     ]);
-    expect(payload(run, at(31))).toMatchObject({ vector: 20 });
-    expect(payload(run, at(36))).toMatchObject({ RAX: 0n, RCX: 48n, RDX: 0x181n, R9: 0x8000fe000000n });
-    expect(payload(run, at(38))).toMatchObject({ RCX: TDVMCALL_EXPOSE_REGS_MASK, R10: 0n, R11: BigInt(TDVMCALL_VE_REQUEST_MMIO), R12: 4n, R13: 0n, R14: 0x8000fe000000n });
-    expect(payload(run, at(39))).toMatchObject({ RAX: BigInt(EXIT_REASON_TDCALL), R11: 48n });
-    expect(payload(run, at(40))).toMatchObject({ exit_reason: KVM_EXIT_MMIO, phys_addr: 0xfe000000n, len: 4, is_write: 0 });
-    expect(payload(run, at(42))).toMatchObject({ R10: 0n, R11: 0x1af41000n });
+    expect(payload(run, at(32))).toMatchObject({ vector: 20 });
+    expect(payload(run, at(37))).toMatchObject({ RAX: 0n, RCX: 48n, RDX: 0x181n, R9: 0x8000fe000000n });
+    expect(payload(run, at(39))).toMatchObject({ RCX: TDVMCALL_EXPOSE_REGS_MASK, R10: 0n, R11: BigInt(TDVMCALL_VE_REQUEST_MMIO), R12: 4n, R13: 0n, R14: 0x8000fe000000n });
+    expect(payload(run, at(40))).toMatchObject({ RAX: BigInt(EXIT_REASON_TDCALL), R11: 48n });
+    expect(payload(run, at(41))).toMatchObject({ exit_reason: KVM_EXIT_MMIO, phys_addr: 0xfe000000n, len: 4, is_write: 0 });
+    expect(payload(run, at(43))).toMatchObject({ R10: 0n, R11: 0x1af41000n });
   });
 
   it('VEINFO.GET clears the valid word the CPU set when it delivered the #VE', () => {
     const hw = run.model.indexOf.get('hw.cpu0')!;
     const valid = (s: number) => (actorView(run.deliveries[s - 1]!.world, hw).context as { veInfo: { valid: number } }).veInfo.valid;
-    expect(valid(at(32))).toBe(0xffffffff);
-    expect(valid(at(34))).toBe(0);
+    expect(valid(at(33))).toBe(0xffffffff);
+    expect(valid(at(35))).toBe(0);
   });
 
   it('later accesses to the same page take the #VE at once; the guest ends with the values the device returned', () => {
@@ -107,7 +111,7 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
     const guest = actorView(run.deliveries.at(-1)!.world, run.model.indexOf.get('guest.vcpu0')!).context as { regs: { rax: bigint; rbx: bigint } };
     expect(guest.regs.rax).toBe(0x1af41000n);
     expect(guest.regs.rbx).toBe(1n);
-    expect(B).toBe(49);
-    expect(run.outcome).toMatchObject({ status: 'ok', steps: 130 });
+    expect(B).toBe(63);
+    expect(run.outcome).toMatchObject({ status: 'ok', steps: 145 });
   });
 });

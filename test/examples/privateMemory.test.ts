@@ -4,7 +4,9 @@
  * the S-EPT entry states, the mirror SPTEs, page contents and statuses a kernel developer would check.
  */
 import { describe, expect, it } from 'vitest';
-import { arrows, payload, runExample, type RecordedRun } from '../helpers.ts';
+import { arrows, exampleFile, payload, runExample, runScenario, type RecordedRun } from '../helpers.ts';
+import { loadScenarioFile } from '../../src/scenario/load.ts';
+import { withPolicies } from '../../src/session/policies.ts';
 import { actorView } from '../../src/runtime/worldHash.ts';
 import { decodeEeq, decodeAcceptEeqInfo, PT_REG, PT_EPT, PT_TDR, PT_TDCX, PT_TDVPR } from '../../src/arch/tdxStatus.ts';
 import { septLeaves } from '../../machines/tdxModule/septTree.ts';
@@ -28,9 +30,14 @@ describe('private-accept: build, accept-first, contents (§5b.3, §6.ii A)', () 
       'TDH.MNG.KEY.CONFIG',
       ...Array(6).fill('TDH.MNG.ADDCX'),
       'TDH.MNG.INIT',
+      // tdx_td_init reads back the TSC offset and multiplier the module computed.
+      'TDH.MNG.RD',
+      'TDH.MNG.RD',
       'TDH.VP.CREATE',
       ...Array(5).fill('TDH.VP.ADDCX'),
       'TDH.VP.INIT',
+      // tdx_vcpu_init: posted-interrupt vector, descriptor, pin-based control.
+      ...Array(3).fill('TDH.VP.WR'),
       ...Array(3).fill('TDH.MEM.SEPT.ADD'),
       'TDH.MEM.PAGE.ADD',
       ...Array(16).fill('TDH.MR.EXTEND'),
@@ -43,6 +50,26 @@ describe('private-accept: build, accept-first, contents (§5b.3, §6.ii A)', () 
     expect(tdx.mem.pamt[0x100004]!.type).toBe(PT_TDCX); // TDCS page index 3 = the S-EPT root
     expect(tdx.mem.septRoot).toBe(0x100004);
     expect(tdx.mem.pamt[0x100010]!.type).toBe(PT_TDVPR);
+  });
+
+  it('TDH.MNG.RD after TDH.MNG.INIT and TDH.VP.WR after TDH.VP.INIT carry the real field ids and values (§5b.3 steps 2–3)', () => {
+    const sent = run.deliveries.filter((d) => d.message.to === 'tdx' && (d.message.name === 'TDH.MNG.RD' || d.message.name === 'TDH.VP.WR')).map((d) => d.message.payload);
+    expect(sent).toEqual([
+      // TDCS_EXEC(TSC_OFFSET), TDCS_EXEC(TSC_MULTIPLIER): class 17 << 56 | field 10, 11.
+      { RCX: 0x100000000n, RDX: 0x110000000000000an },
+      { RCX: 0x100000000n, RDX: 0x110000000000000bn },
+      // TDVPS_VMCS(POSTED_INTR_NV) = POSTED_INTR_VECTOR 0xf2, 16-bit mask.
+      { RCX: 0x100010000n, RDX: 0x2n, R8: 0xf2n, R9: 0xffffn },
+      // TDVPS_VMCS(POSTED_INTR_DESC_ADDR) = the descriptor's PA, all 64 bits.
+      { RCX: 0x100010000n, RDX: 0x2016n, R8: 0x10001f000n, R9: 0xffffffffffffffffn },
+      // TDVPS_VMCS(PIN_BASED_VM_EXEC_CONTROL) |= PIN_BASED_POSTED_INTR (bit 7).
+      { RCX: 0x100010000n, RDX: 0x4000n, R8: 0x80n, R9: 0x80n },
+    ]);
+    const vm = ctx<{ tscOffset: bigint; tscMultiplier: bigint }>(run, 'kvm.vm', seq.indexOf('vmm → kvm.vcpu0 KVM_RUN') + 1);
+    // The model's virtual TSC runs at the native rate (multiplier 1.0 in 16.48 fixed point) and reads 0 at TDH.MNG.INIT.
+    expect([vm.tscOffset, vm.tscMultiplier]).toEqual([0n, 0x1000000000000n]);
+    const tdx = ctx<TdxModuleContext>(run, 'tdx', seq.indexOf('vmm → kvm.vcpu0 KVM_RUN') + 1);
+    expect(tdx.vcpus[0]!.vmcsWrites).toEqual({ '0x2': 0xf2n, '0x2016': 0x10001f000n, '0x4000': 0x80n });
   });
 
   it('the image page reads back through the S-EPT with the TD key', () => {
@@ -73,7 +100,8 @@ describe('private-accept: build, accept-first, contents (§5b.3, §6.ii A)', () 
     ]);
     expect(tdx.mem.pamt[0x200200]).toMatchObject({ type: PT_REG, tdxLevel: 0 });
     expect(tdx.mem.pamt[0x190003]).toMatchObject({ type: PT_EPT });
-    expect(tdx.mem.epoch).toEqual({ tdEpoch: 0, refcount: [0, 0] });
+    // TDH.MNG.INIT started the epoch at 1; nothing was blocked, so no TRACK advanced it.
+    expect(tdx.mem.epoch).toEqual({ tdEpoch: 1, refcount: [0, 0] });
     const mmu = ctx<{ pages: Record<number, Record<number, bigint>> }>(run, 'kvm.mmu');
     expect(mmu.pages[0x181003]![0]).toBe(0x8600000200200b37n);
     const guest = ctx<{ regs: Record<string, bigint> }>(run, 'guest.vcpu0');
@@ -132,5 +160,20 @@ describe('touch before accept (§6.ii B, §5a.6)', () => {
     expect(hw.veInfo).toMatchObject({ valid: 0xffffffff, gpa: 0x300000n }); // the first #VE, never read
     expect(run.outcome.status).toBe('failure');
     expect(run.outcome.failures[0]).toMatchObject({ actor: 'guest.vcpu0', reason: 'guest panic' });
+  });
+});
+
+describe('private-accept with privateHugePages (the huge-page series)', () => {
+  it('KVM_TDX_INIT_MEM_REGION maps the image page at 4K (private_max_mapping_level is 4K until RUNNABLE), so the measured TD builds and runs', () => {
+    const { scenario } = loadScenarioFile(exampleFile('private-accept'));
+    const run = runScenario(withPolicies(scenario, { privateHugePages: true }));
+    const add = run.deliveries.find((d) => d.message.name === 'TDH.MEM.PAGE.ADD' && d.message.to === 'tdx')!;
+    // PAGE.ADD takes a 4K GPA; the mirror leaf before it is a 4K leaf, under three SEPT.ADDs (levels 3, 2 and 1).
+    expect(add.message.payload).toMatchObject({ RCX: 0x100000n });
+    const build = run.deliveries.filter((d) => d.seq < add.seq && d.message.name === 'TDH.MEM.SEPT.ADD' && d.message.to === 'tdx').map((d) => (d.message.payload as { RCX: bigint }).RCX & 7n);
+    expect(build).toEqual([3n, 2n, 1n]);
+    expect(run.outcome.status).toBe('ok');
+    const tdx = ctx<TdxModuleContext>(run, 'tdx');
+    expect(septLeaves(tdx.mem.sept, tdx.mem.septRoot!, tdx.mem.topLevel).find((l) => l.gpa === 0x100000n)).toEqual({ gpa: 0x100000n, tdxLevel: 0, state: 'MAPPED', hpa: 0x200100000n });
   });
 });

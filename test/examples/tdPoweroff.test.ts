@@ -164,8 +164,10 @@ describe('td-poweroff: the power-off (§5c.3 port I/O → #VE → TDG.VP.VMCALL<
     ]);
     expect(TDVMCALL_INSTRUCTION_IO).toBe(30);
     const gprs = { R10: 0n, R11: 30n, R12: 2n, R13: 1n, R14: 0x604n, R15: 0x2000n };
-    expect(payload(run, call)).toEqual({ vcpu: 0, RAX: 0n, RCX: 0xffccn, ...gprs });
-    expect(payload(run, call + 1)).toEqual({ vcpu: 0, RAX: 0n, RCX: 0xffccn, ...gprs });
+    // The #VE handler's TDCALL, at its own address: the prologue-less handler's VEINFO.GET is at its entry, this one 4 bytes on.
+    const handlerRip = 0xffffffff81100004n;
+    expect(payload(run, call)).toEqual({ vcpu: 0, rip: handlerRip, RAX: 0n, RCX: 0xffccn, ...gprs });
+    expect(payload(run, call + 1)).toEqual({ vcpu: 0, rip: handlerRip, RAX: 0n, RCX: 0xffccn, ...gprs });
     expect(payload<Gprs>(run, call + 2)).toMatchObject({ RAX: BigInt(EXIT_REASON_TDCALL), RCX: 0xffccn, ...gprs });
     // run->io: direction OUT, the data one page after struct kvm_run (KVM_PIO_PAGE_OFFSET).
     expect(payload(run, call + 3)).toEqual({ vcpu: 0, exit_reason: KVM_EXIT_IO, direction: KVM_EXIT_IO_OUT, size: 2, port: 0x604, count: 1, data_offset: 4096, data: 0x2000n });
@@ -186,9 +188,10 @@ describe('td-poweroff: the power-off (§5c.3 port I/O → #VE → TDG.VP.VMCALL<
       'kvm.vcpu1 → vmm KVM_EXIT_INTR',
     ]);
     expect(payload(run, io + 1)).toEqual({ vcpu: 1 });
-    expect(payload(run, io + 2)).toEqual({ vcpu: 1, requester: null });
-    expect(payload(run, io + 3)).toMatchObject({ vcpu: 1, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT });
-    expect(payload(run, io + 4)).toEqual({ vcpu: 1, RAX: 0x1n, RCX: 0n, RDX: 0n, R8: 0n, R9: 0n });
+    // kick_process: a reschedule IPI (RESCHEDULE_VECTOR 0xfd); the exit reports it as a valid external interrupt in R9.
+    expect(payload(run, io + 2)).toEqual({ vcpu: 1, requester: null, vector: 0xfd });
+    expect(payload(run, io + 3)).toMatchObject({ vcpu: 1, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, interruptionInfo: 0x800000fd });
+    expect(payload(run, io + 4)).toEqual({ vcpu: 1, RAX: 0x1n, RCX: 0n, RDX: 0n, R8: 0n, R9: 0x800000fdn });
     expect(payload(run, io + 7)).toEqual({ vcpu: 1, exit_reason: KVM_EXIT_INTR, ret: EINTR });
     expect([KVM_EXIT_INTR, EINTR]).toEqual([10, -4]);
     // vCPU 0 gets no signal: its thread is already in userspace with the KVM_EXIT_IO.

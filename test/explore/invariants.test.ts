@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadScenarioFile, parseScenarioObject, parseScenarioText } from '../../src/scenario/load.ts';
 import { modelFor, headerFor, recordRun } from '../../src/session/session.ts';
 import { explore } from '../../src/explore/explore.ts';
-import { defaultInvariants, invariantsOf, noDeadlock, noFailure, removeAfterTrack } from '../../src/explore/invariants/index.ts';
+import { defaultInvariants, invariantsOf, noDeadlock, noFailure, noStaleTranslation, removeAfterTrack } from '../../src/explore/invariants/index.ts';
 import { countPreemptions, minimise } from '../../src/explore/minimise.ts';
 import { runModel } from '../../src/runtime/runner.ts';
 import { fifoScheduler } from '../../src/runtime/scheduler/fifo.ts';
@@ -18,16 +18,11 @@ import { replayLog } from '../../src/replay/replay.ts';
 import type { World } from '../../src/runtime/world.ts';
 import type { Message } from '../../src/protocol/messages.ts';
 import { initialWorld as initialWorldOf } from '../../src/runtime/step.ts';
-import { ALL_EXAMPLES, exampleFile } from '../helpers.ts';
+import { ALL_EXAMPLES, exampleFile, FAILING_EXAMPLES } from '../helpers.ts';
 
 const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: 600_000 };
 
-/** What each example is for: the failure examples fail (no-failure); the others hold every default invariant. */
-const FAILING: Record<string, string> = {
-  'private-touch-sept-ve-disable': 'VM dead: kvm.vcpu0: Guest access before accepting 0x300000',
-  'private-touch-ve': 'guest panic: guest.vcpu0: Unexpected EPT-violation on private memory.',
-  've-double-fault': 'guest panic: guest.vcpu0: double fault (#DF, vector 8)',
-};
+const FAILING = FAILING_EXAMPLES;
 
 describe('default invariants on the bundled examples', () => {
   for (const name of ALL_EXAMPLES) {
@@ -112,8 +107,8 @@ describe('counterexample minimisation', () => {
     if (m.status !== 'minimal') return;
     expect(m.counterexample.choices.length).toBeLessThan(found.choices.length);
     expect(m.counterexample.preemptions).toBeLessThanOrEqual(countPreemptions(model, found.choices));
-    // The figures of this model version: 105 deliveries, vCPU 1 preempts vCPU 0 once, after the AUG.
-    expect(m.counterexample.choices.length).toBe(105);
+    // The figures of this model version: 127 deliveries, vCPU 1 preempts vCPU 0 once, after the AUG.
+    expect(m.counterexample.choices.length).toBe(127);
     expect(m.counterexample.preemptions).toBe(1);
     expect(countPreemptions(model, m.counterexample.choices)).toBe(1);
   });
@@ -183,5 +178,55 @@ describe('remove-after-track', () => {
   it('names an entry not blocked yet, and a block no TRACK has retired', () => {
     expect(check(first('TDH.MEM.RANGE.BLOCK').before)).toBe('kvm.vm sent TDH.MEM.PAGE.REMOVE for GPA 0x200000 at level 0, but the entry is MAPPED, not blocked');
     expect(check(first('TDH.MEM.TRACK').before)).toMatch(/^kvm\.vm sent TDH\.MEM\.PAGE\.REMOVE for GPA 0x200000 at level 0, blocked in epoch (\d+), but that block is not tracked yet \(TD epoch \1, vCPUs still in epoch \1: \d\)$/);
+  });
+});
+
+describe('no-stale-translation', () => {
+  // mapgpa-round-trip stores through the S-EPT, converts the page to shared (BLOCK, TRACK, kick, REMOVE),
+  // loads through the shared EPT, and converts it back. Its worlds, with one actor's state taken from
+  // another point of the run, are what a CPU that kept using a translation too long would meet.
+  const model = modelFor(loadScenarioFile(exampleFile('mapgpa-round-trip')).scenario);
+  const worlds: { message: Message; after: World }[] = [];
+  runModel(model, { scheduler: fifoScheduler(), onDelivery: (d) => worlds.push({ message: d.message, after: d.world }) });
+  const after = (to: string, name: string, from = 0) => worlds.find((x, i) => i >= from && x.message.to === to && x.message.name === name)!;
+  const indexOf = (x: { after: World }) => worlds.findIndex((y) => y === x);
+  const withActor = (w: World, actor: string, from: World, edit: (c: Record<string, unknown>) => Record<string, unknown> = (c) => c): World => {
+    const i = model.indexOf.get(actor)!;
+    const snapshots = w.snapshots.slice();
+    const s = from.snapshots[i]!;
+    snapshots[i] = { ...s, context: edit(s.context as Record<string, unknown>) } as (typeof snapshots)[number];
+    return { ...w, snapshots };
+  };
+  const check = (w: World, to = 'hw.cpu0') => noStaleTranslation.check(model, w, w, { id: 0, from: 'x', to, kind: 'mmu', name: 'X', payload: {}, cause: null } as never);
+  // The STORE of the secret: the walk's answer puts hw.cpu0 in `accessing` through the S-EPT.
+  const storing = after('hw.cpu0', 'EPT_WALK_RESULT');
+  const blocked = after('tdx', 'TDH.MEM.RANGE.BLOCK');
+  const removed = after('tdx', 'TDH.MEM.PAGE.REMOVE');
+  // The LOAD through the shared alias, after the conversion to shared.
+  const sharedLoad = worlds.find((x, i) => i > indexOf(removed) && x.message.to === 'hw.cpu0' && x.message.name === 'EPT_WALK_RESULT' && (x.message.payload as { path: { spte: bigint }[] }).path.at(-1)!.spte & 1n)!;
+  const cached = (c: Record<string, unknown>) => ({ ...c, lastWalk: { ...(c.lastWalk as object), cached: true } });
+
+  it('holds in every world of the run, and for the access in flight', () => {
+    expect(worlds.map((x) => check(x.after, x.message.to)).filter((p) => p !== null)).toEqual([]);
+    expect(check(storing.after)).toBeNull();
+  });
+
+  it('a translation of a blocked leaf may still be used: that is the window TRACK and the kick close', () => {
+    expect(check(withActor(storing.after, 'hw.cpu0', storing.after, cached))).toBeNull();
+    expect(check(withActor(withActor(storing.after, 'hw.cpu0', storing.after, cached), 'tdx', blocked.after))).toBeNull();
+  });
+
+  it('names a cached translation used after the module removed the page', () => {
+    const stale = withActor(withActor(storing.after, 'hw.cpu0', storing.after, cached), 'tdx', removed.after);
+    expect(check(stale)).toBe("hw.cpu0's STORE to GPA 0x200000 goes through a cached translation to HPA 0x200200000, but the S-EPT leaf of the GFN is FREE (the page was removed)");
+    // Also when the delivery that made it so was the module's.
+    expect(check(stale, 'tdx')).not.toBeNull();
+    expect(check(stale, 'kvm.vcpu0')).toBeNull();
+  });
+
+  it('names a shared translation used after the GFN became PRIVATE again', () => {
+    expect(check(sharedLoad.after)).toBeNull();
+    const stale = withActor(sharedLoad.after, 'kvm.mmu', worlds.at(-1)!.after);
+    expect(check(stale)).toBe("hw.cpu0's LOAD to GPA 0x800000200000 goes through its walk to HPA 0x400200000, but GFN 0x200 is PRIVATE now (KVM zapped its shared leaf and flushed every vCPU's TLB before it changed the attribute)");
   });
 });

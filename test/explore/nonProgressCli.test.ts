@@ -14,27 +14,27 @@ const DETAIL =
   "kvm.vcpu0 re-enters TDH.VP.ENTER into EPT_VIOLATION (TD exit) at GPA 0x200000 forever (13 steps a turn); guest.vcpu0 never retires the 8-byte store to 0x200000 (RIP 0xffffffff81000000): its #VE handler's TDG.MEM.PAGE.ACCEPT of 0x200000 at 4K never completes";
 
 describe('tdxsim explore: non-progress (CLI)', () => {
-  beforeAll(() => buildCli(), 120_000);
+  beforeAll(() => buildCli());
 
   it('accept-level-split without the split: exit 1, the ACCEPT loop as a lasso log that replay --verify accepts', () => {
     const dir = scratchDir();
     const r = tdxsim(dir, 'explore', 'accept-level-split', '--policy', 'splitOnAcceptLevel=off');
     expect(r.status).toBe(1);
     expect(r.lines[0]).toMatch(/^# exploring accept-level-split \(depth-first\): invariants no-failure, .*, kick-completes, non-progress; bounds/);
-    expect(r.stdout).toContain('# 209 states, 212 transitions, max depth 115, 0 end states,');
-    expect(r.stdout).toMatch(/\n# non-progress: state graph of 209 states, 302 edges \(90 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive, 1 component with a fair loop\n/);
-    expect(r.stdout).toContain('# lasso: 103 steps to the loop, then 13 steps a turn (prefix: shortest path over the state graph; loop: shortest cycle through its end, extended until fair; 0 preemptions)');
-    expect(r.stdout).toContain(`# violation of non-progress: a loop from step 104 to step 116 returns to the state after step 103: ${DETAIL}`);
+    expect(r.stdout).toContain('# 310 states, 316 transitions, max depth 130, 0 end states,');
+    expect(r.stdout).toMatch(/\n# non-progress: state graph of 310 states, 480 edges \(164 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive, 1 component with a fair loop\n/);
+    expect(r.stdout).toContain('# lasso: 118 steps to the loop, then 13 steps a turn (prefix: shortest path over the state graph; loop: shortest cycle through its end, extended until fair; 0 preemptions)');
+    expect(r.stdout).toContain(`# violation of non-progress: a loop from step 119 to step 131 returns to the state after step 118: ${DETAIL}`);
     // The loop, as printed: marked, then the entry, the guest's ACCEPT, its exit, and KVM's fault path back to the entry.
-    expect(r.stdout).toMatch(/\n# loop: steps 104–116, back to the state after step 103\n +104 {2}kvm\.vcpu0 +→ tdx +TDH\.VP\.ENTER .*\n +105 .*\n +106 {2}tdx +→ guest\.vcpu0 +VMRESUME\n +107 {2}guest\.vcpu0 → hw\.cpu0 +TDG\.MEM\.PAGE\.ACCEPT .*\n(.*\n)+ +116 {2}kvm\.mmu +→ kvm\.vcpu0 +TDP_WALK_RESULT /);
+    expect(r.stdout).toMatch(/\n# loop: steps 119–131, back to the state after step 118\n +119 {2}kvm\.vcpu0 +→ tdx +TDH\.VP\.ENTER .*\n +120 .*\n +121 {2}tdx +→ guest\.vcpu0 +VMRESUME\n +122 {2}guest\.vcpu0 → hw\.cpu0 +TDG\.MEM\.PAGE\.ACCEPT .*\n(.*\n)+ +131 {2}kvm\.mmu +→ kvm\.vcpu0 +TDP_WALK_RESULT /);
     const log = 'accept-level-split.counterexample.log.jsonl';
     const end = JSON.parse(unsealLine(logLines(path.join(dir, log)).at(-1)!)!.body) as { steps: number; outcome: Record<string, unknown> };
-    expect(end.steps).toBe(116);
+    expect(end.steps).toBe(131);
     expect(end.outcome).toMatchObject({
       status: 'failure',
       reason: `violation of non-progress: ${DETAIL}`,
       violation: { invariant: 'non-progress', detail: DETAIL },
-      lasso: { loopStart: 103, starving: 'guest.vcpu0', retries: 'kvm.vcpu0 re-enters TDH.VP.ENTER into EPT_VIOLATION (TD exit) at GPA 0x200000' },
+      lasso: { loopStart: 118, starving: 'guest.vcpu0', retries: 'kvm.vcpu0 re-enters TDH.VP.ENTER into EPT_VIOLATION (TD exit) at GPA 0x200000' },
     });
     const v = tdxsim(dir, 'replay', log, '--verify');
     expect(v.status).toBe(0);
@@ -45,7 +45,7 @@ describe('tdxsim explore: non-progress (CLI)', () => {
     let prev = GENESIS;
     const edited = lines.map((line, i) => {
       const rec = JSON.parse(unsealLine(line)!.body) as Record<string, unknown>;
-      if (i === lines.length - 1) ((rec.outcome as { lasso: { loopStart: number } }).lasso.loopStart = 102);
+      if (i === lines.length - 1) ((rec.outcome as { lasso: { loopStart: number } }).lasso.loopStart = 117);
       const sealed = sealRecord(prev, rec);
       prev = sealed.hash;
       return sealed.line;
@@ -53,7 +53,7 @@ describe('tdxsim explore: non-progress (CLI)', () => {
     writeFileSync(path.join(dir, 'edited.jsonl'), edited.join('\n') + '\n');
     const bad = tdxsim(dir, 'replay', 'edited.jsonl', '--verify');
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('edited.jsonl:118: replay diverged: the loop does not return to the state after step 102: kvm.vcpu0 differs at context.fault');
+    expect(bad.stderr).toContain('edited.jsonl:133: replay diverged: the loop does not return to the state after step 117: kvm.vcpu0 differs at context.fault');
   });
 
   it('with --no-non-progress the same search is clean, as before the check existed', () => {
@@ -68,7 +68,7 @@ describe('tdxsim explore: non-progress (CLI)', () => {
   it('the default accept-level-split is clean for non-progress too, and says the check was exhaustive', () => {
     const r = tdxsim(scratchDir(), 'explore', 'accept-level-split');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/\n# non-progress: state graph of 255 states, 364 edges \(107 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive\n/);
+    expect(r.stdout).toMatch(/\n# non-progress: state graph of 354 states, 539 edges \(180 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive\n/);
   });
 
   it('walks and worker threads cannot check it, and say so; tdxsim invariants lists it', () => {

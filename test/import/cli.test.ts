@@ -98,8 +98,8 @@ describe('tdxsim export --format trace-cmd', () => {
     expect(a.out).toEqual(b.out);
     const lines = a.out.join('\n').split('\n');
     expect(lines[0]).toBe('cpus=2');
-    expect(lines[2]).toBe('  CPU 0/KVM-4201 [000]     0.000051: kvm_entry:           vcpu 0, rip 0x0');
-    expect(lines).toContain('  CPU 0/KVM-4201 [000]     0.000058: kvm_exit:            vcpu 0 reason EPT_VIOLATION rip 0x0 info1 0x0000000000000001 info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000');
+    expect(lines[2]).toBe('  CPU 0/KVM-4201 [000]     0.000065: kvm_entry:           vcpu 0, rip 0x0');
+    expect(lines).toContain('  CPU 0/KVM-4201 [000]     0.000073: kvm_exit:            vcpu 0 reason EPT_VIOLATION rip 0x0 info1 0x0000000000000001 info2 0x0000000000000000 intr_info 0x00000000 error_code 0x00000000');
     expect(lines.filter((l) => l.includes('reason EPT_MISCONFIG'))).toHaveLength(3);
   });
 

@@ -64,12 +64,12 @@ describe('background verification (replay --verify)', () => {
   });
 
   it('a state hash the model does not reach, between checkpoints, is found by the check with its line (opening does not look there)', async () => {
-    const file = write('bad-hash.log.jsonl', logText(log, (r, i) => (i === 5 ? { ...r, state: '0123456789abcdef' } : r)));
+    const file = write('bad-hash.log.jsonl', logText(log, (r, i) => (i === 5 ? { ...r, state: 'AAAAAAAAAAA' } : r)));
     const { get } = await serve(inspectTarget(file, {}, () => {}));
     expect((await get<Summary>('/api/summary')).outcome?.status).toBe('ok');
     const v = await get<VerifyResult>('/api/verify');
     expect(v.status).toBe('failed');
-    expect(v.text).toBe(`not verified: ${file}:6: replay diverged: state hash ${log.events[4]!.state} after this step, the log says 0123456789abcdef`);
+    expect(v.text).toBe(`not verified: ${file}:6: replay diverged: state hash ${log.events[4]!.state} after this step, the log says AAAAAAAAAAA`);
   });
 
   it('an outcome the run does not reach is a claim that fails the check, naming the end record\'s line', async () => {

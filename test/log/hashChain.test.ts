@@ -88,13 +88,13 @@ describe('stringifyCanonical', () => {
 });
 
 describe('chainHash', () => {
-  it('is the first 16 hex digits of sha256(prev + "\\n" + body)', () => {
-    // Pinned: computed independently with `printf '\n{"a":1}' | sha256sum`.
-    expect(chainHash(GENESIS, '{"a":1}')).toBe('7395dc66860499cb');
+  it('is the first 11 base64url characters of sha256(prev + "\\n" + body)', () => {
+    // Pinned: computed independently with `printf '\n{"a":1}' | openssl dgst -sha256 -binary | basenc --base64url`.
+    expect(chainHash(GENESIS, '{"a":1}')).toBe('c5XcZoYEmcs');
   });
 
   it('depends on the previous hash, so lines cannot be moved', () => {
-    expect(chainHash('7395dc66860499cb', '{"a":1}')).not.toBe(chainHash(GENESIS, '{"a":1}'));
+    expect(chainHash('c5XcZoYEmcs', '{"a":1}')).not.toBe(chainHash(GENESIS, '{"a":1}'));
   });
 });
 
@@ -105,25 +105,26 @@ describe('sealRecord / unsealLine', () => {
         const { line, hash } = sealRecord(prev, rec);
         const body = stringifyCanonical(rec);
         expect(hash).toBe(chainHash(prev, body));
-        expect(line.endsWith(`,"hash":"${hash}"}`)).toBe(true);
+        expect(line.endsWith(`,"h":"${hash}"}`)).toBe(true);
         expect(unsealLine(line)).toEqual({ body, hash });
-        expect(JSON.parse(line)).toEqual({ ...(hexify(rec) as object), hash });
+        expect(JSON.parse(line)).toEqual({ ...(hexify(rec) as object), h: hash });
       }),
     );
   });
 
   it('pins the on-disk form of a record', () => {
-    expect(sealRecord(GENESIS, { a: 1 }).line).toBe('{"a":1,"hash":"7395dc66860499cb"}');
+    expect(sealRecord(GENESIS, { a: 1 }).line).toBe('{"a":1,"h":"c5XcZoYEmcs"}');
   });
 
   it.each([
     ['no hash', '{"a":1}'],
-    ['uppercase hex', '{"a":1,"hash":"7395DC66860499CB"}'],
-    ['15 digits', '{"a":1,"hash":"7395dc66860499c"}'],
-    ['a space', '{"a":1, "hash":"7395dc66860499cb"}'],
-    ['hash not last', '{"hash":"7395dc66860499cb","a":1}'],
-    ['trailing CR', '{"a":1,"hash":"7395dc66860499cb"}\r'],
-    ['only the seal', ',"hash":"7395dc66860499cb"}'],
+    ['a character outside base64url', '{"a":1,"h":"c5XcZoYEmc+"}'],
+    ['10 characters', '{"a":1,"h":"c5XcZoYEmc"}'],
+    ['a space', '{"a":1, "h":"c5XcZoYEmcs"}'],
+    ['hash not last', '{"h":"c5XcZoYEmcs","a":1}'],
+    ['trailing CR', '{"a":1,"h":"c5XcZoYEmcs"}\r'],
+    ['only the seal', ',"h":"c5XcZoYEmcs"}'],
+    ['the version 1 key', '{"a":1,"hash":"c5XcZoYEmcs"}'],
   ])('unsealLine rejects a line with %s', (_what, line) => {
     expect(unsealLine(line)).toBeNull();
   });

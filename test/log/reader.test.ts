@@ -35,7 +35,7 @@ const event = fc.record({
   payload: fc.dictionary(text, fc.oneof(fc.jsonValue({ maxDepth: 1, stringUnit: 'binary' }), fc.bigInt()), { maxKeys: 4 }),
   cause: fc.option(fc.integer({ min: 1, max: 100 }), { nil: null }),
   choice: fc.nat(9),
-  state: fc.stringMatching(/^[0-9a-f]{16}$/),
+  state: fc.stringMatching(/^[A-Za-z0-9_-]{11}$/),
 });
 
 /** A complete log as its lines (without '\n'); at least one event, sometimes an end record. */
@@ -43,7 +43,8 @@ const logLines = fc
   .record({ header, events: fc.array(event, { minLength: 1, maxLength: 6 }), ended: fc.boolean() })
   .map(({ header, events, ended }) => {
     const w = MemoryLogWriter.open(header);
-    events.forEach((e, i) => w.append({ seq: i + 1, ...e }));
+    // A cause is an earlier step.
+    events.forEach((e, i) => w.append({ seq: i + 1, ...e, cause: e.cause === null || i === 0 ? null : 1 + (e.cause % i) }));
     if (ended) w.end({ status: 'ok', reason: null });
     return w.output;
   });
@@ -80,7 +81,7 @@ describe('corruption is reported at the exact line', () => {
         const err = thrown(() => parseLogText(toText(edited), FILE));
         expect(err.file).toBe(FILE);
         expect(err.line).toBe(index + 1);
-        const codes = index === 0 ? ['HASH_MISMATCH', 'BAD_JSON', 'BAD_RECORD', 'NOT_A_LOG'] : ['HASH_MISMATCH', 'BAD_JSON', 'BAD_RECORD'];
+        const codes = index === 0 ? ['HASH_MISMATCH', 'BAD_JSON', 'BAD_RECORD', 'NOT_A_LOG', 'UNSUPPORTED_VERSION'] : ['HASH_MISMATCH', 'BAD_JSON', 'BAD_RECORD'];
         expect(codes).toContain(err.code);
       }),
       { numRuns: 400 },
@@ -118,7 +119,7 @@ describe('corruption is reported at the exact line', () => {
         const swapped = replaced(replaced(lines, index, lines[index + 1]!), index + 1, lines[index]!);
         const err = thrown(() => parseLogText(toText(swapped), FILE));
         expect([err.code, err.line]).toEqual(['HASH_MISMATCH', index + 1]);
-        expect(err.message).toMatch(/edited, or a line before it was removed or reordered \(expected [0-9a-f]{16}, found [0-9a-f]{16}\)$/);
+        expect(err.message).toMatch(/edited, or a line before it was removed or reordered \(expected [\w-]{11}, found [\w-]{11}\)$/);
       }),
     );
   });
@@ -160,7 +161,7 @@ describe('parseLogText', () => {
     payload: { gpa: 0xfee0_0000n },
     cause: seq > 1 ? seq - 1 : null,
     choice: 0,
-    state: '00000000000000ff',
+    state: 'AAAAAAAAAP8',
   });
   const sample = () => {
     const w = MemoryLogWriter.open(header, FILE);
@@ -178,7 +179,7 @@ describe('parseLogText', () => {
     }));
   };
   const records = () => sample().map((l) => {
-    const { hash: _, ...rest } = JSON.parse(l) as Record<string, unknown>;
+    const { h: _, ...rest } = JSON.parse(l) as Record<string, unknown>;
     return rest;
   });
 
@@ -220,15 +221,15 @@ describe('parseLogText', () => {
 
   it('rejects a reformatted line even when its hash field is intact', () => {
     const lines = sample();
-    const spaced = replaced(lines, 2, lines[2]!.replace('"seq":2,', '"seq": 2,'));
+    const spaced = replaced(lines, 2, lines[2]!.replace('"e":2,', '"e": 2,'));
     const err = thrown(() => parseLogText(toText(spaced), FILE));
     expect([err.code, err.line]).toEqual(['HASH_MISMATCH', 3]);
   });
 
   it('catches a re-sealed seq gap', () => {
     const err = thrown(() => parseLogText(reseal(removed(records(), 2).slice(0, -1)), FILE));
-    expect([err.code, err.line, err.field]).toEqual(['SEQ_GAP', 3, 'seq']);
-    expect(err.message).toBe(`${FILE}:3: seq gap: expected seq 2, found 3 (events were dropped or duplicated before the log was sealed)`);
+    expect([err.code, err.line, err.field]).toEqual(['SEQ_GAP', 3, 'e']);
+    expect(err.message).toBe(`${FILE}:3: seq gap: expected event 2, found 3 (events were dropped or duplicated before the log was sealed)`);
   });
 
   it('catches an end record whose step count disagrees', () => {
@@ -240,9 +241,11 @@ describe('parseLogText', () => {
 
   it.each([
     ['an unknown field', (r: Record<string, unknown>) => ({ ...r, extra: 1 }), 'extra'],
-    ['a bad state', (r: Record<string, unknown>) => ({ ...r, state: 'FF' }), 'state'],
-    ['a non-object payload', (r: Record<string, unknown>) => ({ ...r, payload: 'x' }), 'payload'],
-    ['an unknown record type', (r: Record<string, unknown>) => ({ ...r, type: 'checkpoint' }), 'type'],
+    ['a bad state', (r: Record<string, unknown>) => ({ ...r, s: 'FF' }), 's'],
+    ['a non-object payload', (r: Record<string, unknown>) => ({ ...r, q: 'x' }), 'q'],
+    ['a message that is not defined', (r: Record<string, unknown>) => ({ ...r, m: 3 }), 'm'],
+    ['a q with a key the previous payload lacks', (r: Record<string, unknown>) => ({ ...r, q: { spte: '0x1' } }), 'q'],
+    ['an unknown record type', (r: Record<string, unknown>) => { const { e: _e, ...rest } = r; return { ...rest, type: 'checkpoint' }; }, 'type'],
     ['a second header', () => records()[0]!, 'type'],
   ])('reports a re-sealed record with %s as BAD_RECORD naming the field', (_what, edit, field) => {
     const rs = records();
@@ -253,9 +256,25 @@ describe('parseLogText', () => {
 
   it('reports a bad header field as BAD_RECORD', () => {
     const rs = records();
-    rs[0] = { ...rs[0], version: 2 };
+    rs[0] = { ...rs[0], block: 0 };
     const err = thrown(() => parseLogText(reseal(rs), FILE));
-    expect([err.code, err.line, err.field]).toEqual(['BAD_RECORD', 1, 'version']);
+    expect([err.code, err.line, err.field]).toEqual(['BAD_RECORD', 1, 'block']);
+  });
+
+  it('refuses a log of another version, naming it', () => {
+    const rs = records();
+    rs[0] = { ...rs[0], version: 1 };
+    const err = thrown(() => parseLogText(reseal(rs), FILE));
+    expect([err.code, err.line, err.field]).toEqual(['UNSUPPORTED_VERSION', 1, 'version']);
+    expect(err.message).toBe(`${FILE}:1: tdxsim-log version 1: this tdxsim reads version 2 only (version 2 changed the state hash and the event encoding); replay it with the tdxsim that wrote it, or run its scenario again`);
+  });
+
+  it('decodes the compact encoding: a message defined once, payloads as changes, causes and choices by default', () => {
+    const lines = sample();
+    expect(lines[1]).toMatch(/^\{"e":1,"m":\["guest.vcpu0","hw","hw","#VE"\],"p":\{"gpa":"0xfee00000"\},"c":null,"s":"AAAAAAAAAP8","h":"[\w-]{11}"\}$/);
+    expect(lines[2]).toMatch(/^\{"e":2,"m":0,"s":"AAAAAAAAAP8","h":"[\w-]{11}"\}$/);
+    const log = parseLogText(toText(lines), FILE);
+    expect(log.events[1]).toMatchObject({ seq: 2, from: 'guest.vcpu0', to: 'hw', kind: 'hw', name: '#VE', payload: { gpa: '0xfee00000' }, cause: 1, choice: 0 });
   });
 
   it('reports a missing file as IO at line 0', () => {
@@ -270,7 +289,7 @@ describe('verifyChainOnly', () => {
       fc.property(logLines, fc.nat(), (lines, n) => {
         expect(verifyChainOnly(toText(lines) + '{"torn')).toEqual({ lines: lines.length, firstBadLine: null });
         const index = n % lines.length;
-        const edited = replaced(lines, index, lines[index]!.replace(/"hash":"(.)/, (_m, d: string) => `"hash":"${d === '0' ? '1' : '0'}`));
+        const edited = replaced(lines, index, lines[index]!.replace(/"h":"(.)/, (_m, d: string) => `"h":"${d === '0' ? '1' : '0'}`));
         expect(verifyChainOnly(toText(edited)).firstBadLine).toBe(index + 1);
       }),
     );
@@ -281,7 +300,7 @@ describe('LogWriter on disk', () => {
   it('a file written by LogWriter verifies', () => {
     const path = join(dir, 'ok.log.jsonl');
     const w = LogWriter.open(path, { model: 'm', scenario: {}, scenarioFile: null, scheduler: { kind: 'random', seed: 1 } });
-    w.append({ seq: 1, from: 'a', to: 'b', kind: 'k', name: 'n', payload: {}, cause: null, choice: 0, state: '0000000000000000' });
+    w.append({ seq: 1, from: 'a', to: 'b', kind: 'k', name: 'n', payload: {}, cause: null, choice: 0, state: 'AAAAAAAAAAA' });
     w.close();
     expect(verifyChainOnly(readFileSync(path, 'utf8'))).toEqual({ lines: 2, firstBadLine: null });
   });

@@ -47,7 +47,7 @@ const event = fc.record({
   payload: fc.dictionary(text, field, { maxKeys: 5 }),
   cause: fc.option(fc.integer({ min: 1, max: 1000 }), { nil: null }),
   choice: fc.nat(),
-  state: fc.stringMatching(/^[0-9a-f]{16}$/),
+  state: fc.stringMatching(/^[A-Za-z0-9_-]{11}$/),
 });
 const outcome: fc.Arbitrary<EndInput> = fc.record({
   status: fc.constantFrom('ok' as const, 'failure' as const),
@@ -55,7 +55,8 @@ const outcome: fc.Arbitrary<EndInput> = fc.record({
 });
 const logInput = fc.record({
   header,
-  events: fc.array(event, { maxLength: 6 }).map((es) => es.map((e, i): EventInput => ({ seq: i + 1, ...e }))),
+  // A cause is an earlier step.
+  events: fc.array(event, { maxLength: 6 }).map((es) => es.map((e, i): EventInput => ({ seq: i + 1, ...e, cause: e.cause === null || i === 0 ? null : 1 + (e.cause % i) }))),
   outcome: fc.option(outcome, { nil: null }),
 });
 type LogInput = typeof logInput extends fc.Arbitrary<infer T> ? T : never;
@@ -87,7 +88,7 @@ const ev = (seq: number, extra: Partial<EventInput> = {}): EventInput => ({
   payload: { gpa: 0x8000_1000n },
   cause: null,
   choice: 0,
-  state: '0123456789abcdef',
+  state: 'ASNFZ4mrze8',
   ...extra,
 });
 
@@ -99,8 +100,8 @@ describe('LogWriter / readLog round trip', () => {
         writeAll(LogWriter.open(path, input.header), input);
         const log = readLog(path);
         const { hash: headerHash, ...headerRest } = log.header;
-        expect(headerHash).toMatch(/^[0-9a-f]{16}$/);
-        expect(headerRest).toEqual({ type: 'header', format: 'tdxsim-log', version: 1, ...(hexify(input.header) as object) });
+        expect(headerHash).toMatch(/^[\w-]{11}$/);
+        expect(headerRest).toEqual({ type: 'header', format: 'tdxsim-log', version: 2, ...(hexify(input.header) as object), block: 1024 });
         expect(log.events.map(({ hash: _, ...rest }) => rest)).toEqual(
           input.events.map((e) => ({ type: 'event', ...(hexify(e) as object) })),
         );
@@ -136,12 +137,12 @@ describe('LogWriter / readLog round trip', () => {
 
   it('writes keys in schema order however the caller built its objects', () => {
     const w = MemoryLogWriter.open({ scheduler: { seed: 7, kind: 'random' }, scenarioFile: null, scenario: {}, model: 'm' });
-    w.append({ state: '0000000000000000', choice: 1, cause: null, payload: {}, name: 'N', kind: 'k', to: 't', from: 'f', seq: 1 });
+    w.append({ state: 'AAAAAAAAAAA', choice: 1, cause: null, payload: {}, name: 'N', kind: 'k', to: 't', from: 'f', seq: 1 });
     w.end({ extra: [1n], reason: null, status: 'failure' });
     expect(w.output.map((l) => Object.keys(JSON.parse(l)))).toEqual([
-      ['type', 'format', 'version', 'model', 'scenario', 'scenarioFile', 'scheduler', 'hash'],
-      ['type', 'seq', 'from', 'to', 'kind', 'name', 'payload', 'cause', 'choice', 'state', 'hash'],
-      ['type', 'steps', 'outcome', 'hash'],
+      ['type', 'format', 'version', 'model', 'scenario', 'scenarioFile', 'scheduler', 'block', 'h'],
+      ['e', 'm', 'p', 'c', 'x', 's', 'h'],
+      ['type', 'steps', 'outcome', 'h'],
     ]);
     expect(w.output[0]).toContain('"scheduler":{"kind":"random","seed":7}');
     expect(w.output[2]).toContain('"outcome":{"status":"failure","reason":null,"extra":["0x1"]}');
@@ -153,10 +154,10 @@ describe('LogWriter rules', () => {
     const w = MemoryLogWriter.open(fifo);
     expect([w.lines, w.lastSeq]).toEqual([1, 0]);
     const h1 = w.append(ev(1));
-    expect(w.output[1]).toContain(`"hash":"${h1}"`);
+    expect(w.output[1]).toContain(`"h":"${h1}"`);
     expect([w.lines, w.lastSeq, w.lastHash]).toEqual([2, 1, h1]);
     const h2 = w.end({ status: 'ok', reason: null });
-    expect(JSON.parse(w.output[2]!)).toEqual({ type: 'end', steps: 1, outcome: { status: 'ok', reason: null }, hash: h2 });
+    expect(JSON.parse(w.output[2]!)).toEqual({ type: 'end', steps: 1, outcome: { status: 'ok', reason: null }, h: h2 });
   });
 
   it('refuses a seq that is not lastSeq + 1, and stays usable', () => {

@@ -11,19 +11,23 @@ import type { Message, MessageKind } from '../../src/protocol/messages.ts';
 function cpu() {
   const actor = createActor(cpuMachine, { input: { vcpu: 1, vmType: 'tdx', gpaw: 48 } });
   const sent: string[] = [];
-  actor.on('tdxsim.send', (e) => sent.push(`${e.to} ${e.name}`));
+  const payloads: Record<string, unknown>[] = [];
+  actor.on('tdxsim.send', (e) => {
+    sent.push(`${e.to} ${e.name}`);
+    payloads.push(e.payload as Record<string, unknown>);
+  });
   actor.start();
   let id = 0;
   const deliver = (from: string, kind: MessageKind, name: string, payload: Record<string, unknown>) =>
     actor.send({ type: name, msg: { id: id++, from, to: 'hw.cpu1', kind, name, payload, cause: null } as unknown as Message } as never);
-  return { sent, deliver };
+  return { sent, payloads, deliver };
 }
 
 describe('hw.cpu: IPIs, the boundary exit and the acks', () => {
   it('two requesters: one EXTERNAL_INTERRUPT exit at the next load, and both are acknowledged after LOCAL_IRQ_ENABLE', () => {
     const { sent, deliver } = cpu();
-    deliver('kvm.vcpu1', 'interrupt', 'IPI', { vcpu: 1, requester: 'kvm.vm' });
-    deliver('kvm.vcpu1', 'interrupt', 'IPI', { vcpu: 1, requester: 'kvm.vcpu0' });
+    deliver('kvm.vcpu1', 'interrupt', 'IPI', { vcpu: 1, requester: 'kvm.vm', vector: 0xfb });
+    deliver('kvm.vcpu1', 'interrupt', 'IPI', { vcpu: 1, requester: 'kvm.vcpu0', vector: 0xfb });
     expect(sent).toEqual([]);
     deliver('guest.vcpu1', 'insn', 'LOAD', { vcpu: 1, rip: 0xffffffff81000000n, gla: 0n, gpa: 0x200000n, size: 8, length: 3, reg: 'rax' });
     expect(sent).toEqual(['tdx EXTERNAL_INTERRUPT']);
@@ -32,11 +36,22 @@ describe('hw.cpu: IPIs, the boundary exit and the acks', () => {
   });
 
   it('a spinning guest is interrupted at once; with no IPI pending a TDCALL goes on to the module', () => {
-    const { sent, deliver } = cpu();
+    const { sent, payloads, deliver } = cpu();
     deliver('guest.vcpu1', 'tdcall', 'TDG.VP.VEINFO.GET', { vcpu: 1, RAX: 3n });
     expect(sent).toEqual(['tdx TDG.VP.VEINFO.GET']);
     deliver('guest.vcpu1', 'insn', 'SPIN', { vcpu: 1, rip: 0xffffffff81000010n });
-    deliver('kvm.vcpu1', 'interrupt', 'IPI', { vcpu: 1, requester: 'kvm.vm' });
+    deliver('kvm.vcpu1', 'interrupt', 'IPI', { vcpu: 1, requester: 'kvm.vm', vector: 0xfb });
     expect(sent.slice(1)).toEqual(['tdx EXTERNAL_INTERRUPT']);
+    expect(payloads[1]).toEqual({ vcpu: 1, exitReason: 1, rip: 0xffffffff81000010n, interruptionInfo: 0x800000fb });
+  });
+
+  it("an interrupt taken at a TDCALL boundary reports the TDCALL's RIP, not 0, and the highest pending vector", () => {
+    const { sent, payloads, deliver } = cpu();
+    deliver('kvm.vcpu1', 'interrupt', 'IPI', { vcpu: 1, requester: 'kvm.vm', vector: 0xfb });
+    deliver('kvm.vcpu1', 'interrupt', 'IPI', { vcpu: 1, requester: null, vector: 0xfd });
+    // The #VE handler's TDG.VP.VMCALL<#VE.RequestMMIO>, at the handler's own address.
+    deliver('guest.vcpu1', 'tdcall', 'TDG.VP.VMCALL<#VE.RequestMMIO>', { vcpu: 1, rip: 0xffffffff81100004n, RAX: 0n, RCX: 0xffccn, R10: 0n, R11: 48n });
+    expect(sent).toEqual(['tdx EXTERNAL_INTERRUPT']);
+    expect(payloads[0]).toEqual({ vcpu: 1, exitReason: 1, rip: 0xffffffff81100004n, interruptionInfo: 0x800000fd });
   });
 });

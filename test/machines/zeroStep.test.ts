@@ -9,7 +9,7 @@ const T = STEPPING_EPF_THRESHOLD;
 /** `n` faults at one RIP on the given GPAs in turn, as a vCPU KVM keeps re-entering. */
 function faults(n: number, gpas: bigint[] = [0x201000n], rip = RIP) {
   let s = NO_STEPPING;
-  for (let i = 0; i < n; i++) s = logPrivateEptViolation(s, rip, gpas[i % gpas.length]!, 2n, T);
+  for (let i = 0; i < n; i++) s = logPrivateEptViolation(s, rip, gpas[i % gpas.length]!, T);
   return s;
 }
 
@@ -35,16 +35,16 @@ describe('zero-step count', () => {
     expect(s.count).toBe(countCap(T));
   });
 
-  it("an exit the bookkeeping does not see (an ACCEPT's, a PENDING page's) keeps count and list; a later fault compares with the RIP it resumes at", () => {
+  it("an exit the bookkeeping does not see (an ACCEPT's) keeps count and list; a later fault compares with the RIP it resumes at", () => {
     const s = resumeAt(faults(T + 1), RIP - 5n);
     expect(s).toMatchObject({ rip: RIP - 5n, count: T, gpas: [0x201000n] });
     expect(steppingSuspected(s)).toBe(true);
-    expect(logPrivateEptViolation(s, RIP - 5n, 0x201000n, 2n, T).count).toBe(T + 1);
-    expect(logPrivateEptViolation(s, RIP, 0x201000n, 2n, T)).toMatchObject({ count: 0, gpas: [] });
+    expect(logPrivateEptViolation(s, RIP - 5n, 0x201000n, T).count).toBe(T + 1);
+    expect(logPrivateEptViolation(s, RIP, 0x201000n, T)).toMatchObject({ count: 0, gpas: [] });
   });
 
   it('a fault at another RIP is progress: count and list start again', () => {
-    const s = logPrivateEptViolation(faults(T + 2), RIP + 4n, 0x300000n, 2n, T);
+    const s = logPrivateEptViolation(faults(T + 2), RIP + 4n, 0x300000n, T);
     expect(s).toMatchObject({ rip: RIP + 4n, count: 0, gpas: [], lastGpa: 0x300000n });
   });
 

@@ -3,7 +3,8 @@ import fc from 'fast-check';
 import { ALL_EXAMPLES, runExample, runScenario, type RecordedRun } from '../helpers.ts';
 import { twoVcpuMmio } from '../twoVcpu.ts';
 import { parseLogText } from '../../src/log/reader.ts';
-import { sealRecord, unsealLine, GENESIS } from '../../src/log/hashChain.ts';
+import { encodeLog } from '../../src/log/writer.ts';
+import type { LogRecord } from '../../src/log/schema.ts';
 import { replayLog } from '../../src/replay/replay.ts';
 import { stringifyCanonical } from '../../src/log/canonical.ts';
 import { worldHash, worldView } from '../../src/runtime/worldHash.ts';
@@ -21,18 +22,12 @@ function expectReplayMatchesLiveRun(run: RecordedRun) {
   });
 }
 
-/** Rewrite one record and re-seal every hash after it: the chain is intact, only re-execution can tell. */
+/** Rewrite one record (as the reader decodes it) and re-seal every line: the chain is intact, only re-execution can tell. */
 function resealWith(text: string, lineNo: number, edit: (rec: Record<string, unknown>) => void): string {
-  const lines = text.trimEnd().split('\n');
-  let prev = GENESIS;
-  const out = lines.map((line, i) => {
-    const rec = JSON.parse(unsealLine(line)!.body) as Record<string, unknown>;
-    if (i + 1 === lineNo) edit(rec);
-    const sealed = sealRecord(prev, rec);
-    prev = sealed.hash;
-    return sealed.line;
-  });
-  return out.join('\n') + '\n';
+  const log = parseLogText(text, FILE);
+  const records = [log.header, ...log.events, ...(log.end ? [log.end] : [])].map((r) => structuredClone(r) as unknown as Record<string, unknown>);
+  edit(records[lineNo - 1]!);
+  return encodeLog(records as unknown as LogRecord[]);
 }
 
 describe('replay rebuilds every actor state at every step', () => {

@@ -12,9 +12,10 @@ import { removeAfterTrack } from './removeAfterTrack.ts';
 import { eptViolationProgress, eptViolationProgressSpec } from './eptViolationProgress.ts';
 import { kickCompletes, kickCompletesSpec } from './kickCompletes.ts';
 import { nonProgress } from './nonProgress.ts';
+import { noStaleTranslation } from './noStaleTranslation.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, nonProgress };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, nonProgress };
 export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
@@ -28,6 +29,7 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(septParentFirst),
   fixed(removeAfterTrack),
   fixed(noPrivateDataToHost),
+  fixed(noStaleTranslation),
   eptViolationProgressSpec,
   kickCompletesSpec,
   fixed(nonProgress),
