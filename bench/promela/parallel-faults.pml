@@ -21,12 +21,12 @@
 
 mtype = {
   /* ioctls and their returns */ SET_ATTRS, INIT_VM, INIT_VCPU, FINALIZE, KVM_RUN, RET,
-  /* kvm.mmu */ LOCK_READ, LOCK_WRITE, UNLOCK, LOCK_ACQUIRED, SCAN, SCAN_RESULT, SET_ATTR, SET_ATTR_DONE,
-              FAULTIN, FAULTIN_RESULT, WALK, WALK_RESULT, CMPXCHG, CMPXCHG_RESULT, SPTE_WRITE,
-  /* SEAMCALLs (the return carries the leaf's name too) */ MNG_CREATE, MNG_KEY_CONFIG, MNG_ADDCX, MNG_INIT, MR_FINALIZE,
-              VP_CREATE, VP_ADDCX, VP_INIT, VP_ENTER, SEPT_ADD, PAGE_AUG,
+  /* kvm.mmu */ LOCK_READ, LOCK_WRITE, UNLOCK, LOCK_ACQUIRED, SCAN, SCAN_RESULT, SET_ATTR, SET_ATTR_DONE, INV_END,
+              SEQ_READ, SEQ, FAULTIN, FAULTIN_RESULT, WALK, WALK_RESULT, CMPXCHG, CMPXCHG_RESULT, SPTE_WRITE,
+  /* SEAMCALLs (the return carries the leaf's name too) */ MNG_CREATE, MNG_KEY_CONFIG, MNG_ADDCX, MNG_INIT, MNG_RD, MR_FINALIZE,
+              VP_CREATE, VP_ADDCX, VP_INIT, VP_WR, VP_ENTER, SEPT_ADD, PAGE_AUG,
   /* the module stepping itself, TD entries and exits */ ENTER_EPOCH, VMLAUNCH, VMRESUME, EPT_VIOLATION, TDCALL,
-  /* the guest and its CPU; memory */ ACCEPT, ACCEPT_RET, HLT, MEM_ZERO, MEM_DONE
+  /* the guest and its CPU; memory */ INVEPT, ACCEPT, ACCEPT_RET, HLT, MEM_ZERO, MEM_DONE
 };
 
 /* An SPTE: non-present, frozen, a present leaf, or a present non-leaf pointing at page 4 + 4·vcpu + k,
@@ -68,6 +68,8 @@ chan tdx_vcpu[2] = CH;
 chan tdx_tdx = CH;
 chan tdx_guest[2] = CH;
 chan guest_cpu[2] = CH;
+chan tdx_cpu[2] = CH;
+chan cpu_guest[2] = CH;
 chan cpu_tdx[2] = CH;
 chan tdx_mem = CH;
 chan mem_tdx = CH;
@@ -99,8 +101,9 @@ end:
   od
 }
 
-/* kvm.vm: the attribute change under write mmu_lock (whose unlock goes out with the ioctl's return),
-   KVM_TDX_INIT_VM's SEAMCALLs (six TDCS pages), TDH.MR.FINALIZE. */
+/* kvm.vm: the attribute change — the zap scan under write mmu_lock, the attribute store, then
+   kvm_mmu_invalidate_end under write mmu_lock again (its unlock goes out with the ioctl's return) —,
+   KVM_TDX_INIT_VM's SEAMCALLs (six TDCS pages, two TDH.MNG.RD), TDH.MR.FINALIZE. */
 active proctype KvmVm() {
   byte st = 0, addcx = 0;
 end:
@@ -115,8 +118,9 @@ end:
   :: atomic { mmu_vm?m, a, b, c ->
        if
        :: st == 1 -> vm_mmu!SCAN, 0, 0, 0; st = 2
-       :: st == 2 -> vm_mmu!SET_ATTR, 0, 0, 0; st = 3
-       :: st == 3 -> vm_mmu!UNLOCK, 2, 0, 0; vm_vmm!RET, 0, 0, 0; st = 4
+       :: st == 2 -> vm_mmu!UNLOCK, 2, 0, 0; vm_mmu!SET_ATTR, 0, 0, 0; st = 3
+       :: st == 3 -> vm_mmu!LOCK_WRITE, 2, 0, 0; st = 11
+       :: st == 11 -> vm_mmu!INV_END, 0, 0, 0; vm_mmu!UNLOCK, 2, 0, 0; vm_vmm!RET, 0, 0, 0; st = 4
        fi;
        m = 0 }
   :: atomic { tdx_vm?m, a, b, c ->
@@ -126,7 +130,9 @@ end:
        :: st == 6 -> vm_tdx!MNG_ADDCX, addcx, 0, 0; st = 7
        :: st == 7 && addcx < 5 -> addcx++; vm_tdx!MNG_ADDCX, addcx, 0, 0
        :: st == 7 && addcx == 5 -> vm_tdx!MNG_INIT, 0, 0, 0; st = 8; addcx = 0
-       :: st == 8 -> vm_vmm!RET, 0, 0, 0; st = 4
+       :: st == 8 -> vm_tdx!MNG_RD, 0, 0, 0; st = 12
+       :: st == 12 -> vm_tdx!MNG_RD, 1, 0, 0; st = 13
+       :: st == 13 -> vm_vmm!RET, 0, 0, 0; st = 4
        :: st == 9 -> vm_vmm!RET, 0, 0, 0; st = 10
        fi;
        m = 0 }
@@ -135,11 +141,13 @@ end:
 
 /* kvm.mmu: mmu_lock (readers in the order they got it, one writer, FIFO waiters; a reader waits behind a
    waiting writer), the mirror SPTEs on the two faults' paths (L4[0], L3[0], L2[1], L1[0], L1[1]), the
-   PRIVATE attribute and mmu_invalidate_seq. A cmpxchg answers 0 or -EBUSY with the current value. */
+   PRIVATE attribute and mmu_invalidate_seq (moved on by the attribute change's kvm_mmu_invalidate_end).
+   A cmpxchg answers 0 or -EBUSY with the current value. */
 active proctype KvmMmu() {
   byte r0 = 0, r1 = 0, wr = 0, w0 = 0, w1 = 0;  /* readers, writer, waiters: actor 1 + vcpu, or 3 (kvm.vm); 0 none */
   byte l4 = NP, l3 = NP, l2 = NP, l1[2];
   bool attrs = false;
+  byte seq = 0;
   byte grant[2];
 end:
   do
@@ -172,8 +180,11 @@ end:
             od
        :: m == SCAN -> mmu_vm!SCAN_RESULT, 0, 0, 0
        :: m == SET_ATTR -> attrs = true; mmu_vm!SET_ATTR_DONE, 0, 0, 0
+       :: m == INV_END -> seq++
+       :: m == SEQ_READ -> mmu_vcpu[w]!SEQ, seq, 0, 0
        :: m == FAULTIN -> mmu_vcpu[w]!FAULTIN_RESULT, attrs, 0, 0
-       :: m == WALK -> mmu_vcpu[w]!WALK_RESULT, l4, l3, l2   /* the path: L1 is read by the vCPU's own slot below */
+       :: m == WALK ->   /* b = the fault's snapshot; the path (L1 is read by the vCPU's own slot below), stale as 128 in c */
+            mmu_vcpu[w]!WALK_RESULT, l4, l3, l2 + 128 * (b != seq)
        :: m == CMPXCHG ->   /* a = level, b = old, c = new */
             if
             :: a == 4 -> cur = l4 :: a == 3 -> cur = l3 :: a == 2 -> cur = l2 :: a == 1 -> cur = l1[w]
@@ -228,7 +239,7 @@ end:
        :: vcpu_tdx[1]?m, a, b, c -> w = 1
        fi;
        if
-       :: m == VP_CREATE || m == VP_ADDCX || m == VP_INIT -> vc[w]++; tdx_vcpu[w]!m, 0, 0, 0
+       :: m == VP_CREATE || m == VP_ADDCX || m == VP_INIT || m == VP_WR -> vc[w]++; tdx_vcpu[w]!m, 0, 0, 0
        :: m == VP_ENTER -> inTdCount++; entering[w] = 1; tdx_tdx!ENTER_EPOCH, w, 0, 0
        :: m == SEPT_ADD ->   /* a = TDX level, b = external page */
             assert(a == 3 || (a == 2 && s3 != FREE) || (a == 1 && s2 != FREE));   /* sept-parent-first */
@@ -248,7 +259,8 @@ end:
        m = 0; a = 0; b = 0; w = 0 }
   :: atomic { tdx_tdx?m, w, b, c ->   /* ENTER_EPOCH: counted into the epoch, the guest runs */
        entering[w] = 0; inTd[w] = 1;
-       if :: launched[w] -> tdx_guest[w]!VMRESUME, 0, 0, 0 :: else -> tdx_guest[w]!VMLAUNCH, 0, 0, 0; launched[w] = 1 fi;
+       /* the LP has not flushed at this TD's epoch before its first entry: INVEPT first, the CPU then enters */
+       if :: launched[w] -> tdx_guest[w]!VMRESUME, 0, 0, 0 :: else -> tdx_cpu[w]!INVEPT, 0, 0, 0; launched[w] = 1 fi;
        m = 0; w = 0 }
   :: atomic {
        if
@@ -278,11 +290,13 @@ end:
 }
 
 /* A guest vCPU: ACCEPT its page (again after each entry until it succeeds), then HLT. */
-proctype Guest(byte v) {
+active [2] proctype Guest() {
+  byte v = _pid - 4;   /* pids: Vmm 0, KvmVm 1, KvmMmu 2, TdxModule 3, Guest 4–5, Cpu 6–7, Memory 8, KvmVcpu 9–10 */
   byte st = 0;
 end:
   do
-  :: atomic { tdx_guest[v]?m, a, b, c ->
+  :: atomic {
+       if :: tdx_guest[v]?m, a, b, c :: cpu_guest[v]?m, a, b, c fi;
        if
        :: (m == VMLAUNCH || m == VMRESUME) && ACCEPTS(v) -> assert(st < 2); guest_cpu[v]!ACCEPT, 0, 0, 0; st = 1
        :: (m == VMLAUNCH || m == VMRESUME) && !ACCEPTS(v) -> guest_cpu[v]!HLT, 0, 0, 0; st = 2
@@ -292,11 +306,13 @@ end:
   od
 }
 
-/* A CPU: the TDCALL goes to the module. */
-proctype Cpu(byte v) {
+/* A CPU: the TDCALL goes to the module; the first entry's INVEPT (an empty TLB) then VMLAUNCH. */
+active [2] proctype Cpu() {
+  byte v = _pid - 6;
 end:
   do
   :: atomic { guest_cpu[v]?m, a, b, c -> cpu_tdx[v]!m, 0, 0, 0; m = 0 }
+  :: atomic { tdx_cpu[v]?m, a, b, c -> cpu_guest[v]!VMLAUNCH, 0, 0, 0; m = 0 }
   od
 }
 
@@ -309,15 +325,18 @@ end:
   od
 }
 
-/* A KVM vCPU thread: KVM_TDX_INIT_VCPU (VP.CREATE, five VP.ADDCX, VP.INIT), KVM_RUN, the fault path of an
+/* A KVM vCPU thread: KVM_TDX_INIT_VCPU (VP.CREATE, five VP.ADDCX, VP.INIT, three VP.WR), KVM_RUN, the fault path of an
    ACCEPT's EPT violation (faultin, read mmu_lock, walk, freeze → SEPT.ADD → final value per missing level,
    freeze → AUG → leaf; a frozen SPTE or a lost cmpxchg: unlock and retry locally), HLT. */
-proctype KvmVcpu(byte v) {
+active [2] proctype KvmVcpu() {
+  byte v = _pid - 9;
   byte st = 0, addcx = 0;
   byte exitLevel = 0, lastRet = 0;
   byte at = 0, seen4, seen3, seen2, seen1;   /* the fault: level being mapped, the walk's SPTEs */
   byte cache = 0;                            /* pages taken from the page caches */
   byte frozen = 0;                           /* level of the SPTE this thread froze */
+  byte snap = 0;                             /* the fault's mmu_invalidate_seq snapshot + 1; 0: none yet */
+  bool pfnKnown = false;                     /* the fault's pfn, kept across a local retry */
 end:
   do
   :: atomic { vmm_vcpu[v]?m, a, b, c ->
@@ -331,8 +350,10 @@ end:
        :: m == VP_CREATE -> vcpu_tdx[v]!VP_ADDCX, 0, 0, 0; st = 2
        :: m == VP_ADDCX && addcx < 4 -> addcx++; vcpu_tdx[v]!VP_ADDCX, addcx, 0, 0
        :: m == VP_ADDCX && addcx == 4 -> vcpu_tdx[v]!VP_INIT, 0, 0, 0; addcx = 0
-       :: m == VP_INIT -> vcpu_vmm[v]!RET, 0, 0, 0; st = 0
-       :: m == EPT_VIOLATION -> exitLevel = a; vcpu_mmu[v]!FAULTIN, 0, 0, 0; st = 4
+       :: m == VP_INIT -> vcpu_tdx[v]!VP_WR, 0, 0, 0; addcx = 0
+       :: m == VP_WR && addcx < 2 -> addcx++; vcpu_tdx[v]!VP_WR, addcx, 0, 0
+       :: m == VP_WR && addcx == 2 -> vcpu_vmm[v]!RET, 0, 0, 0; st = 0; addcx = 0
+       :: m == EPT_VIOLATION -> exitLevel = a; pfnKnown = false; vcpu_mmu[v]!SEQ_READ, 0, 0, 0; st = 4
        :: m == TDCALL -> exitLevel = TDCALL_EXIT; st = 10; halted[v] = true   /* HLT: blocked */
        :: m == SEPT_ADD ->
             if
@@ -349,26 +370,29 @@ end:
        :: m == PAGE_AUG ->
             assert(a == 0);
             vcpu_mmu[v]!SPTE_WRITE, 1, 0, LEAF; vcpu_mmu[v]!UNLOCK, 0, 0, 0; vcpu_tdx[v]!VP_ENTER, 0, 0, 0;
-            lastRet = 1; at = 0; frozen = 0; seen4 = 0; seen3 = 0; seen2 = 0; seen1 = 0; st = 3
+            lastRet = 1; at = 0; frozen = 0; seen4 = 0; seen3 = 0; seen2 = 0; seen1 = 0; snap = 0; pfnKnown = false; st = 3
        fi;
        m = 0; a = 0 }
   :: atomic { mmu_vcpu[v]?m, a, b, c ->
        if
-       :: m == FAULTIN_RESULT -> assert(a == 1); vcpu_mmu[v]!LOCK_READ, 0, 0, 0; st = 5
-       :: m == LOCK_ACQUIRED -> vcpu_mmu[v]!WALK, 0, 0, 0; st = 6
-       :: m == WALK_RESULT ->
+       :: m == SEQ -> snap = a + 1; vcpu_mmu[v]!FAULTIN, 0, 0, 0; st = 11
+       :: m == FAULTIN_RESULT -> assert(a == 1); pfnKnown = true; vcpu_mmu[v]!LOCK_READ, 0, 0, 0; st = 5
+       :: m == LOCK_ACQUIRED -> vcpu_mmu[v]!WALK, 0, snap - 1, 0; st = 6
+       :: m == WALK_RESULT && c >= 128 ->   /* is_page_fault_stale: the sequence moved on since the snapshot */
+            vcpu_mmu[v]!UNLOCK, 0, 0, 0; vcpu_mmu[v]!SEQ_READ, 0, 0, 0; snap = 0; st = 4
+       :: m == WALK_RESULT && c < 128 ->
             seen4 = a; seen3 = b; seen2 = c; seen1 = NP;
             /* kvm_tdp_mmu_map: descend through present levels; stop at a frozen one or a missing one */
             if
             :: a == FZ || (a != NP && b == FZ) || (a != NP && b != NP && c == FZ) ->
-                 vcpu_mmu[v]!UNLOCK, 0, 0, 0; vcpu_mmu[v]!FAULTIN, 0, 0, 0; seen4 = 0; seen3 = 0; seen2 = 0; seen1 = 0; st = 4   /* RET_PF_RETRY, local retry */
+                 vcpu_mmu[v]!UNLOCK, 0, 0, 0; vcpu_mmu[v]!SEQ_READ, 0, 0, 0; seen4 = 0; seen3 = 0; seen2 = 0; seen1 = 0; snap = 0; st = 4   /* RET_PF_RETRY, local retry */
             :: a == NP -> at = 4; frozen = 4; vcpu_mmu[v]!CMPXCHG, 4, NP, FZ; st = 7
             :: a > FZ && b == NP -> at = 3; frozen = 3; vcpu_mmu[v]!CMPXCHG, 3, NP, FZ; st = 7
             :: a > FZ && b > FZ && c == NP -> at = 2; frozen = 2; vcpu_mmu[v]!CMPXCHG, 2, NP, FZ; st = 7
             :: a > FZ && b > FZ && c > FZ -> at = 1; frozen = 1; vcpu_mmu[v]!CMPXCHG, 1, NP, FZ; st = 8
             fi
        :: m == CMPXCHG_RESULT && a != 0 ->   /* lost: unlock, retry */
-            frozen = 0; at = 0; seen4 = 0; seen3 = 0; seen2 = 0; seen1 = 0; vcpu_mmu[v]!UNLOCK, 0, 0, 0; vcpu_mmu[v]!FAULTIN, 0, 0, 0; st = 4
+            frozen = 0; at = 0; seen4 = 0; seen3 = 0; seen2 = 0; seen1 = 0; snap = 0; vcpu_mmu[v]!UNLOCK, 0, 0, 0; vcpu_mmu[v]!SEQ_READ, 0, 0, 0; st = 4
        :: m == CMPXCHG_RESULT && a == 0 && st == 7 ->   /* SEPT.ADD of the page below the frozen SPTE */
             vcpu_tdx[v]!SEPT_ADD, frozen - 1, 1 + 4 * v + cache, 0; st = 9
        :: m == CMPXCHG_RESULT && a == 0 && st == 8 -> vcpu_tdx[v]!PAGE_AUG, 0, 0, 0; st = 9
@@ -380,14 +404,6 @@ end:
 /* no-deadlock: when nothing can move, both vCPU threads are halted and mmu_lock is free. */
 active proctype NoDeadlock() {
   timeout -> assert(halted[0] && halted[1] && !mmuLocked)
-}
-
-init {
-  atomic {
-    run Guest(0); run Guest(1);
-    run Cpu(0); run Cpu(1);
-    run KvmVcpu(0); run KvmVcpu(1)
-  }
 }
 
 

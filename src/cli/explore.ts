@@ -148,8 +148,10 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** One level of a preemption-bounded search. */
 function levelLine(l: PreemptionLevelEvent): string {
+  const took = `${l.states} states, ${l.transitions} transitions, ${(l.elapsedMs / 1000).toFixed(1)} s`;
+  if (l.stopped !== null) return `# up to ${plural(l.preemptions, 'preemption')}, not exhaustive (${l.stopped === 'interrupted' ? 'interrupted' : `the ${l.stopped} bound stopped it`}): ${took}`;
   const seen = l.unreached === 0 ? 'every reachable state seen' : `${l.cut} deliveries over the bound, leading to ${l.unreached} states not seen`;
-  return `# exhaustive up to ${plural(l.preemptions, 'preemption')}: ${l.states} states, ${l.transitions} transitions, ${(l.elapsedMs / 1000).toFixed(1)} s — ${seen}`;
+  return `# exhaustive up to ${plural(l.preemptions, 'preemption')}: ${took} — ${seen}`;
 }
 
 function headerLine(s: ExploreStart): string {

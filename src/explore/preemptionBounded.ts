@@ -49,6 +49,8 @@ export interface PreemptionLevel {
   /** States those deliveries lead to that the level did not visit; 0: the level saw every reachable state. */
   unreached: number;
   elapsedMs: number;
+  /** What stopped the level before it was done, or null: only a level that ran to its end is exhaustive up to its K. */
+  stopped: 'depth' | 'states' | 'time' | 'interrupted' | null;
 }
 
 /** The most preemptions a bound may ask for (the table keeps a node's count in a byte). */
@@ -99,8 +101,8 @@ export function startPreemptionBounded(
   let violation: Violation | null = null;
   let elapsed = 0;
 
-  const closeLevel = (): PreemptionLevel => {
-    const l: PreemptionLevel = { preemptions: k, states: level.states.size, transitions: level.counters.transitions, cut: level.counters.cut, unreached: level.unreached(), elapsedMs: now() - levelStart };
+  const closeLevel = (stopped: PreemptionLevel['stopped'] = level.counters.bound): PreemptionLevel => {
+    const l: PreemptionLevel = { preemptions: k, states: level.states.size, transitions: level.counters.transitions, cut: level.counters.cut, unreached: level.unreached(), elapsedMs: now() - levelStart, stopped };
     levels.push(l);
     opts.onLevel?.(l);
     return l;
@@ -130,7 +132,7 @@ export function startPreemptionBounded(
     interrupt() {
       if (done) return;
       interrupted = true;
-      closeLevel();
+      closeLevel('interrupted');
       finish();
     },
     result(): ExploreResult {

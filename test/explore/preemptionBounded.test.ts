@@ -114,6 +114,12 @@ describe('tdxsim explore --preemptions (CLI)', () => {
     expect(some.stdout).toContain('# exhaustive up to 0 preemptions: 8381 states');
     expect(some.stdout).toContain('# exhaustive up to 1 preemption: 40317 states');
     expect(some.stdout).toContain('preemption bound reached: schedules with more than 1 preemption were not searched (they reach 2634 states not seen)');
+    // A level a bound stops is not exhaustive up to its K, and says so.
+    const cut = tdxsim(dir, 'explore', 'parallel-faults', '--preemptions', '3', '--max-states', '20000', '--quiet');
+    expect(cut.status).toBe(3);
+    expect(cut.stdout).toMatch(/^# exhaustive up to 0 preemptions: \d+ states/m);
+    expect(cut.stdout).toMatch(/^# up to 1 preemption, not exhaustive \(the states bound stopped it\): 20000 states, \d+ transitions, /m);
+    expect(cut.stdout).not.toContain('# exhaustive up to 1 preemption');
     const all = tdxsim(dir, 'explore', 'parallel-faults', '--preemptions', '9', '--quiet', '--json');
     expect(all.status).toBe(0);
     const json = JSON.parse(all.stdout) as { verdict: string; preemptions: { bound: number; levels: { preemptions: number; unreached: number }[] } };
