@@ -142,7 +142,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
   actors.push({
     id: 'kvm.mmu',
     machine: tdpMmuMachine,
-    input: { vmType: s.vm.type, gpaw, directRootPfn: HOST_LAYOUT.directRootPfn, mirrorRootPfn: td ? HOST_LAYOUT.mirrorRootPfn : null, memslots, privateHugePages: s.policies.privateHugePages },
+    input: { vmType: s.vm.type, gpaw, directRootPfn: HOST_LAYOUT.directRootPfn, mirrorRootPfn: td ? HOST_LAYOUT.mirrorRootPfn : null, memslots, privateHugePages: s.policies.privateHugePages, sharedSuppressVe: s.policies.sharedSuppressVe },
   });
   actors.push({
     id: 'vmm',

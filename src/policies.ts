@@ -21,6 +21,11 @@ export interface PolicySpec {
   otherwise: string;
   /** Where docs/tdx-semantics.md describes it (its § sections). */
   section: string;
+  /**
+   * For a switch whose other setting is an earlier KVM: the upstream patch, thread or commit that
+   * behaved that way and the one that changed it (facts in the project's words, not quotations).
+   */
+  history?: string;
 }
 
 /**
@@ -60,9 +65,12 @@ export const POLICIES = {
   zapBusyKickRetry: {
     default: true,
     effect:
-      'a BLOCK, TRACK, REMOVE or DEMOTE under write mmu_lock that returns TDX_OPERAND_BUSY is retried once after forcing every vCPU out of guest mode (tdh_do_no_vcpus: KVM_REQ_OUTSIDE_GUEST_MODE and wait); only a second BUSY is a KVM bug',
-    otherwise: 'the first BUSY is a KVM_BUG_ON, as before tdh_do_no_vcpus: a guest holding the entry lock in TDG.MEM.PAGE.ACCEPT, or a vCPU in TDH.VP.ENTER, kills the VM',
-    section: '§7.3',
+      'a BLOCK, TRACK, REMOVE or DEMOTE under write mmu_lock that returns TDX_OPERAND_BUSY is retried once after forcing every vCPU out of guest mode and keeping it out (wait_for_sept_zap, KVM_REQ_OUTSIDE_GUEST_MODE and wait: tdx_no_vcpus_enter_start/stop in v6.16, the tdh_do_no_vcpus macro in [KX]); only a second BUSY is a KVM bug',
+    otherwise:
+      'the blind retries that came before any kick (TDX MMU part 2, Nov 2024): TRACK is issued again while it returns BUSY; REMOVE (and the split\'s DEMOTE) again while it returns BUSY with operand SEPT_TREE; BLOCK up to 16 more times on BUSY|SEPT_TREE, then a KVM_BUG_ON; a BUSY with any other operand — the S-EPT entry lock a guest TDG.MEM.PAGE.ACCEPT holds, TDX_OPERAND_BUSY|RCX — is a KVM_BUG_ON at once',
+    section: '§7.3, §9',
+    history:
+      'TDX MMU part 2 v2 (Nov 2024) carried "[HACK] KVM: TDX: Retry seamcall when TDX_OPERAND_BUSY with operand SEPT": the SEAMCALL wrappers repeated a call up to 16 times while it returned BUSY|SEPT and left other BUSYs to their callers; KVM looped on REMOVE\'s SEPT BUSY and on any BUSY of TRACK, and turned BLOCK\'s SEPT BUSY into -EAGAIN, which the TDP MMU\'s remove path takes as a KVM_BUG_ON. Yan Zhao\'s "KVM: TDX: Kick off vCPUs when SEAMCALL is busy during TD page removal" (patch 4/7 of "KVM: TDX SEPT SEAMCALL retry", Jan 2025, suggested by Sean Christopherson) replaced those loops with one retry after tdx_no_vcpus_enter_start(), which v6.16 has; [KX] folds it into tdh_do_no_vcpus',
   },
   kickAfterTrack: {
     default: true,
@@ -96,6 +104,66 @@ export const POLICIES = {
       'the fault maps what it read before the invalidation: a private fault racing a conversion to shared installs a private page in a GFN that is now shared (and the page the zap just removed)',
     section: '§6.ii A.5, §6.iv',
   },
+  splitChecksBlock: {
+    default: true,
+    effect:
+      'with privateHugePages and splitOnAcceptLevel: the split goes on to TDH.MEM.TRACK and TDH.MEM.PAGE.DEMOTE only once TDH.MEM.RANGE.BLOCK has blocked the huge leaf; a BLOCK that returns TDX_OPERAND_BUSY goes through the kick and retry of zapBusyKickRetry like any other zap SEAMCALL',
+    otherwise:
+      'nobody looks at BLOCK\'s status: the split issues TRACK and DEMOTE whatever BLOCK returned, so a BLOCK that met TDX_OPERAND_BUSY (a guest TDG.MEM.PAGE.ACCEPT holding the 2M entry lock, a zero-step TDH.VP.ENTER holding the S-EPT tree) leaves the leaf unblocked and the module refuses DEMOTE with TDX_GPA_RANGE_NOT_BLOCKED (remove-after-track names the call, no-failure the KVM_BUG_ON that follows)',
+    section: '§6.iii step 4, §6.v',
+    history:
+      'the 2022 intel/tdx large-page code: its BLOCK hook (tdx_sept_zap_private_spte) returned void, so the TDP MMU split went on to the remote TLB flush and to tdx_sept_split_private_spte\'s DEMOTE whatever BLOCK had returned (a failed BLOCK only tripped a KVM_BUG_ON inside the hook, which the model does not take, to show the DEMOTE it leads to); v6 of that series (Xiaoyao Li, Isaku Yamahata, "KVM: x86/tdp_mmu, TDX: Split a large page when 4KB page within it converted to shared", Nov 2023) returned -EAGAIN for a BUSY BLOCK and demoted only after a successful one, and Yan Zhao\'s huge-page RFC v1 (Apr 2025) onwards kicks the vCPUs and retries BLOCK before TRACK and DEMOTE',
+  },
+  memoryFaultExit: {
+    default: true,
+    effect:
+      'a fault whose private/shared access does not match the GFN\'s attribute (or a private fault outside guest_memfd) exits to userspace with KVM_EXIT_MEMORY_FAULT (gpa, size 4K, KVM_MEMORY_EXIT_FLAG_PRIVATE for a private access), and the VMM converts the page as QEMU does',
+    otherwise:
+      'the fault ends RET_PF_RETRY and KVM re-enters the guest (there was no local retry then), which faults again at the same RIP until some other vCPU converts the GFN; a guest that touches the private alias of a page it made shared loops for good, and the TDX module\'s zero-step count climbs (ept-violation-progress)',
+    section: '§6.ii A.4, §6.iv',
+    history:
+      'RFC v5 of the TDX series ("KVM: x86/tdp_mmu: prevent private/shared map based on PRIVATE_PROHIBIT", Isaku Yamahata, Mar 2022) kept the side a GFN may be mapped on in an SPTE software bit, MapGPA being handled in the kernel, and answered a disallowed mapping with RET_PF_RETRY so that the vCPU would loop in the fault until another vCPU changed it; with guest_memfd, "KVM: x86/mmu: Handle page fault for private memory" (8dd2eee9d526, v6.8) turns the mismatch into KVM_EXIT_MEMORY_FAULT for userspace to resolve (implicit conversion)',
+  },
+  unexpectedPendingCheck: {
+    default: true,
+    effect:
+      'tdx_is_sept_violation_unexpected_pending: an EPT-violation exit on a private GPA with EEQ type PENDING_EPT_VIOLATION and no PROT bits — the guest touched a page it never accepted, with SEPT_VE_DISABLE set — marks the VM dead and KVM_RUN returns -EIO',
+    otherwise:
+      'the exit goes down the ordinary fault path: the mirror leaf is already there, so the fault is spurious (RET_PF_SPURIOUS), KVM re-enters, and the guest takes the same exit again, for good: the TDX module counts these exits for zero-step (ept-violation-progress), and past its threshold its stepping filter refuses every entry while the page is PENDING (non-progress finds the loop)',
+    section: '§6.ii B.3, §5a.6, §9',
+    history:
+      'Yan Zhao\'s "KVM: TDX: Detect unexpected SEPT violations due to pending SPTEs" was new in the first posting of TDX "the rest" (v2 posted by Binbin Wu, Feb 2025) and is in v6.16; the TDX patches before it had no test for the exit type, and the EPT-violation handler treated the exit as a write fault like any other. v6.16 also requires bit 6 of the exit qualification clear, [KX] only the type and the PROT bits (§9)',
+  },
+  sharedSuppressVe: {
+    default: true,
+    effect:
+      'the shared EPT\'s (direct root\'s) non-present SPTEs hold SHADOW_NONPRESENT_VALUE (bit 63, suppress-#VE): a new page-table page is filled with it and a zap writes it, so a guest access to a shared GPA KVM has not mapped is an EPT-violation exit that KVM handles',
+    otherwise:
+      'the value before TDX: a non-present SPTE is 0 (a frozen one 0x5a0, REMOVED_SPTE), suppress-#VE clear. The CPU converts an access to an unmapped shared GPA into a #VE, the guest\'s handler takes it for MMIO (TDG.VP.VMCALL<#VE.RequestMMIO>), and KVM never maps the page (shared-spte-suppress-ve names the entry the walk stopped at). The model never freezes a direct-root SPTE (it has no read-lock zap of that root), so only non-present and freshly linked entries change',
+    section: '§3.4, §6.vii, §9',
+    history:
+      '"KVM: x86/mmu: Allow non-zero value for non-present SPTE and removed SPTE" (v14 032/113, Sean Christopherson, posted by Isaku Yamahata, May 2023, [S001]; mainline 7f01cab84928) made bit 63 the non-present value for every VM; before it mainline KVM wrote 0, and the 2021–2022 TDX patches used a per-VM shadow_init_value that was the suppress-#VE bit only for TDX ([S000])',
+  },
+  snapshotBeforeAttributes: {
+    default: true,
+    effect:
+      'kvm_mmu_faultin_pfn snapshots mmu_invalidate_seq first, then reads the GFN\'s attribute and backing and decides a private/shared mismatch, in a later step: every attribute change after the snapshot is seen by is_page_fault_stale, and no exit to userspace is decided on an attribute older than the snapshot',
+    otherwise:
+      'the attribute is read first and the sequence snapshotted in a later step: a conversion that completes in between is invisible, so the fault exits with KVM_EXIT_MEMORY_FAULT for an access that matches the attribute by then (no-spurious-memory-fault), or maps a page on the side the attribute just left',
+    section: '§6.ii A.4–A.5, §6.iv',
+    history:
+      '"KVM: x86/mmu: Handle page fault for private memory" (8dd2eee9d526, v6.8) set fault->is_private from the attributes in kvm_mmu_do_page_fault, before kvm_faultin_pfn\'s snapshot, and compared it with a second read made after it; Isaku Yamahata\'s RFC "KVM: x86: Introduce fault type to indicate kvm page fault is private" (v2, Jun 2023) pointed out that another thread can change the attributes between the two reads. Sean Christopherson\'s "KVM: x86/mmu: Use synthetic page fault error code to indicate private faults" (b3d5dc629c32) and "Move private vs. shared check above slot validity checks" (44f42ef37deb), both v6.10, leave a single attribute read, after the snapshot. A TD\'s access is private or shared by its GPA, so the model moves the one read',
+  },
+  trackBeforeRemove: {
+    default: true,
+    effect:
+      'the remove hook runs tdx_track between TDH.MEM.RANGE.BLOCK and TDH.MEM.PAGE.REMOVE (TRACK, then the kick of kickAfterTrack), so the block is tracked when REMOVE comes',
+    otherwise:
+      'REMOVE follows BLOCK at once: nothing has advanced the TD epoch since the block, so in a running TD the module refuses REMOVE with TDX_TLB_TRACKING_NOT_DONE in every schedule (remove-after-track names it, no-failure the KVM_BUG_ON); unlike kickAfterTrack off, not even TRACK is issued. The split path keeps its TRACK (it came later)',
+    section: '§7.4, §6.iv step 4',
+    history:
+      'v9 of the TDX series ("KVM: TDX: TDP MMU TDX support", Isaku Yamahata, Sep 2022): for a zapped private leaf the TDP MMU called the BLOCK hook and the REMOVE hook back to back and left TDH.MEM.TRACK to the remote-TLB-flush hook, which runs after the zap; later revisions issue it in the remove hook before REMOVE (kvm_flush_remote_tlbs, then tdx_track)',
+  },
   zeroStepThreshold: {
     default: STEPPING_EPF_THRESHOLD,
     range: [1, EPF_GPA_LIST_SIZE],
@@ -116,7 +184,8 @@ export const DEFAULT_POLICIES: Policies = Object.fromEntries(Object.entries(POLI
 
 /** An editor shows the description on hover (the scenario's JSON Schema carries it). */
 function policySchema(p: PolicySpec): z.ZodDefault<z.ZodBoolean> | z.ZodDefault<z.ZodNumber> {
-  const description = typeof p.default === 'boolean' ? `on: ${p.effect}. Off: ${p.otherwise} (${p.section})` : `${p.effect}. ${p.otherwise} (${p.section})`;
+  const history = p.history === undefined ? '' : `. History: ${p.history}`;
+  const description = typeof p.default === 'boolean' ? `on: ${p.effect}. Off: ${p.otherwise} (${p.section})${history}` : `${p.effect}. ${p.otherwise} (${p.section})`;
   if (typeof p.default === 'boolean') return z.boolean().default(p.default).describe(description);
   const [min, max] = p.range!;
   return z.number().int().min(min).max(max).default(p.default).describe(description);

@@ -166,7 +166,8 @@ export const guestVcpuMachine = setup({
     },
     acceptOk: ({ event }) => payloadOf(event, 'tdcall-return', 'TDG.MEM.PAGE.ACCEPT').RAX === TDX_SUCCESS,
     acceptRangeDone: ({ context }) => context.accept!.start + levelBytes(context.accept!.level) >= context.accept!.end,
-    canTrySmaller: ({ context }) => acceptLevelFor(context.accept!.start, context.accept!.end, context.accept!.level - 1) >= 0,
+    canTrySmaller: ({ context }) =>
+      (cur(context) as Extract<PlacedInsn, { op: 'accept' }>).fallback !== false && acceptLevelFor(context.accept!.start, context.accept!.end, context.accept!.level - 1) >= 0,
     hasPrologue: ({ context }) => context.veHandlerPrologue.length > 0,
     prologueDone: ({ context }) => context.prologuePc + 1 >= context.veHandlerPrologue.length,
     isTd: ({ context }) => context.vmType === 'tdx',

@@ -10,8 +10,11 @@ export type AccessSize = 1 | 2 | 4 | 8;
 export type GuestOp =
   | { op: 'load'; gpa: bigint; gla: bigint; size: AccessSize; reg: GuestReg }
   | { op: 'store'; gpa: bigint; gla: bigint; size: AccessSize; value: bigint }
-  /** tdx_accept_memory(gpa, gpa + size): TDG.MEM.PAGE.ACCEPT in the largest sizes that fit (§6.ii A.1). */
-  | { op: 'accept'; gpa: bigint; size: bigint }
+  /**
+   * tdx_accept_memory(gpa, gpa + size): TDG.MEM.PAGE.ACCEPT in the largest sizes that fit (§6.ii A.1);
+   * `fallback: false` is a guest that panics where Linux would try the next smaller size.
+   */
+  | { op: 'accept'; gpa: bigint; size: bigint; fallback?: boolean }
   /** tdx_map_gpa(gpa, gpa + size, to === 'private'): TDG.VP.VMCALL<MapGPA> with Linux's retry rule (§6.iv). */
   | { op: 'mapGpa'; gpa: bigint; size: bigint; to: 'shared' | 'private' }
   | { op: 'hlt' }

@@ -37,8 +37,11 @@ export interface FaultState {
   populateSource: bigint | null;
   /** fault->goal_level: the level the leaf is installed at (PG_LEVEL_4K unless kvm.mmu allows 2M). */
   goalLevel: number;
-  /** fault->mmu_seq: the invalidation sequence kvm_mmu_faultin_pfn saw; null before it ran. */
+  /** fault->mmu_seq: the invalidation sequence kvm_mmu_faultin_pfn snapshotted; null before the snapshot. */
   mmuSeq: number | null;
+  /** What kvm_mmu_faultin_pfn read of the GFN: its PRIVATE attribute and the memslot's kind; null before. */
+  attrPrivate: boolean | null;
+  slot: 'none' | 'normal' | 'gmem' | null;
   path: readonly WalkStep[];
   /** Index into `path` of the SPTE being handled. */
   at: number;
@@ -85,6 +88,8 @@ export function beginFault(c: KvmVcpuContext, gpa: bigint, q: bigint, extraEc: b
     populateSource,
     goalLevel: PG_LEVEL_4K,
     mmuSeq: null,
+    attrPrivate: null,
+    slot: null,
     path: [],
     at: 0,
     ret: null,

@@ -23,7 +23,7 @@ import { TDX_SUCCESS, isOperandBusy, tdxStatusName } from '../../src/arch/tdxSta
 import type { Memslot } from './memslots.ts';
 import type { FaultState } from './kvmPageFault.ts';
 import type { Policies } from '../../src/policies.ts';
-import { vcpuSetup, assign, emit, type Emitted, type VcpuGuards } from './vcpuSetup.ts';
+import { vcpuSetup, assign, emit, enqueueActions, type Emitted, type VcpuGuards } from './vcpuSetup.ts';
 import { vcpuRunGuards, vcpuRunActions, vcpuRunStates } from './vcpuRun.ts';
 import { mmuPageFaultGuards, mmuPageFaultActions, mmuPageFaultStates } from './mmuPageFault.ts';
 import { tdxCheckAcceptLevelGuards, tdxCheckAcceptLevelActions } from './tdxCheckAcceptLevel.ts';
@@ -58,7 +58,8 @@ export interface KvmVcpuInput {
   /**
    * The scenario's policy switches (src/policies.ts). This thread reads splitOnAcceptLevel (with
    * privateHugePages: tdx_check_accept_level exists only in the huge-page series), zapBusyKickRetry,
-   * kickAfterTrack, freezeMirrorSpte, localRetry, busyLeavesFastpath, staleFaultCheck and globalGuestInhibit.
+   * kickAfterTrack, splitChecksBlock, freezeMirrorSpte, localRetry, busyLeavesFastpath, staleFaultCheck,
+   * snapshotBeforeAttributes, memoryFaultExit, unexpectedPendingCheck, sharedSuppressVe and globalGuestInhibit.
    */
   policies: Policies;
   /** Number of vCPUs: the ones a kvm_make_all_cpus_request from this thread must wait for. */
@@ -99,7 +100,7 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   /** Next free page in the external page cache (S-EPT pages for TDH.MEM.SEPT.ADD). */
   nextExternalPfn: number;
   /** tdx_check_accept_level in progress: the huge mirror leaf being split and the tdh_do_no_vcpus retry flag. */
-  split: { reqPgLevel: number; huge: WalkStep | null; retried: boolean } | null;
+  split: { reqPgLevel: number; huge: WalkStep | null; retried: boolean; blindRetries: number } | null;
   /** Policy globalGuestInhibit off: the ranges this vCPU inhibited (level and range index), seen by no other vCPU. */
   ownInhibit: readonly string[];
   /** kvm_tdx->wait_for_sept_zap as this thread last saw it: set by another thread's tdh_do_no_vcpus kick. */
@@ -142,6 +143,11 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   launched: boolean;
   /** The last page fault's outcome and what the emulator answered, for readers of a replay. */
   lastFault: { gpa: bigint; errorCode: bigint; ret: string; emulation: string | null } | null;
+  /**
+   * The fault's mmu_invalidate_seq snapshot behind the KVM_EXIT_MEMORY_FAULT this thread made, until the
+   * next KVM_RUN; read by no-spurious-memory-fault.
+   */
+  memoryFaultSeq: number | null;
   deathReason: string | null;
 }
 
@@ -161,6 +167,10 @@ const sharedActions = {
     detail: `kvm.vcpu${context.vcpu}: ${context.deathReason}`,
   })),
   unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
+  /** Back from userspace: the exit's snapshot is of no further interest. */
+  forgetMemoryFault: enqueueActions(({ context, enqueue }) => {
+    if (context.memoryFaultSeq !== null) enqueue.assign({ memoryFaultSeq: null });
+  }),
 };
 
 type Joined<T extends readonly object[]> = T extends readonly [infer H, ...infer R extends readonly object[]] ? H & Joined<R> : unknown;
@@ -224,6 +234,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     emulated: null,
     launched: false,
     lastFault: null,
+    memoryFaultSeq: null,
     deathReason: null,
   }),
   initial: 'inUserspace',
@@ -238,6 +249,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
   states: {
     /** Outside KVM_RUN: the VMM owns the thread. */
     inUserspace: {
+      exit: 'forgetMemoryFault',
       on: {
         KVM_RUN: [
           { guard: 'mmioPending', target: 'entering', actions: 'completeMmio' },

@@ -28,8 +28,9 @@
  * competes for it.
  */
 import { setup, assign, emit, enqueueActions, and } from 'xstate';
-import { noVcpus, kicking, allCpusRequest } from './noVcpus.ts';
-import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams } from '../../src/protocol/messages.ts';
+import { noVcpus, kicking, allCpusRequest, blindRetryable } from './noVcpus.ts';
+import { sharedNonPresentSpte } from './tdpIter.ts';
+import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDX_SUCCESS, TDX_NO_HKID_READY_TO_WBCACHE, TDX_FLUSHVP_NOT_DONE, TDCS_EXEC_TSC_OFFSET, TDCS_EXEC_TSC_MULTIPLIER, tdxStatusName } from '../../src/arch/tdxStatus.ts';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO } from '../../src/arch/kvmApi.ts';
@@ -54,7 +55,10 @@ export interface KvmVmInput {
   globalKeyid: number;
   /** Each guest_memfd file, by the memslot bound to it, and the GFNs it backs. */
   gmem: readonly { slot: number; gfnStart: bigint; gfnEnd: bigint }[];
-  /** The scenario's policy switches (src/policies.ts); the zaps read zapBusyKickRetry and kickAfterTrack. */
+  /**
+   * The scenario's policy switches (src/policies.ts); the zaps read zapBusyKickRetry, trackBeforeRemove,
+   * kickAfterTrack and, for the shared root, sharedSuppressVe.
+   */
   policies: Policies;
 }
 
@@ -68,6 +72,8 @@ export interface ZapState {
   at: number;
   /** tdh_do_no_vcpus already kicked the vCPUs and retried the current SEAMCALL once. */
   retried: boolean;
+  /** Policy zapBusyKickRetry off: how often the current BLOCK was repeated blindly after BUSY|SEPT_TREE. */
+  blindRetries: number;
   /** 4K page of the current leaf whose cache lines TDH.PHYMEM.PAGE.WBINVD writes back next. */
   wbinvdAt: number;
 }
@@ -141,7 +147,9 @@ function privateLeafZap(next: string) {
     initial: 'writingSpte',
     states: {
       writingSpte: { entry: 'zapSpte', always: 'blocking' },
-      ...noVcpus('kvmVm', 'blocking', 'TDH.MEM.RANGE.BLOCK', 'block', 'tracking'),
+      ...noVcpus('kvmVm', 'blocking', 'TDH.MEM.RANGE.BLOCK', 'block', 'blocked'),
+      /** Policy trackBeforeRemove off: REMOVE right after BLOCK, as v9 of the TDX series did. */
+      blocked: { always: [{ guard: 'trackBeforeRemove', target: 'tracking' }, { target: 'removing' }] },
       ...noVcpus('kvmVm', 'tracking', 'TDH.MEM.TRACK', 'track', 'tracked'),
       /** tdx_track: after TRACK, wait until every vCPU has left the epoch it entered in (policy kickAfterTrack). */
       tracked: { always: [{ guard: 'kickAfterTrack', target: 'kicking' }, { target: 'removing' }] },
@@ -192,7 +200,9 @@ export const kvmVmMachine = setup({
     seamcallBusy: ({ event }) => isOperandBusy((event.msg.payload as Gprs).RAX!),
     retried: ({ context }) => context.zap!.retried,
     kickRetryOnBusy: ({ context }) => context.policies.zapBusyKickRetry,
+    blindRetry: ({ context, event }, params: { call: HostSeamcall }) => blindRetryable(params.call, seamcallStatus(event), context.zap!.blindRetries),
     kickAfterTrack: ({ context }) => context.policies.kickAfterTrack,
+    trackBeforeRemove: ({ context }) => context.policies.trackBeforeRemove,
     acksDone: ({ context }) => context.kickWaiting === 0,
     moreLeaves: ({ context }) => context.zap!.at < context.zap!.leaves.length,
     zappingMirror: ({ context }) => context.zap!.root === 'mirror',
@@ -243,15 +253,19 @@ export const kvmVmMachine = setup({
       zap: ({ context, event }) => {
         const r = payloadOf(event, 'mmu', 'TDP_LEAF_SCAN_RESULT');
         const range = scanRange(context);
-        return { root: r.root, gfnStart: range.gfnStart, gfnEnd: range.gfnEnd, leaves: r.leaves, at: 0, retried: false, wbinvdAt: 0 };
+        return { root: r.root, gfnStart: range.gfnStart, gfnEnd: range.gfnEnd, leaves: r.leaves, at: 0, retried: false, blindRetries: 0, wbinvdAt: 0 };
       },
     }),
-    /** tdp_mmu_set_spte under write mmu_lock: the leaf becomes SHADOW_NONPRESENT_VALUE before any hook runs. */
+    /**
+     * tdp_mmu_set_spte under write mmu_lock: the leaf becomes SHADOW_NONPRESENT_VALUE before any hook runs
+     * (a shared leaf 0 with policy sharedSuppressVe off, the value before TDX).
+     */
     zapSpte: emit(({ context }) => {
       const l = leaf(context);
-      return out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: -1, root: context.zap!.root, gfn: l.gfn, pgLevel: l.pgLevel, tablePfn: l.tablePfn, index: l.index, oldSpte: l.spte, newSpte: SHADOW_NONPRESENT_VALUE, childPfn: null });
+      const nonPresent = context.zap!.root === 'direct' ? sharedNonPresentSpte(context.policies.sharedSuppressVe) : SHADOW_NONPRESENT_VALUE;
+      return out(MMU, 'mmu', 'SPTE_WRITE', { vcpu: -1, root: context.zap!.root, gfn: l.gfn, pgLevel: l.pgLevel, tablePfn: l.tablePfn, index: l.index, oldSpte: l.spte, newSpte: nonPresent, childPfn: null });
     }),
-    nextLeaf: assign({ zap: ({ context }) => ({ ...context.zap!, at: context.zap!.at + 1, retried: false, wbinvdAt: 0 }) }),
+    nextLeaf: assign({ zap: ({ context }) => ({ ...context.zap!, at: context.zap!.at + 1, retried: false, blindRetries: 0, wbinvdAt: 0 }) }),
     nextWbinvd: assign({ zap: ({ context }) => ({ ...context.zap!, wbinvdAt: context.zap!.wbinvdAt + 1 }) }),
     block: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MEM.RANGE.BLOCK', { RCX: leafPageInfo(context), RDX: context.tdr })),
     track: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MEM.TRACK', { RCX: context.tdr })),
@@ -264,7 +278,9 @@ export const kvmVmMachine = setup({
     /** The page goes back to the host: cleared with KeyID 0 (MOVDIR64B), so no TD-key line survives. */
     clearPage: emit(({ context }) => out('hw.mem', 'mem', 'MEM_ZERO', { pa: leafPa(context), bytes: pageSizeOfPgLevel(leaf(context).pgLevel), keyid: 0, tag: 'kvm.vm' })),
     markRetried: assign({ zap: ({ context }) => ({ ...context.zap!, retried: true }) }),
-    clearRetried: assign({ zap: ({ context }) => ({ ...context.zap!, retried: false }) }),
+    clearRetried: assign({ zap: ({ context }) => ({ ...context.zap!, retried: false, blindRetries: 0 }) }),
+    /** Only BLOCK's blind retries are bounded (and so counted); TRACK and REMOVE were repeated for as long as it took. */
+    countBlindRetry: assign({ zap: ({ context, event }) => (event.type === 'TDH.MEM.RANGE.BLOCK' ? { ...context.zap!, blindRetries: context.zap!.blindRetries + 1 } : context.zap!) }),
     /** kvm_make_all_cpus_request: every vCPU, each acknowledging when it is (or has been forced) out of guest mode. */
     kickAll: enqueueActions(({ context, enqueue }, params: { waitForSeptZap: boolean }) => {
       const msgs = allCpusRequest('KVM_REQ_OUTSIDE_GUEST_MODE', context.vcpus, null, params.waitForSeptZap);
@@ -286,7 +302,7 @@ export const kvmVmMachine = setup({
     }),
     kvmBugSeamcall: assign({
       error: ({ context, event }) =>
-        `KVM_BUG_ON: ${event.type} for GPA ${hex(gfnToGpa(leaf(context).gfn))} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}${context.zap!.retried ? ' after all vCPUs were kicked' : ''} (§7.3)`,
+        `KVM_BUG_ON: ${event.type} for GPA ${hex(gfnToGpa(leaf(context).gfn))} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}${context.zap!.retried ? ' after all vCPUs were kicked' : ''}${context.zap!.blindRetries > 0 ? ` after ${context.zap!.blindRetries} retries` : ''} (§7.3)`,
     }),
     // ---- Teardown (§5b.4) ----
     noteClose: assign({ closing: ({ event }) => event.type as 'kvm-vm' | 'kvm-vcpu' | 'kvm-gmem' }),

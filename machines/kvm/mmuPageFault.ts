@@ -51,6 +51,7 @@ import { hex } from '../../src/arch/hex.ts';
 import { sizeMask } from '../guest/program.ts';
 import { lpageKey } from './tdpMmu.ts';
 import { MMU, fault, stepAt, beginFault, leafSpte, mmioSpte } from './kvmPageFault.ts';
+import { sharedNonPresentSpte } from './tdpIter.ts';
 import { tdxCheckAcceptLevelStates } from './tdxCheckAcceptLevel.ts';
 import { assign, emit, enqueueActions, type VcpuGuards } from './vcpuSetup.ts';
 
@@ -72,6 +73,7 @@ export const mmuPageFaultGuards = {
   unexpectedPending: ({ context }) => {
     const x = context.exit!;
     return (
+      context.policies.unexpectedPendingCheck &&
       context.vmType === 'tdx' &&
       (x.gpa & sharedBit(context.gpaw)) === 0n &&
       (x.eeq & TDX_EXT_EXIT_QUAL_TYPE_MASK) === BigInt(TDX_EXT_EXIT_QUAL_TYPE_PENDING_EPT_VIOLATION) &&
@@ -80,14 +82,16 @@ export const mmuPageFaultGuards = {
   },
   /**
    * kvm_mmu_faultin_pfn: a private fault on a shared GFN or the other way round, or a private fault
-   * without guest_memfd, goes to userspace as KVM_EXIT_MEMORY_FAULT (§6.ii A.4).
+   * without guest_memfd, goes to userspace as KVM_EXIT_MEMORY_FAULT (§6.ii A.4). Decided on what the
+   * fault read, once it has both its snapshot and its attribute.
    */
-  faultinMismatch: ({ context, event }) => {
-    const r = payloadOf(event, 'mmu', 'FAULTIN_RESULT');
+  faultinMismatch: ({ context }) => {
     const f = fault(context);
-    if (context.vmType !== 'tdx' || r.slot === 'none') return false;
-    return f.isPrivate !== r.attrPrivate || (f.isPrivate && r.slot !== 'gmem');
+    if (context.vmType !== 'tdx' || f.slot === null || f.slot === 'none') return false;
+    return f.isPrivate !== f.attrPrivate || (f.isPrivate && f.slot !== 'gmem');
   },
+  snapshotBeforeAttributes: ({ context }) => context.policies.snapshotBeforeAttributes,
+  memoryFaultExit: ({ context }) => context.policies.memoryFaultExit,
   retFixed: ({ context }) => fault(context).ret === RET_PF_FIXED,
   retRetry: ({ context }) => fault(context).ret === RET_PF_RETRY,
   stepFrozen: ({ context }) => isFrozenSpte(stepAt(context).spte),
@@ -113,7 +117,7 @@ export const mmuPageFaultGuards = {
 export const mmuPageFaultActions = {
   beginEptViolation: assign({ fault: ({ context }) => beginFault(context, context.exit!.gpa, context.exit!.exitQualification, 0n) }),
   /** Local retry (§7.3): the same fault again from kvm_mmu_faultin_pfn, without re-entering the guest. */
-  resetFault: assign({ fault: ({ context }) => ({ ...fault(context), path: [], at: 0, ret: null, mmuSeq: null }) }),
+  resetFault: assign({ fault: ({ context }) => ({ ...fault(context), path: [], at: 0, ret: null, mmuSeq: null, attrPrivate: null, slot: null }) }),
   faultinRequest: emit(({ context }) => out(MMU, 'mmu', 'FAULTIN', { vcpu: context.vcpu, gfn: fault(context).gfn, isPrivate: fault(context).isPrivate })),
   /**
    * The level comes from kvm.mmu's kvm_mmu_max_mapping_level, except for KVM_TDX_INIT_MEM_REGION: the
@@ -124,9 +128,12 @@ export const mmuPageFaultActions = {
     fault: ({ context, event }) => {
       const r = payloadOf(event, 'mmu', 'FAULTIN_RESULT');
       const f = fault(context);
-      return { ...f, pfn: r.pfn, goalLevel: f.populateSource !== null ? PG_LEVEL_4K : r.maxLevel, mmuSeq: r.mmuSeq };
+      return { ...f, pfn: r.pfn, goalLevel: f.populateSource !== null ? PG_LEVEL_4K : r.maxLevel, attrPrivate: r.attrPrivate, slot: r.slot };
     },
   }),
+  /** fault->mmu_seq = vcpu->kvm->mmu_invalidate_seq; smp_rmb() (§6.ii A.4). */
+  mmuSeqRead: emit(({ context }) => out(MMU, 'mmu', 'MMU_INVALIDATE_SEQ_READ', { vcpu: context.vcpu })),
+  recordMmuSeq: assign({ fault: ({ context, event }) => ({ ...fault(context), mmuSeq: payloadOf(event, 'mmu', 'MMU_INVALIDATE_SEQ').mmuSeq }) }),
   kvmBugHugeMirror: assign({
     deathReason: ({ context }) => `KVM_BUG_ON: the fault at ${hex(fault(context).gpa)} (goal ${fault(context).goalLevel}) met a huge mirror leaf at level ${stepAt(context).pgLevel}; mirror roots cannot split it in the fault path`,
   }),
@@ -139,6 +146,7 @@ export const mmuPageFaultActions = {
       flags: fault(context).isPrivate ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0,
     }),
   ),
+  noteMemoryFaultSeq: assign({ memoryFaultSeq: ({ context }) => fault(context).mmuSeq }),
   /** Mirror SPTEs become present only as freeze → SEAMCALL → final value (§7.6). */
   prepareFreezeNonLeaf: assign({
     frozen: ({ context }) => ({ step: stepAt(context), finalSpte: makeNonLeafSpte({ childPfn: BigInt(context.nextCachePfn), adEnabled: true }), childPfn: context.nextCachePfn }),
@@ -233,7 +241,8 @@ export const mmuPageFaultActions = {
     const f = fault(context);
     const s = stepAt(context);
     const childLevel = s.pgLevel - 1;
-    const child: WalkStep = { pgLevel: childLevel, tablePfn: context.nextCachePfn, index: pgLevelIndex(gfnToGpa(f.iterGfn), childLevel), spte: SHADOW_NONPRESENT_VALUE };
+    const fill = f.root === 'direct' ? sharedNonPresentSpte(context.policies.sharedSuppressVe) : SHADOW_NONPRESENT_VALUE;
+    const child: WalkStep = { pgLevel: childLevel, tablePfn: context.nextCachePfn, index: pgLevelIndex(gfnToGpa(f.iterGfn), childLevel), spte: fill };
     return { nextCachePfn: context.nextCachePfn + 1, fault: { ...f, path: [...f.path.slice(0, f.at + 1), child], at: f.at + 1 } };
   }),
   installLeafSpte: emit(({ context }) => {
@@ -290,16 +299,46 @@ export const mmuPageFaultStates = {
         ],
       },
       ...tdxCheckAcceptLevelStates,
-      /** kvm_mmu_faultin_pfn: attribute and backing; no memslot → kvm_handle_noslot_fault maps an MMIO SPTE. */
+      /**
+       * kvm_mmu_faultin_pfn: the mmu_invalidate_seq snapshot, then the attribute and backing (no memslot →
+       * kvm_handle_noslot_fault maps an MMIO SPTE), each a step of its own; policy
+       * snapshotBeforeAttributes off reads the attribute first.
+       */
       faultin: {
-        entry: 'faultinRequest',
-        on: {
-          FAULTIN_RESULT: [
-            { guard: and(['faultinMismatch', 'isPopulate']), target: '#kvmVcpu.initMemRegion.failed' },
-            { guard: 'faultinMismatch', target: '#kvmVcpu.inUserspace', actions: ['exitMemoryFault', 'noteFaultDone'] },
-            { target: 'acquiringMmuLock', actions: 'recordFaultin' },
-          ],
+        initial: 'ordering',
+        states: {
+          ordering: { always: [{ guard: 'snapshotBeforeAttributes', target: 'snapshotting' }, { target: 'readingAttributes' }] },
+          snapshotting: {
+            entry: 'mmuSeqRead',
+            on: {
+              MMU_INVALIDATE_SEQ: [
+                { guard: 'snapshotBeforeAttributes', target: 'readingAttributes', actions: 'recordMmuSeq' },
+                { target: '#kvmVcpu.handlingEptViolation.deciding', actions: 'recordMmuSeq' },
+              ],
+            },
+          },
+          readingAttributes: {
+            entry: 'faultinRequest',
+            on: {
+              FAULTIN_RESULT: [
+                { guard: 'snapshotBeforeAttributes', target: '#kvmVcpu.handlingEptViolation.deciding', actions: 'recordFaultin' },
+                { target: 'snapshotting', actions: 'recordFaultin' },
+              ],
+            },
+          },
         },
+      },
+      /**
+       * The private/shared check on what faultin read. Policy memoryFaultExit off: RET_PF_RETRY and back
+       * into the guest, as RFC v5 did (no local retry existed then).
+       */
+      deciding: {
+        always: [
+          { guard: and(['faultinMismatch', 'isPopulate']), target: '#kvmVcpu.initMemRegion.failed' },
+          { guard: and(['faultinMismatch', 'memoryFaultExit']), target: '#kvmVcpu.inUserspace', actions: ['exitMemoryFault', 'noteMemoryFaultSeq', 'noteFaultDone'] },
+          { guard: 'faultinMismatch', target: '#kvmVcpu.entering', actions: ['retRetry', 'noteFaultDone'] },
+          { target: 'acquiringMmuLock' },
+        ],
       },
       acquiringMmuLock: { entry: 'lockRead', on: { MMU_LOCK_ACQUIRED: 'walking' } },
       // is_page_fault_stale: an attribute change (or other invalidation) since kvm_mmu_faultin_pfn → retry.

@@ -1,26 +1,33 @@
 /**
  * Page-table pages of the TDP MMU and the pre-order walk over them (the kernel's tdp_iter).
  *
- * A page is a sparse map index → SPTE. An absent index holds SHADOW_NONPRESENT_VALUE: KVM pre-fills every
- * new page-table page with it (§3.4), so absent and "non-present with suppress-#VE" are the same thing.
- * Pages are keyed by host PFN (a number; integer keys keep a canonical order for hashing).
+ * A page is a sparse map index → SPTE. An absent index holds the value KVM pre-filled the page with:
+ * SHADOW_NONPRESENT_VALUE (§3.4), so absent and "non-present with suppress-#VE" are the same thing — or,
+ * for the shared EPT with policy sharedSuppressVe off, 0, the value before TDX (`fill`). Pages are keyed by
+ * host PFN (a number; integer keys keep a canonical order for hashing).
  */
 import type { WalkStep } from '../../src/protocol/messages.ts';
 import { SHADOW_NONPRESENT_VALUE, isShadowPresentPte, isLargePte, spteToPfn } from '../../src/arch/spte.ts';
 import { pgLevelIndex, pagesOfPgLevel } from '../../src/arch/gpa.ts';
 
+/** A non-present SPTE before v14 ([S001]): 0, suppress-#VE clear (policy sharedSuppressVe off, §3.4). */
+export const PRE_TDX_NONPRESENT_SPTE = 0n;
+
+/** What a new shared-EPT (direct-root) page-table page is filled with and a zap of that root writes. */
+export const sharedNonPresentSpte = (sharedSuppressVe: boolean): bigint => (sharedSuppressVe ? SHADOW_NONPRESENT_VALUE : PRE_TDX_NONPRESENT_SPTE);
+
 export type SptPage = Readonly<Record<number, bigint>>;
 export type SptPages = Readonly<Record<number, SptPage>>;
 
-export function readSpte(pages: SptPages, tablePfn: number, index: number): bigint {
+export function readSpte(pages: SptPages, tablePfn: number, index: number, fill = SHADOW_NONPRESENT_VALUE): bigint {
   const page = pages[tablePfn];
   if (page === undefined) throw new Error(`TDP MMU: page-table page 0x${tablePfn.toString(16)} does not exist (use after free?)`);
-  return page[index] ?? SHADOW_NONPRESENT_VALUE;
+  return page[index] ?? fill;
 }
 
-export function writeSpte(pages: SptPages, tablePfn: number, index: number, spte: bigint): SptPages {
+export function writeSpte(pages: SptPages, tablePfn: number, index: number, spte: bigint, fill = SHADOW_NONPRESENT_VALUE): SptPages {
   const page = { ...pages[tablePfn] };
-  if (spte === SHADOW_NONPRESENT_VALUE) delete page[index];
+  if (spte === fill) delete page[index];
   else page[index] = spte;
   return { ...pages, [tablePfn]: page };
 }
@@ -31,12 +38,12 @@ export function writeSpte(pages: SptPages, tablePfn: number, index: number, spte
  * `gpa` includes the shared bit for the direct root of a TD: that root's iterator works on the
  * GFN with gfn_direct_bits set (§2).
  */
-export function walkTdp(pages: SptPages, rootPfn: number, topLevel: number, gpa: bigint): WalkStep[] {
+export function walkTdp(pages: SptPages, rootPfn: number, topLevel: number, gpa: bigint, fill = SHADOW_NONPRESENT_VALUE): WalkStep[] {
   const path: WalkStep[] = [];
   let tablePfn = rootPfn;
   for (let level = topLevel; level >= 1; level--) {
     const index = pgLevelIndex(gpa, level);
-    const spte = readSpte(pages, tablePfn, index);
+    const spte = readSpte(pages, tablePfn, index, fill);
     path.push({ pgLevel: level, tablePfn, index, spte });
     if (level === 1 || !isShadowPresentPte(spte) || isLargePte(spte)) break;
     tablePfn = Number(spteToPfn(spte));

@@ -19,7 +19,8 @@ import { PG_LEVEL_4K, PG_LEVEL_2M, EBUSY } from '../../src/arch/kvmApi.ts';
 import { attributeIsPrivate, rangeIsPrivate, setAttribute, type PrivateRanges } from './memAttributes.ts';
 import { backingPfn, findMemslot, type Memslot } from './memslots.ts';
 import { acquire, release, lockStateName, UNLOCKED, type Grant, type LockMode, type MmuLockState } from './mmuLock.ts';
-import { readSpte, writeSpte, walkTdp, presentLeaves, type SptPages } from './tdpIter.ts';
+import { readSpte, writeSpte, walkTdp, presentLeaves, sharedNonPresentSpte, type SptPages } from './tdpIter.ts';
+import type { TdpRoot } from '../../src/protocol/messages.ts';
 
 
 export interface TdpMmuInput {
@@ -31,6 +32,8 @@ export interface TdpMmuInput {
   memslots: readonly Memslot[];
   /** Policy privateHugePages (src/policies.ts): private faults may map 2M. */
   privateHugePages: boolean;
+  /** Policy sharedSuppressVe: the direct root's non-present SPTEs carry suppress-#VE (absent: upstream, on). */
+  sharedSuppressVe?: boolean;
 }
 
 export interface TdpMmuContext {
@@ -46,6 +49,11 @@ export interface TdpMmuContext {
   /** GFN ranges whose memory attribute is KVM_MEMORY_ATTRIBUTE_PRIVATE (the attributes xarray, §1.4). */
   privateRanges: PrivateRanges;
   privateHugePages: boolean;
+  /**
+   * What an absent entry of a direct-root page holds (SHADOW_NONPRESENT_VALUE, or 0 with policy
+   * sharedSuppressVe off); mirror pages always hold SHADOW_NONPRESENT_VALUE.
+   */
+  directFill: bigint;
   /**
    * kvm->mmu_invalidate_seq: bumped when an invalidation ends (an attribute change, a guest_memfd
    * invalidation). A fault that read the attribute and pfn under an older value is stale and retries
@@ -98,6 +106,9 @@ function invalidateRetryGfn(c: TdpMmuContext, mmuSeq: number, gfn: bigint): bool
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 
+/** The pre-fill of the pages of `root`. */
+const fillOf = (c: TdpMmuContext, root: TdpRoot): bigint => (root === 'direct' ? c.directFill : sharedNonPresentSpte(true));
+
 const lockTransitions = {
   MMU_LOCK_READ: { target: 'lockChanged', actions: 'lockAcquire' },
   MMU_LOCK_WRITE: { target: 'lockChanged', actions: 'lockAcquire' },
@@ -135,7 +146,7 @@ export const tdpMmuMachine = setup({
     answerTdpWalk: emit(({ context, event }) => {
       const w = payloadOf(event, 'mmu', 'TDP_WALK');
       const root = w.root === 'mirror' ? context.roots.mirror! : context.roots.direct;
-      const path = walkTdp(context.pages, root, context.topLevel, gfnToGpa(w.gfn));
+      const path = walkTdp(context.pages, root, context.topLevel, gfnToGpa(w.gfn), fillOf(context, w.root));
       const stale =
         w.mmuSeq === undefined
           ? {}
@@ -145,7 +156,7 @@ export const tdpMmuMachine = setup({
     /** The CPU walks the shared EPT (the direct root) or a VMX guest's EPT: the same pages. */
     answerEptWalk: emit(({ context, event }) => {
       const w = payloadOf(event, 'ept-walk', 'EPT_WALK');
-      const path = walkTdp(context.pages, context.roots.direct, context.topLevel, w.gpa);
+      const path = walkTdp(context.pages, context.roots.direct, context.topLevel, w.gpa, context.directFill);
       return out(event.msg.from, 'ept-walk', 'EPT_WALK_RESULT', { vcpu: w.vcpu, ept: w.ept, gpa: w.gpa, path, keyid: 0 });
     }),
     /**
@@ -166,18 +177,23 @@ export const tdpMmuMachine = setup({
         slot: kind,
         pfn,
         maxLevel: maxMappingLevel(context, slot, f.gfn, f.isPrivate),
-        mmuSeq: context.mmuInvalidateSeq,
       });
+    }),
+    /** fault->mmu_seq = kvm->mmu_invalidate_seq: the snapshot kvm_mmu_faultin_pfn takes (§6.ii A.4–A.5). */
+    answerMmuSeq: emit(({ context, event }) => {
+      const q = payloadOf(event, 'mmu', 'MMU_INVALIDATE_SEQ_READ');
+      return out(event.msg.from, 'mmu', 'MMU_INVALIDATE_SEQ', { vcpu: q.vcpu, mmuSeq: context.mmuInvalidateSeq });
     }),
     /** The thread that froze an SPTE (or holds mmu_lock for write) stores its value without a cmpxchg (§7.6). */
     spteWrite: assign({
       pages: ({ context, event }) => {
         const w = payloadOf(event, 'mmu', 'SPTE_WRITE');
-        const current = readSpte(context.pages, w.tablePfn, w.index);
+        const fill = fillOf(context, w.root);
+        const current = readSpte(context.pages, w.tablePfn, w.index, fill);
         if (current !== w.oldSpte) {
           throw new Error(`TDP MMU: ${event.msg.from} writes SPTE ${w.tablePfn.toString(16)}[${w.index}] expecting 0x${w.oldSpte.toString(16)} but it is 0x${current.toString(16)}: it does not own it`);
         }
-        let pages = writeSpte(context.pages, w.tablePfn, w.index, w.newSpte);
+        let pages = writeSpte(context.pages, w.tablePfn, w.index, w.newSpte, fill);
         if (w.childPfn !== null) {
           if (pages[w.childPfn] !== undefined) throw new Error(`TDP MMU: page 0x${w.childPfn.toString(16)} is already in use`);
           pages = { ...pages, [w.childPfn]: {} };
@@ -278,18 +294,19 @@ export const tdpMmuMachine = setup({
     }),
     cmpxchg: enqueueActions(({ context, event, enqueue }) => {
       const c = payloadOf(event, 'mmu', 'SPTE_CMPXCHG');
-      const current = readSpte(context.pages, c.tablePfn, c.index);
+      const fill = fillOf(context, c.root);
+      const current = readSpte(context.pages, c.tablePfn, c.index, fill);
       if (current !== c.oldSpte) {
         enqueue.emit(out(event.msg.from, 'mmu', 'SPTE_CMPXCHG_RESULT', { vcpu: c.vcpu, ret: EBUSY, currentSpte: current }));
         return;
       }
-      let pages = writeSpte(context.pages, c.tablePfn, c.index, c.newSpte);
+      let pages = writeSpte(context.pages, c.tablePfn, c.index, c.newSpte, fill);
       const linksPage = c.pgLevel > 1 && isShadowPresentPte(c.newSpte) && !isLargePte(c.newSpte);
       if (linksPage) {
         if (c.childPfn === null || pages[c.childPfn] !== undefined) {
           throw new Error(`TDP MMU: cmpxchg links page 0x${(c.childPfn ?? 0).toString(16)} which is missing or already in use`);
         }
-        // A fresh page from the vCPU's cache: every entry SHADOW_NONPRESENT_VALUE (§3.4).
+        // A fresh page from the vCPU's cache: every entry the root's pre-fill (SHADOW_NONPRESENT_VALUE, §3.4).
         pages = { ...pages, [c.childPfn]: {} };
       }
       enqueue.assign({ pages, ...(linksPage && c.externalPfn !== undefined ? { externalSpt: { ...context.externalSpt, [c.childPfn!]: c.externalPfn } } : {}) });
@@ -312,6 +329,7 @@ export const tdpMmuMachine = setup({
       memslots: input.memslots,
       privateRanges: [],
       privateHugePages: input.privateHugePages,
+      directFill: sharedNonPresentSpte(input.sharedSuppressVe ?? true),
       mmuInvalidateSeq: 0,
       invalidation: NO_INVALIDATION,
       externalSpt: {},
@@ -326,6 +344,7 @@ export const tdpMmuMachine = setup({
     SPTE_CMPXCHG: { actions: 'cmpxchg' },
     SPTE_WRITE: { actions: 'spteWrite' },
     FAULTIN: { actions: 'faultin' },
+    MMU_INVALIDATE_SEQ_READ: { actions: 'answerMmuSeq' },
     SET_ATTRIBUTES: { actions: 'setAttributes' },
     TDP_LEAF_SCAN: { actions: 'answerLeafScan' },
     MMU_INVALIDATE_END: { actions: 'invalidateEnd' },

@@ -8,12 +8,12 @@
  * The actions and guards noVcpus.ts asks of its user (kickAll, countAck, markRetried …) live here too.
  */
 import { enqueueActions as xstateEnqueueActions } from 'xstate';
-import { out, payloadOf, type MachineEvent } from '../../src/protocol/messages.ts';
+import { out, payloadOf, type Gprs, type HostSeamcall, type MachineEvent } from '../../src/protocol/messages.ts';
 import { PG_LEVEL_4K } from '../../src/arch/kvmApi.ts';
 import { makeNonLeafSpte, isShadowPresentPte, isLargePte, spteToPfn } from '../../src/arch/spte.ts';
 import { gfnToGpa, pgLevelToTdxLevel, makePageInfo, pagesOfPgLevel, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { TDX_EXT_EXIT_QUAL_TYPE_ACCEPT, decodeEeq, decodeAcceptEeqInfo } from '../../src/arch/tdxStatus.ts';
-import { noVcpus, kicking, allCpusRequest } from './noVcpus.ts';
+import { noVcpus, kicking, allCpusRequest, blindRetryable } from './noVcpus.ts';
 import { lpageKey } from './tdpMmu.ts';
 import { MMU, fault, ramLeaf } from './kvmPageFault.ts';
 import { assign, emit, enqueueActions, type Emitted, type VcpuGuards } from './vcpuSetup.ts';
@@ -44,6 +44,9 @@ export const tdxCheckAcceptLevelGuards = {
   },
   retried: ({ context }) => context.split!.retried,
   kickRetryOnBusy: ({ context }) => context.policies.zapBusyKickRetry,
+  blindRetry: ({ context, event }, params: { call: HostSeamcall }) => blindRetryable(params.call, (event.msg.payload as Gprs).RAX!, context.split!.blindRetries),
+  /** Policy splitChecksBlock off: BLOCK's status goes unread, as in the 2022 large-page code's void hook. */
+  splitBlockUnchecked: ({ context }) => !context.policies.splitChecksBlock,
   kickAfterTrack: ({ context }) => context.policies.kickAfterTrack,
   acksDone: ({ context }) => context.kickWaiting === 0,
   globalGuestInhibit: ({ context }) => context.policies.globalGuestInhibit,
@@ -51,7 +54,7 @@ export const tdxCheckAcceptLevelGuards = {
 } satisfies VcpuGuards;
 
 export const tdxCheckAcceptLevelActions = {
-  beginSplit: assign({ split: ({ context }) => ({ reqPgLevel: acceptPgLevel(context.exit!.eeq)!, huge: null, retried: false }) }),
+  beginSplit: assign({ split: ({ context }) => ({ reqPgLevel: acceptPgLevel(context.exit!.eeq)!, huge: null, retried: false, blindRetries: 0 }) }),
   readGuestInhibit: emit(({ context }) => out(MMU, 'mmu', 'LPAGE_INFO_READ', { vcpu: context.vcpu, gfn: fault(context).gfn, pgLevel: context.split!.reqPgLevel + 1 })),
   lockWrite: emit(({ context }) => out(MMU, 'mmu', 'MMU_LOCK_WRITE', { vcpu: context.vcpu })),
   unlockWrite: emit(({ context }) => out(MMU, 'mmu', 'MMU_UNLOCK', { vcpu: context.vcpu, mode: 'write' })),
@@ -95,7 +98,8 @@ export const tdxCheckAcceptLevelActions = {
   }),
   endSplit: assign({ split: () => null }),
   markRetried: assign({ split: ({ context }) => ({ ...context.split!, retried: true }) }),
-  clearRetried: assign({ split: ({ context }) => ({ ...context.split!, retried: false }) }),
+  clearRetried: assign({ split: ({ context }) => ({ ...context.split!, retried: false, blindRetries: 0 }) }),
+  countBlindRetry: assign({ split: ({ context, event }) => (event.type === 'TDH.MEM.RANGE.BLOCK' ? { ...context.split!, blindRetries: context.split!.blindRetries + 1 } : context.split!) }),
   /**
    * kvm_make_all_cpus_request(KVM_REQ_OUTSIDE_GUEST_MODE): this thread is outside guest mode itself.
    * XState's own enqueueActions: this action takes params, which the one typed in vcpuSetup.ts cannot.
@@ -127,7 +131,7 @@ export const tdxCheckAcceptLevelStates = {
         on: { TDP_WALK_RESULT: [{ guard: 'hugeLeafCrossing', target: 'blocking', actions: 'recordHuge' }, { target: 'inhibiting' }] },
       },
       // tdx_sept_split_private_spte (§6.iii step 4): the children come back unblocked, no UNBLOCK.
-      ...noVcpus('kvmVcpu', 'blocking', 'TDH.MEM.RANGE.BLOCK', 'splitBlock', 'tracking'),
+      ...noVcpus('kvmVcpu', 'blocking', 'TDH.MEM.RANGE.BLOCK', 'splitBlock', 'tracking', 'splitBlockUnchecked'),
       ...noVcpus('kvmVcpu', 'tracking', 'TDH.MEM.TRACK', 'splitTrack', 'tracked'),
       tracked: { always: [{ guard: 'kickAfterTrack', target: 'kicking' }, { target: 'demoting' }] },
       kicking: kicking('demoting'),

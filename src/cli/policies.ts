@@ -18,6 +18,7 @@ export function policiesCommand(opts: { json?: boolean }, print: (line: string) 
     print(`${name}  (default: ${p.default ? 'on' : 'off'}; ${p.section})`);
     print(`    on:  ${p.effect}`);
     print(`    off: ${p.otherwise}`);
+    if (p.history !== undefined) print(`    history: ${p.history}`);
   }
   print('# set them in a scenario (policies: { name: true }) or per run: tdxsim run <scenario> --policy name=off --policy zeroStepThreshold=2');
   print('# § sections are those of docs/tdx-semantics.md, the domain reference shipped with tdxsim');

@@ -58,12 +58,12 @@ function mergeEdges(chart: Statechart): Merged[] {
   return [...byPair.values()];
 }
 
-function elkNode(s: ChartState, edges: ElkExtendedEdge[]): ElkNode {
+function elkNode(s: ChartState, edges: ElkExtendedEdge[], layered: Record<string, string>): ElkNode {
   const rows = rowsOf(s);
   if (s.children.length === 0) {
     return { id: s.id, width: headerWidth(s, rows), height: headerHeight(rows) + (rows.length > 0 ? 2 : 4) };
   }
-  const children = s.children.map((c) => elkNode(c, edges));
+  const children = s.children.map((c) => elkNode(c, edges, layered));
   if (s.initial !== null) {
     children.unshift({ id: initialId(s.id), width: 2 * INITIAL_R, height: 2 * INITIAL_R });
     edges.push({ id: `${initialId(s.id)}->${s.initial}`, sources: [initialId(s.id)], targets: [s.initial] });
@@ -72,7 +72,7 @@ function elkNode(s: ChartState, edges: ElkExtendedEdge[]): ElkNode {
     id: s.id,
     children,
     layoutOptions: {
-      ...LAYERED_OPTIONS,
+      ...layered,
       'elk.padding': `[top=${headerHeight(rows) + 6},left=${PAD},bottom=${PAD},right=${PAD}]`,
       'elk.nodeSize.constraints': '[MINIMUM_SIZE]',
       'elk.nodeSize.minimum': `(${headerWidth(s, rows)}, ${headerHeight(rows) + 20})`,
@@ -81,7 +81,7 @@ function elkNode(s: ChartState, edges: ElkExtendedEdge[]): ElkNode {
 }
 
 /** Set on every compound state too: ELK reads most layered options from the node whose children it places. */
-const LAYERED_OPTIONS = {
+const LAYERED_OPTIONS: Record<string, string> = {
   'elk.algorithm': 'layered',
   'elk.direction': 'DOWN',
   'elk.hierarchyHandling': 'INCLUDE_CHILDREN',
@@ -97,12 +97,19 @@ const LAYERED_OPTIONS = {
   'elk.layered.compaction.postCompaction.strategy': 'EDGE_LENGTH',
 };
 
-const GRAPH_OPTIONS = {
-  ...LAYERED_OPTIONS,
+/**
+ * ELK's post-compaction gives up on some collapsed charts ("Invalid hitboxes for scanline constraint
+ * calculation", seen on KVM's vCPU with every compound state closed): such a chart is laid out again
+ * without it, a little wider.
+ */
+const WITHOUT_POST_COMPACTION = { ...LAYERED_OPTIONS, 'elk.layered.compaction.postCompaction.strategy': 'NONE' };
+
+const graphOptions = (layered: Record<string, string>) => ({
+  ...layered,
   'elk.json.edgeCoords': 'ROOT',
   'elk.json.shapeCoords': 'ROOT',
   'elk.padding': '[top=8,left=8,bottom=8,right=8]',
-};
+});
 
 // elkjs is CommonJS whose typings declare an ES default export; loading it with require sidesteps the
 // mismatch. The bundled build runs ELK in-process (no worker thread).
@@ -112,17 +119,25 @@ let elk: ELK | null = null;
 export async function layoutStatechart(chart: Statechart): Promise<StatechartLayout> {
   elk ??= new ElkConstructor();
   const merged = mergeEdges(chart);
-  const edges: ElkExtendedEdge[] = [];
-  const rootNode = elkNode(chart.root, edges);
   const labelRows = new Map<string, LayoutRow[]>();
-  for (const m of merged) {
-    const rows = m.transitions.map((t) => ({ text: transitionLabel(t), transitionIds: [t.id] })).filter((r) => r.text !== '');
-    labelRows.set(m.id, rows);
-    const labels: ElkLabel[] = rows.length === 0 ? [] : [{ id: `${m.id}#label`, text: rows.map((r) => r.text).join('\n'), width: Math.max(...rows.map((r) => textWidth(r.text))) + 4, height: rows.length * LINE_H }];
-    edges.push({ id: m.id, sources: [m.source], targets: [m.target], labels });
+  const graphWith = (layered: Record<string, string>): ElkNode => {
+    const edges: ElkExtendedEdge[] = [];
+    const rootNode = elkNode(chart.root, edges, layered);
+    for (const m of merged) {
+      const rows = m.transitions.map((t) => ({ text: transitionLabel(t), transitionIds: [t.id] })).filter((r) => r.text !== '');
+      labelRows.set(m.id, rows);
+      const labels: ElkLabel[] = rows.length === 0 ? [] : [{ id: `${m.id}#label`, text: rows.map((r) => r.text).join('\n'), width: Math.max(...rows.map((r) => textWidth(r.text))) + 4, height: rows.length * LINE_H }];
+      edges.push({ id: m.id, sources: [m.source], targets: [m.target], labels });
+    }
+    return { id: '#graph', layoutOptions: graphOptions(layered), children: [rootNode], edges };
+  };
+  let out: ElkNode;
+  try {
+    out = await elk.layout(graphWith(LAYERED_OPTIONS));
+  } catch (e) {
+    if (!/Invalid hitboxes/.test(String((e as Error).message ?? e))) throw e;
+    out = await elk.layout(graphWith(WITHOUT_POST_COMPACTION));
   }
-  const graph: ElkNode = { id: '#graph', layoutOptions: GRAPH_OPTIONS, children: [rootNode], edges };
-  const out = await elk.layout(graph);
 
   const transitionsOf = new Map(merged.map((m) => [m.id, m.transitions.map((t) => t.id)]));
   const chartStates = new Map<string, ChartState>();

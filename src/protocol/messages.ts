@@ -311,8 +311,13 @@ export interface MessageCatalog {
      * guest_memfd page for a private fault, the userspace page for a shared one (§6.ii A.4).
      */
     FAULTIN: { vcpu: number; gfn: bigint; isPrivate: boolean };
-    /** `mmuSeq`: kvm->mmu_invalidate_seq, snapshotted before the attribute and pfn were read. */
-    FAULTIN_RESULT: { vcpu: number; gfn: bigint; attrPrivate: boolean; slot: 'none' | 'normal' | 'gmem'; pfn: bigint | null; maxLevel: number; mmuSeq: number };
+    FAULTIN_RESULT: { vcpu: number; gfn: bigint; attrPrivate: boolean; slot: 'none' | 'normal' | 'gmem'; pfn: bigint | null; maxLevel: number };
+    /**
+     * kvm_mmu_faultin_pfn's snapshot of kvm->mmu_invalidate_seq (fault->mmu_seq), a step of its own so that
+     * an attribute change can land between it and the attribute read (§6.ii A.4–A.5).
+     */
+    MMU_INVALIDATE_SEQ_READ: { vcpu: number };
+    MMU_INVALIDATE_SEQ: { vcpu: number; mmuSeq: number };
     /** A plain write of an SPTE the writer owns: the frozen SPTE's final value, or any SPTE under write mmu_lock (§7.6). */
     /** `externalPfn`: the S-EPT page TDH.MEM.SEPT.ADD linked for a new mirror page table (sp->external_spt). */
     SPTE_WRITE: { vcpu: number; root: TdpRoot; gfn: bigint; pgLevel: number; tablePfn: number; index: number; oldSpte: bigint; newSpte: bigint; childPfn: number | null; externalPfn?: number };

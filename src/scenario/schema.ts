@@ -51,7 +51,17 @@ const gpa = u64.describe('guest physical address; in a TD the shared bit (47 or 
 const guestOp = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('load'), gpa, gla, size: accessSize, reg: guestReg }).describe('a load of size bytes from gpa'),
   z.strictObject({ op: z.literal('store'), gpa, gla, size: accessSize, value: u64 }).describe('a store of size bytes of value to gpa'),
-  z.strictObject({ op: z.literal('accept'), gpa, size: u64 }).describe('Linux tdx_accept_memory(gpa, gpa + size): TDG.MEM.PAGE.ACCEPT in the largest sizes that fit'),
+  z
+    .strictObject({
+      op: z.literal('accept'),
+      gpa,
+      size: u64,
+      fallback: z
+        .boolean()
+        .optional()
+        .describe('false: not Linux — a guest that never retries a failed size smaller, and panics instead (default true: Linux tries the next smaller size)'),
+    })
+    .describe('Linux tdx_accept_memory(gpa, gpa + size): TDG.MEM.PAGE.ACCEPT in the largest sizes that fit'),
   z
     .strictObject({ op: z.literal('mapGpa'), gpa, size: u64, to: z.enum(['shared', 'private']) })
     .describe('Linux tdx_map_gpa: TDG.VP.VMCALL<MapGPA> converting [gpa, gpa + size) to shared or back to private'),

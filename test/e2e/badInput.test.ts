@@ -204,10 +204,10 @@ describe('a torn log: the intact prefix stays usable, --verify refuses it', () =
   const notice = () => `tdxsim: warning: torn.jsonl:${tornLine}: torn last line: the writer stopped inside event ${events} (no trailing newline); the log ends at step ${events - 1}\n`;
 
   it('replay --to N inside the prefix: exit 0, the state, and the notice on stderr', () => {
-    const r = tdxsim(d, 'replay', 'torn.jsonl', '--to', '95', '--actor', 'guest.vcpu0');
+    const r = tdxsim(d, 'replay', 'torn.jsonl', '--to', '97', '--actor', 'guest.vcpu0');
     expect(r.stderr).toBe(notice());
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^# state after step 95:.*#VE/m);
+    expect(r.stdout).toMatch(/^# state after step 97:.*#VE/m);
   });
 
   it('replay without --to shows the last intact step', () => {

@@ -201,18 +201,18 @@ describe('tdxsim replay: state at any step, re-derived from a log', () => {
     ]);
   });
 
-  // mmio-ve: the TD build takes steps 1–63; the first #VE is step 95, the MMIO SPTE is installed at 86.
-  it('--to 95 --actor guest.vcpu0 shows only the guest, inside its #VE handler', () => {
-    const r = tdxsim(dir, 'replay', LOG, '--to', '95', '--actor', 'guest.vcpu0');
+  // mmio-ve: the TD build takes steps 1–63; the first #VE is step 97, the MMIO SPTE is installed at 88.
+  it('--to 97 --actor guest.vcpu0 shows only the guest, inside its #VE handler', () => {
+    const r = tdxsim(dir, 'replay', LOG, '--to', '97', '--actor', 'guest.vcpu0');
     expect(r.status).toBe(0);
-    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step 95:.*→ guest\.vcpu0 +#VE\b/));
+    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step 97:.*→ guest\.vcpu0 +#VE\b/));
     expect([...actorHeadings(r)]).toEqual([['guest.vcpu0', 'gettingVeInfo']]);
   });
 
-  it("--to 86 prints the step's message decoded as a run prints it: the MMIO SPTE with its generation", () => {
-    const r = tdxsim(dir, 'replay', LOG, '--to', '86', '--actor', 'kvm.mmu');
+  it("--to 88 prints the step's message decoded as a run prints it: the MMIO SPTE with its generation", () => {
+    const r = tdxsim(dir, 'replay', LOG, '--to', '88', '--actor', 'kvm.mmu');
     expect(r.status).toBe(0);
-    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step 86: .*SPTE_CMPXCHG .*newSpte=0x00008000fe000008 mmio gen=1 gpa=0x8000fe000000/));
+    expect(r.lines).toContainEqual(expect.stringMatching(/^# state after step 88: .*SPTE_CMPXCHG .*newSpte=0x00008000fe000008 mmio gen=1 gpa=0x8000fe000000/));
   });
 
   it('--to a Secure-EPT walk prints its entries by S-EPT state (a log of private-touch-ve)', () => {
@@ -235,17 +235,17 @@ describe('tdxsim replay: state at any step, re-derived from a log', () => {
     expect(r.lines).toContain('# in flight: KVM_SET_MEMORY_ATTRIBUTES → kvm.vm');
   });
 
-  it('--json --to 86 prints one JSON object whose MMU page tables hold the MMIO SPTE', () => {
-    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '86');
+  it('--json --to 88 prints one JSON object whose MMU page tables hold the MMIO SPTE', () => {
+    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '88');
     expect(r.status).toBe(0);
     expect(r.lines).toHaveLength(1);
     const state = JSON.parse(r.lines[0]!) as { step: number };
-    expect(state.step).toBe(86);
+    expect(state.step).toBe(88);
     expect(mmuSptes(state)).toContain('0x8000fe000008');
   });
 
-  it('--json --to 84, before KVM installs it, has no MMIO SPTE yet', () => {
-    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '84');
+  it('--json --to 86, before KVM installs it, has no MMIO SPTE yet', () => {
+    const r = tdxsim(dir, 'replay', LOG, '--json', '--to', '86');
     expect(r.status).toBe(0);
     expect(mmuSptes(JSON.parse(r.lines[0]!))).not.toContain('0x8000fe000008');
   });

@@ -42,7 +42,10 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
   });
 
   it('KVM maps the direct root under read mmu_lock and installs the MMIO SPTE 0 | generation | GPA, bit 63 clear', () => {
-    expect(seq.slice(at(10), at(26))).toEqual([
+    expect(seq.slice(at(10), at(28))).toEqual([
+      // fault->mmu_seq first (§6.ii A.4–A.5), then the attribute and the backing.
+      'kvm.vcpu0 → kvm.mmu MMU_INVALIDATE_SEQ_READ',
+      'kvm.mmu → kvm.vcpu0 MMU_INVALIDATE_SEQ',
       'kvm.vcpu0 → kvm.mmu FAULTIN',
       'kvm.mmu → kvm.vcpu0 FAULTIN_RESULT',
       'kvm.vcpu0 → kvm.mmu MMU_LOCK_READ',
@@ -53,7 +56,7 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
       'kvm.vcpu0 → kvm.mmu MMU_UNLOCK',
       'kvm.vcpu0 → tdx TDH.VP.ENTER',
     ]);
-    const leaf = payload<{ pgLevel: number; oldSpte: bigint; newSpte: bigint; root: string }>(run, at(23));
+    const leaf = payload<{ pgLevel: number; oldSpte: bigint; newSpte: bigint; root: string }>(run, at(25));
     expect(leaf.root).toBe('direct');
     expect(leaf.pgLevel).toBe(1);
     expect(leaf.oldSpte).toBe(SHADOW_NONPRESENT_VALUE);
@@ -62,13 +65,13 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
     expect(isMmioSpte(leaf.newSpte, TDX_SHADOW_MMIO_VALUE)).toBe(true);
     expect(getMmioSpteGeneration(leaf.newSpte)).toBe(1);
     // Non-leaf levels: MMU-present, RWX, accessed, suppress-#VE, pointing at the vCPU's cache pages.
-    expect(payload<{ newSpte: bigint }>(run, at(17)).newSpte).toBe(0x8000000181000907n);
-    const kvm = actorView(run.deliveries[at(25)]!.world, run.model.indexOf.get('kvm.vcpu0')!).context as { lastFault: { ret: string; emulation: string } };
+    expect(payload<{ newSpte: bigint }>(run, at(19)).newSpte).toBe(0x8000000181000907n);
+    const kvm = actorView(run.deliveries[at(27)]!.world, run.model.indexOf.get('kvm.vcpu0')!).context as { lastFault: { ret: string; emulation: string } };
     expect(kvm.lastFault).toMatchObject({ ret: 'RET_PF_EMULATE', emulation: 'X86EMUL_RETRY_INSTR' });
   });
 
   it('the retry becomes a #VE with no exit, and the handler asks for emulation with TDG.VP.VMCALL<#VE.RequestMMIO>', () => {
-    expect(seq.slice(at(27), at(45))).toEqual([
+    expect(seq.slice(at(29), at(47))).toEqual([
       'tdx → guest.vcpu0 VMRESUME',
       'guest.vcpu0 → hw.cpu0 LOAD',
       'hw.cpu0 → kvm.mmu EPT_WALK',
@@ -89,19 +92,19 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
       'tdx → tdx ENTER_EPOCH',
       'tdx → guest.vcpu0 VMRESUME',
     ]);
-    expect(payload(run, at(32))).toMatchObject({ vector: 20 });
-    expect(payload(run, at(37))).toMatchObject({ RAX: 0n, RCX: 48n, RDX: 0x181n, R9: 0x8000fe000000n });
-    expect(payload(run, at(39))).toMatchObject({ RCX: TDVMCALL_EXPOSE_REGS_MASK, R10: 0n, R11: BigInt(TDVMCALL_VE_REQUEST_MMIO), R12: 4n, R13: 0n, R14: 0x8000fe000000n });
-    expect(payload(run, at(40))).toMatchObject({ RAX: BigInt(EXIT_REASON_TDCALL), R11: 48n });
-    expect(payload(run, at(41))).toMatchObject({ exit_reason: KVM_EXIT_MMIO, phys_addr: 0xfe000000n, len: 4, is_write: 0 });
-    expect(payload(run, at(43))).toMatchObject({ R10: 0n, R11: 0x1af41000n });
+    expect(payload(run, at(34))).toMatchObject({ vector: 20 });
+    expect(payload(run, at(39))).toMatchObject({ RAX: 0n, RCX: 48n, RDX: 0x181n, R9: 0x8000fe000000n });
+    expect(payload(run, at(41))).toMatchObject({ RCX: TDVMCALL_EXPOSE_REGS_MASK, R10: 0n, R11: BigInt(TDVMCALL_VE_REQUEST_MMIO), R12: 4n, R13: 0n, R14: 0x8000fe000000n });
+    expect(payload(run, at(42))).toMatchObject({ RAX: BigInt(EXIT_REASON_TDCALL), R11: 48n });
+    expect(payload(run, at(43))).toMatchObject({ exit_reason: KVM_EXIT_MMIO, phys_addr: 0xfe000000n, len: 4, is_write: 0 });
+    expect(payload(run, at(45))).toMatchObject({ R10: 0n, R11: 0x1af41000n });
   });
 
   it('VEINFO.GET clears the valid word the CPU set when it delivered the #VE', () => {
     const hw = run.model.indexOf.get('hw.cpu0')!;
     const valid = (s: number) => (actorView(run.deliveries[s - 1]!.world, hw).context as { veInfo: { valid: number } }).veInfo.valid;
-    expect(valid(at(33))).toBe(0xffffffff);
-    expect(valid(at(35))).toBe(0);
+    expect(valid(at(35))).toBe(0xffffffff);
+    expect(valid(at(37))).toBe(0);
   });
 
   it('later accesses to the same page take the #VE at once; the guest ends with the values the device returned', () => {
@@ -112,6 +115,6 @@ describe('mmio-ve: a TD guest reads and writes an MMIO register (§6.i)', () => 
     expect(guest.regs.rax).toBe(0x1af41000n);
     expect(guest.regs.rbx).toBe(1n);
     expect(B).toBe(63);
-    expect(run.outcome).toMatchObject({ status: 'ok', steps: 145 });
+    expect(run.outcome).toMatchObject({ status: 'ok', steps: 147 });
   });
 });

@@ -16,22 +16,22 @@ describe('vmx-mmio: the same program in a VMX guest (§6.i contrast)', () => {
       'kvm.mmu → hw.cpu0 EPT_WALK_RESULT',
       'hw.cpu0 → kvm.vcpu0 EPT_VIOLATION',
     ]);
-    const leaf = payload<{ newSpte: bigint }>(run, 19).newSpte;
+    const leaf = payload<{ newSpte: bigint }>(run, 21).newSpte;
     expect(leaf).toBe(0xfe000016n);
     expect(leaf & 0x7n).toBe(VMX_EPT_MISCONFIG_WX_VALUE);
     expect(isMmioSpte(leaf, VMX_EPT_MISCONFIG_WX_VALUE)).toBe(true);
     expect(getMmioSpteGeneration(leaf)).toBe(2);
-    expect(seq.slice(20, 24)).toEqual([
+    expect(seq.slice(22, 26)).toEqual([
       'kvm.vcpu0 → kvm.mmu MMU_UNLOCK',
       'kvm.vcpu0 → vmm KVM_EXIT_MMIO',
       'vmm → kvm.vcpu0 KVM_RUN',
       'kvm.vcpu0 → guest.vcpu0 VMRESUME',
     ]);
-    expect(payload(run, 24)).toMatchObject({ emulated: { reg: 'rax', value: 0x1af41000n, ripAdvance: 2 } });
+    expect(payload(run, 26)).toMatchObject({ emulated: { reg: 'rax', value: 0x1af41000n, ripAdvance: 2 } });
   });
 
   it('steady state: EPT_MISCONFIG, a lockless walk to the MMIO SPTE, and KVM emulates; never a #VE', () => {
-    expect(seq.slice(24, 33)).toEqual([
+    expect(seq.slice(26, 35)).toEqual([
       'guest.vcpu0 → hw.cpu0 STORE',
       'hw.cpu0 → kvm.mmu EPT_WALK',
       'kvm.mmu → hw.cpu0 EPT_WALK_RESULT',

@@ -24,8 +24,8 @@ describe('tdxsim explore (CLI)', () => {
     const r = tdxsim(dir, 'explore', 'race.yaml');
     expect(r.status).toBe(1);
     expect(r.stdout).toMatch(/# \d+ states, \d+ transitions, max depth \d+, .* — violation found/);
-    expect(r.stdout).toMatch(/# minimised: 127 steps, 1 preemptions .*; as found: \d+ steps, \d+ preemptions/);
-    expect(r.stdout).toContain('# violation of no-failure at step 127');
+    expect(r.stdout).toMatch(/# minimised: 129 steps, 1 preemptions .*; as found: \d+ steps, \d+ preemptions/);
+    expect(r.stdout).toContain('# violation of no-failure at step 129');
     // The whole minimised schedule is printed, one delivery a line, ending with the fatal exit.
     expect(r.stdout).toMatch(/\n {4}1 {2}vmm +→ kvm\.vm +KVM_SET_MEMORY_ATTRIBUTES/);
     expect(r.stdout).toContain('Guest access before accepting 0x200000 on vCPU 1');
@@ -39,9 +39,9 @@ describe('tdxsim explore (CLI)', () => {
     const dir = scratchDir();
     const r = tdxsim(dir, 'explore', 'zap-during-accept', '--policy', 'busyLeavesFastpath=off', '--log', 'kick.jsonl');
     expect(r.status).toBe(1);
-    expect(r.stdout).toContain("# violation of kick-completes at step 142: vCPU 0 called TDH.VP.ENTER 1 time while kvm.vm waited for it to leave guest mode (its CPU's IPI not yet handled), more than the bound of 0");
+    expect(r.stdout).toContain("# violation of kick-completes at step 144: vCPU 0 called TDH.VP.ENTER 1 time while kvm.vm waited for it to leave guest mode (its CPU's IPI not yet handled), more than the bound of 0");
     // The last two deliveries: the kick reaches vCPU 0's thread inside TDH.VP.ENTER, then the entry's BUSY.
-    expect(r.stdout).toMatch(/\n +141 {2}kvm\.vm +→ kvm\.vcpu0 +KVM_REQ_OUTSIDE_GUEST_MODE\n +142 {2}tdx +→ kvm\.vcpu0 +BUSY \(TD exit\) +RAX=0x80000200000000a9 \(TDX_OPERAND_BUSY\|TD_EPOCH\)/);
+    expect(r.stdout).toMatch(/\n +143 {2}kvm\.vm +→ kvm\.vcpu0 +KVM_REQ_OUTSIDE_GUEST_MODE\n +144 {2}tdx +→ kvm\.vcpu0 +BUSY \(TD exit\) +RAX=0x80000200000000a9 \(TDX_OPERAND_BUSY\|TD_EPOCH\)/);
     const v = tdxsim(dir, 'replay', 'kick.jsonl', '--verify');
     expect(v.status).toBe(0);
     expect(v.stdout).toContain('outcome failure (violation of kick-completes: vCPU 0 called TDH.VP.ENTER 1 time');
@@ -67,10 +67,10 @@ describe('tdxsim explore (CLI)', () => {
     expect(a.status).toBe(3);
     expect(a.stdout).toMatch(/# \d+ states, \d+ transitions, .*, 20 walks — no violation, not exhaustive \(sampling never is; every walk run\); mode random, seed 9\n/);
     expect(tdxsim(dir, 'explore', 'zap-during-accept', '--mode', 'random', '--seed', '9', '--walks', '20').stdout.replace(/[\d.]+ s, \d+ states\/s/, '')).toBe(a.stdout.replace(/[\d.]+ s, \d+ states\/s/, ''));
-    const pct = tdxsim(dir, 'explore', 'zap-during-accept', '--policy', 'zapBusyKickRetry=off', '--mode', 'pct', '--seed', '1', '--walks', '50', '--pct-depth', '2', '--log', 'pct.jsonl');
+    const pct = tdxsim(dir, 'explore', 'zap-during-accept', '--policy', 'zapBusyKickRetry=off', '--mode', 'pct', '--seed', '1', '--walks', '100', '--pct-depth', '2', '--log', 'pct.jsonl');
     expect(pct.status).toBe(1);
     expect(pct.stdout).toMatch(/— violation found in walk \d+; mode pct \(k = \d+ steps\), seed 1\n/);
-    expect(pct.stdout).toContain('# minimised: 139 steps, 1 preemptions');
+    expect(pct.stdout).toContain('# minimised: 143 steps, 1 preemptions');
     expect(tdxsim(dir, 'replay', 'pct.jsonl', '--verify').status).toBe(0);
   });
 
@@ -119,7 +119,7 @@ describe('tdxsim explore (CLI)', () => {
     expect(r.status).toBe(1);
     const summary = JSON.parse(r.stdout) as { verdict: string; violation: Record<string, unknown> };
     expect(summary.verdict).toBe('violation');
-    expect(summary.violation).toMatchObject({ invariant: 'no-failure', steps: 127, preemptions: 1, minimised: 'minimal', log: 'accept-race.counterexample.log.jsonl' });
+    expect(summary.violation).toMatchObject({ invariant: 'no-failure', steps: 129, preemptions: 1, minimised: 'minimal', log: 'accept-race.counterexample.log.jsonl' });
     expect(tdxsim(dir, 'replay', 'accept-race.counterexample.log.jsonl', '--verify').status).toBe(0);
   });
 });

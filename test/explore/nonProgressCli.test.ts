@@ -11,7 +11,7 @@ import { GENESIS, sealRecord, unsealLine } from '../../src/log/hashChain.ts';
 import { buildCli, logLines, scratchDir, tdxsim } from '../e2e/helpers.ts';
 
 const DETAIL =
-  "kvm.vcpu0 re-enters TDH.VP.ENTER into EPT_VIOLATION (TD exit) at GPA 0x200000 forever (13 steps a turn); guest.vcpu0 never retires the 8-byte store to 0x200000 (RIP 0xffffffff81000000): its #VE handler's TDG.MEM.PAGE.ACCEPT of 0x200000 at 4K never completes";
+  "kvm.vcpu0 re-enters TDH.VP.ENTER into EPT_VIOLATION (TD exit) at GPA 0x200000 forever (15 steps a turn); guest.vcpu0 never retires the 8-byte store to 0x200000 (RIP 0xffffffff81000000): its #VE handler's TDG.MEM.PAGE.ACCEPT of 0x200000 at 4K never completes";
 
 describe('tdxsim explore: non-progress (CLI)', () => {
   beforeAll(() => buildCli());
@@ -20,21 +20,21 @@ describe('tdxsim explore: non-progress (CLI)', () => {
     const dir = scratchDir();
     const r = tdxsim(dir, 'explore', 'accept-level-split', '--policy', 'splitOnAcceptLevel=off');
     expect(r.status).toBe(1);
-    expect(r.lines[0]).toMatch(/^# exploring accept-level-split \(depth-first\): invariants no-failure, .*, kick-completes, non-progress; bounds/);
-    expect(r.stdout).toContain('# 310 states, 316 transitions, max depth 130, 0 end states,');
-    expect(r.stdout).toMatch(/\n# non-progress: state graph of 310 states, 480 edges \(164 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive, 1 component with a fair loop\n/);
-    expect(r.stdout).toContain('# lasso: 118 steps to the loop, then 13 steps a turn (prefix: shortest path over the state graph; loop: shortest cycle through its end, extended until fair; 0 preemptions)');
-    expect(r.stdout).toContain(`# violation of non-progress: a loop from step 119 to step 131 returns to the state after step 118: ${DETAIL}`);
+    expect(r.lines[0]).toMatch(/^# exploring accept-level-split \(depth-first\): invariants no-failure, .*, kick-completes, shared-spte-suppress-ve, no-spurious-memory-fault, non-progress; bounds/);
+    expect(r.stdout).toContain('# 326 states, 338 transitions, max depth 136, 0 end states,');
+    expect(r.stdout).toMatch(/\n# non-progress: state graph of 326 states, 502 edges \(164 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive, 1 component with a fair loop\n/);
+    expect(r.stdout).toContain('# lasso: 122 steps to the loop, then 15 steps a turn (prefix: shortest path over the state graph; loop: shortest cycle through its end, extended until fair; 0 preemptions)');
+    expect(r.stdout).toContain(`# violation of non-progress: a loop from step 123 to step 137 returns to the state after step 122: ${DETAIL}`);
     // The loop, as printed: marked, then the entry, the guest's ACCEPT, its exit, and KVM's fault path back to the entry.
-    expect(r.stdout).toMatch(/\n# loop: steps 119–131, back to the state after step 118\n +119 {2}kvm\.vcpu0 +→ tdx +TDH\.VP\.ENTER .*\n +120 .*\n +121 {2}tdx +→ guest\.vcpu0 +VMRESUME\n +122 {2}guest\.vcpu0 → hw\.cpu0 +TDG\.MEM\.PAGE\.ACCEPT .*\n(.*\n)+ +131 {2}kvm\.mmu +→ kvm\.vcpu0 +TDP_WALK_RESULT /);
+    expect(r.stdout).toMatch(/\n# loop: steps 123–137, back to the state after step 122\n +123 {2}kvm\.vcpu0 +→ tdx +TDH\.VP\.ENTER .*\n +124 .*\n +125 {2}tdx +→ guest\.vcpu0 +VMRESUME\n +126 {2}guest\.vcpu0 → hw\.cpu0 +TDG\.MEM\.PAGE\.ACCEPT .*\n(.*\n)+ +137 {2}kvm\.mmu +→ kvm\.vcpu0 +TDP_WALK_RESULT /);
     const log = 'accept-level-split.counterexample.log.jsonl';
     const end = JSON.parse(unsealLine(logLines(path.join(dir, log)).at(-1)!)!.body) as { steps: number; outcome: Record<string, unknown> };
-    expect(end.steps).toBe(131);
+    expect(end.steps).toBe(137);
     expect(end.outcome).toMatchObject({
       status: 'failure',
       reason: `violation of non-progress: ${DETAIL}`,
       violation: { invariant: 'non-progress', detail: DETAIL },
-      lasso: { loopStart: 118, starving: 'guest.vcpu0', retries: 'kvm.vcpu0 re-enters TDH.VP.ENTER into EPT_VIOLATION (TD exit) at GPA 0x200000' },
+      lasso: { loopStart: 122, starving: 'guest.vcpu0', retries: 'kvm.vcpu0 re-enters TDH.VP.ENTER into EPT_VIOLATION (TD exit) at GPA 0x200000' },
     });
     const v = tdxsim(dir, 'replay', log, '--verify');
     expect(v.status).toBe(0);
@@ -45,7 +45,7 @@ describe('tdxsim explore: non-progress (CLI)', () => {
     let prev = GENESIS;
     const edited = lines.map((line, i) => {
       const rec = JSON.parse(unsealLine(line)!.body) as Record<string, unknown>;
-      if (i === lines.length - 1) ((rec.outcome as { lasso: { loopStart: number } }).lasso.loopStart = 117);
+      if (i === lines.length - 1) ((rec.outcome as { lasso: { loopStart: number } }).lasso.loopStart = 121);
       const sealed = sealRecord(prev, rec);
       prev = sealed.hash;
       return sealed.line;
@@ -53,7 +53,7 @@ describe('tdxsim explore: non-progress (CLI)', () => {
     writeFileSync(path.join(dir, 'edited.jsonl'), edited.join('\n') + '\n');
     const bad = tdxsim(dir, 'replay', 'edited.jsonl', '--verify');
     expect(bad.status).toBe(2);
-    expect(bad.stderr).toContain('edited.jsonl:133: replay diverged: the loop does not return to the state after step 117: kvm.vcpu0 differs at context.fault');
+    expect(bad.stderr).toContain('edited.jsonl:139: replay diverged: the loop does not return to the state after step 121: kvm.vcpu0 differs at context.fault');
   });
 
   it('with --no-non-progress the same search is clean, as before the check existed', () => {
@@ -68,7 +68,7 @@ describe('tdxsim explore: non-progress (CLI)', () => {
   it('the default accept-level-split is clean for non-progress too, and says the check was exhaustive', () => {
     const r = tdxsim(scratchDir(), 'explore', 'accept-level-split');
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/\n# non-progress: state graph of 354 states, 539 edges \(180 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive\n/);
+    expect(r.stdout).toMatch(/\n# non-progress: state graph of 368 states, 559 edges \(180 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive\n/);
   });
 
   it('walks and worker threads cannot check it, and say so; tdxsim invariants lists it', () => {

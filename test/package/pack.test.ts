@@ -67,7 +67,7 @@ describe('the packed package', () => {
     expect(run.status).toBe(0);
     const lines = run.stdout.trim().split('\n');
     expect(lines.filter((l) => /^step \d+: kvm\.vcpu[01] → tdx TDH\.MEM\.PAGE\.AUG$/.test(l))).toHaveLength(2);
-    expect(lines.at(-2)).toBe('sept-parent-first 117 steps');
+    expect(lines.at(-2)).toBe('sept-parent-first 121 steps');
     expect(lines.at(-1)).toBe('sequenceDiagram');
     rmSync(path.join(project, 'out'), { recursive: true, force: true });
   });

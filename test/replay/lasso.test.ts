@@ -65,39 +65,39 @@ describe('replay --verify of a lasso', () => {
   const text = lassoLog(SPLIT_OFF, found.choices, found.detail, found.lasso!);
   const steps = found.choices.length;
 
-  it('the explorer\'s ACCEPT loop verifies: steps 119–131 return to the state after step 118', () => {
-    expect(found.lasso!.loopStart).toBe(118);
-    expect(steps).toBe(131);
+  it('the explorer\'s ACCEPT loop verifies: steps 123–137 return to the state after step 122', () => {
+    expect(found.lasso!.loopStart).toBe(122);
+    expect(steps).toBe(137);
     expect(replayLog(parseLogText(text, FILE), FILE, { verify: true }).verified).toBe(true);
   });
 
   it('a loop that does not return to where it starts is refused, naming the first difference', () => {
-    const shifted = withEnd(text, (o) => ((o.lasso as LoggedLasso).loopStart = 117));
-    expect(refusal(shifted)).toBe(`${FILE}:133: replay diverged: the loop does not return to the state after step 117: kvm.vcpu0 differs at context.fault`);
+    const shifted = withEnd(text, (o) => ((o.lasso as LoggedLasso).loopStart = 121));
+    expect(refusal(shifted)).toBe(`${FILE}:139: replay diverged: the loop does not return to the state after step 121: kvm.vcpu0 differs at context.fault`);
     const cut = lassoLog(SPLIT_OFF, found.choices.slice(0, -1), found.detail, found.lasso!);
-    expect(refusal(cut)).toMatch(new RegExp(`^${FILE}:132: replay diverged: the loop does not return to the state after step 118: `));
+    expect(refusal(cut)).toMatch(new RegExp(`^${FILE}:138: replay diverged: the loop does not return to the state after step 122: `));
   });
 
   it('a thread that wants nothing cannot starve: the VMM waits in its main loop', () => {
     const vmm = withEnd(text, (o) => ((o.lasso as LoggedLasso).starving = 'vmm'));
-    expect(refusal(vmm)).toBe(`${FILE}:133: replay diverged: vmm has nothing left to do after step 118`);
+    expect(refusal(vmm)).toBe(`${FILE}:139: replay diverged: vmm has nothing left to do after step 122`);
   });
 
   it('the words must be the model\'s: retries and the reason are re-derived', () => {
     const retries = withEnd(text, (o) => ((o.lasso as LoggedLasso).retries = 'kvm.vcpu0 re-enters forever'));
-    expect(refusal(retries)).toBe(`${FILE}:133: replay diverged: the loop's retries is "kvm.vcpu0 re-enters TDH.VP.ENTER into EPT_VIOLATION (TD exit) at GPA 0x200000", the log says "kvm.vcpu0 re-enters forever"`);
+    expect(refusal(retries)).toBe(`${FILE}:139: replay diverged: the loop's retries is "kvm.vcpu0 re-enters TDH.VP.ENTER into EPT_VIOLATION (TD exit) at GPA 0x200000", the log says "kvm.vcpu0 re-enters forever"`);
     const other = lassoLog(SPLIT_OFF, found.choices, 'guest.vcpu0 is slow', found.lasso!);
-    expect(refusal(other)).toMatch(/^loop\.log\.jsonl:133: replay diverged: the loop reads "kvm\.vcpu0 re-enters TDH\.VP\.ENTER into EPT_VIOLATION \(TD exit\) at GPA 0x200000 forever \(13 steps a turn\); guest\.vcpu0 never retires/);
+    expect(refusal(other)).toMatch(/^loop\.log\.jsonl:139: replay diverged: the loop reads "kvm\.vcpu0 re-enters TDH\.VP\.ENTER into EPT_VIOLATION \(TD exit\) at GPA 0x200000 forever \(15 steps a turn\); guest\.vcpu0 never retires/);
   });
 
   it('a loop start outside the log, or a lasso on a safety invariant, is a bad record', () => {
     const out = withEnd(text, (o) => ((o.lasso as LoggedLasso).loopStart = steps));
-    expect(refusal(out)).toBe(`${FILE}:133: end.outcome.lasso.loopStart: expected an integer from 0 to 130 (the log has 131 steps)`);
+    expect(refusal(out)).toBe(`${FILE}:139: end.outcome.lasso.loopStart: expected an integer from 0 to 136 (the log has 137 steps)`);
     const safety = withEnd(text, (o) => {
       o.reason = `violation of no-failure: ${found.detail}`;
       (o.violation as { invariant: string }).invariant = 'no-failure';
     });
-    expect(refusal(safety)).toBe(`${FILE}:133: end.outcome.lasso: a lasso belongs to a liveness invariant (non-progress), not to "no-failure"`);
+    expect(refusal(safety)).toBe(`${FILE}:139: end.outcome.lasso: a lasso belongs to a liveness invariant (non-progress), not to "no-failure"`);
   });
 
   it('an unfair loop is refused: vCPU 0 loops while vCPU 1\'s KVM_RUN stays in flight', () => {

@@ -11,11 +11,13 @@ import { septParentFirst } from './septParentFirst.ts';
 import { removeAfterTrack } from './removeAfterTrack.ts';
 import { eptViolationProgress, eptViolationProgressSpec } from './eptViolationProgress.ts';
 import { kickCompletes, kickCompletesSpec } from './kickCompletes.ts';
+import { sharedSpteSuppressVe } from './sharedSpteSuppressVe.ts';
+import { noSpuriousMemoryFault } from './noSpuriousMemoryFault.ts';
 import { nonProgress } from './nonProgress.ts';
 import { noStaleTranslation } from './noStaleTranslation.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, nonProgress };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, nonProgress };
 export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
@@ -32,6 +34,8 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(noStaleTranslation),
   eptViolationProgressSpec,
   kickCompletesSpec,
+  fixed(sharedSpteSuppressVe),
+  fixed(noSpuriousMemoryFault),
   fixed(nonProgress),
 ];
 
