@@ -76,12 +76,12 @@ describe('preemption-bounded search', () => {
     expect(expected[0]).toBeLessThan(expected[2]!);
   });
 
-  it('parallel-faults: 8,381 / 40,317 / 52,277 / 53,425 states within 0 … 3 preemptions; at 4 every state (53,505) and the search says it is exhaustive', () => {
+  it('parallel-faults: 9,201 / 45,115 / 58,217 / 59,563 states within 0 … 3 preemptions; at 4 every state (59,643) and the search says it is exhaustive', () => {
     const model = modelFor(loadScenarioFile(exampleFile('parallel-faults')).scenario);
     const r = bounded(model, invariantsOf(loadScenarioFile(exampleFile('parallel-faults')).scenario.invariants), 6);
-    expect(r.preemptions!.levels.map((l) => l.states)).toEqual([8_381, 40_317, 52_277, 53_425, 53_505]);
+    expect(r.preemptions!.levels.map((l) => l.states)).toEqual([9_201, 45_115, 58_217, 59_563, 59_643]);
     expect(r.preemptions!.levels.map((l) => l.unreached === 0)).toEqual([false, false, false, false, true]);
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, bound: null, states: 53_505, terminals: 8 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, bound: null, states: 59_643, terminals: 8 });
     const plain = explore(modelFor(loadScenarioFile(exampleFile('parallel-faults')).scenario), [noFailure], BOUNDS);
     expect(plain.states).toBe(r.states);
   });
@@ -111,9 +111,9 @@ describe('tdxsim explore --preemptions (CLI)', () => {
     const dir = scratchDir();
     const some = tdxsim(dir, 'explore', 'parallel-faults', '--preemptions', '1', '--quiet');
     expect(some.status).toBe(3);
-    expect(some.stdout).toContain('# exhaustive up to 0 preemptions: 8381 states');
-    expect(some.stdout).toContain('# exhaustive up to 1 preemption: 40317 states');
-    expect(some.stdout).toContain('preemption bound reached: schedules with more than 1 preemption were not searched (they reach 2634 states not seen)');
+    expect(some.stdout).toContain('# exhaustive up to 0 preemptions: 9201 states');
+    expect(some.stdout).toContain('# exhaustive up to 1 preemption: 45115 states');
+    expect(some.stdout).toContain('preemption bound reached: schedules with more than 1 preemption were not searched (they reach 2752 states not seen)');
     // A level a bound stops is not exhaustive up to its K, and says so.
     const cut = tdxsim(dir, 'explore', 'parallel-faults', '--preemptions', '3', '--max-states', '20000', '--quiet');
     expect(cut.status).toBe(3);
@@ -140,10 +140,10 @@ describe('tdxsim explore --preemptions (CLI)', () => {
 
   it('--persistent-sets: fewer states, the same verdict, and says what it learnt', () => {
     const dir = scratchDir();
-    const r = tdxsim(dir, 'explore', 'parallel-faults', '--persistent-sets', '--quiet');
+    const r = tdxsim(dir, 'explore', 'parallel-faults', '--persistent-sets', '--invariant', 'no-failure', '--quiet');
     expect(r.status).toBe(0);
     expect(r.stdout).toContain('# exploring parallel-faults (depth-first, persistent sets)');
-    expect(r.stdout).toMatch(/# 39837 states, \d+ transitions, .* — exhaustive: every reachable state checked, no violation/);
-    expect(r.stdout).toContain('# persistent sets: a topology of 27 channels, learnt by walks and checked by every new transition (0 restarts for a channel it lacked)');
+    expect(r.stdout).toMatch(/# 55953 states, \d+ transitions, .* — exhaustive: every reachable state checked, no violation/);
+    expect(r.stdout).toContain('# persistent sets: a topology of 31 channels, learnt by walks and checked by every new transition (0 restarts for a channel it lacked)');
   });
 });
