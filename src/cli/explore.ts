@@ -18,7 +18,7 @@ import { checkSearchId } from '../explore/redis/keys.ts';
 import type { PolicyOverrides } from '../policies.ts';
 import { loadScenarioFile } from '../scenario/load.ts';
 import { formatDelivery } from '../session/format.ts';
-import { EXPLORE_DEFAULTS, EXPLORE_MODES, exploreScenario, resolveInvariants, type ExploreDone, type ExploreEvent, type ExploreMode, type ExploreStart, type Finding } from '../session/explore.ts';
+import { EXPLORE_DEFAULTS, EXPLORE_MODES, exploreScenario, resolveInvariants, type ExploreDone, type ExploreEvent, type ExploreMode, type ExploreStart, type Finding, type PreemptionLevelEvent } from '../session/explore.ts';
 import { withPolicies } from '../session/policies.ts';
 import { runModelEvents } from '../session/run.ts';
 import { formatOptionsFor, headerFor } from '../session/session.ts';
@@ -61,6 +61,12 @@ export interface ExploreCliOptions {
   coordinateOnly?: boolean;
   /** With --redis: seconds a worker may stay silent before its entry is taken over. */
   lease?: number;
+  /** Every schedule with at most this many preemptions, level by level from 0. */
+  preemptions?: number;
+  /** With --preemptions: that level only. */
+  singleLevel?: boolean;
+  /** The persistent-set reduction on top of sleep sets. */
+  persistentSets?: boolean;
 }
 
 /** Flags that only mean something in some modes: naming one elsewhere is a mistake worth an error. */
@@ -69,6 +75,13 @@ function misplacedFlag(opts: ExploreCliOptions, mode: ExploreMode): string | nul
     for (const [flag, v] of [['--seed', opts.seed], ['--walks', opts.walks], ['--pct-depth', opts.pctDepth]] as const) if (v !== undefined) return `${flag} applies to --mode random or pct, not dfs`;
   }
   if (mode === 'random' && opts.pctDepth !== undefined) return '--pct-depth applies to --mode pct, not random';
+  if (opts.redis !== undefined && opts.preemptions !== undefined) return '--preemptions searches on one process; drop --redis';
+  if (opts.redis !== undefined && opts.persistentSets) return '--persistent-sets applies to a search on one process; drop --redis';
+  if (opts.singleLevel && opts.preemptions === undefined) return '--single-level applies to --preemptions';
+  if (opts.preemptions !== undefined && mode !== 'dfs') return `--preemptions applies to --mode dfs, not ${mode}`;
+  if (opts.preemptions !== undefined && (opts.workers ?? 1) > 1) return '--preemptions searches on one thread; drop --workers';
+  if (opts.preemptions !== undefined && opts.persistentSets) return '--preemptions searches without reduction; drop --persistent-sets';
+  if (opts.persistentSets && (mode !== 'dfs' || (opts.workers ?? 1) > 1)) return '--persistent-sets applies to --mode dfs on one thread (--workers 1)';
   return misplacedRedisFlag(opts, mode);
 }
 
@@ -124,6 +137,8 @@ export async function exploreCommand(scenarioArg: string, opts: ExploreCliOption
     ...(opts.time !== undefined ? { timeSeconds: opts.time } : {}),
     minimise: opts.minimise !== false,
     nonProgress: opts.nonProgress !== false,
+    ...(opts.preemptions !== undefined ? { preemptions: opts.preemptions, singleLevel: opts.singleLevel === true } : {}),
+    ...(opts.persistentSets ? { persistentSets: true } : {}),
     progressEvery: 1_000,
     signal: stop.signal,
   });
@@ -137,6 +152,9 @@ export async function exploreCommand(scenarioArg: string, opts: ExploreCliOption
               io.print(headerLine(e));
               for (const n of e.notes) io.print(`# ${n}`);
             }
+          } else if (e.type === 'level') {
+            progress.clear();
+            if (!opts.json) io.print(levelLine(e));
           } else if (e.type === 'progress') {
             progress.update(() => (e.phase === 'search' ? searchLine(e, e.bounds, queueName(start!)) : `minimising: no schedule of fewer than ${e.depth} steps breaks it (at most ${e.maxDepth}); ${thousands(e.states)} states searched breadth-first`));
           } else if (e.type === 'done') {
@@ -152,8 +170,20 @@ export async function exploreCommand(scenarioArg: string, opts: ExploreCliOption
   return report(start!, done!, loaded.file, signWith, opts, io.print);
 }
 
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** One level of a preemption-bounded search. */
+function levelLine(l: PreemptionLevelEvent): string {
+  const took = `${l.states} states, ${l.transitions} transitions, ${(l.elapsedMs / 1000).toFixed(1)} s`;
+  if (l.stopped !== null) return `# up to ${plural(l.preemptions, 'preemption')}, not exhaustive (${l.stopped === 'interrupted' ? 'interrupted' : `the ${l.stopped} bound stopped it`}): ${took}`;
+  const seen = l.unreached === 0 ? 'every reachable state seen' : `${l.cut} deliveries over the bound, leading to ${l.unreached} states not seen`;
+  return `# exhaustive up to ${plural(l.preemptions, 'preemption')}: ${took} — ${seen}`;
+}
+
 function headerLine(s: ExploreStart): string {
-  const how = s.mode === 'dfs' ? 'depth-first' : `${s.mode === 'pct' ? `PCT walks, d = ${s.pctDepth}` : 'random walks'}, seed ${s.seed}, ${s.walks} walks`;
+  const bounded = s.preemptions === null ? '' : s.singleLevel ? `, schedules with at most ${plural(s.preemptions, 'preemption')}` : `, schedules with at most ${plural(s.preemptions, 'preemption')}, level by level from 0`;
+  const reduced = s.persistentSets ? ', persistent sets' : '';
+  const how = s.mode === 'dfs' ? `depth-first${bounded}${reduced}` : `${s.mode === 'pct' ? `PCT walks, d = ${s.pctDepth}` : 'random walks'}, seed ${s.seed}, ${s.walks} walks`;
   const on = s.redis !== undefined ? `, through Redis at ${s.redis.url}, search ${s.redis.searchId}` : s.workers > 1 ? `, ${s.workers} workers` : '';
   return `# exploring ${s.scenario.name} (${how}${on}): invariants ${s.invariants.map((i) => i.name).join(', ')}; bounds depth ${s.bounds.maxDepth}, ${s.bounds.maxStates} states, ${s.bounds.maxMillis / 1000} s`;
 }
@@ -185,6 +215,10 @@ function notCovered(r: ExploreResult | SampleResult, b: ExploreBounds): string {
       return `time bound reached after ${b.maxMillis / 1000} s: the states not yet visited were not checked`;
     case 'interrupted':
       return 'interrupted: the states not yet visited were not checked';
+    case 'preemptions': {
+      const last = 'preemptions' in r && r.preemptions !== undefined ? r.preemptions.levels.at(-1) : undefined;
+      return `preemption bound reached: schedules with more than ${plural(last?.preemptions ?? 0, 'preemption')} were not searched${last === undefined ? '' : ` (they reach ${last.unreached} states not seen)`}`;
+    }
     default:
       return 'stopped';
   }
@@ -219,6 +253,7 @@ function report(start: ExploreStart, done: ExploreDone, file: string, signWith: 
   print(summary(r, start.workers, start.bounds));
   if ('redis' in r) print(redisLine(r as RedisExploreResult));
   if ('liveness' in r && r.liveness) print(livenessLine(r.liveness));
+  if ('persistentSets' in r && r.persistentSets) print(`# persistent sets: a topology of ${r.persistentSets.channels} channels, learnt by walks and checked by every new transition (${r.persistentSets.restarts} restart${r.persistentSets.restarts === 1 ? '' : 's'} for a channel it lacked)`);
   if (finding === null) return code;
   const found = `${finding.asFound.steps} steps, ${finding.asFound.preemptions} preemptions`;
   const lasso = finding.lasso;
@@ -282,6 +317,8 @@ function summaryJson(start: ExploreStart, r: ExploreResult | SampleResult, findi
     verdict,
     exhaustive: r.exhaustive,
     bound: r.bound,
+    ...(!('mode' in r) && r.preemptions !== undefined ? { preemptions: r.preemptions } : {}),
+    ...(!('mode' in r) && r.persistentSets !== undefined ? { persistentSets: r.persistentSets } : {}),
     notCovered: finding === null && !r.exhaustive ? notCovered(r, start.bounds) : null,
     states: r.states,
     transitions: r.transitions,

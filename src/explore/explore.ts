@@ -24,17 +24,21 @@
  * clean the graph is searched for fair non-progress cycles (liveness/nonProgress.ts); one is reported as a
  * violation whose choices are a lasso, prefix then one turn of the loop.
  */
-import type { Message } from '../protocol/messages.ts';
-import { enabledChoices, initialWorld, runTransition, step, type ActorTransition } from '../runtime/step.ts';
-import type { Model, World } from '../runtime/world.ts';
+import { initialWorld } from '../runtime/step.ts';
+import type { Model } from '../runtime/world.ts';
+import { CompiledModel } from './compiledModel.ts';
+import { InvariantChecks } from './checks.ts';
+import { CLAIM_WORDS, Channels, depthFirstRun, noSleep, PAUSED, RESTART, type Bound, type Search, type SearchCounters, type Violation } from './depthFirst.ts';
+import { PersistentSets, Topology } from './reduction.ts';
 import { fingerprint } from './fingerprint.ts';
 import type { Invariant } from './invariants/index.ts';
 import { StateGraph, type FrozenGraph } from './liveness/stateGraph.ts';
 import { findNonProgress } from './liveness/nonProgress.ts';
-import { buildLasso, type Lasso } from './liveness/lasso.ts';
+import { buildLasso } from './liveness/lasso.ts';
 import { progressThreadsOf, type ProgressThread } from './progress.ts';
-import { StateTable, type VisitedSet } from './stateTable.ts';
-import { TransitionCache } from './transitionCache.ts';
+import { StateTable } from './stateTable.ts';
+
+export { CLAIM_WORDS, Channels, depthFirst, depthFirstRun, noSleep, PAUSED, RESTART, type Bound, type Search, type SearchCounters, type Violation } from './depthFirst.ts';
 
 /**
  * What stops a search before it is exhaustive: deliveries along one schedule, distinct states, wall-clock
@@ -59,6 +63,13 @@ export interface ExploreOptions {
   reduction?: boolean;
   /** Memoised actor transitions (default on). */
   cache?: boolean;
+  /**
+   * The persistent-set reduction on top of sleep sets (reduction.ts; default off): deliveries to an actor
+   * only one actor ever sends to, and that no invariant sees, are explored alone. Fewer states, the same
+   * violations and end states. Not with the non-progress check, whose graph must be the unreduced one:
+   * with a liveness invariant it is left off and `ExploreResult.reductionOff` says why.
+   */
+  persistentSets?: boolean | { walks: number };
   /** The progress threads of the non-progress check (default: progressThreadsOf the model). */
   progressThreads?: (model: Model) => ProgressThread[];
   /** Called with the recorded state graph before the non-progress check runs on it (tests compare it with their own). */
@@ -74,22 +85,6 @@ export interface ExploreProgress {
   /** Work waiting: frames on the stack, frontier entries no worker has taken, or walks not yet run. */
   queue: number;
   elapsedMs: number;
-}
-
-/** What stopped a search that was not exhaustive; sampling adds its walk budget. */
-/** `interrupted`: stopped from outside (Ctrl-C, an unsubscribed stream, an aborted signal). */
-export type Bound = 'depth' | 'states' | 'time' | 'walks' | 'interrupted';
-
-/**
- * An invariant that broke, its words, and the scheduler choices that lead there from the initial world.
- */
-export interface Violation {
-  invariant: string;
-  detail: string;
-  /** Scheduler choices from the initial world; the last delivery is the violating one. */
-  choices: number[];
-  /** A non-progress finding: the choices are the prefix and one turn of the loop. */
-  lasso?: Lasso;
 }
 
 /** How the non-progress check went (null in ExploreResult when it did not run). */
@@ -132,189 +127,12 @@ export interface ExploreResult {
   liveness?: LivenessSummary | null;
   /** With worker threads, per thread (the main one first): its time from start to report, and the states it entered first (parallel.ts). */
   threads?: { busyMs: number; newStates: number }[];
-}
-
-interface Frame {
-  world: World;
-  enabled: readonly Message[];
-  /** Indices into `enabled` still to explore from this visit. */
-  todo: number[];
-  next: number;
-  /** The sleep set this visit arrived with, plus every channel explored from it so far. */
-  sleep: Uint32Array;
-  /** The state's node in the liveness graph (−1 without one), and whether this visit records its edges. */
-  node: number;
-  record: boolean;
-}
-
-/** Channel ids are sender·n + receiver over actor indices; a sleep set is a bitset over them. */
-export class Channels {
-  readonly n: number;
-  readonly words: number;
-  /** Per receiver: the bits of every channel into it. */
-  readonly into: Uint32Array[];
-  constructor(private readonly model: Model) {
-    this.n = model.actors.length;
-    this.words = Math.ceil((this.n * this.n) / 32);
-    this.into = model.actors.map((_, to) => {
-      const m = new Uint32Array(this.words);
-      for (let from = 0; from < this.n; from++) {
-        const c = from * this.n + to;
-        m[c >>> 5]! |= 1 << (c & 31);
-      }
-      return m;
-    });
-  }
-  of(m: Message): number {
-    return this.model.indexOf.get(m.from)! * this.n + this.model.indexOf.get(m.to)!;
-  }
-}
-
-const has = (set: Uint32Array, c: number): boolean => (set[c >>> 5]! & (1 << (c & 31))) !== 0;
-
-/** Counters a search accumulates; a worker keeps its own and the main thread adds them up. */
-export interface SearchCounters {
-  transitions: number;
-  maxDepth: number;
-  /** New states with nothing in flight. */
-  terminals: number;
-  bound: Bound | null;
-}
-
-/** One depth-first search's fixed parts: the one-thread explorer has one, each worker thread its own. */
-export interface Search {
-  model: Model;
-  invariants: readonly Invariant[];
-  visited: VisitedSet;
-  transition: ActorTransition;
-  /** Null without the sleep-set reduction. */
-  channels: Channels | null;
-  maxDepth: number;
-  counters: SearchCounters;
-  /** After each new state, at `depth`: true stops the search (and has set `counters.bound`, or another worker stopped it). */
-  afterNewState(depth: number): boolean;
-  /** The state graph for the non-progress check (one-thread search only). */
-  graph?: StateGraph | null;
-  /** Set (typically by `afterNewState`) to make a resumable search return PAUSED at its next step. */
-  pause?: boolean;
-}
-
-/** A fresh arrival's sleep set; also the "everything" of a root that explores all it has. */
-export const noSleep = (words: number): Uint32Array => new Uint32Array(words);
-
-/**
- * Depth-first from `root`, reached by `prefix` and already in the visited set, exploring the channels in
- * `explore` (null: every enabled delivery). The first violation ends it, with its choices from the
- * initial world; null when the subtree is done or `afterNewState` stopped it.
- */
-export function depthFirst(search: Search, root: World, prefix: readonly number[], explore: Uint32Array | null): Violation | null {
-  const run = depthFirstRun(search, root, prefix, explore);
-  for (;;) {
-    const r = run();
-    if (r !== PAUSED) return r;
-  }
-}
-
-/** What a resumable search returns when `Search.pause` asked it to stop for now. */
-export const PAUSED = Symbol('paused');
-
-/**
- * `depthFirst` as a function that can be called again: when `search.pause` is set it returns PAUSED at
- * the top of its loop, where the stack is consistent, and the next call carries on from there. That is
- * what lets an exploration give the event loop a turn (Ctrl-C, a stream's unsubscribe, progress on a
- * terminal) without a worker thread and without changing which states are visited.
- */
-export function depthFirstRun(search: Search, root: World, prefix: readonly number[], explore: Uint32Array | null): () => Violation | null | typeof PAUSED {
-  const { model, invariants, visited, transition, counters } = search;
-  const ch = search.channels;
-  const words = ch?.words ?? 0;
-  const empty = noSleep(words);
-  const scratch = noSleep(words);
-
-  const graph = search.graph ?? null;
-
-  /** `via`: the frame's parent node and the channel delivered from it, for the graph's diamond lookups. */
-  const frameFor = (world: World, sleep: Uint32Array, only: Uint32Array | null, node: number, record: boolean, viaNode = -1, viaChannel = -1): Frame => {
-    const enabled = enabledChoices(model, world);
-    const todo: number[] = [];
-    for (let i = 0; i < enabled.length; i++) if (only === null || has(only, ch!.of(enabled[i]!))) todo.push(i);
-    if (record) {
-      // The first visit records every edge: the pruned ones here, the others as they are explored.
-      graph!.expand(node, enabled.length);
-      for (let i = 0, t = 0; i < enabled.length; i++) {
-        if (todo[t] === i) {
-          t++;
-          continue;
-        }
-        if (viaNode >= 0 && graph!.diamond(node, graph!.channelOf(enabled[i]!), viaNode, viaChannel)) continue;
-        const r = step(model, world, i, enabled, transition);
-        graph!.edge(node, graph!.node(fingerprint(model, r.world), r.world), world, r, true);
-      }
-    }
-    return { world, enabled, todo, next: 0, sleep, node, record };
-  };
-
-  const rootNode = graph === null ? -1 : graph.node(fingerprint(model, root), root);
-  const stack: Frame[] = [frameFor(root, empty.slice(), explore, rootNode, graph !== null)];
-  /** choices[k] led from stack[k] to stack[k + 1]; entries past the top frame are stale. */
-  const choices: number[] = [];
-  const base = prefix.length;
-  return () => {
-    while (stack.length > 0) {
-      if (search.pause) {
-        search.pause = false;
-        return PAUSED;
-      }
-      const top = stack[stack.length - 1]!;
-      if (top.next >= top.todo.length) {
-        stack.pop();
-        continue;
-      }
-      const choice = top.todo[top.next++]!;
-      if (base + stack.length > search.maxDepth) {
-        counters.bound = 'depth';
-        continue;
-      }
-      const r = step(model, top.world, choice, top.enabled, transition);
-      counters.transitions++;
-      for (const inv of invariants) {
-        const problem = inv.check(model, top.world, r.world, r.delivered);
-        if (problem !== null) return { invariant: inv.name, detail: problem, choices: [...prefix, ...choices.slice(0, stack.length - 1), choice] };
-      }
-      // The child's sleep set: what this frame sleeps on (including siblings already explored) and does
-      // not depend on this delivery, i.e. goes to another receiver. Then this channel counts as explored.
-      let childSleep = empty;
-      if (ch !== null) {
-        const into = ch.into[model.indexOf.get(r.delivered.to)!]!;
-        childSleep = new Uint32Array(words);
-        for (let w = 0; w < words; w++) childSleep[w] = top.sleep[w]! & ~into[w]!;
-        const c = ch.of(r.delivered);
-        top.sleep[c >>> 5]! |= 1 << (c & 31);
-      }
-      const fp = fingerprint(model, r.world);
-      const child = graph === null ? -1 : graph.node(fp, r.world);
-      if (top.record) graph!.edge(top.node, child, top.world, r, false);
-      // A revisit explores what earlier arrivals slept on and this one does not (stateTable.ts).
-      const fresh = visited.arrive(fp, childSleep, scratch);
-      if (fresh) {
-        if (search.afterNewState(base + stack.length)) return null;
-        if (r.world.pending.length === 0) {
-          counters.terminals++;
-          graph?.expand(child, 0);
-          continue;
-        }
-      } else {
-        let any = 0;
-        for (let w = 0; w < words; w++) any |= scratch[w]!;
-        if (any === 0) continue;
-      }
-      choices.length = stack.length - 1;
-      choices.push(choice);
-      stack.push(frameFor(r.world, childSleep, ch === null ? null : scratch, child, fresh && graph !== null, top.node, graph === null ? -1 : graph.channelOf(r.delivered)));
-      counters.maxDepth = Math.max(counters.maxDepth, base + stack.length - 1);
-    }
-    return null;
-  };
+  /** The persistent-set reduction, when asked for: how often the search started again on a channel the topology lacked. */
+  persistentSets?: { restarts: number; channels: number } | null;
+  /** Why an asked-for persistent-set reduction was left off. */
+  reductionOff?: string;
+  /** A preemption-bounded search (preemptionBounded.ts): the bound and each level run, the last one last. */
+  preemptions?: { bound: number; levels: import('./preemptionBounded.ts').PreemptionLevel[] };
 }
 
 /**
@@ -335,21 +153,29 @@ export interface Exploration {
 export function startExplore(model: Model, invariants: readonly Invariant[], bounds: ExploreBounds, opts: ExploreOptions & { pauseEvery?: number } = {}): Exploration {
   const now = opts.now ?? (() => performance.now());
   const start = now();
-  const cache = opts.cache === false ? null : new TransitionCache();
+  const compiled = new CompiledModel(model, { memoise: opts.cache !== false });
   const channels = opts.reduction === false ? null : new Channels(model);
-  const visited = new StateTable(channels?.words ?? 0);
   const counters: SearchCounters = { transitions: 0, maxDepth: 0, terminals: 0, bound: null };
   const every = opts.progressEvery ?? 10_000;
   const pauseEvery = opts.pauseEvery ?? 0;
   let depth = 0;
   const liveness = invariants.find((i) => i.liveness === true);
-  const graph = liveness === undefined ? null : new StateGraph(model, (opts.progressThreads ?? progressThreadsOf)(model));
+  const safety = invariants.filter((i) => i.liveness !== true);
+  const reductionOff =
+    !opts.persistentSets ? undefined : liveness !== undefined ? `${liveness.name} needs the unreduced state graph` : channels === null ? 'it works with sleep sets, which are off' : undefined;
+  // The topology's first guess comes from seeded walks (`walks: 0`: the initial world's channels only).
+  const topology = opts.persistentSets && reductionOff === undefined ? Topology.learn(compiled, opts.persistentSets === true ? undefined : opts.persistentSets.walks) : null;
+  let restarts = 0;
+  // Room for the first 60,000 states (0.6 MB): growing through the small sizes costs more than it saves.
+  let visited = new StateTable(channels === null ? 0 : CLAIM_WORDS, 1 << 16);
+  let graph = liveness === undefined ? null : new StateGraph(model, (opts.progressThreads ?? progressThreadsOf)(model));
   const search: Search = {
     model,
-    invariants: invariants.filter((i) => i.liveness !== true),
+    compiled,
+    checks: new InvariantChecks(model, safety),
+    persistent: topology === null ? null : new PersistentSets(compiled, topology, safety),
     graph,
     visited,
-    transition: cache?.transition ?? runTransition,
     channels,
     maxDepth: bounds.maxDepth,
     counters,
@@ -372,10 +198,13 @@ export function startExplore(model: Model, invariants: readonly Invariant[], bou
   };
 
   const root = initialWorld(model);
-  const all = noSleep(channels?.words ?? 0);
-  visited.arrive(fingerprint(model, root), all, all);
-  if (root.pending.length === 0) counters.terminals++;
-  const run = depthFirstRun(search, root, [], channels === null ? null : all);
+  const begin = () => {
+    const all = noSleep(channels === null ? 0 : CLAIM_WORDS);
+    visited.arrive(fingerprint(model, root), all, all);
+    counters.terminals = root.pending.length === 0 ? 1 : 0;
+    return depthFirstRun(search, root, [], channels === null ? null : all);
+  };
+  let run = begin();
   let done = false;
   let violation: Violation | null = null;
   let livenessSummary: LivenessSummary | null = null;
@@ -404,6 +233,15 @@ export function startExplore(model: Model, invariants: readonly Invariant[], bou
     step() {
       if (done) return true;
       const r = run();
+      if (r === RESTART) {
+        // A send outside the learnt topology: start again with it (reduction.ts).
+        restarts++;
+        search.persistent!.refresh();
+        visited = search.visited = new StateTable(CLAIM_WORDS, 1 << 16);
+        Object.assign(counters, { transitions: 0, maxDepth: 0, terminals: 0, bound: null });
+        run = begin();
+        return false;
+      }
       if (r !== PAUSED) finish(r);
       return done;
     },
@@ -424,9 +262,11 @@ export function startExplore(model: Model, invariants: readonly Invariant[], bou
         terminals: counters.terminals,
         elapsedMs: done ? elapsed : now() - start,
         visitedBytes: visited.bytes,
-        cacheHitRate: cache === null || counters.transitions === 0 ? 0 : cache.hits / (cache.hits + cache.misses),
+        cacheHitRate: compiled.hits + compiled.misses === 0 ? 0 : compiled.hits / (compiled.hits + compiled.misses),
         violation: v,
         ...(liveness === undefined ? {} : { liveness: livenessSummary }),
+        ...(opts.persistentSets ? { persistentSets: topology === null ? null : { restarts, channels: topology.allowed.reduce((a, b) => a + b, 0) } } : {}),
+        ...(reductionOff !== undefined ? { reductionOff } : {}),
       };
     },
   };

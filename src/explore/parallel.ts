@@ -25,7 +25,7 @@ import type { Model, World } from '../runtime/world.ts';
 import { enabledChoices, initialWorld, step } from '../runtime/step.ts';
 import { ModelBug } from '../runtime/errors.ts';
 import { invariantsOf, type Invariant } from './invariants/index.ts';
-import { Channels, noSleep, type Bound, type ExploreBounds, type ExploreProgress, type ExploreResult, type Violation } from './explore.ts';
+import { CLAIM_WORDS, noSleep, type Bound, type ExploreBounds, type ExploreProgress, type ExploreResult, type Violation } from './explore.ts';
 import { fingerprint } from './fingerprint.ts';
 import type { Hash64 } from './structuralHash.ts';
 import { SharedStateTable } from './sharedStateTable.ts';
@@ -33,6 +33,7 @@ import { pctSteps, type SampledViolation, type SampleResult } from './sample.ts'
 import { CONTROL, modelOfScenario, runShare, STATS, STOP, type InvariantEntries, type ParallelSearch, type ShareJob, type ShareReport } from './share.ts';
 import type { WorkerReport } from './exploreWorker.ts';
 import { TransitionCache } from './transitionCache.ts';
+import { CompiledModel } from './compiledModel.ts';
 
 export interface ParallelRequest {
   /** With its policy overrides applied. */
@@ -143,7 +144,7 @@ export async function exploreInWorkers(
   const model = modelOfScenario(req.scenario);
   const invariants = invariantsOf(req.invariants);
   const cache = new TransitionCache();
-  const table = SharedStateTable.create(search.mode === 'dfs' ? new Channels(model).words : 0, bounds.maxStates);
+  const table = SharedStateTable.create(search.mode === 'dfs' ? CLAIM_WORDS : 0, bounds.maxStates);
   const control = new SharedArrayBuffer(4 * CONTROL.length);
   const ctl = new Int32Array(control);
   ctl[CONTROL.firstViolatingWalk] = 0x7fff_ffff;
@@ -211,7 +212,7 @@ export async function exploreInWorkers(
   if (mainSearches) {
     try {
       // The seed's model and cache go on into this thread's share: what they learnt is not learnt twice.
-      mine = runShare(job(0), seed.frontier, { model, invariants, cache }, () => {
+      mine = runShare(job(0), seed.frontier, { model, invariants, cache, compiled: new CompiledModel(model) }, () => {
         const t = now();
         if (t - start > bounds.maxMillis) stopAtTime();
         if (t - lastProgress < every) return;

@@ -10,7 +10,9 @@ import type { Scenario } from '../scenario/schema.ts';
 import { actorsFor } from '../../machines/registry.ts';
 import { enabledChoices, initialWorld, step } from '../runtime/step.ts';
 import { createModel, type Model, type World } from '../runtime/world.ts';
-import { depthFirst, Channels, noSleep, type Bound, type ExploreBounds, type Search, type SearchCounters, type Violation } from './explore.ts';
+import { CLAIM_WORDS, depthFirst, Channels, noSleep, RESTART, type Bound, type ExploreBounds, type Search, type SearchCounters, type Violation } from './explore.ts';
+import { CompiledModel } from './compiledModel.ts';
+import { InvariantChecks } from './checks.ts';
 import { fingerprint } from './fingerprint.ts';
 import { invariantsOf, type Invariant } from './invariants/index.ts';
 import { sample, type SampledViolation, type SampleMode } from './sample.ts';
@@ -72,15 +74,17 @@ export function modelOfScenario(scenario: Scenario): Model {
   return createModel(actorsFor(scenario));
 }
 
-/** A thread's own model, invariants and transition cache. */
+/** A thread's own model, invariants, transition cache (for walks) and compiled model (for the depth-first search). */
 export interface ShareLocals {
   model: Model;
   invariants: readonly Invariant[];
   cache: TransitionCache;
+  compiled: CompiledModel;
 }
 
 export function shareLocals(job: ShareJob): ShareLocals {
-  return { model: modelOfScenario(job.scenario), invariants: invariantsOf(job.invariants), cache: new TransitionCache() };
+  const model = modelOfScenario(job.scenario);
+  return { model, invariants: invariantsOf(job.invariants), cache: new TransitionCache(), compiled: new CompiledModel(model) };
 }
 
 /**
@@ -92,7 +96,7 @@ export function runShare(job: ShareJob, frontier: readonly number[][], locals: S
   const started = performance.now();
   const ctl = new Int32Array(job.control);
   const stat = new Float64Array(job.stats, 8 * STATS.length * job.thread, STATS.length);
-  const { model, invariants, cache } = locals;
+  const { model, invariants, cache, compiled } = locals;
   const table = new SharedStateTable(job.table);
   const stopped = (): boolean => Atomics.load(ctl, CONTROL.stop) !== 0;
   const publish = (transitions: number, maxDepth: number, depth: number) => {
@@ -108,9 +112,9 @@ export function runShare(job: ShareJob, frontier: readonly number[][], locals: S
     let news = 0;
     const search: Search = {
       model,
-      invariants,
+      compiled,
+      checks: new InvariantChecks(model, invariants),
       visited: table,
-      transition: cache.transition,
       channels,
       maxDepth: job.bounds.maxDepth,
       counters,
@@ -123,7 +127,7 @@ export function runShare(job: ShareJob, frontier: readonly number[][], locals: S
         return true;
       },
     };
-    const explore = noSleep(channels.words);
+    const explore = noSleep(CLAIM_WORDS);
     let violation: Violation | null = null;
     // The worlds along the last schedule rebuilt: frontier entries come in breadth-first order, so the
     // next one a thread takes mostly shares a long prefix with it, and only the rest is stepped again.
@@ -142,15 +146,18 @@ export function runShare(job: ShareJob, frontier: readonly number[][], locals: S
       }
       trailPath = path;
       // Another thread may have come this way already: explore only what it has not claimed.
-      table.arrive(fingerprint(model, world), noSleep(channels.words), explore);
+      table.arrive(fingerprint(model, world), noSleep(CLAIM_WORDS), explore);
       if (explore.every((w) => w === 0)) continue;
-      violation = depthFirst(search, world, path, explore);
+      const found = depthFirst(search, world, path, explore);
+      // Worker threads run without the persistent-set reduction, the only source of a restart.
+      if (found === RESTART) throw new Error('model bug: a worker search asked for a restart');
+      violation = found;
       if (violation !== null) {
         Atomics.compareExchange(ctl, CONTROL.stop, 0, STOP.violation);
         break;
       }
     }
-    return { ...counters, walks: 0, walksCut: 0, cacheHits: cache.hits, cacheMisses: cache.misses, violation, busyMs: performance.now() - started, newStates: news };
+    return { ...counters, walks: 0, walksCut: 0, cacheHits: compiled.hits + cache.hits, cacheMisses: compiled.misses + cache.misses, violation, busyMs: performance.now() - started, newStates: news };
   }
 
   const { walks, seed, pctDepth, mode } = job.search;

@@ -19,7 +19,7 @@ export interface FailureSignal {
 export interface UnexpectedSignal {
   type: 'tdxsim.unexpected';
 }
-type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
+type Signal = Outgoing | FailureSignal | UnexpectedSignal;
 
 export interface StepResult {
   world: World;
@@ -109,18 +109,37 @@ function collect(
   before?: AnyMachineSnapshot,
   msg?: Message,
 ): number {
+  const e = emitted(model, from, actions, seq, before, msg);
+  for (const ev of e.sends) pending.push({ id: nextId++, from, to: ev.to, kind: ev.kind, name: ev.name, payload: ev.payload, cause } as Message);
+  for (const f of e.failures) failures.push({ actor: from, seq, reason: f.reason, detail: f.detail });
+  return nextId;
+}
+
+/** What an actor's macrostep emitted, in order: the messages it sends and the failures it reports. */
+export interface Emitted {
+  sends: Outgoing[];
+  failures: { reason: string; detail: string }[];
+}
+
+/**
+ * Reads the actions of `from`'s macrostep (delivery number `seq` of `msg`, in state `before`): its sends and
+ * failures. A send to an actor the model lacks, or a message its state has no transition for, is a ModelBug.
+ * The explorer's engine (src/explore/compiledModel.ts) reads a transition's effect through this too.
+ */
+export function emitted(model: Model, from: string, actions: readonly CollectedAction[], seq: number, before?: AnyMachineSnapshot, msg?: Message): Emitted {
+  const out: Emitted = { sends: [], failures: [] };
   for (const a of actions) {
     if (a.type !== 'xstate.emit') continue;
-    const ev = (a.params as { event: Emitted }).event;
+    const ev = (a.params as { event: Signal }).event;
     if (ev.type === 'tdxsim.send') {
       if (!model.indexOf.has(ev.to)) throw new ModelBug(`${from} sent ${ev.name} to unknown actor ${ev.to}`);
-      pending.push({ id: nextId++, from, to: ev.to, kind: ev.kind, name: ev.name, payload: ev.payload, cause } as Message);
+      out.sends.push(ev);
     } else if (ev.type === 'tdxsim.failure') {
-      failures.push({ actor: from, seq, reason: ev.reason, detail: ev.detail });
+      out.failures.push({ reason: ev.reason, detail: ev.detail });
     } else if (ev.type === 'tdxsim.unexpected') {
       const state = JSON.stringify(before?.value);
       throw new ModelBug(`${from} in state ${state} has no transition for ${msg?.kind} ${msg?.name} from ${msg?.from} (seq ${seq})`);
     }
   }
-  return nextId;
+  return out;
 }

@@ -12,6 +12,7 @@ import { INVARIANTS, invariantNamed, invariantsOf, type Invariant } from '../exp
 import { countPreemptions, minimise, type MinimiseProgress } from '../explore/minimise.ts';
 import { exploreInWorkers } from '../explore/parallel.ts';
 import { exploreThroughRedis, type RedisSearchRequest } from '../explore/redis/coordinator.ts';
+import { startPreemptionBounded, type PreemptionLevel } from '../explore/preemptionBounded.ts';
 import { PCT_DEPTH_DEFAULT, startSample, type SampleMode, type SampleResult } from '../explore/sample.ts';
 import type { PolicyOverrides } from '../policies.ts';
 import type { Model } from '../runtime/world.ts';
@@ -48,6 +49,18 @@ export interface ExploreSettings {
   pctDepth?: number;
   /** Threads sharing the search, this one included. @default 1 */
   workers?: number;
+  /**
+   * dfs: search every schedule with at most K preemptions, for K = 0, 1 … this (src/explore/preemptionBounded.ts);
+   * stops at the first violation or at a level that saw every state. One thread, no reduction.
+   */
+  preemptions?: number;
+  /** With `preemptions`: only the level K itself, not the ones below. @default false */
+  singleLevel?: boolean;
+  /**
+   * dfs: the persistent-set reduction on top of sleep sets (src/explore/reduction.ts): fewer states, the same
+   * violations and end states; left off (with a note) when non-progress is checked. @default false
+   */
+  persistentSets?: boolean;
   /** Deliveries along one schedule. @default 5000 */
   maxDepth?: number;
   /** Distinct states. @default 2000000 */
@@ -91,6 +104,15 @@ export interface ExploreStart {
   redis?: { url: string; searchId: string };
   /** What the search will not check and why (e.g. non-progress with walks or worker threads). */
   notes: string[];
+  /** The preemption bound of a preemption-bounded search, else null. */
+  preemptions: number | null;
+  singleLevel: boolean;
+  persistentSets: boolean;
+}
+
+/** A level of a preemption-bounded search is done: every schedule with at most `preemptions` preemptions was searched. */
+export interface PreemptionLevelEvent extends PreemptionLevel {
+  type: 'level';
 }
 
 /**
@@ -142,7 +164,7 @@ export interface ExploreDone {
  * What an exploration stream emits: `start`, progress (search, then minimisation), a `finding` if an
  * invariant broke, and `done`.
  */
-export type ExploreEvent = ExploreStart | SearchProgressEvent | MinimiseProgressEvent | Finding | ExploreDone;
+export type ExploreEvent = ExploreStart | SearchProgressEvent | MinimiseProgressEvent | PreemptionLevelEvent | Finding | ExploreDone;
 
 /** Invariant names (validated) or objects; none → the scenario's, else the defaults. */
 export function resolveInvariants(scenario: Scenario, given: readonly string[] | readonly Invariant[] | undefined): Invariant[] {
@@ -176,7 +198,23 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
     const mode = settings.mode ?? EXPLORE_DEFAULTS.mode;
     const workers = settings.workers ?? EXPLORE_DEFAULTS.workers;
     if (settings.redis !== undefined && mode !== 'dfs') throw new RangeError('--redis searches depth-first (--mode dfs), not by walks');
-    const { invariants, notes } = withoutUncheckableLiveness(resolveInvariants(s, settings.invariants), settings.nonProgress !== false, mode, workers, settings.redis !== undefined);
+    const preemptions = settings.preemptions ?? null;
+    const persistentSets = settings.persistentSets === true;
+    const conflict =
+      preemptions === null
+        ? null
+        : mode !== 'dfs'
+          ? `a preemption bound applies to --mode dfs, not ${mode}`
+          : workers > 1
+            ? 'a preemption-bounded search runs on one thread (--workers 1)'
+            : persistentSets
+              ? 'a preemption-bounded search explores without reduction; drop --persistent-sets'
+              : null;
+    if (conflict !== null) throw new RangeError(conflict);
+    if (persistentSets && (mode !== 'dfs' || workers > 1)) throw new RangeError(`persistent sets apply to a depth-first search on one thread (--mode dfs, --workers 1)`);
+    const { invariants, notes } = withoutUncheckableLiveness(resolveInvariants(s, settings.invariants), settings.nonProgress !== false, mode, workers, preemptions !== null, settings.redis !== undefined);
+    const liveness = invariants.find((i) => i.liveness === true);
+    if (persistentSets && liveness !== undefined) notes.push(`persistent sets left off: ${liveness.name} needs the unreduced state graph (--no-non-progress to reduce)`);
     const bounds: ExploreBounds = {
       maxDepth: settings.maxDepth ?? EXPLORE_DEFAULTS.maxDepth,
       maxStates: settings.maxStates ?? EXPLORE_DEFAULTS.maxStates,
@@ -186,7 +224,8 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
     const walks = settings.walks ?? EXPLORE_DEFAULTS.walks;
     const pctDepth = settings.pctDepth ?? EXPLORE_DEFAULTS.pctDepth;
     const redis = settings.redis !== undefined ? { redis: { url: settings.redis.url, searchId: settings.redis.searchId } } : {};
-    subscriber.next({ type: 'start', scenario: s, model, invariants, bounds, mode, seed, walks, pctDepth, workers, ...redis, notes });
+    const singleLevel = settings.singleLevel === true;
+    subscriber.next({ type: 'start', scenario: s, model, invariants, bounds, mode, seed, walks, pctDepth, workers, ...redis, notes, preemptions, singleLevel, persistentSets });
     const onProgress = (p: ExploreProgress) => subscriber.next({ type: 'progress', phase: 'search', bounds, ...p });
     let closed = false;
 
@@ -214,9 +253,12 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
       };
     }
 
+    const every = settings.progressEvery !== undefined ? { progressEvery: settings.progressEvery } : {};
     const x =
-      mode === 'dfs'
-        ? startExplore(model, invariants, bounds, { onProgress, pauseEvery: DFS_SLICE, ...(settings.progressEvery !== undefined ? { progressEvery: settings.progressEvery } : {}) })
+      preemptions !== null
+        ? startPreemptionBounded(model, invariants, bounds, preemptions, { onProgress, pauseEvery: DFS_SLICE, only: singleLevel, onLevel: (l) => subscriber.next({ type: 'level', ...l }), ...every })
+        : mode === 'dfs'
+        ? startExplore(model, invariants, bounds, { onProgress, pauseEvery: DFS_SLICE, persistentSets, ...every })
         : startSample(model, invariants, { ...bounds, walks }, { mode, seed, pctDepth, onProgress, pauseEvery: WALK_SLICE, ...(settings.progressEvery !== undefined ? { progressEvery: settings.progressEvery } : {}) });
     let timer: ReturnType<typeof setImmediate> | null = null;
     const onAbort = () => x.interrupt();
@@ -248,10 +290,13 @@ export function exploreScenario(scenario: Scenario, settings: ExploreSettings = 
  * The non-progress check needs the one-thread depth-first search's state graph (src/explore/liveness/); with
  * walks or worker threads, or when turned off, it is left out, and said so unless turned off.
  */
-function withoutUncheckableLiveness(invariants: Invariant[], wanted: boolean, mode: ExploreMode, workers: number, redis: boolean): { invariants: Invariant[]; notes: string[] } {
+function withoutUncheckableLiveness(invariants: Invariant[], wanted: boolean, mode: ExploreMode, workers: number, bounded: boolean, redis: boolean): { invariants: Invariant[]; notes: string[] } {
   const liveness = invariants.filter((i) => i.liveness === true);
-  if (liveness.length === 0 || (wanted && mode === 'dfs' && workers === 1 && !redis)) return { invariants, notes: [] };
-  const notes = wanted ? [`${liveness.map((i) => i.name).join(', ')} not checked: it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1${redis ? ', not through Redis' : ''})`] : [];
+  if (liveness.length === 0 || (wanted && mode === 'dfs' && workers === 1 && !bounded && !redis)) return { invariants, notes: [] };
+  const why = bounded
+    ? 'it needs the state graph of the whole space, which a preemption-bounded search does not visit'
+    : `it needs the state graph of a depth-first search on one thread (--mode dfs, --workers 1${redis ? ', not through Redis' : ''})`;
+  const notes = wanted ? [`${liveness.map((i) => i.name).join(', ')} not checked: ${why}`] : [];
   return { invariants: invariants.filter((i) => i.liveness !== true), notes };
 }
 

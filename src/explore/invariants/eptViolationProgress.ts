@@ -24,6 +24,8 @@ export function eptViolationProgress(bound = EPT_VIOLATION_PROGRESS_BOUND): Inva
     name: 'ept-violation-progress',
     description: describe(String(bound)),
     bound,
+    // The module's state after a delivery to it.
+    footprint: {},
     check(model, _before, after, m) {
       // The count changes only when the module handles an exit.
       if (m.to !== 'tdx') return null;

@@ -7,6 +7,12 @@
  * delivered message and its receiver: both give the same verdict in either order of two deliveries to
  * different actors. A check with memory of its own would not; monitors that count (bounded liveness)
  * read a counter the model keeps, such as the TDX module's zero-step counter.
+ *
+ * An invariant may declare its footprint — what its verdict reads. The explorer then decides a verdict
+ * that depends on the delivery alone once per distinct delivery (receiver state, message) instead of
+ * once per transition, skips the check where it reads nothing, and knows which deliveries the check
+ * cannot see, which its stronger reduction needs (src/explore/reduction.ts). A footprint is a promise:
+ * test/explore/footprint.test.ts checks the library's against their checks on every example.
  */
 import type { AnyMachineSnapshot } from 'xstate';
 import type { Message } from '../../protocol/messages.ts';
@@ -24,6 +30,46 @@ export interface Invariant {
   /** A property of the whole state graph, checked after a depth-first search instead of per delivery (non-progress). */
   liveness?: true;
   check(model: Model, before: World, after: World, delivered: Message): string | null;
+  /** What the verdict reads; absent: anything, in which case the explorer builds both worlds for every check. */
+  footprint?: Footprint;
+}
+
+/** Which actors, by id. */
+export type ActorSet = (actorId: string) => boolean;
+
+/**
+ * What an invariant's verdict depends on. A delivery's *own* data is its message, its receiver's state
+ * before and after, the messages it sends and the failures it reports.
+ *
+ * - For a delivery to an actor outside `on`, the verdict depends on the delivery's own data only (often
+ *   it is null without reading anything).
+ * - For a delivery to an actor in `on`, it may also read the states of `reads` (before or after) and the
+ *   messages in flight to `pendingTo`.
+ * - `quiescent`: besides, where nothing is in flight after the delivery, it may read the whole world
+ *   (a deadlock check); elsewhere that part is null.
+ */
+export interface Footprint {
+  /** Receivers whose deliveries the verdict may look beyond; absent: none. */
+  on?: ActorSet;
+  reads?: ActorSet;
+  pendingTo?: ActorSet;
+  quiescent?: boolean;
+  /** The same verdict as `check` for a delivery to an actor in `on`, from interned state ids where it can (faster). */
+  fast?(view: DeliveryView): string | null;
+}
+
+/** A delivery as the explorer's engine sees it, for `Footprint.fast`. */
+export interface DeliveryView {
+  readonly model: Model;
+  /** What the state ids are interned in: memoise on ids per this object (one per search or thread). */
+  readonly ids: object;
+  readonly delivered: Message;
+  /** Actor `i`'s state after the delivery, interned: equal ids are equal states (per actor). */
+  stateId(i: number): number;
+  snapshot(i: number): AnyMachineSnapshot;
+  /** The worlds themselves, built on demand. */
+  before(): World;
+  after(): World;
 }
 
 /** A library entry: `bound` is the N of a bounded monitor ("within N …"); the others take none. */

@@ -31,6 +31,8 @@ export function kickCompletes(bound = KICK_COMPLETES_BOUND): Invariant {
     name: 'kick-completes',
     description: describe(String(bound)),
     bound,
+    // The vCPU thread's own state after a delivery to it.
+    footprint: {},
     check(model, _before, after, m) {
       // The count changes only when the vCPU thread itself steps.
       if (!VCPU_THREAD.test(m.to)) return null;

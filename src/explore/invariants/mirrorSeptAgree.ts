@@ -110,15 +110,100 @@ export function mirrorSeptProblems(model: Model, world: World): string[] {
 }
 
 const READS = new Set(['kvm.mmu', 'tdx', 'kvm.vm']);
+const reads = (actor: string) => READS.has(actor) || actor.startsWith('kvm.vcpu');
+
+/**
+ * The explorer's fast path: whether every disagreement of the two tables is excused by a frozen mirror SPTE
+ * — the first window transientReason looks at, and the one that depends on kvm.mmu alone. Then the verdict
+ * is null whatever the other actors do. Each side's leaves are kept per interned state id (per id space:
+ * one per search or thread), the answer per pair of them.
+ */
+interface MirrorSide {
+  /** Present mirror leaves by GFN. */
+  leaves: Map<bigint, { spte: bigint; pgLevel: number }>;
+  /** A mirror or direct leaf breaks the attribute rule: no window excuses it. */
+  attributeProblem: boolean;
+  /** Whether the mirror walk to a GFN ends at FROZEN_SPTE, as asked. */
+  frozen: Map<bigint, boolean>;
+  mmu: TdpMmuContext;
+}
+type SeptSide = Map<bigint, { state: string; hpa: bigint; tdxLevel: number }>;
+interface Memo {
+  mirror: Map<number, MirrorSide | null>;
+  sept: Map<number, SeptSide | null>;
+  pairs: Map<number, boolean>;
+}
+const memos = new WeakMap<object, Memo>();
+
+function mirrorSide(mmu: TdpMmuContext): MirrorSide | null {
+  if (mmu.roots.mirror === null || mmu.pages[mmu.roots.mirror] === undefined) return null;
+  const leaves = new Map(presentLeaves(mmu.pages, mmu.roots.mirror, mmu.topLevel, 0n, GFN_LIMIT).map((m) => [m.gfn, { spte: m.spte, pgLevel: m.pgLevel }]));
+  let attributeProblem = [...leaves.keys()].some((gfn) => !attributeIsPrivate(mmu.privateRanges, gfn));
+  for (const d of presentLeaves(mmu.pages, mmu.roots.direct, mmu.topLevel, mmu.gfnDirectBits, mmu.gfnDirectBits | GFN_LIMIT)) if (attributeIsPrivate(mmu.privateRanges, d.gfn & ~mmu.gfnDirectBits)) attributeProblem = true;
+  return { leaves, attributeProblem, frozen: new Map(), mmu };
+}
+
+function septSide(tdx: TdxModuleContext): SeptSide | null {
+  if (tdx.mem.septRoot === null) return null;
+  return new Map(septLeaves(tdx.mem.sept, tdx.mem.septRoot, tdx.mem.topLevel).map((l) => [gpaToGfn(l.gpa), { state: l.state, hpa: l.hpa, tdxLevel: l.tdxLevel }]));
+}
+
+function isFrozen(m: MirrorSide, gfn: bigint): boolean {
+  let f = m.frozen.get(gfn);
+  if (f === undefined) {
+    f = walkTdp(m.mmu.pages, m.mmu.roots.mirror!, m.mmu.topLevel, gfn << BigInt(PAGE_SHIFT)).at(-1)!.spte === FROZEN_SPTE;
+    m.frozen.set(gfn, f);
+  }
+  return f;
+}
+
+/** `disagreements(mmu, tdx).every((d) => d.gfn !== null && frozen(d.gfn))`, from the two sides. */
+function frozenWindowsOnly(m: MirrorSide | null, t: SeptSide | null): boolean {
+  if (m === null || t === null) return true;
+  if (m.attributeProblem) return false;
+  for (const [gfn, leaf] of m.leaves) {
+    const s = t.get(gfn);
+    const agrees = s !== undefined && (s.state === 'MAPPED' || s.state === 'PENDING') && s.hpa === spteToPfn(leaf.spte) << BigInt(PAGE_SHIFT) && s.tdxLevel === leaf.pgLevel - 1;
+    if (!agrees && !isFrozen(m, gfn)) return false;
+  }
+  for (const gfn of t.keys()) if (!m.leaves.has(gfn) && !isFrozen(m, gfn)) return false;
+  return true;
+}
 
 export const mirrorSeptAgree: Invariant = {
   name: 'mirror-sept-agree',
   description: "KVM's mirror EPT and the module's S-EPT map the same GFNs to the same HPAs at the same level; private leaves only on PRIVATE GFNs",
+  footprint: {
+    on: reads,
+    reads,
+    pendingTo: (a) => a === 'kvm.mmu',
+    fast(v) {
+      const { model } = v;
+      const tdx = model.indexOf.get('tdx');
+      if (tdx === undefined) return null;
+      const mmu = model.indexOf.get('kvm.mmu')!;
+      let memo = memos.get(v.ids);
+      if (memo === undefined) memos.set(v.ids, (memo = { mirror: new Map(), sept: new Map(), pairs: new Map() }));
+      const mmuId = v.stateId(mmu);
+      const tdxId = v.stateId(tdx);
+      const key = mmuId * 2 ** 26 + tdxId;
+      let agree = memo.pairs.get(key);
+      if (agree === undefined) {
+        let m = memo.mirror.get(mmuId);
+        if (m === undefined) memo.mirror.set(mmuId, (m = mirrorSide(v.snapshot(mmu).context as TdpMmuContext)));
+        let t = memo.sept.get(tdxId);
+        if (t === undefined) memo.sept.set(tdxId, (t = septSide(v.snapshot(tdx).context as TdxModuleContext)));
+        agree = frozenWindowsOnly(m, t);
+        memo.pairs.set(key, agree);
+      }
+      return agree ? null : (mirrorSeptProblems(model, v.after())[0] ?? null);
+    },
+  },
   check(model, _before, after, delivered) {
     // The verdict reads kvm.mmu, tdx, kvm.vm (its zap) and the vCPU threads (their splits, their writes
     // in flight); a delivery to another actor leaves it as it was before, which was checked (the initial
     // world has nothing mapped).
-    if (!READS.has(delivered.to) && !delivered.to.startsWith('kvm.vcpu')) return null;
+    if (!reads(delivered.to)) return null;
     return mirrorSeptProblems(model, after)[0] ?? null;
   },
 };

@@ -100,5 +100,8 @@ export function privateDataProblems(model: Model, before: World, after: World, m
 export const noPrivateDataToHost: Invariant = {
   name: 'no-private-data-to-host',
   description: "a private page's contents never reach KVM, the VMM or a page under a host KeyID; reads with a host key see poison",
+  // Everything but the clear's check reads the delivery's own data: its message, its receiver (hw.mem for
+  // a read, a write and memory's contents) and the reply it sends; MEM_DONE to kvm.vm reads hw.mem too.
+  footprint: { on: (a) => a === 'kvm.vm', reads: (a) => a === 'hw.mem' },
   check: (model, before, after, delivered) => privateDataProblems(model, before, after, delivered)[0] ?? null,
 };

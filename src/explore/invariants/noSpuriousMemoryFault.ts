@@ -21,18 +21,35 @@ import { findMemslot } from '../../../machines/kvm/memslots.ts';
 import type { TdpMmuContext } from '../../../machines/kvm/tdpMmu.ts';
 import type { KvmVmContext } from '../../../machines/kvm/kvmVm.ts';
 import type { KvmVcpuContext } from '../../../machines/kvm/kvmVcpu.ts';
-import { contextOf, type Invariant } from './invariant.ts';
+import type { Model } from '../../runtime/world.ts';
+import { contextOf, type DeliveryView, type Invariant } from './invariant.ts';
 
 const VCPU_THREAD = /^kvm\.vcpu\d+$/;
 
 type MemoryFault = { vcpu: number; gpa: bigint; size: bigint; flags: number };
+
+const inScope = (a: string) => VCPU_THREAD.test(a) || a === 'kvm.mmu' || a === 'kvm.vm';
+
+/** Per model: the vCPU threads' actor indices. */
+const threadsOf = new WeakMap<Model, number[]>();
+
+/**
+ * The engine's fast path: an exit is judged only while its thread keeps the snapshot behind it
+ * (memoryFaultSeq), so where no thread keeps one the verdict is null without building the world.
+ */
+function fast(v: DeliveryView): string | null {
+  let threads = threadsOf.get(v.model);
+  if (threads === undefined) threadsOf.set(v.model, (threads = v.model.actors.flatMap((a, i) => (VCPU_THREAD.test(a.id) ? [i] : []))));
+  if (threads.every((i) => (v.snapshot(i).context as KvmVcpuContext).memoryFaultSeq === null)) return null;
+  return noSpuriousMemoryFault.check(v.model, v.before(), v.after(), v.delivered);
+}
 
 export const noSpuriousMemoryFault: Invariant = {
   name: 'no-spurious-memory-fault',
   description:
     "KVM_EXIT_MEMORY_FAULT only for an access that does not match the attribute: none in flight while mmu_invalidate_seq is still the fault's snapshot, no attribute change is under way, and the GFN is already on the side it asks for",
   check(model, _before, after, m) {
-    if (!VCPU_THREAD.test(m.to) && m.to !== 'kvm.mmu' && m.to !== 'kvm.vm') return null;
+    if (!inScope(m.to)) return null;
     if (!model.indexOf.has('kvm.mmu')) return null;
     for (const exit of after.pending) {
       if (exit.name !== 'KVM_EXIT_MEMORY_FAULT' || !VCPU_THREAD.test(exit.from)) continue;
@@ -55,4 +72,6 @@ export const noSpuriousMemoryFault: Invariant = {
     }
     return null;
   },
+  // The exits in flight go to the VMM; the verdict reads their threads, kvm.mmu and kvm.vm.
+  footprint: { on: inScope, reads: inScope, pendingTo: (a) => a === 'vmm', fast },
 };

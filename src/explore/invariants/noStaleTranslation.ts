@@ -22,8 +22,9 @@ import { attributeIsPrivate } from '../../../machines/kvm/memAttributes.ts';
 import type { CpuContext } from '../../../machines/hw/cpu.ts';
 import type { TdxModuleContext } from '../../../machines/tdxModule/tdxModule.ts';
 import type { TdpMmuContext } from '../../../machines/kvm/tdpMmu.ts';
+import type { AnyMachineSnapshot } from 'xstate';
 import type { Model, World } from '../../runtime/world.ts';
-import { contextOf, snapshotOf, stateName, type Invariant } from './invariant.ts';
+import { snapshotOf, stateName, type DeliveryView, type Invariant } from './invariant.ts';
 
 /** Leaf states whose translation a CPU may still hold and use. */
 const STILL_TRANSLATED = new Set(['MAPPED', 'BLOCKED', 'BLOCKEDW']);
@@ -31,10 +32,14 @@ const STILL_TRANSLATED = new Set(['MAPPED', 'BLOCKED', 'BLOCKEDW']);
 /** The host address `leaf` translates `gpa` to. */
 const hpaThrough = (entry: bigint, pgLevel: number, gpa: bigint) => (spteToPfn(entry) << BigInt(PAGE_SHIFT)) | (gpa & (pageSizeOfPgLevel(pgLevel) - 1n));
 
-/** What is wrong with `cpu`'s access in `world`, or null. */
-function staleAccess(model: Model, world: World, id: string): string | null {
-  const snap = snapshotOf(model, world, id)!;
-  if (stateName(snap.value) !== 'accessing') return null;
+/** An actor's snapshot by id. */
+type Snapshots = (actor: string) => AnyMachineSnapshot;
+
+const accessing = (snap: AnyMachineSnapshot) => stateName(snap.value) === 'accessing';
+
+/** What is wrong with CPU `id`'s access (`snap`), or null; `of` gives the other actors' snapshots. */
+function staleAccess(snap: AnyMachineSnapshot, of: Snapshots, id: string): string | null {
+  if (!accessing(snap)) return null;
   const c = snap.context as CpuContext;
   const a = c.access;
   const w = c.lastWalk;
@@ -43,7 +48,7 @@ function staleAccess(model: Model, world: World, id: string): string | null {
   const hpa = hpaThrough(w.leaf.spte, w.leaf.pgLevel, a.gpa);
   const what = `${id}'s ${a.op} to GPA ${hex(a.gpa)} goes through ${how} to HPA ${hex(hpa)}`;
   if (a.ept === 'secure') {
-    const td = contextOf<TdxModuleContext>(model, world, 'tdx').mem;
+    const td = (of('tdx').context as TdxModuleContext).mem;
     if (td.septRoot === null || td.sept[td.septRoot] === undefined) return `${what}, but the TD's S-EPT is gone`;
     // Down through present and blocked non-leaf entries (a blocked S-EPT page still holds its leaves).
     let pfn = td.septRoot;
@@ -61,7 +66,7 @@ function staleAccess(model: Model, world: World, id: string): string | null {
     }
     return null;
   }
-  const mmu = contextOf<TdpMmuContext>(model, world, 'kvm.mmu');
+  const mmu = of('kvm.mmu').context as TdpMmuContext;
   const gfn = (a.gpa & ~c.sharedMask) >> BigInt(PAGE_SHIFT);
   if (attributeIsPrivate(mmu.privateRanges, gfn)) return `${what}, but GFN ${hex(gfn)} is PRIVATE now (KVM zapped its shared leaf and flushed every vCPU's TLB before it changed the attribute)`;
   return null;
@@ -70,13 +75,44 @@ function staleAccess(model: Model, world: World, id: string): string | null {
 /** Every CPU's stale access in `world`, as sentences. */
 export function staleAccesses(model: Model, world: World): string[] {
   if (!model.indexOf.has('tdx')) return [];
+  const of: Snapshots = (id) => snapshotOf(model, world, id)!;
   const out: string[] = [];
   for (const a of model.actors) {
     if (!a.id.startsWith('hw.cpu')) continue;
-    const p = staleAccess(model, world, a.id);
+    const p = staleAccess(of(a.id), of, a.id);
     if (p !== null) out.push(p);
   }
   return out;
+}
+
+const reads = (actor: string) => actor === 'tdx' || actor === 'kvm.mmu' || actor.startsWith('hw.cpu');
+
+/** Per model: the CPUs' actor indices, in actor order. */
+const cpusOf = new WeakMap<Model, number[]>();
+/** Per id space (explorer engine): a CPU's verdict per (CPU, its state id, tdx's, kvm.mmu's). */
+const verdicts = new WeakMap<object, Map<string, string | null>>();
+
+/** `staleAccesses(model, after)[0] ?? null` from interned states: a CPU that is not accessing costs a look. */
+function fast(v: DeliveryView): string | null {
+  const { model } = v;
+  const tdx = model.indexOf.get('tdx');
+  if (tdx === undefined) return null;
+  let cpus = cpusOf.get(model);
+  if (cpus === undefined) cpusOf.set(model, (cpus = model.actors.flatMap((a, i) => (a.id.startsWith('hw.cpu') ? [i] : []))));
+  let memo = verdicts.get(v.ids);
+  for (const i of cpus) {
+    const snap = v.snapshot(i);
+    if (!accessing(snap)) continue;
+    if (memo === undefined) verdicts.set(v.ids, (memo = new Map()));
+    const key = `${i},${v.stateId(i)},${v.stateId(tdx)},${v.stateId(model.indexOf.get('kvm.mmu')!)}`;
+    let p = memo.get(key);
+    if (p === undefined) {
+      p = staleAccess(snap, (id) => v.snapshot(model.indexOf.get(id)!), model.actors[i]!.id);
+      memo.set(key, p);
+    }
+    if (p !== null) return p;
+  }
+  return null;
 }
 
 export const noStaleTranslation: Invariant = {
@@ -88,4 +124,6 @@ export const noStaleTranslation: Invariant = {
     if (delivered.to !== 'tdx' && delivered.to !== 'kvm.mmu' && !delivered.to.startsWith('hw.cpu')) return null;
     return staleAccesses(model, after)[0] ?? null;
   },
+  // A delivery to another actor changes none of what the verdict reads, so there it is null.
+  footprint: { on: reads, reads, fast },
 };

@@ -16,6 +16,8 @@ const CALLS = new Set(['TDH.MEM.PAGE.REMOVE', 'TDH.MEM.SEPT.REMOVE', 'TDH.MEM.PA
 export const removeAfterTrack: Invariant = {
   name: 'remove-after-track',
   description: 'KVM sends TDH.MEM.PAGE.REMOVE / SEPT.REMOVE / PAGE.DEMOTE for a running TD only for a blocked entry whose block a TRACK and the kick after it have retired',
+  // The module's state before the call and the call: the delivery's own data.
+  footprint: {},
   check(model, before, _after, m) {
     // KVM's protocol: a playground thread's raw SEAMCALLs (host.kthreadN) are the user's experiment, and
     // the module's answer to them is the point.

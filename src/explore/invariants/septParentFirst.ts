@@ -14,6 +14,8 @@ const CALLS = new Set(['TDH.MEM.SEPT.ADD', 'TDH.MEM.PAGE.AUG', 'TDH.MEM.PAGE.ADD
 export const septParentFirst: Invariant = {
   name: 'sept-parent-first',
   description: 'KVM never issues TDH.MEM.SEPT.ADD / PAGE.AUG / PAGE.ADD for a level whose parent S-EPT entry is absent',
+  // The module's state before the call and the call: the delivery's own data.
+  footprint: {},
   check(model, before, _after, m) {
     const c = septCall(model, before, m, CALLS);
     if (c === null || c.reached) return null;

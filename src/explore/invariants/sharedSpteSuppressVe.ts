@@ -20,7 +20,7 @@ import { gfnToGpa, pageSizeOfPgLevel } from '../../arch/gpa.ts';
 import { hex } from '../../arch/hex.ts';
 import type { TdpMmuContext } from '../../../machines/kvm/tdpMmu.ts';
 import type { Message, WalkStep } from '../../protocol/messages.ts';
-import { contextOf, type Invariant } from './invariant.ts';
+import { contextOf, type DeliveryView, type Invariant } from './invariant.ts';
 
 /** make_mmio_spte for a TD, for the GPA the entry maps: MMIO value 0, a generation, that GPA, nothing else. */
 export function isTdMmioSpteFor(spte: bigint, gpa: bigint, pgLevel: number): boolean {
@@ -58,6 +58,15 @@ function writeProblem(m: Message, mmu: TdpMmuContext): string | null {
   return null;
 }
 
+/** The check at a delivery to a CPU, from interned states: only a walk's result is looked at. */
+function fast(v: DeliveryView): string | null {
+  const m = v.delivered;
+  if (m.name !== 'EPT_WALK_RESULT') return null;
+  const mmu = v.model.indexOf.get('kvm.mmu');
+  if (mmu === undefined || (v.snapshot(mmu).context as TdpMmuContext).vmType !== 'tdx') return null;
+  return walkProblem(m);
+}
+
 export const sharedSpteSuppressVe: Invariant = {
   name: 'shared-spte-suppress-ve',
   description:
@@ -73,4 +82,7 @@ export const sharedSpteSuppressVe: Invariant = {
     }
     return null;
   },
+  // A walk's result reaches a CPU, whose verdict reads kvm.mmu's VM type; an SPTE write reaches kvm.mmu and
+  // reads its own state; every other delivery is null.
+  footprint: { on: (a) => a.startsWith('hw.cpu'), reads: (a) => a === 'kvm.mmu', fast },
 };

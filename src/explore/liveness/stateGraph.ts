@@ -24,8 +24,8 @@
  * A pruned delivery costs a step and a fingerprint unless `diamond` finds its target among edges already
  * recorded, which it mostly does: that keeps the unreduced graph from costing an unreduced search.
  */
+import type { AnyMachineSnapshot } from 'xstate';
 import type { Message } from '../../protocol/messages.ts';
-import type { StepResult } from '../../runtime/step.ts';
 import type { Model, World } from '../../runtime/world.ts';
 import type { Hash64 } from '../structuralHash.ts';
 import type { ProgressThread } from '../progress.ts';
@@ -115,16 +115,29 @@ export class StateGraph {
     return this.model.indexOf.get(m.from)! * this.n + this.model.indexOf.get(m.to)!;
   }
 
-  /** The id of the state with fingerprint `h` (world `w`), new ids numbered in order of discovery. */
-  node(h: Hash64, w: World): number {
+  /** The id of the state with fingerprint `h` (world `w`, built only for a new node), new ids numbered in order of discovery. */
+  node(h: Hash64, w: () => World): number {
+    const id = this.lookup(h);
+    return id >= 0 ? id : this.addNode(h, w());
+  }
+
+  /** The id of the state with fingerprint `h`, or −1. */
+  lookup(h: Hash64): number {
+    const hi = h.hi | 0;
+    const lo = h.lo | 0;
+    for (let i = (hi ^ Math.imul(lo, 0x9e3779b1)) & this.mask; ; i = (i + 1) & this.mask) {
+      const s = this.slots[i]!;
+      if (s === 0) return -1;
+      if (this.keys[2 * i] === hi && this.keys[2 * i + 1] === lo) return s - 1;
+    }
+  }
+
+  /** A new node for the state with fingerprint `h` (not in the graph yet), world `world`. */
+  addNode(h: Hash64, world: World): number {
     const hi = h.hi | 0;
     const lo = h.lo | 0;
     let i = (hi ^ Math.imul(lo, 0x9e3779b1)) & this.mask;
-    for (; ; i = (i + 1) & this.mask) {
-      const s = this.slots[i]!;
-      if (s === 0) break;
-      if (this.keys[2 * i] === hi && this.keys[2 * i + 1] === lo) return s - 1;
-    }
+    while (this.slots[i] !== 0) i = (i + 1) & this.mask;
     const id = this.count++;
     this.keys[2 * i] = hi;
     this.keys[2 * i + 1] = lo;
@@ -146,7 +159,7 @@ export class StateGraph {
     this.fpLo[id] = lo;
     const base = id * this.wantWords;
     this.threads.forEach((t, k) => {
-      if (t.wants(this.model, w)) this.wants[base + (k >>> 5)]! |= 1 << (k & 31);
+      if (t.wants(this.model, world)) this.wants[base + (k >>> 5)]! |= 1 << (k & 31);
     });
     return id;
   }
@@ -156,12 +169,14 @@ export class StateGraph {
     this.degree[v] = enabled;
   }
 
-  /** Node `u` (world `before`) delivers `r.delivered` and reaches node `v`; `pruned`: the search itself does not explore it. */
-  edge(u: number, v: number, before: World, r: StepResult, pruned: boolean): void {
-    const to = this.model.indexOf.get(r.delivered.to)!;
+  /**
+   * Node `u` delivers `delivered` to actor `to`, taking it from state `before` to `after`, and reaches node
+   * `v`; `pruned`: the search itself does not explore it.
+   */
+  edge(u: number, v: number, to: number, before: AnyMachineSnapshot, after: AnyMachineSnapshot, delivered: Message, pruned: boolean): void {
     const k = this.threadOf[to]!;
-    const progress = k >= 0 && this.threads[k]!.progressed(before.snapshots[to]!, r.world.snapshots[to]!, r.delivered) ? k + 1 : 0;
-    this.add(u, v, this.channelOf(r.delivered), progress, pruned);
+    const progress = k >= 0 && this.threads[k]!.progressed(before, after, delivered) ? k + 1 : 0;
+    this.add(u, v, this.channelOf(delivered), progress, pruned);
   }
 
   /**
