@@ -548,6 +548,9 @@ export class RedisWorker {
       const fp = fingerprint(model, r.world);
       if (this.local.size >= LOCAL_CACHE_MAX) this.local = new StateTable(words);
       const unseen = this.local.arrive(fp, childSleep, scratch);
+      // The local table keeps claims for the first word's first channels only (stateTable.ts): every other
+      // awake channel counts as unclaimed here, so only Redis's claims can skip it.
+      for (let w = 1; w < words; w++) scratch[w] = ~childSleep[w]! >>> 0;
       if (!unseen && isZero(scratch)) continue;
       const terminal = r.world.pending.length === 0;
       const node = { parent: f.node, choice: i, depth: depth + 1 };
