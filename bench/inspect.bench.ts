@@ -19,13 +19,11 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { inspectTarget } from '../src/cli/inspect.ts';
-import { stringifyCanonical } from '../src/log/canonical.ts';
 import { LogWriter } from '../src/log/writer.ts';
 import { startInspector } from '../src/inspect/server.ts';
 import { fifoScheduler } from '../src/runtime/scheduler/fifo.ts';
 import { initialWorld } from '../src/runtime/step.ts';
-import { loadScenarioFile, parseScenarioObject } from '../src/scenario/load.ts';
-import type { Scenario } from '../src/scenario/schema.ts';
+import { mmioScenario } from './mmioScenario.ts';
 import { headerFor, modelFor, recordRun } from '../src/session/session.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'tdxsim-bench-inspect-'));
@@ -37,16 +35,6 @@ const round = (x: number, digits = 0) => Number(x.toFixed(digits));
 const mb = (bytes: number) => round(bytes / (1024 * 1024), 1);
 const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))]!;
 
-/** mmio-ve's TD with a guest doing `ops` MMIO loads and stores on one register page, then HLT (17 steps an operation). */
-function mmioScenario(ops: number): Scenario {
-  const base = JSON.parse(stringifyCanonical(loadScenarioFile('examples/mmio-ve').scenario)) as Record<string, unknown>;
-  const program: unknown[] = [];
-  for (let i = 0; i < ops; i++) {
-    program.push(i % 2 === 0 ? { op: 'load', gpa: '0x8000fe000004', size: 4, reg: 'rbx' } : { op: 'store', gpa: '0x8000fe000004', size: 4, value: '0x' + (i & 0xffff).toString(16) });
-  }
-  program.push({ op: 'hlt' });
-  return parseScenarioObject({ ...base, name: `mmio-${ops}`, vcpus: [{ program }] });
-}
 
 function targets(steps: number, n: number): number[] {
   let x = 0x2545f491;

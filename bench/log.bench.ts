@@ -18,7 +18,6 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { actorsFor } from '../machines/registry.ts';
-import { stringifyCanonical } from '../src/log/canonical.ts';
 import { scanLog } from '../src/log/reader.ts';
 import { LogWriter } from '../src/log/writer.ts';
 import { openIndexed } from '../src/replay/seek.ts';
@@ -27,8 +26,9 @@ import { fifoScheduler } from '../src/runtime/scheduler/fifo.ts';
 import { initialWorld } from '../src/runtime/step.ts';
 import { createModel } from '../src/runtime/world.ts';
 import { worldHash } from '../src/runtime/worldHash.ts';
-import { loadScenarioFile, parseScenarioObject } from '../src/scenario/load.ts';
+import { loadScenarioFile } from '../src/scenario/load.ts';
 import type { Scenario } from '../src/scenario/schema.ts';
+import { mmioScenario } from './mmioScenario.ts';
 import { headerFor, modelFor, recordRun } from '../src/session/session.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'tdxsim-bench-log-'));
@@ -39,16 +39,6 @@ const cpuMs = () => {
 const round = (x: number, digits = 0) => Number(x.toFixed(digits));
 const mb = (bytes: number) => round(bytes / (1024 * 1024), 1);
 
-/** mmio-ve's TD with a guest doing `ops` MMIO loads and stores on one register page, then HLT. */
-function mmioScenario(ops: number): Scenario {
-  const base = JSON.parse(stringifyCanonical(loadScenarioFile('examples/mmio-ve').scenario)) as Record<string, unknown>;
-  const program: unknown[] = [];
-  for (let i = 0; i < ops; i++) {
-    program.push(i % 2 === 0 ? { op: 'load', gpa: '0x8000fe000004', size: 4, reg: 'rbx' } : { op: 'store', gpa: '0x8000fe000004', size: 4, value: '0x' + (i & 0xffff).toString(16) });
-  }
-  program.push({ op: 'hlt' });
-  return parseScenarioObject({ ...base, name: `mmio-${ops}`, vcpus: [{ program }] });
-}
 
 function logRun(s: Scenario, file: string): number {
   const model = modelFor(s);
