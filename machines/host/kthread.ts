@@ -18,7 +18,7 @@ import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts'
 import { tdxStatusName } from '../../src/arch/tdxStatus.ts';
 import { hex } from '../../src/arch/hex.ts';
 
-/** The leaves a kthread may issue: the module's memory-management SEAMCALLs (tdMemory.ts). */
+/** The leaves a kthread may issue: the module's memory-management SEAMCALLs (tdMemory.ts), RELOCATE included, which no KVM issues. */
 export const PLAYGROUND_SEAMCALLS = [
   'TDH.MEM.SEPT.ADD',
   'TDH.MEM.PAGE.ADD',
@@ -32,6 +32,7 @@ export const PLAYGROUND_SEAMCALLS = [
   'TDH.MEM.PAGE.DEMOTE',
   'TDH.MEM.PAGE.PROMOTE',
   'TDH.MEM.SEPT.RD',
+  'TDH.MEM.PAGE.RELOCATE',
 ] as const satisfies readonly HostSeamcall[];
 export type PlaygroundSeamcall = (typeof PLAYGROUND_SEAMCALLS)[number];
 

@@ -5,11 +5,11 @@
  * module does: status | operand id in RAX, and from the walk on the architectural entry in RCX and
  * level | public state << 8 in RDX.
  *
- * The module's try-locks (§7.2) are checked where §5a.4 puts them; in this model a SEAMCALL runs in one
- * step, so the locks it takes are never seen held by another caller except the entry lock (TDEL) that a
- * guest's TDG.MEM.PAGE.ACCEPT keeps while it zeroes the page (accept.ts), and the S-EPT tree lock that a
- * TDH.VP.ENTER holds exclusively across its zero-step filter, which tdxModule.ts checks before these
- * handlers run (zeroStep.ts).
+ * The explicit TDR operand is checked before a handler runs (tdrOperand.ts). The module's try-locks
+ * (§7.2) are checked where §5a.4 puts them, against what other callers hold across the module's own
+ * steps (moduleLocks.ts): the S-EPT tree lock in the leaf's mode after the level check, the entry lock
+ * (TDEL, set by a guest's ACCEPT or a RELOCATE while memory works) after the walk, and the PAMT entry of
+ * a page handed over.
  */
 import { createHash } from 'node:crypto';
 import type { Gprs } from '../../src/protocol/messages.ts';
@@ -31,6 +31,7 @@ import {
   TDX_OPERAND_ID_RCX,
   TDX_OPERAND_ID_R8,
   TDX_OPERAND_ID_R9,
+  TDX_OPERAND_ID_SEPT_TREE,
   PT_REG,
   PT_EPT,
   tdxStatusWithOperand,
@@ -42,6 +43,7 @@ import { TDX_EXTENDMR_CHUNKSIZE } from '../../src/arch/tdxStatus.ts';
 import { readEntry, writeEntry, walkSept, type SeptPages, type SeptSlot } from './septTree.ts';
 import { pamtEntryOf, pamtRangeFree, pamtSet, type Pamt } from './pamt.ts';
 import { isTlbTracked, trackEpoch, type TdEpoch } from './tlbTracking.ts';
+import { canTake, NO_LOCKS, type LockMode, type ModuleLocks } from './moduleLocks.ts';
 
 export type OpState = 'UNINITIALIZED' | 'INITIALIZED' | 'RUNNABLE';
 
@@ -117,6 +119,7 @@ const OP_STATES: Readonly<Record<string, readonly OpState[]>> = {
   'TDH.MEM.PAGE.PROMOTE': ['INITIALIZED', 'RUNNABLE'],
   'TDH.MEM.TRACK': ['INITIALIZED', 'RUNNABLE'],
   'TDH.MEM.SEPT.RD': ['INITIALIZED', 'RUNNABLE'],
+  'TDH.MEM.PAGE.RELOCATE': ['INITIALIZED', 'RUNNABLE'],
 };
 
 /** TDX levels each leaf accepts (§5a.3 "Level ranges accepted"); 'top' = the EPT root level. */
@@ -132,6 +135,25 @@ const LEVELS: Readonly<Record<string, readonly [number, number | 'top']>> = {
   'TDH.MEM.PAGE.PROMOTE': [1, 2],
   'TDH.MEM.SEPT.REMOVE': [1, 'top'],
   'TDH.MEM.SEPT.RD': [0, 'top'],
+  'TDH.MEM.PAGE.RELOCATE': [0, 0],
+};
+
+/**
+ * How each leaf takes the S-EPT tree lock (§7.2, checked in 1.5.01 for AUG, SEPT.ADD, BLOCK, SEPT.RD and
+ * RELOCATE): structural edits that must not race a walk — BLOCK, UNBLOCK, SEPT.REMOVE — exclusively, the
+ * rest shared next to their entry lock. PAGE.ADD and MR.EXTEND hold the TDR exclusively instead.
+ */
+const TREE_MODE: Readonly<Record<string, LockMode>> = {
+  'TDH.MEM.SEPT.ADD': 'S',
+  'TDH.MEM.PAGE.AUG': 'S',
+  'TDH.MEM.RANGE.BLOCK': 'X',
+  'TDH.MEM.RANGE.UNBLOCK': 'X',
+  'TDH.MEM.PAGE.REMOVE': 'S',
+  'TDH.MEM.SEPT.REMOVE': 'X',
+  'TDH.MEM.PAGE.DEMOTE': 'S',
+  'TDH.MEM.PAGE.PROMOTE': 'S',
+  'TDH.MEM.SEPT.RD': 'S',
+  'TDH.MEM.PAGE.RELOCATE': 'S',
 };
 
 /** In op_states that run vCPUs, removing or resizing a mapping needs BLOCK and a retired epoch (§5a.2). */
@@ -144,10 +166,10 @@ interface Located {
 }
 
 /**
- * §5a.4 steps 1, 2 and 4 for a page-info operand: op_state, level and GPA, then the walk. Returns the
- * slot at the requested level or the refusal.
+ * §5a.4 steps 1–4 for a page-info operand: op_state, level and GPA, the tree lock, then the walk. Returns
+ * the slot at the requested level or the refusal.
  */
-function locate(td: TdMemory, leaf: string, pageInfo: bigint): Located | SeamcallResult {
+function locate(td: TdMemory, leaf: string, pageInfo: bigint, locks: ModuleLocks): Located | SeamcallResult {
   if (!OP_STATES[leaf]!.includes(td.opState) || td.septRoot === null) return fail(td, TDX_OP_STATE_INCORRECT);
   const level = Number(pageInfo & 7n);
   const gpa = pageInfo & ~7n;
@@ -157,6 +179,8 @@ function locate(td: TdMemory, leaf: string, pageInfo: bigint): Located | Seamcal
   if ((pageInfo & PAGE_INFO_RESERVED) !== 0n || level < lo || level > hi || (gpa & td.sharedMask) !== 0n || gpa >= td.sharedMask << 1n || (gpa & (size - 1n)) !== 0n) {
     return fail(td, TDX_OPERAND_INVALID, TDX_OPERAND_ID_RCX);
   }
+  const treeMode = TREE_MODE[leaf];
+  if (treeMode !== undefined && !canTake(locks.septTree, treeMode)) return fail(td, TDX_OPERAND_BUSY, TDX_OPERAND_ID_SEPT_TREE);
   const { path, reached } = walkSept(td.sept, td.septRoot, td.topLevel, gpa, level);
   const slot = path.at(-1)!;
   if (!reached) return fail(td, TDX_EPT_WALK_FAILED, TDX_OPERAND_ID_RCX, slot);
@@ -201,10 +225,11 @@ function trackingCheck(td: TdMemory, at: Located): SeamcallResult | null {
   return fail(td, t.why === 'not-blocked' ? TDX_GPA_RANGE_NOT_BLOCKED : TDX_TLB_TRACKING_NOT_DONE, TDX_OPERAND_ID_RCX, at.slot);
 }
 
-/** §5a.4 step 8: the page the caller hands over must be PT_NDA. */
-function targetPageCheck(td: TdMemory, pa: bigint, tdxLevel: number, operand: number): SeamcallResult | null {
+/** §5a.4 step 8: the page the caller hands over is locked exclusively in the PAMT and must be PT_NDA. */
+function targetPageCheck(td: TdMemory, pa: bigint, tdxLevel: number, operand: number, locks: ModuleLocks): SeamcallResult | null {
   const size = PAGE_SIZE << BigInt(9 * tdxLevel);
   if ((pa & (size - 1n)) !== 0n) return fail(td, TDX_OPERAND_INVALID, operand);
+  if (locks.pages.has(pfnOf(pa))) return fail(td, TDX_OPERAND_BUSY, operand);
   return pamtRangeFree(td.pamt, pfnOf(pa), tdxLevel) ? null : fail(td, TDX_PAGE_METADATA_INCORRECT, operand);
 }
 
@@ -212,15 +237,15 @@ function targetPageCheck(td: TdMemory, pa: bigint, tdxLevel: number, operand: nu
 // The leaves. Inputs are the registers as KVM passes them (§4.1).
 
 /** TDH.MEM.SEPT.ADD(RCX pi, RDX TDR, R8 new S-EPT page): FREE → NL_MAPPED over a page of FREE entries. */
-export function septAdd(td: TdMemory, r: Gprs): SeamcallResult {
-  const at = locate(td, 'TDH.MEM.SEPT.ADD', r.RCX!);
+export function septAdd(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
+  const at = locate(td, 'TDH.MEM.SEPT.ADD', r.RCX!, locks);
   if (isResult(at)) return at;
   const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.SEPT.ADD', at);
   if (e) return e;
   // NL_MAPPED passes the state table only for a call without a new page (§5a.2); with one (KVM always
   // supplies one) the 1.5.01 module refuses an existing S-EPT page as a state error, with the entry.
   if (at.slot.state !== 'FREE') return fail(td, TDX_EPT_ENTRY_STATE_INCORRECT, TDX_OPERAND_ID_RCX, at.slot);
-  const p = targetPageCheck(td, r.R8!, 0, TDX_OPERAND_ID_R8);
+  const p = targetPageCheck(td, r.R8!, 0, TDX_OPERAND_ID_R8, locks);
   if (p) return p;
   const pfn = pfnOf(r.R8!);
   let next = setEntry(td, at, makeSeptEntry('NL_MAPPED', r.R8!));
@@ -229,10 +254,10 @@ export function septAdd(td: TdMemory, r: Gprs): SeamcallResult {
 }
 
 /** TDH.MEM.PAGE.AUG(RCX pi, RDX TDR, R8 page): FREE/REMOVED → PENDING (§5a.3). */
-export function pageAug(td: TdMemory, r: Gprs): SeamcallResult {
-  const at = locate(td, 'TDH.MEM.PAGE.AUG', r.RCX!);
+export function pageAug(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
+  const at = locate(td, 'TDH.MEM.PAGE.AUG', r.RCX!, locks);
   if (isResult(at)) return at;
-  const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.PAGE.AUG', at) ?? targetPageCheck(td, r.R8!, at.level, TDX_OPERAND_ID_R8);
+  const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.PAGE.AUG', at) ?? targetPageCheck(td, r.R8!, at.level, TDX_OPERAND_ID_R8, locks);
   if (e) return e;
   let next = setEntry(td, at, makeSeptEntry('PENDING', r.R8!));
   next = { ...next, pamt: pamtSet(next.pamt, pfnOf(r.R8!), { type: PT_REG, owner: td.tdr, bepoch: 0, tdxLevel: at.level }), childCount: next.childCount + pagesAt(at.level) };
@@ -243,10 +268,10 @@ export function pageAug(td: TdMemory, r: Gprs): SeamcallResult {
  * TDH.MEM.PAGE.ADD(RCX GPA, RDX TDR, R8 page, R9 source): build-time add, FREE → MAPPED, the source
  * page copied in with the TD's key and the GPA folded into MRTD (§5a.3). The copy is the MemRequest.
  */
-export function pageAdd(td: TdMemory, r: Gprs): SeamcallResult {
-  const at = locate(td, 'TDH.MEM.PAGE.ADD', r.RCX!);
+export function pageAdd(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
+  const at = locate(td, 'TDH.MEM.PAGE.ADD', r.RCX!, locks);
   if (isResult(at)) return at;
-  const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.PAGE.ADD', at) ?? targetPageCheck(td, r.R8!, 0, TDX_OPERAND_ID_R8);
+  const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.PAGE.ADD', at) ?? targetPageCheck(td, r.R8!, 0, TDX_OPERAND_ID_R8, locks);
   if (e) return e;
   if ((r.R9! & (PAGE_SIZE - 1n)) !== 0n) return fail(td, TDX_OPERAND_INVALID, TDX_OPERAND_ID_R9);
   let next = setEntry(td, at, makeSeptEntry('MAPPED', r.R8!));
@@ -280,8 +305,8 @@ export function mrExtend(td: TdMemory, r: Gprs): SeamcallResult {
 }
 
 /** TDH.MEM.RANGE.BLOCK(RCX pi, RDX TDR): RWX cleared, BEPOCH := TD epoch (§5a.3). */
-export function rangeBlock(td: TdMemory, r: Gprs): SeamcallResult {
-  const at = locate(td, 'TDH.MEM.RANGE.BLOCK', r.RCX!);
+export function rangeBlock(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
+  const at = locate(td, 'TDH.MEM.RANGE.BLOCK', r.RCX!, locks);
   if (isResult(at)) return at;
   const l = entryLocked(td, at);
   if (l) return l;
@@ -298,8 +323,8 @@ export function rangeBlock(td: TdMemory, r: Gprs): SeamcallResult {
 }
 
 /** TDH.MEM.RANGE.UNBLOCK(RCX pi, RDX TDR): needs the block's epoch retired when vCPUs can run (§5a.3). */
-export function rangeUnblock(td: TdMemory, r: Gprs): SeamcallResult {
-  const at = locate(td, 'TDH.MEM.RANGE.UNBLOCK', r.RCX!);
+export function rangeUnblock(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
+  const at = locate(td, 'TDH.MEM.RANGE.UNBLOCK', r.RCX!, locks);
   if (isResult(at)) return at;
   const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.RANGE.UNBLOCK', at) ?? trackingCheck(td, at);
   if (e) return e;
@@ -308,8 +333,8 @@ export function rangeUnblock(td: TdMemory, r: Gprs): SeamcallResult {
 }
 
 /** TDH.MEM.PAGE.REMOVE(RCX pi, RDX TDR): leaf → FREE, page back to PT_NDA and returned in RCX (§5a.3). */
-export function pageRemove(td: TdMemory, r: Gprs): SeamcallResult {
-  const at = locate(td, 'TDH.MEM.PAGE.REMOVE', r.RCX!);
+export function pageRemove(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
+  const at = locate(td, 'TDH.MEM.PAGE.REMOVE', r.RCX!, locks);
   if (isResult(at)) return at;
   const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.PAGE.REMOVE', at) ?? trackingCheck(td, at);
   if (e) return e;
@@ -319,8 +344,8 @@ export function pageRemove(td: TdMemory, r: Gprs): SeamcallResult {
 }
 
 /** TDH.MEM.SEPT.REMOVE(RCX pi, RDX TDR): an S-EPT page whose 512 entries are all FREE goes back (§5a.3). */
-export function septRemove(td: TdMemory, r: Gprs): SeamcallResult {
-  const at = locate(td, 'TDH.MEM.SEPT.REMOVE', r.RCX!);
+export function septRemove(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
+  const at = locate(td, 'TDH.MEM.SEPT.REMOVE', r.RCX!, locks);
   if (isResult(at)) return at;
   const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.SEPT.REMOVE', at) ?? trackingCheck(td, at);
   if (e) return e;
@@ -354,10 +379,10 @@ export function memTrack(td: TdMemory): SeamcallResult {
  * entries one level down that carry the *unblocked* original state and consecutive HPAs; the PAMT entry
  * splits; no UNBLOCK is needed afterwards (§5a.3, §6.v).
  */
-export function pageDemote(td: TdMemory, r: Gprs): SeamcallResult {
-  const at = locate(td, 'TDH.MEM.PAGE.DEMOTE', r.RCX!);
+export function pageDemote(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
+  const at = locate(td, 'TDH.MEM.PAGE.DEMOTE', r.RCX!, locks);
   if (isResult(at)) return at;
-  const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.PAGE.DEMOTE', at) ?? trackingCheck(td, at) ?? targetPageCheck(td, r.R8!, 0, TDX_OPERAND_ID_R8);
+  const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.PAGE.DEMOTE', at) ?? trackingCheck(td, at) ?? targetPageCheck(td, r.R8!, 0, TDX_OPERAND_ID_R8, locks);
   if (e) return e;
   const childState: SeptState = at.slot.state === 'MAPPED' || at.slot.state === 'BLOCKED' ? 'MAPPED' : 'PENDING';
   const hpa = septHpa(at.slot.entry);
@@ -379,8 +404,8 @@ export function pageDemote(td: TdMemory, r: Gprs): SeamcallResult {
  * TDH.MEM.PAGE.PROMOTE(RCX pi, RDX TDR): 512 children all MAPPED or all PENDING, consecutive HPAs from a
  * boundary of the large size, merge into one leaf; the child S-EPT page is freed and returned (§5a.3).
  */
-export function pagePromote(td: TdMemory, r: Gprs): SeamcallResult {
-  const at = locate(td, 'TDH.MEM.PAGE.PROMOTE', r.RCX!);
+export function pagePromote(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
+  const at = locate(td, 'TDH.MEM.PAGE.PROMOTE', r.RCX!, locks);
   if (isResult(at)) return at;
   const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.PAGE.PROMOTE', at) ?? trackingCheck(td, at);
   if (e) return e;
@@ -408,15 +433,70 @@ export function pagePromote(td: TdMemory, r: Gprs): SeamcallResult {
   return ok(next, { RCX: paOf(child) });
 }
 
-/** TDH.MEM.SEPT.RD(RCX pi, RDX TDR): any state; RCX = entry, RDX = level/state (§5a.2). */
-export function septRead(td: TdMemory, r: Gprs): SeamcallResult {
-  const at = locate(td, 'TDH.MEM.SEPT.RD', r.RCX!);
+/** The state a relocated entry ends in: the module unblocks it as it points it at the new page. */
+const UNBLOCKED: Partial<Record<SeptState, SeptState>> = { BLOCKED: 'MAPPED', PENDING_BLOCKED: 'PENDING', MAPPED: 'MAPPED', PENDING: 'PENDING' };
+
+/**
+ * TDH.MEM.PAGE.RELOCATE(RCX pi of a 4K page, RDX TDR, R8 new page): the private page behind a leaf moves
+ * to a new host page [TM:src/vmm_dispatcher/api_calls/tdh_mem_page_relocate.c, 1.5.01]. No KVM issues it;
+ * the playground is its only caller. Order: op_state, level (4K only), tree lock shared, walk, entry lock,
+ * a leaf in an allowed state, the new page differs from the old (else OPERAND_INVALID | R8), then in a
+ * running TD the entry must be blocked (GPA_RANGE_NOT_BLOCKED | RCX with the entry) and its block tracked
+ * (TLB_TRACKING_NOT_DONE | RCX, without the entry), then the new page locked and PT_NDA (R8).
+ *
+ * An accepted page's contents are copied with the TD's key, which is memory's work: the entry lock (and
+ * the tree, TDR and both pages' PAMT entries, moduleLocks.ts) stay held until it is done, and only then
+ * does the entry change (relocateComplete). A PENDING page has nothing to copy and moves at once. On
+ * success RCX returns the old page, now PT_NDA again; the entry is left unblocked on the new page.
+ */
+export function pageRelocate(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
+  const at = locate(td, 'TDH.MEM.PAGE.RELOCATE', r.RCX!, locks);
   if (isResult(at)) return at;
+  const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.PAGE.RELOCATE', at);
+  if (e) return e;
+  const source = septHpa(at.slot.entry);
+  if (source === r.R8!) return fail(td, TDX_OPERAND_INVALID, TDX_OPERAND_ID_R8);
+  if (needsTracking(td)) {
+    const t = blockTracking(td, at.slot);
+    if (!t.ok && t.why === 'not-blocked') return fail(td, TDX_GPA_RANGE_NOT_BLOCKED, TDX_OPERAND_ID_RCX, at.slot);
+    if (!t.ok) return fail(td, TDX_TLB_TRACKING_NOT_DONE, TDX_OPERAND_ID_RCX);
+  }
+  const p = targetPageCheck(td, r.R8!, 0, TDX_OPERAND_ID_R8, locks);
+  if (p) return p;
+  if (at.slot.state === 'PENDING' || at.slot.state === 'PENDING_BLOCKED') return relocated(td, at, r.R8!);
+  const locked = { ...td, sept: writeEntry(td.sept, at.slot.pagePfn, at.slot.index, at.slot.entry | SEPT_TDEL) };
+  return { td: locked, regs: { RAX: TDX_SUCCESS, RCX: source }, mem: { op: 'COPY', src: source, srcKeyid: td.hkid, dst: r.R8!, dstKeyid: td.hkid, bytes: PAGE_SIZE } };
+}
+
+function relocated(td: TdMemory, at: Located, target: bigint): SeamcallResult {
+  const source = septHpa(at.slot.entry);
+  const next = setEntry(td, at, makeSeptEntry(UNBLOCKED[at.slot.state]!, target));
+  const pamt = pamtSet(pamtSet(next.pamt, pfnOf(source), null), pfnOf(target), { type: PT_REG, owner: td.tdr, bepoch: 0, tdxLevel: 0 });
+  return ok({ ...next, pamt }, { RCX: source, RDX: 0n });
+}
+
+/** After the copy: the entry points at the new page, unblocked, its lock released; the old page is free. */
+export function relocateComplete(td: TdMemory, r: Gprs): SeamcallResult {
+  const { path, reached } = walkSept(td.sept, td.septRoot!, td.topLevel, r.RCX! & ~7n, 0);
+  const slot = path.at(-1)!;
+  if (!reached || UNBLOCKED[slot.state] === undefined || (slot.entry & SEPT_TDEL) === 0n) {
+    throw new Error(`model bug: RELOCATE completion finds ${slot.state} at level ${slot.tdxLevel} without its entry lock`);
+  }
+  return relocated(td, { gpa: r.RCX! & ~7n, level: 0, slot: { ...slot, entry: slot.entry & ~SEPT_TDEL } }, r.R8!);
+}
+
+/** TDH.MEM.SEPT.RD(RCX pi, RDX TDR): any state; RCX = entry, RDX = level/state (§5a.2) [TM:tdh_mem_sept_rd.c]. */
+export function septRead(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
+  const at = locate(td, 'TDH.MEM.SEPT.RD', r.RCX!, locks);
+  if (isResult(at)) return at;
+  // The read takes the entry lock too, so an entry a guest is accepting reads as busy.
+  const l = entryLocked(td, at);
+  if (l) return l;
   return ok(td, { RCX: septArchView(at.slot.entry), RDX: septLevelState(at.level, at.slot.state) });
 }
 
 /** The memory leaves by architectural name, for the module's dispatch and the legality test. */
-export const MEM_SEAMCALLS: Readonly<Record<string, (td: TdMemory, r: Gprs) => SeamcallResult>> = {
+export const MEM_SEAMCALLS: Readonly<Record<string, (td: TdMemory, r: Gprs, locks?: ModuleLocks) => SeamcallResult>> = {
   'TDH.MEM.PAGE.ADD': pageAdd,
   'TDH.MEM.SEPT.ADD': septAdd,
   'TDH.MEM.PAGE.AUG': pageAug,
@@ -428,5 +508,6 @@ export const MEM_SEAMCALLS: Readonly<Record<string, (td: TdMemory, r: Gprs) => S
   'TDH.MEM.PAGE.REMOVE': pageRemove,
   'TDH.MEM.SEPT.REMOVE': septRemove,
   'TDH.MEM.RANGE.UNBLOCK': rangeUnblock,
+  'TDH.MEM.PAGE.RELOCATE': pageRelocate,
   'TDH.MEM.TRACK': (td) => memTrack(td),
 };

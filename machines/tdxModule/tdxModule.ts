@@ -17,7 +17,11 @@
  * - a TDH.VP.ENTER whose vCPU is suspected of zero-stepping (§7.5, zeroStep.ts) then takes the S-EPT tree
  *   lock exclusively for its filter (STEPPING_FILTER, step 4);
  * - TDH.MEM.TRACK takes epoch_lock exclusively to advance the epoch (TRACK_EPOCH, §7.4).
- * The other memory SEAMCALLs run in one step: nobody else can meet their locks.
+ * The other memory SEAMCALLs run in one step, so their locks are met only while they wait for memory
+ * (PAGE.ADD's copy and MR.EXTEND's hash with the TDR exclusive, RELOCATE's copy with the TDR, the tree,
+ * the entry and both pages) or while a vCPU holds the TDR shared from TDH.VP.ENTER to its TD exit;
+ * heldLocks lists them for the next caller (moduleLocks.ts). A memory SEAMCALL first has its TDR operand
+ * checked against the TD's lifecycle, which the statechart's state gives (tdrOperand.ts).
  *
  * TLB tracking (§5c.2 step 3, §7.4): an entry that finds the vCPU's epoch older than the TD's (every first
  * entry too: the vCPU epoch starts at 0, the TD's at 1 after TDH.MNG.INIT) owes its LP a flush of the TD's
@@ -53,7 +57,9 @@ import {
   TDCS_EXEC_TSC_MULTIPLIER,
 } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, eptLevels, PAGE_SIZE, PAGE_SHIFT } from '../../src/arch/gpa.ts';
-import { MEM_SEAMCALLS, extendMrtd, MRTD_INITIAL, memTrack, trackRefused, type TdMemory, type MemRequest } from './tdMemory.ts';
+import { MEM_SEAMCALLS, extendMrtd, MRTD_INITIAL, memTrack, trackRefused, relocateComplete, type TdMemory, type MemRequest } from './tdMemory.ts';
+import { tdrRefusal, type TdrLifecycle } from './tdrOperand.ts';
+import { hold, UNHELD, type ModuleLocks } from './moduleLocks.ts';
 import { acceptDecision, acceptComplete, eptViolationDecision } from './accept.ts';
 import { hardwareWalk } from './septTree.ts';
 import { pamtRangeFree, pamtSet } from './pamt.ts';
@@ -221,28 +227,48 @@ function entryRefused(c: TdxModuleContext, v: number, patch: Partial<TdVcpu> = {
   return { vcpus: withVcpu(c, v, { entering: null, ...patch }), mem: { ...c.mem, epoch: exitEpoch(c.mem.epoch, c.vcpus[v]!.vcpuEpoch) } };
 }
 
-/** The memory SEAMCALLs that take the S-EPT tree lock, shared or exclusive (§7.2 table). */
-const TREE_SEAMCALLS: ReadonlySet<HostSeamcall> = new Set([
-  'TDH.MEM.SEPT.ADD',
-  'TDH.MEM.PAGE.AUG',
-  'TDH.MEM.RANGE.BLOCK',
-  'TDH.MEM.RANGE.UNBLOCK',
-  'TDH.MEM.PAGE.REMOVE',
-  'TDH.MEM.SEPT.REMOVE',
-  'TDH.MEM.PAGE.DEMOTE',
-  'TDH.MEM.PAGE.PROMOTE',
-]);
 const TREE_BUSY = tdxStatusWithOperand(TDX_OPERAND_BUSY, TDX_OPERAND_ID_SEPT_TREE);
 const EPOCH_BUSY = tdxStatusWithOperand(TDX_OPERAND_BUSY, TDX_OPERAND_ID_TD_EPOCH);
 
-/**
- * A vCPU's TDH.VP.ENTER holds the S-EPT tree lock exclusively across its stepping filter. The other memory
- * SEAMCALLs run in one step, so that is the only tree holder another LP can meet (§7.2).
- */
+/** A vCPU's TDH.VP.ENTER holds the S-EPT tree lock exclusively across its stepping filter (§7.5). */
 const septTreeHeld = (c: TdxModuleContext): boolean => c.vcpus.some((v) => v.entering?.holds === 'SEPT_TREE');
 /** epoch_lock is taken, by a TRACK (exclusive) or by an entry counting its vCPU in (shared). */
 const epochHeldExclusive = (c: TdxModuleContext): boolean => c.tracking !== null;
 const epochHeld = (c: TdxModuleContext): boolean => epochHeldExclusive(c) || c.vcpus.some((v) => v.entering?.holds === 'EPOCH');
+
+/**
+ * The module locks other callers hold across the module's steps, as `caller` would meet them (§7.2,
+ * moduleLocks.ts): the TDR shared by every vCPU from TDH.VP.ENTER until its TD exit (the entry keeps it
+ * while the guest runs [TM:src/td_transitions/tdh_vp_enter.c]) and by a TRACK between its steps; the
+ * tree exclusively by a stepping filter; and whatever a call waiting for memory took.
+ */
+function heldLocks(c: TdxModuleContext, caller: string): ModuleLocks {
+  let tdr = UNHELD;
+  let septTree = UNHELD;
+  const pages = new Set<number>();
+  for (const v of c.vcpus) {
+    if (v.state === 'ACTIVE' || v.entering !== null) tdr = hold(tdr, 'S');
+    if (v.entering?.holds === 'SEPT_TREE') septTree = hold(septTree, 'X');
+  }
+  if (c.tracking !== null && c.tracking !== caller) tdr = hold(tdr, 'S');
+  for (const [who, f] of Object.entries(c.inflight)) {
+    if (who === caller) continue;
+    if (f.name === 'TDH.MEM.PAGE.ADD' || f.name === 'TDH.MR.EXTEND') tdr = hold(tdr, 'X');
+    if (f.name === 'TDH.MEM.PAGE.RELOCATE') {
+      tdr = hold(tdr, 'S');
+      septTree = hold(septTree, 'S');
+      pages.add(pfnOf(f.result.RCX!));
+      pages.add(pfnOf(f.regs.R8!));
+    }
+  }
+  return { tdr, septTree, pages };
+}
+
+/** The TDR operand of a memory SEAMCALL (tdrOperand.ts), with the lifecycle the statechart is in. */
+function tdrCheck(c: TdxModuleContext, leaf: string, regs: Gprs, caller: string, lifecycle: TdrLifecycle): bigint | null {
+  const value = (leaf === 'TDH.MEM.TRACK' ? regs.RCX : regs.RDX) ?? 0n;
+  return tdrRefusal(leaf, value, { pamt: c.mem.pamt, lifecycle, tdcsPages: c.tdcsPages.length, hkidShift: c.hkidShift, held: heldLocks(c, caller).tdr });
+}
 
 function associatedVcpus(c: TdxModuleContext): number {
   return c.vcpus.filter((v) => v.assocLp !== null).length;
@@ -285,9 +311,27 @@ const TDCS_FIELDS: ReadonlyMap<bigint, bigint> = new Map([
   [TDCS_EXEC_TSC_MULTIPLIER, 1n << 48n],
 ]);
 
-/** Memory SEAMCALLs once the keys are gone: the TD is no longer KEYS_CONFIGURED (check_td_in_correct_build_state). */
-const MEM_SEAMCALL_NAMES = ['TDH.MEM.SEPT.ADD', 'TDH.MEM.PAGE.ADD', 'TDH.MR.EXTEND', 'TDH.MEM.PAGE.AUG', 'TDH.MEM.RANGE.BLOCK', 'TDH.MEM.RANGE.UNBLOCK', 'TDH.MEM.TRACK', 'TDH.MEM.PAGE.REMOVE', 'TDH.MEM.SEPT.REMOVE', 'TDH.MEM.PAGE.DEMOTE', 'TDH.MEM.PAGE.PROMOTE', 'TDH.MEM.SEPT.RD', 'TDH.VP.ENTER', 'TDH.VP.FLUSH'] as const;
-const keysGone = Object.fromEntries(MEM_SEAMCALL_NAMES.map((n) => [n, { actions: 'keysNotConfigured' as const }]));
+/** The memory SEAMCALLs: each checks its TDR operand against the lifecycle of the state it arrives in (tdrOperand.ts). */
+const MEM_SEAMCALL_NAMES = [
+  'TDH.MEM.SEPT.ADD',
+  'TDH.MEM.PAGE.ADD',
+  'TDH.MR.EXTEND',
+  'TDH.MEM.PAGE.AUG',
+  'TDH.MEM.RANGE.BLOCK',
+  'TDH.MEM.RANGE.UNBLOCK',
+  'TDH.MEM.PAGE.REMOVE',
+  'TDH.MEM.SEPT.REMOVE',
+  'TDH.MEM.PAGE.DEMOTE',
+  'TDH.MEM.PAGE.PROMOTE',
+  'TDH.MEM.SEPT.RD',
+  'TDH.MEM.PAGE.RELOCATE',
+] as const;
+const memLeaves = (lifecycle: TdrLifecycle) => ({
+  ...Object.fromEntries(MEM_SEAMCALL_NAMES.map((n) => [n, { actions: { type: 'memSeamcall' as const, params: { lifecycle } } }])),
+  'TDH.MEM.TRACK': { actions: { type: 'trackTakeEpoch' as const, params: { lifecycle } } },
+});
+/** Once the keys are gone the TD is no longer KEYS_CONFIGURED: no vCPU enters or flushes (check_td_in_correct_build_state). */
+const keysGone = { 'TDH.VP.ENTER': { actions: 'keysNotConfigured' as const }, 'TDH.VP.FLUSH': { actions: 'keysNotConfigured' as const } };
 /** TDH.MNG.VPFLUSHDONE from any state with an HKID (HKID_ASSIGNED or KEYS_CONFIGURED). */
 const flushDone = { 'TDH.MNG.VPFLUSHDONE': [{ guard: 'flushVpNotDone' as const, actions: 'vpFlushDone' as const }, { target: 'blocked', actions: 'vpFlushDone' as const }] };
 
@@ -445,15 +489,15 @@ export const tdxModuleMachine = setup({
     }),
 
     // ---- Memory SEAMCALLs (tdMemory.ts) ----
-    memSeamcall: enqueueActions(({ context, event, enqueue }) => {
+    memSeamcall: enqueueActions(({ context, event, enqueue }, params: { lifecycle: TdrLifecycle }) => {
       const name = event.type as HostSeamcall;
       const regs = regsOf(event);
-      // A try-lock with no slow path (§7.2): the tree is held exclusively by a stepping filter on another LP.
-      if (septTreeHeld(context) && TREE_SEAMCALLS.has(name)) {
-        enqueue.emit(seamcallReturn(event.msg.from, name, { RAX: TREE_BUSY }));
+      const refused = tdrCheck(context, name, regs, event.msg.from, params.lifecycle);
+      if (refused !== null) {
+        enqueue.emit(seamcallReturn(event.msg.from, name, { RAX: refused }));
         return;
       }
-      const r = MEM_SEAMCALLS[name]!(context.mem, regs);
+      const r = MEM_SEAMCALLS[name]!(context.mem, regs, heldLocks(context, event.msg.from));
       enqueue.assign({ mem: r.td });
       if (r.mem !== null) {
         enqueue.assign({ inflight: { ...context.inflight, [event.msg.from]: { name, regs, result: r.regs } } });
@@ -467,7 +511,12 @@ export const tdxModuleMachine = setup({
      * in, or another TRACK runs) and advances the epoch in a step of its own, so entries on other LPs can
      * meet the lock meanwhile (§7.2, §7.4).
      */
-    trackTakeEpoch: enqueueActions(({ context, event, enqueue }) => {
+    trackTakeEpoch: enqueueActions(({ context, event, enqueue }, params: { lifecycle: TdrLifecycle }) => {
+      const tdr = tdrCheck(context, 'TDH.MEM.TRACK', regsOf(event), event.msg.from, params.lifecycle);
+      if (tdr !== null) {
+        enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MEM.TRACK', { RAX: tdr }));
+        return;
+      }
       const refused = trackRefused(context.mem);
       if (refused !== null) {
         enqueue.emit(seamcallReturn(event.msg.from, 'TDH.MEM.TRACK', refused.regs));
@@ -501,6 +550,12 @@ export const tdxModuleMachine = setup({
         enqueue.assign({ mem: done.td });
         const v = (f.regs as { vcpu: number }).vcpu;
         enqueue.emit(out(guest(v), 'tdcall-return', 'TDG.MEM.PAGE.ACCEPT', { vcpu: v, RAX: done.status }));
+        return;
+      }
+      if (f.name === 'TDH.MEM.PAGE.RELOCATE') {
+        const done = relocateComplete(context.mem, f.regs);
+        enqueue.assign({ mem: done.td });
+        enqueue.emit(seamcallReturn(tag, f.name, done.regs));
         return;
       }
       if (f.name === 'TDH.MR.EXTEND') {
@@ -738,20 +793,11 @@ export const tdxModuleMachine = setup({
   context: ({ input }) => initialContext(input),
   initial: 'noTd',
   on: {
-    // The memory SEAMCALLs check op_state themselves (§5a.4 step 1), so they are taken in every state.
-    'TDH.MEM.SEPT.ADD': { actions: 'memSeamcall' },
-    'TDH.MEM.PAGE.ADD': { actions: 'memSeamcall' },
-    'TDH.MR.EXTEND': { actions: 'memSeamcall' },
-    'TDH.MEM.PAGE.AUG': { actions: 'memSeamcall' },
-    'TDH.MEM.RANGE.BLOCK': { actions: 'memSeamcall' },
-    'TDH.MEM.RANGE.UNBLOCK': { actions: 'memSeamcall' },
-    'TDH.MEM.TRACK': { actions: 'trackTakeEpoch' },
+    // The memory SEAMCALLs check their TDR, the TD's lifecycle and op_state themselves (§5a.4 step 1), so
+    // they are taken in every state; the states without KEYS_CONFIGURED say which lifecycle they are. With
+    // no TD (noTd) no page is a PT_TDR, which the TDR check reports first.
+    ...memLeaves('KEYS_CONFIGURED'),
     TRACK_EPOCH: { actions: 'trackEpoch' },
-    'TDH.MEM.PAGE.REMOVE': { actions: 'memSeamcall' },
-    'TDH.MEM.SEPT.REMOVE': { actions: 'memSeamcall' },
-    'TDH.MEM.PAGE.DEMOTE': { actions: 'memSeamcall' },
-    'TDH.MEM.PAGE.PROMOTE': { actions: 'memSeamcall' },
-    'TDH.MEM.SEPT.RD': { actions: 'memSeamcall' },
     'TDH.PHYMEM.PAGE.WBINVD': { actions: 'wbinvd' },
     'TDH.PHYMEM.CACHE.WB': { actions: 'cacheWb' },
     'TDH.PHYMEM.PAGE.RECLAIM': { actions: 'reclaimOutsideTeardown' },
@@ -769,7 +815,7 @@ export const tdxModuleMachine = setup({
     },
     /** TDR lifecycle HKID_ASSIGNED: the key must be programmed on every package. */
     hkidAssigned: {
-      on: { 'TDH.MNG.KEY.CONFIG': { target: 'keysConfigured', actions: 'succeed' }, ...flushDone },
+      on: { 'TDH.MNG.KEY.CONFIG': { target: 'keysConfigured', actions: 'succeed' }, ...flushDone, ...memLeaves('HKID_ASSIGNED') },
     },
     /** KEYS_CONFIGURED, op_state UNINITIALIZED: TDCS pages, then TDH.MNG.INIT. */
     keysConfigured: {
@@ -842,6 +888,7 @@ export const tdxModuleMachine = setup({
     blocked: {
       on: {
         ...keysGone,
+        ...memLeaves('BLOCKED'),
         'TDH.MNG.KEY.FREEID': [{ guard: 'wbinvdPending', actions: 'keyFreeid' }, { target: 'teardown', actions: 'keyFreeid' }],
       },
     },
@@ -849,6 +896,7 @@ export const tdxModuleMachine = setup({
     teardown: {
       on: {
         ...keysGone,
+        ...memLeaves('TEARDOWN'),
         'TDH.PHYMEM.PAGE.RECLAIM': [{ guard: 'reclaimsTdr', target: 'noTd', actions: ['reclaim', 'forgetTd'] }, { actions: 'reclaim' }],
       },
     },

@@ -26,6 +26,8 @@ export const TDX_NON_RECOVERABLE_TD_NON_ACCESSIBLE = 0x6000000500000000n;
 export const TDX_NON_RECOVERABLE_TD_WRONG_APIC_MODE = 0xe000000700000000n;
 export const TDX_NON_RECOVERABLE_TD_WRONG_APIC_MODE_LINUX = 0x6000000700000000n;
 export const TDX_OPERAND_INVALID = 0xc000010000000000n;
+// A physical-address operand outside every TDMR (no PAMT covers it).
+export const TDX_OPERAND_ADDR_RANGE_ERROR = 0xc000010100000000n;
 // Every module lock is a try-lock, so contention surfaces as this status plus the operand id of the
 // lock that could not be taken (§7.2).
 export const TDX_OPERAND_BUSY = 0x8000020000000000n;
@@ -50,6 +52,11 @@ export const TDX_NO_HKID_READY_TO_WBCACHE = 0x0000082100000000n;
 export const TDX_WBCACHE_RESUME_ERROR = 0xc000082300000000n;
 export const TDX_TD_ASSOCIATED_PAGES_EXIST = 0xc000040000000000n;
 export const TDX_FLUSHVP_NOT_DONE = 0x8000082400000000n;
+// A TDR operand's TD state, checked right after the TDR itself and before op_state
+// (check_td_in_correct_build_state): a fatal TD (the code carries the fatal bit itself), then keys not
+// configured, then fewer TDCS pages than the TD needs [TM:src/common/helpers/helpers.c].
+export const TDX_TD_FATAL = 0xe000060400000000n;
+export const TDX_TDCS_NOT_ALLOCATED = 0xc000060600000000n;
 export const TDX_LIFECYCLE_STATE_INCORRECT = 0xc000060700000000n;
 export const TDX_OP_STATE_INCORRECT = 0xc000060800000000n;
 export const TDX_EPT_WALK_FAILED = 0xc0000b0000000000n;
@@ -93,6 +100,7 @@ const STATUS_CODES = {
   TDX_NON_RECOVERABLE_TD_WRONG_APIC_MODE,
   TDX_NON_RECOVERABLE_TD_WRONG_APIC_MODE_LINUX,
   TDX_OPERAND_INVALID,
+  TDX_OPERAND_ADDR_RANGE_ERROR,
   TDX_OPERAND_BUSY,
   TDX_PREVIOUS_TLB_EPOCH_BUSY,
   TDX_SYS_BUSY,
@@ -112,6 +120,8 @@ const STATUS_CODES = {
   TDX_WBCACHE_RESUME_ERROR,
   TDX_TD_ASSOCIATED_PAGES_EXIST,
   TDX_FLUSHVP_NOT_DONE,
+  TDX_TD_FATAL,
+  TDX_TDCS_NOT_ALLOCATED,
   TDX_LIFECYCLE_STATE_INCORRECT,
   TDX_OP_STATE_INCORRECT,
   TDX_EPT_WALK_FAILED,

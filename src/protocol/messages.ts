@@ -535,7 +535,7 @@ export interface TdParams {
   maxVcpus?: number;
 }
 
-/** SEAMCALLs KVM issues besides TDH.VP.ENTER (§4.1), by architectural name. */
+/** SEAMCALLs KVM (or a playground kthread: TDH.MEM.PAGE.RELOCATE) issues besides TDH.VP.ENTER (§4.1), by architectural name. */
 export type HostSeamcall =
   | 'TDH.MNG.CREATE'
   | 'TDH.MNG.KEY.CONFIG'
@@ -560,6 +560,7 @@ export type HostSeamcall =
   | 'TDH.MEM.PAGE.DEMOTE'
   | 'TDH.MEM.PAGE.PROMOTE'
   | 'TDH.MEM.SEPT.RD'
+  | 'TDH.MEM.PAGE.RELOCATE'
   | 'TDH.PHYMEM.PAGE.WBINVD'
   | 'TDH.VP.FLUSH'
   | 'TDH.MNG.VPFLUSHDONE'

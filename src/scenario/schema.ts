@@ -235,8 +235,8 @@ const seamcallStep = z
   .strictObject({
     seamcall: z.enum(PLAYGROUND_SEAMCALLS).describe('the leaf (the memory-management SEAMCALLs)'),
     rcx: u64.default(0n).describe('RCX: usually GPA | level (page_info)'),
-    rdx: u64.optional().describe("RDX: the TDR; default: the scenario's TD"),
-    r8: u64.default(0n).describe('R8: the new page (AUG, PAGE.ADD, SEPT.ADD, DEMOTE)'),
+    rdx: u64.optional().describe("RDX: the TDR; default: the scenario's TD (any other value is checked as the module checks a TDR operand)"),
+    r8: u64.default(0n).describe('R8: the new page (AUG, PAGE.ADD, SEPT.ADD, DEMOTE, RELOCATE)'),
     r9: u64.default(0n).describe('R9: the source page (PAGE.ADD)'),
     expect: z
       .strictObject({ rax: tdxStatus.optional(), rcx: u64.optional(), rdx: u64.optional() })

@@ -37,18 +37,30 @@ describe('examples/seamcall-playground', () => {
       'TDH.MEM.SEPT.ADD TDX_SUCCESS',
       'TDH.MEM.SEPT.ADD TDX_SUCCESS',
       'TDH.MEM.SEPT.ADD TDX_SUCCESS',
+      'TDH.MEM.SEPT.RD TDX_OPERAND_INVALID|RDX',
+      'TDH.MEM.SEPT.RD TDX_OPERAND_INVALID|RDX',
+      'TDH.MEM.SEPT.RD TDX_PAGE_METADATA_INCORRECT|RDX',
+      'TDH.MEM.SEPT.RD TDX_PAGE_METADATA_INCORRECT|RDX',
       'TDH.MEM.SEPT.RD TDX_SUCCESS',
       'TDH.MEM.SEPT.ADD TDX_EPT_ENTRY_STATE_INCORRECT|RCX',
       'TDH.MEM.PAGE.AUG TDX_SUCCESS',
       'TDH.MEM.SEPT.RD TDX_SUCCESS',
+      'TDH.MEM.PAGE.RELOCATE TDX_GPA_RANGE_NOT_BLOCKED|RCX',
+      'TDH.MEM.PAGE.RELOCATE TDX_OPERAND_INVALID|RCX',
       'TDH.MEM.RANGE.BLOCK TDX_SUCCESS',
       'TDH.MEM.SEPT.RD TDX_SUCCESS',
       'TDH.MEM.RANGE.BLOCK TDX_GPA_RANGE_ALREADY_BLOCKED|RCX',
       'TDH.MEM.RANGE.UNBLOCK TDX_TLB_TRACKING_NOT_DONE|RCX',
+      'TDH.MEM.PAGE.RELOCATE TDX_TLB_TRACKING_NOT_DONE|RCX',
+      'TDH.MEM.TRACK TDX_PAGE_METADATA_INCORRECT|RCX',
       'TDH.MEM.TRACK TDX_SUCCESS',
       'TDH.MEM.RANGE.UNBLOCK TDX_SUCCESS',
       'TDH.MEM.SEPT.RD TDX_SUCCESS',
       'TDH.MEM.PAGE.PROMOTE TDX_GPA_RANGE_NOT_BLOCKED|RCX',
+      'TDH.MEM.RANGE.BLOCK TDX_SUCCESS',
+      'TDH.MEM.TRACK TDX_SUCCESS',
+      'TDH.MEM.PAGE.RELOCATE TDX_SUCCESS',
+      'TDH.MEM.SEPT.RD TDX_SUCCESS',
       'TDH.MEM.RANGE.BLOCK TDX_SUCCESS',
       'TDH.MEM.TRACK TDX_SUCCESS',
       'TDH.MEM.PAGE.REMOVE TDX_SUCCESS',
@@ -56,20 +68,28 @@ describe('examples/seamcall-playground', () => {
       'TDH.MR.EXTEND TDX_OP_STATE_INCORRECT',
     ]);
   });
+  it('a refused TDR operand leaves RCX and RDX alone; RELOCATE returns the old page in RCX and REMOVE the new one', () => {
+    const rets = kthreadReturns(r);
+    for (const x of rets.filter((x) => /\|RDX$/.test(tdxStatusName(x.regs.RAX!)))) expect([x.regs.RCX, x.regs.RDX]).toEqual([undefined, undefined]);
+    const relocated = rets.find((x) => x.name === 'TDH.MEM.PAGE.RELOCATE' && x.regs.RAX === TDX_SUCCESS)!;
+    expect([relocated.regs.RCX, relocated.regs.RDX]).toEqual([0x1c0100000n, 0n]);
+    expect(rets.find((x) => x.name === 'TDH.MEM.PAGE.REMOVE')!.regs.RCX).toBe(0x1c0101000n);
+  });
   it('SEPT.RD reports the entry: FREE is just SVE, PENDING carries the page, level | state << 8 in RDX', () => {
-    const reads = kthreadReturns(r).filter((x) => x.name === 'TDH.MEM.SEPT.RD').map((x) => [x.regs.RCX, x.regs.RDX]);
+    const reads = kthreadReturns(r).filter((x) => x.name === 'TDH.MEM.SEPT.RD' && x.regs.RAX === TDX_SUCCESS).map((x) => [x.regs.RCX, x.regs.RDX]);
     expect(reads).toEqual([
       [1n << 63n, septLevelState(0, 'FREE')],
       [(1n << 63n) | 0x1c0100000n | 0xf0n, septLevelState(0, 'PENDING')],
       [(1n << 63n) | 0x1c0100000n | 0xf0n, septLevelState(0, 'PENDING_BLOCKED')],
       [(1n << 63n) | 0x1c0100000n | 0xf0n, septLevelState(0, 'PENDING')],
+      [(1n << 63n) | 0x1c0101000n | 0xf0n, septLevelState(0, 'PENDING')],
       [1n << 63n, septLevelState(0, 'FREE')],
     ]);
   });
   it('the thread starts once the TD is built, from the VMM, and its calls go to the module and back', () => {
     const seq = arrows(r);
     expect(seq.indexOf('vmm → host.kthread0 KTHREAD_START')).toBeGreaterThan(seq.indexOf('kvm.vm → vmm KVM_TDX_FINALIZE_VM'));
-    expect(seq.filter((a) => a.startsWith('host.kthread0 → tdx'))).toHaveLength(20);
+    expect(seq.filter((a) => a.startsWith('host.kthread0 → tdx'))).toHaveLength(32);
   });
   it('is logged and replays: same log twice, replay --verify re-derives every world', () => {
     expect(runExample('seamcall-playground').text).toBe(r.text);
@@ -148,6 +168,7 @@ const LEAVES: [string, 0 | 1][] = [
   ['TDH.MEM.RANGE.UNBLOCK', 0],
   ['TDH.MEM.PAGE.REMOVE', 0],
   ['TDH.MEM.SEPT.RD', 0],
+  ['TDH.MEM.PAGE.RELOCATE', 0],
   ['TDH.MEM.SEPT.ADD', 1],
   ['TDH.MEM.SEPT.REMOVE', 1],
   ['TDH.MEM.PAGE.DEMOTE', 1],
@@ -156,7 +177,15 @@ const LEAVES: [string, 0 | 1][] = [
 
 const BLOCKED: readonly SeptState[] = ['BLOCKED', 'PENDING_BLOCKED', 'NL_BLOCKED'];
 /** Leaves that, past the state check, need the entry blocked and the block's epoch retired (§5a.4 step 7). */
-const NEED_TRACKED_BLOCK = new Set(['TDH.MEM.RANGE.UNBLOCK', 'TDH.MEM.PAGE.REMOVE', 'TDH.MEM.SEPT.REMOVE', 'TDH.MEM.PAGE.DEMOTE', 'TDH.MEM.PAGE.PROMOTE']);
+const NEED_TRACKED_BLOCK = new Set(['TDH.MEM.RANGE.UNBLOCK', 'TDH.MEM.PAGE.REMOVE', 'TDH.MEM.SEPT.REMOVE', 'TDH.MEM.PAGE.DEMOTE', 'TDH.MEM.PAGE.PROMOTE', 'TDH.MEM.PAGE.RELOCATE']);
+/** The page RELOCATE moves the entry's page to. */
+const RELOCATE_TO = 0x1c0400000n;
+/**
+ * The build-time leaves want the TDR exclusively, and the vCPU holds it shared while it is in the TD
+ * (from TDH.VP.ENTER to its HLT exit): a few reads first let it halt, so op_state decides (the BUSY case
+ * has its own test below).
+ */
+const letVcpuHalt: Step[] = [0, 1, 2].map(() => ({ seamcall: 'TDH.MEM.SEPT.RD', rcx: IMAGE_GPA }));
 
 /**
  * The status in a RUNNABLE TD, from the legality table and §5a.4: op_state first (PAGE.ADD and MR.EXTEND
@@ -178,7 +207,8 @@ describe('the playground against every (leaf, state) pair it can produce (docs/s
   it.each(cases)('%s at level %i on %s', (leaf, level, state) => {
     const setup = SETUPS[level][state]!;
     const want = expected(leaf, state);
-    const r8 = leaf === 'TDH.MEM.PAGE.AUG' ? PAGE_4K : leaf === 'TDH.MEM.SEPT.ADD' || leaf === 'TDH.MEM.PAGE.DEMOTE' ? NEW_SEPT : 0n;
+    const r8 = leaf === 'TDH.MEM.PAGE.AUG' ? PAGE_4K : leaf === 'TDH.MEM.SEPT.ADD' || leaf === 'TDH.MEM.PAGE.DEMOTE' ? NEW_SEPT : leaf === 'TDH.MEM.PAGE.RELOCATE' ? RELOCATE_TO : 0n;
+    const pad = leaf === 'TDH.MEM.PAGE.ADD' || leaf === 'TDH.MR.EXTEND' ? letVcpuHalt : [];
     const call = { seamcall: leaf, rcx: leaf === 'TDH.MR.EXTEND' ? setup.gpa : setup.gpa | BigInt(level), r8, r9: leaf === 'TDH.MEM.PAGE.ADD' ? 0x140000000n : 0n, expect: { rax: want } };
     const s = parseScenarioObject({
       name: 'playground-pair',
@@ -186,15 +216,17 @@ describe('the playground against every (leaf, state) pair it can produce (docs/s
       memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
       image: [{ gpa: IMAGE_GPA, words: { 0: 0x1122334455667788n } }],
       vcpus: [{ program: [{ op: 'hlt' }] }],
-      kthreads: [{ program: [...setup.steps.map((st) => ({ ...st, expect: { rax: 'TDX_SUCCESS' } })), call] }],
+      kthreads: [{ program: [...[...pad, ...setup.steps].map((st) => ({ ...st, expect: { rax: 'TDX_SUCCESS' } })), call] }],
     });
     const r = runScenario(s);
     expect(r.outcome.failures, `${leaf} on ${state}`).toEqual([]);
     const got = kthreadReturns(r).at(-1)!;
     expect(got.name).toBe(leaf);
     expect(tdxStatusName(got.regs.RAX!)).toBe(tdxStatusName(want));
-    // A refusal from the walk on reports the entry it judged: level | public state << 8.
-    if ((want & 0xffffffffn) === BigInt(TDX_OPERAND_ID_RCX)) expect(got.regs.RDX).toBe(septLevelState(level, state));
+    // A refusal from the walk on reports the entry it judged: level | public state << 8. RELOCATE alone
+    // reports an untracked block without it.
+    if (leaf === 'TDH.MEM.PAGE.RELOCATE' && want === (TDX_TLB_TRACKING_NOT_DONE | BigInt(TDX_OPERAND_ID_RCX))) expect(got.regs.RDX).toBeUndefined();
+    else if ((want & 0xffffffffn) === BigInt(TDX_OPERAND_ID_RCX)) expect(got.regs.RDX).toBe(septLevelState(level, state));
     if (leaf === 'TDH.MEM.SEPT.RD') expect(got.regs.RDX).toBe(septLevelState(level, state));
   });
 });
