@@ -7,8 +7,12 @@
  * model's handlers.
  */
 import { describe, expect, it } from 'vitest';
-import { arrows, runExample, runScenario, type RecordedRun } from '../helpers.ts';
-import { parseScenarioObject } from '../../src/scenario/load.ts';
+import { arrows, exampleFile, runExample, runScenario, type RecordedRun } from '../helpers.ts';
+import { loadScenarioFile, parseScenarioObject } from '../../src/scenario/load.ts';
+import { modelFor } from '../../src/session/session.ts';
+import { explore } from '../../src/explore/explore.ts';
+import { defaultInvariants } from '../../src/explore/invariants/index.ts';
+import type { Invariant } from '../../src/explore/invariants/invariant.ts';
 import { parseLogText } from '../../src/log/reader.ts';
 import { replayLog } from '../../src/replay/replay.ts';
 import { SEPT_LEGALITY, type SeptState } from '../../src/arch/sept.ts';
@@ -283,5 +287,62 @@ describe('a playground thread during the build (start: initialized): the build-t
     expect(r.outcome.failures).toEqual([]);
     expect(arrows(r)).toContain('tdx → hw.mem MEM_COPY');
     expect(arrows(r)).toContain('tdx → hw.mem MEM_HASH');
+  });
+});
+
+// ---- Two threads meet the module's try-locks (examples/seamcall-busy) ------------------------------------
+
+/** An invariant that breaks where `thread` is answered `status`: the search then shows a schedule that gets it. */
+const answered = (thread: string, status: string): Invariant => ({
+  name: `${thread}-${status}`,
+  description: `${thread} is never answered ${status}`,
+  footprint: {},
+  check: (_model, _before, _after, m) => (m.to === thread && m.kind === 'seamcall-return' && tdxStatusName((m.payload as Gprs).RAX!) === status ? `${m.name} answered ${status}` : null),
+});
+
+describe('examples/seamcall-busy', () => {
+  const r = runExample('seamcall-busy');
+  const returnsTo = (t: string) => r.deliveries.filter((d) => d.message.to === t && d.message.kind === 'seamcall-return').map((d) => ({ name: d.message.name, regs: d.message.payload as Gprs }));
+  it('the build-time thread adds the page; the finalize waits for it', () => {
+    expect(r.outcome.failures).toEqual([]);
+    expect(returnsTo('host.kthread0').map((x) => `${x.name} ${tdxStatusName(x.regs.RAX!)}`)).toEqual([
+      'TDH.MEM.SEPT.ADD TDX_SUCCESS',
+      'TDH.MEM.SEPT.ADD TDX_SUCCESS',
+      'TDH.MEM.SEPT.ADD TDX_SUCCESS',
+      'TDH.MEM.PAGE.ADD TDX_SUCCESS',
+    ]);
+  });
+  it('host.kthread1 blocks, tracks and relocates the page: RCX returns the old page', () => {
+    expect(returnsTo('host.kthread1').map((x) => `${x.name} ${tdxStatusName(x.regs.RAX!)}`)).toEqual([
+      'TDH.MEM.SEPT.RD TDX_SUCCESS',
+      'TDH.MEM.SEPT.RD TDX_SUCCESS',
+      'TDH.MEM.RANGE.BLOCK TDX_SUCCESS',
+      'TDH.MEM.TRACK TDX_SUCCESS',
+      'TDH.MEM.PAGE.RELOCATE TDX_SUCCESS',
+    ]);
+    expect(returnsTo('host.kthread1').at(-1)!.regs).toEqual({ RAX: TDX_SUCCESS, RCX: 0x1c0100000n, RDX: 0n });
+  });
+  it('under FIFO host.kthread2 reads the entry while the copy is in flight: TDX_OPERAND_BUSY|RCX with the entry, BLOCKED on the old page; then MAPPED on the new one', () => {
+    const seq = arrows(r);
+    const copy = seq.indexOf('tdx → hw.mem MEM_COPY', seq.indexOf('host.kthread1 → tdx TDH.MEM.PAGE.RELOCATE'));
+    const busyRead = seq.indexOf('host.kthread2 → tdx TDH.MEM.SEPT.RD', copy);
+    expect(busyRead).toBeGreaterThan(copy);
+    expect(busyRead).toBeLessThan(seq.indexOf('hw.mem → tdx MEM_DONE', copy));
+    const reads = returnsTo('host.kthread2').slice(-2);
+    expect(reads.map((x) => tdxStatusName(x.regs.RAX!))).toEqual(['TDX_OPERAND_BUSY|RCX', 'TDX_SUCCESS']);
+    expect(reads.map((x) => [x.regs.RCX! & 0xffffffffff000n, x.regs.RDX])).toEqual([
+      [0x1c0100000n, septLevelState(0, 'BLOCKED')],
+      [0x1c0101000n, septLevelState(0, 'MAPPED')],
+    ]);
+  });
+  const model = () => modelFor(loadScenarioFile(exampleFile('seamcall-busy')).scenario);
+  const BOUND = { maxDepth: 10_000, maxStates: 100_000, maxMillis: 600_000 };
+  it('explores clean: 18,913 states, 26 end states', () => {
+    expect(explore(model(), defaultInvariants(), BOUND)).toMatchObject({ status: 'clean', exhaustive: true, states: 18_913, terminals: 26 });
+  });
+  it('the search finds schedules where the read meets the entry lock, and where RELOCATE is refused (no copy to meet)', () => {
+    expect(explore(model(), [answered('host.kthread2', 'TDX_OPERAND_BUSY|RCX')], BOUND).status).toBe('violation');
+    // The vCPU entered before the BLOCK and is still in the TD after the TRACK: the block is not tracked.
+    expect(explore(model(), [answered('host.kthread1', 'TDX_TLB_TRACKING_NOT_DONE|RCX')], BOUND).status).toBe('violation');
   });
 });
