@@ -3,8 +3,9 @@
  * checks it before anything else the leaf does (§5a.4 step 1) [TM:src/common/helpers/helpers.c
  * `check_lock_and_map_explicit_tdr`, `check_td_in_correct_build_state`]:
  * 1. the address: 4K aligned, no HKID bits, nothing at or above MAX_PA → TDX_OPERAND_INVALID | operand;
- * 2. the TDR's PAMT entry, locked shared (exclusively by TDH.MEM.PAGE.ADD and TDH.MR.EXTEND): another
- *    holder in the way → TDX_OPERAND_BUSY | operand;
+ * 2. the PAMT entry of that page, locked shared (exclusively by TDH.MEM.PAGE.ADD and TDH.MR.EXTEND):
+ *    another holder in the way → TDX_OPERAND_BUSY | operand. The lock is the given page's, so only the
+ *    TD's real TDR (or a page a RELOCATE holds) can be busy;
  * 3. that entry's page type must be PT_TDR (a 4K page) → else TDX_PAGE_METADATA_INCORRECT | operand;
  * 4. the TD behind it: fatal → TDX_TD_FATAL; lifecycle other than KEYS_CONFIGURED →
  *    TDX_TD_KEYS_NOT_CONFIGURED; fewer TDCS pages than the TD needs → TDX_TDCS_NOT_ALLOCATED.
@@ -25,7 +26,7 @@ import {
 } from '../../src/arch/tdxStatus.ts';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { pamtEntryOf, type Pamt } from './pamt.ts';
-import { canTake, type Holders, type LockMode } from './moduleLocks.ts';
+import { canTake, type LockMode, type ModuleLocks } from './moduleLocks.ts';
 
 /** TDR lifecycle (§5b.1); the statechart's state says which one a call arrives in. */
 export type TdrLifecycle = 'HKID_ASSIGNED' | 'KEYS_CONFIGURED' | 'BLOCKED' | 'TEARDOWN';
@@ -55,8 +56,10 @@ export interface TdrState {
   lifecycle: TdrLifecycle;
   tdcsPages: number;
   hkidShift: number;
-  /** The TDR lock as other callers hold it (moduleLocks.ts). */
-  held: Holders;
+  /** The TD's TDR, whose PAMT entry lock is the one other callers hold (`locks.tdr`). */
+  tdr: bigint;
+  /** What other callers hold (moduleLocks.ts). */
+  locks: ModuleLocks;
 }
 
 /** The refusal status of the TDR operand, or null when the leaf may go on to op_state. */
@@ -65,8 +68,10 @@ export function tdrRefusal(leaf: string, value: bigint, td: TdrState): bigint | 
   const pa = TDR_WITH_FLAGS.has(leaf) ? value & ~(PAGE_SIZE - 1n) : value;
   const hkidBits = (pa >> BigInt(td.hkidShift)) & ((1n << BigInt(MAX_PA - td.hkidShift)) - 1n);
   if ((pa & (PAGE_SIZE - 1n)) !== 0n || hkidBits !== 0n || pa >> BigInt(MAX_PA) !== 0n) return tdxStatusWithOperand(TDX_OPERAND_INVALID, operand);
-  if (!canTake(td.held, mode)) return tdxStatusWithOperand(TDX_OPERAND_BUSY, operand);
-  const entry = pamtEntryOf(td.pamt, Number(pa >> BigInt(PAGE_SHIFT)));
+  const pfn = Number(pa >> BigInt(PAGE_SHIFT));
+  const busy = pa === td.tdr ? !canTake(td.locks.tdr, mode) : td.locks.pages.has(pfn);
+  if (busy) return tdxStatusWithOperand(TDX_OPERAND_BUSY, operand);
+  const entry = pamtEntryOf(td.pamt, pfn);
   if (entry === undefined || entry.type !== PT_TDR || entry.tdxLevel !== 0) return tdxStatusWithOperand(TDX_PAGE_METADATA_INCORRECT, operand);
   if (td.lifecycle !== 'KEYS_CONFIGURED') return TDX_TD_KEYS_NOT_CONFIGURED;
   if (td.tdcsPages < MIN_TDCS_PAGES) return TDX_TDCS_NOT_ALLOCATED;

@@ -267,7 +267,7 @@ function heldLocks(c: TdxModuleContext, caller: string): ModuleLocks {
 /** The TDR operand of a memory SEAMCALL (tdrOperand.ts), with the lifecycle the statechart is in. */
 function tdrCheck(c: TdxModuleContext, leaf: string, regs: Gprs, caller: string, lifecycle: TdrLifecycle): bigint | null {
   const value = (leaf === 'TDH.MEM.TRACK' ? regs.RCX : regs.RDX) ?? 0n;
-  return tdrRefusal(leaf, value, { pamt: c.mem.pamt, lifecycle, tdcsPages: c.tdcsPages.length, hkidShift: c.hkidShift, held: heldLocks(c, caller).tdr });
+  return tdrRefusal(leaf, value, { pamt: c.mem.pamt, lifecycle, tdcsPages: c.tdcsPages.length, hkidShift: c.hkidShift, tdr: c.mem.tdr, locks: heldLocks(c, caller) });
 }
 
 function associatedVcpus(c: TdxModuleContext): number {

@@ -346,3 +346,35 @@ describe('examples/seamcall-busy', () => {
     expect(explore(model(), [answered('host.kthread1', 'TDX_TLB_TRACKING_NOT_DONE|RCX')], BOUND).status).toBe('violation');
   });
 });
+
+// ---- A wrong TDR operand, for every leaf the playground has ----------------------------------------------
+
+describe('the TDR operand through the playground: checked before anything else, blamed on RDX (TRACK: RCX)', () => {
+  const TDCS0 = 0x100001000n; // TDCS page 0: PT_TDCX
+  const TDVPR = 0x100010000n; // vCPU 0's TDVPR: PT_TDVPR
+  // SEPT.ADD and DEMOTE read flags from RDX bits 11:0, so a misaligned RDX is not an error for them.
+  const FLAGS = new Set(['TDH.MEM.SEPT.ADD', 'TDH.MEM.PAGE.DEMOTE']);
+  const leaves = [...LEAVES.map(([leaf]) => leaf), 'TDH.MEM.TRACK'];
+  it.each(leaves)('%s', (leaf) => {
+    const reg = leaf === 'TDH.MEM.TRACK' ? 'rcx' : 'rdx';
+    const op = leaf === 'TDH.MEM.TRACK' ? 'RCX' : 'RDX';
+    const rows: [bigint, string][] = [
+      ...(FLAGS.has(leaf) ? [] : [[0x100000800n, `TDX_OPERAND_INVALID|${op}`] as [bigint, string]]),
+      [0x100000000n | (1n << 46n), `TDX_OPERAND_INVALID|${op}`],
+      [1n << 52n, `TDX_OPERAND_INVALID|${op}`],
+      [TDCS0, `TDX_PAGE_METADATA_INCORRECT|${op}`],
+      [TDVPR, `TDX_PAGE_METADATA_INCORRECT|${op}`],
+      [IMAGE_GPA, `TDX_PAGE_METADATA_INCORRECT|${op}`], // a free page as far as the PAMT goes
+    ];
+    const s = parseScenarioObject({
+      name: 'playground-tdr',
+      vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
+      memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+      vcpus: [{ program: [{ op: 'hlt' }] }],
+      kthreads: [{ program: rows.map(([value, status]) => ({ seamcall: leaf, rcx: G, r8: NEW_SEPT, [reg]: value, expect: { rax: status } })) }],
+    });
+    const r = runScenario(s);
+    expect(r.outcome.failures).toEqual([]);
+    expect(kthreadReturns(r).map((x) => tdxStatusName(x.regs.RAX!))).toEqual(rows.map(([, status]) => status));
+  });
+});

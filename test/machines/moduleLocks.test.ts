@@ -87,6 +87,8 @@ describe('locks held across the module steps, as the next caller meets them (§7
     expect(sent).toMatchObject([{ to: 'hw.mem', name: 'MEM_COPY' }]);
     expect(name(rd(m))).toBe('TDX_OPERAND_BUSY|RDX');
     expect(name(m.call(OTHER, 'TDH.MEM.TRACK', { RCX: TDR }))).toBe('TDX_OPERAND_BUSY|RCX');
+    // The lock is the given page's PAMT entry: a page that is not the TDR is free to lock, and then wrong.
+    expect(name(rd(m, { RDX: HOST_LAYOUT.tdcsPa(0) }))).toBe('TDX_PAGE_METADATA_INCORRECT|RDX');
     expect(m.deliver('hw.mem', 'mem', 'MEM_DONE', { tag: KT })).toMatchObject([{ to: KT, name: 'TDH.MEM.PAGE.ADD', payload: { RAX: TDX_SUCCESS } }]);
     expect(rd(m)).toMatchObject({ RAX: TDX_SUCCESS, RDX: septLevelState(0, 'MAPPED') });
   });
