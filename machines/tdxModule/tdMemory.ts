@@ -219,10 +219,14 @@ export function blockTracking(td: TdMemory, slot: SeptSlot): { ok: true } | { ok
   return isTlbTracked(td.epoch, bepoch) ? { ok: true } : { ok: false, why: 'not-tracked', bepoch };
 }
 
+/**
+ * An entry not blocked is reported with the entry; an unretired block is not: the 1.5.01 handlers (REMOVE,
+ * SEPT.REMOVE, DEMOTE, PROMOTE, RELOCATE) leave RCX and RDX cleared for TDX_TLB_TRACKING_NOT_DONE.
+ */
 function trackingCheck(td: TdMemory, at: Located): SeamcallResult | null {
   const t = blockTracking(td, at.slot);
   if (t.ok) return null;
-  return fail(td, t.why === 'not-blocked' ? TDX_GPA_RANGE_NOT_BLOCKED : TDX_TLB_TRACKING_NOT_DONE, TDX_OPERAND_ID_RCX, at.slot);
+  return t.why === 'not-blocked' ? fail(td, TDX_GPA_RANGE_NOT_BLOCKED, TDX_OPERAND_ID_RCX, at.slot) : fail(td, TDX_TLB_TRACKING_NOT_DONE, TDX_OPERAND_ID_RCX);
 }
 
 /** §5a.4 step 8: the page the caller hands over is locked exclusively in the PAMT and must be PT_NDA. */
@@ -322,12 +326,18 @@ export function rangeBlock(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS)
   return ok({ ...next, pamt: pamtSet(next.pamt, base, { ...pe, bepoch: td.epoch.tdEpoch }) });
 }
 
-/** TDH.MEM.RANGE.UNBLOCK(RCX pi, RDX TDR): needs the block's epoch retired when vCPUs can run (§5a.3). */
+/**
+ * TDH.MEM.RANGE.UNBLOCK(RCX pi, RDX TDR): needs the block's epoch retired when vCPUs can run (§5a.3). Its
+ * state table admits blocked entries only, so the one tracking refusal is an unretired epoch, which the
+ * 1.5.01 handler blames on the tree (TDX_TLB_TRACKING_NOT_DONE | SEPT_TREE) without reporting the entry
+ * [TM:src/vmm_dispatcher/api_calls/tdh_mem_range_unblock.c].
+ */
 export function rangeUnblock(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCKS): SeamcallResult {
   const at = locate(td, 'TDH.MEM.RANGE.UNBLOCK', r.RCX!, locks);
   if (isResult(at)) return at;
-  const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.RANGE.UNBLOCK', at) ?? trackingCheck(td, at);
+  const e = entryLocked(td, at) ?? stateCheck(td, 'TDH.MEM.RANGE.UNBLOCK', at);
   if (e) return e;
+  if (!blockTracking(td, at.slot).ok) return fail(td, TDX_TLB_TRACKING_NOT_DONE, TDX_OPERAND_ID_SEPT_TREE);
   const to: SeptState = at.slot.state === 'NL_BLOCKED' ? 'NL_MAPPED' : at.slot.state === 'BLOCKED' ? 'MAPPED' : 'PENDING';
   return ok(setEntry(td, at, withSeptState(at.slot.entry, to)));
 }
@@ -456,11 +466,8 @@ export function pageRelocate(td: TdMemory, r: Gprs, locks: ModuleLocks = NO_LOCK
   if (e) return e;
   const source = septHpa(at.slot.entry);
   if (source === r.R8!) return fail(td, TDX_OPERAND_INVALID, TDX_OPERAND_ID_R8);
-  if (needsTracking(td)) {
-    const t = blockTracking(td, at.slot);
-    if (!t.ok && t.why === 'not-blocked') return fail(td, TDX_GPA_RANGE_NOT_BLOCKED, TDX_OPERAND_ID_RCX, at.slot);
-    if (!t.ok) return fail(td, TDX_TLB_TRACKING_NOT_DONE, TDX_OPERAND_ID_RCX);
-  }
+  const t = trackingCheck(td, at);
+  if (t) return t;
   const p = targetPageCheck(td, r.R8!, 0, TDX_OPERAND_ID_R8, locks);
   if (p) return p;
   if (at.slot.state === 'PENDING' || at.slot.state === 'PENDING_BLOCKED') return relocated(td, at, r.R8!);
