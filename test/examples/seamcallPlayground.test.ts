@@ -259,10 +259,13 @@ describe('a playground thread during the build (start: initialized): the build-t
     'TDH.MR.EXTEND': { FREE: TDX_EPT_ENTRY_NOT_PRESENT | rcx, MAPPED: TDX_SUCCESS, BLOCKED: TDX_EPT_ENTRY_NOT_PRESENT, PENDING: TDX_EPT_ENTRY_NOT_PRESENT, PENDING_BLOCKED: TDX_EPT_ENTRY_NOT_PRESENT },
     // Nothing runs yet, so removing needs neither BLOCK nor TRACK (§5a.2).
     'TDH.MEM.PAGE.REMOVE': { FREE: TDX_EPT_ENTRY_STATE_INCORRECT | rcx, MAPPED: TDX_SUCCESS, BLOCKED: TDX_SUCCESS, PENDING: TDX_SUCCESS, PENDING_BLOCKED: TDX_SUCCESS },
+    // Nor does moving a page: an accepted one is copied first (MAPPED, BLOCKED), a PENDING one just moves.
+    'TDH.MEM.PAGE.RELOCATE': { FREE: TDX_EPT_ENTRY_STATE_INCORRECT | rcx, MAPPED: TDX_SUCCESS, BLOCKED: TDX_SUCCESS, PENDING: TDX_SUCCESS, PENDING_BLOCKED: TDX_SUCCESS },
   };
   const cases = Object.entries(want).flatMap(([leaf, byState]) => Object.entries(byState).map(([state, status]) => [leaf, state as SeptState, status] as const));
   it.each(cases)('%s on %s', (leaf, state, status) => {
-    const call = { seamcall: leaf, rcx: G + (leaf === 'TDH.MR.EXTEND' ? 0x100n : 0n), r8: leaf === 'TDH.MEM.PAGE.ADD' ? 0x1c0400000n : 0n, r9: SOURCE, expect: { rax: status } };
+    const r8 = leaf === 'TDH.MEM.PAGE.ADD' || leaf === 'TDH.MEM.PAGE.RELOCATE' ? 0x1c0400000n : 0n;
+    const call = { seamcall: leaf, rcx: G + (leaf === 'TDH.MR.EXTEND' ? 0x100n : 0n), r8, r9: SOURCE, expect: { rax: status } };
     const s = parseScenarioObject({
       name: 'playground-build',
       vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
@@ -278,6 +281,8 @@ describe('a playground thread during the build (start: initialized): the build-t
     expect(seq.indexOf('host.kthread0 → vmm KTHREAD_DONE')).toBeGreaterThan(seq.lastIndexOf('tdx → host.kthread0 ' + leaf));
     expect(seq.indexOf('vmm → kvm.vm KVM_TDX_FINALIZE_VM')).toBeGreaterThan(seq.indexOf('host.kthread0 → vmm KTHREAD_DONE'));
     expect(seq).toContain('vmm → kvm.vcpu0 KVM_RUN');
+    // Only an accepted page has contents to move: memory copies it with the TD's key.
+    if (leaf === 'TDH.MEM.PAGE.RELOCATE') expect(seq.filter((a) => a === 'tdx → hw.mem MEM_COPY')).toHaveLength(state === 'MAPPED' || state === 'BLOCKED' ? 2 : 0);
   });
   it('PAGE.ADD copies the source with the TD key and counts in MRTD; the TD then finalizes and runs', () => {
     const s = parseScenarioObject({
