@@ -24,6 +24,9 @@ import { kvmVcpuMachine } from './kvm/kvmVcpu.ts';
 import { tdpMmuMachine } from './kvm/tdpMmu.ts';
 import { vmmMachine } from './vmm/vmm.ts';
 import { kthreadMachine } from './host/kthread.ts';
+import { hostThreadMachine, type ThreadIoctl, type ThreadStep } from './vmm/hostThread.ts';
+import { hostPa } from './vmm/hostSteps.ts';
+import { ioctlLocks, kvmLocksMachine, type LockedIoctl } from './kvm/kvmLocks.ts';
 
 /**
  * Host physical pages the model hands out. The values are arbitrary but fixed, so logs are comparable:
@@ -157,6 +160,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         // One guest_memfd per memslot that has one (QEMU creates one per RAM block).
         gmem: memslots.flatMap((m, slot) => (m.guestMemfd ? [{ slot, gfnStart: m.baseGfn, gfnEnd: m.baseGfn + BigInt(m.npages) }] : [])),
         policies: s.policies,
+        ...(threadCreated(s).length > 0 ? { createdVcpus: nv - threadCreated(s).length } : {}),
         // §2: GPAW 52 → MAX_GPAW and 5-level EPT; KVM always sets NO_RBP_MOD (§4.11). EPTP: WB | (levels − 1) << 3.
         tdParams: {
           attributes,
@@ -188,6 +192,16 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       nmi: s.vmm.nmi,
       gmemSlots: memslots.flatMap((m, slot) => (m.guestMemfd ? [slot] : [])),
       kthreads: s.kthreads.flatMap((k, t) => (k.start === 'runnable' ? [t] : [])),
+      ...(s.hostThreads.length > 0
+        ? {
+            threads: {
+              runnable: s.hostThreads.flatMap((h, t) => (h.start === 'runnable' ? [t] : [])),
+              unrun: s.hostThreads.flatMap((h) => (h.start === 'runnable' ? h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])) : [])),
+              locked: true,
+            },
+          }
+        : {}),
+      ...(s.vmm.inReads !== undefined ? { inReads: s.vmm.inReads } : {}),
     },
   });
   // Playground threads come last, and only when a scenario has them, so other logs keep their actor order.
@@ -199,7 +213,59 @@ export function actorsFor(s: Scenario): ActorSpec[] {
     }));
     actors.push({ id: `host.kthread${t}`, machine: kthreadMachine, input: { thread: t, program, duringBuild: k.start === 'initialized' } });
   });
+  // Host threads and the lock words they contend on, likewise only when a scenario has them.
+  if (s.hostThreads.length > 0) {
+    actors.push({ id: 'kvm.locks', machine: kvmLocksMachine, input: { vcpus: nv } });
+    const pre = preCreated(s);
+    s.hostThreads.forEach((h, t) => {
+      const vcpus = [...pre];
+      const program: ThreadStep[] = [];
+      h.program.forEach((st, k) => {
+        const label = `hostThreads[${t}].program[${k}]`;
+        switch (st.op) {
+          case 'createVcpu':
+          case 'initVcpu':
+          case 'setAttributes': {
+            const call: ThreadIoctl =
+              st.op === 'setAttributes'
+                ? { call: 'setAttributes', address: st.gpa, size: st.size, attributes: st.to === 'private' ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n }
+                : { call: st.op, vcpu: st.vcpu };
+            const ioctl: ThreadStep = { op: 'ioctl', label, expectRet: st.expectRet ?? 0, ...call };
+            program.push(...locked(st.op, vcpus, ioctl));
+            if (st.op === 'createVcpu') vcpus.push(st.vcpu);
+            break;
+          }
+          case 'write':
+            program.push({ op: 'write', label, gpa: st.gpa, pa: hostPa(memslots, st.gpa, shared)!, size: st.size, value: st.value });
+            break;
+          case 'read':
+            program.push({ op: 'read', label, gpa: st.gpa, pa: hostPa(memslots, st.gpa, shared)!, size: st.size, expect: st.expect ?? null });
+            break;
+          case 'waitMemory':
+            program.push({ op: 'waitMemory', label, gpa: st.gpa, pa: hostPa(memslots, st.gpa, shared)!, size: st.size, value: st.value });
+            break;
+        }
+      });
+      actors.push({ id: `vmm.thread${t}`, machine: hostThreadMachine, input: { thread: t, program } });
+    });
+  }
   return actors;
+}
+
+/** vCPUs a host thread creates with KVM_CREATE_VCPU; the others exist before the build. */
+function threadCreated(s: Scenario): number[] {
+  return s.hostThreads.flatMap((h) => h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])));
+}
+
+function preCreated(s: Scenario): number[] {
+  const late = threadCreated(s);
+  return s.vcpus.flatMap((_, v) => (late.includes(v) ? [] : [v]));
+}
+
+/** An ioctl step between the mutexes it takes (in order) and drops (in reverse), each a step of its own. */
+function locked<T>(op: LockedIoctl, vcpus: readonly number[], body: T): (T | { op: 'mutexLock'; lock: string } | { op: 'mutexUnlock'; lock: string })[] {
+  const locks = ioctlLocks(op, vcpus);
+  return [...locks.map((lock) => ({ op: 'mutexLock' as const, lock })), body, ...[...locks].reverse().map((lock) => ({ op: 'mutexUnlock' as const, lock }))];
 }
 
 /**
@@ -219,23 +285,36 @@ function guestKernelInput(g: NonNullable<Scenario['guestKernel']>, sharedMask: b
 /** The first part of the VMM's default host program, the TD build (§5b.3) in QEMU's order: attributes, INIT_VM, INIT_VCPU, image, FINALIZE. */
 function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
   const steps: BuildStep[] = [];
+  // With host threads, each ioctl takes KVM's mutexes as steps of its own (kvmLocks.ts); without, nothing competes for them.
+  const threaded = s.hostThreads.length > 0;
+  const pre = preCreated(s);
+  const add = (op: LockedIoctl, vcpus: readonly number[], step: BuildStep) => steps.push(...(threaded ? locked(op, vcpus, step) : [step]));
   for (const m of s.memslots) {
     // QEMU makes guest_memfd RAM private when it registers it.
-    if (m.guestMemfd) steps.push({ op: 'setAttributes', address: m.gpa, size: m.size, attributes: BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) });
+    if (m.guestMemfd) add('setAttributes', pre, { op: 'setAttributes', address: m.gpa, size: m.size, attributes: BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) });
   }
-  steps.push({ op: 'initVm', attributes });
-  s.vcpus.forEach((_, v) => steps.push({ op: 'initVcpu', vcpu: v }));
+  add('initVm', pre, { op: 'initVm', attributes });
+  // Threads that create and initialise vCPUs start now, as QEMU's vCPU threads do while its main thread loads the image.
+  s.hostThreads.forEach((h, t) => {
+    if (h.start === 'initialized') steps.push({ op: 'spawn', thread: t });
+  });
+  pre.forEach((v) => add('initVcpu', pre, { op: 'initVcpu', vcpu: v }));
   s.image.forEach((img, page) => {
     const src = HOST_LAYOUT.stagingPa(page);
     for (const [off, value] of Object.entries(img.words).sort(([a], [b]) => Number(BigInt(a) - BigInt(b)))) {
       if (value !== 0n) steps.push({ op: 'stageWord', pa: src + BigInt(off), value });
     }
-    steps.push({ op: 'initMemRegion', vcpu: 0, source: src, gpa: img.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
+    add('initMemRegion', pre, { op: 'initMemRegion', vcpu: 0, source: src, gpa: img.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
   });
   // Playground threads that want the TD INITIALIZED run here, one after the other, before FINALIZE.
   s.kthreads.forEach((k, t) => {
     if (k.start === 'initialized') steps.push({ op: 'kthread', thread: t });
   });
-  steps.push({ op: 'finalize' });
+  s.hostThreads.forEach((h, t) => {
+    if (h.start === 'initialized') steps.push({ op: 'join', thread: t });
+  });
+  // By now every vCPU the joined threads created exists: FINALIZE takes each one's mutex.
+  const all = [...pre, ...s.hostThreads.flatMap((h) => (h.start === 'initialized' ? h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])) : []))];
+  add('finalize', all, { op: 'finalize' });
   return steps;
 }

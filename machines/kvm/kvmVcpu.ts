@@ -141,7 +141,7 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   /** tdx_vcpu_free: the control pages still to reclaim (TDCX pages, then the TDVPR) and the first error. */
   freeing: { pages: readonly bigint[]; at: number; err: bigint } | null;
   /** Progress of a KVM_TDX_INIT_VCPU (TDCX pages added) or KVM_TDX_INIT_MEM_REGION (page, 256-byte chunk). */
-  build: { tdcxAdded: number; region: { source: bigint; gpa: bigint; nrPages: number; flags: number; page: number; chunk: number } | null };
+  build: { tdcxAdded: number; region: { source: bigint; gpa: bigint; nrPages: number; flags: number; page: number; chunk: number } | null; caller?: string };
   /** The SPTE value an in-flight SEAMCALL will make final (or restore on failure). */
   frozen: { step: WalkStep; finalSpte: bigint; childPfn: number | null } | null;
   exit: ExitInfo | null;
@@ -295,10 +295,10 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
           { guard: 'mapGpaPending', target: 'entering', actions: 'completeMapGpa' },
           { target: 'entering', actions: 'armLapicTimer' },
         ],
-        KVM_TDX_INIT_VCPU: { target: 'initVcpu', actions: 'markLoaded' },
+        KVM_TDX_INIT_VCPU: { target: 'initVcpu', actions: ['markLoaded', 'noteCaller'] },
         tdx_flush_vp: [{ guard: 'loaded', target: 'flushingVp' }, { actions: 'flushDone' }],
         tdx_vcpu_free: { target: 'freeing', actions: 'beginFree' },
-        KVM_TDX_INIT_MEM_REGION: { target: 'initMemRegion', actions: 'beginRegion' },
+        KVM_TDX_INIT_MEM_REGION: { target: 'initMemRegion', actions: ['beginRegion', 'noteCaller'] },
       },
     },
     // The order of the states is the statechart's as drawn (inspector, export); each comes from its part.

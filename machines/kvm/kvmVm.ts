@@ -33,7 +33,7 @@ import { sharedNonPresentSpte } from './tdpIter.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDX_SUCCESS, TDX_NO_HKID_READY_TO_WBCACHE, TDX_FLUSHVP_NOT_DONE, TDCS_EXEC_TSC_OFFSET, TDCS_EXEC_TSC_MULTIPLIER, tdxStatusName } from '../../src/arch/tdxStatus.ts';
-import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO } from '../../src/arch/kvmApi.ts';
+import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO, EINVAL } from '../../src/arch/kvmApi.ts';
 import { gpaToGfn, gfnToGpa, pgLevelToTdxLevel, makePageInfo, pageSizeOfPgLevel, pagesOfPgLevel, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { isOperandBusy } from '../../src/arch/tdxStatus.ts';
 import { SHADOW_NONPRESENT_VALUE, spteToPfn } from '../../src/arch/spte.ts';
@@ -60,6 +60,11 @@ export interface KvmVmInput {
    * kickAfterTrack and, for the shared root, sharedSuppressVe.
    */
   policies: Policies;
+  /**
+   * kvm->created_vcpus when a scenario's host threads create vCPUs with KVM_CREATE_VCPU (absent otherwise:
+   * every vCPU exists before the build). Counted up by each successful KVM_CREATE_VCPU.
+   */
+  createdVcpus?: number;
 }
 
 /** The leaf being zapped and how far its remove hook has gone. */
@@ -94,7 +99,7 @@ export interface KvmVmContext extends KvmVmInput {
   tscOffset: bigint | null;
   tscMultiplier: bigint | null;
   /** The KVM_SET_MEMORY_ATTRIBUTES in progress. */
-  attrs: { address: bigint; size: bigint; attributes: bigint } | null;
+  attrs: { address: bigint; size: bigint; attributes: bigint; caller?: string } | null;
   zap: ZapState | null;
   /** vCPUs that have not yet acknowledged the kvm_make_all_cpus_request in progress. */
   kickWaiting: number;
@@ -243,7 +248,23 @@ export const kvmVmMachine = setup({
     recordError: assign({ error: ({ event }) => `${event.type} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}` }),
     initVmFailed: emit(() => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VM', { ret: EIO })),
     finalizeFailed: emit(() => out('vmm', 'ioctl-return', 'KVM_TDX_FINALIZE_VM', { ret: EIO })),
-    beginAttrs: assign({ attrs: ({ event }) => payloadOf(event, 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES') }),
+    // The ioctl returns to the thread that issued it; `caller` is kept only for a host thread other than the VMM's main one.
+    beginAttrs: assign({ attrs: ({ event }) => ({ ...payloadOf(event, 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES'), ...(event.msg.from === 'vmm' ? {} : { caller: event.msg.from }) }) }),
+    /**
+     * kvm_vm_ioctl_create_vcpu, its checks under kvm->lock (the caller holds it, kvmLocks.ts): -EINVAL once
+     * created_vcpus reached max_vcpus, then the vendor pre-create check, for a TD -EIO unless the TD is
+     * INITIALIZED (after KVM_TDX_INIT_VM, before KVM_TDX_FINALIZE_VM: tdx.c). The vCPU's own setup
+     * (KVM_TDX_INIT_VCPU) is a separate ioctl. The model's vCPU threads exist from the start; this is the
+     * count and the errors.
+     */
+    createVcpu: enqueueActions(({ context, event, enqueue }) => {
+      const { vcpu } = payloadOf(event, 'ioctl', 'KVM_CREATE_VCPU');
+      const created = context.createdVcpus ?? context.vcpus;
+      const max = context.tdParams.maxVcpus ?? context.vcpus;
+      const ret = created >= max ? EINVAL : context.tdState !== 'TD_STATE_INITIALIZED' ? EIO : 0;
+      if (ret === 0) enqueue.assign({ createdVcpus: created + 1 });
+      enqueue.emit(out(event.msg.from, 'ioctl-return', 'KVM_CREATE_VCPU', { vcpu, ret }));
+    }),
     /** kvm_unmap_gfn_range with the filter of the side that loses the range: the mirror root if it becomes shared. */
     leafScan: emit(({ context }) => {
       const r = scanRange(context);
@@ -367,7 +388,7 @@ export const kvmVmMachine = setup({
     }),
     unlockWrite: emit(() => out(MMU, 'mmu', 'MMU_UNLOCK', { vcpu: -1, mode: 'write' })),
     invalidateEnd: emit(() => out(MMU, 'mmu', 'MMU_INVALIDATE_END', { vcpu: -1 })),
-    attrsDone: emit(() => out('vmm', 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES', { ret: 0 })),
+    attrsDone: emit(({ context }) => out(context.attrs?.caller ?? 'vmm', 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES', { ret: 0 })),
     endAttrs: assign({ attrs: () => null }),
     unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
   },
@@ -389,7 +410,8 @@ export const kvmVmMachine = setup({
     error: null,
   }),
   initial: 'idle',
-  on: { '*': { actions: 'unexpected' } },
+  // KVM_CREATE_VCPU runs on its own thread, next to whatever other VM ioctl is in progress.
+  on: { KVM_CREATE_VCPU: { actions: 'createVcpu' }, '*': { actions: 'unexpected' } },
   states: {
     idle: {
       on: {

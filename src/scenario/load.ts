@@ -377,5 +377,30 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
       if (h.gpa & shared) return { path: ['host', k, 'gpa'], message: `give the GPA without the shared bit (${hex(shared)}); "to" says which it becomes` };
     }
   }
+  return checkHostThreads(s, td, shared);
+}
+
+/** Host threads: a TD's, each vCPU created once and initialised by the thread that created it, accesses inside a memslot. */
+function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: ScenarioPath; message: string } | null {
+  if (s.hostThreads.length > 0 && !td) return { path: ['hostThreads'], message: 'host threads build and run a TD (vm.type "tdx")' };
+  const creator = new Map<number, number>();
+  for (const [t, th] of s.hostThreads.entries()) {
+    for (const [k, h] of th.program.entries()) {
+      const here: ScenarioPath = ['hostThreads', t, 'program', k];
+      if ((h.op === 'createVcpu' || h.op === 'initVcpu') && h.vcpu >= s.vcpus.length) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s)); every vCPU a thread creates has its entry in vcpus` };
+      if (h.op === 'createVcpu') {
+        if (h.vcpu === 0) return { path: [...here, 'vcpu'], message: 'vCPU 0 is the boot vCPU the build creates and initialises; a host thread creates vCPU 1 and up' };
+        if (creator.has(h.vcpu)) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} is created twice (also by hostThreads[${creator.get(h.vcpu)}])` };
+        creator.set(h.vcpu, t);
+      }
+      if (h.op === 'initVcpu' && creator.get(h.vcpu) !== t) return { path: [...here, 'vcpu'], message: `a host thread initialises a vCPU it created earlier in its program; vCPU ${h.vcpu} is not` };
+      if (h.op === 'read' || h.op === 'write' || h.op === 'waitMemory') {
+        const g = h.gpa & ~shared;
+        if (!s.memslots.some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: [...here, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };
+        if (g % BigInt(h.size) !== 0n) return { path: [...here, 'gpa'], message: `a ${h.size}-byte access at ${hex(h.gpa)} is not naturally aligned` };
+      }
+      if (h.op === 'setAttributes' && h.gpa & shared) return { path: [...here, 'gpa'], message: `give the GPA without the shared bit (${hex(shared)}); "to" says which it becomes` };
+    }
+  }
   return null;
 }

@@ -218,6 +218,27 @@ const hostStep = z.discriminatedUnion('op', [
     })
     .describe('KVM_SET_MEMORY_ATTRIBUTES on [gpa, gpa + size): PRIVATE or 0'),
 ]);
+/** A step of a host thread (`hostThreads[i].program`): ioctls, or accesses through the VMM's mapping. */
+const expectRet = withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless the ioctl returns this (0, the default, or -errno such as -5 EIO, -22 EINVAL)');
+const threadStep = z.discriminatedUnion('op', [
+  z
+    .strictObject({ op: z.literal('createVcpu'), vcpu: vcpuIndex, expectRet })
+    .describe('KVM_CREATE_VCPU with this vCPU id, under kvm->lock; for a TD only between KVM_TDX_INIT_VM and KVM_TDX_FINALIZE_VM (-EIO otherwise); the vCPU is then not created by the default build'),
+  z
+    .strictObject({ op: z.literal('initVcpu'), vcpu: vcpuIndex, expectRet })
+    .describe('KVM_TDX_INIT_VCPU (TDH.VP.CREATE, ADDCX, INIT) holding kvm->lock, every vCPU mutex and kvm->slots_lock; -EBADF on a vCPU whose creation failed'),
+  z
+    .strictObject({ op: z.literal('setAttributes'), gpa, size: u64, to: z.enum(['shared', 'private']), expectRet })
+    .describe('KVM_SET_MEMORY_ATTRIBUTES on [gpa, gpa + size) under kvm->slots_lock'),
+  z.strictObject({ op: z.literal('write'), gpa: hostGpa, size: accessSize, value: u64 }).describe("a store through the VMM's mapping of guest memory (the shared backing)"),
+  z
+    .strictObject({ op: z.literal('read'), gpa: hostGpa, size: accessSize, expect: u64.optional().describe('fail the run if the value read differs') })
+    .describe("a load through the VMM's mapping of guest memory (the shared backing)"),
+  z
+    .strictObject({ op: z.literal('waitMemory'), gpa: hostGpa, size: accessSize, value: u64 })
+    .describe("read guest memory through the VMM's mapping again and again until it holds value; blocks this thread only"),
+]);
+
 /** A TDX status: a number, or a name such as "TDX_EPT_ENTRY_STATE_INCORRECT|RCX" (tdxsim's display form). */
 const tdxStatus = withJsonSchema(
   z.union([z.bigint(), z.number().int(), z.string()]).transform((v, ctx) => {
@@ -293,6 +314,10 @@ export const scenarioSchema = z
           .optional()
           .describe("a KVM_EXIT_MEMORY_FAULT: convert the page (QEMU's kvm_convert_memory, the default) or stop: the vCPU thread stays in userspace for good"),
         mmioReads: z.array(u64).optional().describe('what MMIO reads return, one value per KVM_EXIT_MMIO read in the order they reach the VMM; then the device models answer'),
+        inReads: z
+          .array(u64)
+          .optional()
+          .describe('what port INs return, one value per KVM_EXIT_IO IN the device models would answer, in the order they reach the VMM (cut to the access size); then the device models (ACPI PM, all ones) answer'),
         msi: z
           .array(
             z.strictObject({
@@ -350,6 +375,18 @@ export const scenarioSchema = z
       .array(hostStep)
       .optional()
       .describe("the VMM's main thread after the build and KVM_RUN of every vCPU: wait for exits and check them, answer them, read and write shared memory, convert"),
+    hostThreads: z
+      .array(
+        z.strictObject({
+          start: z
+            .enum(['initialized', 'runnable'])
+            .default('initialized')
+            .describe('initialized: started by the build right after KVM_TDX_INIT_VM, beside the image loading, and joined before KVM_TDX_FINALIZE_VM; runnable: started with the vCPU threads'),
+          program: z.array(threadStep).min(1, 'a host thread needs at least one step').describe("the thread's syscalls, in order"),
+        }),
+      )
+      .default([])
+      .describe("TD only: more userspace threads of the VMM (vmm.threadN for hostThreads[N]), each with its own program; their steps interleave with the main thread's and the vCPUs', and their ioctls take KVM's mutexes (kvm->lock, vcpu->mutex, kvm->slots_lock) as separate steps"),
     vcpus: z
       .array(
         z.strictObject({
