@@ -1,16 +1,204 @@
 /**
  * Host threads: examples/vcpu-create-while-running (vCPU 1 created and initialised by a second VMM thread
  * during the build, KVM_CREATE_VCPU refused with -EIO once the TD runs), KVM's mutexes as steps with
- * holders and waiters, `vmm.inReads`, and the loader's errors for `hostThreads`.
+ * holders and waiters, a lock-order inversion between two host threads found as a named wait cycle,
+ * `vmm.inReads`, and the loader's errors for `hostThreads`.
  */
 import { describe, expect, it } from 'vitest';
-import { arrows, runExample } from '../helpers.ts';
+import { setup, emit } from 'xstate';
+import { arrows, runExample, runScenario } from '../helpers.ts';
+import { parseScenarioObject, parseScenarioText, ScenarioError } from '../../src/scenario/load.ts';
+import { modelFor } from '../../src/session/session.ts';
+import { loadScenarioFile } from '../../src/scenario/load.ts';
+import { explore } from '../../src/explore/explore.ts';
+import { defaultInvariants, noDeadlock } from '../../src/explore/invariants/index.ts';
+import { createModel } from '../../src/runtime/world.ts';
+import { actorView } from '../../src/runtime/worldHash.ts';
+import { out, type MachineEvent, type Outgoing } from '../../src/protocol/messages.ts';
+import { KVM_LOCK, SLOTS_LOCK, vcpuMutex, initialLocks, ioctlLocks, lockWaits, mutexLock, mutexUnlock, kvmLocksMachine, type KvmLocksContext } from '../../machines/kvm/kvmLocks.ts';
+import { hostThreadMachine, type ThreadStep } from '../../machines/vmm/hostThread.ts';
+import type { GuestVcpuContext } from '../../machines/guest/guestVcpu.ts';
+import { exampleFile } from '../helpers.ts';
+
+const BOUNDS = { maxDepth: 10_000, maxStates: 100_000, maxMillis: 600_000 };
+
+describe('kvmLocks: mutexes with a holder and FIFO waiters', () => {
+  it('a held mutex queues its callers and hands itself to the first on unlock', () => {
+    let locks = initialLocks(2);
+    let r = mutexLock(locks, SLOTS_LOCK, 'vmm');
+    expect(r.granted).toBe(true);
+    r = mutexLock(r.locks, SLOTS_LOCK, 'vmm.thread0');
+    expect(r.granted).toBe(false);
+    r = mutexLock(r.locks, SLOTS_LOCK, 'vmm.thread1');
+    locks = r.locks;
+    expect(lockWaits(locks)).toEqual([
+      { thread: 'vmm.thread0', on: SLOTS_LOCK, holder: 'vmm' },
+      { thread: 'vmm.thread1', on: SLOTS_LOCK, holder: 'vmm' },
+    ]);
+    const u = mutexUnlock(locks, SLOTS_LOCK, 'vmm');
+    expect(u.next).toBe('vmm.thread0');
+    expect(u.locks[SLOTS_LOCK]).toEqual({ holder: 'vmm.thread0', waiters: ['vmm.thread1'] });
+    expect(() => mutexUnlock(u.locks, SLOTS_LOCK, 'vmm')).toThrow('vmm unlocks kvm->slots_lock held by vmm.thread0');
+  });
+  it("the TD's state-transition ioctls take kvm->lock, every vCPU's mutex, then kvm->slots_lock", () => {
+    expect(ioctlLocks('finalize', [1, 0])).toEqual([KVM_LOCK, 'vcpu0->mutex', 'vcpu1->mutex', SLOTS_LOCK]);
+    expect(ioctlLocks('initVcpu', [0])).toEqual([KVM_LOCK, 'vcpu0->mutex', SLOTS_LOCK]);
+    expect(ioctlLocks('setAttributes', [0, 1])).toEqual([SLOTS_LOCK]);
+    expect(ioctlLocks('createVcpu', [0])).toEqual([KVM_LOCK]);
+  });
+});
 
 describe('examples/vcpu-create-while-running', () => {
   const r = runExample('vcpu-create-while-running');
-  it('runs clean', () => {
-    console.log(arrows(r).map((a, i) => `${i + 1} ${a}`).join('\n'));
-    console.log(JSON.stringify(r.outcome, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v)));
+  const steps = arrows(r);
+  const at = (a: string, from = 0) => steps.indexOf(a, from) + 1;
+
+  it('runs to the end with both guests seeing NUM_VCPUS 2 of MAX_VCPUS 3', () => {
+    expect(r.outcome).toMatchObject({ status: 'ok', failures: [], steps: 294 });
+    for (const v of [0, 1]) expect((actorView(r.deliveries.at(-1)!.world, r.model.indexOf.get(`guest.vcpu${v}`)!).context as GuestVcpuContext).regs.rcx).toBe(0x300000002n);
+  });
+
+  it('thread 0 is started after KVM_TDX_INIT_VM, creates vCPU 1, and waits for kvm->lock the main thread holds', () => {
+    const initVm = at('kvm.vm → vmm KVM_TDX_INIT_VM');
+    const start = at('vmm → vmm.thread0 THREAD_START');
+    expect(start).toBeGreaterThan(initVm);
+    const create = at('vmm.thread0 → kvm.vm KVM_CREATE_VCPU');
+    expect(create).toBeGreaterThan(start);
+    expect(r.deliveries[at('kvm.vm → vmm.thread0 KVM_CREATE_VCPU') - 1]!.message.payload).toEqual({ vcpu: 1, ret: 0 });
+    // Some step has thread 0 asleep on kvm->lock while the main thread holds it (INIT_VCPU or INIT_MEM_REGION of vCPU 0).
+    const locks = r.model.indexOf.get('kvm.locks')!;
+    const waits = r.deliveries.flatMap((d) => lockWaits((actorView(d.world, locks).context as KvmLocksContext).kvmLocks));
+    expect(waits).toContainEqual({ thread: 'vmm.thread0', on: KVM_LOCK, holder: 'vmm' });
+  });
+
+  it("thread 0's KVM_TDX_INIT_VCPU holds kvm->lock, vcpu0->mutex, vcpu1->mutex and kvm->slots_lock and returns to thread 0", () => {
+    const init = at('vmm.thread0 → kvm.vcpu1 KVM_TDX_INIT_VCPU');
+    const lockNames = r.deliveries.slice(0, init).flatMap((d) => (d.message.from === 'vmm.thread0' && d.message.name === 'MUTEX_LOCK' ? [(d.message.payload as { lock: string }).lock] : []));
+    expect(lockNames).toEqual([KVM_LOCK, KVM_LOCK, 'vcpu0->mutex', 'vcpu1->mutex', SLOTS_LOCK]);
+    expect(steps.slice(init, init + 2)).toEqual(['kvm.vcpu1 → tdx TDH.VP.CREATE', 'tdx → kvm.vcpu1 TDH.VP.CREATE']);
+    expect(r.deliveries[at('kvm.vcpu1 → vmm.thread0 KVM_TDX_INIT_VCPU') - 1]!.message.payload).toEqual({ vcpu: 1, ret: 0 });
+  });
+
+  it('KVM_TDX_FINALIZE_VM waits for the join and holds both vCPU mutexes', () => {
+    const exit = at('vmm.thread0 → vmm THREAD_EXIT');
+    const finalize = at('vmm → kvm.vm KVM_TDX_FINALIZE_VM');
+    expect(finalize).toBeGreaterThan(exit);
+    const locked = r.deliveries.slice(exit, finalize).flatMap((d) => (d.message.name === 'MUTEX_LOCK' ? [(d.message.payload as { lock: string }).lock] : []));
+    expect(locked).toEqual([KVM_LOCK, vcpuMutex(0), vcpuMutex(1), SLOTS_LOCK]);
+  });
+
+  it('once the vCPUs run, thread 1 creates vCPU 2 and KVM refuses with -EIO; vCPU 2 never gets KVM_RUN', () => {
+    const run = at('vmm → kvm.vcpu0 KVM_RUN');
+    const ret = at('kvm.vm → vmm.thread1 KVM_CREATE_VCPU');
+    expect(ret).toBeGreaterThan(run);
+    expect(r.deliveries[ret - 1]!.message.payload).toEqual({ vcpu: 2, ret: -5 });
+    expect(steps).not.toContain('vmm → kvm.vcpu2 KVM_RUN');
+  });
+
+  it('explores clean and exhaustive: 13,650 states', () => {
+    const e = explore(modelFor(loadScenarioFile(exampleFile('vcpu-create-while-running')).scenario), defaultInvariants(), BOUNDS);
+    expect(e).toMatchObject({ status: 'clean', exhaustive: true });
+    expect(e.states).toBe(13650);
+  });
+
+  it('a different expected return is a failure naming the thread and the step', () => {
+    const s = loadScenarioFile(exampleFile('vcpu-create-while-running')).scenario;
+    const wrong = { ...s, hostThreads: [s.hostThreads[0]!, { start: 'runnable' as const, program: [{ op: 'createVcpu' as const, vcpu: 2, expectRet: 0 }] }] };
+    expect(runScenario(wrong).outcome.failures.map((f) => f.detail)).toEqual(['vmm.thread1: hostThreads[1].program[0] (KVM_CREATE_VCPU vCPU 2): returned -5, expected 0']);
+  });
+});
+
+/**
+ * A lock-order inversion between two host threads, written with the lock steps directly (no ioctl takes
+ * these in this order upstream): thread 0 takes kvm->lock, kvm->slots_lock, then vcpu0->mutex — the order
+ * of the first version of tdx_acquire_vm_state_locks, changed before merging because vcpu->mutex is taken
+ * outside kvm->slots_lock — while thread 1 holds vcpu0->mutex and takes kvm->slots_lock, as a vCPU ioctl
+ * reaching kvm_inhibit_apic_access_page does.
+ */
+describe('a lock-order inversion between two host threads is a deadlock with the cycle named', () => {
+  const lock = (l: string): ThreadStep[] => [{ op: 'mutexLock', lock: l }];
+  const unlock = (l: string): ThreadStep[] => [{ op: 'mutexUnlock', lock: l }];
+  const starter = setup({ types: { events: {} as MachineEvent, emitted: {} as Outgoing } }).createMachine({
+    id: 'starter',
+    // A main thread with an empty host program, as the invariants read the VMM's.
+    context: { program: [], pc: 0, awaiting: false, inKernel: [], stopped: [], held: [] },
+    entry: [emit(() => out('vmm.thread0', 'thread', 'THREAD_START', { thread: 0 })), emit(() => out('vmm.thread1', 'thread', 'THREAD_START', { thread: 1 }))],
+    initial: 'running',
+    states: { running: { on: { THREAD_EXIT: {} } } },
+  });
+  const modelOf = (first: readonly string[]) =>
+    createModel([
+      { id: 'vmm', machine: starter, input: {} },
+      { id: 'kvm.locks', machine: kvmLocksMachine, input: { vcpus: 1 } },
+      { id: 'vmm.thread0', machine: hostThreadMachine, input: { thread: 0, program: [...first.flatMap(lock), ...[...first].reverse().flatMap(unlock)] } },
+      { id: 'vmm.thread1', machine: hostThreadMachine, input: { thread: 1, program: [...lock(vcpuMutex(0)), ...lock(SLOTS_LOCK), ...unlock(SLOTS_LOCK), ...unlock(vcpuMutex(0))] } },
+    ]);
+
+  it('slots_lock before the vCPU mutexes: the search ends in a wait cycle naming both threads and both mutexes', () => {
+    const e = explore(modelOf([KVM_LOCK, SLOTS_LOCK, vcpuMutex(0)]), [noDeadlock], BOUNDS);
+    expect(e.violation?.invariant).toBe('no-deadlock');
+    expect(e.violation?.detail).toMatch(/^deadlock: a wait cycle, \d+ message\(s\) still in flight elsewhere: /);
+    expect(e.violation?.detail).toContain('vmm.thread0 (waits for vcpu0->mutex held by vmm.thread1) → vmm.thread1 (waits for kvm->slots_lock held by vmm.thread0) → vmm.thread0');
+  });
+
+  it("upstream's order (the vCPU mutexes, then slots_lock) explores clean", () => {
+    expect(explore(modelOf([KVM_LOCK, vcpuMutex(0), SLOTS_LOCK]), [noDeadlock], BOUNDS)).toMatchObject({ status: 'clean', exhaustive: true });
+  });
+});
+
+describe('vmm.inReads: scripted answers to port INs', () => {
+  const io = (inReads?: bigint[]) =>
+    parseScenarioObject({
+      name: 'in-reads',
+      vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
+      memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+      ...(inReads ? { vmm: { inReads } } : {}),
+      vcpus: [
+        {
+          program: [
+            { op: 'in', port: 0x50, size: 1, reg: 'rax' },
+            { op: 'in', port: 0x50, size: 2, reg: 'rbx' },
+            { op: 'in', port: 0x50, size: 1, reg: 'rcx' },
+            { op: 'hlt' },
+          ],
+        },
+      ],
+    });
+  const regs = (inReads?: bigint[]) => {
+    const r = runScenario(io(inReads));
     expect(r.outcome.failures).toEqual([]);
+    return (actorView(r.deliveries.at(-1)!.world, r.model.indexOf.get('guest.vcpu0')!).context as GuestVcpuContext).regs;
+  };
+  it('each IN takes the next value, cut to its size; then the unassigned port answers all ones', () => {
+    expect(regs([0xacn, 0x12345n])).toMatchObject({ rax: 0xacn, rbx: 0x2345n, rcx: 0xffn });
+  });
+  it('without them every IN reads all ones', () => {
+    expect(regs()).toMatchObject({ rax: 0xffn, rbx: 0xffffn, rcx: 0xffn });
+  });
+});
+
+describe('hostThreads errors name file, line and field', () => {
+  const text = (thread: string) =>
+    ['name: s', 'vm: { type: tdx, gpaw: 48 }', 'memslots:', '  - { gpa: 0, size: 0x80000000, guestMemfd: true }', 'hostThreads:', '  - program:', thread, 'vcpus:', '  - program: [{ op: hlt }]', '  - program: [{ op: hlt }]', ''].join('\n');
+  const message = (thread: string) => {
+    try {
+      parseScenarioText(text(thread), 's.yaml');
+    } catch (e) {
+      if (e instanceof ScenarioError) return e.message;
+      throw e;
+    }
+    throw new Error('expected a ScenarioError');
+  };
+  it('a vCPU that does not exist', () => {
+    expect(message('      - { op: createVcpu, vcpu: 5 }')).toBe('s.yaml:7:33: hostThreads[0].program[0].vcpu: vCPU 5 does not exist (2 vCPU(s)); every vCPU a thread creates has its entry in vcpus');
+  });
+  it('the boot vCPU', () => {
+    expect(message('      - { op: createVcpu, vcpu: 0 }')).toMatch(/^s\.yaml:7:\d+: hostThreads\[0\]\.program\[0\]\.vcpu: vCPU 0 is the boot vCPU/);
+  });
+  it('initialising a vCPU the thread did not create', () => {
+    expect(message('      - { op: initVcpu, vcpu: 1 }')).toMatch(/^s\.yaml:7:\d+: hostThreads\[0\]\.program\[0\]\.vcpu: a host thread initialises a vCPU it created earlier/);
+  });
+  it('an unknown op', () => {
+    expect(message('      - { op: finalize }')).toMatch(/^s\.yaml:7:\d+: hostThreads\[0\]\.program\[0\]\.op: /);
   });
 });
