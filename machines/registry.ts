@@ -294,27 +294,41 @@ function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
     if (m.guestMemfd) add('setAttributes', pre, { op: 'setAttributes', address: m.gpa, size: m.size, attributes: BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) });
   }
   add('initVm', pre, { op: 'initVm', attributes });
-  // Threads that create and initialise vCPUs start now, as QEMU's vCPU threads do while its main thread loads the image.
+  pre.forEach((v) => add('initVcpu', pre, { op: 'initVcpu', vcpu: v }));
+  // Threads that create and initialise vCPUs start now, as QEMU's vCPU threads do while its main thread
+  // loads the image into its own memory. The main thread's next TD-state ioctl waits for them (the join):
+  // one that took kvm->lock while a KVM_CREATE_VCPU is between its two kvm->lock sections would fail with
+  // -EBUSY (tdx_acquire_vm_state_locks), as QEMU avoids by waiting for its vCPU threads.
   s.hostThreads.forEach((h, t) => {
     if (h.start === 'initialized') steps.push({ op: 'spawn', thread: t });
   });
-  pre.forEach((v) => add('initVcpu', pre, { op: 'initVcpu', vcpu: v }));
-  s.image.forEach((img, page) => {
+  const all = [...pre, ...s.hostThreads.flatMap((h) => (h.start === 'initialized' ? h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])) : []))];
+  const stage = (page: number) => {
     const src = HOST_LAYOUT.stagingPa(page);
-    for (const [off, value] of Object.entries(img.words).sort(([a], [b]) => Number(BigInt(a) - BigInt(b)))) {
+    for (const [off, value] of Object.entries(s.image[page]!.words).sort(([a], [b]) => Number(BigInt(a) - BigInt(b)))) {
       if (value !== 0n) steps.push({ op: 'stageWord', pa: src + BigInt(off), value });
     }
-    add('initMemRegion', pre, { op: 'initMemRegion', vcpu: 0, source: src, gpa: img.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
-  });
+  };
+  const addRegion = (page: number) =>
+    add('initMemRegion', all, { op: 'initMemRegion', vcpu: 0, source: HOST_LAYOUT.stagingPa(page), gpa: s.image[page]!.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
+  if (!threaded) {
+    s.image.forEach((_, page) => {
+      stage(page);
+      addRegion(page);
+    });
+  } else {
+    // Every page is staged beside the threads; the pages are added once they are joined.
+    s.image.forEach((_, page) => stage(page));
+    s.hostThreads.forEach((h, t) => {
+      if (h.start === 'initialized') steps.push({ op: 'join', thread: t });
+    });
+    s.image.forEach((_, page) => addRegion(page));
+  }
   // Playground threads that want the TD INITIALIZED run here, one after the other, before FINALIZE.
   s.kthreads.forEach((k, t) => {
     if (k.start === 'initialized') steps.push({ op: 'kthread', thread: t });
   });
-  s.hostThreads.forEach((h, t) => {
-    if (h.start === 'initialized') steps.push({ op: 'join', thread: t });
-  });
   // By now every vCPU the joined threads created exists: FINALIZE takes each one's mutex.
-  const all = [...pre, ...s.hostThreads.flatMap((h) => (h.start === 'initialized' ? h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])) : []))];
   add('finalize', all, { op: 'finalize' });
   return steps;
 }

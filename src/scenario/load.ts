@@ -391,6 +391,11 @@ function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: Sce
       if (h.op === 'createVcpu') {
         if (h.vcpu === 0) return { path: [...here, 'vcpu'], message: 'vCPU 0 is the boot vCPU the build creates and initialises; a host thread creates vCPU 1 and up' };
         if (creator.has(h.vcpu)) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} is created twice (also by hostThreads[${creator.get(h.vcpu)}])` };
+        // A TD-state ioctl while another thread's KVM_CREATE_VCPU is between its two kvm->lock sections fails
+        // with -EBUSY, which the model does not have: one thread creates the vCPUs, as QEMU's waits for them.
+        // (A thread started once the TD runs is refused in the first section: no creation is left in flight.)
+        const other = [...creator.values()].find((c) => c !== t && s.hostThreads[c]!.start === 'initialized');
+        if (other !== undefined && th.start === 'initialized') return { path: [...here, 'op'], message: `vCPUs are created by one host thread (hostThreads[${other}] creates them too): a TD-state ioctl racing another thread's KVM_CREATE_VCPU fails with -EBUSY, which the model does not have` };
         creator.set(h.vcpu, t);
       }
       if (h.op === 'initVcpu' && creator.get(h.vcpu) !== t) return { path: [...here, 'vcpu'], message: `a host thread initialises a vCPU it created earlier in its program; vCPU ${h.vcpu} is not` };

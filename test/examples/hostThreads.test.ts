@@ -54,21 +54,28 @@ describe('examples/vcpu-create-while-running', () => {
   const at = (a: string, from = 0) => steps.indexOf(a, from) + 1;
 
   it('runs to the end with both guests seeing NUM_VCPUS 2 of MAX_VCPUS 3', () => {
-    expect(r.outcome).toMatchObject({ status: 'ok', failures: [], steps: 294 });
+    expect(r.outcome).toMatchObject({ status: 'ok', failures: [], steps: 317 });
     for (const v of [0, 1]) expect((actorView(r.deliveries.at(-1)!.world, r.model.indexOf.get(`guest.vcpu${v}`)!).context as GuestVcpuContext).regs.rcx).toBe(0x300000002n);
   });
 
-  it('thread 0 is started after KVM_TDX_INIT_VM, creates vCPU 1, and waits for kvm->lock the main thread holds', () => {
-    const initVm = at('kvm.vm → vmm KVM_TDX_INIT_VM');
+  it("threads 0 and 1 start after the main thread's INIT_VM and INIT_VCPU; thread 0 creates vCPU 1 and sleeps on kvm->slots_lock while thread 1 converts", () => {
+    const initVcpu0 = at('kvm.vcpu0 → vmm KVM_TDX_INIT_VCPU');
     const start = at('vmm → vmm.thread0 THREAD_START');
-    expect(start).toBeGreaterThan(initVm);
+    expect(start).toBeGreaterThan(initVcpu0);
     const create = at('vmm.thread0 → kvm.vm KVM_CREATE_VCPU');
     expect(create).toBeGreaterThan(start);
     expect(r.deliveries[at('kvm.vm → vmm.thread0 KVM_CREATE_VCPU') - 1]!.message.payload).toEqual({ vcpu: 1, ret: 0 });
-    // Some step has thread 0 asleep on kvm->lock while the main thread holds it (INIT_VCPU or INIT_MEM_REGION of vCPU 0).
+    // KVM_CREATE_VCPU runs beside thread 1's KVM_SET_MEMORY_ATTRIBUTES, which holds kvm->slots_lock.
+    expect(create).toBeLessThan(at('kvm.vm → vmm.thread1 KVM_SET_MEMORY_ATTRIBUTES'));
     const locks = r.model.indexOf.get('kvm.locks')!;
     const waits = r.deliveries.flatMap((d) => lockWaits((actorView(d.world, locks).context as KvmLocksContext).kvmLocks));
-    expect(waits).toContainEqual({ thread: 'vmm.thread0', on: KVM_LOCK, holder: 'vmm' });
+    expect(waits).toContainEqual({ thread: 'vmm.thread0', on: SLOTS_LOCK, holder: 'vmm.thread1' });
+    // Thread 1's mutex_unlock hands slots_lock to thread 0.
+    expect(steps.slice(at('vmm.thread1 → kvm.locks MUTEX_UNLOCK') - 1, at('vmm.thread1 → kvm.locks MUTEX_UNLOCK') + 2)).toEqual([
+      'vmm.thread1 → kvm.locks MUTEX_UNLOCK',
+      'kvm.locks → vmm.thread1 MUTEX_UNLOCKED',
+      'kvm.locks → vmm.thread0 MUTEX_ACQUIRED',
+    ]);
   });
 
   it("thread 0's KVM_TDX_INIT_VCPU holds kvm->lock, vcpu0->mutex, vcpu1->mutex and kvm->slots_lock and returns to thread 0", () => {
@@ -79,32 +86,34 @@ describe('examples/vcpu-create-while-running', () => {
     expect(r.deliveries[at('kvm.vcpu1 → vmm.thread0 KVM_TDX_INIT_VCPU') - 1]!.message.payload).toEqual({ vcpu: 1, ret: 0 });
   });
 
-  it('KVM_TDX_FINALIZE_VM waits for the join and holds both vCPU mutexes', () => {
+  it('the image is staged beside the threads; INIT_MEM_REGION and FINALIZE wait for the join and hold both vCPU mutexes', () => {
+    expect(at('vmm → hw.mem MEM_WRITE')).toBeLessThan(at('vmm.thread0 → vmm THREAD_EXIT'));
     const exit = at('vmm.thread0 → vmm THREAD_EXIT');
+    const region = at('vmm → kvm.vcpu0 KVM_TDX_INIT_MEM_REGION');
     const finalize = at('vmm → kvm.vm KVM_TDX_FINALIZE_VM');
-    expect(finalize).toBeGreaterThan(exit);
+    expect(region).toBeGreaterThan(exit);
     const locked = r.deliveries.slice(exit, finalize).flatMap((d) => (d.message.name === 'MUTEX_LOCK' ? [(d.message.payload as { lock: string }).lock] : []));
-    expect(locked).toEqual([KVM_LOCK, vcpuMutex(0), vcpuMutex(1), SLOTS_LOCK]);
+    expect(locked).toEqual([KVM_LOCK, vcpuMutex(0), vcpuMutex(1), SLOTS_LOCK, KVM_LOCK, vcpuMutex(0), vcpuMutex(1), SLOTS_LOCK]);
   });
 
-  it('once the vCPUs run, thread 1 creates vCPU 2 and KVM refuses with -EIO; vCPU 2 never gets KVM_RUN', () => {
+  it('once the vCPUs run, thread 2 creates vCPU 2 and KVM refuses with -EIO; vCPU 2 never gets KVM_RUN', () => {
     const run = at('vmm → kvm.vcpu0 KVM_RUN');
-    const ret = at('kvm.vm → vmm.thread1 KVM_CREATE_VCPU');
+    const ret = at('kvm.vm → vmm.thread2 KVM_CREATE_VCPU');
     expect(ret).toBeGreaterThan(run);
     expect(r.deliveries[ret - 1]!.message.payload).toEqual({ vcpu: 2, ret: -5 });
     expect(steps).not.toContain('vmm → kvm.vcpu2 KVM_RUN');
   });
 
-  it('explores clean and exhaustive: 13,650 states', () => {
+  it('explores clean and exhaustive: 12,779 states', () => {
     const e = explore(modelFor(loadScenarioFile(exampleFile('vcpu-create-while-running')).scenario), defaultInvariants(), BOUNDS);
     expect(e).toMatchObject({ status: 'clean', exhaustive: true });
-    expect(e.states).toBe(13650);
+    expect(e.states).toBe(12779);
   });
 
   it('a different expected return is a failure naming the thread and the step', () => {
     const s = loadScenarioFile(exampleFile('vcpu-create-while-running')).scenario;
-    const wrong = { ...s, hostThreads: [s.hostThreads[0]!, { start: 'runnable' as const, program: [{ op: 'createVcpu' as const, vcpu: 2, expectRet: 0 }] }] };
-    expect(runScenario(wrong).outcome.failures.map((f) => f.detail)).toEqual(['vmm.thread1: hostThreads[1].program[0] (KVM_CREATE_VCPU vCPU 2): returned -5, expected 0']);
+    const wrong = { ...s, hostThreads: [...s.hostThreads.slice(0, 2), { start: 'runnable' as const, program: [{ op: 'createVcpu' as const, vcpu: 2, expectRet: 0 }] }] };
+    expect(runScenario(wrong).outcome.failures.map((f) => f.detail)).toEqual(['vmm.thread2: hostThreads[2].program[0] (KVM_CREATE_VCPU vCPU 2): returned -5, expected 0']);
   });
 });
 
@@ -179,7 +188,7 @@ describe('vmm.inReads: scripted answers to port INs', () => {
 
 describe('hostThreads errors name file, line and field', () => {
   const text = (thread: string) =>
-    ['name: s', 'vm: { type: tdx, gpaw: 48 }', 'memslots:', '  - { gpa: 0, size: 0x80000000, guestMemfd: true }', 'hostThreads:', '  - program:', thread, 'vcpus:', '  - program: [{ op: hlt }]', '  - program: [{ op: hlt }]', ''].join('\n');
+    ['name: s', 'vm: { type: tdx, gpaw: 48 }', 'memslots:', '  - { gpa: 0, size: 0x80000000, guestMemfd: true }', 'hostThreads:', '  - program:', thread, 'vcpus:', '  - program: [{ op: hlt }]', '  - program: [{ op: hlt }]', '  - program: [{ op: hlt }]', ''].join('\n');
   const message = (thread: string) => {
     try {
       parseScenarioText(text(thread), 's.yaml');
@@ -190,13 +199,18 @@ describe('hostThreads errors name file, line and field', () => {
     throw new Error('expected a ScenarioError');
   };
   it('a vCPU that does not exist', () => {
-    expect(message('      - { op: createVcpu, vcpu: 5 }')).toBe('s.yaml:7:33: hostThreads[0].program[0].vcpu: vCPU 5 does not exist (2 vCPU(s)); every vCPU a thread creates has its entry in vcpus');
+    expect(message('      - { op: createVcpu, vcpu: 5 }')).toBe('s.yaml:7:33: hostThreads[0].program[0].vcpu: vCPU 5 does not exist (3 vCPU(s)); every vCPU a thread creates has its entry in vcpus');
   });
   it('the boot vCPU', () => {
     expect(message('      - { op: createVcpu, vcpu: 0 }')).toMatch(/^s\.yaml:7:\d+: hostThreads\[0\]\.program\[0\]\.vcpu: vCPU 0 is the boot vCPU/);
   });
   it('initialising a vCPU the thread did not create', () => {
     expect(message('      - { op: initVcpu, vcpu: 1 }')).toMatch(/^s\.yaml:7:\d+: hostThreads\[0\]\.program\[0\]\.vcpu: a host thread initialises a vCPU it created earlier/);
+  });
+  it('vCPUs created by two threads during the build', () => {
+    expect(message(['      - { op: createVcpu, vcpu: 1 }', '  - program:', '      - { op: createVcpu, vcpu: 2 }'].join('\n'))).toMatch(
+      /^s\.yaml:9:\d+: hostThreads\[1\]\.program\[0\]\.op: vCPUs are created by one host thread \(hostThreads\[0\] creates them too\)/,
+    );
   });
   it('an unknown op', () => {
     expect(message('      - { op: finalize }')).toMatch(/^s\.yaml:7:\d+: hostThreads\[0\]\.program\[0\]\.op: /);
