@@ -25,7 +25,7 @@ import { tdpMmuMachine } from './kvm/tdpMmu.ts';
 import { vmmMachine } from './vmm/vmm.ts';
 import { kthreadMachine } from './host/kthread.ts';
 import { hostThreadMachine, type ThreadIoctl, type ThreadStep } from './vmm/hostThread.ts';
-import { hostPa } from './vmm/hostSteps.ts';
+import { exitExpectation, hostPa } from './vmm/hostSteps.ts';
 import { ioctlLocks, kvmLocksMachine, type LockedIoctl } from './kvm/kvmLocks.ts';
 
 /**
@@ -138,6 +138,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
         piDescPa: td ? HOST_LAYOUT.piDescPa(v) : 0n,
         mapGpaExit: s.vmm.mapGpaExit,
+        ...(runOwner(s, v) !== undefined ? { runOwner: runOwner(s, v) } : {}),
         lapicTimerVector: s.vcpus[v]!.lapicTimer?.vector ?? null,
         policies: s.policies,
         vcpus: nv,
@@ -196,7 +197,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         ? {
             threads: {
               runnable: s.hostThreads.flatMap((h, t) => (h.start === 'runnable' ? [t] : [])),
-              unrun: s.hostThreads.flatMap((h) => (h.start === 'runnable' ? h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])) : [])),
+              unrun: [...new Set(s.hostThreads.flatMap((h) => h.program.flatMap((st) => (st.op === 'createVcpu' && h.start === 'runnable') || st.op === 'run' ? [st.vcpu] : [])))].sort((a, b) => a - b),
               locked: true,
             },
           }
@@ -244,12 +245,24 @@ export function actorsFor(s: Scenario): ActorSpec[] {
           case 'waitMemory':
             program.push({ op: 'waitMemory', label, gpa: st.gpa, pa: hostPa(memslots, st.gpa, shared)!, size: st.size, value: st.value });
             break;
+          case 'waitExit':
+            program.push({ op: 'waitExit', label, vcpu: st.vcpu, exit: st.exit, expect: exitExpectation(st) });
+            break;
+          case 'run':
+            program.push({ op: 'run', label, vcpu: st.vcpu, data: st.data ?? null, ret: st.ret ?? 0 });
+            break;
         }
       });
       actors.push({ id: `vmm.thread${t}`, machine: hostThreadMachine, input: { thread: t, program } });
     });
   }
   return actors;
+}
+
+/** The host thread whose program runs vCPU `v` (it has a `run` step for it), if any. */
+function runOwner(s: Scenario, v: number): string | undefined {
+  const t = s.hostThreads.findIndex((h) => h.program.some((st) => st.op === 'run' && st.vcpu === v));
+  return t < 0 ? undefined : `vmm.thread${t}`;
 }
 
 /** vCPUs a host thread creates with KVM_CREATE_VCPU; the others exist before the build. */

@@ -64,6 +64,11 @@ export interface KvmVcpuInput {
   /** The guest's LAPIC timer vector, armed at the first KVM_RUN (scenario `lapicTimer`), or null. */
   lapicTimerVector: number | null;
   /**
+   * The VMM host thread that runs this vCPU (`vmm.threadN`, whose program has `run` steps for it): KVM_RUN
+   * returns each exit to that thread. Absent: the VMM's main thread runs it.
+   */
+  runOwner?: string;
+  /**
    * The scenario's policy switches (src/policies.ts). This thread reads splitOnAcceptLevel (with
    * privateHugePages: tdx_check_accept_level exists only in the huge-page series), zapBusyKickRetry,
    * kickAfterTrack, splitChecksBlock, freezeMirrorSpte, localRetry, busyLeavesFastpath, staleFaultCheck,
@@ -217,6 +222,7 @@ const kvmVcpuSetup = vcpuSetup.extend({
 export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
   id: 'kvmVcpu',
   context: ({ input }) => ({
+    ...(input.runOwner !== undefined ? { runOwner: input.runOwner } : {}),
     vcpu: input.vcpu,
     vmType: input.vmType,
     gpaw: input.gpaw,

@@ -175,9 +175,19 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
         pc = c.program.length;
         break;
       }
-      const p = h.payload as { is_write?: number; phys_addr?: bigint; len?: number };
+      const p = h.payload as { is_write?: number; phys_addr?: bigint; len?: number; direction?: number; port?: number; size?: number };
       const mmioData = s.data ?? (h.exit === 'KVM_EXIT_MMIO' && p.is_write === 0 ? mmioDefault(c, p.phys_addr!, p.len!) : null);
-      emitOut(out(`kvm.vcpu${s.vcpu}`, 'ioctl', 'KVM_RUN', h.exit === 'KVM_EXIT_HYPERCALL' ? { vcpu: s.vcpu, mmioData: null, hypercallRet: s.ret } : { vcpu: s.vcpu, mmioData }));
+      const portIn = h.exit === 'KVM_EXIT_IO' && p.direction === KVM_EXIT_IO_IN;
+      // A port IN the program took: its data, else what the device models answer, at run->io.data_offset.
+      const ioData = portIn ? (s.data ?? portRead(p.port!, p.size!)) & ((1n << BigInt(8 * p.size!)) - 1n) : undefined;
+      emitOut(
+        out(
+          `kvm.vcpu${s.vcpu}`,
+          'ioctl',
+          'KVM_RUN',
+          h.exit === 'KVM_EXIT_HYPERCALL' ? { vcpu: s.vcpu, mmioData: null, hypercallRet: s.ret } : portIn ? { vcpu: s.vcpu, mmioData: null, ioData } : { vcpu: s.vcpu, mmioData },
+        ),
+      );
       inKernel = withFlag(inKernel, s.vcpu, true);
       held = held.map((x, v) => (v === s.vcpu ? null : x));
     } else if (s.op === 'write') {

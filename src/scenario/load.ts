@@ -407,5 +407,32 @@ function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: Sce
       if (h.op === 'setAttributes' && h.gpa & shared) return { path: [...here, 'gpa'], message: `give the GPA without the shared bit (${hex(shared)}); "to" says which it becomes` };
     }
   }
+  return checkThreadRuns(s);
+}
+
+/**
+ * A vCPU a host thread runs (`run`, `waitExit`): one thread per vCPU, started with the vCPUs, never the main
+ * thread's too; the thread's first step on it is `run`, and each `waitExit` comes after a `run`.
+ */
+function checkThreadRuns(s: Scenario): { path: ScenarioPath; message: string } | null {
+  const owner = new Map<number, number>();
+  for (const [t, th] of s.hostThreads.entries()) {
+    const running = new Set<number>();
+    for (const [k, h] of th.program.entries()) {
+      if (h.op !== 'run' && h.op !== 'waitExit') continue;
+      const here: ScenarioPath = ['hostThreads', t, 'program', k];
+      if (th.start !== 'runnable') return { path: [...here, 'op'], message: `a host thread that runs vCPUs starts with them: give hostThreads[${t}] start: runnable` };
+      if (h.vcpu >= s.vcpus.length) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s))` };
+      const o = owner.get(h.vcpu);
+      if (o !== undefined && o !== t) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} is run by hostThreads[${o}] already; one thread runs a vCPU` };
+      owner.set(h.vcpu, t);
+      if ((s.host ?? []).some((m) => (m.op === 'waitExit' || m.op === 'run') && m.vcpu === h.vcpu)) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} is run by this thread; the main thread's host: steps cannot wait for its exits too` };
+      if (s.hostThreads.some((x) => x.start === 'runnable' && x.program.some((y) => y.op === 'createVcpu' && y.vcpu === h.vcpu))) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} is created once the TD runs, which a TD refuses: it never runs` };
+      if (h.op === 'waitExit' && !running.has(h.vcpu)) return { path: here, message: `waitExit on vCPU ${h.vcpu}, which this thread has not run (or whose exit an earlier waitExit took): run it first` };
+      if (h.op === 'waitExit') running.delete(h.vcpu);
+      else if (running.has(h.vcpu)) return { path: here, message: `vCPU ${h.vcpu} is inside KVM_RUN already: waitExit for its exit first` };
+      else running.add(h.vcpu);
+    }
+  }
   return null;
 }

@@ -163,41 +163,43 @@ const vcpuIndex = atLeast(0, 'a vCPU index').describe('the vCPU (index into vcpu
 const hostGpa = u64.describe('guest physical address as userspace addresses it (the shared bit is ignored); must lie in a memslot');
 
 /** One step of the VMM's main thread after the build (machines/vmm/hostProgram.ts). */
+const waitExitStep = z
+  .strictObject({
+    op: z.literal('waitExit'),
+    vcpu: vcpuIndex,
+    exit: z.enum(HOST_EXITS).describe('the exit reason expected next from this vCPU'),
+    port: ioPort.optional().describe('KVM_EXIT_IO: io.port'),
+    gpa: u64.optional().describe('KVM_EXIT_MMIO: mmio.phys_addr; KVM_EXIT_MEMORY_FAULT: memory_fault.gpa; KVM_EXIT_HYPERCALL: args[0]'),
+    size: u64.optional().describe('io.size, mmio.len, memory_fault.size or (hypercall) args[1]'),
+    direction: z.enum(['in', 'out']).optional().describe('KVM_EXIT_IO: KVM_EXIT_IO_IN or KVM_EXIT_IO_OUT'),
+    write: z.boolean().optional().describe('KVM_EXIT_MMIO: mmio.is_write'),
+    data: u64.optional().describe('io data (OUT), mmio.data (write) or (hypercall) args[2]'),
+    nr: u64.optional().describe('KVM_EXIT_HYPERCALL: nr'),
+    private: z.boolean().optional().describe('KVM_EXIT_MEMORY_FAULT: KVM_MEMORY_EXIT_FLAG_PRIVATE set'),
+  })
+  .superRefine((w, ctx) => {
+    const allowed: Record<string, readonly string[]> = {
+      KVM_EXIT_IO: ['port', 'size', 'direction', 'data'],
+      KVM_EXIT_MMIO: ['gpa', 'size', 'write', 'data'],
+      KVM_EXIT_HYPERCALL: ['gpa', 'size', 'data', 'nr'],
+      KVM_EXIT_MEMORY_FAULT: ['gpa', 'size', 'private'],
+    };
+    for (const k of ['port', 'gpa', 'size', 'direction', 'write', 'data', 'nr', 'private'] as const) {
+      if (w[k] !== undefined && !allowed[w.exit]!.includes(k)) ctx.addIssue({ code: 'custom', path: [k], message: `${w.exit} has no field "${k}"; it checks ${allowed[w.exit]!.join(', ')}` });
+    }
+  })
+  .describe("wait until this vCPU's next exit reaches userspace and check the fields given; its thread stays in userspace until a run step");
+const runStep = z
+  .strictObject({
+    op: z.literal('run'),
+    vcpu: vcpuIndex,
+    data: u64.optional().describe('run->mmio.data for an MMIO read, or the data of a port IN (default: what the device models answer)'),
+    ret: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('run->hypercall.ret for a KVM_EXIT_HYPERCALL: 0 (default) or -errno, e.g. -11 (EAGAIN) or -22 (EINVAL)'),
+  })
+  .describe('KVM_RUN again on a vCPU whose exit a waitExit took');
 const hostStep = z.discriminatedUnion('op', [
-  z
-    .strictObject({
-      op: z.literal('waitExit'),
-      vcpu: vcpuIndex,
-      exit: z.enum(HOST_EXITS).describe('the exit reason expected next from this vCPU'),
-      port: ioPort.optional().describe('KVM_EXIT_IO: io.port'),
-      gpa: u64.optional().describe('KVM_EXIT_MMIO: mmio.phys_addr; KVM_EXIT_MEMORY_FAULT: memory_fault.gpa; KVM_EXIT_HYPERCALL: args[0]'),
-      size: u64.optional().describe('io.size, mmio.len, memory_fault.size or (hypercall) args[1]'),
-      direction: z.enum(['in', 'out']).optional().describe('KVM_EXIT_IO: KVM_EXIT_IO_IN or KVM_EXIT_IO_OUT'),
-      write: z.boolean().optional().describe('KVM_EXIT_MMIO: mmio.is_write'),
-      data: u64.optional().describe('io data (OUT), mmio.data (write) or (hypercall) args[2]'),
-      nr: u64.optional().describe('KVM_EXIT_HYPERCALL: nr'),
-      private: z.boolean().optional().describe('KVM_EXIT_MEMORY_FAULT: KVM_MEMORY_EXIT_FLAG_PRIVATE set'),
-    })
-    .superRefine((w, ctx) => {
-      const allowed: Record<string, readonly string[]> = {
-        KVM_EXIT_IO: ['port', 'size', 'direction', 'data'],
-        KVM_EXIT_MMIO: ['gpa', 'size', 'write', 'data'],
-        KVM_EXIT_HYPERCALL: ['gpa', 'size', 'data', 'nr'],
-        KVM_EXIT_MEMORY_FAULT: ['gpa', 'size', 'private'],
-      };
-      for (const k of ['port', 'gpa', 'size', 'direction', 'write', 'data', 'nr', 'private'] as const) {
-        if (w[k] !== undefined && !allowed[w.exit]!.includes(k)) ctx.addIssue({ code: 'custom', path: [k], message: `${w.exit} has no field "${k}"; it checks ${allowed[w.exit]!.join(', ')}` });
-      }
-    })
-    .describe("wait until this vCPU's next exit reaches userspace and check the fields given; its thread stays in userspace until a run step"),
-  z
-    .strictObject({
-      op: z.literal('run'),
-      vcpu: vcpuIndex,
-      data: u64.optional().describe('run->mmio.data for an MMIO read (default: what the device model reads)'),
-      ret: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('run->hypercall.ret for a KVM_EXIT_HYPERCALL: 0 (default) or -errno, e.g. -11 (EAGAIN) or -22 (EINVAL)'),
-    })
-    .describe('KVM_RUN again on a vCPU whose exit a waitExit took'),
+  waitExitStep,
+  runStep,
   z.strictObject({ op: z.literal('write'), gpa: hostGpa, size: accessSize, value: u64 }).describe("a store through the VMM's mapping of guest memory (the shared backing)"),
   z
     .strictObject({ op: z.literal('read'), gpa: hostGpa, size: accessSize, expect: u64.optional().describe('fail the run if the value read differs') })
@@ -221,6 +223,8 @@ const hostStep = z.discriminatedUnion('op', [
 /** A step of a host thread (`hostThreads[i].program`): ioctls, or accesses through the VMM's mapping. */
 const expectRet = withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless the ioctl returns this (0, the default, or -errno such as -5 EIO, -22 EINVAL)');
 const threadStep = z.discriminatedUnion('op', [
+  waitExitStep,
+  runStep,
   z
     .strictObject({ op: z.literal('createVcpu'), vcpu: vcpuIndex, expectRet })
     .describe('KVM_CREATE_VCPU with this vCPU id, under kvm->lock; for a TD only between KVM_TDX_INIT_VM and KVM_TDX_FINALIZE_VM (-EIO otherwise); the vCPU is then not created by the default build'),

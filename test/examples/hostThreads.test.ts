@@ -216,3 +216,72 @@ describe('hostThreads errors name file, line and field', () => {
     expect(message('      - { op: finalize }')).toMatch(/^s\.yaml:7:\d+: hostThreads\[0\]\.program\[0\]\.op: /);
   });
 });
+
+describe('a host thread that runs a vCPU: its exits come back to it and its waitExit blocks only it', () => {
+  const scenario = (thread: unknown[]) =>
+    parseScenarioObject({
+      name: 'thread-runs-vcpu',
+      vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
+      memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+      hostThreads: [{ start: 'runnable', program: thread }],
+      vcpus: [
+        { program: [{ op: 'out', port: 0x50, size: 1, value: 0x11 }, { op: 'hlt' }] },
+        {
+          program: [
+            { op: 'out', port: 0x50, size: 1, value: 0xab },
+            { op: 'in', port: 0x50, size: 1, reg: 'rax' },
+            { op: 'check', reg: 'rax', equals: 0xac },
+            { op: 'hlt' },
+          ],
+        },
+      ],
+    });
+  const selftest = [
+    { op: 'run', vcpu: 1 },
+    { op: 'waitExit', vcpu: 1, exit: 'KVM_EXIT_IO', port: 0x50, size: 1, direction: 'out', data: 0xab },
+    { op: 'run', vcpu: 1 },
+    { op: 'waitExit', vcpu: 1, exit: 'KVM_EXIT_IO', port: 0x50, size: 1, direction: 'in' },
+    { op: 'run', vcpu: 1, data: 0xac },
+  ];
+
+  it("vCPU 1's KVM_RUN comes from the thread, its exits go back to it, the IN reads the thread's 0xac", () => {
+    const r = runScenario(scenario(selftest));
+    expect(r.outcome.failures).toEqual([]);
+    const steps = arrows(r);
+    expect(steps).not.toContain('vmm → kvm.vcpu1 KVM_RUN');
+    expect(steps.filter((a) => a.includes('kvm.vcpu1 KVM_RUN'))).toEqual(['vmm.thread0 → kvm.vcpu1 KVM_RUN', 'vmm.thread0 → kvm.vcpu1 KVM_RUN', 'vmm.thread0 → kvm.vcpu1 KVM_RUN']);
+    expect(steps.filter((a) => a.includes('KVM_EXIT_IO'))).toEqual(expect.arrayContaining(['kvm.vcpu1 → vmm.thread0 KVM_EXIT_IO', 'kvm.vcpu0 → vmm KVM_EXIT_IO']));
+    expect(steps).not.toContain('kvm.vcpu1 → vmm KVM_EXIT_IO');
+    expect((actorView(r.deliveries.at(-1)!.world, r.model.indexOf.get('guest.vcpu1')!).context as GuestVcpuContext).regs.rax).toBe(0xacn);
+  });
+
+  it('explores clean and exhaustive', () => {
+    expect(explore(modelFor(scenario(selftest)), defaultInvariants(), BOUNDS)).toMatchObject({ status: 'clean', exhaustive: true });
+  });
+
+  it('an exit other than the one expected is a failure naming the thread and the step', () => {
+    const wrong = [{ op: 'run', vcpu: 1 }, { op: 'waitExit', vcpu: 1, exit: 'KVM_EXIT_IO', data: 0xac }];
+    expect(runScenario(scenario(wrong)).outcome.failures.map((f) => f.detail)).toEqual([
+      'vmm.thread0: hostThreads[0].program[1] (waitExit KVM_EXIT_IO on vCPU 1): KVM_EXIT_IO on vCPU 1 has data 0xab (expected 0xac)',
+    ]);
+  });
+
+  it('a waitExit for an exit that never comes is a deadlock naming the thread', () => {
+    const forever = [...selftest, { op: 'waitExit', vcpu: 1, exit: 'KVM_EXIT_MMIO' }];
+    const e = explore(modelFor(scenario(forever)), [noDeadlock], BOUNDS);
+    expect(e.violation?.detail).toMatch(/^deadlock: nothing in flight, but .*vmm\.thread0 in waitingExit/);
+  });
+
+  it('the loader refuses a thread-run vCPU the main thread also waits for, and a waitExit before a run', () => {
+    const refuse = (thread: unknown[], host?: unknown[]) => {
+      try {
+        parseScenarioObject({ ...scenario(thread), hostThreads: [{ start: 'runnable', program: thread }], ...(host ? { host } : {}) } as never);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(refuse([{ op: 'waitExit', vcpu: 1, exit: 'KVM_EXIT_IO' }])).toContain('hostThreads[0].program[0]: waitExit on vCPU 1, which this thread has not run');
+    expect(refuse(selftest, [{ op: 'waitExit', vcpu: 1, exit: 'KVM_EXIT_IO' }, { op: 'run', vcpu: 1 }])).toContain('the main thread\'s host: steps cannot wait for its exits too');
+  });
+});

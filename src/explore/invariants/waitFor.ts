@@ -6,7 +6,8 @@
  * - a thread in kvm_make_all_cpus_request (kickWaiting > 0: a kick or a remote TLB flush, under mmu_lock
  *   for the zaps) waits for the other vCPU threads' acknowledgements;
  * - the VMM stopping the VM waits for every vCPU thread still inside KVM_RUN;
- * - the VMM's host program at `waitExit` waits for that vCPU's thread, at `join` for that host thread;
+ * - the VMM's host program at `waitExit` waits for that vCPU's thread, at `join` for that host thread, and
+ *   a host thread at `waitExit` for the vCPU it runs;
  * - a thread asleep on one of KVM's mutexes (kvm->lock, vcpu->mutex, kvm->slots_lock: kvmLocks.ts) waits
  *   for the mutex's holder, so a lock-order inversion between host threads is a cycle.
  *
@@ -21,6 +22,7 @@ import type { MmuLockState } from '../../../machines/kvm/mmuLock.ts';
 import type { VmmContext } from '../../../machines/vmm/vmm.ts';
 import { describeStep } from '../../../machines/vmm/hostProgram.ts';
 import { lockWaits, type KvmLocksContext } from '../../../machines/kvm/kvmLocks.ts';
+import { describeThreadStep, type HostThreadContext } from '../../../machines/vmm/hostThread.ts';
 import { stateName } from './invariant.ts';
 
 interface Wait {
@@ -49,6 +51,12 @@ function waitsOf(model: Model, world: World): Map<string, Wait> {
   if (locks !== undefined) {
     for (const w of lockWaits((world.snapshots[locks]!.context as KvmLocksContext).kvmLocks)) waits.set(w.thread, { on: `${w.on} held by ${w.holder}`, for: [w.holder] });
   }
+  model.actors.forEach((a, i) => {
+    if (!/^vmm\.thread\d+$/.test(a.id) || stateName(world.snapshots[i]!.value) !== 'waitingExit') return;
+    const c = world.snapshots[i]!.context as HostThreadContext;
+    const step = c.program[c.pc]!;
+    if (step.op === 'waitExit') waits.set(a.id, { on: describeThreadStep(step), for: [`kvm.vcpu${step.vcpu}`] });
+  });
   const vmm = model.indexOf.get('vmm');
   if (vmm !== undefined) {
     const s = world.snapshots[vmm]!;
