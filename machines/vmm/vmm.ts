@@ -51,6 +51,8 @@ export interface Conversion {
   attributes: bigint;
   /** MapGPA completes with run->hypercall.ret; an implicit conversion just re-runs; a host step goes on. */
   exit: 'hypercall' | 'memoryFault' | 'host';
+  /** With host threads: what the ioctl returned, kept while kvm->slots_lock is being dropped. */
+  ret?: number;
 }
 
 export interface VmmInput {
@@ -283,6 +285,7 @@ export const vmmMachine = setup({
       return b?.op === 'join' && b.thread === (event.msg.payload as { thread: number }).thread;
     },
     scriptedIn: ({ context }) => (context.inReads ?? []).length > 0,
+    locked: ({ context }) => context.threads?.locked === true,
     /** A later `waitExit` step claims this vCPU's exit. */
     programAwaits: ({ context, event }) => programAwaits(context.program, context.pc, (event.msg.payload as { vcpu: number }).vcpu, event.msg.name),
     eagainLeft: ({ context }) => context.mapGpaEagain > 0,
@@ -360,9 +363,15 @@ export const vmmMachine = setup({
       const c = context.conversions[0]!;
       return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: c.address, size: c.size, attributes: c.attributes });
     }),
-    /** The ioctl returned: kvm->slots_lock is dropped as a step of its own. */
-    unlockSlots: enqueueActions(({ context, enqueue }) => {
-      if (context.threads?.locked === true) enqueue.emit(out('kvm.locks', 'mutex', 'MUTEX_UNLOCK', { lock: SLOTS_LOCK }));
+    /**
+     * With host threads the ioctl returns only after dropping kvm->slots_lock, a step of its own: the
+     * return value waits for MUTEX_UNLOCKED, which completes the conversion.
+     */
+    unlockSlots: enqueueActions(({ context, event, enqueue }) => {
+      if (context.threads?.locked !== true) return;
+      enqueue.emit(out('kvm.locks', 'mutex', 'MUTEX_UNLOCK', { lock: SLOTS_LOCK }));
+      const [c, ...rest] = context.conversions;
+      if (c !== undefined) enqueue.assign({ conversions: [{ ...c, ret: payloadOf(event, 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES').ret }, ...rest] });
     }),
     /** Shutting down: a conversion that only now got kvm->slots_lock is not started. */
     dropSlots: enqueueActions(({ context, enqueue }) => {
@@ -372,11 +381,12 @@ export const vmmMachine = setup({
     /** The converted vCPU re-enters; a MapGPA learns whether the ioctl worked. */
     converted: enqueueActions(({ context, event, enqueue }) => {
       const c = context.conversions[0]!;
-      const ok = payloadOf(event, 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES').ret === 0;
+      const ioctlRet = event.type === 'KVM_SET_MEMORY_ATTRIBUTES' ? payloadOf(event, 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES').ret : c.ret!;
+      const ok = ioctlRet === 0;
       const run = c.exit === 'hypercall' ? { vcpu: c.vcpu, mmioData: null, hypercallRet: ok ? 0 : HYPERCALL_RET_EINVAL } : { vcpu: c.vcpu, mmioData: null };
       if (c.exit === 'host') {
         const s = context.program[context.pc]!;
-        const ret = payloadOf(event, 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES').ret;
+        const ret = ioctlRet;
         if (s.op === 'convert' && s.expectRet !== null && ret !== s.expectRet) enqueue.emit(expectationFailed(s, `returned ${ret}, expected ${s.expectRet}`));
         const next = { ...context, conversions: context.conversions.slice(1), pc: context.pc + 1, awaiting: false };
         enqueue.assign(runProgram(next, (e) => enqueue.emit(e)));
@@ -548,9 +558,9 @@ export const vmmMachine = setup({
           { actions: ['markExited', 'queueMapGpa'] },
         ],
         KVM_EXIT_MEMORY_FAULT: [{ guard: 'programAwaits', actions: 'parkExit' }, { guard: 'stopOnMemoryFault', actions: ['markExited', 'stopVcpu'] }, { guard: 'idleConverting', actions: ['markExited', 'queueImplicit', 'convert'] }, { actions: ['markExited', 'queueImplicit'] }],
-        KVM_SET_MEMORY_ATTRIBUTES: [{ guard: 'moreConversions', actions: ['converted', 'unlockSlots', 'convert'] }, { actions: ['converted', 'unlockSlots'] }],
+        KVM_SET_MEMORY_ATTRIBUTES: [{ guard: 'locked', actions: 'unlockSlots' }, { guard: 'moreConversions', actions: ['converted', 'convert'] }, { actions: 'converted' }],
         MUTEX_ACQUIRED: { actions: 'convertLocked' },
-        MUTEX_UNLOCKED: {},
+        MUTEX_UNLOCKED: [{ guard: 'moreConversions', actions: ['converted', 'convert'] }, { actions: 'converted' }],
         THREAD_EXIT: { actions: 'noteThreadExit' },
         MEM_DONE: { actions: 'hostAccessDone' },
         MEM_DATA: { actions: 'hostAccessDone' },
@@ -578,7 +588,7 @@ export const vmmMachine = setup({
         KVM_EXIT_IO: { actions: 'markExited' },
         KVM_EXIT_SYSTEM_EVENT: { actions: 'markExited' },
         KVM_EXIT_TDX: { actions: 'markExited' },
-        KVM_SET_MEMORY_ATTRIBUTES: { actions: ['conversionAbandoned', 'unlockSlots'] },
+        KVM_SET_MEMORY_ATTRIBUTES: { actions: ['unlockSlots', 'conversionAbandoned'] },
         MUTEX_ACQUIRED: { actions: 'dropSlots' },
         MUTEX_UNLOCKED: {},
         THREAD_EXIT: { actions: 'noteThreadExit' },

@@ -294,3 +294,31 @@ describe('a host thread that runs a vCPU: its exits come back to it and its wait
     expect(refuse(selftest, [{ op: 'waitExit', vcpu: 1, exit: 'KVM_EXIT_IO' }, { op: 'run', vcpu: 1 }])).toContain('the main thread\'s host: steps cannot wait for its exits too');
   });
 });
+
+describe("with host threads the main thread's conversions take kvm->slots_lock too", () => {
+  const s = parseScenarioObject({
+    name: 'two-converters',
+    vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
+    memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+    hostThreads: [{ start: 'runnable', program: [{ op: 'setAttributes', gpa: 0x400000, size: 0x1000, to: 'shared' }] }],
+    vcpus: [{ program: [{ op: 'mapGpa', gpa: 0x200000, size: 0x1000, to: 'shared' }, { op: 'store', gpa: 0x800000200000, size: 8, value: 0x5a }, { op: 'hlt' }] }],
+  });
+  it("the guest's MapGPA conversion waits for slots_lock around its ioctl, then the vCPU re-enters", () => {
+    const r = runScenario(s);
+    expect(r.outcome.failures).toEqual([]);
+    const steps = arrows(r);
+    const exit = steps.indexOf('kvm.vcpu0 → vmm KVM_EXIT_HYPERCALL');
+    const mine = steps.slice(exit).filter((a) => a.startsWith('vmm → ') || a.endsWith('→ vmm MUTEX_ACQUIRED') || a.endsWith('→ vmm KVM_SET_MEMORY_ATTRIBUTES'));
+    expect(mine.slice(0, 5)).toEqual([
+      'vmm → kvm.locks MUTEX_LOCK',
+      'kvm.locks → vmm MUTEX_ACQUIRED',
+      'vmm → kvm.vm KVM_SET_MEMORY_ATTRIBUTES',
+      'kvm.vm → vmm KVM_SET_MEMORY_ATTRIBUTES',
+      'vmm → kvm.locks MUTEX_UNLOCK',
+    ]);
+    expect(mine[5]).toBe('vmm → kvm.vcpu0 KVM_RUN');
+  });
+  it('explores clean and exhaustive: the two KVM_SET_MEMORY_ATTRIBUTES never overlap in kvm.vm', () => {
+    expect(explore(modelFor(s), defaultInvariants(), BOUNDS)).toMatchObject({ status: 'clean', exhaustive: true });
+  });
+});
