@@ -226,13 +226,17 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         switch (st.op) {
           case 'createVcpu':
           case 'initVcpu':
+          case 'finalize':
           case 'setAttributes': {
             const call: ThreadIoctl =
               st.op === 'setAttributes'
                 ? { call: 'setAttributes', address: st.gpa, size: st.size, attributes: st.to === 'private' ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n }
-                : { call: st.op, vcpu: st.vcpu };
+                : st.op === 'finalize'
+                  ? { call: 'finalize' }
+                  : { call: st.op, vcpu: st.vcpu };
             const ioctl: ThreadStep = { op: 'ioctl', label, expectRet: st.expectRet ?? 0, ...call };
-            program.push(...locked(st.op, vcpus, ioctl));
+            // A thread started with the vCPUs finds every vCPU the build made (and those it created itself).
+            program.push(...locked(st.op, h.start === 'runnable' ? [...new Set([...vcpus, ...preCreated(s), ...threadCreated(s).filter((v) => !runnableCreated(s).includes(v))])] : vcpus, ioctl));
             if (st.op === 'createVcpu') vcpus.push(st.vcpu);
             break;
           }
@@ -268,6 +272,11 @@ function runOwner(s: Scenario, v: number): string | undefined {
 /** vCPUs a host thread creates with KVM_CREATE_VCPU; the others exist before the build. */
 function threadCreated(s: Scenario): number[] {
   return s.hostThreads.flatMap((h) => h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])));
+}
+
+/** vCPUs a thread started with the vCPUs tries to create (a TD refuses: they never exist). */
+function runnableCreated(s: Scenario): number[] {
+  return s.hostThreads.flatMap((h) => (h.start === 'runnable' ? h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])) : []));
 }
 
 function preCreated(s: Scenario): number[] {

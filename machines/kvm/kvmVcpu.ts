@@ -301,7 +301,9 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
           { guard: 'mapGpaPending', target: 'entering', actions: 'completeMapGpa' },
           { target: 'entering', actions: 'armLapicTimer' },
         ],
-        KVM_TDX_INIT_VCPU: { target: 'initVcpu', actions: ['markLoaded', 'noteCaller'] },
+        // tdx_vcpu_init: -EINVAL once the vCPU went through INIT_VCPU (its state is no longer UNINITIALIZED;
+        // a TD past FINALIZE is refused the same way). The model's vCPU is loaded first by INIT_VCPU.
+        KVM_TDX_INIT_VCPU: [{ guard: 'loaded', actions: 'initVcpuInvalid' }, { target: 'initVcpu', actions: ['markLoaded', 'noteCaller'] }],
         tdx_flush_vp: [{ guard: 'loaded', target: 'flushingVp' }, { actions: 'flushDone' }],
         tdx_vcpu_free: { target: 'freeing', actions: 'beginFree' },
         KVM_TDX_INIT_MEM_REGION: { target: 'initMemRegion', actions: ['beginRegion', 'noteCaller'] },

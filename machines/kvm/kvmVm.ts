@@ -200,6 +200,7 @@ export const kvmVmMachine = setup({
     emitted: {} as Emitted,
   },
   guards: {
+    notInitialized: ({ context }) => context.tdState !== 'TD_STATE_INITIALIZED',
     seamcallOk: ({ event }) => (event.msg.payload as Gprs).RAX === TDX_SUCCESS,
     moreTdcs: ({ context }) => context.tdcsAdded < context.tdcs.length,
     seamcallBusy: ({ event }) => isOperandBusy((event.msg.payload as Gprs).RAX!),
@@ -248,6 +249,7 @@ export const kvmVmMachine = setup({
     recordError: assign({ error: ({ event }) => `${event.type} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}` }),
     initVmFailed: emit(() => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VM', { ret: EIO })),
     finalizeFailed: emit(() => out('vmm', 'ioctl-return', 'KVM_TDX_FINALIZE_VM', { ret: EIO })),
+    finalizeInvalid: emit(({ event }) => out(event.msg.from, 'ioctl-return', 'KVM_TDX_FINALIZE_VM', { ret: EINVAL })),
     // The ioctl returns to the thread that issued it; `caller` is kept only for a host thread other than the VMM's main one.
     beginAttrs: assign({ attrs: ({ event }) => ({ ...payloadOf(event, 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES'), ...(event.msg.from === 'vmm' ? {} : { caller: event.msg.from }) }) }),
     /**
@@ -416,7 +418,8 @@ export const kvmVmMachine = setup({
     idle: {
       on: {
         KVM_TDX_INIT_VM: 'initVm',
-        KVM_TDX_FINALIZE_VM: 'finalizing',
+        // tdx_td_finalize: -EINVAL unless the TD is INITIALIZED (no HKID yet, or RUNNABLE already).
+        KVM_TDX_FINALIZE_VM: [{ guard: 'notInitialized', actions: 'finalizeInvalid' }, { target: 'finalizing' }],
         KVM_SET_MEMORY_ATTRIBUTES: { target: 'settingAttributes', actions: 'beginAttrs' },
         'kvm-vm': [{ guard: 'lastRef', target: 'destroying', actions: 'noteClose' }, { actions: ['noteClose', 'putRef', 'closeReturn'] }],
         'kvm-vcpu': [{ guard: 'lastRef', target: 'destroying', actions: 'noteClose' }, { actions: ['noteClose', 'putRef', 'closeReturn'] }],

@@ -9,7 +9,7 @@
  */
 import { out, payloadOf } from '../../src/protocol/messages.ts';
 import { EPT_VIOLATION_ACC_WRITE } from '../../src/arch/vmx.ts';
-import { KVM_TDX_MEASURE_MEMORY_REGION, EIO } from '../../src/arch/kvmApi.ts';
+import { KVM_TDX_MEASURE_MEMORY_REGION, EIO, EINVAL } from '../../src/arch/kvmApi.ts';
 import { PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { TDX_EXTENDMR_CHUNKSIZE, TDVPS_CLASS_VMCS, buildTdxField } from '../../src/arch/tdxStatus.ts';
 import { POSTED_INTR_VECTOR, VMCS_POSTED_INTR_NV, VMCS_POSTED_INTR_DESC_ADDR, VMCS_PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_POSTED_INTR } from '../../src/arch/vmx.ts';
@@ -54,6 +54,7 @@ export const tdxVcpuIoctlActions = {
     out('tdx', 'seamcall', 'TDH.VP.WR', { RCX: context.tdvpr, RDX: vmcsField(VMCS_PIN_BASED_VM_EXEC_CONTROL), R8: BigInt(PIN_BASED_POSTED_INTR), R9: BigInt(PIN_BASED_POSTED_INTR) }),
   ),
   initVcpuDone: emit(({ context }) => out(context.build.caller ?? 'vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: 0 })),
+  initVcpuInvalid: emit(({ context, event }) => out(event.msg.from, 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: EINVAL })),
   initVcpuFailed: emit(({ context }) => out(context.build.caller ?? 'vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: EIO })),
   // ---- KVM_TDX_INIT_MEM_REGION (§5b.3 step 4) ----
   beginRegion: assign({

@@ -23,7 +23,8 @@ import { portRead } from './acpiPm.ts';
 export type ThreadIoctl =
   | { call: 'createVcpu'; vcpu: number }
   | { call: 'initVcpu'; vcpu: number }
-  | { call: 'setAttributes'; address: bigint; size: bigint; attributes: bigint };
+  | { call: 'setAttributes'; address: bigint; size: bigint; attributes: bigint }
+  | { call: 'finalize' };
 
 /** -EBADF: an ioctl on a vCPU fd KVM_CREATE_VCPU never returned. */
 export const EBADF = -9;
@@ -57,7 +58,7 @@ export interface HostThreadContext extends HostThreadInput {
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 
-const ioctlName = { createVcpu: 'KVM_CREATE_VCPU', initVcpu: 'KVM_TDX_INIT_VCPU', setAttributes: 'KVM_SET_MEMORY_ATTRIBUTES' } as const;
+const ioctlName = { createVcpu: 'KVM_CREATE_VCPU', initVcpu: 'KVM_TDX_INIT_VCPU', setAttributes: 'KVM_SET_MEMORY_ATTRIBUTES', finalize: 'KVM_TDX_FINALIZE_VM' } as const;
 
 /** How a step reads in a failure. */
 export function describeThreadStep(s: ThreadStep): string {
@@ -67,7 +68,7 @@ export function describeThreadStep(s: ThreadStep): string {
     case 'mutexUnlock':
       return `mutex_unlock(${s.lock})`;
     case 'ioctl':
-      return `${s.label} (${ioctlName[s.call]}${s.call === 'setAttributes' ? ` ${hex(s.address)}` : ` vCPU ${s.vcpu}`})`;
+      return `${s.label} (${ioctlName[s.call]}${s.call === 'setAttributes' ? ` ${hex(s.address)}` : s.call === 'finalize' ? '' : ` vCPU ${s.vcpu}`})`;
     case 'write':
       return `${s.label} (write ${hex(s.gpa)})`;
     case 'read':
@@ -150,6 +151,8 @@ export const hostThreadMachine = setup({
               return out(`kvm.vcpu${s.vcpu}`, 'ioctl', 'KVM_TDX_INIT_VCPU', { vcpu: s.vcpu });
             case 'setAttributes':
               return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: s.address, size: s.size, attributes: s.attributes });
+            case 'finalize':
+              return out('kvm.vm', 'ioctl', 'KVM_TDX_FINALIZE_VM', {});
           }
       }
     }),
@@ -219,7 +222,7 @@ export const hostThreadMachine = setup({
     /** In a syscall, or asleep on a mutex. */
     waiting: {
       on: {
-        ...Object.fromEntries(['MUTEX_ACQUIRED', 'MUTEX_UNLOCKED', 'KVM_CREATE_VCPU', 'KVM_TDX_INIT_VCPU', 'KVM_SET_MEMORY_ATTRIBUTES', 'MEM_DONE'].map((n) => [n, { target: 'stepping', actions: 'returned' }])),
+        ...Object.fromEntries(['MUTEX_ACQUIRED', 'MUTEX_UNLOCKED', 'KVM_CREATE_VCPU', 'KVM_TDX_INIT_VCPU', 'KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE'].map((n) => [n, { target: 'stepping', actions: 'returned' }])),
         MEM_DATA: [{ guard: 'stillWaiting', actions: 'pollAgain' }, { target: 'stepping', actions: 'returned' }],
       },
     },

@@ -384,6 +384,7 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
 function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: ScenarioPath; message: string } | null {
   if (s.hostThreads.length > 0 && !td) return { path: ['hostThreads'], message: 'host threads build and run a TD (vm.type "tdx")' };
   const creator = new Map<number, number>();
+  const threadMade = new Set(s.hostThreads.flatMap((th) => th.program.flatMap((h) => (h.op === 'createVcpu' ? [h.vcpu] : []))));
   for (const [t, th] of s.hostThreads.entries()) {
     for (const [k, h] of th.program.entries()) {
       const here: ScenarioPath = ['hostThreads', t, 'program', k];
@@ -398,7 +399,12 @@ function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: Sce
         if (other !== undefined && th.start === 'initialized') return { path: [...here, 'op'], message: `vCPUs are created by one host thread (hostThreads[${other}] creates them too): a TD-state ioctl racing another thread's KVM_CREATE_VCPU fails with -EBUSY, which the model does not have` };
         creator.set(h.vcpu, t);
       }
-      if (h.op === 'initVcpu' && creator.get(h.vcpu) !== t) return { path: [...here, 'vcpu'], message: `a host thread initialises a vCPU it created earlier in its program; vCPU ${h.vcpu} is not` };
+      // Another thread's vCPU: which INIT_VCPU comes first would be the race's; a running vCPU: its
+      // KVM_RUN holds vcpu->mutex, which the model does not show. What is left: a vCPU the thread created,
+      // or (during the build) one the build already initialised, which answers -EINVAL.
+      if (h.op === 'initVcpu' && creator.get(h.vcpu) !== t && (threadMade.has(h.vcpu) || th.start === 'runnable'))
+        return { path: [...here, 'vcpu'], message: `a host thread initialises a vCPU it created earlier in its program${th.start === 'initialized' ? ', or one the build created' : ''}; vCPU ${h.vcpu} is not` };
+      if (h.op === 'finalize' && th.start !== 'runnable') return { path: [...here, 'op'], message: 'KVM_TDX_FINALIZE_VM from a host thread comes once the TD runs (start: runnable), where it is refused: the build finalizes the TD' };
       if (h.op === 'read' || h.op === 'write' || h.op === 'waitMemory') {
         const g = h.gpa & ~shared;
         if (!s.memslots.some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: [...here, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };

@@ -230,10 +230,13 @@ const threadStep = z.discriminatedUnion('op', [
     .describe('KVM_CREATE_VCPU with this vCPU id, under kvm->lock; for a TD only between KVM_TDX_INIT_VM and KVM_TDX_FINALIZE_VM (-EIO otherwise); the vCPU is then not created by the default build'),
   z
     .strictObject({ op: z.literal('initVcpu'), vcpu: vcpuIndex, expectRet })
-    .describe('KVM_TDX_INIT_VCPU (TDH.VP.CREATE, ADDCX, INIT) holding kvm->lock, every vCPU mutex and kvm->slots_lock; -EBADF on a vCPU whose creation failed'),
+    .describe('KVM_TDX_INIT_VCPU (TDH.VP.CREATE, ADDCX, INIT) holding kvm->lock, every vCPU mutex and kvm->slots_lock; -EINVAL (-22) on a vCPU already initialised, -EBADF (-9) on one whose creation failed'),
   z
     .strictObject({ op: z.literal('setAttributes'), gpa, size: u64, to: z.enum(['shared', 'private']), expectRet })
     .describe('KVM_SET_MEMORY_ATTRIBUTES on [gpa, gpa + size) under kvm->slots_lock'),
+  z
+    .strictObject({ op: z.literal('finalize'), expectRet })
+    .describe('KVM_TDX_FINALIZE_VM again, from a thread started with the vCPUs: the TD is RUNNABLE, so -EINVAL (-22)'),
   z.strictObject({ op: z.literal('write'), gpa: hostGpa, size: accessSize, value: u64 }).describe("a store through the VMM's mapping of guest memory (the shared backing)"),
   z
     .strictObject({ op: z.literal('read'), gpa: hostGpa, size: accessSize, expect: u64.optional().describe('fail the run if the value read differs') })
