@@ -1,8 +1,9 @@
 /**
  * KVM's VM-scope ioctls, run on the VMM's thread against the VM file descriptor: KVM_TDX_INIT_VM (up to
  * TDH.MNG.INIT, then TDH.MNG.RD of the TSC offset and multiplier) and KVM_TDX_FINALIZE_VM as their
- * SEAMCALL sequences (§5b.3 steps 2 and 5), and KVM_SET_MEMORY_ATTRIBUTES
- * (§1.4, §6.iv step 4).
+ * SEAMCALL sequences (§5b.3 steps 2 and 5), KVM_SET_MEMORY_ATTRIBUTES (§1.4, §6.iv step 4), and the
+ * checks of KVM_CREATE_VCPU. Each returns to the thread that issued it (a VMM host thread or the main one);
+ * the mutexes around them (kvm->lock, vcpu->mutex, kvm->slots_lock) are kvmLocks.ts's.
  *
  * KVM_SET_MEMORY_ATTRIBUTES takes mmu_lock for write twice. The first section begins an MMU invalidation
  * of the range and zaps what is mapped on the side that loses it. Becoming shared zaps the mirror root's

@@ -1,5 +1,7 @@
 /**
- * The userspace VMM (QEMU's role). Its main thread runs a host program (hostProgram.ts). For a TD the
+ * The userspace VMM (QEMU's role). Its main thread runs a host program (hostProgram.ts); more threads,
+ * each its own actor, run theirs (hostThread.ts), and then the main thread's ioctls take KVM's mutexes
+ * as steps too (kvmLocks.ts). For a TD the
  * program first builds it (§5b.3): marks the guest_memfd ranges private (KVM_SET_MEMORY_ATTRIBUTES),
  * KVM_TDX_INIT_VM, KVM_TDX_INIT_VCPU per vCPU, writes each page of the initial image into a staging page
  * of its own memory and hands it to KVM_TDX_INIT_MEM_REGION with KVM_TDX_MEASURE_MEMORY_REGION, then
