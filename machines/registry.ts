@@ -226,17 +226,19 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         switch (st.op) {
           case 'createVcpu':
           case 'initVcpu':
-          case 'finalize':
           case 'setAttributes': {
             const call: ThreadIoctl =
               st.op === 'setAttributes'
                 ? { call: 'setAttributes', address: st.gpa, size: st.size, attributes: st.to === 'private' ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n }
-                : st.op === 'finalize'
-                  ? { call: 'finalize' }
-                  : { call: st.op, vcpu: st.vcpu };
+                : { call: st.op, vcpu: st.vcpu };
             const ioctl: ThreadStep = { op: 'ioctl', label, expectRet: st.expectRet ?? 0, ...call };
             // A thread started with the vCPUs finds every vCPU the build made (and those it created itself).
-            program.push(...locked(st.op, h.start === 'runnable' ? [...new Set([...vcpus, ...preCreated(s), ...threadCreated(s).filter((v) => !runnableCreated(s).includes(v))])] : vcpus, ioctl));
+            // An ioctl on a vCPU fd takes its mutexes only once the fd is found: `fd` lets the thread skip them
+            // (and return -EBADF) when its KVM_CREATE_VCPU failed. A thread started with the vCPUs finds every
+            // vCPU the build made.
+            const fd = st.op === 'initVcpu' ? st.vcpu : undefined;
+            const held = h.start === 'runnable' ? [...new Set([...vcpus, ...preCreated(s), ...threadCreated(s).filter((v) => !runnableCreated(s).includes(v))])] : vcpus;
+            program.push(...locked(st.op, held, ioctl).map((m) => (fd !== undefined && m.op !== 'ioctl' ? { ...m, fd } : m)));
             if (st.op === 'createVcpu') vcpus.push(st.vcpu);
             break;
           }

@@ -23,15 +23,15 @@ import { portRead } from './acpiPm.ts';
 export type ThreadIoctl =
   | { call: 'createVcpu'; vcpu: number }
   | { call: 'initVcpu'; vcpu: number }
-  | { call: 'setAttributes'; address: bigint; size: bigint; attributes: bigint }
-  | { call: 'finalize' };
+  | { call: 'setAttributes'; address: bigint; size: bigint; attributes: bigint };
 
 /** -EBADF: an ioctl on a vCPU fd KVM_CREATE_VCPU never returned. */
 export const EBADF = -9;
 
 export type ThreadStep =
-  | { op: 'mutexLock'; lock: string }
-  | { op: 'mutexUnlock'; lock: string }
+  /** `fd`: the lock belongs to an ioctl on that vCPU's fd, skipped with it when the fd does not exist. */
+  | { op: 'mutexLock'; lock: string; fd?: number }
+  | { op: 'mutexUnlock'; lock: string; fd?: number }
   | ({ op: 'ioctl'; label: string; expectRet: number } & ThreadIoctl)
   | { op: 'write'; label: string; gpa: bigint; pa: bigint; size: number; value: bigint }
   | { op: 'read'; label: string; gpa: bigint; pa: bigint; size: number; expect: bigint | null }
@@ -58,7 +58,7 @@ export interface HostThreadContext extends HostThreadInput {
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 
-const ioctlName = { createVcpu: 'KVM_CREATE_VCPU', initVcpu: 'KVM_TDX_INIT_VCPU', setAttributes: 'KVM_SET_MEMORY_ATTRIBUTES', finalize: 'KVM_TDX_FINALIZE_VM' } as const;
+const ioctlName = { createVcpu: 'KVM_CREATE_VCPU', initVcpu: 'KVM_TDX_INIT_VCPU', setAttributes: 'KVM_SET_MEMORY_ATTRIBUTES' } as const;
 
 /** How a step reads in a failure. */
 export function describeThreadStep(s: ThreadStep): string {
@@ -68,7 +68,7 @@ export function describeThreadStep(s: ThreadStep): string {
     case 'mutexUnlock':
       return `mutex_unlock(${s.lock})`;
     case 'ioctl':
-      return `${s.label} (${ioctlName[s.call]}${s.call === 'setAttributes' ? ` ${hex(s.address)}` : s.call === 'finalize' ? '' : ` vCPU ${s.vcpu}`})`;
+      return `${s.label} (${ioctlName[s.call]}${s.call === 'setAttributes' ? ` ${hex(s.address)}` : ` vCPU ${s.vcpu}`})`;
     case 'write':
       return `${s.label} (write ${hex(s.gpa)})`;
     case 'read':
@@ -100,7 +100,8 @@ function runPayload(s: Extract<ThreadStep, { op: 'run' }>, held: ParkedExit | un
 const failure = (c: HostThreadContext, s: ThreadStep, what: string): Emitted => ({ type: 'tdxsim.failure', reason: 'expectation failed', detail: `vmm.thread${c.thread}: ${describeThreadStep(s)}: ${what}` });
 
 const step = (c: HostThreadContext) => c.program[c.pc]!;
-const fdGone = (c: HostThreadContext, s: ThreadStep) => s.op === 'ioctl' && s.call === 'initVcpu' && c.noFd.includes(s.vcpu);
+const fdGone = (c: HostThreadContext, s: ThreadStep) =>
+  (s.op === 'ioctl' && s.call === 'initVcpu' && c.noFd.includes(s.vcpu)) || ((s.op === 'mutexLock' || s.op === 'mutexUnlock') && s.fd !== undefined && c.noFd.includes(s.fd));
 
 export const hostThreadMachine = setup({
   types: { context: {} as HostThreadContext, events: {} as MachineEvent, input: {} as HostThreadInput, emitted: {} as Emitted },
@@ -151,8 +152,6 @@ export const hostThreadMachine = setup({
               return out(`kvm.vcpu${s.vcpu}`, 'ioctl', 'KVM_TDX_INIT_VCPU', { vcpu: s.vcpu });
             case 'setAttributes':
               return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: s.address, size: s.size, attributes: s.attributes });
-            case 'finalize':
-              return out('kvm.vm', 'ioctl', 'KVM_TDX_FINALIZE_VM', {});
           }
       }
     }),
@@ -222,7 +221,7 @@ export const hostThreadMachine = setup({
     /** In a syscall, or asleep on a mutex. */
     waiting: {
       on: {
-        ...Object.fromEntries(['MUTEX_ACQUIRED', 'MUTEX_UNLOCKED', 'KVM_CREATE_VCPU', 'KVM_TDX_INIT_VCPU', 'KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE'].map((n) => [n, { target: 'stepping', actions: 'returned' }])),
+        ...Object.fromEntries(['MUTEX_ACQUIRED', 'MUTEX_UNLOCKED', 'KVM_CREATE_VCPU', 'KVM_TDX_INIT_VCPU', 'KVM_SET_MEMORY_ATTRIBUTES', 'MEM_DONE'].map((n) => [n, { target: 'stepping', actions: 'returned' }])),
         MEM_DATA: [{ guard: 'stillWaiting', actions: 'pollAgain' }, { target: 'stepping', actions: 'returned' }],
       },
     },

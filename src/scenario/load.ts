@@ -404,7 +404,6 @@ function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: Sce
       // or (during the build) one the build already initialised, which answers -EINVAL.
       if (h.op === 'initVcpu' && creator.get(h.vcpu) !== t && (threadMade.has(h.vcpu) || th.start === 'runnable'))
         return { path: [...here, 'vcpu'], message: `a host thread initialises a vCPU it created earlier in its program${th.start === 'initialized' ? ', or one the build created' : ''}; vCPU ${h.vcpu} is not` };
-      if (h.op === 'finalize' && th.start !== 'runnable') return { path: [...here, 'op'], message: 'KVM_TDX_FINALIZE_VM from a host thread comes once the TD runs (start: runnable), where it is refused: the build finalizes the TD' };
       if (h.op === 'read' || h.op === 'write' || h.op === 'waitMemory') {
         const g = h.gpa & ~shared;
         if (!s.memslots.some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: [...here, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };

@@ -234,9 +234,6 @@ const threadStep = z.discriminatedUnion('op', [
   z
     .strictObject({ op: z.literal('setAttributes'), gpa, size: u64, to: z.enum(['shared', 'private']), expectRet })
     .describe('KVM_SET_MEMORY_ATTRIBUTES on [gpa, gpa + size) under kvm->slots_lock'),
-  z
-    .strictObject({ op: z.literal('finalize'), expectRet })
-    .describe('KVM_TDX_FINALIZE_VM again, from a thread started with the vCPUs: the TD is RUNNABLE, so -EINVAL (-22)'),
   z.strictObject({ op: z.literal('write'), gpa: hostGpa, size: accessSize, value: u64 }).describe("a store through the VMM's mapping of guest memory (the shared backing)"),
   z
     .strictObject({ op: z.literal('read'), gpa: hostGpa, size: accessSize, expect: u64.optional().describe('fail the run if the value read differs') })

@@ -335,7 +335,6 @@ describe('the TD build ioctls in the wrong order answer as KVM does', () => {
       {
         start: 'runnable',
         program: [
-          { op: 'finalize', expectRet: -22 },
           { op: 'createVcpu', vcpu: 1, expectRet: -5 },
           { op: 'initVcpu', vcpu: 1, expectRet: -9 },
         ],
@@ -351,11 +350,12 @@ describe('the TD build ioctls in the wrong order answer as KVM does', () => {
     expect(ret('KVM_TDX_INIT_VCPU', 'vmm.thread0')).toEqual([-22]);
     expect(r.deliveries.filter((d) => d.message.name === 'TDH.VP.CREATE').map((d) => d.message.from)).toEqual(['kvm.vcpu0', 'tdx']);
   });
-  it('FINALIZE of a RUNNABLE TD: -EINVAL; KVM_CREATE_VCPU: -EIO; INIT_VCPU on the vCPU never created: -EBADF without reaching KVM', () => {
-    expect(ret('KVM_TDX_FINALIZE_VM', 'vmm.thread1')).toEqual([-22]);
+  it('once the TD runs, KVM_CREATE_VCPU: -EIO; INIT_VCPU on the vCPU never created: -EBADF before any lock or KVM', () => {
     expect(ret('KVM_CREATE_VCPU', 'vmm.thread1')).toEqual([-5]);
     expect(arrows(r)).not.toContain('vmm.thread1 → kvm.vcpu1 KVM_TDX_INIT_VCPU');
-    expect(r.deliveries.filter((d) => d.message.name === 'TDH.MR.FINALIZE')).toHaveLength(2);
+    // Only KVM_CREATE_VCPU's kvm->lock: the INIT_VCPU's mutexes are never taken.
+    expect(r.deliveries.filter((d) => d.message.from === 'vmm.thread1' && d.message.name === 'MUTEX_LOCK').map((d) => (d.message.payload as { lock: string }).lock)).toEqual([KVM_LOCK]);
+    expect(r.outcome.failures).toEqual([]);
   });
   it('explores clean and exhaustive', () => {
     expect(explore(modelFor(s), defaultInvariants(), BOUNDS)).toMatchObject({ status: 'clean', exhaustive: true });
