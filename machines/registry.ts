@@ -24,6 +24,9 @@ import { kvmVcpuMachine } from './kvm/kvmVcpu.ts';
 import { tdpMmuMachine } from './kvm/tdpMmu.ts';
 import { vmmMachine } from './vmm/vmm.ts';
 import { kthreadMachine } from './host/kthread.ts';
+import { hostThreadMachine, type ThreadIoctl, type ThreadStep } from './vmm/hostThread.ts';
+import { exitExpectation, hostPa } from './vmm/hostSteps.ts';
+import { ioctlLocks, kvmLocksMachine, type LockedIoctl } from './kvm/kvmLocks.ts';
 
 /**
  * Host physical pages the model hands out. The values are arbitrary but fixed, so logs are comparable:
@@ -135,6 +138,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
         piDescPa: td ? HOST_LAYOUT.piDescPa(v) : 0n,
         mapGpaExit: s.vmm.mapGpaExit,
+        ...(runOwner(s, v) !== undefined ? { runOwner: runOwner(s, v) } : {}),
         lapicTimerVector: s.vcpus[v]!.lapicTimer?.vector ?? null,
         policies: s.policies,
         vcpus: nv,
@@ -157,6 +161,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         // One guest_memfd per memslot that has one (QEMU creates one per RAM block).
         gmem: memslots.flatMap((m, slot) => (m.guestMemfd ? [{ slot, gfnStart: m.baseGfn, gfnEnd: m.baseGfn + BigInt(m.npages) }] : [])),
         policies: s.policies,
+        ...(threadCreated(s).length > 0 ? { createdVcpus: nv - threadCreated(s).length } : {}),
         // §2: GPAW 52 → MAX_GPAW and 5-level EPT; KVM always sets NO_RBP_MOD (§4.11). EPTP: WB | (levels − 1) << 3.
         tdParams: {
           attributes,
@@ -188,6 +193,16 @@ export function actorsFor(s: Scenario): ActorSpec[] {
       nmi: s.vmm.nmi,
       gmemSlots: memslots.flatMap((m, slot) => (m.guestMemfd ? [slot] : [])),
       kthreads: s.kthreads.flatMap((k, t) => (k.start === 'runnable' ? [t] : [])),
+      ...(s.hostThreads.length > 0
+        ? {
+            threads: {
+              runnable: s.hostThreads.flatMap((h, t) => (h.start === 'runnable' ? [t] : [])),
+              unrun: [...new Set(s.hostThreads.flatMap((h) => h.program.flatMap((st) => (st.op === 'createVcpu' && h.start === 'runnable') || st.op === 'run' ? [st.vcpu] : [])))].sort((a, b) => a - b),
+              locked: true,
+            },
+          }
+        : {}),
+      ...(s.vmm.inReads !== undefined ? { inReads: s.vmm.inReads } : {}),
     },
   });
   // Playground threads come last, and only when a scenario has them, so other logs keep their actor order.
@@ -199,7 +214,82 @@ export function actorsFor(s: Scenario): ActorSpec[] {
     }));
     actors.push({ id: `host.kthread${t}`, machine: kthreadMachine, input: { thread: t, program, duringBuild: k.start === 'initialized' } });
   });
+  // Host threads and the lock words they contend on, likewise only when a scenario has them.
+  if (s.hostThreads.length > 0) {
+    actors.push({ id: 'kvm.locks', machine: kvmLocksMachine, input: { vcpus: nv } });
+    const pre = preCreated(s);
+    s.hostThreads.forEach((h, t) => {
+      const vcpus = [...pre];
+      const program: ThreadStep[] = [];
+      h.program.forEach((st, k) => {
+        const label = `hostThreads[${t}].program[${k}]`;
+        switch (st.op) {
+          case 'createVcpu':
+          case 'initVcpu':
+          case 'setAttributes': {
+            const call: ThreadIoctl =
+              st.op === 'setAttributes'
+                ? { call: 'setAttributes', address: st.gpa, size: st.size, attributes: st.to === 'private' ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n }
+                : { call: st.op, vcpu: st.vcpu };
+            const ioctl: ThreadStep = { op: 'ioctl', label, expectRet: st.expectRet ?? 0, ...call };
+            // A thread started with the vCPUs finds every vCPU the build made (and those it created itself).
+            // An ioctl on a vCPU fd takes its mutexes only once the fd is found: `fd` lets the thread skip them
+            // (and return -EBADF) when its KVM_CREATE_VCPU failed. A thread started with the vCPUs finds every
+            // vCPU the build made.
+            const fd = st.op === 'initVcpu' ? st.vcpu : undefined;
+            const held = h.start === 'runnable' ? [...new Set([...vcpus, ...preCreated(s), ...threadCreated(s).filter((v) => !runnableCreated(s).includes(v))])] : vcpus;
+            program.push(...locked(st.op, held, ioctl).map((m) => (fd !== undefined && m.op !== 'ioctl' ? { ...m, fd } : m)));
+            if (st.op === 'createVcpu') vcpus.push(st.vcpu);
+            break;
+          }
+          case 'write':
+            program.push({ op: 'write', label, gpa: st.gpa, pa: hostPa(memslots, st.gpa, shared)!, size: st.size, value: st.value });
+            break;
+          case 'read':
+            program.push({ op: 'read', label, gpa: st.gpa, pa: hostPa(memslots, st.gpa, shared)!, size: st.size, expect: st.expect ?? null });
+            break;
+          case 'waitMemory':
+            program.push({ op: 'waitMemory', label, gpa: st.gpa, pa: hostPa(memslots, st.gpa, shared)!, size: st.size, value: st.value });
+            break;
+          case 'waitExit':
+            program.push({ op: 'waitExit', label, vcpu: st.vcpu, exit: st.exit, expect: exitExpectation(st) });
+            break;
+          case 'run':
+            program.push({ op: 'run', label, vcpu: st.vcpu, data: st.data ?? null, ret: st.ret ?? 0 });
+            break;
+        }
+      });
+      actors.push({ id: `vmm.thread${t}`, machine: hostThreadMachine, input: { thread: t, program } });
+    });
+  }
   return actors;
+}
+
+/** The host thread whose program runs vCPU `v` (it has a `run` step for it), if any. */
+function runOwner(s: Scenario, v: number): string | undefined {
+  const t = s.hostThreads.findIndex((h) => h.program.some((st) => st.op === 'run' && st.vcpu === v));
+  return t < 0 ? undefined : `vmm.thread${t}`;
+}
+
+/** vCPUs a host thread creates with KVM_CREATE_VCPU; the others exist before the build. */
+function threadCreated(s: Scenario): number[] {
+  return s.hostThreads.flatMap((h) => h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])));
+}
+
+/** vCPUs a thread started with the vCPUs tries to create (a TD refuses: they never exist). */
+function runnableCreated(s: Scenario): number[] {
+  return s.hostThreads.flatMap((h) => (h.start === 'runnable' ? h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])) : []));
+}
+
+function preCreated(s: Scenario): number[] {
+  const late = threadCreated(s);
+  return s.vcpus.flatMap((_, v) => (late.includes(v) ? [] : [v]));
+}
+
+/** An ioctl step between the mutexes it takes (in order) and drops (in reverse), each a step of its own. */
+function locked<T>(op: LockedIoctl, vcpus: readonly number[], body: T): (T | { op: 'mutexLock'; lock: string } | { op: 'mutexUnlock'; lock: string })[] {
+  const locks = ioctlLocks(op, vcpus);
+  return [...locks.map((lock) => ({ op: 'mutexLock' as const, lock })), body, ...[...locks].reverse().map((lock) => ({ op: 'mutexUnlock' as const, lock }))];
 }
 
 /**
@@ -219,23 +309,50 @@ function guestKernelInput(g: NonNullable<Scenario['guestKernel']>, sharedMask: b
 /** The first part of the VMM's default host program, the TD build (§5b.3) in QEMU's order: attributes, INIT_VM, INIT_VCPU, image, FINALIZE. */
 function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
   const steps: BuildStep[] = [];
+  // With host threads, each ioctl takes KVM's mutexes as steps of its own (kvmLocks.ts); without, nothing competes for them.
+  const threaded = s.hostThreads.length > 0;
+  const pre = preCreated(s);
+  const add = (op: LockedIoctl, vcpus: readonly number[], step: BuildStep) => steps.push(...(threaded ? locked(op, vcpus, step) : [step]));
   for (const m of s.memslots) {
     // QEMU makes guest_memfd RAM private when it registers it.
-    if (m.guestMemfd) steps.push({ op: 'setAttributes', address: m.gpa, size: m.size, attributes: BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) });
+    if (m.guestMemfd) add('setAttributes', pre, { op: 'setAttributes', address: m.gpa, size: m.size, attributes: BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) });
   }
-  steps.push({ op: 'initVm', attributes });
-  s.vcpus.forEach((_, v) => steps.push({ op: 'initVcpu', vcpu: v }));
-  s.image.forEach((img, page) => {
+  add('initVm', pre, { op: 'initVm', attributes });
+  pre.forEach((v) => add('initVcpu', pre, { op: 'initVcpu', vcpu: v }));
+  // Threads that create and initialise vCPUs start now, as QEMU's vCPU threads do while its main thread
+  // loads the image into its own memory. The main thread's next TD-state ioctl waits for them (the join):
+  // one that took kvm->lock while a KVM_CREATE_VCPU is between its two kvm->lock sections would fail with
+  // -EBUSY (tdx_acquire_vm_state_locks), as QEMU avoids by waiting for its vCPU threads.
+  s.hostThreads.forEach((h, t) => {
+    if (h.start === 'initialized') steps.push({ op: 'spawn', thread: t });
+  });
+  const all = [...pre, ...s.hostThreads.flatMap((h) => (h.start === 'initialized' ? h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])) : []))];
+  const stage = (page: number) => {
     const src = HOST_LAYOUT.stagingPa(page);
-    for (const [off, value] of Object.entries(img.words).sort(([a], [b]) => Number(BigInt(a) - BigInt(b)))) {
+    for (const [off, value] of Object.entries(s.image[page]!.words).sort(([a], [b]) => Number(BigInt(a) - BigInt(b)))) {
       if (value !== 0n) steps.push({ op: 'stageWord', pa: src + BigInt(off), value });
     }
-    steps.push({ op: 'initMemRegion', vcpu: 0, source: src, gpa: img.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
-  });
+  };
+  const addRegion = (page: number) =>
+    add('initMemRegion', all, { op: 'initMemRegion', vcpu: 0, source: HOST_LAYOUT.stagingPa(page), gpa: s.image[page]!.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
+  if (!threaded) {
+    s.image.forEach((_, page) => {
+      stage(page);
+      addRegion(page);
+    });
+  } else {
+    // Every page is staged beside the threads; the pages are added once they are joined.
+    s.image.forEach((_, page) => stage(page));
+    s.hostThreads.forEach((h, t) => {
+      if (h.start === 'initialized') steps.push({ op: 'join', thread: t });
+    });
+    s.image.forEach((_, page) => addRegion(page));
+  }
   // Playground threads that want the TD INITIALIZED run here, one after the other, before FINALIZE.
   s.kthreads.forEach((k, t) => {
     if (k.start === 'initialized') steps.push({ op: 'kthread', thread: t });
   });
-  steps.push({ op: 'finalize' });
+  // By now every vCPU the joined threads created exists: FINALIZE takes each one's mutex.
+  add('finalize', all, { op: 'finalize' });
   return steps;
 }

@@ -64,6 +64,11 @@ export interface KvmVcpuInput {
   /** The guest's LAPIC timer vector, armed at the first KVM_RUN (scenario `lapicTimer`), or null. */
   lapicTimerVector: number | null;
   /**
+   * The VMM host thread that runs this vCPU (`vmm.threadN`, whose program has `run` steps for it): KVM_RUN
+   * returns each exit to that thread. Absent: the VMM's main thread runs it.
+   */
+  runOwner?: string;
+  /**
    * The scenario's policy switches (src/policies.ts). This thread reads splitOnAcceptLevel (with
    * privateHugePages: tdx_check_accept_level exists only in the huge-page series), zapBusyKickRetry,
    * kickAfterTrack, splitChecksBlock, freezeMirrorSpte, localRetry, busyLeavesFastpath, staleFaultCheck,
@@ -141,7 +146,7 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   /** tdx_vcpu_free: the control pages still to reclaim (TDCX pages, then the TDVPR) and the first error. */
   freeing: { pages: readonly bigint[]; at: number; err: bigint } | null;
   /** Progress of a KVM_TDX_INIT_VCPU (TDCX pages added) or KVM_TDX_INIT_MEM_REGION (page, 256-byte chunk). */
-  build: { tdcxAdded: number; region: { source: bigint; gpa: bigint; nrPages: number; flags: number; page: number; chunk: number } | null };
+  build: { tdcxAdded: number; region: { source: bigint; gpa: bigint; nrPages: number; flags: number; page: number; chunk: number } | null; caller?: string };
   /** The SPTE value an in-flight SEAMCALL will make final (or restore on failure). */
   frozen: { step: WalkStep; finalSpte: bigint; childPfn: number | null } | null;
   exit: ExitInfo | null;
@@ -217,6 +222,7 @@ const kvmVcpuSetup = vcpuSetup.extend({
 export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
   id: 'kvmVcpu',
   context: ({ input }) => ({
+    ...(input.runOwner !== undefined ? { runOwner: input.runOwner } : {}),
     vcpu: input.vcpu,
     vmType: input.vmType,
     gpaw: input.gpaw,
@@ -295,10 +301,12 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
           { guard: 'mapGpaPending', target: 'entering', actions: 'completeMapGpa' },
           { target: 'entering', actions: 'armLapicTimer' },
         ],
-        KVM_TDX_INIT_VCPU: { target: 'initVcpu', actions: 'markLoaded' },
+        // tdx_vcpu_init: -EINVAL once the vCPU went through INIT_VCPU (its state is no longer UNINITIALIZED;
+        // a TD past FINALIZE is refused the same way). The model's vCPU is loaded first by INIT_VCPU.
+        KVM_TDX_INIT_VCPU: [{ guard: 'loaded', actions: 'initVcpuInvalid' }, { target: 'initVcpu', actions: ['markLoaded', 'noteCaller'] }],
         tdx_flush_vp: [{ guard: 'loaded', target: 'flushingVp' }, { actions: 'flushDone' }],
         tdx_vcpu_free: { target: 'freeing', actions: 'beginFree' },
-        KVM_TDX_INIT_MEM_REGION: { target: 'initMemRegion', actions: 'beginRegion' },
+        KVM_TDX_INIT_MEM_REGION: { target: 'initMemRegion', actions: ['beginRegion', 'noteCaller'] },
       },
     },
     // The order of the states is the statechart's as drawn (inspector, export); each comes from its part.

@@ -1,8 +1,9 @@
 /**
  * KVM's VM-scope ioctls, run on the VMM's thread against the VM file descriptor: KVM_TDX_INIT_VM (up to
  * TDH.MNG.INIT, then TDH.MNG.RD of the TSC offset and multiplier) and KVM_TDX_FINALIZE_VM as their
- * SEAMCALL sequences (§5b.3 steps 2 and 5), and KVM_SET_MEMORY_ATTRIBUTES
- * (§1.4, §6.iv step 4).
+ * SEAMCALL sequences (§5b.3 steps 2 and 5), KVM_SET_MEMORY_ATTRIBUTES (§1.4, §6.iv step 4), and the
+ * checks of KVM_CREATE_VCPU. Each returns to the thread that issued it (a VMM host thread or the main one);
+ * the mutexes around them (kvm->lock, vcpu->mutex, kvm->slots_lock) are kvmLocks.ts's.
  *
  * KVM_SET_MEMORY_ATTRIBUTES takes mmu_lock for write twice. The first section begins an MMU invalidation
  * of the range and zaps what is mapped on the side that loses it. Becoming shared zaps the mirror root's
@@ -33,7 +34,7 @@ import { sharedNonPresentSpte } from './tdpIter.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDX_SUCCESS, TDX_NO_HKID_READY_TO_WBCACHE, TDX_FLUSHVP_NOT_DONE, TDCS_EXEC_TSC_OFFSET, TDCS_EXEC_TSC_MULTIPLIER, tdxStatusName } from '../../src/arch/tdxStatus.ts';
-import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO } from '../../src/arch/kvmApi.ts';
+import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO, EINVAL } from '../../src/arch/kvmApi.ts';
 import { gpaToGfn, gfnToGpa, pgLevelToTdxLevel, makePageInfo, pageSizeOfPgLevel, pagesOfPgLevel, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { isOperandBusy } from '../../src/arch/tdxStatus.ts';
 import { SHADOW_NONPRESENT_VALUE, spteToPfn } from '../../src/arch/spte.ts';
@@ -60,6 +61,11 @@ export interface KvmVmInput {
    * kickAfterTrack and, for the shared root, sharedSuppressVe.
    */
   policies: Policies;
+  /**
+   * kvm->created_vcpus when a scenario's host threads create vCPUs with KVM_CREATE_VCPU (absent otherwise:
+   * every vCPU exists before the build). Counted up by each successful KVM_CREATE_VCPU.
+   */
+  createdVcpus?: number;
 }
 
 /** The leaf being zapped and how far its remove hook has gone. */
@@ -94,7 +100,7 @@ export interface KvmVmContext extends KvmVmInput {
   tscOffset: bigint | null;
   tscMultiplier: bigint | null;
   /** The KVM_SET_MEMORY_ATTRIBUTES in progress. */
-  attrs: { address: bigint; size: bigint; attributes: bigint } | null;
+  attrs: { address: bigint; size: bigint; attributes: bigint; caller?: string } | null;
   zap: ZapState | null;
   /** vCPUs that have not yet acknowledged the kvm_make_all_cpus_request in progress. */
   kickWaiting: number;
@@ -195,6 +201,7 @@ export const kvmVmMachine = setup({
     emitted: {} as Emitted,
   },
   guards: {
+    notInitialized: ({ context }) => context.tdState !== 'TD_STATE_INITIALIZED',
     seamcallOk: ({ event }) => (event.msg.payload as Gprs).RAX === TDX_SUCCESS,
     moreTdcs: ({ context }) => context.tdcsAdded < context.tdcs.length,
     seamcallBusy: ({ event }) => isOperandBusy((event.msg.payload as Gprs).RAX!),
@@ -243,7 +250,24 @@ export const kvmVmMachine = setup({
     recordError: assign({ error: ({ event }) => `${event.type} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}` }),
     initVmFailed: emit(() => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VM', { ret: EIO })),
     finalizeFailed: emit(() => out('vmm', 'ioctl-return', 'KVM_TDX_FINALIZE_VM', { ret: EIO })),
-    beginAttrs: assign({ attrs: ({ event }) => payloadOf(event, 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES') }),
+    finalizeInvalid: emit(({ event }) => out(event.msg.from, 'ioctl-return', 'KVM_TDX_FINALIZE_VM', { ret: EINVAL })),
+    // The ioctl returns to the thread that issued it; `caller` is kept only for a host thread other than the VMM's main one.
+    beginAttrs: assign({ attrs: ({ event }) => ({ ...payloadOf(event, 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES'), ...(event.msg.from === 'vmm' ? {} : { caller: event.msg.from }) }) }),
+    /**
+     * kvm_vm_ioctl_create_vcpu, its checks under kvm->lock (the caller holds it, kvmLocks.ts): -EINVAL once
+     * created_vcpus reached max_vcpus, then the vendor pre-create check, for a TD -EIO unless the TD is
+     * INITIALIZED (after KVM_TDX_INIT_VM, before KVM_TDX_FINALIZE_VM: tdx.c). The vCPU's own setup
+     * (KVM_TDX_INIT_VCPU) is a separate ioctl. The model's vCPU threads exist from the start; this is the
+     * count and the errors.
+     */
+    createVcpu: enqueueActions(({ context, event, enqueue }) => {
+      const { vcpu } = payloadOf(event, 'ioctl', 'KVM_CREATE_VCPU');
+      const created = context.createdVcpus ?? context.vcpus;
+      const max = context.tdParams.maxVcpus ?? context.vcpus;
+      const ret = created >= max ? EINVAL : context.tdState !== 'TD_STATE_INITIALIZED' ? EIO : 0;
+      if (ret === 0) enqueue.assign({ createdVcpus: created + 1 });
+      enqueue.emit(out(event.msg.from, 'ioctl-return', 'KVM_CREATE_VCPU', { vcpu, ret }));
+    }),
     /** kvm_unmap_gfn_range with the filter of the side that loses the range: the mirror root if it becomes shared. */
     leafScan: emit(({ context }) => {
       const r = scanRange(context);
@@ -367,7 +391,7 @@ export const kvmVmMachine = setup({
     }),
     unlockWrite: emit(() => out(MMU, 'mmu', 'MMU_UNLOCK', { vcpu: -1, mode: 'write' })),
     invalidateEnd: emit(() => out(MMU, 'mmu', 'MMU_INVALIDATE_END', { vcpu: -1 })),
-    attrsDone: emit(() => out('vmm', 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES', { ret: 0 })),
+    attrsDone: emit(({ context }) => out(context.attrs?.caller ?? 'vmm', 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES', { ret: 0 })),
     endAttrs: assign({ attrs: () => null }),
     unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
   },
@@ -389,12 +413,14 @@ export const kvmVmMachine = setup({
     error: null,
   }),
   initial: 'idle',
-  on: { '*': { actions: 'unexpected' } },
+  // KVM_CREATE_VCPU runs on its own thread, next to whatever other VM ioctl is in progress.
+  on: { KVM_CREATE_VCPU: { actions: 'createVcpu' }, '*': { actions: 'unexpected' } },
   states: {
     idle: {
       on: {
         KVM_TDX_INIT_VM: 'initVm',
-        KVM_TDX_FINALIZE_VM: 'finalizing',
+        // tdx_td_finalize: -EINVAL unless the TD is INITIALIZED (no HKID yet, or RUNNABLE already).
+        KVM_TDX_FINALIZE_VM: [{ guard: 'notInitialized', actions: 'finalizeInvalid' }, { target: 'finalizing' }],
         KVM_SET_MEMORY_ATTRIBUTES: { target: 'settingAttributes', actions: 'beginAttrs' },
         'kvm-vm': [{ guard: 'lastRef', target: 'destroying', actions: 'noteClose' }, { actions: ['noteClose', 'putRef', 'closeReturn'] }],
         'kvm-vcpu': [{ guard: 'lastRef', target: 'destroying', actions: 'noteClose' }, { actions: ['noteClose', 'putRef', 'closeReturn'] }],

@@ -138,7 +138,7 @@ export const mmuPageFaultActions = {
     deathReason: ({ context }) => `KVM_BUG_ON: the fault at ${hex(fault(context).gpa)} (goal ${fault(context).goalLevel}) met a huge mirror leaf at level ${stepAt(context).pgLevel}; mirror roots cannot split it in the fault path`,
   }),
   exitMemoryFault: emit(({ context }) =>
-    out('vmm', 'kvm-exit', 'KVM_EXIT_MEMORY_FAULT', {
+    out(context.runOwner ?? 'vmm', 'kvm-exit', 'KVM_EXIT_MEMORY_FAULT', {
       vcpu: context.vcpu,
       exit_reason: KVM_EXIT_MEMORY_FAULT,
       gpa: gfnToGpa(fault(context).gfn),

@@ -143,7 +143,7 @@ export const tdvmcallActions = {
     const remaining = m.end - m.next;
     const size = remaining > TDX_MAP_GPA_MAX_LEN ? TDX_MAP_GPA_MAX_LEN : remaining;
     const sb = sharedBit(context.gpaw);
-    return out('vmm', 'kvm-exit', 'KVM_EXIT_HYPERCALL', {
+    return out(context.runOwner ?? 'vmm', 'kvm-exit', 'KVM_EXIT_HYPERCALL', {
       vcpu: context.vcpu,
       exit_reason: KVM_EXIT_HYPERCALL,
       nr: KVM_HC_MAP_GPA_RANGE,
@@ -172,7 +172,7 @@ export const tdvmcallActions = {
     const isOut = g.R13 === 1n;
     enqueue.assign(isOut ? { pioOut: true } : { pioIn: size });
     enqueue.emit(
-      out('vmm', 'kvm-exit', 'KVM_EXIT_IO', {
+      out(context.runOwner ?? 'vmm', 'kvm-exit', 'KVM_EXIT_IO', {
         vcpu: context.vcpu,
         exit_reason: KVM_EXIT_IO,
         direction: isOut ? KVM_EXIT_IO_OUT : KVM_EXIT_IO_IN,
@@ -199,13 +199,13 @@ export const tdvmcallActions = {
   exitSystemEventFatal: emit(({ context }) => {
     const g = context.exit!.gprs!;
     const data = [TDX_SUCCESS | BigInt(EXIT_REASON_TDCALL), g.RCX ?? 0n, g.RDX ?? 0n, g.RBX ?? 0n, 0n, 0n, g.RSI ?? 0n, g.RDI ?? 0n, g.R8 ?? 0n, g.R9 ?? 0n, g.R10 ?? 0n, g.R11 ?? 0n, g.R12 ?? 0n, g.R13 ?? 0n, g.R14 ?? 0n, g.R15 ?? 0n];
-    return out('vmm', 'kvm-exit', 'KVM_EXIT_SYSTEM_EVENT', { vcpu: context.vcpu, exit_reason: KVM_EXIT_SYSTEM_EVENT, type: KVM_SYSTEM_EVENT_TDX_FATAL, ndata: data.length, data });
+    return out(context.runOwner ?? 'vmm', 'kvm-exit', 'KVM_EXIT_SYSTEM_EVENT', { vcpu: context.vcpu, exit_reason: KVM_EXIT_SYSTEM_EVENT, type: KVM_SYSTEM_EVENT_TDX_FATAL, ndata: data.length, data });
   }),
   tdVmCallInfoInKernel: assign({ enterGprs: () => ({ R10: TDVMCALL_STATUS_SUCCESS, R11: 0n, R12: 0n, R13: 0n, R14: 0n }) }),
   exitTdxGetTdVmCallInfo: enqueueActions(({ context, enqueue }) => {
     enqueue.assign({ tdxExit: { nr: TDVMCALL_GET_TD_VM_CALL_INFO } });
     enqueue.emit(
-      out('vmm', 'kvm-exit', 'KVM_EXIT_TDX', {
+      out(context.runOwner ?? 'vmm', 'kvm-exit', 'KVM_EXIT_TDX', {
         vcpu: context.vcpu,
         exit_reason: KVM_EXIT_TDX,
         flags: 0,
@@ -218,7 +218,7 @@ export const tdvmcallActions = {
     const g = context.exit!.gprs!;
     enqueue.assign({ tdxExit: { nr: TDVMCALL_GET_QUOTE } });
     enqueue.emit(
-      out('vmm', 'kvm-exit', 'KVM_EXIT_TDX', {
+      out(context.runOwner ?? 'vmm', 'kvm-exit', 'KVM_EXIT_TDX', {
         vcpu: context.vcpu,
         exit_reason: KVM_EXIT_TDX,
         flags: 0,

@@ -9,7 +9,7 @@
  */
 import { out, payloadOf } from '../../src/protocol/messages.ts';
 import { EPT_VIOLATION_ACC_WRITE } from '../../src/arch/vmx.ts';
-import { KVM_TDX_MEASURE_MEMORY_REGION, EIO } from '../../src/arch/kvmApi.ts';
+import { KVM_TDX_MEASURE_MEMORY_REGION, EIO, EINVAL } from '../../src/arch/kvmApi.ts';
 import { PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { TDX_EXTENDMR_CHUNKSIZE, TDVPS_CLASS_VMCS, buildTdxField } from '../../src/arch/tdxStatus.ts';
 import { POSTED_INTR_VECTOR, VMCS_POSTED_INTR_NV, VMCS_POSTED_INTR_DESC_ADDR, VMCS_PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_POSTED_INTR } from '../../src/arch/vmx.ts';
@@ -29,6 +29,13 @@ export const tdxVcpuIoctlGuards = {
 export const tdxVcpuIoctlActions = {
   // ---- KVM_TDX_INIT_VCPU (§5b.3 step 3) ----
   markLoaded: assign({ loaded: () => true }),
+  /** The ioctl returns to the thread that issued it; noted only for a host thread other than the VMM's main one. */
+  noteCaller: assign({
+    build: ({ context, event }) => {
+      const { caller, ...build } = context.build;
+      return event.msg.from === 'vmm' ? (caller === undefined ? context.build : build) : { ...build, caller: event.msg.from };
+    },
+  }),
   vpCreate: emit(({ context }) => out('tdx', 'seamcall', 'TDH.VP.CREATE', { RCX: context.tdvpr, RDX: context.tdr })),
   vpAddcx: emit(({ context }) => out('tdx', 'seamcall', 'TDH.VP.ADDCX', { RCX: context.tdcx[context.build.tdcxAdded]!, RDX: context.tdvpr })),
   countTdcx: assign({ build: ({ context }) => ({ ...context.build, tdcxAdded: context.build.tdcxAdded + 1 }) }),
@@ -46,8 +53,9 @@ export const tdxVcpuIoctlActions = {
   setPinBasedPostedIntr: emit(({ context }) =>
     out('tdx', 'seamcall', 'TDH.VP.WR', { RCX: context.tdvpr, RDX: vmcsField(VMCS_PIN_BASED_VM_EXEC_CONTROL), R8: BigInt(PIN_BASED_POSTED_INTR), R9: BigInt(PIN_BASED_POSTED_INTR) }),
   ),
-  initVcpuDone: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: 0 })),
-  initVcpuFailed: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: EIO })),
+  initVcpuDone: emit(({ context }) => out(context.build.caller ?? 'vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: 0 })),
+  initVcpuInvalid: emit(({ context, event }) => out(event.msg.from, 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: EINVAL })),
+  initVcpuFailed: emit(({ context }) => out(context.build.caller ?? 'vmm', 'ioctl-return', 'KVM_TDX_INIT_VCPU', { vcpu: context.vcpu, ret: EIO })),
   // ---- KVM_TDX_INIT_MEM_REGION (§5b.3 step 4) ----
   beginRegion: assign({
     build: ({ context, event }) => {
@@ -70,8 +78,8 @@ export const tdxVcpuIoctlActions = {
   }),
   nextChunk: assign({ build: ({ context }) => ({ ...context.build, region: { ...context.build.region!, chunk: context.build.region!.chunk + 1 } }) }),
   nextPage: assign({ build: ({ context }) => ({ ...context.build, region: { ...context.build.region!, page: context.build.region!.page + 1, chunk: 0 } }) }),
-  regionDone: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: 0 })),
-  regionFailed: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: EIO })),
+  regionDone: emit(({ context }) => out(context.build.caller ?? 'vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: 0 })),
+  regionFailed: emit(({ context }) => out(context.build.caller ?? 'vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: EIO })),
   endRegion: assign({ build: ({ context }) => ({ ...context.build, region: null }), fault: () => null, frozen: () => null }),
 };
 

@@ -60,7 +60,7 @@ export const vcpuRunActions = {
   }),
   exitMmio: emit(({ context }) => {
     const m = context.mmio!;
-    return out('vmm', 'kvm-exit', 'KVM_EXIT_MMIO', { vcpu: context.vcpu, exit_reason: KVM_EXIT_MMIO, phys_addr: m.physAddr, len: m.len, is_write: m.isWrite ? 1 : 0, data: m.data });
+    return out(context.runOwner ?? 'vmm', 'kvm-exit', 'KVM_EXIT_MMIO', { vcpu: context.vcpu, exit_reason: KVM_EXIT_MMIO, phys_addr: m.physAddr, len: m.len, is_write: m.isWrite ? 1 : 0, data: m.data });
   }),
   tdhVpEnter: emit(({ context }) => out('tdx', 'seamcall', 'TDH.VP.ENTER', { vcpu: context.vcpu, RCX: context.tdvpr, ...context.enterGprs })),
   /**
@@ -124,7 +124,7 @@ export const vcpuRunActions = {
   /** xfer_to_guest_mode_handle_work: a pending signal ends KVM_RUN with -EINTR. */
   exitIntr: enqueueActions(({ context, enqueue }) => {
     enqueue.assign({ signalPending: false });
-    enqueue.emit(out('vmm', 'kvm-exit', 'KVM_EXIT_INTR', { vcpu: context.vcpu, exit_reason: KVM_EXIT_INTR, ret: EINTR }));
+    enqueue.emit(out(context.runOwner ?? 'vmm', 'kvm-exit', 'KVM_EXIT_INTR', { vcpu: context.vcpu, exit_reason: KVM_EXIT_INTR, ret: EINTR }));
   }),
 };
 

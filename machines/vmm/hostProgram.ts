@@ -43,7 +43,14 @@ export type BuildStep =
   | { op: 'initMemRegion'; vcpu: number; source: bigint; gpa: bigint; nrPages: number; flags: number }
   | { op: 'finalize' }
   /** Start a playground kthread while the TD is INITIALIZED and wait until it is done. */
-  | { op: 'kthread'; thread: number };
+  | { op: 'kthread'; thread: number }
+  /** KVM's sleeping locks around an ioctl (kvmLocks.ts), only in scenarios with host threads. */
+  | { op: 'mutexLock'; lock: string }
+  | { op: 'mutexUnlock'; lock: string }
+  /** pthread_create of host thread `thread` (vmm.threadN); the main thread goes on at once. */
+  | { op: 'spawn'; thread: number }
+  /** pthread_join: wait until host thread `thread` has ended. */
+  | { op: 'join'; thread: number };
 
 /** Steps of the running VMM; `label` names the scenario field a step came from (`host[3]`). */
 export type RunStep =
@@ -62,7 +69,7 @@ type ExitStep = { op: 'exit'; label: string };
 
 export type HostStep = BuildStep | RunStep | ExitStep;
 
-const BUILD_OPS: ReadonlySet<string> = new Set(['setAttributes', 'initVm', 'initVcpu', 'stageWord', 'initMemRegion', 'finalize', 'kthread']);
+const BUILD_OPS: ReadonlySet<string> = new Set(['setAttributes', 'initVm', 'initVcpu', 'stageWord', 'initMemRegion', 'finalize', 'kthread', 'mutexLock', 'mutexUnlock', 'spawn', 'join']);
 export const isBuildStep = (s: HostStep | undefined): s is BuildStep => s !== undefined && BUILD_OPS.has(s.op);
 
 /** An exit the program has claimed, waiting for its `waitExit` step. */

@@ -17,22 +17,28 @@ export function hostPa(memslots: readonly Memslot[], gpa: bigint, sharedMask: bi
   return (backingPfn(slot, gpaToGfn(g), false)! << 12n) | (g & (PAGE_SIZE - 1n));
 }
 
+type WaitExitInput = Extract<NonNullable<Scenario['host']>[number], { op: 'waitExit' }>;
+
+/** A `waitExit` step's fields as the exit's fields to check (hostProgram.ts ExitExpectation). */
+export function exitExpectation(h: WaitExitInput): ExitExpectation {
+  const expect: ExitExpectation = {};
+  const addr = h.port !== undefined ? BigInt(h.port) : h.gpa;
+  if (addr !== undefined) expect.address = addr;
+  if (h.size !== undefined) expect.size = BigInt(h.size);
+  if (h.direction !== undefined) expect.direction = h.direction === 'in' ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;
+  if (h.write !== undefined) expect.direction = h.write ? 1 : 0;
+  if (h.data !== undefined) expect.data = h.data;
+  if (h.nr !== undefined) expect.code = BigInt(h.nr);
+  if (h.private !== undefined) expect.code = h.private ? BigInt(KVM_MEMORY_EXIT_FLAG_PRIVATE) : 0n;
+  return expect;
+}
+
 export function hostSteps(s: Scenario, memslots: readonly Memslot[], sharedMask: bigint): HostStep[] {
   return (s.host ?? []).map((h, i): HostStep => {
     const label = `host[${i}]`;
     switch (h.op) {
-      case 'waitExit': {
-        const expect: ExitExpectation = {};
-        const addr = h.port !== undefined ? BigInt(h.port) : h.gpa;
-        if (addr !== undefined) expect.address = addr;
-        if (h.size !== undefined) expect.size = BigInt(h.size);
-        if (h.direction !== undefined) expect.direction = h.direction === 'in' ? KVM_EXIT_IO_IN : KVM_EXIT_IO_OUT;
-        if (h.write !== undefined) expect.direction = h.write ? 1 : 0;
-        if (h.data !== undefined) expect.data = h.data;
-        if (h.nr !== undefined) expect.code = BigInt(h.nr);
-        if (h.private !== undefined) expect.code = h.private ? BigInt(KVM_MEMORY_EXIT_FLAG_PRIVATE) : 0n;
-        return { op: 'waitExit', label, vcpu: h.vcpu, exit: h.exit, expect };
-      }
+      case 'waitExit':
+        return { op: 'waitExit', label, vcpu: h.vcpu, exit: h.exit, expect: exitExpectation(h) };
       case 'run':
         return { op: 'run', label, vcpu: h.vcpu, data: h.data ?? null, ret: h.ret ?? 0 };
       case 'write':

@@ -1,5 +1,7 @@
 /**
- * The userspace VMM (QEMU's role). Its main thread runs a host program (hostProgram.ts). For a TD the
+ * The userspace VMM (QEMU's role). Its main thread runs a host program (hostProgram.ts); more threads,
+ * each its own actor, run theirs (hostThread.ts), and then the main thread's ioctls take KVM's mutexes
+ * as steps too (kvmLocks.ts). For a TD the
  * program first builds it (§5b.3): marks the guest_memfd ranges private (KVM_SET_MEMORY_ATTRIBUTES),
  * KVM_TDX_INIT_VM, KVM_TDX_INIT_VCPU per vCPU, writes each page of the initial image into a staging page
  * of its own memory and hands it to KVM_TDX_INIT_MEM_REGION with KVM_TDX_MEASURE_MEMORY_REGION, then
@@ -28,7 +30,7 @@
  * files close in the order they were opened — the VM fd, each guest_memfd, each vCPU fd — and the last
  * close destroys the VM.
  */
-import { setup, assign, emit, enqueueActions } from 'xstate';
+import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { hex } from '../../src/arch/hex.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
@@ -37,7 +39,8 @@ import { TDVMCALL_GET_TD_VM_CALL_INFO, TDVMCALL_STATUS_SUCCESS, TDVMCALLINFO_SET
 import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MEMORY_EXIT_FLAG_PRIVATE, HYPERCALL_RET_EAGAIN, HYPERCALL_RET_EINVAL } from '../../src/arch/kvmApi.ts';
 import { PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { portRead, portWriteEffect } from './acpiPm.ts';
-import { describeStep, exitMismatch, isBuildStep, parkedOf, programAwaits, type HostStep, type ParkedExit } from './hostProgram.ts';
+import { SLOTS_LOCK } from '../kvm/kvmLocks.ts';
+import { describeStep, exitMismatch, isBuildStep, parkedOf, programAwaits, type BuildStep, type HostStep, type ParkedExit } from './hostProgram.ts';
 
 /** A file the VMM holds, by its anon-inode name. */
 export type KvmFile = { name: 'kvm-vm' } | { name: 'kvm-gmem'; slot: number } | { name: 'kvm-vcpu'; vcpu: number };
@@ -50,6 +53,8 @@ export interface Conversion {
   attributes: bigint;
   /** MapGPA completes with run->hypercall.ret; an implicit conversion just re-runs; a host step goes on. */
   exit: 'hypercall' | 'memoryFault' | 'host';
+  /** With host threads: what the ioctl returned, kept while kvm->slots_lock is being dropped. */
+  ret?: number;
 }
 
 export interface VmmInput {
@@ -72,6 +77,14 @@ export interface VmmInput {
   nmi: readonly number[];
   /** Playground kthreads (host.kthreadN) to start once the TD is built. */
   kthreads?: readonly number[];
+  /**
+   * Only with host threads (`hostThreads:`): the threads to start with the vCPU threads, the vCPUs such a
+   * thread creates (no vCPU thread runs them), and `locked` — the VMM's own KVM_SET_MEMORY_ATTRIBUTES take
+   * kvm->slots_lock (kvmLocks.ts) as the threads' do.
+   */
+  threads?: { runnable: readonly number[]; unrun: readonly number[]; locked: boolean };
+  /** `vmm.inReads`: what port INs return, one value per KVM_EXIT_IO IN in order, before the device models answer. */
+  inReads?: readonly bigint[];
 }
 
 export interface VmmContext {
@@ -109,6 +122,10 @@ export interface VmmContext {
   /** Port writes nothing claimed (QEMU's unassigned I/O drops them). */
   unassignedPortWrites: number;
   kthreads: readonly number[];
+  threads?: { runnable: readonly number[]; unrun: readonly number[]; locked: boolean };
+  /** Host threads that have ended (THREAD_EXIT), for `join`. */
+  exitedThreads?: readonly number[];
+  inReads?: readonly bigint[];
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -135,12 +152,14 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
     if (s.op === 'startVcpus') {
       // Playground kthreads that run next to the TD start first, as the vCPU threads do.
       for (const t of c.kthreads) emitOut(out(`host.kthread${t}`, 'kthread', 'KTHREAD_START', { thread: t }));
-      for (let v = 0; v < c.vcpus; v++) emitOut(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
+      for (const t of c.threads?.runnable ?? []) emitOut(out(`vmm.thread${t}`, 'thread', 'THREAD_START', { thread: t }));
+      const unrun = c.threads?.unrun ?? [];
+      for (let v = 0; v < c.vcpus; v++) if (!unrun.includes(v)) emitOut(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_RUN', { vcpu: v, mmioData: null }));
       // The scenario's NMIs (KVM_NMI) and a device's MSIs (struct kvm_msi: address 0xfee00000 | destination
       // APIC id << 12, data = fixed-delivery vector), sent once the vCPUs run.
       for (const v of c.nmi) emitOut(out(`kvm.vcpu${v}`, 'ioctl', 'KVM_NMI', { vcpu: v }));
       for (const m of c.msi) emitOut(out(`kvm.vcpu${m.vcpu}`, 'ioctl', 'KVM_SIGNAL_MSI', { vcpu: m.vcpu, address_lo: (0xfee00000 | (m.vcpu << 12)) >>> 0, address_hi: 0, data: m.vector, flags: 0 }));
-      inKernel = inKernel.map(() => true);
+      inKernel = inKernel.map((_, v) => !unrun.includes(v));
     } else if (s.op === 'waitExit') {
       const i = parked.findIndex((p) => p.vcpu === s.vcpu);
       if (i < 0) break;
@@ -160,9 +179,19 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
         pc = c.program.length;
         break;
       }
-      const p = h.payload as { is_write?: number; phys_addr?: bigint; len?: number };
+      const p = h.payload as { is_write?: number; phys_addr?: bigint; len?: number; direction?: number; port?: number; size?: number };
       const mmioData = s.data ?? (h.exit === 'KVM_EXIT_MMIO' && p.is_write === 0 ? mmioDefault(c, p.phys_addr!, p.len!) : null);
-      emitOut(out(`kvm.vcpu${s.vcpu}`, 'ioctl', 'KVM_RUN', h.exit === 'KVM_EXIT_HYPERCALL' ? { vcpu: s.vcpu, mmioData: null, hypercallRet: s.ret } : { vcpu: s.vcpu, mmioData }));
+      const portIn = h.exit === 'KVM_EXIT_IO' && p.direction === KVM_EXIT_IO_IN;
+      // A port IN the program took: its data, else what the device models answer, at run->io.data_offset.
+      const ioData = portIn ? (s.data ?? portRead(p.port!, p.size!)) & ((1n << BigInt(8 * p.size!)) - 1n) : undefined;
+      emitOut(
+        out(
+          `kvm.vcpu${s.vcpu}`,
+          'ioctl',
+          'KVM_RUN',
+          h.exit === 'KVM_EXIT_HYPERCALL' ? { vcpu: s.vcpu, mmioData: null, hypercallRet: s.ret } : portIn ? { vcpu: s.vcpu, mmioData: null, ioData } : { vcpu: s.vcpu, mmioData },
+        ),
+      );
       inKernel = withFlag(inKernel, s.vcpu, true);
       held = held.map((x, v) => (v === s.vcpu ? null : x));
     } else if (s.op === 'write') {
@@ -174,9 +203,10 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
       awaiting = true;
       break;
     } else if (s.op === 'convert') {
-      // One KVM_SET_MEMORY_ATTRIBUTES at a time, as kvm->slots_lock serialises them in the kernel.
-      if (conversions.length === 0) emitOut(out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: s.address, size: s.size, attributes: s.attributes }));
-      conversions = [...conversions, { vcpu: -1, address: s.address, size: s.size, attributes: s.attributes, exit: 'host' }];
+      // The main thread's own conversions go one at a time, in the order their exits came.
+      const conv: Conversion = { vcpu: -1, address: s.address, size: s.size, attributes: s.attributes, exit: 'host' };
+      if (conversions.length === 0) emitOut(startConversion(c, conv));
+      conversions = [...conversions, conv];
       awaiting = true;
       break;
     } else if (s.op === 'exit') {
@@ -190,6 +220,44 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
     pc++;
   }
   return { pc, awaiting, parked, inKernel, conversions, held, exiting };
+}
+
+/** The message a build step sends (a join sends none: it waits for THREAD_EXIT). */
+function buildStepMessage(b: BuildStep): Outgoing | null {
+  switch (b.op) {
+    case 'setAttributes':
+      return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: b.address, size: b.size, attributes: b.attributes });
+    case 'initVm':
+      return out('kvm.vm', 'ioctl', 'KVM_TDX_INIT_VM', { attributes: b.attributes });
+    case 'initVcpu':
+      return out(`kvm.vcpu${b.vcpu}`, 'ioctl', 'KVM_TDX_INIT_VCPU', { vcpu: b.vcpu });
+    case 'stageWord':
+      return out('hw.mem', 'mem', 'MEM_WRITE', { pa: b.pa, size: 8, keyid: 0, value: b.value, tag: 'vmm' });
+    case 'initMemRegion':
+      return out(`kvm.vcpu${b.vcpu}`, 'ioctl', 'KVM_TDX_INIT_MEM_REGION', { vcpu: b.vcpu, source_addr: b.source, gpa: b.gpa, nr_pages: b.nrPages, flags: b.flags });
+    case 'finalize':
+      return out('kvm.vm', 'ioctl', 'KVM_TDX_FINALIZE_VM', {});
+    case 'kthread':
+      return out(`host.kthread${b.thread}`, 'kthread', 'KTHREAD_START', { thread: b.thread });
+    case 'mutexLock':
+      return out('kvm.locks', 'mutex', 'MUTEX_LOCK', { lock: b.lock });
+    case 'mutexUnlock':
+      return out('kvm.locks', 'mutex', 'MUTEX_UNLOCK', { lock: b.lock });
+    case 'spawn':
+      return out(`vmm.thread${b.thread}`, 'thread', 'THREAD_START', { thread: b.thread });
+    case 'join':
+      // Waits for THREAD_EXIT; nothing is sent.
+      return null;
+  }
+}
+
+/**
+ * KVM_SET_MEMORY_ATTRIBUTES for a conversion; with host threads it first takes kvm->slots_lock
+ * (kvm_vm_set_mem_attributes), which another thread's ioctl may hold.
+ */
+function startConversion(c: Pick<VmmContext, 'threads'>, conv: Conversion): Outgoing {
+  if (c.threads?.locked === true) return out('kvm.locks', 'mutex', 'MUTEX_LOCK', { lock: SLOTS_LOCK });
+  return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: conv.address, size: conv.size, attributes: conv.attributes });
 }
 
 /** What an MMIO read returns when the program answers it without a value: the scripted reads, then the devices. */
@@ -209,6 +277,17 @@ export const vmmMachine = setup({
     hasBuild: ({ context }) => isBuildStep(context.program[0]),
     stepFailed: ({ event }) => event.msg.kind === 'ioctl-return' && (event.msg.payload as { ret: number }).ret !== 0,
     buildDone: ({ context }) => !isBuildStep(context.program[context.pc + 1]),
+    /** pthread_create returns at once; a join of a thread that has already ended too. */
+    noReplyStep: ({ context }) => {
+      const b = context.program[context.pc];
+      return b?.op === 'spawn' || (b?.op === 'join' && (context.exitedThreads ?? []).includes(b.thread));
+    },
+    joiningThis: ({ context, event }) => {
+      const b = context.program[context.pc];
+      return b?.op === 'join' && b.thread === (event.msg.payload as { thread: number }).thread;
+    },
+    scriptedIn: ({ context }) => (context.inReads ?? []).length > 0,
+    locked: ({ context }) => context.threads?.locked === true,
     /** A later `waitExit` step claims this vCPU's exit. */
     programAwaits: ({ context, event }) => programAwaits(context.program, context.pc, (event.msg.payload as { vcpu: number }).vcpu, event.msg.name),
     eagainLeft: ({ context }) => context.mapGpaEagain > 0,
@@ -226,26 +305,13 @@ export const vmmMachine = setup({
     moreFiles: ({ context }) => context.closing.length > 1,
   },
   actions: {
-    issueBuildStep: emit(({ context }) => {
+    issueBuildStep: enqueueActions(({ context, enqueue }) => {
       const b = context.program[context.pc]!;
       if (!isBuildStep(b)) throw new Error(`vmm: ${b.op} is not a build step`);
-      switch (b.op) {
-        case 'setAttributes':
-          return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: b.address, size: b.size, attributes: b.attributes });
-        case 'initVm':
-          return out('kvm.vm', 'ioctl', 'KVM_TDX_INIT_VM', { attributes: b.attributes });
-        case 'initVcpu':
-          return out(`kvm.vcpu${b.vcpu}`, 'ioctl', 'KVM_TDX_INIT_VCPU', { vcpu: b.vcpu });
-        case 'stageWord':
-          return out('hw.mem', 'mem', 'MEM_WRITE', { pa: b.pa, size: 8, keyid: 0, value: b.value, tag: 'vmm' });
-        case 'initMemRegion':
-          return out(`kvm.vcpu${b.vcpu}`, 'ioctl', 'KVM_TDX_INIT_MEM_REGION', { vcpu: b.vcpu, source_addr: b.source, gpa: b.gpa, nr_pages: b.nrPages, flags: b.flags });
-        case 'finalize':
-          return out('kvm.vm', 'ioctl', 'KVM_TDX_FINALIZE_VM', {});
-        case 'kthread':
-          return out(`host.kthread${b.thread}`, 'kthread', 'KTHREAD_START', { thread: b.thread });
-      }
+      const m = buildStepMessage(b);
+      if (m !== null) enqueue.emit(m);
     }),
+    noteThreadExit: assign({ exitedThreads: ({ context, event }) => [...(context.exitedThreads ?? []), (event.msg.payload as { thread: number }).thread] }),
     nextBuildStep: assign({ pc: ({ context }) => context.pc + 1 }),
     /** The main thread goes on with its program until a step has to wait. */
     runProgram: enqueueActions(({ context, enqueue }) => {
@@ -293,18 +359,36 @@ export const vmmMachine = setup({
         return [...context.conversions, { vcpu: e.vcpu, address: e.gpa, size: e.size, attributes, exit: 'memoryFault' as const }];
       },
     }),
-    convert: emit(({ context }) => {
+    convert: emit(({ context }) => startConversion(context, context.conversions[0]!)),
+    /** kvm->slots_lock is ours: the conversion's ioctl body runs. */
+    convertLocked: emit(({ context }) => {
       const c = context.conversions[0]!;
       return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: c.address, size: c.size, attributes: c.attributes });
+    }),
+    /**
+     * With host threads the ioctl returns only after dropping kvm->slots_lock, a step of its own: the
+     * return value waits for MUTEX_UNLOCKED, which completes the conversion.
+     */
+    unlockSlots: enqueueActions(({ context, event, enqueue }) => {
+      if (context.threads?.locked !== true) return;
+      enqueue.emit(out('kvm.locks', 'mutex', 'MUTEX_UNLOCK', { lock: SLOTS_LOCK }));
+      const [c, ...rest] = context.conversions;
+      if (c !== undefined) enqueue.assign({ conversions: [{ ...c, ret: payloadOf(event, 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES').ret }, ...rest] });
+    }),
+    /** Shutting down: a conversion that only now got kvm->slots_lock is not started. */
+    dropSlots: enqueueActions(({ context, enqueue }) => {
+      enqueue.emit(out('kvm.locks', 'mutex', 'MUTEX_UNLOCK', { lock: SLOTS_LOCK }));
+      enqueue.assign({ conversions: context.conversions.slice(1) });
     }),
     /** The converted vCPU re-enters; a MapGPA learns whether the ioctl worked. */
     converted: enqueueActions(({ context, event, enqueue }) => {
       const c = context.conversions[0]!;
-      const ok = payloadOf(event, 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES').ret === 0;
+      const ioctlRet = event.type === 'KVM_SET_MEMORY_ATTRIBUTES' ? payloadOf(event, 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES').ret : c.ret!;
+      const ok = ioctlRet === 0;
       const run = c.exit === 'hypercall' ? { vcpu: c.vcpu, mmioData: null, hypercallRet: ok ? 0 : HYPERCALL_RET_EINVAL } : { vcpu: c.vcpu, mmioData: null };
       if (c.exit === 'host') {
         const s = context.program[context.pc]!;
-        const ret = payloadOf(event, 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES').ret;
+        const ret = ioctlRet;
         if (s.op === 'convert' && s.expectRet !== null && ret !== s.expectRet) enqueue.emit(expectationFailed(s, `returned ${ret}, expected ${s.expectRet}`));
         const next = { ...context, conversions: context.conversions.slice(1), pc: context.pc + 1, awaiting: false };
         enqueue.assign(runProgram(next, (e) => enqueue.emit(e)));
@@ -346,6 +430,14 @@ export const vmmMachine = setup({
       const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_IO');
       enqueue.assign({ inKernel: withFlag(context.inKernel, e.vcpu, true) });
       enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: e.vcpu, mmioData: null, ioData: portRead(e.port, e.size) }));
+    }),
+    /** `vmm.inReads`: the next scripted value, cut to the access size, answers the IN. */
+    answerScriptedIn: enqueueActions(({ context, event, enqueue }) => {
+      const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_IO');
+      const [value, ...rest] = context.inReads!;
+      const mask = (1n << BigInt(8 * e.size)) - 1n;
+      enqueue.assign({ inKernel: withFlag(context.inKernel, e.vcpu, true), inReads: rest });
+      enqueue.emit(out(event.msg.from, 'ioctl', 'KVM_RUN', { vcpu: e.vcpu, mmioData: null, ioData: value! & mask }));
     }),
     /** tdx_handle_get_tdvmcall_info for leaf 1; other KVM_EXIT_TDX keep what KVM pre-filled. */
     answerTdx: enqueueActions(({ context, event, enqueue }) => {
@@ -423,6 +515,9 @@ export const vmmMachine = setup({
     closing: [],
     unassignedPortWrites: 0,
     kthreads: input.kthreads ?? [],
+    // Present only when the scenario uses them, so other runs keep their states as they were.
+    ...(input.threads === undefined ? {} : { threads: input.threads, exitedThreads: [] }),
+    ...(input.inReads === undefined || input.inReads.length === 0 ? {} : { inReads: input.inReads }),
   }),
   initial: 'starting',
   // A device's KVM_SIGNAL_MSI returns whenever its delivery ran; the device does not wait for it.
@@ -432,8 +527,15 @@ export const vmmMachine = setup({
     /** The TD build, one ioctl (or staging write) at a time (§5b.3). */
     building: {
       entry: 'issueBuildStep',
-      on: Object.fromEntries(
-        ['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE', 'KTHREAD_DONE'].map((name) => [
+      always: { guard: 'noReplyStep', target: 'building', reenter: true, actions: 'nextBuildStep' },
+      on: {
+        THREAD_EXIT: [
+          { guard: and(['joiningThis', 'buildDone']), target: 'running', actions: ['noteThreadExit', 'nextBuildStep'] },
+          { guard: 'joiningThis', target: 'building', reenter: true, actions: ['noteThreadExit', 'nextBuildStep'] },
+          { actions: 'noteThreadExit' },
+        ],
+        ...Object.fromEntries(
+        ['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE', 'KTHREAD_DONE', 'MUTEX_ACQUIRED', 'MUTEX_UNLOCKED'].map((name) => [
           name,
           [
             { guard: 'stepFailed', target: 'buildFailed', actions: 'buildFailed' },
@@ -442,6 +544,7 @@ export const vmmMachine = setup({
           ],
         ]),
       ),
+      },
     },
     buildFailed: { type: 'final' },
     running: {
@@ -457,11 +560,15 @@ export const vmmMachine = setup({
           { actions: ['markExited', 'queueMapGpa'] },
         ],
         KVM_EXIT_MEMORY_FAULT: [{ guard: 'programAwaits', actions: 'parkExit' }, { guard: 'stopOnMemoryFault', actions: ['markExited', 'stopVcpu'] }, { guard: 'idleConverting', actions: ['markExited', 'queueImplicit', 'convert'] }, { actions: ['markExited', 'queueImplicit'] }],
-        KVM_SET_MEMORY_ATTRIBUTES: [{ guard: 'moreConversions', actions: ['converted', 'convert'] }, { actions: 'converted' }],
+        KVM_SET_MEMORY_ATTRIBUTES: [{ guard: 'locked', actions: 'unlockSlots' }, { guard: 'moreConversions', actions: ['converted', 'convert'] }, { actions: 'converted' }],
+        MUTEX_ACQUIRED: { actions: 'convertLocked' },
+        MUTEX_UNLOCKED: [{ guard: 'moreConversions', actions: ['converted', 'convert'] }, { actions: 'converted' }],
+        THREAD_EXIT: { actions: 'noteThreadExit' },
         MEM_DONE: { actions: 'hostAccessDone' },
         MEM_DATA: { actions: 'hostAccessDone' },
         KVM_EXIT_IO: [
           { guard: 'programAwaits', actions: 'parkExit' },
+          { guard: and(['portIn', 'scriptedIn']), actions: ['markExited', 'answerScriptedIn'] },
           { guard: 'portIn', actions: ['markExited', 'answerPortRead'] },
           { guard: 'poweroff', target: 'stopping', actions: 'markExited' },
           { actions: ['markExited', 'ignorePortWrite'] },
@@ -483,7 +590,10 @@ export const vmmMachine = setup({
         KVM_EXIT_IO: { actions: 'markExited' },
         KVM_EXIT_SYSTEM_EVENT: { actions: 'markExited' },
         KVM_EXIT_TDX: { actions: 'markExited' },
-        KVM_SET_MEMORY_ATTRIBUTES: { actions: 'conversionAbandoned' },
+        KVM_SET_MEMORY_ATTRIBUTES: { actions: ['unlockSlots', 'conversionAbandoned'] },
+        MUTEX_ACQUIRED: { actions: 'dropSlots' },
+        MUTEX_UNLOCKED: {},
+        THREAD_EXIT: { actions: 'noteThreadExit' },
       },
     },
     /** The process exits: close(2) of each file, each returning once its release has run. */

@@ -122,6 +122,7 @@ export const X86EMUL_RETRY_INSTR = 3;
 // Kernel errno values as KVM returns them (negative): an ioctl's failure to userspace, a lost SPTE cmpxchg.
 export const EINTR = -4;
 export const EIO = -5;
+export const EINVAL = -22;
 export const EBUSY = -16;
 /**
  * run->hypercall.ret values the VMM may give a KVM_HC_MAP_GPA_RANGE exit besides 0 (positive errno, as

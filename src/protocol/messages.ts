@@ -107,6 +107,8 @@ export interface MessageCatalog {
     KVM_TDX_FINALIZE_VM: Record<string, never>;
     /** KVM_SET_MEMORY_ATTRIBUTES: [address, address + size) gets `attributes` (PRIVATE = 1 << 3, §1.4). */
     KVM_SET_MEMORY_ATTRIBUTES: { address: bigint; size: bigint; attributes: bigint };
+    /** KVM_CREATE_VCPU on the VM fd with the vCPU id (kvm_vm_ioctl_create_vcpu). */
+    KVM_CREATE_VCPU: { vcpu: number };
   };
   /** KVM → userspace VMM: an ioctl that returns to userspace with a value (0 or -errno). */
   'ioctl-return': {
@@ -115,6 +117,8 @@ export interface MessageCatalog {
     KVM_TDX_INIT_MEM_REGION: { vcpu: number; ret: number };
     KVM_TDX_FINALIZE_VM: { ret: number };
     KVM_SET_MEMORY_ATTRIBUTES: { ret: number };
+    /** The new vCPU fd's number in the real ABI; the model answers 0 or -errno. */
+    KVM_CREATE_VCPU: { vcpu: number; ret: number };
     /** > 0: the interrupt was delivered to that many vCPUs (kvm_set_msi), 0: blocked. */
     KVM_SIGNAL_MSI: { vcpu: number; ret: number };
     KVM_NMI: { vcpu: number; ret: number };
@@ -150,6 +154,21 @@ export interface MessageCatalog {
     KTHREAD_START: { thread: number };
     /** A thread started during the build has made its last call: the VMM goes on (KVM_TDX_FINALIZE_VM). */
     KTHREAD_DONE: { thread: number };
+  };
+  /**
+   * A thread ↔ KVM's sleeping locks (machines/kvm/kvmLocks.ts): mutex_lock (answered when the caller holds
+   * it) and mutex_unlock, by the lock's kernel name (`kvm->lock`, `kvm->slots_lock`, `vcpu1->mutex`).
+   */
+  mutex: {
+    MUTEX_LOCK: { lock: string };
+    MUTEX_ACQUIRED: { lock: string };
+    MUTEX_UNLOCK: { lock: string };
+    MUTEX_UNLOCKED: { lock: string };
+  };
+  /** The VMM's main thread ↔ one of its host threads (vmm.threadN): pthread_create and the thread's end (pthread_join). */
+  thread: {
+    THREAD_START: { thread: number };
+    THREAD_EXIT: { thread: number };
   };
   /** Userspace VMM → a vCPU thread: QEMU's qemu_cpu_kick (pthread_kill with SIG_IPI) to stop it for a pause. */
   signal: {

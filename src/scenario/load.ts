@@ -377,5 +377,67 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
       if (h.gpa & shared) return { path: ['host', k, 'gpa'], message: `give the GPA without the shared bit (${hex(shared)}); "to" says which it becomes` };
     }
   }
+  return checkHostThreads(s, td, shared);
+}
+
+/** Host threads: a TD's, each vCPU created once and initialised by the thread that created it, accesses inside a memslot. */
+function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: ScenarioPath; message: string } | null {
+  if (s.hostThreads.length > 0 && !td) return { path: ['hostThreads'], message: 'host threads build and run a TD (vm.type "tdx")' };
+  const creator = new Map<number, number>();
+  const threadMade = new Set(s.hostThreads.flatMap((th) => th.program.flatMap((h) => (h.op === 'createVcpu' ? [h.vcpu] : []))));
+  for (const [t, th] of s.hostThreads.entries()) {
+    for (const [k, h] of th.program.entries()) {
+      const here: ScenarioPath = ['hostThreads', t, 'program', k];
+      if ((h.op === 'createVcpu' || h.op === 'initVcpu') && h.vcpu >= s.vcpus.length) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s)); every vCPU a thread creates has its entry in vcpus` };
+      if (h.op === 'createVcpu') {
+        if (h.vcpu === 0) return { path: [...here, 'vcpu'], message: 'vCPU 0 is the boot vCPU the build creates and initialises; a host thread creates vCPU 1 and up' };
+        if (creator.has(h.vcpu)) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} is created twice (also by hostThreads[${creator.get(h.vcpu)}])` };
+        // A TD-state ioctl while another thread's KVM_CREATE_VCPU is between its two kvm->lock sections fails
+        // with -EBUSY, which the model does not have: one thread creates the vCPUs, as QEMU's waits for them.
+        // (A thread started once the TD runs is refused in the first section: no creation is left in flight.)
+        const other = [...creator.values()].find((c) => c !== t && s.hostThreads[c]!.start === 'initialized');
+        if (other !== undefined && th.start === 'initialized') return { path: [...here, 'op'], message: `vCPUs are created by one host thread (hostThreads[${other}] creates them too): a TD-state ioctl racing another thread's KVM_CREATE_VCPU fails with -EBUSY, which the model does not have` };
+        creator.set(h.vcpu, t);
+      }
+      // Another thread's vCPU: which INIT_VCPU comes first would be the race's; a running vCPU: its
+      // KVM_RUN holds vcpu->mutex, which the model does not show. What is left: a vCPU the thread created,
+      // or (during the build) one the build already initialised, which answers -EINVAL.
+      if (h.op === 'initVcpu' && creator.get(h.vcpu) !== t && (threadMade.has(h.vcpu) || th.start === 'runnable'))
+        return { path: [...here, 'vcpu'], message: `a host thread initialises a vCPU it created earlier in its program${th.start === 'initialized' ? ', or one the build created' : ''}; vCPU ${h.vcpu} is not` };
+      if (h.op === 'read' || h.op === 'write' || h.op === 'waitMemory') {
+        const g = h.gpa & ~shared;
+        if (!s.memslots.some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: [...here, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };
+        if (g % BigInt(h.size) !== 0n) return { path: [...here, 'gpa'], message: `a ${h.size}-byte access at ${hex(h.gpa)} is not naturally aligned` };
+      }
+      if (h.op === 'setAttributes' && h.gpa & shared) return { path: [...here, 'gpa'], message: `give the GPA without the shared bit (${hex(shared)}); "to" says which it becomes` };
+    }
+  }
+  return checkThreadRuns(s);
+}
+
+/**
+ * A vCPU a host thread runs (`run`, `waitExit`): one thread per vCPU, started with the vCPUs, never the main
+ * thread's too; the thread's first step on it is `run`, and each `waitExit` comes after a `run`.
+ */
+function checkThreadRuns(s: Scenario): { path: ScenarioPath; message: string } | null {
+  const owner = new Map<number, number>();
+  for (const [t, th] of s.hostThreads.entries()) {
+    const running = new Set<number>();
+    for (const [k, h] of th.program.entries()) {
+      if (h.op !== 'run' && h.op !== 'waitExit') continue;
+      const here: ScenarioPath = ['hostThreads', t, 'program', k];
+      if (th.start !== 'runnable') return { path: [...here, 'op'], message: `a host thread that runs vCPUs starts with them: give hostThreads[${t}] start: runnable` };
+      if (h.vcpu >= s.vcpus.length) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s))` };
+      const o = owner.get(h.vcpu);
+      if (o !== undefined && o !== t) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} is run by hostThreads[${o}] already; one thread runs a vCPU` };
+      owner.set(h.vcpu, t);
+      if ((s.host ?? []).some((m) => (m.op === 'waitExit' || m.op === 'run') && m.vcpu === h.vcpu)) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} is run by this thread; the main thread's host: steps cannot wait for its exits too` };
+      if (s.hostThreads.some((x) => x.start === 'runnable' && x.program.some((y) => y.op === 'createVcpu' && y.vcpu === h.vcpu))) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} is created once the TD runs, which a TD refuses: it never runs` };
+      if (h.op === 'waitExit' && !running.has(h.vcpu)) return { path: here, message: `waitExit on vCPU ${h.vcpu}, which this thread has not run (or whose exit an earlier waitExit took): run it first` };
+      if (h.op === 'waitExit') running.delete(h.vcpu);
+      else if (running.has(h.vcpu)) return { path: here, message: `vCPU ${h.vcpu} is inside KVM_RUN already: waitExit for its exit first` };
+      else running.add(h.vcpu);
+    }
+  }
   return null;
 }

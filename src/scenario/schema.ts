@@ -163,41 +163,43 @@ const vcpuIndex = atLeast(0, 'a vCPU index').describe('the vCPU (index into vcpu
 const hostGpa = u64.describe('guest physical address as userspace addresses it (the shared bit is ignored); must lie in a memslot');
 
 /** One step of the VMM's main thread after the build (machines/vmm/hostProgram.ts). */
+const waitExitStep = z
+  .strictObject({
+    op: z.literal('waitExit'),
+    vcpu: vcpuIndex,
+    exit: z.enum(HOST_EXITS).describe('the exit reason expected next from this vCPU'),
+    port: ioPort.optional().describe('KVM_EXIT_IO: io.port'),
+    gpa: u64.optional().describe('KVM_EXIT_MMIO: mmio.phys_addr; KVM_EXIT_MEMORY_FAULT: memory_fault.gpa; KVM_EXIT_HYPERCALL: args[0]'),
+    size: u64.optional().describe('io.size, mmio.len, memory_fault.size or (hypercall) args[1]'),
+    direction: z.enum(['in', 'out']).optional().describe('KVM_EXIT_IO: KVM_EXIT_IO_IN or KVM_EXIT_IO_OUT'),
+    write: z.boolean().optional().describe('KVM_EXIT_MMIO: mmio.is_write'),
+    data: u64.optional().describe('io data (OUT), mmio.data (write) or (hypercall) args[2]'),
+    nr: u64.optional().describe('KVM_EXIT_HYPERCALL: nr'),
+    private: z.boolean().optional().describe('KVM_EXIT_MEMORY_FAULT: KVM_MEMORY_EXIT_FLAG_PRIVATE set'),
+  })
+  .superRefine((w, ctx) => {
+    const allowed: Record<string, readonly string[]> = {
+      KVM_EXIT_IO: ['port', 'size', 'direction', 'data'],
+      KVM_EXIT_MMIO: ['gpa', 'size', 'write', 'data'],
+      KVM_EXIT_HYPERCALL: ['gpa', 'size', 'data', 'nr'],
+      KVM_EXIT_MEMORY_FAULT: ['gpa', 'size', 'private'],
+    };
+    for (const k of ['port', 'gpa', 'size', 'direction', 'write', 'data', 'nr', 'private'] as const) {
+      if (w[k] !== undefined && !allowed[w.exit]!.includes(k)) ctx.addIssue({ code: 'custom', path: [k], message: `${w.exit} has no field "${k}"; it checks ${allowed[w.exit]!.join(', ')}` });
+    }
+  })
+  .describe("wait until this vCPU's next exit reaches userspace and check the fields given; its thread stays in userspace until a run step");
+const runStep = z
+  .strictObject({
+    op: z.literal('run'),
+    vcpu: vcpuIndex,
+    data: u64.optional().describe('run->mmio.data for an MMIO read, or the data of a port IN (default: what the device models answer)'),
+    ret: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('run->hypercall.ret for a KVM_EXIT_HYPERCALL: 0 (default) or -errno, e.g. -11 (EAGAIN) or -22 (EINVAL)'),
+  })
+  .describe('KVM_RUN again on a vCPU whose exit a waitExit took');
 const hostStep = z.discriminatedUnion('op', [
-  z
-    .strictObject({
-      op: z.literal('waitExit'),
-      vcpu: vcpuIndex,
-      exit: z.enum(HOST_EXITS).describe('the exit reason expected next from this vCPU'),
-      port: ioPort.optional().describe('KVM_EXIT_IO: io.port'),
-      gpa: u64.optional().describe('KVM_EXIT_MMIO: mmio.phys_addr; KVM_EXIT_MEMORY_FAULT: memory_fault.gpa; KVM_EXIT_HYPERCALL: args[0]'),
-      size: u64.optional().describe('io.size, mmio.len, memory_fault.size or (hypercall) args[1]'),
-      direction: z.enum(['in', 'out']).optional().describe('KVM_EXIT_IO: KVM_EXIT_IO_IN or KVM_EXIT_IO_OUT'),
-      write: z.boolean().optional().describe('KVM_EXIT_MMIO: mmio.is_write'),
-      data: u64.optional().describe('io data (OUT), mmio.data (write) or (hypercall) args[2]'),
-      nr: u64.optional().describe('KVM_EXIT_HYPERCALL: nr'),
-      private: z.boolean().optional().describe('KVM_EXIT_MEMORY_FAULT: KVM_MEMORY_EXIT_FLAG_PRIVATE set'),
-    })
-    .superRefine((w, ctx) => {
-      const allowed: Record<string, readonly string[]> = {
-        KVM_EXIT_IO: ['port', 'size', 'direction', 'data'],
-        KVM_EXIT_MMIO: ['gpa', 'size', 'write', 'data'],
-        KVM_EXIT_HYPERCALL: ['gpa', 'size', 'data', 'nr'],
-        KVM_EXIT_MEMORY_FAULT: ['gpa', 'size', 'private'],
-      };
-      for (const k of ['port', 'gpa', 'size', 'direction', 'write', 'data', 'nr', 'private'] as const) {
-        if (w[k] !== undefined && !allowed[w.exit]!.includes(k)) ctx.addIssue({ code: 'custom', path: [k], message: `${w.exit} has no field "${k}"; it checks ${allowed[w.exit]!.join(', ')}` });
-      }
-    })
-    .describe("wait until this vCPU's next exit reaches userspace and check the fields given; its thread stays in userspace until a run step"),
-  z
-    .strictObject({
-      op: z.literal('run'),
-      vcpu: vcpuIndex,
-      data: u64.optional().describe('run->mmio.data for an MMIO read (default: what the device model reads)'),
-      ret: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('run->hypercall.ret for a KVM_EXIT_HYPERCALL: 0 (default) or -errno, e.g. -11 (EAGAIN) or -22 (EINVAL)'),
-    })
-    .describe('KVM_RUN again on a vCPU whose exit a waitExit took'),
+  waitExitStep,
+  runStep,
   z.strictObject({ op: z.literal('write'), gpa: hostGpa, size: accessSize, value: u64 }).describe("a store through the VMM's mapping of guest memory (the shared backing)"),
   z
     .strictObject({ op: z.literal('read'), gpa: hostGpa, size: accessSize, expect: u64.optional().describe('fail the run if the value read differs') })
@@ -218,6 +220,29 @@ const hostStep = z.discriminatedUnion('op', [
     })
     .describe('KVM_SET_MEMORY_ATTRIBUTES on [gpa, gpa + size): PRIVATE or 0'),
 ]);
+/** A step of a host thread (`hostThreads[i].program`): ioctls, or accesses through the VMM's mapping. */
+const expectRet = withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless the ioctl returns this (0, the default, or -errno such as -5 EIO, -22 EINVAL)');
+const threadStep = z.discriminatedUnion('op', [
+  waitExitStep,
+  runStep,
+  z
+    .strictObject({ op: z.literal('createVcpu'), vcpu: vcpuIndex, expectRet })
+    .describe('KVM_CREATE_VCPU with this vCPU id, under kvm->lock; for a TD only between KVM_TDX_INIT_VM and KVM_TDX_FINALIZE_VM (-EIO otherwise); the vCPU is then not created by the default build'),
+  z
+    .strictObject({ op: z.literal('initVcpu'), vcpu: vcpuIndex, expectRet })
+    .describe('KVM_TDX_INIT_VCPU (TDH.VP.CREATE, ADDCX, INIT) holding kvm->lock, every vCPU mutex and kvm->slots_lock; -EINVAL (-22) on a vCPU already initialised, -EBADF (-9) on one whose creation failed'),
+  z
+    .strictObject({ op: z.literal('setAttributes'), gpa, size: u64, to: z.enum(['shared', 'private']), expectRet })
+    .describe('KVM_SET_MEMORY_ATTRIBUTES on [gpa, gpa + size) under kvm->slots_lock'),
+  z.strictObject({ op: z.literal('write'), gpa: hostGpa, size: accessSize, value: u64 }).describe("a store through the VMM's mapping of guest memory (the shared backing)"),
+  z
+    .strictObject({ op: z.literal('read'), gpa: hostGpa, size: accessSize, expect: u64.optional().describe('fail the run if the value read differs') })
+    .describe("a load through the VMM's mapping of guest memory (the shared backing)"),
+  z
+    .strictObject({ op: z.literal('waitMemory'), gpa: hostGpa, size: accessSize, value: u64 })
+    .describe("read guest memory through the VMM's mapping again and again until it holds value; blocks this thread only"),
+]);
+
 /** A TDX status: a number, or a name such as "TDX_EPT_ENTRY_STATE_INCORRECT|RCX" (tdxsim's display form). */
 const tdxStatus = withJsonSchema(
   z.union([z.bigint(), z.number().int(), z.string()]).transform((v, ctx) => {
@@ -293,6 +318,10 @@ export const scenarioSchema = z
           .optional()
           .describe("a KVM_EXIT_MEMORY_FAULT: convert the page (QEMU's kvm_convert_memory, the default) or stop: the vCPU thread stays in userspace for good"),
         mmioReads: z.array(u64).optional().describe('what MMIO reads return, one value per KVM_EXIT_MMIO read in the order they reach the VMM; then the device models answer'),
+        inReads: z
+          .array(u64)
+          .optional()
+          .describe('what port INs return, one value per KVM_EXIT_IO IN the device models would answer, in the order they reach the VMM (cut to the access size); then the device models (ACPI PM, all ones) answer'),
         msi: z
           .array(
             z.strictObject({
@@ -350,6 +379,18 @@ export const scenarioSchema = z
       .array(hostStep)
       .optional()
       .describe("the VMM's main thread after the build and KVM_RUN of every vCPU: wait for exits and check them, answer them, read and write shared memory, convert"),
+    hostThreads: z
+      .array(
+        z.strictObject({
+          start: z
+            .enum(['initialized', 'runnable'])
+            .default('initialized')
+            .describe('initialized: started by the build right after KVM_TDX_INIT_VM, beside the image loading, and joined before KVM_TDX_FINALIZE_VM; runnable: started with the vCPU threads'),
+          program: z.array(threadStep).min(1, 'a host thread needs at least one step').describe("the thread's syscalls, in order"),
+        }),
+      )
+      .default([])
+      .describe("TD only: more userspace threads of the VMM (vmm.threadN for hostThreads[N]), each with its own program; their steps interleave with the main thread's and the vCPUs', and their ioctls take KVM's mutexes (kvm->lock, vcpu->mutex, kvm->slots_lock) as separate steps"),
     vcpus: z
       .array(
         z.strictObject({

@@ -19,6 +19,7 @@ const REST: readonly [RegExp, readonly string[]][] = [
   [/^kvm\.vm$/, ['idle', 'destroyed', 'vmDead', 'modelLimit']],
   [/^kvm\.mmu$/, ['unlocked']],
   [/^vmm$/, ['running', 'exited', 'buildFailed']],
+  [/^vmm\.thread\d+$/, ['idle', 'done']],
   [/^hw\.cpu\d+$/, ['idle']],
 ];
 
@@ -39,12 +40,13 @@ function vmmStopped(model: Model, world: World, kvmVcpu: string): boolean {
   if (vmm === undefined) return false;
   const c = vmm.context as VmmContext;
   const v = Number(kvmVcpu.replace(/^kvm\.vcpu/, ''));
-  return c.stopped[v] === true || (c.held[v] != null && c.pc >= c.program.length);
+  // A vCPU a host thread was to create once the TD ran never gets a KVM_RUN (a TD takes no vCPU then).
+  return c.stopped[v] === true || (c.held[v] != null && c.pc >= c.program.length) || (c.threads?.unrun.includes(v) ?? false);
 }
 
 export const noDeadlock: Invariant = {
   name: 'no-deadlock',
-  description: 'no wait cycle between threads (mmu_lock, kicks, the VMM waiting for vCPUs), even with messages in flight; when nothing is in flight, every vCPU thread is halted or freed, mmu_lock is free, kvm.vm and the VMM are idle or gone',
+  description: 'no wait cycle between threads (mmu_lock, kicks, the VMM waiting for vCPUs or its host threads, KVM\'s mutexes), even with messages in flight; when nothing is in flight, every vCPU thread is halted or freed, mmu_lock is free, kvm.vm and the VMM are idle or gone',
   check(model, _before, after) {
     if (after.failures.length > 0) return null;
     const cycle = waitCycle(model, after);

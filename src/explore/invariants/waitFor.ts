@@ -6,7 +6,10 @@
  * - a thread in kvm_make_all_cpus_request (kickWaiting > 0: a kick or a remote TLB flush, under mmu_lock
  *   for the zaps) waits for the other vCPU threads' acknowledgements;
  * - the VMM stopping the VM waits for every vCPU thread still inside KVM_RUN;
- * - the VMM's host program at `waitExit` waits for that vCPU's thread.
+ * - the VMM's host program at `waitExit` waits for that vCPU's thread, at `join` for that host thread, and
+ *   a host thread at `waitExit` for the vCPU it runs;
+ * - a thread asleep on one of KVM's mutexes (kvm->lock, vcpu->mutex, kvm->slots_lock: kvmLocks.ts) waits
+ *   for the mutex's holder, so a lock-order inversion between host threads is a cycle.
  *
  * A thread is blocked when nothing is in flight to it and it is in one of those waits. Blocked threads
  * that wait only for blocked threads stay blocked forever: the greatest such set (start from every
@@ -18,6 +21,8 @@ import type { Model, World } from '../../runtime/world.ts';
 import type { MmuLockState } from '../../../machines/kvm/mmuLock.ts';
 import type { VmmContext } from '../../../machines/vmm/vmm.ts';
 import { describeStep } from '../../../machines/vmm/hostProgram.ts';
+import { lockWaits, type KvmLocksContext } from '../../../machines/kvm/kvmLocks.ts';
+import { describeThreadStep, type HostThreadContext } from '../../../machines/vmm/hostThread.ts';
 import { stateName } from './invariant.ts';
 
 interface Wait {
@@ -42,12 +47,26 @@ function waitsOf(model: Model, world: World): Map<string, Wait> {
       waits.set(a.id, { on: `${c.kickWaiting} KVM_REQ_ACK`, for: vcpus.filter((v) => v !== a.id) });
     }
   });
+  const locks = model.indexOf.get('kvm.locks');
+  if (locks !== undefined) {
+    for (const w of lockWaits((world.snapshots[locks]!.context as KvmLocksContext).kvmLocks)) waits.set(w.thread, { on: `${w.on} held by ${w.holder}`, for: [w.holder] });
+  }
+  model.actors.forEach((a, i) => {
+    if (!/^vmm\.thread\d+$/.test(a.id) || stateName(world.snapshots[i]!.value) !== 'waitingExit') return;
+    const c = world.snapshots[i]!.context as HostThreadContext;
+    const step = c.program[c.pc]!;
+    if (step.op === 'waitExit') waits.set(a.id, { on: describeThreadStep(step), for: [`kvm.vcpu${step.vcpu}`] });
+  });
   const vmm = model.indexOf.get('vmm');
   if (vmm !== undefined) {
     const s = world.snapshots[vmm]!;
     const c = s.context as VmmContext;
     const state = stateName(s.value);
     if (state === 'stopping') waits.set('vmm', { on: 'pause_all_vcpus', for: c.inKernel.flatMap((k, v) => (k ? [`kvm.vcpu${v}`] : [])) });
+    else if (state === 'building') {
+      const step = c.program[c.pc];
+      if (step?.op === 'join') waits.set('vmm', { on: `pthread_join(vmm.thread${step.thread})`, for: [`vmm.thread${step.thread}`] });
+    }
     else if (state === 'running' && !c.awaiting) {
       const step = c.program[c.pc];
       if (step?.op === 'waitExit' && c.inKernel[step.vcpu]) waits.set('vmm', { on: describeStep(step), for: [`kvm.vcpu${step.vcpu}`] });
