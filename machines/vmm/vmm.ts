@@ -37,7 +37,7 @@ import { TDVMCALL_GET_TD_VM_CALL_INFO, TDVMCALL_STATUS_SUCCESS, TDVMCALLINFO_SET
 import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MAP_GPA_RANGE_ENCRYPTED, KVM_MEMORY_EXIT_FLAG_PRIVATE, HYPERCALL_RET_EAGAIN, HYPERCALL_RET_EINVAL } from '../../src/arch/kvmApi.ts';
 import { PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { portRead, portWriteEffect } from './acpiPm.ts';
-import { describeStep, exitMismatch, isBuildStep, parkedOf, programAwaits, type HostStep, type ParkedExit } from './hostProgram.ts';
+import { describeStep, exitMismatch, isBuildStep, parkedOf, programAwaits, type HostStep, type ParkedExit, type PreFaultStep } from './hostProgram.ts';
 
 /** A file the VMM holds, by its anon-inode name. */
 export type KvmFile = { name: 'kvm-vm' } | { name: 'kvm-gmem'; slot: number } | { name: 'kvm-vcpu'; vcpu: number };
@@ -49,7 +49,13 @@ export interface Conversion {
   size: bigint;
   attributes: bigint;
   /** MapGPA completes with run->hypercall.ret; an implicit conversion just re-runs; a host step goes on. */
-  exit: 'hypercall' | 'memoryFault' | 'host';
+  exit: 'hypercall' | 'memoryFault' | 'host' | 'gmem';
+  /**
+   * exit 'gmem': not a conversion but a host step's fallocate/ftruncate on a guest_memfd, queued with the
+   * conversions because kvm.vm runs one of them at a time (the kernel lets a hole punch and an attribute
+   * change overlap, each taking mmu_lock for its own sections; the model serialises them).
+   */
+  syscall?: { name: 'fallocate'; slot: number; mode: number; offset: bigint; len: bigint } | { name: 'ftruncate'; slot: number; length: bigint };
 }
 
 export interface VmmInput {
@@ -179,6 +185,18 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
       conversions = [...conversions, { vcpu: -1, address: s.address, size: s.size, attributes: s.attributes, exit: 'host' }];
       awaiting = true;
       break;
+    } else if (s.op === 'fallocate' || s.op === 'ftruncate') {
+      const syscall = s.op === 'fallocate' ? { name: s.op, slot: s.slot, mode: s.mode, offset: s.offset, len: s.len } : { name: s.op, slot: s.slot, length: s.length };
+      const c: Conversion = { vcpu: -1, address: 0n, size: 0n, attributes: 0n, exit: 'gmem', syscall };
+      if (conversions.length === 0) emitOut(syscallMessage(c));
+      conversions = [...conversions, c];
+      awaiting = true;
+      break;
+    } else if (s.op === 'preFault') {
+      // The ioctl takes vcpu->mutex: the loader only accepts it on a vCPU a waitExit holds in userspace.
+      emitOut(preFaultMessage(s));
+      awaiting = true;
+      break;
     } else if (s.op === 'exit') {
       // The program ends here; `running` sees the request and stops the vCPUs (`stopping`).
       exiting = true;
@@ -190,6 +208,25 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
     pc++;
   }
   return { pc, awaiting, parked, inKernel, conversions, held, exiting };
+}
+
+/** A queued guest_memfd syscall as the message kvm.vm runs it. */
+function syscallMessage(c: Conversion): Outgoing {
+  const sc = c.syscall!;
+  return sc.name === 'fallocate'
+    ? out('kvm.vm', 'syscall', 'fallocate', { slot: sc.slot, mode: sc.mode, offset: sc.offset, len: sc.len })
+    : out('kvm.vm', 'syscall', 'ftruncate', { slot: sc.slot, length: sc.length });
+}
+
+function preFaultMessage(s: PreFaultStep): Outgoing {
+  return out(`kvm.vcpu${s.vcpu}`, 'ioctl', 'KVM_PRE_FAULT_MEMORY', { vcpu: s.vcpu, gpa: s.gpa, size: s.size, flags: s.flags });
+}
+
+/** What a KVM_PRE_FAULT_MEMORY step expected and did not get, or null. */
+function preFaultMismatch(s: PreFaultStep, r: { ret: number; gpa: bigint; size: bigint }): string | null {
+  if (s.expectRet !== null && r.ret !== s.expectRet) return `returned ${r.ret}, expected ${s.expectRet} (range left ${hex(r.gpa)}+${hex(r.size)})`;
+  if (s.expectSize !== null && r.size !== s.expectSize) return `left ${hex(r.size)} bytes of the range, expected ${hex(s.expectSize)}`;
+  return null;
 }
 
 /** What an MMIO read returns when the program answers it without a value: the scripted reads, then the devices. */
@@ -244,6 +281,8 @@ export const vmmMachine = setup({
           return out('kvm.vm', 'ioctl', 'KVM_TDX_FINALIZE_VM', {});
         case 'kthread':
           return out(`host.kthread${b.thread}`, 'kthread', 'KTHREAD_START', { thread: b.thread });
+        case 'preFaultBuild':
+          return preFaultMessage(b);
       }
     }),
     nextBuildStep: assign({ pc: ({ context }) => context.pc + 1 }),
@@ -295,6 +334,7 @@ export const vmmMachine = setup({
     }),
     convert: emit(({ context }) => {
       const c = context.conversions[0]!;
+      if (c.exit === 'gmem') return syscallMessage(c);
       return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: c.address, size: c.size, attributes: c.attributes });
     }),
     /** The converted vCPU re-enters; a MapGPA learns whether the ioctl worked. */
@@ -316,6 +356,26 @@ export const vmmMachine = setup({
         enqueue.assign({ inKernel: withFlag(context.inKernel, c.vcpu, true) });
       }
       enqueue.assign({ conversions: context.conversions.slice(1) });
+    }),
+    /** A guest_memfd syscall returned: check it, go on with the program, and let the next queued request run. */
+    syscallDone: enqueueActions(({ context, event, enqueue }) => {
+      const s = context.program[context.pc]!;
+      const ret = (event.msg.payload as { ret: number }).ret;
+      if ((s.op === 'fallocate' || s.op === 'ftruncate') && s.expectRet !== null && ret !== s.expectRet) enqueue.emit(expectationFailed(s, `returned ${ret}, expected ${s.expectRet}`));
+      const next = { ...context, conversions: context.conversions.slice(1), pc: context.pc + 1, awaiting: false };
+      // Requests queued behind this one start now; runProgram starts one itself only on an empty queue.
+      const head = next.conversions[0];
+      if (head !== undefined) enqueue.emit(head.exit === 'gmem' ? syscallMessage(head) : out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: head.address, size: head.size, attributes: head.attributes }));
+      enqueue.assign(runProgram(next, (e) => enqueue.emit(e)));
+    }),
+    /** KVM_PRE_FAULT_MEMORY returned to the program (after the vCPUs started, or during the build). */
+    preFaultDone: enqueueActions(({ context, event, enqueue }) => {
+      const s = context.program[context.pc]!;
+      const r = payloadOf(event, 'ioctl-return', 'KVM_PRE_FAULT_MEMORY');
+      const wrong = s.op === 'preFault' || s.op === 'preFaultBuild' ? preFaultMismatch(s, r) : null;
+      if (wrong !== null) enqueue.emit(expectationFailed(s, wrong));
+      if (s.op === 'preFaultBuild') return;
+      enqueue.assign(runProgram({ ...context, pc: context.pc + 1, awaiting: false }, (e) => enqueue.emit(e)));
     }),
     /** The scenario asked the VMM to refuse this MapGPA chunk for now. */
     /** vmm.mapGpa: fail — the chunk is refused with -EINVAL without a conversion. */
@@ -433,14 +493,24 @@ export const vmmMachine = setup({
     building: {
       entry: 'issueBuildStep',
       on: Object.fromEntries(
-        ['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE', 'KTHREAD_DONE'].map((name) => [
-          name,
+        [
+          ...['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE', 'KTHREAD_DONE'].map((name) => [
+            name,
+            [
+              { guard: 'stepFailed', target: 'buildFailed', actions: 'buildFailed' },
+              { guard: 'buildDone', target: 'running', actions: 'nextBuildStep' },
+              { target: 'building', reenter: true, actions: 'nextBuildStep' },
+            ],
+          ]),
+          // A refused pre-fault is what a scenario may want to see: its step checks the return, the build goes on.
           [
-            { guard: 'stepFailed', target: 'buildFailed', actions: 'buildFailed' },
-            { guard: 'buildDone', target: 'running', actions: 'nextBuildStep' },
-            { target: 'building', reenter: true, actions: 'nextBuildStep' },
+            'KVM_PRE_FAULT_MEMORY',
+            [
+              { guard: 'buildDone', target: 'running', actions: ['preFaultDone', 'nextBuildStep'] },
+              { target: 'building', reenter: true, actions: ['preFaultDone', 'nextBuildStep'] },
+            ],
           ],
-        ]),
+        ],
       ),
     },
     buildFailed: { type: 'final' },
@@ -469,6 +539,9 @@ export const vmmMachine = setup({
         // QEMU: guest panicked → the default panic action shuts the VM down.
         KVM_EXIT_SYSTEM_EVENT: { target: 'stopping', actions: 'markExited' },
         KVM_EXIT_TDX: { actions: ['markExited', 'answerTdx'] },
+        fallocate: { actions: 'syscallDone' },
+        ftruncate: { actions: 'syscallDone' },
+        KVM_PRE_FAULT_MEMORY: { actions: 'preFaultDone' },
       },
     },
     /** qemu_system_shutdown_request → pause_all_vcpus: wait until no vCPU thread is inside KVM_RUN. */
@@ -484,6 +557,9 @@ export const vmmMachine = setup({
         KVM_EXIT_SYSTEM_EVENT: { actions: 'markExited' },
         KVM_EXIT_TDX: { actions: 'markExited' },
         KVM_SET_MEMORY_ATTRIBUTES: { actions: 'conversionAbandoned' },
+        fallocate: { actions: 'conversionAbandoned' },
+        ftruncate: { actions: 'conversionAbandoned' },
+        KVM_PRE_FAULT_MEMORY: {},
       },
     },
     /** The process exits: close(2) of each file, each returning once its release has run. */
