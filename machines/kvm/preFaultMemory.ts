@@ -39,10 +39,13 @@ export interface PreFaultState {
   ret: number;
 }
 
+const U64 = (1n << 64n) - 1n;
+
 /** kvm_vcpu_pre_fault_memory's checks of struct kvm_pre_fault_memory before it loads the vCPU. */
 export function preFaultArgsError(gpa: bigint, size: bigint, flags: bigint): number | null {
   if (flags !== 0n) return EINVAL;
-  if (gpa % PAGE_SIZE !== 0n || size % PAGE_SIZE !== 0n || gpa + size <= gpa) return EINVAL;
+  // The end is computed in u64: a range that wraps past 2^64 (or is empty) is refused.
+  if (gpa % PAGE_SIZE !== 0n || size % PAGE_SIZE !== 0n || ((gpa + size) & U64) <= gpa) return EINVAL;
   return null;
 }
 
