@@ -29,7 +29,7 @@ const leaves = (r: RecordedRun) => {
 const returns = (r: RecordedRun, name: string) => r.deliveries.filter((d) => d.message.to === 'vmm' && d.message.name === name).map((d) => d.message.payload);
 
 /** The guest accepts and writes a page and reports in; the VMM punches a hole over it, then lets the guest go on. */
-const afterHole = (attributes: string[], rest: NonNullable<ScenarioInput['vcpus']>[number]['program'], host: ScenarioInput['host'] = [{ op: 'punchHole', gpa: 0x200000, size: 0x1000, expectRet: 0 }]): ScenarioInput => ({
+const afterHole = (attributes: 'SEPT_VE_DISABLE'[], rest: NonNullable<ScenarioInput['vcpus']>[number]['program'], host: ScenarioInput['host'] = [{ op: 'punchHole', gpa: 0x200000, size: 0x1000, expectRet: 0 }]): ScenarioInput => ({
   name: 'after-hole',
   vm: { type: 'tdx', attributes },
   memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
@@ -68,6 +68,9 @@ describe('gmem-punch-hole-fault: fallocate(PUNCH_HOLE) against a vCPU accepting 
     const at = r.deliveries.findIndex((d) => d.message.name === 'fallocate');
     expect(r.deliveries.slice(at).find((d) => d.message.name === 'TDP_LEAF_SCAN')!.message.payload).toMatchObject({ root: 'mirror', gfnStart: 0x200n, gfnEnd: 0x201n });
     expect(returns(r, 'fallocate')).toEqual([{ ret: 0 }]);
+    // The guest's ACCEPT faulted inside the window: its walk under mmu_lock found the fault stale and it retried.
+    const walks = r.deliveries.filter((d) => d.message.name === 'TDP_WALK_RESULT' && d.message.to === 'kvm.vcpu0').map((d) => (d.message.payload as { stale?: boolean }).stale);
+    expect(walks).toEqual([true, false]);
   });
 
   it('explores clean and exhaustive: 14243 states, 10 end states', () => {
@@ -179,7 +182,7 @@ describe('fallocate and ftruncate errnos on a guest_memfd', () => {
 });
 
 /** vCPU 0 reports in and waits; the VMM pre-faults while it holds it. */
-const preFaultInput = (host: NonNullable<ScenarioInput['host']>, attributes = ['SEPT_VE_DISABLE']): ScenarioInput => ({
+const preFaultInput = (host: NonNullable<ScenarioInput['host']>, attributes: 'SEPT_VE_DISABLE'[] = ['SEPT_VE_DISABLE']): ScenarioInput => ({
   name: 'pre-fault',
   vm: { type: 'tdx', attributes },
   memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
