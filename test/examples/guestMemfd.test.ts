@@ -71,6 +71,9 @@ describe('gmem-punch-hole-fault: fallocate(PUNCH_HOLE) against a vCPU accepting 
     // The guest's ACCEPT faulted inside the window: its walk under mmu_lock found the fault stale and it retried.
     const walks = r.deliveries.filter((d) => d.message.name === 'TDP_WALK_RESULT' && d.message.to === 'kvm.vcpu0').map((d) => (d.message.payload as { stale?: boolean }).stale);
     expect(walks).toEqual([true, false]);
+    // The hole came before the guest's first fault: it wrote and read its own value in the fresh page.
+    expect(regs(r).rax).toBe(0x1234n);
+    expect(leaves(r)).toEqual([{ gpa: 0x200000n, tdxLevel: 0, state: 'MAPPED', hpa: 0x1200200000n }]);
   });
 
   it('explores clean and exhaustive: 14243 states, 10 end states', () => {
@@ -262,6 +265,19 @@ describe('KVM_PRE_FAULT_MEMORY errnos', () => {
     expect(seq.slice(from, seq.indexOf('kvm.vcpu0 → vmm KVM_PRE_FAULT_MEMORY')).filter((a) => a.startsWith('kvm.vcpu0 → tdx'))).toEqual([]);
     const walk = t.deliveries.filter((d) => d.message.name === 'TDP_WALK' && d.message.from === 'kvm.vcpu0').at(-1)!.message.payload;
     expect(walk).toMatchObject({ root: 'direct', gfn: 0x800000300n });
+  });
+
+  it('a page already mapped is RET_PF_SPURIOUS: counted as done, no SEAMCALL the second time', () => {
+    const step = { op: 'preFaultMemory' as const, vcpu: 0, gpa: 0x200000, size: 0x1000, expectRet: 0, expectSize: 0 };
+    const t = runScenario(parseScenarioObject(preFaultInput([step, step])));
+    expect(t.outcome.status).toBe('ok');
+    const seq = arrows(t);
+    const second = seq.lastIndexOf('vmm → kvm.vcpu0 KVM_PRE_FAULT_MEMORY');
+    expect(seq.slice(second, seq.indexOf('kvm.vcpu0 → vmm KVM_PRE_FAULT_MEMORY', second)).filter((a) => a.startsWith('kvm.vcpu0 → tdx'))).toEqual([]);
+    expect(returns(t, 'KVM_PRE_FAULT_MEMORY')).toEqual([
+      { vcpu: 0, ret: 0, gpa: 0x201000n, size: 0n },
+      { vcpu: 0, ret: 0, gpa: 0x201000n, size: 0n },
+    ]);
   });
 
   it('a pre-fault needs the vCPU out of KVM_RUN: without a waitExit before it, the loader says so', () => {
