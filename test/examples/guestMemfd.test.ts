@@ -126,6 +126,19 @@ describe('a hole over a mapped private page', () => {
     expect(regs(r).rax).toBe(0n);
   });
 
+  it('the VM torn down after the hole: guest_memfd release removes the fresh page like any other, explored clean', () => {
+    const input = afterHole(['SEPT_VE_DISABLE'], [{ op: 'accept', gpa: 0x200000, size: 0x1000 }, { op: 'store', gpa: 0x200000, size: 8, value: 0x77 }, { op: 'out', port: 0x604, size: 2, value: 0x2000 }]);
+    const t = runScenario(parseScenarioObject(input));
+    expect(t.outcome.status).toBe('ok');
+    const removes = t.deliveries.filter((d) => d.message.name === 'TDH.MEM.PAGE.REMOVE' && d.message.to === 'tdx').length;
+    expect(removes).toBe(2);
+    const clears = t.deliveries.filter((d) => d.message.name === 'MEM_ZERO' && d.message.from === 'kvm.vm').map((d) => (d.message.payload as { pa: bigint }).pa);
+    expect(clears.slice(0, 2)).toEqual([0x200200000n, 0x1200200000n]);
+    expect(actorView(t.deliveries.at(-1)!.world, t.model.indexOf.get('kvm.vm')!).value).toBe('destroyed');
+    const r = explore(modelFor(parseScenarioObject(input)), defaultInvariants(), UNBOUNDED);
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 739 });
+  });
+
   it('with SEPT_VE_DISABLE, a touch of the new PENDING page without an ACCEPT kills the VM (tdx_is_sept_violation_unexpected_pending)', () => {
     const t = runScenario(parseScenarioObject(afterHole(['SEPT_VE_DISABLE'], [{ op: 'load', gpa: 0x200000, size: 8, reg: 'rax' }, { op: 'hlt' }])));
     expect(t.outcome.status).toBe('failure');
