@@ -13,6 +13,7 @@ import { actorView } from '../../src/runtime/worldHash.ts';
 import { modelFor } from '../../src/session/session.ts';
 import { explore } from '../../src/explore/explore.ts';
 import { defaultInvariants } from '../../src/explore/invariants/index.ts';
+import type { Invariant } from '../../src/explore/invariants/invariant.ts';
 import { septLeaves } from '../../machines/tdxModule/septTree.ts';
 import type { TdxModuleContext } from '../../machines/tdxModule/tdxModule.ts';
 import type { TdpMmuContext } from '../../machines/kvm/tdpMmu.ts';
@@ -79,6 +80,22 @@ describe('gmem-punch-hole-fault: fallocate(PUNCH_HOLE) against a vCPU accepting 
   it('explores clean and exhaustive: 14243 states, 10 end states', () => {
     const r = explore(modelFor(loadScenarioFile(exampleFile('gmem-punch-hole-fault')).scenario), defaultInvariants(), UNBOUNDED);
     expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 14243, terminals: 10 });
+  });
+
+  it('some schedule puts the hole between the store and the load: the load takes the #VE, accepts, and reads 0', () => {
+    // A probe, not a property: "the load (program[2]) retired with rax = 0" is reachable.
+    const readsZero: Invariant = {
+      name: 'load-reads-zero',
+      description: 'the probe',
+      check: (m, _before, after, d) => {
+        if (d.name !== 'RETIRE' || d.to !== 'guest.vcpu0') return null;
+        const g = actorView(after, m.indexOf.get('guest.vcpu0')!).context as { regs: Record<string, bigint>; pc: number };
+        return g.pc === 3 && g.regs.rax === 0n ? 'the load read 0' : null;
+      },
+    };
+    const r = explore(modelFor(loadScenarioFile(exampleFile('gmem-punch-hole-fault')).scenario), [readsZero], UNBOUNDED);
+    expect(r.status).toBe('violation');
+    expect(r.violation).toMatchObject({ invariant: 'load-reads-zero', detail: 'the load read 0' });
   });
 });
 
@@ -303,5 +320,15 @@ describe('KVM_PRE_FAULT_MEMORY errnos', () => {
     input.vcpus.push({ program: [{ op: 'mapGpa', gpa: 0x201000, size: 0x1000, to: 'shared' }, { op: 'hlt' }] });
     const r = explore(modelFor(parseScenarioObject(input)), defaultInvariants(), UNBOUNDED);
     expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 10554, terminals: 5 });
+    // A probe: some schedule has the pre-fault's walk find the conversion's invalidation and retry.
+    const retried: Invariant = {
+      name: 'pre-fault-retried',
+      description: 'the probe',
+      check: (m, _before, after, d) => {
+        if (d.name !== 'TDP_WALK_RESULT' || d.to !== 'kvm.vcpu0' || (d.payload as { stale?: boolean }).stale !== true) return null;
+        return (actorView(after, m.indexOf.get('kvm.vcpu0')!).context as { preFault?: unknown }).preFault !== undefined ? 'the pre-fault retried' : null;
+      },
+    };
+    expect(explore(modelFor(parseScenarioObject(input)), [retried], UNBOUNDED).violation).toMatchObject({ invariant: 'pre-fault-retried' });
   });
 });
