@@ -99,6 +99,30 @@ describe('gmem-punch-hole-fault: fallocate(PUNCH_HOLE) against a vCPU accepting 
   });
 });
 
+describe('a hole punch next to the guest\'s own conversion', () => {
+  it('kvm.vm runs one at a time: a MapGPA conversion that arrives during the punch waits its turn; explored clean', () => {
+    const input: ScenarioInput = {
+      name: 'punch-vs-mapgpa',
+      vm: { type: 'tdx', attributes: ['SEPT_VE_DISABLE'] },
+      memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+      vcpus: [{ program: [{ op: 'accept', gpa: 0x200000, size: 0x1000 }, { op: 'mapGpa', gpa: 0x200000, size: 0x1000, to: 'shared' }, { op: 'hlt' }] }],
+      host: [{ op: 'punchHole', gpa: 0x200000, size: 0x1000, expectRet: 0 }],
+    };
+    const r = explore(modelFor(parseScenarioObject(input)), defaultInvariants(), UNBOUNDED);
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 6136 });
+    // A probe: the punch is issued as the vCPUs start, so it is always first; the guest's MapGPA can arrive while it runs and waits.
+    const queued = (first: string): Invariant => ({
+      name: `queued-behind-${first}`,
+      description: 'the probe',
+      check: (m, _before, after) => {
+        const q = (actorView(after, m.indexOf.get('vmm')!).context as { conversions: { exit: string }[] }).conversions;
+        return q.length === 2 && q[0]!.exit === first ? `${q[1]!.exit} waits behind ${first}` : null;
+      },
+    });
+    expect(explore(modelFor(parseScenarioObject(input)), [queued('gmem')], UNBOUNDED).violation).toMatchObject({ detail: 'hypercall waits behind gmem' });
+  });
+});
+
 describe('a hole over a mapped private page', () => {
   const r = runScenario(parseScenarioObject(afterHole(['SEPT_VE_DISABLE'], [{ op: 'accept', gpa: 0x200000, size: 0x1000 }, { op: 'load', gpa: 0x200000, size: 8, reg: 'rax' }, { op: 'hlt' }])));
 
