@@ -244,7 +244,8 @@ export const vmmMachine = setup({
   },
   guards: {
     hasBuild: ({ context }) => isBuildStep(context.program[0]),
-    stepFailed: ({ event }) => event.msg.kind === 'ioctl-return' && (event.msg.payload as { ret: number }).ret !== 0,
+    // A pre-fault's return is the step's to check (preFaultDone): a refusal is what a scenario may want to see.
+    stepFailed: ({ event }) => event.msg.kind === 'ioctl-return' && event.type !== 'KVM_PRE_FAULT_MEMORY' && (event.msg.payload as { ret: number }).ret !== 0,
     buildDone: ({ context }) => !isBuildStep(context.program[context.pc + 1]),
     /** A later `waitExit` step claims this vCPU's exit. */
     programAwaits: ({ context, event }) => programAwaits(context.program, context.pc, (event.msg.payload as { vcpu: number }).vcpu, event.msg.name),
@@ -285,7 +286,14 @@ export const vmmMachine = setup({
           return preFaultMessage(b);
       }
     }),
-    nextBuildStep: assign({ pc: ({ context }) => context.pc + 1 }),
+    nextBuildStep: enqueueActions(({ context, event, enqueue }) => {
+      const s = context.program[context.pc]!;
+      if (s.op === 'preFaultBuild') {
+        const wrong = preFaultMismatch(s, payloadOf(event, 'ioctl-return', 'KVM_PRE_FAULT_MEMORY'));
+        if (wrong !== null) enqueue.emit(expectationFailed(s, wrong));
+      }
+      enqueue.assign({ pc: context.pc + 1 });
+    }),
     /** The main thread goes on with its program until a step has to wait. */
     runProgram: enqueueActions(({ context, enqueue }) => {
       enqueue.assign(runProgram(context, (e) => enqueue.emit(e)));
@@ -368,13 +376,12 @@ export const vmmMachine = setup({
       if (head !== undefined) enqueue.emit(head.exit === 'gmem' ? syscallMessage(head) : out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: head.address, size: head.size, attributes: head.attributes }));
       enqueue.assign(runProgram(next, (e) => enqueue.emit(e)));
     }),
-    /** KVM_PRE_FAULT_MEMORY returned to the program (after the vCPUs started, or during the build). */
+    /** KVM_PRE_FAULT_MEMORY returned to the program after the vCPUs started (during the build, nextBuildStep checks it). */
     preFaultDone: enqueueActions(({ context, event, enqueue }) => {
       const s = context.program[context.pc]!;
       const r = payloadOf(event, 'ioctl-return', 'KVM_PRE_FAULT_MEMORY');
-      const wrong = s.op === 'preFault' || s.op === 'preFaultBuild' ? preFaultMismatch(s, r) : null;
+      const wrong = s.op === 'preFault' ? preFaultMismatch(s, r) : null;
       if (wrong !== null) enqueue.emit(expectationFailed(s, wrong));
-      if (s.op === 'preFaultBuild') return;
       enqueue.assign(runProgram({ ...context, pc: context.pc + 1, awaiting: false }, (e) => enqueue.emit(e)));
     }),
     /** The scenario asked the VMM to refuse this MapGPA chunk for now. */
@@ -493,24 +500,14 @@ export const vmmMachine = setup({
     building: {
       entry: 'issueBuildStep',
       on: Object.fromEntries(
-        [
-          ...['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE', 'KTHREAD_DONE'].map((name) => [
-            name,
-            [
-              { guard: 'stepFailed', target: 'buildFailed', actions: 'buildFailed' },
-              { guard: 'buildDone', target: 'running', actions: 'nextBuildStep' },
-              { target: 'building', reenter: true, actions: 'nextBuildStep' },
-            ],
-          ]),
-          // A refused pre-fault is what a scenario may want to see: its step checks the return, the build goes on.
+        ['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE', 'KTHREAD_DONE', 'KVM_PRE_FAULT_MEMORY'].map((name) => [
+          name,
           [
-            'KVM_PRE_FAULT_MEMORY',
-            [
-              { guard: 'buildDone', target: 'running', actions: ['preFaultDone', 'nextBuildStep'] },
-              { target: 'building', reenter: true, actions: ['preFaultDone', 'nextBuildStep'] },
-            ],
+            { guard: 'stepFailed', target: 'buildFailed', actions: 'buildFailed' },
+            { guard: 'buildDone', target: 'running', actions: 'nextBuildStep' },
+            { target: 'building', reenter: true, actions: 'nextBuildStep' },
           ],
-        ],
+        ]),
       ),
     },
     buildFailed: { type: 'final' },

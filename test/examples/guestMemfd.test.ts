@@ -334,6 +334,12 @@ describe('KVM_PRE_FAULT_MEMORY errnos', () => {
     ]);
   });
 
+  it('during the build, a return other than the one expected fails the run naming the step, and the build goes on', () => {
+    const t = runScenario(parseScenarioObject(preFaultInput([{ op: 'preFaultMemory', vcpu: 0, gpa: 0x200000, size: 0x1000, beforeFinalize: true, expectRet: 0 }])));
+    expect(t.outcome.failures.map((f) => `${f.reason}: ${f.detail}`)).toEqual(['expectation failed: vmm: host[1] (KVM_PRE_FAULT_MEMORY vCPU 0 0x200000+0x1000): returned -95, expected 0 (range left 0x200000+0x1000)']);
+    expect(arrows(t)).toContain('vmm → kvm.vm KVM_TDX_FINALIZE_VM');
+  });
+
   it('a pre-fault needs the vCPU out of KVM_RUN: without a waitExit before it, the loader says so', () => {
     const yaml = `name: x\nvm: { type: tdx }\nmemslots:\n  - { gpa: 0x0, size: 0x80000000, guestMemfd: true }\nvcpus:\n  - program: [{ op: hlt }]\nhost:\n  - { op: preFaultMemory, vcpu: 0, gpa: 0x200000, size: 0x1000 }\n`;
     expect(() => parseScenarioText(yaml, 'p.yaml')).toThrow(/p\.yaml:8.*host\[0\]\.vcpu.*KVM_PRE_FAULT_MEMORY takes vcpu->mutex, which KVM_RUN holds/s);
