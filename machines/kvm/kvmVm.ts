@@ -33,7 +33,7 @@ import { sharedNonPresentSpte } from './tdpIter.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDX_SUCCESS, TDX_NO_HKID_READY_TO_WBCACHE, TDX_FLUSHVP_NOT_DONE, TDCS_EXEC_TSC_OFFSET, TDCS_EXEC_TSC_MULTIPLIER, tdxStatusName } from '../../src/arch/tdxStatus.ts';
-import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO } from '../../src/arch/kvmApi.ts';
+import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO, FALLOC_FL_PUNCH_HOLE } from '../../src/arch/kvmApi.ts';
 import { gpaToGfn, gfnToGpa, pgLevelToTdxLevel, makePageInfo, pageSizeOfPgLevel, pagesOfPgLevel, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { isOperandBusy } from '../../src/arch/tdxStatus.ts';
 import { SHADOW_NONPRESENT_VALUE, spteToPfn } from '../../src/arch/spte.ts';
@@ -42,7 +42,6 @@ import type { LeafAt } from './tdpIter.ts';
 import { TDH_PHYMEM_CACHEWB_START_CMD } from '../tdxModule/teardown.ts';
 import type { Policies } from '../../src/policies.ts';
 import { fallocateError, punchedGfns, FTRUNCATE_RET } from './guestMemfd.ts';
-import { FALLOC_FL_PUNCH_HOLE } from '../../src/arch/kvmApi.ts';
 
 export interface KvmVmInput {
   tdr: bigint;

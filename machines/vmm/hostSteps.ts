@@ -4,10 +4,9 @@
  * anonymous memory at the host PFN KVM also maps for a shared GFN (memslots.ts), written with KeyID 0.
  */
 import { gpaToGfn, PAGE_SIZE } from '../../src/arch/gpa.ts';
-import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE } from '../../src/arch/kvmApi.ts';
+import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../src/arch/kvmApi.ts';
 import type { Scenario } from '../../src/scenario/schema.ts';
 import { backingPfn, findMemslot, type Memslot } from '../kvm/memslots.ts';
-import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../src/arch/kvmApi.ts';
 import type { BuildStep, ExitExpectation, HostStep, PreFaultStep } from './hostProgram.ts';
 
 /** Each memslot binds its own guest_memfd at offset 0 (guestMemfd.ts): the slot and the file offset of a GPA. */
@@ -42,11 +41,9 @@ export function hostPa(memslots: readonly Memslot[], gpa: bigint, sharedMask: bi
 }
 
 export function hostSteps(s: Scenario, memslots: readonly Memslot[], sharedMask: bigint): HostStep[] {
-  return (s.host ?? []).flatMap((h, i): HostStep[] => [hostStep(s, h, `host[${i}]`, memslots, sharedMask)].filter((x): x is HostStep => x !== null));
-}
-
-function hostStep(s: Scenario, h: NonNullable<Scenario['host']>[number], label: string, memslots: readonly Memslot[], sharedMask: bigint): HostStep | null {
-  {
+  // A pre-fault marked beforeFinalize belongs to the build (buildPreFaults), not to this part.
+  const steps = (s.host ?? []).map((h, i): HostStep | null => {
+    const label = `host[${i}]`;
     switch (h.op) {
       case 'waitExit': {
         const expect: ExitExpectation = {};
@@ -81,5 +78,6 @@ function hostStep(s: Scenario, h: NonNullable<Scenario['host']>[number], label: 
       case 'preFaultMemory':
         return h.beforeFinalize === true ? null : { op: 'preFault', ...preFault(h, label) };
     }
-  }
+  });
+  return steps.filter((x): x is HostStep => x !== null);
 }
