@@ -14,7 +14,7 @@ import { TDX_GLOBAL_KEYID, TD_HKID } from './hw/keyIds.ts';
 import { kvmVmMachine } from './kvm/kvmVm.ts';
 import { TDCS_PAGES, TDVPS_PAGES } from './tdxModule/tdxModule.ts';
 import type { BuildStep, HostStep } from './vmm/hostProgram.ts';
-import { hostSteps } from './vmm/hostSteps.ts';
+import { buildPreFaults, hostSteps } from './vmm/hostSteps.ts';
 import { guestVcpuMachine } from './guest/guestVcpu.ts';
 import { guestKernelMachine, guestPte, vaKey, type GuestKernelInput, type GuestPte } from './guest/guestKernel.ts';
 import { placeProgram, type GuestOp, type GuestReg } from './guest/program.ts';
@@ -353,6 +353,7 @@ function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
     if (k.start === 'initialized') steps.push({ op: 'kthread', thread: t });
   });
   // By now every vCPU the joined threads created exists: FINALIZE takes each one's mutex.
+  steps.push(...buildPreFaults(s));
   add('finalize', all, { op: 'finalize' });
   return steps;
 }

@@ -46,6 +46,8 @@ export interface FaultState {
   /** Index into `path` of the SPTE being handled. */
   at: number;
   ret: number | null;
+  /** KVM_PRE_FAULT_MEMORY's kvm_tdp_map_page, not a guest's exit (preFaultMemory.ts); absent otherwise. */
+  preFault?: true;
 }
 
 export const MMU = 'kvm.mmu';

@@ -12,7 +12,8 @@
  * - tdxVcpuFree.ts — the vCPU's part of the teardown, tdx_flush_vp and tdx_vcpu_free (§5b.4);
  * - postedInterrupt.ts — the posted-interrupt descriptor and the sender's side of delivering to a TD;
  * - halt.ts — kvm_vcpu_halt for a TD: the wake-up check (tdx_protected_apic_has_interrupt) and blocking;
- * - nmi.ts — KVM_NMI and its injection through PEND_NMI.
+ * - nmi.ts — KVM_NMI and its injection through PEND_NMI;
+ * - preFaultMemory.ts — KVM_PRE_FAULT_MEMORY, the fault path run for userspace without a guest exit.
  *
  * This file holds the thread's input and context, the state a vCPU is in outside KVM_RUN (where the
  * VMM's ioctls and kvm.vm's calls arrive), what every part shares (SEAMCALL results, KVM_BUG_ON), and the
@@ -36,6 +37,7 @@ import { tdxVcpuFreeGuards, tdxVcpuFreeActions, tdxVcpuFreeStates } from './tdxV
 import { postedInterruptGuards, postedInterruptActions, NO_POSTED_INTERRUPTS, type PiDesc } from './postedInterrupt.ts';
 import { haltGuards, haltActions, haltStates } from './halt.ts';
 import { nmiGuards, nmiActions, nmiStates } from './nmi.ts';
+import { preFaultMemoryGuards, preFaultMemoryActions, preFaultMemoryStates, type PreFaultState } from './preFaultMemory.ts';
 
 export type { Memslot, FaultState };
 export { TDX_MAP_GPA_MAX_LEN } from './tdvmcall.ts';
@@ -175,6 +177,8 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   lapicTimer: { vector: number; armed: boolean } | null;
   /** KVM_REQ_NMI: an NMI queued by KVM_NMI, written to PEND_NMI before the next entry (nmi.ts). */
   nmiQueued: boolean;
+  /** KVM_PRE_FAULT_MEMORY in progress (preFaultMemory.ts); absent otherwise. */
+  preFault?: PreFaultState;
   deathReason: string | null;
 }
 
@@ -215,8 +219,8 @@ function joinParts<const T extends readonly object[]>(kind: 'action' | 'guard', 
 }
 
 const kvmVcpuSetup = vcpuSetup.extend({
-  guards: joinParts('guard', sharedGuards, vcpuRunGuards, mmuPageFaultGuards, tdxCheckAcceptLevelGuards, tdvmcallGuards, tdxVcpuIoctlGuards, tdxVcpuFreeGuards, postedInterruptGuards, haltGuards, nmiGuards),
-  actions: joinParts('action', sharedActions, vcpuRunActions, mmuPageFaultActions, tdxCheckAcceptLevelActions, tdvmcallActions, tdxVcpuIoctlActions, tdxVcpuFreeActions, postedInterruptActions, haltActions, nmiActions),
+  guards: joinParts('guard', sharedGuards, vcpuRunGuards, mmuPageFaultGuards, tdxCheckAcceptLevelGuards, tdvmcallGuards, tdxVcpuIoctlGuards, tdxVcpuFreeGuards, postedInterruptGuards, haltGuards, nmiGuards, preFaultMemoryGuards),
+  actions: joinParts('action', sharedActions, vcpuRunActions, mmuPageFaultActions, tdxCheckAcceptLevelActions, tdvmcallActions, tdxVcpuIoctlActions, tdxVcpuFreeActions, postedInterruptActions, haltActions, nmiActions, preFaultMemoryActions),
 });
 
 export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
@@ -337,6 +341,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     gettingTdVmCallInfo: tdvmcallStates.gettingTdVmCallInfo,
     gettingQuote: tdvmcallStates.gettingQuote,
     halted: vcpuRunStates.halted,
+    preFaulting: preFaultMemoryStates.preFaulting,
     /** KVM_BUG_ON / kvm_vm_dead: the VM is unusable. */
     vmDead: { entry: 'reportDeath', type: 'final' },
   },

@@ -34,7 +34,7 @@ import { sharedNonPresentSpte } from './tdpIter.ts';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type TdParams, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDX_SUCCESS, TDX_NO_HKID_READY_TO_WBCACHE, TDX_FLUSHVP_NOT_DONE, TDCS_EXEC_TSC_OFFSET, TDCS_EXEC_TSC_MULTIPLIER, tdxStatusName } from '../../src/arch/tdxStatus.ts';
-import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO, EINVAL } from '../../src/arch/kvmApi.ts';
+import { KVM_MEMORY_ATTRIBUTE_PRIVATE, EIO, EINVAL, FALLOC_FL_PUNCH_HOLE } from '../../src/arch/kvmApi.ts';
 import { gpaToGfn, gfnToGpa, pgLevelToTdxLevel, makePageInfo, pageSizeOfPgLevel, pagesOfPgLevel, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { isOperandBusy } from '../../src/arch/tdxStatus.ts';
 import { SHADOW_NONPRESENT_VALUE, spteToPfn } from '../../src/arch/spte.ts';
@@ -42,6 +42,7 @@ import { hex } from '../../src/arch/hex.ts';
 import type { LeafAt } from './tdpIter.ts';
 import { TDH_PHYMEM_CACHEWB_START_CMD } from '../tdxModule/teardown.ts';
 import type { Policies } from '../../src/policies.ts';
+import { fallocateError, punchedGfns, FTRUNCATE_RET } from './guestMemfd.ts';
 
 export interface KvmVmInput {
   tdr: bigint;
@@ -108,6 +109,11 @@ export interface KvmVmContext extends KvmVmInput {
   refs: number;
   /** The guest_memfd being released. */
   gmemClosing: number | null;
+  /**
+   * fallocate(PUNCH_HOLE) in progress on a guest_memfd (guestMemfd.ts): the slot its file is bound to and
+   * the GFNs it drops. Its thread holds the file's invalidate lock throughout. Absent when none is.
+   */
+  punch?: { slot: number; gfnStart: bigint; gfnEnd: bigint };
   /** The file whose close(2) is in progress: it returns when its release (and a destruction it causes) is done. */
   closing: 'kvm-vm' | 'kvm-vcpu' | 'kvm-gmem' | null;
   destroy: DestroyState | null;
@@ -128,6 +134,7 @@ const mngRdValue = (ev: MachineEvent) => (seamcallStatus(ev) === TDX_SUCCESS ? (
 
 /** Which root a scan covers and the GFNs: an attribute change's side, or a guest_memfd's whole range. */
 function scanRange(c: KvmVmContext): { root: 'mirror' | 'direct'; gfnStart: bigint; gfnEnd: bigint } {
+  if (c.punch !== undefined) return { root: 'mirror', gfnStart: c.punch.gfnStart, gfnEnd: c.punch.gfnEnd };
   if (c.gmemClosing !== null) {
     const g = c.gmem.find((f) => f.slot === c.gmemClosing)!;
     return { root: 'mirror', gfnStart: g.gfnStart, gfnEnd: g.gfnEnd };
@@ -222,6 +229,12 @@ export const kvmVmMachine = setup({
     },
     moreWbinvd: ({ context }) => BigInt(context.zap!.wbinvdAt + 1) < pagesOfPgLevel(leaf(context).pgLevel),
     lastRef: ({ context }) => context.refs === 1,
+    fallocateRefused: ({ context, event }) => {
+      const f = payloadOf(event, 'syscall', 'fallocate');
+      const g = context.gmem.find((x) => x.slot === f.slot)!;
+      return fallocateError(f.mode, f.offset, f.len, (g.gfnEnd - g.gfnStart) * PAGE_SIZE) !== null;
+    },
+    punchHoleRequested: ({ event }) => (payloadOf(event, 'syscall', 'fallocate').mode & FALLOC_FL_PUNCH_HOLE) !== 0,
     moreVcpus: ({ context }) => context.destroy!.vcpu + 1 < context.vcpus,
     callFailed: ({ event }) => (event.msg.payload as { err: bigint }).err !== TDX_SUCCESS,
     /** TDX_FLUSHVP_NOT_DONE: tdx_mmu_release_hkid gives up quietly and the HKID stays assigned (leaked). */
@@ -379,6 +392,34 @@ export const kvmVmMachine = setup({
     reclaimLeaked: assign({ error: ({ context, event }) => `TDH.PHYMEM.PAGE.RECLAIM of ${hex(reclaimPa(context))} returned ${tdxStatusName(seamcallStatus(event))}: the page is leaked (§5b.4)` }),
     reportDeath: emit(({ context }): Emitted => ({ type: 'tdxsim.failure', reason: 'KVM bug', detail: `kvm.vm: ${context.error}` })),
     endZap: assign({ zap: () => null }),
+    /** kvm->arch.pre_fault_allowed: tdx_td_finalize sets it right after the TD becomes RUNNABLE. */
+    answerPreFaultAllowed: emit(({ context, event }) => {
+      const q = payloadOf(event, 'kvm-call', 'pre_fault_allowed');
+      return out(event.msg.from, 'kvm-call-return', 'pre_fault_allowed', { vcpu: q.vcpu, allowed: context.tdState === 'TD_STATE_RUNNABLE' });
+    }),
+    // ---- guest_memfd fallocate / ftruncate (guestMemfd.ts) ----
+    fallocateFailed: emit(({ context, event }) => {
+      const f = payloadOf(event, 'syscall', 'fallocate');
+      const g = context.gmem.find((x) => x.slot === f.slot)!;
+      return out('vmm', 'syscall-return', 'fallocate', { ret: fallocateError(f.mode, f.offset, f.len, (g.gfnEnd - g.gfnStart) * PAGE_SIZE)! });
+    }),
+    fallocateDone: emit(() => out('vmm', 'syscall-return', 'fallocate', { ret: 0 })),
+    ftruncateRefused: emit(() => out('vmm', 'syscall-return', 'ftruncate', { ret: FTRUNCATE_RET })),
+    /** filemap_invalidate_lock, then the range the file's binding covers. */
+    beginPunch: assign({
+      punch: ({ context, event }) => {
+        const f = payloadOf(event, 'syscall', 'fallocate');
+        const g = context.gmem.find((x) => x.slot === f.slot)!;
+        const r = punchedGfns(g.gfnStart, g.gfnEnd - g.gfnStart, f.offset, f.len);
+        return { slot: f.slot, gfnStart: r.start, gfnEnd: r.end };
+      },
+    }),
+    truncateRange: emit(({ context }) => out(MMU, 'mmu', 'GMEM_TRUNCATE_RANGE', { vcpu: -1, gfnStart: context.punch!.gfnStart, gfnEnd: context.punch!.gfnEnd })),
+    /** filemap_invalidate_unlock; fallocate returns 0. */
+    endPunch: enqueueActions(({ enqueue }) => {
+      enqueue.assign({ punch: () => undefined, zap: () => null });
+      enqueue.emit(out('vmm', 'syscall-return', 'fallocate', { ret: 0 }));
+    }),
     reportModelLimit: emit(({ context }): Emitted => ({
       type: 'tdxsim.failure',
       reason: 'model limit',
@@ -414,7 +455,7 @@ export const kvmVmMachine = setup({
   }),
   initial: 'idle',
   // KVM_CREATE_VCPU runs on its own thread, next to whatever other VM ioctl is in progress.
-  on: { KVM_CREATE_VCPU: { actions: 'createVcpu' }, '*': { actions: 'unexpected' } },
+  on: { KVM_CREATE_VCPU: { actions: 'createVcpu' }, pre_fault_allowed: { actions: 'answerPreFaultAllowed' }, '*': { actions: 'unexpected' } },
   states: {
     idle: {
       on: {
@@ -425,6 +466,13 @@ export const kvmVmMachine = setup({
         'kvm-vm': [{ guard: 'lastRef', target: 'destroying', actions: 'noteClose' }, { actions: ['noteClose', 'putRef', 'closeReturn'] }],
         'kvm-vcpu': [{ guard: 'lastRef', target: 'destroying', actions: 'noteClose' }, { actions: ['noteClose', 'putRef', 'closeReturn'] }],
         'kvm-gmem': { target: 'releasingGmem', actions: ['noteClose', 'beginGmemRelease'] },
+        fallocate: [
+          { guard: 'fallocateRefused', actions: 'fallocateFailed' },
+          { guard: 'punchHoleRequested', target: 'punchingHole', actions: 'beginPunch' },
+          // Preallocation inside the file: the model hands out guest_memfd pages lazily, so nothing changes.
+          { actions: 'fallocateDone' },
+        ],
+        ftruncate: { actions: 'ftruncateRefused' },
       },
     },
     /** __tdx_td_init: MNG.CREATE, KEY.CONFIG, MNG.ADDCX per TDCS page, MNG.INIT; then tdx_td_init's two MNG.RDs (§5b.3 step 2). */
@@ -517,6 +565,34 @@ export const kvmVmMachine = setup({
             ],
           },
         },
+      },
+    },
+    /**
+     * kvm_gmem_punch_hole under the file's invalidate lock: kvm_gmem_invalidate_begin (write mmu_lock,
+     * invalidation begun, the private leaves of the range zapped with the remove hook, remote TLBs flushed,
+     * unlock), truncate_inode_pages_range without mmu_lock, then kvm_gmem_invalidate_end under write
+     * mmu_lock. Faults on the range in between find the invalidation in progress and retry.
+     */
+    punchingHole: {
+      initial: 'locking',
+      states: {
+        ...LOCKED_LEAF_SCAN,
+        nextLeaf: {
+          always: [
+            { guard: and(['moreLeaves', 'partialHugeLeaf']), target: '#kvmVm.modelLimit' },
+            { guard: 'moreLeaves', target: 'zappingPrivate' },
+            { guard: 'zappedAny', target: 'flushing' },
+            { target: 'truncating', actions: 'unlockWrite' },
+          ],
+        },
+        flushing: {
+          entry: 'flushRemoteTlbs',
+          always: { guard: 'acksDone', target: 'truncating', actions: 'unlockWrite' },
+          on: { KVM_REQ_ACK: { actions: 'countAck' } },
+        },
+        zappingPrivate: privateLeafZap('#kvmVm.punchingHole.nextLeaf'),
+        truncating: { entry: 'truncateRange', on: { GMEM_TRUNCATE_DONE: 'ending' } },
+        ending: { entry: 'lockWrite', on: { MMU_LOCK_ACQUIRED: { target: '#kvmVm.idle', actions: ['invalidateEnd', 'unlockWrite', 'endPunch'] } } },
       },
     },
     /** kvm_destroy_vm on the last reference (§5b.4 steps 2–5). */

@@ -335,6 +335,7 @@ export const mmuPageFaultStates = {
       deciding: {
         always: [
           { guard: and(['faultinMismatch', 'isPopulate']), target: '#kvmVcpu.initMemRegion.failed' },
+          { guard: and(['faultinMismatch', 'isPreFault']), target: '#kvmVcpu.preFaulting.memoryFault' },
           { guard: and(['faultinMismatch', 'memoryFaultExit']), target: '#kvmVcpu.inUserspace', actions: ['exitMemoryFault', 'noteMemoryFaultSeq', 'noteFaultDone'] },
           { guard: 'faultinMismatch', target: '#kvmVcpu.entering', actions: ['retRetry', 'noteFaultDone'] },
           { target: 'acquiringMmuLock' },
@@ -419,6 +420,11 @@ export const mmuPageFaultStates = {
           { guard: and(['isPopulate', 'retFixed']), target: '#kvmVcpu.initMemRegion.extending' },
           { guard: and(['isPopulate', 'retRetry']), target: 'faultin', actions: 'resetFault' },
           { guard: 'isPopulate', target: '#kvmVcpu.initMemRegion.failed' },
+          // KVM_PRE_FAULT_MEMORY: kvm_tdp_map_page repeats RET_PF_RETRY itself (preFaultMemory.ts).
+          { guard: and(['isPreFault', 'preFaultMapped']), target: '#kvmVcpu.preFaulting.pageDone' },
+          { guard: and(['isPreFault', 'retRetry']), target: 'faultin', actions: 'resetFault' },
+          { guard: and(['isPreFault', 'retEmulate']), target: '#kvmVcpu.preFaulting.noSlot' },
+          { guard: 'isPreFault', target: '#kvmVcpu.preFaulting.notFixed' },
           { guard: and(['retEmulate', 'isTd']), target: '#kvmVcpu.entering', actions: 'noteRetryInstr' },
           { guard: 'retEmulate', target: '#kvmVcpu.emulating', actions: 'noteEmulate' },
           // RET_PF_RETRY on a private GPA is retried here, without TDH.VP.ENTER: every fruitless entry

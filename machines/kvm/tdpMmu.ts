@@ -18,6 +18,7 @@ import { eptLevels, gfnToGpa, gfnDirectBits, pagesOfPgLevel, pageSizeOfPgLevel }
 import { PG_LEVEL_4K, PG_LEVEL_2M, EBUSY } from '../../src/arch/kvmApi.ts';
 import { attributeIsPrivate, rangeIsPrivate, setAttribute, type PrivateRanges } from './memAttributes.ts';
 import { backingPfn, findMemslot, type Memslot } from './memslots.ts';
+import { gmemPfn, type GmemHoles } from './guestMemfd.ts';
 import { acquire, release, lockStateName, UNLOCKED, type Grant, type LockMode, type MmuLockState } from './mmuLock.ts';
 import { readSpte, writeSpte, walkTdp, presentLeaves, sharedNonPresentSpte, type SptPages } from './tdpIter.ts';
 import type { TdpRoot } from '../../src/protocol/messages.ts';
@@ -73,6 +74,8 @@ export interface TdpMmuContext {
   freed: boolean;
   /** lpage_info's KVM_LPAGE_GUEST_INHIBIT_FLAG, set one way: keys "level:index" of the inhibited ranges. */
   guestInhibit: Readonly<Record<string, true>>;
+  /** Holes punched in guest_memfd (absent until the first): which private GFNs get a fresh page (guestMemfd.ts). */
+  gmemHoles?: GmemHoles;
 }
 
 const NO_INVALIDATION: TdpMmuContext['invalidation'] = { inProgress: 0, gfnStart: 0n, gfnEnd: 0n };
@@ -171,7 +174,7 @@ export const tdpMmuMachine = setup({
       const slot = findMemslot(context.memslots, f.gfn);
       const attrPrivate = attributeIsPrivate(context.privateRanges, f.gfn);
       const kind = slot === undefined ? 'none' : slot.guestMemfd ? 'gmem' : 'normal';
-      const pfn = slot === undefined ? null : backingPfn(slot, f.gfn, f.isPrivate);
+      const pfn = slot === undefined ? null : f.isPrivate && slot.guestMemfd ? gmemPfn(context.gmemHoles, f.gfn) : backingPfn(slot, f.gfn, f.isPrivate);
       return out(event.msg.from, 'mmu', 'FAULTIN_RESULT', {
         vcpu: f.vcpu,
         gfn: f.gfn,
@@ -315,6 +318,12 @@ export const tdpMmuMachine = setup({
       enqueue.assign({ pages, ...(linksPage && c.externalPfn !== undefined ? { externalSpt: { ...context.externalSpt, [c.childPfn!]: c.externalPfn } } : {}) });
       enqueue.emit(out(event.msg.from, 'mmu', 'SPTE_CMPXCHG_RESULT', { vcpu: c.vcpu, ret: 0, currentSpte: c.newSpte }));
     }),
+    /** The page cache drops the range: the next private fault on it gets a fresh guest_memfd page. */
+    truncateGmem: enqueueActions(({ context, event, enqueue }) => {
+      const t = payloadOf(event, 'mmu', 'GMEM_TRUNCATE_RANGE');
+      enqueue.assign({ gmemHoles: [...(context.gmemHoles ?? []), { start: t.gfnStart, end: t.gfnEnd }] });
+      enqueue.emit(out(event.msg.from, 'mmu', 'GMEM_TRUNCATE_DONE', { vcpu: t.vcpu }));
+    }),
     unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
   },
 }).createMachine({
@@ -355,6 +364,7 @@ export const tdpMmuMachine = setup({
     LPAGE_GUEST_INHIBIT: { actions: 'setGuestInhibit' },
     SPLIT_HUGE_PAGE: { actions: 'splitHugePage' },
     TDP_FREE_ROOTS: { actions: 'freeRoots' },
+    GMEM_TRUNCATE_RANGE: { actions: 'truncateGmem' },
     '*': { actions: 'unexpected' },
   },
   states: {

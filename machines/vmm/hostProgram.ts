@@ -50,7 +50,20 @@ export type BuildStep =
   /** pthread_create of host thread `thread` (vmm.threadN); the main thread goes on at once. */
   | { op: 'spawn'; thread: number }
   /** pthread_join: wait until host thread `thread` has ended. */
-  | { op: 'join'; thread: number };
+  | { op: 'join'; thread: number }
+  /** A scenario's KVM_PRE_FAULT_MEMORY issued before KVM_TDX_FINALIZE_VM (its `beforeFinalize`). */
+  | (PreFaultStep & { op: 'preFaultBuild' });
+
+/** KVM_PRE_FAULT_MEMORY on a vCPU fd; `expectRet` / `expectSize`: the return and the range left that a test checks. */
+export interface PreFaultStep {
+  label: string;
+  vcpu: number;
+  gpa: bigint;
+  size: bigint;
+  flags: bigint;
+  expectRet: number | null;
+  expectSize: bigint | null;
+}
 
 /** Steps of the running VMM; `label` names the scenario field a step came from (`host[3]`). */
 export type RunStep =
@@ -63,13 +76,18 @@ export type RunStep =
   | { op: 'read'; label: string; gpa: bigint; pa: bigint; size: number; expect: bigint | null }
   /** Read again until the value is there: a host thread polling a flag the guest sets. */
   | { op: 'waitMemory'; label: string; gpa: bigint; pa: bigint; size: number; value: bigint }
-  | { op: 'convert'; label: string; address: bigint; size: bigint; attributes: bigint; expectRet: number | null };
+  | { op: 'convert'; label: string; address: bigint; size: bigint; attributes: bigint; expectRet: number | null }
+  /** fallocate(2) on the guest_memfd bound to memslot `slot` (file offset, FALLOC_FL_* mode). */
+  | { op: 'fallocate'; label: string; slot: number; mode: number; offset: bigint; len: bigint; expectRet: number | null }
+  /** ftruncate(2) on the guest_memfd bound to memslot `slot`. */
+  | { op: 'ftruncate'; label: string; slot: number; length: bigint; expectRet: number | null }
+  | (PreFaultStep & { op: 'preFault' });
 /** The VMM process exits (qemu_system_shutdown_request): pause_all_vcpus, then every file closed. */
 type ExitStep = { op: 'exit'; label: string };
 
 export type HostStep = BuildStep | RunStep | ExitStep;
 
-const BUILD_OPS: ReadonlySet<string> = new Set(['setAttributes', 'initVm', 'initVcpu', 'stageWord', 'initMemRegion', 'finalize', 'kthread', 'mutexLock', 'mutexUnlock', 'spawn', 'join']);
+const BUILD_OPS: ReadonlySet<string> = new Set(['setAttributes', 'initVm', 'initVcpu', 'stageWord', 'initMemRegion', 'finalize', 'kthread', 'mutexLock', 'mutexUnlock', 'spawn', 'join', 'preFaultBuild']);
 export const isBuildStep = (s: HostStep | undefined): s is BuildStep => s !== undefined && BUILD_OPS.has(s.op);
 
 /** An exit the program has claimed, waiting for its `waitExit` step. */
@@ -148,6 +166,13 @@ export function describeStep(s: HostStep | undefined): string {
       return `${s.label} (KVM_SET_MEMORY_ATTRIBUTES ${hex(s.address)})`;
     case 'exit':
       return `${s.label} (exit)`;
+    case 'fallocate':
+      return `${s.label} (fallocate guest_memfd of memslot ${s.slot}, mode ${hex(BigInt(s.mode))}, offset ${hex(s.offset)}, len ${hex(s.len)})`;
+    case 'ftruncate':
+      return `${s.label} (ftruncate guest_memfd of memslot ${s.slot} to ${hex(s.length)})`;
+    case 'preFault':
+    case 'preFaultBuild':
+      return `${s.label} (KVM_PRE_FAULT_MEMORY vCPU ${s.vcpu} ${hex(s.gpa)}+${hex(s.size)})`;
     default:
       return s.op;
   }

@@ -4,10 +4,33 @@
  * anonymous memory at the host PFN KVM also maps for a shared GFN (memslots.ts), written with KeyID 0.
  */
 import { gpaToGfn, PAGE_SIZE } from '../../src/arch/gpa.ts';
-import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE } from '../../src/arch/kvmApi.ts';
+import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../src/arch/kvmApi.ts';
 import type { Scenario } from '../../src/scenario/schema.ts';
 import { backingPfn, findMemslot, type Memslot } from '../kvm/memslots.ts';
-import type { ExitExpectation, HostStep } from './hostProgram.ts';
+import type { BuildStep, ExitExpectation, HostStep, PreFaultStep } from './hostProgram.ts';
+
+/** Each memslot binds its own guest_memfd at offset 0 (guestMemfd.ts): the slot and the file offset of a GPA. */
+function gmemOffset(s: Scenario, gpa: bigint, sharedMask: bigint): { slot: number; offset: bigint } {
+  const g = gpa & ~sharedMask;
+  const slot = s.memslots.findIndex((m) => m.guestMemfd && g >= m.gpa && g < m.gpa + m.size);
+  return { slot, offset: g - s.memslots[slot]!.gpa };
+}
+
+type PreFaultInput = Extract<NonNullable<Scenario['host']>[number], { op: 'preFaultMemory' }>;
+const preFault = (h: PreFaultInput, label: string): PreFaultStep => ({
+  label,
+  vcpu: h.vcpu,
+  gpa: h.gpa,
+  size: h.size,
+  flags: h.flags ?? 0n,
+  expectRet: h.expectRet ?? null,
+  expectSize: h.expectSize ?? null,
+});
+
+/** The scenario's KVM_PRE_FAULT_MEMORY steps marked beforeFinalize: they run in the build, before KVM_TDX_FINALIZE_VM. */
+export function buildPreFaults(s: Scenario): BuildStep[] {
+  return (s.host ?? []).flatMap((h, i): BuildStep[] => (h.op === 'preFaultMemory' && h.beforeFinalize === true ? [{ op: 'preFaultBuild', ...preFault(h, `host[${i}]`) }] : []));
+}
 
 /** Userspace addresses guest memory by GPA without the shared bit: the shared bit is not part of a GFN. */
 export function hostPa(memslots: readonly Memslot[], gpa: bigint, sharedMask: bigint): bigint | null {
@@ -34,7 +57,8 @@ export function exitExpectation(h: WaitExitInput): ExitExpectation {
 }
 
 export function hostSteps(s: Scenario, memslots: readonly Memslot[], sharedMask: bigint): HostStep[] {
-  return (s.host ?? []).map((h, i): HostStep => {
+  // A pre-fault marked beforeFinalize belongs to the build (buildPreFaults), not to this part.
+  const steps = (s.host ?? []).map((h, i): HostStep | null => {
     const label = `host[${i}]`;
     switch (h.op) {
       case 'waitExit':
@@ -51,6 +75,15 @@ export function hostSteps(s: Scenario, memslots: readonly Memslot[], sharedMask:
         return { op: 'exit', label };
       case 'setAttributes':
         return { op: 'convert', label, address: h.gpa, size: h.size, attributes: h.to === 'private' ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n, expectRet: h.expectRet ?? null };
+      case 'punchHole': {
+        const f = gmemOffset(s, h.gpa, sharedMask);
+        return { op: 'fallocate', label, slot: f.slot, mode: h.mode ?? FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, offset: f.offset, len: h.size, expectRet: h.expectRet ?? null };
+      }
+      case 'truncate':
+        return { op: 'ftruncate', label, slot: gmemOffset(s, h.gpa, sharedMask).slot, length: h.length, expectRet: h.expectRet ?? null };
+      case 'preFaultMemory':
+        return h.beforeFinalize === true ? null : { op: 'preFault', ...preFault(h, label) };
     }
   });
+  return steps.filter((x): x is HostStep => x !== null);
 }

@@ -40,7 +40,7 @@ import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MAP_
 import { PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { portRead, portWriteEffect } from './acpiPm.ts';
 import { SLOTS_LOCK } from '../kvm/kvmLocks.ts';
-import { describeStep, exitMismatch, isBuildStep, parkedOf, programAwaits, type BuildStep, type HostStep, type ParkedExit } from './hostProgram.ts';
+import { describeStep, exitMismatch, isBuildStep, parkedOf, programAwaits, type BuildStep, type HostStep, type ParkedExit, type PreFaultStep } from './hostProgram.ts';
 
 /** A file the VMM holds, by its anon-inode name. */
 export type KvmFile = { name: 'kvm-vm' } | { name: 'kvm-gmem'; slot: number } | { name: 'kvm-vcpu'; vcpu: number };
@@ -52,9 +52,15 @@ export interface Conversion {
   size: bigint;
   attributes: bigint;
   /** MapGPA completes with run->hypercall.ret; an implicit conversion just re-runs; a host step goes on. */
-  exit: 'hypercall' | 'memoryFault' | 'host';
+  exit: 'hypercall' | 'memoryFault' | 'host' | 'gmem';
   /** With host threads: what the ioctl returned, kept while kvm->slots_lock is being dropped. */
   ret?: number;
+  /**
+   * exit 'gmem': not a conversion but a host step's fallocate/ftruncate on a guest_memfd, queued with the
+   * conversions because kvm.vm runs one of them at a time (the kernel lets a hole punch and an attribute
+   * change overlap, each taking mmu_lock for its own sections; the model serialises them).
+   */
+  syscall?: { name: 'fallocate'; slot: number; mode: number; offset: bigint; len: bigint } | { name: 'ftruncate'; slot: number; length: bigint };
 }
 
 export interface VmmInput {
@@ -209,6 +215,18 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
       conversions = [...conversions, conv];
       awaiting = true;
       break;
+    } else if (s.op === 'fallocate' || s.op === 'ftruncate') {
+      const syscall = s.op === 'fallocate' ? { name: s.op, slot: s.slot, mode: s.mode, offset: s.offset, len: s.len } : { name: s.op, slot: s.slot, length: s.length };
+      const gmemCall: Conversion = { vcpu: -1, address: 0n, size: 0n, attributes: 0n, exit: 'gmem', syscall };
+      if (conversions.length === 0) emitOut(startConversion(c, gmemCall));
+      conversions = [...conversions, gmemCall];
+      awaiting = true;
+      break;
+    } else if (s.op === 'preFault') {
+      // The ioctl takes vcpu->mutex: the loader only accepts it on a vCPU a waitExit holds in userspace.
+      emitOut(preFaultMessage(s));
+      awaiting = true;
+      break;
     } else if (s.op === 'exit') {
       // The program ends here; `running` sees the request and stops the vCPUs (`stopping`).
       exiting = true;
@@ -239,6 +257,8 @@ function buildStepMessage(b: BuildStep): Outgoing | null {
       return out('kvm.vm', 'ioctl', 'KVM_TDX_FINALIZE_VM', {});
     case 'kthread':
       return out(`host.kthread${b.thread}`, 'kthread', 'KTHREAD_START', { thread: b.thread });
+    case 'preFaultBuild':
+      return preFaultMessage(b);
     case 'mutexLock':
       return out('kvm.locks', 'mutex', 'MUTEX_LOCK', { lock: b.lock });
     case 'mutexUnlock':
@@ -256,8 +276,29 @@ function buildStepMessage(b: BuildStep): Outgoing | null {
  * (kvm_vm_set_mem_attributes), which another thread's ioctl may hold.
  */
 function startConversion(c: Pick<VmmContext, 'threads'>, conv: Conversion): Outgoing {
+  // fallocate on a guest_memfd takes the file's invalidate lock and mmu_lock, not kvm->slots_lock.
+  if (conv.exit === 'gmem') return syscallMessage(conv);
   if (c.threads?.locked === true) return out('kvm.locks', 'mutex', 'MUTEX_LOCK', { lock: SLOTS_LOCK });
   return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: conv.address, size: conv.size, attributes: conv.attributes });
+}
+
+/** A queued guest_memfd syscall as the message kvm.vm runs it. */
+function syscallMessage(c: Conversion): Outgoing {
+  const sc = c.syscall!;
+  return sc.name === 'fallocate'
+    ? out('kvm.vm', 'syscall', 'fallocate', { slot: sc.slot, mode: sc.mode, offset: sc.offset, len: sc.len })
+    : out('kvm.vm', 'syscall', 'ftruncate', { slot: sc.slot, length: sc.length });
+}
+
+function preFaultMessage(s: PreFaultStep): Outgoing {
+  return out(`kvm.vcpu${s.vcpu}`, 'ioctl', 'KVM_PRE_FAULT_MEMORY', { vcpu: s.vcpu, gpa: s.gpa, size: s.size, flags: s.flags });
+}
+
+/** What a KVM_PRE_FAULT_MEMORY step expected and did not get, or null. */
+function preFaultMismatch(s: PreFaultStep, r: { ret: number; gpa: bigint; size: bigint }): string | null {
+  if (s.expectRet !== null && r.ret !== s.expectRet) return `returned ${r.ret}, expected ${s.expectRet} (range left ${hex(r.gpa)}+${hex(r.size)})`;
+  if (s.expectSize !== null && r.size !== s.expectSize) return `left ${hex(r.size)} bytes of the range, expected ${hex(s.expectSize)}`;
+  return null;
 }
 
 /** What an MMIO read returns when the program answers it without a value: the scripted reads, then the devices. */
@@ -275,7 +316,8 @@ export const vmmMachine = setup({
   },
   guards: {
     hasBuild: ({ context }) => isBuildStep(context.program[0]),
-    stepFailed: ({ event }) => event.msg.kind === 'ioctl-return' && (event.msg.payload as { ret: number }).ret !== 0,
+    // A pre-fault's return is the step's to check (preFaultDone): a refusal is what a scenario may want to see.
+    stepFailed: ({ event }) => event.msg.kind === 'ioctl-return' && event.type !== 'KVM_PRE_FAULT_MEMORY' && (event.msg.payload as { ret: number }).ret !== 0,
     buildDone: ({ context }) => !isBuildStep(context.program[context.pc + 1]),
     /** pthread_create returns at once; a join of a thread that has already ended too. */
     noReplyStep: ({ context }) => {
@@ -312,7 +354,14 @@ export const vmmMachine = setup({
       if (m !== null) enqueue.emit(m);
     }),
     noteThreadExit: assign({ exitedThreads: ({ context, event }) => [...(context.exitedThreads ?? []), (event.msg.payload as { thread: number }).thread] }),
-    nextBuildStep: assign({ pc: ({ context }) => context.pc + 1 }),
+    nextBuildStep: enqueueActions(({ context, event, enqueue }) => {
+      const s = context.program[context.pc]!;
+      if (s.op === 'preFaultBuild') {
+        const wrong = preFaultMismatch(s, payloadOf(event, 'ioctl-return', 'KVM_PRE_FAULT_MEMORY'));
+        if (wrong !== null) enqueue.emit(expectationFailed(s, wrong));
+      }
+      enqueue.assign({ pc: context.pc + 1 });
+    }),
     /** The main thread goes on with its program until a step has to wait. */
     runProgram: enqueueActions(({ context, enqueue }) => {
       enqueue.assign(runProgram(context, (e) => enqueue.emit(e)));
@@ -363,6 +412,7 @@ export const vmmMachine = setup({
     /** kvm->slots_lock is ours: the conversion's ioctl body runs. */
     convertLocked: emit(({ context }) => {
       const c = context.conversions[0]!;
+      if (c.exit === 'gmem') return syscallMessage(c);
       return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: c.address, size: c.size, attributes: c.attributes });
     }),
     /**
@@ -400,6 +450,25 @@ export const vmmMachine = setup({
         enqueue.assign({ inKernel: withFlag(context.inKernel, c.vcpu, true) });
       }
       enqueue.assign({ conversions: context.conversions.slice(1) });
+    }),
+    /** A guest_memfd syscall returned: check it, go on with the program, and let the next queued request run. */
+    syscallDone: enqueueActions(({ context, event, enqueue }) => {
+      const s = context.program[context.pc]!;
+      const ret = (event.msg.payload as { ret: number }).ret;
+      if ((s.op === 'fallocate' || s.op === 'ftruncate') && s.expectRet !== null && ret !== s.expectRet) enqueue.emit(expectationFailed(s, `returned ${ret}, expected ${s.expectRet}`));
+      const next = { ...context, conversions: context.conversions.slice(1), pc: context.pc + 1, awaiting: false };
+      // Requests queued behind this one start now; runProgram starts one itself only on an empty queue.
+      const head = next.conversions[0];
+      if (head !== undefined) enqueue.emit(startConversion(context, head));
+      enqueue.assign(runProgram(next, (e) => enqueue.emit(e)));
+    }),
+    /** KVM_PRE_FAULT_MEMORY returned to the program after the vCPUs started (during the build, nextBuildStep checks it). */
+    preFaultDone: enqueueActions(({ context, event, enqueue }) => {
+      const s = context.program[context.pc]!;
+      const r = payloadOf(event, 'ioctl-return', 'KVM_PRE_FAULT_MEMORY');
+      const wrong = s.op === 'preFault' ? preFaultMismatch(s, r) : null;
+      if (wrong !== null) enqueue.emit(expectationFailed(s, wrong));
+      enqueue.assign(runProgram({ ...context, pc: context.pc + 1, awaiting: false }, (e) => enqueue.emit(e)));
     }),
     /** The scenario asked the VMM to refuse this MapGPA chunk for now. */
     /** vmm.mapGpa: fail — the chunk is refused with -EINVAL without a conversion. */
@@ -535,7 +604,7 @@ export const vmmMachine = setup({
           { actions: 'noteThreadExit' },
         ],
         ...Object.fromEntries(
-        ['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE', 'KTHREAD_DONE', 'MUTEX_ACQUIRED', 'MUTEX_UNLOCKED'].map((name) => [
+        ['KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_VM', 'KVM_TDX_INIT_VCPU', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE', 'KTHREAD_DONE', 'MUTEX_ACQUIRED', 'MUTEX_UNLOCKED', 'KVM_PRE_FAULT_MEMORY'].map((name) => [
           name,
           [
             { guard: 'stepFailed', target: 'buildFailed', actions: 'buildFailed' },
@@ -576,6 +645,9 @@ export const vmmMachine = setup({
         // QEMU: guest panicked → the default panic action shuts the VM down.
         KVM_EXIT_SYSTEM_EVENT: { target: 'stopping', actions: 'markExited' },
         KVM_EXIT_TDX: { actions: ['markExited', 'answerTdx'] },
+        fallocate: { actions: 'syscallDone' },
+        ftruncate: { actions: 'syscallDone' },
+        KVM_PRE_FAULT_MEMORY: { actions: 'preFaultDone' },
       },
     },
     /** qemu_system_shutdown_request → pause_all_vcpus: wait until no vCPU thread is inside KVM_RUN. */
@@ -594,6 +666,9 @@ export const vmmMachine = setup({
         MUTEX_ACQUIRED: { actions: 'dropSlots' },
         MUTEX_UNLOCKED: {},
         THREAD_EXIT: { actions: 'noteThreadExit' },
+        fallocate: { actions: 'conversionAbandoned' },
+        ftruncate: { actions: 'conversionAbandoned' },
+        KVM_PRE_FAULT_MEMORY: {},
       },
     },
     /** The process exits: close(2) of each file, each returning once its release has run. */

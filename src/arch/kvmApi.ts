@@ -124,6 +124,14 @@ export const EINTR = -4;
 export const EIO = -5;
 export const EINVAL = -22;
 export const EBUSY = -16;
+export const ENOENT = -2;
+export const EAGAIN = -11;
+export const EFAULT = -14;
+export const EOPNOTSUPP = -95;
+
+// fallocate(2) mode bits (include/uapi/linux/falloc.h): guest_memfd takes KEEP_SIZE, optionally with PUNCH_HOLE.
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
 /**
  * run->hypercall.ret values the VMM may give a KVM_HC_MAP_GPA_RANGE exit besides 0 (positive errno, as
  * tdx_complete_vmcall_map_gpa compares them in [KX]): EAGAIN → TDVMCALL RETRY, EINVAL → INVALID_OPERAND.

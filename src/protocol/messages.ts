@@ -109,6 +109,11 @@ export interface MessageCatalog {
     KVM_SET_MEMORY_ATTRIBUTES: { address: bigint; size: bigint; attributes: bigint };
     /** KVM_CREATE_VCPU on the VM fd with the vCPU id (kvm_vm_ioctl_create_vcpu). */
     KVM_CREATE_VCPU: { vcpu: number };
+    /**
+     * KVM_PRE_FAULT_MEMORY on a vCPU fd (struct kvm_pre_fault_memory): map [gpa, gpa + size) as a fault
+     * would, without running the guest (machines/kvm/preFaultMemory.ts).
+     */
+    KVM_PRE_FAULT_MEMORY: { vcpu: number; gpa: bigint; size: bigint; flags: bigint };
   };
   /** KVM → userspace VMM: an ioctl that returns to userspace with a value (0 or -errno). */
   'ioctl-return': {
@@ -119,6 +124,8 @@ export interface MessageCatalog {
     KVM_SET_MEMORY_ATTRIBUTES: { ret: number };
     /** The new vCPU fd's number in the real ABI; the model answers 0 or -errno. */
     KVM_CREATE_VCPU: { vcpu: number; ret: number };
+    /** 0 if at least one page was mapped, else the first error; `gpa`/`size`: what is left of the range (copied back to userspace). */
+    KVM_PRE_FAULT_MEMORY: { vcpu: number; ret: number; gpa: bigint; size: bigint };
     /** > 0: the interrupt was delivered to that many vCPUs (kvm_set_msi), 0: blocked. */
     KVM_SIGNAL_MSI: { vcpu: number; ret: number };
     KVM_NMI: { vcpu: number; ret: number };
@@ -184,6 +191,19 @@ export interface MessageCatalog {
     'kvm-vcpu': { vcpu: number };
     'kvm-gmem': { slot: number };
   };
+  /**
+   * Userspace VMM → a guest_memfd (kvm.vm runs it): fallocate(2) and ftruncate(2) on the file bound to
+   * memslot `slot` (machines/kvm/guestMemfd.ts). `mode` holds FALLOC_FL_* bits.
+   */
+  syscall: {
+    fallocate: { slot: number; mode: number; offset: bigint; len: bigint };
+    ftruncate: { slot: number; length: bigint };
+  };
+  /** The syscall's return: 0 or -errno. */
+  'syscall-return': {
+    fallocate: { ret: number };
+    ftruncate: { ret: number };
+  };
   /** KVM → userspace VMM: close(2) returns once the file's release (and, for the last reference, the VM's destruction) ran. */
   'close-return': {
     'kvm-vm': { ret: number };
@@ -201,10 +221,16 @@ export interface MessageCatalog {
      * the timer's expiry on the runtime's logical clock, a message the schedule delivers like any other.
      */
     apic_timer_fn: { vcpu: number };
+    /**
+     * KVM_PRE_FAULT_MEMORY's read of kvm->arch.pre_fault_allowed, which tdx_td_finalize sets once the TD
+     * is RUNNABLE (a plain load on the vCPU thread; kvm.vm answers it in any state).
+     */
+    pre_fault_allowed: { vcpu: number };
   };
   'kvm-call-return': {
     tdx_flush_vp: { vcpu: number; err: bigint };
     tdx_vcpu_free: { vcpu: number; err: bigint };
+    pre_fault_allowed: { vcpu: number; allowed: boolean };
   };
   /**
    * kvm_make_all_cpus_request (§7.4): the requester sets the request on each vCPU and reads its mode; a
@@ -506,6 +532,12 @@ export interface MessageCatalog {
      * first, the order handle_removed_pt frees them in, and counts mirror leaves still present (§5b.4 4).
      */
     TDP_FREE_ROOTS: { vcpu: number };
+    /**
+     * truncate_inode_pages_range on a guest_memfd after a hole punch: the file's pages for
+     * [gfnStart, gfnEnd) go back to the allocator, and a later private fault gets a new one (guestMemfd.ts).
+     */
+    GMEM_TRUNCATE_RANGE: { vcpu: number; gfnStart: bigint; gfnEnd: bigint };
+    GMEM_TRUNCATE_DONE: { vcpu: number };
     TDP_FREE_ROOTS_RESULT: { vcpu: number; externalPages: { externalPfn: number; gfn: bigint; pgLevel: number }[]; mirrorLeaves: number };
     MMU_LOCK_READ: { vcpu: number };
     MMU_LOCK_WRITE: { vcpu: number };

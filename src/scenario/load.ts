@@ -372,6 +372,18 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
       if (!s.memslots.some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: ['host', k, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };
       if (g % BigInt(h.size) !== 0n) return { path: ['host', k, 'gpa'], message: `a ${h.size}-byte access at ${hex(h.gpa)} is not naturally aligned` };
     }
+    if (h.op === 'punchHole' || h.op === 'truncate') {
+      if (!td) return { path: ['host', k, 'op'], message: `${h.op} works on a guest_memfd, which only a TD has (vm.type "tdx")` };
+      const g = h.gpa & ~shared;
+      const slot = s.memslots.find((m) => m.guestMemfd && g >= m.gpa && g < m.gpa + m.size);
+      if (slot === undefined) return { path: ['host', k, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot with a guest_memfd` };
+      if (h.op === 'punchHole' && g + h.size > slot.gpa + slot.size) return { path: ['host', k, 'size'], message: `the hole ${hex(g)}+${hex(h.size)} runs past the end of its memslot (${hex(slot.gpa + slot.size)})` };
+    }
+    if (h.op === 'preFaultMemory') {
+      if (!td) return { path: ['host', k, 'op'], message: 'the model runs KVM_PRE_FAULT_MEMORY for a TD only (vm.type "tdx")' };
+      if (h.vcpu >= s.vcpus.length) return { path: ['host', k, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s))` };
+      if (h.beforeFinalize !== true && !held.has(h.vcpu)) return { path: ['host', k, 'vcpu'], message: `KVM_PRE_FAULT_MEMORY takes vcpu->mutex, which KVM_RUN holds: put a waitExit of vCPU ${h.vcpu} before it (or set beforeFinalize)` };
+    }
     if (h.op === 'setAttributes') {
       if (!td) return { path: ['host', k, 'op'], message: 'KVM_SET_MEMORY_ATTRIBUTES with PRIVATE needs a VM with private memory (vm.type "tdx")' };
       if (h.gpa & shared) return { path: ['host', k, 'gpa'], message: `give the GPA without the shared bit (${hex(shared)}); "to" says which it becomes` };

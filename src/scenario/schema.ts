@@ -219,6 +219,40 @@ const hostStep = z.discriminatedUnion('op', [
       expectRet: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless the ioctl returns this (0 or -errno)'),
     })
     .describe('KVM_SET_MEMORY_ATTRIBUTES on [gpa, gpa + size): PRIVATE or 0'),
+  z
+    .strictObject({
+      op: z.literal('punchHole'),
+      gpa: hostGpa.describe('first GPA of the hole; its memslot must have a guest_memfd, whose file offset is gpa − the memslot\'s gpa'),
+      size: u64.describe('bytes (fallocate len); the kernel wants offset and len page-aligned (else -EINVAL)'),
+      mode: withJsonSchema(smallInt, { type: 'integer' })
+        .optional()
+        .describe('fallocate mode bits (FALLOC_FL_KEEP_SIZE 0x1, FALLOC_FL_PUNCH_HOLE 0x2); default 0x3. guest_memfd needs KEEP_SIZE and takes no other bit (-EOPNOTSUPP); 0x1 alone preallocates'),
+      expectRet: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless fallocate returns this (0 or -errno)'),
+    })
+    .describe("TD only: fallocate(PUNCH_HOLE|KEEP_SIZE) on the memslot's guest_memfd: zap the private mappings of the range (BLOCK/TRACK/REMOVE), drop its pages, end the invalidation"),
+  z
+    .strictObject({
+      op: z.literal('truncate'),
+      gpa: hostGpa.describe("any GPA of a memslot with a guest_memfd: the file to truncate"),
+      length: u64.describe('the new file size'),
+      expectRet: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless ftruncate returns this (guest_memfd refuses every size change: -22, EINVAL)'),
+    })
+    .describe('TD only: ftruncate(2) on the memslot\'s guest_memfd'),
+  z
+    .strictObject({
+      op: z.literal('preFaultMemory'),
+      vcpu: vcpuIndex,
+      gpa: u64.describe('struct kvm_pre_fault_memory.gpa (page-aligned; a GPA with the shared bit is -EINVAL)'),
+      size: u64.describe('bytes to map (page-aligned, non-zero)'),
+      flags: u64.optional().describe('must be 0 (else -EINVAL); default 0'),
+      beforeFinalize: z
+        .boolean()
+        .optional()
+        .describe('issue it during the build, after the image and before KVM_TDX_FINALIZE_VM (KVM refuses with -95, EOPNOTSUPP); otherwise after the vCPUs started, on a vCPU a waitExit holds in userspace'),
+      expectRet: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless the ioctl returns this (0 or -errno)'),
+      expectSize: u64.optional().describe('fail the run unless this many bytes of the range are left unmapped (copied back to userspace)'),
+    })
+    .describe('TD only: KVM_PRE_FAULT_MEMORY on a vCPU fd: map the range through the fault path without running the guest (private GFNs by TDH.MEM.PAGE.AUG, PENDING until the guest accepts)'),
 ]);
 /** A step of a host thread (`hostThreads[i].program`): ioctls, or accesses through the VMM's mapping. */
 const expectRet = withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless the ioctl returns this (0, the default, or -errno such as -5 EIO, -22 EINVAL)');

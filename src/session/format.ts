@@ -24,6 +24,7 @@ const KIND_SUFFIX: Record<string, string> = {
   'ioctl-return': ' (return)',
   'close-return': ' (return)',
   'kvm-call-return': ' (return)',
+  'syscall-return': ' (return)',
 };
 /** Kinds whose name is a file or a kernel function: shown as the call (`close(kvm-gmem)`, `tdx_flush_vp()`). */
 const fileName = (n: string, payload: unknown) => (n === 'kvm-vcpu' && payload !== null && typeof payload === 'object' && 'vcpu' in payload ? `kvm-vcpu:${String(payload.vcpu)}` : n);
@@ -33,6 +34,9 @@ const KIND_CALL: Record<string, (name: string, payload: unknown) => string> = {
   'close-return': (n) => `close(${n})`,
   'kvm-call': (n) => `${n}()`,
   'kvm-call-return': (n) => `${n}()`,
+  // fallocate(kvm-gmem) / ftruncate(kvm-gmem): the file is the guest_memfd of the payload's memslot.
+  syscall: (n) => `${n}(kvm-gmem)`,
+  'syscall-return': (n) => `${n}(kvm-gmem)`,
 };
 
 /** What the formatters need to know about the VM (its MMIO SPTE value, to recognise MMIO SPTEs). */
