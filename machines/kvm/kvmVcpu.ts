@@ -311,6 +311,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
         tdx_flush_vp: [{ guard: 'loaded', target: 'flushingVp' }, { actions: 'flushDone' }],
         tdx_vcpu_free: { target: 'freeing', actions: 'beginFree' },
         KVM_TDX_INIT_MEM_REGION: { target: 'initMemRegion', actions: ['beginRegion', 'noteCaller'] },
+        KVM_PRE_FAULT_MEMORY: [{ guard: 'preFaultArgsBad', actions: 'preFaultRefuse' }, { target: 'preFaulting', actions: 'beginPreFault' }],
       },
     },
     // The order of the states is the statechart's as drawn (inspector, export); each comes from its part.
