@@ -157,6 +157,8 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         // One guest_memfd per memslot that has one (QEMU creates one per RAM block).
         gmem: memslots.flatMap((m, slot) => (m.guestMemfd ? [{ slot, gfnStart: m.baseGfn, gfnEnd: m.baseGfn + BigInt(m.npages) }] : [])),
         policies: s.policies,
+        memslots,
+        memslotsGeneration,
         // §2: GPAW 52 → MAX_GPAW and 5-level EPT; KVM always sets NO_RBP_MOD (§4.11). EPTP: WB | (levels − 1) << 3.
         tdParams: {
           attributes,

@@ -56,7 +56,9 @@ export type RunStep =
   | { op: 'read'; label: string; gpa: bigint; pa: bigint; size: number; expect: bigint | null }
   /** Read again until the value is there: a host thread polling a flag the guest sets. */
   | { op: 'waitMemory'; label: string; gpa: bigint; pa: bigint; size: number; value: bigint }
-  | { op: 'convert'; label: string; address: bigint; size: bigint; attributes: bigint; expectRet: number | null };
+  | { op: 'convert'; label: string; address: bigint; size: bigint; attributes: bigint; expectRet: number | null }
+  /** KVM_SET_USER_MEMORY_REGION2 on the VM fd; the step waits for its return. */
+  | { op: 'setMemoryRegion'; label: string; slot: number; flags: number; gpa: bigint; size: bigint; guestMemfdOffset: bigint; expectRet: number | null };
 /** The VMM process exits (qemu_system_shutdown_request): pause_all_vcpus, then every file closed. */
 type ExitStep = { op: 'exit'; label: string };
 
@@ -139,6 +141,8 @@ export function describeStep(s: HostStep | undefined): string {
       return `${s.label} (waitMemory ${hex(s.gpa)} == ${hex(s.value)})`;
     case 'convert':
       return `${s.label} (KVM_SET_MEMORY_ATTRIBUTES ${hex(s.address)})`;
+    case 'setMemoryRegion':
+      return `${s.label} (KVM_SET_USER_MEMORY_REGION2 slot ${s.slot}${s.size === 0n ? ' delete' : ` ${hex(s.gpa)} +${hex(s.size)}`})`;
     case 'exit':
       return `${s.label} (exit)`;
     default:

@@ -179,6 +179,11 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
       conversions = [...conversions, { vcpu: -1, address: s.address, size: s.size, attributes: s.attributes, exit: 'host' }];
       awaiting = true;
       break;
+    } else if (s.op === 'setMemoryRegion') {
+      // This thread holds no other KVM lock; kvm->slots_lock, which the ioctl takes in the kernel, serialises it with KVM_SET_MEMORY_ATTRIBUTES.
+      emitOut(out('kvm.vm', 'ioctl', 'KVM_SET_USER_MEMORY_REGION2', { slot: s.slot, flags: s.flags, guest_phys_addr: s.gpa, memory_size: s.size, guest_memfd_offset: s.guestMemfdOffset }));
+      awaiting = true;
+      break;
     } else if (s.op === 'exit') {
       // The program ends here; `running` sees the request and stops the vCPUs (`stopping`).
       exiting = true;
@@ -255,6 +260,14 @@ export const vmmMachine = setup({
     parkExit: enqueueActions(({ context, event, enqueue }) => {
       const parked = parkedOf(event);
       const c = { ...context, parked: [...context.parked, parked], inKernel: withFlag(context.inKernel, parked.vcpu, false) };
+      enqueue.assign(runProgram(c, (e) => enqueue.emit(e)));
+    }),
+    /** KVM_SET_USER_MEMORY_REGION2 returned: check it as the step expects, then go on. */
+    memoryRegionSet: enqueueActions(({ context, event, enqueue }) => {
+      const s = context.program[context.pc]!;
+      const ret = payloadOf(event, 'ioctl-return', 'KVM_SET_USER_MEMORY_REGION2').ret;
+      if (s.op === 'setMemoryRegion' && s.expectRet !== null && ret !== s.expectRet) enqueue.emit(expectationFailed(s, `returned ${ret}, expected ${s.expectRet}`));
+      const c = { ...context, pc: context.pc + 1, awaiting: false };
       enqueue.assign(runProgram(c, (e) => enqueue.emit(e)));
     }),
     /** A host write or read of guest memory returned. */
@@ -460,6 +473,7 @@ export const vmmMachine = setup({
         KVM_SET_MEMORY_ATTRIBUTES: [{ guard: 'moreConversions', actions: ['converted', 'convert'] }, { actions: 'converted' }],
         MEM_DONE: { actions: 'hostAccessDone' },
         MEM_DATA: { actions: 'hostAccessDone' },
+        KVM_SET_USER_MEMORY_REGION2: { actions: 'memoryRegionSet' },
         KVM_EXIT_IO: [
           { guard: 'programAwaits', actions: 'parkExit' },
           { guard: 'portIn', actions: ['markExited', 'answerPortRead'] },

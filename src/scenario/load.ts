@@ -372,6 +372,7 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
       if (!s.memslots.some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: ['host', k, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };
       if (g % BigInt(h.size) !== 0n) return { path: ['host', k, 'gpa'], message: `a ${h.size}-byte access at ${hex(h.gpa)} is not naturally aligned` };
     }
+    if (h.op === 'setMemoryRegion' && !td) return { path: ['host', k, 'op'], message: 'KVM_SET_USER_MEMORY_REGION2 as a host step is modelled for a TD (vm.type "tdx")' };
     if (h.op === 'setAttributes') {
       if (!td) return { path: ['host', k, 'op'], message: 'KVM_SET_MEMORY_ATTRIBUTES with PRIVATE needs a VM with private memory (vm.type "tdx")' };
       if (h.gpa & shared) return { path: ['host', k, 'gpa'], message: `give the GPA without the shared bit (${hex(shared)}); "to" says which it becomes` };
