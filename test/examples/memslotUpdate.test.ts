@@ -203,6 +203,15 @@ describe(`${NAME}: the DELETE while the guest accepts and reads a page of the sl
     for (const ch of v.choices) w = step(model, w, ch).world;
     expect((w.snapshots[model.indexOf.get('kvm.vm')!]!.context as { srcuWaiting: number[] }).srcuWaiting).toEqual([0]);
     expect(waitCycle(model, w)).toBeNull();
+    // The graph does know the wait: were the reader itself blocked behind the updater (here, queued on an
+    // mmu_lock that kvm.vm would hold), the cycle is named with synchronize_srcu in it.
+    const mmu = model.indexOf.get('kvm.mmu')!;
+    const blocked = {
+      ...w,
+      pending: w.pending.filter((m) => m.to !== 'kvm.vcpu0' && m.to !== 'kvm.vm' && m.to !== 'kvm.mmu'),
+      snapshots: w.snapshots.map((sn, i) => (i === mmu ? ({ ...sn, context: { ...(sn.context as object), lock: { writer: 'kvm.vm', readers: [], waiters: [{ actor: 'kvm.vcpu0', mode: 'read' }] } } } as typeof sn) : sn)),
+    };
+    expect(waitCycle(model, blocked)).toBe('kvm.vcpu0 (waits for mmu_lock for read) → kvm.vm (waits for synchronize_srcu(&kvm->srcu)) → kvm.vcpu0');
     const file = `${NAME}.counterexample.log.jsonl`;
     const writer = MemoryLogWriter.open(headerFor(scenario, `examples/${NAME}/scenario.yaml`, { kind: 'explore' }), file);
     runModelEvents(model, scenario, { choices: v.choices, maxSteps: v.choices.length, log: writer, violation: { invariant: v.invariant, detail: v.detail }, lasso: v.lasso! }).subscribe(() => {});
