@@ -132,6 +132,24 @@ describe('host steps: KVM_SET_USER_MEMORY_REGION2 with its return checked', () =
   });
 });
 
+describe('a memslot update and a conversion for a vCPU\'s exit: one ioctl at a time, as slots_lock serialises them', () => {
+  const s = parseScenarioObject({
+    name: 'region-vs-conversion',
+    vm: { type: 'tdx', attributes: ['SEPT_VE_DISABLE'] },
+    memslots: [{ gpa: 0, size: 0x100000, guestMemfd: true }],
+    // The shared alias of a private page: KVM_EXIT_MEMORY_FAULT, which the VMM converts (kvm_convert_memory).
+    vcpus: [{ program: [{ op: 'load', gpa: '0x800000001000', size: 8, reg: 'rax' }, { op: 'hlt' }] }],
+    host: [
+      { op: 'setMemoryRegion', slot: 1, gpa: 0x200000, size: 0x10000, expectRet: 0 },
+      { op: 'setMemoryRegion', slot: 1, gpa: 0x200000, size: 0, expectRet: 0 },
+    ],
+  });
+
+  it('explores clean and exhaustive: 2241 states; kvm.vm never gets one ioctl while it runs the other', () => {
+    expect(explore(modelFor(s), invariantsOf(s.invariants), UNBOUNDED)).toMatchObject({ status: 'clean', exhaustive: true, states: 2241 });
+  });
+});
+
 describe(`${NAME}: the DELETE while the guest accepts and reads a page of the slot`, () => {
   const r = runScenario(scenarioOf());
   const seq = arrows(r);
