@@ -15,6 +15,13 @@
  * are then stored without mmu_lock, and the second section ends the invalidation (kvm_vm_set_mem_attributes
  * → kvm_handle_gfn_range twice).
  *
+ * KVM_SET_USER_MEMORY_REGION2 (settingMemoryRegion) decides as kvm_set_memory_region does
+ * (setMemoryRegion.ts); a DELETE or MOVE then runs kvm_set_memslot's protocol: the old slot published
+ * flagged KVM_MEMSLOT_INVALID, synchronize_srcu over the vCPU threads' kvm->srcu read sides (srcu.ts),
+ * the slot's range zapped with the same remove hook as a conversion, the final set published and waited
+ * for again. kvm->slots_lock is held across all of it in the kernel; the VMM's one host thread issues one
+ * such ioctl at a time (vmm.ts), so the model needs no lock for it.
+ *
  * Teardown (§5b.4) follows the file references: the VM fd, each vCPU fd and each guest_memfd hold one.
  * Closing a guest_memfd (kvm_gmem_release) zaps every private leaf of its range in the mirror root under
  * write mmu_lock, with the same remove hook and the same flush, while the HKID is still assigned, and ends

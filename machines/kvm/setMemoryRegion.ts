@@ -3,7 +3,7 @@
  * checks of check_memory_region_flags and kvm_set_memory_region in their order, x86's
  * kvm_arch_prepare_memory_region for a slot that gets a new place, and which kind of change the call is
  * (enum kvm_mr_change). The protocol that follows for a DELETE or MOVE (the invalid copy published,
- * synchronize_srcu, the zap, the final swap) is kvm.vm's (kvmVm.ts, memslotUpdate.ts).
+ * synchronize_srcu, the zap, the final swap) is kvm.vm's (kvmVm.ts, state settingMemoryRegion).
  *
  * Rules a TD meets here (virt/kvm/kvm_main.c, arch/x86/include/asm/kvm_host.h, arch/x86/kvm/x86.c):
  * - KVM_MEM_READONLY is a valid flag only where kvm_arch_has_readonly_mem, which is false for a VM with
