@@ -23,6 +23,7 @@ const NOT_REBUILT: Readonly<Record<string, string>> = {
   'fatal-error': 'a raw TDG.VP.VMCALL<ReportFatalError>',
   'host-convert-race': "the VMM's host program (waitMemory, setAttributes)",
   'host-exit-race': "the VMM's host program (waitMemory, exit)",
+  'memslot-delete-during-fault': "the VMM's host program (setMemoryRegion, waitExit, exit)",
   'zeropad-into-mmio': "load_unaligned_zeropad's page-crossing MMIO half, finished by the exception fixup",
 };
 
