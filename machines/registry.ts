@@ -162,6 +162,8 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         gmem: memslots.flatMap((m, slot) => (m.guestMemfd ? [{ slot, gfnStart: m.baseGfn, gfnEnd: m.baseGfn + BigInt(m.npages) }] : [])),
         policies: s.policies,
         ...(threadCreated(s).length > 0 ? { createdVcpus: nv - threadCreated(s).length } : {}),
+        memslots,
+        memslotsGeneration,
         // §2: GPAW 52 → MAX_GPAW and 5-level EPT; KVM always sets NO_RBP_MOD (§4.11). EPTP: WB | (levels − 1) << 3.
         tdParams: {
           attributes,

@@ -222,6 +222,16 @@ export const POLICIES = {
     history:
       "earlier revisions of \"KVM: TDX: Handle TDG.VP.VMCALL<MapGPA>\" (Isaku Yamahata's TDX series up to v19, 2024) handed the whole range to userspace in one KVM_EXIT_HYPERCALL; Binbin Wu's rework for the TDX hypercall series (late 2024, merged for v6.16) splits it into 2 MiB chunks and checks for pending events between them, as review asked, so a long conversion does not hold off the guest's interrupts",
   },
+  invalidMemslotEndsLocalRetry: {
+    default: true,
+    effect:
+      'TDX\'s local retry of a private fault (tdx_handle_ept_violation) stops when the fault\'s memslot is KVM_MEMSLOT_INVALID (being deleted or moved): the vCPU goes back towards TDH.VP.ENTER, dropping kvm->srcu around the entry, so the memslot update\'s synchronize_srcu completes; once the slot is gone the private fault exits to userspace with KVM_EXIT_MEMORY_FAULT',
+    otherwise:
+      'the loop retries a fault on an invalid memslot like any other RET_PF_RETRY, holding kvm->srcu all the while: the thread deleting or moving the slot waits in synchronize_srcu for a reader that never leaves, and neither makes progress (example memslot-delete-during-fault)',
+    section: '§7.3, §7.5',
+    history:
+      'Sean Christopherson\'s "KVM: TDX: Do not retry locally when the retry is caused by invalid memslot" (2bc2694fe20b, kvm-x86 mmu-6.18, merged for v6.18), patch 2/3 of Yan Zhao\'s "[PATCH v2 0/3] KVM: Fix deadlock for invalid memslots" (22 Aug 2025; v1 in May 2025), next to "KVM: x86/mmu: Return -EAGAIN if userspace deletes/moves memslot during prefault" (3ccbf6f47098) and the selftest "KVM: selftests: Test prefault memory during concurrent memslot removal"; before it, the anti-zero-step local retry added with the TDX MMU in v6.16 kept retrying while the slot was being deleted',
+  },
   zeroStepThreshold: {
     default: STEPPING_EPF_THRESHOLD,
     range: [1, EPF_GPA_LIST_SIZE],

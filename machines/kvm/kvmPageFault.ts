@@ -41,7 +41,7 @@ export interface FaultState {
   mmuSeq: number | null;
   /** What kvm_mmu_faultin_pfn read of the GFN: its PRIVATE attribute and the memslot's kind; null before. */
   attrPrivate: boolean | null;
-  slot: 'none' | 'normal' | 'gmem' | null;
+  slot: 'none' | 'normal' | 'gmem' | 'invalid' | null;
   path: readonly WalkStep[];
   /** Index into `path` of the SPTE being handled. */
   at: number;

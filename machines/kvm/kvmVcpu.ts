@@ -38,6 +38,7 @@ import { postedInterruptGuards, postedInterruptActions, NO_POSTED_INTERRUPTS, ty
 import { haltGuards, haltActions, haltStates } from './halt.ts';
 import { nmiGuards, nmiActions, nmiStates } from './nmi.ts';
 import { preFaultMemoryGuards, preFaultMemoryActions, preFaultMemoryStates, type PreFaultState } from './preFaultMemory.ts';
+import { srcuReaderActions } from './srcu.ts';
 
 export type { Memslot, FaultState };
 export { TDX_MAP_GPA_MAX_LEN } from './tdvmcall.ts';
@@ -135,6 +136,8 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   entriesWhileKicked: number;
   /** signal_pending(current): KVM_RUN returns -EINTR before the next entry. */
   signalPending: boolean;
+  /** A synchronize_srcu began while this thread was inside its kvm->srcu read-side section: it reports when it leaves it (srcu.ts). */
+  srcuQsOwed: boolean;
   /** KVM_REQ_TLB_FLUSH is pending: vcpu_enter_guest flushes this CPU's TLB before the next entry (tdx_flush_tlb_all, §1.2). */
   tlbFlushPending: boolean;
   /** vcpu->cpu != -1: the vCPU was loaded on its CPU (first by KVM_TDX_INIT_VCPU), so teardown flushes it there. */
@@ -220,7 +223,7 @@ function joinParts<const T extends readonly object[]>(kind: 'action' | 'guard', 
 
 const kvmVcpuSetup = vcpuSetup.extend({
   guards: joinParts('guard', sharedGuards, vcpuRunGuards, mmuPageFaultGuards, tdxCheckAcceptLevelGuards, tdvmcallGuards, tdxVcpuIoctlGuards, tdxVcpuFreeGuards, postedInterruptGuards, haltGuards, nmiGuards, preFaultMemoryGuards),
-  actions: joinParts('action', sharedActions, vcpuRunActions, mmuPageFaultActions, tdxCheckAcceptLevelActions, tdvmcallActions, tdxVcpuIoctlActions, tdxVcpuFreeActions, postedInterruptActions, haltActions, nmiActions, preFaultMemoryActions),
+  actions: joinParts('action', sharedActions, vcpuRunActions, mmuPageFaultActions, tdxCheckAcceptLevelActions, tdvmcallActions, tdxVcpuIoctlActions, tdxVcpuFreeActions, postedInterruptActions, haltActions, nmiActions, preFaultMemoryActions, srcuReaderActions),
 });
 
 export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
@@ -253,6 +256,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     signalKicked: false,
     entriesWhileKicked: 0,
     signalPending: false,
+    srcuQsOwed: false,
     tlbFlushPending: false,
     loaded: false,
     pioOut: false,
@@ -288,13 +292,17 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     apic_timer_fn: { actions: 'postInterrupt' },
     PIR_XCHG: { actions: 'exchangePir' },
     KVM_NMI: { actions: 'queueNmi' },
+    // Inside KVM_RUN or a vCPU ioctl the thread holds kvm->srcu; the states that drop it answer at once (srcu.ts).
+    SYNCHRONIZE_SRCU: { actions: 'owesQuiescent' },
     '*': { actions: 'unexpected' },
   },
   states: {
     /** Outside KVM_RUN: the VMM owns the thread. */
     inUserspace: {
+      entry: 'srcuReadUnlock',
       exit: 'forgetMemoryFault',
       on: {
+        SYNCHRONIZE_SRCU: { actions: 'reportQuiescent' },
         KVM_RUN: [
           { guard: 'mmioPending', target: 'entering', actions: 'completeMmio' },
           { guard: 'pioPending', target: 'entering', actions: 'completePioOut' },

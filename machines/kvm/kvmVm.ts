@@ -16,6 +16,13 @@
  * are then stored without mmu_lock, and the second section ends the invalidation (kvm_vm_set_mem_attributes
  * → kvm_handle_gfn_range twice).
  *
+ * KVM_SET_USER_MEMORY_REGION2 (settingMemoryRegion) decides as kvm_set_memory_region does
+ * (setMemoryRegion.ts); a DELETE or MOVE then runs kvm_set_memslot's protocol: the old slot published
+ * flagged KVM_MEMSLOT_INVALID, synchronize_srcu over the vCPU threads' kvm->srcu read sides (srcu.ts),
+ * the slot's range zapped with the same remove hook as a conversion, the final set published and waited
+ * for again. kvm->slots_lock is held across all of it in the kernel; the VMM's one host thread issues one
+ * such ioctl at a time (vmm.ts), so the model needs no lock for it.
+ *
  * Teardown (§5b.4) follows the file references: the VM fd, each vCPU fd and each guest_memfd hold one.
  * Closing a guest_memfd (kvm_gmem_release) zaps every private leaf of its range in the mirror root under
  * write mmu_lock, with the same remove hook and the same flush, while the HKID is still assigned, and ends
@@ -43,6 +50,11 @@ import type { LeafAt } from './tdpIter.ts';
 import { TDH_PHYMEM_CACHEWB_START_CMD } from '../tdxModule/teardown.ts';
 import type { Policies } from '../../src/policies.ts';
 import { fallocateError, punchedGfns, FTRUNCATE_RET } from './guestMemfd.ts';
+import { gfnDirectBits } from '../../src/arch/gpa.ts';
+import { TDX_CONFIG_FLAGS_MAX_GPAW } from '../../src/arch/tdxStatus.ts';
+import type { Memslot } from './memslots.ts';
+import { applyMemslotChange, decideMemoryRegion, invalidatedMemslots, type MemoryRegionDecision } from './setMemoryRegion.ts';
+import { gracePeriodReaders } from './srcu.ts';
 
 export interface KvmVmInput {
   tdr: bigint;
@@ -67,6 +79,17 @@ export interface KvmVmInput {
    * every vCPU exists before the build). Counted up by each successful KVM_CREATE_VCPU.
    */
   createdVcpus?: number;
+  /** The memslots as the scenario set them up (kvm->memslots before any KVM_SET_USER_MEMORY_REGION2 of a host step). */
+  memslots?: readonly Memslot[];
+  /** Their generation (kvm_memslots::generation) after those updates. */
+  memslotsGeneration?: number;
+}
+
+/** A KVM_SET_USER_MEMORY_REGION2 in progress: the request's decision, and the zap of the old slot's range. */
+export interface MemoryRegionUpdate {
+  decision: MemoryRegionDecision;
+  /** kvm_arch_flush_shadow_memslot's zap: which root is being scanned and whether anything was zapped. */
+  flush: { root: 'mirror' | 'direct'; gfnStart: bigint; gfnEnd: bigint; zapped: boolean } | null;
 }
 
 /** The leaf being zapped and how far its remove hook has gone. */
@@ -118,6 +141,12 @@ export interface KvmVmContext extends KvmVmInput {
   closing: 'kvm-vm' | 'kvm-vcpu' | 'kvm-gmem' | null;
   destroy: DestroyState | null;
   error: string | null;
+  /** kvm->memslots as the updater (holding slots_lock) knows it; kvm.mmu holds the published copy faults read. */
+  memslots: readonly Memslot[];
+  memslotsGeneration: number;
+  region: MemoryRegionUpdate | null;
+  /** synchronize_srcu(&kvm->srcu) in progress: the vCPU threads that have not reported a quiescent state (srcu.ts). */
+  srcuWaiting: readonly number[];
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -135,6 +164,7 @@ const mngRdValue = (ev: MachineEvent) => (seamcallStatus(ev) === TDX_SUCCESS ? (
 /** Which root a scan covers and the GFNs: an attribute change's side, or a guest_memfd's whole range. */
 function scanRange(c: KvmVmContext): { root: 'mirror' | 'direct'; gfnStart: bigint; gfnEnd: bigint } {
   if (c.punch !== undefined) return { root: 'mirror', gfnStart: c.punch.gfnStart, gfnEnd: c.punch.gfnEnd };
+  if (c.region?.flush) return c.region.flush;
   if (c.gmemClosing !== null) {
     const g = c.gmem.find((f) => f.slot === c.gmemClosing)!;
     return { root: 'mirror', gfnStart: g.gfnStart, gfnEnd: g.gfnEnd };
@@ -243,6 +273,11 @@ export const kvmVmMachine = setup({
     mirrorLeavesLeft: ({ event }) => payloadOf(event, 'mmu', 'TDP_FREE_ROOTS_RESULT').mirrorLeaves > 0,
     moreToReclaim: ({ context }) => context.destroy!.at < context.destroy!.reclaim.length,
     reclaimingTdr: ({ context }) => reclaimPa(context) === context.tdr,
+    regionRefused: ({ context }) => context.region!.decision.ret !== 0,
+    regionNoChange: ({ context }) => 'change' in context.region!.decision && context.region!.decision.change === 'none',
+    regionDeleteOrMove: ({ context }) => 'change' in context.region!.decision && (context.region!.decision.change === 'KVM_MR_DELETE' || context.region!.decision.change === 'KVM_MR_MOVE'),
+    gracePeriodDone: ({ context }) => context.srcuWaiting.length === 0,
+    memslotZappedAny: ({ context }) => context.region!.flush!.zapped || context.zap!.leaves.length > 0,
   },
   actions: {
     mngCreate: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MNG.CREATE', { RCX: context.tdr, RDX: BigInt(context.hkid) })),
@@ -284,6 +319,7 @@ export const kvmVmMachine = setup({
     /** kvm_unmap_gfn_range with the filter of the side that loses the range: the mirror root if it becomes shared. */
     leafScan: emit(({ context }) => {
       const r = scanRange(context);
+      if (context.region?.flush) return out(MMU, 'mmu', 'TDP_LEAF_SCAN', { vcpu: -1, root: r.root, gfnStart: r.gfnStart, gfnEnd: r.gfnEnd, invalidate: false });
       return out(MMU, 'mmu', 'TDP_LEAF_SCAN', { vcpu: -1, root: r.root, gfnStart: r.gfnStart, gfnEnd: r.gfnEnd });
     }),
     recordLeaves: assign({
@@ -434,6 +470,51 @@ export const kvmVmMachine = setup({
     invalidateEnd: emit(() => out(MMU, 'mmu', 'MMU_INVALIDATE_END', { vcpu: -1 })),
     attrsDone: emit(({ context }) => out(context.attrs?.caller ?? 'vmm', 'ioctl-return', 'KVM_SET_MEMORY_ATTRIBUTES', { ret: 0 })),
     endAttrs: assign({ attrs: () => null }),
+    // ---- KVM_SET_USER_MEMORY_REGION2 (setMemoryRegion.ts; slots_lock held throughout: one host thread issues it) ----
+    beginMemoryRegion: assign({
+      region: ({ context, event }) => {
+        const r = payloadOf(event, 'ioctl', 'KVM_SET_USER_MEMORY_REGION2');
+        const gpaw = (context.tdParams.configFlags & TDX_CONFIG_FLAGS_MAX_GPAW) !== 0n ? 52 : 48;
+        const req = { slot: r.slot, flags: r.flags, guestPhysAddr: r.guest_phys_addr, memorySize: r.memory_size, guestMemfdOffset: r.guest_memfd_offset };
+        return { decision: decideMemoryRegion(context.memslots, req, { td: true, gfnDirectBits: gfnDirectBits(gpaw) }), flush: null };
+      },
+    }),
+    /** kvm_invalidate_memslot: the old slot's copy, flagged KVM_MEMSLOT_INVALID, is swapped in for every reader. */
+    publishInvalidSlot: enqueueActions(({ context, enqueue }) => {
+      const d = context.region!.decision as Extract<MemoryRegionDecision, { change: unknown }>;
+      const generation = context.memslotsGeneration + 1;
+      enqueue.assign({ memslotsGeneration: generation });
+      enqueue.emit(out(MMU, 'mmu', 'MEMSLOTS_SWAP', { vcpu: -1, memslots: invalidatedMemslots(context.memslots, d.old!), generation }));
+    }),
+    /** kvm_activate_memslot: the final set (the slot gone, moved, added or with its new flags). */
+    publishFinalSlots: enqueueActions(({ context, enqueue }) => {
+      const d = context.region!.decision as Extract<MemoryRegionDecision, { change: unknown }>;
+      const memslots = applyMemslotChange(context.memslots, d);
+      const generation = context.memslotsGeneration + 1;
+      enqueue.assign({ memslots, memslotsGeneration: generation });
+      enqueue.emit(out(MMU, 'mmu', 'MEMSLOTS_SWAP', { vcpu: -1, memslots, generation }));
+    }),
+    /** synchronize_srcu(&kvm->srcu) inside kvm_swap_active_memslots: every vCPU thread must report. */
+    synchronizeSrcu: enqueueActions(({ context, enqueue }) => {
+      const readers = gracePeriodReaders(context.vcpus);
+      enqueue.assign({ srcuWaiting: readers });
+      for (const v of readers) enqueue.emit(out(`kvm.vcpu${v}`, 'srcu', 'SYNCHRONIZE_SRCU', { vcpu: v }));
+    }),
+    noteQuiescent: assign({ srcuWaiting: ({ context, event }) => context.srcuWaiting.filter((v) => v !== payloadOf(event, 'srcu', 'SRCU_QUIESCENT').vcpu) }),
+    /** kvm_arch_flush_shadow_memslot → kvm_mmu_zap_memslot: the old slot's GFNs, mirror root first, then the direct root. */
+    beginMemslotFlush: assign({
+      region: ({ context }) => {
+        const d = context.region!.decision as Extract<MemoryRegionDecision, { change: unknown }>;
+        const old = context.memslots[d.old!]!;
+        return { ...context.region!, flush: { root: 'mirror' as const, gfnStart: old.baseGfn, gfnEnd: old.baseGfn + old.npages, zapped: false } };
+      },
+    }),
+    memslotFlushDirect: assign({
+      region: ({ context }) => ({ ...context.region!, flush: { ...context.region!.flush!, root: 'direct' as const, zapped: context.region!.flush!.zapped || context.zap!.leaves.length > 0 } }),
+    }),
+    endMemslotFlush: assign({ region: ({ context }) => ({ ...context.region!, flush: null }), zap: () => null }),
+    memoryRegionDone: emit(({ context }) => out('vmm', 'ioctl-return', 'KVM_SET_USER_MEMORY_REGION2', { ret: context.region!.decision.ret })),
+    endMemoryRegion: assign({ region: () => null }),
     unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
   },
 }).createMachine({
@@ -452,6 +533,10 @@ export const kvmVmMachine = setup({
     closing: null,
     destroy: null,
     error: null,
+    memslots: input.memslots ?? [],
+    memslotsGeneration: input.memslotsGeneration ?? 0,
+    region: null,
+    srcuWaiting: [],
   }),
   initial: 'idle',
   // KVM_CREATE_VCPU runs on its own thread, next to whatever other VM ioctl is in progress.
@@ -463,6 +548,7 @@ export const kvmVmMachine = setup({
         // tdx_td_finalize: -EINVAL unless the TD is INITIALIZED (no HKID yet, or RUNNABLE already).
         KVM_TDX_FINALIZE_VM: [{ guard: 'notInitialized', actions: 'finalizeInvalid' }, { target: 'finalizing' }],
         KVM_SET_MEMORY_ATTRIBUTES: { target: 'settingAttributes', actions: 'beginAttrs' },
+        KVM_SET_USER_MEMORY_REGION2: { target: 'settingMemoryRegion', actions: 'beginMemoryRegion' },
         'kvm-vm': [{ guard: 'lastRef', target: 'destroying', actions: 'noteClose' }, { actions: ['noteClose', 'putRef', 'closeReturn'] }],
         'kvm-vcpu': [{ guard: 'lastRef', target: 'destroying', actions: 'noteClose' }, { actions: ['noteClose', 'putRef', 'closeReturn'] }],
         'kvm-gmem': { target: 'releasingGmem', actions: ['noteClose', 'beginGmemRelease'] },
@@ -531,6 +617,63 @@ export const kvmVmMachine = setup({
         storing: { entry: 'setAttributes', on: { SET_ATTRIBUTES_DONE: 'lockingPost' } },
         /** The post-set section: kvm_arch_post_set_memory_attributes and kvm_mmu_invalidate_end under write mmu_lock. */
         lockingPost: { entry: 'lockWrite', on: { MMU_LOCK_ACQUIRED: { target: '#kvmVm.idle', actions: ['invalidateEnd', 'unlockWrite', 'attrsDone', 'endAttrs', 'endZap'] } } },
+      },
+    },
+    /**
+     * kvm_set_memslot (virt/kvm/kvm_main.c). DELETE and MOVE first publish the old slot's copy flagged
+     * KVM_MEMSLOT_INVALID and wait in synchronize_srcu, so every fault that may have found the valid slot
+     * is over and every later one retries; then kvm_arch_flush_shadow_memslot zaps the slot's range in
+     * both roots under write mmu_lock (private leaves through the same remove hook as a conversion:
+     * BLOCK → TRACK → kick → REMOVE), flushes remote TLBs, and the final set is published, with a second
+     * synchronize_srcu before the ioctl returns. CREATE and FLAGS_ONLY only publish and wait.
+     */
+    settingMemoryRegion: {
+      initial: 'deciding',
+      states: {
+        deciding: {
+          always: [
+            { guard: 'regionRefused', target: '#kvmVm.idle', actions: ['memoryRegionDone', 'endMemoryRegion'] },
+            { guard: 'regionNoChange', target: '#kvmVm.idle', actions: ['memoryRegionDone', 'endMemoryRegion'] },
+            { guard: 'regionDeleteOrMove', target: 'invalidating' },
+            { target: 'swapping' },
+          ],
+        },
+        invalidating: { entry: 'publishInvalidSlot', on: { MEMSLOTS_SWAPPED: 'waitingForReaders' } },
+        waitingForReaders: {
+          entry: 'synchronizeSrcu',
+          always: { guard: 'gracePeriodDone', target: 'zappingSlot', actions: 'beginMemslotFlush' },
+          on: { SRCU_QUIESCENT: { actions: 'noteQuiescent' } },
+        },
+        zappingSlot: {
+          initial: 'locking',
+          states: {
+            ...LOCKED_LEAF_SCAN,
+            nextLeaf: {
+              always: [
+                { guard: and(['moreLeaves', 'zappingMirror', 'partialHugeLeaf']), target: '#kvmVm.modelLimit' },
+                { guard: and(['moreLeaves', 'zappingMirror']), target: 'zappingPrivate' },
+                { guard: 'moreLeaves', target: 'zappingShared' },
+                // Still under the same write mmu_lock: the direct root's leaves of the slot next.
+                { guard: 'zappingMirror', target: 'scanning', actions: 'memslotFlushDirect' },
+                { guard: 'memslotZappedAny', target: 'flushing' },
+                { target: '#kvmVm.settingMemoryRegion.swapping', actions: ['unlockWrite', 'endMemslotFlush'] },
+              ],
+            },
+            flushing: {
+              entry: 'flushRemoteTlbs',
+              always: { guard: 'acksDone', target: '#kvmVm.settingMemoryRegion.swapping', actions: ['unlockWrite', 'endMemslotFlush'] },
+              on: { KVM_REQ_ACK: { actions: 'countAck' } },
+            },
+            zappingShared: { entry: 'zapSpte', on: { SPTE_WRITTEN: { target: 'nextLeaf', actions: 'nextLeaf' } } },
+            zappingPrivate: privateLeafZap('#kvmVm.settingMemoryRegion.zappingSlot.nextLeaf'),
+          },
+        },
+        swapping: { entry: 'publishFinalSlots', on: { MEMSLOTS_SWAPPED: 'waitingForReadersAgain' } },
+        waitingForReadersAgain: {
+          entry: 'synchronizeSrcu',
+          always: { guard: 'gracePeriodDone', target: '#kvmVm.idle', actions: ['memoryRegionDone', 'endMemoryRegion'] },
+          on: { SRCU_QUIESCENT: { actions: 'noteQuiescent' } },
+        },
       },
     },
     /**

@@ -9,7 +9,19 @@ export interface Memslot {
   npages: bigint;
   /** guest_memfd-backed slots can hold private memory (§1.4). */
   guestMemfd: boolean;
+  /** The slot id userspace gave (kvm_userspace_memory_region2.slot); absent for the scenario's own, whose id is their index. */
+  id?: number;
+  /** Userspace flags (KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, KVM_MEM_GUEST_MEMFD); absent: GUEST_MEMFD as `guestMemfd` says. */
+  flags?: number;
+  /**
+   * KVM_MEMSLOT_INVALID: the copy kvm_invalidate_memslot publishes while the slot is deleted or moved. A
+   * fault that finds it retries (kvm_mmu_faultin_pfn → RET_PF_RETRY) until the update is done.
+   */
+  invalid?: boolean;
 }
+
+/** The id of the slot at `index` of a memslot list. */
+export const slotId = (slots: readonly Memslot[], index: number): number => slots[index]!.id ?? index;
 
 /** Host PFN bases of the two kinds of backing; 2 MiB-aligned so a 2M private mapping is possible. */
 export const GMEM_PFN_BASE = 0x200000n;

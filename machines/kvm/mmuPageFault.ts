@@ -88,8 +88,17 @@ export const mmuPageFaultGuards = {
   faultinMismatch: ({ context }) => {
     const f = fault(context);
     if (context.vmType !== 'tdx' || f.slot === null || f.slot === 'none') return false;
-    return f.isPrivate !== f.attrPrivate || (f.isPrivate && f.slot !== 'gmem');
+    // An invalid slot's kind is not looked at: the attribute check comes first, then the retry.
+    return f.isPrivate !== f.attrPrivate || (f.isPrivate && f.slot !== 'gmem' && f.slot !== 'invalid');
   },
+  /** kvm_mmu_faultin_pfn: the memslot is being deleted or moved (KVM_MEMSLOT_INVALID) → RET_PF_RETRY. */
+  faultinSlotInvalid: ({ context }) => fault(context).slot === 'invalid',
+  /**
+   * A private fault with no memslot at all (deleted, or never there) cannot be emulated as MMIO: KVM
+   * exits to userspace with KVM_EXIT_MEMORY_FAULT, flags PRIVATE.
+   */
+  privateNoSlot: ({ context }) => context.vmType === 'tdx' && fault(context).isPrivate && fault(context).slot === 'none',
+  invalidMemslotEndsLocalRetry: ({ context }) => context.policies.invalidMemslotEndsLocalRetry,
   snapshotBeforeAttributes: ({ context }) => context.policies.snapshotBeforeAttributes,
   memoryFaultExit: ({ context }) => context.policies.memoryFaultExit,
   retFixed: ({ context }) => fault(context).ret === RET_PF_FIXED,
@@ -338,7 +347,22 @@ export const mmuPageFaultStates = {
           { guard: and(['faultinMismatch', 'isPreFault']), target: '#kvmVcpu.preFaulting.memoryFault' },
           { guard: and(['faultinMismatch', 'memoryFaultExit']), target: '#kvmVcpu.inUserspace', actions: ['exitMemoryFault', 'noteMemoryFaultSeq', 'noteFaultDone'] },
           { guard: 'faultinMismatch', target: '#kvmVcpu.entering', actions: ['retRetry', 'noteFaultDone'] },
+          { guard: and(['privateNoSlot', 'isPopulate']), target: '#kvmVcpu.initMemRegion.failed' },
+          { guard: 'privateNoSlot', target: '#kvmVcpu.inUserspace', actions: ['exitMemoryFault', 'noteMemoryFaultSeq', 'noteFaultDone'] },
+          { guard: 'faultinSlotInvalid', target: 'retryingInvalidSlot', actions: 'retRetry' },
           { target: 'acquiringMmuLock' },
+        ],
+      },
+      /**
+       * RET_PF_RETRY for a KVM_MEMSLOT_INVALID slot, without mmu_lock. TDX's local retry loop goes round
+       * again as for any private RET_PF_RETRY, unless (policy invalidMemslotEndsLocalRetry, v6.18) the
+       * slot is invalid: then the vCPU heads for the entry, which drops kvm->srcu (srcu.ts).
+       */
+      retryingInvalidSlot: {
+        always: [
+          { guard: 'isPopulate', target: 'faultin', actions: 'resetFault' },
+          { guard: and(['faultIsPrivate', 'isTd', 'localRetry', not('invalidMemslotEndsLocalRetry'), not('signalPending'), not('eventPending')]), target: 'faultin', actions: 'resetFault' },
+          { target: '#kvmVcpu.entering', actions: 'noteFaultDone' },
         ],
       },
       acquiringMmuLock: { entry: 'lockRead', on: { MMU_LOCK_ACQUIRED: 'walking' } },

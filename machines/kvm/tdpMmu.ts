@@ -173,7 +173,7 @@ export const tdpMmuMachine = setup({
       const f = payloadOf(event, 'mmu', 'FAULTIN');
       const slot = findMemslot(context.memslots, f.gfn);
       const attrPrivate = attributeIsPrivate(context.privateRanges, f.gfn);
-      const kind = slot === undefined ? 'none' : slot.guestMemfd ? 'gmem' : 'normal';
+      const kind = slot === undefined ? 'none' : slot.invalid === true ? 'invalid' : slot.guestMemfd ? 'gmem' : 'normal';
       const pfn = slot === undefined ? null : f.isPrivate && slot.guestMemfd ? gmemPfn(context.gmemHoles, f.gfn) : backingPfn(slot, f.gfn, f.isPrivate);
       return out(event.msg.from, 'mmu', 'FAULTIN_RESULT', {
         vcpu: f.vcpu,
@@ -183,6 +183,12 @@ export const tdpMmuMachine = setup({
         pfn,
         maxLevel: maxMappingLevel(context, slot, f.gfn, f.isPrivate),
       });
+    }),
+    /** kvm_swap_active_memslots: the new set is what every later lookup (a fault's, under kvm->srcu) finds. */
+    swapMemslots: enqueueActions(({ event, enqueue }) => {
+      const m = payloadOf(event, 'mmu', 'MEMSLOTS_SWAP');
+      enqueue.assign({ memslots: m.memslots });
+      enqueue.emit(out(event.msg.from, 'mmu', 'MEMSLOTS_SWAPPED', { vcpu: m.vcpu }));
     }),
     /** fault->mmu_seq = kvm->mmu_invalidate_seq: the snapshot kvm_mmu_faultin_pfn takes (§6.ii A.4–A.5). */
     answerMmuSeq: emit(({ context, event }) => {
@@ -251,7 +257,8 @@ export const tdpMmuMachine = setup({
       const root = q.root === 'mirror' ? context.roots.mirror! : context.roots.direct;
       const leaves = presentLeaves(context.pages, root, context.topLevel, q.gfnStart | direct, q.gfnEnd | direct);
       const inv = context.invalidation;
-      enqueue.assign({
+      // kvm_mmu_zap_memslot (a memslot DELETE or MOVE) zaps without an invalidation: faults are held off by KVM_MEMSLOT_INVALID.
+      if (q.invalidate !== false) enqueue.assign({
         invalidation:
           inv.inProgress === 0
             ? { inProgress: 1, gfnStart: q.gfnStart, gfnEnd: q.gfnEnd }
@@ -359,6 +366,7 @@ export const tdpMmuMachine = setup({
     MMU_INVALIDATE_SEQ_READ: { actions: 'answerMmuSeq' },
     SET_ATTRIBUTES: { actions: 'setAttributes' },
     TDP_LEAF_SCAN: { actions: 'answerLeafScan' },
+    MEMSLOTS_SWAP: { actions: 'swapMemslots' },
     MMU_INVALIDATE_END: { actions: 'invalidateEnd' },
     LPAGE_INFO_READ: { actions: 'answerLpageInfo' },
     LPAGE_GUEST_INHIBIT: { actions: 'setGuestInhibit' },

@@ -153,13 +153,16 @@ export const vcpuRunStates = {
    * comes back to it, until the zapping thread's retry is done; a signal still ends KVM_RUN.
    */
   waitingForSeptZap: {
+    entry: 'srcuReadUnlock',
     always: { guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' },
-    on: { SEPT_ZAP_DONE: { target: 'entering', actions: 'endWaitForSeptZap' } },
+    on: { SEPT_ZAP_DONE: { target: 'entering', actions: 'endWaitForSeptZap' }, SYNCHRONIZE_SRCU: { actions: 'reportQuiescent' } },
   },
   /** tdx_vcpu_run: the SEAMCALL returns only with a TD exit (§5c.1 steps 3–4). */
   inTdhVpEnter: {
-    entry: ['countEntryWhileKicked', 'selfIpiIfOn', 'tdhVpEnter'],
+    entry: ['srcuReadUnlock', 'countEntryWhileKicked', 'selfIpiIfOn', 'tdhVpEnter'],
     on: {
+      // vcpu_enter_guest dropped kvm->srcu before the entry.
+      SYNCHRONIZE_SRCU: { actions: 'reportQuiescent' },
       EPT_VIOLATION: { target: 'tdExited', actions: ['clearEnterGprs', 'recordTdExit'] },
       TDCALL: { target: 'tdExited', actions: ['clearEnterGprs', 'recordTdExit'] },
       EPT_MISCONFIG: { target: 'tdExited', actions: ['clearEnterGprs', 'recordTdExit'] },
@@ -202,8 +205,9 @@ export const vcpuRunStates = {
   },
   /** vmx_vcpu_run: the guest runs until the CPU delivers a VM exit. */
   inGuestMode: {
-    entry: ['vmxEnter', 'markLaunched'],
+    entry: ['srcuReadUnlock', 'vmxEnter', 'markLaunched'],
     on: {
+      SYNCHRONIZE_SRCU: { actions: 'reportQuiescent' },
       EPT_VIOLATION: { target: 'handlingEptViolation', actions: ['recordVmExit', 'beginEptViolation'] },
       EPT_MISCONFIG: { target: 'handlingEptMisconfig', actions: 'recordVmExit' },
       HLT: 'halted',
@@ -214,9 +218,12 @@ export const vcpuRunStates = {
    * loop check again (halt.ts). A VMX guest gets here straight from its HLT exit.
    */
   halted: {
+    // kvm_vcpu_block runs without kvm->srcu.
+    entry: 'srcuReadUnlock',
     // kvm_vcpu_check_block: a signal already pending (its kick may have met the HLT exit) ends the block at once.
     always: { guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' },
     on: {
+      SYNCHRONIZE_SRCU: { actions: 'reportQuiescent' },
       SIG_IPI: { target: 'inUserspace', actions: 'exitIntr' },
       KVM_SIGNAL_MSI: { target: 'halting', actions: 'postInterrupt' },
       apic_timer_fn: { target: 'halting', actions: 'postInterrupt' },

@@ -81,7 +81,9 @@ export type RunStep =
   | { op: 'fallocate'; label: string; slot: number; mode: number; offset: bigint; len: bigint; expectRet: number | null }
   /** ftruncate(2) on the guest_memfd bound to memslot `slot`. */
   | { op: 'ftruncate'; label: string; slot: number; length: bigint; expectRet: number | null }
-  | (PreFaultStep & { op: 'preFault' });
+  | (PreFaultStep & { op: 'preFault' })
+  /** KVM_SET_USER_MEMORY_REGION2 on the VM fd; the step waits for its return. */
+  | { op: 'setMemoryRegion'; label: string; slot: number; flags: number; gpa: bigint; size: bigint; guestMemfdOffset: bigint; expectRet: number | null };
 /** The VMM process exits (qemu_system_shutdown_request): pause_all_vcpus, then every file closed. */
 type ExitStep = { op: 'exit'; label: string };
 
@@ -164,6 +166,8 @@ export function describeStep(s: HostStep | undefined): string {
       return `${s.label} (waitMemory ${hex(s.gpa)} == ${hex(s.value)})`;
     case 'convert':
       return `${s.label} (KVM_SET_MEMORY_ATTRIBUTES ${hex(s.address)})`;
+    case 'setMemoryRegion':
+      return `${s.label} (KVM_SET_USER_MEMORY_REGION2 slot ${s.slot}${s.size === 0n ? ' delete' : ` ${hex(s.gpa)} +${hex(s.size)}`})`;
     case 'exit':
       return `${s.label} (exit)`;
     case 'fallocate':

@@ -4,7 +4,7 @@
  * anonymous memory at the host PFN KVM also maps for a shared GFN (memslots.ts), written with KeyID 0.
  */
 import { gpaToGfn, PAGE_SIZE } from '../../src/arch/gpa.ts';
-import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE } from '../../src/arch/kvmApi.ts';
+import { KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, KVM_MEM_GUEST_MEMFD, KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY } from '../../src/arch/kvmApi.ts';
 import type { Scenario } from '../../src/scenario/schema.ts';
 import { backingPfn, findMemslot, type Memslot } from '../kvm/memslots.ts';
 import type { BuildStep, ExitExpectation, HostStep, PreFaultStep } from './hostProgram.ts';
@@ -31,6 +31,8 @@ const preFault = (h: PreFaultInput, label: string): PreFaultStep => ({
 export function buildPreFaults(s: Scenario): BuildStep[] {
   return (s.host ?? []).flatMap((h, i): BuildStep[] => (h.op === 'preFaultMemory' && h.beforeFinalize === true ? [{ op: 'preFaultBuild', ...preFault(h, `host[${i}]`) }] : []));
 }
+
+const MEMSLOT_FLAGS = { KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, KVM_MEM_GUEST_MEMFD } as const;
 
 /** Userspace addresses guest memory by GPA without the shared bit: the shared bit is not part of a GFN. */
 export function hostPa(memslots: readonly Memslot[], gpa: bigint, sharedMask: bigint): bigint | null {
@@ -73,6 +75,8 @@ export function hostSteps(s: Scenario, memslots: readonly Memslot[], sharedMask:
         return { op: 'waitMemory', label, gpa: h.gpa, pa: hostPa(memslots, h.gpa, sharedMask)!, size: h.size, value: h.value };
       case 'exit':
         return { op: 'exit', label };
+      case 'setMemoryRegion':
+        return { op: 'setMemoryRegion', label, slot: h.slot, flags: h.flags.reduce((f, n) => f | MEMSLOT_FLAGS[n], 0), gpa: h.gpa, size: h.size, guestMemfdOffset: h.guestMemfdOffset, expectRet: h.expectRet ?? null };
       case 'setAttributes':
         return { op: 'convert', label, address: h.gpa, size: h.size, attributes: h.to === 'private' ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n, expectRet: h.expectRet ?? null };
       case 'punchHole': {

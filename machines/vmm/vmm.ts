@@ -132,6 +132,11 @@ export interface VmmContext {
   /** Host threads that have ended (THREAD_EXIT), for `join`. */
   exitedThreads?: readonly number[];
   inReads?: readonly bigint[];
+  /**
+   * The program's KVM_SET_USER_MEMORY_REGION2: issued, or waiting for the conversion in progress. In the
+   * kernel kvm->slots_lock serialises it with KVM_SET_MEMORY_ATTRIBUTES; the VMM issues one at a time.
+   */
+  region?: 'issued' | 'waiting';
 }
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
@@ -151,8 +156,8 @@ function expectationFailed(s: HostStep, what: string): Emitted {
  * or for an exit no vCPU has delivered yet. KVM_RUN returns only with the next exit, so `run` and
  * `startVcpus` never wait here.
  */
-function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmContext, 'pc' | 'awaiting' | 'parked' | 'inKernel' | 'conversions' | 'held' | 'exiting'> {
-  let { pc, awaiting, parked, inKernel, conversions, held, exiting } = c;
+function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmContext, 'pc' | 'awaiting' | 'parked' | 'inKernel' | 'conversions' | 'held' | 'exiting' | 'region'> {
+  let { pc, awaiting, parked, inKernel, conversions, held, exiting, region } = c;
   while (!awaiting && pc < c.program.length) {
     const s = c.program[pc]!;
     if (s.op === 'startVcpus') {
@@ -227,6 +232,12 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
       emitOut(preFaultMessage(s));
       awaiting = true;
       break;
+    } else if (s.op === 'setMemoryRegion') {
+      // This thread holds no other KVM lock; kvm->slots_lock, which the ioctl takes in the kernel, serialises it with KVM_SET_MEMORY_ATTRIBUTES.
+      if (conversions.length === 0) emitOut(regionIoctl(s));
+      region = conversions.length === 0 ? 'issued' : 'waiting';
+      awaiting = true;
+      break;
     } else if (s.op === 'exit') {
       // The program ends here; `running` sees the request and stops the vCPUs (`stopping`).
       exiting = true;
@@ -237,7 +248,11 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
     }
     pc++;
   }
-  return { pc, awaiting, parked, inKernel, conversions, held, exiting };
+  return { pc, awaiting, parked, inKernel, conversions, held, exiting, ...(region === undefined ? {} : { region }) };
+}
+
+function regionIoctl(s: Extract<HostStep, { op: 'setMemoryRegion' }>): Outgoing {
+  return out('kvm.vm', 'ioctl', 'KVM_SET_USER_MEMORY_REGION2', { slot: s.slot, flags: s.flags, guest_phys_addr: s.gpa, memory_size: s.size, guest_memfd_offset: s.guestMemfdOffset });
 }
 
 /** The message a build step sends (a join sends none: it waits for THREAD_EXIT). */
@@ -335,7 +350,7 @@ export const vmmMachine = setup({
     eagainLeft: ({ context }) => context.mapGpaEagain > 0,
     failMapGpa: ({ context }) => context.mapGpaAnswer === 'fail',
     stopOnMemoryFault: ({ context }) => context.memoryFaultAnswer === 'stop',
-    idleConverting: ({ context }) => context.conversions.length === 0,
+    idleConverting: ({ context }) => context.conversions.length === 0 && context.region !== 'issued',
     moreConversions: ({ context }) => context.conversions.length > 1,
     poweroff: ({ event }) => {
       const e = payloadOf(event, 'kvm-exit', 'KVM_EXIT_IO');
@@ -371,6 +386,17 @@ export const vmmMachine = setup({
       const parked = parkedOf(event);
       const c = { ...context, parked: [...context.parked, parked], inKernel: withFlag(context.inKernel, parked.vcpu, false) };
       enqueue.assign(runProgram(c, (e) => enqueue.emit(e)));
+    }),
+    /** KVM_SET_USER_MEMORY_REGION2 returned: check it as the step expects, then go on. */
+    memoryRegionSet: enqueueActions(({ context, event, enqueue }) => {
+      const s = context.program[context.pc]!;
+      const ret = payloadOf(event, 'ioctl-return', 'KVM_SET_USER_MEMORY_REGION2').ret;
+      if (s.op === 'setMemoryRegion' && s.expectRet !== null && ret !== s.expectRet) enqueue.emit(expectationFailed(s, `returned ${ret}, expected ${s.expectRet}`));
+      // A conversion a vCPU's exit queued meanwhile starts now.
+      const first = context.conversions[0];
+      if (first !== undefined) enqueue.emit(out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: first.address, size: first.size, attributes: first.attributes }));
+      const c = { ...context, pc: context.pc + 1, awaiting: false, region: undefined };
+      enqueue.assign({ region: undefined, ...runProgram(c, (e) => enqueue.emit(e)) });
     }),
     /** A host write or read of guest memory returned. */
     hostAccessDone: enqueueActions(({ context, event, enqueue }) => {
@@ -450,6 +476,11 @@ export const vmmMachine = setup({
         enqueue.assign({ inKernel: withFlag(context.inKernel, c.vcpu, true) });
       }
       enqueue.assign({ conversions: context.conversions.slice(1) });
+      const s = context.program[context.pc];
+      if (context.conversions.length === 1 && context.region === 'waiting' && s?.op === 'setMemoryRegion') {
+        enqueue.emit(regionIoctl(s));
+        enqueue.assign({ region: 'issued' });
+      }
     }),
     /** A guest_memfd syscall returned: check it, go on with the program, and let the next queued request run. */
     syscallDone: enqueueActions(({ context, event, enqueue }) => {
@@ -635,6 +666,7 @@ export const vmmMachine = setup({
         THREAD_EXIT: { actions: 'noteThreadExit' },
         MEM_DONE: { actions: 'hostAccessDone' },
         MEM_DATA: { actions: 'hostAccessDone' },
+        KVM_SET_USER_MEMORY_REGION2: { actions: 'memoryRegionSet' },
         KVM_EXIT_IO: [
           { guard: 'programAwaits', actions: 'parkExit' },
           { guard: and(['portIn', 'scriptedIn']), actions: ['markExited', 'answerScriptedIn'] },

@@ -138,3 +138,14 @@ export const FALLOC_FL_PUNCH_HOLE = 0x02;
  */
 export const HYPERCALL_RET_EAGAIN = 11;
 export const HYPERCALL_RET_EINVAL = 22;
+
+// struct kvm_userspace_memory_region2 flags (include/uapi/linux/kvm.h) and KVM's internal flag for a slot
+// being deleted or moved (include/linux/kvm_host.h: bit 16, above the userspace-visible ones).
+export const KVM_MEM_LOG_DIRTY_PAGES = 1 << 0;
+export const KVM_MEM_READONLY = 1 << 1;
+export const KVM_MEM_GUEST_MEMFD = 1 << 2;
+export const KVM_MEMSLOT_INVALID = 1 << 16;
+/** x86's KVM_USER_MEM_SLOTS: KVM_MEM_SLOTS_NUM (SHRT_MAX) minus the 3 private slots; a larger id is EINVAL. */
+export const KVM_USER_MEM_SLOTS = 32764;
+/** kvm_set_memory_region's overlap errno (negative, as the ioctl returns it; EINVAL is above). */
+export const EEXIST = -17;

@@ -114,6 +114,8 @@ export interface MessageCatalog {
      * would, without running the guest (machines/kvm/preFaultMemory.ts).
      */
     KVM_PRE_FAULT_MEMORY: { vcpu: number; gpa: bigint; size: bigint; flags: bigint };
+    /** KVM_SET_USER_MEMORY_REGION2 on the VM fd (struct kvm_userspace_memory_region2; memory_size 0 deletes). */
+    KVM_SET_USER_MEMORY_REGION2: { slot: number; flags: number; guest_phys_addr: bigint; memory_size: bigint; guest_memfd_offset: bigint };
   };
   /** KVM → userspace VMM: an ioctl that returns to userspace with a value (0 or -errno). */
   'ioctl-return': {
@@ -126,6 +128,7 @@ export interface MessageCatalog {
     KVM_CREATE_VCPU: { vcpu: number; ret: number };
     /** 0 if at least one page was mapped, else the first error; `gpa`/`size`: what is left of the range (copied back to userspace). */
     KVM_PRE_FAULT_MEMORY: { vcpu: number; ret: number; gpa: bigint; size: bigint };
+    KVM_SET_USER_MEMORY_REGION2: { ret: number };
     /** > 0: the interrupt was delivered to that many vCPUs (kvm_set_msi), 0: blocked. */
     KVM_SIGNAL_MSI: { vcpu: number; ret: number };
     KVM_NMI: { vcpu: number; ret: number };
@@ -252,6 +255,14 @@ export interface MessageCatalog {
     KVM_REQ_TLB_FLUSH: { vcpu: number };
     /** The vCPU was outside guest mode, or the IPI's handler ran on its CPU: the requester stops waiting for it. */
     KVM_REQ_ACK: { vcpu: number };
+  };
+  /**
+   * kvm->srcu's grace period (srcu.ts): synchronize_srcu in a memslot update asks each vCPU thread, which
+   * reports SRCU_QUIESCENT once it is outside its read-side section.
+   */
+  srcu: {
+    SYNCHRONIZE_SRCU: { vcpu: number };
+    SRCU_QUIESCENT: { vcpu: number };
   };
   /** Host interrupts at the logical processor that runs a vCPU (hw.cpu). */
   interrupt: {
@@ -483,7 +494,14 @@ export interface MessageCatalog {
      * guest_memfd page for a private fault, the userspace page for a shared one (§6.ii A.4).
      */
     FAULTIN: { vcpu: number; gfn: bigint; isPrivate: boolean };
-    FAULTIN_RESULT: { vcpu: number; gfn: bigint; attrPrivate: boolean; slot: 'none' | 'normal' | 'gmem'; pfn: bigint | null; maxLevel: number };
+    /** `slot` 'invalid': the GFN's memslot is being deleted or moved (KVM_MEMSLOT_INVALID). */
+    FAULTIN_RESULT: { vcpu: number; gfn: bigint; attrPrivate: boolean; slot: 'none' | 'normal' | 'gmem' | 'invalid'; pfn: bigint | null; maxLevel: number };
+    /**
+     * kvm_swap_active_memslots: the updater (holding slots_lock) publishes a new memslot set with
+     * rcu_assign_pointer; faults read it from then on. `generation` is kvm->memslots' generation.
+     */
+    MEMSLOTS_SWAP: { vcpu: number; memslots: PublishedMemslot[]; generation: number };
+    MEMSLOTS_SWAPPED: { vcpu: number };
     /**
      * kvm_mmu_faultin_pfn's snapshot of kvm->mmu_invalidate_seq (fault->mmu_seq), a step of its own so that
      * an attribute change can land between it and the attribute read (§6.ii A.4–A.5).
@@ -509,7 +527,7 @@ export interface MessageCatalog {
      * tdp_mmu_zap_leafs' iteration, all under write mmu_lock: the present leaf SPTEs of `root` in the
      * range. Nothing else can change them while the lock is held for write, so one read lists them all.
      */
-    TDP_LEAF_SCAN: { vcpu: number; root: TdpRoot; gfnStart: bigint; gfnEnd: bigint };
+    TDP_LEAF_SCAN: { vcpu: number; root: TdpRoot; gfnStart: bigint; gfnEnd: bigint; invalidate?: false };
     /**
      * kvm_mmu_invalidate_end under write mmu_lock (the post-set section of KVM_SET_MEMORY_ATTRIBUTES,
      * kvm_gmem_invalidate_end): mmu_invalidate_seq++, one invalidation fewer in progress.
@@ -562,6 +580,16 @@ export interface MessageCatalog {
     /** ret 0 on success; -EBUSY (-16) with the current value otherwise, nothing else changed (§7.6). */
     SPTE_CMPXCHG_RESULT: { vcpu: number; ret: number; currentSpte: bigint };
   };
+}
+
+/** A memslot as kvm.mmu keeps it (machines/kvm/memslots.ts). */
+export interface PublishedMemslot {
+  baseGfn: bigint;
+  npages: bigint;
+  guestMemfd: boolean;
+  id?: number;
+  flags?: number;
+  invalid?: boolean;
 }
 
 /** What userspace writes into run->tdx before the KVM_RUN that completes a KVM_EXIT_TDX. */

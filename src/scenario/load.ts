@@ -384,6 +384,7 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
       if (h.vcpu >= s.vcpus.length) return { path: ['host', k, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s))` };
       if (h.beforeFinalize !== true && !held.has(h.vcpu)) return { path: ['host', k, 'vcpu'], message: `KVM_PRE_FAULT_MEMORY takes vcpu->mutex, which KVM_RUN holds: put a waitExit of vCPU ${h.vcpu} before it (or set beforeFinalize)` };
     }
+    if (h.op === 'setMemoryRegion' && !td) return { path: ['host', k, 'op'], message: 'KVM_SET_USER_MEMORY_REGION2 as a host step is modelled for a TD (vm.type "tdx")' };
     if (h.op === 'setAttributes') {
       if (!td) return { path: ['host', k, 'op'], message: 'KVM_SET_MEMORY_ATTRIBUTES with PRIVATE needs a VM with private memory (vm.type "tdx")' };
       if (h.gpa & shared) return { path: ['host', k, 'gpa'], message: `give the GPA without the shared bit (${hex(shared)}); "to" says which it becomes` };

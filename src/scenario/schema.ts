@@ -159,6 +159,9 @@ const prologueOp = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('store'), gpa, gla, size: accessSize, value: u64 }),
 ]);
 
+/** The flags of struct kvm_userspace_memory_region2 a host step may name. */
+export const MEMSLOT_FLAG_NAMES = ['KVM_MEM_LOG_DIRTY_PAGES', 'KVM_MEM_READONLY', 'KVM_MEM_GUEST_MEMFD'] as const;
+
 const vcpuIndex = atLeast(0, 'a vCPU index').describe('the vCPU (index into vcpus)');
 const hostGpa = u64.describe('guest physical address as userspace addresses it (the shared bit is ignored); must lie in a memslot');
 
@@ -253,6 +256,20 @@ const hostStep = z.discriminatedUnion('op', [
       expectSize: u64.optional().describe('fail the run unless this many bytes of the range are left unmapped (copied back to userspace)'),
     })
     .describe('TD only: KVM_PRE_FAULT_MEMORY on a vCPU fd: map the range through the fault path without running the guest (private GFNs by TDH.MEM.PAGE.AUG, PENDING until the guest accepts)'),
+  z
+    .strictObject({
+      op: z.literal('setMemoryRegion'),
+      slot: atLeast(0, 'a slot id of at least 0').describe("kvm_userspace_memory_region2.slot (as_id in bits 16 and up); the scenario's memslots have ids 0, 1, … in their order"),
+      gpa: u64.describe('guest_phys_addr, without the shared bit'),
+      size: u64.describe('memory_size in bytes; 0 deletes the slot'),
+      flags: z
+        .array(z.enum(MEMSLOT_FLAG_NAMES))
+        .default([])
+        .describe('kvm_userspace_memory_region2.flags by name'),
+      guestMemfdOffset: u64.default(0n).describe('guest_memfd_offset (with KVM_MEM_GUEST_MEMFD)'),
+      expectRet: withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless the ioctl returns this (0 or -errno, e.g. -22 EINVAL, -17 EEXIST)'),
+    })
+    .describe('KVM_SET_USER_MEMORY_REGION2: create, delete (size 0), move (a new gpa) or change the flags of a memslot, as KVM checks and runs it (kvm_set_memory_region)'),
 ]);
 /** A step of a host thread (`hostThreads[i].program`): ioctls, or accesses through the VMM's mapping. */
 const expectRet = withJsonSchema(smallInt, { type: 'integer' }).optional().describe('fail the run unless the ioctl returns this (0, the default, or -errno such as -5 EIO, -22 EINVAL)');

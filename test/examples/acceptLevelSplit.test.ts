@@ -195,6 +195,7 @@ describe('policy switches', () => {
       mmioRejectsPageCross: true,
       hltChecksVmxip: true,
       mapGpaEventCheck: true,
+      invalidMemslotEndsLocalRetry: true,
       zeroStepThreshold: 6,
     });
     for (const p of Object.values(POLICIES)) expect(p.section).toMatch(/^§/);

@@ -24,10 +24,18 @@ const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: 600_000 }
 
 const FAILING = FAILING_EXAMPLES;
 
+/**
+ * Examples checked with the invariants their scenario declares: each leaves out one default and says why
+ * there (memslot-delete-during-fault: v6.18 re-enters on an invalid memslot, so ept-violation-progress's
+ * bound is exceeded by design).
+ */
+const OWN_INVARIANTS: ReadonlySet<string> = new Set(['memslot-delete-during-fault']);
+
 describe('default invariants on the bundled examples', () => {
   for (const name of ALL_EXAMPLES) {
     it(`${name}: ${FAILING[name] ? 'no-failure is violated' : 'clean and exhaustive'}`, () => {
-      const r = explore(modelFor(loadScenarioFile(exampleFile(name)).scenario), defaultInvariants(), UNBOUNDED);
+      const scenario = loadScenarioFile(exampleFile(name)).scenario;
+      const r = explore(modelFor(scenario), OWN_INVARIANTS.has(name) ? invariantsOf(scenario.invariants) : defaultInvariants(), UNBOUNDED);
       if (FAILING[name]) {
         expect(r.violation?.invariant).toBe('no-failure');
         expect(r.violation?.detail).toContain(FAILING[name]);

@@ -24,6 +24,7 @@ const NOT_REBUILT: Readonly<Record<string, string>> = {
   'host-convert-race': "the VMM's host program (waitMemory, setAttributes)",
   'host-exit-race': "the VMM's host program (waitMemory, exit)",
   'pre-fault-memory': "the VMM's host program (KVM_PRE_FAULT_MEMORY, whose AUGs a trace shows without the ioctl)",
+  'memslot-delete-during-fault': "the VMM's host program (setMemoryRegion, waitExit, exit)",
   'zeropad-into-mmio': "load_unaligned_zeropad's page-crossing MMIO half, finished by the exception fixup",
   'vcpu-create-while-running': 'host threads (hostThreads): a vCPU created by a thread, the build around them',
 };

@@ -5,6 +5,8 @@
  * - a thread queued on kvm->mmu_lock waits for the lock's holders;
  * - a thread in kvm_make_all_cpus_request (kickWaiting > 0: a kick or a remote TLB flush, under mmu_lock
  *   for the zaps) waits for the other vCPU threads' acknowledgements;
+ * - a memslot update in synchronize_srcu waits for the vCPU threads that have not left their kvm->srcu
+ *   read-side section since it began (a reader that keeps running inside it is non-progress, not this);
  * - the VMM stopping the VM waits for every vCPU thread still inside KVM_RUN;
  * - the VMM's host program at `waitExit` waits for that vCPU's thread, at `join` for that host thread, and
  *   a host thread at `waitExit` for the vCPU it runs;
@@ -40,6 +42,11 @@ function waitsOf(model: Model, world: World): Map<string, Wait> {
     const lock = (world.snapshots[mmu]!.context as { lock: MmuLockState }).lock;
     const holders = lock.writer !== null ? [lock.writer] : [...lock.readers];
     for (const w of lock.waiters) waits.set(w.actor, { on: `mmu_lock for ${w.mode}`, for: holders });
+  }
+  const vm = model.indexOf.get('kvm.vm');
+  if (vm !== undefined) {
+    const readers = (world.snapshots[vm]!.context as { srcuWaiting?: readonly number[] }).srcuWaiting ?? [];
+    if (readers.length > 0) waits.set('kvm.vm', { on: 'synchronize_srcu(&kvm->srcu)', for: readers.map((v) => `kvm.vcpu${v}`) });
   }
   model.actors.forEach((a, i) => {
     const c = world.snapshots[i]!.context as { kickWaiting?: number };
