@@ -110,7 +110,7 @@ export class PersistentSets {
     actors.forEach((a, i) => {
       for (const inv of invariants) {
         const f = inv.footprint;
-        if (f === undefined || f.quiescent) continue;
+        if (f === undefined) continue;
         if (f.on?.(a.id) || f.reads?.(a.id)) this.visible[i] = 1;
         if (f.pendingTo?.(a.id)) this.visible[i] = this.pendingTo[i] = 1;
       }

@@ -17,9 +17,13 @@ import type { TdpMmuContext } from '../../../machines/kvm/tdpMmu.ts';
 import { attributeIsPrivate } from '../../../machines/kvm/memAttributes.ts';
 import { contextOf, type Invariant } from './invariant.ts';
 
+const bothSides = (a: string): boolean => a === 'guest.kernel' || a === 'kvm.mmu';
+
 export const guestPteMatchesAttribute: Invariant = {
   name: 'guest-pte-matches-attribute',
   description: "no private guest PTE (shared bit clear) maps a GFN whose memory attribute is shared: the guest never believes private a page the TD does not own",
+  // Checked at deliveries to either side, reading both; every other delivery is null.
+  footprint: { on: bothSides, reads: bothSides },
   check(model, _before, after, m) {
     const relevant = (m.name === 'GUEST_PTE_WRITE' && m.to === 'guest.kernel') || (m.name === 'SET_ATTRIBUTES' && m.to === 'kvm.mmu');
     if (!relevant || !model.indexOf.has('guest.kernel')) return null;

@@ -13,6 +13,9 @@ import { contextOf, type Invariant } from './invariant.ts';
 export const mmioWithinPage: Invariant = {
   name: 'mmio-within-page',
   description: 'a TD guest asks the VMM to emulate MMIO (TDG.VP.VMCALL<#VE.RequestMMIO>) only for an instruction whose access lies within one page',
+  // The TDCALL reaches the guest's CPU, and the verdict reads the guest vCPU that sent it (its instruction at
+  // pc); every other delivery is null.
+  footprint: { on: (a) => a.startsWith('hw.cpu'), reads: (a) => a.startsWith('guest.vcpu') },
   check(model, _before, after, m) {
     if (m.name !== 'TDG.VP.VMCALL<#VE.RequestMMIO>' || !m.from.startsWith('guest.vcpu')) return null;
     const g = contextOf<GuestVcpuContext>(model, after, m.from);

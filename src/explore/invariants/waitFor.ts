@@ -14,6 +14,7 @@
  * cycle the detail names. The check is conservative where the model keeps counts, not names: a thread
  * waiting for acknowledgements leaves the set as soon as any vCPU thread could still move.
  */
+import type { AnyMachineSnapshot } from 'xstate';
 import type { Model, World } from '../../runtime/world.ts';
 import type { MmuLockState } from '../../../machines/kvm/mmuLock.ts';
 import type { VmmContext } from '../../../machines/vmm/vmm.ts';
@@ -28,23 +29,32 @@ interface Wait {
 }
 
 function waitsOf(model: Model, world: World): Map<string, Wait> {
+  return waitsIn(model, (i) => world.snapshots[i]!);
+}
+
+/** Whether any thread waits at all in the states `snapshot` gives (per actor index): most states have no wait. */
+export function anyWait(model: Model, snapshot: (i: number) => AnyMachineSnapshot): boolean {
+  return waitsIn(model, snapshot).size > 0;
+}
+
+function waitsIn(model: Model, snapshot: (i: number) => AnyMachineSnapshot): Map<string, Wait> {
   const waits = new Map<string, Wait>();
   const vcpus = model.actors.filter((a) => /^kvm\.vcpu\d+$/.test(a.id)).map((a) => a.id);
   const mmu = model.indexOf.get('kvm.mmu');
   if (mmu !== undefined) {
-    const lock = (world.snapshots[mmu]!.context as { lock: MmuLockState }).lock;
+    const lock = (snapshot(mmu).context as { lock: MmuLockState }).lock;
     const holders = lock.writer !== null ? [lock.writer] : [...lock.readers];
     for (const w of lock.waiters) waits.set(w.actor, { on: `mmu_lock for ${w.mode}`, for: holders });
   }
   model.actors.forEach((a, i) => {
-    const c = world.snapshots[i]!.context as { kickWaiting?: number };
+    const c = snapshot(i).context as { kickWaiting?: number };
     if (typeof c.kickWaiting === 'number' && c.kickWaiting > 0 && !waits.has(a.id)) {
       waits.set(a.id, { on: `${c.kickWaiting} KVM_REQ_ACK`, for: vcpus.filter((v) => v !== a.id) });
     }
   });
   const vmm = model.indexOf.get('vmm');
   if (vmm !== undefined) {
-    const s = world.snapshots[vmm]!;
+    const s = snapshot(vmm);
     const c = s.context as VmmContext;
     const state = stateName(s.value);
     if (state === 'stopping') waits.set('vmm', { on: 'pause_all_vcpus', for: c.inKernel.flatMap((k, v) => (k ? [`kvm.vcpu${v}`] : [])) });
