@@ -1,6 +1,6 @@
 /**
  * The figures the engine's changes are judged by, one line per search (not part of `npm run bench`):
- * states, end states, verdict and wall clock of five examples with the default invariants — as
+ * states, end states, verdict, wall clock and CPU time of five examples with the default invariants — as
  * `tdxsim explore` runs them (non-progress included, so sleep sets only) and without non-progress, with
  * the persistent-set reduction off and on. `node dist/bench/exploreFigures.js [example…]`.
  */
@@ -22,9 +22,11 @@ for (const name of process.argv.length > 2 ? process.argv.slice(2) : EXAMPLES) {
   for (const [label, invs, opts] of runs) {
     const model = modelFor(loadScenarioFile(`examples/${name}`).scenario);
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const r = explore(model, invs(), BOUNDS, opts);
     const ms = performance.now() - t0;
+    const c = process.cpuUsage(c0);
     const v = r.violation === null ? '' : ` ${r.violation.invariant} in ${r.violation.choices.length} steps`;
-    console.log(`${name}\t${label}\t${r.states}\t${r.terminals}\t${r.status}${v}\t${r.exhaustive ? 'exhaustive' : r.bound}\t${Math.round(ms)} ms${r.reductionOff ? `\t(${r.reductionOff})` : ''}`);
+    console.log(`${name}\t${label}\t${r.states}\t${r.terminals}\t${r.status}${v}\t${r.exhaustive ? 'exhaustive' : r.bound}\t${Math.round(ms)} ms\t${Math.round((c.user + c.system) / 1000)} cpu-ms${r.reductionOff ? `\t(${r.reductionOff})` : ''}`);
   }
 }

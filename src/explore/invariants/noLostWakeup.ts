@@ -41,7 +41,17 @@ export const noLostWakeup: Invariant = {
   name: 'no-lost-wakeup',
   description: "no TD vCPU stays blocked in HLT with a wake-up pending: ON in its posted-interrupt descriptor, or (halted with R12 = 0) a deliverable interrupt in its vIRR",
   // A delivery to vCPU v's thread or CPU reads both, and the PIRs in flight to the CPU.
-  footprint: { on: (a) => VCPU_SIDE.test(a), reads: (a) => VCPU_SIDE.test(a), pendingTo: (a) => a.startsWith('hw.cpu') },
+  footprint: {
+    on: (a) => VCPU_SIDE.test(a),
+    reads: (a) => VCPU_SIDE.test(a),
+    pendingTo: (a) => a.startsWith('hw.cpu'),
+    // Only a thread blocked in HLT can have lost its wake-up.
+    fast(v) {
+      const thread = v.model.indexOf.get(`kvm.vcpu${VCPU_SIDE.exec(v.delivered.to)![1]}`);
+      if (thread === undefined || stateName(v.snapshot(thread).value) !== 'halted') return null;
+      return noLostWakeup.check(v.model, v.before(), v.after(), v.delivered);
+    },
+  },
   check(model, _before, after, m) {
     const v = VCPU_SIDE.exec(m.to)?.[1];
     if (v === undefined) return null;
