@@ -113,6 +113,12 @@ const SWITCHED_OFF: readonly [string, PolicyOverrides][] = [
 const library = INVARIANTS.map((s) => s.create());
 
 describe('invariant footprints', () => {
+  // One invariant without a footprint makes every delivery visible: the persistent-set reduction is then
+  // off, and every delivery builds both worlds for it.
+  it('every invariant of the library has one, but non-progress (checked on the state graph)', () => {
+    expect(library.filter((i) => i.footprint === undefined).map((i) => i.name)).toEqual(['non-progress']);
+  });
+
   const tally = new Map<string, Tally>();
   const cases: [string, PolicyOverrides][] = [...ALL_EXAMPLES.map((n): [string, PolicyOverrides] => [n, {}]), ...SWITCHED_OFF];
   for (const [name, policy] of cases) {
