@@ -234,10 +234,10 @@ export function depthFirstRun(search: Search, root: World, prefix: readonly numb
     const cnt = S.enCnt[d]!;
     for (let j = 0; j < cnt; j++) {
       const m = S.msgAt(d, j);
-      if (por!.candidate[cm.receiverOf(m)] !== 1) continue;
+      if (por!.candidate[cm.receiverOf(m)] !== 1 || !por!.alone(S, d, j)) continue;
       const known = cm.transitions;
       const e = cm.transition(S.mem[S.off[d]! + cm.receiverOf(m)]!, m, base + d + 1);
-      if (e >= known && !por!.check(e)) return -2;
+      if (e >= known && !por!.check(e, m)) return -2;
       if (por!.invisible(e)) return j;
     }
     return -1;
@@ -317,7 +317,7 @@ export function depthFirstRun(search: Search, root: World, prefix: readonly numb
       const o2 = S.off[d]! + S.len[d]!;
       const known = cm.transitions;
       const e = S.buildChild(d, i, o2);
-      if (por !== null && e >= known && !por.check(e)) return RESTART;
+      if (por !== null && e >= known && !por.check(e, S.childMsg)) return RESTART;
       counters.transitions++;
       delivery.at(d, o2, e);
       const k2 = delivery.pendingAfter;
