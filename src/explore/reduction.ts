@@ -173,6 +173,13 @@ export class PersistentSets {
   private mark = new Int32Array(0);
   private gen = 0;
   private work = new Int32Array(0);
+  /**
+   * Per (type, A, X): 0 not known, 1 nothing of this type in flight leads to a message to A but from X, 2 it
+   * may. The closure of a set of types is the union of theirs, so a state's answer is the OR of its
+   * messages'. Learnt types add no edges, so entries stay true until the causality grows (a restart).
+   */
+  private leads = new Uint8Array(0);
+  private leadsEdges = -1;
   /** Per actor: 1 where an invariant reads the messages in flight to it. */
   readonly pendingTo: Uint8Array;
   /** Per actor: 1 where an invariant's verdict reads its state or the messages in flight to it. */
@@ -226,29 +233,47 @@ export class PersistentSets {
     for (let k = 0; k < S.enCnt[d]!; k++) if (k !== j && cm.receiverOf(S.msgAt(d, k)) === a) return false;
     const x = Math.floor(cm.channelOf(m) / cm.n);
     const c = this.topology.causality;
+    const n = cm.n;
+    if (this.leadsEdges !== c.edges) {
+      this.leads.fill(0);
+      this.leadsEdges = c.edges;
+    }
+    const o = S.off[d]! + n;
+    const k = S.mem[o]!;
+    for (let p = 0; p < k; p++) {
+      const msg = S.mem[o + 1 + p]!;
+      if (cm.receiverOf(msg) === a) continue;
+      const t = c.typeOf(msg);
+      const at = (t * n + a) * n + x;
+      if (at >= this.leads.length) {
+        const b = new Uint8Array(Math.max(at + 1, 2 * this.leads.length, 64 * n * n));
+        b.set(this.leads);
+        this.leads = b;
+      }
+      let v = this.leads[at]!;
+      if (v === 0) this.leads[at] = v = this.leadsAround(t, a, x) ? 2 : 1;
+      if (v === 2) return false;
+    }
+    return true;
+  }
+
+  /** Whether type t's causal closure, not through deliveries to a, holds a type on a channel into a but x → a. */
+  private leadsAround(t0: number, a: number, x: number): boolean {
+    const c = this.topology.causality;
     if (this.mark.length < c.types) {
       this.mark = new Int32Array(2 * c.types);
       this.work = new Int32Array(2 * c.types);
       this.gen = 0;
     }
     const g = ++this.gen;
-    let top = 0;
-    const o = S.off[d]! + cm.n;
-    const k = S.mem[o]!;
-    for (let p = 0; p < k; p++) {
-      const msg = S.mem[o + 1 + p]!;
-      if (cm.receiverOf(msg) === a) continue;
-      const t = c.typeOf(msg);
-      if (t >= this.mark.length) return false;
-      if (this.mark[t] === g) continue;
-      this.mark[t] = g;
-      this.work[top++] = t;
-    }
+    this.mark[t0] = g;
+    this.work[0] = t0;
+    let top = 1;
     while (top > 0) {
       const t = this.work[--top]!;
       for (const u of c.next[t]!) {
         if (c.to[u] === a) {
-          if (c.from[u] !== x) return false;
+          if (c.from[u] !== x) return true;
           continue;
         }
         if (this.mark[u] === g) continue;
@@ -256,7 +281,7 @@ export class PersistentSets {
         this.work[top++] = u;
       }
     }
-    return true;
+    return false;
   }
 
   /** Whether compiled transition `e`, delivering to a candidate, is invisible by what it sends and reports (P2). */

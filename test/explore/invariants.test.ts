@@ -3,6 +3,7 @@
  * verdict under the default invariants, a deadlock named by who is stuck where, the `invariants:` section's
  * errors, and the minimised counterexample of the touch-before-accept race.
  */
+import { anyWait } from '../../src/explore/invariants/waitFor.ts';
 import { describe, expect, it } from 'vitest';
 import { loadScenarioFile, parseScenarioObject, parseScenarioText } from '../../src/scenario/load.ts';
 import { modelFor, headerFor, recordRun } from '../../src/session/session.ts';
@@ -96,6 +97,11 @@ describe('no-deadlock: a wait cycle while messages are still in flight', () => {
     expect(check(w)).toBe(
       'deadlock: a wait cycle: kvm.vcpu0 (waits for mmu_lock for read) → kvm.vm (waits for 2 KVM_REQ_ACK) → kvm.vcpu0',
     );
+  });
+
+  it('its fast path looks further only where some thread waits', () => {
+    const waits = (w: World) => anyWait(model, (i) => w.snapshots[i]!);
+    expect([waits(world), waits(locked), waits(withContext(world, 'kvm.vm', { kickWaiting: 1 })), waits(cycle)]).toEqual([false, true, true, true]);
   });
 
   it('is looked for where a cycle can close, at a delivery to a KVM thread or the VMM (its footprint), and everywhere when nothing is in flight', () => {
