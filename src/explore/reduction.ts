@@ -188,6 +188,8 @@ export class PersistentSets {
   private readonly blind: boolean;
   /** Channels a transition sent on outside the topology, in the order met; the search restarts with them. */
   readonly outside: number[] = [];
+  /** Some actor may be delivered to alone; without one no choice depends on the topology or the causality. */
+  private anyCandidate = false;
 
   constructor(
     readonly cm: CompiledModel,
@@ -217,6 +219,7 @@ export class PersistentSets {
       this.candidate[i] = !this.blind && this.visible[i] === 0 ? 1 : 0;
       this.soleFrom[i] = this.topology.soleSender(i);
     }
+    this.anyCandidate = this.candidate.includes(1);
   }
 
   /**
@@ -306,6 +309,7 @@ export class PersistentSets {
       this.topology.allowed[c] = 1;
       this.outside.push(c);
     }
-    return ok;
+    // Nothing goes alone (every actor is visible): what was learnt decided nothing, so nothing is redone.
+    return ok || !this.anyCandidate;
   }
 }
