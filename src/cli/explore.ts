@@ -253,7 +253,7 @@ function report(start: ExploreStart, done: ExploreDone, file: string, signWith: 
   print(summary(r, start.workers, start.bounds));
   if ('redis' in r) print(redisLine(r as RedisExploreResult));
   if ('liveness' in r && r.liveness) print(livenessLine(r.liveness));
-  if ('persistentSets' in r && r.persistentSets) print(`# persistent sets: a topology of ${r.persistentSets.channels} channels, learnt by walks and checked by every new transition (${r.persistentSets.restarts} restart${r.persistentSets.restarts === 1 ? '' : 's'} for a channel it lacked)`);
+  if ('persistentSets' in r && r.persistentSets) print(`# persistent sets: a topology of ${r.persistentSets.channels} channels, learnt by walks and checked by every new transition (${r.persistentSets.restarts} restart${r.persistentSets.restarts === 1 ? '' : 's'} for a channel or a cause it lacked)`);
   if (finding === null) return code;
   const found = `${finding.asFound.steps} steps, ${finding.asFound.preemptions} preemptions`;
   const lasso = finding.lasso;

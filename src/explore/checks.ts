@@ -1,7 +1,8 @@
 /**
  * Invariants as the explorer's engine checks them, using their footprints (invariants/invariant.ts):
  * - without a footprint, every delivery builds both worlds and calls `check`;
- * - a `quiescent` one is null wherever something is in flight, and called with the worlds elsewhere;
+ * - a `quiescent` one is called with the worlds where nothing is in flight; elsewhere it is null at a
+ *   delivery to an actor outside its `on` and runs its `fast` path (or `check`) inside it;
  * - otherwise, at a delivery to an actor outside its `on`, the verdict depends on the delivery alone, so it
  *   is decided once per distinct delivery (compiled transition) and read back after; at a delivery to an
  *   actor in `on` it runs its `fast` path (or `check` with the worlds).
@@ -58,9 +59,15 @@ export class InvariantChecks {
         case GENERIC:
           problem = inv.check(this.model, d.before(), d.after(), d.deliveredInWorld());
           break;
-        case QUIESCENT:
+        case QUIESCENT: {
+          const on = this.on[i] ?? null;
           if (d.pendingAfter === 0) problem = inv.check(this.model, d.before(), d.after(), d.deliveredInWorld());
+          else if (on !== null && on[d.receiver] === 1) {
+            const fast = inv.footprint!.fast;
+            problem = fast !== undefined ? fast(d) : inv.check(this.model, d.before(), d.after(), d.deliveredInWorld());
+          }
           break;
+        }
         default: {
           const on = this.on[i]!;
           if (on !== null && on[d.receiver] === 1) {

@@ -11,12 +11,13 @@
 import type { Message } from '../protocol/messages.ts';
 import type { Model, World } from '../runtime/world.ts';
 import type { CompiledModel } from './compiledModel.ts';
-import type { CheckedDelivery, InvariantChecks } from './checks.ts';
+import type { InvariantChecks } from './checks.ts';
 import { flatten } from './flatWorld.ts';
 import { FlatStack } from './flatStack.ts';
 import type { StateGraph } from './liveness/stateGraph.ts';
 import type { PersistentSets } from './reduction.ts';
 import type { VisitedSet } from './stateTable.ts';
+import { StackDelivery } from './stackDelivery.ts';
 
 /** What stopped a search before it was exhaustive (see explore.ts). */
 export type Bound = 'depth' | 'states' | 'time' | 'walks' | 'interrupted' | 'preemptions';
@@ -164,8 +165,7 @@ class OnStack {
  * terminal) without a worker thread and without changing which states are visited.
  */
 export function depthFirstRun(search: Search, root: World, prefix: readonly number[], explore: Uint32Array | null): () => Violation | null | typeof PAUSED | typeof RESTART {
-  const { model, compiled: cm, checks, visited, counters } = search;
-  const n = cm.n;
+  const { compiled: cm, checks, visited, counters } = search;
   const ch = search.channels;
   const words = ch?.words ?? 0;
   const graph = search.graph ?? null;
@@ -211,26 +211,7 @@ export function depthFirstRun(search: Search, root: World, prefix: readonly numb
   fit();
 
   // The delivery being checked, as checks.ts and the invariants' fast paths read it.
-  let dFrame = 0;
-  let dChild = 0;
-  let dSends = 0;
-  let dBefore: World | null = null;
-  let dAfter: World | null = null;
-  const beforeWorld = (): World => (dBefore ??= S.world(dFrame));
-  const afterWorld = (): World => (dAfter ??= S.worldAt(dChild, base + dFrame + 1, { world: beforeWorld(), removed: S.childPos, sent: dSends }));
-  const delivery: CheckedDelivery = {
-    model,
-    ids: cm,
-    entry: 0,
-    receiver: 0,
-    pendingAfter: 0,
-    delivered: cm.messages[0] ?? (null as unknown as Message),
-    stateId: (i) => S.mem[dChild + i]!,
-    snapshot: (i) => cm.snapshots[S.mem[dChild + i]!]!,
-    before: beforeWorld,
-    after: afterWorld,
-    deliveredInWorld: () => beforeWorld().pending[S.childPos]!,
-  };
+  const delivery = new StackDelivery(cm, S, base);
 
   /** Frame d's deliveries as a rank mask of what it sleeps on (bits past its deliverable ones set). */
   const sleepRanks = (d: number): number => {
@@ -253,10 +234,10 @@ export function depthFirstRun(search: Search, root: World, prefix: readonly numb
     const cnt = S.enCnt[d]!;
     for (let j = 0; j < cnt; j++) {
       const m = S.msgAt(d, j);
-      if (por!.candidate[cm.receiverOf(m)] !== 1) continue;
+      if (por!.candidate[cm.receiverOf(m)] !== 1 || !por!.alone(S, d, j)) continue;
       const known = cm.transitions;
       const e = cm.transition(S.mem[S.off[d]! + cm.receiverOf(m)]!, m, base + d + 1);
-      if (e >= known && !por!.check(e)) return -2;
+      if (e >= known && !por!.check(e, m)) return -2;
       if (por!.invisible(e)) return j;
     }
     return -1;
@@ -336,20 +317,11 @@ export function depthFirstRun(search: Search, root: World, prefix: readonly numb
       const o2 = S.off[d]! + S.len[d]!;
       const known = cm.transitions;
       const e = S.buildChild(d, i, o2);
-      if (por !== null && e >= known && !por.check(e)) return RESTART;
+      if (por !== null && e >= known && !por.check(e, S.childMsg)) return RESTART;
       counters.transitions++;
-      const k2 = S.mem[o2 + n]!;
-      const receiver = cm.receiverOf(S.childMsg);
-
-      dFrame = d;
-      dChild = o2;
-      dSends = cm.sendsOf(e);
-      dBefore = null;
-      dAfter = null;
-      delivery.entry = e;
-      delivery.receiver = receiver;
-      delivery.pendingAfter = k2;
-      (delivery as { delivered: Message }).delivered = cm.messages[S.childMsg]!;
+      delivery.at(d, o2, e);
+      const k2 = delivery.pendingAfter;
+      const receiver = delivery.receiver;
       const violated = checks.check(delivery);
       if (violated !== null) {
         const choices = [...prefix];

@@ -27,10 +27,10 @@
  * whole space and is not made here.
  */
 import { initialWorld } from '../runtime/step.ts';
-import type { Model, World } from '../runtime/world.ts';
-import type { Message } from '../protocol/messages.ts';
+import type { Model } from '../runtime/world.ts';
 import { CompiledModel } from './compiledModel.ts';
-import { InvariantChecks, type CheckedDelivery } from './checks.ts';
+import { InvariantChecks } from './checks.ts';
+import { StackDelivery } from './stackDelivery.ts';
 import { PAUSED, type Violation } from './depthFirst.ts';
 import type { Exploration, ExploreBounds, ExploreOptions, ExploreResult } from './explore.ts';
 import { flatten } from './flatWorld.ts';
@@ -173,7 +173,6 @@ function startLevel(
   K: number,
   o: { now: () => number; start: number; every: number; pauseEvery: number; onProgress?: ExploreOptions['onProgress'] },
 ): Level {
-  const model = cm.model;
   const n = cm.n;
   const states = new StateTable(0);
   const nodes = new StateTable(1);
@@ -200,26 +199,7 @@ function startLevel(
   };
   fit();
 
-  let dFrame = 0;
-  let dChild = 0;
-  let dSends = 0;
-  let dBefore: World | null = null;
-  let dAfter: World | null = null;
-  const beforeWorld = (): World => (dBefore ??= S.world(dFrame));
-  const afterWorld = (): World => (dAfter ??= S.worldAt(dChild, dFrame + 1, { world: beforeWorld(), removed: S.childPos, sent: dSends }));
-  const delivery: CheckedDelivery = {
-    model,
-    ids: cm,
-    entry: 0,
-    receiver: 0,
-    pendingAfter: 0,
-    delivered: null as unknown as Message,
-    stateId: (i) => S.mem[dChild + i]!,
-    snapshot: (i) => cm.snapshots[S.mem[dChild + i]!]!,
-    before: beforeWorld,
-    after: afterWorld,
-    deliveredInWorld: () => beforeWorld().pending[S.childPos]!,
-  };
+  const delivery = new StackDelivery(cm, S, 0);
 
   /** Positions of frame d's deliverable messages that are among the `ns` messages the last delivery appended. */
   const sentPositions = (d: number, ns: number): number => {
@@ -281,16 +261,8 @@ function startLevel(
       const e = S.buildChild(d, i, o2);
       counters.transitions++;
       if (cost > K) counters.cut++;
-      const k2 = S.mem[o2 + n]!;
-      dFrame = d;
-      dChild = o2;
-      dSends = cm.sendsOf(e);
-      dBefore = null;
-      dAfter = null;
-      delivery.entry = e;
-      delivery.receiver = cm.receiverOf(S.childMsg);
-      delivery.pendingAfter = k2;
-      (delivery as { delivered: Message }).delivered = cm.messages[S.childMsg]!;
+      delivery.at(d, o2, e);
+      const k2 = delivery.pendingAfter;
       const violated = checks.check(delivery);
       if (violated !== null) {
         const v = { invariant: violated.invariant, detail: violated.detail, choices: choicesTo(d, i) };
@@ -332,7 +304,7 @@ function startLevel(
       }
       if (k2 === 0) continue;
       S.pushChild(d);
-      const sent = sentPositions(d + 1, dSends);
+      const sent = sentPositions(d + 1, cm.sendsOf(e));
       nodeKey(key, cHi, cLo, rankMask(d + 1, sent));
       if (!nodes.lower(key, cost)) continue;
       choiceOf[d] = i;

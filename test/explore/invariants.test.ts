@@ -3,6 +3,7 @@
  * verdict under the default invariants, a deadlock named by who is stuck where, the `invariants:` section's
  * errors, and the minimised counterexample of the touch-before-accept race.
  */
+import { anyWait } from '../../src/explore/invariants/waitFor.ts';
 import { describe, expect, it } from 'vitest';
 import { loadScenarioFile, parseScenarioObject, parseScenarioText } from '../../src/scenario/load.ts';
 import { modelFor, headerFor, recordRun } from '../../src/session/session.ts';
@@ -92,7 +93,9 @@ describe('no-deadlock: a wait cycle while messages are still in flight', () => {
     return { ...w, snapshots };
   };
   const inFlight: Message = { id: 9999, from: 'hw.cpu1', to: 'hw.mem', kind: 'mem', name: 'MEM_READ', payload: { pa: 0n, size: 8, keyid: 0, tag: 'hw.cpu1' }, cause: null } as never;
-  const check = (w: World) => noDeadlock.check(model, w, w, inFlight);
+  // The delivery that closes the cycle: vCPU 1's thread takes its last message and queues on the lock.
+  const closing: Message = { ...inFlight, id: 9998, from: 'kvm.mmu', to: 'kvm.vcpu1', kind: 'kvm-call', name: 'MMU_LOCKED', payload: {} } as never;
+  const check = (w: World, delivered: Message = closing) => noDeadlock.check(model, w, w, delivered);
   // kvm.vm holds mmu_lock for write and waits for the flush's acknowledgements; both vCPU threads queue on the lock.
   const locked = withContext(world, 'kvm.mmu', { lock: { writer: 'kvm.vm', readers: [], waiters: [{ actor: 'kvm.vcpu0', mode: 'read' }, { actor: 'kvm.vcpu1', mode: 'read' }] } });
   const cycle = withContext(locked, 'kvm.vm', { kickWaiting: 2 });
@@ -100,8 +103,18 @@ describe('no-deadlock: a wait cycle while messages are still in flight', () => {
   it('is reported with the cycle named, though vCPU 1\'s CPU still has a memory access in flight', () => {
     const w = { ...cycle, pending: [inFlight] };
     expect(check(w)).toBe(
-      'deadlock: a wait cycle, 1 message(s) still in flight elsewhere: kvm.vcpu0 (waits for mmu_lock for read) → kvm.vm (waits for 2 KVM_REQ_ACK) → kvm.vcpu0',
+      'deadlock: a wait cycle: kvm.vcpu0 (waits for mmu_lock for read) → kvm.vm (waits for 2 KVM_REQ_ACK) → kvm.vcpu0',
     );
+  });
+
+  it('its fast path looks further only where some thread waits', () => {
+    const waits = (w: World) => anyWait(model, (i) => w.snapshots[i]!);
+    expect([waits(world), waits(locked), waits(withContext(world, 'kvm.vm', { kickWaiting: 1 })), waits(cycle)]).toEqual([false, true, true, true]);
+  });
+
+  it('is looked for where a cycle can close, at a delivery to a KVM thread or the VMM (its footprint), and everywhere when nothing is in flight', () => {
+    expect(check({ ...cycle, pending: [inFlight] }, inFlight)).toBeNull();
+    expect(check({ ...cycle, pending: [] }, inFlight)).toMatch(/^deadlock: a wait cycle: kvm\.vcpu0 /);
   });
 
   it('is no deadlock while a thread of the cycle still has a message to take, or one thread it waits for can move', () => {

@@ -15,14 +15,19 @@ import { hex } from '../../arch/hex.ts';
 import type { GuestKernelContext } from '../../../machines/guest/guestKernel.ts';
 import type { TdpMmuContext } from '../../../machines/kvm/tdpMmu.ts';
 import { attributeIsPrivate } from '../../../machines/kvm/memAttributes.ts';
+import type { Message } from '../../protocol/messages.ts';
 import { contextOf, type Invariant } from './invariant.ts';
+
+const bothSides = (a: string): boolean => a === 'guest.kernel' || a === 'kvm.mmu';
+const relevant = (m: Message): boolean => (m.name === 'GUEST_PTE_WRITE' && m.to === 'guest.kernel') || (m.name === 'SET_ATTRIBUTES' && m.to === 'kvm.mmu');
 
 export const guestPteMatchesAttribute: Invariant = {
   name: 'guest-pte-matches-attribute',
   description: "no private guest PTE (shared bit clear) maps a GFN whose memory attribute is shared: the guest never believes private a page the TD does not own",
+  // Checked at deliveries to either side, reading both; every other delivery is null.
+  footprint: { on: bothSides, reads: bothSides, fast: (v) => (relevant(v.delivered) ? guestPteMatchesAttribute.check(v.model, v.before(), v.after(), v.delivered) : null) },
   check(model, _before, after, m) {
-    const relevant = (m.name === 'GUEST_PTE_WRITE' && m.to === 'guest.kernel') || (m.name === 'SET_ATTRIBUTES' && m.to === 'kvm.mmu');
-    if (!relevant || !model.indexOf.has('guest.kernel')) return null;
+    if (!relevant(m) || !model.indexOf.has('guest.kernel')) return null;
     const k = contextOf<GuestKernelContext>(model, after, 'guest.kernel');
     const mmu = contextOf<TdpMmuContext>(model, after, 'kvm.mmu');
     for (const [va, e] of Object.entries(k.pageTables)) {

@@ -25,6 +25,8 @@ export function interruptLatency(bound = INTERRUPT_LATENCY_BOUND): Invariant {
     name: 'interrupt-latency',
     description: describe(String(bound)),
     bound,
+    // The vCPU thread's own state after a delivery to it.
+    footprint: {},
     check(model, _before, after, m) {
       if (!VCPU_THREAD.test(m.to)) return null;
       const c = contextOf<KvmVcpuContext>(model, after, m.to);

@@ -46,7 +46,7 @@ export type ActorSet = (actorId: string) => boolean;
  * - For a delivery to an actor in `on`, it may also read the states of `reads` (before or after) and the
  *   messages in flight to `pendingTo`.
  * - `quiescent`: besides, where nothing is in flight after the delivery, it may read the whole world
- *   (a deadlock check); elsewhere that part is null.
+ *   (a deadlock check); elsewhere a delivery to an actor outside `on` is null.
  */
 export interface Footprint {
   /** Receivers whose deliveries the verdict may look beyond; absent: none. */

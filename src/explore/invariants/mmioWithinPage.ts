@@ -10,11 +10,20 @@ import { hex } from '../../arch/hex.ts';
 import type { GuestVcpuContext } from '../../../machines/guest/guestVcpu.ts';
 import { contextOf, type Invariant } from './invariant.ts';
 
+const REQUEST_MMIO = 'TDG.VP.VMCALL<#VE.RequestMMIO>';
+
 export const mmioWithinPage: Invariant = {
   name: 'mmio-within-page',
   description: 'a TD guest asks the VMM to emulate MMIO (TDG.VP.VMCALL<#VE.RequestMMIO>) only for an instruction whose access lies within one page',
+  // The TDCALL reaches the guest's CPU, and the verdict reads the guest vCPU that sent it (its instruction at
+  // pc); every other delivery is null.
+  footprint: {
+    on: (a) => a.startsWith('hw.cpu'),
+    reads: (a) => a.startsWith('guest.vcpu'),
+    fast: (v) => (v.delivered.name === REQUEST_MMIO ? mmioWithinPage.check(v.model, v.before(), v.after(), v.delivered) : null),
+  },
   check(model, _before, after, m) {
-    if (m.name !== 'TDG.VP.VMCALL<#VE.RequestMMIO>' || !m.from.startsWith('guest.vcpu')) return null;
+    if (m.name !== REQUEST_MMIO || !m.from.startsWith('guest.vcpu')) return null;
     const g = contextOf<GuestVcpuContext>(model, after, m.from);
     const i = g.program[g.pc];
     if (i === undefined) return null;

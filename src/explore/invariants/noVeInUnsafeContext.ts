@@ -11,6 +11,8 @@ import { contextOf, type Invariant } from './invariant.ts';
 export const noVeInUnsafeContext: Invariant = {
   name: 'no-ve-in-unsafe-context',
   description: 'no #VE is delivered to a guest vCPU while it is in the syscall gap or at NMI entry (a #VE there cannot be handled)',
+  // The #VE's receiver, after it: the delivery's own data.
+  footprint: {},
   check(model, _before, after, m) {
     if (m.name !== '#VE' || !m.to.startsWith('guest.vcpu')) return null;
     const g = contextOf<GuestVcpuContext>(model, after, m.to);

@@ -19,6 +19,7 @@
  * cycle the detail names. The check is conservative where the model keeps counts, not names: a thread
  * waiting for acknowledgements leaves the set as soon as any vCPU thread could still move.
  */
+import type { AnyMachineSnapshot } from 'xstate';
 import type { Model, World } from '../../runtime/world.ts';
 import type { MmuLockState } from '../../../machines/kvm/mmuLock.ts';
 import type { VmmContext } from '../../../machines/vmm/vmm.ts';
@@ -35,38 +36,72 @@ interface Wait {
 }
 
 function waitsOf(model: Model, world: World): Map<string, Wait> {
+  return waitsIn(model, (i) => world.snapshots[i]!);
+}
+
+/**
+ * Whether any thread waits at all in the states `snapshot` gives (per actor index): most states have no
+ * wait. The same answer as a non-empty `waitsIn`, without building it.
+ */
+export function anyWait(model: Model, snapshot: (i: number) => AnyMachineSnapshot): boolean {
+  const mmu = model.indexOf.get('kvm.mmu');
+  if (mmu !== undefined && (snapshot(mmu).context as { lock: MmuLockState }).lock.waiters.length > 0) return true;
+  for (let i = 0; i < model.actors.length; i++) {
+    const k = (snapshot(i).context as { kickWaiting?: number }).kickWaiting;
+    if (typeof k === 'number' && k > 0) return true;
+  }
+  const vm = model.indexOf.get('kvm.vm');
+  if (vm !== undefined && ((snapshot(vm).context as { srcuWaiting?: readonly number[] }).srcuWaiting ?? []).length > 0) return true;
+  const locks = model.indexOf.get('kvm.locks');
+  if (locks !== undefined && lockWaits((snapshot(locks).context as KvmLocksContext).kvmLocks).length > 0) return true;
+  for (let i = 0; i < model.actors.length; i++) {
+    if (/^vmm\.thread\d+$/.test(model.actors[i]!.id) && stateName(snapshot(i).value) === 'waitingExit') return true;
+  }
+  const vmm = model.indexOf.get('vmm');
+  if (vmm === undefined) return false;
+  const s = snapshot(vmm);
+  const state = stateName(s.value);
+  if (state === 'stopping') return true;
+  const c = s.context as VmmContext;
+  const step = c.program[c.pc];
+  if (state === 'building') return step?.op === 'join';
+  if (state !== 'running') return false;
+  return !c.awaiting && step?.op === 'waitExit' && c.inKernel[step.vcpu] === true;
+}
+
+function waitsIn(model: Model, snapshot: (i: number) => AnyMachineSnapshot): Map<string, Wait> {
   const waits = new Map<string, Wait>();
   const vcpus = model.actors.filter((a) => /^kvm\.vcpu\d+$/.test(a.id)).map((a) => a.id);
   const mmu = model.indexOf.get('kvm.mmu');
   if (mmu !== undefined) {
-    const lock = (world.snapshots[mmu]!.context as { lock: MmuLockState }).lock;
+    const lock = (snapshot(mmu).context as { lock: MmuLockState }).lock;
     const holders = lock.writer !== null ? [lock.writer] : [...lock.readers];
     for (const w of lock.waiters) waits.set(w.actor, { on: `mmu_lock for ${w.mode}`, for: holders });
   }
   const vm = model.indexOf.get('kvm.vm');
   if (vm !== undefined) {
-    const readers = (world.snapshots[vm]!.context as { srcuWaiting?: readonly number[] }).srcuWaiting ?? [];
+    const readers = (snapshot(vm).context as { srcuWaiting?: readonly number[] }).srcuWaiting ?? [];
     if (readers.length > 0) waits.set('kvm.vm', { on: 'synchronize_srcu(&kvm->srcu)', for: readers.map((v) => `kvm.vcpu${v}`) });
   }
   model.actors.forEach((a, i) => {
-    const c = world.snapshots[i]!.context as { kickWaiting?: number };
+    const c = snapshot(i).context as { kickWaiting?: number };
     if (typeof c.kickWaiting === 'number' && c.kickWaiting > 0 && !waits.has(a.id)) {
       waits.set(a.id, { on: `${c.kickWaiting} KVM_REQ_ACK`, for: vcpus.filter((v) => v !== a.id) });
     }
   });
   const locks = model.indexOf.get('kvm.locks');
   if (locks !== undefined) {
-    for (const w of lockWaits((world.snapshots[locks]!.context as KvmLocksContext).kvmLocks)) waits.set(w.thread, { on: `${w.on} held by ${w.holder}`, for: [w.holder] });
+    for (const w of lockWaits((snapshot(locks).context as KvmLocksContext).kvmLocks)) waits.set(w.thread, { on: `${w.on} held by ${w.holder}`, for: [w.holder] });
   }
   model.actors.forEach((a, i) => {
-    if (!/^vmm\.thread\d+$/.test(a.id) || stateName(world.snapshots[i]!.value) !== 'waitingExit') return;
-    const c = world.snapshots[i]!.context as HostThreadContext;
+    if (!/^vmm\.thread\d+$/.test(a.id) || stateName(snapshot(i).value) !== 'waitingExit') return;
+    const c = snapshot(i).context as HostThreadContext;
     const step = c.program[c.pc]!;
     if (step.op === 'waitExit') waits.set(a.id, { on: describeThreadStep(step), for: [`kvm.vcpu${step.vcpu}`] });
   });
   const vmm = model.indexOf.get('vmm');
   if (vmm !== undefined) {
-    const s = world.snapshots[vmm]!;
+    const s = snapshot(vmm);
     const c = s.context as VmmContext;
     const state = stateName(s.value);
     if (state === 'stopping') waits.set('vmm', { on: 'pause_all_vcpus', for: c.inKernel.flatMap((k, v) => (k ? [`kvm.vcpu${v}`] : [])) });
