@@ -43,8 +43,9 @@ import { hltInterruptBlockedFlag, interruptHandlerMessages, nmiHandlerIret } fro
 import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type NameOf } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { TDG_MEM_PAGE_ACCEPT, TDG_VP_INFO, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_SUBFUNCTION_NAMES, tdvmcallMessageName, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_IO_INSTRUCTION, DF_VECTOR, decodeIoExitQualification } from '../../src/arch/vmx.ts';
+import { TDG_MEM_PAGE_ACCEPT, TDG_VP_INFO, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_SUBFUNCTION_NAMES, tdvmcallMessageName, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_INSTRUCTION_WRMSR, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
+import { MSR_X2APIC_ICR, x2apicIcr } from '../../src/arch/apic.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_IO_INSTRUCTION, EXIT_REASON_MSR_WRITE, DF_VECTOR, decodeIoExitQualification } from '../../src/arch/vmx.ts';
 import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, PAGE_SIZE, TDX_PS_4K } from '../../src/arch/gpa.ts';
 import { hex } from '../../src/arch/hex.ts';
@@ -62,6 +63,7 @@ export const PROGRAM_TDVMCALLS: readonly NameOf<'tdcall'>[] = [
   'TDG.VP.VMCALL<SetupEventNotifyInterrupt>',
   'TDG.VP.VMCALL<Instruction.HLT>',
   'TDG.VP.VMCALL<Instruction.IO>',
+  'TDG.VP.VMCALL<Instruction.WRMSR>',
   'TDG.VP.VMCALL<#VE.RequestMMIO>',
 ];
 
@@ -207,6 +209,7 @@ function accessMessage(c: GuestVcpuContext, i: PlacedInsn): Outgoing {
   if (i.op === 'cli') return out(`hw.cpu${c.vcpu}`, 'insn', 'CLI', { vcpu: c.vcpu, rip: i.rip });
   if (i.op === 'out') return out(`hw.cpu${c.vcpu}`, 'insn', 'OUT', { vcpu: c.vcpu, rip: i.rip, port: i.port, size: i.size, value: outValue(c, i), length: i.length });
   if (i.op === 'in') return out(`hw.cpu${c.vcpu}`, 'insn', 'IN', { vcpu: c.vcpu, rip: i.rip, port: i.port, size: i.size, length: i.length });
+  if (i.op === 'ipi') return out(`hw.cpu${c.vcpu}`, 'insn', 'WRMSR', { vcpu: c.vcpu, rip: i.rip, msr: MSR_X2APIC_ICR, value: x2apicIcr(i.to, i.vector), length: i.length });
   throw new Error(`model bug: ${i.op} is not a memory instruction`);
 }
 
@@ -338,6 +341,7 @@ export const guestVcpuMachine = setup({
     },
     acceptsOnVe: ({ context }) => context.privateVe === 'accept',
     veIsIo: ({ event }) => Number(payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RCX) === EXIT_REASON_IO_INSTRUCTION,
+    veIsMsrWrite: ({ event }) => Number(payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RCX) === EXIT_REASON_MSR_WRITE,
     veIsMmio: ({ event }) => Number(payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RCX) === EXIT_REASON_EPT_VIOLATION,
     tdvmcallFailed: ({ event }) => {
       const ret = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn;
@@ -557,6 +561,13 @@ export const guestVcpuMachine = setup({
         R15: i.op === 'out' ? outValue(context, i) & sizeMask(io.size) : 0n,
       }));
     }),
+    /** handle_wrmsr: R12 = ECX, R13 = EDX:EAX, from the registers of the WRMSR the #VE interrupted. */
+    requestWrmsr: emit(({ context }) => {
+      const i = cur(context)! as Insn<'ipi'>;
+      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.WRMSR>', tdvmcall(context, handlerTdcallRip(context), TDVMCALL_INSTRUCTION_WRMSR, { R12: BigInt(MSR_X2APIC_ICR), R13: x2apicIcr(i.to, i.vector) }));
+    }),
+    /** The WRMSR is done: RIP += ve->instr_len. */
+    completeWrmsr: assign(({ context }) => ({ pc: context.pc + 1, ve: null })),
     /** handle_in writes R11's low bytes into AL/AX/EAX; then RIP += ve->instr_len. */
     completeIo: assign(({ context, event }) => {
       const i = cur(context)!;
@@ -598,6 +609,7 @@ export const guestVcpuMachine = setup({
       },
     }),
     reportAssertion: emit(({ context }): Emitted => ({ type: 'tdxsim.failure', reason: 'guest assertion', detail: `guest.vcpu${context.vcpu}: ${context.panic}` })),
+    panicWrmsr: assign({ panic: () => 'WRMSR emulation failed: TDG.VP.VMCALL<Instruction.WRMSR> returned an error (the #VE handler fails, the kernel dies)' }),
     panicIo: assign({ panic: () => 'port I/O emulation failed: TDG.VP.VMCALL<Instruction.IO> returned an error (#VE handler fails, the kernel dies)' }),
     /** The VMM's answer is in R11 (§6.i 13): write the destination register, advance RIP. */
     completeMmio: assign(({ context, event }) => {
@@ -880,6 +892,7 @@ export const guestVcpuMachine = setup({
           { guard: and(['veIsPrivateEptViolation', 'acceptsOnVe']), target: 'acceptingOnVe', actions: ['recordVe', 'beginVeAccept'] },
           { guard: 'veIsPrivateEptViolation', target: 'panicked', actions: ['recordVe', 'panicPrivateEptViolation'] },
           { guard: 'veIsIo', target: 'requestingIo', actions: 'recordVe' },
+          { guard: 'veIsMsrWrite', target: 'requestingWrmsr', actions: 'recordVe' },
           { guard: and(['veIsMmio', 'zeropadFixup']), target: 'dispatching', actions: ['recordVe', 'zeropadFixupAfterVe'] },
           { guard: 'veIsMmio', target: 'requestingMmio', actions: 'recordVe' },
           { target: 'panicked', actions: ['recordVe', 'panicUnhandledVe'] },
@@ -916,6 +929,17 @@ export const guestVcpuMachine = setup({
           { guard: 'interruptedBeforeTdcall', target: 'requestingIo', reenter: true },
           { guard: 'tdvmcallFailed', target: 'panicked', actions: 'panicIo' },
           { target: 'dispatching', actions: 'completeIo' },
+        ],
+      },
+    },
+    /** TDG.VP.VMCALL<Instruction.WRMSR>: a TD exit; KVM's kvm_emulate_wrmsr sends the IPI; the next entry returns. */
+    requestingWrmsr: {
+      entry: 'requestWrmsr',
+      on: {
+        VMRESUME: [
+          { guard: 'interruptedBeforeTdcall', target: 'requestingWrmsr', reenter: true },
+          { guard: 'tdvmcallFailed', target: 'panicked', actions: 'panicWrmsr' },
+          { target: 'dispatching', actions: 'completeWrmsr' },
         ],
       },
     },

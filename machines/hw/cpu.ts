@@ -43,7 +43,7 @@
 import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { out, payloadOf, type NameOf, type MachineEvent, type Outgoing, type MemAccess, type EptKind, type DecodedInsn } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, VE_VECTOR, DF_VECTOR, ioExitQualification, externalInterruptInfo } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, EXIT_REASON_MSR_WRITE, VE_VECTOR, DF_VECTOR, ioExitQualification, externalInterruptInfo } from '../../src/arch/vmx.ts';
 import { VE_INFO_VALID } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, pageSizeOfPgLevel } from '../../src/arch/gpa.ts';
 import { spteToPfn } from '../../src/arch/spte.ts';
@@ -129,6 +129,7 @@ const TDCALLS = [
   'TDG.VP.VMCALL<Instruction.HLT>',
   'TDG.VP.VMCALL<MapGPA>',
   'TDG.VP.VMCALL<Instruction.IO>',
+  'TDG.VP.VMCALL<Instruction.WRMSR>',
   'TDG.VP.VMCALL<ReportFatalError>',
   'TDG.VP.VMCALL<GetTdVmCallInfo>',
   'TDG.VP.VMCALL<GetQuote>',
@@ -311,6 +312,14 @@ export const cpuMachine = setup({
         insnLength: i.length,
       });
     }),
+    /**
+     * WRMSR of an MSR the TD's MSR bitmap intercepts — the x2APIC ICR, which the CPU does not virtualize —
+     * exits to the TDX module like port I/O (which turns it into a #VE, §5c.3); RIP stays on the WRMSR.
+     */
+    exitMsrWrite: emit(({ context, event }) => {
+      const i = payloadOf(event, 'insn', 'WRMSR');
+      return out(exitTarget(context), 'vm-exit', 'MSR_WRITE', { vcpu: context.vcpu, exitReason: EXIT_REASON_MSR_WRITE, rip: i.rip, insnLength: i.length });
+    }),
     endAccess: assign({ access: () => null }),
     /** The TDCALL leaves the guest for the TDX module as it was issued (§4.2). */
     forwardTdcall: emit(({ event }) => ({ type: 'tdxsim.send', to: 'tdx', kind: event.msg.kind, name: event.msg.name, payload: event.msg.payload }) as Outgoing),
@@ -466,6 +475,7 @@ export const cpuMachine = setup({
         SPIN: atBoundary([{ actions: 'startSpin' }]),
         OUT: atBoundary([{ actions: 'exitIo' }]),
         IN: atBoundary([{ actions: 'exitIo' }]),
+        WRMSR: atBoundary([{ actions: 'exitMsrWrite' }]),
         STI: atBoundary([{ actions: 'setIf' }]),
         CLI: atBoundary([{ actions: 'setIf' }]),
         // The handler runs with IF = 0: its EOI and IRET are never interrupted.

@@ -56,6 +56,7 @@ export const haltStates = {
       'TDH.VP.RD': [{ guard: 'vmxip', target: 'entering' }, { guard: 'wokenMeanwhile', target: 'halting' }, { target: 'halted' }],
       KVM_SIGNAL_MSI: { actions: ['postInterrupt', 'noteWakeup'] },
       apic_timer_fn: { actions: ['postInterrupt', 'noteWakeup'] },
+      kvm_apic_send_ipi: { actions: ['postInterrupt', 'noteWakeup'] },
       KVM_NMI: { actions: ['queueNmi', 'noteWakeup'] },
     },
   },

@@ -276,6 +276,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     // Outside guest mode the sender's kvm_vcpu_wake_up finds nobody blocked; halt.ts's states override it.
     KVM_SIGNAL_MSI: { actions: 'postInterrupt' },
     apic_timer_fn: { actions: 'postInterrupt' },
+    kvm_apic_send_ipi: { actions: 'postInterrupt' },
     PIR_XCHG: { actions: 'exchangePir' },
     KVM_NMI: { actions: 'queueNmi' },
     '*': { actions: 'unexpected' },
@@ -323,6 +324,8 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     mappingGpa: tdvmcallStates.mappingGpa,
     emulatingTdMmio: tdvmcallStates.emulatingTdMmio,
     emulatingTdIo: tdvmcallStates.emulatingTdIo,
+    emulatingWrmsr: tdvmcallStates.emulatingWrmsr,
+    sendingIpi: tdvmcallStates.sendingIpi,
     halting: haltStates.halting,
     readingVcpuStateDetails: haltStates.readingVcpuStateDetails,
     injectingNmi: nmiStates.injectingNmi,

@@ -177,6 +177,7 @@ export const vcpuRunStates = {
       // vcpu->mode is IN_GUEST_MODE: the sender notifies the CPU (postedInterrupt.ts).
       KVM_SIGNAL_MSI: { actions: 'postInterruptInGuest' },
       apic_timer_fn: { actions: 'postInterruptInGuest' },
+      kvm_apic_send_ipi: { actions: 'postInterruptInGuest' },
       KVM_NMI: { actions: ['queueNmi', 'kickForNmi'] },
     },
   },
@@ -220,6 +221,7 @@ export const vcpuRunStates = {
       SIG_IPI: { target: 'inUserspace', actions: 'exitIntr' },
       KVM_SIGNAL_MSI: { target: 'halting', actions: 'postInterrupt' },
       apic_timer_fn: { target: 'halting', actions: 'postInterrupt' },
+      kvm_apic_send_ipi: { target: 'halting', actions: 'postInterrupt' },
       KVM_NMI: { target: 'halting', actions: 'queueNmi' },
     },
   },
