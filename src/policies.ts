@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { STEPPING_EPF_THRESHOLD, EPF_GPA_LIST_SIZE } from './arch/tdxStatus.ts';
+import { KVM_HALT_POLL_NS_DEFAULT } from './arch/kvmApi.ts';
 
 /**
  * One policy switch: default, range (thresholds), effect, the other behaviour, and its § in docs/tdx-
@@ -221,6 +222,15 @@ export const POLICIES = {
     section: '§6.iv steps 3–6',
     history:
       "earlier revisions of \"KVM: TDX: Handle TDG.VP.VMCALL<MapGPA>\" (Isaku Yamahata's TDX series up to v19, 2024) handed the whole range to userspace in one KVM_EXIT_HYPERCALL; Binbin Wu's rework for the TDX hypercall series (late 2024, merged for v6.16) splits it into 2 MiB chunks and checks for pending events between them, as review asked, so a long conversion does not hold off the guest's interrupts",
+  },
+  haltPollNs: {
+    default: KVM_HALT_POLL_NS_DEFAULT,
+    range: [0, 1_000_000_000],
+    effect:
+      "KVM's halt_poll_ns module parameter, the most a vCPU's adaptive poll window may grow to (x86 default KVM_HALT_POLL_NS_DEFAULT, 200000 ns): a vCPU's window (vcpu->halt_poll_ns) starts at 0, so its first HLT blocks at once; after a halt that blocked it grows to halt_poll_ns_grow_start (10000 ns), then doubles (halt_poll_ns_grow 2) up to this value, and the next HLT repeats the wake-up check (for a TD with R12 = 0 a TDH.VP.RD of VMXIP each time) until an event arrives or the window ends (kvm_vcpu_can_poll, on the logical clock) before it blocks (kvm_vcpu_halt)",
+    otherwise:
+      '0: no polling, every HLT that finds no event blocks at once (kvm_vcpu_halt with vcpu->halt_poll_ns 0); the model has no durations, so every halt counts as shorter than the window (KVM grows it then) and none as longer than halt_poll_ns (KVM would halve it, halt_poll_ns_shrink 2)',
+    section: '§4.3 Instruction.HLT, §5c.1 step 8',
   },
   zeroStepThreshold: {
     default: STEPPING_EPF_THRESHOLD,

@@ -129,3 +129,10 @@ export const EBUSY = -16;
  */
 export const HYPERCALL_RET_EAGAIN = 11;
 export const HYPERCALL_RET_EINVAL = 22;
+
+/** arch/x86/include/asm/kvm_host.h: the x86 default of the halt_poll_ns module parameter (virt/kvm/kvm_main.c), in ns. */
+export const KVM_HALT_POLL_NS_DEFAULT = 200000;
+/** virt/kvm/kvm_main.c: halt_poll_ns_grow_start, the window a vCPU's first growth sets (10 µs). */
+export const HALT_POLL_NS_GROW_START = 10000;
+/** virt/kvm/kvm_main.c: halt_poll_ns_grow, the factor each later growth multiplies by. */
+export const HALT_POLL_NS_GROW = 2;

@@ -188,6 +188,11 @@ export interface MessageCatalog {
      * __vmx_deliver_posted_interrupt on the destination's descriptor (postedInterrupt.ts).
      */
     kvm_apic_send_ipi: { vcpu: number; source: number; icr: bigint; vector: number };
+    /**
+     * kvm_vcpu_halt's poll loop finds its time up (kvm_vcpu_can_poll false: vcpu->halt_poll_ns have passed):
+     * the end of poll window `window` on the logical clock, a message the schedule delivers at any point.
+     */
+    kvm_vcpu_can_poll: { vcpu: number; window: number };
   };
   'kvm-call-return': {
     /** The destination's descriptor holds the vector (and the notification or wake-up went out): the sender's WRMSR completes. */
