@@ -173,6 +173,16 @@ function guestInterruptStatus(c: CpuContext): Outgoing {
   return out('tdx', 'guest-interrupt-status', 'GUEST_INTERRUPT_STATUS', { vcpu: c.vcpu, rvi: c.vapic.rvi, svi: c.vapic.svi, virr: c.vapic.virr });
 }
 
+/**
+ * A spinning guest is at an instruction boundary all the time: a pending notification's posted-interrupt
+ * processing starts there at once (elsewhere it waits for the guest's next instruction).
+ */
+function startPirExchangeAtSpin(c: CpuContext, enqueue: { assign: (c: Partial<CpuContext>) => void; emit: (e: Emitted) => void }): void {
+  if (c.spinRip === null || !c.piNotification || c.pirInFlight) return;
+  enqueue.assign({ piNotification: false, pirInFlight: true });
+  enqueue.emit(out(kvmVcpu(c), 'posted-interrupt', 'PIR_XCHG', { vcpu: c.vcpu }));
+}
+
 /** A spinning guest (`jmp .`) is at a boundary all the time: the interrupt is delivered at the spin's RIP. */
 function deliverFromSpin(c: CpuContext, enqueue: { assign: (c: Partial<CpuContext>) => void; emit: (e: Emitted) => void }): void {
   const a = acceptVirtualInterrupt(c.vapic);
@@ -368,6 +378,8 @@ export const cpuMachine = setup({
       const next = { ...context, vapic, pirInFlight: false, statusWanted: false };
       enqueue.assign({ vapic, pirInFlight: false, statusWanted: false });
       if (context.statusWanted) enqueue.emit(guestInterruptStatus(next));
+      // A notification that came while this PIR was on its way: a spinning guest is at a boundary now.
+      startPirExchangeAtSpin(next, enqueue);
       if (next.spinRip !== null && virtualInterruptReady(next)) deliverFromSpin(next, enqueue);
     }),
     answerGuestInterruptStatus: enqueueActions(({ context, enqueue }) => {
@@ -412,6 +424,8 @@ export const cpuMachine = setup({
       }
       const next = { ...context, rflagsIf: context.inNmi ? context.rflagsIf : true, inNmi: false, interrupted: null, spinRip: i.spinRip };
       enqueue.assign({ spinRip: i.spinRip });
+      // Back at the spin, a boundary: a notification that came during the handler is processed now.
+      startPirExchangeAtSpin(next, enqueue);
       if (virtualInterruptReady(next)) deliverFromSpin(next, enqueue);
     }),
     /** TDG.VP.VEINFO.GET reads the area and clears the valid word (§4.2). */
