@@ -72,6 +72,12 @@ export const haltActions = {
     enqueue.emit(out(`kvm.vcpu${context.vcpu}`, 'kvm-call', 'kvm_vcpu_can_poll', { vcpu: context.vcpu, window: windows }));
   }),
   closePollWindow: assign({ haltPoll: ({ context }) => ({ ...context.haltPoll, window: 'over' as const }) }),
+  /**
+   * A halt a signal ended (KVM_RUN returns -EINTR): the window is left as it was. KVM would grow it here
+   * too; the model does not, so that a vCPU thread leaving for good (a VMM exit) does not split the states
+   * of its teardown by a window no later halt uses — a re-entered vCPU that halts again polls one growth later.
+   */
+  endHaltForSignal: assign({ haltPoll: ({ context }) => ({ ...context.haltPoll, window: 'none' as const, blocked: false }) }),
   /** kvm_vcpu_block: the thread sleeps. */
   noteBlocked: assign({ haltPoll: ({ context }) => ({ ...context.haltPoll, blocked: true }) }),
   /**
@@ -92,7 +98,7 @@ export const haltStates = {
   /** kvm_vcpu_check_block, TD flavour; a wake-up event makes the thread enter the TD again. */
   halting: {
     always: [
-      { guard: 'signalPending', target: 'inUserspace', actions: ['clearWakeup', 'endHalt', 'exitIntr'] },
+      { guard: 'signalPending', target: 'inUserspace', actions: ['clearWakeup', 'endHaltForSignal', 'exitIntr'] },
       { guard: 'piPending', target: 'entering', actions: ['clearWakeup', 'endHalt'] },
       { guard: 'nmiQueued', target: 'entering', actions: ['clearWakeup', 'endHalt'] },
       { guard: and(['hltChecksVmxip', 'hltInterruptsEnabled']), target: 'readingVcpuStateDetails', actions: 'clearWakeup' },

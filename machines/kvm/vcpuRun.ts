@@ -216,9 +216,9 @@ export const vcpuRunStates = {
    */
   halted: {
     // kvm_vcpu_check_block: a signal already pending (its kick may have met the HLT exit) ends the block at once.
-    always: { guard: 'signalPending', target: 'inUserspace', actions: ['endHalt', 'exitIntr'] },
+    always: { guard: 'signalPending', target: 'inUserspace', actions: ['endHaltForSignal', 'exitIntr'] },
     on: {
-      SIG_IPI: { target: 'inUserspace', actions: ['endHalt', 'exitIntr'] },
+      SIG_IPI: { target: 'inUserspace', actions: ['endHaltForSignal', 'exitIntr'] },
       KVM_SIGNAL_MSI: { target: 'halting', actions: 'postInterrupt' },
       apic_timer_fn: { target: 'halting', actions: 'postInterrupt' },
       kvm_apic_send_ipi: { target: 'halting', actions: 'postInterrupt' },
