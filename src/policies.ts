@@ -223,6 +223,16 @@ export const POLICIES = {
     history:
       "earlier revisions of \"KVM: TDX: Handle TDG.VP.VMCALL<MapGPA>\" (Isaku Yamahata's TDX series up to v19, 2024) handed the whole range to userspace in one KVM_EXIT_HYPERCALL; Binbin Wu's rework for the TDX hypercall series (late 2024, merged for v6.16) splits it into 2 MiB chunks and checks for pending events between them, as review asked, so a long conversion does not hold off the guest's interrupts",
   },
+  safeHaltStiAfterTdcall: {
+    default: true,
+    effect:
+      "tdx_safe_halt issues TDG.VP.VMCALL<Instruction.HLT> with R12 = 0 while the guest's interrupts are still off and enables them (STI) once the TDCALL returns, so the interrupt that ended the halt is taken after it",
+    otherwise:
+      'Linux before v6.3 (TDX_HCALL_ISSUE_STI): STI immediately before the TDCALL, which runs in the STI shadow — a virtual interrupt pending then is held back until the TD exit, and KVM finds it with VMXIP (GHCI: R12 = 0 because the TDCALL follows STI); the TDCALL returns with interrupts on',
+    section: '§4.3 Instruction.HLT',
+    history:
+      "\"x86/tdx: Remove TDX_HCALL_ISSUE_STI\" (Peter Zijlstra, in the cpuidle rework merged for v6.3) dropped the STI;TDCALL form once arch_cpu_idle() returns with interrupts disabled; TDX guests outside Linux (td-shim's tdvmcall_sti_halt) still use it",
+  },
   haltPollNs: {
     default: KVM_HALT_POLL_NS_DEFAULT,
     range: [0, 1_000_000_000],

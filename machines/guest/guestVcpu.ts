@@ -40,7 +40,7 @@
  * the window in which a second #VE becomes #DF (§5a.6): e.g. a handler whose stack is in unaccepted memory.
  */
 import { hltInterruptBlockedFlag, interruptHandlerMessages, nmiHandlerIret } from './interrupts.ts';
-import { setup, assign, emit, enqueueActions, and } from 'xstate';
+import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type NameOf } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDG_MEM_PAGE_ACCEPT, TDG_VP_INFO, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_SUBFUNCTION_NAMES, tdvmcallMessageName, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_INSTRUCTION_WRMSR, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
@@ -89,6 +89,8 @@ export interface GuestVcpuInput {
   encPrepareFirst: boolean;
   /** Policy mmioRejectsPageCross: handle_mmio refuses an access that crosses a page (1e7769653b06). */
   mmioRejectsPageCross: boolean;
+  /** Policy safeHaltStiAfterTdcall off: tdx_safe_halt is `sti; tdcall` (TDX_HCALL_ISSUE_STI, before v6.3). */
+  stiBeforeHaltTdcall?: boolean;
 }
 
 /** tdx_accept_memory's progress: [start, end) and the TDX page level being tried at `start`. */
@@ -152,6 +154,7 @@ export interface GuestVcpuContext {
   privateVe: 'panic' | 'accept';
   encPrepareFirst: boolean;
   mmioRejectsPageCross: boolean;
+  stiBeforeHaltTdcall: boolean;
   /** The current instruction's translation through the guest page tables: the PTE and the GPA it gives. */
   translated: { gla: bigint; pte: bigint; gpa: bigint } | null;
   /** load_unaligned_zeropad: the second page's translation (null: not present) and the first page's bytes once loaded. */
@@ -316,6 +319,7 @@ export const guestVcpuMachine = setup({
     },
     /** The entry follows a host interrupt taken before the TDCALL ran, not the TDCALL's own exit. */
     safeHalt: ({ context }) => hltInterruptBlockedFlag(cur(context)!) === 0n,
+    stiBeforeHaltTdcall: ({ context }) => context.stiBeforeHaltTdcall,
     interruptedBeforeTdcall: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn === null,
     mapGpaDone: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!.R10 === TDVMCALL_STATUS_SUCCESS,
     /** RETRY with R11 inside the range and retries left: go on from R11 (§6.iv step 6). */
@@ -655,6 +659,7 @@ export const guestVcpuMachine = setup({
     privateVe: input.privateVe,
     encPrepareFirst: input.encPrepareFirst,
     mmioRejectsPageCross: input.mmioRejectsPageCross,
+    stiBeforeHaltTdcall: input.stiBeforeHaltTdcall ?? false,
     translated: null,
     zeropad: null,
     setMemory: null,
@@ -686,6 +691,7 @@ export const guestVcpuMachine = setup({
         { guard: 'needsWalk', target: 'walkingPageTables' },
         { guard: 'atAcceptMemory', target: 'acceptMemoryLocking' },
         { guard: 'atSetMemory', target: 'setMemoryWalking' },
+        { guard: and(['atHlt', 'isTd', 'safeHalt', 'stiBeforeHaltTdcall']), target: 'enablingInterruptsBeforeHalt' },
         { guard: and(['atHlt', 'isTd']), target: 'haltingTd' },
         { guard: 'atAccept', target: 'accepting', actions: 'beginAccept' },
         { guard: 'atMapGpa', target: 'mappingGpa', actions: 'beginMapGpa' },
@@ -853,10 +859,15 @@ export const guestVcpuMachine = setup({
       on: {
         VMRESUME: [
           { guard: 'interruptedBeforeTdcall', target: 'haltingTd', reenter: true },
-          { guard: 'safeHalt', target: 'enablingInterrupts' },
+          { guard: and(['safeHalt', not('stiBeforeHaltTdcall')]), target: 'enablingInterrupts' },
           { target: 'dispatching', actions: 'advance' },
         ],
       },
+    },
+    /** Linux before v6.3: `sti; tdcall` — the TDCALL runs in the STI shadow (policy safeHaltStiAfterTdcall off). */
+    enablingInterruptsBeforeHalt: {
+      entry: 'stiAfterHalt',
+      on: { RETIRE: 'haltingTd' },
     },
     /** tdx_safe_halt returned: STI, and the interrupt that woke the vCPU comes at the next boundary. */
     enablingInterrupts: {

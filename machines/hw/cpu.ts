@@ -97,6 +97,12 @@ export interface CpuContext {
   spinRip: bigint | null;
   /** The guest's RFLAGS.IF: 0 when a program starts; STI, CLI, interrupt delivery (0) and IRET (1) change it. */
   rflagsIf: boolean;
+  /**
+   * Blocking by STI (SDM 25.4.2 interruptibility state, bit 0): an STI that set IF holds interrupts off
+   * until the instruction after it has completed — the shadow that makes `sti; hlt` atomic, and made the
+   * pre-v6.3 tdx_safe_halt's `sti; tdcall` reach the TDX module before the interrupt it waits for.
+   */
+  stiBlocking: boolean;
   /** vIRR, ISR, RVI and SVI (virtualApic.ts). */
   vapic: VirtualApic;
   /** A posted-interrupt notification arrived and its processing has not started (it starts at the next boundary). */
@@ -142,7 +148,7 @@ void TDCALLS_COMPLETE;
 const exitTarget = (c: CpuContext) => (c.vmType === 'tdx' ? 'tdx' : `kvm.vcpu${c.vcpu}`);
 const walkOwner = (ept: EptKind) => (ept === 'secure' ? 'tdx' : 'kvm.mmu');
 const outcome = (c: CpuContext): WalkOutcome => c.lastWalk!;
-const virtualInterruptReady = (c: CpuContext) => c.rflagsIf && c.veInfo.valid === 0 && virtualInterruptPending(c.vapic);
+const virtualInterruptReady = (c: CpuContext) => c.rflagsIf && !c.stiBlocking && c.veInfo.valid === 0 && virtualInterruptPending(c.vapic);
 const kvmVcpu = (c: CpuContext) => `kvm.vcpu${c.vcpu}`;
 
 /**
@@ -155,7 +161,8 @@ function atBoundary(rest: readonly { guard?: string; target?: string; actions: s
     { guard: 'interruptPending', actions: ['processPostedInterrupts', 'exitInterrupt'] },
     { guard: 'nmiDeliverable', actions: ['processPostedInterrupts', 'deliverNmi'] },
     { guard: 'virtualInterruptDeliverable', actions: ['processPostedInterrupts', 'deliverVirtualInterrupt'] },
-    ...rest.map((t) => ({ ...t, actions: ['processPostedInterrupts', ...(typeof t.actions === 'string' ? [t.actions] : t.actions)] })),
+    // The instruction at this boundary runs: the STI shadow, if any, ends with it.
+    ...rest.map((t) => ({ ...t, actions: ['processPostedInterrupts', 'endStiBlocking', ...(typeof t.actions === 'string' ? [t.actions] : t.actions)] })),
   ] as never;
 }
 /** §1.2: the shared EPT for a GPA with the shared bit, the S-EPT without; a VMX guest has one EPT. */
@@ -357,7 +364,19 @@ export const cpuMachine = setup({
         out(exitTarget(context), 'vm-exit', 'EXTERNAL_INTERRUPT', { vcpu: context.vcpu, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip, interruptionInfo: externalInterruptInfo(ipi.vector) }),
       );
     }),
-    startSpin: assign({ spinRip: ({ event }) => payloadOf(event, 'insn', 'SPIN').rip }),
+    /**
+     * The program ended: `jmp .` from here on, each jump a boundary. The first may have run in an STI
+     * shadow; at the next, a pending notification is processed and a deliverable interrupt delivered.
+     */
+    startSpin: enqueueActions(({ context, event, enqueue }) => {
+      const next = { ...context, spinRip: payloadOf(event, 'insn', 'SPIN').rip, stiBlocking: false };
+      enqueue.assign({ spinRip: next.spinRip });
+      startPirExchangeAtSpin(next, enqueue);
+      if (virtualInterruptReady(next)) deliverFromSpin(next, enqueue);
+    }),
+    endStiBlocking: enqueueActions(({ context, enqueue }) => {
+      if (context.stiBlocking) enqueue.assign({ stiBlocking: false });
+    }),
     /** The vCPU thread enabled interrupts: the IPI's handler runs here and the requester's wait for this CPU ends. */
     handleIrq: enqueueActions(({ context, enqueue }) => {
       for (const r of context.ipi?.requesters ?? []) enqueue.emit(out(r, 'kvm-request', 'KVM_REQ_ACK', { vcpu: context.vcpu }));
@@ -394,7 +413,8 @@ export const cpuMachine = setup({
       enqueue.emit(out(guest(context), 'interrupt', 'VIRTUAL_INTERRUPT', { vcpu: context.vcpu, vector: a.vector, rip }));
     }),
     setIf: enqueueActions(({ context, event, enqueue }) => {
-      enqueue.assign({ rflagsIf: event.type === 'STI' });
+      // Only an STI that finds IF = 0 opens a shadow (SDM: STI when IF is already 1 does not block).
+      enqueue.assign({ rflagsIf: event.type === 'STI', stiBlocking: event.type === 'STI' && !context.rflagsIf });
       enqueue.emit(out(guest(context), 'insn', 'RETIRE', { vcpu: context.vcpu, rip: (event.msg.payload as { rip: bigint }).rip, value: null }));
     }),
     eoi: assign({ vapic: ({ context }) => virtualEoi(context.vapic) }),
@@ -447,6 +467,7 @@ export const cpuMachine = setup({
     ipi: null,
     spinRip: null,
     rflagsIf: false,
+    stiBlocking: false,
     vapic: NO_VIRTUAL_INTERRUPTS,
     piNotification: false,
     pirInFlight: false,

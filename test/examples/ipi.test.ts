@@ -93,11 +93,11 @@ describe('ipi-wakeup: vCPU 1 wakes vCPU 0 from tdx_safe_halt with RESCHEDULE_VEC
     }
   });
 
-  it('default: clean and exhaustive (4,090 states); in every end state vCPU 0 took 0xfd exactly once', () => {
+  it('default: clean and exhaustive (3,874 states); in every end state vCPU 0 took 0xfd exactly once', () => {
     const ends: number[][] = [];
     const model = modelFor(scenarioOf());
     const r = explore(model, [...declared(), { name: 'ends', description: '', check: (m, _b, a) => (a.pending.length === 0 && ends.push([...contextOf<GuestVcpuContext>(m, a, 'guest.vcpu0').interrupts]), null) }], UNBOUNDED);
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 4090 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 3874 });
     expect(ends.length).toBeGreaterThan(0);
     expect(ends.every((e) => e.length === 1 && e[0] === 0xfd)).toBe(true);
   });
