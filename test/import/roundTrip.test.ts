@@ -25,6 +25,7 @@ const NOT_REBUILT: Readonly<Record<string, string>> = {
   'host-exit-race': "the VMM's host program (waitMemory, exit)",
   'zeropad-into-mmio': "load_unaligned_zeropad's page-crossing MMIO half, finished by the exception fixup",
   'ipi-wakeup': "a guest's IPI: the x2APIC ICR write's #VE and TDG.VP.VMCALL<Instruction.WRMSR>",
+  'halt-poll': "a guest's IPIs (x2APIC ICR writes) and the HLTs they end",
 };
 
 describe('export then import', () => {
