@@ -95,47 +95,56 @@ export const haltActions = {
 };
 
 export const haltStates = {
-  /** kvm_vcpu_check_block, TD flavour; a wake-up event makes the thread enter the TD again. */
-  halting: {
-    always: [
-      { guard: 'signalPending', target: 'inUserspace', actions: ['clearWakeup', 'endHaltForSignal', 'exitIntr'] },
-      { guard: 'piPending', target: 'entering', actions: ['clearWakeup', 'endHalt'] },
-      { guard: 'nmiQueued', target: 'entering', actions: ['clearWakeup', 'endHalt'] },
-      { guard: and(['hltChecksVmxip', 'hltInterruptsEnabled']), target: 'readingVcpuStateDetails', actions: 'clearWakeup' },
-      { guard: 'pollWindowStarts', target: 'polling', actions: ['clearWakeup', 'openPollWindow'] },
-      { guard: 'pollWindowOpen', target: 'polling', actions: 'clearWakeup' },
-      { target: 'halted', actions: ['clearWakeup', 'noteBlocked'] },
-    ],
-  },
-  /** tdx_protected_apic_has_interrupt's TDH.VP.RD; a post meanwhile wakes the loop for another check. */
-  readingVcpuStateDetails: {
-    entry: 'readStateDetails',
-    on: {
-      'TDH.VP.RD': [
-        { guard: 'vmxip', target: 'entering', actions: 'endHalt' },
-        { guard: 'wokenMeanwhile', target: 'halting' },
-        { guard: 'pollWindowStarts', target: 'polling', actions: 'openPollWindow' },
-        { guard: 'pollWindowOpen', target: 'polling' },
-        { target: 'halted', actions: 'noteBlocked' },
-      ],
-      KVM_SIGNAL_MSI: { actions: ['postInterrupt', 'noteWakeup'] },
-      apic_timer_fn: { actions: ['postInterrupt', 'noteWakeup'] },
-      kvm_apic_send_ipi: { actions: ['postInterrupt', 'noteWakeup'] },
-      KVM_NMI: { actions: ['queueNmi', 'noteWakeup'] },
-    },
-  },
   /**
-   * The poll loop between checks: an event needs no wake-up, the next pass sees it; a signal too
-   * (kvm_vcpu_check_block reads signal_pending); the window's end makes the last check before blocking.
+   * kvm_vcpu_halt before the thread blocks: the wake-up check (TD flavour), its TDH.VP.RD, and the poll
+   * loop. One compound state, entered at the check; leaving it for `halted` is the block.
    */
-  polling: {
-    on: {
-      KVM_SIGNAL_MSI: { target: 'halting', actions: 'postInterrupt' },
-      apic_timer_fn: { target: 'halting', actions: 'postInterrupt' },
-      kvm_apic_send_ipi: { target: 'halting', actions: 'postInterrupt' },
-      KVM_NMI: { target: 'halting', actions: 'queueNmi' },
-      SIG_IPI: { target: 'halting', actions: 'noteSignal' },
-      kvm_vcpu_can_poll: [{ guard: 'thisPollWindowEnds', target: 'halting', actions: 'closePollWindow' }, {}],
+  halting: {
+    initial: 'checking',
+    states: {
+      /** kvm_vcpu_check_block, TD flavour; a wake-up event makes the thread enter the TD again. */
+      checking: {
+        always: [
+          { guard: 'signalPending', target: '#kvmVcpu.inUserspace', actions: ['clearWakeup', 'endHaltForSignal', 'exitIntr'] },
+          { guard: 'piPending', target: '#kvmVcpu.entering', actions: ['clearWakeup', 'endHalt'] },
+          { guard: 'nmiQueued', target: '#kvmVcpu.entering', actions: ['clearWakeup', 'endHalt'] },
+          { guard: and(['hltChecksVmxip', 'hltInterruptsEnabled']), target: 'readingVcpuStateDetails', actions: 'clearWakeup' },
+          { guard: 'pollWindowStarts', target: 'polling', actions: ['clearWakeup', 'openPollWindow'] },
+          { guard: 'pollWindowOpen', target: 'polling', actions: 'clearWakeup' },
+          { target: '#kvmVcpu.halted', actions: ['clearWakeup', 'noteBlocked'] },
+        ],
+      },
+      /** tdx_protected_apic_has_interrupt's TDH.VP.RD; a post meanwhile wakes the loop for another check. */
+      readingVcpuStateDetails: {
+        entry: 'readStateDetails',
+        on: {
+          'TDH.VP.RD': [
+            { guard: 'vmxip', target: '#kvmVcpu.entering', actions: 'endHalt' },
+            { guard: 'wokenMeanwhile', target: 'checking' },
+            { guard: 'pollWindowStarts', target: 'polling', actions: 'openPollWindow' },
+            { guard: 'pollWindowOpen', target: 'polling' },
+            { target: '#kvmVcpu.halted', actions: 'noteBlocked' },
+          ],
+          KVM_SIGNAL_MSI: { actions: ['postInterrupt', 'noteWakeup'] },
+          apic_timer_fn: { actions: ['postInterrupt', 'noteWakeup'] },
+          kvm_apic_send_ipi: { actions: ['postInterrupt', 'noteWakeup'] },
+          KVM_NMI: { actions: ['queueNmi', 'noteWakeup'] },
+        },
+      },
+      /**
+       * The poll loop between checks: an event needs no wake-up, the next pass sees it; a signal too
+       * (kvm_vcpu_check_block reads signal_pending); the window's end makes the last check before blocking.
+       */
+      polling: {
+        on: {
+          KVM_SIGNAL_MSI: { target: 'checking', actions: 'postInterrupt' },
+          apic_timer_fn: { target: 'checking', actions: 'postInterrupt' },
+          kvm_apic_send_ipi: { target: 'checking', actions: 'postInterrupt' },
+          KVM_NMI: { target: 'checking', actions: 'queueNmi' },
+          SIG_IPI: { target: 'checking', actions: 'noteSignal' },
+          kvm_vcpu_can_poll: [{ guard: 'thisPollWindowEnds', target: 'checking', actions: 'closePollWindow' }, {}],
+        },
+      },
     },
   },
 } as const;

@@ -301,18 +301,25 @@ export const tdvmcallStates = {
   emulatingTdIo: {
     always: [{ guard: 'ioArgsInvalid', target: 'entering', actions: 'invalidIoArgs' }, { target: 'inUserspace', actions: 'exitIo' }],
   },
-  /** kvm_emulate_wrmsr of the x2APIC ICR: a self-IPI posts here; another vCPU's descriptor is posted by a kvm_apic_send_ipi. */
+  /**
+   * kvm_emulate_wrmsr of the x2APIC ICR: a self-IPI posts here; another vCPU's descriptor is posted by a
+   * kvm_apic_send_ipi, which runs until the destination's PIR, ON and notification (or wake-up) are done.
+   */
   emulatingWrmsr: {
-    always: [
-      { guard: not('icrFixedIpi'), target: 'entering', actions: 'wrmsrFailed' },
-      { guard: 'icrToSelf', target: 'entering', actions: ['postSelfIpi', 'wrmsrDone'] },
-      { target: 'sendingIpi', actions: 'sendApicIpi' },
-    ],
-  },
-  /** kvm_apic_send_ipi runs until the destination's PIR, ON and notification (or wake-up) are done. */
-  sendingIpi: {
-    on: {
-      kvm_apic_send_ipi: [{ guard: 'ipiDelivered', target: 'entering', actions: 'wrmsrDone' }, { actions: 'postInterrupt' }],
+    initial: 'decoding',
+    states: {
+      decoding: {
+        always: [
+          { guard: not('icrFixedIpi'), target: '#kvmVcpu.entering', actions: 'wrmsrFailed' },
+          { guard: 'icrToSelf', target: '#kvmVcpu.entering', actions: ['postSelfIpi', 'wrmsrDone'] },
+          { target: 'sendingIpi', actions: 'sendApicIpi' },
+        ],
+      },
+      sendingIpi: {
+        on: {
+          kvm_apic_send_ipi: [{ guard: 'ipiDelivered', target: '#kvmVcpu.entering', actions: 'wrmsrDone' }, { actions: 'postInterrupt' }],
+        },
+      },
     },
   },
   /** tdx_get_td_vm_call_info: R12 selects the leaf. */
