@@ -110,7 +110,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
     actors.push({
       id: `guest.vcpu${v}`,
       machine: guestVcpuMachine,
-      input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue, veHandlerText: VE_HANDLER_TEXT, privateVe: s.vcpus[v]!.privateVe, encPrepareFirst: s.policies.tdxEncStatusChangePrepare, mmioRejectsPageCross: s.policies.mmioRejectsPageCross },
+      input: { vcpu: v, vmType: s.vm.type, gpaw, program: placeProgram(place(s.vcpus[v]!.program)), veHandlerPrologue: prologue, veHandlerText: VE_HANDLER_TEXT, privateVe: s.vcpus[v]!.privateVe, encPrepareFirst: s.policies.tdxEncStatusChangePrepare, mmioRejectsPageCross: s.policies.mmioRejectsPageCross, stiBeforeHaltTdcall: !s.policies.safeHaltStiAfterTdcall },
     });
   }
   if (td && s.guestKernel !== undefined) actors.push({ id: 'guest.kernel', machine: guestKernelMachine, input: guestKernelInput(s.guestKernel, shared, s.policies) });

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { STEPPING_EPF_THRESHOLD, EPF_GPA_LIST_SIZE } from './arch/tdxStatus.ts';
+import { KVM_HALT_POLL_NS_DEFAULT } from './arch/kvmApi.ts';
 
 /**
  * One policy switch: default, range (thresholds), effect, the other behaviour, and its § in docs/tdx-
@@ -231,6 +232,25 @@ export const POLICIES = {
     section: '§7.3, §7.5',
     history:
       'Sean Christopherson\'s "KVM: TDX: Do not retry locally when the retry is caused by invalid memslot" (2bc2694fe20b, kvm-x86 mmu-6.18, merged for v6.18), patch 2/3 of Yan Zhao\'s "[PATCH v2 0/3] KVM: Fix deadlock for invalid memslots" (22 Aug 2025; v1 in May 2025), next to "KVM: x86/mmu: Return -EAGAIN if userspace deletes/moves memslot during prefault" (3ccbf6f47098) and the selftest "KVM: selftests: Test prefault memory during concurrent memslot removal"; before it, the anti-zero-step local retry added with the TDX MMU in v6.16 kept retrying while the slot was being deleted',
+  },
+  safeHaltStiAfterTdcall: {
+    default: true,
+    effect:
+      "tdx_safe_halt issues TDG.VP.VMCALL<Instruction.HLT> with R12 = 0 while the guest's interrupts are still off and enables them (STI) once the TDCALL returns, so the interrupt that ended the halt is taken after it",
+    otherwise:
+      'Linux before v6.3 (TDX_HCALL_ISSUE_STI): STI immediately before the TDCALL, which runs in the STI shadow — a virtual interrupt pending then is held back until the TD exit, and KVM finds it with VMXIP (GHCI: R12 = 0 because the TDCALL follows STI); the TDCALL returns with interrupts on',
+    section: '§4.3 Instruction.HLT',
+    history:
+      "\"x86/tdx: Remove TDX_HCALL_ISSUE_STI\" (Peter Zijlstra, in the cpuidle rework merged for v6.3) dropped the STI;TDCALL form once arch_cpu_idle() returns with interrupts disabled; TDX guests outside Linux (td-shim's tdvmcall_sti_halt) still use it",
+  },
+  haltPollNs: {
+    default: KVM_HALT_POLL_NS_DEFAULT,
+    range: [0, 1_000_000_000],
+    effect:
+      "KVM's halt_poll_ns module parameter, the most a vCPU's adaptive poll window may grow to (x86 default KVM_HALT_POLL_NS_DEFAULT, 200000 ns): a vCPU's window (vcpu->halt_poll_ns) starts at 0, so its first HLT blocks at once; after a halt that blocked it grows to halt_poll_ns_grow_start (10000 ns), then doubles (halt_poll_ns_grow 2) up to this value, and the next HLT repeats the wake-up check (for a TD with R12 = 0 a TDH.VP.RD of VMXIP each time) until an event arrives or the window ends (kvm_vcpu_can_poll, on the logical clock) before it blocks (kvm_vcpu_halt)",
+    otherwise:
+      '0: no polling, every HLT that finds no event blocks at once (kvm_vcpu_halt with vcpu->halt_poll_ns 0); the model has no durations, so every halt counts as shorter than the window (KVM grows it then) and none as longer than halt_poll_ns (KVM would halve it, halt_poll_ns_shrink 2)',
+    section: '§4.3 Instruction.HLT, §5c.1 step 8',
   },
   zeroStepThreshold: {
     default: STEPPING_EPF_THRESHOLD,

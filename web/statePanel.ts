@@ -3,7 +3,7 @@
  * as tables of decoded SPTEs. What changed since the previous step is marked (`changed`), so a step's
  * effect is visible without comparing by eye. Everything arrives formatted from the server.
  */
-import type { ActorStep, PageTableView, TreeNode } from '../src/inspect/api.ts';
+import type { ActorStep, PageTableView, StateTable, TreeNode } from '../src/inspect/api.ts';
 import { clear, h } from './dom.ts';
 
 /** Containers deeper than this start closed unless something in them changed. */
@@ -70,6 +70,20 @@ function pageTable(t: PageTableView, actor: string): HTMLElement {
   return wrap;
 }
 
+/** Interrupt state per vCPU, guest page tables: one row per vCPU / GVA, changed cells marked. */
+function stateTable(t: StateTable): HTMLElement {
+  const body = h('tbody');
+  for (const r of t.rows) {
+    body.append(h('tr', { 'data-key': r.key, class: r.changed.some(Boolean) ? 'changed' : '' }, ...r.cells.map((c, i) => h('td', { class: `mono${r.changed[i] ? ' changed' : ''}`, 'data-column': t.columns[i]! }, c))));
+  }
+  return h(
+    'div',
+    { class: 'state-table-wrap' },
+    h('h4', {}, t.title),
+    h('table', { class: `state-table ${t.id}`, 'data-table': t.id }, h('thead', {}, h('tr', {}, ...t.columns.map((c) => h('th', { scope: 'col' }, c)))), body),
+  );
+}
+
 export class StatePanel {
   readonly element: HTMLElement;
   #body: HTMLElement;
@@ -83,6 +97,7 @@ export class StatePanel {
     clear(this.#body);
     this.#body.append(
       h('div', { class: 'pane-head' }, h('span', { class: 'actor-id' }, a.id), ' ', h('span', { class: 'state-path', title: 'active state' }, a.state), a.status === 'active' ? null : h('span', { class: 'badge failure' }, a.status), a.changed ? h('span', { class: 'badge changed' }, 'changed at this step') : null),
+      ...a.views.map(stateTable),
       contextTree(a.context),
       ...a.tables.map((t) => pageTable(t, a.id)),
     );

@@ -40,11 +40,12 @@
  * the window in which a second #VE becomes #DF (§5a.6): e.g. a handler whose stack is in unaccepted memory.
  */
 import { hltInterruptBlockedFlag, interruptHandlerMessages, nmiHandlerIret } from './interrupts.ts';
-import { setup, assign, emit, enqueueActions, and } from 'xstate';
+import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type NameOf } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { TDG_MEM_PAGE_ACCEPT, TDG_VP_INFO, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_SUBFUNCTION_NAMES, tdvmcallMessageName, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_IO_INSTRUCTION, DF_VECTOR, decodeIoExitQualification } from '../../src/arch/vmx.ts';
+import { TDG_MEM_PAGE_ACCEPT, TDG_VP_INFO, TDG_VP_VEINFO_GET, TDG_VP_VMCALL, TDVMCALL_EXPOSE_REGS_MASK, TDVMCALL_SUBFUNCTION_NAMES, tdvmcallMessageName, TDVMCALL_VE_REQUEST_MMIO, TDVMCALL_INSTRUCTION_HLT, TDVMCALL_INSTRUCTION_IO, TDVMCALL_INSTRUCTION_WRMSR, TDVMCALL_MAP_GPA, TDX_HYPERCALL_STANDARD, TDVMCALL_STATUS_SUCCESS, TDVMCALL_STATUS_RETRY } from '../../src/arch/tdcall.ts';
+import { MSR_X2APIC_ICR, x2apicIcr } from '../../src/arch/apic.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_IO_INSTRUCTION, EXIT_REASON_MSR_WRITE, DF_VECTOR, decodeIoExitQualification } from '../../src/arch/vmx.ts';
 import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, PAGE_SIZE, TDX_PS_4K } from '../../src/arch/gpa.ts';
 import { hex } from '../../src/arch/hex.ts';
@@ -62,6 +63,7 @@ export const PROGRAM_TDVMCALLS: readonly NameOf<'tdcall'>[] = [
   'TDG.VP.VMCALL<SetupEventNotifyInterrupt>',
   'TDG.VP.VMCALL<Instruction.HLT>',
   'TDG.VP.VMCALL<Instruction.IO>',
+  'TDG.VP.VMCALL<Instruction.WRMSR>',
   'TDG.VP.VMCALL<#VE.RequestMMIO>',
 ];
 
@@ -87,6 +89,8 @@ export interface GuestVcpuInput {
   encPrepareFirst: boolean;
   /** Policy mmioRejectsPageCross: handle_mmio refuses an access that crosses a page (1e7769653b06). */
   mmioRejectsPageCross: boolean;
+  /** Policy safeHaltStiAfterTdcall off: tdx_safe_halt is `sti; tdcall` (TDX_HCALL_ISSUE_STI, before v6.3). */
+  stiBeforeHaltTdcall?: boolean;
 }
 
 /** tdx_accept_memory's progress: [start, end) and the TDX page level being tried at `start`. */
@@ -150,6 +154,7 @@ export interface GuestVcpuContext {
   privateVe: 'panic' | 'accept';
   encPrepareFirst: boolean;
   mmioRejectsPageCross: boolean;
+  stiBeforeHaltTdcall: boolean;
   /** The current instruction's translation through the guest page tables: the PTE and the GPA it gives. */
   translated: { gla: bigint; pte: bigint; gpa: bigint } | null;
   /** load_unaligned_zeropad: the second page's translation (null: not present) and the first page's bytes once loaded. */
@@ -207,6 +212,7 @@ function accessMessage(c: GuestVcpuContext, i: PlacedInsn): Outgoing {
   if (i.op === 'cli') return out(`hw.cpu${c.vcpu}`, 'insn', 'CLI', { vcpu: c.vcpu, rip: i.rip });
   if (i.op === 'out') return out(`hw.cpu${c.vcpu}`, 'insn', 'OUT', { vcpu: c.vcpu, rip: i.rip, port: i.port, size: i.size, value: outValue(c, i), length: i.length });
   if (i.op === 'in') return out(`hw.cpu${c.vcpu}`, 'insn', 'IN', { vcpu: c.vcpu, rip: i.rip, port: i.port, size: i.size, length: i.length });
+  if (i.op === 'ipi') return out(`hw.cpu${c.vcpu}`, 'insn', 'WRMSR', { vcpu: c.vcpu, rip: i.rip, msr: MSR_X2APIC_ICR, value: x2apicIcr(i.to, i.vector), length: i.length });
   throw new Error(`model bug: ${i.op} is not a memory instruction`);
 }
 
@@ -313,6 +319,7 @@ export const guestVcpuMachine = setup({
     },
     /** The entry follows a host interrupt taken before the TDCALL ran, not the TDCALL's own exit. */
     safeHalt: ({ context }) => hltInterruptBlockedFlag(cur(context)!) === 0n,
+    stiBeforeHaltTdcall: ({ context }) => context.stiBeforeHaltTdcall,
     interruptedBeforeTdcall: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn === null,
     mapGpaDone: ({ event }) => payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn!.R10 === TDVMCALL_STATUS_SUCCESS,
     /** RETRY with R11 inside the range and retries left: go on from R11 (§6.iv step 6). */
@@ -338,6 +345,7 @@ export const guestVcpuMachine = setup({
     },
     acceptsOnVe: ({ context }) => context.privateVe === 'accept',
     veIsIo: ({ event }) => Number(payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RCX) === EXIT_REASON_IO_INSTRUCTION,
+    veIsMsrWrite: ({ event }) => Number(payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RCX) === EXIT_REASON_MSR_WRITE,
     veIsMmio: ({ event }) => Number(payloadOf(event, 'tdcall-return', 'TDG.VP.VEINFO.GET').RCX) === EXIT_REASON_EPT_VIOLATION,
     tdvmcallFailed: ({ event }) => {
       const ret = payloadOf(event, 'vm-entry', event.type as 'VMRESUME').tdcallReturn;
@@ -557,6 +565,13 @@ export const guestVcpuMachine = setup({
         R15: i.op === 'out' ? outValue(context, i) & sizeMask(io.size) : 0n,
       }));
     }),
+    /** handle_wrmsr: R12 = ECX, R13 = EDX:EAX, from the registers of the WRMSR the #VE interrupted. */
+    requestWrmsr: emit(({ context }) => {
+      const i = cur(context)! as Insn<'ipi'>;
+      return out(hw(context), 'tdcall', 'TDG.VP.VMCALL<Instruction.WRMSR>', tdvmcall(context, handlerTdcallRip(context), TDVMCALL_INSTRUCTION_WRMSR, { R12: BigInt(MSR_X2APIC_ICR), R13: x2apicIcr(i.to, i.vector) }));
+    }),
+    /** The WRMSR is done: RIP += ve->instr_len. */
+    completeWrmsr: assign(({ context }) => ({ pc: context.pc + 1, ve: null })),
     /** handle_in writes R11's low bytes into AL/AX/EAX; then RIP += ve->instr_len. */
     completeIo: assign(({ context, event }) => {
       const i = cur(context)!;
@@ -598,6 +613,7 @@ export const guestVcpuMachine = setup({
       },
     }),
     reportAssertion: emit(({ context }): Emitted => ({ type: 'tdxsim.failure', reason: 'guest assertion', detail: `guest.vcpu${context.vcpu}: ${context.panic}` })),
+    panicWrmsr: assign({ panic: () => 'WRMSR emulation failed: TDG.VP.VMCALL<Instruction.WRMSR> returned an error (the #VE handler fails, the kernel dies)' }),
     panicIo: assign({ panic: () => 'port I/O emulation failed: TDG.VP.VMCALL<Instruction.IO> returned an error (#VE handler fails, the kernel dies)' }),
     /** The VMM's answer is in R11 (§6.i 13): write the destination register, advance RIP. */
     completeMmio: assign(({ context, event }) => {
@@ -643,6 +659,7 @@ export const guestVcpuMachine = setup({
     privateVe: input.privateVe,
     encPrepareFirst: input.encPrepareFirst,
     mmioRejectsPageCross: input.mmioRejectsPageCross,
+    stiBeforeHaltTdcall: input.stiBeforeHaltTdcall ?? false,
     translated: null,
     zeropad: null,
     setMemory: null,
@@ -674,6 +691,7 @@ export const guestVcpuMachine = setup({
         { guard: 'needsWalk', target: 'walkingPageTables' },
         { guard: 'atAcceptMemory', target: 'acceptMemoryLocking' },
         { guard: 'atSetMemory', target: 'setMemoryWalking' },
+        { guard: and(['atHlt', 'isTd', 'safeHalt', 'stiBeforeHaltTdcall']), target: 'enablingInterruptsBeforeHalt' },
         { guard: and(['atHlt', 'isTd']), target: 'haltingTd' },
         { guard: 'atAccept', target: 'accepting', actions: 'beginAccept' },
         { guard: 'atMapGpa', target: 'mappingGpa', actions: 'beginMapGpa' },
@@ -841,10 +859,15 @@ export const guestVcpuMachine = setup({
       on: {
         VMRESUME: [
           { guard: 'interruptedBeforeTdcall', target: 'haltingTd', reenter: true },
-          { guard: 'safeHalt', target: 'enablingInterrupts' },
+          { guard: and(['safeHalt', not('stiBeforeHaltTdcall')]), target: 'enablingInterrupts' },
           { target: 'dispatching', actions: 'advance' },
         ],
       },
+    },
+    /** Linux before v6.3: `sti; tdcall` — the TDCALL runs in the STI shadow (policy safeHaltStiAfterTdcall off). */
+    enablingInterruptsBeforeHalt: {
+      entry: 'stiAfterHalt',
+      on: { RETIRE: 'haltingTd' },
     },
     /** tdx_safe_halt returned: STI, and the interrupt that woke the vCPU comes at the next boundary. */
     enablingInterrupts: {
@@ -880,6 +903,7 @@ export const guestVcpuMachine = setup({
           { guard: and(['veIsPrivateEptViolation', 'acceptsOnVe']), target: 'acceptingOnVe', actions: ['recordVe', 'beginVeAccept'] },
           { guard: 'veIsPrivateEptViolation', target: 'panicked', actions: ['recordVe', 'panicPrivateEptViolation'] },
           { guard: 'veIsIo', target: 'requestingIo', actions: 'recordVe' },
+          { guard: 'veIsMsrWrite', target: 'requestingWrmsr', actions: 'recordVe' },
           { guard: and(['veIsMmio', 'zeropadFixup']), target: 'dispatching', actions: ['recordVe', 'zeropadFixupAfterVe'] },
           { guard: 'veIsMmio', target: 'requestingMmio', actions: 'recordVe' },
           { target: 'panicked', actions: ['recordVe', 'panicUnhandledVe'] },
@@ -916,6 +940,17 @@ export const guestVcpuMachine = setup({
           { guard: 'interruptedBeforeTdcall', target: 'requestingIo', reenter: true },
           { guard: 'tdvmcallFailed', target: 'panicked', actions: 'panicIo' },
           { target: 'dispatching', actions: 'completeIo' },
+        ],
+      },
+    },
+    /** TDG.VP.VMCALL<Instruction.WRMSR>: a TD exit; KVM's kvm_emulate_wrmsr sends the IPI; the next entry returns. */
+    requestingWrmsr: {
+      entry: 'requestWrmsr',
+      on: {
+        VMRESUME: [
+          { guard: 'interruptedBeforeTdcall', target: 'requestingWrmsr', reenter: true },
+          { guard: 'tdvmcallFailed', target: 'panicked', actions: 'panicWrmsr' },
+          { target: 'dispatching', actions: 'completeWrmsr' },
         ],
       },
     },

@@ -48,6 +48,12 @@ export type GuestOp =
   | { op: 'mapGpa'; gpa: bigint; size: bigint; to: 'shared' | 'private' }
   /** `wait`: Linux's tdx_safe_halt (R12 = 0, STI after it returns); without: halt with interrupts blocked (machines/guest/interrupts.ts). */
   | { op: 'hlt'; wait?: boolean }
+  /**
+   * Linux's x2APIC send of a fixed IPI in physical mode (native_x2apic_icr_write): WRMSR of the ICR (0x830)
+   * with the destination's x2APIC ID (= its vCPU index) in bits 63:32 and `vector` in 7:0. Not virtualized
+   * for a TD: a #VE, which the guest turns into TDG.VP.VMCALL<Instruction.WRMSR> (interrupts.ts).
+   */
+  | { op: 'ipi'; to: number; vector: number }
   /** RFLAGS.IF = 1 / 0 (FB / FA). */
   | { op: 'sti' }
   | { op: 'cli' }
@@ -93,6 +99,8 @@ export const COMPARE_BRANCH_LENGTH = 9;
  */
 export function insnLength(op: GuestOp): number {
   if (op.op === 'hlt' || op.op === 'sti' || op.op === 'cli') return 1;
+  // WRMSR is 0F 30.
+  if (op.op === 'ipi') return 2;
   // OUT DX, AL is EE, OUT DX, EAX is EF, OUT DX, AX is 66 EF; IN AL, DX is EC, IN EAX, DX is ED, IN AX, DX is 66 ED.
   if (op.op === 'out' || op.op === 'in') return op.size === 2 ? 2 : 1;
   if (op.op === 'accept' || op.op === 'mapGpa' || op.op === 'tdvmcall' || op.op === 'vpInfo') return TDCALL_LENGTH;

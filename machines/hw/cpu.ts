@@ -43,7 +43,7 @@
 import { setup, assign, emit, enqueueActions, and } from 'xstate';
 import { out, payloadOf, type NameOf, type MachineEvent, type Outgoing, type MemAccess, type EptKind, type DecodedInsn } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, VE_VECTOR, DF_VECTOR, ioExitQualification, externalInterruptInfo } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_HLT, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, EXIT_REASON_MSR_WRITE, VE_VECTOR, DF_VECTOR, ioExitQualification, externalInterruptInfo } from '../../src/arch/vmx.ts';
 import { VE_INFO_VALID } from '../../src/arch/tdxStatus.ts';
 import { sharedBit, pageSizeOfPgLevel } from '../../src/arch/gpa.ts';
 import { spteToPfn } from '../../src/arch/spte.ts';
@@ -97,6 +97,12 @@ export interface CpuContext {
   spinRip: bigint | null;
   /** The guest's RFLAGS.IF: 0 when a program starts; STI, CLI, interrupt delivery (0) and IRET (1) change it. */
   rflagsIf: boolean;
+  /**
+   * Blocking by STI (SDM 25.4.2 interruptibility state, bit 0): an STI that set IF holds interrupts off
+   * until the instruction after it has completed — the shadow that makes `sti; hlt` atomic, and made the
+   * pre-v6.3 tdx_safe_halt's `sti; tdcall` reach the TDX module before the interrupt it waits for.
+   */
+  stiBlocking: boolean;
   /** vIRR, ISR, RVI and SVI (virtualApic.ts). */
   vapic: VirtualApic;
   /** A posted-interrupt notification arrived and its processing has not started (it starts at the next boundary). */
@@ -129,6 +135,7 @@ const TDCALLS = [
   'TDG.VP.VMCALL<Instruction.HLT>',
   'TDG.VP.VMCALL<MapGPA>',
   'TDG.VP.VMCALL<Instruction.IO>',
+  'TDG.VP.VMCALL<Instruction.WRMSR>',
   'TDG.VP.VMCALL<ReportFatalError>',
   'TDG.VP.VMCALL<GetTdVmCallInfo>',
   'TDG.VP.VMCALL<GetQuote>',
@@ -141,7 +148,7 @@ void TDCALLS_COMPLETE;
 const exitTarget = (c: CpuContext) => (c.vmType === 'tdx' ? 'tdx' : `kvm.vcpu${c.vcpu}`);
 const walkOwner = (ept: EptKind) => (ept === 'secure' ? 'tdx' : 'kvm.mmu');
 const outcome = (c: CpuContext): WalkOutcome => c.lastWalk!;
-const virtualInterruptReady = (c: CpuContext) => c.rflagsIf && c.veInfo.valid === 0 && virtualInterruptPending(c.vapic);
+const virtualInterruptReady = (c: CpuContext) => c.rflagsIf && !c.stiBlocking && c.veInfo.valid === 0 && virtualInterruptPending(c.vapic);
 const kvmVcpu = (c: CpuContext) => `kvm.vcpu${c.vcpu}`;
 
 /**
@@ -154,7 +161,8 @@ function atBoundary(rest: readonly { guard?: string; target?: string; actions: s
     { guard: 'interruptPending', actions: ['processPostedInterrupts', 'exitInterrupt'] },
     { guard: 'nmiDeliverable', actions: ['processPostedInterrupts', 'deliverNmi'] },
     { guard: 'virtualInterruptDeliverable', actions: ['processPostedInterrupts', 'deliverVirtualInterrupt'] },
-    ...rest.map((t) => ({ ...t, actions: ['processPostedInterrupts', ...(typeof t.actions === 'string' ? [t.actions] : t.actions)] })),
+    // The instruction at this boundary runs: the STI shadow, if any, ends with it.
+    ...rest.map((t) => ({ ...t, actions: ['processPostedInterrupts', 'endStiBlocking', ...(typeof t.actions === 'string' ? [t.actions] : t.actions)] })),
   ] as never;
 }
 /** §1.2: the shared EPT for a GPA with the shared bit, the S-EPT without; a VMX guest has one EPT. */
@@ -170,6 +178,16 @@ const displaced = (m: Message) => ({ from: m.from, kind: m.kind, name: m.name, p
 
 function guestInterruptStatus(c: CpuContext): Outgoing {
   return out('tdx', 'guest-interrupt-status', 'GUEST_INTERRUPT_STATUS', { vcpu: c.vcpu, rvi: c.vapic.rvi, svi: c.vapic.svi, virr: c.vapic.virr });
+}
+
+/**
+ * A spinning guest is at an instruction boundary all the time: a pending notification's posted-interrupt
+ * processing starts there at once (elsewhere it waits for the guest's next instruction).
+ */
+function startPirExchangeAtSpin(c: CpuContext, enqueue: { assign: (c: Partial<CpuContext>) => void; emit: (e: Emitted) => void }): void {
+  if (c.spinRip === null || !c.piNotification || c.pirInFlight) return;
+  enqueue.assign({ piNotification: false, pirInFlight: true });
+  enqueue.emit(out(kvmVcpu(c), 'posted-interrupt', 'PIR_XCHG', { vcpu: c.vcpu }));
 }
 
 /** A spinning guest (`jmp .`) is at a boundary all the time: the interrupt is delivered at the spin's RIP. */
@@ -311,6 +329,14 @@ export const cpuMachine = setup({
         insnLength: i.length,
       });
     }),
+    /**
+     * WRMSR of an MSR the TD's MSR bitmap intercepts — the x2APIC ICR, which the CPU does not virtualize —
+     * exits to the TDX module like port I/O (which turns it into a #VE, §5c.3); RIP stays on the WRMSR.
+     */
+    exitMsrWrite: emit(({ context, event }) => {
+      const i = payloadOf(event, 'insn', 'WRMSR');
+      return out(exitTarget(context), 'vm-exit', 'MSR_WRITE', { vcpu: context.vcpu, exitReason: EXIT_REASON_MSR_WRITE, rip: i.rip, insnLength: i.length });
+    }),
     endAccess: assign({ access: () => null }),
     /** The TDCALL leaves the guest for the TDX module as it was issued (§4.2). */
     forwardTdcall: emit(({ event }) => ({ type: 'tdxsim.send', to: 'tdx', kind: event.msg.kind, name: event.msg.name, payload: event.msg.payload }) as Outgoing),
@@ -338,7 +364,19 @@ export const cpuMachine = setup({
         out(exitTarget(context), 'vm-exit', 'EXTERNAL_INTERRUPT', { vcpu: context.vcpu, exitReason: EXIT_REASON_EXTERNAL_INTERRUPT, rip, interruptionInfo: externalInterruptInfo(ipi.vector) }),
       );
     }),
-    startSpin: assign({ spinRip: ({ event }) => payloadOf(event, 'insn', 'SPIN').rip }),
+    /**
+     * The program ended: `jmp .` from here on, each jump a boundary. The first may have run in an STI
+     * shadow; at the next, a pending notification is processed and a deliverable interrupt delivered.
+     */
+    startSpin: enqueueActions(({ context, event, enqueue }) => {
+      const next = { ...context, spinRip: payloadOf(event, 'insn', 'SPIN').rip, stiBlocking: false };
+      enqueue.assign({ spinRip: next.spinRip });
+      startPirExchangeAtSpin(next, enqueue);
+      if (virtualInterruptReady(next)) deliverFromSpin(next, enqueue);
+    }),
+    endStiBlocking: enqueueActions(({ context, enqueue }) => {
+      if (context.stiBlocking) enqueue.assign({ stiBlocking: false });
+    }),
     /** The vCPU thread enabled interrupts: the IPI's handler runs here and the requester's wait for this CPU ends. */
     handleIrq: enqueueActions(({ context, enqueue }) => {
       for (const r of context.ipi?.requesters ?? []) enqueue.emit(out(r, 'kvm-request', 'KVM_REQ_ACK', { vcpu: context.vcpu }));
@@ -359,6 +397,8 @@ export const cpuMachine = setup({
       const next = { ...context, vapic, pirInFlight: false, statusWanted: false };
       enqueue.assign({ vapic, pirInFlight: false, statusWanted: false });
       if (context.statusWanted) enqueue.emit(guestInterruptStatus(next));
+      // A notification that came while this PIR was on its way: a spinning guest is at a boundary now.
+      startPirExchangeAtSpin(next, enqueue);
       if (next.spinRip !== null && virtualInterruptReady(next)) deliverFromSpin(next, enqueue);
     }),
     answerGuestInterruptStatus: enqueueActions(({ context, enqueue }) => {
@@ -373,7 +413,8 @@ export const cpuMachine = setup({
       enqueue.emit(out(guest(context), 'interrupt', 'VIRTUAL_INTERRUPT', { vcpu: context.vcpu, vector: a.vector, rip }));
     }),
     setIf: enqueueActions(({ context, event, enqueue }) => {
-      enqueue.assign({ rflagsIf: event.type === 'STI' });
+      // Only an STI that finds IF = 0 opens a shadow (SDM: STI when IF is already 1 does not block).
+      enqueue.assign({ rflagsIf: event.type === 'STI', stiBlocking: event.type === 'STI' && !context.rflagsIf });
       enqueue.emit(out(guest(context), 'insn', 'RETIRE', { vcpu: context.vcpu, rip: (event.msg.payload as { rip: bigint }).rip, value: null }));
     }),
     eoi: assign({ vapic: ({ context }) => virtualEoi(context.vapic) }),
@@ -403,6 +444,8 @@ export const cpuMachine = setup({
       }
       const next = { ...context, rflagsIf: context.inNmi ? context.rflagsIf : true, inNmi: false, interrupted: null, spinRip: i.spinRip };
       enqueue.assign({ spinRip: i.spinRip });
+      // Back at the spin, a boundary: a notification that came during the handler is processed now.
+      startPirExchangeAtSpin(next, enqueue);
       if (virtualInterruptReady(next)) deliverFromSpin(next, enqueue);
     }),
     /** TDG.VP.VEINFO.GET reads the area and clears the valid word (§4.2). */
@@ -424,6 +467,7 @@ export const cpuMachine = setup({
     ipi: null,
     spinRip: null,
     rflagsIf: false,
+    stiBlocking: false,
     vapic: NO_VIRTUAL_INTERRUPTS,
     piNotification: false,
     pirInFlight: false,
@@ -466,6 +510,7 @@ export const cpuMachine = setup({
         SPIN: atBoundary([{ actions: 'startSpin' }]),
         OUT: atBoundary([{ actions: 'exitIo' }]),
         IN: atBoundary([{ actions: 'exitIo' }]),
+        WRMSR: atBoundary([{ actions: 'exitMsrWrite' }]),
         STI: atBoundary([{ actions: 'setIf' }]),
         CLI: atBoundary([{ actions: 'setIf' }]),
         // The handler runs with IF = 0: its EOI and IRET are never interrupted.

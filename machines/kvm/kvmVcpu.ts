@@ -35,7 +35,7 @@ import { tdvmcallGuards, tdvmcallActions, tdvmcallStates } from './tdvmcall.ts';
 import { tdxVcpuIoctlGuards, tdxVcpuIoctlActions, tdxVcpuIoctlStates } from './tdxVcpuIoctl.ts';
 import { tdxVcpuFreeGuards, tdxVcpuFreeActions, tdxVcpuFreeStates } from './tdxVcpuFree.ts';
 import { postedInterruptGuards, postedInterruptActions, NO_POSTED_INTERRUPTS, type PiDesc } from './postedInterrupt.ts';
-import { haltGuards, haltActions, haltStates } from './halt.ts';
+import { haltGuards, haltActions, haltStates, NO_HALT_POLL, type HaltPoll } from './halt.ts';
 import { nmiGuards, nmiActions, nmiStates } from './nmi.ts';
 import { preFaultMemoryGuards, preFaultMemoryActions, preFaultMemoryStates, type PreFaultState } from './preFaultMemory.ts';
 import { srcuReaderActions } from './srcu.ts';
@@ -174,6 +174,8 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   piDesc: PiDesc;
   /** kvm_vcpu_wake_up reached the thread while it was deciding whether to block (halt.ts). */
   wakeup: boolean;
+  /** Halt-polling (halt.ts): vcpu->halt_poll_ns, this halt's poll window and whether this halt blocked. */
+  haltPoll: HaltPoll;
   /** MapGPA chunks handed to userspace while ON was set; back to 0 when the CPU takes the PIR (interrupt-latency). */
   exitsWhilePosted: number;
   /** The emulated LAPIC timer: its vector and whether its hrtimer was armed (postedInterrupt.ts). */
@@ -275,6 +277,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     memoryFaultSeq: null,
     piDesc: NO_POSTED_INTERRUPTS,
     wakeup: false,
+    haltPoll: NO_HALT_POLL,
     exitsWhilePosted: 0,
     nmiQueued: false,
     lapicTimer: input.lapicTimerVector === null ? null : { vector: input.lapicTimerVector, armed: false },
@@ -290,6 +293,9 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     // Outside guest mode the sender's kvm_vcpu_wake_up finds nobody blocked; halt.ts's states override it.
     KVM_SIGNAL_MSI: { actions: 'postInterrupt' },
     apic_timer_fn: { actions: 'postInterrupt' },
+    kvm_apic_send_ipi: { actions: 'postInterrupt' },
+    // A poll window that ended early (an event came first) ends on the clock later: nothing to do then.
+    kvm_vcpu_can_poll: {},
     PIR_XCHG: { actions: 'exchangePir' },
     KVM_NMI: { actions: 'queueNmi' },
     // Inside KVM_RUN or a vCPU ioctl the thread holds kvm->srcu; the states that drop it answer at once (srcu.ts).
@@ -344,8 +350,8 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     mappingGpa: tdvmcallStates.mappingGpa,
     emulatingTdMmio: tdvmcallStates.emulatingTdMmio,
     emulatingTdIo: tdvmcallStates.emulatingTdIo,
+    emulatingWrmsr: tdvmcallStates.emulatingWrmsr,
     halting: haltStates.halting,
-    readingVcpuStateDetails: haltStates.readingVcpuStateDetails,
     injectingNmi: nmiStates.injectingNmi,
     gettingTdVmCallInfo: tdvmcallStates.gettingTdVmCallInfo,
     gettingQuote: tdvmcallStates.gettingQuote,

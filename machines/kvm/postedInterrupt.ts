@@ -16,9 +16,16 @@
  *
  * pi_has_pending_interrupt is all KVM can see of a TD's pending interrupts without a SEAMCALL: ON (the
  * suppress-notification bit is never set for a running TD, so PIR alone does not count).
+ *
+ * A guest's IPI to another vCPU takes the same path from the sender's thread: its x2APIC ICR write
+ * (tdvmcall.ts) → kvm_apic_send_ipi → kvm_irq_delivery_to_apic → __apic_accept_irq → tdx_deliver_interrupt →
+ * __vmx_deliver_posted_interrupt on the destination's descriptor. The model has the destination's actor run
+ * it on the sender's behalf (kvm_apic_send_ipi, a kvm-call) and answer when done, so the sender's WRMSR
+ * completes only after PIR, ON and the notification or wake-up, as the real call returns only then.
  */
 import { out, payloadOf, type Message, type Outgoing } from '../../src/protocol/messages.ts';
 import { POSTED_INTR_VECTOR } from '../../src/arch/vmx.ts';
+import { decodeX2apicIcr } from '../../src/arch/apic.ts';
 import { assign, enqueueActions, type VcpuGuards } from './vcpuSetup.ts';
 import type { KvmVcpuContext } from './kvmVcpu.ts';
 
@@ -43,6 +50,10 @@ function posted(c: KvmVcpuContext, vector: number): PiDesc {
  */
 function delivery(c: KvmVcpuContext, event: { type: string; msg: Message }): { vector: number; reply: Outgoing | null } {
   if (event.type === 'apic_timer_fn') return { vector: c.lapicTimer!.vector, reply: null };
+  if (event.type === 'kvm_apic_send_ipi') {
+    const m = payloadOf(event, 'kvm-call', 'kvm_apic_send_ipi');
+    return { vector: m.vector, reply: out(event.msg.from, 'kvm-call-return', 'kvm_apic_send_ipi', { vcpu: c.vcpu, source: m.source }) };
+  }
   const m = payloadOf(event, 'ioctl', 'KVM_SIGNAL_MSI');
   return { vector: msiVector(m.data), reply: out(event.msg.from, 'ioctl-return', 'KVM_SIGNAL_MSI', { vcpu: c.vcpu, ret: 1 }) };
 }
@@ -69,6 +80,11 @@ export const postedInterruptActions = {
     if (!context.piDesc.on) enqueue.emit(out(`hw.cpu${context.vcpu}`, 'interrupt', 'IPI', { vcpu: context.vcpu, requester: null, vector: POSTED_INTR_VECTOR }));
     if (d.reply !== null) enqueue.emit(d.reply);
   }),
+  /**
+   * The vCPU's own ICR names itself (tdvmcall.ts): the thread posts to its own descriptor outside guest
+   * mode, so no notification; the self-IPI before the next entry (selfIpiIfOn) hands it to the CPU.
+   */
+  postSelfIpi: assign({ piDesc: ({ context }) => posted(context, decodeX2apicIcr(context.exit!.gprs!.R13 ?? 0n).vector) }),
   /** The first KVM_RUN arms the guest's LAPIC timer (scenario `lapicTimer`): its expiry is a message to this thread. */
   armLapicTimer: enqueueActions(({ context, enqueue }) => {
     if (context.lapicTimer === null || context.lapicTimer.armed) return;

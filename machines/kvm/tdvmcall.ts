@@ -19,6 +19,11 @@
  * handed to userspace as KVM_EXIT_TDX with SUCCESS and zeroes pre-filled, any other leaf INVALID_OPERAND.
  * GetQuote (tdx_get_quote): a private buffer GPA is INVALID_OPERAND; otherwise KVM_EXIT_TDX with
  * SUBFUNC_UNSUPPORTED pre-filled, which a VMM without a quote service leaves (tdx_complete_simple).
+ * Instruction.WRMSR (tdx_emulate_wrmsr → kvm_emulate_wrmsr → kvm_set_msr): for a TD, KVM emulates the
+ * x2APIC registers the CPU does not virtualize (tdx_has_emulated_msr lists the ICR), so an ICR write is
+ * kvm_x2apic_icr_write → kvm_apic_send_ipi: a fixed IPI in physical mode is posted to the destination vCPU
+ * (postedInterrupt.ts); the call returns once it is, and R10 = SUCCESS. The model emulates no other MSR
+ * and no other ICR form (INVALID_OPERAND, what tdx_complete_emulated_msr returns for a failed write).
  * Instruction.HLT halts the vCPU (halt.ts); every other sub-function answers SUBFUNC_UNSUPPORTED,
  * SetupEventNotifyInterrupt included (handle_tdvmcall of v6.16).
  */
@@ -33,6 +38,7 @@ import {
   TDVMCALL_STATUS_RETRY,
   TDVMCALL_STATUS_SUCCESS,
   TDVMCALL_INSTRUCTION_IO,
+  TDVMCALL_INSTRUCTION_WRMSR,
   TDVMCALL_REPORT_FATAL_ERROR,
   TDVMCALL_GET_TD_VM_CALL_INFO,
   TDVMCALL_GET_QUOTE,
@@ -56,6 +62,8 @@ import { sharedBit, PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { TDX_SUCCESS } from '../../src/arch/tdxStatus.ts';
 import { EXIT_REASON_TDCALL } from '../../src/arch/vmx.ts';
 import { sizeMask } from '../guest/program.ts';
+import { APIC_DM_FIXED, MSR_X2APIC_ICR, decodeX2apicIcr } from '../../src/arch/apic.ts';
+import { not } from 'xstate';
 import { assign, emit, enqueueActions, type VcpuGuards } from './vcpuSetup.ts';
 
 /** tdx_map_gpa splits a conversion into chunks of this size, checking for events between them. */
@@ -66,6 +74,17 @@ export const tdvmcallGuards = {
   tdvmcallIsMmio: ({ context }) => Number(context.exit!.gprs!.R11) === TDVMCALL_VE_REQUEST_MMIO,
   tdvmcallIsHlt: ({ context }) => Number(context.exit!.gprs!.R11) === TDVMCALL_INSTRUCTION_HLT,
   tdvmcallIsMapGpa: ({ context }) => Number(context.exit!.gprs!.R11) === TDVMCALL_MAP_GPA,
+  tdvmcallIsWrmsr: ({ context }) => context.exit!.gprs!.R11 === BigInt(TDVMCALL_INSTRUCTION_WRMSR),
+  /** A fixed IPI, physical destination, no shorthand: the ICR form Linux's x2APIC physical send writes. */
+  icrFixedIpi: ({ context }) => {
+    const g = context.exit!.gprs!;
+    if (Number(g.R12 ?? 0n) !== MSR_X2APIC_ICR) return false;
+    const icr = decodeX2apicIcr(g.R13 ?? 0n);
+    return icr.deliveryMode === APIC_DM_FIXED && !icr.logical && icr.shorthand === 0;
+  },
+  icrToSelf: ({ context }) => decodeX2apicIcr(context.exit!.gprs!.R13 ?? 0n).destination === context.vcpu,
+  /** The return of our own kvm_apic_send_ipi, not another vCPU's request arriving meanwhile. */
+  ipiDelivered: ({ event }) => event.msg.kind === 'kvm-call-return',
   tdvmcallIsIo: ({ context }) => Number(context.exit!.gprs!.R11) === TDVMCALL_INSTRUCTION_IO,
   tdvmcallIsReportFatalError: ({ context }) => context.exit!.gprs!.R11 === BigInt(TDVMCALL_REPORT_FATAL_ERROR),
   tdvmcallIsGetTdVmCallInfo: ({ context }) => context.exit!.gprs!.R11 === BigInt(TDVMCALL_GET_TD_VM_CALL_INFO),
@@ -190,6 +209,15 @@ export const tdvmcallActions = {
     const data = payloadOf(event, 'ioctl', 'KVM_RUN').ioData ?? 0n;
     return { pioIn: null, enterGprs: { R10: context.exit!.gprs!.R10!, R11: data & sizeMask(context.pioIn!) } };
   }),
+  // ---- Instruction.WRMSR: the x2APIC ICR ----
+  /** kvm_apic_send_ipi from this thread: __vmx_deliver_posted_interrupt on the destination's descriptor. */
+  sendApicIpi: emit(({ context }) => {
+    const icrValue = context.exit!.gprs!.R13!;
+    const icr = decodeX2apicIcr(icrValue);
+    return out(`kvm.vcpu${icr.destination}`, 'kvm-call', 'kvm_apic_send_ipi', { vcpu: icr.destination, source: context.vcpu, icr: icrValue, vector: icr.vector });
+  }),
+  wrmsrDone: assign({ enterGprs: () => ({ R10: TDVMCALL_STATUS_SUCCESS }) }),
+  wrmsrFailed: assign({ enterGprs: () => ({ R10: TDVMCALL_STATUS_INVALID_OPERAND }) }),
   invalidIoArgs: assign({ enterGprs: () => ({ R10: TDVMCALL_STATUS_INVALID_OPERAND }) }),
   // ---- ReportFatalError, GetTdVmCallInfo, GetQuote ----
   /**
@@ -249,6 +277,7 @@ export const tdvmcallStates = {
       { guard: 'tdvmcallIsHlt', target: 'halting' },
       { guard: 'tdvmcallIsMapGpa', target: 'mappingGpa' },
       { guard: 'tdvmcallIsIo', target: 'emulatingTdIo' },
+      { guard: 'tdvmcallIsWrmsr', target: 'emulatingWrmsr' },
       { guard: 'tdvmcallIsReportFatalError', target: 'inUserspace', actions: 'exitSystemEventFatal' },
       { guard: 'tdvmcallIsGetTdVmCallInfo', target: 'gettingTdVmCallInfo' },
       { guard: 'tdvmcallIsGetQuote', target: 'gettingQuote' },
@@ -271,6 +300,27 @@ export const tdvmcallStates = {
   /** tdx_emulate_io (§4.3 Instruction.IO): bad arguments are INVALID_OPERAND; the access goes to userspace. */
   emulatingTdIo: {
     always: [{ guard: 'ioArgsInvalid', target: 'entering', actions: 'invalidIoArgs' }, { target: 'inUserspace', actions: 'exitIo' }],
+  },
+  /**
+   * kvm_emulate_wrmsr of the x2APIC ICR: a self-IPI posts here; another vCPU's descriptor is posted by a
+   * kvm_apic_send_ipi, which runs until the destination's PIR, ON and notification (or wake-up) are done.
+   */
+  emulatingWrmsr: {
+    initial: 'decoding',
+    states: {
+      decoding: {
+        always: [
+          { guard: not('icrFixedIpi'), target: '#kvmVcpu.entering', actions: 'wrmsrFailed' },
+          { guard: 'icrToSelf', target: '#kvmVcpu.entering', actions: ['postSelfIpi', 'wrmsrDone'] },
+          { target: 'sendingIpi', actions: 'sendApicIpi' },
+        ],
+      },
+      sendingIpi: {
+        on: {
+          kvm_apic_send_ipi: [{ guard: 'ipiDelivered', target: '#kvmVcpu.entering', actions: 'wrmsrDone' }, { actions: 'postInterrupt' }],
+        },
+      },
+    },
   },
   /** tdx_get_td_vm_call_info: R12 selects the leaf. */
   gettingTdVmCallInfo: {

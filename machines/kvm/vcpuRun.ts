@@ -180,6 +180,7 @@ export const vcpuRunStates = {
       // vcpu->mode is IN_GUEST_MODE: the sender notifies the CPU (postedInterrupt.ts).
       KVM_SIGNAL_MSI: { actions: 'postInterruptInGuest' },
       apic_timer_fn: { actions: 'postInterruptInGuest' },
+      kvm_apic_send_ipi: { actions: 'postInterruptInGuest' },
       KVM_NMI: { actions: ['queueNmi', 'kickForNmi'] },
     },
   },
@@ -221,12 +222,13 @@ export const vcpuRunStates = {
     // kvm_vcpu_block runs without kvm->srcu.
     entry: 'srcuReadUnlock',
     // kvm_vcpu_check_block: a signal already pending (its kick may have met the HLT exit) ends the block at once.
-    always: { guard: 'signalPending', target: 'inUserspace', actions: 'exitIntr' },
+    always: { guard: 'signalPending', target: 'inUserspace', actions: ['endHaltForSignal', 'exitIntr'] },
     on: {
       SYNCHRONIZE_SRCU: { actions: 'reportQuiescent' },
-      SIG_IPI: { target: 'inUserspace', actions: 'exitIntr' },
+      SIG_IPI: { target: 'inUserspace', actions: ['endHaltForSignal', 'exitIntr'] },
       KVM_SIGNAL_MSI: { target: 'halting', actions: 'postInterrupt' },
       apic_timer_fn: { target: 'halting', actions: 'postInterrupt' },
+      kvm_apic_send_ipi: { target: 'halting', actions: 'postInterrupt' },
       KVM_NMI: { target: 'halting', actions: 'queueNmi' },
     },
   },

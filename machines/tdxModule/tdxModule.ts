@@ -32,7 +32,7 @@ import { setup, assign, emit, enqueueActions, and, not } from 'xstate';
 import { out, payloadOf, type MachineEvent, type Outgoing, type Gprs, type HostSeamcall } from '../../src/protocol/messages.ts';
 import type { FailureSignal, UnexpectedSignal } from '../../src/runtime/step.ts';
 import { TDG_SYS_RD_AVAILABLE, TDG_VP_INFO_GPAW_NARROW, TDG_VP_INFO_GPAW_WIDE } from '../../src/arch/tdcall.ts';
-import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, EPT_VIOLATION_ACC_WRITE, TDX_EXIT_QUAL_CLEARED_BITS, VMX_EPT_EXTENT_CONTEXT } from '../../src/arch/vmx.ts';
+import { EXIT_REASON_EPT_VIOLATION, EXIT_REASON_EPT_MISCONFIG, EXIT_REASON_TDCALL, EXIT_REASON_EXTERNAL_INTERRUPT, EXIT_REASON_IO_INSTRUCTION, EXIT_REASON_MSR_WRITE, EPT_VIOLATION_ACC_WRITE, TDX_EXIT_QUAL_CLEARED_BITS, VMX_EPT_EXTENT_CONTEXT } from '../../src/arch/vmx.ts';
 import {
   TDX_SUCCESS,
   TDX_NO_VALID_VE_INFO,
@@ -697,6 +697,11 @@ export const tdxModuleMachine = setup({
       const x = payloadOf(event, 'vm-exit', 'IO_INSTRUCTION');
       return out(`hw.cpu${x.vcpu}`, 've-info', 'VE_INJECT', { vcpu: x.vcpu, exitReason: EXIT_REASON_IO_INSTRUCTION, exitQualification: x.exitQualification, gla: 0n, gpa: 0n, instrLength: x.insnLength });
     }),
+    /** §5c.3: a WRMSR the MSR bitmap intercepts (the x2APIC ICR) becomes a #VE too; the guest asks for it with TDG.VP.VMCALL<Instruction.WRMSR>. */
+    injectMsrVe: emit(({ event }) => {
+      const x = payloadOf(event, 'vm-exit', 'MSR_WRITE');
+      return out(`hw.cpu${x.vcpu}`, 've-info', 'VE_INJECT', { vcpu: x.vcpu, exitReason: EXIT_REASON_MSR_WRITE, exitQualification: 0n, gla: 0n, gpa: 0n, instrLength: x.insnLength });
+    }),
     /** §2: EPT misconfiguration on a shared GPA is a TD exit (reason 49, GPA bits 11:0 cleared). */
     tdExitEptMisconfig: enqueueActions(({ context, event, enqueue }) => {
       const x = payloadOf(event, 'vm-exit', 'EPT_MISCONFIG');
@@ -873,6 +878,8 @@ export const tdxModuleMachine = setup({
         EXTERNAL_INTERRUPT: { actions: 'tdExitExternalInterrupt' },
         EPT_WALK: { actions: 'answerSeptWalk' },
         IO_INSTRUCTION: { actions: 'injectIoVe' },
+        MSR_WRITE: { actions: 'injectMsrVe' },
+        'TDG.VP.VMCALL<Instruction.WRMSR>': { actions: 'tdExitTdvmcall' },
         'TDG.VP.VMCALL<Instruction.IO>': { actions: 'tdExitTdvmcall' },
         'TDG.VP.VMCALL<ReportFatalError>': { actions: 'tdExitTdvmcall' },
         'TDG.VP.VMCALL<GetTdVmCallInfo>': { actions: 'tdExitTdvmcall' },

@@ -149,3 +149,9 @@ export const KVM_MEMSLOT_INVALID = 1 << 16;
 export const KVM_USER_MEM_SLOTS = 32764;
 /** kvm_set_memory_region's overlap errno (negative, as the ioctl returns it; EINVAL is above). */
 export const EEXIST = -17;
+/** arch/x86/include/asm/kvm_host.h: the x86 default of the halt_poll_ns module parameter (virt/kvm/kvm_main.c), in ns. */
+export const KVM_HALT_POLL_NS_DEFAULT = 200000;
+/** virt/kvm/kvm_main.c: halt_poll_ns_grow_start, the window a vCPU's first growth sets (10 µs). */
+export const HALT_POLL_NS_GROW_START = 10000;
+/** virt/kvm/kvm_main.c: halt_poll_ns_grow, the factor each later growth multiplies by. */
+export const HALT_POLL_NS_GROW = 2;

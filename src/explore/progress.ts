@@ -137,6 +137,9 @@ function guestAttempt(c: GuestVcpuContext, state: string): string {
     case 'tdvmcall':
       what = `the TDVMCALL with R11 ${hex(BigInt(i.subfunction))} ${at}`;
       break;
+    case 'ipi':
+      what = `the IPI (x2APIC ICR write) of vector ${hex(BigInt(i.vector))} to vCPU ${i.to} ${at}`;
+      break;
     case 'vpInfo':
       what = `TDG.VP.INFO ${at}`;
       break;

@@ -168,6 +168,22 @@ export interface PageTableView {
   pages: PageView[];
 }
 
+/** A table of model state drawn by the state panel (src/inspect/stateTables.ts); cells arrive formatted. */
+export interface StateTableRow {
+  key: string;
+  cells: string[];
+  /** Per cell: differs from the previous step (or is new). */
+  changed: boolean[];
+}
+
+export interface StateTable {
+  /** `interrupts`, `guest-page-tables`. */
+  id: string;
+  title: string;
+  columns: string[];
+  rows: StateTableRow[];
+}
+
 export interface ActorStep {
   id: string;
   machine: string;
@@ -182,6 +198,8 @@ export interface ActorStep {
   detailed: boolean;
   context: TreeNode[];
   tables: PageTableView[];
+  /** Tables of state that spans actors or reads best as rows: interrupt state per vCPU, guest page tables. */
+  views: StateTable[];
 }
 
 export interface PendingRow {

@@ -12,6 +12,7 @@ import { hex } from '../arch/hex.ts';
 import { isHexNumberKey } from '../session/format.ts';
 import type { TreeNode } from './api.ts';
 import { isPageTableField } from './pageTables.ts';
+import { isGuestPageTableField } from './stateTables.ts';
 
 /** Children shown per container; a 512-entry array stays readable and a huge one cannot freeze the page. */
 const MAX_CHILDREN = 512;
@@ -45,6 +46,7 @@ function node(key: string, hexKey: string, v: unknown, prev: unknown, holder: un
   const changed = prev === NOT_THERE || (v !== prev && !(isContainer(v) && isContainer(prev)));
   if (!isContainer(v)) return { key, text: formatLeaf(hexKey, v), changed };
   if (isPageTableField(hexKey, holder)) return { key, text: `${Object.keys(v).length} page-table pages (table below)`, changed: v !== prev, table: true };
+  if (isGuestPageTableField(hexKey, holder)) return { key, text: `${Object.keys(v).length} PTEs (table above)`, changed: v !== prev, table: true };
   const children = childrenOf(v, hexKey, prev);
   return { key, text: summary(v), changed: changed || children.some((c) => c.changed), children };
 }

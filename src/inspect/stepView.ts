@@ -10,6 +10,7 @@ import { messageLabel } from '../export/messageLabel.ts';
 import type { ActorStep, EventRow, StepView } from './api.ts';
 import { contextTree } from './contextTree.ts';
 import { pageTables } from './pageTables.ts';
+import { stateTables } from './stateTables.ts';
 import type { InspectSession } from './session.ts';
 import { transitionsTaken } from './transitionTaken.ts';
 
@@ -29,6 +30,12 @@ export function stepView(session: InspectSession, n: number, detail: string | nu
   const { before: prev, after: world } = n > 0 ? session.around(n) : { before: session.worldAt(0), after: session.worldAt(0) };
   const msg = n > 0 ? session.messageAt(n) : null;
   const detailed = detail ?? msg?.to ?? session.model.actors[0]?.id;
+  const contexts = (id: string) => {
+    const i = session.model.indexOf.get(id);
+    if (i === undefined) return undefined;
+    return { now: world.snapshots[i]!.context as Record<string, unknown>, before: prev.snapshots[i]!.context as Record<string, unknown> };
+  };
+  const vcpus = session.model.actors.filter((a) => a.id.startsWith('hw.cpu')).length;
   const actors: ActorStep[] = session.model.actors.map((a, i) => {
     const snap = world.snapshots[i]!;
     const before = prev.snapshots[i]!;
@@ -43,6 +50,7 @@ export function stepView(session: InspectSession, n: number, detail: string | nu
       detailed: full,
       context: full ? contextTree(snap.context, before.context) : [],
       tables: full ? pageTables(snap.context, before.context, session.fmt) : [],
+      views: full ? stateTables(a.id, contexts, vcpus) : [],
     };
   });
   let taken: StepView['taken'] = null;

@@ -229,8 +229,21 @@ export interface MessageCatalog {
      * is RUNNABLE (a plain load on the vCPU thread; kvm.vm answers it in any state).
      */
     pre_fault_allowed: { vcpu: number };
+    /**
+     * kvm_apic_send_ipi on behalf of another vCPU's thread (its x2APIC ICR write, tdvmcall.ts): `vcpu` is the
+     * destination, `source` the sender, `icr` the 64-bit value written; the sender's thread runs
+     * __vmx_deliver_posted_interrupt on the destination's descriptor (postedInterrupt.ts).
+     */
+    kvm_apic_send_ipi: { vcpu: number; source: number; icr: bigint; vector: number };
+    /**
+     * kvm_vcpu_halt's poll loop finds its time up (kvm_vcpu_can_poll false: vcpu->halt_poll_ns have passed):
+     * the end of poll window `window` on the logical clock, a message the schedule delivers at any point.
+     */
+    kvm_vcpu_can_poll: { vcpu: number; window: number };
   };
   'kvm-call-return': {
+    /** The destination's descriptor holds the vector (and the notification or wake-up went out): the sender's WRMSR completes. */
+    kvm_apic_send_ipi: { vcpu: number; source: number };
     tdx_flush_vp: { vcpu: number; err: bigint };
     tdx_vcpu_free: { vcpu: number; err: bigint };
     pre_fault_allowed: { vcpu: number; allowed: boolean };
@@ -350,6 +363,8 @@ export interface MessageCatalog {
     EXTERNAL_INTERRUPT: { vcpu: number; exitReason: number; rip: bigint; interruptionInfo: number };
     /** IN/OUT: a TD's becomes a #VE (§5c.3); trap-free, RIP still at the instruction. */
     IO_INSTRUCTION: { vcpu: number; exitReason: number; exitQualification: bigint; rip: bigint; insnLength: number };
+    /** WRMSR of an MSR the TD's MSR bitmap intercepts (the x2APIC ICR): the module turns it into a #VE (§5c.3). */
+    MSR_WRITE: { vcpu: number; exitReason: number; rip: bigint; insnLength: number };
   };
   /** VM entry into the guest: by the TDX module for a TD, by KVM for a VMX guest. */
   'vm-entry': {
@@ -377,6 +392,8 @@ export interface MessageCatalog {
     IRET: { vcpu: number; rip: bigint };
     /** `in al/ax/eax, dx`: the same #VE in a TD, with the direction bit of the exit qualification set. */
     IN: { vcpu: number; rip: bigint; port: number; size: 1 | 2 | 4; length: number };
+    /** WRMSR ECX = `msr`, EDX:EAX = `value` (0F 30); the x2APIC ICR (0x830) is not virtualized for a TD: a #VE. */
+    WRMSR: { vcpu: number; rip: bigint; msr: number; value: bigint; length: number };
   };
   /** Hardware walking a page table owned by another actor (KVM's TDP MMU, or the TDX module's S-EPT). */
   'ept-walk': {
@@ -416,6 +433,8 @@ export interface MessageCatalog {
     'TDG.VP.VMCALL<MapGPA>': Gprs & { vcpu: number; rip: bigint };
     /** R12 size, R13 direction (1 = out), R14 port, R15 value (§4.3). */
     'TDG.VP.VMCALL<Instruction.IO>': Gprs & { vcpu: number; rip: bigint };
+    /** R12 MSR index, R13 the value (EDX:EAX) (§4.3; Linux's handle_wrmsr from the #VE handler). */
+    'TDG.VP.VMCALL<Instruction.WRMSR>': Gprs & { vcpu: number; rip: bigint };
     /** R12 error code, R13 GPA of an optional information page (GHCI); KVM hands the GPRs to userspace. */
     'TDG.VP.VMCALL<ReportFatalError>': Gprs & { vcpu: number; rip: bigint };
     /** R12 leaf: 0 answered by KVM, 1 by userspace (KVM_EXIT_TDX); R11–R14 come back. */

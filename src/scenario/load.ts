@@ -306,6 +306,11 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
     for (const [k, op] of cpu.program.entries()) {
       if (op.op === 'hlt' || op.op === 'sti' || op.op === 'cli') continue;
       const here: ScenarioPath = ['vcpus', v, 'program', k];
+      if (op.op === 'ipi') {
+        if (!td) return { path: [...here, 'op'], message: 'IPIs are modelled for a TD guest only (vm.type "tdx"): the ICR write becomes a #VE and TDG.VP.VMCALL<Instruction.WRMSR>' };
+        if (op.to >= s.vcpus.length) return { path: [...here, 'to'], message: `vCPU ${op.to} does not exist (the scenario has ${s.vcpus.length})` };
+        continue;
+      }
       if (op.op === 'out' || op.op === 'in') {
         if (!td) return { path: [...here, 'port'], message: 'port I/O is modelled for a TD guest only (vm.type "tdx"), where it becomes a #VE and TDG.VP.VMCALL<Instruction.IO>' };
         if (op.op === 'in') continue;

@@ -121,6 +121,13 @@ const guestOp = z.discriminatedUnion('op', [
         .describe("true: Linux's tdx_safe_halt — TDG.VP.VMCALL<Instruction.HLT> with R12 = 0, woken by an interrupt, then STI (write cli before it, as the idle loop runs with interrupts off); default: halt for good with interrupts blocked (R12 = 1)"),
     })
     .describe('HLT (a TD asks for it with TDG.VP.VMCALL<Instruction.HLT>)'),
+  z
+    .strictObject({
+      op: z.literal('ipi'),
+      to: atLeast(0, 'a vCPU index').describe("the destination vCPU (its x2APIC ID is its index, TDH.VP.INIT's R8)"),
+      vector: interruptVector,
+    })
+    .describe("Linux's x2APIC send of a fixed IPI: WRMSR of the ICR (0x830), a #VE in a TD that the guest turns into TDG.VP.VMCALL<Instruction.WRMSR>; KVM posts the vector to the destination vCPU"),
   z.strictObject({ op: z.literal('sti') }).describe('STI: RFLAGS.IF = 1, virtual interrupts are delivered at the next boundaries (a program starts with IF = 0)'),
   z.strictObject({ op: z.literal('cli') }).describe('CLI: RFLAGS.IF = 0'),
   z

@@ -12,9 +12,12 @@ import type { WalkStep } from '../protocol/messages.ts';
 const SPTE_KEYS = new Set(['spte', 'oldSpte', 'newSpte', 'currentSpte']);
 /** Fields implied by the actor names, or noise on a one-line summary. */
 const SKIP_KEYS = new Set(['vcpu']);
-/** Numbers that are addresses, page frames, indexes or register words read best in hex. */
+/**
+ * Numbers that are addresses, page frames, indexes, register words, MSR indexes or interrupt vectors read
+ * best in hex (vector=0x30, msr=0x830, as the SDM and the kernel's irq_vectors.h write them).
+ */
 export function isHexNumberKey(key: string): boolean {
-  return /(Pfn|Pa|^index|^valid|^septRoot|^port|^rvi|^svi|^address_lo|^interrupts)$/.test(key);
+  return /(Pfn|Pa|^index|^valid|^septRoot|^port|^rvi|^svi|^tpr|^address_lo|^interrupts|^vector|^msr|^interruptionInfo|^data)$/.test(key);
 }
 const KIND_SUFFIX: Record<string, string> = {
   'td-exit': ' (TD exit)',

@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { buildCli, scratchDir, tdxsim } from './helpers.ts';
@@ -73,7 +74,15 @@ describe('long and compressed logs', () => {
     const plain = tdxsim(dir, 'replay', 'long.jsonl', '--to', '1500', '--json');
     expect(seek.stdout).toBe(plain.stdout);
     const gz = readFileSync(path.join(dir, 'long.jsonl.gz'));
-    writeFileSync(path.join(dir, 'cut.jsonl.gz'), gz.subarray(0, Math.floor(gz.length / 2)));
+    // Cut near the middle, where the kept bytes end inside an event line past its event number (at a
+    // newline it would be an intact shorter log): the first such length from the middle on.
+    const endsInsideEvent = (n: number) => {
+      const text = gunzipSync(gz.subarray(0, n), { finishFlush: zlibConstants.Z_SYNC_FLUSH }).toString();
+      return /^\{"e":\d+,/.test(text.slice(text.lastIndexOf('\n') + 1));
+    };
+    let cutAt = Math.floor(gz.length / 2);
+    while (!endsInsideEvent(cutAt)) cutAt++;
+    writeFileSync(path.join(dir, 'cut.jsonl.gz'), gz.subarray(0, cutAt));
     const cut = tdxsim(dir, 'replay', 'cut.jsonl.gz');
     expect(cut.status).toBe(0);
     expect(cut.stderr).toMatch(/^tdxsim: warning: cut\.jsonl\.gz:\d+: torn last line: the writer stopped inside event \d+ \(no trailing newline\); the log ends at step \d+\n$/);

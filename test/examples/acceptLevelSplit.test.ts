@@ -193,6 +193,8 @@ describe('policy switches', () => {
       acceptMemoryPastEnd: true,
       tdxEncStatusChangePrepare: true,
       mmioRejectsPageCross: true,
+      safeHaltStiAfterTdcall: true,
+      haltPollNs: 200000,
       hltChecksVmxip: true,
       mapGpaEventCheck: true,
       invalidMemslotEndsLocalRetry: true,

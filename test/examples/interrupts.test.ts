@@ -128,7 +128,7 @@ describe('hlt-wakeup: tdx_safe_halt and a device MSI', () => {
     const ends: number[][] = [];
     const model = modelFor(scenarioOf('hlt-wakeup'));
     const r = explore(model, [...declared('hlt-wakeup'), { name: 'ends', description: '', check: (m, _b, a) => (a.pending.length === 0 && ends.push([...contextOf<GuestVcpuContext>(m, a, 'guest.vcpu0').interrupts]), null) }], UNBOUNDED);
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 1024 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 1132 });
     expect(ends.length).toBeGreaterThan(0);
     expect(ends.every((e) => e.length === 1 && e[0] === 0x30)).toBe(true);
   });
@@ -157,7 +157,7 @@ describe('timer-wakeup: the LAPIC timer on the logical clock', () => {
   });
 
   it('default: clean and exhaustive; hltChecksVmxip off: the vCPU blocks with 0xec in vIRR, nothing in flight (77 steps, no preemption), which replays', () => {
-    expect(search('timer-wakeup')).toMatchObject({ status: 'clean', exhaustive: true, states: 616 });
+    expect(search('timer-wakeup')).toMatchObject({ status: 'clean', exhaustive: true, states: 670 });
     const c = counterexample('timer-wakeup', { hltChecksVmxip: false });
     expect(c).toMatchObject({ invariant: 'no-deadlock', steps: 77, preemptions: 0 });
     expect(c.detail).toBe('deadlock: nothing in flight, but kvm.vcpu0 in halted');
@@ -177,7 +177,7 @@ describe('mapgpa-interrupt: an interrupt posted during an 8 MiB MapGPA', () => {
       ],
       UNBOUNDED,
     );
-    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 5339 });
+    expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 5208 });
     expect(retries).toBeGreaterThan(0);
   });
 

@@ -15,8 +15,8 @@ const examples = readdirSync(examplesDir()).filter((n) => existsSync(path.join(e
 /**
  * Examples whose guest or host does what a trace cannot yet be turned back into: the importer rebuilds
  * neither a port read (`in`), a TDVMCALL the program issues itself (`tdvmcall`), interrupts (an MSI, the
- * LAPIC timer, a HLT that waits for one), a host program's steps, nor a page-crossing load's exception
- * fixup, nor host threads, so their runs diverge there.
+ * LAPIC timer, a HLT that waits for one), a guest's IPI (its x2APIC ICR write), a host program's steps,
+ * nor a page-crossing load's exception fixup, nor host threads, so their runs diverge there.
  */
 const NOT_REBUILT: Readonly<Record<string, string>> = {
   'io-selftest': 'in and a raw TDG.VP.VMCALL<Instruction.IO>',
@@ -27,6 +27,8 @@ const NOT_REBUILT: Readonly<Record<string, string>> = {
   'memslot-delete-during-fault': "the VMM's host program (setMemoryRegion, waitExit, exit)",
   'zeropad-into-mmio': "load_unaligned_zeropad's page-crossing MMIO half, finished by the exception fixup",
   'vcpu-create-while-running': 'host threads (hostThreads): a vCPU created by a thread, the build around them',
+  'ipi-wakeup': "a guest's IPI: the x2APIC ICR write's #VE and TDG.VP.VMCALL<Instruction.WRMSR>",
+  'halt-poll': "a guest's IPIs (x2APIC ICR writes) and the HLTs they end",
 };
 
 describe('export then import', () => {

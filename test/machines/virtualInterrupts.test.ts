@@ -41,12 +41,16 @@ describe('hw.cpu: posted-interrupt processing and virtual-interrupt delivery', (
     expect(c.context().vapic).toEqual({ virr: 1n << 0x30n, isr: 0n, rvi: 0x30, svi: 0 });
   });
 
-  it('IF = 0 holds the interrupt; after STI the next boundary delivers it instead of the instruction, which runs after EOI and IRET', () => {
+  it('IF = 0 holds the interrupt; STI holds it one instruction more (blocking by STI); then the next boundary delivers it instead of the instruction, which runs after EOI and IRET', () => {
     const c = cpu();
     c.deliver('kvm.vcpu0', 'interrupt', 'IPI', notify);
     c.deliver('guest.vcpu0', 'insn', 'CLI', { vcpu: 0, rip: RIP });
     c.deliver('kvm.vcpu0', 'posted-interrupt', 'PIR', { vcpu: 0, pir: (1n << 0x30n) | (1n << 0x41n) });
     expect(c.deliver('guest.vcpu0', 'insn', 'STI', { vcpu: 0, rip: RIP + 1n })).toEqual(['guest.vcpu0 RETIRE']);
+    expect(c.context()).toMatchObject({ rflagsIf: true, stiBlocking: true });
+    // The instruction after the STI runs in its shadow (an STI with IF already 1 opens no new one).
+    expect(c.deliver('guest.vcpu0', 'insn', 'STI', { vcpu: 0, rip: RIP + 2n })).toEqual(['guest.vcpu0 RETIRE']);
+    expect(c.context()).toMatchObject({ stiBlocking: false });
     expect(c.deliver('guest.vcpu0', 'insn', 'LOAD', load)).toEqual(['guest.vcpu0 VIRTUAL_INTERRUPT']);
     expect(c.sent.at(-1)!.payload).toEqual({ vcpu: 0, vector: 0x41, rip: RIP });
     expect(c.context()).toMatchObject({ rflagsIf: false, vapic: { virr: 1n << 0x30n, isr: 1n << 0x41n, rvi: 0x30, svi: 0x41 } });
