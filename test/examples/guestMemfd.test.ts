@@ -20,7 +20,7 @@ import type { TdpMmuContext } from '../../machines/kvm/tdpMmu.ts';
 import { fallocateError, gmemPfn } from '../../machines/kvm/guestMemfd.ts';
 import { preFaultArgsError } from '../../machines/kvm/preFaultMemory.ts';
 
-const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: 600_000 };
+const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: Number.POSITIVE_INFINITY };
 const last = <T>(r: RecordedRun, actor: string) => actorView(r.deliveries.at(-1)!.world, r.model.indexOf.get(actor)!).context as T;
 const regs = (r: RecordedRun, v = 0) => last<{ regs: Record<string, bigint> }>(r, `guest.vcpu${v}`).regs;
 const leaves = (r: RecordedRun) => {

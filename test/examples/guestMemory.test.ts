@@ -22,7 +22,7 @@ import type { GuestKernelContext } from '../../machines/guest/guestKernel.ts';
 import type { GuestVcpuContext } from '../../machines/guest/guestVcpu.ts';
 import type { PolicyOverrides } from '../../src/policies.ts';
 
-const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: 600_000 };
+const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: Number.POSITIVE_INFINITY };
 
 const scenarioOf = (name: string, policy: PolicyOverrides = {}) => withPolicies(loadScenarioFile(exampleFile(name)).scenario, policy);
 const run = (name: string, policy: PolicyOverrides = {}) => runScenario(scenarioOf(name, policy));

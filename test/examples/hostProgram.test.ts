@@ -16,7 +16,7 @@ import { defaultInvariants } from '../../src/explore/invariants/index.ts';
 import { KVM_EXIT_IO, KVM_EXIT_IO_OUT, KVM_EXIT_MMIO, HYPERCALL_RET_EINVAL } from '../../src/arch/kvmApi.ts';
 import { exampleFile, type RecordedRun } from '../helpers.ts';
 
-const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: 600_000 };
+const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: Number.POSITIVE_INFINITY };
 const regs = (run: RecordedRun, v = 0) => (actorView(run.deliveries.at(-1)!.world, run.model.indexOf.get(`guest.vcpu${v}`)!).context as { regs: Record<string, bigint> }).regs;
 
 /** The upstream selftests' shared-memory test, host side scripted. */

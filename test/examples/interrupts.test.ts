@@ -29,7 +29,7 @@ import type { Gprs } from '../../src/protocol/messages.ts';
 import { formatActorState } from '../../src/session/stateView.ts';
 import { actorView } from '../../src/runtime/worldHash.ts';
 
-const UNBOUNDED = { maxDepth: 10_000, maxStates: 2_000_000, maxMillis: 600_000 };
+const UNBOUNDED = { maxDepth: 10_000, maxStates: 2_000_000, maxMillis: Number.POSITIVE_INFINITY };
 const scenarioOf = (name: string, policy: PolicyOverrides = {}) => withPolicies(loadScenarioFile(exampleFile(name)).scenario, policy);
 const declared = (name: string) => invariantsOf(loadScenarioFile(exampleFile(name)).scenario.invariants);
 const search = (name: string) => explore(modelFor(scenarioOf(name)), declared(name), UNBOUNDED);

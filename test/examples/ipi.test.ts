@@ -26,7 +26,7 @@ import type { KvmVcpuContext } from '../../machines/kvm/kvmVcpu.ts';
 import type { CpuContext } from '../../machines/hw/cpu.ts';
 
 const NAME = 'ipi-wakeup';
-const UNBOUNDED = { maxDepth: 10_000, maxStates: 200_000, maxMillis: 600_000 };
+const UNBOUNDED = { maxDepth: 10_000, maxStates: 200_000, maxMillis: Number.POSITIVE_INFINITY };
 const scenarioOf = (policy: PolicyOverrides = {}) => withPolicies(loadScenarioFile(exampleFile(NAME)).scenario, policy);
 const declared = () => invariantsOf(loadScenarioFile(exampleFile(NAME)).scenario.invariants);
 

@@ -26,7 +26,7 @@ import { EEXIST, EINVAL, KVM_EXIT_MEMORY_FAULT, KVM_MEMORY_EXIT_FLAG_PRIVATE, KV
 import { gfnDirectBits } from '../../src/arch/gpa.ts';
 import type { PolicyOverrides } from '../../src/policies.ts';
 
-const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: 600_000 };
+const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: Number.POSITIVE_INFINITY };
 const NAME = 'memslot-delete-during-fault';
 const scenarioOf = (policy: PolicyOverrides = {}) => withPolicies(loadScenarioFile(exampleFile(NAME)).scenario, policy);
 

@@ -26,7 +26,7 @@ import type { Gprs, Message, WalkStep } from '../../src/protocol/messages.ts';
 import type { PolicyOverrides } from '../../src/policies.ts';
 import { exampleFile, runScenario } from '../helpers.ts';
 
-const UNBOUNDED = { maxDepth: 10_000, maxStates: 2_000_000, maxMillis: 600_000 };
+const UNBOUNDED = { maxDepth: 10_000, maxStates: 2_000_000, maxMillis: Number.POSITIVE_INFINITY };
 
 const scenarioOf = (name: string, policy: PolicyOverrides = {}) => withPolicies(loadScenarioFile(exampleFile(name)).scenario, policy);
 const declared = (name: string) => invariantsOf(loadScenarioFile(exampleFile(name)).scenario.invariants);

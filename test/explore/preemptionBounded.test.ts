@@ -21,7 +21,7 @@ import type { Model, World } from '../../src/runtime/world.ts';
 import { exampleFile } from '../helpers.ts';
 import { buildCli, scratchDir, tdxsim } from '../e2e/helpers.ts';
 
-const BOUNDS = { maxDepth: 10_000, maxStates: 2_000_000, maxMillis: 600_000 };
+const BOUNDS = { maxDepth: 10_000, maxStates: 2_000_000, maxMillis: Number.POSITIVE_INFINITY };
 
 function bounded(model: Model, invariants: Invariant[], k: number, only = false): ExploreResult {
   const x = startPreemptionBounded(model, invariants, BOUNDS, k, { only });

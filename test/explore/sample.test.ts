@@ -17,7 +17,7 @@ import type { PolicyOverrides } from '../../src/policies.ts';
 import { exampleFile } from '../helpers.ts';
 
 const MODES: readonly SampleMode[] = ['random', 'pct'];
-const bounds = (walks: number) => ({ maxDepth: 5_000, maxStates: 1_000_000, maxMillis: 600_000, walks });
+const bounds = (walks: number) => ({ maxDepth: 5_000, maxStates: 1_000_000, maxMillis: Number.POSITIVE_INFINITY, walks });
 
 function example(name: string, policy: PolicyOverrides = {}) {
   const scenario = withPolicies(loadScenarioFile(exampleFile(name)).scenario, policy);

@@ -75,7 +75,7 @@ describe('tdxsim explore --workers', () => {
 
   it('a violation deeper than the breadth-first seed: found by a thread\'s depth-first share, along a schedule that replays to it', async () => {
     const scenario = withPolicies(loadScenarioFile(exampleFile('zap-during-accept')).scenario, { zapBusyKickRetry: false });
-    const bounds = { maxDepth: 5_000, maxStates: 1_000_000, maxMillis: 600_000 };
+    const bounds = { maxDepth: 5_000, maxStates: 1_000_000, maxMillis: Number.POSITIVE_INFINITY };
     const r = await exploreInWorkers({ scenario, invariants: scenario.invariants, bounds, search: { mode: 'dfs' }, workers: 2, seed: { width: 2, states: 20 }, workerUrl: WORKER });
     expect(r.status).toBe('violation');
     expect(r.threads).toHaveLength(2);
@@ -94,7 +94,7 @@ describe('tdxsim explore --workers', () => {
 
   it('a frontier of two entries, or three threads on two cores, still gives every state exactly once (59,643 on parallel-faults)', async () => {
     const scenario = loadScenarioFile(exampleFile('parallel-faults')).scenario;
-    const bounds = { maxDepth: 5_000, maxStates: 1_000_000, maxMillis: 600_000 };
+    const bounds = { maxDepth: 5_000, maxStates: 1_000_000, maxMillis: Number.POSITIVE_INFINITY };
     for (const [workers, seed] of [[2, { width: 2, states: 20 }], [3, {}]] as const) {
       const r = await exploreInWorkers({ scenario, invariants: scenario.invariants, bounds, search: { mode: 'dfs' }, workers, seed, workerUrl: WORKER });
       expect(r).toMatchObject({ status: 'clean', exhaustive: true, states: 59_643 });

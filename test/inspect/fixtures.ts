@@ -35,7 +35,7 @@ const td = (name: string, vcpus: unknown[]) =>
 export function counterexampleLog(): Fixture & { choices: number[] } {
   const s = td('accept-race', [{ program: [{ op: 'accept', gpa: 0x200000, size: 0x1000 }] }, { program: [{ op: 'load', gpa: 0x200000, size: 8 }] }]);
   const model = modelFor(s);
-  const r = explore(model, [noFailure], { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: 600_000 });
+  const r = explore(model, [noFailure], { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: Number.POSITIVE_INFINITY });
   const v = r.violation!;
   const file = 'accept-race.counterexample.log.jsonl';
   const writer = MemoryLogWriter.open(headerFor(s, 'race.yaml', { kind: 'explore' }), file);
