@@ -136,6 +136,10 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         topLevel: eptLevels(gpaw),
         tdr: td ? HOST_LAYOUT.tdrPa : 0n,
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
+        // Only when a host thread adds image pages: the VMM's mapped staging pages its source must lie in.
+        ...(s.hostThreads.some((h) => h.program.some((st) => st.op === 'initMemRegion'))
+          ? { sourcePages: { base: HOST_LAYOUT.stagingPa(0), end: HOST_LAYOUT.stagingPa(s.image.length) } }
+          : {}),
         piDescPa: td ? HOST_LAYOUT.piDescPa(v) : 0n,
         mapGpaExit: s.vmm.mapGpaExit,
         ...(runOwner(s, v) !== undefined ? { runOwner: runOwner(s, v) } : {}),
@@ -244,6 +248,19 @@ export function actorsFor(s: Scenario): ActorSpec[] {
             if (st.op === 'createVcpu') vcpus.push(st.vcpu);
             break;
           }
+          case 'initMemRegion': {
+            const img = s.image[st.page]!;
+            const flags = st.flags !== undefined ? Number(st.flags) : st.measure ? KVM_TDX_MEASURE_MEMORY_REGION : 0;
+            const call: ThreadIoctl = { call: 'initMemRegion', vcpu: st.vcpu, source: st.source ?? HOST_LAYOUT.stagingPa(st.page), gpa: st.gpa ?? img.gpa, nrPages: st.nrPages, flags };
+            const held = h.start === 'runnable' ? [...new Set([...vcpus, ...preCreated(s), ...threadCreated(s).filter((v) => !runnableCreated(s).includes(v))])] : vcpus;
+            program.push(...locked('initMemRegion', held, { op: 'ioctl', label, expectRet: st.expectRet ?? 0, ...call } as ThreadStep).map((m) => (m.op !== 'ioctl' ? { ...m, fd: st.vcpu } : m)));
+            break;
+          }
+          case 'finalize': {
+            const held = h.start === 'runnable' ? [...new Set([...vcpus, ...preCreated(s), ...threadCreated(s).filter((v) => !runnableCreated(s).includes(v))])] : vcpus;
+            program.push(...locked('finalize', held, { op: 'ioctl', label, expectRet: st.expectRet ?? 0, call: 'finalize' } as ThreadStep));
+            break;
+          }
           case 'write':
             program.push({ op: 'write', label, gpa: st.gpa, pa: hostPa(memslots, st.gpa, shared)!, size: st.size, value: st.value });
             break;
@@ -320,7 +337,22 @@ function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
     if (m.guestMemfd) add('setAttributes', pre, { op: 'setAttributes', address: m.gpa, size: m.size, attributes: BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) });
   }
   add('initVm', pre, { op: 'initVm', attributes });
-  pre.forEach((v) => add('initVcpu', pre, { op: 'initVcpu', vcpu: v }));
+  // A vCPU the build created whose INIT_VCPU a thread started with the build issues is the thread's (QEMU's
+  // vCPU threads initialise their own vCPUs); vCPU 0, the boot vCPU, is always the build's.
+  const takenInits = threadInitVcpus(s);
+  pre.forEach((v) => {
+    if (!takenInits.includes(v)) add('initVcpu', pre, { op: 'initVcpu', vcpu: v });
+  });
+  // Image pages a thread adds with its own KVM_TDX_INIT_MEM_REGION: staged before the threads start (the
+  // thread copies from them), and not added by the build.
+  const threadPages = threadImagePages(s);
+  const stage = (page: number) => {
+    const src = HOST_LAYOUT.stagingPa(page);
+    for (const [off, value] of Object.entries(s.image[page]!.words).sort(([a], [b]) => Number(BigInt(a) - BigInt(b)))) {
+      if (value !== 0n) steps.push({ op: 'stageWord', pa: src + BigInt(off), value });
+    }
+  };
+  if (threadPages.length > 0) s.image.forEach((_, page) => stage(page));
   // Threads that create and initialise vCPUs start now, as QEMU's vCPU threads do while its main thread
   // loads the image into its own memory. The main thread's next TD-state ioctl waits for them (the join):
   // one that took kvm->lock while a KVM_CREATE_VCPU is between its two kvm->lock sections would fail with
@@ -329,12 +361,6 @@ function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
     if (h.start === 'initialized') steps.push({ op: 'spawn', thread: t });
   });
   const all = [...pre, ...s.hostThreads.flatMap((h) => (h.start === 'initialized' ? h.program.flatMap((st) => (st.op === 'createVcpu' ? [st.vcpu] : [])) : []))];
-  const stage = (page: number) => {
-    const src = HOST_LAYOUT.stagingPa(page);
-    for (const [off, value] of Object.entries(s.image[page]!.words).sort(([a], [b]) => Number(BigInt(a) - BigInt(b)))) {
-      if (value !== 0n) steps.push({ op: 'stageWord', pa: src + BigInt(off), value });
-    }
-  };
   const addRegion = (page: number) =>
     add('initMemRegion', all, { op: 'initMemRegion', vcpu: 0, source: HOST_LAYOUT.stagingPa(page), gpa: s.image[page]!.gpa, nrPages: 1, flags: KVM_TDX_MEASURE_MEMORY_REGION });
   if (!threaded) {
@@ -343,12 +369,15 @@ function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
       addRegion(page);
     });
   } else {
-    // Every page is staged beside the threads; the pages are added once they are joined.
-    s.image.forEach((_, page) => stage(page));
+    // Every page is staged beside the threads (before them when a thread adds pages); the build adds the
+    // others once the threads are joined.
+    if (threadPages.length === 0) s.image.forEach((_, page) => stage(page));
     s.hostThreads.forEach((h, t) => {
       if (h.start === 'initialized') steps.push({ op: 'join', thread: t });
     });
-    s.image.forEach((_, page) => addRegion(page));
+    s.image.forEach((_, page) => {
+      if (!threadPages.includes(page)) addRegion(page);
+    });
   }
   // Playground threads that want the TD INITIALIZED run here, one after the other, before FINALIZE.
   s.kthreads.forEach((k, t) => {
@@ -356,6 +385,18 @@ function tdBuild(s: Scenario, attributes: bigint): BuildStep[] {
   });
   // By now every vCPU the joined threads created exists: FINALIZE takes each one's mutex.
   steps.push(...buildPreFaults(s));
-  add('finalize', all, { op: 'finalize' });
+  // A thread started with the build that finalizes the TD does it instead; the join above waits for it.
+  if (!s.hostThreads.some((h) => h.start === 'initialized' && h.program.some((st) => st.op === 'finalize'))) add('finalize', all, { op: 'finalize' });
   return steps;
+}
+
+/** Build-created vCPUs (not the boot vCPU) whose KVM_TDX_INIT_VCPU a thread started with the build issues. */
+export function threadInitVcpus(s: Scenario): number[] {
+  const made = threadCreated(s);
+  return s.hostThreads.flatMap((h) => (h.start === 'initialized' ? h.program.flatMap((st) => (st.op === 'initVcpu' && st.vcpu !== 0 && !made.includes(st.vcpu) ? [st.vcpu] : [])) : []));
+}
+
+/** Image pages a thread started with the build adds itself (KVM_TDX_INIT_MEM_REGION). */
+export function threadImagePages(s: Scenario): number[] {
+  return s.hostThreads.flatMap((h) => (h.start === 'initialized' ? h.program.flatMap((st) => (st.op === 'initMemRegion' ? [st.page] : [])) : []));
 }

@@ -72,6 +72,11 @@ export interface KvmVcpuInput {
    */
   runOwner?: string;
   /**
+   * Only when a host thread issues KVM_TDX_INIT_MEM_REGION: the VMM's mapped source pages (its staging
+   * copies of the image), [base, end). A source outside them is no user page: get_user_pages fails (-EFAULT).
+   */
+  sourcePages?: { base: bigint; end: bigint };
+  /**
    * The scenario's policy switches (src/policies.ts). This thread reads splitOnAcceptLevel (with
    * privateHugePages: tdx_check_accept_level exists only in the huge-page series), zapBusyKickRetry,
    * kickAfterTrack, splitChecksBlock, freezeMirrorSpte, localRetry, busyLeavesFastpath, staleFaultCheck,
@@ -151,7 +156,12 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   /** tdx_vcpu_free: the control pages still to reclaim (TDCX pages, then the TDVPR) and the first error. */
   freeing: { pages: readonly bigint[]; at: number; err: bigint } | null;
   /** Progress of a KVM_TDX_INIT_VCPU (TDCX pages added) or KVM_TDX_INIT_MEM_REGION (page, 256-byte chunk). */
-  build: { tdcxAdded: number; region: { source: bigint; gpa: bigint; nrPages: number; flags: number; page: number; chunk: number } | null; caller?: string };
+  build: {
+    tdcxAdded: number;
+    region: { source: bigint; gpa: bigint; nrPages: number; flags: number; page: number; chunk: number } | null;
+    caller?: string;
+    sourcePages?: { base: bigint; end: bigint };
+  };
   /** The SPTE value an in-flight SEAMCALL will make final (or restore on failure). */
   frozen: { step: WalkStep; finalSpte: bigint; childPfn: number | null } | null;
   exit: ExitInfo | null;
@@ -265,7 +275,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     pioIn: null,
     tdxExit: null,
     freeing: null,
-    build: { tdcxAdded: 0, region: null },
+    build: input.sourcePages === undefined ? { tdcxAdded: 0, region: null } : { tdcxAdded: 0, region: null, sourcePages: input.sourcePages },
     frozen: null,
     exit: null,
     fault: null,
@@ -324,7 +334,12 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
         KVM_TDX_INIT_VCPU: [{ guard: 'loaded', actions: 'initVcpuInvalid' }, { target: 'initVcpu', actions: ['markLoaded', 'noteCaller'] }],
         tdx_flush_vp: [{ guard: 'loaded', target: 'flushingVp' }, { actions: 'flushDone' }],
         tdx_vcpu_free: { target: 'freeing', actions: 'beginFree' },
-        KVM_TDX_INIT_MEM_REGION: { target: 'initMemRegion', actions: ['beginRegion', 'noteCaller'] },
+        // tdx_vcpu_init_mem_region: -EINVAL before this vCPU's INIT_VCPU, for bad flags or a misaligned,
+        // empty or shared range; a host thread's call then learns whether the TD is RUNNABLE (tdxVcpuIoctl.ts).
+        KVM_TDX_INIT_MEM_REGION: [
+          { guard: 'regionRefused', actions: 'regionInvalid' },
+          { target: 'initMemRegion', actions: ['beginRegion', 'noteCaller'] },
+        ],
         KVM_PRE_FAULT_MEMORY: [{ guard: 'preFaultArgsBad', actions: 'preFaultRefuse' }, { target: 'preFaulting', actions: 'beginPreFault' }],
       },
     },

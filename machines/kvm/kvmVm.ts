@@ -119,6 +119,8 @@ export interface DestroyState {
 export interface KvmVmContext extends KvmVmInput {
   /** struct kvm_tdx's TD state (§1.4, §5b.2). */
   tdState: 'TD_STATE_UNINITIALIZED' | 'TD_STATE_INITIALIZED' | 'TD_STATE_RUNNABLE';
+  /** A host thread's KVM_TDX_FINALIZE_VM in progress returns to it (absent for the VMM's main thread). */
+  finalizeCaller?: string;
   tdcsAdded: number;
   /** kvm_tdx->tsc_offset and tsc_multiplier, read with TDH.MNG.RD after TDH.MNG.INIT (§1.4, §5b.3 step 2). */
   tscOffset: bigint | null;
@@ -294,10 +296,13 @@ export const kvmVmMachine = setup({
     initVmDone: emit(() => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VM', { ret: 0 })),
     mrFinalize: emit(({ context }) => out(TDX, 'seamcall', 'TDH.MR.FINALIZE', { RCX: context.tdr })),
     runnable: assign({ tdState: () => 'TD_STATE_RUNNABLE' as const }),
-    finalizeDone: emit(() => out('vmm', 'ioctl-return', 'KVM_TDX_FINALIZE_VM', { ret: 0 })),
+    finalizeDone: emit(({ context }) => out(context.finalizeCaller ?? 'vmm', 'ioctl-return', 'KVM_TDX_FINALIZE_VM', { ret: 0 })),
+    noteFinalizeCaller: enqueueActions(({ event, enqueue }) => {
+      if (event.msg.from !== 'vmm') enqueue.assign({ finalizeCaller: event.msg.from });
+    }),
     recordError: assign({ error: ({ event }) => `${event.type} returned ${tdxStatusName((event.msg.payload as Gprs).RAX!)}` }),
     initVmFailed: emit(() => out('vmm', 'ioctl-return', 'KVM_TDX_INIT_VM', { ret: EIO })),
-    finalizeFailed: emit(() => out('vmm', 'ioctl-return', 'KVM_TDX_FINALIZE_VM', { ret: EIO })),
+    finalizeFailed: emit(({ context }) => out(context.finalizeCaller ?? 'vmm', 'ioctl-return', 'KVM_TDX_FINALIZE_VM', { ret: EIO })),
     finalizeInvalid: emit(({ event }) => out(event.msg.from, 'ioctl-return', 'KVM_TDX_FINALIZE_VM', { ret: EINVAL })),
     // The ioctl returns to the thread that issued it; `caller` is kept only for a host thread other than the VMM's main one.
     beginAttrs: assign({ attrs: ({ event }) => ({ ...payloadOf(event, 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES'), ...(event.msg.from === 'vmm' ? {} : { caller: event.msg.from }) }) }),
@@ -546,7 +551,7 @@ export const kvmVmMachine = setup({
       on: {
         KVM_TDX_INIT_VM: 'initVm',
         // tdx_td_finalize: -EINVAL unless the TD is INITIALIZED (no HKID yet, or RUNNABLE already).
-        KVM_TDX_FINALIZE_VM: [{ guard: 'notInitialized', actions: 'finalizeInvalid' }, { target: 'finalizing' }],
+        KVM_TDX_FINALIZE_VM: [{ guard: 'notInitialized', actions: 'finalizeInvalid' }, { target: 'finalizing', actions: 'noteFinalizeCaller' }],
         KVM_SET_MEMORY_ATTRIBUTES: { target: 'settingAttributes', actions: 'beginAttrs' },
         KVM_SET_USER_MEMORY_REGION2: { target: 'settingMemoryRegion', actions: 'beginMemoryRegion' },
         'kvm-vm': [{ guard: 'lastRef', target: 'destroying', actions: 'noteClose' }, { actions: ['noteClose', 'putRef', 'closeReturn'] }],

@@ -6,10 +6,18 @@
  * vcpu_load, so teardown later flushes the vCPU on its CPU (tdxVcpuFree.ts). KVM_TDX_INIT_MEM_REGION
  * (tdx_vcpu_init_mem_region → tdx_gmem_post_populate) maps each page of the initial image through the
  * fault path (mmuPageFault.ts) with TDH.MEM.PAGE.ADD as the leaf hook, then measures it with TDH.MR.EXTEND.
+ *
+ * A host thread may issue INIT_MEM_REGION itself (QEMU's concurrent build). Before any page is added the
+ * kernel refuses it with -EINVAL on a vCPU not yet through INIT_VCPU, for flags other than
+ * KVM_TDX_MEASURE_MEMORY_REGION, a source or GPA not page-aligned, a zero source or page count, a range
+ * that wraps or is not private, and once the TD is RUNNABLE (tdx_vcpu_unlocked_ioctl after it holds the
+ * VM-state locks); a source page the VMM has not mapped fails get_user_pages in kvm_gmem_populate (-EFAULT).
+ * The RUNNABLE check asks kvm.vm (pre_fault_allowed is set with RUNNABLE) only for a host thread's call, so
+ * the default build's messages stay as they were.
  */
 import { out, payloadOf } from '../../src/protocol/messages.ts';
 import { EPT_VIOLATION_ACC_WRITE } from '../../src/arch/vmx.ts';
-import { KVM_TDX_MEASURE_MEMORY_REGION, EIO, EINVAL } from '../../src/arch/kvmApi.ts';
+import { KVM_TDX_MEASURE_MEMORY_REGION, EIO, EINVAL, EFAULT } from '../../src/arch/kvmApi.ts';
 import { PAGE_SIZE } from '../../src/arch/gpa.ts';
 import { TDX_EXTENDMR_CHUNKSIZE, TDVPS_CLASS_VMCS, buildTdxField } from '../../src/arch/tdxStatus.ts';
 import { POSTED_INTR_VECTOR, VMCS_POSTED_INTR_NV, VMCS_POSTED_INTR_DESC_ADDR, VMCS_PIN_BASED_VM_EXEC_CONTROL, PIN_BASED_POSTED_INTR } from '../../src/arch/vmx.ts';
@@ -24,6 +32,32 @@ export const tdxVcpuIoctlGuards = {
   measuring: ({ context }) => (context.build.region!.flags & KVM_TDX_MEASURE_MEMORY_REGION) !== 0,
   moreChunks: ({ context }) => context.build.region!.chunk < Number(PAGE_SIZE) / TDX_EXTENDMR_CHUNKSIZE,
   morePages: ({ context }) => context.build.region!.page + 1 < context.build.region!.nrPages,
+  /** The checks of tdx_vcpu_init_mem_region that need no other actor. */
+  regionRefused: ({ context, event }) => {
+    const r = payloadOf(event, 'ioctl', 'KVM_TDX_INIT_MEM_REGION');
+    const end = r.gpa + BigInt(r.nr_pages) * PAGE_SIZE;
+    const shared = (g: bigint) => ((g >> 12n) & context.gfnDirectBits) !== 0n;
+    return (
+      !context.loaded ||
+      (r.flags & ~KVM_TDX_MEASURE_MEMORY_REGION) !== 0 ||
+      r.source_addr === 0n ||
+      r.source_addr % PAGE_SIZE !== 0n ||
+      r.gpa % PAGE_SIZE !== 0n ||
+      r.nr_pages === 0 ||
+      end <= r.gpa ||
+      shared(r.gpa) ||
+      shared(end - 1n)
+    );
+  },
+  /** A host thread's call: the default build's always comes before FINALIZE. */
+  regionFromThread: ({ context }) => context.build.caller !== undefined,
+  tdRunnable: ({ event }) => payloadOf(event, 'kvm-call-return', 'pre_fault_allowed').allowed,
+  /** Every source page of the region lies in the VMM's mapped staging pages (absent: the build's own, always mapped). */
+  sourceUnmapped: ({ context }) => {
+    const r = context.build.region!;
+    const m = context.build.sourcePages;
+    return m !== undefined && (r.source < m.base || r.source + BigInt(r.nrPages) * PAGE_SIZE > m.end);
+  },
 } satisfies VcpuGuards;
 
 export const tdxVcpuIoctlActions = {
@@ -78,6 +112,10 @@ export const tdxVcpuIoctlActions = {
   }),
   nextChunk: assign({ build: ({ context }) => ({ ...context.build, region: { ...context.build.region!, chunk: context.build.region!.chunk + 1 } }) }),
   nextPage: assign({ build: ({ context }) => ({ ...context.build, region: { ...context.build.region!, page: context.build.region!.page + 1, chunk: 0 } }) }),
+  regionInvalid: emit(({ context, event }) => out(event.msg.from, 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: EINVAL })),
+  regionRunnable: emit(({ context }) => out(context.build.caller ?? 'vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: EINVAL })),
+  regionFault: emit(({ context }) => out(context.build.caller ?? 'vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: EFAULT })),
+  askTdRunnable: emit(({ context }) => out('kvm.vm', 'kvm-call', 'pre_fault_allowed', { vcpu: context.vcpu })),
   regionDone: emit(({ context }) => out(context.build.caller ?? 'vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: 0 })),
   regionFailed: emit(({ context }) => out(context.build.caller ?? 'vmm', 'ioctl-return', 'KVM_TDX_INIT_MEM_REGION', { vcpu: context.vcpu, ret: EIO })),
   endRegion: assign({ build: ({ context }) => ({ ...context.build, region: null }), fault: () => null, frozen: () => null }),
@@ -117,8 +155,20 @@ export const tdxVcpuIoctlStates = {
    * for the leaf), then TDH.MR.EXTEND the 16 chunks of 256 bytes if the VMM asked for a measurement.
    */
   initMemRegion: {
-    initial: 'mappingPage',
+    initial: 'checking',
     states: {
+      checking: { always: [{ guard: 'regionFromThread', target: 'checkingTdState' }, { target: 'mappingPage' }] },
+      /** kvm_tdx->state == TD_STATE_RUNNABLE → -EINVAL; then the source pages (get_user_pages). */
+      checkingTdState: {
+        entry: 'askTdRunnable',
+        on: {
+          pre_fault_allowed: [
+            { guard: 'tdRunnable', target: '#kvmVcpu.inUserspace', actions: ['regionRunnable', 'endRegion'] },
+            { guard: 'sourceUnmapped', target: '#kvmVcpu.inUserspace', actions: ['regionFault', 'endRegion'] },
+            { target: 'mappingPage' },
+          ],
+        },
+      },
       mappingPage: { always: { target: '#kvmVcpu.handlingEptViolation.faultin', actions: 'beginPopulateFault' } },
       extending: { always: [{ guard: 'measuring', target: 'extendingChunk' }, { target: 'pageDone' }] },
       extendingChunk: {

@@ -23,7 +23,9 @@ import { portRead } from './acpiPm.ts';
 export type ThreadIoctl =
   | { call: 'createVcpu'; vcpu: number }
   | { call: 'initVcpu'; vcpu: number }
-  | { call: 'setAttributes'; address: bigint; size: bigint; attributes: bigint };
+  | { call: 'setAttributes'; address: bigint; size: bigint; attributes: bigint }
+  | { call: 'initMemRegion'; vcpu: number; source: bigint; gpa: bigint; nrPages: number; flags: number }
+  | { call: 'finalize' };
 
 /** -EBADF: an ioctl on a vCPU fd KVM_CREATE_VCPU never returned. */
 export const EBADF = -9;
@@ -58,7 +60,26 @@ export interface HostThreadContext extends HostThreadInput {
 
 type Emitted = Outgoing | FailureSignal | UnexpectedSignal;
 
-const ioctlName = { createVcpu: 'KVM_CREATE_VCPU', initVcpu: 'KVM_TDX_INIT_VCPU', setAttributes: 'KVM_SET_MEMORY_ATTRIBUTES' } as const;
+const ioctlName = {
+  createVcpu: 'KVM_CREATE_VCPU',
+  initVcpu: 'KVM_TDX_INIT_VCPU',
+  setAttributes: 'KVM_SET_MEMORY_ATTRIBUTES',
+  initMemRegion: 'KVM_TDX_INIT_MEM_REGION',
+  finalize: 'KVM_TDX_FINALIZE_VM',
+} as const;
+
+function ioctlTarget(s: ThreadIoctl): string {
+  switch (s.call) {
+    case 'setAttributes':
+      return ` ${hex(s.address)}`;
+    case 'initMemRegion':
+      return ` vCPU ${s.vcpu} ${hex(s.gpa)}`;
+    case 'finalize':
+      return '';
+    default:
+      return ` vCPU ${s.vcpu}`;
+  }
+}
 
 /** How a step reads in a failure. */
 export function describeThreadStep(s: ThreadStep): string {
@@ -68,7 +89,7 @@ export function describeThreadStep(s: ThreadStep): string {
     case 'mutexUnlock':
       return `mutex_unlock(${s.lock})`;
     case 'ioctl':
-      return `${s.label} (${ioctlName[s.call]}${s.call === 'setAttributes' ? ` ${hex(s.address)}` : ` vCPU ${s.vcpu}`})`;
+      return `${s.label} (${ioctlName[s.call]}${ioctlTarget(s)})`;
     case 'write':
       return `${s.label} (write ${hex(s.gpa)})`;
     case 'read':
@@ -101,7 +122,7 @@ const failure = (c: HostThreadContext, s: ThreadStep, what: string): Emitted => 
 
 const step = (c: HostThreadContext) => c.program[c.pc]!;
 const fdGone = (c: HostThreadContext, s: ThreadStep) =>
-  (s.op === 'ioctl' && s.call === 'initVcpu' && c.noFd.includes(s.vcpu)) || ((s.op === 'mutexLock' || s.op === 'mutexUnlock') && s.fd !== undefined && c.noFd.includes(s.fd));
+  (s.op === 'ioctl' && (s.call === 'initVcpu' || s.call === 'initMemRegion') && c.noFd.includes(s.vcpu)) || ((s.op === 'mutexLock' || s.op === 'mutexUnlock') && s.fd !== undefined && c.noFd.includes(s.fd));
 
 export const hostThreadMachine = setup({
   types: { context: {} as HostThreadContext, events: {} as MachineEvent, input: {} as HostThreadInput, emitted: {} as Emitted },
@@ -152,6 +173,10 @@ export const hostThreadMachine = setup({
               return out(`kvm.vcpu${s.vcpu}`, 'ioctl', 'KVM_TDX_INIT_VCPU', { vcpu: s.vcpu });
             case 'setAttributes':
               return out('kvm.vm', 'ioctl', 'KVM_SET_MEMORY_ATTRIBUTES', { address: s.address, size: s.size, attributes: s.attributes });
+            case 'initMemRegion':
+              return out(`kvm.vcpu${s.vcpu}`, 'ioctl', 'KVM_TDX_INIT_MEM_REGION', { vcpu: s.vcpu, source_addr: s.source, gpa: s.gpa, nr_pages: s.nrPages, flags: s.flags });
+            case 'finalize':
+              return out('kvm.vm', 'ioctl', 'KVM_TDX_FINALIZE_VM', {});
           }
       }
     }),
@@ -221,7 +246,7 @@ export const hostThreadMachine = setup({
     /** In a syscall, or asleep on a mutex. */
     waiting: {
       on: {
-        ...Object.fromEntries(['MUTEX_ACQUIRED', 'MUTEX_UNLOCKED', 'KVM_CREATE_VCPU', 'KVM_TDX_INIT_VCPU', 'KVM_SET_MEMORY_ATTRIBUTES', 'MEM_DONE'].map((n) => [n, { target: 'stepping', actions: 'returned' }])),
+        ...Object.fromEntries(['MUTEX_ACQUIRED', 'MUTEX_UNLOCKED', 'KVM_CREATE_VCPU', 'KVM_TDX_INIT_VCPU', 'KVM_SET_MEMORY_ATTRIBUTES', 'KVM_TDX_INIT_MEM_REGION', 'KVM_TDX_FINALIZE_VM', 'MEM_DONE'].map((n) => [n, { target: 'stepping', actions: 'returned' }])),
         MEM_DATA: [{ guard: 'stillWaiting', actions: 'pollAgain' }, { target: 'stepping', actions: 'returned' }],
       },
     },

@@ -627,7 +627,11 @@ export const vmmMachine = setup({
     /** The TD build, one ioctl (or staging write) at a time (§5b.3). */
     building: {
       entry: 'issueBuildStep',
-      always: { guard: 'noReplyStep', target: 'building', reenter: true, actions: 'nextBuildStep' },
+      always: [
+        // A join of a thread that already ended can be the build's last step (a thread finalized the TD).
+        { guard: and(['noReplyStep', 'buildDone']), target: 'running', actions: 'nextBuildStep' },
+        { guard: 'noReplyStep', target: 'building', reenter: true, actions: 'nextBuildStep' },
+      ],
       on: {
         THREAD_EXIT: [
           { guard: and(['joiningThis', 'buildDone']), target: 'running', actions: ['noteThreadExit', 'nextBuildStep'] },

@@ -403,6 +403,9 @@ function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: Sce
   if (s.hostThreads.length > 0 && !td) return { path: ['hostThreads'], message: 'host threads build and run a TD (vm.type "tdx")' };
   const creator = new Map<number, number>();
   const threadMade = new Set(s.hostThreads.flatMap((th) => th.program.flatMap((h) => (h.op === 'createVcpu' ? [h.vcpu] : []))));
+  // Image pages and build-created vCPUs a thread started with the build takes over from it.
+  const added = new Map<number, number>();
+  const inits = new Map<number, number>();
   for (const [t, th] of s.hostThreads.entries()) {
     for (const [k, h] of th.program.entries()) {
       const here: ScenarioPath = ['hostThreads', t, 'program', k];
@@ -422,6 +425,18 @@ function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: Sce
       // or (during the build) one the build already initialised, which answers -EINVAL.
       if (h.op === 'initVcpu' && creator.get(h.vcpu) !== t && (threadMade.has(h.vcpu) || th.start === 'runnable'))
         return { path: [...here, 'vcpu'], message: `a host thread initialises a vCPU it created earlier in its program${th.start === 'initialized' ? ', or one the build created' : ''}; vCPU ${h.vcpu} is not` };
+      if (h.op === 'initMemRegion') {
+        if (h.page >= s.image.length) return { path: [...here, 'page'], message: `image page ${h.page} does not exist (${s.image.length} page(s) in image)` };
+        if (h.vcpu >= s.vcpus.length) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s))` };
+        const adder = added.get(h.page);
+        if (adder !== undefined && th.start === 'initialized') return { path: [...here, 'page'], message: `image page ${h.page} is added by hostThreads[${adder}] already: the build adds each page once` };
+        if (th.start === 'initialized') added.set(h.page, t);
+      }
+      if (h.op === 'initVcpu' && th.start === 'initialized' && h.vcpu !== 0 && !threadMade.has(h.vcpu)) {
+        const other = inits.get(h.vcpu);
+        if (other !== undefined) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} is initialised by hostThreads[${other}] already` };
+        inits.set(h.vcpu, t);
+      }
       if (h.op === 'read' || h.op === 'write' || h.op === 'waitMemory') {
         const g = h.gpa & ~shared;
         if (!s.memslots.some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: [...here, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };

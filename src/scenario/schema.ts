@@ -292,6 +292,28 @@ const threadStep = z.discriminatedUnion('op', [
   z
     .strictObject({ op: z.literal('setAttributes'), gpa, size: u64, to: z.enum(['shared', 'private']), expectRet })
     .describe('KVM_SET_MEMORY_ATTRIBUTES on [gpa, gpa + size) under kvm->slots_lock'),
+  z
+    .strictObject({
+      op: z.literal('initMemRegion'),
+      vcpu: vcpuIndex.default(0),
+      page: atLeast(0, 'an image page').describe('the image page (index into image) to add; the build then does not add it'),
+      gpa: u64.optional().describe("region.gpa; default the image page's GPA"),
+      source: u64
+        .optional()
+        .describe("region.source_addr; default the VMM's staging copy of the page (0x140000000 + page * 0x1000, where the VMM maps one page per image page)"),
+      nrPages: smallInt.default(1).describe('region.nr_pages'),
+      measure: z.boolean().default(true).describe('KVM_TDX_MEASURE_MEMORY_REGION: TDH.MR.EXTEND each page'),
+      flags: u64.optional().describe('kvm_tdx_cmd.flags as a number, overriding measure (any bit but KVM_TDX_MEASURE_MEMORY_REGION is -EINVAL)'),
+      expectRet,
+    })
+    .describe(
+      "KVM_TDX_INIT_MEM_REGION on the vCPU's fd holding kvm->lock, every vCPU mutex and kvm->slots_lock: TDH.MEM.PAGE.ADD (and TDH.MR.EXTEND) of an image page. -EINVAL (-22) before that vCPU's INIT_VCPU, once the TD is finalized, for a misaligned/zero source or GPA, no pages or a shared GPA; -EFAULT (-14) for a source the VMM has not mapped",
+    ),
+  z
+    .strictObject({ op: z.literal('finalize'), expectRet })
+    .describe(
+      'KVM_TDX_FINALIZE_VM (TDH.MR.FINALIZE) holding kvm->lock, every vCPU mutex and kvm->slots_lock; in a thread started initialized it replaces the build\'s own FINALIZE (the vCPUs run once the thread is joined). -EINVAL (-22) once the TD is finalized',
+    ),
   z.strictObject({ op: z.literal('write'), gpa: hostGpa, size: accessSize, value: u64 }).describe("a store through the VMM's mapping of guest memory (the shared backing)"),
   z
     .strictObject({ op: z.literal('read'), gpa: hostGpa, size: accessSize, expect: u64.optional().describe('fail the run if the value read differs') })
