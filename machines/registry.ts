@@ -136,6 +136,7 @@ export function actorsFor(s: Scenario): ActorSpec[] {
         topLevel: eptLevels(gpaw),
         tdr: td ? HOST_LAYOUT.tdrPa : 0n,
         tdcx: td ? [...Array(TDVPS_PAGES - 1).keys()].map((i) => HOST_LAYOUT.tdcxPa(v, i)) : [],
+        ...(s.hostThreads.length > 0 ? { lockRun: true } : {}),
         // Only when a host thread adds image pages: the VMM's mapped staging pages its source must lie in.
         ...(s.hostThreads.some((h) => h.program.some((st) => st.op === 'initMemRegion'))
           ? { sourcePages: { base: HOST_LAYOUT.stagingPa(0), end: HOST_LAYOUT.stagingPa(s.image.length) } }

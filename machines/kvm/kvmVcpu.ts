@@ -21,6 +21,7 @@
  */
 import { and } from 'xstate';
 import type { Gprs, WalkStep, DecodedInsn } from '../../src/protocol/messages.ts';
+import { out } from '../../src/protocol/messages.ts';
 import { VMX_EPT_MISCONFIG_WX_VALUE, TDX_SHADOW_MMIO_VALUE } from '../../src/arch/spte.ts';
 import { gfnDirectBits } from '../../src/arch/gpa.ts';
 import { TDX_SUCCESS, isOperandBusy, tdxStatusName } from '../../src/arch/tdxStatus.ts';
@@ -32,6 +33,7 @@ import { vcpuRunGuards, vcpuRunActions, vcpuRunStates } from './vcpuRun.ts';
 import { mmuPageFaultGuards, mmuPageFaultActions, mmuPageFaultStates } from './mmuPageFault.ts';
 import { tdxCheckAcceptLevelGuards, tdxCheckAcceptLevelActions } from './tdxCheckAcceptLevel.ts';
 import { tdvmcallGuards, tdvmcallActions, tdvmcallStates } from './tdvmcall.ts';
+import { vcpuMutex } from './kvmLocks.ts';
 import { tdxVcpuIoctlGuards, tdxVcpuIoctlActions, tdxVcpuIoctlStates } from './tdxVcpuIoctl.ts';
 import { tdxVcpuFreeGuards, tdxVcpuFreeActions, tdxVcpuFreeStates } from './tdxVcpuFree.ts';
 import { postedInterruptGuards, postedInterruptActions, NO_POSTED_INTERRUPTS, type PiDesc } from './postedInterrupt.ts';
@@ -71,6 +73,8 @@ export interface KvmVcpuInput {
    * returns each exit to that thread. Absent: the VMM's main thread runs it.
    */
   runOwner?: string;
+  /** Scenarios with host threads: KVM_RUN takes vcpu->mutex (kvmLocks.ts) for the whole ioctl. */
+  lockRun?: boolean;
   /**
    * Only when a host thread issues KVM_TDX_INIT_MEM_REGION: the VMM's mapped source pages (its staging
    * copies of the image), [base, end). A source outside them is no user page: get_user_pages fails (-EFAULT).
@@ -195,11 +199,19 @@ export interface KvmVcpuContext extends Omit<KvmVcpuInput, 'cachePfnBase' | 'ext
   /** KVM_PRE_FAULT_MEMORY in progress (preFaultMemory.ts); absent otherwise. */
   preFault?: PreFaultState;
   deathReason: string | null;
+  /**
+   * Only with host threads: vcpu->mutex as KVM_RUN holds it — free, waited for (with the KVM_RUN's
+   * arguments in runArgs), or held until KVM_RUN returns to userspace.
+   */
+  runMutex?: 'free' | 'waiting' | 'held';
+  runArgs?: Record<string, unknown>;
 }
 
 /** What every part of the thread uses: the VM type, a SEAMCALL's result. */
 const sharedGuards = {
   isTd: ({ context }) => context.vmType === 'tdx',
+  /** With host threads, KVM_RUN first takes vcpu->mutex (kvm_vcpu_ioctl), which a TD-state ioctl may hold. */
+  mustLockForRun: ({ context }) => context.runMutex === 'free',
   seamcallOk: ({ event }) => (event.msg.payload as Gprs).RAX === TDX_SUCCESS,
   seamcallBusy: ({ event }) => isOperandBusy((event.msg.payload as Gprs).RAX!),
 } satisfies VcpuGuards;
@@ -213,6 +225,22 @@ const sharedActions = {
     detail: `kvm.vcpu${context.vcpu}: ${context.deathReason}`,
   })),
   unexpected: emit((): Emitted => ({ type: 'tdxsim.unexpected' })),
+  /** kvm_vcpu_ioctl: mutex_lock_killable(&vcpu->mutex) before KVM_RUN's body; the ioctl's arguments wait with it. */
+  lockForRun: enqueueActions(({ context, event, enqueue }) => {
+    enqueue.assign({ runMutex: 'waiting', runArgs: event.msg.payload as Record<string, unknown> });
+    enqueue.emit(out('kvm.locks', 'mutex', 'MUTEX_LOCK', { lock: vcpuMutex(context.vcpu) }));
+  }),
+  /** The mutex is this thread's: KVM_RUN's body runs (the model hands the held ioctl to itself). */
+  runLocked: enqueueActions(({ context, enqueue }) => {
+    enqueue.emit(out(`kvm.vcpu${context.vcpu}`, 'ioctl', 'KVM_RUN', context.runArgs as never));
+    enqueue.assign({ runMutex: 'held', runArgs: undefined });
+  }),
+  /** KVM_RUN returns to userspace: vcpu->mutex is dropped (a no-op without host threads or outside KVM_RUN). */
+  releaseRunMutex: enqueueActions(({ context, enqueue }) => {
+    if (context.runMutex !== 'held') return;
+    enqueue.emit(out('kvm.locks', 'mutex', 'MUTEX_UNLOCK', { lock: vcpuMutex(context.vcpu) }));
+    enqueue.assign({ runMutex: 'free' });
+  }),
   /** Back from userspace: the exit's snapshot is of no further interest. */
   forgetMemoryFault: enqueueActions(({ context, enqueue }) => {
     if (context.memoryFaultSeq !== null) enqueue.assign({ memoryFaultSeq: null });
@@ -242,6 +270,7 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
   id: 'kvmVcpu',
   context: ({ input }) => ({
     ...(input.runOwner !== undefined ? { runOwner: input.runOwner } : {}),
+    ...(input.lockRun === true ? { runMutex: 'free' as const } : {}),
     vcpu: input.vcpu,
     vmType: input.vmType,
     gpaw: input.gpaw,
@@ -308,6 +337,8 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     kvm_vcpu_can_poll: {},
     PIR_XCHG: { actions: 'exchangePir' },
     KVM_NMI: { actions: 'queueNmi' },
+    MUTEX_ACQUIRED: { actions: 'runLocked' },
+    MUTEX_UNLOCKED: {},
     // Inside KVM_RUN or a vCPU ioctl the thread holds kvm->srcu; the states that drop it answer at once (srcu.ts).
     SYNCHRONIZE_SRCU: { actions: 'owesQuiescent' },
     '*': { actions: 'unexpected' },
@@ -315,17 +346,18 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
   states: {
     /** Outside KVM_RUN: the VMM owns the thread. */
     inUserspace: {
-      entry: 'srcuReadUnlock',
+      entry: ['srcuReadUnlock', 'releaseRunMutex'],
       exit: 'forgetMemoryFault',
       on: {
         SYNCHRONIZE_SRCU: { actions: 'reportQuiescent' },
         KVM_RUN: [
+          { guard: 'mustLockForRun', actions: 'lockForRun' },
           { guard: 'mmioPending', target: 'entering', actions: 'completeMmio' },
           { guard: 'pioPending', target: 'entering', actions: 'completePioOut' },
           { guard: 'pioInPending', target: 'entering', actions: 'completePioIn' },
           { guard: 'tdxExitPending', target: 'entering', actions: 'completeTdxExit' },
           { guard: and(['mapGpaPending', 'mapGpaMoreChunks', 'mapGpaEventCheck', 'eventPending']), target: 'entering', actions: 'mapGpaRetryForEvent' },
-          { guard: and(['mapGpaPending', 'mapGpaMoreChunks']), target: 'inUserspace', actions: ['nextMapGpaChunk', 'countChunkWhilePosted', 'exitHypercall'] },
+          { guard: and(['mapGpaPending', 'mapGpaMoreChunks']), target: 'inUserspace', actions: ['nextMapGpaChunk', 'countChunkWhilePosted', 'exitHypercall', 'releaseRunMutex'] },
           { guard: 'mapGpaPending', target: 'entering', actions: 'completeMapGpa' },
           { target: 'entering', actions: 'armLapicTimer' },
         ],

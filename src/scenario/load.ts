@@ -429,7 +429,7 @@ function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: Sce
         if (h.page >= s.image.length) return { path: [...here, 'page'], message: `image page ${h.page} does not exist (${s.image.length} page(s) in image)` };
         if (h.vcpu >= s.vcpus.length) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s))` };
         const adder = added.get(h.page);
-        if (adder !== undefined && th.start === 'initialized') return { path: [...here, 'page'], message: `image page ${h.page} is added by hostThreads[${adder}] already: the build adds each page once` };
+        if (adder !== undefined && adder !== t && th.start === 'initialized') return { path: [...here, 'page'], message: `image page ${h.page} is added by hostThreads[${adder}] already: the build adds each page once` };
         if (th.start === 'initialized') added.set(h.page, t);
       }
       if (h.op === 'initVcpu' && th.start === 'initialized' && h.vcpu !== 0 && !threadMade.has(h.vcpu)) {
@@ -444,6 +444,15 @@ function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: Sce
       }
       if (h.op === 'setAttributes' && h.gpa & shared) return { path: [...here, 'gpa'], message: `give the GPA without the shared bit (${hex(shared)}); "to" says which it becomes` };
     }
+  }
+  // A thread started with the build that finalizes the TD takes FINALIZE from the build, which would add
+  // what is left of the image (and its beforeFinalize pre-faults) only after the join: too late.
+  const fin = s.hostThreads.findIndex((th) => th.start === 'initialized' && th.program.some((h) => h.op === 'finalize'));
+  if (fin >= 0) {
+    const k = s.hostThreads[fin]!.program.findIndex((h) => h.op === 'finalize');
+    const left = s.image.findIndex((_, page) => !added.has(page));
+    if (left >= 0) return { path: ['hostThreads', fin, 'program', k, 'op'], message: `hostThreads[${fin}] finalizes the TD during the build, so the threads add the whole image; image page ${left} is added by none (give a thread an initMemRegion of it)` };
+    if ((s.host ?? []).some((h) => h.op === 'preFaultMemory' && h.beforeFinalize === true)) return { path: ['hostThreads', fin, 'program', k, 'op'], message: `hostThreads[${fin}] finalizes the TD during the build: a beforeFinalize pre-fault of the main thread would come after it` };
   }
   return checkThreadRuns(s);
 }

@@ -224,7 +224,7 @@ describe('hostThreads errors name file, line and field', () => {
     );
   });
   it('an unknown op', () => {
-    expect(message('      - { op: finalize }')).toMatch(/^s\.yaml:7:\d+: hostThreads\[0\]\.program\[0\]\.op: /);
+    expect(message('      - { op: terminateVm }')).toMatch(/^s\.yaml:7:\d+: hostThreads\[0\]\.program\[0\]\.op: /);
   });
 });
 
