@@ -338,6 +338,8 @@ export const kvmVcpuMachine = kvmVcpuSetup.createMachine({
     PIR_XCHG: { actions: 'exchangePir' },
     KVM_NMI: { actions: 'queueNmi' },
     MUTEX_ACQUIRED: { actions: 'runLocked' },
+    // A KVM_RUN while another thread's TD-state ioctl runs on this vCPU (it holds vcpu->mutex): it sleeps on the mutex.
+    KVM_RUN: [{ guard: 'mustLockForRun', actions: 'lockForRun' }, { actions: 'unexpected' }],
     MUTEX_UNLOCKED: {},
     // Inside KVM_RUN or a vCPU ioctl the thread holds kvm->srcu; the states that drop it answer at once (srcu.ts).
     SYNCHRONIZE_SRCU: { actions: 'owesQuiescent' },

@@ -120,12 +120,33 @@ describe('KVM_TDX_INIT_MEM_REGION and KVM_TDX_FINALIZE_VM in the wrong state or 
     expect(grant).toBeGreaterThan(steps.indexOf('kvm.vcpu0 → kvm.locks MUTEX_UNLOCK'));
     expect(steps.indexOf('vmm.thread1 → kvm.vcpu0 KVM_TDX_INIT_MEM_REGION')).toBeGreaterThan(steps.indexOf('kvm.vcpu1 → kvm.locks MUTEX_UNLOCK'));
   });
-  it('explores clean and exhaustive', () => {
-    expect(explore(modelFor(s), defaultInvariants(), BOUNDS)).toMatchObject({ status: 'clean', exhaustive: true });
-  });
   it('a wrong expectation fails the run naming the thread step', () => {
     const bad = parseScenarioObject({ ...s, hostThreads: [{ start: 'runnable', program: [{ op: 'finalize' }] }], image: [] });
     expect(runScenario(bad).outcome.failures.map((f) => f.detail)).toEqual(['vmm.thread0: hostThreads[0].program[0] (KVM_TDX_FINALIZE_VM): returned -22, expected 0']);
+  });
+});
+
+describe("a thread's KVM_TDX_FINALIZE_VM against a running vCPU sleeps on its mutex until KVM_RUN returns", () => {
+  const s = parseScenarioObject({
+    name: 'finalize-vs-run',
+    vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
+    memslots: [{ gpa: 0, size: 0x80000000, guestMemfd: true }],
+    hostThreads: [{ start: 'runnable', program: [{ op: 'finalize', expectRet: -22 }] }],
+    vcpus: [{ program: [{ op: 'out', port: 0x50, size: 1, value: 0 }, { op: 'hlt' }] }],
+    host: [{ op: 'waitExit', vcpu: 0, exit: 'KVM_EXIT_IO' }],
+  });
+  const r = runScenario(s);
+  it('the wait is a lock wait on vcpu0->mutex held by kvm.vcpu0, and FINALIZE answers -EINVAL only after the KVM_RUN returned', () => {
+    expect(r.outcome).toMatchObject({ status: 'ok', failures: [] });
+    const locks = r.model.indexOf.get('kvm.locks')!;
+    const waits = r.deliveries.flatMap((d) => lockWaits((actorView(d.world, locks).context as KvmLocksContext).kvmLocks));
+    expect(waits).toContainEqual({ thread: 'vmm.thread0', on: 'vcpu0->mutex', holder: 'kvm.vcpu0' });
+    const steps = arrows(r);
+    expect(steps.indexOf('vmm.thread0 → kvm.vm KVM_TDX_FINALIZE_VM')).toBeGreaterThan(steps.indexOf('kvm.vcpu0 → vmm KVM_EXIT_IO'));
+    expect(steps.indexOf('kvm.vcpu0 → kvm.locks MUTEX_UNLOCK')).toBeGreaterThan(steps.indexOf('kvm.vcpu0 → vmm KVM_EXIT_IO'));
+  });
+  it('explores clean and exhaustive: in every order the thread gets the mutex only while the vCPU is out of KVM_RUN', () => {
+    expect(explore(modelFor(s), defaultInvariants(), BOUNDS)).toMatchObject({ status: 'clean', exhaustive: true });
   });
 });
 
