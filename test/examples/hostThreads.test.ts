@@ -55,7 +55,7 @@ describe('examples/vcpu-create-while-running', () => {
   const at = (a: string, from = 0) => steps.indexOf(a, from) + 1;
 
   it('runs to the end with both guests seeing NUM_VCPUS 2 of MAX_VCPUS 3', () => {
-    expect(r.outcome).toMatchObject({ status: 'ok', failures: [], steps: 317 });
+    expect(r.outcome).toMatchObject({ status: 'ok', failures: [], steps: 323 });
     for (const v of [0, 1]) expect((actorView(r.deliveries.at(-1)!.world, r.model.indexOf.get(`guest.vcpu${v}`)!).context as GuestVcpuContext).regs.rcx).toBe(0x300000002n);
   });
 
@@ -105,10 +105,10 @@ describe('examples/vcpu-create-while-running', () => {
     expect(steps).not.toContain('vmm → kvm.vcpu2 KVM_RUN');
   });
 
-  it('explores clean and exhaustive: 12,779 states', () => {
+  it('explores clean and exhaustive: 17,153 states', () => {
     const e = explore(modelFor(loadScenarioFile(exampleFile('vcpu-create-while-running')).scenario), defaultInvariants(), BOUNDS);
     expect(e).toMatchObject({ status: 'clean', exhaustive: true });
-    expect(e.states).toBe(12779);
+    expect(e.states).toBe(17153);
   });
 
   it('a different expected return is a failure naming the thread and the step', () => {
@@ -154,7 +154,7 @@ describe('a lock-order inversion between two host threads is a deadlock with the
   it('slots_lock before the vCPU mutexes: the search ends in a wait cycle naming both threads and both mutexes', () => {
     const e = explore(modelOf([KVM_LOCK, SLOTS_LOCK, vcpuMutex(0)]), [noDeadlock], BOUNDS);
     expect(e.violation?.invariant).toBe('no-deadlock');
-    expect(e.violation?.detail).toMatch(/^deadlock: a wait cycle, 1 message\(s\) still in flight elsewhere: /);
+    expect(e.violation?.detail).toMatch(/^deadlock: a wait cycle: /);
     expect(e.violation?.detail).toContain('vmm.thread0 (waits for vcpu0->mutex held by vmm.thread1) → vmm.thread1 (waits for kvm->slots_lock held by vmm.thread0) → vmm.thread0');
   });
 
@@ -260,7 +260,7 @@ describe('a host thread that runs a vCPU: its exits come back to it and its wait
     expect(r.outcome.failures).toEqual([]);
     const steps = arrows(r);
     expect(steps).not.toContain('vmm → kvm.vcpu1 KVM_RUN');
-    expect(steps.filter((a) => a.includes('kvm.vcpu1 KVM_RUN'))).toEqual(['vmm.thread0 → kvm.vcpu1 KVM_RUN', 'vmm.thread0 → kvm.vcpu1 KVM_RUN', 'vmm.thread0 → kvm.vcpu1 KVM_RUN']);
+    expect(steps.filter((a) => a.startsWith('vmm') && a.includes('kvm.vcpu1 KVM_RUN'))).toEqual(['vmm.thread0 → kvm.vcpu1 KVM_RUN', 'vmm.thread0 → kvm.vcpu1 KVM_RUN', 'vmm.thread0 → kvm.vcpu1 KVM_RUN']);
     expect(steps.filter((a) => a.includes('KVM_EXIT_IO'))).toEqual(expect.arrayContaining(['kvm.vcpu1 → vmm.thread0 KVM_EXIT_IO', 'kvm.vcpu0 → vmm KVM_EXIT_IO']));
     expect(steps).not.toContain('kvm.vcpu1 → vmm KVM_EXIT_IO');
     expect((actorView(r.deliveries.at(-1)!.world, r.model.indexOf.get('guest.vcpu1')!).context as GuestVcpuContext).regs.rax).toBe(0xacn);
