@@ -71,11 +71,15 @@ export type RunStep =
   | { op: 'waitExit'; label: string; vcpu: number; exit: HostExitName; expect: ExitExpectation }
   /** KVM_RUN again; `data` is run->mmio.data for an MMIO read, `ret` run->hypercall.ret for a hypercall. */
   | { op: 'run'; label: string; vcpu: number; data: bigint | null; ret: number }
-  /** The VMM's own mapping of shared guest memory: host physical `pa`, KeyID 0. */
-  | { op: 'write'; label: string; gpa: bigint; pa: bigint; size: number; value: bigint }
-  | { op: 'read'; label: string; gpa: bigint; pa: bigint; size: number; expect: bigint | null }
+  /**
+   * The VMM's own mapping of shared guest memory: host physical `pa`, KeyID 0. `gone`: the GPA is in no
+   * memslot of the VMM's view by this step (a KVM_SET_USER_MEMORY_REGION2 of the program deleted or moved
+   * it), so the step fails with that reason instead of touching memory.
+   */
+  | { op: 'write'; label: string; gpa: bigint; pa: bigint; gone?: string; size: number; value: bigint }
+  | { op: 'read'; label: string; gpa: bigint; pa: bigint; gone?: string; size: number; expect: bigint | null }
   /** Read again until the value is there: a host thread polling a flag the guest sets. */
-  | { op: 'waitMemory'; label: string; gpa: bigint; pa: bigint; size: number; value: bigint }
+  | { op: 'waitMemory'; label: string; gpa: bigint; pa: bigint; gone?: string; size: number; value: bigint }
   | { op: 'convert'; label: string; address: bigint; size: bigint; attributes: bigint; expectRet: number | null }
   /** fallocate(2) on the guest_memfd bound to memslot `slot` (file offset, FALLOC_FL_* mode). */
   | { op: 'fallocate'; label: string; slot: number; mode: number; offset: bigint; len: bigint; expectRet: number | null }

@@ -205,6 +205,11 @@ function runProgram(c: VmmContext, emitOut: (e: Emitted) => void): Pick<VmmConte
       );
       inKernel = withFlag(inKernel, s.vcpu, true);
       held = held.map((x, v) => (v === s.vcpu ? null : x));
+    } else if ((s.op === 'write' || s.op === 'read' || s.op === 'waitMemory') && s.gone !== undefined) {
+      // A userspace bug the program made itself: it dropped the mapping (memslot) this access goes through.
+      emitOut(expectationFailed(s, s.gone));
+      pc = c.program.length;
+      break;
     } else if (s.op === 'write') {
       emitOut(out('hw.mem', 'mem', 'MEM_WRITE', { pa: s.pa, size: s.size, keyid: 0, value: s.value, tag: 'vmm.host' }));
       awaiting = true;

@@ -374,7 +374,10 @@ function semanticProblem(s: Scenario): { path: ScenarioPath; message: string } |
     if (h.op === 'run' && !held.delete(h.vcpu)) return { path: ['host', k], message: `run re-enters a vCPU whose exit a waitExit took; no waitExit before it holds vCPU ${h.vcpu}` };
     if (h.op === 'read' || h.op === 'write' || h.op === 'waitMemory') {
       const g = h.gpa & ~shared;
-      if (!s.memslots.some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: ['host', k, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };
+      // A memslot the build made or one an earlier step creates or moves; whether it still covers the GPA
+      // when the step runs is the run's to find (hostSteps.ts).
+      const made = (s.host ?? []).slice(0, k).flatMap((x) => (x.op === 'setMemoryRegion' && x.size > 0n ? [{ gpa: x.gpa, size: x.size }] : []));
+      if (![...s.memslots, ...made].some((m) => g >= m.gpa && g + BigInt(h.size) <= m.gpa + m.size)) return { path: ['host', k, 'gpa'], message: `${hex(h.gpa)} is not inside a memslot: the VMM has no mapping of it` };
       if (g % BigInt(h.size) !== 0n) return { path: ['host', k, 'gpa'], message: `a ${h.size}-byte access at ${hex(h.gpa)} is not naturally aligned` };
     }
     if (h.op === 'punchHole' || h.op === 'truncate') {
@@ -420,11 +423,11 @@ function checkHostThreads(s: Scenario, td: boolean, shared: bigint): { path: Sce
         if (other !== undefined && th.start === 'initialized') return { path: [...here, 'op'], message: `vCPUs are created by one host thread (hostThreads[${other}] creates them too): a TD-state ioctl racing another thread's KVM_CREATE_VCPU fails with -EBUSY, which the model does not have` };
         creator.set(h.vcpu, t);
       }
-      // Another thread's vCPU: which INIT_VCPU comes first would be the race's; a running vCPU: its
-      // KVM_RUN holds vcpu->mutex, which the model does not show. What is left: a vCPU the thread created,
-      // or (during the build) one the build already initialised, which answers -EINVAL.
-      if (h.op === 'initVcpu' && creator.get(h.vcpu) !== t && (threadMade.has(h.vcpu) || th.start === 'runnable'))
-        return { path: [...here, 'vcpu'], message: `a host thread initialises a vCPU it created earlier in its program${th.start === 'initialized' ? ', or one the build created' : ''}; vCPU ${h.vcpu} is not` };
+      // Another thread's vCPU: which INIT_VCPU comes first would be the race's. What is left: a vCPU the
+      // thread created, or one the build created (a running one: the ioctl sleeps on the vcpu->mutex its
+      // KVM_RUN holds, then answers -EINVAL).
+      if (h.op === 'initVcpu' && creator.get(h.vcpu) !== t && threadMade.has(h.vcpu))
+        return { path: [...here, 'vcpu'], message: `a host thread initialises a vCPU it created earlier in its program, or one the build created; vCPU ${h.vcpu} is not` };
       if (h.op === 'initMemRegion') {
         if (h.page >= s.image.length) return { path: [...here, 'page'], message: `image page ${h.page} does not exist (${s.image.length} page(s) in image)` };
         if (h.vcpu >= s.vcpus.length) return { path: [...here, 'vcpu'], message: `vCPU ${h.vcpu} does not exist (${s.vcpus.length} vCPU(s))` };

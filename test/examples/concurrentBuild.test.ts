@@ -86,6 +86,7 @@ describe('KVM_TDX_INIT_MEM_REGION and KVM_TDX_FINALIZE_VM in the wrong state or 
         program: [
           { op: 'initMemRegion', page: 1, expectRet: -22 }, // the TD is RUNNABLE
           { op: 'finalize', expectRet: -22 }, // finalized already
+          { op: 'initVcpu', vcpu: 0, expectRet: -22 }, // the TD is RUNNABLE
         ],
       },
     ],
@@ -106,6 +107,7 @@ describe('KVM_TDX_INIT_MEM_REGION and KVM_TDX_FINALIZE_VM in the wrong state or 
     expect(rets('KVM_TDX_INIT_MEM_REGION', 'vmm.thread1')).toEqual([-22]);
     expect(rets('KVM_TDX_FINALIZE_VM', 'vmm.thread1')).toEqual([-22]);
     expect(rets('KVM_TDX_FINALIZE_VM', 'vmm')).toEqual([0]);
+    expect(rets('KVM_TDX_INIT_VCPU', 'vmm.thread1')).toEqual([-22]);
   });
   it('a refused INIT_MEM_REGION reaches no SEAMCALL: one TDH.MEM.PAGE.ADD per page added, TDH.MR.EXTEND only for the measured one', () => {
     expect(r.deliveries.filter((d) => d.message.name === 'TDH.MEM.PAGE.ADD' && d.message.to === 'tdx').length).toBe(2);
@@ -190,5 +192,44 @@ describe('loader errors for initMemRegion and a thread-side FINALIZE name file, 
   });
   it('a bad nrPages type', () => {
     expect(message('image: [{ gpa: 0x100000 }]', '      - { op: initMemRegion, page: 0, nrPages: x }')).toMatch(/^s\.yaml:8:\d+: hostThreads\[0\]\.program\[0\]\.nrPages: /);
+  });
+});
+
+describe("the main thread's reads and writes resolve GPAs in its current memslots, not the build's", () => {
+  const scenario = (host: unknown[]) =>
+    parseScenarioObject({
+      name: 'slot-view',
+      vm: { type: 'tdx', gpaw: 48, attributes: ['SEPT_VE_DISABLE'] },
+      memslots: [
+        { gpa: 0, size: 0x100000, guestMemfd: true },
+        { gpa: 0x100000, size: 0x100000 },
+      ],
+      vcpus: [{ program: [{ op: 'hlt' }] }],
+      host,
+    });
+  it('a read of a deleted slot fails naming the step and the delete, and touches no memory', () => {
+    const r = runScenario(
+      scenario([
+        { op: 'write', gpa: 0x100008, size: 8, value: 0x5a },
+        { op: 'setMemoryRegion', slot: 1, gpa: 0x100000, size: 0 },
+        { op: 'read', gpa: 0x100008, size: 8, expect: 0x5a },
+      ]),
+    );
+    expect(r.outcome.failures.map((f) => f.detail)).toEqual(['vmm: host[2] (read 0x100008): 0x100008 is in no memslot (host[1] deleted or moved it): the VMM has no mapping of it']);
+    expect(r.deliveries.filter((d) => d.message.from === 'vmm' && d.message.name === 'MEM_READ')).toEqual([]);
+  });
+  it('after a move the new GPA reads through the moved slot; the old one has no mapping', () => {
+    const moved = [
+      { op: 'setMemoryRegion', slot: 1, gpa: 0x100000, size: 0 },
+      { op: 'setMemoryRegion', slot: 1, gpa: 0x400000, size: 0x100000 },
+      { op: 'write', gpa: 0x400010, size: 8, value: 0x77 },
+      { op: 'read', gpa: 0x400010, size: 8, expect: 0x77 },
+    ];
+    expect(runScenario(scenario(moved)).outcome).toMatchObject({ status: 'ok', failures: [] });
+    const r = runScenario(scenario([...moved, { op: 'write', gpa: 0x100010, size: 8, value: 1 }]));
+    expect(r.outcome.failures.map((f) => f.detail)).toEqual(['vmm: host[4] (write 0x100010): 0x100010 is in no memslot (host[0] deleted or moved it): the VMM has no mapping of it']);
+  });
+  it('a GPA no memslot ever covers is still the loader’s error', () => {
+    expect(() => scenario([{ op: 'read', gpa: 0x900000, size: 8 }])).toThrow('host[0].gpa: 0x900000 is not inside a memslot: the VMM has no mapping of it');
   });
 });
