@@ -13,6 +13,10 @@
  * kvm_vm_ioctl_create_vcpu for KVM_CREATE_VCPU). Other ioctls (a memslot update: slots_lock) use the same
  * API: `ioctlLocks`, then `mutexLock` / `mutexUnlock` steps around the ioctl body.
  *
+ * KVM_RUN holds its vCPU's mutex for the whole ioctl (kvm_vcpu_ioctl): the vCPU thread (kvm.vcpuN) takes it
+ * on entry and drops it when KVM_RUN returns to userspace, so a TD-state ioctl against a running vCPU sleeps
+ * on it (kvm_lock_all_vcpus waits, killably) and the wait-for graph names the vCPU as the holder.
+ *
  * The model takes these mutexes only in scenarios with host threads (`hostThreads:`): with one VMM thread
  * nothing competes for them, and leaving them out keeps those logs as they were.
  */

@@ -11,6 +11,8 @@
  * image; the build joins it before KVM_TDX_FINALIZE_VM) or with the vCPU threads (`start: runnable`). It
  * ends with THREAD_EXIT. Each ioctl takes KVM's mutexes (kvmLocks.ts) as separate steps before its body and
  * drops them after it returns; each has an expected return value (0 unless the scenario says otherwise).
+ * The TD build's own ioctls are steps too (KVM_TDX_INIT_VCPU, KVM_TDX_INIT_MEM_REGION, KVM_TDX_FINALIZE_VM),
+ * so a scenario can split the build over threads as QEMU does (examples/concurrent-build).
  */
 import { setup, assign, emit, enqueueActions } from 'xstate';
 import { hex } from '../../src/arch/hex.ts';
