@@ -19,7 +19,7 @@ import { replayLog } from '../../src/replay/replay.ts';
 import type { World } from '../../src/runtime/world.ts';
 import type { Message } from '../../src/protocol/messages.ts';
 import { initialWorld as initialWorldOf } from '../../src/runtime/step.ts';
-import { ALL_EXAMPLES, exampleFile, FAILING_EXAMPLES } from '../helpers.ts';
+import { ALL_EXAMPLES, exampleFile, FAILING_EXAMPLES, FAILING_INVARIANT } from '../helpers.ts';
 
 const UNBOUNDED = { maxDepth: 10_000, maxStates: 1_000_000, maxMillis: Number.POSITIVE_INFINITY };
 
@@ -34,11 +34,11 @@ const OWN_INVARIANTS: ReadonlySet<string> = new Set(['memslot-delete-during-faul
 
 describe('default invariants on the bundled examples', () => {
   for (const name of ALL_EXAMPLES) {
-    it(`${name}: ${FAILING[name] ? 'no-failure is violated' : 'clean and exhaustive'}`, () => {
+    it(`${name}: ${FAILING[name] ? `${FAILING_INVARIANT[name] ?? 'no-failure'} is violated` : 'clean and exhaustive'}`, () => {
       const scenario = loadScenarioFile(exampleFile(name)).scenario;
       const r = explore(modelFor(scenario), OWN_INVARIANTS.has(name) ? invariantsOf(scenario.invariants) : defaultInvariants(), UNBOUNDED);
       if (FAILING[name]) {
-        expect(r.violation?.invariant).toBe('no-failure');
+        expect(r.violation?.invariant).toBe(FAILING_INVARIANT[name] ?? 'no-failure');
         expect(r.violation?.detail).toContain(FAILING[name]);
       } else {
         expect(r).toMatchObject({ status: 'clean', exhaustive: true });

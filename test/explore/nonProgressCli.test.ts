@@ -20,7 +20,7 @@ describe('tdxsim explore: non-progress (CLI)', () => {
     const dir = scratchDir();
     const r = tdxsim(dir, 'explore', 'accept-level-split', '--policy', 'splitOnAcceptLevel=off');
     expect(r.status).toBe(1);
-    expect(r.lines[0]).toMatch(/^# exploring accept-level-split \(depth-first\): invariants no-failure, .*, kick-completes, shared-spte-suppress-ve, no-spurious-memory-fault, no-lost-wakeup, interrupt-latency, no-ve-in-unsafe-context, guest-pte-matches-attribute, mmio-within-page, non-progress; bounds/);
+    expect(r.lines[0]).toMatch(/^# exploring accept-level-split \(depth-first\): invariants no-failure, .*, kick-completes, shared-spte-suppress-ve, no-spurious-memory-fault, no-lost-wakeup, no-interrupt-left-pending, interrupt-latency, no-ve-in-unsafe-context, guest-pte-matches-attribute, mmio-within-page, non-progress; bounds/);
     expect(r.stdout).toContain('# 326 states, 338 transitions, max depth 136, 0 end states,');
     expect(r.stdout).toMatch(/\n# non-progress: state graph of 326 states, 502 edges \(164 of them pruned from the search by the sleep sets\), [\d.]+ MiB, searched in [\d.]+ s — exhaustive, 1 component with a fair loop\n/);
     expect(r.stdout).toContain('# lasso: 122 steps to the loop, then 15 steps a turn (prefix: shortest path over the state graph; loop: shortest cycle through its end, extended until fair; 0 preemptions)');

@@ -9,6 +9,10 @@
  * directions of a conversion (set_memory_decrypted switches the PTE before MapGPA, set_memory_encrypted after
  * MapGPA and accept), and an access through it is a shared-EPT fault KVM answers (a recoverable #VE or
  * KVM_EXIT_MEMORY_FAULT), not a loss of the TD.
+ *
+ * The guest's order is not the only way to reach the violation: a VMM that converts on KVM_EXIT_MEMORY_FAULT
+ * (QEMU) can make a page shared after the guest took it back, when the exit of a stray shared access from
+ * another vCPU reaches it late (example zeropad-during-conversion) — a real race, not a transient to allow.
  */
 import { gpaToGfn } from '../../arch/gpa.ts';
 import { hex } from '../../arch/hex.ts';

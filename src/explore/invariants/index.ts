@@ -20,10 +20,11 @@ import { guestPteMatchesAttribute } from './guestPteMatchesAttribute.ts';
 import { mmioWithinPage } from './mmioWithinPage.ts';
 
 import { noLostWakeup } from './noLostWakeup.ts';
+import { noInterruptLeftPending } from './noInterruptLeftPending.ts';
 import { interruptLatency, interruptLatencySpec } from './interruptLatency.ts';
 
 export type { Invariant, InvariantSpec } from './invariant.ts';
-export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, noLostWakeup, interruptLatency, noVeInUnsafeContext, guestPteMatchesAttribute, mmioWithinPage, nonProgress };
+export { noFailure, noDeadlock, mirrorSeptAgree, noPrivateDataToHost, septParentFirst, removeAfterTrack, eptViolationProgress, kickCompletes, noStaleTranslation, sharedSpteSuppressVe, noSpuriousMemoryFault, noLostWakeup, noInterruptLeftPending, interruptLatency, noVeInUnsafeContext, guestPteMatchesAttribute, mmioWithinPage, nonProgress };
 export { NON_PROGRESS } from './nonProgress.ts';
 
 /**
@@ -43,6 +44,7 @@ export const INVARIANTS: readonly InvariantSpec[] = [
   fixed(sharedSpteSuppressVe),
   fixed(noSpuriousMemoryFault),
   fixed(noLostWakeup),
+  fixed(noInterruptLeftPending),
   interruptLatencySpec,
   fixed(noVeInUnsafeContext),
   fixed(guestPteMatchesAttribute),
