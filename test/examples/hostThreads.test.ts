@@ -280,7 +280,7 @@ describe('a host thread that runs a vCPU: its exits come back to it and its wait
   it('a waitExit for an exit that never comes is a deadlock naming the thread', () => {
     const forever = [...selftest, { op: 'waitExit', vcpu: 1, exit: 'KVM_EXIT_MMIO' }];
     const e = explore(modelFor(scenario(forever)), [noDeadlock], BOUNDS);
-    expect(e.violation?.detail).toMatch(/^deadlock: nothing in flight, but .*vmm\.thread0 in waitingExit/);
+    expect(e.violation?.detail).toMatch(/^deadlock: nothing in flight, but .*vmm\.thread0 in waitingExit \(waits for hostThreads\[0\]\.program\[\d+\] \(waitExit KVM_EXIT_MMIO on vCPU 1\)\)/);
   });
 
   it('the loader refuses a thread-run vCPU the main thread also waits for, and a waitExit before a run', () => {

@@ -71,7 +71,7 @@ describe('no-deadlock', () => {
 
   it('names every thread left waiting when nothing is in flight', () => {
     const stuck = withState(withState(world, 'kvm.mmu', 'writeLocked'), 'vmm', 'stopping');
-    expect(check(stuck)).toBe('deadlock: nothing in flight, but kvm.mmu in writeLocked, vmm in stopping');
+    expect(check(stuck)).toBe('deadlock: nothing in flight, but kvm.mmu in writeLocked, vmm in stopping (waits for pause_all_vcpus)');
     const halted = withState(world, 'guest.vcpu0', 'haltingTd');
     expect(check(halted)).toBe('deadlock: nothing in flight, but kvm.vcpu0 in inTdhVpEnter');
   });

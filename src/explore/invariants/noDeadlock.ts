@@ -17,7 +17,7 @@ import type { Model, World } from '../../runtime/world.ts';
 import { snapshotOf, stateName, type Invariant } from './invariant.ts';
 import type { VmmContext } from '../../../machines/vmm/vmm.ts';
 import { describeStep } from '../../../machines/vmm/hostProgram.ts';
-import { anyWait, waitCycle } from './waitFor.ts';
+import { anyWait, waitCycle, waitDescriptions } from './waitFor.ts';
 import { pendingWakeup } from './noLostWakeup.ts';
 
 const REST: readonly [RegExp, readonly string[]][] = [
@@ -71,6 +71,7 @@ export const noDeadlock: Invariant = {
     if (cycle !== null) return `deadlock: a wait cycle: ${cycle}`;
     if (after.pending.length > 0) return null;
     const stuck: string[] = [];
+    const waits = waitDescriptions(model, after);
     model.actors.forEach((a, i) => {
       const rest = REST.find(([re]) => re.test(a.id))?.[1];
       const state = stateName(after.snapshots[i]!.value);
@@ -78,7 +79,8 @@ export const noDeadlock: Invariant = {
       if (rest === undefined || (rest.includes(state) && pendingWakeup(model, after, a.id) === null)) return;
       if (GUEST_MODE.includes(state) && guestSpins(model, after, a.id)) return;
       if (state === 'inUserspace' && vmmStopped(model, after, a.id)) return;
-      stuck.push(`${a.id} in ${state}`);
+      const on = waits.get(a.id);
+      stuck.push(`${a.id} in ${state}${on === undefined ? '' : ` (waits for ${on})`}`);
     });
     const vmm = model.indexOf.get('vmm');
     const c = vmm === undefined ? undefined : (after.snapshots[vmm]!.context as VmmContext);

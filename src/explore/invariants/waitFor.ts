@@ -35,6 +35,11 @@ interface Wait {
   for: readonly string[];
 }
 
+/** What each waiting thread waits in (for a report that names a stuck thread's wait). */
+export function waitDescriptions(model: Model, world: World): Map<string, string> {
+  return new Map([...waitsOf(model, world)].map(([a, w]) => [a, w.on]));
+}
+
 function waitsOf(model: Model, world: World): Map<string, Wait> {
   return waitsIn(model, (i) => world.snapshots[i]!);
 }
