@@ -17,6 +17,18 @@ interface Command {
   stdoutTo: string | null;
 }
 
+/** The commands in order, each distinct one once, with the places (file:line) that show it. */
+function dedupe(commands: readonly Command[]): (Command & { places: string[] })[] {
+  const seen = new Map<string, Command & { places: string[] }>();
+  for (const c of commands) {
+    const key = `${c.args.join('\u0000')}>${c.stdoutTo ?? ''}`;
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, { ...c, places: [`${c.file}:${c.line}`] });
+    else first.places.push(`${c.file}:${c.line}`);
+  }
+  return [...seen.values()];
+}
+
 /** Commands that serve a page until Ctrl-C, or are templates (`<log>`, `…`), are shown, not run. */
 const notRunnable = (text: string) => /\binspect\b|--inspect|--open|<[a-z]|…|\[--|\s[A-Z]+(\s|$)/.test(text);
 
@@ -64,7 +76,9 @@ describe("the READMEs' commands", () => {
   // The commands run from the repository's root as a user would: the bundled examples are there.
   const dir = scratchDir();
   symlinkSync(path.join(REPO_ROOT, 'examples'), path.join(dir, 'examples'));
-  const commands = files.flatMap(commandsOf);
+  // A command shown again word for word (a README's header line and its transcript) runs once, named by
+  // every place that shows it: its result cannot differ, and the search commands are the suite's slowest.
+  const commands = dedupe(files.flatMap(commandsOf));
   // README's first command, `npm start`, writes mmio-ve.log.jsonl where the later ones read it.
   beforeAll(() => {
     const start = (JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
@@ -77,7 +91,7 @@ describe("the READMEs' commands", () => {
     expect(commands.some((c) => c.args[0] === 'export')).toBe(true);
   });
 
-  it.each(commands.map((c) => [`${c.file}:${c.line}: tdxsim ${c.args.join(' ')}${c.stdoutTo ? ` > ${c.stdoutTo}` : ''}`, c] as const))('%s', (_name, c) => {
+  it.each(commands.map((c) => [`${c.places.join(', ')}: tdxsim ${c.args.join(' ')}${c.stdoutTo ? ` > ${c.stdoutTo}` : ''}`, c] as const))('%s', (_name, c) => {
     const r = tdxsim(dir, ...c.args);
     if (c.stdoutTo) writeFileSync(path.join(dir, c.stdoutTo), r.stdout);
     // 1: the run reaches the failure its README describes; 3: a bounded or sampled search. Never 2.
