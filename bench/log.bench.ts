@@ -13,7 +13,7 @@
  *
  * BENCH_EVENTS=10000,100000 limits the seek sizes (BENCH_EVENTS=10000000 for the 10M-event log: minutes).
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -179,7 +179,8 @@ function readerRun(file: string) {
 
 function bytesPerExample() {
   const rows = [];
-  for (const name of readdirSync('examples').sort()) {
+  // Every bundled example: a directory with scenario.yaml (examples/traces holds trace samples, not a scenario).
+  for (const name of readdirSync('examples').filter((n) => existsSync(path.join('examples', n, 'scenario.yaml'))).sort()) {
     const s = loadScenarioFile(`examples/${name}`).scenario;
     const plain = path.join(work, `${name}.jsonl`);
     const gz = path.join(work, `${name}.jsonl.gz`);
